@@ -1,0 +1,51 @@
+-- The whole mixd schema, at the version in `PRAGMA user_version` that src/store/migrate.rs
+-- names LATEST. A new database gets this file; an older one gets the migrations after its
+-- version. Times are microseconds since the Unix epoch; JIDs are normalized bare JIDs.
+
+-- A channel and its information node (XEP-0369 §7.2). The key is what the hot tables use.
+CREATE TABLE channels (
+    key              INTEGER PRIMARY KEY AUTOINCREMENT,
+    name             TEXT    NOT NULL UNIQUE,
+    created_by       TEXT    NOT NULL,
+    created_at       INTEGER NOT NULL,
+    info_name        TEXT    NOT NULL DEFAULT '',
+    info_description TEXT    NOT NULL DEFAULT '',
+    -- Contact JIDs separated by single spaces (a JID never contains one).
+    info_contacts    TEXT    NOT NULL DEFAULT '',
+    info_updated_at  INTEGER NOT NULL
+);
+
+-- Owners of a channel, who need not be participants.
+CREATE TABLE channel_owners (
+    channel INTEGER NOT NULL REFERENCES channels (key) ON DELETE CASCADE,
+    jid     TEXT    NOT NULL,
+    PRIMARY KEY (channel, jid)
+) WITHOUT ROWID;
+
+-- Participants: `id` is the stable participant id, `nodes` a bit set of subscribed nodes
+-- (1 messages, 2 presence, 4 participants, 8 info), `role` 0 member, 1 admin, 2 owner.
+CREATE TABLE participants (
+    channel   INTEGER NOT NULL REFERENCES channels (key) ON DELETE CASCADE,
+    jid       TEXT    NOT NULL,
+    id        TEXT    NOT NULL,
+    nick      TEXT    NOT NULL,
+    nodes     INTEGER NOT NULL,
+    role      INTEGER NOT NULL,
+    joined_at INTEGER NOT NULL,
+    PRIMARY KEY (channel, jid)
+) WITHOUT ROWID;
+
+-- The archive. `id` is the archive id (MAM result id, reflected id, stanza-id), unique
+-- across the service and never reused (AUTOINCREMENT). `content` is the message's children
+-- as sent, an XML fragment whose stanza-namespace elements carry no xmlns.
+-- No foreign key on `channel`: checking it would cost every insert; destroy deletes rows.
+CREATE TABLE messages (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel   INTEGER NOT NULL,
+    at        INTEGER NOT NULL,
+    sender    TEXT    NOT NULL,
+    nick      TEXT    NOT NULL,
+    origin_id TEXT,
+    content   TEXT    NOT NULL
+);
+CREATE INDEX messages_by_channel ON messages (channel, id);

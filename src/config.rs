@@ -1,0 +1,248 @@
+//! Settings: each can be given as a flag, an environment variable or a key of a TOML file
+//! (`--config`), in that order of precedence, and named alike in all three: `--user-domain`,
+//! `MIXD_USER_DOMAINS`, `user_domains`. The secret is never printed or logged.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, ValueEnum};
+use serde::Deserialize;
+
+use crate::store::sqlite::Durability;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The options as given; everything optional so that the sources can be layered.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// TOML file with any of the settings below (keys: server, jid, secret, database,
+    /// user_domains, log_format, durability, max_message_bytes).
+    #[arg(long, env = "MIXD_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address of the XMPP server's component listener [default: 127.0.0.1:5347].
+    #[arg(long, env = "MIXD_SERVER", value_name = "HOST:PORT")]
+    pub server: Option<String>,
+
+    /// The component's JID, the domain channels live under, e.g. mix.example.org.
+    #[arg(long, env = "MIXD_JID", value_name = "DOMAIN")]
+    pub jid: Option<String>,
+
+    /// Shared secret of the component, as configured on the XMPP server.
+    #[arg(long, env = "MIXD_SECRET", hide_env_values = true, value_name = "SECRET")]
+    pub secret: Option<String>,
+
+    /// SQLite database file [default: mixd.db].
+    #[arg(long, env = "MIXD_DATABASE", value_name = "FILE")]
+    pub database: Option<PathBuf>,
+
+    /// A domain whose users may create channels; repeat for several (the environment variable
+    /// takes a comma-separated list) [default: the component's parent domain].
+    #[arg(long = "user-domain", env = "MIXD_USER_DOMAINS", value_delimiter = ',', value_name = "DOMAIN")]
+    #[serde(default, alias = "user-domains")]
+    pub user_domains: Vec<String>,
+
+    /// Log format [default: human].
+    #[arg(long, env = "MIXD_LOG_FORMAT", value_enum)]
+    #[serde(alias = "log-format")]
+    pub log_format: Option<LogFormat>,
+
+    /// normal: a commit survives a crash of mixd; full: also a power cut [default: normal].
+    #[arg(long, env = "MIXD_DURABILITY", value_enum)]
+    pub durability: Option<Durability>,
+
+    /// Largest message accepted, in bytes of XML payload [default: 65536].
+    #[arg(long, env = "MIXD_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    #[serde(alias = "max-message-bytes")]
+    pub max_message_bytes: Option<usize>,
+}
+
+/// The settings mixd runs with, every one resolved.
+#[derive(Clone)]
+pub struct Settings {
+    pub server: String,
+    pub domain: String,
+    pub secret: String,
+    pub database: PathBuf,
+    pub user_domains: Vec<String>,
+    pub log_format: LogFormat,
+    pub durability: Durability,
+    pub max_message_bytes: usize,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("server", &self.server)
+            .field("domain", &self.domain)
+            .field("secret", &"<redacted>")
+            .field("database", &self.database)
+            .field("user_domains", &self.user_domains)
+            .field("log_format", &self.log_format)
+            .field("durability", &self.durability)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .finish()
+    }
+}
+
+/// Where each setting came from, for `check-config`.
+#[derive(Debug)]
+pub struct Sources(Vec<(&'static str, String)>);
+
+impl Options {
+    /// Layers flags and environment (already in `self`, as clap resolved them) over the file.
+    pub fn resolve(self, matches: &ArgMatches) -> anyhow::Result<(Settings, Sources)> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => Options::default(),
+        };
+        let mut sources = Vec::new();
+        let mut origin = |name: &'static str, id: &str, in_file: bool| {
+            let source = match matches.value_source(id) {
+                Some(ValueSource::CommandLine) => "flag".to_string(),
+                Some(ValueSource::EnvVariable) => "environment".to_string(),
+                _ if in_file => format!("file {}", self.config.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default()),
+                _ => "default".to_string(),
+            };
+            sources.push((name, source));
+        };
+        origin("server", "server", file.server.is_some());
+        origin("jid", "jid", file.jid.is_some());
+        origin("secret", "secret", file.secret.is_some());
+        origin("database", "database", file.database.is_some());
+        origin("user_domains", "user_domains", !file.user_domains.is_empty());
+        origin("log_format", "log_format", file.log_format.is_some());
+        origin("durability", "durability", file.durability.is_some());
+        origin("max_message_bytes", "max_message_bytes", file.max_message_bytes.is_some());
+
+        let server = self.server.or(file.server).unwrap_or_else(|| "127.0.0.1:5347".into());
+        let Some(domain) = self.jid.or(file.jid) else {
+            bail!("no component JID: give --jid, MIXD_JID or `jid` in the config file");
+        };
+        let parsed = jid::BareJid::new(&domain).with_context(|| format!("'{domain}' is not a valid JID"))?;
+        if parsed.node().is_some() {
+            bail!("the component JID must be a bare domain such as mix.example.org, not '{domain}'");
+        }
+        let domain = parsed.to_string();
+        let Some(secret) = self.secret.or(file.secret) else {
+            bail!("no shared secret: give --secret, MIXD_SECRET or `secret` in the config file");
+        };
+        if secret.is_empty() {
+            bail!("the shared secret is empty");
+        }
+        if !server.contains(':') {
+            bail!("server '{server}' must be HOST:PORT");
+        }
+        let mut user_domains = if self.user_domains.is_empty() { file.user_domains } else { self.user_domains };
+        user_domains.retain(|d| !d.trim().is_empty());
+        if user_domains.is_empty() {
+            match domain.split_once('.') {
+                Some((_, parent)) if !parent.is_empty() => user_domains.push(parent.to_owned()),
+                _ => bail!("no user domain: give --user-domain (the component's domain has no parent)"),
+            }
+        }
+        let settings = Settings {
+            server,
+            domain,
+            secret,
+            database: self.database.or(file.database).unwrap_or_else(|| "mixd.db".into()),
+            user_domains,
+            log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+            durability: self.durability.or(file.durability).unwrap_or_default(),
+            max_message_bytes: self.max_message_bytes.or(file.max_message_bytes).unwrap_or(64 * 1024),
+        };
+        if settings.max_message_bytes < 1024 {
+            bail!("max_message_bytes must be at least 1024");
+        }
+        Ok((settings, Sources(sources)))
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<Options> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("in {}", path.display()))
+}
+
+impl Settings {
+    /// The explanation `mixd check-config` prints.
+    pub fn explain(&self, sources: &Sources) -> String {
+        let source = |name: &str| {
+            sources
+                .0
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, s)| s.as_str())
+                .unwrap_or("default")
+        };
+        let rows = [
+            ("server", self.server.clone(), "the XMPP server's component listener mixd connects to"),
+            ("jid", self.domain.clone(), "channels are <name>@this domain"),
+            ("secret", format!("set ({} characters, not shown)", self.secret.chars().count()), "must equal the server's component secret"),
+            ("database", self.database.display().to_string(), "SQLite file, created if missing"),
+            ("user_domains", self.user_domains.join(","), "users of these domains may create channels"),
+            ("log_format", format!("{:?}", self.log_format).to_lowercase(), "log output"),
+            ("durability", format!("{:?}", self.durability).to_lowercase(), "normal survives a crash of mixd, full also a power cut"),
+            ("max_message_bytes", self.max_message_bytes.to_string(), "larger messages are refused with policy-violation"),
+        ];
+        let mut out = String::from("configuration is valid:\n");
+        for (name, value, why) in rows {
+            out.push_str(&format!("  {name:<18} = {value:<32} [{}] {why}\n", source(name)));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    fn resolve(args: &[&str]) -> anyhow::Result<(Settings, Sources)> {
+        let matches = Cli::command().try_get_matches_from(args)?;
+        Cli::from_arg_matches(&matches)?.options.resolve(&matches)
+    }
+
+    #[test]
+    fn flags_override_file_and_defaults_fill_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mixd.toml");
+        std::fs::write(&file, "jid = 'mix.example.org'\nsecret = 's3cret'\nserver = '10.0.0.1:5347'\nuser_domains = ['example.org', 'other.org']\n").unwrap();
+        let (settings, sources) = resolve(&["t", "--config", file.to_str().unwrap(), "--server", "127.0.0.1:6000"]).unwrap();
+        assert_eq!(settings.server, "127.0.0.1:6000");
+        assert_eq!(settings.domain, "mix.example.org");
+        assert_eq!(settings.user_domains, vec!["example.org", "other.org"]);
+        assert_eq!(settings.database, PathBuf::from("mixd.db"));
+        let explained = settings.explain(&sources);
+        assert!(explained.contains("[flag]") && explained.contains("[default]"), "{explained}");
+        assert!(!explained.contains("s3cret"));
+        assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn user_domain_defaults_to_parent_and_errors_are_explained() {
+        let (settings, _) = resolve(&["t", "--jid", "mix.localhost", "--secret", "x"]).unwrap();
+        assert_eq!(settings.user_domains, vec!["localhost"]);
+        let err = resolve(&["t", "--secret", "x"]).unwrap_err().to_string();
+        assert!(err.contains("--jid"), "{err}");
+        let err = resolve(&["t", "--jid", "a@mix.localhost", "--secret", "x"]).unwrap_err().to_string();
+        assert!(err.contains("bare domain"), "{err}");
+    }
+}

@@ -1,0 +1,101 @@
+//! Creating a channel (XEP-0369 §7.3.2): named by the creator, or ad hoc with a name the
+//! service makes up. Only users of the configured domains may create; the creator owns it.
+
+use jid::{BareJid, NodePart};
+
+use super::{Condition, Fact, Groups, Micros, Outcome, Refusal};
+
+impl Groups {
+    /// Creates channel `name`, or an ad-hoc channel when `name` is `None`.
+    /// Returns the channel's (normalized) name with the facts.
+    pub fn create(
+        &mut self,
+        actor: &BareJid,
+        name: Option<&str>,
+        now: Micros,
+    ) -> Outcome<(String, Vec<Fact>)> {
+        if !self.may_create(actor) {
+            return Err(Refusal::new(
+                Condition::Forbidden,
+                format!("users of {} may not create channels here", actor.domain()),
+            ));
+        }
+        let name = match name {
+            Some(requested) => {
+                let name = valid_channel_name(requested)?;
+                if self.channels.contains_key(&name) {
+                    return Err(Refusal::new(
+                        Condition::Conflict,
+                        format!("channel '{name}' already exists"),
+                    ));
+                }
+                name
+            }
+            None => loop {
+                let candidate = self.ids.next();
+                if !self.channels.contains_key(&candidate) {
+                    break candidate;
+                }
+            },
+        };
+        let fact = Fact::ChannelCreated {
+            key: self.next_channel_key(),
+            name: name.clone(),
+            owner: actor.clone(),
+            at: now,
+        };
+        Ok((name, self.apply_all(vec![fact])))
+    }
+}
+
+/// A channel name is a JID localpart without `#` (MIX reserves `#` for participant proxies).
+fn valid_channel_name(requested: &str) -> Outcome<String> {
+    let invalid = |why: &str| {
+        Refusal::new(
+            Condition::BadRequest,
+            format!("'{requested}' is not a valid channel name: {why}"),
+        )
+    };
+    if requested.contains('#') {
+        return Err(invalid("it contains '#'"));
+    }
+    let node = NodePart::new(requested).map_err(|e| invalid(&e.to_string()))?;
+    Ok(node.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    #[test]
+    fn named_channel_is_created_once() {
+        let mut g = groups();
+        let (name, facts) = g.create(&jid("alice@localhost"), Some("Coven"), 1).unwrap();
+        assert_eq!(name, "coven");
+        assert!(matches!(facts[0], Fact::ChannelCreated { key: 1, .. }));
+        assert!(g.channel("coven").unwrap().is_owner(&jid("alice@localhost")));
+        let again = g.create(&jid("bob@localhost"), Some("coven"), 2).unwrap_err();
+        assert_eq!(again.condition, Condition::Conflict);
+    }
+
+    #[test]
+    fn ad_hoc_channels_get_distinct_names() {
+        let mut g = groups();
+        let (a, _) = g.create(&jid("alice@localhost"), None, 1).unwrap();
+        let (b, _) = g.create(&jid("alice@localhost"), None, 1).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(g.channel(&b).unwrap().key, 2);
+    }
+
+    #[test]
+    fn foreign_users_and_bad_names_are_refused() {
+        let mut g = groups();
+        let foreign = g.create(&jid("eve@elsewhere"), Some("x"), 1).unwrap_err();
+        assert_eq!(foreign.condition, Condition::Forbidden);
+        for bad in ["a#b", "a@b", "", "a b\u{0}"] {
+            let err = g.create(&jid("alice@localhost"), Some(bad), 1).unwrap_err();
+            assert_eq!(err.condition, Condition::BadRequest, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The group core: channels, their participants and the rules that govern them. No I/O.
+//!
+//! Every change is decided here and described as a [`Fact`]. The caller stores the facts
+//! (the store persists them in one transaction) and only then delivers what they say, so a
+//! client is never told about something a crash could take back. The core applies each fact to
+//! its in-memory state as soon as it is decided, so the next command sees it; commands are
+//! executed one at a time by the service loop, which keeps the rules free of locking.
+//!
+//! Each capability is its own file: `create`, `destroy`, `join`, `leave`, `nick`,
+//! `subscription`, `post`, `info`, `presence`.
+
+mod create;
+mod destroy;
+mod info;
+mod join;
+mod leave;
+mod nick;
+mod post;
+mod presence;
+mod subscription;
+
+pub mod model;
+
+use std::collections::HashMap;
+
+pub use model::{Channel, Info, Nodes, Participant, Role};
+pub use info::InfoChange;
+pub use post::Posted;
+
+use jid::{BareJid, FullJid};
+
+/// A point in time, in microseconds since the Unix epoch (what the archive stores).
+pub type Micros = i64;
+
+/// Why a command was refused: an XMPP-neutral condition and a human-readable text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub condition: Condition,
+    pub text: String,
+}
+
+/// The conditions the rules can refuse with; dialects map them onto their error shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    BadRequest,
+    Forbidden,
+    NotAllowed,
+    ItemNotFound,
+    Conflict,
+    ResourceConstraint,
+    PolicyViolation,
+    NotAcceptable,
+}
+
+impl Refusal {
+    pub fn new(condition: Condition, text: impl Into<String>) -> Self {
+        Refusal {
+            condition,
+            text: text.into(),
+        }
+    }
+}
+
+pub type Outcome<T = Vec<Fact>> = Result<T, Refusal>;
+
+/// A change the core has decided. Facts are stored, then delivered.
+#[derive(Debug, Clone)]
+pub enum Fact {
+    ChannelCreated {
+        key: i64,
+        name: String,
+        owner: BareJid,
+        at: Micros,
+    },
+    ChannelDestroyed {
+        channel: Box<Channel>,
+    },
+    Joined {
+        key: i64,
+        participant: Participant,
+    },
+    Left {
+        key: i64,
+        participant: Participant,
+    },
+    NickChanged {
+        key: i64,
+        jid: BareJid,
+        nick: String,
+    },
+    SubscriptionChanged {
+        key: i64,
+        jid: BareJid,
+        nodes: Nodes,
+    },
+    Posted(std::sync::Arc<Posted>),
+    InfoChanged {
+        key: i64,
+        info: Info,
+    },
+    /// A client came online in a channel or went away; known only while mixd runs, not stored.
+    PresenceChanged {
+        key: i64,
+        jid: FullJid,
+        online: bool,
+    },
+}
+
+/// Limits and permissions the operator configures.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Users of these domains may create channels.
+    pub user_domains: Vec<String>,
+    /// Largest message payload accepted, in bytes of XML.
+    pub max_message_bytes: usize,
+    /// Longest nick accepted, in bytes.
+    pub max_nick_bytes: usize,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            user_domains: Vec::new(),
+            max_message_bytes: 64 * 1024,
+            max_nick_bytes: 64,
+        }
+    }
+}
+
+/// Everything the core knows, loaded from the store at start.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub channels: Vec<Channel>,
+    pub last_channel_key: i64,
+    pub last_message_id: i64,
+}
+
+/// The groups of one service and the counters that key new ones.
+pub struct Groups {
+    pub rules: Rules,
+    channels: HashMap<String, Channel>,
+    /// Channel names by key, for facts (which name channels by key).
+    names: HashMap<i64, String>,
+    last_channel_key: i64,
+    last_message_id: i64,
+    ids: IdSource,
+}
+
+impl Groups {
+    pub fn new(rules: Rules, snapshot: Snapshot) -> Self {
+        let names = snapshot.channels.iter().map(|c| (c.key, c.name.clone())).collect();
+        let channels = snapshot
+            .channels
+            .into_iter()
+            .map(|c| (c.name.clone(), c))
+            .collect();
+        Groups {
+            rules,
+            channels,
+            names,
+            last_channel_key: snapshot.last_channel_key,
+            last_message_id: snapshot.last_message_id,
+            ids: IdSource::default(),
+        }
+    }
+
+    pub fn channel(&self, name: &str) -> Option<&Channel> {
+        self.channels.get(name)
+    }
+
+    pub fn channel_by_key(&self, key: i64) -> Option<&Channel> {
+        self.names.get(&key).and_then(|name| self.channels.get(name))
+    }
+
+    pub fn channels(&self) -> impl Iterator<Item = &Channel> {
+        self.channels.values()
+    }
+
+    pub fn may_create(&self, user: &BareJid) -> bool {
+        self.rules
+            .user_domains
+            .iter()
+            .any(|d| d.as_str() == user.domain().as_str())
+    }
+
+    fn existing(&self, name: &str) -> Outcome<&Channel> {
+        self.channels
+            .get(name)
+            .ok_or_else(|| Refusal::new(Condition::ItemNotFound, format!("no channel '{name}'")))
+    }
+
+    /// The participant `who` in channel `name`, or the refusal a non-participant gets.
+    fn participant_of<'a>(&'a self, name: &str, who: &BareJid) -> Outcome<(&'a Channel, &'a Participant)> {
+        let channel = self.existing(name)?;
+        let participant = channel.participant(who).ok_or_else(|| {
+            Refusal::new(
+                Condition::Forbidden,
+                format!("{who} is not a participant of '{name}'"),
+            )
+        })?;
+        Ok((channel, participant))
+    }
+
+    /// Applies a decided fact to the in-memory state.
+    fn apply(&mut self, fact: &Fact) {
+        match fact {
+            Fact::ChannelCreated {
+                key,
+                name,
+                owner,
+                at,
+            } => {
+                self.last_channel_key = self.last_channel_key.max(*key);
+                self.names.insert(*key, name.clone());
+                self.channels
+                    .insert(name.clone(), Channel::new(*key, name.clone(), owner.clone(), *at));
+            }
+            Fact::ChannelDestroyed { channel } => {
+                self.names.remove(&channel.key);
+                self.channels.remove(&channel.name);
+            }
+            Fact::Posted(posted) => {
+                self.last_message_id = self.last_message_id.max(posted.id);
+            }
+            other => {
+                let name = self.names.get(&fact_key(other));
+                if let Some(channel) = name.and_then(|name| self.channels.get_mut(name)) {
+                    channel.apply(other);
+                }
+            }
+        }
+    }
+
+    fn apply_all(&mut self, facts: Vec<Fact>) -> Vec<Fact> {
+        for fact in &facts {
+            self.apply(fact);
+        }
+        facts
+    }
+
+    fn next_channel_key(&mut self) -> i64 {
+        self.last_channel_key + 1
+    }
+
+    fn next_message_id(&mut self) -> i64 {
+        self.last_message_id + 1
+    }
+}
+
+fn fact_key(fact: &Fact) -> i64 {
+    match fact {
+        Fact::ChannelCreated { key, .. }
+        | Fact::Joined { key, .. }
+        | Fact::Left { key, .. }
+        | Fact::NickChanged { key, .. }
+        | Fact::SubscriptionChanged { key, .. }
+        | Fact::InfoChanged { key, .. }
+        | Fact::PresenceChanged { key, .. } => *key,
+        Fact::ChannelDestroyed { channel } => channel.key,
+        Fact::Posted(posted) => posted.channel,
+    }
+}
+
+/// Opaque identifiers (participant ids, ad-hoc channel names) that cannot be guessed from
+/// one another: a counter hashed with a per-process random key.
+#[derive(Default)]
+struct IdSource {
+    counter: u64,
+    keys: std::collections::hash_map::RandomState,
+}
+
+impl IdSource {
+    fn next(&mut self) -> String {
+        use std::hash::{BuildHasher, Hasher};
+        self.counter += 1;
+        let mut hasher = self.keys.build_hasher();
+        hasher.write_u64(self.counter);
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        format!("{:016x}", hasher.finish())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub fn jid(s: &str) -> BareJid {
+        BareJid::new(s).unwrap()
+    }
+
+    pub fn groups() -> Groups {
+        Groups::new(
+            Rules {
+                user_domains: vec!["localhost".into()],
+                ..Rules::default()
+            },
+            Snapshot::default(),
+        )
+    }
+
+    /// A service with channel `coven` owned by alice, where alice and bob have joined.
+    pub fn coven() -> Groups {
+        let mut g = groups();
+        g.create(&jid("alice@localhost"), Some("coven"), 1).unwrap();
+        g.join("coven", &jid("alice@localhost"), Some("alice"), Nodes::ALL, 2)
+            .unwrap();
+        g.join("coven", &jid("bob@localhost"), Some("bob"), Nodes::ALL, 3)
+            .unwrap();
+        g
+    }
+}

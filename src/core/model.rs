@@ -1,0 +1,165 @@
+//! The shape of a channel as the core keeps it in memory.
+
+use jid::{BareJid, FullJid};
+
+use super::{Fact, Micros};
+
+/// The MIX nodes a participant can subscribe to, as a bit set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Nodes(pub u8);
+
+impl Nodes {
+    pub const NONE: Nodes = Nodes(0);
+    pub const MESSAGES: Nodes = Nodes(1);
+    pub const PRESENCE: Nodes = Nodes(2);
+    pub const PARTICIPANTS: Nodes = Nodes(4);
+    pub const INFO: Nodes = Nodes(8);
+    pub const ALL: Nodes = Nodes(15);
+
+    pub fn contains(self, other: Nodes) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub fn with(self, other: Nodes) -> Nodes {
+        Nodes(self.0 | other.0)
+    }
+    pub fn without(self, other: Nodes) -> Nodes {
+        Nodes(self.0 & !other.0)
+    }
+}
+
+/// What a participant may do beyond posting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Member = 0,
+    Admin = 1,
+    Owner = 2,
+}
+
+impl Role {
+    pub fn from_i64(value: i64) -> Role {
+        match value {
+            2 => Role::Owner,
+            1 => Role::Admin,
+            _ => Role::Member,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// Stable participant id (XEP-0369 §7.1): never reused within the channel.
+    pub id: String,
+    pub jid: BareJid,
+    pub nick: String,
+    pub nodes: Nodes,
+    pub role: Role,
+    pub joined_at: Micros,
+    /// Full JIDs that have sent available presence to the channel (XEP-0403); live
+    /// deliveries go to these. Not stored: it is rebuilt as clients send presence again.
+    pub online: Vec<FullJid>,
+}
+
+/// The channel information node (XEP-0369 §7.2): Name, Description, Contact.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Info {
+    pub name: String,
+    pub description: String,
+    pub contacts: Vec<BareJid>,
+    /// When the info last changed; it is the id of the info node's item.
+    pub updated_at: Micros,
+}
+
+#[derive(Debug, Clone)]
+pub struct Channel {
+    /// Integer key used by the store (and in hot tables).
+    pub key: i64,
+    /// The channel's localpart: `name@mix.example`.
+    pub name: String,
+    pub info: Info,
+    pub created_by: BareJid,
+    pub created_at: Micros,
+    /// Participants in order of joining (the longest-standing first).
+    pub participants: Vec<Participant>,
+    /// Owners who are not (or no longer) participants still own the channel.
+    pub owners: Vec<BareJid>,
+}
+
+impl Channel {
+    pub fn new(key: i64, name: String, owner: BareJid, at: Micros) -> Self {
+        Channel {
+            key,
+            name,
+            info: Info {
+                updated_at: at,
+                ..Info::default()
+            },
+            created_by: owner.clone(),
+            created_at: at,
+            participants: Vec::new(),
+            owners: vec![owner],
+        }
+    }
+
+    pub fn participant(&self, jid: &BareJid) -> Option<&Participant> {
+        self.participants.iter().find(|p| &p.jid == jid)
+    }
+
+    fn participant_mut(&mut self, jid: &BareJid) -> Option<&mut Participant> {
+        self.participants.iter_mut().find(|p| &p.jid == jid)
+    }
+
+    pub fn is_owner(&self, jid: &BareJid) -> bool {
+        self.owners.contains(jid)
+    }
+
+    /// Owners and admins may change the channel's information.
+    pub fn is_admin_or_owner(&self, jid: &BareJid) -> bool {
+        self.is_owner(jid) || self.participant(jid).is_some_and(|p| p.role >= Role::Admin)
+    }
+
+    pub fn nick_taken(&self, nick: &str, by_other_than: &BareJid) -> bool {
+        self.participants
+            .iter()
+            .any(|p| &p.jid != by_other_than && p.nick.eq_ignore_ascii_case(nick))
+    }
+
+    /// Participants subscribed to `node`.
+    pub fn subscribers(&self, node: Nodes) -> impl Iterator<Item = &Participant> {
+        self.participants
+            .iter()
+            .filter(move |p| p.nodes.contains(node))
+    }
+
+    pub(super) fn apply(&mut self, fact: &Fact) {
+        match fact {
+            Fact::Joined { participant, .. } => {
+                self.participants.retain(|p| p.jid != participant.jid);
+                self.participants.push(participant.clone());
+            }
+            Fact::Left { participant, .. } => {
+                self.participants.retain(|p| p.jid != participant.jid);
+            }
+            Fact::NickChanged { jid, nick, .. } => {
+                if let Some(p) = self.participant_mut(jid) {
+                    p.nick = nick.clone();
+                }
+            }
+            Fact::SubscriptionChanged { jid, nodes, .. } => {
+                if let Some(p) = self.participant_mut(jid) {
+                    p.nodes = *nodes;
+                }
+            }
+            Fact::InfoChanged { info, .. } => self.info = info.clone(),
+            Fact::PresenceChanged { jid, online, .. } => {
+                let bare = jid.to_bare();
+                if let Some(p) = self.participant_mut(&bare) {
+                    p.online.retain(|j| j != jid);
+                    if *online {
+                        p.online.push(jid.clone());
+                    }
+                }
+            }
+            Fact::ChannelCreated { .. } | Fact::ChannelDestroyed { .. } | Fact::Posted(_) => {}
+        }
+    }
+}

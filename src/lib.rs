@@ -1,0 +1,19 @@
+//! mixd: a MIX group-chat service attached to an XMPP server as an external component.
+//!
+//! Layers, from the outside in (dependencies point inward, to `core`):
+//! - [`link`]: the XEP-0114 connection (the wire);
+//! - [`mix`]: the standard MIX dialect, stanza ⇄ core command;
+//! - [`delivery`]: facts → stanzas for each recipient;
+//! - [`store`]: SQLite behind a narrow interface, with group commit;
+//! - [`core`]: channels, participants and their rules, with no I/O.
+//!
+//! [`service`] ties them together; `docs/ARCHITECTURE.md` follows one stanza through.
+
+pub mod config;
+pub mod core;
+pub mod delivery;
+pub mod link;
+pub mod mix;
+pub mod service;
+pub mod store;
+pub mod xml;

@@ -1,0 +1,64 @@
+//! Changing the channel information (XEP-0369 §7.3.6): a pubsub publish of a form with
+//! Name, Description and Contact on the info node, by an owner or admin. The result names
+//! the new item; subscribers of the info node are notified by delivery.
+
+use jid::BareJid;
+use minidom::Element;
+
+use super::render::NODE_INFO;
+use super::{bad_request, channel_name, Envelope, Handled, Service};
+use crate::core::InfoChange;
+use crate::core::{Groups, Micros, Outcome};
+use crate::xml::{ns, Xml};
+
+pub fn publish(groups: &mut Groups, _service: &Service, env: &Envelope, payload: &Element, now: Micros) -> Outcome<Handled> {
+    let publish = payload
+        .get_child("publish", ns::PUBSUB)
+        .ok_or_else(|| bad_request("a pubsub set on a channel must be a <publish/>"))?;
+    if publish.attr("node") != Some(NODE_INFO) {
+        return Err(bad_request(format!("only the info node ({NODE_INFO}) is published to by clients")));
+    }
+    let form = publish
+        .get_child("item", ns::PUBSUB)
+        .and_then(|item| item.get_child("x", ns::DATA_FORMS))
+        .ok_or_else(|| bad_request("the published item must carry a jabber:x:data form"))?;
+    let change = parse_form(form)?;
+    let (info, facts) = groups.set_info(channel_name(env), &env.sender(), change, now)?;
+    let mut x = Xml::new();
+    x.open("pubsub", ns::PUBSUB)
+        .open("publish", "")
+        .attr("node", NODE_INFO)
+        .open("item", "")
+        .attr("id", &super::render::timestamp(info.updated_at));
+    Ok(Handled::iq_changed(env, facts, Some(x.finish())))
+}
+
+fn parse_form(form: &Element) -> Outcome<InfoChange> {
+    let mut change = InfoChange::default();
+    for field in form.children().filter(|c| c.is("field", ns::DATA_FORMS)) {
+        let values: Vec<String> = field
+            .children()
+            .filter(|v| v.is("value", ns::DATA_FORMS))
+            .map(|v| v.text())
+            .collect();
+        let single = || values.first().cloned().unwrap_or_default();
+        match field.attr("var").unwrap_or_default() {
+            "FORM_TYPE" => {
+                if single() != ns::MIX_CORE {
+                    return Err(bad_request(format!("the form's FORM_TYPE must be {}", ns::MIX_CORE)));
+                }
+            }
+            "Name" => change.name = Some(single()),
+            "Description" => change.description = Some(single()),
+            "Contact" => {
+                let contacts = values
+                    .iter()
+                    .map(|v| BareJid::new(v.trim()).map_err(|_| bad_request(format!("'{v}' is not a JID"))))
+                    .collect::<Outcome<Vec<_>>>()?;
+                change.contacts = Some(contacts);
+            }
+            other => return Err(bad_request(format!("the info form has no field '{other}'"))),
+        }
+    }
+    Ok(change)
+}

@@ -1,0 +1,140 @@
+//! Channel history through MAM (XEP-0313 v2) with RSM paging (XEP-0059), on the channel JID.
+//!
+//! Filters: `with` (a sender's bare JID), `start`, `end`. Paging: `max` (default 50, at most
+//! 250), `after`, `before` (empty for the last page), `index`; `<flip-page/>` reverses a page.
+//! The `<fin/>` carries `first` (with its index), `last`, `count` and `complete`.
+//! Only participants may read.
+
+use chrono::DateTime;
+use jid::BareJid;
+use minidom::Element;
+use xmpp_parsers::mam::Query;
+
+use super::render::{self, timestamp};
+use super::{bad_request, channel_name, Envelope, ErrorKind, Handled, HistoryRequest, Service};
+use crate::core::{Condition, Groups, Micros, Outcome, Refusal};
+use crate::store::{HistoryError, HistoryPage, HistoryQuery, Page};
+use crate::xml::{ns, Xml};
+
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 250;
+
+pub fn query(groups: &Groups, service: &Service, env: &Envelope, payload: &Element) -> Outcome<Handled> {
+    let query = Query::try_from(payload.clone()).map_err(|e| bad_request(format!("invalid MAM query: {e}")))?;
+    let name = channel_name(env);
+    let channel = groups
+        .channel(name)
+        .ok_or_else(|| Refusal::new(Condition::ItemNotFound, format!("no channel '{name}'")))?;
+    if channel.participant(&env.sender()).is_none() {
+        return Err(Refusal::new(
+            Condition::Forbidden,
+            format!("only participants of '{name}' may read its history"),
+        ));
+    }
+    let mut history = HistoryQuery {
+        channel: channel.key,
+        max: DEFAULT_PAGE,
+        ..HistoryQuery::default()
+    };
+    if let Some(form) = &query.form {
+        for field in &form.fields {
+            let value = field.values.first().map(String::as_str).unwrap_or_default();
+            match field.var.as_deref().unwrap_or_default() {
+                "FORM_TYPE" => {}
+                "with" => {
+                    history.with = Some(BareJid::new(value).map_err(|_| bad_request(format!("with: '{value}' is not a bare JID")))?)
+                }
+                "start" => history.start = Some(parse_time("start", value)?),
+                "end" => history.end = Some(parse_time("end", value)?),
+                other => return Err(bad_request(format!("unsupported MAM filter field '{other}'"))),
+            }
+        }
+    }
+    if let Some(set) = &query.set {
+        history.max = set.max.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+        history.page = match (&set.after, &set.before, set.index) {
+            (_, Some(before), _) if before.is_empty() => Page::Last,
+            (_, Some(before), _) => Page::Before(archive_id(before)?),
+            (Some(after), None, _) => Page::After(archive_id(after)?),
+            (None, None, Some(index)) => Page::Index(index),
+            (None, None, None) => Page::First,
+        };
+    }
+    let respond = respond(env, service.channel_jid(name), query.queryid.map(|q| q.0), query.flip_page);
+    Ok(Handled::History(HistoryRequest {
+        query: history,
+        respond: Box::new(respond),
+    }))
+}
+
+fn parse_time(field: &str, value: &str) -> Outcome<Micros> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_micros())
+        .map_err(|e| bad_request(format!("{field}: '{value}' is not an XEP-0082 date-time ({e})")))
+}
+
+/// Archive ids are the decimal archive keys; anything else names no message.
+fn archive_id(text: &str) -> Outcome<i64> {
+    text.parse()
+        .map_err(|_| Refusal::new(Condition::ItemNotFound, format!("no message '{text}' in this archive")))
+}
+
+/// Writes the result messages and the final iq for one page, once it is read.
+fn respond(
+    env: &Envelope,
+    channel_jid: String,
+    queryid: Option<String>,
+    flip: bool,
+) -> impl FnOnce(Result<HistoryPage, HistoryError>) -> Vec<String> + Send + 'static {
+    let requester = env.from.to_string();
+    let reply_to = env.reply_to();
+    move |result| {
+        let page = match result {
+            Ok(page) => page,
+            Err(HistoryError::UnknownId(id)) => {
+                let refusal = Refusal::new(Condition::ItemNotFound, format!("no message {id} in this archive"));
+                return vec![reply_to.error(ErrorKind::Iq, &refusal)];
+            }
+            Err(HistoryError::Storage(error)) => {
+                tracing::error!(%error, "archive read failed");
+                return vec![reply_to.storage_failed(ErrorKind::Iq)];
+            }
+        };
+        let mut out = Vec::with_capacity(page.messages.len() + 1);
+        let mut ordered: Vec<_> = page.messages.iter().collect();
+        if flip {
+            ordered.reverse();
+        }
+        for posted in ordered {
+            let mut x = Xml::new();
+            x.open("message", ns::COMPONENT)
+                .attr("from", &channel_jid)
+                .attr("to", &requester)
+                .open("result", ns::MAM)
+                .attr_opt("queryid", queryid.as_deref())
+                .attr("id", &posted.id.to_string())
+                .open("forwarded", ns::FORWARD)
+                .open("delay", ns::DELAY)
+                .attr("stamp", &timestamp(posted.at))
+                .close();
+            render::channel_message(&mut x, ns::CLIENT, &channel_jid, None, posted);
+            out.push(x.finish());
+        }
+        let mut fin = Xml::new();
+        fin.open("fin", ns::MAM);
+        if page.complete {
+            fin.attr("complete", "true");
+        }
+        fin.open("set", ns::RSM);
+        if let (Some(first), Some(last)) = (page.messages.first(), page.messages.last()) {
+            fin.open("first", "")
+                .attr("index", &page.first_index.to_string())
+                .text(&first.id.to_string())
+                .close()
+                .leaf("last", "", &last.id.to_string());
+        }
+        fin.leaf("count", "", &page.count.to_string());
+        out.push(reply_to.iq_result(Some(&fin.finish())));
+        out
+    }
+}

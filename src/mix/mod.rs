@@ -1,0 +1,212 @@
+//! The standard MIX dialect (XEP-0369 core:1, XEP-0403 presence, XEP-0313 archive): turns
+//! stanzas into core commands and queries, and core results into MIX replies and events.
+//!
+//! [`handle`] checks the envelope every stanza shares (addresses, type, one payload per
+//! request), then routes by what the stanza is addressed to (the service or a channel) and by
+//! its payload to the capability's own file, which parses the payload, runs the command on
+//! the core and writes the reply.
+
+mod create;
+mod destroy;
+mod disco;
+mod info;
+mod join;
+mod leave;
+mod mam;
+mod message;
+mod items;
+mod presence;
+pub mod render;
+mod reply;
+mod setnick;
+mod subscription;
+
+use jid::{BareJid, FullJid, Jid};
+use minidom::Element;
+
+use crate::core::{Fact, Groups, Micros, Refusal};
+use crate::store::{HistoryError, HistoryPage, HistoryQuery};
+use crate::xml::ns;
+
+pub use reply::{ErrorKind, ReplyTo};
+
+/// What the service's address is, for routing and for the `from` of what it sends.
+pub struct Service {
+    pub domain: String,
+}
+
+impl Service {
+    pub fn channel_jid(&self, name: &str) -> String {
+        format!("{name}@{}", self.domain)
+    }
+}
+
+/// What became of one stanza.
+pub enum Handled {
+    /// A command ran: store `facts`, then send `reply` and deliver the facts. If the commit
+    /// fails, send `on_failure` instead.
+    Changed {
+        facts: Vec<Fact>,
+        reply: Option<String>,
+        on_failure: Option<String>,
+    },
+    /// A read-only answer (or an error); sent in order after earlier changes are stored.
+    Reply(String),
+    /// An archive query: run it on a reader and send what `respond` writes.
+    History(HistoryRequest),
+    /// Nothing to do or to say (results, errors, and stanzas that must not be answered).
+    Nothing,
+}
+
+impl Handled {
+    /// A change answered with an iq result carrying `payload`, or an error if not stored.
+    fn iq_changed(env: &Envelope, facts: Vec<Fact>, payload: Option<String>) -> Handled {
+        let reply_to = env.reply_to();
+        Handled::Changed {
+            facts,
+            reply: Some(reply_to.iq_result(payload.as_deref())),
+            on_failure: Some(reply_to.storage_failed(ErrorKind::Iq)),
+        }
+    }
+}
+
+pub struct HistoryRequest {
+    pub query: HistoryQuery,
+    pub respond: Box<dyn FnOnce(Result<HistoryPage, HistoryError>) -> Vec<String> + Send>,
+}
+
+/// The envelope of a stanza addressed to the service or one of its channels.
+pub struct Envelope<'a> {
+    pub stanza: &'a Element,
+    pub from: Jid,
+    pub to: Jid,
+    pub id: Option<&'a str>,
+    /// The channel's localpart when addressed to a channel.
+    pub channel: Option<String>,
+}
+
+impl Envelope<'_> {
+    pub fn sender(&self) -> BareJid {
+        self.from.to_bare()
+    }
+
+    pub fn full_sender(&self) -> Option<&FullJid> {
+        self.from.try_as_full().ok()
+    }
+
+    pub fn reply_to(&self) -> ReplyTo {
+        ReplyTo {
+            from: self.to.to_string(),
+            to: self.from.to_string(),
+            id: self.id.map(str::to_owned),
+        }
+    }
+
+    /// An error reply to this stanza.
+    pub fn error(&self, kind: ErrorKind, refusal: &Refusal) -> String {
+        self.reply_to().error(kind, refusal)
+    }
+
+    /// An iq result to this stanza carrying `payload`.
+    pub fn iq_result(&self, payload: Option<&str>) -> Handled {
+        Handled::Reply(self.reply_to().iq_result(payload))
+    }
+}
+
+/// Handles one stanza from the link.
+pub fn handle(groups: &mut Groups, service: &Service, stanza: &Element, now: Micros) -> Handled {
+    let id = stanza.attr("id");
+    let kind = match stanza.name() {
+        "iq" => ErrorKind::Iq,
+        "message" => ErrorKind::Message,
+        "presence" => ErrorKind::Presence,
+        other => {
+            tracing::debug!(element = other, "ignored a non-stanza element");
+            return Handled::Nothing;
+        }
+    };
+    let stanza_type = stanza.attr("type");
+    if stanza_type == Some("error") || (kind == ErrorKind::Iq && stanza_type == Some("result")) {
+        return match kind {
+            ErrorKind::Message => message::bounced(groups, stanza),
+            _ => Handled::Nothing,
+        };
+    }
+    // Without a valid sender there is nobody to answer; the server never sends such a stanza.
+    let Some(from) = stanza.attr("from").and_then(|f| Jid::new(f).ok()) else {
+        tracing::debug!(?id, "dropped a stanza without a valid from");
+        return Handled::Nothing;
+    };
+    let to = match stanza.attr("to").map(Jid::new) {
+        Some(Ok(to)) => to,
+        _ => Jid::new(&service.domain).expect("validated domain"),
+    };
+    let mut envelope = Envelope {
+        stanza,
+        from,
+        to,
+        id,
+        channel: None,
+    };
+    if envelope.to.domain().as_str() != service.domain {
+        let refusal = Refusal::new(crate::core::Condition::ItemNotFound, "not addressed to this service");
+        return Handled::Reply(envelope.error(kind, &refusal));
+    }
+    envelope.channel = envelope.to.node().map(|n| n.to_string());
+    match kind {
+        ErrorKind::Iq => iq(groups, service, &envelope, stanza_type, now),
+        ErrorKind::Message => message::handle(groups, service, &envelope, stanza_type, now),
+        ErrorKind::Presence => presence::handle(groups, &envelope, stanza_type),
+    }
+}
+
+fn bad_request(text: impl Into<String>) -> Refusal {
+    Refusal::new(crate::core::Condition::BadRequest, text)
+}
+
+fn iq(groups: &mut Groups, service: &Service, env: &Envelope, iq_type: Option<&str>, now: Micros) -> Handled {
+    let set = match iq_type {
+        Some("get") => false,
+        Some("set") => true,
+        other => {
+            let text = format!("an iq's type must be get or set here, not {other:?}");
+            return Handled::Reply(env.error(ErrorKind::Iq, &bad_request(text)));
+        }
+    };
+    let mut payloads = env.stanza.children();
+    let (Some(payload), None) = (payloads.next(), payloads.next()) else {
+        let text = "an iq get or set carries exactly one payload element";
+        return Handled::Reply(env.error(ErrorKind::Iq, &bad_request(text)));
+    };
+    let on_channel = env.channel.is_some();
+    let name = payload.name();
+    let payload_ns = payload.ns();
+    let result = match (set, on_channel, name, payload_ns.as_str()) {
+        (false, _, "query", ns::DISCO_INFO) => disco::info(groups, service, env, payload),
+        (false, _, "query", ns::DISCO_ITEMS) => disco::items(groups, service, env, payload),
+        (false, _, "ping", ns::PING) => Ok(env.iq_result(None)),
+        (true, false, "create", ns::MIX_CORE) => create::handle(groups, env, payload, now),
+        (true, false, "destroy", ns::MIX_CORE) => destroy::handle(groups, env, payload),
+        (true, true, "join", ns::MIX_CORE) => join::handle(groups, env, payload, now),
+        (true, true, "leave", ns::MIX_CORE) => leave::handle(groups, env),
+        (true, true, "setnick", ns::MIX_CORE) => setnick::handle(groups, env, payload),
+        (true, true, "update-subscription", ns::MIX_CORE) => subscription::handle(groups, env, payload),
+        (false, true, "pubsub", ns::PUBSUB) => items::get(groups, service, env, payload),
+        (true, true, "pubsub", ns::PUBSUB) => info::publish(groups, service, env, payload, now),
+        (true, true, "query", ns::MAM) => mam::query(groups, service, env, payload),
+        _ => {
+            let target = if on_channel { "a channel" } else { "the service" };
+            let refusal = Refusal::new(
+                crate::core::Condition::NotAllowed,
+                format!("{target} does not handle <{name} xmlns='{payload_ns}'/> in an iq {}", if set { "set" } else { "get" }),
+            );
+            return Handled::Reply(env.reply_to().service_unavailable(ErrorKind::Iq, &refusal.text));
+        }
+    };
+    result.unwrap_or_else(|refusal| Handled::Reply(env.error(ErrorKind::Iq, &refusal)))
+}
+
+/// The channel an iq to a channel is about; only called on channel routes.
+fn channel_name<'a>(env: &'a Envelope) -> &'a str {
+    env.channel.as_deref().unwrap_or_default()
+}

@@ -1,0 +1,137 @@
+//! MIX shapes that replies, events and archive results share: a participant item, the info
+//! form, a channel message, a pubsub event. Events are written once per fact as a
+//! [`Template`] and then addressed to each recipient.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::core::{Info, Micros, Participant, Posted};
+use crate::xml::{escape_into, ns, Xml};
+
+pub const NODE_MESSAGES: &str = "urn:xmpp:mix:nodes:messages";
+pub const NODE_PRESENCE: &str = "urn:xmpp:mix:nodes:presence";
+pub const NODE_PARTICIPANTS: &str = "urn:xmpp:mix:nodes:participants";
+pub const NODE_INFO: &str = "urn:xmpp:mix:nodes:info";
+
+/// A stanza serialized once, with a hole where each recipient's `to` goes.
+pub struct Template {
+    head: String,
+    tail: String,
+}
+
+/// Marks the hole; NUL cannot occur in XML, so it cannot come from content.
+const HOLE: &str = "\u{0}";
+
+impl Template {
+    /// `write` builds the stanza, writing [`Template::TO`] as the `to` attribute's value.
+    pub fn new(write: impl FnOnce(&mut Xml)) -> Self {
+        let mut x = Xml::new();
+        write(&mut x);
+        let text = x.finish();
+        let (head, tail) = text.split_once(HOLE).expect("template without a `to` hole");
+        Template {
+            head: head.to_owned(),
+            tail: tail.to_owned(),
+        }
+    }
+
+    pub const TO: &'static str = HOLE;
+
+    pub fn to(&self, recipient: &str) -> String {
+        let mut out = String::with_capacity(self.head.len() + recipient.len() + self.tail.len() + 8);
+        out.push_str(&self.head);
+        escape_into(&mut out, recipient);
+        out.push_str(&self.tail);
+        out
+    }
+}
+
+/// XEP-0082 date-time with microseconds.
+pub fn timestamp(at: Micros) -> String {
+    DateTime::<Utc>::from_timestamp_micros(at)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// `<participant xmlns='urn:xmpp:mix:core:1'><nick/><jid/></participant>`
+pub fn participant(x: &mut Xml, p: &Participant) {
+    x.open("participant", ns::MIX_CORE)
+        .leaf("nick", "", &p.nick)
+        .leaf("jid", "", p.jid.as_str())
+        .close();
+}
+
+/// The info node's form (XEP-0369 §7.2.2).
+pub fn info_form(x: &mut Xml, info: &Info) {
+    x.open("x", ns::DATA_FORMS).attr("type", "result");
+    x.open("field", "")
+        .attr("var", "FORM_TYPE")
+        .attr("type", "hidden")
+        .leaf("value", "", ns::MIX_CORE)
+        .close();
+    x.open("field", "").attr("var", "Name").leaf("value", "", &info.name).close();
+    x.open("field", "")
+        .attr("var", "Description")
+        .leaf("value", "", &info.description)
+        .close();
+    x.open("field", "").attr("var", "Contact");
+    for contact in &info.contacts {
+        x.leaf("value", "", contact.as_str());
+    }
+    x.close().close();
+}
+
+/// A channel message as reflected live and as returned by the archive: the sender's payload,
+/// then `<mix>` with nick and JID, then the XEP-0359 stanza-id (the archive id).
+/// `stanza_ns` is `jabber:component:accept` live, `jabber:client` inside a MAM result.
+pub fn channel_message(x: &mut Xml, stanza_ns: &str, channel_jid: &str, to: Option<&str>, posted: &Posted) {
+    let id = posted.id.to_string();
+    x.open("message", stanza_ns)
+        .attr("from", channel_jid)
+        .attr_opt("to", to)
+        .attr("id", &id)
+        .attr("type", "groupchat")
+        .raw(&posted.content)
+        .open("mix", ns::MIX_CORE)
+        .leaf("nick", "", &posted.nick)
+        .leaf("jid", "", posted.sender.as_str())
+        .close()
+        .open("stanza-id", ns::SID)
+        .attr("by", channel_jid)
+        .attr("id", &id)
+        .close()
+        .close();
+}
+
+/// A pubsub event from the channel on `node`; `items` writes the children of `<items>`.
+pub fn event(channel_jid: &str, node: &str, items: impl FnOnce(&mut Xml)) -> Template {
+    Template::new(|x| {
+        x.open("message", ns::COMPONENT)
+            .attr("from", channel_jid)
+            .attr("to", Template::TO)
+            .attr("type", "headline")
+            .open("event", ns::PUBSUB_EVENT)
+            .open("items", "")
+            .attr("node", node);
+        items(x);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_addresses_each_recipient() {
+        let t = event("c@mix.x", NODE_PARTICIPANTS, |x| {
+            x.open("retract", "").attr("id", "p1").close();
+        });
+        let one = t.to("bob@x/r'1");
+        assert!(one.contains("to='bob@x/r&apos;1'"), "{one}");
+        assert!(one.ends_with("<retract id='p1'/></items></event></message>"), "{one}");
+    }
+
+    #[test]
+    fn timestamps_are_utc_with_micros() {
+        assert_eq!(timestamp(1_000_000), "1970-01-01T00:00:01.000000Z");
+    }
+}

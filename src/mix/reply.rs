@@ -1,0 +1,96 @@
+//! Replies: iq results and the error shape every refused stanza gets (RFC 6120 §8.3) with a
+//! human-readable text.
+
+use crate::core::{Condition, Refusal};
+use crate::xml::{ns, Xml};
+
+/// Whom a reply goes to: the request's addresses swapped, and its id.
+#[derive(Debug, Clone)]
+pub struct ReplyTo {
+    pub from: String,
+    pub to: String,
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Iq,
+    Message,
+    Presence,
+}
+
+impl ErrorKind {
+    fn element(self) -> &'static str {
+        match self {
+            ErrorKind::Iq => "iq",
+            ErrorKind::Message => "message",
+            ErrorKind::Presence => "presence",
+        }
+    }
+}
+
+/// The RFC 6120 name and error type of a core condition.
+fn condition_name(condition: Condition) -> (&'static str, &'static str) {
+    match condition {
+        Condition::BadRequest => ("bad-request", "modify"),
+        Condition::Forbidden => ("forbidden", "auth"),
+        Condition::NotAllowed => ("not-allowed", "cancel"),
+        Condition::ItemNotFound => ("item-not-found", "cancel"),
+        Condition::Conflict => ("conflict", "cancel"),
+        Condition::ResourceConstraint => ("resource-constraint", "wait"),
+        Condition::PolicyViolation => ("policy-violation", "modify"),
+        Condition::NotAcceptable => ("not-acceptable", "modify"),
+    }
+}
+
+impl ReplyTo {
+    /// The head of a reply: same stanza kind and id, addresses swapped.
+    fn head(&self, x: &mut Xml, kind: ErrorKind, stanza_type: &str) {
+        x.open(kind.element(), ns::COMPONENT)
+            .attr("type", stanza_type)
+            .attr("from", &self.from)
+            .attr("to", &self.to)
+            .attr_opt("id", self.id.as_deref());
+    }
+
+    pub fn error(&self, kind: ErrorKind, refusal: &Refusal) -> String {
+        let (condition, error_type) = condition_name(refusal.condition);
+        self.error_with(kind, condition, error_type, &refusal.text)
+    }
+
+    /// For requests no part of mixd handles (RFC 6120 §8.4).
+    pub fn service_unavailable(&self, kind: ErrorKind, text: &str) -> String {
+        self.error_with(kind, "service-unavailable", "cancel", text)
+    }
+
+    /// What a requester is told when its change could not be stored (or read).
+    pub fn storage_failed(&self, kind: ErrorKind) -> String {
+        self.error_with(kind, "internal-server-error", "wait", "the storage failed; try again")
+    }
+
+    /// An iq result carrying `payload` (already serialized), or empty.
+    pub fn iq_result(&self, payload: Option<&str>) -> String {
+        let mut x = Xml::new();
+        self.head(&mut x, ErrorKind::Iq, "result");
+        if let Some(payload) = payload {
+            x.raw(payload);
+        }
+        x.finish()
+    }
+
+    fn error_with(&self, kind: ErrorKind, condition: &'static str, error_type: &str, text: &str) -> String {
+        let mut x = Xml::new();
+        self.head(&mut x, kind, "error");
+    x.open("error", "")
+        .attr("type", error_type)
+        .open(condition, ns::STANZAS)
+        .close()
+        .open("text", ns::STANZAS)
+        .attr("xml:lang", "en")
+        .text(text)
+            .close()
+            .close();
+        x.finish()
+    }
+}
+

@@ -1,0 +1,52 @@
+//! `<update-subscription>` to a channel (XEP-0369 §7.1.3), and the node names that `<join>`
+//! shares: `<subscribe node='…'/>` and `<unsubscribe node='…'/>`.
+
+use minidom::Element;
+
+use super::render::{NODE_INFO, NODE_MESSAGES, NODE_PARTICIPANTS, NODE_PRESENCE};
+use super::{bad_request, channel_name, Envelope, Handled};
+use crate::core::{Groups, Nodes, Outcome};
+use crate::xml::{ns, Xml};
+
+const NODES: [(&str, Nodes); 4] = [
+    (NODE_MESSAGES, Nodes::MESSAGES),
+    (NODE_PRESENCE, Nodes::PRESENCE),
+    (NODE_PARTICIPANTS, Nodes::PARTICIPANTS),
+    (NODE_INFO, Nodes::INFO),
+];
+
+/// The nodes named by the `<element node='…'/>` children of `payload`; unknown nodes are a
+/// `bad-request` (MIX has no others mixd could subscribe to).
+pub fn nodes_named(payload: &Element, element: &str) -> Outcome<Nodes> {
+    let mut nodes = Nodes::NONE;
+    for child in payload.children().filter(|c| c.is(element, ns::MIX_CORE)) {
+        let name = child.attr("node").unwrap_or_default();
+        let node = NODES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| bad_request(format!("there is no node '{name}' to {element}")))?;
+        nodes = nodes.with(node.1);
+    }
+    Ok(nodes)
+}
+
+pub fn write_nodes(x: &mut Xml, element: &'static str, nodes: Nodes) {
+    for (name, node) in NODES {
+        if nodes.contains(node) {
+            x.open(element, "").attr("node", name).close();
+        }
+    }
+}
+
+pub fn handle(groups: &mut Groups, env: &Envelope, payload: &Element) -> Outcome<Handled> {
+    let subscribe = nodes_named(payload, "subscribe")?;
+    let unsubscribe = nodes_named(payload, "unsubscribe")?;
+    let (now_subscribed, facts) = groups.update_subscription(channel_name(env), &env.sender(), subscribe, unsubscribe)?;
+    let mut x = Xml::new();
+    x.open("update-subscription", ns::MIX_CORE)
+        .attr("jid", env.sender().as_str());
+    // Report the nodes whose subscription the request changed, as XEP-0369 §7.1.3 shows.
+    write_nodes(&mut x, "subscribe", Nodes(now_subscribed.0 & subscribe.0));
+    write_nodes(&mut x, "unsubscribe", Nodes(unsubscribe.0 & !now_subscribed.0));
+    Ok(Handled::iq_changed(env, facts, Some(x.finish())))
+}

@@ -1,0 +1,71 @@
+//! Storage behind a narrow interface: the service needs to load what the core knows, to
+//! persist the facts the core decides (in order, in batches), and to read archive pages.
+//! SQLite is the one backend ([`sqlite`]); another would implement [`FactWriter`] and
+//! [`Reader`] without touching the rules.
+
+pub mod migrate;
+pub mod sqlite;
+pub mod writer;
+
+use jid::BareJid;
+
+use crate::core::{Fact, Micros, Posted, Snapshot};
+
+/// Persists facts. Called from one thread only: the group-commit writer.
+pub trait FactWriter: Send + 'static {
+    /// Persists every fact of `batch` in one transaction: all of them or none.
+    fn commit(&mut self, batch: &[&Fact]) -> anyhow::Result<()>;
+}
+
+/// Reads the state and the archive; shared by concurrent queries.
+pub trait Reader: Send + Sync + 'static {
+    fn snapshot(&self) -> anyhow::Result<Snapshot>;
+    fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, HistoryError>;
+}
+
+/// Which part of a channel's archive to return (MAM filters plus RSM paging).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub channel: i64,
+    pub with: Option<BareJid>,
+    pub start: Option<Micros>,
+    pub end: Option<Micros>,
+    pub page: Page,
+    pub max: usize,
+}
+
+/// RSM paging (XEP-0059).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Page {
+    /// From the oldest matching message forward.
+    #[default]
+    First,
+    /// Forward from after this archive id.
+    After(i64),
+    /// Backward from before this archive id.
+    Before(i64),
+    /// The newest page (`<before/>` empty).
+    Last,
+    /// Forward from this position in the result set.
+    Index(usize),
+}
+
+/// One page, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryPage {
+    pub messages: Vec<Posted>,
+    /// How many messages match the filters, over all pages.
+    pub count: usize,
+    /// The position of the first message of this page in the result set.
+    pub first_index: usize,
+    /// True when the page reaches the end of the result set in its direction.
+    pub complete: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("no message {0} in this archive")]
+    UnknownId(i64),
+    #[error(transparent)]
+    Storage(#[from] anyhow::Error),
+}

@@ -1,0 +1,87 @@
+//! Group commit. One thread owns the writing connection. It takes every job that queued up
+//! while the previous transaction was committing and commits them together, so a burst of
+//! messages pays one sync, not one each. Only after the commit does it hand the jobs' stanzas
+//! to the link: nothing is reflected or acknowledged before it is stored.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use super::FactWriter;
+use crate::core::Fact;
+use crate::link::Outbox;
+
+/// What one command changed and what to send once that is stored.
+#[derive(Debug, Default)]
+pub struct Job {
+    pub facts: Vec<Fact>,
+    /// Replies and deliveries, sent in order after the commit.
+    pub outbound: Vec<String>,
+    /// Sent instead of `outbound` when the commit fails (error replies to the requesters).
+    pub on_failure: Vec<String>,
+}
+
+/// The most jobs in one transaction, so one commit's latency stays bounded under load.
+const MAX_BATCH: usize = 4096;
+
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+    thread: JoinHandle<()>,
+}
+
+impl Writer {
+    /// Starts the writer thread. `failed` is told after a commit failed: the core's state then
+    /// runs ahead of the store and must be reloaded.
+    pub fn spawn(
+        mut store: impl FactWriter,
+        outbox: Outbox,
+        failed: tokio::sync::mpsc::UnboundedSender<()>,
+    ) -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("mixd-writer".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match queue.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    let facts: Vec<&Fact> = batch.iter().flat_map(|j| &j.facts).collect();
+                    let stored = facts.is_empty() || {
+                        match store.commit(&facts) {
+                            Ok(()) => true,
+                            Err(error) => {
+                                tracing::error!(%error, jobs = batch.len(), "commit failed; refusing the batch");
+                                false
+                            }
+                        }
+                    };
+                    if !stored {
+                        let _ = failed.send(());
+                    }
+                    let stanzas: Vec<String> = batch
+                        .into_iter()
+                        .flat_map(|j| if stored { j.outbound } else { j.on_failure })
+                        .collect();
+                    if !stanzas.is_empty() {
+                        outbox.send(stanzas);
+                    }
+                }
+            })
+            .expect("spawning the writer thread");
+        Writer { jobs, thread }
+    }
+
+    pub fn submit(&self, job: Job) {
+        // The thread only ends when every sender is gone, so this cannot fail while `self` lives.
+        let _ = self.jobs.send(job);
+    }
+
+    /// Commits what is queued and stops the thread.
+    pub fn finish(self) {
+        drop(self.jobs);
+        let _ = self.thread.join();
+    }
+}

@@ -1,0 +1,207 @@
+//! Writing outbound XML.
+//!
+//! Incoming stanzas are parsed by tokio-xmpp into `minidom::Element`s. Outbound stanzas are
+//! written here as strings instead, for two reasons: a channel message is serialized once and
+//! then addressed to many recipients (only the `to` attribute differs), and the namespace of
+//! every element is under our control (a `<message/>` forwarded inside a MAM result must be in
+//! `jabber:client`, while the stanza around it travels in `jabber:component:accept`).
+
+use std::fmt::Write as _;
+
+use minidom::Element;
+
+/// Namespaces mixd reads or writes.
+pub mod ns {
+    pub const COMPONENT: &str = "jabber:component:accept";
+    pub const CLIENT: &str = "jabber:client";
+    pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+    pub const STREAMS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
+    pub const MIX_CORE: &str = "urn:xmpp:mix:core:1";
+    pub const MIX_PRESENCE: &str = "urn:xmpp:mix:presence:0";
+    pub const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+    pub const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
+    pub const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
+    pub const PUBSUB_EVENT: &str = "http://jabber.org/protocol/pubsub#event";
+    pub const DATA_FORMS: &str = "jabber:x:data";
+    pub const MAM: &str = "urn:xmpp:mam:2";
+    pub const RSM: &str = "http://jabber.org/protocol/rsm";
+    pub const FORWARD: &str = "urn:xmpp:forward:0";
+    pub const DELAY: &str = "urn:xmpp:delay";
+    pub const SID: &str = "urn:xmpp:sid:0";
+    pub const PING: &str = "urn:xmpp:ping";
+}
+
+/// Escapes text for use in element content or in an attribute quoted with `'`.
+pub fn escape_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A small builder for one element and its subtree, written straight into a string.
+///
+/// Attributes are added before any content; `close` writes the end tag (or turns the start
+/// tag into an empty-element tag). Every attribute value and text is escaped.
+pub struct Xml {
+    out: String,
+    open: Vec<&'static str>,
+    in_start_tag: bool,
+}
+
+impl Default for Xml {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Xml {
+    pub fn new() -> Self {
+        Xml {
+            out: String::with_capacity(256),
+            open: Vec::with_capacity(8),
+            in_start_tag: false,
+        }
+    }
+
+    fn finish_start_tag(&mut self) {
+        if self.in_start_tag {
+            self.out.push('>');
+            self.in_start_tag = false;
+        }
+    }
+
+    /// Opens `<name xmlns='ns'>`; `ns` may be empty to inherit the parent's namespace.
+    pub fn open(&mut self, name: &'static str, ns: &str) -> &mut Self {
+        self.finish_start_tag();
+        self.out.push('<');
+        self.out.push_str(name);
+        self.open.push(name);
+        self.in_start_tag = true;
+        if !ns.is_empty() {
+            self.attr("xmlns", ns);
+        }
+        self
+    }
+
+    pub fn attr(&mut self, name: &str, value: &str) -> &mut Self {
+        debug_assert!(self.in_start_tag, "attribute after content");
+        self.out.push(' ');
+        self.out.push_str(name);
+        self.out.push_str("='");
+        escape_into(&mut self.out, value);
+        self.out.push('\'');
+        self
+    }
+
+    pub fn attr_opt(&mut self, name: &str, value: Option<&str>) -> &mut Self {
+        if let Some(value) = value {
+            self.attr(name, value);
+        }
+        self
+    }
+
+    pub fn text(&mut self, text: &str) -> &mut Self {
+        self.finish_start_tag();
+        escape_into(&mut self.out, text);
+        self
+    }
+
+    /// Appends XML that is already serialized and known to be well-formed (a stored payload).
+    pub fn raw(&mut self, xml: &str) -> &mut Self {
+        self.finish_start_tag();
+        self.out.push_str(xml);
+        self
+    }
+
+    /// `<name xmlns='ns'>text</name>` in one call.
+    pub fn leaf(&mut self, name: &'static str, ns: &str, text: &str) -> &mut Self {
+        self.open(name, ns).text(text).close()
+    }
+
+    pub fn close(&mut self) -> &mut Self {
+        let name = self.open.pop().expect("close without open");
+        if self.in_start_tag {
+            self.out.push_str("/>");
+            self.in_start_tag = false;
+        } else {
+            let _ = write!(self.out, "</{name}>");
+        }
+        self
+    }
+
+    pub fn finish(mut self) -> String {
+        while !self.open.is_empty() {
+            self.close();
+        }
+        self.out
+    }
+}
+
+/// Serializes the children of a stanza as a namespace-neutral fragment: elements in the
+/// stanza's own namespace (`<body/>`, `<subject/>`, `<thread/>`) carry no `xmlns`, so the
+/// fragment can be placed inside a `jabber:component:accept` stanza and inside a
+/// `jabber:client` message forwarded by MAM alike. Other payloads keep their namespace.
+pub fn children_fragment<'a>(
+    stanza_ns: &str,
+    children: impl Iterator<Item = &'a Element>,
+) -> String {
+    let mut wrapper = Element::builder("x", stanza_ns).build();
+    for child in children {
+        wrapper.append_child(child.clone());
+    }
+    let mut bytes = Vec::with_capacity(256);
+    if wrapper.write_to(&mut bytes).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8(bytes).unwrap_or_default();
+    // `<x xmlns="…">CHILDREN</x>` or `<x xmlns="…"/>`: keep CHILDREN.
+    match (text.find('>'), text.rfind("</x>")) {
+        (Some(start), Some(end)) if start < end && !text[..start].ends_with('/') => {
+            text[start + 1..end].to_owned()
+        }
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_escapes_and_nests() {
+        let mut x = Xml::new();
+        x.open("message", ns::COMPONENT)
+            .attr("to", "a'b@c")
+            .leaf("body", "", "1 < 2 & \"3\"")
+            .open("mix", ns::MIX_CORE)
+            .close();
+        assert_eq!(
+            x.finish(),
+            "<message xmlns='jabber:component:accept' to='a&apos;b@c'>\
+             <body>1 &lt; 2 &amp; &quot;3&quot;</body><mix xmlns='urn:xmpp:mix:core:1'/></message>"
+        );
+    }
+
+    #[test]
+    fn fragment_drops_stanza_namespace_only() {
+        let stanza: Element = "<message xmlns='jabber:component:accept' type='groupchat'>\
+             <body>hi &amp; bye</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>"
+            .parse()
+            .unwrap();
+        let fragment = children_fragment(ns::COMPONENT, stanza.children());
+        assert!(fragment.starts_with("<body>hi &amp; bye</body>"), "{fragment}");
+        assert!(fragment.contains("urn:xmpp:sid:0"), "{fragment}");
+    }
+
+    #[test]
+    fn fragment_of_nothing_is_empty() {
+        assert_eq!(children_fragment(ns::COMPONENT, std::iter::empty()), "");
+    }
+}
