@@ -15,6 +15,7 @@ pub fn handle(groups: &mut Groups, env: &Envelope, presence_type: Option<&str>) 
         // Subscriptions and probes are not part of MIX-Presence.
         Some(_) => return Handled::Nothing,
     };
+    tracing::debug!(jid = %full, online, channel = %name, "client presence");
     match groups.presence(name, full, online) {
         Ok(facts) if facts.is_empty() => Handled::Nothing,
         Ok(facts) => Handled::Changed {

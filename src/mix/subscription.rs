@@ -17,10 +17,16 @@ const NODES: [(&str, Nodes); 4] = [
 
 /// The nodes named by the `<element node='…'/>` children of `payload`; unknown nodes are a
 /// `bad-request` (MIX has no others mixd could subscribe to).
+///
+/// slixmpp (1.17) wraps its `<subscribe node='…'/>` elements in one more `<subscribe>`
+/// without a node; such a wrapper is read through, so that its users can join.
 pub fn nodes_named(payload: &Element, element: &str) -> Outcome<Nodes> {
     let mut nodes = Nodes::NONE;
     for child in payload.children().filter(|c| c.is(element, ns::MIX_CORE)) {
-        let name = child.attr("node").unwrap_or_default();
+        let Some(name) = child.attr("node") else {
+            nodes = nodes.with(nodes_named(child, element)?);
+            continue;
+        };
         let node = NODES
             .iter()
             .find(|(n, _)| *n == name)

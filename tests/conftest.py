@@ -1,0 +1,64 @@
+"""Fixtures: a real server (Prosody and ejabberd, each test module runs against both), mixd
+attached to it, and registered users. See harness/ for how each is started."""
+
+import asyncio
+import contextlib
+import itertools
+import os
+import sys
+import tempfile
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from harness.client import Client  # noqa: E402
+from harness.servers import SERVERS, Mixd  # noqa: E402
+
+USERS = ("alice", "bob", "carol", "dave", "eve")
+
+
+@pytest.fixture(scope="module", params=sorted(SERVERS))
+def server(request):
+    workdir = tempfile.mkdtemp(prefix="mixd-test-")
+    srv = SERVERS[request.param](workdir)
+    srv.start()
+    for user in USERS:
+        srv.register(user)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def mixd(server):
+    daemon = Mixd(server, tempfile.mkdtemp(prefix="mixd-db-"))
+    daemon.start()
+    yield daemon
+    daemon.stop()
+
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def channel_name(request):
+    """A channel name of this test's own, so tests sharing one mixd do not meet."""
+    return f"{request.node.originalname.replace('_', '-')[:40]}-{next(_names)}"
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, 120))
+
+
+@contextlib.asynccontextmanager
+async def connected(server, *users):
+    """Logged-in clients for `users` (`name` or `name/resource`), disconnected afterwards."""
+    clients = []
+    try:
+        for user in users:
+            name, _, resource = user.partition("/")
+            clients.append(await Client(name, resource or "test").start(server.c2s_port))
+        yield clients
+    finally:
+        for client in clients:
+            await client.stop()

@@ -1,0 +1,109 @@
+"""A slixmpp client as a MIX user: the standard xep_0369 / xep_0313 plugins, plus queues of
+what arrives so that tests can wait for exactly what a participant receives."""
+
+import asyncio
+import xml.etree.ElementTree as ET
+
+import slixmpp
+from slixmpp.exceptions import IqError
+
+from .servers import MIX_DOMAIN, PASSWORD, USER_DOMAIN
+
+TIMEOUT = 10
+
+
+class Client(slixmpp.ClientXMPP):
+    def __init__(self, user, resource="test"):
+        super().__init__(f"{user}@{USER_DOMAIN}/{resource}", PASSWORD)
+        self.user = user
+        self.enable_starttls = False
+        self.enable_direct_tls = False
+        self.enable_plaintext = True
+        self.plugin["feature_mechanisms"].unencrypted_plain = True
+        for plugin in ("xep_0030", "xep_0059", "xep_0060", "xep_0082", "xep_0199",
+                       "xep_0313", "xep_0359", "xep_0369"):
+            self.register_plugin(plugin)
+        self.mix_messages = asyncio.Queue()
+        self.errors = asyncio.Queue()
+        self.events = asyncio.Queue()
+        self.add_event_handler("mix_message", self.mix_messages.put_nowait)
+        self.add_event_handler("message_error", self.errors.put_nowait)
+        for event in ("pubsub_publish", "pubsub_retract", "pubsub_delete"):
+            self.add_event_handler(event, lambda msg, kind=event: self.events.put_nowait((kind, msg)))
+        self._ready = None
+
+    async def start(self, port):
+        self._ready = asyncio.get_running_loop().create_future()
+        self.add_event_handler("session_start", lambda _: self._ready.done() or self._ready.set_result(True))
+        self.add_event_handler("failed_auth", lambda _: self._ready.done() or self._ready.set_exception(RuntimeError("auth failed")))
+        self.connect("127.0.0.1", port)
+        await asyncio.wait_for(self._ready, TIMEOUT)
+        self.send_presence()
+        return self
+
+    async def stop(self):
+        self.disconnect()
+        await asyncio.sleep(0.05)
+
+    @property
+    def bare(self):
+        return f"{self.user}@{USER_DOMAIN}"
+
+    @staticmethod
+    def channel(name):
+        return slixmpp.JID(f"{name}@{MIX_DOMAIN}")
+
+    async def join_live(self, name, nick):
+        """Joins and announces presence to the channel (XEP-0403) so deliveries reach us."""
+        await self.plugin["xep_0369"].join_channel(self.channel(name), nick, timeout=TIMEOUT)
+        await self.online_in(name)
+
+    async def destroy(self, name):
+        """slixmpp 1.17's destroy_channel sends an iq without its <destroy/> (the stanza
+        class is not registered on Iq): build the element here."""
+        iq = self.make_iq_set(ito=MIX_DOMAIN)
+        iq.xml.append(ET.Element("{urn:xmpp:mix:core:1}destroy", channel=name))
+        return await iq.send(timeout=TIMEOUT)
+
+    async def online_in(self, name):
+        self.send_presence(pto=self.channel(name))
+        # Presence has no reply; a ping round trip proves the channel has processed it.
+        await self.plugin["xep_0199"].ping(self.channel(name), timeout=TIMEOUT)
+
+    def post(self, name, body, origin_id=None):
+        msg = self.make_message(mto=self.channel(name), mbody=body, mtype="groupchat")
+        if origin_id:
+            msg["origin_id"]["id"] = origin_id
+        msg.send()
+        return msg
+
+    async def next_message(self, timeout=TIMEOUT):
+        return await asyncio.wait_for(self.mix_messages.get(), timeout)
+
+    async def next_event(self, node=None, timeout=TIMEOUT):
+        """The next pubsub event, skipping those of other nodes when `node` is given."""
+        while True:
+            kind, msg = await asyncio.wait_for(self.events.get(), timeout)
+            if node is None or _event_node(msg) == node:
+                return kind, msg
+
+    async def next_error(self, timeout=TIMEOUT):
+        return await asyncio.wait_for(self.errors.get(), timeout)
+
+    async def iq_error(self, coroutine):
+        """Awaits a request that must fail; returns (condition, text)."""
+        try:
+            await coroutine
+        except IqError as e:
+            return e.iq["error"]["condition"], e.iq["error"]["text"]
+        raise AssertionError("the request succeeded but should have failed")
+
+    async def nothing_more(self, queue, wait=0.5):
+        await asyncio.sleep(wait)
+        assert queue.empty(), f"unexpected: {queue.get_nowait()}"
+
+
+def _event_node(msg):
+    event = msg.xml.find("{http://jabber.org/protocol/pubsub#event}event")
+    child = event[0] if event is not None and len(event) else None
+    return child.get("node") if child is not None else None
