@@ -194,7 +194,7 @@ impl Settings {
             ("user_domains", self.user_domains.join(","), "users of these domains may create channels"),
             ("log_format", format!("{:?}", self.log_format).to_lowercase(), "log output"),
             ("durability", format!("{:?}", self.durability).to_lowercase(), "normal survives a crash of mixd, full also a power cut"),
-            ("max_message_bytes", self.max_message_bytes.to_string(), "larger messages are refused with policy-violation"),
+            ("max_message_bytes", self.max_message_bytes.to_string(), "larger messages are refused with not-acceptable"),
         ];
         let mut out = String::from("configuration is valid:\n");
         for (name, value, why) in rows {

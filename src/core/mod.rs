@@ -48,7 +48,6 @@ pub enum Condition {
     ItemNotFound,
     Conflict,
     ResourceConstraint,
-    PolicyViolation,
     NotAcceptable,
 }
 

@@ -30,10 +30,12 @@ impl Groups {
         content: String,
         now: Micros,
     ) -> Outcome {
+        // not-acceptable rather than RFC 6120's policy-violation, which clients built on the
+        // RFC 3920 list of conditions (slixmpp among them) do not recognize.
         let max = self.rules.max_message_bytes;
         if content.len() > max {
             return Err(Refusal::new(
-                Condition::PolicyViolation,
+                Condition::NotAcceptable,
                 format!("the message is {} bytes; at most {max} are accepted", content.len()),
             ));
         }
@@ -83,7 +85,7 @@ mod tests {
         assert_eq!(err.condition, Condition::Forbidden);
         let big = "x".repeat(g.rules.max_message_bytes + 1);
         let err = g.post("coven", &jid("bob@localhost"), None, big, 5).unwrap_err();
-        assert_eq!(err.condition, Condition::PolicyViolation);
+        assert_eq!(err.condition, Condition::NotAcceptable);
         // Nothing refused took an id.
         let ok = g.post("coven", &jid("bob@localhost"), None, String::new(), 5).unwrap();
         assert!(matches!(&ok[0], Fact::Posted(p) if p.id == 1));

@@ -128,7 +128,7 @@ fn respond(
         fin.open("set", ns::RSM);
         if let (Some(first), Some(last)) = (page.messages.first(), page.messages.last()) {
             fin.open("first", "")
-                .attr("index", &page.first_index.to_string())
+                .attr_opt("index", page.first_index.map(|i| i.to_string()).as_deref())
                 .text(&first.id.to_string())
                 .close()
                 .leaf("last", "", &last.id.to_string());

@@ -38,7 +38,6 @@ fn condition_name(condition: Condition) -> (&'static str, &'static str) {
         Condition::ItemNotFound => ("item-not-found", "cancel"),
         Condition::Conflict => ("conflict", "cancel"),
         Condition::ResourceConstraint => ("resource-constraint", "wait"),
-        Condition::PolicyViolation => ("policy-violation", "modify"),
         Condition::NotAcceptable => ("not-acceptable", "modify"),
     }
 }

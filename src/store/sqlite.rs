@@ -300,11 +300,11 @@ impl Reader for SqliteReader {
                 messages.reverse();
             }
             let first_index = match (&q.page, messages.first()) {
-                (Page::First, _) => 0,
-                (Page::Index(i), _) => *i,
-                (Page::Last, _) => count - messages.len(),
-                (_, Some(first)) => count_where(" AND id < ?", &[first.id])?,
-                (_, None) => count,
+                (Page::First, _) => Some(0),
+                (Page::Index(i), _) => Some(*i),
+                (Page::After(_), Some(first)) => Some(count_where(" AND id < ?", &[first.id])?),
+                (Page::After(_), None) => Some(count),
+                (Page::Before(_) | Page::Last, _) => None,
             };
             Ok(HistoryPage {
                 messages,
@@ -382,11 +382,11 @@ mod tests {
         let ids = |p: &HistoryPage| p.messages.iter().map(|m| m.id).collect::<Vec<_>>();
 
         let first = r.history(&query(Page::First, 3)).unwrap();
-        assert_eq!((ids(&first), first.count, first.first_index, first.complete), (vec![1, 2, 3], 7, 0, false));
+        assert_eq!((ids(&first), first.count, first.first_index, first.complete), (vec![1, 2, 3], 7, Some(0), false));
         let next = r.history(&query(Page::After(6), 3)).unwrap();
-        assert_eq!((ids(&next), next.first_index, next.complete), (vec![7], 6, true));
+        assert_eq!((ids(&next), next.first_index, next.complete), (vec![7], Some(6), true));
         let last = r.history(&query(Page::Last, 3)).unwrap();
-        assert_eq!((ids(&last), last.first_index, last.complete), (vec![5, 6, 7], 4, false));
+        assert_eq!((ids(&last), last.first_index, last.complete), (vec![5, 6, 7], None, false));
         let before = r.history(&query(Page::Before(3), 3)).unwrap();
         assert_eq!((ids(&before), before.complete), (vec![1, 2], true));
         let index = r.history(&query(Page::Index(5), 3)).unwrap();

@@ -6,6 +6,8 @@ import xml.etree.ElementTree as ET
 
 import slixmpp
 from slixmpp.exceptions import IqError
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 from .servers import MIX_DOMAIN, PASSWORD, USER_DOMAIN
 
@@ -64,6 +66,35 @@ class Client(slixmpp.ClientXMPP):
         iq = self.make_iq_set(ito=MIX_DOMAIN)
         iq.xml.append(ET.Element("{urn:xmpp:mix:core:1}destroy", channel=name))
         return await iq.send(timeout=TIMEOUT)
+
+    async def mam(self, channel, flip=False, start=None, end=None, with_jid=None, **rsm):
+        """One MAM query with any RSM paging, in xep_0313's stanzas. Unlike retrieve(), it
+        can send an empty <before/> (the last page) and <flip-page/>. Returns the result iq
+        with the results in ["mam"]["results"], as retrieve() does."""
+        iq = self.make_iq_set(ito=channel)
+        query_id = iq["id"]
+        iq["mam"]["queryid"] = query_id
+        iq["mam"]["start"] = start
+        iq["mam"]["end"] = end
+        iq["mam"]["with"] = with_jid
+        for key, value in rsm.items():
+            iq["mam"]["rsm"][key] = True if (key == "before" and value == "") else str(value)
+        if flip:
+            iq["mam"].xml.append(ET.Element("{urn:xmpp:mam:2}flip-page"))
+        results = []
+
+        def collect(msg):
+            if msg["mam_result"]["queryid"] == query_id:
+                results.append(msg)
+
+        name = f"mam-{query_id}"
+        self.register_handler(Callback(name, MatchXPath("{jabber:client}message/{urn:xmpp:mam:2}result"), collect))
+        try:
+            fin = await iq.send(timeout=TIMEOUT)
+        finally:
+            self.remove_handler(name)
+        fin["mam"]["results"] = results
+        return fin
 
     async def online_in(self, name):
         self.send_presence(pto=self.channel(name))
