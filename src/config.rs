@@ -41,7 +41,12 @@ pub struct Options {
     pub jid: Option<String>,
 
     /// Shared secret of the component, as configured on the XMPP server.
-    #[arg(long, env = "MIXD_SECRET", hide_env_values = true, value_name = "SECRET")]
+    #[arg(
+        long,
+        env = "MIXD_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
     pub secret: Option<String>,
 
     /// SQLite database file [default: mixd.db].
@@ -50,7 +55,12 @@ pub struct Options {
 
     /// A domain whose users may create channels; repeat for several (the environment variable
     /// takes a comma-separated list) [default: the component's parent domain].
-    #[arg(long = "user-domain", env = "MIXD_USER_DOMAINS", value_delimiter = ',', value_name = "DOMAIN")]
+    #[arg(
+        long = "user-domain",
+        env = "MIXD_USER_DOMAINS",
+        value_delimiter = ',',
+        value_name = "DOMAIN"
+    )]
     #[serde(default, alias = "user-domains")]
     pub user_domains: Vec<String>,
 
@@ -113,7 +123,14 @@ impl Options {
             let source = match matches.value_source(id) {
                 Some(ValueSource::CommandLine) => "flag".to_string(),
                 Some(ValueSource::EnvVariable) => "environment".to_string(),
-                _ if in_file => format!("file {}", self.config.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default()),
+                _ if in_file => format!(
+                    "file {}",
+                    self.config
+                        .as_deref()
+                        .map(Path::display)
+                        .map(|d| d.to_string())
+                        .unwrap_or_default()
+                ),
                 _ => "default".to_string(),
             };
             sources.push((name, source));
@@ -122,18 +139,32 @@ impl Options {
         origin("jid", "jid", file.jid.is_some());
         origin("secret", "secret", file.secret.is_some());
         origin("database", "database", file.database.is_some());
-        origin("user_domains", "user_domains", !file.user_domains.is_empty());
+        origin(
+            "user_domains",
+            "user_domains",
+            !file.user_domains.is_empty(),
+        );
         origin("log_format", "log_format", file.log_format.is_some());
         origin("durability", "durability", file.durability.is_some());
-        origin("max_message_bytes", "max_message_bytes", file.max_message_bytes.is_some());
+        origin(
+            "max_message_bytes",
+            "max_message_bytes",
+            file.max_message_bytes.is_some(),
+        );
 
-        let server = self.server.or(file.server).unwrap_or_else(|| "127.0.0.1:5347".into());
+        let server = self
+            .server
+            .or(file.server)
+            .unwrap_or_else(|| "127.0.0.1:5347".into());
         let Some(domain) = self.jid.or(file.jid) else {
             bail!("no component JID: give --jid, MIXD_JID or `jid` in the config file");
         };
-        let parsed = jid::BareJid::new(&domain).with_context(|| format!("'{domain}' is not a valid JID"))?;
+        let parsed =
+            jid::BareJid::new(&domain).with_context(|| format!("'{domain}' is not a valid JID"))?;
         if parsed.node().is_some() {
-            bail!("the component JID must be a bare domain such as mix.example.org, not '{domain}'");
+            bail!(
+                "the component JID must be a bare domain such as mix.example.org, not '{domain}'"
+            );
         }
         let domain = parsed.to_string();
         let Some(secret) = self.secret.or(file.secret) else {
@@ -145,23 +176,35 @@ impl Options {
         if !server.contains(':') {
             bail!("server '{server}' must be HOST:PORT");
         }
-        let mut user_domains = if self.user_domains.is_empty() { file.user_domains } else { self.user_domains };
+        let mut user_domains = if self.user_domains.is_empty() {
+            file.user_domains
+        } else {
+            self.user_domains
+        };
         user_domains.retain(|d| !d.trim().is_empty());
         if user_domains.is_empty() {
             match domain.split_once('.') {
                 Some((_, parent)) if !parent.is_empty() => user_domains.push(parent.to_owned()),
-                _ => bail!("no user domain: give --user-domain (the component's domain has no parent)"),
+                _ => bail!(
+                    "no user domain: give --user-domain (the component's domain has no parent)"
+                ),
             }
         }
         let settings = Settings {
             server,
             domain,
             secret,
-            database: self.database.or(file.database).unwrap_or_else(|| "mixd.db".into()),
+            database: self
+                .database
+                .or(file.database)
+                .unwrap_or_else(|| "mixd.db".into()),
             user_domains,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             durability: self.durability.or(file.durability).unwrap_or_default(),
-            max_message_bytes: self.max_message_bytes.or(file.max_message_bytes).unwrap_or(64 * 1024),
+            max_message_bytes: self
+                .max_message_bytes
+                .or(file.max_message_bytes)
+                .unwrap_or(64 * 1024),
         };
         if settings.max_message_bytes < 1024 {
             bail!("max_message_bytes must be at least 1024");
@@ -171,7 +214,8 @@ impl Options {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<Options> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("in {}", path.display()))
 }
 
@@ -187,18 +231,56 @@ impl Settings {
                 .unwrap_or("default")
         };
         let rows = [
-            ("server", self.server.clone(), "the XMPP server's component listener mixd connects to"),
-            ("jid", self.domain.clone(), "channels are <name>@this domain"),
-            ("secret", format!("set ({} characters, not shown)", self.secret.chars().count()), "must equal the server's component secret"),
-            ("database", self.database.display().to_string(), "SQLite file, created if missing"),
-            ("user_domains", self.user_domains.join(","), "users of these domains may create channels"),
-            ("log_format", format!("{:?}", self.log_format).to_lowercase(), "log output"),
-            ("durability", format!("{:?}", self.durability).to_lowercase(), "normal survives a crash of mixd, full also a power cut"),
-            ("max_message_bytes", self.max_message_bytes.to_string(), "larger messages are refused with not-acceptable"),
+            (
+                "server",
+                self.server.clone(),
+                "the XMPP server's component listener mixd connects to",
+            ),
+            (
+                "jid",
+                self.domain.clone(),
+                "channels are <name>@this domain",
+            ),
+            (
+                "secret",
+                format!(
+                    "set ({} characters, not shown)",
+                    self.secret.chars().count()
+                ),
+                "must equal the server's component secret",
+            ),
+            (
+                "database",
+                self.database.display().to_string(),
+                "SQLite file, created if missing",
+            ),
+            (
+                "user_domains",
+                self.user_domains.join(","),
+                "users of these domains may create channels",
+            ),
+            (
+                "log_format",
+                format!("{:?}", self.log_format).to_lowercase(),
+                "log output",
+            ),
+            (
+                "durability",
+                format!("{:?}", self.durability).to_lowercase(),
+                "normal survives a crash of mixd, full also a power cut",
+            ),
+            (
+                "max_message_bytes",
+                self.max_message_bytes.to_string(),
+                "larger messages are refused with not-acceptable",
+            ),
         ];
         let mut out = String::from("configuration is valid:\n");
         for (name, value, why) in rows {
-            out.push_str(&format!("  {name:<18} = {value:<32} [{}] {why}\n", source(name)));
+            out.push_str(&format!(
+                "  {name:<18} = {value:<32} [{}] {why}\n",
+                source(name)
+            ));
         }
         out
     }
@@ -225,13 +307,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("mixd.toml");
         std::fs::write(&file, "jid = 'mix.example.org'\nsecret = 's3cret'\nserver = '10.0.0.1:5347'\nuser_domains = ['example.org', 'other.org']\n").unwrap();
-        let (settings, sources) = resolve(&["t", "--config", file.to_str().unwrap(), "--server", "127.0.0.1:6000"]).unwrap();
+        let (settings, sources) = resolve(&[
+            "t",
+            "--config",
+            file.to_str().unwrap(),
+            "--server",
+            "127.0.0.1:6000",
+        ])
+        .unwrap();
         assert_eq!(settings.server, "127.0.0.1:6000");
         assert_eq!(settings.domain, "mix.example.org");
         assert_eq!(settings.user_domains, vec!["example.org", "other.org"]);
         assert_eq!(settings.database, PathBuf::from("mixd.db"));
         let explained = settings.explain(&sources);
-        assert!(explained.contains("[flag]") && explained.contains("[default]"), "{explained}");
+        assert!(
+            explained.contains("[flag]") && explained.contains("[default]"),
+            "{explained}"
+        );
         assert!(!explained.contains("s3cret"));
         assert!(!format!("{settings:?}").contains("s3cret"));
     }
@@ -242,7 +334,9 @@ mod tests {
         assert_eq!(settings.user_domains, vec!["localhost"]);
         let err = resolve(&["t", "--secret", "x"]).unwrap_err().to_string();
         assert!(err.contains("--jid"), "{err}");
-        let err = resolve(&["t", "--jid", "a@mix.localhost", "--secret", "x"]).unwrap_err().to_string();
+        let err = resolve(&["t", "--jid", "a@mix.localhost", "--secret", "x"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bare domain"), "{err}");
     }
 }

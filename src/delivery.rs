@@ -13,40 +13,61 @@ pub fn deliver(groups: &Groups, service: &Service, facts: &[Fact], out: &mut Vec
     for fact in facts {
         match fact {
             Fact::Posted(posted) => {
-                let Some(channel) = groups.channel_by_key(posted.channel) else { continue };
+                let Some(channel) = groups.channel_by_key(posted.channel) else {
+                    continue;
+                };
                 let jid = service.channel_jid(&channel.name);
-                let template = Template::new(|x| render::channel_message(x, ns::COMPONENT, &jid, Some(Template::TO), posted));
+                let template = Template::new(|x| {
+                    render::channel_message(x, ns::COMPONENT, &jid, Some(Template::TO), posted)
+                });
                 address(&template, channel.subscribers(Nodes::MESSAGES), out);
             }
-            Fact::Joined { key, participant } => participant_item(groups, service, *key, participant, out),
+            Fact::Joined { key, participant } => {
+                participant_item(groups, service, *key, participant, out)
+            }
             Fact::NickChanged { key, jid, .. } => {
                 if let Some(p) = groups.channel_by_key(*key).and_then(|c| c.participant(jid)) {
                     participant_item(groups, service, *key, p, out);
                 }
             }
             Fact::Left { key, participant } => {
-                let Some(channel) = groups.channel_by_key(*key) else { continue };
-                let template = render::event(&service.channel_jid(&channel.name), NODE_PARTICIPANTS, |x| {
-                    x.open("retract", "").attr("id", &participant.id).close();
-                });
+                let Some(channel) = groups.channel_by_key(*key) else {
+                    continue;
+                };
+                let template = render::event(
+                    &service.channel_jid(&channel.name),
+                    NODE_PARTICIPANTS,
+                    |x| {
+                        x.open("retract", "").attr("id", &participant.id).close();
+                    },
+                );
                 address(&template, channel.subscribers(Nodes::PARTICIPANTS), out);
             }
             Fact::InfoChanged { key, info } => {
-                let Some(channel) = groups.channel_by_key(*key) else { continue };
+                let Some(channel) = groups.channel_by_key(*key) else {
+                    continue;
+                };
                 let template = render::event(&service.channel_jid(&channel.name), NODE_INFO, |x| {
-                    x.open("item", "").attr("id", &render::timestamp(info.updated_at));
+                    x.open("item", "")
+                        .attr("id", &render::timestamp(info.updated_at));
                     render::info_form(x, info);
                     x.close();
                 });
                 address(&template, channel.subscribers(Nodes::INFO), out);
             }
             Fact::ChannelDestroyed { channel } => destroyed(service, channel, out),
-            Fact::ChannelCreated { .. } | Fact::SubscriptionChanged { .. } | Fact::PresenceChanged { .. } => {}
+            Fact::ChannelCreated { .. }
+            | Fact::SubscriptionChanged { .. }
+            | Fact::PresenceChanged { .. } => {}
         }
     }
 }
 
-fn address<'a>(template: &Template, recipients: impl Iterator<Item = &'a Participant>, out: &mut Vec<String>) {
+fn address<'a>(
+    template: &Template,
+    recipients: impl Iterator<Item = &'a Participant>,
+    out: &mut Vec<String>,
+) {
     for participant in recipients {
         for client in &participant.online {
             out.push(template.to(client.as_str()));
@@ -54,13 +75,25 @@ fn address<'a>(template: &Template, recipients: impl Iterator<Item = &'a Partici
     }
 }
 
-fn participant_item(groups: &Groups, service: &Service, key: i64, participant: &Participant, out: &mut Vec<String>) {
-    let Some(channel) = groups.channel_by_key(key) else { return };
-    let template = render::event(&service.channel_jid(&channel.name), NODE_PARTICIPANTS, |x| {
-        x.open("item", "").attr("id", &participant.id);
-        render::participant(x, participant);
-        x.close();
-    });
+fn participant_item(
+    groups: &Groups,
+    service: &Service,
+    key: i64,
+    participant: &Participant,
+    out: &mut Vec<String>,
+) {
+    let Some(channel) = groups.channel_by_key(key) else {
+        return;
+    };
+    let template = render::event(
+        &service.channel_jid(&channel.name),
+        NODE_PARTICIPANTS,
+        |x| {
+            x.open("item", "").attr("id", &participant.id);
+            render::participant(x, participant);
+            x.close();
+        },
+    );
     address(&template, channel.subscribers(Nodes::PARTICIPANTS), out);
 }
 

@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use minidom::Element;
-use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadBuf};
+use tokio::io::{
+    AsyncBufRead, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadBuf,
+};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -194,11 +196,16 @@ async fn session(
 
 type ComponentStream = XmlStream<LinkIo, Element>;
 
-async fn connect(settings: &LinkSettings) -> Result<(ComponentStream, BufWriter<OwnedWriteHalf>), LinkError> {
-    let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&settings.server))
-        .await
-        .map_err(|_| LinkError::Lost(format!("connecting to {} timed out", settings.server)))?
-        .map_err(|e| LinkError::Lost(format!("connecting to {}: {e}", settings.server)))?;
+async fn connect(
+    settings: &LinkSettings,
+) -> Result<(ComponentStream, BufWriter<OwnedWriteHalf>), LinkError> {
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(10),
+        TcpStream::connect(&settings.server),
+    )
+    .await
+    .map_err(|_| LinkError::Lost(format!("connecting to {} timed out", settings.server)))?
+    .map_err(|e| LinkError::Lost(format!("connecting to {}: {e}", settings.server)))?;
     // Without it, bursts of small stanzas stall ~40 ms on delayed ACKs (platform-notes).
     tcp.set_nodelay(true)?;
     let (read, write) = tcp.into_split();
@@ -333,7 +340,10 @@ struct LinkIo {
 }
 
 impl LinkIo {
-    fn with_writer<T>(&self, f: impl FnOnce(Pin<&mut OwnedWriteHalf>) -> Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn with_writer<T>(
+        &self,
+        f: impl FnOnce(Pin<&mut OwnedWriteHalf>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         match self.write.lock() {
             Ok(mut guard) => match guard.as_mut() {
                 Some(w) => f(Pin::new(w)),
@@ -348,7 +358,11 @@ impl LinkIo {
 }
 
 impl AsyncRead for LinkIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.read).poll_read(cx, buf)
     }
 }
@@ -364,7 +378,11 @@ impl AsyncBufRead for LinkIo {
 }
 
 impl AsyncWrite for LinkIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.with_writer(|w| w.poll_write(cx, buf))
     }
 

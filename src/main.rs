@@ -44,7 +44,10 @@ fn main() -> ExitCode {
     }
     init_logging(settings.log_format);
     tracing::info!(?settings, "starting");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("mixd: cannot start the runtime: {error}");

@@ -72,15 +72,29 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     writer.finish();
     let link::Link { outbox, task, .. } = link;
     drop(outbox);
-    if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .is_err()
+    {
         tracing::warn!("the XMPP server did not take the last stanzas within 5 s");
     }
     Ok(())
 }
 
-fn dispatch(groups: &mut Groups, service: &Service, writer: &Writer, reader: &Arc<dyn Reader>, outbox: &Outbox, stanza: &Element) {
+fn dispatch(
+    groups: &mut Groups,
+    service: &Service,
+    writer: &Writer,
+    reader: &Arc<dyn Reader>,
+    outbox: &Outbox,
+    stanza: &Element,
+) {
     match mix::handle(groups, service, stanza, now()) {
-        Handled::Changed { facts, reply, on_failure } => {
+        Handled::Changed {
+            facts,
+            reply,
+            on_failure,
+        } => {
             let mut outbound: Vec<String> = reply.into_iter().collect();
             delivery::deliver(groups, service, &facts, &mut outbound);
             writer.submit(Job {
@@ -115,7 +129,10 @@ fn now() -> Micros {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut int), Ok(mut term)) => {
             tokio::select! {
                 _ = int.recv() => {}

@@ -196,7 +196,10 @@ mod tests {
             .parse()
             .unwrap();
         let fragment = children_fragment(ns::COMPONENT, stanza.children());
-        assert!(fragment.starts_with("<body>hi &amp; bye</body>"), "{fragment}");
+        assert!(
+            fragment.starts_with("<body>hi &amp; bye</body>"),
+            "{fragment}"
+        );
         assert!(fragment.contains("urn:xmpp:sid:0"), "{fragment}");
     }
 

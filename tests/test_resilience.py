@@ -126,3 +126,19 @@ def test_configuration_mistakes_are_explained(fresh):
     missing = subprocess.run([mixd.binary, "check-config"], capture_output=True, text=True,
                              env={"PATH": "/usr/bin:/bin"})
     assert missing.returncode == 2 and "--jid" in missing.stderr
+
+
+def test_sigterm_closes_cleanly(fresh):
+    server, mixd = fresh
+
+    async def scenario():
+        async with connected(server, "alice") as (alice,):
+            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), "bye", timeout=10)
+            await alice.join_live("bye", "alice")
+            alice.post("bye", "last words")
+            assert (await alice.next_message())["body"] == "last words"
+
+    run(scenario())
+    assert mixd.stop(signal.SIGTERM) == 0
+    log = mixd.log()
+    assert "shutting down" in log and "component stream closed" in log

@@ -74,8 +74,13 @@ mod tests {
         let (name, facts) = g.create(&jid("alice@localhost"), Some("Coven"), 1).unwrap();
         assert_eq!(name, "coven");
         assert!(matches!(facts[0], Fact::ChannelCreated { key: 1, .. }));
-        assert!(g.channel("coven").unwrap().is_owner(&jid("alice@localhost")));
-        let again = g.create(&jid("bob@localhost"), Some("coven"), 2).unwrap_err();
+        assert!(g
+            .channel("coven")
+            .unwrap()
+            .is_owner(&jid("alice@localhost")));
+        let again = g
+            .create(&jid("bob@localhost"), Some("coven"), 2)
+            .unwrap_err();
         assert_eq!(again.condition, Condition::Conflict);
     }
 

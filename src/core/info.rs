@@ -17,7 +17,13 @@ pub const MAX_NAME_BYTES: usize = 256;
 pub const MAX_DESCRIPTION_BYTES: usize = 4096;
 
 impl Groups {
-    pub fn set_info(&mut self, name: &str, actor: &BareJid, change: InfoChange, now: Micros) -> Outcome<(Info, Vec<Fact>)> {
+    pub fn set_info(
+        &mut self,
+        name: &str,
+        actor: &BareJid,
+        change: InfoChange,
+        now: Micros,
+    ) -> Outcome<(Info, Vec<Fact>)> {
         let channel = self.existing(name)?;
         if !channel.is_admin_or_owner(actor) {
             return Err(Refusal::new(
@@ -33,7 +39,10 @@ impl Groups {
                 if value.len() > max {
                     return Err(Refusal::new(
                         Condition::NotAcceptable,
-                        format!("the {what} is {} bytes; at most {max} are allowed", value.len()),
+                        format!(
+                            "the {what} is {} bytes; at most {max} are allowed",
+                            value.len()
+                        ),
                     ));
                 }
             }
@@ -41,7 +50,9 @@ impl Groups {
         let current = &channel.info;
         let info = Info {
             name: change.name.unwrap_or_else(|| current.name.clone()),
-            description: change.description.unwrap_or_else(|| current.description.clone()),
+            description: change
+                .description
+                .unwrap_or_else(|| current.description.clone()),
             contacts: change.contacts.unwrap_or_else(|| current.contacts.clone()),
             // Item ids must change with every publication, even two within a microsecond.
             updated_at: now.max(current.updated_at + 1),
@@ -66,16 +77,25 @@ mod tests {
             name: Some("The Coven".into()),
             ..InfoChange::default()
         };
-        let err = g.set_info("coven", &jid("bob@localhost"), change.clone(), 10).unwrap_err();
+        let err = g
+            .set_info("coven", &jid("bob@localhost"), change.clone(), 10)
+            .unwrap_err();
         assert_eq!(err.condition, Condition::Forbidden);
-        let (info, _) = g.set_info("coven", &jid("alice@localhost"), change, 10).unwrap();
+        let (info, _) = g
+            .set_info("coven", &jid("alice@localhost"), change, 10)
+            .unwrap();
         assert_eq!(info.name, "The Coven");
         let described = InfoChange {
             description: Some("witches".into()),
             ..InfoChange::default()
         };
-        let (info, _) = g.set_info("coven", &jid("alice@localhost"), described, 10).unwrap();
-        assert_eq!((info.name.as_str(), info.description.as_str()), ("The Coven", "witches"));
+        let (info, _) = g
+            .set_info("coven", &jid("alice@localhost"), described, 10)
+            .unwrap();
+        assert_eq!(
+            (info.name.as_str(), info.description.as_str()),
+            ("The Coven", "witches")
+        );
         assert_eq!(info.updated_at, 11);
     }
 
@@ -86,7 +106,9 @@ mod tests {
             name: Some("n".repeat(MAX_NAME_BYTES + 1)),
             ..InfoChange::default()
         };
-        let err = g.set_info("coven", &jid("alice@localhost"), change, 10).unwrap_err();
+        let err = g
+            .set_info("coven", &jid("alice@localhost"), change, 10)
+            .unwrap_err();
         assert_eq!(err.condition, Condition::NotAcceptable);
     }
 }

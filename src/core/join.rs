@@ -21,7 +21,14 @@ impl Groups {
         let previous = channel.participant(actor);
         let nick = match nick {
             Some(nick) => checked_nick(nick, max_nick)?,
-            None => previous.map_or_else(|| actor.node().map_or_else(|| actor.to_string(), |n| n.to_string()), |p| p.nick.clone()),
+            None => previous.map_or_else(
+                || {
+                    actor
+                        .node()
+                        .map_or_else(|| actor.to_string(), |n| n.to_string())
+                },
+                |p| p.nick.clone(),
+            ),
         };
         if channel.nick_taken(&nick, actor) {
             return Err(Refusal::new(
@@ -64,7 +71,10 @@ pub(super) fn checked_nick(nick: &str, max_bytes: usize) -> Outcome<String> {
     if nick.len() > max_bytes {
         return Err(Refusal::new(
             Condition::NotAcceptable,
-            format!("the nick is {} bytes long; at most {max_bytes} are allowed", nick.len()),
+            format!(
+                "the nick is {} bytes long; at most {max_bytes} are allowed",
+                nick.len()
+            ),
         ));
     }
     Ok(nick.to_owned())
@@ -78,7 +88,7 @@ mod tests {
     #[test]
     fn join_assigns_stable_id_and_checks_nicks() {
         let mut g = coven();
-        let bob = g.channel("coven").unwrap().participant(&jid("bob@localhost")).unwrap().clone();
+        let bob = member(&g, "bob@localhost");
         let (again, _) = g
             .join("coven", &jid("bob@localhost"), None, Nodes::MESSAGES, 9)
             .unwrap();
@@ -86,7 +96,13 @@ mod tests {
         assert_eq!(again.nick, "bob");
         assert_eq!(again.nodes, Nodes::MESSAGES);
         let taken = g
-            .join("coven", &jid("carol@localhost"), Some("ALICE"), Nodes::ALL, 9)
+            .join(
+                "coven",
+                &jid("carol@localhost"),
+                Some("ALICE"),
+                Nodes::ALL,
+                9,
+            )
             .unwrap_err();
         assert_eq!(taken.condition, Condition::Conflict);
         let (carol, _) = g
@@ -109,7 +125,7 @@ mod tests {
     #[test]
     fn owner_joins_as_owner() {
         let g = coven();
-        let alice = g.channel("coven").unwrap().participant(&jid("alice@localhost")).unwrap().clone();
+        let alice = member(&g, "alice@localhost");
         assert_eq!(alice.role, Role::Owner);
     }
 }

@@ -25,7 +25,11 @@ mod tests {
     fn leave_removes_and_twice_is_forbidden() {
         let mut g = coven();
         g.leave("coven", &jid("bob@localhost")).unwrap();
-        assert!(g.channel("coven").unwrap().participant(&jid("bob@localhost")).is_none());
+        assert!(g
+            .channel("coven")
+            .unwrap()
+            .participant(&jid("bob@localhost"))
+            .is_none());
         let err = g.leave("coven", &jid("bob@localhost")).unwrap_err();
         assert_eq!(err.condition, Condition::Forbidden);
     }

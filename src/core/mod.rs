@@ -23,8 +23,8 @@ pub mod model;
 
 use std::collections::HashMap;
 
-pub use model::{Channel, Info, Nodes, Participant, Role};
 pub use info::InfoChange;
+pub use model::{Channel, Info, Nodes, Participant, Role};
 pub use post::Posted;
 
 use jid::{BareJid, FullJid};
@@ -147,7 +147,11 @@ pub struct Groups {
 
 impl Groups {
     pub fn new(rules: Rules, snapshot: Snapshot) -> Self {
-        let names = snapshot.channels.iter().map(|c| (c.key, c.name.clone())).collect();
+        let names = snapshot
+            .channels
+            .iter()
+            .map(|c| (c.key, c.name.clone()))
+            .collect();
         let channels = snapshot
             .channels
             .into_iter()
@@ -168,7 +172,9 @@ impl Groups {
     }
 
     pub fn channel_by_key(&self, key: i64) -> Option<&Channel> {
-        self.names.get(&key).and_then(|name| self.channels.get(name))
+        self.names
+            .get(&key)
+            .and_then(|name| self.channels.get(name))
     }
 
     pub fn channels(&self) -> impl Iterator<Item = &Channel> {
@@ -189,7 +195,11 @@ impl Groups {
     }
 
     /// The participant `who` in channel `name`, or the refusal a non-participant gets.
-    fn participant_of<'a>(&'a self, name: &str, who: &BareJid) -> Outcome<(&'a Channel, &'a Participant)> {
+    fn participant_of<'a>(
+        &'a self,
+        name: &str,
+        who: &BareJid,
+    ) -> Outcome<(&'a Channel, &'a Participant)> {
         let channel = self.existing(name)?;
         let participant = channel.participant(who).ok_or_else(|| {
             Refusal::new(
@@ -211,8 +221,10 @@ impl Groups {
             } => {
                 self.last_channel_key = self.last_channel_key.max(*key);
                 self.names.insert(*key, name.clone());
-                self.channels
-                    .insert(name.clone(), Channel::new(*key, name.clone(), owner.clone(), *at));
+                self.channels.insert(
+                    name.clone(),
+                    Channel::new(*key, name.clone(), owner.clone(), *at),
+                );
             }
             Fact::ChannelDestroyed { channel } => {
                 self.names.remove(&channel.key);
@@ -302,12 +314,27 @@ pub(crate) mod testing {
         )
     }
 
+    /// The participant `who` of channel `coven`.
+    pub fn member(g: &Groups, who: &str) -> Participant {
+        g.channel("coven")
+            .unwrap()
+            .participant(&jid(who))
+            .unwrap()
+            .clone()
+    }
+
     /// A service with channel `coven` owned by alice, where alice and bob have joined.
     pub fn coven() -> Groups {
         let mut g = groups();
         g.create(&jid("alice@localhost"), Some("coven"), 1).unwrap();
-        g.join("coven", &jid("alice@localhost"), Some("alice"), Nodes::ALL, 2)
-            .unwrap();
+        g.join(
+            "coven",
+            &jid("alice@localhost"),
+            Some("alice"),
+            Nodes::ALL,
+            2,
+        )
+        .unwrap();
         g.join("coven", &jid("bob@localhost"), Some("bob"), Nodes::ALL, 3)
             .unwrap();
         g

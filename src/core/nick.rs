@@ -8,7 +8,12 @@ use super::{Condition, Fact, Groups, Outcome, Refusal};
 
 impl Groups {
     /// Returns the nick as stored with the facts.
-    pub fn set_nick(&mut self, name: &str, actor: &BareJid, nick: &str) -> Outcome<(String, Vec<Fact>)> {
+    pub fn set_nick(
+        &mut self,
+        name: &str,
+        actor: &BareJid,
+        nick: &str,
+    ) -> Outcome<(String, Vec<Fact>)> {
         let nick = checked_nick(nick, self.rules.max_nick_bytes)?;
         let (channel, _) = self.participant_of(name, actor)?;
         if channel.nick_taken(&nick, actor) {
@@ -34,13 +39,19 @@ mod tests {
     #[test]
     fn nick_conflicts_and_changes() {
         let mut g = coven();
-        let err = g.set_nick("coven", &jid("bob@localhost"), "Alice").unwrap_err();
+        let err = g
+            .set_nick("coven", &jid("bob@localhost"), "Alice")
+            .unwrap_err();
         assert_eq!(err.condition, Condition::Conflict);
-        let (nick, _) = g.set_nick("coven", &jid("bob@localhost"), " robert ").unwrap();
+        let (nick, _) = g
+            .set_nick("coven", &jid("bob@localhost"), " robert ")
+            .unwrap();
         assert_eq!(nick, "robert");
-        let p = g.channel("coven").unwrap().participant(&jid("bob@localhost")).unwrap().clone();
+        let p = member(&g, "bob@localhost");
         assert_eq!(p.nick, "robert");
-        let outsider = g.set_nick("coven", &jid("eve@localhost"), "eve").unwrap_err();
+        let outsider = g
+            .set_nick("coven", &jid("eve@localhost"), "eve")
+            .unwrap_err();
         assert_eq!(outsider.condition, Condition::Forbidden);
     }
 }

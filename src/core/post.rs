@@ -36,7 +36,10 @@ impl Groups {
         if content.len() > max {
             return Err(Refusal::new(
                 Condition::NotAcceptable,
-                format!("the message is {} bytes; at most {max} are accepted", content.len()),
+                format!(
+                    "the message is {} bytes; at most {max} are accepted",
+                    content.len()
+                ),
             ));
         }
         let id = self.next_message_id();
@@ -63,10 +66,22 @@ mod tests {
     fn participants_post_with_increasing_ids() {
         let mut g = coven();
         let first = g
-            .post("coven", &jid("bob@localhost"), Some("o1".into()), "<body>a</body>".into(), 5)
+            .post(
+                "coven",
+                &jid("bob@localhost"),
+                Some("o1".into()),
+                "<body>a</body>".into(),
+                5,
+            )
             .unwrap();
         let second = g
-            .post("coven", &jid("alice@localhost"), None, "<body>b</body>".into(), 6)
+            .post(
+                "coven",
+                &jid("alice@localhost"),
+                None,
+                "<body>b</body>".into(),
+                6,
+            )
             .unwrap();
         let (Fact::Posted(a), Fact::Posted(b)) = (&first[0], &second[0]) else {
             panic!("not posts")
@@ -80,14 +95,24 @@ mod tests {
     fn outsiders_and_oversized_are_refused() {
         let mut g = coven();
         let err = g
-            .post("coven", &jid("eve@localhost"), None, "<body>x</body>".into(), 5)
+            .post(
+                "coven",
+                &jid("eve@localhost"),
+                None,
+                "<body>x</body>".into(),
+                5,
+            )
             .unwrap_err();
         assert_eq!(err.condition, Condition::Forbidden);
         let big = "x".repeat(g.rules.max_message_bytes + 1);
-        let err = g.post("coven", &jid("bob@localhost"), None, big, 5).unwrap_err();
+        let err = g
+            .post("coven", &jid("bob@localhost"), None, big, 5)
+            .unwrap_err();
         assert_eq!(err.condition, Condition::NotAcceptable);
         // Nothing refused took an id.
-        let ok = g.post("coven", &jid("bob@localhost"), None, String::new(), 5).unwrap();
+        let ok = g
+            .post("coven", &jid("bob@localhost"), None, String::new(), 5)
+            .unwrap();
         assert!(matches!(&ok[0], Fact::Posted(p) if p.id == 1));
     }
 }

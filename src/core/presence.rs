@@ -28,7 +28,10 @@ impl Groups {
         let facts: Vec<Fact> = self
             .channels
             .values()
-            .filter(|c| c.participant(&to.to_bare()).is_some_and(|p| p.online.contains(to)))
+            .filter(|c| {
+                c.participant(&to.to_bare())
+                    .is_some_and(|p| p.online.contains(to))
+            })
             .map(|c| Fact::PresenceChanged {
                 key: c.key,
                 jid: to.clone(),
@@ -49,10 +52,10 @@ mod tests {
         let phone = jid::FullJid::new("bob@localhost/phone").unwrap();
         assert_eq!(g.presence("coven", &phone, true).unwrap().len(), 1);
         assert!(g.presence("coven", &phone, true).unwrap().is_empty());
-        let bob = g.channel("coven").unwrap().participant(&jid("bob@localhost")).unwrap().clone();
+        let bob = member(&g, "bob@localhost");
         assert_eq!(bob.online, vec![phone.clone()]);
         assert_eq!(g.bounced(&phone).len(), 1);
-        let bob = g.channel("coven").unwrap().participant(&jid("bob@localhost")).unwrap().clone();
+        let bob = member(&g, "bob@localhost");
         assert!(bob.online.is_empty());
         let eve = jid::FullJid::new("eve@localhost/x").unwrap();
         assert!(g.presence("coven", &eve, true).is_err());

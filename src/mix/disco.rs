@@ -8,9 +8,15 @@ use super::{Envelope, Handled, Service};
 use crate::core::{Condition, Groups, Outcome, Refusal};
 use crate::xml::{ns, Xml};
 
-pub fn info(groups: &Groups, _service: &Service, env: &Envelope, payload: &Element) -> Outcome<Handled> {
+pub fn info(
+    groups: &Groups,
+    _service: &Service,
+    env: &Envelope,
+    payload: &Element,
+) -> Outcome<Handled> {
     let mut x = Xml::new();
-    x.open("query", ns::DISCO_INFO).attr_opt("node", payload.attr("node"));
+    x.open("query", ns::DISCO_INFO)
+        .attr_opt("node", payload.attr("node"));
     let features: &[&str] = match &env.channel {
         None => {
             x.open("identity", "")
@@ -19,9 +25,22 @@ pub fn info(groups: &Groups, _service: &Service, env: &Envelope, payload: &Eleme
                 .attr("name", "mixd group chat")
                 .close();
             if groups.may_create(&env.sender()) {
-                &[ns::MIX_CORE, "urn:xmpp:mix:core:1#searchable", "urn:xmpp:mix:core:1#create-channel", ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING]
+                &[
+                    ns::MIX_CORE,
+                    "urn:xmpp:mix:core:1#searchable",
+                    "urn:xmpp:mix:core:1#create-channel",
+                    ns::DISCO_INFO,
+                    ns::DISCO_ITEMS,
+                    ns::PING,
+                ]
             } else {
-                &[ns::MIX_CORE, "urn:xmpp:mix:core:1#searchable", ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING]
+                &[
+                    ns::MIX_CORE,
+                    "urn:xmpp:mix:core:1#searchable",
+                    ns::DISCO_INFO,
+                    ns::DISCO_ITEMS,
+                    ns::PING,
+                ]
             }
         }
         Some(name) => {
@@ -31,7 +50,13 @@ pub fn info(groups: &Groups, _service: &Service, env: &Envelope, payload: &Eleme
                 .attr("type", "mix")
                 .attr("name", &channel.info.name)
                 .close();
-            &[ns::MIX_CORE, ns::MAM, ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING]
+            &[
+                ns::MIX_CORE,
+                ns::MAM,
+                ns::DISCO_INFO,
+                ns::DISCO_ITEMS,
+                ns::PING,
+            ]
         }
     };
     for feature in features {
@@ -40,9 +65,15 @@ pub fn info(groups: &Groups, _service: &Service, env: &Envelope, payload: &Eleme
     Ok(env.iq_result(Some(&x.finish())))
 }
 
-pub fn items(groups: &Groups, service: &Service, env: &Envelope, payload: &Element) -> Outcome<Handled> {
+pub fn items(
+    groups: &Groups,
+    service: &Service,
+    env: &Envelope,
+    payload: &Element,
+) -> Outcome<Handled> {
     let mut x = Xml::new();
-    x.open("query", ns::DISCO_ITEMS).attr_opt("node", payload.attr("node"));
+    x.open("query", ns::DISCO_ITEMS)
+        .attr_opt("node", payload.attr("node"));
     match &env.channel {
         None => {
             let mut channels: Vec<_> = groups.channels().collect();
@@ -58,7 +89,10 @@ pub fn items(groups: &Groups, service: &Service, env: &Envelope, payload: &Eleme
             groups.channel(name).ok_or_else(|| missing(name))?;
             let jid = service.channel_jid(name);
             for node in [NODE_PRESENCE, NODE_PARTICIPANTS, NODE_MESSAGES, NODE_INFO] {
-                x.open("item", "").attr("jid", &jid).attr("node", node).close();
+                x.open("item", "")
+                    .attr("jid", &jid)
+                    .attr("node", node)
+                    .close();
             }
         }
     }

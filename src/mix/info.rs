@@ -11,12 +11,20 @@ use crate::core::InfoChange;
 use crate::core::{Groups, Micros, Outcome};
 use crate::xml::{ns, Xml};
 
-pub fn publish(groups: &mut Groups, _service: &Service, env: &Envelope, payload: &Element, now: Micros) -> Outcome<Handled> {
+pub fn publish(
+    groups: &mut Groups,
+    _service: &Service,
+    env: &Envelope,
+    payload: &Element,
+    now: Micros,
+) -> Outcome<Handled> {
     let publish = payload
         .get_child("publish", ns::PUBSUB)
         .ok_or_else(|| bad_request("a pubsub set on a channel must be a <publish/>"))?;
     if publish.attr("node") != Some(NODE_INFO) {
-        return Err(bad_request(format!("only the info node ({NODE_INFO}) is published to by clients")));
+        return Err(bad_request(format!(
+            "only the info node ({NODE_INFO}) is published to by clients"
+        )));
     }
     let form = publish
         .get_child("item", ns::PUBSUB)
@@ -45,7 +53,10 @@ fn parse_form(form: &Element) -> Outcome<InfoChange> {
         match field.attr("var").unwrap_or_default() {
             "FORM_TYPE" => {
                 if single() != ns::MIX_CORE {
-                    return Err(bad_request(format!("the form's FORM_TYPE must be {}", ns::MIX_CORE)));
+                    return Err(bad_request(format!(
+                        "the form's FORM_TYPE must be {}",
+                        ns::MIX_CORE
+                    )));
                 }
             }
             "Name" => change.name = Some(single()),
@@ -53,7 +64,10 @@ fn parse_form(form: &Element) -> Outcome<InfoChange> {
             "Contact" => {
                 let contacts = values
                     .iter()
-                    .map(|v| BareJid::new(v.trim()).map_err(|_| bad_request(format!("'{v}' is not a JID"))))
+                    .map(|v| {
+                        BareJid::new(v.trim())
+                            .map_err(|_| bad_request(format!("'{v}' is not a JID")))
+                    })
                     .collect::<Outcome<Vec<_>>>()?;
                 change.contacts = Some(contacts);
             }

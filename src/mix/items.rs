@@ -8,7 +8,12 @@ use super::{bad_request, channel_name, Envelope, Handled, Service};
 use crate::core::{Condition, Groups, Outcome, Refusal};
 use crate::xml::{ns, Xml};
 
-pub fn get(groups: &Groups, _service: &Service, env: &Envelope, payload: &Element) -> Outcome<Handled> {
+pub fn get(
+    groups: &Groups,
+    _service: &Service,
+    env: &Envelope,
+    payload: &Element,
+) -> Outcome<Handled> {
     let items = payload
         .get_child("items", ns::PUBSUB)
         .ok_or_else(|| bad_request("a pubsub get on a channel must be <items node='…'/>"))?;
@@ -18,7 +23,9 @@ pub fn get(groups: &Groups, _service: &Service, env: &Envelope, payload: &Elemen
         .ok_or_else(|| Refusal::new(Condition::ItemNotFound, format!("no channel '{name}'")))?;
     let node = items.attr("node").unwrap_or_default();
     let mut x = Xml::new();
-    x.open("pubsub", ns::PUBSUB).open("items", "").attr("node", node);
+    x.open("pubsub", ns::PUBSUB)
+        .open("items", "")
+        .attr("node", node);
     match node {
         NODE_PARTICIPANTS => {
             if channel.participant(&env.sender()).is_none() {
@@ -34,7 +41,8 @@ pub fn get(groups: &Groups, _service: &Service, env: &Envelope, payload: &Elemen
             }
         }
         NODE_INFO => {
-            x.open("item", "").attr("id", &render::timestamp(channel.info.updated_at));
+            x.open("item", "")
+                .attr("id", &render::timestamp(channel.info.updated_at));
             render::info_form(&mut x, &channel.info);
             x.close();
         }

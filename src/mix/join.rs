@@ -9,7 +9,12 @@ use super::{channel_name, Envelope, Handled};
 use crate::core::{Groups, Micros, Outcome};
 use crate::xml::{ns, Xml};
 
-pub fn handle(groups: &mut Groups, env: &Envelope, payload: &Element, now: Micros) -> Outcome<Handled> {
+pub fn handle(
+    groups: &mut Groups,
+    env: &Envelope,
+    payload: &Element,
+    now: Micros,
+) -> Outcome<Handled> {
     let name = channel_name(env);
     let nodes = nodes_named(payload, "subscribe")?;
     let nick = payload.get_child("nick", ns::MIX_CORE).map(|n| n.text());

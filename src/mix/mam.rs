@@ -19,8 +19,14 @@ use crate::xml::{ns, Xml};
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 250;
 
-pub fn query(groups: &Groups, service: &Service, env: &Envelope, payload: &Element) -> Outcome<Handled> {
-    let query = Query::try_from(payload.clone()).map_err(|e| bad_request(format!("invalid MAM query: {e}")))?;
+pub fn query(
+    groups: &Groups,
+    service: &Service,
+    env: &Envelope,
+    payload: &Element,
+) -> Outcome<Handled> {
+    let query = Query::try_from(payload.clone())
+        .map_err(|e| bad_request(format!("invalid MAM query: {e}")))?;
     let name = channel_name(env);
     let channel = groups
         .channel(name)
@@ -42,11 +48,18 @@ pub fn query(groups: &Groups, service: &Service, env: &Envelope, payload: &Eleme
             match field.var.as_deref().unwrap_or_default() {
                 "FORM_TYPE" => {}
                 "with" => {
-                    history.with = Some(BareJid::new(value).map_err(|_| bad_request(format!("with: '{value}' is not a bare JID")))?)
+                    history.with =
+                        Some(BareJid::new(value).map_err(|_| {
+                            bad_request(format!("with: '{value}' is not a bare JID"))
+                        })?)
                 }
                 "start" => history.start = Some(parse_time("start", value)?),
                 "end" => history.end = Some(parse_time("end", value)?),
-                other => return Err(bad_request(format!("unsupported MAM filter field '{other}'"))),
+                other => {
+                    return Err(bad_request(format!(
+                        "unsupported MAM filter field '{other}'"
+                    )))
+                }
             }
         }
     }
@@ -60,7 +73,12 @@ pub fn query(groups: &Groups, service: &Service, env: &Envelope, payload: &Eleme
             (None, None, None) => Page::First,
         };
     }
-    let respond = respond(env, service.channel_jid(name), query.queryid.map(|q| q.0), query.flip_page);
+    let respond = respond(
+        env,
+        service.channel_jid(name),
+        query.queryid.map(|q| q.0),
+        query.flip_page,
+    );
     Ok(Handled::History(HistoryRequest {
         query: history,
         respond: Box::new(respond),
@@ -70,13 +88,21 @@ pub fn query(groups: &Groups, service: &Service, env: &Envelope, payload: &Eleme
 fn parse_time(field: &str, value: &str) -> Outcome<Micros> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.timestamp_micros())
-        .map_err(|e| bad_request(format!("{field}: '{value}' is not an XEP-0082 date-time ({e})")))
+        .map_err(|e| {
+            bad_request(format!(
+                "{field}: '{value}' is not an XEP-0082 date-time ({e})"
+            ))
+        })
 }
 
 /// Archive ids are the decimal archive keys; anything else names no message.
 fn archive_id(text: &str) -> Outcome<i64> {
-    text.parse()
-        .map_err(|_| Refusal::new(Condition::ItemNotFound, format!("no message '{text}' in this archive")))
+    text.parse().map_err(|_| {
+        Refusal::new(
+            Condition::ItemNotFound,
+            format!("no message '{text}' in this archive"),
+        )
+    })
 }
 
 /// Writes the result messages and the final iq for one page, once it is read.
@@ -92,7 +118,10 @@ fn respond(
         let page = match result {
             Ok(page) => page,
             Err(HistoryError::UnknownId(id)) => {
-                let refusal = Refusal::new(Condition::ItemNotFound, format!("no message {id} in this archive"));
+                let refusal = Refusal::new(
+                    Condition::ItemNotFound,
+                    format!("no message {id} in this archive"),
+                );
                 return vec![reply_to.error(ErrorKind::Iq, &refusal)];
             }
             Err(HistoryError::Storage(error)) => {

@@ -11,15 +11,27 @@ use super::{bad_request, Envelope, ErrorKind, Handled, Service};
 use crate::core::{Condition, Groups, Micros, Refusal};
 use crate::xml::{children_fragment, ns};
 
-pub fn handle(groups: &mut Groups, _service: &Service, env: &Envelope, message_type: Option<&str>, now: Micros) -> Handled {
+pub fn handle(
+    groups: &mut Groups,
+    _service: &Service,
+    env: &Envelope,
+    message_type: Option<&str>,
+    now: Micros,
+) -> Handled {
     let reply_to = env.reply_to();
     let Some(name) = &env.channel else {
-        return Handled::Reply(reply_to.service_unavailable(ErrorKind::Message, "messages go to a channel, not to the service"));
+        return Handled::Reply(reply_to.service_unavailable(
+            ErrorKind::Message,
+            "messages go to a channel, not to the service",
+        ));
     };
     match message_type {
         Some("groupchat") => {}
         None | Some("normal" | "chat" | "headline") => {
-            let refusal = Refusal::new(Condition::NotAcceptable, "messages to a channel must be of type groupchat");
+            let refusal = Refusal::new(
+                Condition::NotAcceptable,
+                "messages to a channel must be of type groupchat",
+            );
             return Handled::Reply(reply_to.error(ErrorKind::Message, &refusal));
         }
         Some(other) => {

@@ -10,11 +10,11 @@ mod create;
 mod destroy;
 mod disco;
 mod info;
+mod items;
 mod join;
 mod leave;
 mod mam;
 mod message;
-mod items;
 mod presence;
 pub mod render;
 mod reply;
@@ -149,7 +149,10 @@ pub fn handle(groups: &mut Groups, service: &Service, stanza: &Element, now: Mic
         channel: None,
     };
     if envelope.to.domain().as_str() != service.domain {
-        let refusal = Refusal::new(crate::core::Condition::ItemNotFound, "not addressed to this service");
+        let refusal = Refusal::new(
+            crate::core::Condition::ItemNotFound,
+            "not addressed to this service",
+        );
         return Handled::Reply(envelope.error(kind, &refusal));
     }
     envelope.channel = envelope.to.node().map(|n| n.to_string());
@@ -164,7 +167,13 @@ fn bad_request(text: impl Into<String>) -> Refusal {
     Refusal::new(crate::core::Condition::BadRequest, text)
 }
 
-fn iq(groups: &mut Groups, service: &Service, env: &Envelope, iq_type: Option<&str>, now: Micros) -> Handled {
+fn iq(
+    groups: &mut Groups,
+    service: &Service,
+    env: &Envelope,
+    iq_type: Option<&str>,
+    now: Micros,
+) -> Handled {
     let set = match iq_type {
         Some("get") => false,
         Some("set") => true,
@@ -190,17 +199,29 @@ fn iq(groups: &mut Groups, service: &Service, env: &Envelope, iq_type: Option<&s
         (true, true, "join", ns::MIX_CORE) => join::handle(groups, env, payload, now),
         (true, true, "leave", ns::MIX_CORE) => leave::handle(groups, env),
         (true, true, "setnick", ns::MIX_CORE) => setnick::handle(groups, env, payload),
-        (true, true, "update-subscription", ns::MIX_CORE) => subscription::handle(groups, env, payload),
+        (true, true, "update-subscription", ns::MIX_CORE) => {
+            subscription::handle(groups, env, payload)
+        }
         (false, true, "pubsub", ns::PUBSUB) => items::get(groups, service, env, payload),
         (true, true, "pubsub", ns::PUBSUB) => info::publish(groups, service, env, payload, now),
         (true, true, "query", ns::MAM) => mam::query(groups, service, env, payload),
         _ => {
-            let target = if on_channel { "a channel" } else { "the service" };
+            let target = if on_channel {
+                "a channel"
+            } else {
+                "the service"
+            };
             let refusal = Refusal::new(
                 crate::core::Condition::NotAllowed,
-                format!("{target} does not handle <{name} xmlns='{payload_ns}'/> in an iq {}", if set { "set" } else { "get" }),
+                format!(
+                    "{target} does not handle <{name} xmlns='{payload_ns}'/> in an iq {}",
+                    if set { "set" } else { "get" }
+                ),
             );
-            return Handled::Reply(env.reply_to().service_unavailable(ErrorKind::Iq, &refusal.text));
+            return Handled::Reply(
+                env.reply_to()
+                    .service_unavailable(ErrorKind::Iq, &refusal.text),
+            );
         }
     };
     result.unwrap_or_else(|refusal| Handled::Reply(env.error(ErrorKind::Iq, &refusal)))

@@ -37,7 +37,8 @@ impl Template {
     pub const TO: &'static str = HOLE;
 
     pub fn to(&self, recipient: &str) -> String {
-        let mut out = String::with_capacity(self.head.len() + recipient.len() + self.tail.len() + 8);
+        let mut out =
+            String::with_capacity(self.head.len() + recipient.len() + self.tail.len() + 8);
         out.push_str(&self.head);
         escape_into(&mut out, recipient);
         out.push_str(&self.tail);
@@ -68,7 +69,10 @@ pub fn info_form(x: &mut Xml, info: &Info) {
         .attr("type", "hidden")
         .leaf("value", "", ns::MIX_CORE)
         .close();
-    x.open("field", "").attr("var", "Name").leaf("value", "", &info.name).close();
+    x.open("field", "")
+        .attr("var", "Name")
+        .leaf("value", "", &info.name)
+        .close();
     x.open("field", "")
         .attr("var", "Description")
         .leaf("value", "", &info.description)
@@ -83,7 +87,13 @@ pub fn info_form(x: &mut Xml, info: &Info) {
 /// A channel message as reflected live and as returned by the archive: the sender's payload,
 /// then `<mix>` with nick and JID, then the XEP-0359 stanza-id (the archive id).
 /// `stanza_ns` is `jabber:component:accept` live, `jabber:client` inside a MAM result.
-pub fn channel_message(x: &mut Xml, stanza_ns: &str, channel_jid: &str, to: Option<&str>, posted: &Posted) {
+pub fn channel_message(
+    x: &mut Xml,
+    stanza_ns: &str,
+    channel_jid: &str,
+    to: Option<&str>,
+    posted: &Posted,
+) {
     let id = posted.id.to_string();
     x.open("message", stanza_ns)
         .attr("from", channel_jid)
@@ -127,7 +137,10 @@ mod tests {
         });
         let one = t.to("bob@x/r'1");
         assert!(one.contains("to='bob@x/r&apos;1'"), "{one}");
-        assert!(one.ends_with("<retract id='p1'/></items></event></message>"), "{one}");
+        assert!(
+            one.ends_with("<retract id='p1'/></items></event></message>"),
+            "{one}"
+        );
     }
 
     #[test]

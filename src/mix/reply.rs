@@ -64,7 +64,12 @@ impl ReplyTo {
 
     /// What a requester is told when its change could not be stored (or read).
     pub fn storage_failed(&self, kind: ErrorKind) -> String {
-        self.error_with(kind, "internal-server-error", "wait", "the storage failed; try again")
+        self.error_with(
+            kind,
+            "internal-server-error",
+            "wait",
+            "the storage failed; try again",
+        )
     }
 
     /// An iq result carrying `payload` (already serialized), or empty.
@@ -77,19 +82,24 @@ impl ReplyTo {
         x.finish()
     }
 
-    fn error_with(&self, kind: ErrorKind, condition: &'static str, error_type: &str, text: &str) -> String {
+    fn error_with(
+        &self,
+        kind: ErrorKind,
+        condition: &'static str,
+        error_type: &str,
+        text: &str,
+    ) -> String {
         let mut x = Xml::new();
         self.head(&mut x, kind, "error");
-    x.open("error", "")
-        .attr("type", error_type)
-        .open(condition, ns::STANZAS)
-        .close()
-        .open("text", ns::STANZAS)
-        .attr("xml:lang", "en")
-        .text(text)
+        x.open("error", "")
+            .attr("type", error_type)
+            .open(condition, ns::STANZAS)
+            .close()
+            .open("text", ns::STANZAS)
+            .attr("xml:lang", "en")
+            .text(text)
             .close()
             .close();
         x.finish()
     }
 }
-

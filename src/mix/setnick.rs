@@ -13,6 +13,8 @@ pub fn handle(groups: &mut Groups, env: &Envelope, payload: &Element) -> Outcome
         .ok_or_else(|| bad_request("<setnick/> needs a <nick/>"))?;
     let (nick, facts) = groups.set_nick(channel_name(env), &env.sender(), &nick)?;
     let mut x = Xml::new();
-    x.open("setnick", ns::MIX_CORE).leaf("nick", "", &nick).close();
+    x.open("setnick", ns::MIX_CORE)
+        .leaf("nick", "", &nick)
+        .close();
     Ok(Handled::iq_changed(env, facts, Some(x.finish())))
 }

@@ -47,12 +47,17 @@ pub fn write_nodes(x: &mut Xml, element: &'static str, nodes: Nodes) {
 pub fn handle(groups: &mut Groups, env: &Envelope, payload: &Element) -> Outcome<Handled> {
     let subscribe = nodes_named(payload, "subscribe")?;
     let unsubscribe = nodes_named(payload, "unsubscribe")?;
-    let (now_subscribed, facts) = groups.update_subscription(channel_name(env), &env.sender(), subscribe, unsubscribe)?;
+    let (now_subscribed, facts) =
+        groups.update_subscription(channel_name(env), &env.sender(), subscribe, unsubscribe)?;
     let mut x = Xml::new();
     x.open("update-subscription", ns::MIX_CORE)
         .attr("jid", env.sender().as_str());
     // Report the nodes whose subscription the request changed, as XEP-0369 §7.1.3 shows.
     write_nodes(&mut x, "subscribe", Nodes(now_subscribed.0 & subscribe.0));
-    write_nodes(&mut x, "unsubscribe", Nodes(unsubscribe.0 & !now_subscribed.0));
+    write_nodes(
+        &mut x,
+        "unsubscribe",
+        Nodes(unsubscribe.0 & !now_subscribed.0),
+    );
     Ok(Handled::iq_changed(env, facts, Some(x.finish())))
 }

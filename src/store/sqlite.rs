@@ -37,7 +37,11 @@ pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
     )?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-    anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "could not switch {} to WAL", path.display());
+    anyhow::ensure!(
+        mode.eq_ignore_ascii_case("wal"),
+        "could not switch {} to WAL",
+        path.display()
+    );
     let sync = match durability {
         Durability::Normal => "NORMAL",
         Durability::Full => "FULL",
@@ -68,7 +72,11 @@ impl FactWriter for SqliteWriter {
 }
 
 fn contacts_text(contacts: &[BareJid]) -> String {
-    contacts.iter().map(|j| j.as_str()).collect::<Vec<_>>().join(" ")
+    contacts
+        .iter()
+        .map(|j| j.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn persist(tx: &rusqlite::Transaction, fact: &Fact) -> rusqlite::Result<()> {
@@ -78,9 +86,22 @@ fn persist(tx: &rusqlite::Transaction, fact: &Fact) -> rusqlite::Result<()> {
                 "INSERT INTO messages (id, channel, at, sender, nick, origin_id, content)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![p.id, p.channel, p.at, p.sender.as_str(), p.nick, p.origin_id, p.content])?;
+            .execute(params![
+                p.id,
+                p.channel,
+                p.at,
+                p.sender.as_str(),
+                p.nick,
+                p.origin_id,
+                p.content
+            ])?;
         }
-        Fact::ChannelCreated { key, name, owner, at } => {
+        Fact::ChannelCreated {
+            key,
+            name,
+            owner,
+            at,
+        } => {
             tx.prepare_cached(
                 "INSERT INTO channels (key, name, created_by, created_at, info_updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?4)",
@@ -95,7 +116,10 @@ fn persist(tx: &rusqlite::Transaction, fact: &Fact) -> rusqlite::Result<()> {
             tx.prepare_cached("DELETE FROM channels WHERE key = ?1")?
                 .execute([channel.key])?;
         }
-        Fact::Joined { key, participant: p } => {
+        Fact::Joined {
+            key,
+            participant: p,
+        } => {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO participants (channel, jid, id, nick, nodes, role, joined_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -111,15 +135,23 @@ fn persist(tx: &rusqlite::Transaction, fact: &Fact) -> rusqlite::Result<()> {
                 .execute(params![key, jid.as_str(), nick])?;
         }
         Fact::SubscriptionChanged { key, jid, nodes } => {
-            tx.prepare_cached("UPDATE participants SET nodes = ?3 WHERE channel = ?1 AND jid = ?2")?
-                .execute(params![key, jid.as_str(), nodes.0])?;
+            tx.prepare_cached(
+                "UPDATE participants SET nodes = ?3 WHERE channel = ?1 AND jid = ?2",
+            )?
+            .execute(params![key, jid.as_str(), nodes.0])?;
         }
         Fact::InfoChanged { key, info } => {
             tx.prepare_cached(
                 "UPDATE channels SET info_name = ?2, info_description = ?3, info_contacts = ?4,
                  info_updated_at = ?5 WHERE key = ?1",
             )?
-            .execute(params![key, info.name, info.description, contacts_text(&info.contacts), info.updated_at])?;
+            .execute(params![
+                key,
+                info.name,
+                info.description,
+                contacts_text(&info.contacts),
+                info.updated_at
+            ])?;
         }
         Fact::PresenceChanged { .. } => {}
     }
@@ -133,7 +165,11 @@ pub struct SqliteReader {
 
 impl SqliteReader {
     fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<T>) -> anyhow::Result<T> {
-        let pooled = self.pool.lock().map_err(|_| anyhow::anyhow!("reader pool poisoned"))?.pop();
+        let pooled = self
+            .pool
+            .lock()
+            .map_err(|_| anyhow::anyhow!("reader pool poisoned"))?
+            .pop();
         let conn = match pooled {
             Some(conn) => conn,
             None => open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
@@ -147,7 +183,9 @@ impl SqliteReader {
 }
 
 fn bare(text: String) -> rusqlite::Result<BareJid> {
-    BareJid::new(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    BareJid::new(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 fn posted(row: &rusqlite::Row) -> rusqlite::Result<Posted> {
@@ -181,15 +219,21 @@ impl Reader for SqliteReader {
                     info: Info {
                         name: row.get(4)?,
                         description: row.get(5)?,
-                        contacts: contacts.split_whitespace().filter_map(|j| BareJid::new(j).ok()).collect(),
+                        contacts: contacts
+                            .split_whitespace()
+                            .filter_map(|j| BareJid::new(j).ok())
+                            .collect(),
                         updated_at: row.get(7)?,
                     },
                     participants: Vec::new(),
                     owners: Vec::new(),
                 });
             }
-            let index: std::collections::HashMap<i64, usize> =
-                channels.iter().enumerate().map(|(i, c)| (c.key, i)).collect();
+            let index: std::collections::HashMap<i64, usize> = channels
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.key, i))
+                .collect();
             let mut stmt = conn.prepare("SELECT channel, jid FROM channel_owners")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
@@ -217,7 +261,11 @@ impl Reader for SqliteReader {
             }
             let sequence = |table: &str| -> anyhow::Result<i64> {
                 Ok(conn
-                    .query_row("SELECT seq FROM sqlite_sequence WHERE name = ?1", [table], |r| r.get(0))
+                    .query_row(
+                        "SELECT seq FROM sqlite_sequence WHERE name = ?1",
+                        [table],
+                        |r| r.get(0),
+                    )
                     .optional()?
                     .unwrap_or(0))
             };
@@ -251,7 +299,9 @@ impl Reader for SqliteReader {
                 let sql = format!("SELECT count(*) FROM messages WHERE {filter}{extra}");
                 let mut all = args.clone();
                 all.extend(extra_args.iter().map(|&v| rusqlite::types::Value::from(v)));
-                let n: i64 = conn.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(all), |r| r.get(0))?;
+                let n: i64 = conn
+                    .prepare_cached(&sql)?
+                    .query_row(rusqlite::params_from_iter(all), |r| r.get(0))?;
                 Ok(n as usize)
             };
             let exists = |id: i64| -> anyhow::Result<bool> {
@@ -261,7 +311,11 @@ impl Reader for SqliteReader {
                     .optional()?
                     .is_some())
             };
-            let fetch = |extra: &str, order: &str, offset: usize, extra_args: &[i64]| -> anyhow::Result<Vec<Posted>> {
+            let fetch = |extra: &str,
+                         order: &str,
+                         offset: usize,
+                         extra_args: &[i64]|
+             -> anyhow::Result<Vec<Posted>> {
                 let sql = format!(
                     "SELECT id, channel, at, sender, nick, origin_id, content FROM messages
                      WHERE {filter}{extra} ORDER BY id {order} LIMIT ? OFFSET ?"
@@ -358,14 +412,29 @@ mod tests {
         let (_dir, mut w, r) = store();
         let mut g = crate::core::testing::coven();
         let mut facts = Vec::new();
-        g.create(&jid("alice@localhost"), Some("other"), 1).map(|(_, f)| facts.extend(f)).unwrap();
+        g.create(&jid("alice@localhost"), Some("other"), 1)
+            .map(|(_, f)| facts.extend(f))
+            .unwrap();
         // Re-run the coven's history into the store.
         let mut fresh = crate::core::testing::groups();
-        let (_, f) = fresh.create(&jid("alice@localhost"), Some("coven"), 1).unwrap();
+        let (_, f) = fresh
+            .create(&jid("alice@localhost"), Some("coven"), 1)
+            .unwrap();
         facts.splice(0..0, f);
-        let (_, f) = fresh.join("coven", &jid("alice@localhost"), Some("alice"), Nodes::ALL, 2).unwrap();
+        let (_, f) = fresh
+            .join(
+                "coven",
+                &jid("alice@localhost"),
+                Some("alice"),
+                Nodes::ALL,
+                2,
+            )
+            .unwrap();
         facts.extend(f);
-        let refs: Vec<&Fact> = facts.iter().filter(|f| !matches!(f, Fact::ChannelCreated { name, .. } if name == "other")).collect();
+        let refs: Vec<&Fact> = facts
+            .iter()
+            .filter(|f| !matches!(f, Fact::ChannelCreated { name, .. } if name == "other"))
+            .collect();
         w.commit(&refs).unwrap();
         let snap = r.snapshot().unwrap();
         assert_eq!(snap.channels.len(), 1);
@@ -377,16 +446,28 @@ mod tests {
     #[test]
     fn history_pages_forward_backward_and_by_index() {
         let (_dir, mut w, r) = store();
-        let facts: Vec<Fact> = (1..=7).map(|i| post(i, 1, if i % 2 == 0 { "a@x" } else { "b@x" })).chain([post(8, 2, "a@x")]).collect();
+        let facts: Vec<Fact> = (1..=7)
+            .map(|i| post(i, 1, if i % 2 == 0 { "a@x" } else { "b@x" }))
+            .chain([post(8, 2, "a@x")])
+            .collect();
         w.commit(&facts.iter().collect::<Vec<_>>()).unwrap();
         let ids = |p: &HistoryPage| p.messages.iter().map(|m| m.id).collect::<Vec<_>>();
 
         let first = r.history(&query(Page::First, 3)).unwrap();
-        assert_eq!((ids(&first), first.count, first.first_index, first.complete), (vec![1, 2, 3], 7, Some(0), false));
+        assert_eq!(
+            (ids(&first), first.count, first.first_index, first.complete),
+            (vec![1, 2, 3], 7, Some(0), false)
+        );
         let next = r.history(&query(Page::After(6), 3)).unwrap();
-        assert_eq!((ids(&next), next.first_index, next.complete), (vec![7], Some(6), true));
+        assert_eq!(
+            (ids(&next), next.first_index, next.complete),
+            (vec![7], Some(6), true)
+        );
         let last = r.history(&query(Page::Last, 3)).unwrap();
-        assert_eq!((ids(&last), last.first_index, last.complete), (vec![5, 6, 7], None, false));
+        assert_eq!(
+            (ids(&last), last.first_index, last.complete),
+            (vec![5, 6, 7], None, false)
+        );
         let before = r.history(&query(Page::Before(3), 3)).unwrap();
         assert_eq!((ids(&before), before.complete), (vec![1, 2], true));
         let index = r.history(&query(Page::Index(5), 3)).unwrap();
@@ -397,7 +478,10 @@ mod tests {
         with.start = Some(30);
         assert_eq!(ids(&r.history(&with).unwrap()), vec![4, 6]);
 
-        assert!(matches!(r.history(&query(Page::After(8), 3)), Err(HistoryError::UnknownId(8))));
+        assert!(matches!(
+            r.history(&query(Page::After(8), 3)),
+            Err(HistoryError::UnknownId(8))
+        ));
     }
 
     #[test]
