@@ -83,6 +83,7 @@ pub struct Link {
 }
 
 const INBOUND_QUEUE: usize = 4096;
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Stanzas written before one flush.
 const WRITE_BATCH: usize = 1024;
@@ -97,10 +98,12 @@ pub fn spawn(settings: LinkSettings) -> Link {
     let task = tokio::spawn(async move {
         let mut first = Some(first_tx);
         let mut pending = VecDeque::new();
-        let mut backoff = Duration::from_millis(250);
+        let mut backoff = FIRST_BACKOFF;
         loop {
+            let mut connected = false;
             let result = session(
                 &settings,
+                &mut connected,
                 &inbound_tx,
                 &weak_outbox,
                 &mut outbox_rx,
@@ -128,6 +131,9 @@ pub fn spawn(settings: LinkSettings) -> Link {
                     if outbox_rx.is_closed() && outbox_rx.is_empty() && pending.is_empty() {
                         return;
                     }
+                    if connected {
+                        backoff = FIRST_BACKOFF;
+                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
@@ -145,6 +151,7 @@ pub fn spawn(settings: LinkSettings) -> Link {
 /// One connection: handshake, then read and write until it fails or the outbox closes.
 async fn session(
     settings: &LinkSettings,
+    connected: &mut bool,
     inbound: &mpsc::Sender<Element>,
     weak_outbox: &mpsc::WeakUnboundedSender<Vec<String>>,
     outbox: &mut mpsc::UnboundedReceiver<Vec<String>>,
@@ -152,6 +159,7 @@ async fn session(
     first: &mut Option<oneshot::Sender<Result<(), LinkError>>>,
 ) -> Result<(), LinkError> {
     let (mut stream, writer) = connect(settings).await?;
+    *connected = true;
     tracing::info!(domain = %settings.domain, server = %settings.server, "component connected");
     if let Some(first) = first.take() {
         let _ = first.send(Ok(()));

@@ -8,12 +8,7 @@ use super::{Envelope, Handled, Service};
 use crate::core::{Condition, Groups, Outcome, Refusal};
 use crate::xml::{ns, Xml};
 
-pub fn info(
-    groups: &Groups,
-    _service: &Service,
-    env: &Envelope,
-    payload: &Element,
-) -> Outcome<Handled> {
+pub fn info(groups: &Groups, env: &Envelope, payload: &Element) -> Outcome<Handled> {
     let mut x = Xml::new();
     x.open("query", ns::DISCO_INFO)
         .attr_opt("node", payload.attr("node"));

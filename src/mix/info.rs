@@ -6,14 +6,13 @@ use jid::BareJid;
 use minidom::Element;
 
 use super::render::NODE_INFO;
-use super::{bad_request, channel_name, Envelope, Handled, Service};
+use super::{bad_request, channel_name, Envelope, Handled};
 use crate::core::InfoChange;
 use crate::core::{Groups, Micros, Outcome};
 use crate::xml::{ns, Xml};
 
 pub fn publish(
     groups: &mut Groups,
-    _service: &Service,
     env: &Envelope,
     payload: &Element,
     now: Micros,

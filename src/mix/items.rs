@@ -4,16 +4,11 @@
 use minidom::Element;
 
 use super::render::{self, NODE_INFO, NODE_PARTICIPANTS};
-use super::{bad_request, channel_name, Envelope, Handled, Service};
+use super::{bad_request, channel_name, Envelope, Handled};
 use crate::core::{Condition, Groups, Outcome, Refusal};
 use crate::xml::{ns, Xml};
 
-pub fn get(
-    groups: &Groups,
-    _service: &Service,
-    env: &Envelope,
-    payload: &Element,
-) -> Outcome<Handled> {
+pub fn get(groups: &Groups, env: &Envelope, payload: &Element) -> Outcome<Handled> {
     let items = payload
         .get_child("items", ns::PUBSUB)
         .ok_or_else(|| bad_request("a pubsub get on a channel must be <items node='…'/>"))?;

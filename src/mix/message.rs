@@ -7,13 +7,12 @@
 use jid::FullJid;
 use minidom::Element;
 
-use super::{bad_request, Envelope, ErrorKind, Handled, Service};
+use super::{bad_request, Envelope, ErrorKind, Handled};
 use crate::core::{Condition, Groups, Micros, Refusal};
 use crate::xml::{children_fragment, ns};
 
 pub fn handle(
     groups: &mut Groups,
-    _service: &Service,
     env: &Envelope,
     message_type: Option<&str>,
     now: Micros,

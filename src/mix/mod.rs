@@ -158,7 +158,7 @@ pub fn handle(groups: &mut Groups, service: &Service, stanza: &Element, now: Mic
     envelope.channel = envelope.to.node().map(|n| n.to_string());
     match kind {
         ErrorKind::Iq => iq(groups, service, &envelope, stanza_type, now),
-        ErrorKind::Message => message::handle(groups, service, &envelope, stanza_type, now),
+        ErrorKind::Message => message::handle(groups, &envelope, stanza_type, now),
         ErrorKind::Presence => presence::handle(groups, &envelope, stanza_type),
     }
 }
@@ -191,7 +191,7 @@ fn iq(
     let name = payload.name();
     let payload_ns = payload.ns();
     let result = match (set, on_channel, name, payload_ns.as_str()) {
-        (false, _, "query", ns::DISCO_INFO) => disco::info(groups, service, env, payload),
+        (false, _, "query", ns::DISCO_INFO) => disco::info(groups, env, payload),
         (false, _, "query", ns::DISCO_ITEMS) => disco::items(groups, service, env, payload),
         (false, _, "ping", ns::PING) => Ok(env.iq_result(None)),
         (true, false, "create", ns::MIX_CORE) => create::handle(groups, env, payload, now),
@@ -202,8 +202,8 @@ fn iq(
         (true, true, "update-subscription", ns::MIX_CORE) => {
             subscription::handle(groups, env, payload)
         }
-        (false, true, "pubsub", ns::PUBSUB) => items::get(groups, service, env, payload),
-        (true, true, "pubsub", ns::PUBSUB) => info::publish(groups, service, env, payload, now),
+        (false, true, "pubsub", ns::PUBSUB) => items::get(groups, env, payload),
+        (true, true, "pubsub", ns::PUBSUB) => info::publish(groups, env, payload, now),
         (true, true, "query", ns::MAM) => mam::query(groups, service, env, payload),
         _ => {
             let target = if on_channel {
