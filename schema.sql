@@ -32,20 +32,50 @@ CREATE TABLE participants (
     nodes     INTEGER NOT NULL,
     role      INTEGER NOT NULL,
     joined_at INTEGER NOT NULL,
+    -- Messages up to this archive id are hidden from this participant's own history.
+    cleared_upto INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (channel, jid)
 ) WITHOUT ROWID;
 
 -- The archive. `id` is the archive id (MAM result id, reflected id, stanza-id), unique
 -- across the service and never reused (AUTOINCREMENT). `content` is the message's children
--- as sent, an XML fragment whose stanza-namespace elements carry no xmlns.
+-- as sent (the latest correction's), an XML fragment whose stanza-namespace elements carry
+-- no xmlns; a retracted message keeps only its tombstone (`retracted_*`, content erased).
+-- `client_id` is the id attribute of the sender's stanza; `media` marks file sharing.
 -- No foreign key on `channel`: checking it would cost every insert; destroy deletes rows.
 CREATE TABLE messages (
-    id        INTEGER PRIMARY KEY AUTOINCREMENT,
-    channel   INTEGER NOT NULL,
-    at        INTEGER NOT NULL,
-    sender    TEXT    NOT NULL,
-    nick      TEXT    NOT NULL,
-    origin_id TEXT,
-    content   TEXT    NOT NULL
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel           INTEGER NOT NULL,
+    at                INTEGER NOT NULL,
+    sender            TEXT    NOT NULL,
+    nick              TEXT    NOT NULL,
+    origin_id         TEXT,
+    client_id         TEXT,
+    media             INTEGER NOT NULL DEFAULT 0,
+    content           TEXT    NOT NULL,
+    edited_at         INTEGER,
+    retracted_at      INTEGER,
+    retracted_by      TEXT,
+    -- 1 when a moderator retracted it (XEP-0425), with the reason if one was given.
+    moderated         INTEGER NOT NULL DEFAULT 0,
+    moderation_reason TEXT
 );
 CREATE INDEX messages_by_channel ON messages (channel, id);
+
+-- Receipts and markers per member and message (XEP-0184, XEP-0333).
+CREATE TABLE receipts (
+    message      INTEGER NOT NULL,
+    member       TEXT    NOT NULL,
+    delivered_at INTEGER,
+    displayed_at INTEGER,
+    PRIMARY KEY (message, member)
+) WITHOUT ROWID;
+
+-- Each member's current reactions to a message (XEP-0444), newline-separated.
+CREATE TABLE reactions (
+    message   INTEGER NOT NULL,
+    member    TEXT    NOT NULL,
+    reactions TEXT    NOT NULL,
+    at        INTEGER NOT NULL,
+    PRIMARY KEY (message, member)
+) WITHOUT ROWID;

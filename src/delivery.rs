@@ -2,10 +2,13 @@
 //! once as a template and addressed to every online full JID (XEP-0403 presence) of the
 //! participants subscribed to the node it concerns.
 
-use crate::core::{Channel, Fact, Groups, Nodes, Participant};
+use jid::BareJid;
+
+use crate::core::{Channel, Fact, Groups, Nodes, Participant, ReceiptKind};
 use crate::mix::render::{self, Template, NODE_INFO, NODE_PARTICIPANTS};
 use crate::mix::Service;
-use crate::xml::ns;
+use crate::store::Completion;
+use crate::xml::{ns, Xml};
 
 /// Appends to `out` the stanzas that tell participants about `facts`, which the core has
 /// already applied to `groups`.
@@ -17,10 +20,73 @@ pub fn deliver(groups: &Groups, service: &Service, facts: &[Fact], out: &mut Vec
                     continue;
                 };
                 let jid = service.channel_jid(&channel.name);
-                let template = Template::new(|x| {
-                    render::channel_message(x, ns::COMPONENT, &jid, Some(Template::TO), posted)
-                });
+                let template = Template::new(|x| render::channel_message(x, &jid, posted));
                 address(&template, channel.subscribers(Nodes::MESSAGES), out);
+            }
+            Fact::ChatState {
+                key,
+                sender,
+                nick,
+                state,
+            } => {
+                on_messages_node(groups, service, *key, Some(sender), None, out, |x| {
+                    x.open(state.name(), ns::CHATSTATES).close();
+                    render::mix_sender(x, nick, sender);
+                });
+            }
+            Fact::Retracted(r) => {
+                let id = r.message.to_string();
+                let channel_jid = groups
+                    .channel_by_key(r.channel)
+                    .map(|c| service.channel_jid(&c.name));
+                on_messages_node(
+                    groups,
+                    service,
+                    r.channel,
+                    None,
+                    Some(&format!("retract-{id}")),
+                    out,
+                    |x| {
+                        x.open("retract", ns::RETRACT).attr("id", &id);
+                        if let Some(reason) = &r.moderated {
+                            x.open("moderated", ns::MODERATE)
+                                .attr("by", channel_jid.as_deref().unwrap_or_default())
+                                .close();
+                            if let Some(reason) = reason {
+                                x.leaf("reason", "", reason);
+                            }
+                        }
+                        x.close();
+                        render::mix_sender(x, &r.by_nick, &r.by);
+                    },
+                );
+            }
+            Fact::Corrected(c) => {
+                let id = c.message.to_string();
+                on_messages_node(
+                    groups,
+                    service,
+                    c.channel,
+                    None,
+                    Some(&format!("{id}-edit-{}", c.at)),
+                    out,
+                    |x| {
+                        x.raw(&c.submission.content);
+                        x.open("replace", ns::CORRECT).attr("id", &id).close();
+                        render::mix_sender(x, &c.nick, &c.sender);
+                    },
+                );
+            }
+            Fact::Reacted(r) => {
+                on_messages_node(groups, service, r.channel, None, None, out, |x| {
+                    x.open("reactions", ns::REACTIONS)
+                        .attr("id", &r.message.to_string());
+                    for reaction in &r.reactions {
+                        x.leaf("reaction", "", reaction);
+                    }
+                    x.close();
+                    render::mix_sender(x, &r.nick, &r.member);
+                });
             }
             Fact::Joined { key, participant } => {
                 participant_item(groups, service, *key, participant, out)
@@ -58,8 +124,66 @@ pub fn deliver(groups: &Groups, service: &Service, facts: &[Fact], out: &mut Vec
             Fact::ChannelDestroyed { channel } => destroyed(service, channel, out),
             Fact::ChannelCreated { .. }
             | Fact::SubscriptionChanged { .. }
-            | Fact::PresenceChanged { .. } => {}
+            | Fact::PresenceChanged { .. }
+            | Fact::Receipt(_)
+            | Fact::HistoryCleared { .. } => {}
         }
+    }
+}
+
+/// A `groupchat` message from the channel to the messages node's subscribers (but `except`),
+/// with the payload `write` puts in.
+fn on_messages_node(
+    groups: &Groups,
+    service: &Service,
+    key: i64,
+    except: Option<&BareJid>,
+    id: Option<&str>,
+    out: &mut Vec<String>,
+    write: impl FnOnce(&mut Xml),
+) {
+    let Some(channel) = groups.channel_by_key(key) else {
+        return;
+    };
+    let jid = service.channel_jid(&channel.name);
+    let template = Template::new(|x| {
+        render::open_groupchat(x, ns::COMPONENT, &jid, Some(Template::TO), id);
+        write(x);
+        x.close();
+    });
+    let recipients = channel
+        .subscribers(Nodes::MESSAGES)
+        .filter(|p| Some(&p.jid) != except);
+    address(&template, recipients, out);
+}
+
+/// Tells authors that every member got (or saw) their message: an XEP-0184 `<received/>`
+/// or an XEP-0333 `<displayed/>` from the channel, to the author's online clients.
+pub fn completions(
+    groups: &Groups,
+    service: &Service,
+    completions: &[Completion],
+    out: &mut Vec<String>,
+) {
+    for done in completions {
+        let Some(channel) = groups.channel_by_key(done.channel) else {
+            continue;
+        };
+        let Some(author) = channel.participant(&done.author) else {
+            continue;
+        };
+        let jid = service.channel_jid(&channel.name);
+        let template = Template::new(|x| {
+            x.open("message", ns::COMPONENT)
+                .attr("from", &jid)
+                .attr("to", Template::TO);
+            match done.kind {
+                ReceiptKind::Delivered => x.open("received", ns::RECEIPTS),
+                ReceiptKind::Displayed => x.open("displayed", ns::MARKERS),
+            };
+            x.attr("id", &done.message.to_string()).close();
+        });
+        address(&template, std::iter::once(author), out);
     }
 }
 

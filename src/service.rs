@@ -18,7 +18,7 @@ use crate::core::{Groups, Micros, Rules};
 use crate::delivery;
 use crate::link::{self, LinkSettings, Outbox};
 use crate::mix::{self, Handled, Service};
-use crate::store::writer::{Job, Writer};
+use crate::store::writer::{Committed, Job, Writer};
 use crate::store::{sqlite, Reader};
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -33,6 +33,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(channels = groups.channels().count(), database = %settings.database.display(), "state loaded");
     let service = Service {
         domain: settings.domain.clone(),
+        archive: reader.clone(),
     };
     let mut link = link::spawn(LinkSettings {
         server: settings.server.clone(),
@@ -49,20 +50,27 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         },
         _ = &mut shutdown => return Ok(()),
     }
-    let (failed_tx, mut failed) = mpsc::unbounded_channel();
-    let writer = Writer::spawn(store, link.outbox.clone(), failed_tx);
+    let (committed_tx, mut committed) = mpsc::unbounded_channel();
+    let writer = Writer::spawn(store, link.outbox.clone(), committed_tx);
     loop {
         tokio::select! {
             stanza = link.inbound.recv() => {
                 let Some(stanza) = stanza else { break };
                 dispatch(&mut groups, &service, &writer, &reader, &link.outbox, &stanza);
             }
-            Some(()) = failed.recv() => {
-                // The core applied facts that were not stored: start again from the store.
-                // Live presence is lost with it; clients' next presence restores it.
-                tracing::warn!("reloading state after a failed commit");
-                groups = Groups::new(rules.clone(), reader.snapshot()?);
-            }
+            Some(event) = committed.recv() => match event {
+                Committed::Completed(done) => {
+                    let mut out = Vec::new();
+                    delivery::completions(&groups, &service, &done, &mut out);
+                    link.outbox.send(out);
+                }
+                Committed::Failed => {
+                    // The core applied facts that were not stored: start again from the store.
+                    // Live presence is lost with it; clients' next presence restores it.
+                    tracing::warn!("reloading state after a failed commit");
+                    groups = Groups::new(rules.clone(), reader.snapshot()?);
+                }
+            },
             _ = &mut shutdown => {
                 tracing::info!("shutting down");
                 break;
@@ -108,13 +116,10 @@ fn dispatch(
             outbound: vec![reply],
             ..Job::default()
         }),
-        Handled::History(request) => {
+        Handled::Read(read) => {
             let reader = reader.clone();
             let outbox = outbox.clone();
-            tokio::task::spawn_blocking(move || {
-                let page = reader.history(&request.query);
-                outbox.send((request.respond)(page));
-            });
+            tokio::task::spawn_blocking(move || outbox.send(read(reader.as_ref())));
         }
         Handled::Nothing => {}
     }

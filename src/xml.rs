@@ -29,6 +29,25 @@ pub mod ns {
     pub const DELAY: &str = "urn:xmpp:delay";
     pub const SID: &str = "urn:xmpp:sid:0";
     pub const PING: &str = "urn:xmpp:ping";
+    pub const CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
+    pub const RECEIPTS: &str = "urn:xmpp:receipts";
+    pub const MARKERS: &str = "urn:xmpp:chat-markers:0";
+    pub const RETRACT: &str = "urn:xmpp:message-retract:1";
+    pub const MODERATE: &str = "urn:xmpp:message-moderate:1";
+    pub const CORRECT: &str = "urn:xmpp:message-correct:0";
+    pub const REACTIONS: &str = "urn:xmpp:reactions:0";
+    pub const SFS: &str = "urn:xmpp:sfs:0";
+    pub const SIMS: &str = "urn:xmpp:sims:1";
+    pub const OOB: &str = "jabber:x:oob";
+    pub const REFERENCE: &str = "urn:xmpp:reference:0";
+    /// mixd's own: aggregated reactions in history.
+    pub const MIXD_REACTIONS: &str = "urn:mixd:reactions:0";
+    /// mixd's own: per-member receipt state of a message.
+    pub const MIXD_RECEIPTS: &str = "urn:mixd:receipts:0";
+    /// mixd's own: clearing one's own history.
+    pub const MIXD_HISTORY: &str = "urn:mixd:history:0";
+    /// mixd's own MAM filter field namespace (`{urn:mixd:mam:0}media`).
+    pub const MIXD_MAM: &str = "urn:mixd:mam:0";
 }
 
 /// Escapes text for use in element content or in an attribute quoted with `'`.

@@ -52,6 +52,7 @@ impl Groups {
                 |p| p.role,
             ),
             joined_at: previous.map_or(now, |p| p.joined_at),
+            cleared_upto: previous.map_or(0, |p| p.cleared_upto),
             online: previous.map(|p| p.online.clone()).unwrap_or_default(),
         };
         let fact = Fact::Joined {

@@ -19,13 +19,25 @@ mod post;
 mod presence;
 mod subscription;
 
+mod clear;
+mod correct;
+mod react;
+mod receipt;
+mod retract;
+mod typing;
+
 pub mod model;
 
 use std::collections::HashMap;
 
+pub use correct::Corrected;
 pub use info::InfoChange;
-pub use model::{Channel, Info, Nodes, Participant, Role};
-pub use post::Posted;
+pub use model::{Channel, Info, MessageRef, Nodes, Participant, Role};
+pub use post::{Posted, Submission};
+pub use react::Reacted;
+pub use receipt::{Receipt, ReceiptKind};
+pub use retract::Retracted;
+pub use typing::ChatState;
 
 use jid::{BareJid, FullJid};
 
@@ -102,6 +114,23 @@ pub enum Fact {
         key: i64,
         jid: FullJid,
         online: bool,
+    },
+    /// Typing and the like: relayed, never stored.
+    ChatState {
+        key: i64,
+        sender: BareJid,
+        nick: String,
+        state: ChatState,
+    },
+    Receipt(Receipt),
+    Retracted(std::sync::Arc<Retracted>),
+    Corrected(std::sync::Arc<Corrected>),
+    Reacted(std::sync::Arc<Reacted>),
+    /// A participant hid its history up to `upto` from itself.
+    HistoryCleared {
+        key: i64,
+        member: BareJid,
+        upto: i64,
     },
 }
 
@@ -188,6 +217,25 @@ impl Groups {
             .any(|d| d.as_str() == user.domain().as_str())
     }
 
+    /// The message `target` as found in channel `key`, unless it is gone.
+    fn live_message<'a>(
+        &self,
+        key: i64,
+        target: Option<&'a MessageRef>,
+    ) -> Outcome<&'a MessageRef> {
+        match target {
+            Some(m) if m.channel == key && !m.retracted => Ok(m),
+            _ => Err(Refusal::new(
+                Condition::ItemNotFound,
+                "no such message in this channel (or it was retracted)",
+            )),
+        }
+    }
+
+    pub fn last_message_id(&self) -> i64 {
+        self.last_message_id
+    }
+
     fn existing(&self, name: &str) -> Outcome<&Channel> {
         self.channels
             .get(name)
@@ -195,7 +243,7 @@ impl Groups {
     }
 
     /// The participant `who` in channel `name`, or the refusal a non-participant gets.
-    fn participant_of<'a>(
+    pub fn participant_of<'a>(
         &'a self,
         name: &str,
         who: &BareJid,
@@ -266,7 +314,13 @@ fn fact_key(fact: &Fact) -> i64 {
         | Fact::NickChanged { key, .. }
         | Fact::SubscriptionChanged { key, .. }
         | Fact::InfoChanged { key, .. }
-        | Fact::PresenceChanged { key, .. } => *key,
+        | Fact::PresenceChanged { key, .. }
+        | Fact::ChatState { key, .. }
+        | Fact::HistoryCleared { key, .. } => *key,
+        Fact::Receipt(r) => r.channel,
+        Fact::Retracted(r) => r.channel,
+        Fact::Corrected(c) => c.channel,
+        Fact::Reacted(r) => r.channel,
         Fact::ChannelDestroyed { channel } => channel.key,
         Fact::Posted(posted) => posted.channel,
     }
@@ -321,6 +375,15 @@ pub(crate) mod testing {
             .participant(&jid(who))
             .unwrap()
             .clone()
+    }
+
+    /// A plain text submission.
+    pub fn text(body: &str) -> Submission {
+        Submission {
+            content: format!("<body>{body}</body>"),
+            origin_id: Some(format!("o-{body}")),
+            ..Submission::default()
+        }
     }
 
     /// A service with channel `coven` owned by alice, where alice and bob have joined.

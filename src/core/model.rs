@@ -54,6 +54,8 @@ pub struct Participant {
     pub nodes: Nodes,
     pub role: Role,
     pub joined_at: Micros,
+    /// Messages up to this archive id are hidden from this participant's own history.
+    pub cleared_upto: i64,
     /// Full JIDs that have sent available presence to the channel (XEP-0403); live
     /// deliveries go to these. Not stored: it is rebuilt as clients send presence again.
     pub online: Vec<FullJid>,
@@ -150,6 +152,11 @@ impl Channel {
                 }
             }
             Fact::InfoChanged { info, .. } => self.info = info.clone(),
+            Fact::HistoryCleared { member, upto, .. } => {
+                if let Some(p) = self.participant_mut(member) {
+                    p.cleared_upto = p.cleared_upto.max(*upto);
+                }
+            }
             Fact::PresenceChanged { jid, online, .. } => {
                 let bare = jid.to_bare();
                 if let Some(p) = self.participant_mut(&bare) {
@@ -159,7 +166,25 @@ impl Channel {
                     }
                 }
             }
-            Fact::ChannelCreated { .. } | Fact::ChannelDestroyed { .. } | Fact::Posted(_) => {}
+            Fact::ChannelCreated { .. }
+            | Fact::ChannelDestroyed { .. }
+            | Fact::Posted(_)
+            | Fact::ChatState { .. }
+            | Fact::Receipt(_)
+            | Fact::Retracted(_)
+            | Fact::Corrected(_)
+            | Fact::Reacted(_) => {}
         }
     }
+}
+
+/// An archived message a participant refers to (to retract, correct, react to or
+/// acknowledge it). The archive is not kept in memory: the service looks it up in the store
+/// and hands it to the rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRef {
+    pub id: i64,
+    pub channel: i64,
+    pub sender: BareJid,
+    pub retracted: bool,
 }

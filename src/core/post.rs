@@ -7,6 +7,19 @@ use jid::BareJid;
 
 use super::{Condition, Fact, Groups, Micros, Outcome, Refusal};
 
+/// What a participant submits: the payload and the ids its client knows the message by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Submission {
+    /// The message's children as a namespace-neutral XML fragment, exactly as sent.
+    pub content: String,
+    /// The sender's XEP-0359 origin-id, kept so that its client can match the reflection.
+    pub origin_id: Option<String>,
+    /// The id attribute of the sender's stanza, which XEP-0308 corrections refer to.
+    pub client_id: Option<String>,
+    /// Whether it shares a file (XEP-0447, XEP-0385, XEP-0066): history can list these alone.
+    pub media: bool,
+}
+
 /// A message as archived and reflected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Posted {
@@ -15,10 +28,7 @@ pub struct Posted {
     pub sender: BareJid,
     pub nick: String,
     pub at: Micros,
-    /// The sender's XEP-0359 origin-id, kept so that its client can match the reflection.
-    pub origin_id: Option<String>,
-    /// The message's children as a namespace-neutral XML fragment, exactly as sent.
-    pub content: String,
+    pub submission: Submission,
 }
 
 impl Groups {
@@ -26,20 +36,17 @@ impl Groups {
         &mut self,
         name: &str,
         actor: &BareJid,
-        origin_id: Option<String>,
-        content: String,
+        submission: Submission,
         now: Micros,
     ) -> Outcome {
         // not-acceptable rather than RFC 6120's policy-violation, which clients built on the
         // RFC 3920 list of conditions (slixmpp among them) do not recognize.
         let max = self.rules.max_message_bytes;
-        if content.len() > max {
+        let size = submission.content.len();
+        if size > max {
             return Err(Refusal::new(
                 Condition::NotAcceptable,
-                format!(
-                    "the message is {} bytes; at most {max} are accepted",
-                    content.len()
-                ),
+                format!("the message is {size} bytes; at most {max} are accepted"),
             ));
         }
         let id = self.next_message_id();
@@ -50,8 +57,7 @@ impl Groups {
             sender: actor.clone(),
             nick: participant.nick.clone(),
             at: now,
-            origin_id,
-            content,
+            submission,
         };
         Ok(self.apply_all(vec![Fact::Posted(Arc::new(posted))]))
     }
@@ -66,52 +72,35 @@ mod tests {
     fn participants_post_with_increasing_ids() {
         let mut g = coven();
         let first = g
-            .post(
-                "coven",
-                &jid("bob@localhost"),
-                Some("o1".into()),
-                "<body>a</body>".into(),
-                5,
-            )
+            .post("coven", &jid("bob@localhost"), text("a"), 5)
             .unwrap();
         let second = g
-            .post(
-                "coven",
-                &jid("alice@localhost"),
-                None,
-                "<body>b</body>".into(),
-                6,
-            )
+            .post("coven", &jid("alice@localhost"), text("b"), 6)
             .unwrap();
         let (Fact::Posted(a), Fact::Posted(b)) = (&first[0], &second[0]) else {
             panic!("not posts")
         };
         assert_eq!((a.id, b.id), (1, 2));
         assert_eq!(a.nick, "bob");
-        assert_eq!(a.origin_id.as_deref(), Some("o1"));
+        assert_eq!(a.submission, text("a"));
     }
 
     #[test]
     fn outsiders_and_oversized_are_refused() {
         let mut g = coven();
         let err = g
-            .post(
-                "coven",
-                &jid("eve@localhost"),
-                None,
-                "<body>x</body>".into(),
-                5,
-            )
+            .post("coven", &jid("eve@localhost"), text("x"), 5)
             .unwrap_err();
         assert_eq!(err.condition, Condition::Forbidden);
-        let big = "x".repeat(g.rules.max_message_bytes + 1);
-        let err = g
-            .post("coven", &jid("bob@localhost"), None, big, 5)
-            .unwrap_err();
+        let big = Submission {
+            content: "x".repeat(g.rules.max_message_bytes + 1),
+            ..Submission::default()
+        };
+        let err = g.post("coven", &jid("bob@localhost"), big, 5).unwrap_err();
         assert_eq!(err.condition, Condition::NotAcceptable);
         // Nothing refused took an id.
         let ok = g
-            .post("coven", &jid("bob@localhost"), None, String::new(), 5)
+            .post("coven", &jid("bob@localhost"), text("y"), 5)
             .unwrap();
         assert!(matches!(&ok[0], Fact::Posted(p) if p.id == 1));
     }

@@ -11,11 +11,13 @@ use minidom::Element;
 use xmpp_parsers::mam::Query;
 
 use super::render::{self, timestamp};
-use super::{bad_request, channel_name, Envelope, ErrorKind, Handled, HistoryRequest, Service};
+use super::{bad_request, channel_name, Envelope, ErrorKind, Handled, Service};
 use crate::core::{Condition, Groups, Micros, Outcome, Refusal};
 use crate::store::{HistoryError, HistoryPage, HistoryQuery, Page};
 use crate::xml::{ns, Xml};
 
+/// mixd's filter for messages that share files (XEP-0447, XEP-0385, XEP-0066).
+pub const MEDIA_FIELD: &str = "{urn:mixd:mam:0}media";
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 250;
 
@@ -31,15 +33,16 @@ pub fn query(
     let channel = groups
         .channel(name)
         .ok_or_else(|| Refusal::new(Condition::ItemNotFound, format!("no channel '{name}'")))?;
-    if channel.participant(&env.sender()).is_none() {
+    let Some(requester) = channel.participant(&env.sender()) else {
         return Err(Refusal::new(
             Condition::Forbidden,
             format!("only participants of '{name}' may read its history"),
         ));
-    }
+    };
     let mut history = HistoryQuery {
         channel: channel.key,
         max: DEFAULT_PAGE,
+        hidden_upto: requester.cleared_upto,
         ..HistoryQuery::default()
     };
     if let Some(form) = &query.form {
@@ -55,6 +58,7 @@ pub fn query(
                 }
                 "start" => history.start = Some(parse_time("start", value)?),
                 "end" => history.end = Some(parse_time("end", value)?),
+                MEDIA_FIELD => history.media_only = matches!(value, "1" | "true"),
                 other => {
                     return Err(bad_request(format!(
                         "unsupported MAM filter field '{other}'"
@@ -79,10 +83,9 @@ pub fn query(
         query.queryid.map(|q| q.0),
         query.flip_page,
     );
-    Ok(Handled::History(HistoryRequest {
-        query: history,
-        respond: Box::new(respond),
-    }))
+    Ok(Handled::Read(Box::new(move |reader| {
+        respond(reader.history(&history))
+    })))
 }
 
 fn parse_time(field: &str, value: &str) -> Outcome<Micros> {
@@ -134,7 +137,8 @@ fn respond(
         if flip {
             ordered.reverse();
         }
-        for posted in ordered {
+        for archived in ordered {
+            let posted = &archived.posted;
             let mut x = Xml::new();
             x.open("message", ns::COMPONENT)
                 .attr("from", &channel_jid)
@@ -146,7 +150,7 @@ fn respond(
                 .open("delay", ns::DELAY)
                 .attr("stamp", &timestamp(posted.at))
                 .close();
-            render::channel_message(&mut x, ns::CLIENT, &channel_jid, None, posted);
+            render::archived_message(&mut x, &channel_jid, archived);
             out.push(x.finish());
         }
         let mut fin = Xml::new();
@@ -158,9 +162,9 @@ fn respond(
         if let (Some(first), Some(last)) = (page.messages.first(), page.messages.last()) {
             fin.open("first", "")
                 .attr_opt("index", page.first_index.map(|i| i.to_string()).as_deref())
-                .text(&first.id.to_string())
+                .text(&first.posted.id.to_string())
                 .close()
-                .leaf("last", "", &last.id.to_string());
+                .leaf("last", "", &last.posted.id.to_string());
         }
         fin.leaf("count", "", &page.count.to_string());
         out.push(reply_to.iq_result(Some(&fin.finish())));

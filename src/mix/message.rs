@@ -1,18 +1,28 @@
-//! Messages to a channel (XEP-0369 §7.1.7): a `groupchat` message from a participant is
-//! archived with its payload as sent, then reflected to every participant subscribed to the
-//! messages node. A `<mix/>` or `<stanza-id/>` the sender put in is dropped: those are the
-//! channel's to write. The sender's XEP-0359 `<origin-id/>` stays, so its client can match
-//! the reflection to what it sent.
+//! Messages to a channel (XEP-0369 §7.1.7). A `groupchat` message is, by its payload:
+//!
+//! - a retraction (XEP-0424 `<retract id=…/>`), a correction (XEP-0308 `<replace id=…/>`)
+//!   or a reaction (XEP-0444 `<reactions id=…/>`) of an archived message;
+//! - without a body, a receipt or marker (XEP-0184 `<received/>`, XEP-0333) or a chat state
+//!   (XEP-0085): recorded or relayed, never archived;
+//! - otherwise a new message: archived with its payload as sent, then reflected to every
+//!   participant subscribed to the messages node.
+//!
+//! A `<mix/>` or `<stanza-id/>` the sender put in is dropped (those are the channel's to
+//! write), and so are chat states (never archived). The sender's XEP-0359 `<origin-id/>`
+//! stays, so its client can match the reflection to what it sent.
 
 use jid::FullJid;
 use minidom::Element;
 
-use super::{bad_request, Envelope, ErrorKind, Handled};
-use crate::core::{Condition, Groups, Micros, Refusal};
+use super::{bad_request, find_message, Envelope, ErrorKind, Handled, Service};
+use crate::core::{
+    ChatState, Condition, Groups, Micros, Outcome, ReceiptKind, Refusal, Submission,
+};
 use crate::xml::{children_fragment, ns};
 
 pub fn handle(
     groups: &mut Groups,
+    service: &Service,
     env: &Envelope,
     message_type: Option<&str>,
     now: Micros,
@@ -38,17 +48,44 @@ pub fn handle(
             return Handled::Reply(reply_to.error(ErrorKind::Message, &refusal));
         }
     }
-    let kept = env
-        .stanza
-        .children()
-        .filter(|c| !(c.is("mix", ns::MIX_CORE) || c.is("stanza-id", ns::SID)));
-    let content = children_fragment(ns::COMPONENT, kept);
-    let origin_id = env
-        .stanza
-        .get_child("origin-id", ns::SID)
-        .and_then(|o| o.attr("id"))
-        .map(str::to_owned);
-    match groups.post(name, &env.sender(), origin_id, content, now) {
+    let sender = env.sender();
+    let stanza = env.stanza;
+    let key = groups.channel(name).map(|c| c.key).unwrap_or_default();
+    // The archived message that a retraction, correction, reaction or receipt refers to.
+    let target = |reference: &str| find_message(service, env, key, reference);
+    let outcome: Outcome = if let Some(retract) = stanza.get_child("retract", ns::RETRACT) {
+        match target(retract.attr("id").unwrap_or_default()) {
+            Ok(found) => groups.retract(name, &sender, found.as_ref(), None, now),
+            Err(failed) => return failed,
+        }
+    } else if let Some(replace) = stanza.get_child("replace", ns::CORRECT) {
+        match target(replace.attr("id").unwrap_or_default()) {
+            Ok(found) => groups.correct(name, &sender, found.as_ref(), submission(env), now),
+            Err(failed) => return failed,
+        }
+    } else if let Some(reactions) = stanza.get_child("reactions", ns::REACTIONS) {
+        let chosen = reactions
+            .children()
+            .filter(|r| r.is("reaction", ns::REACTIONS))
+            .map(|r| r.text())
+            .collect();
+        match target(reactions.attr("id").unwrap_or_default()) {
+            Ok(found) => groups.react(name, &sender, found.as_ref(), chosen, now),
+            Err(failed) => return failed,
+        }
+    } else if stanza.get_child("body", ns::COMPONENT).is_some() {
+        groups.post(name, &sender, submission(env), now)
+    } else if let Some((reference, kind)) = receipt(stanza) {
+        match target(reference) {
+            Ok(found) => groups.receipt(name, &sender, found.as_ref(), kind, now),
+            Err(failed) => return failed,
+        }
+    } else if let Some(state) = chat_state(stanza) {
+        groups.chat_state(name, &sender, state)
+    } else {
+        groups.post(name, &sender, submission(env), now)
+    };
+    match outcome {
         Ok(facts) => Handled::Changed {
             facts,
             reply: None,
@@ -56,6 +93,56 @@ pub fn handle(
         },
         Err(refusal) => Handled::Reply(reply_to.error(ErrorKind::Message, &refusal)),
     }
+}
+
+/// What the sender submitted, as it will be archived.
+fn submission(env: &Envelope) -> Submission {
+    let stanza = env.stanza;
+    let kept = stanza.children().filter(|c| {
+        !(c.is("mix", ns::MIX_CORE)
+            || c.is("stanza-id", ns::SID)
+            || c.is("replace", ns::CORRECT)
+            || c.ns() == ns::CHATSTATES)
+    });
+    Submission {
+        content: children_fragment(ns::COMPONENT, kept),
+        origin_id: stanza
+            .get_child("origin-id", ns::SID)
+            .and_then(|o| o.attr("id"))
+            .map(str::to_owned),
+        client_id: env.id.map(str::to_owned),
+        media: shares_a_file(stanza),
+    }
+}
+
+/// XEP-0447 file sharing, XEP-0385 SIMS (inside an XEP-0372 reference) or XEP-0066 OOB.
+fn shares_a_file(stanza: &Element) -> bool {
+    stanza.children().any(|c| {
+        c.is("file-sharing", ns::SFS)
+            || c.is("x", ns::OOB)
+            || (c.is("reference", ns::REFERENCE) && c.has_child("media-sharing", ns::SIMS))
+    })
+}
+
+/// An XEP-0184 receipt or XEP-0333 marker: the id it acknowledges and what it says.
+fn receipt(stanza: &Element) -> Option<(&str, ReceiptKind)> {
+    stanza.children().find_map(|c| {
+        let kind = match (c.ns().as_str(), c.name()) {
+            (ns::RECEIPTS, "received") | (ns::MARKERS, "received") => ReceiptKind::Delivered,
+            (ns::MARKERS, "displayed" | "acknowledged") => ReceiptKind::Displayed,
+            _ => return None,
+        };
+        Some((c.attr("id")?, kind))
+    })
+}
+
+fn chat_state(stanza: &Element) -> Option<ChatState> {
+    stanza.children().find_map(|c| {
+        if c.ns() != ns::CHATSTATES {
+            return None;
+        }
+        ChatState::ALL.into_iter().find(|s| s.name() == c.name())
+    })
 }
 
 /// A delivery came back as an error: the full JID it went to is not online any more.

@@ -6,6 +6,7 @@
 //! its payload to the capability's own file, which parses the payload, runs the command on
 //! the core and writes the reply.
 
+mod clear;
 mod create;
 mod destroy;
 mod disco;
@@ -15,7 +16,9 @@ mod join;
 mod leave;
 mod mam;
 mod message;
+mod moderate;
 mod presence;
+mod receipts;
 pub mod render;
 mod reply;
 mod setnick;
@@ -25,14 +28,18 @@ use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 
 use crate::core::{Fact, Groups, Micros, Refusal};
-use crate::store::{HistoryError, HistoryPage, HistoryQuery};
+use std::sync::Arc;
+
+use crate::store::Reader;
 use crate::xml::ns;
 
 pub use reply::{ErrorKind, ReplyTo};
 
-/// What the service's address is, for routing and for the `from` of what it sends.
+/// What handlers may consult besides the core: the service's address, for routing and for
+/// the `from` of what it sends, and the archive, to find messages that others refer to.
 pub struct Service {
     pub domain: String,
+    pub archive: Arc<dyn Reader>,
 }
 
 impl Service {
@@ -52,8 +59,9 @@ pub enum Handled {
     },
     /// A read-only answer (or an error); sent in order after earlier changes are stored.
     Reply(String),
-    /// An archive query: run it on a reader and send what `respond` writes.
-    History(HistoryRequest),
+    /// A read of the store (archive pages, receipt states): run it on the blocking pool and
+    /// send what it writes.
+    Read(Read),
     /// Nothing to do or to say (results, errors, and stanzas that must not be answered).
     Nothing,
 }
@@ -70,10 +78,7 @@ impl Handled {
     }
 }
 
-pub struct HistoryRequest {
-    pub query: HistoryQuery,
-    pub respond: Box<dyn FnOnce(Result<HistoryPage, HistoryError>) -> Vec<String> + Send>,
-}
+pub type Read = Box<dyn FnOnce(&dyn Reader) -> Vec<String> + Send>;
 
 /// The envelope of a stanza addressed to the service or one of its channels.
 pub struct Envelope<'a> {
@@ -158,7 +163,7 @@ pub fn handle(groups: &mut Groups, service: &Service, stanza: &Element, now: Mic
     envelope.channel = envelope.to.node().map(|n| n.to_string());
     match kind {
         ErrorKind::Iq => iq(groups, service, &envelope, stanza_type, now),
-        ErrorKind::Message => message::handle(groups, &envelope, stanza_type, now),
+        ErrorKind::Message => message::handle(groups, service, &envelope, stanza_type, now),
         ErrorKind::Presence => presence::handle(groups, &envelope, stanza_type),
     }
 }
@@ -205,6 +210,13 @@ fn iq(
         (false, true, "pubsub", ns::PUBSUB) => items::get(groups, env, payload),
         (true, true, "pubsub", ns::PUBSUB) => info::publish(groups, env, payload, now),
         (true, true, "query", ns::MAM) => mam::query(groups, service, env, payload),
+        (true, true, "moderate", ns::MODERATE) => {
+            moderate::handle(groups, service, env, payload, now)
+        }
+        (false, true, "message-state", ns::MIXD_RECEIPTS) => {
+            receipts::state(groups, service, env, payload)
+        }
+        (true, true, "clear", ns::MIXD_HISTORY) => clear::handle(groups, env, payload),
         _ => {
             let target = if on_channel {
                 "a channel"
@@ -225,6 +237,27 @@ fn iq(
         }
     };
     result.unwrap_or_else(|refusal| Handled::Reply(env.error(ErrorKind::Iq, &refusal)))
+}
+
+/// The archived message of the channel `key` that `reference` names, if any.
+fn find_message(
+    service: &Service,
+    env: &Envelope,
+    key: i64,
+    reference: &str,
+) -> Result<Option<crate::core::MessageRef>, Handled> {
+    service
+        .archive
+        .find_message(key, reference)
+        .map_err(|error| {
+            tracing::error!(%error, "looking up a message failed");
+            let kind = if env.stanza.name() == "iq" {
+                ErrorKind::Iq
+            } else {
+                ErrorKind::Message
+            };
+            Handled::Reply(env.reply_to().storage_failed(kind))
+        })
 }
 
 /// The channel an iq to a channel is about; only called on channel routes.

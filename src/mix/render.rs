@@ -4,7 +4,10 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use jid::BareJid;
+
 use crate::core::{Info, Micros, Participant, Posted};
+use crate::store::Archived;
 use crate::xml::{escape_into, ns, Xml};
 
 pub const NODE_MESSAGES: &str = "urn:xmpp:mix:nodes:messages";
@@ -84,31 +87,87 @@ pub fn info_form(x: &mut Xml, info: &Info) {
     x.close().close();
 }
 
-/// A channel message as reflected live and as returned by the archive: the sender's payload,
-/// then `<mix>` with nick and JID, then the XEP-0359 stanza-id (the archive id).
-/// `stanza_ns` is `jabber:component:accept` live, `jabber:client` inside a MAM result.
-pub fn channel_message(
+/// A channel message as reflected live: the sender's payload, then `<mix>` with nick and
+/// JID, then the XEP-0359 stanza-id (the archive id).
+pub fn channel_message(x: &mut Xml, channel_jid: &str, posted: &Posted) {
+    let id = posted.id.to_string();
+    open_groupchat(x, ns::COMPONENT, channel_jid, Some(Template::TO), Some(&id));
+    x.raw(&posted.submission.content);
+    mix_sender(x, &posted.nick, &posted.sender);
+    stanza_id(x, channel_jid, &id);
+    x.close();
+}
+
+/// A message as the archive returns it, in `jabber:client` inside a MAM result: as last
+/// corrected (marked with XEP-0308 `<replace/>`), or its XEP-0424 tombstone, with its
+/// reactions aggregated (see docs/protocol.md).
+pub fn archived_message(x: &mut Xml, channel_jid: &str, archived: &Archived) {
+    let posted = &archived.posted;
+    let id = posted.id.to_string();
+    open_groupchat(x, ns::CLIENT, channel_jid, None, Some(&id));
+    match &archived.retraction {
+        Some(tombstone) => {
+            x.open("retracted", ns::RETRACT)
+                .attr("stamp", &timestamp(tombstone.at));
+            if tombstone.moderated.is_some() {
+                x.open("moderated", ns::MODERATE)
+                    .attr("by", channel_jid)
+                    .close();
+            }
+            x.close();
+        }
+        None => {
+            x.raw(&posted.submission.content);
+            if archived.edited_at.is_some() {
+                x.open("replace", ns::CORRECT).attr("id", &id).close();
+            }
+        }
+    }
+    mix_sender(x, &posted.nick, &posted.sender);
+    stanza_id(x, channel_jid, &id);
+    if !archived.reactions.is_empty() {
+        x.open("reactions", ns::MIXD_REACTIONS);
+        for (reaction, members) in &archived.reactions {
+            x.open("reaction", "")
+                .attr("value", reaction)
+                .attr("count", &members.len().to_string());
+            for member in members {
+                x.leaf("jid", "", member.as_str());
+            }
+            x.close();
+        }
+        x.close();
+    }
+    x.close();
+}
+
+/// Opens a `groupchat` message from the channel (close it after the payload).
+pub fn open_groupchat(
     x: &mut Xml,
     stanza_ns: &str,
     channel_jid: &str,
     to: Option<&str>,
-    posted: &Posted,
+    id: Option<&str>,
 ) {
-    let id = posted.id.to_string();
     x.open("message", stanza_ns)
         .attr("from", channel_jid)
         .attr_opt("to", to)
-        .attr("id", &id)
-        .attr("type", "groupchat")
-        .raw(&posted.content)
-        .open("mix", ns::MIX_CORE)
-        .leaf("nick", "", &posted.nick)
-        .leaf("jid", "", posted.sender.as_str())
-        .close()
-        .open("stanza-id", ns::SID)
+        .attr_opt("id", id)
+        .attr("type", "groupchat");
+}
+
+/// `<mix xmlns='urn:xmpp:mix:core:1'><nick/><jid/></mix>`: who did it.
+pub fn mix_sender(x: &mut Xml, nick: &str, jid: &BareJid) {
+    x.open("mix", ns::MIX_CORE)
+        .leaf("nick", "", nick)
+        .leaf("jid", "", jid.as_str())
+        .close();
+}
+
+fn stanza_id(x: &mut Xml, channel_jid: &str, id: &str) {
+    x.open("stanza-id", ns::SID)
         .attr("by", channel_jid)
-        .attr("id", &id)
-        .close()
+        .attr("id", id)
         .close();
 }
 

@@ -9,18 +9,40 @@ pub mod writer;
 
 use jid::BareJid;
 
-use crate::core::{Fact, Micros, Posted, Snapshot};
+use crate::core::{Fact, MessageRef, Micros, Posted, ReceiptKind, Snapshot};
 
 /// Persists facts. Called from one thread only: the group-commit writer.
 pub trait FactWriter: Send + 'static {
-    /// Persists every fact of `batch` in one transaction: all of them or none.
-    fn commit(&mut self, batch: &[&Fact]) -> anyhow::Result<()>;
+    /// Persists every fact of `batch` in one transaction: all of them or none. Returns the
+    /// messages that the batch's receipts made delivered to (or seen by) every member.
+    fn commit(&mut self, batch: &[&Fact]) -> anyhow::Result<Vec<Completion>>;
+}
+
+/// A message every member now has (or has seen): its author is to be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub channel: i64,
+    pub message: i64,
+    pub author: BareJid,
+    pub kind: ReceiptKind,
 }
 
 /// Reads the state and the archive; shared by concurrent queries.
 pub trait Reader: Send + Sync + 'static {
     fn snapshot(&self) -> anyhow::Result<Snapshot>;
     fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, HistoryError>;
+    /// The message of `channel` that `reference` names: its archive id, or else the newest
+    /// whose origin-id or client stanza id it is (what XEP-0308 and some clients use).
+    fn find_message(&self, channel: i64, reference: &str) -> anyhow::Result<Option<MessageRef>>;
+    /// The receipts recorded for `message`: member, delivered and displayed times.
+    fn receipts(&self, message: i64) -> anyhow::Result<Vec<MemberReceipt>>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberReceipt {
+    pub member: BareJid,
+    pub delivered_at: Option<Micros>,
+    pub displayed_at: Option<Micros>,
 }
 
 /// Which part of a channel's archive to return (MAM filters plus RSM paging).
@@ -32,6 +54,10 @@ pub struct HistoryQuery {
     pub end: Option<Micros>,
     pub page: Page,
     pub max: usize,
+    /// Only messages that share files.
+    pub media_only: bool,
+    /// Messages up to this id are hidden from the requester (it cleared its history).
+    pub hidden_upto: i64,
 }
 
 /// RSM paging (XEP-0059).
@@ -50,10 +76,28 @@ pub enum Page {
     Index(usize),
 }
 
+/// A message as history shows it: as last corrected, or its tombstone, with its reactions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archived {
+    pub posted: Posted,
+    pub edited_at: Option<Micros>,
+    pub retraction: Option<Tombstone>,
+    /// Each reaction with the members who gave it, in order of the reaction.
+    pub reactions: Vec<(String, Vec<BareJid>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub at: Micros,
+    pub by: BareJid,
+    /// `Some(reason)` when a moderator retracted it.
+    pub moderated: Option<Option<String>>,
+}
+
 /// One page, oldest first.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryPage {
-    pub messages: Vec<Posted>,
+    pub messages: Vec<Archived>,
     /// How many messages match the filters, over all pages.
     pub count: usize,
     /// The position of the first message of this page in the result set, on forward pages.

@@ -7,8 +7,14 @@ use anyhow::Context;
 use jid::BareJid;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::{FactWriter, HistoryError, HistoryPage, HistoryQuery, Page, Reader};
-use crate::core::{Channel, Fact, Info, Nodes, Participant, Posted, Role, Snapshot};
+use super::{
+    Archived, Completion, FactWriter, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page,
+    Reader, Tombstone,
+};
+use crate::core::{
+    Channel, Fact, Info, MessageRef, Nodes, Participant, Posted, Receipt, ReceiptKind, Role,
+    Snapshot, Submission,
+};
 
 /// How hard a commit tries to reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum, Default)]
@@ -48,6 +54,8 @@ pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter
     };
     conn.pragma_update(None, "synchronous", sync)?;
     conn.pragma_update(None, "cache_size", -65536)?;
+    // Erased content (retractions) is overwritten on disk, not left in free pages.
+    conn.pragma_update(None, "secure_delete", true)?;
     super::migrate::migrate(&mut conn)?;
     let reader = SqliteReader {
         path: path.to_owned(),
@@ -61,13 +69,20 @@ pub struct SqliteWriter {
 }
 
 impl FactWriter for SqliteWriter {
-    fn commit(&mut self, batch: &[&Fact]) -> anyhow::Result<()> {
+    fn commit(&mut self, batch: &[&Fact]) -> anyhow::Result<Vec<Completion>> {
         let tx = self.conn.transaction()?;
+        let mut completions = Vec::new();
         for fact in batch {
-            persist(&tx, fact)?;
+            persist(&tx, fact, &mut completions)?;
         }
         tx.commit()?;
-        Ok(())
+        if batch.iter().any(|f| matches!(f, Fact::Retracted(_))) {
+            // The old page versions holding retracted content live on in the WAL until a
+            // checkpoint overwrites the database and truncates the log.
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(completions)
     }
 }
 
@@ -79,22 +94,19 @@ fn contacts_text(contacts: &[BareJid]) -> String {
         .join(" ")
 }
 
-fn persist(tx: &rusqlite::Transaction, fact: &Fact) -> rusqlite::Result<()> {
+fn persist(
+    tx: &rusqlite::Transaction,
+    fact: &Fact,
+    completions: &mut Vec<Completion>,
+) -> rusqlite::Result<()> {
     match fact {
         Fact::Posted(p) => {
+            let s = &p.submission;
             tx.prepare_cached(
-                "INSERT INTO messages (id, channel, at, sender, nick, origin_id, content)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO messages (id, channel, at, sender, nick, origin_id, client_id, media, content)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
-            .execute(params![
-                p.id,
-                p.channel,
-                p.at,
-                p.sender.as_str(),
-                p.nick,
-                p.origin_id,
-                p.content
-            ])?;
+            .execute(params![p.id, p.channel, p.at, p.sender.as_str(), p.nick, s.origin_id, s.client_id, s.media, s.content])?;
         }
         Fact::ChannelCreated {
             key,
@@ -111,6 +123,12 @@ fn persist(tx: &rusqlite::Transaction, fact: &Fact) -> rusqlite::Result<()> {
                 .execute(params![key, owner.as_str()])?;
         }
         Fact::ChannelDestroyed { channel } => {
+            for table in ["receipts", "reactions"] {
+                tx.prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE message IN (SELECT id FROM messages WHERE channel = ?1)"
+                ))?
+                .execute([channel.key])?;
+            }
             tx.prepare_cached("DELETE FROM messages WHERE channel = ?1")?
                 .execute([channel.key])?;
             tx.prepare_cached("DELETE FROM channels WHERE key = ?1")?
@@ -153,7 +171,109 @@ fn persist(tx: &rusqlite::Transaction, fact: &Fact) -> rusqlite::Result<()> {
                 info.updated_at
             ])?;
         }
-        Fact::PresenceChanged { .. } => {}
+        Fact::HistoryCleared { key, member, upto } => {
+            tx.prepare_cached(
+                "UPDATE participants SET cleared_upto = ?3 WHERE channel = ?1 AND jid = ?2",
+            )?
+            .execute(params![key, member.as_str(), upto])?;
+        }
+        Fact::Retracted(r) => {
+            tx.prepare_cached(
+                "UPDATE messages SET content = '', edited_at = NULL, retracted_at = ?2, retracted_by = ?3,
+                 moderated = ?4, moderation_reason = ?5 WHERE id = ?1",
+            )?
+            .execute(params![
+                r.message,
+                r.at,
+                r.by.as_str(),
+                r.moderated.is_some(),
+                r.moderated.clone().flatten()
+            ])?;
+            tx.prepare_cached("DELETE FROM reactions WHERE message = ?1")?
+                .execute([r.message])?;
+        }
+        Fact::Corrected(c) => {
+            tx.prepare_cached(
+                "UPDATE messages SET content = ?2, media = ?3, edited_at = ?4 WHERE id = ?1",
+            )?
+            .execute(params![
+                c.message,
+                c.submission.content,
+                c.submission.media,
+                c.at
+            ])?;
+        }
+        Fact::Reacted(r) => {
+            if r.reactions.is_empty() {
+                tx.prepare_cached("DELETE FROM reactions WHERE message = ?1 AND member = ?2")?
+                    .execute(params![r.message, r.member.as_str()])?;
+            } else {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO reactions (message, member, reactions, at) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![r.message, r.member.as_str(), r.reactions.join("\n"), r.at])?;
+            }
+        }
+        Fact::Receipt(r) => record_receipt(tx, r, completions)?,
+        Fact::PresenceChanged { .. } | Fact::ChatState { .. } => {}
+    }
+    Ok(())
+}
+
+/// Records a receipt, and notes a completion when it is the one that makes the message
+/// delivered to (or seen by) as many members as were expected.
+fn record_receipt(
+    tx: &rusqlite::Transaction,
+    r: &Receipt,
+    completions: &mut Vec<Completion>,
+) -> rusqlite::Result<()> {
+    let existing: Option<(Option<i64>, Option<i64>)> = tx
+        .prepare_cached(
+            "SELECT delivered_at, displayed_at FROM receipts WHERE message = ?1 AND member = ?2",
+        )?
+        .query_row(params![r.message, r.member.as_str()], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    let (delivered, displayed) = existing.unwrap_or((None, None));
+    let new_delivered = delivered.or(Some(r.at));
+    let new_displayed = match r.kind {
+        ReceiptKind::Displayed => displayed.or(Some(r.at)),
+        ReceiptKind::Delivered => displayed,
+    };
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO receipts (message, member, delivered_at, displayed_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![r.message, r.member.as_str(), new_delivered, new_displayed])?;
+    for (kind, before, after, column) in [
+        (
+            ReceiptKind::Delivered,
+            delivered,
+            new_delivered,
+            "delivered_at",
+        ),
+        (
+            ReceiptKind::Displayed,
+            displayed,
+            new_displayed,
+            "displayed_at",
+        ),
+    ] {
+        if before.is_none() && after.is_some() {
+            let count: i64 = tx
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM receipts WHERE message = ?1 AND {column} IS NOT NULL AND member != ?2"
+                ))?
+                .query_row(params![r.message, r.author.as_str()], |row| row.get(0))?;
+            if count as usize == r.expected {
+                completions.push(Completion {
+                    channel: r.channel,
+                    message: r.message,
+                    author: r.author.clone(),
+                    kind,
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -188,16 +308,71 @@ fn bare(text: String) -> rusqlite::Result<BareJid> {
     })
 }
 
-fn posted(row: &rusqlite::Row) -> rusqlite::Result<Posted> {
-    Ok(Posted {
-        id: row.get(0)?,
-        channel: row.get(1)?,
-        at: row.get(2)?,
-        sender: bare(row.get(3)?)?,
-        nick: row.get(4)?,
-        origin_id: row.get(5)?,
-        content: row.get(6)?,
+/// The columns [`archived`] reads, in its order.
+const ARCHIVED_COLUMNS: &str =
+    "id, channel, at, sender, nick, origin_id, client_id, media, content,
+     edited_at, retracted_at, retracted_by, moderated, moderation_reason";
+
+fn archived(row: &rusqlite::Row) -> rusqlite::Result<Archived> {
+    let retracted_at: Option<i64> = row.get(10)?;
+    let retraction = match retracted_at {
+        Some(at) => Some(Tombstone {
+            at,
+            by: bare(row.get(11)?)?,
+            moderated: row.get::<_, bool>(12)?.then(|| row.get(13)).transpose()?,
+        }),
+        None => None,
+    };
+    Ok(Archived {
+        posted: Posted {
+            id: row.get(0)?,
+            channel: row.get(1)?,
+            at: row.get(2)?,
+            sender: bare(row.get(3)?)?,
+            nick: row.get(4)?,
+            submission: Submission {
+                origin_id: row.get(5)?,
+                client_id: row.get(6)?,
+                media: row.get(7)?,
+                content: row.get(8)?,
+            },
+        },
+        edited_at: row.get(9)?,
+        retraction,
+        reactions: Vec::new(),
     })
+}
+
+/// Fills in the reactions of a page's messages with one query.
+fn add_reactions(conn: &Connection, messages: &mut [Archived]) -> anyhow::Result<()> {
+    let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+        return Ok(());
+    };
+    let (low, high) = (
+        first.posted.id.min(last.posted.id),
+        first.posted.id.max(last.posted.id),
+    );
+    let mut stmt = conn.prepare_cached(
+        "SELECT message, member, reactions FROM reactions WHERE message BETWEEN ?1 AND ?2 ORDER BY at, member",
+    )?;
+    let mut rows = stmt.query(params![low, high])?;
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let Some(message) = messages.iter_mut().find(|m| m.posted.id == id) else {
+            continue;
+        };
+        let member = bare(row.get(1)?)?;
+        let reactions: String = row.get(2)?;
+        for reaction in reactions.split('\n') {
+            match message.reactions.iter_mut().find(|(r, _)| r == reaction) {
+                Some((_, members)) => members.push(member.clone()),
+                None => message
+                    .reactions
+                    .push((reaction.to_owned(), vec![member.clone()])),
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Reader for SqliteReader {
@@ -242,7 +417,7 @@ impl Reader for SqliteReader {
                 }
             }
             let mut stmt = conn.prepare(
-                "SELECT channel, jid, id, nick, nodes, role, joined_at FROM participants
+                "SELECT channel, jid, id, nick, nodes, role, joined_at, cleared_upto FROM participants
                  ORDER BY channel, joined_at, jid",
             )?;
             let mut rows = stmt.query([])?;
@@ -255,6 +430,7 @@ impl Reader for SqliteReader {
                         nodes: Nodes(row.get(4)?),
                         role: Role::from_i64(row.get(5)?),
                         joined_at: row.get(6)?,
+                        cleared_upto: row.get(7)?,
                         online: Vec::new(),
                     });
                 }
@@ -281,8 +457,12 @@ impl Reader for SqliteReader {
         let mut unknown = None;
         let page = self.with_conn(|conn| {
             // The filters shared by every statement of this query, as SQL and parameters.
-            let mut filter = String::from("channel = ?");
-            let mut args: Vec<rusqlite::types::Value> = vec![q.channel.into()];
+            let mut filter = String::from("channel = ? AND id > ?");
+            let mut args: Vec<rusqlite::types::Value> =
+                vec![q.channel.into(), q.hidden_upto.into()];
+            if q.media_only {
+                filter.push_str(" AND media = 1");
+            }
             if let Some(with) = &q.with {
                 filter.push_str(" AND sender = ?");
                 args.push(with.as_str().to_owned().into());
@@ -315,9 +495,9 @@ impl Reader for SqliteReader {
                          order: &str,
                          offset: usize,
                          extra_args: &[i64]|
-             -> anyhow::Result<Vec<Posted>> {
+             -> anyhow::Result<Vec<Archived>> {
                 let sql = format!(
-                    "SELECT id, channel, at, sender, nick, origin_id, content FROM messages
+                    "SELECT {ARCHIVED_COLUMNS} FROM messages
                      WHERE {filter}{extra} ORDER BY id {order} LIMIT ? OFFSET ?"
                 );
                 let mut all = args.clone();
@@ -325,7 +505,7 @@ impl Reader for SqliteReader {
                 all.push(((q.max + 1) as i64).into());
                 all.push((offset as i64).into());
                 let mut stmt = conn.prepare_cached(&sql)?;
-                let rows = stmt.query_map(rusqlite::params_from_iter(all), posted)?;
+                let rows = stmt.query_map(rusqlite::params_from_iter(all), archived)?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
             };
             let count = count_where("", &[])?;
@@ -353,10 +533,13 @@ impl Reader for SqliteReader {
             if backward {
                 messages.reverse();
             }
+            add_reactions(conn, &mut messages)?;
             let first_index = match (&q.page, messages.first()) {
                 (Page::First, _) => Some(0),
                 (Page::Index(i), _) => Some(*i),
-                (Page::After(_), Some(first)) => Some(count_where(" AND id < ?", &[first.id])?),
+                (Page::After(_), Some(first)) => {
+                    Some(count_where(" AND id < ?", &[first.posted.id])?)
+                }
                 (Page::After(_), None) => Some(count),
                 (Page::Before(_) | Page::Last, _) => None,
             };
@@ -372,30 +555,108 @@ impl Reader for SqliteReader {
             None => Ok(page),
         }
     }
+
+    fn find_message(&self, channel: i64, reference: &str) -> anyhow::Result<Option<MessageRef>> {
+        self.with_conn(|conn| {
+            let by_id = reference.parse::<i64>().ok();
+            let row = |row: &rusqlite::Row| -> rusqlite::Result<MessageRef> {
+                Ok(MessageRef {
+                    id: row.get(0)?,
+                    channel: row.get(1)?,
+                    sender: bare(row.get(2)?)?,
+                    retracted: row.get::<_, Option<i64>>(3)?.is_some(),
+                })
+            };
+            let found = match by_id {
+                Some(id) => conn
+                    .prepare_cached("SELECT id, channel, sender, retracted_at FROM messages WHERE id = ?1 AND channel = ?2")?
+                    .query_row(params![id, channel], row)
+                    .optional()?,
+                None => None,
+            };
+            if found.is_some() {
+                return Ok(found);
+            }
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id, channel, sender, retracted_at FROM messages
+                     WHERE channel = ?1 AND (origin_id = ?2 OR client_id = ?2) ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row(params![channel, reference], row)
+                .optional()?)
+        })
+    }
+
+    fn receipts(&self, message: i64) -> anyhow::Result<Vec<MemberReceipt>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT member, delivered_at, displayed_at FROM receipts WHERE message = ?1 ORDER BY member",
+            )?;
+            let rows = stmt.query_map([message], |row| {
+                Ok(MemberReceipt {
+                    member: bare(row.get(0)?)?,
+                    delivered_at: row.get(1)?,
+                    displayed_at: row.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::testing::jid;
-    use std::sync::Arc;
+    use crate::core::testing::{groups, jid, text};
+    use crate::core::Groups;
 
-    fn store() -> (tempfile::TempDir, SqliteWriter, SqliteReader) {
+    /// A store holding channel `coven` (key 1) where alice (owner) and bob joined, and the
+    /// core that decided it.
+    fn coven() -> (tempfile::TempDir, SqliteWriter, SqliteReader, Groups) {
         let dir = tempfile::tempdir().unwrap();
-        let (w, r) = open(&dir.path().join("t.db"), Durability::Normal).unwrap();
-        (dir, w, r)
+        let (mut w, r) = open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let mut g = groups();
+        let mut facts = g
+            .create(&jid("alice@localhost"), Some("coven"), 1)
+            .unwrap()
+            .1;
+        facts.extend(
+            g.join(
+                "coven",
+                &jid("alice@localhost"),
+                Some("alice"),
+                Nodes::ALL,
+                2,
+            )
+            .unwrap()
+            .1,
+        );
+        facts.extend(
+            g.join("coven", &jid("bob@localhost"), Some("bob"), Nodes::ALL, 3)
+                .unwrap()
+                .1,
+        );
+        commit(&mut w, facts);
+        (dir, w, r, g)
     }
 
-    fn post(id: i64, channel: i64, sender: &str) -> Fact {
-        Fact::Posted(Arc::new(Posted {
-            id,
-            channel,
-            sender: jid(sender),
-            nick: "n".into(),
-            at: id * 10,
-            origin_id: None,
-            content: format!("<body>{id}</body>"),
-        }))
+    fn commit(w: &mut SqliteWriter, facts: Vec<Fact>) -> Vec<Completion> {
+        w.commit(&facts.iter().collect::<Vec<_>>()).unwrap()
+    }
+
+    /// Posts `n` messages, alternately by bob and alice, at times 10, 20, ….
+    fn post_many(w: &mut SqliteWriter, g: &mut Groups, n: i64) {
+        for i in 1..=n {
+            let who = if i % 2 == 0 {
+                "alice@localhost"
+            } else {
+                "bob@localhost"
+            };
+            let facts = g
+                .post("coven", &jid(who), text(&i.to_string()), i * 10)
+                .unwrap();
+            commit(w, facts);
+        }
     }
 
     fn query(page: Page, max: usize) -> HistoryQuery {
@@ -407,51 +668,33 @@ mod tests {
         }
     }
 
+    fn ids(page: &HistoryPage) -> Vec<i64> {
+        page.messages.iter().map(|m| m.posted.id).collect()
+    }
+
+    fn target(r: &SqliteReader, reference: &str) -> MessageRef {
+        r.find_message(1, reference).unwrap().unwrap()
+    }
+
     #[test]
     fn snapshot_round_trips_channels_and_participants() {
-        let (_dir, mut w, r) = store();
-        let mut g = crate::core::testing::coven();
-        let mut facts = Vec::new();
-        g.create(&jid("alice@localhost"), Some("other"), 1)
-            .map(|(_, f)| facts.extend(f))
-            .unwrap();
-        // Re-run the coven's history into the store.
-        let mut fresh = crate::core::testing::groups();
-        let (_, f) = fresh
-            .create(&jid("alice@localhost"), Some("coven"), 1)
-            .unwrap();
-        facts.splice(0..0, f);
-        let (_, f) = fresh
-            .join(
-                "coven",
-                &jid("alice@localhost"),
-                Some("alice"),
-                Nodes::ALL,
-                2,
-            )
-            .unwrap();
-        facts.extend(f);
-        let refs: Vec<&Fact> = facts
-            .iter()
-            .filter(|f| !matches!(f, Fact::ChannelCreated { name, .. } if name == "other"))
-            .collect();
-        w.commit(&refs).unwrap();
+        let (_dir, _w, r, _g) = coven();
         let snap = r.snapshot().unwrap();
         assert_eq!(snap.channels.len(), 1);
-        assert_eq!(snap.channels[0].participants[0].nick, "alice");
+        let names: Vec<_> = snap.channels[0]
+            .participants
+            .iter()
+            .map(|p| p.nick.as_str())
+            .collect();
+        assert_eq!(names, ["alice", "bob"]);
         assert_eq!(snap.channels[0].owners, vec![jid("alice@localhost")]);
         assert_eq!(snap.last_channel_key, 1);
     }
 
     #[test]
     fn history_pages_forward_backward_and_by_index() {
-        let (_dir, mut w, r) = store();
-        let facts: Vec<Fact> = (1..=7)
-            .map(|i| post(i, 1, if i % 2 == 0 { "a@x" } else { "b@x" }))
-            .chain([post(8, 2, "a@x")])
-            .collect();
-        w.commit(&facts.iter().collect::<Vec<_>>()).unwrap();
-        let ids = |p: &HistoryPage| p.messages.iter().map(|m| m.id).collect::<Vec<_>>();
+        let (_dir, mut w, r, mut g) = coven();
+        post_many(&mut w, &mut g, 7);
 
         let first = r.history(&query(Page::First, 3)).unwrap();
         assert_eq!(
@@ -470,30 +713,186 @@ mod tests {
         );
         let before = r.history(&query(Page::Before(3), 3)).unwrap();
         assert_eq!((ids(&before), before.complete), (vec![1, 2], true));
-        let index = r.history(&query(Page::Index(5), 3)).unwrap();
-        assert_eq!(ids(&index), vec![6, 7]);
+        assert_eq!(
+            ids(&r.history(&query(Page::Index(5), 3)).unwrap()),
+            vec![6, 7]
+        );
 
         let mut with = query(Page::First, 10);
-        with.with = Some(jid("a@x"));
+        with.with = Some(jid("alice@localhost"));
         with.start = Some(30);
         assert_eq!(ids(&r.history(&with).unwrap()), vec![4, 6]);
+        let mut hidden = query(Page::First, 10);
+        hidden.hidden_upto = 5;
+        assert_eq!(ids(&r.history(&hidden).unwrap()), vec![6, 7]);
 
         assert!(matches!(
-            r.history(&query(Page::After(8), 3)),
-            Err(HistoryError::UnknownId(8))
+            r.history(&query(Page::After(99), 3)),
+            Err(HistoryError::UnknownId(99))
         ));
     }
 
     #[test]
+    fn media_filter_and_lookup_by_client_ids() {
+        let (_dir, mut w, r, mut g) = coven();
+        let photo = Submission {
+            content: "<x xmlns='jabber:x:oob'><url>https://example.org/a.jpg</url></x>".into(),
+            client_id: Some("client-7".into()),
+            media: true,
+            ..Submission::default()
+        };
+        commit(
+            &mut w,
+            g.post("coven", &jid("bob@localhost"), text("hi"), 1)
+                .unwrap(),
+        );
+        commit(
+            &mut w,
+            g.post("coven", &jid("bob@localhost"), photo, 2).unwrap(),
+        );
+        let mut media = query(Page::First, 10);
+        media.media_only = true;
+        assert_eq!(ids(&r.history(&media).unwrap()), vec![2]);
+        assert_eq!(target(&r, "client-7").id, 2);
+        assert_eq!(target(&r, "o-hi").id, 1);
+        assert_eq!(target(&r, "2").sender, jid("bob@localhost"));
+        assert!(r.find_message(1, "nothing").unwrap().is_none());
+        assert!(r.find_message(2, "1").unwrap().is_none());
+    }
+
+    #[test]
+    fn retraction_erases_content_from_the_files() {
+        let (dir, mut w, r, mut g) = coven();
+        let secret = Submission {
+            content: "<body>SECRET-PAYLOAD-42</body>".into(),
+            ..Submission::default()
+        };
+        commit(
+            &mut w,
+            g.post("coven", &jid("bob@localhost"), secret, 1).unwrap(),
+        );
+        let m = target(&r, "1");
+        commit(
+            &mut w,
+            g.retract("coven", &jid("bob@localhost"), Some(&m), None, 5)
+                .unwrap(),
+        );
+        let page = r.history(&query(Page::First, 10)).unwrap();
+        let tombstone = page.messages[0].retraction.as_ref().unwrap();
+        assert_eq!((tombstone.at, tombstone.moderated.clone()), (5, None));
+        assert_eq!(page.messages[0].posted.submission.content, "");
+        assert!(target(&r, "1").retracted);
+        for file in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(file.unwrap().path()).unwrap();
+            assert!(!bytes.windows(17).any(|w| w == b"SECRET-PAYLOAD-42"));
+        }
+    }
+
+    #[test]
+    fn corrections_and_reactions_show_in_history() {
+        let (_dir, mut w, r, mut g) = coven();
+        commit(
+            &mut w,
+            g.post("coven", &jid("bob@localhost"), text("teh"), 1)
+                .unwrap(),
+        );
+        let m = target(&r, "1");
+        commit(
+            &mut w,
+            g.correct("coven", &jid("bob@localhost"), Some(&m), text("the"), 2)
+                .unwrap(),
+        );
+        for (who, reactions) in [
+            ("alice@localhost", vec!["👍", "🎉"]),
+            ("bob@localhost", vec!["👍"]),
+        ] {
+            let chosen = reactions.into_iter().map(String::from).collect();
+            commit(
+                &mut w,
+                g.react("coven", &jid(who), Some(&m), chosen, 3).unwrap(),
+            );
+        }
+        let archived = &r.history(&query(Page::First, 10)).unwrap().messages[0];
+        assert_eq!(archived.posted.submission.content, "<body>the</body>");
+        assert_eq!(archived.edited_at, Some(2));
+        let counts: Vec<_> = archived
+            .reactions
+            .iter()
+            .map(|(r, who)| (r.as_str(), who.len()))
+            .collect();
+        assert_eq!(counts, [("🎉", 1), ("👍", 2)]);
+        commit(
+            &mut w,
+            g.react("coven", &jid("alice@localhost"), Some(&m), vec![], 4)
+                .unwrap(),
+        );
+        let archived = &r.history(&query(Page::First, 10)).unwrap().messages[0];
+        assert_eq!(
+            archived.reactions,
+            vec![("👍".to_string(), vec![jid("bob@localhost")])]
+        );
+    }
+
+    #[test]
+    fn receipts_complete_once_every_member_has_the_message() {
+        let (_dir, mut w, r, mut g) = coven();
+        commit(
+            &mut w,
+            g.join("coven", &jid("carol@localhost"), None, Nodes::ALL, 4)
+                .unwrap()
+                .1,
+        );
+        commit(
+            &mut w,
+            g.post("coven", &jid("alice@localhost"), text("hi"), 5)
+                .unwrap(),
+        );
+        let m = target(&r, "1");
+        let receipt = |g: &mut Groups, who: &str, kind| {
+            g.receipt("coven", &jid(who), Some(&m), kind, 6).unwrap()
+        };
+        assert!(commit(
+            &mut w,
+            receipt(&mut g, "bob@localhost", ReceiptKind::Delivered)
+        )
+        .is_empty());
+        // Carol's "seen" implies delivered: delivered to everyone, not yet seen by everyone.
+        let done = commit(
+            &mut w,
+            receipt(&mut g, "carol@localhost", ReceiptKind::Displayed),
+        );
+        assert_eq!(
+            done.iter().map(|c| c.kind).collect::<Vec<_>>(),
+            [ReceiptKind::Delivered]
+        );
+        assert_eq!(done[0].author, jid("alice@localhost"));
+        assert!(commit(
+            &mut w,
+            receipt(&mut g, "carol@localhost", ReceiptKind::Displayed)
+        )
+        .is_empty());
+        let done = commit(
+            &mut w,
+            receipt(&mut g, "bob@localhost", ReceiptKind::Displayed),
+        );
+        assert_eq!(
+            done.iter().map(|c| c.kind).collect::<Vec<_>>(),
+            [ReceiptKind::Displayed]
+        );
+        let state = r.receipts(1).unwrap();
+        assert_eq!(state.len(), 2);
+        assert!(state
+            .iter()
+            .all(|s| s.delivered_at.is_some() && s.displayed_at.is_some()));
+    }
+
+    #[test]
     fn destroy_removes_the_archive() {
-        let (_dir, mut w, r) = store();
-        let mut g = crate::core::testing::groups();
-        let (_, mut facts) = g.create(&jid("alice@localhost"), Some("c"), 1).unwrap();
-        facts.push(post(1, 1, "alice@localhost"));
-        facts.extend(g.destroy(&jid("alice@localhost"), "c").unwrap());
-        w.commit(&facts.iter().collect::<Vec<_>>()).unwrap();
+        let (_dir, mut w, r, mut g) = coven();
+        post_many(&mut w, &mut g, 2);
+        commit(&mut w, g.destroy(&jid("alice@localhost"), "coven").unwrap());
         assert!(r.snapshot().unwrap().channels.is_empty());
         assert_eq!(r.history(&query(Page::First, 5)).unwrap().count, 0);
-        assert_eq!(r.snapshot().unwrap().last_message_id, 1);
+        assert_eq!(r.snapshot().unwrap().last_message_id, 2);
     }
 }

@@ -6,7 +6,7 @@
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use super::FactWriter;
+use super::{Completion, FactWriter};
 use crate::core::Fact;
 use crate::link::Outbox;
 
@@ -20,6 +20,15 @@ pub struct Job {
     pub on_failure: Vec<String>,
 }
 
+/// What a commit means for the service beyond sending the jobs' stanzas.
+#[derive(Debug)]
+pub enum Committed {
+    /// Receipts made these messages delivered to (or seen by) every member.
+    Completed(Vec<Completion>),
+    /// The batch was not stored.
+    Failed,
+}
+
 /// The most jobs in one transaction, so one commit's latency stays bounded under load.
 const MAX_BATCH: usize = 4096;
 
@@ -29,12 +38,13 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread. `failed` is told after a commit failed: the core's state then
-    /// runs ahead of the store and must be reloaded.
+    /// Starts the writer thread. `events` is told what the service must act on after a
+    /// commit: messages every member now has, and failed commits (the core's state then runs
+    /// ahead of the store and must be reloaded).
     pub fn spawn(
         mut store: impl FactWriter,
         outbox: Outbox,
-        failed: tokio::sync::mpsc::UnboundedSender<()>,
+        events: tokio::sync::mpsc::UnboundedSender<Committed>,
     ) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
@@ -49,24 +59,25 @@ impl Writer {
                         }
                     }
                     let facts: Vec<&Fact> = batch.iter().flat_map(|j| &j.facts).collect();
-                    let stored = facts.is_empty() || {
-                        match store.commit(&facts) {
-                            Ok(()) => true,
-                            Err(error) => {
-                                tracing::error!(%error, jobs = batch.len(), "commit failed; refusing the batch");
-                                false
-                            }
+                    let result = if facts.is_empty() { Ok(Vec::new()) } else { store.commit(&facts) };
+                    let stored = result.is_ok();
+                    let event = match result {
+                        Ok(completions) if completions.is_empty() => None,
+                        Ok(completions) => Some(Committed::Completed(completions)),
+                        Err(error) => {
+                            tracing::error!(%error, jobs = batch.len(), "commit failed; refusing the batch");
+                            Some(Committed::Failed)
                         }
                     };
-                    if !stored {
-                        let _ = failed.send(());
-                    }
                     let stanzas: Vec<String> = batch
                         .into_iter()
                         .flat_map(|j| if stored { j.outbound } else { j.on_failure })
                         .collect();
                     if !stanzas.is_empty() {
                         outbox.send(stanzas);
+                    }
+                    if let Some(event) = event {
+                        let _ = events.send(event);
                     }
                 }
             })

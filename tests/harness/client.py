@@ -22,17 +22,46 @@ class Client(slixmpp.ClientXMPP):
         self.enable_direct_tls = False
         self.enable_plaintext = True
         self.plugin["feature_mechanisms"].unencrypted_plain = True
-        for plugin in ("xep_0030", "xep_0059", "xep_0060", "xep_0082", "xep_0199",
-                       "xep_0313", "xep_0359", "xep_0369"):
+        for plugin in ("xep_0030", "xep_0059", "xep_0060", "xep_0066", "xep_0082", "xep_0085",
+                       "xep_0184", "xep_0199", "xep_0308", "xep_0313", "xep_0333", "xep_0334",
+                       "xep_0359", "xep_0369", "xep_0372", "xep_0424", "xep_0425", "xep_0444",
+                       "xep_0461"):
             self.register_plugin(plugin)
+        # Tests answer receipts themselves, to the channel.
+        self.plugin["xep_0184"].auto_ack = False
+        self.plugin["xep_0184"].auto_request = False
         self.mix_messages = asyncio.Queue()
+        # What else arrives, by slixmpp event name: chatstate, message_retract, …
+        self.received = {}
+        for event in ("chatstate", "message_retract", "message_correction", "reactions",
+                      "receipt_received", "marker_displayed"):
+            self.received[event] = asyncio.Queue()
+            self.add_event_handler(event, self.received[event].put_nowait)
         self.errors = asyncio.Queue()
         self.events = asyncio.Queue()
-        self.add_event_handler("mix_message", self.mix_messages.put_nowait)
+        self.add_event_handler("mix_message", self._mix_message)
         self.add_event_handler("message_error", self.errors.put_nowait)
         for event in ("pubsub_publish", "pubsub_retract", "pubsub_delete"):
             self.add_event_handler(event, lambda msg, kind=event: self.events.put_nowait((kind, msg)))
         self._ready = None
+
+    def _mix_message(self, msg):
+        """New messages only: relays of chat states, retractions, corrections and
+        reactions carry <mix/> too, and go to their own queues."""
+        for child in ("{urn:xmpp:message-retract:1}retract", "{urn:xmpp:message-correct:0}replace",
+                      "{urn:xmpp:reactions:0}reactions"):
+            if msg.xml.find(child) is not None:
+                return
+        if msg.xml.find("{jabber:client}body") is None:
+            return
+        self.mix_messages.put_nowait(msg)
+
+    async def next(self, event, timeout=TIMEOUT):
+        return await asyncio.wait_for(self.received[event].get(), timeout)
+
+    def groupchat(self, name, body=None):
+        """A groupchat message to channel `name`, to fill in and send."""
+        return self.make_message(mto=self.channel(name), mbody=body, mtype="groupchat")
 
     async def start(self, port):
         self._ready = asyncio.get_running_loop().create_future()
@@ -67,7 +96,7 @@ class Client(slixmpp.ClientXMPP):
         iq.xml.append(ET.Element("{urn:xmpp:mix:core:1}destroy", channel=name))
         return await iq.send(timeout=TIMEOUT)
 
-    async def mam(self, channel, flip=False, start=None, end=None, with_jid=None, **rsm):
+    async def mam(self, channel, flip=False, start=None, end=None, with_jid=None, fields=None, **rsm):
         """One MAM query with any RSM paging, in xep_0313's stanzas. Unlike retrieve(), it
         can send an empty <before/> (the last page) and <flip-page/>. Returns the result iq
         with the results in ["mam"]["results"], as retrieve() does."""
@@ -77,6 +106,8 @@ class Client(slixmpp.ClientXMPP):
         iq["mam"]["start"] = start
         iq["mam"]["end"] = end
         iq["mam"]["with"] = with_jid
+        for var, value in (fields or {}).items():
+            iq["mam"]["form"].add_field(var=var, value=value)
         for key, value in rsm.items():
             iq["mam"]["rsm"][key] = True if (key == "before" and value == "") else str(value)
         if flip:

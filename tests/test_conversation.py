@@ -1,0 +1,248 @@
+"""Conversation features for standard clients, through slixmpp's own plugins: typing
+(XEP-0085), receipts and markers (XEP-0184, XEP-0333), retraction and moderation (XEP-0424,
+XEP-0425), corrections (XEP-0308), replies and mentions (XEP-0461, XEP-0372), reactions
+(XEP-0444), media (XEP-0066, XEP-0447) and clearing one's own history. Each is checked at a
+second participant, live and in history."""
+
+import pathlib
+import xml.etree.ElementTree as ET
+
+from conftest import connected, run
+
+MAM_MEDIA = "{urn:mixd:mam:0}media"
+
+
+async def channel_with(alice, others, name):
+    """Alice creates `name`; she and `others` join and are online in it."""
+    await alice.plugin["xep_0369"].create_channel(alice.channel("x"), name, timeout=10)
+    for client in (alice, *others):
+        await client.join_live(name, client.user)
+
+
+async def post(sender, everyone, name, body, **build):
+    """Posts `body`; returns its archive id once every participant got it."""
+    msg = sender.groupchat(name, body)
+    for key, value in build.items():
+        msg[key] = value
+    msg.send()
+    reflected = [await client.next_message() for client in everyone]
+    assert {m["body"] for m in reflected} == {body}
+    return reflected[0]["id"]
+
+
+def archived(result):
+    return [m["mam_result"]["forwarded"]["stanza"] for m in result["mam"]["results"]]
+
+
+def test_typing_is_relayed_and_never_archived(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "alice", "bob") as (alice, bob):
+            await channel_with(alice, [bob], channel_name)
+            typing = bob.groupchat(channel_name)
+            typing["chat_state"] = "composing"
+            typing.send()
+            relayed = await alice.next("chatstate")
+            assert relayed["chat_state"] == "composing" and relayed["mix"]["jid"] == bob.bare
+            assert relayed["from"] == alice.channel(channel_name)
+            await bob.nothing_more(bob.received["chatstate"], wait=0.3)
+
+            with_body = bob.groupchat(channel_name, "done typing")
+            with_body["chat_state"] = "active"
+            with_body.send()
+            for client in (alice, bob):
+                assert (await client.next_message())["body"] == "done typing"
+            history = archived(await alice.mam(alice.channel(channel_name)))
+            assert [m["body"] for m in history] == ["done typing"]
+            assert history[0].xml.find("{http://jabber.org/protocol/chatstates}active") is None
+
+    run(scenario())
+
+
+def test_receipts_markers_and_message_state(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "alice", "bob", "carol") as (alice, bob, carol):
+            await channel_with(alice, [bob, carol], channel_name)
+            everyone = (alice, bob, carol)
+            msg_id = await post(alice, everyone, channel_name, "did you get this?", request_receipt=True)
+
+            got = bob.groupchat(channel_name)
+            got["receipt"] = msg_id
+            got.send()
+            seen = carol.groupchat(channel_name)
+            seen["displayed"]["id"] = msg_id
+            seen.send()
+            # Bob has it, carol has seen it (so has it): the author learns everyone has it.
+            receipt = await alice.next("receipt_received")
+            assert receipt["receipt"] == msg_id and receipt["from"] == alice.channel(channel_name)
+            await alice.nothing_more(alice.received["marker_displayed"], wait=0.3)
+
+            seen = bob.groupchat(channel_name)
+            seen["displayed"]["id"] = msg_id
+            seen.send()
+            marker = await alice.next("marker_displayed")
+            assert marker["displayed"]["id"] == msg_id
+
+            iq = carol.make_iq_get(ito=carol.channel(channel_name))
+            iq.xml.append(ET.Element("{urn:mixd:receipts:0}message-state", id=msg_id))
+            state = (await iq.send(timeout=10)).xml.find("{urn:mixd:receipts:0}message-state")
+            assert (state.get("members"), state.get("delivered"), state.get("displayed")) == ("2", "2", "2")
+            members = {m.get("jid"): m for m in state}
+            assert set(members) == {bob.bare, carol.bare}
+            assert all(m.get("delivered") and m.get("displayed") for m in members.values())
+
+            # Receipts are not messages: history has only the message.
+            assert [m["body"] for m in archived(await bob.mam(bob.channel(channel_name)))] == ["did you get this?"]
+
+    run(scenario())
+
+
+def test_retraction_and_moderation(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "alice", "bob") as (alice, bob):
+            await channel_with(alice, [bob], channel_name)
+            channel = alice.channel(channel_name)
+            secret = f"regrettable-{channel_name}"
+            first = await post(bob, (alice, bob), channel_name, secret)
+            second = await post(bob, (alice, bob), channel_name, "also off-topic")
+            mine = await post(alice, (alice, bob), channel_name, "owner's words")
+
+            # Only the sender retracts with XEP-0424.
+            alice.plugin["xep_0424"].send_retraction(channel, first, mtype="groupchat")
+            assert (await alice.next_error())["error"]["condition"] == "forbidden"
+            bob.plugin["xep_0424"].send_retraction(channel, first, mtype="groupchat")
+            for client in (alice, bob):
+                retraction = await client.next("message_retract")
+                assert retraction["retract"]["id"] == first and retraction["mix"]["jid"] == bob.bare
+
+            # Owners moderate with XEP-0425; members may not.
+            condition, _ = await bob.iq_error(bob.plugin["xep_0425"].moderate(channel, mine, "no", timeout=10))
+            assert condition == "forbidden"
+            await alice.plugin["xep_0425"].moderate(channel, second, "off-topic", timeout=10)
+            moderated = await bob.next("message_retract")
+            retract = moderated.xml.find("{urn:xmpp:message-retract:1}retract")
+            assert retract.get("id") == second
+            assert retract.find("{urn:xmpp:message-moderate:1}moderated").get("by") == str(channel)
+            assert retract.find("{urn:xmpp:message-retract:1}reason").text == "off-topic"
+
+            # History keeps tombstones; the content is gone from the database files.
+            history = archived(await bob.mam(channel))
+            assert [m["id"] for m in history] == [first, second, mine]
+            for tombstone in history[:2]:
+                assert tombstone["body"] == ""
+                assert tombstone.xml.find("{urn:xmpp:message-retract:1}retracted") is not None
+            assert history[1].xml.find(".//{urn:xmpp:message-moderate:1}moderated") is not None
+            assert history[2]["body"] == "owner's words"
+            for path in pathlib.Path(mixd.database).parent.glob("mixd.db*"):
+                assert secret.encode() not in path.read_bytes(), path
+
+            # A retracted message cannot be retracted, corrected or reacted to again.
+            bob.plugin["xep_0424"].send_retraction(channel, first, mtype="groupchat")
+            assert (await bob.next_error())["error"]["condition"] == "item-not-found"
+
+    run(scenario())
+
+
+def test_corrections_replace_the_archived_text(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "alice", "bob") as (alice, bob):
+            await channel_with(alice, [bob], channel_name)
+            channel = alice.channel(channel_name)
+            original = bob.groupchat(channel_name, "teh typo")
+            original["origin_id"]["id"] = "bob-origin-1"
+            original.send()
+            msg_id = (await alice.next_message())["id"]
+            await bob.next_message()
+
+            # Corrections may name the archive id or the sender's own id.
+            for step, (reference, body) in enumerate([(msg_id, "the typo"), ("bob-origin-1", "the fix")]):
+                bob.plugin["xep_0308"].build_correction(reference, channel, mtype="groupchat", mbody=body).send()
+                for client in (alice, bob):
+                    correction = await client.next("message_correction")
+                    assert correction["replace"]["id"] == msg_id and correction["body"] == body
+                    assert correction["mix"]["jid"] == bob.bare
+
+            alice.plugin["xep_0308"].build_correction(msg_id, channel, mtype="groupchat", mbody="not yours").send()
+            assert (await alice.next_error())["error"]["condition"] == "forbidden"
+
+            (latest,) = archived(await alice.mam(channel))
+            assert latest["id"] == msg_id and latest["body"] == "the fix"
+            assert latest["replace"]["id"] == msg_id
+
+    run(scenario())
+
+
+def test_replies_mentions_and_reactions(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "alice", "bob", "carol") as (alice, bob, carol):
+            await channel_with(alice, [bob, carol], channel_name)
+            channel = alice.channel(channel_name)
+            everyone = (alice, bob, carol)
+            question = await post(bob, everyone, channel_name, "lunch?")
+
+            reply = alice.plugin["xep_0461"].make_reply(bob.bare, question, mto=channel, mbody="bob: yes", mtype="groupchat")
+            reply.xml.append(ET.Element("{urn:xmpp:reference:0}reference", type="mention",
+                                        uri=f"xmpp:{bob.bare}", begin="0", end="3"))
+            reply.send()
+            received = [await client.next_message() for client in everyone]
+            at_bob = received[1]
+            assert at_bob["reply"]["id"] == question and at_bob["reply"]["to"] == bob.bare
+            mention = at_bob.xml.find("{urn:xmpp:reference:0}reference")
+            assert (mention.get("type"), mention.get("uri"), mention.get("end")) == ("mention", f"xmpp:{bob.bare}", "3")
+
+            for client, reactions in ((alice, ["👍"]), (carol, ["👍", "🍕"])):
+                msg = client.groupchat(channel_name)
+                client.plugin["xep_0444"].set_reactions(msg, question, reactions)
+                msg.send()
+                relayed = await bob.next("reactions")
+                assert relayed["reactions"]["id"] == question
+                assert sorted(relayed["reactions"]["values"]) == sorted(reactions)
+                assert relayed["mix"]["jid"] == client.bare
+
+            history = archived(await carol.mam(channel))
+            assert history[1]["reply"]["id"] == question
+            assert history[1].xml.find("{urn:xmpp:reference:0}reference").get("type") == "mention"
+            summary = history[0].xml.find("{urn:mixd:reactions:0}reactions")
+            counts = {r.get("value"): (r.get("count"), sorted(j.text for j in r)) for r in summary}
+            assert counts == {"👍": ("2", sorted([alice.bare, carol.bare])), "🍕": ("1", [carol.bare])}
+
+    run(scenario())
+
+
+def test_media_history_and_clearing_ones_own_history(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "alice", "bob") as (alice, bob):
+            await channel_with(alice, [bob], channel_name)
+            channel = alice.channel(channel_name)
+            everyone = (alice, bob)
+            await post(bob, everyone, channel_name, "just text")
+            oob = bob.groupchat(channel_name, "https://example.org/cat.jpg")
+            oob["oob"]["url"] = "https://example.org/cat.jpg"
+            oob.send()
+            for client in everyone:
+                assert (await client.next_message())["oob"]["url"] == "https://example.org/cat.jpg"
+            sfs = bob.groupchat(channel_name, "a document")
+            sharing = ET.SubElement(sfs.xml, "{urn:xmpp:sfs:0}file-sharing")
+            ET.SubElement(ET.SubElement(sharing, "{urn:xmpp:file:metadata:0}file"),
+                          "{urn:xmpp:file:metadata:0}name").text = "report.pdf"
+            sfs.send()
+            for client in everyone:
+                await client.next_message()
+
+            first = await alice.mam(channel, fields={MAM_MEDIA: "true"}, max=1)
+            assert [m["oob"]["url"] for m in archived(first)] == ["https://example.org/cat.jpg"]
+            assert first["mam_fin"]["rsm"]["count"] == "2"
+            second = await alice.mam(channel, fields={MAM_MEDIA: "true"}, max=1, after=first["mam_fin"]["rsm"]["last"])
+            (document,) = archived(second)
+            assert document.xml.find(".//{urn:xmpp:file:metadata:0}name").text == "report.pdf"
+
+            # Alice clears her history; bob's stays whole; new messages show for both.
+            iq = alice.make_iq_set(ito=channel)
+            iq.xml.append(ET.Element("{urn:mixd:history:0}clear"))
+            cleared = (await iq.send(timeout=10)).xml.find("{urn:mixd:history:0}clear")
+            assert int(cleared.get("upto")) >= int(document["id"])
+            assert archived(await alice.mam(channel)) == []
+            assert len(archived(await bob.mam(channel))) == 3
+            await post(bob, everyone, channel_name, "after the clear")
+            assert [m["body"] for m in archived(await alice.mam(channel))] == ["after the clear"]
+
+    run(scenario())
