@@ -1,0 +1,150 @@
+//! mixd-bench: measures mixd through its real component link, with this program playing the
+//! XMPP server (so the server is not part of the figures). Each scenario starts a fresh mixd
+//! on a fresh database, seeds what it needs, drives the load and prints one result line.
+//! docs/benchmarks.md lists the figures and the commands that produced them.
+
+mod peer;
+mod scenarios;
+mod seed;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use peer::Peer;
+
+#[derive(Parser)]
+#[command(about = "Benchmarks mixd through its component link")]
+struct Cli {
+    /// The mixd binary [default: the one beside this program].
+    #[arg(long, global = true)]
+    mixd: Option<PathBuf>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+pub enum Scenario {
+    /// Fan-out: one channel of N members, M messages from one member, W in flight.
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        members: usize,
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+    },
+    /// Steady posting into many channels of 10 members: stored messages per second.
+    SmallChannels {
+        #[arg(long, default_value_t = 1000)]
+        channels: usize,
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 512)]
+        window: usize,
+    },
+    /// History pages of 50 in a channel whose archive holds N messages.
+    History {
+        #[arg(long, default_value_t = 1_000_000)]
+        archive: usize,
+        #[arg(long, default_value_t = 2000)]
+        queries: usize,
+    },
+    /// N joins to one channel.
+    Joins {
+        #[arg(long, default_value_t = 10_000)]
+        members: usize,
+    },
+    /// Creating N channels.
+    Create {
+        #[arg(long, default_value_t = 100_000)]
+        channels: usize,
+    },
+    /// Start-up time and memory with N channels and M memberships in the database.
+    Startup {
+        #[arg(long, default_value_t = 100_000)]
+        channels: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        memberships: usize,
+    },
+    /// Memory of an idle mixd with an empty database.
+    Idle,
+    /// A small run of every scenario (CI's smoke test).
+    Smoke,
+}
+
+/// One mixd under test, attached to this program's listener.
+pub struct Mixd {
+    child: Child,
+    pub peer: Peer,
+    pub connected_after: Duration,
+    _dir: tempfile::TempDir,
+}
+
+impl Mixd {
+    /// Starts mixd on the database `prepare` fills (it gets the database path).
+    pub async fn start(binary: &std::path::Path, prepare: impl FnOnce(&std::path::Path) -> anyhow::Result<()>) -> anyhow::Result<Mixd> {
+        let dir = tempfile::tempdir()?;
+        let database = dir.path().join("bench.db");
+        prepare(&database)?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let started = Instant::now();
+        let child = Command::new(binary)
+            .args(["run", "--jid", "mix.bench", "--secret", "bench", "--user-domain", "bench"])
+            .arg("--server")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--database")
+            .arg(&database)
+            .env("MIXD_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()?;
+        let peer = tokio::time::timeout(Duration::from_secs(600), Peer::accept(&listener)).await??;
+        Ok(Mixd {
+            child,
+            peer,
+            connected_after: started.elapsed(),
+            _dir: dir,
+        })
+    }
+
+    /// CPU seconds mixd has used so far (user + system).
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    /// A `/proc/<pid>/status` memory figure in MB (`VmRSS`, `VmHWM`).
+    pub fn memory_mb(&self, field: &str) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    pub fn stop(mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let binary = match cli.mixd {
+        Some(path) => path,
+        None => std::env::current_exe()?.with_file_name("mixd"),
+    };
+    anyhow::ensure!(binary.exists(), "no mixd binary at {} (build it, or give --mixd)", binary.display());
+    scenarios::run(&binary, cli.scenario).await
+}

@@ -1,0 +1,264 @@
+//! The scenarios. Each prints one line of results; stanzas are written by hand here, exactly
+//! as a server would route them to the component.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::peer::{Counters, Peer, Tracker};
+use crate::{seed, Mixd, Scenario};
+
+pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
+    match scenario {
+        Scenario::Fanout { members, messages, window } => fanout(binary, members, messages, window).await,
+        Scenario::SmallChannels { channels, messages, window } => small_channels(binary, channels, messages, window).await,
+        Scenario::History { archive, queries } => history(binary, archive, queries).await,
+        Scenario::Joins { members } => joins(binary, members).await,
+        Scenario::Create { channels } => create(binary, channels).await,
+        Scenario::Startup { channels, memberships } => startup(binary, channels, memberships).await,
+        Scenario::Idle => idle(binary).await,
+        Scenario::Smoke => {
+            fanout(binary, 10, 200, 16).await?;
+            small_channels(binary, 10, 500, 64).await?;
+            history(binary, 500, 50).await?;
+            joins(binary, 100).await?;
+            create(binary, 100).await?;
+            startup(binary, 100, 1000).await?;
+            idle(binary).await
+        }
+    }
+}
+
+fn create_stanza(channel: usize) -> String {
+    format!("<iq type='set' id='c{channel}' from='u0@bench/r' to='mix.bench'><create xmlns='urn:xmpp:mix:core:1' channel='c{channel}'/></iq>")
+}
+
+fn join_stanza(user: usize, channel: usize) -> String {
+    format!(
+        "<iq type='set' id='j{user}' from='u{user}@bench/r' to='c{channel}@mix.bench'><join xmlns='urn:xmpp:mix:core:1'>\
+         <subscribe node='urn:xmpp:mix:nodes:messages'/><nick>u{user}</nick></join></iq>"
+    )
+}
+
+fn presence_stanza(user: usize, channel: usize) -> String {
+    format!("<presence from='u{user}@bench/r' to='c{channel}@mix.bench'/>")
+}
+
+fn message_stanza(user: usize, channel: usize, seq: usize) -> String {
+    format!("<message type='groupchat' id='s{seq}' from='u{user}@bench/r' to='c{channel}@mix.bench'><body>m{seq}</body></message>")
+}
+
+fn ping_stanza(channel: usize) -> String {
+    format!("<iq type='get' id='ping' from='u0@bench/r' to='c{channel}@mix.bench'><ping xmlns='urn:xmpp:ping'/></iq>")
+}
+
+fn results(c: &Counters) -> u64 {
+    c.results.load(Ordering::Relaxed)
+}
+
+/// Sends `stanzas`, then waits for `replies` more iq results than there were.
+async fn request_all(peer: &mut Peer, stanzas: impl Iterator<Item = String>, replies: u64) -> anyhow::Result<()> {
+    let before = results(&peer.counters);
+    for stanza in stanzas {
+        peer.send(&stanza).await?;
+    }
+    peer.flush().await?;
+    peer.wait_for(results, before + replies).await
+}
+
+/// Channels `c0..channels`, each with `members` members online (users `u{offset}`…); the
+/// member lists of different channels are disjoint.
+async fn populate(peer: &mut Peer, channels: usize, members: usize) -> anyhow::Result<()> {
+    request_all(peer, (0..channels).map(create_stanza), channels as u64).await?;
+    let joins = (0..channels).flat_map(|c| (0..members).map(move |m| join_stanza(c * members + m, c)));
+    request_all(peer, joins, (channels * members) as u64).await?;
+    let presences = (0..channels).flat_map(|c| (0..members).map(move |m| presence_stanza(c * members + m, c)));
+    // A ping after the presences proves they were all processed.
+    request_all(peer, presences.chain((0..1).map(|_| ping_stanza(0))), 1).await
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Posts `messages` messages (sender and channel chosen by `route`), keeping at most `window`
+/// unfinished; returns wall seconds and per-message latencies in ms, sorted.
+async fn post_and_track(
+    peer: &mut Peer,
+    messages: usize,
+    expected: u32,
+    window: usize,
+    route: impl Fn(usize) -> (usize, usize),
+) -> anyhow::Result<(f64, Vec<f64>)> {
+    let tracker = Arc::new(Tracker::new(messages, expected));
+    peer.track(Some(tracker.clone()));
+    let mut sent_at = vec![0u64; messages];
+    let start = Instant::now();
+    for (seq, sent) in sent_at.iter_mut().enumerate() {
+        while seq - tracker.completed.load(Ordering::Relaxed) as usize >= window {
+            peer.flush().await?;
+            tokio::time::sleep(Duration::from_micros(50)).await;
+        }
+        let (user, channel) = route(seq);
+        *sent = tracker.now();
+        peer.send(&message_stanza(user, channel, seq)).await?;
+        if seq % 16 == 15 {
+            peer.flush().await?;
+        }
+    }
+    peer.flush().await?;
+    peer.wait_for(|_| tracker.completed.load(Ordering::Relaxed), messages as u64).await?;
+    let wall = start.elapsed().as_secs_f64();
+    peer.track(None);
+    let mut latencies: Vec<f64> = (0..messages)
+        .map(|s| (tracker.done_at[s].load(Ordering::Relaxed).saturating_sub(sent_at[s])) as f64 / 1e6)
+        .collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    Ok((wall, latencies))
+}
+
+async fn fanout(binary: &Path, members: usize, messages: usize, window: usize) -> anyhow::Result<()> {
+    let mut mixd = Mixd::start(binary, |_| Ok(())).await?;
+    populate(&mut mixd.peer, 1, members).await?;
+    let cpu = mixd.cpu_seconds();
+    let (wall, latencies) = post_and_track(&mut mixd.peer, messages, members as u32, window, |_| (0, 0)).await?;
+    let cores = (mixd.cpu_seconds() - cpu) / wall;
+    println!(
+        "fanout members={members} messages={messages} window={window}: {:.0} messages/s, {:.0} deliveries/s, \
+         post-to-last-delivery p50 {:.2} ms p99 {:.2} ms, mixd CPU {:.2} cores, peak RSS {:.1} MB",
+        messages as f64 / wall,
+        (messages * members) as f64 / wall,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        cores,
+        mixd.memory_mb("VmHWM"),
+    );
+    mixd.stop();
+    Ok(())
+}
+
+async fn small_channels(binary: &Path, channels: usize, messages: usize, window: usize) -> anyhow::Result<()> {
+    const MEMBERS: usize = 10;
+    let mut mixd = Mixd::start(binary, |_| Ok(())).await?;
+    populate(&mut mixd.peer, channels, MEMBERS).await?;
+    let cpu = mixd.cpu_seconds();
+    let route = |seq: usize| {
+        let channel = seq % channels;
+        (channel * MEMBERS + seq / channels % MEMBERS, channel)
+    };
+    let (wall, latencies) = post_and_track(&mut mixd.peer, messages, MEMBERS as u32, window, route).await?;
+    println!(
+        "small-channels channels={channels}x{MEMBERS} messages={messages} window={window}: {:.0} stored messages/s, \
+         {:.0} deliveries/s, p50 {:.2} ms p99 {:.2} ms, mixd CPU {:.2} cores, peak RSS {:.1} MB",
+        messages as f64 / wall,
+        (messages * MEMBERS) as f64 / wall,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        (mixd.cpu_seconds() - cpu) / wall,
+        mixd.memory_mb("VmHWM"),
+    );
+    mixd.stop();
+    Ok(())
+}
+
+async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Result<()> {
+    let seeding = Instant::now();
+    let mut mixd = Mixd::start(binary, |db| seed::archive(db, archive)).await?;
+    let seeded = seeding.elapsed().as_secs_f64();
+    let peer = &mut mixd.peer;
+    let mut random = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random
+    };
+    let mut report = Vec::new();
+    for direction in ["before", "after"] {
+        let mut latencies = Vec::with_capacity(queries);
+        for i in 0..queries {
+            let anchor = 51 + next() as usize % (archive - 100).max(1);
+            let stanza = format!(
+                "<iq type='set' id='q{i}' from='u0@bench/r' to='c0@mix.bench'><query xmlns='urn:xmpp:mam:2'>\
+                 <set xmlns='http://jabber.org/protocol/rsm'><max>50</max><{direction}>{anchor}</{direction}></set></query></iq>"
+            );
+            let fins = peer.counters.fins.load(Ordering::Relaxed);
+            let start = Instant::now();
+            peer.send(&stanza).await?;
+            peer.flush().await?;
+            peer.wait_for(|c| c.fins.load(Ordering::Relaxed), fins + 1).await?;
+            latencies.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        latencies.sort_by(|a, b| a.total_cmp(b));
+        report.push(format!(
+            "{direction}: p50 {:.3} ms p99 {:.3} ms",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        ));
+    }
+    println!(
+        "history archive={archive} pages of 50, {queries} queries each way (MAM round trip through the link): {}; \
+         seeding took {seeded:.1} s",
+        report.join(", ")
+    );
+    mixd.stop();
+    Ok(())
+}
+
+async fn joins(binary: &Path, members: usize) -> anyhow::Result<()> {
+    let mut mixd = Mixd::start(binary, |_| Ok(())).await?;
+    request_all(&mut mixd.peer, std::iter::once(create_stanza(0)), 1).await?;
+    let start = Instant::now();
+    request_all(&mut mixd.peer, (0..members).map(|m| join_stanza(m, 0)), members as u64).await?;
+    let wall = start.elapsed().as_secs_f64();
+    println!(
+        "joins members={members} to one channel: {wall:.2} s, {:.0} joins/s, peak RSS {:.1} MB",
+        members as f64 / wall,
+        mixd.memory_mb("VmHWM")
+    );
+    mixd.stop();
+    Ok(())
+}
+
+async fn create(binary: &Path, channels: usize) -> anyhow::Result<()> {
+    let mut mixd = Mixd::start(binary, |_| Ok(())).await?;
+    let start = Instant::now();
+    request_all(&mut mixd.peer, (0..channels).map(create_stanza), channels as u64).await?;
+    let wall = start.elapsed().as_secs_f64();
+    println!(
+        "create channels={channels}: {wall:.2} s, {:.0} channels/s, peak RSS {:.1} MB",
+        channels as f64 / wall,
+        mixd.memory_mb("VmHWM")
+    );
+    mixd.stop();
+    Ok(())
+}
+
+async fn startup(binary: &Path, channels: usize, memberships: usize) -> anyhow::Result<()> {
+    let mut mixd = Mixd::start(binary, |db| seed::channels(db, channels, memberships)).await?;
+    let connected = mixd.connected_after.as_secs_f64();
+    request_all(&mut mixd.peer, std::iter::once(ping_stanza(0)), 1).await?;
+    println!(
+        "startup channels={channels} memberships={memberships}: connected {connected:.2} s after start, RSS {:.1} MB",
+        mixd.memory_mb("VmRSS")
+    );
+    mixd.stop();
+    Ok(())
+}
+
+async fn idle(binary: &Path) -> anyhow::Result<()> {
+    let mut mixd = Mixd::start(binary, |_| Ok(())).await?;
+    request_all(&mut mixd.peer, std::iter::once(create_stanza(0)), 1).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    println!(
+        "idle: RSS {:.1} MB, connected {:.2} s after start",
+        mixd.memory_mb("VmRSS"),
+        mixd.connected_after.as_secs_f64()
+    );
+    mixd.stop();
+    Ok(())
+}
