@@ -12,7 +12,9 @@ CREATE TABLE channels (
     info_description TEXT    NOT NULL DEFAULT '',
     -- Contact JIDs separated by single spaces (a JID never contains one).
     info_contacts    TEXT    NOT NULL DEFAULT '',
-    info_updated_at  INTEGER NOT NULL
+    info_updated_at  INTEGER NOT NULL,
+    -- Messages in the archive, so that history can give its count without counting.
+    message_count    INTEGER NOT NULL DEFAULT 0
 );
 
 -- Owners of a channel, who need not be participants.

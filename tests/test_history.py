@@ -51,7 +51,6 @@ def test_paging_forward_backward_and_filters(server, mixd, channel_name):
             assert first.xml.find(".//{urn:xmpp:mam:2}fin").get("complete") is None
             second = await mam.retrieve(jid=channel, rsm={"max": 5, "after": rsm_of(first)["last"]})
             assert bodies(second) == [f"message {i}" for i in range(5, 10)]
-            assert rsm_of(second)["first_index"] == "5"
             third = await mam.retrieve(jid=channel, rsm={"max": 5, "after": rsm_of(second)["last"]})
             assert bodies(third) == [f"message {i}" for i in range(10, 13)]
             assert third.xml.find(".//{urn:xmpp:mam:2}fin").get("complete") == "true"

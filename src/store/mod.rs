@@ -100,9 +100,10 @@ pub struct HistoryPage {
     pub messages: Vec<Archived>,
     /// How many messages match the filters, over all pages.
     pub count: usize,
-    /// The position of the first message of this page in the result set, on forward pages.
-    /// Backward pages leave it out (XEP-0059 makes it optional): slixmpp's RSM iterator
-    /// takes `index + page size == count` as the end even when paging backward.
+    /// The position of the first message of this page in the result set, where it is known
+    /// without counting (the first page, pages by index). XEP-0059 makes it optional, and
+    /// slixmpp's RSM iterator takes `index + page size == count` as the end even when
+    /// paging backward.
     pub first_index: Option<usize>,
     /// True when the page reaches the end of the result set in its direction.
     pub complete: bool,

@@ -107,6 +107,10 @@ fn persist(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![p.id, p.channel, p.at, p.sender.as_str(), p.nick, s.origin_id, s.client_id, s.media, s.content])?;
+            tx.prepare_cached(
+                "UPDATE channels SET message_count = message_count + 1 WHERE key = ?1",
+            )?
+            .execute([p.channel])?;
         }
         Fact::ChannelCreated {
             key,
@@ -456,10 +460,10 @@ impl Reader for SqliteReader {
     fn history(&self, q: &HistoryQuery) -> Result<HistoryPage, HistoryError> {
         let mut unknown = None;
         let page = self.with_conn(|conn| {
-            // The filters shared by every statement of this query, as SQL and parameters.
-            let mut filter = String::from("channel = ? AND id > ?");
-            let mut args: Vec<rusqlite::types::Value> =
-                vec![q.channel.into(), q.hidden_upto.into()];
+            // The filters of this query, as SQL and parameters; `id > ?` (what the requester
+            // cleared) comes last so that a page can replace it with its own lower bound.
+            let mut filter = String::from("channel = ?");
+            let mut args: Vec<rusqlite::types::Value> = vec![q.channel.into()];
             if q.media_only {
                 filter.push_str(" AND media = 1");
             }
@@ -475,13 +479,23 @@ impl Reader for SqliteReader {
                 filter.push_str(" AND at <= ?");
                 args.push(end.into());
             }
-            let count_where = |extra: &str, extra_args: &[i64]| -> anyhow::Result<usize> {
-                let sql = format!("SELECT count(*) FROM messages WHERE {filter}{extra}");
-                let mut all = args.clone();
-                all.extend(extra_args.iter().map(|&v| rusqlite::types::Value::from(v)));
+            let with_floor = |floor: i64| {
+                let mut args = args.clone();
+                args.push(floor.into());
+                (format!("{filter} AND id > ?"), args)
+            };
+            // Paging after an id raises the lower bound: two lower bounds on `id` would let
+            // SQLite range-scan from the smaller one.
+            let (count_filter, count_args) = with_floor(q.hidden_upto);
+            let (filter, args) = match q.page {
+                Page::After(after) => with_floor(q.hidden_upto.max(after)),
+                _ => with_floor(q.hidden_upto),
+            };
+            let count_filtered = || -> anyhow::Result<usize> {
+                let sql = format!("SELECT count(*) FROM messages WHERE {count_filter}");
                 let n: i64 = conn
                     .prepare_cached(&sql)?
-                    .query_row(rusqlite::params_from_iter(all), |r| r.get(0))?;
+                    .query_row(rusqlite::params_from_iter(count_args.clone()), |r| r.get(0))?;
                 Ok(n as usize)
             };
             let exists = |id: i64| -> anyhow::Result<bool> {
@@ -508,7 +522,21 @@ impl Reader for SqliteReader {
                 let rows = stmt.query_map(rusqlite::params_from_iter(all), archived)?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
             };
-            let count = count_where("", &[])?;
+            // The channel's running total answers unfiltered queries without a scan.
+            let filtered = q.with.is_some()
+                || q.start.is_some()
+                || q.end.is_some()
+                || q.media_only
+                || q.hidden_upto > 0;
+            let count = if filtered {
+                count_filtered()?
+            } else {
+                let total: Option<i64> = conn
+                    .prepare_cached("SELECT message_count FROM channels WHERE key = ?1")?
+                    .query_row([q.channel], |r| r.get(0))
+                    .optional()?;
+                total.unwrap_or(0) as usize
+            };
             let (mut messages, backward) = match q.page {
                 Page::First => (fetch("", "ASC", 0, &[])?, false),
                 Page::Index(i) => (fetch("", "ASC", i, &[])?, false),
@@ -517,7 +545,7 @@ impl Reader for SqliteReader {
                         unknown = Some(id);
                         return Ok(HistoryPage::default());
                     }
-                    (fetch(" AND id > ?", "ASC", 0, &[id])?, false)
+                    (fetch("", "ASC", 0, &[])?, false)
                 }
                 Page::Before(id) => {
                     if !exists(id)? {
@@ -534,14 +562,12 @@ impl Reader for SqliteReader {
                 messages.reverse();
             }
             add_reactions(conn, &mut messages)?;
-            let first_index = match (&q.page, messages.first()) {
-                (Page::First, _) => Some(0),
-                (Page::Index(i), _) => Some(*i),
-                (Page::After(_), Some(first)) => {
-                    Some(count_where(" AND id < ?", &[first.posted.id])?)
-                }
-                (Page::After(_), None) => Some(count),
-                (Page::Before(_) | Page::Last, _) => None,
+            // Only where it is known without counting: after an arbitrary id it would take a
+            // scan of everything before it.
+            let first_index = match q.page {
+                Page::First => Some(0),
+                Page::Index(i) => Some(i),
+                Page::After(_) | Page::Before(_) | Page::Last => None,
             };
             Ok(HistoryPage {
                 messages,
@@ -704,7 +730,7 @@ mod tests {
         let next = r.history(&query(Page::After(6), 3)).unwrap();
         assert_eq!(
             (ids(&next), next.first_index, next.complete),
-            (vec![7], Some(6), true)
+            (vec![7], None, true)
         );
         let last = r.history(&query(Page::Last, 3)).unwrap();
         assert_eq!(

@@ -81,12 +81,16 @@ pub struct Mixd {
     child: Child,
     pub peer: Peer,
     pub connected_after: Duration,
+    pub database: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Mixd {
     /// Starts mixd on the database `prepare` fills (it gets the database path).
-    pub async fn start(binary: &std::path::Path, prepare: impl FnOnce(&std::path::Path) -> anyhow::Result<()>) -> anyhow::Result<Mixd> {
+    pub async fn start(
+        binary: &std::path::Path,
+        prepare: impl FnOnce(&std::path::Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Mixd> {
         let dir = tempfile::tempdir()?;
         let database = dir.path().join("bench.db");
         prepare(&database)?;
@@ -94,7 +98,16 @@ impl Mixd {
         let port = listener.local_addr()?.port();
         let started = Instant::now();
         let child = Command::new(binary)
-            .args(["run", "--jid", "mix.bench", "--secret", "bench", "--user-domain", "bench"])
+            .current_dir(dir.path())
+            .args([
+                "run",
+                "--jid",
+                "mix.bench",
+                "--secret",
+                "bench",
+                "--user-domain",
+                "bench",
+            ])
             .arg("--server")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--database")
@@ -102,28 +115,37 @@ impl Mixd {
             .env("MIXD_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()?;
-        let peer = tokio::time::timeout(Duration::from_secs(600), Peer::accept(&listener)).await??;
+        let peer =
+            tokio::time::timeout(Duration::from_secs(600), Peer::accept(&listener)).await??;
         Ok(Mixd {
             child,
             peer,
             connected_after: started.elapsed(),
+            database,
             _dir: dir,
         })
     }
 
     /// CPU seconds mixd has used so far (user + system).
     pub fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
         (ticks(11) + ticks(12)) / 100.0
     }
 
     /// A `/proc/<pid>/status` memory figure in MB (`VmRSS`, `VmHWM`).
     pub fn memory_mb(&self, field: &str) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with(field))
@@ -133,7 +155,10 @@ impl Mixd {
     }
 
     pub fn stop(mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -145,6 +170,10 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => path,
         None => std::env::current_exe()?.with_file_name("mixd"),
     };
-    anyhow::ensure!(binary.exists(), "no mixd binary at {} (build it, or give --mixd)", binary.display());
+    anyhow::ensure!(
+        binary.exists(),
+        "no mixd binary at {} (build it, or give --mixd)",
+        binary.display()
+    );
     scenarios::run(&binary, cli.scenario).await
 }

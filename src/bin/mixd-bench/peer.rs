@@ -24,6 +24,8 @@ pub struct Counters {
     pub deliveries: AtomicU64,
     /// MAM `<fin/>` replies.
     pub fins: AtomicU64,
+    /// Woken after every read, so that waiters see new counts at once.
+    pub changed: tokio::sync::Notify,
 }
 
 /// Per-message delivery tracking: how many copies of message `seq` arrived, and when the
@@ -52,7 +54,9 @@ impl Tracker {
     }
 
     fn delivered(&self, seq: usize) {
-        let Some(copies) = self.copies.get(seq) else { return };
+        let Some(copies) = self.copies.get(seq) else {
+            return;
+        };
         if copies.fetch_add(1, Ordering::Relaxed) + 1 == self.expected as u64 {
             self.done_at[seq].store(self.now(), Ordering::Relaxed);
             self.completed.fetch_add(1, Ordering::Relaxed);
@@ -90,7 +94,12 @@ impl Peer {
         let counters = Arc::new(Counters::default());
         let tracker = Arc::new(std::sync::Mutex::new(None));
         let first_error = Arc::new(std::sync::Mutex::new(None));
-        tokio::spawn(scan(reader, counters.clone(), tracker.clone(), first_error.clone()));
+        tokio::spawn(scan(
+            reader,
+            counters.clone(),
+            tracker.clone(),
+            first_error.clone(),
+        ));
         Ok(Peer {
             writer,
             counters,
@@ -114,9 +123,14 @@ impl Peer {
     }
 
     /// Waits until `counter` reaches `target`, failing on errors from mixd or a stall.
-    pub async fn wait_for(&self, counter: impl Fn(&Counters) -> u64, target: u64) -> anyhow::Result<()> {
+    pub async fn wait_for(
+        &self,
+        counter: impl Fn(&Counters) -> u64,
+        target: u64,
+    ) -> anyhow::Result<()> {
         let mut last = (0, Instant::now());
         loop {
+            let changed = self.counters.changed.notified();
             let now = counter(&self.counters);
             if now >= target {
                 return Ok(());
@@ -129,19 +143,26 @@ impl Peer {
             } else if last.1.elapsed().as_secs() > 60 {
                 bail!("stalled at {now} of {target}");
             }
-            tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), changed).await;
         }
     }
 }
 
-async fn read_until(reader: &mut OwnedReadHalf, buf: &mut Vec<u8>, marker: &[u8]) -> anyhow::Result<()> {
+async fn read_until(
+    reader: &mut OwnedReadHalf,
+    buf: &mut Vec<u8>,
+    marker: &[u8],
+) -> anyhow::Result<()> {
     loop {
         if let Some(at) = memmem::find(buf, marker) {
             buf.drain(..at + marker.len());
             return Ok(());
         }
         let mut chunk = [0u8; 4096];
-        let n = reader.read(&mut chunk).await.context("reading the handshake")?;
+        let n = reader
+            .read(&mut chunk)
+            .await
+            .context("reading the handshake")?;
         if n == 0 {
             bail!("mixd closed the connection during the handshake");
         }
@@ -187,22 +208,32 @@ async fn scan(
             if first.is_none() {
                 let at = error_finder.find(data).unwrap_or(0);
                 let start = data[..at].iter().rposition(|&b| b == b'<').unwrap_or(0);
-                *first = Some(String::from_utf8_lossy(&data[start..(start + 600).min(data.len())]).into_owned());
+                *first = Some(
+                    String::from_utf8_lossy(&data[start..(start + 600).min(data.len())])
+                        .into_owned(),
+                );
             }
         }
         let current = tracker.lock().unwrap().clone();
         for at in body_finder.find_iter(data) {
             let digits = &data[at + BODY.len()..];
-            let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+            let end = digits
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(digits.len());
             // Counted once: in the read where the byte after the number arrives.
             if end == digits.len() || !fresh(at, BODY.len() + end + 1) {
                 continue;
             }
             counters.deliveries.fetch_add(1, Ordering::Relaxed);
-            if let (Some(tracker), Ok(seq)) = (&current, std::str::from_utf8(&digits[..end]).unwrap_or("x").parse()) {
+            if let (Some(tracker), Ok(seq)) = (
+                &current,
+                std::str::from_utf8(&digits[..end]).unwrap_or("x").parse(),
+            ) {
                 tracker.delivered(seq);
             }
         }
+        counters.changed.notify_waiters();
         // Keep a tail long enough to hold any marker plus a sequence number.
         let len = data.len();
         let tail = 64.min(len);

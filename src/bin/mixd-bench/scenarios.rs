@@ -6,17 +6,31 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mixd::store::sqlite::{open, Durability};
+use mixd::store::{HistoryQuery, Page, Reader};
+
 use crate::peer::{Counters, Peer, Tracker};
 use crate::{seed, Mixd, Scenario};
 
 pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
     match scenario {
-        Scenario::Fanout { members, messages, window } => fanout(binary, members, messages, window).await,
-        Scenario::SmallChannels { channels, messages, window } => small_channels(binary, channels, messages, window).await,
+        Scenario::Fanout {
+            members,
+            messages,
+            window,
+        } => fanout(binary, members, messages, window).await,
+        Scenario::SmallChannels {
+            channels,
+            messages,
+            window,
+        } => small_channels(binary, channels, messages, window).await,
         Scenario::History { archive, queries } => history(binary, archive, queries).await,
         Scenario::Joins { members } => joins(binary, members).await,
         Scenario::Create { channels } => create(binary, channels).await,
-        Scenario::Startup { channels, memberships } => startup(binary, channels, memberships).await,
+        Scenario::Startup {
+            channels,
+            memberships,
+        } => startup(binary, channels, memberships).await,
         Scenario::Idle => idle(binary).await,
         Scenario::Smoke => {
             fanout(binary, 10, 200, 16).await?;
@@ -58,7 +72,11 @@ fn results(c: &Counters) -> u64 {
 }
 
 /// Sends `stanzas`, then waits for `replies` more iq results than there were.
-async fn request_all(peer: &mut Peer, stanzas: impl Iterator<Item = String>, replies: u64) -> anyhow::Result<()> {
+async fn request_all(
+    peer: &mut Peer,
+    stanzas: impl Iterator<Item = String>,
+    replies: u64,
+) -> anyhow::Result<()> {
     let before = results(&peer.counters);
     for stanza in stanzas {
         peer.send(&stanza).await?;
@@ -71,9 +89,11 @@ async fn request_all(peer: &mut Peer, stanzas: impl Iterator<Item = String>, rep
 /// member lists of different channels are disjoint.
 async fn populate(peer: &mut Peer, channels: usize, members: usize) -> anyhow::Result<()> {
     request_all(peer, (0..channels).map(create_stanza), channels as u64).await?;
-    let joins = (0..channels).flat_map(|c| (0..members).map(move |m| join_stanza(c * members + m, c)));
+    let joins =
+        (0..channels).flat_map(|c| (0..members).map(move |m| join_stanza(c * members + m, c)));
     request_all(peer, joins, (channels * members) as u64).await?;
-    let presences = (0..channels).flat_map(|c| (0..members).map(move |m| presence_stanza(c * members + m, c)));
+    let presences =
+        (0..channels).flat_map(|c| (0..members).map(move |m| presence_stanza(c * members + m, c)));
     // A ping after the presences proves they were all processed.
     request_all(peer, presences.chain((0..1).map(|_| ping_stanza(0))), 1).await
 }
@@ -99,9 +119,11 @@ async fn post_and_track(
     let mut sent_at = vec![0u64; messages];
     let start = Instant::now();
     for (seq, sent) in sent_at.iter_mut().enumerate() {
-        while seq - tracker.completed.load(Ordering::Relaxed) as usize >= window {
+        if seq - tracker.completed.load(Ordering::Relaxed) as usize >= window {
             peer.flush().await?;
-            tokio::time::sleep(Duration::from_micros(50)).await;
+            let target = (seq + 1 - window) as u64;
+            peer.wait_for(|_| tracker.completed.load(Ordering::Relaxed), target)
+                .await?;
         }
         let (user, channel) = route(seq);
         *sent = tracker.now();
@@ -111,21 +133,36 @@ async fn post_and_track(
         }
     }
     peer.flush().await?;
-    peer.wait_for(|_| tracker.completed.load(Ordering::Relaxed), messages as u64).await?;
+    peer.wait_for(
+        |_| tracker.completed.load(Ordering::Relaxed),
+        messages as u64,
+    )
+    .await?;
     let wall = start.elapsed().as_secs_f64();
     peer.track(None);
     let mut latencies: Vec<f64> = (0..messages)
-        .map(|s| (tracker.done_at[s].load(Ordering::Relaxed).saturating_sub(sent_at[s])) as f64 / 1e6)
+        .map(|s| {
+            (tracker.done_at[s]
+                .load(Ordering::Relaxed)
+                .saturating_sub(sent_at[s])) as f64
+                / 1e6
+        })
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
     Ok((wall, latencies))
 }
 
-async fn fanout(binary: &Path, members: usize, messages: usize, window: usize) -> anyhow::Result<()> {
+async fn fanout(
+    binary: &Path,
+    members: usize,
+    messages: usize,
+    window: usize,
+) -> anyhow::Result<()> {
     let mut mixd = Mixd::start(binary, |_| Ok(())).await?;
     populate(&mut mixd.peer, 1, members).await?;
     let cpu = mixd.cpu_seconds();
-    let (wall, latencies) = post_and_track(&mut mixd.peer, messages, members as u32, window, |_| (0, 0)).await?;
+    let (wall, latencies) =
+        post_and_track(&mut mixd.peer, messages, members as u32, window, |_| (0, 0)).await?;
     let cores = (mixd.cpu_seconds() - cpu) / wall;
     println!(
         "fanout members={members} messages={messages} window={window}: {:.0} messages/s, {:.0} deliveries/s, \
@@ -141,7 +178,12 @@ async fn fanout(binary: &Path, members: usize, messages: usize, window: usize) -
     Ok(())
 }
 
-async fn small_channels(binary: &Path, channels: usize, messages: usize, window: usize) -> anyhow::Result<()> {
+async fn small_channels(
+    binary: &Path,
+    channels: usize,
+    messages: usize,
+    window: usize,
+) -> anyhow::Result<()> {
     const MEMBERS: usize = 10;
     let mut mixd = Mixd::start(binary, |_| Ok(())).await?;
     populate(&mut mixd.peer, channels, MEMBERS).await?;
@@ -150,7 +192,8 @@ async fn small_channels(binary: &Path, channels: usize, messages: usize, window:
         let channel = seq % channels;
         (channel * MEMBERS + seq / channels % MEMBERS, channel)
     };
-    let (wall, latencies) = post_and_track(&mut mixd.peer, messages, MEMBERS as u32, window, route).await?;
+    let (wall, latencies) =
+        post_and_track(&mut mixd.peer, messages, MEMBERS as u32, window, route).await?;
     println!(
         "small-channels channels={channels}x{MEMBERS} messages={messages} window={window}: {:.0} stored messages/s, \
          {:.0} deliveries/s, p50 {:.2} ms p99 {:.2} ms, mixd CPU {:.2} cores, peak RSS {:.1} MB",
@@ -178,10 +221,12 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
         random
     };
     let mut report = Vec::new();
+    let mut anchors = Vec::with_capacity(queries);
     for direction in ["before", "after"] {
         let mut latencies = Vec::with_capacity(queries);
         for i in 0..queries {
             let anchor = 51 + next() as usize % (archive - 100).max(1);
+            anchors.push((direction, anchor as i64));
             let stanza = format!(
                 "<iq type='set' id='q{i}' from='u0@bench/r' to='c0@mix.bench'><query xmlns='urn:xmpp:mam:2'>\
                  <set xmlns='http://jabber.org/protocol/rsm'><max>50</max><{direction}>{anchor}</{direction}></set></query></iq>"
@@ -190,7 +235,8 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
             let start = Instant::now();
             peer.send(&stanza).await?;
             peer.flush().await?;
-            peer.wait_for(|c| c.fins.load(Ordering::Relaxed), fins + 1).await?;
+            peer.wait_for(|c| c.fins.load(Ordering::Relaxed), fins + 1)
+                .await?;
             latencies.push(start.elapsed().as_secs_f64() * 1e3);
         }
         latencies.sort_by(|a, b| a.total_cmp(b));
@@ -200,10 +246,36 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
             percentile(&latencies, 0.99)
         ));
     }
+    // The same pages read straight from the store, without the link and the rendering.
+    let (_, reader) = open(&mixd.database, Durability::Normal)?;
+    let mut direct = Vec::with_capacity(anchors.len());
+    for (direction, anchor) in anchors {
+        let query = HistoryQuery {
+            channel: 1,
+            max: 50,
+            page: if direction == "before" {
+                Page::Before(anchor)
+            } else {
+                Page::After(anchor)
+            },
+            ..HistoryQuery::default()
+        };
+        let start = Instant::now();
+        let page = reader.history(&query)?;
+        direct.push(start.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(
+            page.messages.len() == 50,
+            "a page of {} messages",
+            page.messages.len()
+        );
+    }
+    direct.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "history archive={archive} pages of 50, {queries} queries each way (MAM round trip through the link): {}; \
-         seeding took {seeded:.1} s",
-        report.join(", ")
+        "history archive={archive} pages of 50, {queries} queries each way: MAM round trip through the link {}; \
+         store alone p50 {:.3} ms p99 {:.3} ms; seeding took {seeded:.1} s",
+        report.join(", "),
+        percentile(&direct, 0.5),
+        percentile(&direct, 0.99),
     );
     mixd.stop();
     Ok(())
@@ -213,7 +285,12 @@ async fn joins(binary: &Path, members: usize) -> anyhow::Result<()> {
     let mut mixd = Mixd::start(binary, |_| Ok(())).await?;
     request_all(&mut mixd.peer, std::iter::once(create_stanza(0)), 1).await?;
     let start = Instant::now();
-    request_all(&mut mixd.peer, (0..members).map(|m| join_stanza(m, 0)), members as u64).await?;
+    request_all(
+        &mut mixd.peer,
+        (0..members).map(|m| join_stanza(m, 0)),
+        members as u64,
+    )
+    .await?;
     let wall = start.elapsed().as_secs_f64();
     println!(
         "joins members={members} to one channel: {wall:.2} s, {:.0} joins/s, peak RSS {:.1} MB",
@@ -227,7 +304,12 @@ async fn joins(binary: &Path, members: usize) -> anyhow::Result<()> {
 async fn create(binary: &Path, channels: usize) -> anyhow::Result<()> {
     let mut mixd = Mixd::start(binary, |_| Ok(())).await?;
     let start = Instant::now();
-    request_all(&mut mixd.peer, (0..channels).map(create_stanza), channels as u64).await?;
+    request_all(
+        &mut mixd.peer,
+        (0..channels).map(create_stanza),
+        channels as u64,
+    )
+    .await?;
     let wall = start.elapsed().as_secs_f64();
     println!(
         "create channels={channels}: {wall:.2} s, {:.0} channels/s, peak RSS {:.1} MB",
