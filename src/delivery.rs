@@ -104,7 +104,9 @@ pub fn deliver(groups: &Groups, service: &Service, facts: &[Fact], out: &mut Vec
                     &service.channel_jid(&channel.name),
                     NODE_PARTICIPANTS,
                     |x| {
-                        x.open("retract", "").attr("id", &participant.id).close();
+                        x.open("retract", "")
+                            .attr("id", &participant.id.to_string())
+                            .close();
                     },
                 );
                 address(&template, channel.subscribers(Nodes::PARTICIPANTS), out);
@@ -213,7 +215,7 @@ fn participant_item(
         &service.channel_jid(&channel.name),
         NODE_PARTICIPANTS,
         |x| {
-            x.open("item", "").attr("id", &participant.id);
+            x.open("item", "").attr("id", &participant.id.to_string());
             render::participant(x, participant);
             x.close();
         },

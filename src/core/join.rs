@@ -3,7 +3,9 @@
 
 use jid::BareJid;
 
-use super::{Condition, Fact, Groups, Micros, Nodes, Outcome, Participant, Refusal, Role};
+use super::{
+    Condition, Fact, Groups, Micros, Nodes, Outcome, Participant, ParticipantId, Refusal, Role,
+};
 
 impl Groups {
     /// Returns the participant as joined with the facts.
@@ -15,7 +17,7 @@ impl Groups {
         nodes: Nodes,
         now: Micros,
     ) -> Outcome<(Participant, Vec<Fact>)> {
-        let id = self.ids.next();
+        let id = ParticipantId(self.ids.next_u64());
         let max_nick = self.rules.max_nick_bytes;
         let channel = self.existing(name)?;
         let previous = channel.participant(actor);
@@ -37,7 +39,7 @@ impl Groups {
             ));
         }
         let participant = Participant {
-            id: previous.map_or(id, |p| p.id.clone()),
+            id: previous.map_or(id, |p| p.id),
             jid: actor.clone(),
             nick,
             nodes,

@@ -32,7 +32,7 @@ use std::collections::HashMap;
 
 pub use correct::Corrected;
 pub use info::InfoChange;
-pub use model::{Channel, Info, MessageRef, Nodes, Participant, Role};
+pub use model::{Channel, Info, MessageRef, Nodes, Participant, ParticipantId, Role};
 pub use post::{Posted, Submission};
 pub use react::Reacted;
 pub use receipt::{Receipt, ReceiptKind};
@@ -336,6 +336,10 @@ struct IdSource {
 
 impl IdSource {
     fn next(&mut self) -> String {
+        format!("{:016x}", self.next_u64())
+    }
+
+    fn next_u64(&mut self) -> u64 {
         use std::hash::{BuildHasher, Hasher};
         self.counter += 1;
         let mut hasher = self.keys.build_hasher();
@@ -346,7 +350,7 @@ impl IdSource {
                 .map(|d| d.as_nanos())
                 .unwrap_or_default(),
         );
-        format!("{:016x}", hasher.finish())
+        hasher.finish()
     }
 }
 

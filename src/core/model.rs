@@ -45,10 +45,29 @@ impl Role {
     }
 }
 
+/// A stable participant id (XEP-0369 §7.1), written as 16 hex digits. Kept as a number:
+/// a service holds millions of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ParticipantId(pub u64);
+
+impl std::fmt::Display for ParticipantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for ParticipantId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        u64::from_str_radix(s, 16).map(ParticipantId)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
-    /// Stable participant id (XEP-0369 §7.1): never reused within the channel.
-    pub id: String,
+    /// Never reused within the channel.
+    pub id: ParticipantId,
     pub jid: BareJid,
     pub nick: String,
     pub nodes: Nodes,

@@ -30,7 +30,7 @@ pub fn get(groups: &Groups, env: &Envelope, payload: &Element) -> Outcome<Handle
                 ));
             }
             for p in &channel.participants {
-                x.open("item", "").attr("id", &p.id);
+                x.open("item", "").attr("id", &p.id.to_string());
                 render::participant(&mut x, p);
                 x.close();
             }

@@ -21,7 +21,7 @@ pub fn handle(
     let (participant, facts) = groups.join(name, &env.sender(), nick.as_deref(), nodes, now)?;
     let mut x = Xml::new();
     x.open("join", ns::MIX_CORE)
-        .attr("id", &participant.id)
+        .attr("id", &participant.id.to_string())
         .attr("jid", &format!("{}#{}", participant.id, env.to.to_bare()));
     super::subscription::write_nodes(&mut x, "subscribe", participant.nodes);
     x.leaf("nick", "", &participant.nick);

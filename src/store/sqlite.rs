@@ -146,7 +146,7 @@ fn persist(
                 "INSERT OR REPLACE INTO participants (channel, jid, id, nick, nodes, role, joined_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
-            .execute(params![key, p.jid.as_str(), p.id, p.nick, p.nodes.0, p.role as i64, p.joined_at])?;
+            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, p.joined_at])?;
         }
         Fact::Left { key, participant } => {
             tx.prepare_cached("DELETE FROM participants WHERE channel = ?1 AND jid = ?2")?
@@ -413,6 +413,15 @@ impl Reader for SqliteReader {
                 .enumerate()
                 .map(|(i, c)| (c.key, i))
                 .collect();
+            // Sized up front: grown one push at a time, the lists of a million memberships
+            // would carry a third more capacity than they use.
+            let mut stmt = conn.prepare("SELECT channel, count(*) FROM participants GROUP BY channel")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                if let Some(&i) = index.get(&row.get::<_, i64>(0)?) {
+                    channels[i].participants.reserve_exact(row.get::<_, i64>(1)? as usize);
+                }
+            }
             let mut stmt = conn.prepare("SELECT channel, jid FROM channel_owners")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
@@ -429,7 +438,10 @@ impl Reader for SqliteReader {
                 if let Some(&i) = index.get(&row.get::<_, i64>(0)?) {
                     channels[i].participants.push(Participant {
                         jid: bare(row.get(1)?)?,
-                        id: row.get(2)?,
+                        id: row
+                            .get::<_, String>(2)?
+                            .parse()
+                            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e)))?,
                         nick: row.get(3)?,
                         nodes: Nodes(row.get(4)?),
                         role: Role::from_i64(row.get(5)?),
