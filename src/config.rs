@@ -27,7 +27,7 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct Options {
     /// TOML file with any of the settings below (keys: server, jid, secret, database,
-    /// user_domains, log_format, durability, max_message_bytes).
+    /// user_domains, log_format, durability, keepalive, max_message_bytes).
     #[arg(long, env = "MIXD_CONFIG", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -73,6 +73,10 @@ pub struct Options {
     #[arg(long, env = "MIXD_DURABILITY", value_enum)]
     pub durability: Option<Durability>,
 
+    /// Seconds of silence from the server after which mixd pings it [default: 60].
+    #[arg(long, env = "MIXD_KEEPALIVE", value_name = "SECONDS")]
+    pub keepalive: Option<u64>,
+
     /// Largest message accepted, in bytes of XML payload [default: 65536].
     #[arg(long, env = "MIXD_MAX_MESSAGE_BYTES", value_name = "BYTES")]
     #[serde(alias = "max-message-bytes")]
@@ -90,6 +94,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub durability: Durability,
     pub max_message_bytes: usize,
+    pub keepalive: std::time::Duration,
 }
 
 impl fmt::Debug for Settings {
@@ -103,6 +108,7 @@ impl fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("durability", &self.durability)
             .field("max_message_bytes", &self.max_message_bytes)
+            .field("keepalive", &self.keepalive)
             .finish()
     }
 }
@@ -146,6 +152,7 @@ impl Options {
         );
         origin("log_format", "log_format", file.log_format.is_some());
         origin("durability", "durability", file.durability.is_some());
+        origin("keepalive", "keepalive", file.keepalive.is_some());
         origin(
             "max_message_bytes",
             "max_message_bytes",
@@ -201,11 +208,17 @@ impl Options {
             user_domains,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             durability: self.durability.or(file.durability).unwrap_or_default(),
+            keepalive: std::time::Duration::from_secs(
+                self.keepalive.or(file.keepalive).unwrap_or(60),
+            ),
             max_message_bytes: self
                 .max_message_bytes
                 .or(file.max_message_bytes)
                 .unwrap_or(64 * 1024),
         };
+        if settings.keepalive.is_zero() {
+            bail!("keepalive must be at least 1 second");
+        }
         if settings.max_message_bytes < 1024 {
             bail!("max_message_bytes must be at least 1024");
         }
@@ -273,6 +286,11 @@ impl Settings {
                 "max_message_bytes",
                 self.max_message_bytes.to_string(),
                 "larger messages are refused with not-acceptable",
+            ),
+            (
+                "keepalive",
+                self.keepalive.as_secs().to_string(),
+                "seconds of server silence before mixd pings it",
             ),
         ];
         let mut out = String::from("configuration is valid:\n");

@@ -38,6 +38,9 @@ pub struct LinkSettings {
     /// The component's domain, e.g. `mix.localhost`.
     pub domain: String,
     pub secret: String,
+    /// After this much silence from the server, mixd pings it (through itself) so that an
+    /// idle link is neither dropped by the server nor mistaken for a dead one.
+    pub keepalive: Duration,
 }
 
 /// The queue of serialized stanzas to send. Cloned by whoever produces stanzas; the link
@@ -181,6 +184,7 @@ async fn session(
                 }
                 Some(Err(ReadError::SoftTimeout)) => {
                     // Make the server send something before the hard timeout.
+                    tracing::debug!("keepalive ping");
                     if let Some(outbox) = weak_outbox.upgrade() {
                         let _ = outbox.send(vec![keepalive.clone()]);
                     }
@@ -223,7 +227,7 @@ async fn connect(
         write: write.clone(),
     };
     let timeouts = Timeouts {
-        read_timeout: Duration::from_secs(60),
+        read_timeout: settings.keepalive,
         response_timeout: Duration::from_secs(20),
     };
     let header = StreamHeader {

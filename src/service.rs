@@ -39,6 +39,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         server: settings.server.clone(),
         domain: settings.domain.clone(),
         secret: settings.secret.clone(),
+        keepalive: settings.keepalive,
     });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);

@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -142,3 +143,22 @@ def test_sigterm_closes_cleanly(fresh):
     assert mixd.stop(signal.SIGTERM) == 0
     log = mixd.log()
     assert "shutting down" in log and "component stream closed" in log
+
+
+def test_idle_link_is_kept_alive(fresh):
+    server, mixd = fresh
+    mixd.stop()
+    mixd.extra = ["--keepalive", "1"]
+    offset = len(mixd.log())
+    mixd.start()
+    # Five seconds of silence: mixd pings, the server answers, nothing is dropped.
+    time.sleep(5)
+    log = mixd.log()[offset:]
+    assert log.count("keepalive ping") >= 3, log
+    assert "component link lost" not in log
+
+    async def scenario():
+        async with connected(server, "alice") as (alice,):
+            assert await alice.plugin["xep_0369"].can_create_channel(alice.channel("x"))
+
+    run(scenario())

@@ -183,6 +183,7 @@ class Mixd:
         self.database = pathlib.Path(workdir) / "mixd.db"
         self.log_path = pathlib.Path(workdir) / "mixd.log"
         self.process = None
+        self.extra = []
 
     def command(self, secret=SECRET):
         return [
@@ -192,7 +193,7 @@ class Mixd:
             "--secret", secret,
             "--database", str(self.database),
             "--user-domain", USER_DOMAIN,
-        ]
+        ] + self.extra
 
     def log(self):
         return self.log_path.read_text() if self.log_path.exists() else ""
