@@ -125,8 +125,8 @@ impl Options {
             None => Options::default(),
         };
         let mut sources = Vec::new();
-        let mut origin = |name: &'static str, id: &str, in_file: bool| {
-            let source = match matches.value_source(id) {
+        let mut origin = |name: &'static str, in_file: bool| {
+            let source = match matches.value_source(name) {
                 Some(ValueSource::CommandLine) => "flag".to_string(),
                 Some(ValueSource::EnvVariable) => "environment".to_string(),
                 _ if in_file => format!(
@@ -141,23 +141,15 @@ impl Options {
             };
             sources.push((name, source));
         };
-        origin("server", "server", file.server.is_some());
-        origin("jid", "jid", file.jid.is_some());
-        origin("secret", "secret", file.secret.is_some());
-        origin("database", "database", file.database.is_some());
-        origin(
-            "user_domains",
-            "user_domains",
-            !file.user_domains.is_empty(),
-        );
-        origin("log_format", "log_format", file.log_format.is_some());
-        origin("durability", "durability", file.durability.is_some());
-        origin("keepalive", "keepalive", file.keepalive.is_some());
-        origin(
-            "max_message_bytes",
-            "max_message_bytes",
-            file.max_message_bytes.is_some(),
-        );
+        origin("server", file.server.is_some());
+        origin("jid", file.jid.is_some());
+        origin("secret", file.secret.is_some());
+        origin("database", file.database.is_some());
+        origin("user_domains", !file.user_domains.is_empty());
+        origin("log_format", file.log_format.is_some());
+        origin("durability", file.durability.is_some());
+        origin("keepalive", file.keepalive.is_some());
+        origin("max_message_bytes", file.max_message_bytes.is_some());
 
         let server = self
             .server

@@ -98,6 +98,17 @@ async fn populate(peer: &mut Peer, channels: usize, members: usize) -> anyhow::R
     request_all(peer, presences.chain((0..1).map(|_| ping_stanza(0))), 1).await
 }
 
+/// Seconds until all `count` requests are answered.
+async fn timed_requests(
+    peer: &mut Peer,
+    stanzas: impl Iterator<Item = String>,
+    count: usize,
+) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    request_all(peer, stanzas, count as u64).await?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -284,14 +295,12 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
 async fn joins(binary: &Path, members: usize) -> anyhow::Result<()> {
     let mut mixd = Mixd::start(binary, |_| Ok(())).await?;
     request_all(&mut mixd.peer, std::iter::once(create_stanza(0)), 1).await?;
-    let start = Instant::now();
-    request_all(
+    let wall = timed_requests(
         &mut mixd.peer,
         (0..members).map(|m| join_stanza(m, 0)),
-        members as u64,
+        members,
     )
     .await?;
-    let wall = start.elapsed().as_secs_f64();
     println!(
         "joins members={members} to one channel: {wall:.2} s, {:.0} joins/s, peak RSS {:.1} MB",
         members as f64 / wall,
@@ -303,14 +312,7 @@ async fn joins(binary: &Path, members: usize) -> anyhow::Result<()> {
 
 async fn create(binary: &Path, channels: usize) -> anyhow::Result<()> {
     let mut mixd = Mixd::start(binary, |_| Ok(())).await?;
-    let start = Instant::now();
-    request_all(
-        &mut mixd.peer,
-        (0..channels).map(create_stanza),
-        channels as u64,
-    )
-    .await?;
-    let wall = start.elapsed().as_secs_f64();
+    let wall = timed_requests(&mut mixd.peer, (0..channels).map(create_stanza), channels).await?;
     println!(
         "create channels={channels}: {wall:.2} s, {:.0} channels/s, peak RSS {:.1} MB",
         channels as f64 / wall,
