@@ -12,6 +12,9 @@ CREATE TABLE channels (
     info_description TEXT    NOT NULL DEFAULT '',
     -- Contact JIDs separated by single spaces (a JID never contains one).
     info_contacts    TEXT    NOT NULL DEFAULT '',
+    -- The group's picture and thumbnail: the URL or upload token a client gave.
+    info_avatar      TEXT    NOT NULL DEFAULT '',
+    info_thumbnail   TEXT    NOT NULL DEFAULT '',
     info_updated_at  INTEGER NOT NULL,
     -- Messages in the archive, so that history can give its count without counting.
     message_count    INTEGER NOT NULL DEFAULT 0
@@ -25,7 +28,8 @@ CREATE TABLE channel_owners (
 ) WITHOUT ROWID;
 
 -- Participants: `id` is the stable participant id, `nodes` a bit set of subscribed nodes
--- (1 messages, 2 presence, 4 participants, 8 info), `role` 0 member, 1 admin, 2 owner.
+-- (1 messages, 2 presence, 4 participants, 8 info), `role` 0 member, 1 admin, 2 owner,
+-- `dialect` the shape its client understands (0 MIX, 1 FlyChat).
 CREATE TABLE participants (
     channel   INTEGER NOT NULL REFERENCES channels (key) ON DELETE CASCADE,
     jid       TEXT    NOT NULL,
@@ -33,6 +37,7 @@ CREATE TABLE participants (
     nick      TEXT    NOT NULL,
     nodes     INTEGER NOT NULL,
     role      INTEGER NOT NULL,
+    dialect   INTEGER NOT NULL DEFAULT 0,
     joined_at INTEGER NOT NULL,
     -- Messages up to this archive id are hidden from this participant's own history.
     cleared_upto INTEGER NOT NULL DEFAULT 0,

@@ -96,7 +96,9 @@ pub fn deliver(groups: &Groups, service: &Service, facts: &[Fact], out: &mut Vec
                     participant_item(groups, service, *key, p, out);
                 }
             }
-            Fact::Left { key, participant } => {
+            Fact::Left {
+                key, participant, ..
+            } => {
                 let Some(channel) = groups.channel_by_key(*key) else {
                     continue;
                 };
@@ -128,6 +130,7 @@ pub fn deliver(groups: &Groups, service: &Service, facts: &[Fact], out: &mut Vec
             | Fact::SubscriptionChanged { .. }
             | Fact::PresenceChanged { .. }
             | Fact::Receipt(_)
+            | Fact::RoleChanged { .. }
             | Fact::HistoryCleared { .. } => {}
         }
     }

@@ -11,10 +11,14 @@ pub struct InfoChange {
     pub name: Option<String>,
     pub description: Option<String>,
     pub contacts: Option<Vec<BareJid>>,
+    pub avatar: Option<String>,
+    pub thumbnail: Option<String>,
 }
 
 pub const MAX_NAME_BYTES: usize = 256;
 pub const MAX_DESCRIPTION_BYTES: usize = 4096;
+/// Thumbnails may come inline (the FlyChat SDK sends base64 images).
+pub const MAX_THUMBNAIL_BYTES: usize = 32 * 1024;
 
 impl Groups {
     pub fn set_info(
@@ -34,6 +38,8 @@ impl Groups {
         for (what, value, max) in [
             ("name", &change.name, MAX_NAME_BYTES),
             ("description", &change.description, MAX_DESCRIPTION_BYTES),
+            ("avatar", &change.avatar, MAX_DESCRIPTION_BYTES),
+            ("thumbnail", &change.thumbnail, MAX_THUMBNAIL_BYTES),
         ] {
             if let Some(value) = value {
                 if value.len() > max {
@@ -54,6 +60,10 @@ impl Groups {
                 .description
                 .unwrap_or_else(|| current.description.clone()),
             contacts: change.contacts.unwrap_or_else(|| current.contacts.clone()),
+            avatar: change.avatar.unwrap_or_else(|| current.avatar.clone()),
+            thumbnail: change
+                .thumbnail
+                .unwrap_or_else(|| current.thumbnail.clone()),
             // Item ids must change with every publication, even two within a microsecond.
             updated_at: now.max(current.updated_at + 1),
         };

@@ -4,7 +4,8 @@
 use jid::BareJid;
 
 use super::{
-    Condition, Fact, Groups, Micros, Nodes, Outcome, Participant, ParticipantId, Refusal, Role,
+    Condition, Dialect, Fact, Groups, Micros, Nodes, Outcome, Participant, ParticipantId, Refusal,
+    Role,
 };
 
 impl Groups {
@@ -53,6 +54,7 @@ impl Groups {
                 },
                 |p| p.role,
             ),
+            dialect: Dialect::Mix,
             joined_at: previous.map_or(now, |p| p.joined_at),
             cleared_upto: previous.map_or(0, |p| p.cleared_upto),
             online: previous.map(|p| p.online.clone()).unwrap_or_default(),

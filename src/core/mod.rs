@@ -19,6 +19,8 @@ mod post;
 mod presence;
 mod subscription;
 
+mod add;
+mod admin;
 mod clear;
 mod correct;
 mod react;
@@ -32,7 +34,7 @@ use std::collections::HashMap;
 
 pub use correct::Corrected;
 pub use info::InfoChange;
-pub use model::{Channel, Info, MessageRef, Nodes, Participant, ParticipantId, Role};
+pub use model::{Channel, Dialect, Info, MessageRef, Nodes, Participant, ParticipantId, Role};
 pub use post::{Posted, Submission};
 pub use react::Reacted;
 pub use receipt::{Receipt, ReceiptKind};
@@ -90,9 +92,17 @@ pub enum Fact {
         key: i64,
         participant: Participant,
     },
+    /// A participant left (`by` is itself) or was removed (`by` is who removed it).
     Left {
         key: i64,
         participant: Participant,
+        by: BareJid,
+    },
+    RoleChanged {
+        key: i64,
+        jid: BareJid,
+        role: Role,
+        by: BareJid,
     },
     NickChanged {
         key: i64,
@@ -311,6 +321,7 @@ fn fact_key(fact: &Fact) -> i64 {
         Fact::ChannelCreated { key, .. }
         | Fact::Joined { key, .. }
         | Fact::Left { key, .. }
+        | Fact::RoleChanged { key, .. }
         | Fact::NickChanged { key, .. }
         | Fact::SubscriptionChanged { key, .. }
         | Fact::InfoChanged { key, .. }

@@ -64,6 +64,26 @@ impl std::str::FromStr for ParticipantId {
     }
 }
 
+/// The wire shape a participant's client understands; delivery writes each event in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// Standard MIX (XEP-0369): the participant joined with `<join/>`.
+    #[default]
+    Mix = 0,
+    /// The FlyChat SDK's `jabber:iq:mixgroupchat`: created or added through it.
+    FlyChat = 1,
+}
+
+impl Dialect {
+    pub fn from_i64(value: i64) -> Dialect {
+        if value == 1 {
+            Dialect::FlyChat
+        } else {
+            Dialect::Mix
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
     /// Never reused within the channel.
@@ -72,6 +92,7 @@ pub struct Participant {
     pub nick: String,
     pub nodes: Nodes,
     pub role: Role,
+    pub dialect: Dialect,
     pub joined_at: Micros,
     /// Messages up to this archive id are hidden from this participant's own history.
     pub cleared_upto: i64,
@@ -86,6 +107,9 @@ pub struct Info {
     pub name: String,
     pub description: String,
     pub contacts: Vec<BareJid>,
+    /// The group's picture and its thumbnail, as the URL or upload token the client gave.
+    pub avatar: String,
+    pub thumbnail: String,
     /// When the info last changed; it is the id of the info node's item.
     pub updated_at: Micros,
 }
@@ -133,6 +157,14 @@ impl Channel {
         self.owners.contains(jid)
     }
 
+    /// What `jid` may do here: owners need not be participants.
+    pub fn role_of(&self, jid: &BareJid) -> Role {
+        if self.is_owner(jid) {
+            return Role::Owner;
+        }
+        self.participant(jid).map_or(Role::Member, |p| p.role)
+    }
+
     /// Owners and admins may change the channel's information.
     pub fn is_admin_or_owner(&self, jid: &BareJid) -> bool {
         self.is_owner(jid) || self.participant(jid).is_some_and(|p| p.role >= Role::Admin)
@@ -159,6 +191,11 @@ impl Channel {
             }
             Fact::Left { participant, .. } => {
                 self.participants.retain(|p| p.jid != participant.jid);
+            }
+            Fact::RoleChanged { jid, role, .. } => {
+                if let Some(p) = self.participant_mut(jid) {
+                    p.role = *role;
+                }
             }
             Fact::NickChanged { jid, nick, .. } => {
                 if let Some(p) = self.participant_mut(jid) {

@@ -12,8 +12,8 @@ use super::{
     Reader, Tombstone,
 };
 use crate::core::{
-    Channel, Fact, Info, MessageRef, Nodes, Participant, Posted, Receipt, ReceiptKind, Role,
-    Snapshot, Submission,
+    Channel, Dialect, Fact, Info, MessageRef, Nodes, Participant, Posted, Receipt, ReceiptKind,
+    Role, Snapshot, Submission,
 };
 
 /// How hard a commit tries to reach the disk.
@@ -143,18 +143,24 @@ fn persist(
             participant: p,
         } => {
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO participants (channel, jid, id, nick, nodes, role, joined_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT OR REPLACE INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
-            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, p.joined_at])?;
+            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, p.dialect as i64, p.joined_at])?;
         }
-        Fact::Left { key, participant } => {
+        Fact::Left {
+            key, participant, ..
+        } => {
             tx.prepare_cached("DELETE FROM participants WHERE channel = ?1 AND jid = ?2")?
                 .execute(params![key, participant.jid.as_str()])?;
         }
         Fact::NickChanged { key, jid, nick } => {
             tx.prepare_cached("UPDATE participants SET nick = ?3 WHERE channel = ?1 AND jid = ?2")?
                 .execute(params![key, jid.as_str(), nick])?;
+        }
+        Fact::RoleChanged { key, jid, role, .. } => {
+            tx.prepare_cached("UPDATE participants SET role = ?3 WHERE channel = ?1 AND jid = ?2")?
+                .execute(params![key, jid.as_str(), *role as i64])?;
         }
         Fact::SubscriptionChanged { key, jid, nodes } => {
             tx.prepare_cached(
@@ -165,14 +171,16 @@ fn persist(
         Fact::InfoChanged { key, info } => {
             tx.prepare_cached(
                 "UPDATE channels SET info_name = ?2, info_description = ?3, info_contacts = ?4,
-                 info_updated_at = ?5 WHERE key = ?1",
+                 info_updated_at = ?5, info_avatar = ?6, info_thumbnail = ?7 WHERE key = ?1",
             )?
             .execute(params![
                 key,
                 info.name,
                 info.description,
                 contacts_text(&info.contacts),
-                info.updated_at
+                info.updated_at,
+                info.avatar,
+                info.thumbnail
             ])?;
         }
         Fact::HistoryCleared { key, member, upto } => {
@@ -385,7 +393,7 @@ impl Reader for SqliteReader {
             let mut channels = Vec::new();
             let mut stmt = conn.prepare(
                 "SELECT key, name, created_by, created_at, info_name, info_description,
-                        info_contacts, info_updated_at FROM channels ORDER BY key",
+                        info_contacts, info_updated_at, info_avatar, info_thumbnail FROM channels ORDER BY key",
             )?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
@@ -403,6 +411,8 @@ impl Reader for SqliteReader {
                             .filter_map(|j| BareJid::new(j).ok())
                             .collect(),
                         updated_at: row.get(7)?,
+                        avatar: row.get(8)?,
+                        thumbnail: row.get(9)?,
                     },
                     participants: Vec::new(),
                     owners: Vec::new(),
@@ -430,7 +440,7 @@ impl Reader for SqliteReader {
                 }
             }
             let mut stmt = conn.prepare(
-                "SELECT channel, jid, id, nick, nodes, role, joined_at, cleared_upto FROM participants
+                "SELECT channel, jid, id, nick, nodes, role, joined_at, cleared_upto, dialect FROM participants
                  ORDER BY channel, joined_at, jid",
             )?;
             let mut rows = stmt.query([])?;
@@ -447,6 +457,7 @@ impl Reader for SqliteReader {
                         role: Role::from_i64(row.get(5)?),
                         joined_at: row.get(6)?,
                         cleared_upto: row.get(7)?,
+                        dialect: Dialect::from_i64(row.get(8)?),
                         online: Vec::new(),
                     });
                 }

@@ -1,0 +1,111 @@
+//! Adding participants directly (what the FlyChat SDK's createGroup and addParticipants do):
+//! owners and admins add users, who are in at once and told. Users already in are skipped.
+
+use jid::BareJid;
+
+use super::{
+    Condition, Dialect, Fact, Groups, Micros, Nodes, Outcome, Participant, ParticipantId, Refusal,
+    Role,
+};
+
+/// The most users one request may add.
+pub const MAX_ADDED_PER_REQUEST: usize = 256;
+
+impl Groups {
+    pub fn add_participants(
+        &mut self,
+        name: &str,
+        actor: &BareJid,
+        users: &[BareJid],
+        dialect: Dialect,
+        now: Micros,
+    ) -> Outcome {
+        if users.len() > MAX_ADDED_PER_REQUEST {
+            return Err(Refusal::new(
+                Condition::NotAcceptable,
+                format!("at most {MAX_ADDED_PER_REQUEST} participants may be added at once"),
+            ));
+        }
+        let channel = self.existing(name)?;
+        if channel.role_of(actor) < Role::Admin {
+            return Err(Refusal::new(
+                Condition::Forbidden,
+                "only an owner or admin may add participants",
+            ));
+        }
+        let key = channel.key;
+        let owners = channel.owners.clone();
+        let mut added: Vec<&BareJid> = Vec::new();
+        for user in users {
+            if user.node().is_none() {
+                return Err(Refusal::new(
+                    Condition::BadRequest,
+                    format!("{user} is not a user's JID"),
+                ));
+            }
+            if channel.participant(user).is_none() && !added.contains(&user) {
+                added.push(user);
+            }
+        }
+        let facts = added
+            .into_iter()
+            .map(|user| {
+                let nick = user.node().map(|n| n.to_string()).unwrap_or_default();
+                Fact::Joined {
+                    key,
+                    participant: Participant {
+                        id: ParticipantId(self.ids.next_u64()),
+                        jid: user.clone(),
+                        nick,
+                        nodes: Nodes::ALL,
+                        role: if owners.contains(user) {
+                            Role::Owner
+                        } else {
+                            Role::Member
+                        },
+                        dialect,
+                        joined_at: now,
+                        cleared_upto: 0,
+                        online: Vec::new(),
+                    },
+                }
+            })
+            .collect();
+        Ok(self.apply_all(facts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+
+    #[test]
+    fn admins_add_members_once() {
+        let mut g = coven();
+        let users = [
+            jid("carol@localhost"),
+            jid("bob@localhost"),
+            jid("carol@localhost"),
+        ];
+        let err = g
+            .add_participants("coven", &jid("bob@localhost"), &users, Dialect::FlyChat, 5)
+            .unwrap_err();
+        assert_eq!(err.condition, Condition::Forbidden);
+        let facts = g
+            .add_participants(
+                "coven",
+                &jid("alice@localhost"),
+                &users,
+                Dialect::FlyChat,
+                5,
+            )
+            .unwrap();
+        assert_eq!(facts.len(), 1);
+        let carol = member(&g, "carol@localhost");
+        assert_eq!(
+            (carol.nick.as_str(), carol.dialect, carol.role),
+            ("carol", Dialect::FlyChat, Role::Member)
+        );
+    }
+}
