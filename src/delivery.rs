@@ -1,10 +1,13 @@
-//! Delivery: what each stored fact means for each participant's clients. A fact is written
-//! once as a template and addressed to every online full JID (XEP-0403 presence) of the
-//! participants subscribed to the node it concerns.
+//! Delivery: what each stored fact means for each participant's clients, in the dialect
+//! each understands. A fact is written once per dialect as a template and addressed:
+//! for MIX participants, to every online full JID (XEP-0403 presence) of those subscribed to
+//! the node it concerns; for FlyChat participants, to the bare JID (`normal` messages, which
+//! stock servers deliver to every resource or keep offline).
 
 use jid::BareJid;
 
-use crate::core::{Channel, Fact, Groups, Nodes, Participant, ReceiptKind};
+use crate::core::{Channel, Dialect, Fact, Groups, Nodes, Participant, ReceiptKind};
+use crate::flychat;
 use crate::mix::render::{self, Template, NODE_INFO, NODE_PARTICIPANTS};
 use crate::mix::Service;
 use crate::store::Completion;
@@ -14,125 +17,219 @@ use crate::xml::{ns, Xml};
 /// already applied to `groups`.
 pub fn deliver(groups: &Groups, service: &Service, facts: &[Fact], out: &mut Vec<String>) {
     for fact in facts {
-        match fact {
-            Fact::Posted(posted) => {
-                let Some(channel) = groups.channel_by_key(posted.channel) else {
-                    continue;
-                };
-                let jid = service.channel_jid(&channel.name);
-                let template = Template::new(|x| render::channel_message(x, &jid, posted));
-                address(&template, channel.subscribers(Nodes::MESSAGES), out);
+        mix(groups, service, fact, out);
+        flychat(groups, service, fact, out);
+    }
+}
+
+/// What FlyChat clients are told (flychat-wire.md §2–3): messages from others, and the
+/// group events that drive the SDK's `groupProfileListener`.
+fn flychat(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
+    let (key, template, except, also) = match fact {
+        Fact::Posted(posted) => {
+            let Some(channel) = groups.channel_by_key(posted.channel) else {
+                return;
+            };
+            let template = flychat::render::message(&service.channel_jid(&channel.name), posted);
+            (posted.channel, template, Some(&posted.sender), None)
+        }
+        Fact::Joined {
+            key,
+            participant,
+            by,
+        } => {
+            let Some(channel) = groups.channel_by_key(*key) else {
+                return;
+            };
+            let template = flychat::render::user_added(
+                &service.channel_jid(&channel.name),
+                channel,
+                participant,
+                by,
+            );
+            (*key, template, None, None)
+        }
+        Fact::Left {
+            key,
+            participant,
+            by,
+        } => {
+            let Some(channel) = groups.channel_by_key(*key) else {
+                return;
+            };
+            let template =
+                flychat::render::user_left(&service.channel_jid(&channel.name), participant, by);
+            (*key, template, None, Some(participant))
+        }
+        Fact::InfoChanged { key, info, by } => {
+            let Some(channel) = groups.channel_by_key(*key) else {
+                return;
+            };
+            (
+                *key,
+                flychat::render::profile_updated(&service.channel_jid(&channel.name), info, by),
+                None,
+                None,
+            )
+        }
+        Fact::RoleChanged { key, jid, by, .. } => {
+            let Some(channel) = groups.channel_by_key(*key) else {
+                return;
+            };
+            (
+                *key,
+                flychat::render::made_admin(&service.channel_jid(&channel.name), jid, by),
+                None,
+                None,
+            )
+        }
+        Fact::ChannelDestroyed { channel } => {
+            let template =
+                flychat::render::group_deleted(&service.channel_jid(&channel.name), &channel.name);
+            for p in channel
+                .participants
+                .iter()
+                .filter(|p| p.dialect == Dialect::FlyChat)
+            {
+                out.push(template.to(p.jid.as_str()));
             }
-            Fact::ChatState {
-                key,
-                sender,
-                nick,
-                state,
-            } => {
-                on_messages_node(groups, service, *key, Some(sender), None, out, |x| {
-                    x.open(state.name(), ns::CHATSTATES).close();
-                    render::mix_sender(x, nick, sender);
-                });
-            }
-            Fact::Retracted(r) => {
-                let id = r.message.to_string();
-                let channel_jid = groups
-                    .channel_by_key(r.channel)
-                    .map(|c| service.channel_jid(&c.name));
-                on_messages_node(
-                    groups,
-                    service,
-                    r.channel,
-                    None,
-                    Some(&format!("retract-{id}")),
-                    out,
-                    |x| {
-                        x.open("retract", ns::RETRACT).attr("id", &id);
-                        if let Some(reason) = &r.moderated {
-                            x.open("moderated", ns::MODERATE)
-                                .attr("by", channel_jid.as_deref().unwrap_or_default())
-                                .close();
-                            if let Some(reason) = reason {
-                                x.leaf("reason", "", reason);
-                            }
+            return;
+        }
+        _ => return,
+    };
+    let Some(channel) = groups.channel_by_key(key) else {
+        return;
+    };
+    let recipients = channel
+        .participants
+        .iter()
+        .chain(also)
+        .filter(|p| p.dialect == Dialect::FlyChat && Some(&p.jid) != except);
+    for participant in recipients {
+        out.push(template.to(participant.jid.as_str()));
+    }
+}
+
+/// What MIX clients are told.
+fn mix(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
+    match fact {
+        Fact::Posted(posted) => {
+            let Some(channel) = groups.channel_by_key(posted.channel) else {
+                return;
+            };
+            let jid = service.channel_jid(&channel.name);
+            let template = Template::new(|x| render::channel_message(x, &jid, posted));
+            address(&template, channel.subscribers(Nodes::MESSAGES), out);
+        }
+        Fact::ChatState {
+            key,
+            sender,
+            nick,
+            state,
+        } => {
+            on_messages_node(groups, service, *key, Some(sender), None, out, |x| {
+                x.open(state.name(), ns::CHATSTATES).close();
+                render::mix_sender(x, nick, sender);
+            });
+        }
+        Fact::Retracted(r) => {
+            let id = r.message.to_string();
+            let channel_jid = groups
+                .channel_by_key(r.channel)
+                .map(|c| service.channel_jid(&c.name));
+            on_messages_node(
+                groups,
+                service,
+                r.channel,
+                None,
+                Some(&format!("retract-{id}")),
+                out,
+                |x| {
+                    x.open("retract", ns::RETRACT).attr("id", &id);
+                    if let Some(reason) = &r.moderated {
+                        x.open("moderated", ns::MODERATE)
+                            .attr("by", channel_jid.as_deref().unwrap_or_default())
+                            .close();
+                        if let Some(reason) = reason {
+                            x.leaf("reason", "", reason);
                         }
-                        x.close();
-                        render::mix_sender(x, &r.by_nick, &r.by);
-                    },
-                );
-            }
-            Fact::Corrected(c) => {
-                let id = c.message.to_string();
-                on_messages_node(
-                    groups,
-                    service,
-                    c.channel,
-                    None,
-                    Some(&format!("{id}-edit-{}", c.at)),
-                    out,
-                    |x| {
-                        x.raw(&c.submission.content);
-                        x.open("replace", ns::CORRECT).attr("id", &id).close();
-                        render::mix_sender(x, &c.nick, &c.sender);
-                    },
-                );
-            }
-            Fact::Reacted(r) => {
-                on_messages_node(groups, service, r.channel, None, None, out, |x| {
-                    x.open("reactions", ns::REACTIONS)
-                        .attr("id", &r.message.to_string());
-                    for reaction in &r.reactions {
-                        x.leaf("reaction", "", reaction);
                     }
                     x.close();
-                    render::mix_sender(x, &r.nick, &r.member);
-                });
-            }
-            Fact::Joined { key, participant } => {
-                participant_item(groups, service, *key, participant, out)
-            }
-            Fact::NickChanged { key, jid, .. } => {
-                if let Some(p) = groups.channel_by_key(*key).and_then(|c| c.participant(jid)) {
-                    participant_item(groups, service, *key, p, out);
-                }
-            }
-            Fact::Left {
-                key, participant, ..
-            } => {
-                let Some(channel) = groups.channel_by_key(*key) else {
-                    continue;
-                };
-                let template = render::event(
-                    &service.channel_jid(&channel.name),
-                    NODE_PARTICIPANTS,
-                    |x| {
-                        x.open("retract", "")
-                            .attr("id", &participant.id.to_string())
-                            .close();
-                    },
-                );
-                address(&template, channel.subscribers(Nodes::PARTICIPANTS), out);
-            }
-            Fact::InfoChanged { key, info } => {
-                let Some(channel) = groups.channel_by_key(*key) else {
-                    continue;
-                };
-                let template = render::event(&service.channel_jid(&channel.name), NODE_INFO, |x| {
-                    x.open("item", "")
-                        .attr("id", &render::timestamp(info.updated_at));
-                    render::info_form(x, info);
-                    x.close();
-                });
-                address(&template, channel.subscribers(Nodes::INFO), out);
-            }
-            Fact::ChannelDestroyed { channel } => destroyed(service, channel, out),
-            Fact::ChannelCreated { .. }
-            | Fact::SubscriptionChanged { .. }
-            | Fact::PresenceChanged { .. }
-            | Fact::Receipt(_)
-            | Fact::RoleChanged { .. }
-            | Fact::HistoryCleared { .. } => {}
+                    render::mix_sender(x, &r.by_nick, &r.by);
+                },
+            );
         }
+        Fact::Corrected(c) => {
+            let id = c.message.to_string();
+            on_messages_node(
+                groups,
+                service,
+                c.channel,
+                None,
+                Some(&format!("{id}-edit-{}", c.at)),
+                out,
+                |x| {
+                    x.raw(&c.submission.content);
+                    x.open("replace", ns::CORRECT).attr("id", &id).close();
+                    render::mix_sender(x, &c.nick, &c.sender);
+                },
+            );
+        }
+        Fact::Reacted(r) => {
+            on_messages_node(groups, service, r.channel, None, None, out, |x| {
+                x.open("reactions", ns::REACTIONS)
+                    .attr("id", &r.message.to_string());
+                for reaction in &r.reactions {
+                    x.leaf("reaction", "", reaction);
+                }
+                x.close();
+                render::mix_sender(x, &r.nick, &r.member);
+            });
+        }
+        Fact::Joined {
+            key, participant, ..
+        } => participant_item(groups, service, *key, participant, out),
+        Fact::NickChanged { key, jid, .. } => {
+            if let Some(p) = groups.channel_by_key(*key).and_then(|c| c.participant(jid)) {
+                participant_item(groups, service, *key, p, out);
+            }
+        }
+        Fact::Left {
+            key, participant, ..
+        } => {
+            let Some(channel) = groups.channel_by_key(*key) else {
+                return;
+            };
+            let template = render::event(
+                &service.channel_jid(&channel.name),
+                NODE_PARTICIPANTS,
+                |x| {
+                    x.open("retract", "")
+                        .attr("id", &participant.id.to_string())
+                        .close();
+                },
+            );
+            address(&template, channel.subscribers(Nodes::PARTICIPANTS), out);
+        }
+        Fact::InfoChanged { key, info, .. } => {
+            let Some(channel) = groups.channel_by_key(*key) else {
+                return;
+            };
+            let template = render::event(&service.channel_jid(&channel.name), NODE_INFO, |x| {
+                x.open("item", "")
+                    .attr("id", &render::timestamp(info.updated_at));
+                render::info_form(x, info);
+                x.close();
+            });
+            address(&template, channel.subscribers(Nodes::INFO), out);
+        }
+        Fact::ChannelDestroyed { channel } => destroyed(service, channel, out),
+        Fact::ChannelCreated { .. }
+        | Fact::SubscriptionChanged { .. }
+        | Fact::PresenceChanged { .. }
+        | Fact::Receipt(_)
+        | Fact::RoleChanged { .. }
+        | Fact::HistoryCleared { .. } => {}
     }
 }
 
@@ -197,7 +294,7 @@ fn address<'a>(
     recipients: impl Iterator<Item = &'a Participant>,
     out: &mut Vec<String>,
 ) {
-    for participant in recipients {
+    for participant in recipients.filter(|p| p.dialect == Dialect::Mix) {
         for client in &participant.online {
             out.push(template.to(client.as_str()));
         }

@@ -2,7 +2,8 @@
 //!
 //! Layers, from the outside in (dependencies point inward, to `core`):
 //! - [`link`]: the XEP-0114 connection (the wire);
-//! - [`mix`]: the standard MIX dialect, stanza ⇄ core command;
+//! - [`mix`]: the standard MIX dialect, stanza ⇄ core command, and the stanza envelope;
+//! - [`flychat`]: the FlyChat SDK's dialect, on the same core;
 //! - [`delivery`]: facts → stanzas for each recipient;
 //! - [`store`]: SQLite behind a narrow interface, with group commit;
 //! - [`core`]: channels, participants and their rules, with no I/O.
@@ -12,6 +13,7 @@
 pub mod config;
 pub mod core;
 pub mod delivery;
+pub mod flychat;
 pub mod link;
 pub mod mix;
 pub mod service;

@@ -53,6 +53,7 @@ impl Groups {
                 let nick = user.node().map(|n| n.to_string()).unwrap_or_default();
                 Fact::Joined {
                     key,
+                    by: actor.clone(),
                     participant: Participant {
                         id: ParticipantId(self.ids.next_u64()),
                         jid: user.clone(),

@@ -20,6 +20,29 @@ pub const MAX_DESCRIPTION_BYTES: usize = 4096;
 /// Thumbnails may come inline (the FlyChat SDK sends base64 images).
 pub const MAX_THUMBNAIL_BYTES: usize = 32 * 1024;
 
+/// Whether `change` is within the limits, before anything is applied.
+pub fn check_info(change: &InfoChange) -> Outcome<()> {
+    for (what, value, max) in [
+        ("name", &change.name, MAX_NAME_BYTES),
+        ("description", &change.description, MAX_DESCRIPTION_BYTES),
+        ("avatar", &change.avatar, MAX_DESCRIPTION_BYTES),
+        ("thumbnail", &change.thumbnail, MAX_THUMBNAIL_BYTES),
+    ] {
+        if let Some(value) = value {
+            if value.len() > max {
+                return Err(Refusal::new(
+                    Condition::NotAcceptable,
+                    format!(
+                        "the {what} is {} bytes; at most {max} are allowed",
+                        value.len()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Groups {
     pub fn set_info(
         &mut self,
@@ -35,24 +58,7 @@ impl Groups {
                 format!("only an owner or admin of '{name}' may change its information"),
             ));
         }
-        for (what, value, max) in [
-            ("name", &change.name, MAX_NAME_BYTES),
-            ("description", &change.description, MAX_DESCRIPTION_BYTES),
-            ("avatar", &change.avatar, MAX_DESCRIPTION_BYTES),
-            ("thumbnail", &change.thumbnail, MAX_THUMBNAIL_BYTES),
-        ] {
-            if let Some(value) = value {
-                if value.len() > max {
-                    return Err(Refusal::new(
-                        Condition::NotAcceptable,
-                        format!(
-                            "the {what} is {} bytes; at most {max} are allowed",
-                            value.len()
-                        ),
-                    ));
-                }
-            }
-        }
+        check_info(&change)?;
         let current = &channel.info;
         let info = Info {
             name: change.name.unwrap_or_else(|| current.name.clone()),
@@ -70,6 +76,7 @@ impl Groups {
         let fact = Fact::InfoChanged {
             key: channel.key,
             info: info.clone(),
+            by: actor.clone(),
         };
         Ok((info, self.apply_all(vec![fact])))
     }

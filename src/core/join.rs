@@ -62,6 +62,7 @@ impl Groups {
         let fact = Fact::Joined {
             key: channel.key,
             participant: participant.clone(),
+            by: actor.clone(),
         };
         Ok((participant, self.apply_all(vec![fact])))
     }

@@ -32,8 +32,9 @@ pub mod model;
 
 use std::collections::HashMap;
 
+pub use add::MAX_ADDED_PER_REQUEST;
 pub use correct::Corrected;
-pub use info::InfoChange;
+pub use info::{check_info, InfoChange};
 pub use model::{Channel, Dialect, Info, MessageRef, Nodes, Participant, ParticipantId, Role};
 pub use post::{Posted, Submission};
 pub use react::Reacted;
@@ -88,9 +89,11 @@ pub enum Fact {
     ChannelDestroyed {
         channel: Box<Channel>,
     },
+    /// A participant joined (`by` is itself) or was added (`by` is who added it).
     Joined {
         key: i64,
         participant: Participant,
+        by: BareJid,
     },
     /// A participant left (`by` is itself) or was removed (`by` is who removed it).
     Left {
@@ -118,6 +121,7 @@ pub enum Fact {
     InfoChanged {
         key: i64,
         info: Info,
+        by: BareJid,
     },
     /// A client came online in a channel or went away; known only while mixd runs, not stored.
     PresenceChanged {

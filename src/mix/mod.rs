@@ -68,7 +68,7 @@ pub enum Handled {
 
 impl Handled {
     /// A change answered with an iq result carrying `payload`, or an error if not stored.
-    fn iq_changed(env: &Envelope, facts: Vec<Fact>, payload: Option<String>) -> Handled {
+    pub fn iq_changed(env: &Envelope, facts: Vec<Fact>, payload: Option<String>) -> Handled {
         let reply_to = env.reply_to();
         Handled::Changed {
             facts,
@@ -163,6 +163,9 @@ pub fn handle(groups: &mut Groups, service: &Service, stanza: &Element, now: Mic
     envelope.channel = envelope.to.node().map(|n| n.to_string());
     match kind {
         ErrorKind::Iq => iq(groups, service, &envelope, stanza_type, now),
+        ErrorKind::Message if crate::flychat::is_flychat_message(stanza) => {
+            crate::flychat::message(groups, &envelope, now)
+        }
         ErrorKind::Message => message::handle(groups, service, &envelope, stanza_type, now),
         ErrorKind::Presence => presence::handle(groups, &envelope, stanza_type),
     }
@@ -217,6 +220,9 @@ fn iq(
             receipts::state(groups, service, env, payload)
         }
         (true, true, "clear", ns::MIXD_HISTORY) => clear::handle(groups, env, payload),
+        (_, _, "query", crate::flychat::NS) => {
+            crate::flychat::iq(groups, service, env, payload, set, now)
+        }
         _ => {
             let target = if on_channel {
                 "a channel"

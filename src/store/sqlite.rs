@@ -141,6 +141,7 @@ fn persist(
         Fact::Joined {
             key,
             participant: p,
+            ..
         } => {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at)
@@ -168,7 +169,7 @@ fn persist(
             )?
             .execute(params![key, jid.as_str(), nodes.0])?;
         }
-        Fact::InfoChanged { key, info } => {
+        Fact::InfoChanged { key, info, .. } => {
             tx.prepare_cached(
                 "UPDATE channels SET info_name = ?2, info_description = ?3, info_contacts = ?4,
                  info_updated_at = ?5, info_avatar = ?6, info_thumbnail = ?7 WHERE key = ?1",

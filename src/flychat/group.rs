@@ -1,0 +1,186 @@
+//! FlyChat group operations (flychat-wire.md §1), each on the core command a MIX request
+//! would run: create (with its profile and first participants), profile get and set,
+//! participant list, add, exit or removal, make admin, delete.
+
+use jid::BareJid;
+use minidom::Element;
+
+use super::{descendant_text, render, NS};
+use crate::core::{Condition, Dialect, Groups, InfoChange, Micros, Outcome, Refusal};
+use crate::mix::{Envelope, Handled, Service};
+use crate::xml::Xml;
+
+fn bad(text: impl Into<String>) -> Refusal {
+    Refusal::new(Condition::BadRequest, text)
+}
+
+fn group_name<'a>(env: &'a Envelope) -> &'a str {
+    env.channel.as_deref().unwrap_or_default()
+}
+
+/// The `<participant>jid</participant>` entries under `element`.
+fn participant_jids(element: &Element) -> Outcome<Vec<BareJid>> {
+    let mut jids = Vec::new();
+    collect_participants(element, &mut jids)?;
+    Ok(jids)
+}
+
+fn collect_participants(element: &Element, jids: &mut Vec<BareJid>) -> Outcome<()> {
+    for child in element.children() {
+        if child.name() == "participant" && child.children().next().is_none() {
+            let text = child.text();
+            let jid = BareJid::new(text.trim())
+                .map_err(|_| bad(format!("'{text}' is not a user's JID")))?;
+            jids.push(jid);
+        } else {
+            collect_participants(child, jids)?;
+        }
+    }
+    Ok(())
+}
+
+/// The one participant an exit, removal or admin request names.
+fn named_participant(query: &Element) -> Outcome<BareJid> {
+    participant_jids(query)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| bad("the request names no <participant/>"))
+}
+
+/// The profile fields of a `<vCard>`: nickName is the group's name, image and thumbImage its
+/// picture (URLs or upload tokens, kept as given).
+fn profile_change(query: &Element) -> InfoChange {
+    InfoChange {
+        name: descendant_text(query, "nickName"),
+        avatar: descendant_text(query, "image"),
+        thumbnail: descendant_text(query, "thumbImage"),
+        ..InfoChange::default()
+    }
+}
+
+pub fn create(
+    groups: &mut Groups,
+    env: &Envelope,
+    query: &Element,
+    now: Micros,
+) -> Outcome<Handled> {
+    let id = query
+        .attr("group_id")
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| bad("create_group needs the group_id attribute"))?;
+    let creator = env.sender();
+    let mut members = vec![creator.clone()];
+    members.extend(participant_jids(query)?);
+    if members.len() > crate::core::MAX_ADDED_PER_REQUEST {
+        return Err(Refusal::new(
+            Condition::NotAcceptable,
+            format!(
+                "a group starts with at most {} participants",
+                crate::core::MAX_ADDED_PER_REQUEST
+            ),
+        ));
+    }
+    // Checked before anything is applied, so that a refusal leaves nothing half made.
+    let change = profile_change(query);
+    crate::core::check_info(&change)?;
+    let (name, mut facts) = groups.create(&creator, Some(id), now)?;
+    facts.extend(groups.set_info(&name, &creator, change, now)?.1);
+    facts.extend(groups.add_participants(&name, &creator, &members, Dialect::FlyChat, now)?);
+    Ok(Handled::iq_changed(env, facts, None))
+}
+
+pub fn profile(groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
+    let name = group_name(env);
+    let (channel, participant) = groups.participant_of(name, &env.sender())?;
+    let mut x = Xml::new();
+    x.open("query", NS)
+        .attr("status", "get_group_profile")
+        .open("group", "");
+    x.open("item", "")
+        .attr("groupid", name)
+        .attr("groupjid", &service.channel_jid(name))
+        .attr("createddate", &render::date(channel.created_at))
+        .attr("item_id", &channel.info.updated_at.to_string())
+        .attr(
+            "affiliation",
+            render::affiliation(channel.role_of(&participant.jid)),
+        )
+        .attr("is_admin_blocked", "0");
+    render::group_vcard(&mut x, &channel.info);
+    x.close().close().close();
+    Ok(env.iq_result(Some(&x.finish())))
+}
+
+pub fn participants(groups: &Groups, env: &Envelope) -> Outcome<Handled> {
+    let (channel, _) = groups.participant_of(group_name(env), &env.sender())?;
+    let mut x = Xml::new();
+    x.open("query", NS)
+        .attr("status", "get_participants")
+        .open("participants", "");
+    for p in &channel.participants {
+        x.open("participant", "")
+            .attr("jid", p.jid.as_str())
+            .attr("affiliation", render::affiliation(channel.role_of(&p.jid)))
+            .attr("itemid", &p.id.to_string())
+            .attr("created_at", &render::date(p.joined_at))
+            .attr("is_admin_blocked", "0")
+            .open("user_profile", "")
+            .open("vCard", super::VCARD)
+            .leaf("nickName", "", &p.nick)
+            .leaf("name", "", &p.nick)
+            .leaf("email", "", "")
+            .leaf("mobileNumber", "", "")
+            .leaf("image", "", "")
+            .leaf("status", "", "")
+            .close()
+            .close()
+            .close();
+    }
+    x.close().close();
+    Ok(env.iq_result(Some(&x.finish())))
+}
+
+pub fn add(groups: &mut Groups, env: &Envelope, query: &Element, now: Micros) -> Outcome<Handled> {
+    let users = participant_jids(query)?;
+    if users.is_empty() {
+        return Err(bad("add_participants names no <participant/>"));
+    }
+    let facts = groups.add_participants(
+        group_name(env),
+        &env.sender(),
+        &users,
+        Dialect::FlyChat,
+        now,
+    )?;
+    Ok(Handled::iq_changed(env, facts, None))
+}
+
+pub fn set_info(
+    groups: &mut Groups,
+    env: &Envelope,
+    query: &Element,
+    now: Micros,
+) -> Outcome<Handled> {
+    let (_, facts) = groups.set_info(group_name(env), &env.sender(), profile_change(query), now)?;
+    Ok(Handled::iq_changed(env, facts, None))
+}
+
+/// One stanza for leaving and for removal: a leave when it names the sender.
+pub fn exit(groups: &mut Groups, env: &Envelope, query: &Element) -> Outcome<Handled> {
+    let target = named_participant(query)?;
+    let facts = groups.remove(group_name(env), &env.sender(), &target)?;
+    Ok(Handled::iq_changed(env, facts, None))
+}
+
+pub fn make_admin(groups: &mut Groups, env: &Envelope, query: &Element) -> Outcome<Handled> {
+    let target = named_participant(query)?;
+    let facts = groups.make_admin(group_name(env), &env.sender(), &target)?;
+    Ok(Handled::iq_changed(env, facts, None))
+}
+
+/// The SDK exits the group before it deletes it; owners keep their right to delete after
+/// leaving, so the order does not matter.
+pub fn delete(groups: &mut Groups, env: &Envelope) -> Outcome<Handled> {
+    let facts = groups.destroy(&env.sender(), group_name(env))?;
+    Ok(Handled::iq_changed(env, facts, None))
+}

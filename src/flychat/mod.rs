@@ -1,0 +1,74 @@
+//! The FlyChat dialect: the group operations (`<query xmlns='jabber:iq:mixgroupchat'
+//! status='…'>`) and the `normal` group messages with `<chatcontent/>` that the FlyChat-style
+//! JavaScript SDK sends, as `../shared/reference/flychat-wire.md` describes them. Each
+//! operation runs the same core command a MIX request does; replies carry what the SDK
+//! reads, errors a readable text (the SDK shows it).
+//!
+//! The stanza envelope (addresses, ids, error replies) is the one `mix` checks for every
+//! stanza; `mix::handle` routes here by namespace.
+
+mod group;
+mod message;
+pub mod render;
+
+use minidom::Element;
+
+use crate::core::{Groups, Micros, Outcome, Refusal};
+use crate::mix::{Envelope, Handled, Service};
+
+pub use message::is_flychat_message;
+
+pub const NS: &str = "jabber:iq:mixgroupchat";
+pub const VCARD: &str = "vcard-temp";
+pub const CONTENT: &str = "urn:xmpp:content";
+
+/// An iq carrying `<query xmlns='jabber:iq:mixgroupchat' status='…'>`.
+pub fn iq(
+    groups: &mut Groups,
+    service: &Service,
+    env: &Envelope,
+    query: &Element,
+    set: bool,
+    now: Micros,
+) -> Outcome<Handled> {
+    let status = query.attr("status").unwrap_or_default();
+    match (set, env.channel.is_some(), status) {
+        (true, false, "create_group") => group::create(groups, env, query, now),
+        (false, true, "get_group_profile") => group::profile(groups, service, env),
+        (false, true, "get_participants") => group::participants(groups, env),
+        (true, true, "add_participants") => group::add(groups, env, query, now),
+        (true, true, "set_group_info") => group::set_info(groups, env, query, now),
+        (true, true, "user_exit_group") => group::exit(groups, env, query),
+        (true, true, "make_admin") => group::make_admin(groups, env, query),
+        (true, true, "user_delete_group") => group::delete(groups, env),
+        _ => Err(Refusal::new(
+            crate::core::Condition::BadRequest,
+            format!(
+                "unknown group operation '{status}' in an iq {} to {}",
+                if set { "set" } else { "get" },
+                if env.channel.is_some() {
+                    "a group"
+                } else {
+                    "the service"
+                }
+            ),
+        )),
+    }
+}
+
+/// A group message from a FlyChat client (`type='normal'` with `<chatcontent/>`).
+pub fn message(groups: &mut Groups, env: &Envelope, now: Micros) -> Handled {
+    message::post(groups, env, now)
+}
+
+/// The text of the first `name` descendant of `element`, wherever it is (the SDK nests
+/// its fields in vCards and lists and is lenient about where).
+fn descendant_text(element: &Element, name: &str) -> Option<String> {
+    element.children().find_map(|c| {
+        if c.name() == name {
+            Some(c.text())
+        } else {
+            descendant_text(c, name)
+        }
+    })
+}

@@ -1,0 +1,145 @@
+//! FlyChat shapes: dates, roles, the group vCard, and a group message as the SDK parses it.
+
+use jid::BareJid;
+
+use crate::core::{Channel, Info, Micros, Participant, Posted, Role};
+use crate::mix::render::{timestamp, Template, NODE_PARTICIPANTS};
+use crate::xml::{ns, Xml};
+
+use super::VCARD;
+
+pub fn date(at: Micros) -> String {
+    timestamp(at)
+}
+
+/// `o` for owners and admins, `n` for members.
+pub fn affiliation(role: Role) -> &'static str {
+    if role >= Role::Admin {
+        "o"
+    } else {
+        "n"
+    }
+}
+
+pub fn group_vcard(x: &mut Xml, info: &Info) {
+    x.open("vCard", VCARD)
+        .leaf("nickName", "", &info.name)
+        .leaf("image", "", &info.avatar)
+        .leaf("thumbImage", "", &info.thumbnail)
+        .close();
+}
+
+/// A group message for a FlyChat client: `type='normal'` to its bare JID (stock servers
+/// deliver those to every online resource, or keep them offline), with the payload as sent,
+/// `<mix>` carrying the sender's message id as `<submission-id>` and its JID, and the time
+/// in microseconds (16 digits, which the SDK reads as such).
+pub fn message(channel_jid: &str, posted: &Posted) -> Template {
+    let archive_id = posted.id.to_string();
+    let submission_id = posted
+        .submission
+        .client_id
+        .as_deref()
+        .unwrap_or(&archive_id);
+    Template::new(|x| {
+        x.open("message", ns::COMPONENT)
+            .attr("from", channel_jid)
+            .attr("to", Template::TO)
+            .attr("id", &archive_id)
+            .attr("type", "normal")
+            .raw(&posted.submission.content)
+            .open("mix", ns::MIX_CORE)
+            .leaf("submission-id", "", submission_id)
+            .leaf("jid", "", posted.sender.as_str())
+            .leaf("nick", "", &posted.nick)
+            .close()
+            .open("timestamp", "urn:xmpp:timestamp")
+            .attr("time", &posted.at.to_string())
+            .close()
+            .open("stanza-id", ns::SID)
+            .attr("by", channel_jid)
+            .attr("id", &archive_id)
+            .close();
+    })
+}
+
+/// A `normal` message from the group carrying an `<event>`; `write` fills the event.
+fn event(channel_jid: &str, write: impl FnOnce(&mut Xml)) -> Template {
+    Template::new(|x| {
+        x.open("message", ns::COMPONENT)
+            .attr("from", channel_jid)
+            .attr("to", Template::TO)
+            .attr("type", "normal")
+            .open("event", ns::PUBSUB_EVENT);
+        write(x);
+    })
+}
+
+/// `userAdded`: an item published by whoever added (or, on a join, the user itself), with
+/// the participant and the group's name.
+pub fn user_added(
+    channel_jid: &str,
+    channel: &Channel,
+    participant: &Participant,
+    by: &BareJid,
+) -> Template {
+    event(channel_jid, |x| {
+        x.open("items", "")
+            .attr("node", NODE_PARTICIPANTS)
+            .open("item", "")
+            .attr("id", &participant.id.to_string())
+            .attr("publisher", by.as_str())
+            .open("participant", ns::MIX_CORE)
+            .attr("jid", participant.jid.as_str())
+            .attr("nick", &channel.info.name);
+        x.open("vCard", VCARD)
+            .leaf("nickName", "", &participant.nick)
+            .close();
+    })
+}
+
+/// `userLeft` when `by` is the user, `userRemoved` otherwise.
+pub fn user_left(channel_jid: &str, participant: &Participant, by: &BareJid) -> Template {
+    event(channel_jid, |x| {
+        x.open("items", "")
+            .attr("node", NODE_PARTICIPANTS)
+            .open("retract", "")
+            .attr("id", &participant.id.to_string())
+            .close()
+            .open("item", "")
+            .attr("publisher", by.as_str())
+            .leaf("jid", "", participant.jid.as_str());
+    })
+}
+
+/// `profileUpdated`, with the profile as it now is.
+pub fn profile_updated(channel_jid: &str, info: &Info, by: &BareJid) -> Template {
+    event(channel_jid, |x| {
+        x.open("info", "")
+            .attr("status", "group_profile_updated")
+            .attr("done_by", by.as_str());
+        group_vcard(x, info);
+    })
+}
+
+/// `madeAdmin`.
+pub fn made_admin(channel_jid: &str, admin: &BareJid, by: &BareJid) -> Template {
+    event(channel_jid, |x| {
+        x.open("info", "")
+            .attr("new_admin", admin.as_str())
+            .attr("done_by", by.as_str())
+            .close();
+    })
+}
+
+/// The group is gone (`deleteChat`).
+pub fn group_deleted(channel_jid: &str, name: &str) -> Template {
+    Template::new(|x| {
+        x.open("message", ns::COMPONENT)
+            .attr("from", channel_jid)
+            .attr("to", Template::TO)
+            .attr("type", "normal")
+            .open("groupdelete", super::NS)
+            .attr("group_id", name)
+            .close();
+    })
+}
