@@ -1,0 +1,49 @@
+"""The FlyChat dialect end to end: the JavaScript suite in flychat/ (Node's test runner,
+@xmpp/client over Prosody's WebSocket, the SDK's exact stanzas) against Prosody and mixd."""
+
+import os
+import pathlib
+import re
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import USERS
+from harness.servers import MIX_DOMAIN, PASSWORD, USER_DOMAIN, Mixd, Prosody
+
+SUITE = pathlib.Path(__file__).parent / "flychat"
+
+
+@pytest.fixture(scope="module")
+def prosody_with_mixd():
+    server = Prosody(tempfile.mkdtemp(prefix="mixd-test-"))
+    server.start()
+    for user in USERS:
+        server.register(user)
+    daemon = Mixd(server, tempfile.mkdtemp(prefix="mixd-db-"))
+    daemon.start()
+    yield server, daemon
+    daemon.stop()
+    server.stop()
+
+
+def test_flychat_sdk_calls(prosody_with_mixd):
+    server, mixd = prosody_with_mixd
+    result = subprocess.run(
+        ["node", "--test", "--test-reporter=spec"],
+        cwd=SUITE,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "MIXD_TEST_WS": f"ws://127.0.0.1:{server.http_port}/xmpp-websocket",
+            "MIXD_TEST_DOMAIN": USER_DOMAIN,
+            "MIXD_TEST_MIX_DOMAIN": MIX_DOMAIN,
+            "MIXD_TEST_PASSWORD": PASSWORD,
+        },
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\nmixd log:\n{mixd.log()[-4000:]}"
+    summary = dict(re.findall(r"^ℹ (pass|fail) (\d+)$", result.stdout, re.MULTILINE))
+    assert summary == {"pass": "6", "fail": "0"}, result.stdout
