@@ -83,6 +83,28 @@ fn flychat(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String
                 None,
             )
         }
+        Fact::ChatState {
+            key, sender, state, ..
+        } => {
+            let Some(channel) = groups.channel_by_key(*key) else {
+                return;
+            };
+            let jid = service.channel_jid(&channel.name);
+            let template = flychat::render::typing(&jid, &channel.name, sender, *state);
+            (*key, template, Some(sender), None)
+        }
+        Fact::Retracted(r) => {
+            let Some(channel) = groups.channel_by_key(r.channel) else {
+                return;
+            };
+            let jid = service.channel_jid(&channel.name);
+            (
+                r.channel,
+                flychat::render::recall(&jid, &channel.name, r),
+                None,
+                None,
+            )
+        }
         Fact::ChannelDestroyed { channel } => {
             let template =
                 flychat::render::group_deleted(&service.channel_jid(&channel.name), &channel.name);
@@ -275,6 +297,11 @@ pub fn completions(
             continue;
         };
         let jid = service.channel_jid(&channel.name);
+        if author.dialect == Dialect::FlyChat {
+            let template = flychat::render::aggregated_receipt(&jid, &channel.name, done);
+            out.push(template.to(author.jid.as_str()));
+            continue;
+        }
         let template = Template::new(|x| {
             x.open("message", ns::COMPONENT)
                 .attr("from", &jid)

@@ -63,6 +63,7 @@ mod tests {
     fn only_the_sender_corrects() {
         let mut g = coven();
         let m = MessageRef {
+            client_id: None,
             id: 3,
             channel: 1,
             sender: jid("bob@localhost"),

@@ -242,5 +242,7 @@ pub struct MessageRef {
     pub id: i64,
     pub channel: i64,
     pub sender: BareJid,
+    /// The id the sender's client gave the message (what FlyChat clients refer to).
+    pub client_id: Option<String>,
     pub retracted: bool,
 }

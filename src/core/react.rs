@@ -64,6 +64,7 @@ mod tests {
     fn reactions_are_deduplicated_and_bounded() {
         let mut g = coven();
         let m = MessageRef {
+            client_id: None,
             id: 3,
             channel: 1,
             sender: jid("alice@localhost"),

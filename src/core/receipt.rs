@@ -18,6 +18,7 @@ pub enum ReceiptKind {
 pub struct Receipt {
     pub channel: i64,
     pub message: i64,
+    pub client_id: Option<String>,
     pub author: BareJid,
     pub member: BareJid,
     pub kind: ReceiptKind,
@@ -49,6 +50,7 @@ impl Groups {
         Ok(vec![Fact::Receipt(Receipt {
             channel: channel.key,
             message: message.id,
+            client_id: message.client_id.clone(),
             author: message.sender.clone(),
             member: actor.clone(),
             kind,
@@ -67,6 +69,7 @@ mod tests {
     fn message(id: i64, sender: &str) -> MessageRef {
         MessageRef {
             id,
+            client_id: None,
             channel: 1,
             sender: jid(sender),
             retracted: false,

@@ -9,6 +9,7 @@ use super::{Condition, Fact, Groups, MessageRef, Micros, Outcome, Refusal};
 pub struct Retracted {
     pub channel: i64,
     pub message: i64,
+    pub client_id: Option<String>,
     pub by: BareJid,
     pub by_nick: String,
     /// Set when a moderator removed someone else's message, with the reason if given.
@@ -43,6 +44,7 @@ impl Groups {
         let retracted = Retracted {
             channel: channel.key,
             message: message.id,
+            client_id: message.client_id.clone(),
             by: actor.clone(),
             by_nick: nick.unwrap_or_else(|| actor.to_string()),
             moderated: moderation,
@@ -59,6 +61,7 @@ mod tests {
 
     fn bobs(retracted: bool) -> MessageRef {
         MessageRef {
+            client_id: None,
             id: 4,
             channel: 1,
             sender: jid("bob@localhost"),

@@ -9,14 +9,18 @@
 
 mod group;
 mod message;
+mod recall;
+mod receipts;
 pub mod render;
+mod typing;
 
 use minidom::Element;
 
-use crate::core::{Groups, Micros, Outcome, Refusal};
+use crate::core::{ChatState, Groups, Micros, Outcome, Refusal};
 use crate::mix::{Envelope, Handled, Service};
 
 pub use message::is_flychat_message;
+pub use receipts::receipt;
 
 pub const NS: &str = "jabber:iq:mixgroupchat";
 pub const VCARD: &str = "vcard-temp";
@@ -41,6 +45,10 @@ pub fn iq(
         (true, true, "user_exit_group") => group::exit(groups, env, query),
         (true, true, "make_admin") => group::make_admin(groups, env, query),
         (true, true, "user_delete_group") => group::delete(groups, env),
+        (true, true, "composing") => typing::handle(groups, env, ChatState::Composing),
+        (true, true, "gone") => typing::handle(groups, env, ChatState::Gone),
+        (true, true, "recall") => recall::handle(groups, service, env, query, now),
+        (false, true, "group_message_status") => receipts::status(groups, service, env, query),
         _ => Err(Refusal::new(
             crate::core::Condition::BadRequest,
             format!(
@@ -56,9 +64,19 @@ pub fn iq(
     }
 }
 
-/// A group message from a FlyChat client (`type='normal'` with `<chatcontent/>`).
-pub fn message(groups: &mut Groups, env: &Envelope, now: Micros) -> Handled {
-    message::post(groups, env, now)
+/// A message from a FlyChat client: a receipt (`<delivered/>`, `<seen/>` with `group_id`)
+/// or a group message (`type='normal'` with `<chatcontent/>`).
+pub fn message(groups: &mut Groups, service: &Service, env: &Envelope, now: Micros) -> Handled {
+    if receipt(env.stanza).is_some() {
+        receipts::record(groups, service, env, now)
+    } else {
+        message::post(groups, env, now)
+    }
+}
+
+/// Whether a message is in the FlyChat dialect.
+pub fn is_flychat(stanza: &Element) -> bool {
+    is_flychat_message(stanza) || receipt(stanza).is_some()
 }
 
 /// The text of the first `name` descendant of `element`, wherever it is (the SDK nests

@@ -2,14 +2,22 @@
 
 use jid::BareJid;
 
-use crate::core::{Channel, Info, Micros, Participant, Posted, Role};
+use crate::core::{
+    Channel, ChatState, Info, Micros, Participant, Posted, ReceiptKind, Retracted, Role,
+};
 use crate::mix::render::{timestamp, Template, NODE_PARTICIPANTS};
+use crate::store::Completion;
 use crate::xml::{ns, Xml};
 
 use super::VCARD;
 
 pub fn date(at: Micros) -> String {
     timestamp(at)
+}
+
+/// Times as the SDK reads them in messages and receipts: microseconds, 16 digits.
+pub fn time(at: Micros) -> String {
+    at.to_string()
 }
 
 /// `o` for owners and admins, `n` for members.
@@ -53,7 +61,7 @@ pub fn message(channel_jid: &str, posted: &Posted) -> Template {
             .leaf("nick", "", &posted.nick)
             .close()
             .open("timestamp", "urn:xmpp:timestamp")
-            .attr("time", &posted.at.to_string())
+            .attr("time", &time(posted.at))
             .close()
             .open("stanza-id", ns::SID)
             .attr("by", channel_jid)
@@ -140,6 +148,69 @@ pub fn group_deleted(channel_jid: &str, name: &str) -> Template {
             .attr("type", "normal")
             .open("groupdelete", super::NS)
             .attr("group_id", name)
+            .close();
+    })
+}
+
+/// A `normal` message from the group with one element `write` puts in, and who it is about.
+fn notice(channel_jid: &str, about: Option<&BareJid>, write: impl FnOnce(&mut Xml)) -> Template {
+    Template::new(|x| {
+        x.open("message", ns::COMPONENT)
+            .attr("from", channel_jid)
+            .attr("to", Template::TO)
+            .attr("type", "normal");
+        write(x);
+        if let Some(jid) = about {
+            x.open("mix", ns::MIX_CORE)
+                .leaf("jid", "", jid.as_str())
+                .close();
+        }
+    })
+}
+
+/// Someone typing (`composing`) or no longer (`gone`: every other chat state).
+pub fn typing(channel_jid: &str, group: &str, sender: &BareJid, state: ChatState) -> Template {
+    let name = if state == ChatState::Composing {
+        "composing"
+    } else {
+        "gone"
+    };
+    notice(channel_jid, Some(sender), |x| {
+        x.open(name, ns::CHATSTATES).attr("group_id", group).close();
+    })
+}
+
+/// A message recalled (retracted or moderated), named by the id its sender gave it.
+pub fn recall(channel_jid: &str, group: &str, retracted: &Retracted) -> Template {
+    let id = retracted
+        .client_id
+        .clone()
+        .unwrap_or_else(|| retracted.message.to_string());
+    notice(channel_jid, Some(&retracted.by), |x| {
+        x.open("recall", super::NS)
+            .attr("chat_type", "normal")
+            .attr("group_id", group)
+            .attr("id", &id)
+            .close();
+    })
+}
+
+/// To the author: every member has the message (`delivered`, status 1) or has seen it
+/// (`seen`, status 2).
+pub fn aggregated_receipt(channel_jid: &str, group: &str, done: &Completion) -> Template {
+    let id = done
+        .client_id
+        .clone()
+        .unwrap_or_else(|| done.message.to_string());
+    let (element, status) = match done.kind {
+        ReceiptKind::Delivered => ("delivered", "1"),
+        ReceiptKind::Displayed => ("seen", "2"),
+    };
+    notice(channel_jid, None, |x| {
+        x.open(element, ns::RECEIPTS)
+            .attr("id", &id)
+            .attr("group_id", group)
+            .attr("message_status", status)
             .close();
     })
 }

@@ -163,8 +163,8 @@ pub fn handle(groups: &mut Groups, service: &Service, stanza: &Element, now: Mic
     envelope.channel = envelope.to.node().map(|n| n.to_string());
     match kind {
         ErrorKind::Iq => iq(groups, service, &envelope, stanza_type, now),
-        ErrorKind::Message if crate::flychat::is_flychat_message(stanza) => {
-            crate::flychat::message(groups, &envelope, now)
+        ErrorKind::Message if crate::flychat::is_flychat(stanza) => {
+            crate::flychat::message(groups, service, &envelope, now)
         }
         ErrorKind::Message => message::handle(groups, service, &envelope, stanza_type, now),
         ErrorKind::Presence => presence::handle(groups, &envelope, stanza_type),
@@ -246,7 +246,7 @@ fn iq(
 }
 
 /// The archived message of the channel `key` that `reference` names, if any.
-fn find_message(
+pub fn find_message(
     service: &Service,
     env: &Envelope,
     key: i64,

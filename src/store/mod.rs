@@ -23,6 +23,7 @@ pub trait FactWriter: Send + 'static {
 pub struct Completion {
     pub channel: i64,
     pub message: i64,
+    pub client_id: Option<String>,
     pub author: BareJid,
     pub kind: ReceiptKind,
 }

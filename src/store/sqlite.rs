@@ -282,6 +282,7 @@ fn record_receipt(
                 completions.push(Completion {
                     channel: r.channel,
                     message: r.message,
+                    client_id: r.client_id.clone(),
                     author: r.author.clone(),
                     kind,
                 });
@@ -615,11 +616,12 @@ impl Reader for SqliteReader {
                     channel: row.get(1)?,
                     sender: bare(row.get(2)?)?,
                     retracted: row.get::<_, Option<i64>>(3)?.is_some(),
+                    client_id: row.get(4)?,
                 })
             };
             let found = match by_id {
                 Some(id) => conn
-                    .prepare_cached("SELECT id, channel, sender, retracted_at FROM messages WHERE id = ?1 AND channel = ?2")?
+                    .prepare_cached("SELECT id, channel, sender, retracted_at, client_id FROM messages WHERE id = ?1 AND channel = ?2")?
                     .query_row(params![id, channel], row)
                     .optional()?,
                 None => None,
@@ -629,7 +631,7 @@ impl Reader for SqliteReader {
             }
             Ok(conn
                 .prepare_cached(
-                    "SELECT id, channel, sender, retracted_at FROM messages
+                    "SELECT id, channel, sender, retracted_at, client_id FROM messages
                      WHERE channel = ?1 AND (origin_id = ?2 OR client_id = ?2) ORDER BY id DESC LIMIT 1",
                 )?
                 .query_row(params![channel, reference], row)

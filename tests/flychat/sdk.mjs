@@ -168,6 +168,31 @@ export class User {
     return this.query("set", groupJid, "user_delete_group", {}, xml("participant", {}, this.jid));
   }
 
+  sendTypingStatus(groupJid) {
+    return this.query("set", groupJid, "composing", {}, xml("no-store", { xmlns: "urn:xmpp:hints" }));
+  }
+
+  sendTypingGoneStatus(groupJid) {
+    return this.query("set", groupJid, "gone", {}, xml("no-store", { xmlns: "urn:xmpp:hints" }));
+  }
+
+  /** Delete for everyone. */
+  recall(groupJid, msgIds) {
+    return this.query("set", groupJid, "recall", { chat_type: "normal", msgid: msgIds.join(",") });
+  }
+
+  getGroupMsgInfo(groupJid, msgId) {
+    return this.query("get", groupJid, "group_message_status", { message_id: msgId });
+  }
+
+  /** A `delivered` or `seen` receipt for a group message, sent to `to`. */
+  sendReceipt(to, kind, msgId, groupJid) {
+    return this.xmpp.send(
+      xml("message", { to, type: "chat", id: newId("r") },
+        xml(kind, { xmlns: "urn:xmpp:receipts", id: msgId, group_id: groupJid.split("@")[0] })),
+    );
+  }
+
   /** sendTextMessage and the media senders: a `normal` message with <chatcontent>. */
   async sendMessage(groupJid, messageType, body, attrs = {}) {
     const id = newId("msg");
