@@ -65,7 +65,11 @@ CREATE TABLE messages (
     retracted_by      TEXT,
     -- 1 when a moderator retracted it (XEP-0425), with the reason if one was given.
     moderated         INTEGER NOT NULL DEFAULT 0,
-    moderation_reason TEXT
+    moderation_reason TEXT,
+    -- A notice instead of a message (a group event: 1 created, 2 added, 3 left or removed,
+    -- 4 profile updated, 5 made admin); `sender` did it, `notice_target` is whom it concerns.
+    notice            INTEGER NOT NULL DEFAULT 0,
+    notice_target     TEXT
 );
 CREATE INDEX messages_by_channel ON messages (channel, id);
 

@@ -251,6 +251,7 @@ fn mix(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
         | Fact::PresenceChanged { .. }
         | Fact::Receipt(_)
         | Fact::RoleChanged { .. }
+        | Fact::Noticed(_)
         | Fact::HistoryCleared { .. } => {}
     }
 }

@@ -72,7 +72,7 @@ impl Groups {
                 }
             })
             .collect();
-        Ok(self.apply_all(facts))
+        Ok(self.apply_noted(facts, now))
     }
 }
 
@@ -102,7 +102,16 @@ mod tests {
                 5,
             )
             .unwrap();
-        assert_eq!(facts.len(), 1);
+        assert_eq!(
+            facts
+                .iter()
+                .filter(|f| matches!(f, Fact::Joined { .. }))
+                .count(),
+            1
+        );
+        assert!(
+            matches!(facts.last(), Some(Fact::Noticed(n)) if n.target == Some(jid("carol@localhost")))
+        );
         let carol = member(&g, "carol@localhost");
         assert_eq!(
             (carol.nick.as_str(), carol.dialect, carol.role),

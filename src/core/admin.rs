@@ -3,10 +3,16 @@
 
 use jid::BareJid;
 
-use super::{Condition, Fact, Groups, Outcome, Refusal, Role};
+use super::{Condition, Fact, Groups, Micros, Outcome, Refusal, Role};
 
 impl Groups {
-    pub fn make_admin(&mut self, name: &str, actor: &BareJid, target: &BareJid) -> Outcome {
+    pub fn make_admin(
+        &mut self,
+        name: &str,
+        actor: &BareJid,
+        target: &BareJid,
+        now: Micros,
+    ) -> Outcome {
         let channel = self.existing(name)?;
         if channel.role_of(actor) < Role::Admin {
             return Err(Refusal::new(
@@ -29,7 +35,7 @@ impl Groups {
             role: Role::Admin,
             by: actor.clone(),
         };
-        Ok(self.apply_all(vec![fact]))
+        Ok(self.apply_noted(vec![fact], now))
     }
 }
 
@@ -42,18 +48,22 @@ mod tests {
     fn owner_makes_admins_members_cannot() {
         let mut g = coven();
         let err = g
-            .make_admin("coven", &jid("bob@localhost"), &jid("bob@localhost"))
+            .make_admin("coven", &jid("bob@localhost"), &jid("bob@localhost"), 1)
             .unwrap_err();
         assert_eq!(err.condition, Condition::Forbidden);
-        assert_eq!(
-            g.make_admin("coven", &jid("alice@localhost"), &jid("bob@localhost"))
-                .unwrap()
-                .len(),
-            1
-        );
+        let facts = g
+            .make_admin("coven", &jid("alice@localhost"), &jid("bob@localhost"), 1)
+            .unwrap();
+        assert!(matches!(
+            facts[0],
+            Fact::RoleChanged {
+                role: Role::Admin,
+                ..
+            }
+        ));
         assert_eq!(member(&g, "bob@localhost").role, Role::Admin);
         assert!(g
-            .make_admin("coven", &jid("alice@localhost"), &jid("bob@localhost"))
+            .make_admin("coven", &jid("alice@localhost"), &jid("bob@localhost"), 1)
             .unwrap()
             .is_empty());
     }

@@ -44,7 +44,7 @@ impl Groups {
             owner: actor.clone(),
             at: now,
         };
-        Ok((name, self.apply_all(vec![fact])))
+        Ok((name, self.apply_noted(vec![fact], now)))
     }
 }
 

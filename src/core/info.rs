@@ -78,7 +78,7 @@ impl Groups {
             info: info.clone(),
             by: actor.clone(),
         };
-        Ok((info, self.apply_all(vec![fact])))
+        Ok((info, self.apply_noted(vec![fact], now)))
     }
 }
 

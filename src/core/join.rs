@@ -22,6 +22,7 @@ impl Groups {
         let max_nick = self.rules.max_nick_bytes;
         let channel = self.existing(name)?;
         let previous = channel.participant(actor);
+        let joining_again = previous.is_some();
         let nick = match nick {
             Some(nick) => checked_nick(nick, max_nick)?,
             None => previous.map_or_else(
@@ -64,7 +65,13 @@ impl Groups {
             participant: participant.clone(),
             by: actor.clone(),
         };
-        Ok((participant, self.apply_all(vec![fact])))
+        // Joining again only changes subscriptions: no notice for that.
+        let facts = if joining_again {
+            self.apply_all(vec![fact])
+        } else {
+            self.apply_noted(vec![fact], now)
+        };
+        Ok((participant, facts))
     }
 }
 

@@ -4,15 +4,21 @@
 
 use jid::BareJid;
 
-use super::{Condition, Fact, Groups, Outcome, Refusal, Role};
+use super::{Condition, Fact, Groups, Micros, Outcome, Refusal, Role};
 
 impl Groups {
-    pub fn leave(&mut self, name: &str, actor: &BareJid) -> Outcome {
-        self.remove(name, actor, actor)
+    pub fn leave(&mut self, name: &str, actor: &BareJid, now: Micros) -> Outcome {
+        self.remove(name, actor, actor, now)
     }
 
     /// Removes `target`; when `target` is the actor, that is leaving.
-    pub fn remove(&mut self, name: &str, actor: &BareJid, target: &BareJid) -> Outcome {
+    pub fn remove(
+        &mut self,
+        name: &str,
+        actor: &BareJid,
+        target: &BareJid,
+        now: Micros,
+    ) -> Outcome {
         let (channel, participant) = if actor == target {
             self.participant_of(name, actor)?
         } else {
@@ -46,7 +52,7 @@ impl Groups {
             participant: participant.clone(),
             by: actor.clone(),
         };
-        Ok(self.apply_all(vec![fact]))
+        Ok(self.apply_noted(vec![fact], now))
     }
 }
 
@@ -67,20 +73,20 @@ mod tests {
         )
         .unwrap();
         let err = g
-            .remove("coven", &jid("bob@localhost"), &jid("carol@localhost"))
+            .remove("coven", &jid("bob@localhost"), &jid("carol@localhost"), 5)
             .unwrap_err();
         assert_eq!(err.condition, Condition::Forbidden);
-        g.make_admin("coven", &jid("alice@localhost"), &jid("bob@localhost"))
+        g.make_admin("coven", &jid("alice@localhost"), &jid("bob@localhost"), 5)
             .unwrap();
         let err = g
-            .remove("coven", &jid("bob@localhost"), &jid("alice@localhost"))
+            .remove("coven", &jid("bob@localhost"), &jid("alice@localhost"), 5)
             .unwrap_err();
         assert_eq!(err.condition, Condition::Forbidden);
         let facts = g
-            .remove("coven", &jid("bob@localhost"), &jid("carol@localhost"))
+            .remove("coven", &jid("bob@localhost"), &jid("carol@localhost"), 5)
             .unwrap();
         assert!(matches!(&facts[0], Fact::Left { by, .. } if by == &jid("bob@localhost")));
-        g.remove("coven", &jid("alice@localhost"), &jid("bob@localhost"))
+        g.remove("coven", &jid("alice@localhost"), &jid("bob@localhost"), 5)
             .unwrap();
         assert_eq!(g.channel("coven").unwrap().participants.len(), 1);
     }
@@ -88,13 +94,13 @@ mod tests {
     #[test]
     fn leave_removes_and_twice_is_forbidden() {
         let mut g = coven();
-        g.leave("coven", &jid("bob@localhost")).unwrap();
+        g.leave("coven", &jid("bob@localhost"), 5).unwrap();
         assert!(g
             .channel("coven")
             .unwrap()
             .participant(&jid("bob@localhost"))
             .is_none());
-        let err = g.leave("coven", &jid("bob@localhost")).unwrap_err();
+        let err = g.leave("coven", &jid("bob@localhost"), 5).unwrap_err();
         assert_eq!(err.condition, Condition::Forbidden);
     }
 }

@@ -23,6 +23,7 @@ mod add;
 mod admin;
 mod clear;
 mod correct;
+mod notice;
 mod react;
 mod receipt;
 mod retract;
@@ -36,6 +37,7 @@ pub use add::MAX_ADDED_PER_REQUEST;
 pub use correct::Corrected;
 pub use info::{check_info, InfoChange};
 pub use model::{Channel, Dialect, Info, MessageRef, Nodes, Participant, ParticipantId, Role};
+pub use notice::{Notice, NoticeKind};
 pub use post::{Posted, Submission};
 pub use react::Reacted;
 pub use receipt::{Receipt, ReceiptKind};
@@ -118,6 +120,8 @@ pub enum Fact {
         nodes: Nodes,
     },
     Posted(std::sync::Arc<Posted>),
+    /// A group event kept in the archive (see `notice.rs`).
+    Noticed(std::sync::Arc<Notice>),
     InfoChanged {
         key: i64,
         info: Info,
@@ -295,6 +299,9 @@ impl Groups {
             Fact::Posted(posted) => {
                 self.last_message_id = self.last_message_id.max(posted.id);
             }
+            Fact::Noticed(notice) => {
+                self.last_message_id = self.last_message_id.max(notice.id);
+            }
             other => {
                 let name = self.names.get(&fact_key(other));
                 if let Some(channel) = name.and_then(|name| self.channels.get_mut(name)) {
@@ -338,6 +345,7 @@ fn fact_key(fact: &Fact) -> i64 {
         Fact::Reacted(r) => r.channel,
         Fact::ChannelDestroyed { channel } => channel.key,
         Fact::Posted(posted) => posted.channel,
+        Fact::Noticed(notice) => notice.channel,
     }
 }
 

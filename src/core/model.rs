@@ -225,6 +225,7 @@ impl Channel {
             Fact::ChannelCreated { .. }
             | Fact::ChannelDestroyed { .. }
             | Fact::Posted(_)
+            | Fact::Noticed(_)
             | Fact::ChatState { .. }
             | Fact::Receipt(_)
             | Fact::Retracted(_)

@@ -166,15 +166,20 @@ pub fn set_info(
 }
 
 /// One stanza for leaving and for removal: a leave when it names the sender.
-pub fn exit(groups: &mut Groups, env: &Envelope, query: &Element) -> Outcome<Handled> {
+pub fn exit(groups: &mut Groups, env: &Envelope, query: &Element, now: Micros) -> Outcome<Handled> {
     let target = named_participant(query)?;
-    let facts = groups.remove(group_name(env), &env.sender(), &target)?;
+    let facts = groups.remove(group_name(env), &env.sender(), &target, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 
-pub fn make_admin(groups: &mut Groups, env: &Envelope, query: &Element) -> Outcome<Handled> {
+pub fn make_admin(
+    groups: &mut Groups,
+    env: &Envelope,
+    query: &Element,
+    now: Micros,
+) -> Outcome<Handled> {
     let target = named_participant(query)?;
-    let facts = groups.make_admin(group_name(env), &env.sender(), &target)?;
+    let facts = groups.make_admin(group_name(env), &env.sender(), &target, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 

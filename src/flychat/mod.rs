@@ -8,6 +8,7 @@
 //! stanza; `mix::handle` routes here by namespace.
 
 mod group;
+pub mod history;
 mod message;
 mod recall;
 mod receipts;
@@ -42,8 +43,8 @@ pub fn iq(
         (false, true, "get_participants") => group::participants(groups, env),
         (true, true, "add_participants") => group::add(groups, env, query, now),
         (true, true, "set_group_info") => group::set_info(groups, env, query, now),
-        (true, true, "user_exit_group") => group::exit(groups, env, query),
-        (true, true, "make_admin") => group::make_admin(groups, env, query),
+        (true, true, "user_exit_group") => group::exit(groups, env, query, now),
+        (true, true, "make_admin") => group::make_admin(groups, env, query, now),
         (true, true, "user_delete_group") => group::delete(groups, env),
         (true, true, "composing") => typing::handle(groups, env, ChatState::Composing),
         (true, true, "gone") => typing::handle(groups, env, ChatState::Gone),

@@ -205,7 +205,7 @@ fn iq(
         (true, false, "create", ns::MIX_CORE) => create::handle(groups, env, payload, now),
         (true, false, "destroy", ns::MIX_CORE) => destroy::handle(groups, env, payload),
         (true, true, "join", ns::MIX_CORE) => join::handle(groups, env, payload, now),
-        (true, true, "leave", ns::MIX_CORE) => leave::handle(groups, env),
+        (true, true, "leave", ns::MIX_CORE) => leave::handle(groups, env, now),
         (true, true, "setnick", ns::MIX_CORE) => setnick::handle(groups, env, payload),
         (true, true, "update-subscription", ns::MIX_CORE) => {
             subscription::handle(groups, env, payload)
@@ -220,6 +220,9 @@ fn iq(
             receipts::state(groups, service, env, payload)
         }
         (true, true, "clear", ns::MIXD_HISTORY) => clear::handle(groups, env, payload),
+        (false, _, "query", crate::flychat::history::NS) => {
+            crate::flychat::history::query(groups, service, env, payload)
+        }
         (_, _, "query", crate::flychat::NS) => {
             crate::flychat::iq(groups, service, env, payload, set, now)
         }

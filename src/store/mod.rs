@@ -9,7 +9,7 @@ pub mod writer;
 
 use jid::BareJid;
 
-use crate::core::{Fact, MessageRef, Micros, Posted, ReceiptKind, Snapshot};
+use crate::core::{Fact, MessageRef, Micros, NoticeKind, Posted, ReceiptKind, Snapshot};
 
 /// Persists facts. Called from one thread only: the group-commit writer.
 pub trait FactWriter: Send + 'static {
@@ -59,6 +59,8 @@ pub struct HistoryQuery {
     pub media_only: bool,
     /// Messages up to this id are hidden from the requester (it cleared its history).
     pub hidden_upto: i64,
+    /// Notices (group events) too, not only messages.
+    pub with_notices: bool,
 }
 
 /// RSM paging (XEP-0059).
@@ -85,6 +87,8 @@ pub struct Archived {
     pub retraction: Option<Tombstone>,
     /// Each reaction with the members who gave it, in order of the reaction.
     pub reactions: Vec<(String, Vec<BareJid>)>,
+    /// Set when this is a notice: its kind and whom it concerns (`posted.sender` did it).
+    pub notice: Option<(NoticeKind, Option<BareJid>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

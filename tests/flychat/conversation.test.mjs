@@ -33,11 +33,11 @@ test("sendTypingStatus and sendTypingGoneStatus reach the others only", async ()
   await alice.none(has("composing"), "her own typing");
 });
 
-test("receipts: the sender learns delivered and seen when every member has it", async () => {
+test("receipts, sent to the sender as the SDK does: the sender learns delivered and seen when every member has it", async () => {
   const msgId = await alice.sendMessage(group(), "text", "ENC:receipts");
   for (const member of [bob, carol]) await member.next((m) => text(m, "submission-id") === msgId, "the message");
 
-  await bob.sendReceipt(group(), "delivered", msgId, group());
+  await bob.sendReceipt(alice.jid, "delivered", msgId, group());
   const info = await alice.getGroupMsgInfo(group(), msgId);
   const items = Object.fromEntries(findAll(find(info, "group"), "item").map((i) => [i.attrs.user, i.attrs]));
   assert.equal(find(info, "query").attrs.message_id, msgId);
@@ -46,13 +46,13 @@ test("receipts: the sender learns delivered and seen when every member has it", 
   assert.equal(items[carol.jid].status, "0");
   await alice.none((m) => find(m, "delivered") !== undefined, "delivered before everyone has it", 300);
 
-  await carol.sendReceipt(group(), "delivered", msgId, group());
+  await carol.sendReceipt(alice.jid, "delivered", msgId, group());
   const delivered = await alice.next((m) => find(m, "delivered")?.attrs.id === msgId, "the aggregated delivered");
   assert.equal(find(delivered, "delivered").attrs.message_status, "1");
   assert.equal(find(delivered, "delivered").attrs.group_id, id);
 
-  await bob.sendReceipt(group(), "seen", msgId, group());
-  await carol.sendReceipt(group(), "seen", msgId, group());
+  await bob.sendReceipt(alice.jid, "seen", msgId, group());
+  await carol.sendReceipt(alice.jid, "seen", msgId, group());
   const seen = await alice.next((m) => find(m, "seen")?.attrs.id === msgId, "the aggregated seen");
   assert.equal(find(seen, "seen").attrs.message_status, "2");
   const after = Object.fromEntries(

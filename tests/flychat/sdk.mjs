@@ -185,7 +185,26 @@ export class User {
     return this.query("get", groupJid, "group_message_status", { message_id: msgId });
   }
 
-  /** A `delivered` or `seen` receipt for a group message, sent to `to`. */
+  /** getChatMessages: sent, like the SDK does, to the user's own server (no `to`). */
+  getChatMessages(groupJid, position = "up", lastRowId = "", limit = 20) {
+    return this.xmpp.iqCaller.request(
+      xml("iq", { type: "get" }, xml("query", {
+        xmlns: "jabber:iq:user_activities", status: "group_chat", to_user: groupJid, position,
+        row_id: String(lastRowId), limit: String(limit), message_id: "", send_seen: "0" })),
+    );
+  }
+
+  /** getMediaMessages: likewise to the user's own server, keyed by the last message id. */
+  getMediaMessages(groupJid, lastMessageId = "") {
+    return this.xmpp.iqCaller.request(
+      xml("iq", { type: "get" }, xml("query", {
+        xmlns: "jabber:iq:user_activities", status: "group_chat_media", to_user: groupJid,
+        message_id: lastMessageId })),
+    );
+  }
+
+  /** A `delivered` or `seen` receipt for a group message, sent to `to` (the SDK sends it to
+   * the original sender's bare JID). */
   sendReceipt(to, kind, msgId, groupJid) {
     return this.xmpp.send(
       xml("message", { to, type: "chat", id: newId("r") },

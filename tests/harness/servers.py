@@ -68,6 +68,7 @@ class Server:
             "USER_DOMAIN": USER_DOMAIN,
             "DOMAIN": MIX_DOMAIN,
             "SECRET": SECRET,
+            "PLUGINS": DEPLOY / "prosody-modules",
         }
 
     def stop(self):
