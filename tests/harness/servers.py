@@ -5,6 +5,7 @@ stopped by the harness. The same templates are what docs/operations.md describes
 """
 
 import asyncio
+import glob
 import os
 import pathlib
 import shutil
@@ -125,9 +126,12 @@ class Ejabberd(Server):
         self.node = f"mixdtest{self.c2s_port}@localhost"
         self.config = self.dir / "ejabberd.yml"
         render("ejabberd.yml.in", self.config, self.values())
+        ebin = self.dir / "ebin"
+        ebin.mkdir(exist_ok=True)
+        compile_module(ebin)
         self.ctl_config = self.dir / "ejabberdctl.cfg"
         self.ctl_config.write_text(
-            f'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"\n'
+            f'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 -pa {ebin}"\n'
             f"EJABBERD_CONFIG_PATH={self.config}\n"
             f"EJABBERD_PID_PATH={self.dir}/ejabberd.pid\n"
         )
@@ -170,6 +174,17 @@ class Ejabberd(Server):
 
     def register(self, user):
         self.ctl("register", user, USER_DOMAIN, PASSWORD)
+
+
+def compile_module(out):
+    """Builds deploy/ejabberd-modules/mod_mixd_flychat.erl against the installed ejabberd."""
+    ejabberd = next(os.path.dirname(d) for d in sorted(glob.glob("/usr/lib/*/ejabberd-*/include")))
+    (xmpp,) = glob.glob("/usr/lib/erlang/lib/p1_xmpp-*")
+    subprocess.run(
+        ["erlc", "-I", f"{ejabberd}/include", "-I", f"{xmpp}/include", "-pa", f"{ejabberd}/ebin",
+         "-o", str(out), str(DEPLOY / "ejabberd-modules" / "mod_mixd_flychat.erl")],
+        check=True, capture_output=True,
+    )
 
 
 SERVERS = {"prosody": Prosody, "ejabberd": Ejabberd}
