@@ -15,6 +15,8 @@ CREATE TABLE channels (
     -- The group's picture and thumbnail: the URL or upload token a client gave.
     info_avatar      TEXT    NOT NULL DEFAULT '',
     info_thumbnail   TEXT    NOT NULL DEFAULT '',
+    -- 1 when members see what was said before they joined.
+    info_history     INTEGER NOT NULL DEFAULT 1,
     info_updated_at  INTEGER NOT NULL,
     -- Messages in the archive, so that history can give its count without counting.
     message_count    INTEGER NOT NULL DEFAULT 0

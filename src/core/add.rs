@@ -34,6 +34,12 @@ impl Groups {
             ));
         }
         let key = channel.key;
+        // Where history is not shared, new members see only what comes after they join.
+        let start = if channel.info.history_visible {
+            0
+        } else {
+            self.last_message_id
+        };
         let owners = channel.owners.clone();
         let mut added: Vec<&BareJid> = Vec::new();
         for user in users {
@@ -66,7 +72,7 @@ impl Groups {
                         },
                         dialect,
                         joined_at: now,
-                        cleared_upto: 0,
+                        cleared_upto: start,
                         online: Vec::new(),
                     },
                 }
@@ -117,5 +123,29 @@ mod tests {
             (carol.nick.as_str(), carol.dialect, carol.role),
             ("carol", Dialect::FlyChat, Role::Member)
         );
+    }
+
+    #[test]
+    fn without_shared_history_new_members_start_now() {
+        let mut g = coven();
+        let hide = crate::core::InfoChange {
+            history_visible: Some(false),
+            ..Default::default()
+        };
+        g.set_info("coven", &jid("alice@localhost"), hide, 5)
+            .unwrap();
+        g.post("coven", &jid("alice@localhost"), text("before"), 6)
+            .unwrap();
+        let last = g.last_message_id();
+        g.add_participants(
+            "coven",
+            &jid("alice@localhost"),
+            &[jid("dave@localhost")],
+            Dialect::FlyChat,
+            7,
+        )
+        .unwrap();
+        assert_eq!(member(&g, "dave@localhost").cleared_upto, last);
+        assert_eq!(member(&g, "bob@localhost").cleared_upto, 0);
     }
 }

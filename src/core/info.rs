@@ -13,6 +13,7 @@ pub struct InfoChange {
     pub contacts: Option<Vec<BareJid>>,
     pub avatar: Option<String>,
     pub thumbnail: Option<String>,
+    pub history_visible: Option<bool>,
 }
 
 pub const MAX_NAME_BYTES: usize = 256;
@@ -70,6 +71,7 @@ impl Groups {
             thumbnail: change
                 .thumbnail
                 .unwrap_or_else(|| current.thumbnail.clone()),
+            history_visible: change.history_visible.unwrap_or(current.history_visible),
             // Item ids must change with every publication, even two within a microsecond.
             updated_at: now.max(current.updated_at + 1),
         };

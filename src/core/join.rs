@@ -20,6 +20,7 @@ impl Groups {
     ) -> Outcome<(Participant, Vec<Fact>)> {
         let id = ParticipantId(self.ids.next_u64());
         let max_nick = self.rules.max_nick_bytes;
+        let last_message_id = self.last_message_id;
         let channel = self.existing(name)?;
         let previous = channel.participant(actor);
         let joining_again = previous.is_some();
@@ -57,7 +58,15 @@ impl Groups {
             ),
             dialect: Dialect::Mix,
             joined_at: previous.map_or(now, |p| p.joined_at),
-            cleared_upto: previous.map_or(0, |p| p.cleared_upto),
+            // Where history is not shared, new members see only what comes after they join.
+            cleared_upto: previous.map_or(
+                if channel.info.history_visible {
+                    0
+                } else {
+                    last_message_id
+                },
+                |p| p.cleared_upto,
+            ),
             online: previous.map(|p| p.online.clone()).unwrap_or_default(),
         };
         let fact = Fact::Joined {

@@ -102,7 +102,7 @@ pub struct Participant {
 }
 
 /// The channel information node (XEP-0369 §7.2): Name, Description, Contact.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
     pub name: String,
     pub description: String,
@@ -110,8 +110,24 @@ pub struct Info {
     /// The group's picture and its thumbnail, as the URL or upload token the client gave.
     pub avatar: String,
     pub thumbnail: String,
+    /// Whether members see what was said before they joined (FlyChat's `history` flag).
+    pub history_visible: bool,
     /// When the info last changed; it is the id of the info node's item.
     pub updated_at: Micros,
+}
+
+impl Default for Info {
+    fn default() -> Self {
+        Info {
+            name: String::new(),
+            description: String::new(),
+            contacts: Vec::new(),
+            avatar: String::new(),
+            thumbnail: String::new(),
+            history_visible: true,
+            updated_at: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -54,6 +54,7 @@ fn profile_change(query: &Element) -> InfoChange {
         name: descendant_text(query, "nickName"),
         avatar: descendant_text(query, "image"),
         thumbnail: descendant_text(query, "thumbImage"),
+        history_visible: descendant_text(query, "history").map(|h| h.trim() != "0"),
         ..InfoChange::default()
     }
 }

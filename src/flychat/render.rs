@@ -34,6 +34,7 @@ pub fn group_vcard(x: &mut Xml, info: &Info) {
         .leaf("nickName", "", &info.name)
         .leaf("image", "", &info.avatar)
         .leaf("thumbImage", "", &info.thumbnail)
+        .leaf("history", "", if info.history_visible { "1" } else { "0" })
         .close();
 }
 

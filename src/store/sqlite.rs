@@ -172,7 +172,8 @@ fn persist(
         Fact::InfoChanged { key, info, .. } => {
             tx.prepare_cached(
                 "UPDATE channels SET info_name = ?2, info_description = ?3, info_contacts = ?4,
-                 info_updated_at = ?5, info_avatar = ?6, info_thumbnail = ?7 WHERE key = ?1",
+                 info_updated_at = ?5, info_avatar = ?6, info_thumbnail = ?7, info_history = ?8
+                 WHERE key = ?1",
             )?
             .execute(params![
                 key,
@@ -181,7 +182,8 @@ fn persist(
                 contacts_text(&info.contacts),
                 info.updated_at,
                 info.avatar,
-                info.thumbnail
+                info.thumbnail,
+                info.history_visible
             ])?;
         }
         Fact::Noticed(n) => {
@@ -409,7 +411,7 @@ impl Reader for SqliteReader {
             let mut channels = Vec::new();
             let mut stmt = conn.prepare(
                 "SELECT key, name, created_by, created_at, info_name, info_description,
-                        info_contacts, info_updated_at, info_avatar, info_thumbnail FROM channels ORDER BY key",
+                        info_contacts, info_updated_at, info_avatar, info_thumbnail, info_history FROM channels ORDER BY key",
             )?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
@@ -429,6 +431,7 @@ impl Reader for SqliteReader {
                         updated_at: row.get(7)?,
                         avatar: row.get(8)?,
                         thumbnail: row.get(9)?,
+                        history_visible: row.get(10)?,
                     },
                     participants: Vec::new(),
                     owners: Vec::new(),

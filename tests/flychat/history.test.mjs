@@ -93,6 +93,28 @@ test("getMediaMessages: three, then ten a page, by the last message id", async (
   assert.deepEqual(third.map((m) => m.attrs.msgid), [sent[25]]);
 });
 
+test("a group created without shared history: members added later see only what follows", async () => {
+  const [dave] = await users("dave");
+  const closed = newId("n").toLowerCase().padEnd(16, "0").slice(0, 16);
+  try {
+    await alice.createGroup(closed, "Closed", [bob.jid], { history: 0 });
+    const profile = find(await bob.getGroupProfile(groupJid(closed)), "group");
+    assert.equal(text(profile, "history"), "0");
+    const early = await alice.sendMessage(groupJid(closed), "text", "ENC:before dave");
+    await bob.next((m) => text(m, "submission-id") === early, "the early message");
+    await alice.addParticipants(groupJid(closed), "Closed", [dave.jid]);
+    const late = await alice.sendMessage(groupJid(closed), "text", "ENC:after dave");
+    await dave.next((m) => text(m, "submission-id") === late, "the late message");
+    const seen = rows(await dave.getChatMessages(groupJid(closed), "up", "", 50)).filter((r) => r.msgtype !== "0");
+    assert.deepEqual(seen.map((r) => r.msgid), [late]);
+    const all = rows(await bob.getChatMessages(groupJid(closed), "up", "", 50)).filter((r) => r.msgtype !== "0");
+    assert.deepEqual(all.map((r) => r.msgid), [late, early]);
+  } finally {
+    await alice.userDeleteGroup(groupJid(closed));
+    await dave.stop();
+  }
+});
+
 test("history is for members", async () => {
   const [eve] = await users("eve");
   try {
