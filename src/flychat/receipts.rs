@@ -7,6 +7,7 @@ use minidom::Element;
 
 use super::{render, NS};
 use crate::core::{Condition, Groups, Micros, Outcome, ReceiptKind, Refusal};
+use crate::mix::receipts::message_state;
 use crate::mix::{find_message, Envelope, ErrorKind, Handled, Service};
 use crate::xml::{ns, Xml};
 
@@ -49,7 +50,6 @@ pub fn status(
     env: &Envelope,
     query: &Element,
 ) -> Outcome<Handled> {
-    let name = env.channel.as_deref().unwrap_or_default();
     let reference = query
         .attr("message_id")
         .ok_or_else(|| {
@@ -59,58 +59,32 @@ pub fn status(
             )
         })?
         .to_owned();
-    let (channel, _) = groups.participant_of(name, &env.sender())?;
-    let message = match find_message(service, env, channel.key, &reference) {
-        Ok(Some(message)) => message,
-        Ok(None) => {
-            return Err(Refusal::new(
-                Condition::ItemNotFound,
-                format!("no message '{reference}' in this group"),
-            ))
-        }
-        Err(failed) => return Ok(failed),
-    };
-    let members: Vec<_> = channel
-        .participants
-        .iter()
-        .filter(|p| p.jid != message.sender)
-        .map(|p| p.jid.clone())
-        .collect();
-    let reply_to = env.reply_to();
-    Ok(Handled::Read(Box::new(move |reader| {
-        let receipts = match reader.receipts(message.id) {
-            Ok(receipts) => receipts,
-            Err(error) => {
-                tracing::error!(%error, "reading receipts failed");
-                return vec![reply_to.storage_failed(ErrorKind::Iq)];
-            }
-        };
+    let asked = reference.clone();
+    message_state(groups, service, env, &reference, move |_, states| {
         let mut x = Xml::new();
         x.open("query", NS)
             .attr("status", "group_message_status")
-            .attr("message_id", &reference)
+            .attr("message_id", &asked)
             .open("group", "");
-        for member in &members {
-            let receipt = receipts.iter().find(|r| &r.member == member);
-            let delivered = receipt.and_then(|r| r.delivered_at);
-            let seen = receipt.and_then(|r| r.displayed_at);
-            let status = if seen.is_some() {
-                "2"
-            } else if delivered.is_some() {
-                "1"
-            } else {
-                "0"
+        for state in states {
+            let status = match (state.delivered_at, state.displayed_at) {
+                (_, Some(_)) => "2",
+                (Some(_), None) => "1",
+                (None, None) => "0",
             };
             x.open("item", "")
-                .attr("user", member.as_str())
+                .attr("user", state.member.as_str())
                 .attr("status", status)
                 .attr(
                     "receivetime",
-                    &delivered.map(render::time).unwrap_or_default(),
+                    &state.delivered_at.map(render::time).unwrap_or_default(),
                 )
-                .attr("seentime", &seen.map(render::time).unwrap_or_default())
+                .attr(
+                    "seentime",
+                    &state.displayed_at.map(render::time).unwrap_or_default(),
+                )
                 .close();
         }
-        vec![reply_to.iq_result(Some(&x.finish()))]
-    })))
+        x.finish()
+    })
 }

@@ -18,7 +18,7 @@ mod mam;
 mod message;
 mod moderate;
 mod presence;
-mod receipts;
+pub mod receipts;
 pub mod render;
 mod reply;
 mod setnick;
