@@ -25,102 +25,56 @@ pub fn deliver(groups: &Groups, service: &Service, facts: &[Fact], out: &mut Vec
 /// What FlyChat clients are told (flychat-wire.md §2–3): messages from others, and the
 /// group events that drive the SDK's `groupProfileListener`.
 fn flychat(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
-    let (key, template, except, also) = match fact {
-        Fact::Posted(posted) => {
-            let Some(channel) = groups.channel_by_key(posted.channel) else {
-                return;
-            };
-            let template = flychat::render::message(&service.channel_jid(&channel.name), posted);
-            (posted.channel, template, Some(&posted.sender), None)
+    if let Fact::ChannelDestroyed { channel } = fact {
+        let template =
+            flychat::render::group_deleted(&service.channel_jid(&channel.name), &channel.name);
+        for p in channel
+            .participants
+            .iter()
+            .filter(|p| p.dialect == Dialect::FlyChat)
+        {
+            out.push(template.to(p.jid.as_str()));
         }
-        Fact::Joined {
-            key,
-            participant,
-            by,
-        } => {
-            let Some(channel) = groups.channel_by_key(*key) else {
-                return;
-            };
-            let template = flychat::render::user_added(
-                &service.channel_jid(&channel.name),
-                channel,
-                participant,
-                by,
-            );
-            (*key, template, None, None)
-        }
-        Fact::Left {
-            key,
-            participant,
-            by,
-        } => {
-            let Some(channel) = groups.channel_by_key(*key) else {
-                return;
-            };
-            let template =
-                flychat::render::user_left(&service.channel_jid(&channel.name), participant, by);
-            (*key, template, None, Some(participant))
-        }
-        Fact::InfoChanged { key, info, by } => {
-            let Some(channel) = groups.channel_by_key(*key) else {
-                return;
-            };
-            (
-                *key,
-                flychat::render::profile_updated(&service.channel_jid(&channel.name), info, by),
-                None,
-                None,
-            )
-        }
-        Fact::RoleChanged { key, jid, by, .. } => {
-            let Some(channel) = groups.channel_by_key(*key) else {
-                return;
-            };
-            (
-                *key,
-                flychat::render::made_admin(&service.channel_jid(&channel.name), jid, by),
-                None,
-                None,
-            )
-        }
-        Fact::ChatState {
-            key, sender, state, ..
-        } => {
-            let Some(channel) = groups.channel_by_key(*key) else {
-                return;
-            };
-            let jid = service.channel_jid(&channel.name);
-            let template = flychat::render::typing(&jid, &channel.name, sender, *state);
-            (*key, template, Some(sender), None)
-        }
-        Fact::Retracted(r) => {
-            let Some(channel) = groups.channel_by_key(r.channel) else {
-                return;
-            };
-            let jid = service.channel_jid(&channel.name);
-            (
-                r.channel,
-                flychat::render::recall(&jid, &channel.name, r),
-                None,
-                None,
-            )
-        }
-        Fact::ChannelDestroyed { channel } => {
-            let template =
-                flychat::render::group_deleted(&service.channel_jid(&channel.name), &channel.name);
-            for p in channel
-                .participants
-                .iter()
-                .filter(|p| p.dialect == Dialect::FlyChat)
-            {
-                out.push(template.to(p.jid.as_str()));
-            }
-            return;
-        }
-        _ => return,
-    };
-    let Some(channel) = groups.channel_by_key(key) else {
         return;
+    }
+    let Some(channel) = groups.channel_by_key(fact.channel_key()) else {
+        return;
+    };
+    let jid = service.channel_jid(&channel.name);
+    // The stanza, whom not to send it to, and whom to send it to besides the participants.
+    let (template, except, also) = match fact {
+        Fact::Posted(posted) => (
+            flychat::render::message(&jid, posted),
+            Some(&posted.sender),
+            None,
+        ),
+        Fact::Joined {
+            participant, by, ..
+        } => (
+            flychat::render::user_added(&jid, channel, participant, by),
+            None,
+            None,
+        ),
+        Fact::Left {
+            participant, by, ..
+        } => (
+            flychat::render::user_left(&jid, participant, by),
+            None,
+            Some(participant),
+        ),
+        Fact::InfoChanged { info, by, .. } => {
+            (flychat::render::profile_updated(&jid, info, by), None, None)
+        }
+        Fact::RoleChanged { jid: admin, by, .. } => {
+            (flychat::render::made_admin(&jid, admin, by), None, None)
+        }
+        Fact::ChatState { sender, state, .. } => (
+            flychat::render::typing(&jid, &channel.name, sender, *state),
+            Some(sender),
+            None,
+        ),
+        Fact::Retracted(r) => (flychat::render::recall(&jid, &channel.name, r), None, None),
+        _ => return,
     };
     let recipients = channel
         .participants

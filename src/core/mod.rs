@@ -303,7 +303,7 @@ impl Groups {
                 self.last_message_id = self.last_message_id.max(notice.id);
             }
             other => {
-                let name = self.names.get(&fact_key(other));
+                let name = self.names.get(&other.channel_key());
                 if let Some(channel) = name.and_then(|name| self.channels.get_mut(name)) {
                     channel.apply(other);
                 }
@@ -327,25 +327,28 @@ impl Groups {
     }
 }
 
-fn fact_key(fact: &Fact) -> i64 {
-    match fact {
-        Fact::ChannelCreated { key, .. }
-        | Fact::Joined { key, .. }
-        | Fact::Left { key, .. }
-        | Fact::RoleChanged { key, .. }
-        | Fact::NickChanged { key, .. }
-        | Fact::SubscriptionChanged { key, .. }
-        | Fact::InfoChanged { key, .. }
-        | Fact::PresenceChanged { key, .. }
-        | Fact::ChatState { key, .. }
-        | Fact::HistoryCleared { key, .. } => *key,
-        Fact::Receipt(r) => r.channel,
-        Fact::Retracted(r) => r.channel,
-        Fact::Corrected(c) => c.channel,
-        Fact::Reacted(r) => r.channel,
-        Fact::ChannelDestroyed { channel } => channel.key,
-        Fact::Posted(posted) => posted.channel,
-        Fact::Noticed(notice) => notice.channel,
+impl Fact {
+    /// The key of the channel this fact is about.
+    pub fn channel_key(&self) -> i64 {
+        match self {
+            Fact::ChannelCreated { key, .. }
+            | Fact::Joined { key, .. }
+            | Fact::Left { key, .. }
+            | Fact::RoleChanged { key, .. }
+            | Fact::NickChanged { key, .. }
+            | Fact::SubscriptionChanged { key, .. }
+            | Fact::InfoChanged { key, .. }
+            | Fact::PresenceChanged { key, .. }
+            | Fact::ChatState { key, .. }
+            | Fact::HistoryCleared { key, .. } => *key,
+            Fact::Receipt(r) => r.channel,
+            Fact::Retracted(r) => r.channel,
+            Fact::Corrected(c) => c.channel,
+            Fact::Reacted(r) => r.channel,
+            Fact::ChannelDestroyed { channel } => channel.key,
+            Fact::Posted(posted) => posted.channel,
+            Fact::Noticed(notice) => notice.channel,
+        }
     }
 }
 
