@@ -40,6 +40,17 @@ fn flychat(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String
     let Some(channel) = groups.channel_by_key(fact.channel_key()) else {
         return;
     };
+    // Most channels have no FlyChat participant: write nothing for them.
+    let removed_flychat =
+        matches!(fact, Fact::Left { participant, .. } if participant.dialect == Dialect::FlyChat);
+    if !removed_flychat
+        && !channel
+            .participants
+            .iter()
+            .any(|p| p.dialect == Dialect::FlyChat)
+    {
+        return;
+    }
     let jid = service.channel_jid(&channel.name);
     // The stanza, whom not to send it to, and whom to send it to besides the participants.
     let (template, except, also) = match fact {
