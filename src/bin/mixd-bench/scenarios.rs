@@ -63,6 +63,21 @@ fn message_stanza(user: usize, channel: usize, seq: usize) -> String {
     format!("<message type='groupchat' id='s{seq}' from='u{user}@bench/r' to='c{channel}@mix.bench'><body>m{seq}</body></message>")
 }
 
+fn mam_page(i: usize, direction: &str, anchor: usize) -> String {
+    format!(
+        "<iq type='set' id='q{i}' from='u0@bench/r' to='c0@mix.bench'><query xmlns='urn:xmpp:mam:2'>\
+         <set xmlns='http://jabber.org/protocol/rsm'><max>50</max><{direction}>{anchor}</{direction}></set></query></iq>"
+    )
+}
+
+/// The FlyChat SDK's getChatMessages, as a server module forwards it to the service.
+fn flychat_page(i: usize, position: &str, anchor: usize) -> String {
+    format!(
+        "<iq type='get' id='f{i}' from='u0@bench/r' to='mix.bench'><query xmlns='jabber:iq:user_activities' \
+         status='group_chat' to_user='c0@mix.bench' position='{position}' row_id='{anchor}' limit='50'/></iq>"
+    )
+}
+
 fn ping_stanza(channel: usize) -> String {
     format!("<iq type='get' id='ping' from='u0@bench/r' to='c{channel}@mix.bench'><ping xmlns='urn:xmpp:ping'/></iq>")
 }
@@ -233,26 +248,32 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
     };
     let mut report = Vec::new();
     let mut anchors = Vec::with_capacity(queries);
-    for direction in ["before", "after"] {
+    // MAM (RSM before/after) and the FlyChat history query (up/down from a row): every query
+    // ends with one iq result, which is what the clock waits for.
+    let kinds: [(&str, fn(usize, usize) -> String); 4] = [
+        ("MAM before", |i, anchor| mam_page(i, "before", anchor)),
+        ("MAM after", |i, anchor| mam_page(i, "after", anchor)),
+        ("FlyChat up", |i, anchor| flychat_page(i, "up", anchor)),
+        ("FlyChat down", |i, anchor| flychat_page(i, "down", anchor)),
+    ];
+    for (label, stanza) in kinds {
         let mut latencies = Vec::with_capacity(queries);
         for i in 0..queries {
             let anchor = 51 + next() as usize % (archive - 100).max(1);
-            anchors.push((direction, anchor as i64));
-            let stanza = format!(
-                "<iq type='set' id='q{i}' from='u0@bench/r' to='c0@mix.bench'><query xmlns='urn:xmpp:mam:2'>\
-                 <set xmlns='http://jabber.org/protocol/rsm'><max>50</max><{direction}>{anchor}</{direction}></set></query></iq>"
-            );
-            let fins = peer.counters.fins.load(Ordering::Relaxed);
+            if label.starts_with("MAM") {
+                anchors.push((label.ends_with("before"), anchor as i64));
+            }
+            let results = results(&peer.counters);
             let start = Instant::now();
-            peer.send(&stanza).await?;
+            peer.send(&stanza(i, anchor)).await?;
             peer.flush().await?;
-            peer.wait_for(|c| c.fins.load(Ordering::Relaxed), fins + 1)
+            peer.wait_for(crate::scenarios::results, results + 1)
                 .await?;
             latencies.push(start.elapsed().as_secs_f64() * 1e3);
         }
         latencies.sort_by(|a, b| a.total_cmp(b));
         report.push(format!(
-            "{direction}: p50 {:.3} ms p99 {:.3} ms",
+            "{label}: p50 {:.3} ms p99 {:.3} ms",
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99)
         ));
@@ -260,11 +281,11 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
     // The same pages read straight from the store, without the link and the rendering.
     let (_, reader) = open(&mixd.database, Durability::Normal)?;
     let mut direct = Vec::with_capacity(anchors.len());
-    for (direction, anchor) in anchors {
+    for (before, anchor) in anchors {
         let query = HistoryQuery {
             channel: 1,
             max: 50,
-            page: if direction == "before" {
+            page: if before {
                 Page::Before(anchor)
             } else {
                 Page::After(anchor)
@@ -282,7 +303,7 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
     }
     direct.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "history archive={archive} pages of 50, {queries} queries each way: MAM round trip through the link {}; \
+        "history archive={archive} pages of 50, {queries} queries of each kind, round trip through the link: {}; \
          store alone p50 {:.3} ms p99 {:.3} ms; seeding took {seeded:.1} s",
         report.join(", "),
         percentile(&direct, 0.5),
