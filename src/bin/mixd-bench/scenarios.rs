@@ -63,6 +63,9 @@ fn message_stanza(user: usize, channel: usize, seq: usize) -> String {
     format!("<message type='groupchat' id='s{seq}' from='u{user}@bench/r' to='c{channel}@mix.bench'><body>m{seq}</body></message>")
 }
 
+/// Writes query number `i` for the page next to archive id `anchor`.
+type PageQuery = fn(usize, usize) -> String;
+
 fn mam_page(i: usize, direction: &str, anchor: usize) -> String {
     format!(
         "<iq type='set' id='q{i}' from='u0@bench/r' to='c0@mix.bench'><query xmlns='urn:xmpp:mam:2'>\
@@ -250,7 +253,7 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
     let mut anchors = Vec::with_capacity(queries);
     // MAM (RSM before/after) and the FlyChat history query (up/down from a row): every query
     // ends with one iq result, which is what the clock waits for.
-    let kinds: [(&str, fn(usize, usize) -> String); 4] = [
+    let kinds: [(&str, PageQuery); 4] = [
         ("MAM before", |i, anchor| mam_page(i, "before", anchor)),
         ("MAM after", |i, anchor| mam_page(i, "after", anchor)),
         ("FlyChat up", |i, anchor| flychat_page(i, "up", anchor)),
