@@ -43,6 +43,7 @@ pub fn query(
         channel: channel.key,
         max: DEFAULT_PAGE,
         hidden_upto: requester.cleared_upto,
+        counted: true,
         ..HistoryQuery::default()
     };
     if let Some(form) = &query.form {

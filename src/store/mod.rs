@@ -61,6 +61,9 @@ pub struct HistoryQuery {
     pub hidden_upto: i64,
     /// Notices (group events) too, not only messages.
     pub with_notices: bool,
+    /// Whether the page must carry the total (MAM's `<count/>`): with filters, that takes
+    /// a count over the channel's archive.
+    pub counted: bool,
 }
 
 /// RSM paging (XEP-0059).
@@ -103,7 +106,7 @@ pub struct Tombstone {
 #[derive(Debug, Clone, Default)]
 pub struct HistoryPage {
     pub messages: Vec<Archived>,
-    /// How many messages match the filters, over all pages.
+    /// How many messages match the filters, over all pages (when the query asked for it).
     pub count: usize,
     /// The position of the first message of this page in the result set, where it is known
     /// without counting (the first page, pages by index). XEP-0059 makes it optional, and

@@ -574,7 +574,9 @@ impl Reader for SqliteReader {
                 || q.end.is_some()
                 || q.media_only
                 || q.hidden_upto > 0;
-            let count = if filtered {
+            let count = if !q.counted {
+                0
+            } else if filtered {
                 count_filtered()?
             } else {
                 let total: Option<i64> = conn
@@ -741,6 +743,7 @@ mod tests {
             channel: 1,
             page,
             max,
+            counted: true,
             ..HistoryQuery::default()
         }
     }
