@@ -24,6 +24,9 @@ pub fn nodes_named(payload: &Element, element: &str) -> Outcome<Nodes> {
     let mut nodes = Nodes::NONE;
     for child in payload.children().filter(|c| c.is(element, ns::MIX_CORE)) {
         let Some(name) = child.attr("node") else {
+            if !child.has_child(element, ns::MIX_CORE) {
+                return Err(bad_request(format!("a <{element}/> needs a node")));
+            }
             nodes = nodes.with(nodes_named(child, element)?);
             continue;
         };
