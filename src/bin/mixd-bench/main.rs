@@ -3,6 +3,7 @@
 //! on a fresh database, seeds what it needs, drives the load and prints one result line.
 //! docs/benchmarks.md lists the figures and the commands that produced them.
 
+mod client;
 mod peer;
 mod scenarios;
 mod seed;
@@ -69,6 +70,26 @@ pub enum Scenario {
         channels: usize,
         #[arg(long, default_value_t = 1_000_000)]
         memberships: usize,
+    },
+    /// End to end through a running XMPP server with mixd attached (`scripts/bench-e2e` starts
+    /// both): N client connections in one channel, P of them posting.
+    E2e {
+        /// The server's client port.
+        #[arg(long, default_value = "127.0.0.1:16222")]
+        server: String,
+        #[arg(long, default_value = "localhost")]
+        domain: String,
+        /// mixd's component domain.
+        #[arg(long, default_value = "mix.localhost")]
+        mix: String,
+        #[arg(long, default_value_t = 100)]
+        members: usize,
+        #[arg(long, default_value_t = 10)]
+        posters: usize,
+        #[arg(long, default_value_t = 5000)]
+        messages: usize,
+        #[arg(long, default_value_t = 64)]
+        window: usize,
     },
     /// Memory of an idle mixd with an empty database.
     Idle,

@@ -128,27 +128,37 @@ impl Peer {
         counter: impl Fn(&Counters) -> u64,
         target: u64,
     ) -> anyhow::Result<()> {
-        let mut last = (0, Instant::now());
-        loop {
-            let changed = self.counters.changed.notified();
-            let now = counter(&self.counters);
-            if now >= target {
-                return Ok(());
-            }
-            if let Some(error) = self.first_error.lock().unwrap().clone() {
-                bail!("mixd answered with an error: {error}");
-            }
-            if now != last.0 {
-                last = (now, Instant::now());
-            } else if last.1.elapsed().as_secs() > 60 {
-                bail!("stalled at {now} of {target}");
-            }
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), changed).await;
-        }
+        wait_for(&self.counters, &self.first_error, counter, target).await
     }
 }
 
-async fn read_until(
+/// Waits until `counter` reaches `target`, failing on an error stanza or a minute's stall.
+pub async fn wait_for(
+    counters: &Counters,
+    first_error: &std::sync::Mutex<Option<String>>,
+    counter: impl Fn(&Counters) -> u64,
+    target: u64,
+) -> anyhow::Result<()> {
+    let mut last = (0, Instant::now());
+    loop {
+        let changed = counters.changed.notified();
+        let now = counter(counters);
+        if now >= target {
+            return Ok(());
+        }
+        if let Some(error) = first_error.lock().unwrap().clone() {
+            bail!("an error came back: {error}");
+        }
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed().as_secs() > 60 {
+            bail!("stalled at {now} of {target}");
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(100), changed).await;
+    }
+}
+
+pub async fn read_until(
     reader: &mut OwnedReadHalf,
     buf: &mut Vec<u8>,
     marker: &[u8],
@@ -174,7 +184,7 @@ const BODY: &[u8] = b"<body>m";
 
 /// Counts markers in everything mixd sends. A marker cut by a chunk boundary is found
 /// because the last bytes of each chunk are scanned again with the next.
-async fn scan(
+pub async fn scan(
     mut reader: OwnedReadHalf,
     counters: Arc<Counters>,
     tracker: Arc<std::sync::Mutex<Option<Arc<Tracker>>>>,

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use mixd::store::sqlite::{open, Durability};
 use mixd::store::{HistoryQuery, Page, Reader};
 
-use crate::peer::{Counters, Peer, Tracker};
+use crate::client::{login, Shared};
+use crate::peer::{wait_for, Counters, Peer, Tracker};
 use crate::{seed, Mixd, Scenario};
 
 pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
@@ -32,6 +33,15 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             memberships,
         } => startup(binary, channels, memberships).await,
         Scenario::Idle => idle(binary).await,
+        Scenario::E2e {
+            server,
+            domain,
+            mix,
+            members,
+            posters,
+            messages,
+            window,
+        } => e2e(&server, &domain, &mix, members, posters, messages, window).await,
         Scenario::Smoke => {
             fanout(binary, 10, 200, 16).await?;
             small_channels(binary, 10, 500, 64).await?;
@@ -368,5 +378,98 @@ async fn idle(binary: &Path) -> anyhow::Result<()> {
         mixd.connected_after.as_secs_f64()
     );
     mixd.stop();
+    Ok(())
+}
+
+/// Through the server: `members` client connections join one channel (MIX join and
+/// presence), `posters` of them post `messages` messages; every delivery is counted at the
+/// clients.
+async fn e2e(
+    server: &str,
+    domain: &str,
+    mix: &str,
+    members: usize,
+    posters: usize,
+    messages: usize,
+    window: usize,
+) -> anyhow::Result<()> {
+    let shared = Shared::default();
+    let mut users = Vec::with_capacity(members);
+    for i in 0..members {
+        users.push(login(server, domain, &format!("u{i}"), &shared).await?);
+    }
+    let wait = |target| wait_for(&shared.counters, &shared.first_error, results, target);
+    let channel = format!("e2e{}", std::process::id());
+    let jid = format!("{channel}@{mix}");
+    let before = results(&shared.counters);
+    users[0]
+        .send(&format!("<iq type='set' id='c' to='{mix}'><create xmlns='urn:xmpp:mix:core:1' channel='{channel}'/></iq>"))
+        .await?;
+    wait(before + 1).await?;
+    let before = results(&shared.counters);
+    for user in &mut users {
+        let name = user.name.clone();
+        user.send(&format!(
+            "<iq type='set' id='j' to='{jid}'><join xmlns='urn:xmpp:mix:core:1'>\
+             <subscribe node='urn:xmpp:mix:nodes:messages'/><nick>{name}</nick></join></iq><presence to='{jid}'/>"
+        ))
+        .await?;
+    }
+    wait(before + members as u64).await?;
+    let before = results(&shared.counters);
+    users[0]
+        .send(&format!(
+            "<iq type='get' id='p' to='{jid}'><ping xmlns='urn:xmpp:ping'/></iq>"
+        ))
+        .await?;
+    wait(before + 1).await?;
+
+    let tracker = Arc::new(Tracker::new(messages, members as u32));
+    *shared.tracker.lock().unwrap() = Some(tracker.clone());
+    let mut sent_at = vec![0u64; messages];
+    let start = Instant::now();
+    for (seq, sent) in sent_at.iter_mut().enumerate() {
+        if seq - tracker.completed.load(Ordering::Relaxed) as usize >= window {
+            let target = (seq + 1 - window) as u64;
+            wait_for(
+                &shared.counters,
+                &shared.first_error,
+                |_| tracker.completed.load(Ordering::Relaxed),
+                target,
+            )
+            .await?;
+        }
+        *sent = tracker.now();
+        users[seq % posters.max(1)]
+            .send(&format!(
+                "<message type='groupchat' id='s{seq}' to='{jid}'><body>m{seq}</body></message>"
+            ))
+            .await?;
+    }
+    wait_for(
+        &shared.counters,
+        &shared.first_error,
+        |_| tracker.completed.load(Ordering::Relaxed),
+        messages as u64,
+    )
+    .await?;
+    let wall = start.elapsed().as_secs_f64();
+    let mut latencies: Vec<f64> = (0..messages)
+        .map(|s| {
+            tracker.done_at[s]
+                .load(Ordering::Relaxed)
+                .saturating_sub(sent_at[s]) as f64
+                / 1e6
+        })
+        .collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "e2e via {server}: members={members} posters={posters} messages={messages} window={window}: {:.0} messages/s, \
+         {:.0} deliveries/s, post-to-last-delivery p50 {:.2} ms p99 {:.2} ms",
+        messages as f64 / wall,
+        (messages * members) as f64 / wall,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+    );
     Ok(())
 }
