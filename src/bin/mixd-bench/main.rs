@@ -90,6 +90,10 @@ pub enum Scenario {
         messages: usize,
         #[arg(long, default_value_t = 64)]
         window: usize,
+        /// Join through the user's own server (XEP-0405 `client-join`), as ejabberd's own
+        /// `mod_mix` wants, instead of joining the channel directly with presence.
+        #[arg(long)]
+        pam: bool,
     },
     /// Memory of an idle mixd with an empty database.
     Idle,

@@ -41,7 +41,16 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             posters,
             messages,
             window,
-        } => e2e(&server, &domain, &mix, members, posters, messages, window).await,
+            pam,
+        } => {
+            let target = Target {
+                server: &server,
+                domain: &domain,
+                mix: &mix,
+                pam,
+            };
+            e2e(target, members, posters, messages, window).await
+        }
         Scenario::Smoke => {
             fanout(binary, 10, 200, 16).await?;
             small_channels(binary, 10, 500, 64).await?;
@@ -384,15 +393,27 @@ async fn idle(binary: &Path) -> anyhow::Result<()> {
 /// Through the server: `members` client connections join one channel (MIX join and
 /// presence), `posters` of them post `messages` messages; every delivery is counted at the
 /// clients.
+/// Where the end-to-end clients go, and how they join.
+struct Target<'a> {
+    server: &'a str,
+    domain: &'a str,
+    mix: &'a str,
+    pam: bool,
+}
+
 async fn e2e(
-    server: &str,
-    domain: &str,
-    mix: &str,
+    target: Target<'_>,
     members: usize,
     posters: usize,
     messages: usize,
     window: usize,
 ) -> anyhow::Result<()> {
+    let Target {
+        server,
+        domain,
+        mix,
+        pam,
+    } = target;
     let shared = Shared::default();
     let mut users = Vec::with_capacity(members);
     for i in 0..members {
@@ -409,20 +430,29 @@ async fn e2e(
     let before = results(&shared.counters);
     for user in &mut users {
         let name = user.name.clone();
-        user.send(&format!(
-            "<iq type='set' id='j' to='{jid}'><join xmlns='urn:xmpp:mix:core:1'>\
-             <subscribe node='urn:xmpp:mix:nodes:messages'/><nick>{name}</nick></join></iq><presence to='{jid}'/>"
-        ))
-        .await?;
+        let join = format!(
+            "<join xmlns='urn:xmpp:mix:core:1'><subscribe node='urn:xmpp:mix:nodes:messages'/><nick>{name}</nick></join>"
+        );
+        let stanza = if pam {
+            format!(
+                "<iq type='set' id='j' to='{name}@{domain}'><client-join xmlns='urn:xmpp:mix:pam:2' channel='{jid}'>{join}</client-join></iq>"
+            )
+        } else {
+            format!("<iq type='set' id='j' to='{jid}'>{join}</iq><presence to='{jid}'/>")
+        };
+        user.send(&stanza).await?;
     }
     wait(before + members as u64).await?;
-    let before = results(&shared.counters);
-    users[0]
-        .send(&format!(
-            "<iq type='get' id='p' to='{jid}'><ping xmlns='urn:xmpp:ping'/></iq>"
-        ))
-        .await?;
-    wait(before + 1).await?;
+    if !pam {
+        // A ping after the presences proves the channel has seen them all.
+        let before = results(&shared.counters);
+        users[0]
+            .send(&format!(
+                "<iq type='get' id='p' to='{jid}'><ping xmlns='urn:xmpp:ping'/></iq>"
+            ))
+            .await?;
+        wait(before + 1).await?;
+    }
 
     let tracker = Arc::new(Tracker::new(messages, members as u32));
     *shared.tracker.lock().unwrap() = Some(tracker.clone());
@@ -464,8 +494,9 @@ async fn e2e(
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "e2e via {server}: members={members} posters={posters} messages={messages} window={window}: {:.0} messages/s, \
+        "e2e via {server} to {mix}{}: members={members} posters={posters} messages={messages} window={window}: {:.0} messages/s, \
          {:.0} deliveries/s, post-to-last-delivery p50 {:.2} ms p99 {:.2} ms",
+        if pam { " (client-join)" } else { "" },
         messages as f64 / wall,
         (messages * members) as f64 / wall,
         percentile(&latencies, 0.5),
