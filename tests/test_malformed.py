@@ -35,6 +35,8 @@ BAD_IQS = [
     ("set", True, "<clear xmlns='urn:mixd:history:0' upto='yesterday'/>"),
     ("set", False, f"<query xmlns='{G}' status='create_group'/>"),
     ("set", False, f"<query xmlns='{G}' status='no_such_operation'/>"),
+    ("set", False, f"<query xmlns='{G}' status='create_group' group_id='half-made'>"
+                   "<participants><participant>localhost</participant></participants></query>"),
     ("set", True, f"<query xmlns='{G}' status='user_exit_group'/>"),
     ("set", True, f"<query xmlns='{G}' status='user_exit_group'><participant>not a jid@@</participant></query>"),
     ("set", True, f"<query xmlns='{G}' status='make_admin'><participant>nobody@localhost</participant></query>"),
@@ -78,6 +80,11 @@ def test_malformed_requests_get_errors_and_change_nothing(server, mixd, channel_
                 alice.send_raw(f"<message xmlns='jabber:client' to='{channel}' type='groupchat'>{payload}</message>")
                 error = await alice.next_error()
                 assert error["error"]["condition"] == "item-not-found", payload
+
+            # The refused create_group left no group behind.
+            condition, _ = await alice.iq_error(
+                alice.plugin["xep_0369"].join_channel(alice.channel("half-made"), "a", timeout=10))
+            assert condition == "item-not-found"
 
             # Still up, still the same channel and archive.
             participants = await alice.plugin["xep_0369"].list_participants(alice.channel(channel_name), timeout=10)

@@ -30,7 +30,9 @@ fn collect_participants(element: &Element, jids: &mut Vec<BareJid>) -> Outcome<(
         if child.name() == "participant" && child.children().next().is_none() {
             let text = child.text();
             let jid = BareJid::new(text.trim())
-                .map_err(|_| bad(format!("'{text}' is not a user's JID")))?;
+                .ok()
+                .filter(|jid| jid.node().is_some())
+                .ok_or_else(|| bad(format!("'{text}' is not a user's JID")))?;
             jids.push(jid);
         } else {
             collect_participants(child, jids)?;
