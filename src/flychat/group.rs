@@ -7,12 +7,8 @@ use minidom::Element;
 
 use super::{descendant_text, render, NS};
 use crate::core::{Condition, Dialect, Groups, InfoChange, Micros, Outcome, Refusal};
-use crate::mix::{Envelope, Handled, Service};
+use crate::mix::{bad_request, Envelope, Handled, Service};
 use crate::xml::Xml;
-
-fn bad(text: impl Into<String>) -> Refusal {
-    Refusal::new(Condition::BadRequest, text)
-}
 
 fn group_name<'a>(env: &'a Envelope) -> &'a str {
     env.channel.as_deref().unwrap_or_default()
@@ -32,7 +28,7 @@ fn collect_participants(element: &Element, jids: &mut Vec<BareJid>) -> Outcome<(
             let jid = BareJid::new(text.trim())
                 .ok()
                 .filter(|jid| jid.node().is_some())
-                .ok_or_else(|| bad(format!("'{text}' is not a user's JID")))?;
+                .ok_or_else(|| bad_request(format!("'{text}' is not a user's JID")))?;
             jids.push(jid);
         } else {
             collect_participants(child, jids)?;
@@ -46,7 +42,7 @@ fn named_participant(query: &Element) -> Outcome<BareJid> {
     participant_jids(query)?
         .into_iter()
         .next()
-        .ok_or_else(|| bad("the request names no <participant/>"))
+        .ok_or_else(|| bad_request("the request names no <participant/>"))
 }
 
 /// The profile fields of a `<vCard>`: nickName is the group's name, image and thumbImage its
@@ -70,7 +66,7 @@ pub fn create(
     let id = query
         .attr("group_id")
         .filter(|id| !id.is_empty())
-        .ok_or_else(|| bad("create_group needs the group_id attribute"))?;
+        .ok_or_else(|| bad_request("create_group needs the group_id attribute"))?;
     let creator = env.sender();
     let mut members = vec![creator.clone()];
     members.extend(participant_jids(query)?);
@@ -146,7 +142,7 @@ pub fn participants(groups: &Groups, env: &Envelope) -> Outcome<Handled> {
 pub fn add(groups: &mut Groups, env: &Envelope, query: &Element, now: Micros) -> Outcome<Handled> {
     let users = participant_jids(query)?;
     if users.is_empty() {
-        return Err(bad("add_participants names no <participant/>"));
+        return Err(bad_request("add_participants names no <participant/>"));
     }
     let facts = groups.add_participants(
         group_name(env),

@@ -12,7 +12,7 @@ use minidom::Element;
 
 use super::render;
 use crate::core::{Condition, Groups, Outcome, Refusal};
-use crate::mix::{find_message, Envelope, ErrorKind, Handled, Service};
+use crate::mix::{bad_request, find_message, Envelope, ErrorKind, Handled, Service};
 use crate::store::{Archived, HistoryQuery, Page};
 use crate::xml::{ns, Xml};
 
@@ -21,10 +21,6 @@ pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
 const FIRST_MEDIA_PAGE: usize = 3;
 const MEDIA_PAGE: usize = 10;
-
-fn bad(text: impl Into<String>) -> Refusal {
-    Refusal::new(Condition::BadRequest, text)
-}
 
 pub fn query(
     groups: &Groups,
@@ -37,7 +33,7 @@ pub fn query(
     let group = match (query.attr("to_user"), &env.channel) {
         (Some(to_user), _) => {
             let jid = BareJid::new(to_user)
-                .map_err(|_| bad(format!("to_user: '{to_user}' is not a JID")))?;
+                .map_err(|_| bad_request(format!("to_user: '{to_user}' is not a JID")))?;
             if jid.domain().as_str() != service.domain {
                 return Err(Refusal::new(
                     Condition::ItemNotFound,
@@ -46,10 +42,10 @@ pub fn query(
             }
             jid.node()
                 .map(|n| n.to_string())
-                .ok_or_else(|| bad("to_user names no group"))?
+                .ok_or_else(|| bad_request("to_user names no group"))?
         }
         (None, Some(channel)) => channel.clone(),
-        (None, None) => return Err(bad("the history query needs to_user")),
+        (None, None) => return Err(bad_request("the history query needs to_user")),
     };
     let (channel, requester) = groups.participant_of(&group, &env.sender())?;
     let mut history = HistoryQuery {
@@ -63,14 +59,14 @@ pub fn query(
             history.max = match query.attr("limit").filter(|l| !l.is_empty()) {
                 Some(limit) => limit
                     .parse::<usize>()
-                    .map_err(|_| bad(format!("limit: '{limit}' is not a number")))?,
+                    .map_err(|_| bad_request(format!("limit: '{limit}' is not a number")))?,
                 None => DEFAULT_LIMIT,
             }
             .clamp(1, MAX_LIMIT);
             let row = match query.attr("row_id").filter(|r| !r.is_empty() && *r != "0") {
                 Some(row) => Some(
                     row.parse::<i64>()
-                        .map_err(|_| bad(format!("row_id: '{row}' is not a row id")))?,
+                        .map_err(|_| bad_request(format!("row_id: '{row}' is not a row id")))?,
                 ),
                 None => None,
             };
@@ -106,7 +102,7 @@ pub fn query(
             }
             true
         }
-        other => return Err(bad(format!("unknown history query '{other}'"))),
+        other => return Err(bad_request(format!("unknown history query '{other}'"))),
     };
     let reply_to = env.reply_to();
     Ok(Handled::Read(Box::new(move |reader| {

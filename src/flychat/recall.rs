@@ -24,7 +24,7 @@ pub fn handle(
         .filter(|id| !id.is_empty())
         .collect();
     if ids.is_empty() {
-        return Err(Refusal::new(Condition::BadRequest, "recall needs msgid"));
+        return Err(crate::mix::bad_request("recall needs msgid"));
     }
     let (key, role) = {
         let (channel, _) = groups.participant_of(name, &actor)?;

@@ -171,7 +171,8 @@ pub fn handle(groups: &mut Groups, service: &Service, stanza: &Element, now: Mic
     }
 }
 
-fn bad_request(text: impl Into<String>) -> Refusal {
+/// A `bad-request` refusal with its text; shared by both dialects.
+pub fn bad_request(text: impl Into<String>) -> Refusal {
     Refusal::new(crate::core::Condition::BadRequest, text)
 }
 
