@@ -19,8 +19,31 @@ CREATE TABLE channels (
     info_history     INTEGER NOT NULL DEFAULT 1,
     info_updated_at  INTEGER NOT NULL,
     -- Messages in the archive, so that history can give its count without counting.
-    message_count    INTEGER NOT NULL DEFAULT 0
+    message_count    INTEGER NOT NULL DEFAULT 0,
+    -- Membership settings: 0 open, 1 invitation only, 2 by request; 1 when only owners and
+    -- admins may post; the group's member limit (NULL: the service's).
+    join_policy      INTEGER NOT NULL DEFAULT 0,
+    muted            INTEGER NOT NULL DEFAULT 0,
+    max_members      INTEGER
 );
+
+-- The allowed (list 0) and banned (list 1) lists: bare JIDs, or domains for a whole domain.
+CREATE TABLE channel_access (
+    channel INTEGER NOT NULL REFERENCES channels (key) ON DELETE CASCADE,
+    list    INTEGER NOT NULL,
+    entry   TEXT    NOT NULL,
+    PRIMARY KEY (channel, list, entry)
+) WITHOUT ROWID;
+
+-- Invitations (kind 0, `by` the inviter) and join requests (kind 1) not yet answered.
+CREATE TABLE pending (
+    channel INTEGER NOT NULL REFERENCES channels (key) ON DELETE CASCADE,
+    jid     TEXT    NOT NULL,
+    kind    INTEGER NOT NULL,
+    by      TEXT    NOT NULL,
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (channel, jid)
+) WITHOUT ROWID;
 
 -- Owners of a channel, who need not be participants.
 CREATE TABLE channel_owners (
@@ -30,8 +53,9 @@ CREATE TABLE channel_owners (
 ) WITHOUT ROWID;
 
 -- Participants: `id` is the stable participant id, `nodes` a bit set of subscribed nodes
--- (1 messages, 2 presence, 4 participants, 8 info), `role` 0 member, 1 admin, 2 owner,
--- `dialect` the shape its client understands (0 MIX, 1 FlyChat).
+-- (1 messages, 2 presence, 4 participants, 8 info, 16 config), `role` 0 member, 1 admin,
+-- 2 owner, `dialect` the shape its client understands (0 MIX, 1 FlyChat), `muted_until` the
+-- time before which it may not post (0: not muted).
 CREATE TABLE participants (
     channel   INTEGER NOT NULL REFERENCES channels (key) ON DELETE CASCADE,
     jid       TEXT    NOT NULL,
@@ -43,6 +67,7 @@ CREATE TABLE participants (
     joined_at INTEGER NOT NULL,
     -- Messages up to this archive id are hidden from this participant's own history.
     cleared_upto INTEGER NOT NULL DEFAULT 0,
+    muted_until  INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (channel, jid)
 ) WITHOUT ROWID;
 
@@ -69,7 +94,8 @@ CREATE TABLE messages (
     moderated         INTEGER NOT NULL DEFAULT 0,
     moderation_reason TEXT,
     -- A notice instead of a message (a group event: 1 created, 2 added, 3 left or removed,
-    -- 4 profile updated, 5 made admin); `sender` did it, `notice_target` is whom it concerns.
+    -- 4 profile updated, 5 made admin, and mixd's kinds 6–18 of src/core/notice.rs);
+    -- `sender` did it, `notice_target` is whom it concerns.
     notice            INTEGER NOT NULL DEFAULT 0,
     notice_target     TEXT
 );

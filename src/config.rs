@@ -27,7 +27,8 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct Options {
     /// TOML file with any of the settings below (keys: server, jid, secret, database,
-    /// user_domains, log_format, durability, keepalive, max_message_bytes).
+    /// user_domains, log_format, durability, keepalive, max_message_bytes, max_members,
+    /// max_groups_per_creator, keep_archive).
     #[arg(long, env = "MIXD_CONFIG", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -81,6 +82,22 @@ pub struct Options {
     #[arg(long, env = "MIXD_MAX_MESSAGE_BYTES", value_name = "BYTES")]
     #[serde(alias = "max-message-bytes")]
     pub max_message_bytes: Option<usize>,
+
+    /// Participants per group; a group's owner may set a lower limit [default: 10000].
+    #[arg(long, env = "MIXD_MAX_MEMBERS", value_name = "N")]
+    #[serde(alias = "max-members")]
+    pub max_members: Option<usize>,
+
+    /// Groups one user may have created and not deleted, 0 for no limit [default: 1000].
+    #[arg(long, env = "MIXD_MAX_GROUPS_PER_CREATOR", value_name = "N")]
+    #[serde(alias = "max-groups-per-creator")]
+    pub max_groups_per_creator: Option<usize>,
+
+    /// Keep a deleted group's archive in the database (for the operator; no client can read
+    /// it) instead of erasing it with the group [default: false].
+    #[arg(long, env = "MIXD_KEEP_ARCHIVE", value_name = "BOOL")]
+    #[serde(alias = "keep-archive")]
+    pub keep_archive: Option<bool>,
 }
 
 /// The settings mixd runs with, every one resolved.
@@ -95,6 +112,9 @@ pub struct Settings {
     pub durability: Durability,
     pub max_message_bytes: usize,
     pub keepalive: std::time::Duration,
+    pub max_members: usize,
+    pub max_groups_per_creator: usize,
+    pub keep_archive: bool,
 }
 
 impl fmt::Debug for Settings {
@@ -109,6 +129,9 @@ impl fmt::Debug for Settings {
             .field("durability", &self.durability)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("keepalive", &self.keepalive)
+            .field("max_members", &self.max_members)
+            .field("max_groups_per_creator", &self.max_groups_per_creator)
+            .field("keep_archive", &self.keep_archive)
             .finish()
     }
 }
@@ -150,6 +173,12 @@ impl Options {
         origin("durability", file.durability.is_some());
         origin("keepalive", file.keepalive.is_some());
         origin("max_message_bytes", file.max_message_bytes.is_some());
+        origin("max_members", file.max_members.is_some());
+        origin(
+            "max_groups_per_creator",
+            file.max_groups_per_creator.is_some(),
+        );
+        origin("keep_archive", file.keep_archive.is_some());
 
         let server = self
             .server
@@ -207,7 +236,16 @@ impl Options {
                 .max_message_bytes
                 .or(file.max_message_bytes)
                 .unwrap_or(64 * 1024),
+            max_members: self.max_members.or(file.max_members).unwrap_or(10_000),
+            max_groups_per_creator: self
+                .max_groups_per_creator
+                .or(file.max_groups_per_creator)
+                .unwrap_or(1_000),
+            keep_archive: self.keep_archive.or(file.keep_archive).unwrap_or(false),
         };
+        if settings.max_members == 0 {
+            bail!("max_members must be at least 1");
+        }
         if settings.keepalive.is_zero() {
             bail!("keepalive must be at least 1 second");
         }
@@ -283,6 +321,21 @@ impl Settings {
                 "keepalive",
                 self.keepalive.as_secs().to_string(),
                 "seconds of server silence before mixd pings it",
+            ),
+            (
+                "max_members",
+                self.max_members.to_string(),
+                "participants per group (a group may set fewer)",
+            ),
+            (
+                "max_groups_per_creator",
+                self.max_groups_per_creator.to_string(),
+                "groups one user may have created (0: no limit)",
+            ),
+            (
+                "keep_archive",
+                self.keep_archive.to_string(),
+                "a deleted group's archive stays in the database",
             ),
         ];
         let mut out = String::from("configuration is valid:\n");

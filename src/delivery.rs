@@ -6,10 +6,14 @@
 
 use jid::BareJid;
 
-use crate::core::{Channel, Dialect, Fact, Groups, Nodes, Participant, ReceiptKind};
+use crate::core::{
+    AccessList, Channel, Dialect, Fact, Groups, Nodes, Participant, PendingKind, ReceiptKind, Role,
+};
 use crate::flychat;
-use crate::mix::render::{self, Template, NODE_INFO, NODE_PARTICIPANTS};
-use crate::mix::Service;
+use crate::mix::render::{
+    self, Template, NODE_ALLOWED, NODE_BANNED, NODE_CONFIG, NODE_INFO, NODE_PARTICIPANTS,
+};
+use crate::mix::{self, Service};
 use crate::store::Completion;
 use crate::xml::{ns, Xml};
 
@@ -19,13 +23,92 @@ pub fn deliver(groups: &Groups, service: &Service, facts: &[Fact], out: &mut Vec
     for fact in facts {
         mix(groups, service, fact, out);
         flychat(groups, service, fact, out);
+        membership(groups, service, fact, out);
+    }
+}
+
+/// Invitations, join requests and their outcomes, the same in both dialects: to the invitee,
+/// to the owners and admins who decide, and to the requester. Each carries a readable
+/// `<body>` too: plain clients show it, and ejabberd does not route a bodiless `normal`
+/// message to a bare JID.
+fn membership(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
+    let (Fact::PendingAdded { key, pending } | Fact::PendingResolved { key, pending, .. }) = fact
+    else {
+        return;
+    };
+    let Some(channel) = groups.channel_by_key(*key) else {
+        return;
+    };
+    let jid = service.channel_jid(&channel.name);
+    let kind = match pending.kind {
+        PendingKind::Invited => "invitation",
+        PendingKind::Requested => "request",
+    };
+    // Owners and admins, whether or not they take part.
+    let mut deciders: Vec<&BareJid> = channel.admins().map(|p| &p.jid).collect();
+    for owner in &channel.owners {
+        if !deciders.contains(&owner) {
+            deciders.push(owner);
+        }
+    }
+    let (template, recipients) = match fact {
+        Fact::PendingAdded { .. } if pending.kind == PendingKind::Invited => {
+            let template = render::membership_notice(&jid, |x| {
+                x.leaf(
+                    "body",
+                    "",
+                    &format!("{} invites you to join {jid}", pending.by),
+                );
+                render::invitation(x, &jid, pending);
+            });
+            (template, vec![&pending.jid])
+        }
+        Fact::PendingAdded { .. } => {
+            let template = render::membership_notice(&jid, |x| {
+                x.leaf("body", "", &format!("{} asks to join {jid}", pending.jid));
+                x.open("join-request", ns::MIXD_ADMIN)
+                    .attr("channel", &jid)
+                    .attr("jid", pending.jid.as_str())
+                    .attr("at", &render::timestamp(pending.at))
+                    .close();
+            });
+            (template, deciders)
+        }
+        Fact::PendingResolved { by, accepted, .. } => {
+            let outcome = if *accepted { "accepted" } else { "declined" };
+            let text = match pending.kind {
+                PendingKind::Invited => format!("{by} {outcome} the invitation to {jid}"),
+                PendingKind::Requested => {
+                    format!(
+                        "{by} {outcome} the request of {} to join {jid}",
+                        pending.jid
+                    )
+                }
+            };
+            let template = render::membership_notice(&jid, |x| {
+                x.leaf("body", "", &text);
+                x.open("decision", ns::MIXD_ADMIN)
+                    .attr("channel", &jid)
+                    .attr("kind", kind)
+                    .attr("jid", pending.jid.as_str())
+                    .attr("accepted", if *accepted { "true" } else { "false" })
+                    .attr("by", by.as_str())
+                    .close();
+            });
+            deciders.push(&pending.jid);
+            (template, deciders)
+        }
+        _ => return,
+    };
+    for recipient in recipients {
+        out.push(template.to(recipient.as_str()));
     }
 }
 
 /// What FlyChat clients are told (flychat-wire.md §2–3): messages from others, and the
 /// group events that drive the SDK's `groupProfileListener`.
 fn flychat(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
-    if let Fact::ChannelDestroyed { channel } = fact {
+    if let Fact::ChannelDestroyed { channel, .. } = fact {
         let template =
             flychat::render::group_deleted(&service.channel_jid(&channel.name), &channel.name);
         for p in channel
@@ -76,8 +159,83 @@ fn flychat(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String
         Fact::InfoChanged { info, by, .. } => {
             (flychat::render::profile_updated(&jid, info, by), None, None)
         }
-        Fact::RoleChanged { jid: admin, by, .. } => {
-            (flychat::render::made_admin(&jid, admin, by), None, None)
+        Fact::RoleChanged {
+            jid: target,
+            role,
+            by,
+            ..
+        } => {
+            let template = match role {
+                Role::Admin => flychat::render::made_admin(&jid, target, by),
+                Role::Owner => flychat::render::info_event(
+                    &jid,
+                    "owner_changed",
+                    by,
+                    &[("new_owner", target.as_str())],
+                ),
+                Role::Member => flychat::render::info_event(
+                    &jid,
+                    "admin_revoked",
+                    by,
+                    &[("jid", target.as_str())],
+                ),
+            };
+            (template, None, None)
+        }
+        Fact::SettingsChanged { settings, by, .. } => {
+            let limit = settings
+                .max_members
+                .unwrap_or(groups.rules.max_members)
+                .to_string();
+            let template = flychat::render::info_event(
+                &jid,
+                "group_settings_updated",
+                by,
+                &[
+                    ("policy", settings.policy.name()),
+                    ("muted", if settings.muted { "1" } else { "0" }),
+                    ("max_members", &limit),
+                ],
+            );
+            (template, None, None)
+        }
+        Fact::Muted {
+            jid: target,
+            until,
+            by,
+            ..
+        } => {
+            let until = flychat::render::time(*until);
+            let template = flychat::render::info_event(
+                &jid,
+                "user_muted",
+                by,
+                &[("jid", target.as_str()), ("until", &until)],
+            );
+            (template, None, None)
+        }
+        Fact::AccessChanged {
+            list,
+            entry,
+            present,
+            by,
+            ..
+        } => {
+            let list = match list {
+                AccessList::Allowed => "allowed",
+                AccessList::Banned => "banned",
+            };
+            let template = flychat::render::info_event(
+                &jid,
+                "access_updated",
+                by,
+                &[
+                    ("list", list),
+                    ("entry", entry.as_str()),
+                    ("present", if *present { "1" } else { "0" }),
+                ],
+            );
+            (template, None, None)
         }
         Fact::ChatState { sender, state, .. } => (
             flychat::render::typing(&jid, &channel.name, sender, *state),
@@ -210,13 +368,48 @@ fn mix(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
             });
             address(&template, channel.subscribers(Nodes::INFO), out);
         }
-        Fact::ChannelDestroyed { channel } => destroyed(service, channel, out),
+        Fact::ChannelDestroyed { channel, .. } => destroyed(service, channel, out),
+        Fact::RoleChanged { key, by, .. }
+        | Fact::SettingsChanged { key, by, .. }
+        | Fact::Muted { key, by, .. } => {
+            let Some(channel) = groups.channel_by_key(*key) else {
+                return;
+            };
+            let template = render::event(&service.channel_jid(&channel.name), NODE_CONFIG, |x| {
+                x.open("item", "").attr("id", mix::config::ITEM);
+                mix::config::form(x, channel, groups.rules.max_members, Some(by));
+                x.close();
+            });
+            address(&template, channel.subscribers(Nodes::CONFIG), out);
+        }
+        Fact::AccessChanged {
+            key,
+            list,
+            entry,
+            present,
+            ..
+        } => {
+            let Some(channel) = groups.channel_by_key(*key) else {
+                return;
+            };
+            let node = match list {
+                AccessList::Allowed => NODE_ALLOWED,
+                AccessList::Banned => NODE_BANNED,
+            };
+            let template = render::event(&service.channel_jid(&channel.name), node, |x| {
+                x.open(if *present { "item" } else { "retract" }, "")
+                    .attr("id", entry.as_str())
+                    .close();
+            });
+            address(&template, channel.admins(), out);
+        }
         Fact::ChannelCreated { .. }
         | Fact::SubscriptionChanged { .. }
         | Fact::PresenceChanged { .. }
         | Fact::Receipt(_)
-        | Fact::RoleChanged { .. }
         | Fact::Noticed(_)
+        | Fact::PendingAdded { .. }
+        | Fact::PendingResolved { .. }
         | Fact::HistoryCleared { .. } => {}
     }
 }

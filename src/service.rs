@@ -27,6 +27,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let rules = Rules {
         user_domains: settings.user_domains.clone(),
         max_message_bytes: settings.max_message_bytes,
+        max_members: settings.max_members,
+        max_groups_per_creator: settings.max_groups_per_creator,
+        keep_archive: settings.keep_archive,
         ..Rules::default()
     };
     let mut groups = Groups::new(rules.clone(), reader.snapshot()?);

@@ -48,6 +48,12 @@ pub mod ns {
     pub const MIXD_HISTORY: &str = "urn:mixd:history:0";
     /// mixd's own MAM filter field namespace (`{urn:mixd:mam:0}media`).
     pub const MIXD_MAM: &str = "urn:mixd:mam:0";
+    /// mixd's group administration requests and notifications (docs/protocol.md).
+    pub const MIXD_ADMIN: &str = "urn:mixd:admin:0";
+    /// Group events as history shows them to MIX clients.
+    pub const MIXD_NOTICE: &str = "urn:mixd:notice:0";
+    pub const MIX_ADMIN: &str = "urn:xmpp:mix:admin:0";
+    pub const MIX_MISC: &str = "urn:xmpp:mix:misc:0";
 }
 
 /// Escapes text for use in element content or in an attribute quoted with `'`.

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness.client import Client  # noqa: E402
 from harness.servers import SERVERS, Mixd  # noqa: E402
 
-USERS = ("alice", "bob", "carol", "dave", "eve")
+USERS = ("alice", "bob", "carol", "dave", "eve", "frank", "grace")
 
 
 @pytest.fixture(scope="module", params=sorted(SERVERS))

@@ -1,12 +1,11 @@
 //! Adding participants directly (what the FlyChat SDK's createGroup and addParticipants do):
-//! owners and admins add users, who are in at once and told. Users already in are skipped.
+//! owners and admins add users, who are in at once and told, whatever the join policy. Users
+//! already in are skipped; one not admitted by the access lists, or more users than the member
+//! limit has room for, refuse the whole request.
 
 use jid::BareJid;
 
-use super::{
-    Condition, Dialect, Fact, Groups, Micros, Nodes, Outcome, Participant, ParticipantId, Refusal,
-    Role,
-};
+use super::{Condition, Dialect, Fact, Groups, Micros, Nodes, Outcome, Refusal, Role};
 
 /// The most users one request may add.
 pub const MAX_ADDED_PER_REQUEST: usize = 256;
@@ -34,13 +33,6 @@ impl Groups {
             ));
         }
         let key = channel.key;
-        // Where history is not shared, new members see only what comes after they join.
-        let start = if channel.info.history_visible {
-            0
-        } else {
-            self.last_message_id
-        };
-        let owners = channel.owners.clone();
         let mut added: Vec<&BareJid> = Vec::new();
         for user in users {
             if user.node().is_none() {
@@ -50,32 +42,18 @@ impl Groups {
                 ));
             }
             if channel.participant(user).is_none() && !added.contains(&user) {
+                Self::admitted(channel, user)?;
                 added.push(user);
             }
         }
+        self.room_for(channel, added.len())?;
+        let added: Vec<BareJid> = added.into_iter().cloned().collect();
         let facts = added
-            .into_iter()
-            .map(|user| {
-                let nick = user.node().map(|n| n.to_string()).unwrap_or_default();
-                Fact::Joined {
-                    key,
-                    by: actor.clone(),
-                    participant: Participant {
-                        id: ParticipantId(self.ids.next_u64()),
-                        jid: user.clone(),
-                        nick,
-                        nodes: Nodes::ALL,
-                        role: if owners.contains(user) {
-                            Role::Owner
-                        } else {
-                            Role::Member
-                        },
-                        dialect,
-                        joined_at: now,
-                        cleared_upto: start,
-                        online: Vec::new(),
-                    },
-                }
+            .iter()
+            .map(|user| Fact::Joined {
+                key,
+                by: actor.clone(),
+                participant: self.newcomer(name, user, None, Nodes::ALL, dialect, now),
             })
             .collect();
         Ok(self.apply_noted(facts, now))

@@ -20,6 +20,14 @@ impl Groups {
                 format!("users of {} may not create channels here", actor.domain()),
             ));
         }
+        let limit = self.rules.max_groups_per_creator;
+        let created = self.created.get(actor).copied().unwrap_or(0);
+        if limit > 0 && created >= limit {
+            return Err(Refusal::new(
+                Condition::ResourceConstraint,
+                format!("{actor} has created {created} groups, the most one user may have"),
+            ));
+        }
         let name = match name {
             Some(requested) => {
                 let name = valid_channel_name(requested)?;
@@ -91,6 +99,21 @@ mod tests {
         let (b, _) = g.create(&jid("alice@localhost"), None, 1).unwrap();
         assert_ne!(a, b);
         assert_eq!(g.channel(&b).unwrap().key, 2);
+    }
+
+    #[test]
+    fn groups_per_creator_are_limited_and_deleting_frees_a_place() {
+        let mut g = groups();
+        g.rules.max_groups_per_creator = 2;
+        let alice = jid("alice@localhost");
+        g.create(&alice, Some("a"), 1).unwrap();
+        g.create(&alice, Some("b"), 1).unwrap();
+        let err = g.create(&alice, Some("c"), 1).unwrap_err();
+        assert_eq!(err.condition, Condition::ResourceConstraint);
+        assert!(g.channel("c").is_none());
+        g.create(&jid("bob@localhost"), Some("c"), 1).unwrap();
+        g.destroy(&alice, "a", 2).unwrap();
+        g.create(&alice, Some("d"), 3).unwrap();
     }
 
     #[test]

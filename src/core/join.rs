@@ -1,15 +1,18 @@
 //! Joining a channel (XEP-0369 §7.1.2) with the node subscriptions asked for, and
 //! optionally a nick. Joining again updates the subscriptions and keeps the participant id.
+//! Who may join first time is the group's to say: its allowed and banned lists, its join
+//! policy (an invite-only group takes the invited, a group taking requests its approved
+//! requesters, who are added by the approval) and its member limit.
 
 use jid::BareJid;
 
 use super::{
-    Condition, Dialect, Fact, Groups, Micros, Nodes, Outcome, Participant, ParticipantId, Refusal,
-    Role,
+    Condition, Dialect, Fact, Groups, JoinPolicy, Micros, Nodes, Outcome, Participant,
+    ParticipantId, PendingKind, Refusal, Role,
 };
 
 impl Groups {
-    /// Returns the participant as joined with the facts.
+    /// A MIX client joins; returns the participant as joined with the facts.
     pub fn join(
         &mut self,
         name: &str,
@@ -18,57 +21,61 @@ impl Groups {
         nodes: Nodes,
         now: Micros,
     ) -> Outcome<(Participant, Vec<Fact>)> {
-        let id = ParticipantId(self.ids.next_u64());
+        self.join_as(name, actor, nick, nodes, Dialect::Mix, now)
+    }
+
+    /// Joins `actor`, whose client speaks `dialect`.
+    pub fn join_as(
+        &mut self,
+        name: &str,
+        actor: &BareJid,
+        nick: Option<&str>,
+        nodes: Nodes,
+        dialect: Dialect,
+        now: Micros,
+    ) -> Outcome<(Participant, Vec<Fact>)> {
         let max_nick = self.rules.max_nick_bytes;
-        let last_message_id = self.last_message_id;
         let channel = self.existing(name)?;
-        let previous = channel.participant(actor);
-        let joining_again = previous.is_some();
+        Self::admitted(channel, actor)?;
+        let previous = channel.participant(actor).cloned();
+        if previous.is_none() {
+            let invited = channel
+                .pending(actor)
+                .is_some_and(|p| p.kind == PendingKind::Invited);
+            let refusal = match channel.settings.policy {
+                _ if invited || channel.is_owner(actor) => None,
+                JoinPolicy::Open => None,
+                JoinPolicy::Invite => Some(format!("'{name}' is joined by invitation only")),
+                JoinPolicy::Request => Some(format!(
+                    "'{name}' takes join requests: ask to join and wait for an admin's approval"
+                )),
+            };
+            if let Some(text) = refusal {
+                return Err(Refusal::new(Condition::Forbidden, text));
+            }
+            self.room_for(channel, 1)?;
+        }
         let nick = match nick {
-            Some(nick) => checked_nick(nick, max_nick)?,
-            None => previous.map_or_else(
-                || {
-                    actor
-                        .node()
-                        .map_or_else(|| actor.to_string(), |n| n.to_string())
-                },
-                |p| p.nick.clone(),
-            ),
+            Some(nick) => Some(checked_nick(nick, max_nick)?),
+            None => previous.as_ref().map(|p| p.nick.clone()),
         };
-        if channel.nick_taken(&nick, actor) {
+        let participant = match previous {
+            Some(previous) => Participant {
+                nick: nick.unwrap_or(previous.nick.clone()),
+                nodes,
+                dialect,
+                ..previous
+            },
+            None => self.newcomer(name, actor, nick, nodes, dialect, now),
+        };
+        let channel = self.existing(name)?;
+        if channel.nick_taken(&participant.nick, actor) {
             return Err(Refusal::new(
                 Condition::Conflict,
-                format!("the nick '{nick}' is taken in '{name}'"),
+                format!("the nick '{}' is taken in '{name}'", participant.nick),
             ));
         }
-        let participant = Participant {
-            id: previous.map_or(id, |p| p.id),
-            jid: actor.clone(),
-            nick,
-            nodes,
-            role: previous.map_or_else(
-                || {
-                    if channel.is_owner(actor) {
-                        Role::Owner
-                    } else {
-                        Role::Member
-                    }
-                },
-                |p| p.role,
-            ),
-            dialect: Dialect::Mix,
-            joined_at: previous.map_or(now, |p| p.joined_at),
-            // Where history is not shared, new members see only what comes after they join.
-            cleared_upto: previous.map_or(
-                if channel.info.history_visible {
-                    0
-                } else {
-                    last_message_id
-                },
-                |p| p.cleared_upto,
-            ),
-            online: previous.map(|p| p.online.clone()).unwrap_or_default(),
-        };
+        let joining_again = channel.participant(actor).is_some();
         let fact = Fact::Joined {
             key: channel.key,
             participant: participant.clone(),
@@ -81,6 +88,40 @@ impl Groups {
             self.apply_noted(vec![fact], now)
         };
         Ok((participant, facts))
+    }
+
+    /// A new participant of channel `name` (which exists): a fresh id, the user's localpart
+    /// as nick unless one is given, owner if it owns the channel; where history is not
+    /// shared, it sees only what comes after it joins.
+    pub(super) fn newcomer(
+        &mut self,
+        name: &str,
+        jid: &BareJid,
+        nick: Option<String>,
+        nodes: Nodes,
+        dialect: Dialect,
+        now: Micros,
+    ) -> Participant {
+        let id = ParticipantId(self.ids.next_u64());
+        let last_message_id = self.last_message_id;
+        let channel = self.channels.get(name);
+        let owner = channel.is_some_and(|c| c.is_owner(jid));
+        let history_visible = channel.is_none_or(|c| c.info.history_visible);
+        Participant {
+            id,
+            jid: jid.clone(),
+            nick: nick.unwrap_or_else(|| {
+                jid.node()
+                    .map_or_else(|| jid.to_string(), |n| n.to_string())
+            }),
+            nodes,
+            role: if owner { Role::Owner } else { Role::Member },
+            dialect,
+            joined_at: now,
+            cleared_upto: if history_visible { 0 } else { last_message_id },
+            muted_until: 0,
+            online: Vec::new(),
+        }
     }
 }
 

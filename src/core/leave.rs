@@ -1,6 +1,10 @@
 //! Leaving a channel (XEP-0369 §7.1.4), or being removed from it: the participant and its
 //! subscriptions go; the participants node's subscribers see its item retracted. Owners and
 //! admins remove members; only owners remove admins (or other owners).
+//!
+//! A channel is never left without an owner while it has participants: when the last owner
+//! leaves, the longest-standing admin becomes owner, or else the longest-standing member. When
+//! the last participant leaves, the channel is deleted.
 
 use jid::BareJid;
 
@@ -29,7 +33,7 @@ impl Groups {
                     format!("{target} is not a participant of '{name}'"),
                 )
             })?;
-            let needed = if participant.role == Role::Member {
+            let needed = if channel.role_of(target) == Role::Member {
                 Role::Admin
             } else {
                 Role::Owner
@@ -47,12 +51,42 @@ impl Groups {
             }
             (channel, participant)
         };
-        let fact = Fact::Left {
-            key: channel.key,
+        let key = channel.key;
+        let was_owner = channel.is_owner(target);
+        let remaining = channel.participants.iter().filter(|p| &p.jid != target);
+        let heir = if was_owner && channel.owners.len() == 1 {
+            let admin = remaining.clone().find(|p| p.role >= Role::Admin);
+            admin
+                .or_else(|| remaining.clone().next())
+                .map(|p| p.jid.clone())
+        } else {
+            None
+        };
+        let last = remaining.count() == 0;
+        let mut facts = vec![Fact::Left {
+            key,
             participant: participant.clone(),
             by: actor.clone(),
-        };
-        Ok(self.apply_noted(vec![fact], now))
+        }];
+        if let Some(heir) = heir {
+            facts.push(Fact::RoleChanged {
+                key,
+                jid: heir,
+                role: Role::Owner,
+                by: target.clone(),
+            });
+        }
+        if was_owner && actor == target {
+            self.departed_owners
+                .retain(|_, (_, at)| now - *at < super::destroy::DEPARTED_OWNER_GRACE);
+            self.departed_owners
+                .insert(name.to_owned(), (target.clone(), now));
+        }
+        let mut facts = self.apply_noted(facts, now);
+        if last {
+            facts.extend(self.destroyed(name, target, now));
+        }
+        Ok(facts)
     }
 }
 
@@ -63,15 +97,7 @@ mod tests {
 
     #[test]
     fn admins_remove_members_owners_remove_admins() {
-        let mut g = coven();
-        g.join(
-            "coven",
-            &jid("carol@localhost"),
-            None,
-            crate::core::Nodes::ALL,
-            4,
-        )
-        .unwrap();
+        let mut g = with_carol();
         let err = g
             .remove("coven", &jid("bob@localhost"), &jid("carol@localhost"), 5)
             .unwrap_err();
@@ -89,6 +115,28 @@ mod tests {
         g.remove("coven", &jid("alice@localhost"), &jid("bob@localhost"), 5)
             .unwrap();
         assert_eq!(g.channel("coven").unwrap().participants.len(), 1);
+    }
+
+    #[test]
+    fn ownership_passes_to_the_longest_standing_admin_else_member() {
+        let mut g = with_carol();
+        g.make_admin("coven", &jid("alice@localhost"), &jid("carol@localhost"), 5)
+            .unwrap();
+        g.leave("coven", &jid("alice@localhost"), 6).unwrap();
+        let coven = g.channel("coven").unwrap();
+        assert_eq!(coven.owners, vec![jid("carol@localhost")]);
+        assert_eq!(member(&g, "carol@localhost").role, Role::Owner);
+        g.leave("coven", &jid("carol@localhost"), 7).unwrap();
+        assert_eq!(member(&g, "bob@localhost").role, Role::Owner);
+    }
+
+    #[test]
+    fn the_last_one_out_deletes_the_channel() {
+        let mut g = coven();
+        g.leave("coven", &jid("alice@localhost"), 5).unwrap();
+        let facts = g.leave("coven", &jid("bob@localhost"), 6).unwrap();
+        assert!(matches!(facts.last(), Some(Fact::ChannelDestroyed { .. })));
+        assert!(g.channel("coven").is_none());
     }
 
     #[test]

@@ -6,8 +6,12 @@
 //! its in-memory state as soon as it is decided, so the next command sees it; commands are
 //! executed one at a time by the service loop, which keeps the rules free of locking.
 //!
-//! Each capability is its own file: `create`, `destroy`, `join`, `leave`, `nick`,
-//! `subscription`, `post`, `info`, `presence`.
+//! Each capability is its own file: `create`, `destroy`, `join`, `leave` (and removal),
+//! `add`, `nick`, `subscription`, `post`, `info`, `presence`; administration: `role` (admins,
+//! owners, transfer), `settings` (join policy, group mute, member limit), `access` (allowed
+//! and banned lists), `mute`, `pending` (invitations and join requests); conversation:
+//! `typing`, `receipt`, `retract`, `correct`, `react`, `clear`; `notice` keeps group events
+//! in the archive.
 
 mod create;
 mod destroy;
@@ -19,14 +23,18 @@ mod post;
 mod presence;
 mod subscription;
 
+mod access;
 mod add;
-mod admin;
 mod clear;
 mod correct;
+mod mute;
 mod notice;
+mod pending;
 mod react;
 mod receipt;
 mod retract;
+mod role;
+mod settings;
 mod typing;
 
 pub mod model;
@@ -36,18 +44,29 @@ use std::collections::HashMap;
 pub use add::MAX_ADDED_PER_REQUEST;
 pub use correct::Corrected;
 pub use info::{check_info, InfoChange};
-pub use model::{Channel, Dialect, Info, MessageRef, Nodes, Participant, ParticipantId, Role};
+pub use model::{
+    Access, AccessList, Channel, Dialect, Info, JoinPolicy, MessageRef, Nodes, Participant,
+    ParticipantId, Pending, PendingKind, Role, Settings,
+};
 pub use notice::{Notice, NoticeKind};
 pub use post::{Posted, Submission};
 pub use react::Reacted;
 pub use receipt::{Receipt, ReceiptKind};
 pub use retract::Retracted;
+pub use settings::SettingsChange;
 pub use typing::ChatState;
 
 use jid::{BareJid, FullJid};
 
 /// A point in time, in microseconds since the Unix epoch (what the archive stores).
 pub type Micros = i64;
+
+/// `at` as an RFC 3339 UTC time with microseconds (XEP-0082), for texts and the wire.
+pub fn iso_time(at: Micros) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_micros(at)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
 
 /// Why a command was refused: an XMPP-neutral condition and a human-readable text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,8 +107,11 @@ pub enum Fact {
         owner: BareJid,
         at: Micros,
     },
+    /// The channel is gone; its archive goes too unless the service keeps archives.
     ChannelDestroyed {
         channel: Box<Channel>,
+        by: BareJid,
+        archive_kept: bool,
     },
     /// A participant joined (`by` is itself) or was added (`by` is who added it).
     Joined {
@@ -103,11 +125,45 @@ pub enum Fact {
         participant: Participant,
         by: BareJid,
     },
+    /// `jid` is now owner, admin or plain member. Owners need not be participants.
     RoleChanged {
         key: i64,
         jid: BareJid,
         role: Role,
         by: BareJid,
+    },
+    SettingsChanged {
+        key: i64,
+        settings: Settings,
+        by: BareJid,
+    },
+    /// `entry` (a bare JID or a domain) was put on (`present`) or taken off an access list.
+    AccessChanged {
+        key: i64,
+        list: AccessList,
+        entry: BareJid,
+        present: bool,
+        by: BareJid,
+    },
+    /// `jid` may not post before `until` (0: unmuted).
+    Muted {
+        key: i64,
+        jid: BareJid,
+        until: Micros,
+        by: BareJid,
+    },
+    /// An invitation or a join request, waiting.
+    PendingAdded {
+        key: i64,
+        pending: Pending,
+    },
+    /// An invitation or request answered: a request approved (with the `Joined` before it)
+    /// or declined, an invitation declined by the invitee. Joining answers an invitation.
+    PendingResolved {
+        key: i64,
+        pending: Pending,
+        by: BareJid,
+        accepted: bool,
     },
     NickChanged {
         key: i64,
@@ -161,6 +217,13 @@ pub struct Rules {
     pub max_message_bytes: usize,
     /// Longest nick accepted, in bytes.
     pub max_nick_bytes: usize,
+    /// Participants per group, unless a group sets a lower limit.
+    pub max_members: usize,
+    /// Groups one user may have created and not deleted (0: no limit).
+    pub max_groups_per_creator: usize,
+    /// Whether a deleted group's archive stays in the database (for the operator; no client
+    /// can read it) instead of being erased with the group.
+    pub keep_archive: bool,
 }
 
 impl Default for Rules {
@@ -169,6 +232,9 @@ impl Default for Rules {
             user_domains: Vec::new(),
             max_message_bytes: 64 * 1024,
             max_nick_bytes: 64,
+            max_members: 10_000,
+            max_groups_per_creator: 1_000,
+            keep_archive: false,
         }
     }
 }
@@ -190,6 +256,11 @@ pub struct Groups {
     last_channel_key: i64,
     last_message_id: i64,
     ids: IdSource,
+    /// How many existing channels each user created (for the per-creator limit).
+    created: HashMap<BareJid, usize>,
+    /// Owners who just left a channel, by channel name: they may still delete it for a
+    /// moment (see `destroy.rs`).
+    departed_owners: HashMap<String, (BareJid, Micros)>,
 }
 
 impl Groups {
@@ -199,6 +270,10 @@ impl Groups {
             .iter()
             .map(|c| (c.key, c.name.clone()))
             .collect();
+        let mut created: HashMap<BareJid, usize> = HashMap::new();
+        for channel in &snapshot.channels {
+            *created.entry(channel.created_by.clone()).or_default() += 1;
+        }
         let channels = snapshot
             .channels
             .into_iter()
@@ -211,6 +286,8 @@ impl Groups {
             last_channel_key: snapshot.last_channel_key,
             last_message_id: snapshot.last_message_id,
             ids: IdSource::default(),
+            created,
+            departed_owners: HashMap::new(),
         }
     }
 
@@ -233,6 +310,53 @@ impl Groups {
             .user_domains
             .iter()
             .any(|d| d.as_str() == user.domain().as_str())
+    }
+
+    /// The channels `user` takes part in (or owns without taking part), by name.
+    pub fn groups_of<'a>(&'a self, user: &'a BareJid) -> impl Iterator<Item = &'a Channel> {
+        self.channels
+            .values()
+            .filter(move |c| c.is_owner(user) || c.participant(user).is_some())
+    }
+
+    /// Refuses `user` if the channel's allowed and banned lists do not admit it. Owners and
+    /// admins are always admitted (they cannot be banned without being removed first).
+    fn admitted(channel: &Channel, user: &BareJid) -> Outcome<()> {
+        if channel.role_of(user) >= Role::Admin {
+            return Ok(());
+        }
+        if channel.access.is_banned(user) {
+            return Err(Refusal::new(
+                Condition::Forbidden,
+                format!("{user} is banned from '{}'", channel.name),
+            ));
+        }
+        if !channel.access.admits(user) {
+            return Err(Refusal::new(
+                Condition::Forbidden,
+                format!("{user} is not on the allowed list of '{}'", channel.name),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses if `joining` more participants would pass the channel's member limit.
+    fn room_for(&self, channel: &Channel, joining: usize) -> Outcome<()> {
+        let limit = channel
+            .settings
+            .max_members
+            .map_or(self.rules.max_members, |m| m.min(self.rules.max_members));
+        if channel.participants.len() + joining > limit {
+            return Err(Refusal::new(
+                Condition::ResourceConstraint,
+                format!(
+                    "'{}' has {} participants and a limit of {limit}; {joining} more do not fit",
+                    channel.name,
+                    channel.participants.len()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The message `target` as found in channel `key`, unless it is gone.
@@ -291,10 +415,14 @@ impl Groups {
                     name.clone(),
                     Channel::new(*key, name.clone(), owner.clone(), *at),
                 );
+                *self.created.entry(owner.clone()).or_default() += 1;
             }
-            Fact::ChannelDestroyed { channel } => {
+            Fact::ChannelDestroyed { channel, .. } => {
                 self.names.remove(&channel.key);
                 self.channels.remove(&channel.name);
+                if let Some(n) = self.created.get_mut(&channel.created_by) {
+                    *n = n.saturating_sub(1);
+                }
             }
             Fact::Posted(posted) => {
                 self.last_message_id = self.last_message_id.max(posted.id);
@@ -335,6 +463,11 @@ impl Fact {
             | Fact::Joined { key, .. }
             | Fact::Left { key, .. }
             | Fact::RoleChanged { key, .. }
+            | Fact::SettingsChanged { key, .. }
+            | Fact::AccessChanged { key, .. }
+            | Fact::Muted { key, .. }
+            | Fact::PendingAdded { key, .. }
+            | Fact::PendingResolved { key, .. }
             | Fact::NickChanged { key, .. }
             | Fact::SubscriptionChanged { key, .. }
             | Fact::InfoChanged { key, .. }
@@ -345,7 +478,7 @@ impl Fact {
             Fact::Retracted(r) => r.channel,
             Fact::Corrected(c) => c.channel,
             Fact::Reacted(r) => r.channel,
-            Fact::ChannelDestroyed { channel } => channel.key,
+            Fact::ChannelDestroyed { channel, .. } => channel.key,
             Fact::Posted(posted) => posted.channel,
             Fact::Noticed(notice) => notice.channel,
         }
@@ -414,6 +547,14 @@ pub(crate) mod testing {
             origin_id: Some(format!("o-{body}")),
             ..Submission::default()
         }
+    }
+
+    /// `coven` where carol joined after alice and bob.
+    pub fn with_carol() -> Groups {
+        let mut g = coven();
+        g.join("coven", &jid("carol@localhost"), None, Nodes::ALL, 4)
+            .unwrap();
+        g
     }
 
     /// A service with channel `coven` owned by alice, where alice and bob have joined.

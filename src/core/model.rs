@@ -14,7 +14,9 @@ impl Nodes {
     pub const PRESENCE: Nodes = Nodes(2);
     pub const PARTICIPANTS: Nodes = Nodes(4);
     pub const INFO: Nodes = Nodes(8);
-    pub const ALL: Nodes = Nodes(15);
+    /// The configuration node (XEP-0406): roles, policies and who changed them last.
+    pub const CONFIG: Nodes = Nodes(16);
+    pub const ALL: Nodes = Nodes(31);
 
     pub fn contains(self, other: Nodes) -> bool {
         self.0 & other.0 == other.0
@@ -41,6 +43,146 @@ impl Role {
             2 => Role::Owner,
             1 => Role::Admin,
             _ => Role::Member,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Role> {
+        Some(match name {
+            "owner" => Role::Owner,
+            "admin" => Role::Admin,
+            "member" => Role::Member,
+            _ => return None,
+        })
+    }
+}
+
+/// How users who are not participants get in. Admins may always add users directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JoinPolicy {
+    /// Anyone admitted by the allowed and banned lists may join.
+    #[default]
+    Open = 0,
+    /// Only users an owner or admin invited may join.
+    Invite = 1,
+    /// Users ask; an owner or admin approves or declines, and the first decision stands.
+    Request = 2,
+}
+
+impl JoinPolicy {
+    pub fn from_i64(value: i64) -> JoinPolicy {
+        match value {
+            1 => JoinPolicy::Invite,
+            2 => JoinPolicy::Request,
+            _ => JoinPolicy::Open,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JoinPolicy::Open => "open",
+            JoinPolicy::Invite => "invite",
+            JoinPolicy::Request => "request",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<JoinPolicy> {
+        Some(match name {
+            "open" => JoinPolicy::Open,
+            "invite" => JoinPolicy::Invite,
+            "request" => JoinPolicy::Request,
+            _ => return None,
+        })
+    }
+}
+
+/// A group's membership settings, changed together and announced together.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Settings {
+    pub policy: JoinPolicy,
+    /// The whole group is muted: only owners and admins post.
+    pub muted: bool,
+    /// This group's member limit, below the service's; `None` takes the service's.
+    pub max_members: Option<usize>,
+}
+
+/// The allowed and banned lists (XEP-0369 §7.3.7): bare JIDs and whole domains. A user
+/// matching a banned entry is refused; when the allowed list has entries, so is a user
+/// matching none of them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Access {
+    pub allowed: Vec<BareJid>,
+    pub banned: Vec<BareJid>,
+}
+
+/// Which access list an entry is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessList {
+    Allowed = 0,
+    Banned = 1,
+}
+
+impl Access {
+    fn matches(list: &[BareJid], user: &BareJid) -> bool {
+        list.iter().any(|entry| match entry.node() {
+            Some(_) => entry == user,
+            None => entry.domain() == user.domain(),
+        })
+    }
+
+    pub fn is_banned(&self, user: &BareJid) -> bool {
+        Self::matches(&self.banned, user)
+    }
+
+    /// Banned wins over allowed.
+    pub fn admits(&self, user: &BareJid) -> bool {
+        !self.is_banned(user) && (self.allowed.is_empty() || Self::matches(&self.allowed, user))
+    }
+
+    pub fn list(&self, list: AccessList) -> &Vec<BareJid> {
+        match list {
+            AccessList::Allowed => &self.allowed,
+            AccessList::Banned => &self.banned,
+        }
+    }
+
+    fn list_mut(&mut self, list: AccessList) -> &mut Vec<BareJid> {
+        match list {
+            AccessList::Allowed => &mut self.allowed,
+            AccessList::Banned => &mut self.banned,
+        }
+    }
+}
+
+/// A user on its way in: invited by an admin, or asking to join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub jid: BareJid,
+    pub kind: PendingKind,
+    /// Who invited (for a request: the requester itself).
+    pub by: BareJid,
+    pub at: Micros,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingKind {
+    Invited = 0,
+    Requested = 1,
+}
+
+impl PendingKind {
+    pub fn from_i64(value: i64) -> PendingKind {
+        if value == 1 {
+            PendingKind::Requested
+        } else {
+            PendingKind::Invited
         }
     }
 }
@@ -96,6 +238,8 @@ pub struct Participant {
     pub joined_at: Micros,
     /// Messages up to this archive id are hidden from this participant's own history.
     pub cleared_upto: i64,
+    /// The participant may not post before this time (0: not muted).
+    pub muted_until: Micros,
     /// Full JIDs that have sent available presence to the channel (XEP-0403); live
     /// deliveries go to these. Not stored: it is rebuilt as clients send presence again.
     pub online: Vec<FullJid>,
@@ -141,8 +285,12 @@ pub struct Channel {
     pub created_at: Micros,
     /// Participants in order of joining (the longest-standing first).
     pub participants: Vec<Participant>,
-    /// Owners who are not (or no longer) participants still own the channel.
+    /// Owners need not be participants (XEP-0406): a MIX channel's creator may never join.
     pub owners: Vec<BareJid>,
+    pub settings: Settings,
+    pub access: Access,
+    /// Invitations and join requests not yet answered, oldest first.
+    pub pending: Vec<Pending>,
 }
 
 impl Channel {
@@ -158,7 +306,14 @@ impl Channel {
             created_at: at,
             participants: Vec::new(),
             owners: vec![owner],
+            settings: Settings::default(),
+            access: Access::default(),
+            pending: Vec::new(),
         }
+    }
+
+    pub fn pending(&self, jid: &BareJid) -> Option<&Pending> {
+        self.pending.iter().find(|p| &p.jid == jid)
     }
 
     pub fn participant(&self, jid: &BareJid) -> Option<&Participant> {
@@ -183,7 +338,14 @@ impl Channel {
 
     /// Owners and admins may change the channel's information.
     pub fn is_admin_or_owner(&self, jid: &BareJid) -> bool {
-        self.is_owner(jid) || self.participant(jid).is_some_and(|p| p.role >= Role::Admin)
+        self.role_of(jid) >= Role::Admin
+    }
+
+    /// Owners and admins, the ones told about join requests.
+    pub fn admins(&self) -> impl Iterator<Item = &Participant> {
+        self.participants
+            .iter()
+            .filter(|p| self.role_of(&p.jid) >= Role::Admin)
     }
 
     pub fn nick_taken(&self, nick: &str, by_other_than: &BareJid) -> bool {
@@ -202,17 +364,50 @@ impl Channel {
     pub(super) fn apply(&mut self, fact: &Fact) {
         match fact {
             Fact::Joined { participant, .. } => {
-                self.participants.retain(|p| p.jid != participant.jid);
-                self.participants.push(participant.clone());
+                match self.participant_mut(&participant.jid) {
+                    // Joining again keeps the place in the order of joining.
+                    Some(p) => *p = participant.clone(),
+                    None => self.participants.push(participant.clone()),
+                }
+                self.pending.retain(|p| p.jid != participant.jid);
             }
             Fact::Left { participant, .. } => {
                 self.participants.retain(|p| p.jid != participant.jid);
+                // Leaving gives up ownership (it passes on: see `leave.rs`).
+                self.owners.retain(|o| o != &participant.jid);
             }
             Fact::RoleChanged { jid, role, .. } => {
                 if let Some(p) = self.participant_mut(jid) {
                     p.role = *role;
                 }
+                self.owners.retain(|o| o != jid);
+                if *role == Role::Owner {
+                    self.owners.push(jid.clone());
+                }
             }
+            Fact::SettingsChanged { settings, .. } => self.settings = settings.clone(),
+            Fact::AccessChanged {
+                list,
+                entry,
+                present,
+                ..
+            } => {
+                let list = self.access.list_mut(*list);
+                list.retain(|e| e != entry);
+                if *present {
+                    list.push(entry.clone());
+                }
+            }
+            Fact::Muted { jid, until, .. } => {
+                if let Some(p) = self.participant_mut(jid) {
+                    p.muted_until = *until;
+                }
+            }
+            Fact::PendingAdded { pending, .. } => {
+                self.pending.retain(|p| p.jid != pending.jid);
+                self.pending.push(pending.clone());
+            }
+            Fact::PendingResolved { pending, .. } => self.pending.retain(|p| p.jid != pending.jid),
             Fact::NickChanged { jid, nick, .. } => {
                 if let Some(p) = self.participant_mut(jid) {
                     p.nick = nick.clone();

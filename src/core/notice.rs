@@ -1,5 +1,6 @@
 //! Notices: group events kept in the archive beside the messages — created, added, left or
-//! removed, profile updated, made admin — so that history shows who did what and when. Each
+//! removed, profile updated, roles, settings, access lists, mutes, invitations and requests,
+//! deletion (when the archive is kept) — so that history shows who did what and when. Each
 //! takes the next archive id, so notices and messages interleave in the order they happened.
 
 use std::sync::Arc;
@@ -8,7 +9,8 @@ use jid::BareJid;
 
 use super::{Fact, Groups, Micros};
 
-/// The kinds of notice, numbered as the FlyChat SDK numbers its notification rows.
+/// The kinds of notice, numbered as the FlyChat SDK numbers its notification rows (1–5);
+/// mixd's own kinds follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoticeKind {
     Created = 1,
@@ -16,18 +18,51 @@ pub enum NoticeKind {
     Left = 3,
     ProfileUpdated = 4,
     MadeAdmin = 5,
+    AdminRevoked = 6,
+    MadeOwner = 7,
+    SettingsChanged = 8,
+    Banned = 9,
+    Unbanned = 10,
+    Allowed = 11,
+    Disallowed = 12,
+    Muted = 13,
+    Unmuted = 14,
+    Invited = 15,
+    JoinRequested = 16,
+    Declined = 17,
+    Deleted = 18,
 }
+
+/// Each kind with the name it has on the wire, in code order.
+const KINDS: [(NoticeKind, &str); 18] = [
+    (NoticeKind::Created, "created"),
+    (NoticeKind::Added, "added"),
+    (NoticeKind::Left, "left"),
+    (NoticeKind::ProfileUpdated, "profile-updated"),
+    (NoticeKind::MadeAdmin, "made-admin"),
+    (NoticeKind::AdminRevoked, "admin-revoked"),
+    (NoticeKind::MadeOwner, "made-owner"),
+    (NoticeKind::SettingsChanged, "settings-changed"),
+    (NoticeKind::Banned, "banned"),
+    (NoticeKind::Unbanned, "unbanned"),
+    (NoticeKind::Allowed, "allowed"),
+    (NoticeKind::Disallowed, "disallowed"),
+    (NoticeKind::Muted, "muted"),
+    (NoticeKind::Unmuted, "unmuted"),
+    (NoticeKind::Invited, "invited"),
+    (NoticeKind::JoinRequested, "join-requested"),
+    (NoticeKind::Declined, "declined"),
+    (NoticeKind::Deleted, "deleted"),
+];
 
 impl NoticeKind {
     pub fn from_i64(code: i64) -> Option<NoticeKind> {
-        Some(match code {
-            1 => NoticeKind::Created,
-            2 => NoticeKind::Added,
-            3 => NoticeKind::Left,
-            4 => NoticeKind::ProfileUpdated,
-            5 => NoticeKind::MadeAdmin,
-            _ => return None,
-        })
+        let index = usize::try_from(code).ok()?.checked_sub(1)?;
+        KINDS.get(index).map(|(kind, _)| *kind)
+    }
+
+    pub fn name(self) -> &'static str {
+        KINDS[self as usize - 1].1
     }
 }
 
@@ -45,8 +80,12 @@ pub struct Notice {
 
 /// The notice a fact calls for: its channel, kind, actor and target.
 fn notice_of(fact: &Fact) -> Option<(i64, NoticeKind, BareJid, Option<BareJid>)> {
+    use crate::core::{AccessList, PendingKind, Role};
     Some(match fact {
         Fact::ChannelCreated { key, owner, .. } => (*key, NoticeKind::Created, owner.clone(), None),
+        Fact::ChannelDestroyed { channel, by, .. } => {
+            (channel.key, NoticeKind::Deleted, by.clone(), None)
+        }
         Fact::Joined {
             key,
             participant,
@@ -68,9 +107,63 @@ fn notice_of(fact: &Fact) -> Option<(i64, NoticeKind, BareJid, Option<BareJid>)>
             Some(participant.jid.clone()),
         ),
         Fact::InfoChanged { key, by, .. } => (*key, NoticeKind::ProfileUpdated, by.clone(), None),
-        Fact::RoleChanged { key, jid, by, .. } => {
-            (*key, NoticeKind::MadeAdmin, by.clone(), Some(jid.clone()))
+        Fact::RoleChanged { key, jid, role, by } => {
+            let kind = match role {
+                Role::Owner => NoticeKind::MadeOwner,
+                Role::Admin => NoticeKind::MadeAdmin,
+                Role::Member => NoticeKind::AdminRevoked,
+            };
+            (*key, kind, by.clone(), Some(jid.clone()))
         }
+        Fact::SettingsChanged { key, by, .. } => {
+            (*key, NoticeKind::SettingsChanged, by.clone(), None)
+        }
+        Fact::AccessChanged {
+            key,
+            list,
+            entry,
+            present,
+            by,
+        } => {
+            let kind = match (list, present) {
+                (AccessList::Banned, true) => NoticeKind::Banned,
+                (AccessList::Banned, false) => NoticeKind::Unbanned,
+                (AccessList::Allowed, true) => NoticeKind::Allowed,
+                (AccessList::Allowed, false) => NoticeKind::Disallowed,
+            };
+            (*key, kind, by.clone(), Some(entry.clone()))
+        }
+        Fact::Muted {
+            key,
+            jid,
+            until,
+            by,
+        } => {
+            let kind = if *until > 0 {
+                NoticeKind::Muted
+            } else {
+                NoticeKind::Unmuted
+            };
+            (*key, kind, by.clone(), Some(jid.clone()))
+        }
+        Fact::PendingAdded { key, pending } => {
+            let kind = match pending.kind {
+                PendingKind::Invited => NoticeKind::Invited,
+                PendingKind::Requested => NoticeKind::JoinRequested,
+            };
+            (*key, kind, pending.by.clone(), Some(pending.jid.clone()))
+        }
+        Fact::PendingResolved {
+            key,
+            pending,
+            by,
+            accepted: false,
+        } => (
+            *key,
+            NoticeKind::Declined,
+            by.clone(),
+            Some(pending.jid.clone()),
+        ),
         _ => return None,
     })
 }

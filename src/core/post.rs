@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use jid::BareJid;
 
-use super::{Condition, Fact, Groups, Micros, Outcome, Refusal};
+use super::{Channel, Condition, Fact, Groups, Micros, Outcome, Participant, Refusal, Role};
 
 /// What a participant submits: the payload and the ids its client knows the message by.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,6 +32,29 @@ pub struct Posted {
 }
 
 impl Groups {
+    /// Banned users, muted members and, in a muted group, members who are not admins may not
+    /// post; the refusal says until when.
+    fn may_post(channel: &Channel, participant: &Participant, now: Micros) -> Outcome<()> {
+        Self::admitted(channel, &participant.jid)?;
+        if participant.muted_until > now {
+            return Err(Refusal::new(
+                Condition::Forbidden,
+                format!(
+                    "you are muted in '{}' until {}",
+                    channel.name,
+                    crate::core::iso_time(participant.muted_until)
+                ),
+            ));
+        }
+        if channel.settings.muted && channel.role_of(&participant.jid) < Role::Admin {
+            return Err(Refusal::new(
+                Condition::Forbidden,
+                format!("'{}' is muted: only owners and admins post", channel.name),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn post(
         &mut self,
         name: &str,
@@ -51,6 +74,7 @@ impl Groups {
         }
         let id = self.next_message_id();
         let (channel, participant) = self.participant_of(name, actor)?;
+        Self::may_post(channel, participant, now)?;
         let posted = Posted {
             id,
             channel: channel.key,

@@ -14,6 +14,7 @@ impl Groups {
         unsubscribe: Nodes,
     ) -> Outcome<(Nodes, Vec<Fact>)> {
         let (channel, participant) = self.participant_of(name, actor)?;
+        Self::admitted(channel, actor)?;
         let nodes = participant.nodes.without(unsubscribe).with(subscribe);
         let fact = Fact::SubscriptionChanged {
             key: channel.key,

@@ -1,21 +1,21 @@
 //! FlyChat group operations (flychat-wire.md §1), each on the core command a MIX request
 //! would run: create (with its profile and first participants), profile get and set,
-//! participant list, add, exit or removal, make admin, delete.
+//! participant list, add, exit or removal, delete, and the user's groups.
 
 use jid::BareJid;
 use minidom::Element;
 
 use super::{descendant_text, render, NS};
-use crate::core::{Condition, Dialect, Groups, InfoChange, Micros, Outcome, Refusal};
+use crate::core::{Channel, Condition, Dialect, Groups, InfoChange, Micros, Outcome, Refusal};
 use crate::mix::{bad_request, Envelope, Handled, Service};
 use crate::xml::Xml;
 
-fn group_name<'a>(env: &'a Envelope) -> &'a str {
+pub(super) fn group_name<'a>(env: &'a Envelope) -> &'a str {
     env.channel.as_deref().unwrap_or_default()
 }
 
 /// The `<participant>jid</participant>` entries under `element`.
-fn participant_jids(element: &Element) -> Outcome<Vec<BareJid>> {
+pub(super) fn participant_jids(element: &Element) -> Outcome<Vec<BareJid>> {
     let mut jids = Vec::new();
     collect_participants(element, &mut jids)?;
     Ok(jids)
@@ -38,7 +38,7 @@ fn collect_participants(element: &Element, jids: &mut Vec<BareJid>) -> Outcome<(
 }
 
 /// The one participant an exit, removal or admin request names.
-fn named_participant(query: &Element) -> Outcome<BareJid> {
+pub(super) fn named_participant(query: &Element) -> Outcome<BareJid> {
     participant_jids(query)?
         .into_iter()
         .next()
@@ -89,25 +89,50 @@ pub fn create(
 }
 
 pub fn profile(groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
-    let name = group_name(env);
-    let (channel, participant) = groups.participant_of(name, &env.sender())?;
+    let (channel, participant) = groups.participant_of(group_name(env), &env.sender())?;
     let mut x = Xml::new();
     x.open("query", NS)
         .attr("status", "get_group_profile")
         .open("group", "");
+    group_item(&mut x, service, channel, &participant.jid);
+    x.close().close();
+    Ok(env.iq_result(Some(&x.finish())))
+}
+
+/// "My groups" (`status='get_user_groups'`, an iq get to the service; mixd's, for the SDK's
+/// getGroupsList): each group the sender takes part in, as get_group_profile shows one, plus
+/// `role` (owner, admin or member).
+pub fn user_groups(groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
+    let user = env.sender();
+    let mut mine: Vec<_> = groups
+        .groups_of(&user)
+        .filter(|c| c.participant(&user).is_some())
+        .collect();
+    mine.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut x = Xml::new();
+    x.open("query", NS)
+        .attr("status", "get_user_groups")
+        .open("groups", "");
+    for channel in mine {
+        group_item(&mut x, service, channel, &user);
+    }
+    x.close().close();
+    Ok(env.iq_result(Some(&x.finish())))
+}
+
+/// One group as get_group_profile lists it, seen by `viewer`.
+fn group_item(x: &mut Xml, service: &Service, channel: &Channel, viewer: &BareJid) {
+    let role = channel.role_of(viewer);
     x.open("item", "")
-        .attr("groupid", name)
-        .attr("groupjid", &service.channel_jid(name))
+        .attr("groupid", &channel.name)
+        .attr("groupjid", &service.channel_jid(&channel.name))
         .attr("createddate", &render::date(channel.created_at))
         .attr("item_id", &channel.info.updated_at.to_string())
-        .attr(
-            "affiliation",
-            render::affiliation(channel.role_of(&participant.jid)),
-        )
+        .attr("affiliation", render::affiliation(role))
+        .attr("role", role.name())
         .attr("is_admin_blocked", "0");
-    render::group_vcard(&mut x, &channel.info);
-    x.close().close().close();
-    Ok(env.iq_result(Some(&x.finish())))
+    render::group_vcard(x, &channel.info);
+    x.close();
 }
 
 pub fn participants(groups: &Groups, env: &Envelope) -> Outcome<Handled> {
@@ -171,20 +196,9 @@ pub fn exit(groups: &mut Groups, env: &Envelope, query: &Element, now: Micros) -
     Ok(Handled::iq_changed(env, facts, None))
 }
 
-pub fn make_admin(
-    groups: &mut Groups,
-    env: &Envelope,
-    query: &Element,
-    now: Micros,
-) -> Outcome<Handled> {
-    let target = named_participant(query)?;
-    let facts = groups.make_admin(group_name(env), &env.sender(), &target, now)?;
-    Ok(Handled::iq_changed(env, facts, None))
-}
-
-/// The SDK exits the group before it deletes it; owners keep their right to delete after
-/// leaving, so the order does not matter.
-pub fn delete(groups: &mut Groups, env: &Envelope) -> Outcome<Handled> {
-    let facts = groups.destroy(&env.sender(), group_name(env))?;
+/// The SDK exits the group before it deletes it; an owner who has just left keeps the right
+/// to delete (see `core/destroy.rs`), so the pair works.
+pub fn delete(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
+    let facts = groups.destroy(&env.sender(), group_name(env), now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }

@@ -7,8 +7,10 @@
 //! The stanza envelope (addresses, ids, error replies) is the one `mix` checks for every
 //! stanza; `mix::handle` routes here by namespace.
 
+mod admin;
 mod group;
 pub mod history;
+mod membership;
 mod message;
 mod recall;
 mod receipts;
@@ -17,7 +19,7 @@ mod typing;
 
 use minidom::Element;
 
-use crate::core::{ChatState, Groups, Micros, Outcome, Refusal};
+use crate::core::{ChatState, Groups, Micros, Outcome, Refusal, Role};
 use crate::mix::{Envelope, Handled, Service};
 
 pub use message::is_flychat_message;
@@ -44,8 +46,19 @@ pub fn iq(
         (true, true, "add_participants") => group::add(groups, env, query, now),
         (true, true, "set_group_info") => group::set_info(groups, env, query, now),
         (true, true, "user_exit_group") => group::exit(groups, env, query, now),
-        (true, true, "make_admin") => group::make_admin(groups, env, query, now),
-        (true, true, "user_delete_group") => group::delete(groups, env),
+        (true, true, "make_admin") => admin::role(groups, env, query, Role::Admin, now),
+        (true, true, "revoke_admin") => admin::role(groups, env, query, Role::Member, now),
+        (true, true, "transfer_ownership") => admin::role(groups, env, query, Role::Owner, now),
+        (true, true, "set_group_settings") => admin::settings(groups, env, query, now),
+        (true, true, "mute_participant") => admin::mute(groups, env, query, now),
+        (true, true, "set_access") => admin::access(groups, env, query, now),
+        (true, true, "invite_participants") => membership::invite(groups, env, query, now),
+        (true, true, "join_group") => membership::join(groups, env, now),
+        (true, true, "decline_invitation") => membership::decline(groups, env, now),
+        (false, true, "get_join_requests") => membership::requests(groups, env),
+        (true, true, "decide_join_request") => membership::decide(groups, env, query, now),
+        (false, false, "get_user_groups") => group::user_groups(groups, service, env),
+        (true, true, "user_delete_group") => group::delete(groups, env, now),
         (true, true, "composing") => typing::handle(groups, env, ChatState::Composing),
         (true, true, "gone") => typing::handle(groups, env, ChatState::Gone),
         (true, true, "recall") => recall::handle(groups, service, env, query, now),

@@ -140,6 +140,27 @@ pub fn made_admin(channel_jid: &str, admin: &BareJid, by: &BareJid) -> Template 
     })
 }
 
+/// mixd's own group events, in the shape of `madeAdmin` (an `<info>` with `done_by`), which
+/// the SDK passes on and answers by fetching the participants again:
+/// `status='admin_revoked'`, `'owner_changed'`, `'user_muted'`, `'group_settings_updated'`,
+/// `'access_updated'`. `attributes` are the event's own.
+pub fn info_event(
+    channel_jid: &str,
+    status: &str,
+    by: &BareJid,
+    attributes: &[(&str, &str)],
+) -> Template {
+    event(channel_jid, |x| {
+        x.open("info", "")
+            .attr("status", status)
+            .attr("done_by", by.as_str());
+        for (name, value) in attributes {
+            x.attr(name, value);
+        }
+        x.close();
+    })
+}
+
 /// The group is gone (`deleteChat`).
 pub fn group_deleted(channel_jid: &str, name: &str) -> Template {
     Template::new(|x| {

@@ -3,7 +3,10 @@
 
 use minidom::Element;
 
-use super::render::{NODE_INFO, NODE_MESSAGES, NODE_PARTICIPANTS, NODE_PRESENCE};
+use super::render::{
+    NODE_ALLOWED, NODE_BANNED, NODE_CONFIG, NODE_INFO, NODE_MESSAGES, NODE_PARTICIPANTS,
+    NODE_PRESENCE,
+};
 use super::{Envelope, Handled, Service};
 use crate::core::{Condition, Groups, Outcome, Refusal};
 use crate::xml::{ns, Xml};
@@ -24,6 +27,7 @@ pub fn info(groups: &Groups, env: &Envelope, payload: &Element) -> Outcome<Handl
                     ns::MIX_CORE,
                     "urn:xmpp:mix:core:1#searchable",
                     "urn:xmpp:mix:core:1#create-channel",
+                    ns::MIXD_ADMIN,
                     ns::DISCO_INFO,
                     ns::DISCO_ITEMS,
                     ns::PING,
@@ -32,6 +36,7 @@ pub fn info(groups: &Groups, env: &Envelope, payload: &Element) -> Outcome<Handl
                 &[
                     ns::MIX_CORE,
                     "urn:xmpp:mix:core:1#searchable",
+                    ns::MIXD_ADMIN,
                     ns::DISCO_INFO,
                     ns::DISCO_ITEMS,
                     ns::PING,
@@ -48,6 +53,9 @@ pub fn info(groups: &Groups, env: &Envelope, payload: &Element) -> Outcome<Handl
             &[
                 ns::MIX_CORE,
                 ns::MAM,
+                ns::MIX_ADMIN,
+                ns::MIX_MISC,
+                ns::MIXD_ADMIN,
                 ns::DISCO_INFO,
                 ns::DISCO_ITEMS,
                 ns::PING,
@@ -83,7 +91,15 @@ pub fn items(
         Some(name) => {
             groups.channel(name).ok_or_else(|| missing(name))?;
             let jid = service.channel_jid(name);
-            for node in [NODE_PRESENCE, NODE_PARTICIPANTS, NODE_MESSAGES, NODE_INFO] {
+            for node in [
+                NODE_PRESENCE,
+                NODE_PARTICIPANTS,
+                NODE_MESSAGES,
+                NODE_INFO,
+                NODE_CONFIG,
+                NODE_ALLOWED,
+                NODE_BANNED,
+            ] {
                 x.open("item", "")
                     .attr("jid", &jid)
                     .attr("node", node)

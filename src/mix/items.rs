@@ -1,11 +1,13 @@
-//! Reading the participants and info nodes (XEP-0369 §7.2.2, §7.2.3) with a pubsub
-//! `<items/>` get. The participant list is for participants; the info node is public.
+//! Reading the participants, info, configuration, allowed and banned nodes (XEP-0369
+//! §7.2.2, §7.2.3, XEP-0406) with a pubsub `<items/>` get. The participant list and the
+//! configuration are for participants, the access lists for owners and admins; the info node
+//! is public.
 
 use minidom::Element;
 
-use super::render::{self, NODE_INFO, NODE_PARTICIPANTS};
+use super::render::{self, NODE_CONFIG, NODE_INFO, NODE_PARTICIPANTS};
 use super::{bad_request, channel_name, Envelope, Handled};
-use crate::core::{Condition, Groups, Outcome, Refusal};
+use crate::core::{Channel, Condition, Groups, Outcome, Refusal, Role};
 use crate::xml::{ns, Xml};
 
 pub fn get(groups: &Groups, env: &Envelope, payload: &Element) -> Outcome<Handled> {
@@ -23,12 +25,7 @@ pub fn get(groups: &Groups, env: &Envelope, payload: &Element) -> Outcome<Handle
         .attr("node", node);
     match node {
         NODE_PARTICIPANTS => {
-            if channel.participant(&env.sender()).is_none() {
-                return Err(Refusal::new(
-                    Condition::Forbidden,
-                    format!("only participants of '{name}' may list its participants"),
-                ));
-            }
+            participant_only(channel, env, "list its participants")?;
             for p in &channel.participants {
                 x.open("item", "").attr("id", &p.id.to_string());
                 render::participant(&mut x, p);
@@ -41,12 +38,37 @@ pub fn get(groups: &Groups, env: &Envelope, payload: &Element) -> Outcome<Handle
             render::info_form(&mut x, &channel.info);
             x.close();
         }
+        NODE_CONFIG => {
+            participant_only(channel, env, "read its configuration")?;
+            x.open("item", "").attr("id", super::config::ITEM);
+            super::config::form(&mut x, channel, groups.rules.max_members, None);
+            x.close();
+        }
         other => {
-            return Err(Refusal::new(
-                Condition::ItemNotFound,
-                format!("channel '{name}' has no readable node '{other}'"),
-            ))
+            let Some(list) = super::access::list_of(other) else {
+                return Err(Refusal::new(
+                    Condition::ItemNotFound,
+                    format!("channel '{name}' has no readable node '{other}'"),
+                ));
+            };
+            if channel.role_of(&env.sender()) < Role::Admin {
+                return Err(Refusal::new(
+                    Condition::Forbidden,
+                    format!("only an owner or admin of '{name}' may read its access lists"),
+                ));
+            }
+            super::access::items(&mut x, channel, list);
         }
     }
     Ok(env.iq_result(Some(&x.finish())))
+}
+
+fn participant_only(channel: &Channel, env: &Envelope, to: &str) -> Outcome<()> {
+    if channel.participant(&env.sender()).is_none() && !channel.is_owner(&env.sender()) {
+        return Err(Refusal::new(
+            Condition::Forbidden,
+            format!("only participants of '{}' may {to}", channel.name),
+        ));
+    }
+    Ok(())
 }

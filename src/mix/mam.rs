@@ -5,19 +5,20 @@
 //! The `<fin/>` carries `first` (with its index), `last`, `count` and `complete`.
 //! Only participants may read.
 
-use chrono::DateTime;
 use jid::BareJid;
 use minidom::Element;
 use xmpp_parsers::mam::Query;
 
 use super::render::{self, timestamp};
 use super::{bad_request, channel_name, Envelope, ErrorKind, Handled, Service};
-use crate::core::{Condition, Groups, Micros, Outcome, Refusal};
+use crate::core::{Condition, Groups, Outcome, Refusal};
 use crate::store::{HistoryError, HistoryPage, HistoryQuery, Page};
 use crate::xml::{ns, Xml};
 
 /// mixd's filter for messages that share files (XEP-0447, XEP-0385, XEP-0066).
 pub const MEDIA_FIELD: &str = "{urn:mixd:mam:0}media";
+/// Group events (notices) too: who joined, left, changed roles or settings, and when.
+pub const NOTICES_FIELD: &str = "{urn:mixd:mam:0}notices";
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 250;
 
@@ -57,9 +58,10 @@ pub fn query(
                             bad_request(format!("with: '{value}' is not a bare JID"))
                         })?)
                 }
-                "start" => history.start = Some(parse_time("start", value)?),
-                "end" => history.end = Some(parse_time("end", value)?),
+                "start" => history.start = Some(render::parse_timestamp("start", value)?),
+                "end" => history.end = Some(render::parse_timestamp("end", value)?),
                 MEDIA_FIELD => history.media_only = matches!(value, "1" | "true"),
+                NOTICES_FIELD => history.with_notices = matches!(value, "1" | "true"),
                 other => {
                     return Err(bad_request(format!(
                         "unsupported MAM filter field '{other}'"
@@ -87,16 +89,6 @@ pub fn query(
     Ok(Handled::Read(Box::new(move |reader| {
         respond(reader.history(&history))
     })))
-}
-
-fn parse_time(field: &str, value: &str) -> Outcome<Micros> {
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| t.timestamp_micros())
-        .map_err(|e| {
-            bad_request(format!(
-                "{field}: '{value}' is not an XEP-0082 date-time ({e})"
-            ))
-        })
 }
 
 /// Archive ids are the decimal archive keys; anything else names no message.

@@ -6,22 +6,28 @@
 //! its payload to the capability's own file, which parses the payload, runs the command on
 //! the core and writes the reply.
 
+mod access;
 mod clear;
+pub mod config;
 mod create;
 mod destroy;
 mod disco;
+mod groups;
 mod info;
 mod items;
 mod join;
 mod leave;
 mod mam;
+mod membership;
 mod message;
 mod moderate;
 mod presence;
 pub mod receipts;
 pub mod render;
 mod reply;
+mod roles;
 mod setnick;
+mod settings;
 mod subscription;
 
 use jid::{BareJid, FullJid, Jid};
@@ -176,6 +182,26 @@ pub fn bad_request(text: impl Into<String>) -> Refusal {
     Refusal::new(crate::core::Condition::BadRequest, text)
 }
 
+/// The bare JID that `payload`'s attribute `name` gives.
+pub fn jid_attr(payload: &Element, name: &str) -> crate::core::Outcome<BareJid> {
+    let value = payload
+        .attr(name)
+        .ok_or_else(|| bad_request(format!("<{}/> needs the {name} attribute", payload.name())))?;
+    BareJid::new(value.trim()).map_err(|_| bad_request(format!("'{value}' is not a bare JID")))
+}
+
+/// `true`/`1` or `false`/`0` (XEP-0004 booleans) in `payload`'s attribute `name`, if any.
+pub fn bool_attr(payload: &Element, name: &str) -> crate::core::Outcome<Option<bool>> {
+    match payload.attr(name) {
+        None => Ok(None),
+        Some("true" | "1") => Ok(Some(true)),
+        Some("false" | "0") => Ok(Some(false)),
+        Some(other) => Err(bad_request(format!(
+            "{name}='{other}' is not a boolean (true or false)"
+        ))),
+    }
+}
+
 fn iq(
     groups: &mut Groups,
     service: &Service,
@@ -204,7 +230,7 @@ fn iq(
         (false, _, "query", ns::DISCO_ITEMS) => disco::items(groups, service, env, payload),
         (false, _, "ping", ns::PING) => Ok(env.iq_result(None)),
         (true, false, "create", ns::MIX_CORE) => create::handle(groups, env, payload, now),
-        (true, false, "destroy", ns::MIX_CORE) => destroy::handle(groups, env, payload),
+        (true, false, "destroy", ns::MIX_CORE) => destroy::handle(groups, env, payload, now),
         (true, true, "join", ns::MIX_CORE) => join::handle(groups, env, payload, now),
         (true, true, "leave", ns::MIX_CORE) => leave::handle(groups, env, now),
         (true, true, "setnick", ns::MIX_CORE) => setnick::handle(groups, env, payload),
@@ -212,7 +238,18 @@ fn iq(
             subscription::handle(groups, env, payload)
         }
         (false, true, "pubsub", ns::PUBSUB) => items::get(groups, env, payload),
-        (true, true, "pubsub", ns::PUBSUB) => info::publish(groups, env, payload, now),
+        (true, true, "pubsub", ns::PUBSUB) => pubsub_set(groups, env, payload, now),
+        (_, true, "invite", ns::MIX_MISC) => membership::invite(groups, service, env, payload, now),
+        (true, true, "decline", ns::MIXD_ADMIN) => membership::decline(groups, env, now),
+        (true, true, "request", ns::MIXD_ADMIN) => membership::request(groups, env, now),
+        (true, true, "decide", ns::MIXD_ADMIN) => membership::decide(groups, env, payload, now),
+        (false, true, "pending", ns::MIXD_ADMIN) => membership::pending(groups, env),
+        (true, true, "role", ns::MIXD_ADMIN) => roles::role(groups, env, payload, now),
+        (true, true, "transfer", ns::MIXD_ADMIN) => roles::transfer(groups, env, payload, now),
+        (true, true, "remove", ns::MIXD_ADMIN) => roles::remove(groups, env, payload, now),
+        (true, true, "settings", ns::MIXD_ADMIN) => settings::settings(groups, env, payload, now),
+        (true, true, "mute", ns::MIXD_ADMIN) => settings::mute(groups, env, payload, now),
+        (false, false, "groups", ns::MIXD_ADMIN) => groups::mine(groups, service, env),
         (true, true, "query", ns::MAM) => mam::query(groups, service, env, payload),
         (true, true, "moderate", ns::MODERATE) => {
             moderate::handle(groups, service, env, payload, now)
@@ -247,6 +284,32 @@ fn iq(
         }
     };
     result.unwrap_or_else(|refusal| Handled::Reply(env.error(ErrorKind::Iq, &refusal)))
+}
+
+/// A pubsub set on a channel: a publish to the info node, or a publish or retract on the
+/// allowed or banned node.
+fn pubsub_set(
+    groups: &mut Groups,
+    env: &Envelope,
+    payload: &Element,
+    now: Micros,
+) -> crate::core::Outcome<Handled> {
+    let request = payload
+        .children()
+        .find(|c| c.ns() == ns::PUBSUB && matches!(c.name(), "publish" | "retract"))
+        .ok_or_else(|| {
+            bad_request("a pubsub set on a channel must be a <publish/> or <retract/>")
+        })?;
+    let node = request.attr("node").unwrap_or_default();
+    let publish = request.name() == "publish";
+    match (access::list_of(node), publish) {
+        (Some(list), _) => access::change(groups, env, list, request, publish, now),
+        (None, true) if node == render::NODE_INFO => info::publish(groups, env, payload, now),
+        _ => Err(bad_request(format!(
+            "clients may publish to the info node and publish or retract on the allowed and banned nodes, not <{}/> on '{node}'",
+            request.name()
+        ))),
+    }
 }
 
 /// The archived message of the channel `key` that `reference` names, if any.

@@ -2,8 +2,6 @@
 //! form, a channel message, a pubsub event. Events are written once per fact as a
 //! [`Template`] and then addressed to each recipient.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-
 use jid::BareJid;
 
 use crate::core::{Info, Micros, Participant, Posted};
@@ -14,6 +12,9 @@ pub const NODE_MESSAGES: &str = "urn:xmpp:mix:nodes:messages";
 pub const NODE_PRESENCE: &str = "urn:xmpp:mix:nodes:presence";
 pub const NODE_PARTICIPANTS: &str = "urn:xmpp:mix:nodes:participants";
 pub const NODE_INFO: &str = "urn:xmpp:mix:nodes:info";
+pub const NODE_CONFIG: &str = "urn:xmpp:mix:nodes:config";
+pub const NODE_ALLOWED: &str = "urn:xmpp:mix:nodes:allowed";
+pub const NODE_BANNED: &str = "urn:xmpp:mix:nodes:banned";
 
 /// A stanza serialized once, with a hole where each recipient's `to` goes.
 pub struct Template {
@@ -50,10 +51,55 @@ impl Template {
 }
 
 /// XEP-0082 date-time with microseconds.
-pub fn timestamp(at: Micros) -> String {
-    DateTime::<Utc>::from_timestamp_micros(at)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Micros, true)
+pub use crate::core::iso_time as timestamp;
+
+/// An XEP-0082 date-time given in `field`, or the refusal that says why it is not one.
+pub fn parse_timestamp(field: &str, value: &str) -> crate::core::Outcome<Micros> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_micros())
+        .map_err(|e| {
+            super::bad_request(format!(
+                "{field}: '{value}' is not an XEP-0082 date-time ({e})"
+            ))
+        })
+}
+
+/// An XEP-0407 `<invitation/>`; its token is the invitation's time, which names it.
+pub fn invitation(x: &mut Xml, channel_jid: &str, invitation: &crate::core::Pending) {
+    x.open("invitation", ns::MIX_MISC)
+        .leaf("inviter", "", invitation.by.as_str())
+        .leaf("invitee", "", invitation.jid.as_str())
+        .leaf("channel", "", channel_jid)
+        .leaf("token", "", &invitation.at.to_string())
+        .close();
+}
+
+/// Invitations (`<invited/>`) and join requests (`<requested/>`) waiting, for both dialects.
+pub fn pending(x: &mut Xml, pending: &[crate::core::Pending]) {
+    for p in pending {
+        let element = match p.kind {
+            crate::core::PendingKind::Invited => "invited",
+            crate::core::PendingKind::Requested => "requested",
+        };
+        x.open(element, "")
+            .attr("jid", p.jid.as_str())
+            .attr("by", p.by.as_str())
+            .attr("at", &timestamp(p.at))
+            .close();
+    }
+}
+
+/// A membership notification (an invitation, a join request, a decision) from the channel to
+/// one user's bare JID, in both dialects: a `normal` message, which stock servers deliver to
+/// every resource or keep offline. `write` puts in the payload.
+pub fn membership_notice(channel_jid: &str, write: impl FnOnce(&mut Xml)) -> Template {
+    Template::new(|x| {
+        x.open("message", ns::COMPONENT)
+            .attr("from", channel_jid)
+            .attr("to", Template::TO)
+            .attr("type", "normal");
+        write(x);
+    })
 }
 
 /// `<participant xmlns='urn:xmpp:mix:core:1'><nick/><jid/></participant>`
@@ -87,6 +133,22 @@ pub fn info_form(x: &mut Xml, info: &Info) {
     x.close().close();
 }
 
+/// A group event as MIX history shows it (only when asked for, with the `notices` filter):
+/// `<notice xmlns='urn:mixd:notice:0' kind='…' code='…' by='…' [jid='…']/>`.
+fn notice(x: &mut Xml, archived: &Archived) {
+    let Some((kind, target)) = &archived.notice else {
+        return;
+    };
+    x.open("notice", ns::MIXD_NOTICE)
+        .attr("kind", kind.name())
+        .attr("code", &(*kind as i64).to_string())
+        .attr("by", archived.posted.sender.as_str());
+    if let Some(target) = target {
+        x.attr("jid", target.as_str());
+    }
+    x.close();
+}
+
 /// A channel message as reflected live: the sender's payload, then `<mix>` with nick and
 /// JID, then the XEP-0359 stanza-id (the archive id).
 pub fn channel_message(x: &mut Xml, channel_jid: &str, posted: &Posted) {
@@ -106,6 +168,7 @@ pub fn archived_message(x: &mut Xml, channel_jid: &str, archived: &Archived) {
     let id = posted.id.to_string();
     open_groupchat(x, ns::CLIENT, channel_jid, None, Some(&id));
     match &archived.retraction {
+        _ if archived.notice.is_some() => notice(x, archived),
         Some(tombstone) => {
             x.open("retracted", ns::RETRACT)
                 .attr("stamp", &timestamp(tombstone.at));

@@ -3,16 +3,17 @@
 
 use minidom::Element;
 
-use super::render::{NODE_INFO, NODE_MESSAGES, NODE_PARTICIPANTS, NODE_PRESENCE};
+use super::render::{NODE_CONFIG, NODE_INFO, NODE_MESSAGES, NODE_PARTICIPANTS, NODE_PRESENCE};
 use super::{bad_request, channel_name, Envelope, Handled};
 use crate::core::{Groups, Nodes, Outcome};
 use crate::xml::{ns, Xml};
 
-const NODES: [(&str, Nodes); 4] = [
+const NODES: [(&str, Nodes); 5] = [
     (NODE_MESSAGES, Nodes::MESSAGES),
     (NODE_PRESENCE, Nodes::PRESENCE),
     (NODE_PARTICIPANTS, Nodes::PARTICIPANTS),
     (NODE_INFO, Nodes::INFO),
+    (NODE_CONFIG, Nodes::CONFIG),
 ];
 
 /// The nodes named by the `<element node='…'/>` children of `payload`; unknown nodes are a

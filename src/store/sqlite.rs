@@ -12,8 +12,8 @@ use super::{
     Reader, Tombstone,
 };
 use crate::core::{
-    Channel, Dialect, Fact, Info, MessageRef, Nodes, NoticeKind, Participant, Posted, Receipt,
-    ReceiptKind, Role, Snapshot, Submission,
+    Access, Channel, Dialect, Fact, Info, JoinPolicy, MessageRef, Nodes, NoticeKind, Participant,
+    Pending, PendingKind, Posted, Receipt, ReceiptKind, Role, Settings, Snapshot, Submission,
 };
 
 /// How hard a commit tries to reach the disk.
@@ -126,15 +126,22 @@ fn persist(
             tx.prepare_cached("INSERT INTO channel_owners (channel, jid) VALUES (?1, ?2)")?
                 .execute(params![key, owner.as_str()])?;
         }
-        Fact::ChannelDestroyed { channel } => {
-            for table in ["receipts", "reactions"] {
-                tx.prepare_cached(&format!(
-                    "DELETE FROM {table} WHERE message IN (SELECT id FROM messages WHERE channel = ?1)"
-                ))?
-                .execute([channel.key])?;
+        Fact::ChannelDestroyed {
+            channel,
+            archive_kept,
+            ..
+        } => {
+            // A kept archive stays under the channel's key, which is never used again.
+            if !archive_kept {
+                for table in ["receipts", "reactions"] {
+                    tx.prepare_cached(&format!(
+                        "DELETE FROM {table} WHERE message IN (SELECT id FROM messages WHERE channel = ?1)"
+                    ))?
+                    .execute([channel.key])?;
+                }
+                tx.prepare_cached("DELETE FROM messages WHERE channel = ?1")?
+                    .execute([channel.key])?;
             }
-            tx.prepare_cached("DELETE FROM messages WHERE channel = ?1")?
-                .execute([channel.key])?;
             tx.prepare_cached("DELETE FROM channels WHERE key = ?1")?
                 .execute([channel.key])?;
         }
@@ -144,16 +151,64 @@ fn persist(
             ..
         } => {
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT OR REPLACE INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at, cleared_upto, muted_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
-            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, p.dialect as i64, p.joined_at])?;
+            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, p.dialect as i64, p.joined_at, p.cleared_upto, p.muted_until])?;
+            tx.prepare_cached("DELETE FROM pending WHERE channel = ?1 AND jid = ?2")?
+                .execute(params![key, p.jid.as_str()])?;
         }
         Fact::Left {
             key, participant, ..
         } => {
             tx.prepare_cached("DELETE FROM participants WHERE channel = ?1 AND jid = ?2")?
                 .execute(params![key, participant.jid.as_str()])?;
+            tx.prepare_cached("DELETE FROM channel_owners WHERE channel = ?1 AND jid = ?2")?
+                .execute(params![key, participant.jid.as_str()])?;
+        }
+        Fact::SettingsChanged { key, settings, .. } => {
+            tx.prepare_cached(
+                "UPDATE channels SET join_policy = ?2, muted = ?3, max_members = ?4 WHERE key = ?1",
+            )?
+            .execute(params![
+                key,
+                settings.policy as i64,
+                settings.muted,
+                settings.max_members.map(|m| m as i64)
+            ])?;
+        }
+        Fact::AccessChanged {
+            key,
+            list,
+            entry,
+            present,
+            ..
+        } => {
+            let sql = if *present {
+                "INSERT OR IGNORE INTO channel_access (channel, list, entry) VALUES (?1, ?2, ?3)"
+            } else {
+                "DELETE FROM channel_access WHERE channel = ?1 AND list = ?2 AND entry = ?3"
+            };
+            tx.prepare_cached(sql)?
+                .execute(params![key, *list as i64, entry.as_str()])?;
+        }
+        Fact::Muted {
+            key, jid, until, ..
+        } => {
+            tx.prepare_cached(
+                "UPDATE participants SET muted_until = ?3 WHERE channel = ?1 AND jid = ?2",
+            )?
+            .execute(params![key, jid.as_str(), until])?;
+        }
+        Fact::PendingAdded { key, pending: p } => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO pending (channel, jid, kind, by, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![key, p.jid.as_str(), p.kind as i64, p.by.as_str(), p.at])?;
+        }
+        Fact::PendingResolved { key, pending, .. } => {
+            tx.prepare_cached("DELETE FROM pending WHERE channel = ?1 AND jid = ?2")?
+                .execute(params![key, pending.jid.as_str()])?;
         }
         Fact::NickChanged { key, jid, nick } => {
             tx.prepare_cached("UPDATE participants SET nick = ?3 WHERE channel = ?1 AND jid = ?2")?
@@ -162,6 +217,13 @@ fn persist(
         Fact::RoleChanged { key, jid, role, .. } => {
             tx.prepare_cached("UPDATE participants SET role = ?3 WHERE channel = ?1 AND jid = ?2")?
                 .execute(params![key, jid.as_str(), *role as i64])?;
+            let owners = if *role == Role::Owner {
+                "INSERT OR IGNORE INTO channel_owners (channel, jid) VALUES (?1, ?2)"
+            } else {
+                "DELETE FROM channel_owners WHERE channel = ?1 AND jid = ?2"
+            };
+            tx.prepare_cached(owners)?
+                .execute(params![key, jid.as_str()])?;
         }
         Fact::SubscriptionChanged { key, jid, nodes } => {
             tx.prepare_cached(
@@ -411,7 +473,8 @@ impl Reader for SqliteReader {
             let mut channels = Vec::new();
             let mut stmt = conn.prepare(
                 "SELECT key, name, created_by, created_at, info_name, info_description,
-                        info_contacts, info_updated_at, info_avatar, info_thumbnail, info_history FROM channels ORDER BY key",
+                        info_contacts, info_updated_at, info_avatar, info_thumbnail, info_history,
+                        join_policy, muted, max_members FROM channels ORDER BY key",
             )?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
@@ -435,6 +498,13 @@ impl Reader for SqliteReader {
                     },
                     participants: Vec::new(),
                     owners: Vec::new(),
+                    settings: Settings {
+                        policy: JoinPolicy::from_i64(row.get(11)?),
+                        muted: row.get(12)?,
+                        max_members: row.get::<_, Option<i64>>(13)?.map(|m| m as usize),
+                    },
+                    access: Access::default(),
+                    pending: Vec::new(),
                 });
             }
             let index: std::collections::HashMap<i64, usize> = channels
@@ -458,8 +528,32 @@ impl Reader for SqliteReader {
                     channels[i].owners.push(bare(row.get(1)?)?);
                 }
             }
+            let mut stmt = conn.prepare("SELECT channel, list, entry FROM channel_access ORDER BY channel, list, entry")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                if let Some(&i) = index.get(&row.get::<_, i64>(0)?) {
+                    let entry = bare(row.get(2)?)?;
+                    let access = &mut channels[i].access;
+                    match row.get::<_, i64>(1)? {
+                        0 => access.allowed.push(entry),
+                        _ => access.banned.push(entry),
+                    }
+                }
+            }
+            let mut stmt = conn.prepare("SELECT channel, jid, kind, by, at FROM pending ORDER BY at")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                if let Some(&i) = index.get(&row.get::<_, i64>(0)?) {
+                    channels[i].pending.push(Pending {
+                        jid: bare(row.get(1)?)?,
+                        kind: PendingKind::from_i64(row.get(2)?),
+                        by: bare(row.get(3)?)?,
+                        at: row.get(4)?,
+                    });
+                }
+            }
             let mut stmt = conn.prepare(
-                "SELECT channel, jid, id, nick, nodes, role, joined_at, cleared_upto, dialect FROM participants
+                "SELECT channel, jid, id, nick, nodes, role, joined_at, cleared_upto, dialect, muted_until FROM participants
                  ORDER BY channel, joined_at, jid",
             )?;
             let mut rows = stmt.query([])?;
@@ -477,6 +571,7 @@ impl Reader for SqliteReader {
                         joined_at: row.get(6)?,
                         cleared_upto: row.get(7)?,
                         dialect: Dialect::from_i64(row.get(8)?),
+                        muted_until: row.get(9)?,
                         online: Vec::new(),
                     });
                 }
@@ -986,9 +1081,91 @@ mod tests {
     fn destroy_removes_the_archive() {
         let (_dir, mut w, r, mut g) = coven();
         post_many(&mut w, &mut g, 2);
-        commit(&mut w, g.destroy(&jid("alice@localhost"), "coven").unwrap());
+        commit(
+            &mut w,
+            g.destroy(&jid("alice@localhost"), "coven", 9).unwrap(),
+        );
         assert!(r.snapshot().unwrap().channels.is_empty());
         assert_eq!(r.history(&query(Page::First, 5)).unwrap().count, 0);
         assert_eq!(r.snapshot().unwrap().last_message_id, abs(2));
+    }
+
+    #[test]
+    fn administration_survives_a_restart() {
+        use crate::core::{AccessList, JoinPolicy, SettingsChange};
+        let (_dir, mut w, r, mut g) = coven();
+        let (alice, bob) = (jid("alice@localhost"), jid("bob@localhost"));
+        let change = SettingsChange {
+            policy: Some(JoinPolicy::Request),
+            muted: Some(true),
+            max_members: Some(Some(50)),
+        };
+        let mut facts = g.change_settings("coven", &alice, change, 10).unwrap();
+        facts.extend(
+            g.set_access(
+                "coven",
+                &alice,
+                AccessList::Banned,
+                &jid("spam.example"),
+                true,
+                11,
+            )
+            .unwrap(),
+        );
+        facts.extend(
+            g.set_access(
+                "coven",
+                &alice,
+                AccessList::Allowed,
+                &jid("localhost"),
+                true,
+                11,
+            )
+            .unwrap(),
+        );
+        facts.extend(g.mute("coven", &alice, &bob, 1_000, 12).unwrap());
+        facts.extend(
+            g.invite("coven", &alice, &[jid("erin@localhost")], 13)
+                .unwrap()
+                .1,
+        );
+        facts.extend(
+            g.request_join("coven", &jid("frank@localhost"), 14)
+                .unwrap(),
+        );
+        facts.extend(g.transfer("coven", &alice, &bob, 15).unwrap());
+        commit(&mut w, facts);
+        let snap = r.snapshot().unwrap();
+        let (stored, live) = (&snap.channels[0], g.channel("coven").unwrap());
+        assert_eq!(stored.participants, live.participants);
+        assert_eq!(stored.owners, vec![bob.clone()]);
+        assert_eq!(stored.settings, live.settings);
+        assert_eq!(stored.access, live.access);
+        assert_eq!(stored.pending, live.pending);
+        assert_eq!(stored.participants[1].muted_until, 1_000);
+    }
+
+    #[test]
+    fn a_kept_archive_outlives_its_channel() {
+        let (_dir, mut w, r, mut g) = coven();
+        g.rules.keep_archive = true;
+        post_many(&mut w, &mut g, 2);
+        commit(
+            &mut w,
+            g.destroy(&jid("alice@localhost"), "coven", 9).unwrap(),
+        );
+        assert!(r.snapshot().unwrap().channels.is_empty());
+        let mut all = query(Page::First, 10);
+        all.with_notices = true;
+        let kept = r.history(&all).unwrap();
+        assert_eq!(
+            kept.messages.len(),
+            6,
+            "created, two joins, two messages, deleted"
+        );
+        assert!(matches!(
+            kept.messages.last().unwrap().notice,
+            Some((NoticeKind::Deleted, _))
+        ));
     }
 }

@@ -12,6 +12,9 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from .servers import MIX_DOMAIN, PASSWORD, USER_DOMAIN
 
 TIMEOUT = 10
+ADMIN = "urn:mixd:admin:0"
+MISC = "urn:xmpp:mix:misc:0"
+FLYCHAT = "jabber:iq:mixgroupchat"
 
 
 class Client(slixmpp.ClientXMPP):
@@ -40,6 +43,9 @@ class Client(slixmpp.ClientXMPP):
         self.errors = asyncio.Queue()
         self.events = asyncio.Queue()
         self.add_event_handler("mix_message", self._mix_message)
+        # Membership notifications (invitations, join requests, decisions), by element name.
+        self.notices = asyncio.Queue()
+        self.add_event_handler("message", self._notice)
         self.add_event_handler("message_error", self.errors.put_nowait)
         for event in ("pubsub_publish", "pubsub_retract", "pubsub_delete"):
             self.add_event_handler(event, lambda msg, kind=event: self.events.put_nowait((kind, msg)))
@@ -55,6 +61,56 @@ class Client(slixmpp.ClientXMPP):
         if msg.xml.find("{jabber:client}body") is None:
             return
         self.mix_messages.put_nowait(msg)
+
+    def _notice(self, msg):
+        for child in msg.xml:
+            if child.tag in (f"{{{MISC}}}invitation", f"{{{ADMIN}}}join-request", f"{{{ADMIN}}}decision"):
+                self.notices.put_nowait(child)
+
+    async def next_notice(self, timeout=TIMEOUT):
+        return await asyncio.wait_for(self.notices.get(), timeout)
+
+    async def admin(self, name, element, get=False, **attrs):
+        """An iq to channel `name` carrying `<element xmlns='urn:mixd:admin:0' attrs/>`."""
+        return await self.request(self.channel(name), ET.Element(f"{{{ADMIN}}}{element}", **attrs), get)
+
+    async def flychat(self, name, status, participants=(), get=False, **attrs):
+        """A FlyChat-dialect group operation, as the SDK would send it."""
+        query = ET.Element(f"{{{FLYCHAT}}}query", status=status, **attrs)
+        for jid in participants:
+            ET.SubElement(query, f"{{{FLYCHAT}}}participant").text = jid
+        return await self.request(self.channel(name), query, get)
+
+    async def request(self, to, payload, get=False):
+        iq = self.make_iq_get(ito=to) if get else self.make_iq_set(ito=to)
+        iq.xml.append(payload)
+        return await iq.send(timeout=TIMEOUT)
+
+    async def invite(self, name, invitee):
+        """XEP-0407: returns the <invitation/> of the result."""
+        invite = ET.Element(f"{{{MISC}}}invite")
+        ET.SubElement(invite, f"{{{MISC}}}invitee").text = invitee
+        result = await self.request(self.channel(name), invite)
+        return result.xml.find(f"{{{MISC}}}invite/{{{MISC}}}invitation")
+
+    async def ban(self, name, entry, node="urn:xmpp:mix:nodes:banned", retract=False):
+        """Publishes (or retracts) `entry` on the banned (or allowed) node."""
+        pubsub = ET.Element("{http://jabber.org/protocol/pubsub}pubsub")
+        op = ET.SubElement(pubsub, "{http://jabber.org/protocol/pubsub}" + ("retract" if retract else "publish"), node=node)
+        ET.SubElement(op, "{http://jabber.org/protocol/pubsub}item", id=entry)
+        return await self.request(self.channel(name), pubsub)
+
+    async def items(self, name, node):
+        """The items of a channel node, as XML elements."""
+        pubsub = ET.Element("{http://jabber.org/protocol/pubsub}pubsub")
+        ET.SubElement(pubsub, "{http://jabber.org/protocol/pubsub}items", node=node)
+        result = await self.request(self.channel(name), pubsub, get=True)
+        return result.xml.findall(".//{http://jabber.org/protocol/pubsub}item")
+
+    async def config(self, name):
+        """The configuration node's form (XEP-0406) as {var: [values]}."""
+        (item,) = await self.items(name, "urn:xmpp:mix:nodes:config")
+        return form_values(item)
 
     async def next(self, event, timeout=TIMEOUT):
         return await asyncio.wait_for(self.received[event].get(), timeout)
@@ -84,9 +140,10 @@ class Client(slixmpp.ClientXMPP):
     def channel(name):
         return slixmpp.JID(f"{name}@{MIX_DOMAIN}")
 
-    async def join_live(self, name, nick):
-        """Joins and announces presence to the channel (XEP-0403) so deliveries reach us."""
-        await self.plugin["xep_0369"].join_channel(self.channel(name), nick, timeout=TIMEOUT)
+    async def join_live(self, name, nick, nodes=None):
+        """Joins (subscribed to `nodes`, by default those slixmpp picks) and announces
+        presence to the channel (XEP-0403) so deliveries reach us."""
+        await self.plugin["xep_0369"].join_channel(self.channel(name), nick, nodes, timeout=TIMEOUT)
         await self.online_in(name)
 
     async def destroy(self, name):
@@ -169,3 +226,10 @@ def _event_node(msg):
     event = msg.xml.find("{http://jabber.org/protocol/pubsub#event}event")
     child = event[0] if event is not None and len(event) else None
     return child.get("node") if child is not None else None
+
+
+def form_values(element):
+    """{var: [values]} of the data form inside `element`."""
+    form = element.find(".//{jabber:x:data}x")
+    return {f.get("var"): [v.text or "" for v in f.findall("{jabber:x:data}value")]
+            for f in form.findall("{jabber:x:data}field")}

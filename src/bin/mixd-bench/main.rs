@@ -132,6 +132,9 @@ impl Mixd {
                 "bench",
                 "--user-domain",
                 "bench",
+                // One bench user creates every channel.
+                "--max-groups-per-creator",
+                "0",
             ])
             .arg("--server")
             .arg(format!("127.0.0.1:{port}"))

@@ -1,0 +1,153 @@
+//! The allowed and banned lists (XEP-0369 §7.3.7), kept by owners and admins. Entries are
+//! bare JIDs or whole domains; banned wins over allowed. Banning removes the participants it
+//! matches, with the same rights removal needs (only an owner bans an admin; nobody bans an
+//! owner), so that a ban is never half applied.
+
+use jid::BareJid;
+
+use super::{AccessList, Condition, Fact, Groups, Micros, Outcome, Refusal, Role};
+
+impl Groups {
+    /// Puts `entry` on `list` (`present`) or takes it off.
+    pub fn set_access(
+        &mut self,
+        name: &str,
+        actor: &BareJid,
+        list: AccessList,
+        entry: &BareJid,
+        present: bool,
+        now: Micros,
+    ) -> Outcome {
+        let channel = self.existing(name)?;
+        let role = channel.role_of(actor);
+        if role < Role::Admin {
+            return Err(Refusal::new(
+                Condition::Forbidden,
+                format!("only an owner or admin may change the access lists of '{name}'"),
+            ));
+        }
+        if channel.access.list(list).contains(entry) == present {
+            return Ok(Vec::new());
+        }
+        let mut facts = vec![Fact::AccessChanged {
+            key: channel.key,
+            list,
+            entry: entry.clone(),
+            present,
+            by: actor.clone(),
+        }];
+        if list == AccessList::Banned && present {
+            let banned = super::Access {
+                banned: vec![entry.clone()],
+                ..Default::default()
+            };
+            for owner in &channel.owners {
+                if banned.is_banned(owner) {
+                    return Err(Refusal::new(
+                        Condition::NotAllowed,
+                        format!("{entry} would ban {owner}, an owner of '{name}'"),
+                    ));
+                }
+            }
+            for p in channel
+                .participants
+                .iter()
+                .filter(|p| banned.is_banned(&p.jid))
+            {
+                if p.role >= Role::Admin && role < Role::Owner {
+                    return Err(Refusal::new(
+                        Condition::Forbidden,
+                        format!("only an owner may ban {}, an admin of '{name}'", p.jid),
+                    ));
+                }
+                facts.push(Fact::Left {
+                    key: channel.key,
+                    participant: p.clone(),
+                    by: actor.clone(),
+                });
+            }
+        }
+        Ok(self.apply_noted(facts, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+    use crate::core::Nodes;
+
+    #[test]
+    fn banning_removes_and_keeps_out_and_banned_wins() {
+        let mut g = with_carol();
+        let alice = jid("alice@localhost");
+        let err = g
+            .set_access(
+                "coven",
+                &jid("bob@localhost"),
+                AccessList::Banned,
+                &jid("carol@localhost"),
+                true,
+                5,
+            )
+            .unwrap_err();
+        assert_eq!(err.condition, Condition::Forbidden);
+        g.set_access(
+            "coven",
+            &alice,
+            AccessList::Allowed,
+            &jid("localhost"),
+            true,
+            5,
+        )
+        .unwrap();
+        let facts = g
+            .set_access(
+                "coven",
+                &alice,
+                AccessList::Banned,
+                &jid("carol@localhost"),
+                true,
+                6,
+            )
+            .unwrap();
+        assert!(facts.iter().any(|f| matches!(f, Fact::Left { .. })));
+        assert!(g
+            .channel("coven")
+            .unwrap()
+            .participant(&jid("carol@localhost"))
+            .is_none());
+        let err = g
+            .join("coven", &jid("carol@localhost"), None, Nodes::ALL, 7)
+            .unwrap_err();
+        assert_eq!(err.condition, Condition::Forbidden);
+        let err = g
+            .join("coven", &jid("eve@elsewhere"), None, Nodes::ALL, 7)
+            .unwrap_err();
+        assert_eq!(
+            err.condition,
+            Condition::Forbidden,
+            "not on the allowed list"
+        );
+        g.join("coven", &jid("dave@localhost"), None, Nodes::ALL, 7)
+            .unwrap();
+    }
+
+    #[test]
+    fn owners_cannot_be_banned_and_a_domain_ban_stops_posting() {
+        let mut g = coven();
+        let alice = jid("alice@localhost");
+        let err = g
+            .set_access(
+                "coven",
+                &alice,
+                AccessList::Banned,
+                &jid("localhost"),
+                true,
+                5,
+            )
+            .unwrap_err();
+        assert_eq!(err.condition, Condition::NotAllowed);
+        assert!(g.channel("coven").unwrap().access.banned.is_empty());
+    }
+}

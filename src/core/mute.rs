@@ -1,0 +1,96 @@
+//! Muting a member until a time: owners and admins mute members, only owners mute admins.
+//! A muted member keeps reading; its posts are refused with the time the mute ends. The
+//! whole group is muted through its settings (`settings.rs`).
+
+use jid::BareJid;
+
+use super::{Condition, Fact, Groups, Micros, Outcome, Refusal, Role};
+
+impl Groups {
+    /// Mutes `target` until `until`; `until` 0 unmutes.
+    pub fn mute(
+        &mut self,
+        name: &str,
+        actor: &BareJid,
+        target: &BareJid,
+        until: Micros,
+        now: Micros,
+    ) -> Outcome {
+        let channel = self.existing(name)?;
+        let participant = channel.participant(target).ok_or_else(|| {
+            Refusal::new(
+                Condition::ItemNotFound,
+                format!("{target} is not a participant of '{name}'"),
+            )
+        })?;
+        let needed = if channel.role_of(target) == Role::Member {
+            Role::Admin
+        } else {
+            Role::Owner
+        };
+        if channel.role_of(actor) < needed || channel.is_owner(target) {
+            return Err(Refusal::new(
+                Condition::Forbidden,
+                format!("you may not mute {target} in '{name}'"),
+            ));
+        }
+        if until != 0 && until <= now {
+            return Err(Refusal::new(
+                Condition::BadRequest,
+                "a mute must end in the future",
+            ));
+        }
+        let current = if participant.muted_until > now {
+            participant.muted_until
+        } else {
+            0
+        };
+        if current == until {
+            return Ok(Vec::new());
+        }
+        let fact = Fact::Muted {
+            key: channel.key,
+            jid: target.clone(),
+            until,
+            by: actor.clone(),
+        };
+        Ok(self.apply_noted(vec![fact], now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+    use crate::core::settings::SettingsChange;
+
+    #[test]
+    fn muted_members_cannot_post_until_the_time() {
+        let mut g = coven();
+        let (alice, bob) = (jid("alice@localhost"), jid("bob@localhost"));
+        let err = g.mute("coven", &bob, &alice, 100, 5).unwrap_err();
+        assert_eq!(err.condition, Condition::Forbidden);
+        g.mute("coven", &alice, &bob, 100, 5).unwrap();
+        let err = g.post("coven", &bob, text("hi"), 50).unwrap_err();
+        assert_eq!(err.condition, Condition::Forbidden);
+        assert!(err.text.contains("muted"), "{}", err.text);
+        g.post("coven", &bob, text("later"), 100).unwrap();
+        g.mute("coven", &alice, &bob, 200, 150).unwrap();
+        g.mute("coven", &alice, &bob, 0, 151).unwrap();
+        g.post("coven", &bob, text("free"), 152).unwrap();
+    }
+
+    #[test]
+    fn a_muted_group_lets_only_admins_post() {
+        let mut g = coven();
+        let (alice, bob) = (jid("alice@localhost"), jid("bob@localhost"));
+        let mute = SettingsChange {
+            muted: Some(true),
+            ..Default::default()
+        };
+        g.change_settings("coven", &alice, mute, 5).unwrap();
+        let err = g.post("coven", &bob, text("hi"), 6).unwrap_err();
+        assert_eq!(err.condition, Condition::Forbidden);
+        g.post("coven", &alice, text("announcement"), 6).unwrap();
+    }
+}

@@ -1,0 +1,92 @@
+//! Invitations and join requests in the FlyChat dialect (mixd's, docs/protocol.md):
+//!
+//! - `invite_participants`: `<participants><participant>jid</participant>…</participants>`,
+//!   each invited (the invitee gets the XEP-0407 `<invitation>` message);
+//! - `join_group`: the sender joins if it may (open group, or invited), else asks (a group
+//!   that takes requests); the result's `state` says `joined` or `requested`;
+//! - `decline_invitation`;
+//! - `get_join_requests`: what waits (owners and admins), as `<pending><requested/><invited/>`;
+//! - `decide_join_request`: `approve='1|0'` and the requester as `<participant>`.
+
+use minidom::Element;
+
+use super::group::{group_name, named_participant, participant_jids};
+use super::NS;
+use crate::core::{
+    Condition, Dialect, Groups, JoinPolicy, Micros, Nodes, Outcome, PendingKind, Refusal,
+};
+use crate::mix::{bad_request, bool_attr, render, Envelope, Handled};
+use crate::xml::Xml;
+
+pub fn invite(
+    groups: &mut Groups,
+    env: &Envelope,
+    query: &Element,
+    now: Micros,
+) -> Outcome<Handled> {
+    let invitees = participant_jids(query)?;
+    if invitees.is_empty() {
+        return Err(bad_request("invite_participants names no <participant/>"));
+    }
+    let (_, facts) = groups.invite(group_name(env), &env.sender(), &invitees, now)?;
+    Ok(Handled::iq_changed(env, facts, None))
+}
+
+pub fn join(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
+    let name = group_name(env);
+    let user = env.sender();
+    let channel = groups
+        .channel(name)
+        .ok_or_else(|| Refusal::new(Condition::ItemNotFound, format!("no group '{name}'")))?;
+    let invited = channel
+        .pending(&user)
+        .is_some_and(|p| p.kind == PendingKind::Invited);
+    let (state, facts) = if channel.settings.policy == JoinPolicy::Request && !invited {
+        ("requested", groups.request_join(name, &user, now)?)
+    } else {
+        let (_, facts) = groups.join_as(name, &user, None, Nodes::ALL, Dialect::FlyChat, now)?;
+        ("joined", facts)
+    };
+    let mut x = Xml::new();
+    x.open("query", NS)
+        .attr("status", "join_group")
+        .attr("state", state)
+        .close();
+    Ok(Handled::iq_changed(env, facts, Some(x.finish())))
+}
+
+pub fn decline(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
+    let facts = groups.decline_invitation(group_name(env), &env.sender(), now)?;
+    Ok(Handled::iq_changed(env, facts, None))
+}
+
+pub fn requests(groups: &Groups, env: &Envelope) -> Outcome<Handled> {
+    let pending = groups.pending_of(group_name(env), &env.sender())?;
+    let mut x = Xml::new();
+    x.open("query", NS)
+        .attr("status", "get_join_requests")
+        .open("pending", "");
+    render::pending(&mut x, pending);
+    x.close().close();
+    Ok(env.iq_result(Some(&x.finish())))
+}
+
+pub fn decide(
+    groups: &mut Groups,
+    env: &Envelope,
+    query: &Element,
+    now: Micros,
+) -> Outcome<Handled> {
+    let requester = named_participant(query)?;
+    let approve = bool_attr(query, "approve")?
+        .ok_or_else(|| bad_request("decide_join_request needs approve='1' or '0'"))?;
+    let facts = groups.decide(
+        group_name(env),
+        &env.sender(),
+        &requester,
+        approve,
+        Dialect::FlyChat,
+        now,
+    )?;
+    Ok(Handled::iq_changed(env, facts, None))
+}

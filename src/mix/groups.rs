@@ -1,0 +1,31 @@
+//! "My groups": `<groups xmlns='urn:mixd:admin:0'/>` in an iq get to the service lists the
+//! channels the sender takes part in or owns, each with its name and the sender's role.
+
+use super::{Envelope, Handled, Service};
+use crate::core::{Groups, Outcome};
+use crate::xml::{ns, Xml};
+
+pub fn mine(groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
+    let user = env.sender();
+    let mut mine: Vec<_> = groups.groups_of(&user).collect();
+    mine.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut x = Xml::new();
+    x.open("groups", ns::MIXD_ADMIN);
+    for channel in mine {
+        x.open("group", "")
+            .attr("jid", &service.channel_jid(&channel.name))
+            .attr("name", &channel.info.name)
+            .attr("role", channel.role_of(&user).name())
+            .attr(
+                "participant",
+                if channel.participant(&user).is_some() {
+                    "true"
+                } else {
+                    "false"
+                },
+            )
+            .close();
+    }
+    x.close();
+    Ok(env.iq_result(Some(&x.finish())))
+}

@@ -1,0 +1,75 @@
+//! Invitations and join requests for MIX clients. Inviting is XEP-0407's `<invite>` (the
+//! result carries the `<invitation>`; mixd also sends it to the invitee itself, so that the
+//! invitee learns of it whatever the inviter's client does); the invitee accepts by joining
+//! and may `<decline/>`. Requests are mixd's, in `urn:mixd:admin:0`: `<request/>` asks,
+//! `<decide jid='…' approve='true|false'/>` answers (the first answer stands), and
+//! `<pending/>` lists what waits, for owners and admins.
+
+use minidom::Element;
+
+use super::{bool_attr, channel_name, jid_attr, render, Envelope, Handled, Service};
+use crate::core::{Dialect, Groups, Micros, Outcome};
+use crate::xml::{ns, Xml};
+
+pub fn invite(
+    groups: &mut Groups,
+    service: &Service,
+    env: &Envelope,
+    payload: &Element,
+    now: Micros,
+) -> Outcome<Handled> {
+    let invitee = payload
+        .get_child("invitee", ns::MIX_MISC)
+        .map(|i| i.text())
+        .ok_or_else(|| super::bad_request("<invite/> needs an <invitee/>"))?;
+    let invitee = jid::BareJid::new(invitee.trim())
+        .map_err(|_| super::bad_request(format!("'{invitee}' is not a bare JID")))?;
+    let name = channel_name(env);
+    let (invitations, facts) = groups.invite(name, &env.sender(), &[invitee], now)?;
+    let mut x = Xml::new();
+    x.open("invite", ns::MIX_MISC);
+    for invitation in &invitations {
+        render::invitation(&mut x, &service.channel_jid(name), invitation);
+    }
+    x.close();
+    Ok(Handled::iq_changed(env, facts, Some(x.finish())))
+}
+
+pub fn decline(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
+    let facts = groups.decline_invitation(channel_name(env), &env.sender(), now)?;
+    Ok(Handled::iq_changed(env, facts, None))
+}
+
+pub fn request(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
+    let facts = groups.request_join(channel_name(env), &env.sender(), now)?;
+    Ok(Handled::iq_changed(env, facts, None))
+}
+
+pub fn decide(
+    groups: &mut Groups,
+    env: &Envelope,
+    payload: &Element,
+    now: Micros,
+) -> Outcome<Handled> {
+    let requester = jid_attr(payload, "jid")?;
+    let approve = bool_attr(payload, "approve")?
+        .ok_or_else(|| super::bad_request("<decide/> needs approve='true' or 'false'"))?;
+    let facts = groups.decide(
+        channel_name(env),
+        &env.sender(),
+        &requester,
+        approve,
+        Dialect::Mix,
+        now,
+    )?;
+    Ok(Handled::iq_changed(env, facts, None))
+}
+
+pub fn pending(groups: &Groups, env: &Envelope) -> Outcome<Handled> {
+    let pending = groups.pending_of(channel_name(env), &env.sender())?;
+    let mut x = Xml::new();
+    x.open("pending", ns::MIXD_ADMIN);
+    render::pending(&mut x, pending);
+    x.close();
+    Ok(env.iq_result(Some(&x.finish())))
+}

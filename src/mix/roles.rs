@@ -1,0 +1,45 @@
+//! Roles and removal for MIX clients, in `urn:mixd:admin:0` (XEP-0406 leaves these
+//! operations to the implementation): `<role jid='…' role='owner|admin|member'/>` makes
+//! owners and admins or revokes them, `<transfer jid='…'/>` hands the ownership over,
+//! `<remove jid='…'/>` takes a participant out. The core decides who may.
+
+use minidom::Element;
+
+use super::{bad_request, channel_name, jid_attr, Envelope, Handled};
+use crate::core::{Groups, Micros, Outcome, Role};
+
+pub fn role(
+    groups: &mut Groups,
+    env: &Envelope,
+    payload: &Element,
+    now: Micros,
+) -> Outcome<Handled> {
+    let target = jid_attr(payload, "jid")?;
+    let name = payload.attr("role").unwrap_or_default();
+    let role = Role::from_name(name)
+        .ok_or_else(|| bad_request(format!("role='{name}' is not one of owner, admin, member")))?;
+    let facts = groups.set_role(channel_name(env), &env.sender(), &target, role, now)?;
+    Ok(Handled::iq_changed(env, facts, None))
+}
+
+pub fn transfer(
+    groups: &mut Groups,
+    env: &Envelope,
+    payload: &Element,
+    now: Micros,
+) -> Outcome<Handled> {
+    let target = jid_attr(payload, "jid")?;
+    let facts = groups.transfer(channel_name(env), &env.sender(), &target, now)?;
+    Ok(Handled::iq_changed(env, facts, None))
+}
+
+pub fn remove(
+    groups: &mut Groups,
+    env: &Envelope,
+    payload: &Element,
+    now: Micros,
+) -> Outcome<Handled> {
+    let target = jid_attr(payload, "jid")?;
+    let facts = groups.remove(channel_name(env), &env.sender(), &target, now)?;
+    Ok(Handled::iq_changed(env, facts, None))
+}
