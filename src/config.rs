@@ -341,7 +341,7 @@ impl Settings {
         let mut out = String::from("configuration is valid:\n");
         for (name, value, why) in rows {
             out.push_str(&format!(
-                "  {name:<18} = {value:<32} [{}] {why}\n",
+                "  {name:<22} = {value:<32} [{}] {why}\n",
                 source(name)
             ));
         }

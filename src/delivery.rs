@@ -29,8 +29,7 @@ pub fn deliver(groups: &Groups, service: &Service, facts: &[Fact], out: &mut Vec
 
 /// Invitations, join requests and their outcomes, the same in both dialects: to the invitee,
 /// to the owners and admins who decide, and to the requester. Each carries a readable
-/// `<body>` too: plain clients show it, and ejabberd does not route a bodiless `normal`
-/// message to a bare JID.
+/// `<body>` too, which clients that know nothing of these elements show.
 fn membership(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
     let (Fact::PendingAdded { key, pending } | Fact::PendingResolved { key, pending, .. }) = fact
     else {

@@ -319,25 +319,23 @@ impl Groups {
             .filter(move |c| c.is_owner(user) || c.participant(user).is_some())
     }
 
-    /// Refuses `user` if the channel's allowed and banned lists do not admit it. Owners and
-    /// admins are always admitted (they cannot be banned without being removed first).
+    /// Refuses `user` if the channel's allowed and banned lists do not admit it.
     fn admitted(channel: &Channel, user: &BareJid) -> Outcome<()> {
-        if channel.role_of(user) >= Role::Admin {
+        Self::admitted_as(channel, user, channel.role_of(user))
+    }
+
+    /// Owners and admins are always admitted (banning one removes it, with an owner's
+    /// rights); `role` is `user`'s, which the caller may already know.
+    fn admitted_as(channel: &Channel, user: &BareJid, role: Role) -> Outcome<()> {
+        if role >= Role::Admin || channel.access.admits(user) {
             return Ok(());
         }
-        if channel.access.is_banned(user) {
-            return Err(Refusal::new(
-                Condition::Forbidden,
-                format!("{user} is banned from '{}'", channel.name),
-            ));
-        }
-        if !channel.access.admits(user) {
-            return Err(Refusal::new(
-                Condition::Forbidden,
-                format!("{user} is not on the allowed list of '{}'", channel.name),
-            ));
-        }
-        Ok(())
+        let text = if channel.access.is_banned(user) {
+            format!("{user} is banned from '{}'", channel.name)
+        } else {
+            format!("{user} is not on the allowed list of '{}'", channel.name)
+        };
+        Err(Refusal::new(Condition::Forbidden, text))
     }
 
     /// Refuses if `joining` more participants would pass the channel's member limit.

@@ -35,7 +35,7 @@ impl Groups {
     /// Banned users, muted members and, in a muted group, members who are not admins may not
     /// post; the refusal says until when.
     fn may_post(channel: &Channel, participant: &Participant, now: Micros) -> Outcome<()> {
-        Self::admitted(channel, &participant.jid)?;
+        Self::admitted_as(channel, &participant.jid, participant.role)?;
         if participant.muted_until > now {
             return Err(Refusal::new(
                 Condition::Forbidden,
@@ -46,7 +46,7 @@ impl Groups {
                 ),
             ));
         }
-        if channel.settings.muted && channel.role_of(&participant.jid) < Role::Admin {
+        if channel.settings.muted && participant.role < Role::Admin {
             return Err(Refusal::new(
                 Condition::Forbidden,
                 format!("'{}' is muted: only owners and admins post", channel.name),

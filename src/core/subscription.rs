@@ -14,7 +14,7 @@ impl Groups {
         unsubscribe: Nodes,
     ) -> Outcome<(Nodes, Vec<Fact>)> {
         let (channel, participant) = self.participant_of(name, actor)?;
-        Self::admitted(channel, actor)?;
+        Self::admitted_as(channel, actor, participant.role)?;
         let nodes = participant.nodes.without(unsubscribe).with(subscribe);
         let fact = Fact::SubscriptionChanged {
             key: channel.key,

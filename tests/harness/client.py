@@ -43,9 +43,10 @@ class Client(slixmpp.ClientXMPP):
         self.errors = asyncio.Queue()
         self.events = asyncio.Queue()
         self.add_event_handler("mix_message", self._mix_message)
-        # Membership notifications (invitations, join requests, decisions), by element name.
+        # Membership notifications (invitations, join requests, decisions). Read off every
+        # message: slixmpp's "message" event only fires for messages with a body.
         self.notices = asyncio.Queue()
-        self.add_event_handler("message", self._notice)
+        self.register_handler(Callback("mixd notices", MatchXPath("{jabber:client}message"), self._notice))
         self.add_event_handler("message_error", self.errors.put_nowait)
         for event in ("pubsub_publish", "pubsub_retract", "pubsub_delete"):
             self.add_event_handler(event, lambda msg, kind=event: self.events.put_nowait((kind, msg)))
