@@ -242,6 +242,29 @@ fn flychat(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String
             None,
         ),
         Fact::Retracted(r) => (flychat::render::recall(&jid, &channel.name, r), None, None),
+        Fact::PendingAdded { pending, .. } => {
+            let status = match pending.kind {
+                PendingKind::Invited => "user_invited",
+                PendingKind::Requested => "join_requested",
+            };
+            let template = flychat::render::info_event(
+                &jid,
+                status,
+                &pending.by,
+                &[("jid", pending.jid.as_str())],
+            );
+            (template, None, None)
+        }
+        Fact::PendingResolved {
+            pending,
+            by,
+            accepted: false,
+            ..
+        } => {
+            let template =
+                flychat::render::info_event(&jid, "declined", by, &[("jid", pending.jid.as_str())]);
+            (template, None, None)
+        }
         _ => return,
     };
     let recipients = channel
@@ -402,11 +425,28 @@ fn mix(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
             });
             address(&template, channel.admins(), out);
         }
+        Fact::Noticed(notice) => {
+            // The configuration node's subscribers follow every change as it is noted in
+            // history: who did what to whom, including what no other event shows
+            // (invitations, requests, refusals).
+            let Some(channel) = groups.channel_by_key(notice.channel) else {
+                return;
+            };
+            let jid = service.channel_jid(&channel.name);
+            let template = Template::new(|x| {
+                x.open("message", ns::COMPONENT)
+                    .attr("from", &jid)
+                    .attr("to", Template::TO)
+                    .attr("type", "headline");
+                render::notice(x, notice.kind, &notice.actor, notice.target.as_ref());
+                x.close();
+            });
+            address(&template, channel.subscribers(Nodes::CONFIG), out);
+        }
         Fact::ChannelCreated { .. }
         | Fact::SubscriptionChanged { .. }
         | Fact::PresenceChanged { .. }
         | Fact::Receipt(_)
-        | Fact::Noticed(_)
         | Fact::PendingAdded { .. }
         | Fact::PendingResolved { .. }
         | Fact::HistoryCleared { .. } => {}

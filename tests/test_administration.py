@@ -168,6 +168,9 @@ def test_invitation_then_join(server, mixd, channel_name):
             received = await dave.next_notice()
             assert received.tag == f"{{{MISC}}}invitation"
             assert {c.tag.split("}")[1]: c.text for c in received} == fields
+            # The participants following the configuration node see the invitation noted.
+            noted = await bob.next_live_notice("invited")
+            assert (noted.get("by"), noted.get("jid"), noted.get("code")) == (alice.bare, dave.bare, "15")
             alice.post(channel_name, "before dave")
             await bob.next_message()
             await dave.nothing_more(dave.mix_messages, wait=0.3)
@@ -205,6 +208,8 @@ def test_join_requests_first_decision_stands(server, mixd, channel_name):
                 assert request.tag == f"{{{ADMIN}}}join-request"
                 assert request.get("jid") == dave.bare and request.get("channel") == str(dave.channel(channel_name))
             await carol.nothing_more(carol.notices, wait=0.3)
+            noted = await carol.next_live_notice("join-requested")
+            assert (noted.get("by"), noted.get("jid")) == (dave.bare, dave.bare)
 
             # Two admins answer; the first answer stands, the second is refused.
             await bob.admin(channel_name, "decide", jid=dave.bare, approve="true")

@@ -46,4 +46,4 @@ def test_flychat_sdk_calls(prosody_with_mixd):
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\nmixd log:\n{mixd.log()[-4000:]}"
     summary = dict(re.findall(r"^ℹ (pass|fail) (\d+)$", result.stdout, re.MULTILINE))
-    assert summary == {"pass": "18", "fail": "0"}, result.stdout
+    assert summary == {"pass": "19", "fail": "0"}, result.stdout

@@ -1,6 +1,8 @@
 """Standard MIX (XEP-0369 core:1) through slixmpp's xep_0369 plugin, against Prosody and
 ejabberd: discovery, create, join, messages, nicks, participants, info, leave, destroy."""
 
+import sqlite3
+
 from slixmpp.plugins.xep_0369.stanza import Subscribe
 
 from conftest import connected, run
@@ -124,6 +126,10 @@ def test_channel_lifecycle(server, mixd, channel_name):
             assert event.xml.find("{urn:xmpp:mix:core:1}destroy").get("channel") == channel_name
             listed = await mix.list_channels(alice.channel("x"), timeout=10)
             assert str(channel) not in {str(jid) for jid, _ in listed}
+            # Its archive went with it (the service does not keep archives by default).
+            db = sqlite3.connect(f"file:{mixd.database}?mode=ro", uri=True)
+            assert db.execute("SELECT count(*) FROM messages WHERE content LIKE '%Harpier cries%'").fetchone() == (0,)
+            db.close()
             condition, _ = await carol.iq_error(carol.plugin["xep_0369"].join_channel(channel, "c", timeout=10))
             assert condition == "item-not-found"
 

@@ -3,7 +3,10 @@
 
 use jid::{BareJid, NodePart};
 
-use super::{Condition, Fact, Groups, Micros, Outcome, Refusal};
+use super::{
+    check_info, Condition, Dialect, Fact, Groups, InfoChange, Micros, Outcome, Refusal,
+    MAX_ADDED_PER_REQUEST,
+};
 
 impl Groups {
     /// Creates channel `name`, or an ad-hoc channel when `name` is `None`.
@@ -53,6 +56,46 @@ impl Groups {
             at: now,
         };
         Ok((name, self.apply_noted(vec![fact], now)))
+    }
+}
+
+impl Groups {
+    /// Creates a group with its information and first participants (the creator among
+    /// them), as the FlyChat SDK's createGroup does: everything is checked before anything is
+    /// applied, so a refusal leaves no group behind.
+    pub fn create_group(
+        &mut self,
+        actor: &BareJid,
+        name: Option<&str>,
+        info: InfoChange,
+        members: &[BareJid],
+        dialect: Dialect,
+        now: Micros,
+    ) -> Outcome<(String, Vec<Fact>)> {
+        check_info(&info)?;
+        if members.len() > MAX_ADDED_PER_REQUEST {
+            return Err(Refusal::new(
+                Condition::NotAcceptable,
+                format!("a group starts with at most {MAX_ADDED_PER_REQUEST} participants"),
+            ));
+        }
+        let limit = self.rules.max_members;
+        if members.len() > limit {
+            return Err(Refusal::new(
+                Condition::ResourceConstraint,
+                format!("a group has at most {limit} participants"),
+            ));
+        }
+        if let Some(user) = members.iter().find(|m| m.node().is_none()) {
+            return Err(Refusal::new(
+                Condition::BadRequest,
+                format!("{user} is not a user's JID"),
+            ));
+        }
+        let (name, mut facts) = self.create(actor, name, now)?;
+        facts.extend(self.set_info(&name, actor, info, now)?.1);
+        facts.extend(self.add_participants(&name, actor, members, dialect, now)?);
+        Ok((name, facts))
     }
 }
 
@@ -114,6 +157,41 @@ mod tests {
         g.create(&jid("bob@localhost"), Some("c"), 1).unwrap();
         g.destroy(&alice, "a", 2).unwrap();
         g.create(&alice, Some("d"), 3).unwrap();
+    }
+
+    #[test]
+    fn a_group_created_with_too_many_members_is_not_created() {
+        let mut g = groups();
+        g.rules.max_members = 2;
+        let members = [
+            jid("alice@localhost"),
+            jid("bob@localhost"),
+            jid("carol@localhost"),
+        ];
+        let alice = jid("alice@localhost");
+        let err = g
+            .create_group(
+                &alice,
+                Some("trip"),
+                InfoChange::default(),
+                &members,
+                Dialect::FlyChat,
+                1,
+            )
+            .unwrap_err();
+        assert_eq!(err.condition, Condition::ResourceConstraint);
+        assert!(g.channel("trip").is_none());
+        let (name, _) = g
+            .create_group(
+                &alice,
+                None,
+                InfoChange::default(),
+                &members[..2],
+                Dialect::FlyChat,
+                1,
+            )
+            .unwrap();
+        assert_eq!(g.channel(&name).unwrap().participants.len(), 2);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use jid::BareJid;
 use minidom::Element;
 
 use super::{descendant_text, render, NS};
-use crate::core::{Channel, Condition, Dialect, Groups, InfoChange, Micros, Outcome, Refusal};
+use crate::core::{Channel, Dialect, Groups, InfoChange, Micros, Outcome};
 use crate::mix::{bad_request, Envelope, Handled, Service};
 use crate::xml::Xml;
 
@@ -57,35 +57,33 @@ fn profile_change(query: &Element) -> InfoChange {
     }
 }
 
+/// `group_id` is the SDK's choice; without one, mixd makes one up. The result names it.
 pub fn create(
     groups: &mut Groups,
+    service: &Service,
     env: &Envelope,
     query: &Element,
     now: Micros,
 ) -> Outcome<Handled> {
-    let id = query
-        .attr("group_id")
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| bad_request("create_group needs the group_id attribute"))?;
+    let id = query.attr("group_id").filter(|id| !id.is_empty());
     let creator = env.sender();
     let mut members = vec![creator.clone()];
     members.extend(participant_jids(query)?);
-    if members.len() > crate::core::MAX_ADDED_PER_REQUEST {
-        return Err(Refusal::new(
-            Condition::NotAcceptable,
-            format!(
-                "a group starts with at most {} participants",
-                crate::core::MAX_ADDED_PER_REQUEST
-            ),
-        ));
-    }
-    // Checked before anything is applied, so that a refusal leaves nothing half made.
-    let change = profile_change(query);
-    crate::core::check_info(&change)?;
-    let (name, mut facts) = groups.create(&creator, Some(id), now)?;
-    facts.extend(groups.set_info(&name, &creator, change, now)?.1);
-    facts.extend(groups.add_participants(&name, &creator, &members, Dialect::FlyChat, now)?);
-    Ok(Handled::iq_changed(env, facts, None))
+    let (name, facts) = groups.create_group(
+        &creator,
+        id,
+        profile_change(query),
+        &members,
+        Dialect::FlyChat,
+        now,
+    )?;
+    let mut x = Xml::new();
+    x.open("query", NS)
+        .attr("status", "create_group")
+        .attr("group_id", &name)
+        .attr("groupjid", &service.channel_jid(&name))
+        .close();
+    Ok(Handled::iq_changed(env, facts, Some(x.finish())))
 }
 
 pub fn profile(groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {

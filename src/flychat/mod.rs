@@ -40,7 +40,7 @@ pub fn iq(
 ) -> Outcome<Handled> {
     let status = query.attr("status").unwrap_or_default();
     match (set, env.channel.is_some(), status) {
-        (true, false, "create_group") => group::create(groups, env, query, now),
+        (true, false, "create_group") => group::create(groups, service, env, query, now),
         (false, true, "get_group_profile") => group::profile(groups, service, env),
         (false, true, "get_participants") => group::participants(groups, env),
         (true, true, "add_participants") => group::add(groups, env, query, now),

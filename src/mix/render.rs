@@ -4,7 +4,7 @@
 
 use jid::BareJid;
 
-use crate::core::{Info, Micros, Participant, Posted};
+use crate::core::{Info, Micros, NoticeKind, Participant, Posted};
 use crate::store::Archived;
 use crate::xml::{escape_into, ns, Xml};
 
@@ -133,16 +133,14 @@ pub fn info_form(x: &mut Xml, info: &Info) {
     x.close().close();
 }
 
-/// A group event as MIX history shows it (only when asked for, with the `notices` filter):
-/// `<notice xmlns='urn:mixd:notice:0' kind='…' code='…' by='…' [jid='…']/>`.
-fn notice(x: &mut Xml, archived: &Archived) {
-    let Some((kind, target)) = &archived.notice else {
-        return;
-    };
+/// A group event as MIX clients see it, live (configuration-node subscribers) and in history
+/// (with the `notices` filter): `<notice xmlns='urn:mixd:notice:0' kind='…' code='…'
+/// by='…' [jid='…']/>`.
+pub fn notice(x: &mut Xml, kind: NoticeKind, by: &BareJid, target: Option<&BareJid>) {
     x.open("notice", ns::MIXD_NOTICE)
         .attr("kind", kind.name())
-        .attr("code", &(*kind as i64).to_string())
-        .attr("by", archived.posted.sender.as_str());
+        .attr("code", &(kind as i64).to_string())
+        .attr("by", by.as_str());
     if let Some(target) = target {
         x.attr("jid", target.as_str());
     }
@@ -167,9 +165,9 @@ pub fn archived_message(x: &mut Xml, channel_jid: &str, archived: &Archived) {
     let posted = &archived.posted;
     let id = posted.id.to_string();
     open_groupchat(x, ns::CLIENT, channel_jid, None, Some(&id));
-    match &archived.retraction {
-        _ if archived.notice.is_some() => notice(x, archived),
-        Some(tombstone) => {
+    match (&archived.notice, &archived.retraction) {
+        (Some((kind, target)), _) => notice(x, *kind, &posted.sender, target.as_ref()),
+        (None, Some(tombstone)) => {
             x.open("retracted", ns::RETRACT)
                 .attr("stamp", &timestamp(tombstone.at));
             if tombstone.moderated.is_some() {
@@ -179,7 +177,7 @@ pub fn archived_message(x: &mut Xml, channel_jid: &str, archived: &Archived) {
             }
             x.close();
         }
-        None => {
+        (None, None) => {
             x.raw(&posted.submission.content);
             if archived.edited_at.is_some() {
                 x.open("replace", ns::CORRECT).attr("id", &id).close();

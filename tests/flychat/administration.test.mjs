@@ -50,6 +50,8 @@ test("invitation: the invitee is told, hears nothing until it joins, then is in"
   await rejects(bob.query("set", jid, "invite_participants", {}, xml("participants", {}, participant(dave.jid))), "forbidden");
 
   await alice.query("set", jid, "invite_participants", {}, xml("participants", {}, participant(dave.jid)));
+  const invited = find(await bob.next(infoEvent(jid, "user_invited"), "user_invited"), "info");
+  assert.deepEqual({ ...invited.attrs }, { status: "user_invited", done_by: alice.jid, jid: dave.jid });
   const invitation = find(await dave.next((m) => fromGroup(jid)(m) && find(m, "invitation"), "the invitation"), "invitation");
   assert.equal(text(invitation, "inviter"), alice.jid);
   assert.equal(text(invitation, "invitee"), dave.jid);
@@ -65,6 +67,12 @@ test("invitation: the invitee is told, hears nothing until it joins, then is in"
   assert.equal(find(added, "item").attrs.publisher, dave.jid);
   const after = await alice.sendMessage(jid, "text", "welcome");
   await dave.next((m) => text(m, "submission-id") === after, "a message after joining");
+
+  // Open: anyone joins at once.
+  await alice.query("set", jid, "set_group_settings", { policy: "open" });
+  const open = await carol.query("set", jid, "join_group");
+  assert.equal(find(open, "query").attrs.state, "joined");
+  await bob.next((m) => fromGroup(jid)(m) && find(m, "participant")?.attrs.jid === carol.jid, "userAdded for carol");
 });
 
 test("join requests: every admin is told, the first decision stands, the requester learns it", async () => {
@@ -79,6 +87,8 @@ test("join requests: every admin is told, the first decision stands, the request
     assert.equal(request.attrs.channel, jid);
   }
   await carol.none((m) => fromGroup(jid)(m) && find(m, "join-request"), "a join request (not an admin)");
+  const requested = find(await carol.next(infoEvent(jid, "join_requested"), "join_requested"), "info");
+  assert.deepEqual({ ...requested.attrs }, { status: "join_requested", done_by: eve.jid, jid: eve.jid });
   const pending = findAll(await bob.query("get", jid, "get_join_requests"), "requested");
   assert.deepEqual(pending.map((p) => p.attrs.jid), [eve.jid]);
 
@@ -153,4 +163,13 @@ test("getUserGroups lists the user's groups with its role", async () => {
   assert.equal(item.attrs.role, "admin");
   assert.equal(item.attrs.affiliation, "o");
   assert.equal(text(item, "nickName"), "Club");
+});
+
+test("createGroup without an id: mixd makes one up and names it", async () => {
+  const reply = await alice.createGroup("", "Nameless", [bob.jid]);
+  const created = find(reply, "query");
+  assert.match(created.attrs.group_id, /^[0-9a-f]{16}$/);
+  assert.equal(created.attrs.groupjid, groupJid(created.attrs.group_id));
+  const added = await bob.next((m) => fromGroup(created.attrs.groupjid)(m) && find(m, "participant")?.attrs.jid === bob.jid, "userAdded");
+  assert.equal(find(added, "participant").attrs.nick, "Nameless");
 });

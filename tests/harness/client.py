@@ -15,6 +15,7 @@ TIMEOUT = 10
 ADMIN = "urn:mixd:admin:0"
 MISC = "urn:xmpp:mix:misc:0"
 FLYCHAT = "jabber:iq:mixgroupchat"
+NOTICE = "urn:mixd:notice:0"
 
 
 class Client(slixmpp.ClientXMPP):
@@ -46,6 +47,7 @@ class Client(slixmpp.ClientXMPP):
         # Membership notifications (invitations, join requests, decisions). Read off every
         # message: slixmpp's "message" event only fires for messages with a body.
         self.notices = asyncio.Queue()
+        self.live_notices = asyncio.Queue()
         self.register_handler(Callback("mixd notices", MatchXPath("{jabber:client}message"), self._notice))
         self.add_event_handler("message_error", self.errors.put_nowait)
         for event in ("pubsub_publish", "pubsub_retract", "pubsub_delete"):
@@ -67,9 +69,18 @@ class Client(slixmpp.ClientXMPP):
         for child in msg.xml:
             if child.tag in (f"{{{MISC}}}invitation", f"{{{ADMIN}}}join-request", f"{{{ADMIN}}}decision"):
                 self.notices.put_nowait(child)
+            elif child.tag == f"{{{NOTICE}}}notice":
+                self.live_notices.put_nowait(child)
 
     async def next_notice(self, timeout=TIMEOUT):
         return await asyncio.wait_for(self.notices.get(), timeout)
+
+    async def next_live_notice(self, kind, timeout=TIMEOUT):
+        """The next group event of `kind` as configuration-node subscribers see it live."""
+        while True:
+            notice = await asyncio.wait_for(self.live_notices.get(), timeout)
+            if notice.get("kind") == kind:
+                return notice
 
     async def admin(self, name, element, get=False, **attrs):
         """An iq to channel `name` carrying `<element xmlns='urn:mixd:admin:0' attrs/>`."""
