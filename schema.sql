@@ -24,7 +24,9 @@ CREATE TABLE channels (
     -- admins may post; the group's member limit (NULL: the service's).
     join_policy      INTEGER NOT NULL DEFAULT 0,
     muted            INTEGER NOT NULL DEFAULT 0,
-    max_members      INTEGER
+    max_members      INTEGER,
+    -- The picture's media type (`image/png`) when the client gave one.
+    info_avatar_type TEXT    NOT NULL DEFAULT ''
 );
 
 -- The allowed (list 0) and banned (list 1) lists: bare JIDs, or domains for a whole domain.

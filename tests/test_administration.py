@@ -376,6 +376,29 @@ def test_history_shows_who_did_what(server, mixd, channel_name):
     run(scenario())
 
 
+def test_group_profile_with_a_picture(server, mixd, channel_name):
+    """Name, description and picture (bytes as a data: URI, with their type) set by the owner,
+    seen by a participant in the info event, in the info node and in the FlyChat profile."""
+    async def scenario():
+        async with connected(server, "alice", "bob") as (alice, bob):
+            await create(alice, channel_name, bob)
+            picture = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+            await info_form(alice, channel_name, Name="Coven", Description="Three witches",
+                            **{"mixd#avatar": picture, "mixd#avatar-type": "image/png"})
+            _, event = await bob.next_event("urn:xmpp:mix:nodes:info")
+            fields = form_values(event.xml)
+            assert (fields["Name"], fields["Description"], fields["mixd#avatar"], fields["mixd#avatar-type"]) == \
+                (["Coven"], ["Three witches"], [picture], ["image/png"])
+            (item,) = await bob.items(channel_name, "urn:xmpp:mix:nodes:info")
+            assert form_values(item)["mixd#avatar-type"] == ["image/png"]
+            profile = await bob.flychat(channel_name, "get_group_profile", get=True)
+            assert profile.xml.find(".//{vcard-temp}image").text == picture
+            condition, _ = await alice.iq_error(info_form(alice, channel_name, **{"mixd#avatar-type": "png"}))
+            assert condition == "bad-request"
+
+    run(scenario())
+
+
 def test_my_groups_in_both_dialects(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):

@@ -12,22 +12,26 @@ pub struct InfoChange {
     pub description: Option<String>,
     pub contacts: Option<Vec<BareJid>>,
     pub avatar: Option<String>,
+    pub avatar_type: Option<String>,
     pub thumbnail: Option<String>,
     pub history_visible: Option<bool>,
 }
 
 pub const MAX_NAME_BYTES: usize = 256;
 pub const MAX_DESCRIPTION_BYTES: usize = 4096;
-/// Thumbnails may come inline (the FlyChat SDK sends base64 images).
-pub const MAX_THUMBNAIL_BYTES: usize = 32 * 1024;
+/// Pictures may come inline (`data:` URIs; the FlyChat SDK sends base64 thumbnails). Every
+/// channel's information is kept in memory, hence a modest bound.
+pub const MAX_IMAGE_BYTES: usize = 32 * 1024;
+const MAX_MEDIA_TYPE_BYTES: usize = 127;
 
 /// Whether `change` is within the limits, before anything is applied.
 pub fn check_info(change: &InfoChange) -> Outcome<()> {
     for (what, value, max) in [
         ("name", &change.name, MAX_NAME_BYTES),
         ("description", &change.description, MAX_DESCRIPTION_BYTES),
-        ("avatar", &change.avatar, MAX_DESCRIPTION_BYTES),
-        ("thumbnail", &change.thumbnail, MAX_THUMBNAIL_BYTES),
+        ("avatar", &change.avatar, MAX_IMAGE_BYTES),
+        ("thumbnail", &change.thumbnail, MAX_IMAGE_BYTES),
+        ("avatar type", &change.avatar_type, MAX_MEDIA_TYPE_BYTES),
     ] {
         if let Some(value) = value {
             if value.len() > max {
@@ -39,6 +43,18 @@ pub fn check_info(change: &InfoChange) -> Outcome<()> {
                     ),
                 ));
             }
+        }
+    }
+    if let Some(media_type) = change.avatar_type.as_deref() {
+        let valid = media_type.is_empty()
+            || media_type.split_once('/').is_some_and(|(kind, sub)| {
+                !kind.is_empty() && !sub.is_empty() && !media_type.contains(char::is_whitespace)
+            });
+        if !valid {
+            return Err(Refusal::new(
+                Condition::BadRequest,
+                format!("'{media_type}' is not a media type such as image/png"),
+            ));
         }
     }
     Ok(())
@@ -68,6 +84,9 @@ impl Groups {
                 .unwrap_or_else(|| current.description.clone()),
             contacts: change.contacts.unwrap_or_else(|| current.contacts.clone()),
             avatar: change.avatar.unwrap_or_else(|| current.avatar.clone()),
+            avatar_type: change
+                .avatar_type
+                .unwrap_or_else(|| current.avatar_type.clone()),
             thumbnail: change
                 .thumbnail
                 .unwrap_or_else(|| current.thumbnail.clone()),
@@ -116,6 +135,30 @@ mod tests {
             ("The Coven", "witches")
         );
         assert_eq!(info.updated_at, 11);
+    }
+
+    #[test]
+    fn a_picture_comes_with_a_media_type() {
+        let mut g = coven();
+        let picture = InfoChange {
+            avatar: Some("data:image/png;base64,iVBORw0KGgo=".into()),
+            avatar_type: Some("image/png".into()),
+            ..InfoChange::default()
+        };
+        let (info, _) = g
+            .set_info("coven", &jid("alice@localhost"), picture, 10)
+            .unwrap();
+        assert_eq!(info.avatar_type, "image/png");
+        for bad in ["png", "image/", "image/ png"] {
+            let change = InfoChange {
+                avatar_type: Some(bad.into()),
+                ..InfoChange::default()
+            };
+            let err = g
+                .set_info("coven", &jid("alice@localhost"), change, 11)
+                .unwrap_err();
+            assert_eq!(err.condition, Condition::BadRequest, "{bad}");
+        }
     }
 
     #[test]

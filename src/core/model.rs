@@ -251,8 +251,11 @@ pub struct Info {
     pub name: String,
     pub description: String,
     pub contacts: Vec<BareJid>,
-    /// The group's picture and its thumbnail, as the URL or upload token the client gave.
+    /// The group's picture and its thumbnail, as the URL, upload token or `data:` URI (the
+    /// image's bytes) the client gave.
     pub avatar: String,
+    /// The picture's media type (`image/png`), when the client said.
+    pub avatar_type: String,
     pub thumbnail: String,
     /// Whether members see what was said before they joined (FlyChat's `history` flag).
     pub history_visible: bool,
@@ -267,6 +270,7 @@ impl Default for Info {
             description: String::new(),
             contacts: Vec::new(),
             avatar: String::new(),
+            avatar_type: String::new(),
             thumbnail: String::new(),
             history_visible: true,
             updated_at: 0,

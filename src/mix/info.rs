@@ -1,11 +1,12 @@
 //! Changing the channel information (XEP-0369 §7.3.6): a pubsub publish of a form with
-//! Name, Description and Contact on the info node, by an owner or admin. The result names
+//! Name, Description and Contact (and mixd's `mixd#avatar`, `mixd#avatar-type`: the group's
+//! picture) on the info node, by an owner or admin. The result names
 //! the new item; subscribers of the info node are notified by delivery.
 
 use jid::BareJid;
 use minidom::Element;
 
-use super::render::NODE_INFO;
+use super::render::{self, NODE_INFO};
 use super::{bad_request, channel_name, Envelope, Handled};
 use crate::core::InfoChange;
 use crate::core::{Groups, Micros, Outcome};
@@ -60,6 +61,8 @@ fn parse_form(form: &Element) -> Outcome<InfoChange> {
             }
             "Name" => change.name = Some(single()),
             "Description" => change.description = Some(single()),
+            render::AVATAR_FIELD => change.avatar = Some(single()),
+            render::AVATAR_TYPE_FIELD => change.avatar_type = Some(single()),
             "Contact" => {
                 let contacts = values
                     .iter()

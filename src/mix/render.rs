@@ -130,8 +130,24 @@ pub fn info_form(x: &mut Xml, info: &Info) {
     for contact in &info.contacts {
         x.leaf("value", "", contact.as_str());
     }
-    x.close().close();
+    x.close();
+    // mixd's: the group's picture (a URL, an upload token or a `data:` URI) and its type.
+    for (var, value) in [
+        (AVATAR_FIELD, &info.avatar),
+        (AVATAR_TYPE_FIELD, &info.avatar_type),
+    ] {
+        if !value.is_empty() {
+            x.open("field", "")
+                .attr("var", var)
+                .leaf("value", "", value)
+                .close();
+        }
+    }
+    x.close();
 }
+
+pub const AVATAR_FIELD: &str = "mixd#avatar";
+pub const AVATAR_TYPE_FIELD: &str = "mixd#avatar-type";
 
 /// A group event as MIX clients see it, live (configuration-node subscribers) and in history
 /// (with the `notices` filter): `<notice xmlns='urn:mixd:notice:0' kind='…' code='…'

@@ -9,10 +9,11 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 /// Steps from each older version to the next.
 const MIGRATIONS: &[&str] = &[
     // 1 → 2: group administration (membership settings, access lists, pending invitations
-    // and requests, member mutes).
+    // and requests, member mutes) and the avatar's media type.
     "ALTER TABLE channels ADD COLUMN join_policy INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE channels ADD COLUMN muted INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE channels ADD COLUMN max_members INTEGER;
+     ALTER TABLE channels ADD COLUMN info_avatar_type TEXT NOT NULL DEFAULT '';
      ALTER TABLE participants ADD COLUMN muted_until INTEGER NOT NULL DEFAULT 0;
      CREATE TABLE channel_access (
          channel INTEGER NOT NULL REFERENCES channels (key) ON DELETE CASCADE,

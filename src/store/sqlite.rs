@@ -234,7 +234,8 @@ fn persist(
         Fact::InfoChanged { key, info, .. } => {
             tx.prepare_cached(
                 "UPDATE channels SET info_name = ?2, info_description = ?3, info_contacts = ?4,
-                 info_updated_at = ?5, info_avatar = ?6, info_thumbnail = ?7, info_history = ?8
+                 info_updated_at = ?5, info_avatar = ?6, info_thumbnail = ?7, info_history = ?8,
+                 info_avatar_type = ?9
                  WHERE key = ?1",
             )?
             .execute(params![
@@ -245,7 +246,8 @@ fn persist(
                 info.updated_at,
                 info.avatar,
                 info.thumbnail,
-                info.history_visible
+                info.history_visible,
+                info.avatar_type
             ])?;
         }
         Fact::Noticed(n) => {
@@ -474,7 +476,7 @@ impl Reader for SqliteReader {
             let mut stmt = conn.prepare(
                 "SELECT key, name, created_by, created_at, info_name, info_description,
                         info_contacts, info_updated_at, info_avatar, info_thumbnail, info_history,
-                        join_policy, muted, max_members FROM channels ORDER BY key",
+                        join_policy, muted, max_members, info_avatar_type FROM channels ORDER BY key",
             )?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
@@ -493,6 +495,7 @@ impl Reader for SqliteReader {
                             .collect(),
                         updated_at: row.get(7)?,
                         avatar: row.get(8)?,
+                        avatar_type: row.get(14)?,
                         thumbnail: row.get(9)?,
                         history_visible: row.get(10)?,
                     },
