@@ -37,13 +37,15 @@ CREATE TABLE channel_access (
     PRIMARY KEY (channel, list, entry)
 ) WITHOUT ROWID;
 
--- Invitations (kind 0, `by` the inviter) and join requests (kind 1) not yet answered.
+-- Invitations (kind 0, `by` the inviter) and join requests (kind 1) not yet answered;
+-- `dialect` is the requester's (0 MIX, 1 FlyChat).
 CREATE TABLE pending (
     channel INTEGER NOT NULL REFERENCES channels (key) ON DELETE CASCADE,
     jid     TEXT    NOT NULL,
     kind    INTEGER NOT NULL,
     by      TEXT    NOT NULL,
     at      INTEGER NOT NULL,
+    dialect INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (channel, jid)
 ) WITHOUT ROWID;
 

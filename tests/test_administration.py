@@ -4,12 +4,14 @@ XEP-0407, open join, requests where the first decision stands), ownership passin
 member out, mutes, access lists, limits, the user's own groups, and every change as a
 configuration-node event at another participant and as a notice in history."""
 
+import asyncio
 import sqlite3
-import time
 import xml.etree.ElementTree as ET
 
 import pytest
 from slixmpp.exceptions import IqError
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 from conftest import connected, run
 from harness.client import ADMIN, FLYCHAT, MISC, form_values
@@ -234,6 +236,25 @@ def test_join_requests_first_decision_stands(server, mixd, channel_name):
             assert (decision.get("accepted"), decision.get("by")) == ("false", alice.bare)
             condition, _ = await eve.iq_error(eve.plugin["xep_0369"].join_channel(eve.channel(channel_name), "eve", timeout=10))
             assert condition == "forbidden"
+
+            # A FlyChat client asks, a MIX admin approves: it takes part in its own dialect.
+            async with connected(server, "frank") as (frank,):
+                copies = []
+                frank.register_handler(Callback("flychat copies", MatchXPath("{jabber:client}message/{jabber:client}body"),
+                                                copies.append))
+                asked = await frank.flychat(channel_name, "join_group")
+                assert asked.xml.find(f"{{{FLYCHAT}}}query").get("state") == "requested"
+                await alice.next_notice()
+                await bob.next_notice()
+                await bob.admin(channel_name, "decide", jid=frank.bare, approve="true")
+                alice.post(channel_name, "hello frank")
+                await alice.next_message()
+                for _ in range(50):
+                    if any(m["body"] == "hello frank" for m in copies):
+                        break
+                    await asyncio.sleep(0.1)
+                (copy,) = [m for m in copies if m["body"] == "hello frank"]
+                assert copy["type"] == "normal" and copy.xml.find(".//{urn:xmpp:mix:core:1}submission-id") is not None
 
     run(scenario())
 

@@ -169,6 +169,9 @@ pub struct Pending {
     /// Who invited (for a request: the requester itself).
     pub by: BareJid,
     pub at: Micros,
+    /// The dialect of the requester's client, in which it takes part once approved. (An
+    /// invitee's is the one it joins with.)
+    pub dialect: Dialect,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

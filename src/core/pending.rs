@@ -61,6 +61,7 @@ impl Groups {
                 kind: PendingKind::Invited,
                 by: actor.clone(),
                 at: now,
+                dialect: Dialect::Mix,
             });
             if existing.is_none() && !invitations.contains(&invitation) {
                 facts.push(Fact::PendingAdded {
@@ -73,8 +74,14 @@ impl Groups {
         Ok((invitations, self.apply_noted(facts, now)))
     }
 
-    /// `actor` asks to join a group that takes requests.
-    pub fn request_join(&mut self, name: &str, actor: &BareJid, now: Micros) -> Outcome {
+    /// `actor`, whose client speaks `dialect`, asks to join a group that takes requests.
+    pub fn request_join(
+        &mut self,
+        name: &str,
+        actor: &BareJid,
+        dialect: Dialect,
+        now: Micros,
+    ) -> Outcome {
         let channel = self.existing(name)?;
         if channel.participant(actor).is_some() {
             return Err(Refusal::new(
@@ -108,6 +115,7 @@ impl Groups {
                 kind: PendingKind::Requested,
                 by: actor.clone(),
                 at: now,
+                dialect,
             },
         };
         Ok(self.apply_noted(vec![fact], now))
@@ -121,7 +129,6 @@ impl Groups {
         actor: &BareJid,
         requester: &BareJid,
         approve: bool,
-        dialect: Dialect,
         now: Micros,
     ) -> Outcome {
         let channel = self.existing(name)?;
@@ -147,6 +154,7 @@ impl Groups {
                 format!("no pending request from {requester} (it may have been declined)"),
             ));
         };
+        let dialect = pending.dialect;
         let resolved = Fact::PendingResolved {
             key: channel.key,
             pending,
@@ -274,22 +282,22 @@ mod tests {
         g.make_admin("coven", &alice, &bob, 5).unwrap();
         let err = g.join("coven", &carol, None, Nodes::ALL, 5).unwrap_err();
         assert_eq!(err.condition, Condition::Forbidden);
-        g.request_join("coven", &carol, 6).unwrap();
-        g.decide("coven", &bob, &carol, true, Dialect::Mix, 7)
+        g.request_join("coven", &carol, Dialect::FlyChat, 6)
             .unwrap();
-        let err = g
-            .decide("coven", &alice, &carol, false, Dialect::Mix, 8)
-            .unwrap_err();
+        g.decide("coven", &bob, &carol, true, 7).unwrap();
+        let err = g.decide("coven", &alice, &carol, false, 8).unwrap_err();
         assert_eq!(err.condition, Condition::Conflict);
-        assert!(g.channel("coven").unwrap().participant(&carol).is_some());
+        let approved = g.channel("coven").unwrap().participant(&carol).unwrap();
+        assert_eq!(
+            approved.dialect,
+            Dialect::FlyChat,
+            "in the dialect it asked in"
+        );
 
         let dave = jid("dave@localhost");
-        g.request_join("coven", &dave, 9).unwrap();
-        g.decide("coven", &alice, &dave, false, Dialect::Mix, 10)
-            .unwrap();
-        let err = g
-            .decide("coven", &bob, &dave, true, Dialect::Mix, 11)
-            .unwrap_err();
+        g.request_join("coven", &dave, Dialect::Mix, 9).unwrap();
+        g.decide("coven", &alice, &dave, false, 10).unwrap();
+        let err = g.decide("coven", &bob, &dave, true, 11).unwrap_err();
         assert_eq!(err.condition, Condition::ItemNotFound);
         assert!(g.channel("coven").unwrap().participant(&dave).is_none());
     }
@@ -298,7 +306,7 @@ mod tests {
     fn requests_only_where_the_policy_takes_them() {
         let mut g = coven();
         let err = g
-            .request_join("coven", &jid("carol@localhost"), 5)
+            .request_join("coven", &jid("carol@localhost"), Dialect::Mix, 5)
             .unwrap_err();
         assert_eq!(err.condition, Condition::NotAllowed);
     }

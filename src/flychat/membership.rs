@@ -42,7 +42,10 @@ pub fn join(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled
         .pending(&user)
         .is_some_and(|p| p.kind == PendingKind::Invited);
     let (state, facts) = if channel.settings.policy == JoinPolicy::Request && !invited {
-        ("requested", groups.request_join(name, &user, now)?)
+        (
+            "requested",
+            groups.request_join(name, &user, Dialect::FlyChat, now)?,
+        )
     } else {
         let (_, facts) = groups.join_as(name, &user, None, Nodes::ALL, Dialect::FlyChat, now)?;
         ("joined", facts)
@@ -80,13 +83,6 @@ pub fn decide(
     let requester = named_participant(query)?;
     let approve = bool_attr(query, "approve")?
         .ok_or_else(|| bad_request("decide_join_request needs approve='1' or '0'"))?;
-    let facts = groups.decide(
-        group_name(env),
-        &env.sender(),
-        &requester,
-        approve,
-        Dialect::FlyChat,
-        now,
-    )?;
+    let facts = groups.decide(group_name(env), &env.sender(), &requester, approve, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }

@@ -41,7 +41,7 @@ pub fn decline(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Hand
 }
 
 pub fn request(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
-    let facts = groups.request_join(channel_name(env), &env.sender(), now)?;
+    let facts = groups.request_join(channel_name(env), &env.sender(), Dialect::Mix, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 
@@ -54,14 +54,7 @@ pub fn decide(
     let requester = jid_attr(payload, "jid")?;
     let approve = bool_attr(payload, "approve")?
         .ok_or_else(|| super::bad_request("<decide/> needs approve='true' or 'false'"))?;
-    let facts = groups.decide(
-        channel_name(env),
-        &env.sender(),
-        &requester,
-        approve,
-        Dialect::Mix,
-        now,
-    )?;
+    let facts = groups.decide(channel_name(env), &env.sender(), &requester, approve, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 

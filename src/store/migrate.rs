@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
          kind    INTEGER NOT NULL,
          by      TEXT    NOT NULL,
          at      INTEGER NOT NULL,
+         dialect INTEGER NOT NULL DEFAULT 0,
          PRIMARY KEY (channel, jid)
      ) WITHOUT ROWID;",
 ];

@@ -202,9 +202,9 @@ fn persist(
         }
         Fact::PendingAdded { key, pending: p } => {
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO pending (channel, jid, kind, by, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO pending (channel, jid, kind, by, at, dialect) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute(params![key, p.jid.as_str(), p.kind as i64, p.by.as_str(), p.at])?;
+            .execute(params![key, p.jid.as_str(), p.kind as i64, p.by.as_str(), p.at, p.dialect as i64])?;
         }
         Fact::PendingResolved { key, pending, .. } => {
             tx.prepare_cached("DELETE FROM pending WHERE channel = ?1 AND jid = ?2")?
@@ -543,7 +543,7 @@ impl Reader for SqliteReader {
                     }
                 }
             }
-            let mut stmt = conn.prepare("SELECT channel, jid, kind, by, at FROM pending ORDER BY at")?;
+            let mut stmt = conn.prepare("SELECT channel, jid, kind, by, at, dialect FROM pending ORDER BY at")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 if let Some(&i) = index.get(&row.get::<_, i64>(0)?) {
@@ -552,6 +552,7 @@ impl Reader for SqliteReader {
                         kind: PendingKind::from_i64(row.get(2)?),
                         by: bare(row.get(3)?)?,
                         at: row.get(4)?,
+                        dialect: Dialect::from_i64(row.get(5)?),
                     });
                 }
             }
@@ -1133,7 +1134,7 @@ mod tests {
                 .1,
         );
         facts.extend(
-            g.request_join("coven", &jid("frank@localhost"), 14)
+            g.request_join("coven", &jid("frank@localhost"), Dialect::FlyChat, 14)
                 .unwrap(),
         );
         facts.extend(g.transfer("coven", &alice, &bob, 15).unwrap());
