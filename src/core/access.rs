@@ -26,7 +26,7 @@ impl Groups {
                 format!("only an owner or admin may change the access lists of '{name}'"),
             ));
         }
-        if channel.access.list(list).contains(entry) == present {
+        if channel.access().list(list).contains(entry) == present {
             return Ok(Vec::new());
         }
         let mut facts = vec![Fact::AccessChanged {
@@ -148,6 +148,6 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(err.condition, Condition::NotAllowed);
-        assert!(g.channel("coven").unwrap().access.banned.is_empty());
+        assert!(g.channel("coven").unwrap().access().banned.is_empty());
     }
 }

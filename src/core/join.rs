@@ -42,7 +42,7 @@ impl Groups {
             let invited = channel
                 .pending(actor)
                 .is_some_and(|p| p.kind == PendingKind::Invited);
-            let refusal = match channel.settings.policy {
+            let refusal = match channel.settings().policy {
                 _ if invited || channel.is_owner(actor) => None,
                 JoinPolicy::Open => None,
                 JoinPolicy::Invite => Some(format!("'{name}' is joined by invitation only")),
@@ -119,7 +119,6 @@ impl Groups {
             dialect,
             joined_at: now,
             cleared_upto: if history_visible { 0 } else { last_message_id },
-            muted_until: 0,
             online: Vec::new(),
         }
     }

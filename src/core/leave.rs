@@ -27,12 +27,7 @@ impl Groups {
             self.participant_of(name, actor)?
         } else {
             let channel = self.existing(name)?;
-            let participant = channel.participant(target).ok_or_else(|| {
-                Refusal::new(
-                    Condition::ItemNotFound,
-                    format!("{target} is not a participant of '{name}'"),
-                )
-            })?;
+            let participant = Self::named(channel, target)?;
             let needed = if channel.role_of(target) == Role::Member {
                 Role::Admin
             } else {

@@ -45,8 +45,8 @@ pub use add::MAX_ADDED_PER_REQUEST;
 pub use correct::Corrected;
 pub use info::{check_info, InfoChange};
 pub use model::{
-    Access, AccessList, Channel, Dialect, Info, JoinPolicy, MessageRef, Nodes, Participant,
-    ParticipantId, Pending, PendingKind, Role, Settings,
+    Access, AccessList, Administration, Channel, Dialect, Info, JoinPolicy, MessageRef, Nodes,
+    Participant, ParticipantId, Pending, PendingKind, Role, Settings,
 };
 pub use notice::{Notice, NoticeKind};
 pub use post::{Posted, Submission};
@@ -327,10 +327,10 @@ impl Groups {
     /// Owners and admins are always admitted (banning one removes it, with an owner's
     /// rights); `role` is `user`'s, which the caller may already know.
     fn admitted_as(channel: &Channel, user: &BareJid, role: Role) -> Outcome<()> {
-        if role >= Role::Admin || channel.access.admits(user) {
+        if role >= Role::Admin || channel.access().admits(user) {
             return Ok(());
         }
-        let text = if channel.access.is_banned(user) {
+        let text = if channel.access().is_banned(user) {
             format!("{user} is banned from '{}'", channel.name)
         } else {
             format!("{user} is not on the allowed list of '{}'", channel.name)
@@ -341,7 +341,7 @@ impl Groups {
     /// Refuses if `joining` more participants would pass the channel's member limit.
     fn room_for(&self, channel: &Channel, joining: usize) -> Outcome<()> {
         let limit = channel
-            .settings
+            .settings()
             .max_members
             .map_or(self.rules.max_members, |m| m.min(self.rules.max_members));
         if channel.participants.len() + joining > limit {
@@ -380,6 +380,17 @@ impl Groups {
         self.channels
             .get(name)
             .ok_or_else(|| Refusal::new(Condition::ItemNotFound, format!("no channel '{name}'")))
+    }
+
+    /// The participant `target` of `channel`, which a command names: `item-not-found` if it
+    /// takes no part.
+    fn named<'a>(channel: &'a Channel, target: &BareJid) -> Outcome<&'a Participant> {
+        channel.participant(target).ok_or_else(|| {
+            Refusal::new(
+                Condition::ItemNotFound,
+                format!("{target} is not a participant of '{}'", channel.name),
+            )
+        })
     }
 
     /// The participant `who` in channel `name`, or the refusal a non-participant gets.

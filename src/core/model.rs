@@ -241,8 +241,6 @@ pub struct Participant {
     pub joined_at: Micros,
     /// Messages up to this archive id are hidden from this participant's own history.
     pub cleared_upto: i64,
-    /// The participant may not post before this time (0: not muted).
-    pub muted_until: Micros,
     /// Full JIDs that have sent available presence to the channel (XEP-0403); live
     /// deliveries go to these. Not stored: it is rebuilt as clients send presence again.
     pub online: Vec<FullJid>,
@@ -294,11 +292,37 @@ pub struct Channel {
     pub participants: Vec<Participant>,
     /// Owners need not be participants (XEP-0406): a MIX channel's creator may never join.
     pub owners: Vec<BareJid>,
+    /// Settings, access lists, waiting invitations and requests, mutes: `None` while all are
+    /// as a new channel has them, which is most channels' case (boxed, they cost a pointer
+    /// instead of a hundred bytes each).
+    pub administration: Option<Box<Administration>>,
+}
+
+/// What owners and admins set beyond roles.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Administration {
     pub settings: Settings,
     pub access: Access,
     /// Invitations and join requests not yet answered, oldest first.
     pub pending: Vec<Pending>,
+    /// Muted participants and the time their mute ends.
+    pub mutes: Vec<(BareJid, Micros)>,
 }
+
+/// A channel's administration while it has none of its own.
+static UNCHANGED: Administration = Administration {
+    settings: Settings {
+        policy: JoinPolicy::Open,
+        muted: false,
+        max_members: None,
+    },
+    access: Access {
+        allowed: Vec::new(),
+        banned: Vec::new(),
+    },
+    pending: Vec::new(),
+    mutes: Vec::new(),
+};
 
 impl Channel {
     pub fn new(key: i64, name: String, owner: BareJid, at: Micros) -> Self {
@@ -313,14 +337,39 @@ impl Channel {
             created_at: at,
             participants: Vec::new(),
             owners: vec![owner],
-            settings: Settings::default(),
-            access: Access::default(),
-            pending: Vec::new(),
+            administration: None,
         }
     }
 
+    pub fn administration(&self) -> &Administration {
+        self.administration.as_deref().unwrap_or(&UNCHANGED)
+    }
+
+    /// The channel's own administration, made on first use.
+    pub fn administration_mut(&mut self) -> &mut Administration {
+        self.administration.get_or_insert_with(Box::default)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.administration().settings
+    }
+
+    pub fn access(&self) -> &Access {
+        &self.administration().access
+    }
+
+    /// The invitation or request of `jid`, if one waits.
     pub fn pending(&self, jid: &BareJid) -> Option<&Pending> {
-        self.pending.iter().find(|p| &p.jid == jid)
+        self.administration().pending.iter().find(|p| &p.jid == jid)
+    }
+
+    /// When the mute of `jid` ends (0: not muted).
+    pub fn muted_until(&self, jid: &BareJid) -> Micros {
+        let mutes = &self.administration().mutes;
+        mutes
+            .iter()
+            .find(|(j, _)| j == jid)
+            .map_or(0, |(_, until)| *until)
     }
 
     pub fn participant(&self, jid: &BareJid) -> Option<&Participant> {
@@ -376,12 +425,17 @@ impl Channel {
                     Some(p) => *p = participant.clone(),
                     None => self.participants.push(participant.clone()),
                 }
-                self.pending.retain(|p| p.jid != participant.jid);
+                if let Some(admin) = self.administration.as_mut() {
+                    admin.pending.retain(|p| p.jid != participant.jid);
+                }
             }
             Fact::Left { participant, .. } => {
                 self.participants.retain(|p| p.jid != participant.jid);
-                // Leaving gives up ownership (it passes on: see `leave.rs`).
+                // Leaving gives up ownership (it passes on: see `leave.rs`) and ends a mute.
                 self.owners.retain(|o| o != &participant.jid);
+                if let Some(admin) = self.administration.as_mut() {
+                    admin.mutes.retain(|(j, _)| j != &participant.jid);
+                }
             }
             Fact::RoleChanged { jid, role, .. } => {
                 if let Some(p) = self.participant_mut(jid) {
@@ -392,29 +446,38 @@ impl Channel {
                     self.owners.push(jid.clone());
                 }
             }
-            Fact::SettingsChanged { settings, .. } => self.settings = settings.clone(),
+            Fact::SettingsChanged { settings, .. } => {
+                self.administration_mut().settings = settings.clone()
+            }
             Fact::AccessChanged {
                 list,
                 entry,
                 present,
                 ..
             } => {
-                let list = self.access.list_mut(*list);
+                let list = self.administration_mut().access.list_mut(*list);
                 list.retain(|e| e != entry);
                 if *present {
                     list.push(entry.clone());
                 }
             }
             Fact::Muted { jid, until, .. } => {
-                if let Some(p) = self.participant_mut(jid) {
-                    p.muted_until = *until;
+                let mutes = &mut self.administration_mut().mutes;
+                mutes.retain(|(j, _)| j != jid);
+                if *until > 0 {
+                    mutes.push((jid.clone(), *until));
                 }
             }
             Fact::PendingAdded { pending, .. } => {
-                self.pending.retain(|p| p.jid != pending.jid);
-                self.pending.push(pending.clone());
+                let waiting = &mut self.administration_mut().pending;
+                waiting.retain(|p| p.jid != pending.jid);
+                waiting.push(pending.clone());
             }
-            Fact::PendingResolved { pending, .. } => self.pending.retain(|p| p.jid != pending.jid),
+            Fact::PendingResolved { pending, .. } => {
+                if let Some(admin) = self.administration.as_mut() {
+                    admin.pending.retain(|p| p.jid != pending.jid);
+                }
+            }
             Fact::NickChanged { jid, nick, .. } => {
                 if let Some(p) = self.participant_mut(jid) {
                     p.nick = nick.clone();

@@ -17,12 +17,7 @@ impl Groups {
         now: Micros,
     ) -> Outcome {
         let channel = self.existing(name)?;
-        let participant = channel.participant(target).ok_or_else(|| {
-            Refusal::new(
-                Condition::ItemNotFound,
-                format!("{target} is not a participant of '{name}'"),
-            )
-        })?;
+        Self::named(channel, target)?;
         let needed = if channel.role_of(target) == Role::Member {
             Role::Admin
         } else {
@@ -40,10 +35,9 @@ impl Groups {
                 "a mute must end in the future",
             ));
         }
-        let current = if participant.muted_until > now {
-            participant.muted_until
-        } else {
-            0
+        let current = match channel.muted_until(target) {
+            until if until > now => until,
+            _ => 0,
         };
         if current == until {
             return Ok(Vec::new());

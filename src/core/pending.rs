@@ -90,7 +90,7 @@ impl Groups {
             ));
         }
         Self::admitted(channel, actor)?;
-        match channel.settings.policy {
+        match channel.settings().policy {
             JoinPolicy::Request => {}
             JoinPolicy::Open => {
                 return Err(Refusal::new(
@@ -185,7 +185,7 @@ impl Groups {
                 format!("only an owner or admin may list what waits in '{name}'"),
             ));
         }
-        Ok(&channel.pending)
+        Ok(&channel.administration().pending)
     }
 
     /// The invitee turns its invitation down (XEP-0407's decline).
@@ -268,7 +268,12 @@ mod tests {
             .pending(&jid("dave@localhost"))
             .is_none());
         g.join("coven", &carol, None, Nodes::ALL, 7).unwrap();
-        assert!(g.channel("coven").unwrap().pending.is_empty());
+        assert!(g
+            .channel("coven")
+            .unwrap()
+            .administration()
+            .pending
+            .is_empty());
     }
 
     #[test]

@@ -36,17 +36,18 @@ impl Groups {
     /// post; the refusal says until when.
     fn may_post(channel: &Channel, participant: &Participant, now: Micros) -> Outcome<()> {
         Self::admitted_as(channel, &participant.jid, participant.role)?;
-        if participant.muted_until > now {
+        let muted_until = channel.muted_until(&participant.jid);
+        if muted_until > now {
             return Err(Refusal::new(
                 Condition::Forbidden,
                 format!(
                     "you are muted in '{}' until {}",
                     channel.name,
-                    crate::core::iso_time(participant.muted_until)
+                    crate::core::iso_time(muted_until)
                 ),
             ));
         }
-        if channel.settings.muted && participant.role < Role::Admin {
+        if channel.settings().muted && participant.role < Role::Admin {
             return Err(Refusal::new(
                 Condition::Forbidden,
                 format!("'{}' is muted: only owners and admins post", channel.name),

@@ -105,12 +105,7 @@ impl Groups {
 
 /// The role of `target`, who must be a participant.
 fn participant_role(channel: &Channel, target: &BareJid) -> Outcome<Role> {
-    if channel.participant(target).is_none() {
-        return Err(Refusal::new(
-            Condition::ItemNotFound,
-            format!("{target} is not a participant of '{}'", channel.name),
-        ));
-    }
+    Groups::named(channel, target)?;
     Ok(channel.role_of(target))
 }
 

@@ -59,7 +59,7 @@ impl Groups {
                 ));
             }
         }
-        let current = &channel.settings;
+        let current = channel.settings();
         let settings = Settings {
             policy: change.policy.unwrap_or(current.policy),
             muted: change.muted.unwrap_or(current.muted),
@@ -111,7 +111,7 @@ mod tests {
         assert_eq!(err.condition, Condition::Forbidden);
         g.change_settings("coven", &jid("alice@localhost"), policy, 7)
             .unwrap();
-        let settings = &g.channel("coven").unwrap().settings;
+        let settings = g.channel("coven").unwrap().settings();
         assert_eq!(
             (settings.policy, settings.muted),
             (JoinPolicy::Invite, true)

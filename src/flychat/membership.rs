@@ -41,7 +41,7 @@ pub fn join(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled
     let invited = channel
         .pending(&user)
         .is_some_and(|p| p.kind == PendingKind::Invited);
-    let (state, facts) = if channel.settings.policy == JoinPolicy::Request && !invited {
+    let (state, facts) = if channel.settings().policy == JoinPolicy::Request && !invited {
         (
             "requested",
             groups.request_join(name, &user, Dialect::FlyChat, now)?,

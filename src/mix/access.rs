@@ -40,7 +40,7 @@ pub fn change(
 
 /// The items of an access list, for `<items/>`.
 pub fn items(x: &mut Xml, channel: &Channel, list: AccessList) {
-    for entry in channel.access.list(list) {
+    for entry in channel.access().list(list) {
         x.open("item", "").attr("id", entry.as_str()).close();
     }
 }

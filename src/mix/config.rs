@@ -30,7 +30,7 @@ pub fn form(x: &mut Xml, channel: &Channel, max_members: usize, changed_by: Opti
         .filter(|p| p.role == Role::Admin)
         .map(|p| p.jid.as_str());
     field(x, "Administrator", "jid-multi", admins);
-    let settings = &channel.settings;
+    let settings = channel.settings();
     field(
         x,
         "mixd#join-policy",
@@ -50,10 +50,10 @@ pub fn form(x: &mut Xml, channel: &Channel, max_members: usize, changed_by: Opti
         .to_string();
     field(x, "mixd#max-members", "text-single", [limit.as_str()]);
     let muted: Vec<String> = channel
-        .participants
+        .administration()
+        .mutes
         .iter()
-        .filter(|p| p.muted_until > 0)
-        .map(|p| format!("{} {}", p.jid, timestamp(p.muted_until)))
+        .map(|(jid, until)| format!("{jid} {}", timestamp(*until)))
         .collect();
     field(
         x,

@@ -12,8 +12,9 @@ use super::{
     Reader, Tombstone,
 };
 use crate::core::{
-    Access, Channel, Dialect, Fact, Info, JoinPolicy, MessageRef, Nodes, NoticeKind, Participant,
-    Pending, PendingKind, Posted, Receipt, ReceiptKind, Role, Settings, Snapshot, Submission,
+    Administration, Channel, Dialect, Fact, Info, JoinPolicy, MessageRef, Nodes, NoticeKind,
+    Participant, Pending, PendingKind, Posted, Receipt, ReceiptKind, Role, Settings, Snapshot,
+    Submission,
 };
 
 /// How hard a commit tries to reach the disk.
@@ -150,11 +151,15 @@ fn persist(
             participant: p,
             ..
         } => {
+            // Joining again updates the row and keeps what the join does not say (a mute).
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at, cleared_upto, muted_until)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at, cleared_upto)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (channel, jid) DO UPDATE SET id = excluded.id, nick = excluded.nick,
+                 nodes = excluded.nodes, role = excluded.role, dialect = excluded.dialect,
+                 joined_at = excluded.joined_at, cleared_upto = excluded.cleared_upto",
             )?
-            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, p.dialect as i64, p.joined_at, p.cleared_upto, p.muted_until])?;
+            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, p.dialect as i64, p.joined_at, p.cleared_upto])?;
             tx.prepare_cached("DELETE FROM pending WHERE channel = ?1 AND jid = ?2")?
                 .execute(params![key, p.jid.as_str()])?;
         }
@@ -481,6 +486,11 @@ impl Reader for SqliteReader {
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let contacts: String = row.get(6)?;
+                let settings = Settings {
+                    policy: JoinPolicy::from_i64(row.get(11)?),
+                    muted: row.get(12)?,
+                    max_members: row.get::<_, Option<i64>>(13)?.map(|m| m as usize),
+                };
                 channels.push(Channel {
                     key: row.get(0)?,
                     name: row.get(1)?,
@@ -501,13 +511,12 @@ impl Reader for SqliteReader {
                     },
                     participants: Vec::new(),
                     owners: Vec::new(),
-                    settings: Settings {
-                        policy: JoinPolicy::from_i64(row.get(11)?),
-                        muted: row.get(12)?,
-                        max_members: row.get::<_, Option<i64>>(13)?.map(|m| m as usize),
-                    },
-                    access: Access::default(),
-                    pending: Vec::new(),
+                    administration: (settings != Settings::default()).then(|| {
+                        Box::new(Administration {
+                            settings,
+                            ..Administration::default()
+                        })
+                    }),
                 });
             }
             let index: std::collections::HashMap<i64, usize> = channels
@@ -536,7 +545,7 @@ impl Reader for SqliteReader {
             while let Some(row) = rows.next()? {
                 if let Some(&i) = index.get(&row.get::<_, i64>(0)?) {
                     let entry = bare(row.get(2)?)?;
-                    let access = &mut channels[i].access;
+                    let access = &mut channels[i].administration_mut().access;
                     match row.get::<_, i64>(1)? {
                         0 => access.allowed.push(entry),
                         _ => access.banned.push(entry),
@@ -547,7 +556,7 @@ impl Reader for SqliteReader {
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 if let Some(&i) = index.get(&row.get::<_, i64>(0)?) {
-                    channels[i].pending.push(Pending {
+                    channels[i].administration_mut().pending.push(Pending {
                         jid: bare(row.get(1)?)?,
                         kind: PendingKind::from_i64(row.get(2)?),
                         by: bare(row.get(3)?)?,
@@ -575,9 +584,13 @@ impl Reader for SqliteReader {
                         joined_at: row.get(6)?,
                         cleared_upto: row.get(7)?,
                         dialect: Dialect::from_i64(row.get(8)?),
-                        muted_until: row.get(9)?,
                         online: Vec::new(),
                     });
+                    let muted_until: i64 = row.get(9)?;
+                    if muted_until > 0 {
+                        let jid = bare(row.get(1)?)?;
+                        channels[i].administration_mut().mutes.push((jid, muted_until));
+                    }
                 }
             }
             let sequence = |table: &str| -> anyhow::Result<i64> {
@@ -1143,10 +1156,8 @@ mod tests {
         let (stored, live) = (&snap.channels[0], g.channel("coven").unwrap());
         assert_eq!(stored.participants, live.participants);
         assert_eq!(stored.owners, vec![bob.clone()]);
-        assert_eq!(stored.settings, live.settings);
-        assert_eq!(stored.access, live.access);
-        assert_eq!(stored.pending, live.pending);
-        assert_eq!(stored.participants[1].muted_until, 1_000);
+        assert_eq!(stored.administration, live.administration);
+        assert_eq!(stored.muted_until(&bob), 1_000);
     }
 
     #[test]
