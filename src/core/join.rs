@@ -35,15 +35,21 @@ impl Groups {
         now: Micros,
     ) -> Outcome<(Participant, Vec<Fact>)> {
         let max_nick = self.rules.max_nick_bytes;
+        // One look for the participant: with thousands of members, each scan counts.
         let channel = self.existing(name)?;
-        Self::admitted(channel, actor)?;
         let previous = channel.participant(actor).cloned();
+        let role = match &previous {
+            _ if channel.is_owner(actor) => Role::Owner,
+            Some(p) => p.role,
+            None => Role::Member,
+        };
+        Self::admitted_as(channel, actor, role)?;
         if previous.is_none() {
             let invited = channel
                 .pending(actor)
                 .is_some_and(|p| p.kind == PendingKind::Invited);
             let refusal = match channel.settings().policy {
-                _ if invited || channel.is_owner(actor) => None,
+                _ if invited || role == Role::Owner => None,
                 JoinPolicy::Open => None,
                 JoinPolicy::Invite => Some(format!("'{name}' is joined by invitation only")),
                 JoinPolicy::Request => Some(format!(
@@ -55,29 +61,30 @@ impl Groups {
             }
             self.room_for(channel, 1)?;
         }
-        let nick = match nick {
-            Some(nick) => Some(checked_nick(nick, max_nick)?),
-            None => previous.as_ref().map(|p| p.nick.clone()),
+        let nick = match (nick, &previous) {
+            (Some(nick), _) => checked_nick(nick, max_nick)?,
+            (None, Some(previous)) => previous.nick.clone(),
+            (None, None) => default_nick(actor),
         };
+        if channel.nick_taken(&nick, actor) {
+            return Err(Refusal::new(
+                Condition::Conflict,
+                format!("the nick '{nick}' is taken in '{name}'"),
+            ));
+        }
+        let key = channel.key;
+        let joining_again = previous.is_some();
         let participant = match previous {
             Some(previous) => Participant {
-                nick: nick.unwrap_or(previous.nick.clone()),
+                nick,
                 nodes,
                 dialect,
                 ..previous
             },
-            None => self.newcomer(name, actor, nick, nodes, dialect, now),
+            None => self.newcomer(name, actor, Some(nick), nodes, dialect, now),
         };
-        let channel = self.existing(name)?;
-        if channel.nick_taken(&participant.nick, actor) {
-            return Err(Refusal::new(
-                Condition::Conflict,
-                format!("the nick '{}' is taken in '{name}'", participant.nick),
-            ));
-        }
-        let joining_again = channel.participant(actor).is_some();
         let fact = Fact::Joined {
-            key: channel.key,
+            key,
             participant: participant.clone(),
             by: actor.clone(),
         };
@@ -110,10 +117,7 @@ impl Groups {
         Participant {
             id,
             jid: jid.clone(),
-            nick: nick.unwrap_or_else(|| {
-                jid.node()
-                    .map_or_else(|| jid.to_string(), |n| n.to_string())
-            }),
+            nick: nick.unwrap_or_else(|| default_nick(jid)),
             nodes,
             role: if owner { Role::Owner } else { Role::Member },
             dialect,
@@ -122,6 +126,12 @@ impl Groups {
             online: Vec::new(),
         }
     }
+}
+
+/// A user's nick unless it picks one: its JID's localpart.
+fn default_nick(jid: &BareJid) -> String {
+    jid.node()
+        .map_or_else(|| jid.to_string(), |n| n.to_string())
 }
 
 /// Nicks are non-empty, trimmed of surrounding space and bounded in length.

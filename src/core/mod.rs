@@ -27,6 +27,7 @@ mod access;
 mod add;
 mod clear;
 mod correct;
+mod directory;
 mod mute;
 mod notice;
 mod pending;
@@ -256,6 +257,8 @@ pub struct Groups {
     last_channel_key: i64,
     last_message_id: i64,
     ids: IdSource,
+    /// The channels of each user.
+    directory: directory::Directory,
     /// How many existing channels each user created (for the per-creator limit).
     created: HashMap<BareJid, usize>,
     /// Owners who just left a channel, by channel name: they may still delete it for a
@@ -270,6 +273,7 @@ impl Groups {
             .iter()
             .map(|c| (c.key, c.name.clone()))
             .collect();
+        let directory = directory::Directory::new(snapshot.channels.iter());
         let mut created: HashMap<BareJid, usize> = HashMap::new();
         for channel in &snapshot.channels {
             *created.entry(channel.created_by.clone()).or_default() += 1;
@@ -286,6 +290,7 @@ impl Groups {
             last_channel_key: snapshot.last_channel_key,
             last_message_id: snapshot.last_message_id,
             ids: IdSource::default(),
+            directory,
             created,
             departed_owners: HashMap::new(),
         }
@@ -312,11 +317,12 @@ impl Groups {
             .any(|d| d.as_str() == user.domain().as_str())
     }
 
-    /// The channels `user` takes part in (or owns without taking part), by name.
-    pub fn groups_of<'a>(&'a self, user: &'a BareJid) -> impl Iterator<Item = &'a Channel> {
-        self.channels
-            .values()
-            .filter(move |c| c.is_owner(user) || c.participant(user).is_some())
+    /// The channels `user` takes part in (or owns without taking part).
+    pub fn groups_of<'a>(&'a self, user: &BareJid) -> impl Iterator<Item = &'a Channel> {
+        self.directory
+            .of(user)
+            .iter()
+            .filter_map(|key| self.channel_by_key(*key))
     }
 
     /// Refuses `user` if the channel's allowed and banned lists do not admit it.
@@ -411,6 +417,7 @@ impl Groups {
 
     /// Applies a decided fact to the in-memory state.
     fn apply(&mut self, fact: &Fact) {
+        self.directory.record(fact);
         match fact {
             Fact::ChannelCreated {
                 key,

@@ -95,6 +95,15 @@ pub enum Scenario {
         #[arg(long)]
         pam: bool,
     },
+    /// "My groups" queries against N channels and M memberships (a user in none of them).
+    MyGroups {
+        #[arg(long, default_value_t = 100_000)]
+        channels: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        memberships: usize,
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+    },
     /// Memory of an idle mixd with an empty database.
     Idle,
     /// A small run of every scenario (CI's smoke test).

@@ -32,6 +32,11 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             channels,
             memberships,
         } => startup(binary, channels, memberships).await,
+        Scenario::MyGroups {
+            channels,
+            memberships,
+            queries,
+        } => my_groups(binary, channels, memberships, queries).await,
         Scenario::Idle => idle(binary).await,
         Scenario::E2e {
             server,
@@ -58,6 +63,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             joins(binary, 100).await?;
             create(binary, 100).await?;
             startup(binary, 100, 1000).await?;
+            my_groups(binary, 100, 1000, 20).await?;
             idle(binary).await
         }
     }
@@ -144,6 +150,22 @@ async fn timed_requests(
     let start = Instant::now();
     request_all(peer, stanzas, count as u64).await?;
     Ok(start.elapsed().as_secs_f64())
+}
+
+/// Sends each stanza once the previous one is answered; returns the round trips in ms,
+/// sorted.
+async fn round_trips(peer: &mut Peer, stanzas: Vec<String>) -> anyhow::Result<Vec<f64>> {
+    let mut latencies = Vec::with_capacity(stanzas.len());
+    for stanza in stanzas {
+        let before = results(&peer.counters);
+        let start = Instant::now();
+        peer.send(&stanza).await?;
+        peer.flush().await?;
+        peer.wait_for(results, before + 1).await?;
+        latencies.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    Ok(latencies)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -279,21 +301,15 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
         ("FlyChat down", |i, anchor| flychat_page(i, "down", anchor)),
     ];
     for (label, stanza) in kinds {
-        let mut latencies = Vec::with_capacity(queries);
+        let mut pages = Vec::with_capacity(queries);
         for i in 0..queries {
             let anchor = 51 + next() as usize % (archive - 100).max(1);
             if label.starts_with("MAM") {
                 anchors.push((label.ends_with("before"), anchor as i64));
             }
-            let results = results(&peer.counters);
-            let start = Instant::now();
-            peer.send(&stanza(i, anchor)).await?;
-            peer.flush().await?;
-            peer.wait_for(crate::scenarios::results, results + 1)
-                .await?;
-            latencies.push(start.elapsed().as_secs_f64() * 1e3);
+            pages.push(stanza(i, anchor));
         }
-        latencies.sort_by(|a, b| a.total_cmp(b));
+        let latencies = round_trips(peer, pages).await?;
         report.push(format!(
             "{label}: p50 {:.3} ms p99 {:.3} ms",
             percentile(&latencies, 0.5),
@@ -372,6 +388,27 @@ async fn startup(binary: &Path, channels: usize, memberships: usize) -> anyhow::
     println!(
         "startup channels={channels} memberships={memberships}: connected {connected:.2} s after start, RSS {:.1} MB",
         mixd.memory_mb("VmRSS")
+    );
+    mixd.stop();
+    Ok(())
+}
+
+/// "My groups" for a user in none of `channels` channels: the query looks at every channel.
+async fn my_groups(
+    binary: &Path,
+    channels: usize,
+    memberships: usize,
+    queries: usize,
+) -> anyhow::Result<()> {
+    let mut mixd = Mixd::start(binary, |db| seed::channels(db, channels, memberships)).await?;
+    let stanzas = (0..queries)
+        .map(|i| format!("<iq type='get' id='g{i}' from='stranger@bench/r' to='mix.bench'><groups xmlns='urn:mixd:admin:0'/></iq>"))
+        .collect();
+    let latencies = round_trips(&mut mixd.peer, stanzas).await?;
+    println!(
+        "my-groups channels={channels} memberships={memberships} queries={queries}: round trip p50 {:.3} ms p99 {:.3} ms",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
     );
     mixd.stop();
     Ok(())
