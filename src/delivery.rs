@@ -52,7 +52,7 @@ fn membership(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Str
     }
     let (template, recipients) = match fact {
         Fact::PendingAdded { .. } if pending.kind == PendingKind::Invited => {
-            let template = render::membership_notice(&jid, |x| {
+            let template = render::normal_message(&jid, |x| {
                 x.leaf(
                     "body",
                     "",
@@ -63,7 +63,7 @@ fn membership(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Str
             (template, vec![&pending.jid])
         }
         Fact::PendingAdded { .. } => {
-            let template = render::membership_notice(&jid, |x| {
+            let template = render::normal_message(&jid, |x| {
                 x.leaf("body", "", &format!("{} asks to join {jid}", pending.jid));
                 x.open("join-request", ns::MIXD_ADMIN)
                     .attr("channel", &jid)
@@ -84,7 +84,7 @@ fn membership(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Str
                     )
                 }
             };
-            let template = render::membership_notice(&jid, |x| {
+            let template = render::normal_message(&jid, |x| {
                 x.leaf("body", "", &text);
                 x.open("decision", ns::MIXD_ADMIN)
                     .attr("channel", &jid)

@@ -19,13 +19,8 @@ impl Groups {
         now: Micros,
     ) -> Outcome {
         let channel = self.existing(name)?;
+        Self::at_least(channel, actor, Role::Admin, "change its access lists")?;
         let role = channel.role_of(actor);
-        if role < Role::Admin {
-            return Err(Refusal::new(
-                Condition::Forbidden,
-                format!("only an owner or admin may change the access lists of '{name}'"),
-            ));
-        }
         if channel.access().list(list).contains(entry) == present {
             return Ok(Vec::new());
         }

@@ -26,12 +26,7 @@ impl Groups {
             ));
         }
         let channel = self.existing(name)?;
-        if channel.role_of(actor) < Role::Admin {
-            return Err(Refusal::new(
-                Condition::Forbidden,
-                "only an owner or admin may add participants",
-            ));
-        }
+        Self::at_least(channel, actor, Role::Admin, "add participants")?;
         let key = channel.key;
         let mut added: Vec<&BareJid> = Vec::new();
         for user in users {

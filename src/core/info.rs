@@ -3,7 +3,7 @@
 
 use jid::BareJid;
 
-use super::{Condition, Fact, Groups, Info, Micros, Outcome, Refusal};
+use super::{Condition, Fact, Groups, Info, Micros, Outcome, Refusal, Role};
 
 /// The parts of the info node a change may set; `None` keeps the current value.
 #[derive(Debug, Default, Clone)]
@@ -69,12 +69,7 @@ impl Groups {
         now: Micros,
     ) -> Outcome<(Info, Vec<Fact>)> {
         let channel = self.existing(name)?;
-        if !channel.is_admin_or_owner(actor) {
-            return Err(Refusal::new(
-                Condition::Forbidden,
-                format!("only an owner or admin of '{name}' may change its information"),
-            ));
-        }
+        Self::at_least(channel, actor, Role::Admin, "change its information")?;
         check_info(&change)?;
         let current = &channel.info;
         let info = Info {

@@ -8,7 +8,7 @@
 
 use jid::BareJid;
 
-use super::{Condition, Fact, Groups, Micros, Outcome, Refusal, Role};
+use super::{Fact, Groups, Micros, Outcome, Role};
 
 impl Groups {
     pub fn leave(&mut self, name: &str, actor: &BareJid, now: Micros) -> Outcome {
@@ -28,22 +28,8 @@ impl Groups {
         } else {
             let channel = self.existing(name)?;
             let participant = Self::named(channel, target)?;
-            let needed = if channel.role_of(target) == Role::Member {
-                Role::Admin
-            } else {
-                Role::Owner
-            };
-            if channel.role_of(actor) < needed {
-                let who = if needed == Role::Owner {
-                    "an owner"
-                } else {
-                    "an owner or admin"
-                };
-                return Err(Refusal::new(
-                    Condition::Forbidden,
-                    format!("only {who} may remove {target}"),
-                ));
-            }
+            let needed = Self::above(channel, target);
+            Self::at_least(channel, actor, needed, &format!("remove {target}"))?;
             (channel, participant)
         };
         let key = channel.key;
@@ -89,6 +75,7 @@ impl Groups {
 mod tests {
     use super::super::testing::*;
     use super::*;
+    use crate::core::Condition;
 
     #[test]
     fn admins_remove_members_owners_remove_admins() {

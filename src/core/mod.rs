@@ -388,6 +388,33 @@ impl Groups {
             .ok_or_else(|| Refusal::new(Condition::ItemNotFound, format!("no channel '{name}'")))
     }
 
+    /// Refuses `actor` unless its role in `channel` is at least `needed`; the text says who
+    /// may `what`.
+    fn at_least(channel: &Channel, actor: &BareJid, needed: Role, what: &str) -> Outcome<()> {
+        if channel.role_of(actor) >= needed {
+            return Ok(());
+        }
+        let who = if needed == Role::Owner {
+            "an owner"
+        } else {
+            "an owner or admin"
+        };
+        Err(Refusal::new(
+            Condition::Forbidden,
+            format!("only {who} of '{}' may {what}", channel.name),
+        ))
+    }
+
+    /// The role it takes to act on `target`: an admin for a member, an owner for an admin or
+    /// another owner.
+    fn above(channel: &Channel, target: &BareJid) -> Role {
+        if channel.role_of(target) == Role::Member {
+            Role::Admin
+        } else {
+            Role::Owner
+        }
+    }
+
     /// The participant `target` of `channel`, which a command names: `item-not-found` if it
     /// takes no part.
     fn named<'a>(channel: &'a Channel, target: &BareJid) -> Outcome<&'a Participant> {

@@ -4,7 +4,7 @@
 
 use jid::BareJid;
 
-use super::{Condition, Fact, Groups, Micros, Outcome, Refusal, Role};
+use super::{Condition, Fact, Groups, Micros, Outcome, Refusal};
 
 impl Groups {
     /// Mutes `target` until `until`; `until` 0 unmutes.
@@ -18,17 +18,14 @@ impl Groups {
     ) -> Outcome {
         let channel = self.existing(name)?;
         Self::named(channel, target)?;
-        let needed = if channel.role_of(target) == Role::Member {
-            Role::Admin
-        } else {
-            Role::Owner
-        };
-        if channel.role_of(actor) < needed || channel.is_owner(target) {
+        if channel.is_owner(target) {
             return Err(Refusal::new(
                 Condition::Forbidden,
-                format!("you may not mute {target} in '{name}'"),
+                format!("{target} owns '{name}' and cannot be muted"),
             ));
         }
+        let needed = Self::above(channel, target);
+        Self::at_least(channel, actor, needed, &format!("mute {target}"))?;
         if until != 0 && until <= now {
             return Err(Refusal::new(
                 Condition::BadRequest,

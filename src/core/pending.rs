@@ -22,12 +22,7 @@ impl Groups {
         now: Micros,
     ) -> Outcome<(Vec<Pending>, Vec<Fact>)> {
         let channel = self.existing(name)?;
-        if channel.role_of(actor) < Role::Admin {
-            return Err(Refusal::new(
-                Condition::Forbidden,
-                format!("only an owner or admin may invite to '{name}'"),
-            ));
-        }
+        Self::at_least(channel, actor, Role::Admin, "invite")?;
         if invitees.len() > super::MAX_ADDED_PER_REQUEST {
             return Err(Refusal::new(
                 Condition::NotAcceptable,
@@ -132,12 +127,7 @@ impl Groups {
         now: Micros,
     ) -> Outcome {
         let channel = self.existing(name)?;
-        if channel.role_of(actor) < Role::Admin {
-            return Err(Refusal::new(
-                Condition::Forbidden,
-                format!("only an owner or admin may decide join requests of '{name}'"),
-            ));
-        }
+        Self::at_least(channel, actor, Role::Admin, "decide join requests")?;
         let Some(pending) = channel
             .pending(requester)
             .filter(|p| p.kind == PendingKind::Requested)
@@ -179,12 +169,7 @@ impl Groups {
     /// What waits in channel `name`: for its owners and admins to see.
     pub fn pending_of(&self, name: &str, actor: &BareJid) -> Outcome<&[Pending]> {
         let channel = self.existing(name)?;
-        if channel.role_of(actor) < Role::Admin {
-            return Err(Refusal::new(
-                Condition::Forbidden,
-                format!("only an owner or admin may list what waits in '{name}'"),
-            ));
-        }
+        Self::at_least(channel, actor, Role::Admin, "list what waits")?;
         Ok(&channel.administration().pending)
     }
 

@@ -28,26 +28,16 @@ impl Groups {
         now: Micros,
     ) -> Outcome {
         let channel = self.existing(name)?;
-        let actor_role = channel.role_of(actor);
         let current = participant_role(channel, target)?;
-        let allowed = match (role, current) {
+        let needed = match (role, current) {
             (_, current) if current == role => return Ok(Vec::new()),
-            (Role::Admin, Role::Member) => actor_role >= Role::Admin,
-            // Demoting: an owner may, and anyone may demote itself.
-            (_, _) if role < current => actor_role == Role::Owner || actor == target,
-            _ => actor_role == Role::Owner,
+            (Role::Admin, Role::Member) => Role::Admin,
+            // Anyone may step down.
+            (_, _) if role < current && actor == target => Role::Member,
+            _ => Role::Owner,
         };
-        if !allowed {
-            let who = if role == Role::Admin && current == Role::Member {
-                "an owner or admin"
-            } else {
-                "an owner"
-            };
-            return Err(Refusal::new(
-                Condition::Forbidden,
-                format!("only {who} may make {target} {} in '{name}'", article(role)),
-            ));
-        }
+        let what = format!("make {target} {}", article(role));
+        Self::at_least(channel, actor, needed, &what)?;
         if current == Role::Owner && channel.owners.len() == 1 {
             return Err(Refusal::new(
                 Condition::NotAllowed,
@@ -72,12 +62,7 @@ impl Groups {
         now: Micros,
     ) -> Outcome {
         let channel = self.existing(name)?;
-        if !channel.is_owner(actor) {
-            return Err(Refusal::new(
-                Condition::Forbidden,
-                format!("only an owner of '{name}' may transfer its ownership"),
-            ));
-        }
+        Self::at_least(channel, actor, Role::Owner, "transfer its ownership")?;
         if actor == target {
             return Err(Refusal::new(
                 Condition::BadRequest,

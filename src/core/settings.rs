@@ -24,23 +24,12 @@ impl Groups {
         now: Micros,
     ) -> Outcome {
         let channel = self.existing(name)?;
-        let role = channel.role_of(actor);
         let needed = if change.policy.is_some() || change.max_members.is_some() {
             Role::Owner
         } else {
             Role::Admin
         };
-        if role < needed {
-            let who = if needed == Role::Owner {
-                "an owner"
-            } else {
-                "an owner or admin"
-            };
-            return Err(Refusal::new(
-                Condition::Forbidden,
-                format!("only {who} may change these settings of '{name}'"),
-            ));
-        }
+        Self::at_least(channel, actor, needed, "change these settings")?;
         if let Some(Some(limit)) = change.max_members {
             let service = self.rules.max_members;
             if limit == 0 || limit > service {

@@ -5,7 +5,7 @@ use jid::BareJid;
 use crate::core::{
     Channel, ChatState, Info, Micros, Participant, Posted, ReceiptKind, Retracted, Role,
 };
-use crate::mix::render::{timestamp, Template, NODE_PARTICIPANTS};
+use crate::mix::render::{normal_message, timestamp, Template, NODE_PARTICIPANTS};
 use crate::store::Completion;
 use crate::xml::{ns, Xml};
 
@@ -73,12 +73,8 @@ pub fn message(channel_jid: &str, posted: &Posted) -> Template {
 
 /// A `normal` message from the group carrying an `<event>`; `write` fills the event.
 fn event(channel_jid: &str, write: impl FnOnce(&mut Xml)) -> Template {
-    Template::new(|x| {
-        x.open("message", ns::COMPONENT)
-            .attr("from", channel_jid)
-            .attr("to", Template::TO)
-            .attr("type", "normal")
-            .open("event", ns::PUBSUB_EVENT);
+    normal_message(channel_jid, |x| {
+        x.open("event", ns::PUBSUB_EVENT);
         write(x);
     })
 }
@@ -163,12 +159,8 @@ pub fn info_event(
 
 /// The group is gone (`deleteChat`).
 pub fn group_deleted(channel_jid: &str, name: &str) -> Template {
-    Template::new(|x| {
-        x.open("message", ns::COMPONENT)
-            .attr("from", channel_jid)
-            .attr("to", Template::TO)
-            .attr("type", "normal")
-            .open("groupdelete", super::NS)
+    normal_message(channel_jid, |x| {
+        x.open("groupdelete", super::NS)
             .attr("group_id", name)
             .close();
     })
@@ -176,11 +168,7 @@ pub fn group_deleted(channel_jid: &str, name: &str) -> Template {
 
 /// A `normal` message from the group with one element `write` puts in, and who it is about.
 fn notice(channel_jid: &str, about: Option<&BareJid>, write: impl FnOnce(&mut Xml)) -> Template {
-    Template::new(|x| {
-        x.open("message", ns::COMPONENT)
-            .attr("from", channel_jid)
-            .attr("to", Template::TO)
-            .attr("type", "normal");
+    normal_message(channel_jid, |x| {
         write(x);
         if let Some(jid) = about {
             x.open("mix", ns::MIX_CORE)

@@ -245,8 +245,12 @@ fn iq(
         (true, true, "decide", ns::MIXD_ADMIN) => membership::decide(groups, env, payload, now),
         (false, true, "pending", ns::MIXD_ADMIN) => membership::pending(groups, env),
         (true, true, "role", ns::MIXD_ADMIN) => roles::role(groups, env, payload, now),
-        (true, true, "transfer", ns::MIXD_ADMIN) => roles::transfer(groups, env, payload, now),
-        (true, true, "remove", ns::MIXD_ADMIN) => roles::remove(groups, env, payload, now),
+        (true, true, "transfer", ns::MIXD_ADMIN) => {
+            roles::targeted(groups, env, payload, now, Groups::transfer)
+        }
+        (true, true, "remove", ns::MIXD_ADMIN) => {
+            roles::targeted(groups, env, payload, now, Groups::remove)
+        }
         (true, true, "settings", ns::MIXD_ADMIN) => settings::settings(groups, env, payload, now),
         (true, true, "mute", ns::MIXD_ADMIN) => settings::mute(groups, env, payload, now),
         (false, false, "groups", ns::MIXD_ADMIN) => groups::mine(groups, service, env),

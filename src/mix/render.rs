@@ -89,10 +89,11 @@ pub fn pending(x: &mut Xml, pending: &[crate::core::Pending]) {
     }
 }
 
-/// A membership notification (an invitation, a join request, a decision) from the channel to
-/// one user's bare JID, in both dialects: a `normal` message, which stock servers deliver to
-/// every resource or keep offline. `write` puts in the payload.
-pub fn membership_notice(channel_jid: &str, write: impl FnOnce(&mut Xml)) -> Template {
+/// A `normal` message from the channel, for a user's bare JID (stock servers deliver those
+/// to every resource or keep them offline): what FlyChat clients get, and membership
+/// notifications (invitations, join requests, decisions) in both dialects. `write` puts in
+/// the payload.
+pub fn normal_message(channel_jid: &str, write: impl FnOnce(&mut Xml)) -> Template {
     Template::new(|x| {
         x.open("message", ns::COMPONENT)
             .attr("from", channel_jid)

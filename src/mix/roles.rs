@@ -3,6 +3,7 @@
 //! owners and admins or revokes them, `<transfer jid='…'/>` hands the ownership over,
 //! `<remove jid='…'/>` takes a participant out. The core decides who may.
 
+use jid::BareJid;
 use minidom::Element;
 
 use super::{bad_request, channel_name, jid_attr, Envelope, Handled};
@@ -22,24 +23,15 @@ pub fn role(
     Ok(Handled::iq_changed(env, facts, None))
 }
 
-pub fn transfer(
+/// `<transfer/>` and `<remove/>`: `command` on the participant that `jid` names.
+pub fn targeted(
     groups: &mut Groups,
     env: &Envelope,
     payload: &Element,
     now: Micros,
+    command: fn(&mut Groups, &str, &BareJid, &BareJid, Micros) -> Outcome,
 ) -> Outcome<Handled> {
     let target = jid_attr(payload, "jid")?;
-    let facts = groups.transfer(channel_name(env), &env.sender(), &target, now)?;
-    Ok(Handled::iq_changed(env, facts, None))
-}
-
-pub fn remove(
-    groups: &mut Groups,
-    env: &Envelope,
-    payload: &Element,
-    now: Micros,
-) -> Outcome<Handled> {
-    let target = jid_attr(payload, "jid")?;
-    let facts = groups.remove(channel_name(env), &env.sender(), &target, now)?;
+    let facts = command(groups, channel_name(env), &env.sender(), &target, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }
