@@ -432,6 +432,11 @@ fn mix(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
             let Some(channel) = groups.channel_by_key(notice.channel) else {
                 return;
             };
+            // Few follow the configuration node: most notices are written for nobody.
+            let mut followers = channel.subscribers(Nodes::CONFIG);
+            if !followers.any(|p| p.dialect == Dialect::Mix && !p.online.is_empty()) {
+                return;
+            }
             let jid = service.channel_jid(&channel.name);
             let template = Template::new(|x| {
                 x.open("message", ns::COMPONENT)

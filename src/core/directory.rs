@@ -57,9 +57,16 @@ impl Directory {
     }
 
     fn add(&mut self, user: &BareJid, key: i64) {
-        let keys = self.by_user.entry(user.clone()).or_default();
-        if let Err(at) = keys.binary_search(&key) {
-            keys.insert(at, key);
+        // Looked up before inserting: `entry` would clone the JID every time.
+        match self.by_user.get_mut(user) {
+            Some(keys) => {
+                if let Err(at) = keys.binary_search(&key) {
+                    keys.insert(at, key);
+                }
+            }
+            None => {
+                self.by_user.insert(user.clone(), vec![key]);
+            }
         }
     }
 

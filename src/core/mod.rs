@@ -458,7 +458,12 @@ impl Groups {
                     name.clone(),
                     Channel::new(*key, name.clone(), owner.clone(), *at),
                 );
-                *self.created.entry(owner.clone()).or_default() += 1;
+                match self.created.get_mut(owner) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.created.insert(owner.clone(), 1);
+                    }
+                }
             }
             Fact::ChannelDestroyed { channel, .. } => {
                 self.names.remove(&channel.key);
