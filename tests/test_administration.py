@@ -397,25 +397,49 @@ def test_history_shows_who_did_what(server, mixd, channel_name):
     run(scenario())
 
 
-def test_group_profile_with_a_picture(server, mixd, channel_name):
-    """Name, description and picture (bytes as a data: URI, with their type) set by the owner,
-    seen by a participant in the info event, in the info node and in the FlyChat profile."""
+def submitted_form(parent, fields):
+    form = ET.SubElement(parent, "{jabber:x:data}x", type="submit")
+    for var, value in {"FORM_TYPE": "urn:xmpp:mix:core:1", **fields}.items():
+        field = ET.SubElement(form, "{jabber:x:data}field", var=var)
+        ET.SubElement(field, "{jabber:x:data}value").text = value
+
+
+PICTURE = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+def test_group_created_with_name_description_and_picture(server, mixd, channel_name):
+    """The group's name, description and picture (its bytes as a data: URI, with their type)
+    given with the create request; a new picture later, seen by a participant in the info
+    event, in the info node and in the FlyChat profile."""
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await create(alice, channel_name, bob)
-            picture = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-            await info_form(alice, channel_name, Name="Coven", Description="Three witches",
-                            **{"mixd#avatar": picture, "mixd#avatar-type": "image/png"})
+            create = ET.Element("{urn:xmpp:mix:core:1}create", channel=channel_name)
+            submitted_form(create, {"Name": "Coven", "Description": "Three witches",
+                                    "mixd#avatar": "https://pics.example/coven.png", "mixd#avatar-type": "image/png"})
+            await alice.request(MIX_DOMAIN, create)
+            for client in (alice, bob):
+                await client.join_live(channel_name, client.user, NODES)
+            (item,) = await bob.items(channel_name, "urn:xmpp:mix:nodes:info")
+            fields = form_values(item)
+            assert (fields["Name"], fields["Description"], fields["mixd#avatar"], fields["mixd#avatar-type"]) == \
+                (["Coven"], ["Three witches"], ["https://pics.example/coven.png"], ["image/png"])
+
+            await info_form(alice, channel_name, **{"mixd#avatar": PICTURE, "mixd#avatar-type": "image/png"})
             _, event = await bob.next_event("urn:xmpp:mix:nodes:info")
             fields = form_values(event.xml)
-            assert (fields["Name"], fields["Description"], fields["mixd#avatar"], fields["mixd#avatar-type"]) == \
-                (["Coven"], ["Three witches"], [picture], ["image/png"])
-            (item,) = await bob.items(channel_name, "urn:xmpp:mix:nodes:info")
-            assert form_values(item)["mixd#avatar-type"] == ["image/png"]
+            assert (fields["Name"], fields["mixd#avatar"], fields["mixd#avatar-type"]) == (["Coven"], [PICTURE], ["image/png"])
             profile = await bob.flychat(channel_name, "get_group_profile", get=True)
-            assert profile.xml.find(".//{vcard-temp}image").text == picture
+            assert profile.xml.find(".//{vcard-temp}image").text == PICTURE
+            assert profile.xml.find(".//{vcard-temp}nickName").text == "Coven"
             condition, _ = await alice.iq_error(info_form(alice, channel_name, **{"mixd#avatar-type": "png"}))
             assert condition == "bad-request"
+            # A refused create leaves nothing behind.
+            bad = ET.Element("{urn:xmpp:mix:core:1}create", channel=f"{channel_name}-bad")
+            submitted_form(bad, {"Name": "x" * 300})
+            condition, _ = await alice.iq_error(alice.request(MIX_DOMAIN, bad))
+            assert condition == "not-acceptable"
+            condition, _ = await alice.iq_error(alice.plugin["xep_0030"].get_info(alice.channel(f"{channel_name}-bad"), timeout=10))
+            assert condition == "item-not-found"
 
     run(scenario())
 

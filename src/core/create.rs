@@ -60,8 +60,8 @@ impl Groups {
 }
 
 impl Groups {
-    /// Creates a group with its information and first participants (the creator among
-    /// them), as the FlyChat SDK's createGroup does: everything is checked before anything is
+    /// Creates a group with its information and first participants (for the FlyChat SDK's
+    /// createGroup, the creator among them): everything is checked before anything is
     /// applied, so a refusal leaves no group behind.
     pub fn create_group(
         &mut self,
@@ -93,7 +93,9 @@ impl Groups {
             ));
         }
         let (name, mut facts) = self.create(actor, name, now)?;
-        facts.extend(self.set_info(&name, actor, info, now)?.1);
+        if info != InfoChange::default() {
+            facts.extend(self.set_info(&name, actor, info, now)?.1);
+        }
         facts.extend(self.add_participants(&name, actor, members, dialect, now)?);
         Ok((name, facts))
     }

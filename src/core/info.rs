@@ -6,7 +6,7 @@ use jid::BareJid;
 use super::{Condition, Fact, Groups, Info, Micros, Outcome, Refusal, Role};
 
 /// The parts of the info node a change may set; `None` keeps the current value.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct InfoChange {
     pub name: Option<String>,
     pub description: Option<String>,

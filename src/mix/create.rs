@@ -1,10 +1,15 @@
 //! `<create channel='…'/>` to the service (XEP-0369 §7.3.2); without `channel`, an ad-hoc
 //! channel whose name the service chooses. The result names the channel.
+//!
+//! mixd also takes the channel's information with the request, as the info form a publish
+//! to the info node carries (`<create channel='…'><x xmlns='jabber:x:data'
+//! type='submit'>…</x></create>`: Name, Description, Contact, the picture), so that a group
+//! is created with its name and picture in one step, as the group SDKs do.
 
 use minidom::Element;
 
-use super::{Envelope, Handled};
-use crate::core::{Groups, Micros, Outcome};
+use super::{info, Envelope, Handled};
+use crate::core::{Dialect, Groups, InfoChange, Micros, Outcome};
 use crate::xml::{ns, Xml};
 
 pub fn handle(
@@ -13,7 +18,18 @@ pub fn handle(
     payload: &Element,
     now: Micros,
 ) -> Outcome<Handled> {
-    let (name, facts) = groups.create(&env.sender(), payload.attr("channel"), now)?;
+    let change = match payload.get_child("x", ns::DATA_FORMS) {
+        Some(form) => info::parse_form(form)?,
+        None => InfoChange::default(),
+    };
+    let (name, facts) = groups.create_group(
+        &env.sender(),
+        payload.attr("channel"),
+        change,
+        &[],
+        Dialect::Mix,
+        now,
+    )?;
     let mut x = Xml::new();
     x.open("create", ns::MIX_CORE)
         .attr("channel", &name)

@@ -41,7 +41,8 @@ pub fn publish(
     Ok(Handled::iq_changed(env, facts, Some(x.finish())))
 }
 
-fn parse_form(form: &Element) -> Outcome<InfoChange> {
+/// The information an info form (`type='submit'`) sets.
+pub fn parse_form(form: &Element) -> Outcome<InfoChange> {
     let mut change = InfoChange::default();
     for field in form.children().filter(|c| c.is("field", ns::DATA_FORMS)) {
         let values: Vec<String> = field
