@@ -186,6 +186,19 @@ def test_invitation_then_join(server, mixd, channel_name):
             alice.post(channel_name, "welcome dave")
             assert (await dave.next_message())["body"] == "welcome dave"
 
+            # An invitation declined: the inviter learns it, nothing waits any more.
+            carol_jid = jid("carol")
+            await alice.invite(channel_name, carol_jid)
+            async with connected(server, "carol") as (carol,):
+                await carol.admin(channel_name, "decline")
+                decision = await alice.next_notice()
+                while decision.tag != f"{{{ADMIN}}}decision":
+                    decision = await alice.next_notice()
+                assert (decision.get("kind"), decision.get("jid"), decision.get("accepted"), decision.get("by")) == \
+                    ("invitation", carol_jid, "false", carol_jid)
+                condition, _ = await carol.iq_error(carol.plugin["xep_0369"].join_channel(carol.channel(channel_name), "carol", timeout=10))
+                assert condition == "forbidden"
+
             # Open again: anyone joins.
             await alice.admin(channel_name, "settings", policy="open")
             async with connected(server, "carol") as (carol,):

@@ -1,7 +1,7 @@
 //! The allowed and banned lists (XEP-0369 §7.3.7), kept by owners and admins. Entries are
 //! bare JIDs or whole domains; banned wins over allowed. Banning removes the participants it
 //! matches, with the same rights removal needs (only an owner bans an admin; nobody bans an
-//! owner), so that a ban is never half applied.
+//! owner), so that a ban is never half applied, and declines their invitations and requests.
 
 use jid::BareJid;
 
@@ -59,6 +59,16 @@ impl Groups {
                     key: channel.key,
                     participant: p.clone(),
                     by: actor.clone(),
+                });
+            }
+            // Invitations and requests of the banned are declined with it.
+            let waiting = &channel.administration().pending;
+            for pending in waiting.iter().filter(|p| banned.is_banned(&p.jid)) {
+                facts.push(Fact::PendingResolved {
+                    key: channel.key,
+                    pending: pending.clone(),
+                    by: actor.clone(),
+                    accepted: false,
                 });
             }
         }
@@ -126,6 +136,36 @@ mod tests {
         );
         g.join("coven", &jid("dave@localhost"), None, Nodes::ALL, 7)
             .unwrap();
+    }
+
+    #[test]
+    fn banning_declines_what_waits() {
+        let mut g = coven();
+        let alice = jid("alice@localhost");
+        g.invite("coven", &alice, &[jid("eve@elsewhere")], 5)
+            .unwrap();
+        let facts = g
+            .set_access(
+                "coven",
+                &alice,
+                AccessList::Banned,
+                &jid("elsewhere"),
+                true,
+                6,
+            )
+            .unwrap();
+        assert!(facts.iter().any(|f| matches!(
+            f,
+            Fact::PendingResolved {
+                accepted: false,
+                ..
+            }
+        )));
+        assert!(g
+            .channel("coven")
+            .unwrap()
+            .pending(&jid("eve@elsewhere"))
+            .is_none());
     }
 
     #[test]
