@@ -9,13 +9,14 @@ use jid::BareJid;
 use crate::core::{
     AccessList, Channel, Dialect, Fact, Groups, Nodes, Participant, PendingKind, ReceiptKind, Role,
 };
+use crate::dialect::Service;
 use crate::flychat;
+use crate::mix;
 use crate::mix::render::{
-    self, Template, NODE_ALLOWED, NODE_BANNED, NODE_CONFIG, NODE_INFO, NODE_PARTICIPANTS,
+    self, NODE_ALLOWED, NODE_BANNED, NODE_CONFIG, NODE_INFO, NODE_PARTICIPANTS,
 };
-use crate::mix::{self, Service};
 use crate::store::Completion;
-use crate::xml::{ns, Xml};
+use crate::xml::{ns, Template, Xml};
 
 /// Appends to `out` the stanzas that tell participants about `facts`, which the core has
 /// already applied to `groups`.

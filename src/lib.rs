@@ -13,6 +13,7 @@
 pub mod config;
 pub mod core;
 pub mod delivery;
+pub mod dialect;
 pub mod flychat;
 pub mod link;
 pub mod mix;

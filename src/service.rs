@@ -2,7 +2,7 @@
 //! delivery meet. Stanzas are handled one at a time, in arrival order, so the core needs no
 //! locks; storing and archive reads happen on other threads.
 //!
-//! One stanza's path: link → `mix::handle` (parse, run the core command, write the reply) →
+//! One stanza's path: link → `dialect::handle` (parse, run the core command, write the reply) →
 //! `delivery::deliver` (stanzas for the participants) → the writer (commit, then hand the
 //! stanzas to the link). Archive queries go to a reader on the blocking pool instead.
 
@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use crate::config::Settings;
 use crate::core::{Groups, Micros, Rules};
 use crate::delivery;
+use crate::dialect::{self, Handled, Service};
 use crate::link::{self, LinkSettings, Outbox};
-use crate::mix::{self, Handled, Service};
 use crate::store::writer::{Committed, Job, Writer};
 use crate::store::{sqlite, Reader};
 
@@ -101,7 +101,7 @@ fn dispatch(
     outbox: &Outbox,
     stanza: &Element,
 ) {
-    match mix::handle(groups, service, stanza, now()) {
+    match dialect::handle(groups, service, stanza, now()) {
         Handled::Changed {
             facts,
             reply,

@@ -195,6 +195,40 @@ pub fn children_fragment<'a>(
     }
 }
 
+/// A stanza serialized once, with a hole where each recipient's `to` goes.
+pub struct Template {
+    head: String,
+    tail: String,
+}
+
+/// Marks the hole; NUL cannot occur in XML, so it cannot come from content.
+const HOLE: &str = "\u{0}";
+
+impl Template {
+    /// `write` builds the stanza, writing [`Template::TO`] as the `to` attribute's value.
+    pub fn new(write: impl FnOnce(&mut Xml)) -> Self {
+        let mut x = Xml::new();
+        write(&mut x);
+        let text = x.finish();
+        let (head, tail) = text.split_once(HOLE).expect("template without a `to` hole");
+        Template {
+            head: head.to_owned(),
+            tail: tail.to_owned(),
+        }
+    }
+
+    pub const TO: &'static str = HOLE;
+
+    pub fn to(&self, recipient: &str) -> String {
+        let mut out =
+            String::with_capacity(self.head.len() + recipient.len() + self.tail.len() + 8);
+        out.push_str(&self.head);
+        escape_into(&mut out, recipient);
+        out.push_str(&self.tail);
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

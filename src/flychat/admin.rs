@@ -15,7 +15,7 @@ use minidom::Element;
 
 use super::group::{group_name, named_participant};
 use crate::core::{AccessList, Groups, JoinPolicy, Micros, Outcome, Role, SettingsChange};
-use crate::mix::{bad_request, bool_attr, Envelope, Handled};
+use crate::dialect::{bad_request, bool_attr, Envelope, Handled};
 
 /// `make_admin`, `revoke_admin` (to member) and `transfer_ownership`.
 pub fn role(

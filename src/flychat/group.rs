@@ -7,7 +7,7 @@ use minidom::Element;
 
 use super::{descendant_text, render, NS};
 use crate::core::{Channel, Dialect, Groups, InfoChange, Micros, Outcome};
-use crate::mix::{bad_request, Envelope, Handled, Service};
+use crate::dialect::{bad_request, Envelope, Handled, Service};
 use crate::xml::Xml;
 
 pub(super) fn group_name<'a>(env: &'a Envelope) -> &'a str {

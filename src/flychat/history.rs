@@ -12,7 +12,7 @@ use minidom::Element;
 
 use super::render;
 use crate::core::{Condition, Groups, Outcome, Refusal};
-use crate::mix::{bad_request, find_message, Envelope, ErrorKind, Handled, Service};
+use crate::dialect::{bad_request, find_message, Envelope, ErrorKind, Handled, Service};
 use crate::store::{Archived, HistoryQuery, Page};
 use crate::xml::{ns, Xml};
 

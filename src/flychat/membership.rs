@@ -15,7 +15,8 @@ use super::NS;
 use crate::core::{
     Condition, Dialect, Groups, JoinPolicy, Micros, Nodes, Outcome, PendingKind, Refusal,
 };
-use crate::mix::{bad_request, bool_attr, render, Envelope, Handled};
+use crate::dialect::{bad_request, bool_attr, Envelope, Handled};
+use crate::mix::render;
 use crate::xml::Xml;
 
 pub fn invite(

@@ -6,7 +6,7 @@ use minidom::Element;
 
 use super::CONTENT;
 use crate::core::{Groups, Micros, Submission};
-use crate::mix::{Envelope, ErrorKind, Handled};
+use crate::dialect::{Envelope, ErrorKind, Handled};
 use crate::xml::{children_fragment, ns};
 
 /// Media kinds the SDK sends as `message_type`.

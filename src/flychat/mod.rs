@@ -4,8 +4,8 @@
 //! operation runs the same core command a MIX request does; replies carry what the SDK
 //! reads, errors a readable text (the SDK shows it).
 //!
-//! The stanza envelope (addresses, ids, error replies) is the one `mix` checks for every
-//! stanza; `mix::handle` routes here by namespace.
+//! The stanza envelope (addresses, ids, error replies) is checked for every stanza by
+//! `dialect::handle`, which routes here by namespace.
 
 mod admin;
 mod group;
@@ -20,7 +20,7 @@ mod typing;
 use minidom::Element;
 
 use crate::core::{ChatState, Groups, Micros, Outcome, Refusal, Role};
-use crate::mix::{Envelope, Handled, Service};
+use crate::dialect::{Envelope, Handled, Service};
 
 pub use message::is_flychat_message;
 pub use receipts::receipt;

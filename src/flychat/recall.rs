@@ -5,7 +5,7 @@
 use minidom::Element;
 
 use crate::core::{Condition, Groups, Micros, Outcome, Refusal, Role};
-use crate::mix::{find_message, Envelope, Handled, Service};
+use crate::dialect::{find_message, Envelope, Handled, Service};
 
 pub fn handle(
     groups: &mut Groups,
@@ -24,7 +24,7 @@ pub fn handle(
         .filter(|id| !id.is_empty())
         .collect();
     if ids.is_empty() {
-        return Err(crate::mix::bad_request("recall needs msgid"));
+        return Err(crate::dialect::bad_request("recall needs msgid"));
     }
     let (key, role) = {
         let (channel, _) = groups.participant_of(name, &actor)?;

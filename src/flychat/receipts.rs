@@ -7,8 +7,8 @@ use minidom::Element;
 
 use super::{render, NS};
 use crate::core::{Condition, Groups, Micros, Outcome, ReceiptKind, Refusal};
+use crate::dialect::{find_message, Envelope, ErrorKind, Handled, Service};
 use crate::mix::receipts::message_state;
-use crate::mix::{find_message, Envelope, ErrorKind, Handled, Service};
 use crate::xml::{ns, Xml};
 
 /// The receipt a message carries, if any: the message id it acknowledges and what it says.

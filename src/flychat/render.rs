@@ -5,8 +5,9 @@ use jid::BareJid;
 use crate::core::{
     Channel, ChatState, Info, Micros, Participant, Posted, ReceiptKind, Retracted, Role,
 };
-use crate::mix::render::{normal_message, timestamp, Template, NODE_PARTICIPANTS};
+use crate::mix::render::{normal_message, timestamp, NODE_PARTICIPANTS};
 use crate::store::Completion;
+use crate::xml::Template;
 use crate::xml::{ns, Xml};
 
 use super::VCARD;

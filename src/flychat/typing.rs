@@ -2,7 +2,7 @@
 //! other members and never stored.
 
 use crate::core::{ChatState, Groups, Outcome};
-use crate::mix::{Envelope, Handled};
+use crate::dialect::{Envelope, Handled};
 
 pub fn handle(groups: &mut Groups, env: &Envelope, state: ChatState) -> Outcome<Handled> {
     let name = env.channel.as_deref().unwrap_or_default();

@@ -6,8 +6,8 @@ use jid::BareJid;
 use minidom::Element;
 
 use super::render::{NODE_ALLOWED, NODE_BANNED};
-use super::{bad_request, channel_name, Envelope, Handled};
 use crate::core::{AccessList, Channel, Groups, Micros, Outcome};
+use crate::dialect::{bad_request, channel_name, Envelope, Handled};
 use crate::xml::{ns, Xml};
 
 /// The access list a node name stands for.

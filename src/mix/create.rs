@@ -8,8 +8,9 @@
 
 use minidom::Element;
 
-use super::{info, Envelope, Handled};
+use super::info;
 use crate::core::{Dialect, Groups, InfoChange, Micros, Outcome};
+use crate::dialect::{Envelope, Handled};
 use crate::xml::{ns, Xml};
 
 pub fn handle(

@@ -3,8 +3,8 @@
 
 use minidom::Element;
 
-use super::{bad_request, Envelope, Handled};
 use crate::core::{Groups, Micros, Outcome};
+use crate::dialect::{bad_request, Envelope, Handled};
 
 pub fn handle(
     groups: &mut Groups,

@@ -7,8 +7,8 @@ use super::render::{
     NODE_ALLOWED, NODE_BANNED, NODE_CONFIG, NODE_INFO, NODE_MESSAGES, NODE_PARTICIPANTS,
     NODE_PRESENCE,
 };
-use super::{Envelope, Handled, Service};
 use crate::core::{Condition, Groups, Outcome, Refusal};
+use crate::dialect::{Envelope, Handled, Service};
 use crate::xml::{ns, Xml};
 
 pub fn info(groups: &Groups, env: &Envelope, payload: &Element) -> Outcome<Handled> {

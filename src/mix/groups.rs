@@ -1,8 +1,8 @@
 //! "My groups": `<groups xmlns='urn:mixd:admin:0'/>` in an iq get to the service lists the
 //! channels the sender takes part in or owns, each with its name and the sender's role.
 
-use super::{Envelope, Handled, Service};
 use crate::core::{Groups, Outcome};
+use crate::dialect::{Envelope, Handled, Service};
 use crate::xml::{ns, Xml};
 
 pub fn mine(groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {

@@ -7,9 +7,9 @@ use jid::BareJid;
 use minidom::Element;
 
 use super::render::{self, NODE_INFO};
-use super::{bad_request, channel_name, Envelope, Handled};
 use crate::core::InfoChange;
 use crate::core::{Groups, Micros, Outcome};
+use crate::dialect::{bad_request, channel_name, Envelope, Handled};
 use crate::xml::{ns, Xml};
 
 pub fn publish(

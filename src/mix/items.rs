@@ -6,8 +6,8 @@
 use minidom::Element;
 
 use super::render::{self, NODE_CONFIG, NODE_INFO, NODE_PARTICIPANTS};
-use super::{bad_request, channel_name, Envelope, Handled};
 use crate::core::{Channel, Condition, Groups, Outcome, Refusal, Role};
+use crate::dialect::{bad_request, channel_name, Envelope, Handled};
 use crate::xml::{ns, Xml};
 
 pub fn get(groups: &Groups, env: &Envelope, payload: &Element) -> Outcome<Handled> {

@@ -5,8 +5,8 @@
 use minidom::Element;
 
 use super::subscription::nodes_named;
-use super::{channel_name, Envelope, Handled};
 use crate::core::{Groups, Micros, Outcome};
+use crate::dialect::{channel_name, Envelope, Handled};
 use crate::xml::{ns, Xml};
 
 pub fn handle(

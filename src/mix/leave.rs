@@ -1,7 +1,7 @@
 //! `<leave/>` to a channel (XEP-0369 §7.1.4).
 
-use super::{channel_name, Envelope, Handled};
 use crate::core::{Groups, Micros, Outcome};
+use crate::dialect::{channel_name, Envelope, Handled};
 use crate::xml::{ns, Xml};
 
 pub fn handle(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {

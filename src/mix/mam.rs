@@ -10,8 +10,8 @@ use minidom::Element;
 use xmpp_parsers::mam::Query;
 
 use super::render::{self, timestamp};
-use super::{bad_request, channel_name, Envelope, ErrorKind, Handled, Service};
 use crate::core::{Condition, Groups, Outcome, Refusal};
+use crate::dialect::{bad_request, channel_name, Envelope, ErrorKind, Handled, Service};
 use crate::store::{HistoryError, HistoryPage, HistoryQuery, Page};
 use crate::xml::{ns, Xml};
 

@@ -7,8 +7,9 @@
 
 use minidom::Element;
 
-use super::{bool_attr, channel_name, jid_attr, render, Envelope, Handled, Service};
+use super::render;
 use crate::core::{Dialect, Groups, Micros, Outcome};
+use crate::dialect::{bool_attr, channel_name, jid_attr, Envelope, Handled, Service};
 use crate::xml::{ns, Xml};
 
 pub fn invite(

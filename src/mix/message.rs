@@ -14,10 +14,10 @@
 use jid::FullJid;
 use minidom::Element;
 
-use super::{bad_request, find_message, Envelope, ErrorKind, Handled, Service};
 use crate::core::{
     ChatState, Condition, Groups, Micros, Outcome, ReceiptKind, Refusal, Submission,
 };
+use crate::dialect::{bad_request, find_message, Envelope, ErrorKind, Handled, Service};
 use crate::xml::{children_fragment, ns};
 
 pub fn handle(

@@ -4,8 +4,8 @@
 
 use minidom::Element;
 
-use super::{bad_request, channel_name, find_message, Envelope, Handled, Service};
 use crate::core::{Groups, Micros, Outcome};
+use crate::dialect::{bad_request, channel_name, find_message, Envelope, Handled, Service};
 use crate::xml::ns;
 
 pub fn handle(

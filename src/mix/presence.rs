@@ -2,8 +2,8 @@
 //! that full JID on the channel's delivery list, unavailable takes it off. Servers send
 //! unavailable for a client that disconnects, since it had sent the channel directed presence.
 
-use super::{Envelope, ErrorKind, Handled};
 use crate::core::Groups;
+use crate::dialect::{Envelope, ErrorKind, Handled};
 
 pub fn handle(groups: &mut Groups, env: &Envelope, presence_type: Option<&str>) -> Handled {
     let (Some(name), Some(full)) = (&env.channel, env.full_sender()) else {

@@ -5,8 +5,10 @@
 
 use minidom::Element;
 
-use super::{bad_request, channel_name, find_message, Envelope, ErrorKind, Handled, Service};
 use crate::core::{Condition, Groups, MessageRef, Micros, Outcome, Refusal};
+use crate::dialect::{
+    bad_request, channel_name, find_message, Envelope, ErrorKind, Handled, Service,
+};
 use crate::mix::render::timestamp;
 use crate::xml::{ns, Xml};
 

@@ -6,7 +6,7 @@ use jid::BareJid;
 
 use crate::core::{Info, Micros, NoticeKind, Participant, Posted};
 use crate::store::Archived;
-use crate::xml::{escape_into, ns, Xml};
+use crate::xml::{ns, Template, Xml};
 
 pub const NODE_MESSAGES: &str = "urn:xmpp:mix:nodes:messages";
 pub const NODE_PRESENCE: &str = "urn:xmpp:mix:nodes:presence";
@@ -15,40 +15,6 @@ pub const NODE_INFO: &str = "urn:xmpp:mix:nodes:info";
 pub const NODE_CONFIG: &str = "urn:xmpp:mix:nodes:config";
 pub const NODE_ALLOWED: &str = "urn:xmpp:mix:nodes:allowed";
 pub const NODE_BANNED: &str = "urn:xmpp:mix:nodes:banned";
-
-/// A stanza serialized once, with a hole where each recipient's `to` goes.
-pub struct Template {
-    head: String,
-    tail: String,
-}
-
-/// Marks the hole; NUL cannot occur in XML, so it cannot come from content.
-const HOLE: &str = "\u{0}";
-
-impl Template {
-    /// `write` builds the stanza, writing [`Template::TO`] as the `to` attribute's value.
-    pub fn new(write: impl FnOnce(&mut Xml)) -> Self {
-        let mut x = Xml::new();
-        write(&mut x);
-        let text = x.finish();
-        let (head, tail) = text.split_once(HOLE).expect("template without a `to` hole");
-        Template {
-            head: head.to_owned(),
-            tail: tail.to_owned(),
-        }
-    }
-
-    pub const TO: &'static str = HOLE;
-
-    pub fn to(&self, recipient: &str) -> String {
-        let mut out =
-            String::with_capacity(self.head.len() + recipient.len() + self.tail.len() + 8);
-        out.push_str(&self.head);
-        escape_into(&mut out, recipient);
-        out.push_str(&self.tail);
-        out
-    }
-}
 
 /// XEP-0082 date-time with microseconds.
 pub use crate::core::iso_time as timestamp;

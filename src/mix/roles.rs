@@ -6,8 +6,8 @@
 use jid::BareJid;
 use minidom::Element;
 
-use super::{bad_request, channel_name, jid_attr, Envelope, Handled};
 use crate::core::{Groups, Micros, Outcome, Role};
+use crate::dialect::{bad_request, channel_name, jid_attr, Envelope, Handled};
 
 pub fn role(
     groups: &mut Groups,

@@ -2,8 +2,8 @@
 
 use minidom::Element;
 
-use super::{bad_request, channel_name, Envelope, Handled};
 use crate::core::{Groups, Outcome};
+use crate::dialect::{bad_request, channel_name, Envelope, Handled};
 use crate::xml::{ns, Xml};
 
 pub fn handle(groups: &mut Groups, env: &Envelope, payload: &Element) -> Outcome<Handled> {

@@ -5,8 +5,9 @@
 
 use minidom::Element;
 
-use super::{bad_request, bool_attr, channel_name, jid_attr, render, Envelope, Handled};
+use super::render;
 use crate::core::{Groups, JoinPolicy, Micros, Outcome, SettingsChange};
+use crate::dialect::{bad_request, bool_attr, channel_name, jid_attr, Envelope, Handled};
 
 pub fn settings(
     groups: &mut Groups,

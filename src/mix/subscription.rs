@@ -4,8 +4,8 @@
 use minidom::Element;
 
 use super::render::{NODE_CONFIG, NODE_INFO, NODE_MESSAGES, NODE_PARTICIPANTS, NODE_PRESENCE};
-use super::{bad_request, channel_name, Envelope, Handled};
 use crate::core::{Groups, Nodes, Outcome};
+use crate::dialect::{bad_request, channel_name, Envelope, Handled};
 use crate::xml::{ns, Xml};
 
 const NODES: [(&str, Nodes); 5] = [
