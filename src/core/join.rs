@@ -7,7 +7,7 @@
 use jid::BareJid;
 
 use super::{
-    Condition, Dialect, Fact, Groups, JoinPolicy, Micros, Nodes, Outcome, Participant,
+    Channel, Condition, Dialect, Fact, Groups, JoinPolicy, Micros, Nodes, Outcome, Participant,
     ParticipantId, PendingKind, Refusal, Role,
 };
 
@@ -45,14 +45,10 @@ impl Groups {
         };
         Self::admitted_as(channel, actor, role)?;
         if previous.is_none() {
-            let invited = channel
-                .pending(actor)
-                .is_some_and(|p| p.kind == PendingKind::Invited);
-            let refusal = match channel.settings().policy {
-                _ if invited || role == Role::Owner => None,
-                JoinPolicy::Open => None,
-                JoinPolicy::Invite => Some(format!("'{name}' is joined by invitation only")),
-                JoinPolicy::Request => Some(format!(
+            let refusal = match way_in(channel, actor, role) {
+                WayIn::Open => None,
+                WayIn::Closed => Some(format!("'{name}' is joined by invitation only")),
+                WayIn::Ask => Some(format!(
                     "'{name}' takes join requests: ask to join and wait for an admin's approval"
                 )),
             };
@@ -97,6 +93,25 @@ impl Groups {
         Ok((participant, facts))
     }
 
+    /// Joins where the group lets `actor` in, and asks where the group wants a request
+    /// (FlyChat's `join_group` does both); returns whether it joined.
+    pub fn join_or_ask(
+        &mut self,
+        name: &str,
+        actor: &BareJid,
+        dialect: Dialect,
+        now: Micros,
+    ) -> Outcome<(bool, Vec<Fact>)> {
+        let channel = self.existing(name)?;
+        let asks = channel.participant(actor).is_none()
+            && matches!(way_in(channel, actor, channel.role_of(actor)), WayIn::Ask);
+        if asks {
+            return Ok((false, self.request_join(name, actor, dialect, now)?));
+        }
+        let (_, facts) = self.join_as(name, actor, None, Nodes::ALL, dialect, now)?;
+        Ok((true, facts))
+    }
+
     /// A new participant of channel `name` (which exists): a fresh id, the user's localpart
     /// as nick unless one is given, owner if it owns the channel; where history is not
     /// shared, it sees only what comes after it joins.
@@ -125,6 +140,28 @@ impl Groups {
             cleared_upto: if history_visible { 0 } else { last_message_id },
             online: Vec::new(),
         }
+    }
+}
+
+/// How a user who takes no part gets in, as the group's policy says: owners and the invited
+/// always, others as the policy says.
+enum WayIn {
+    Open,
+    /// A request, approved by an owner or admin.
+    Ask,
+    /// An invitation.
+    Closed,
+}
+
+fn way_in(channel: &Channel, actor: &BareJid, role: Role) -> WayIn {
+    let invited = channel
+        .pending(actor)
+        .is_some_and(|p| p.kind == PendingKind::Invited);
+    match channel.settings().policy {
+        _ if invited || role == Role::Owner => WayIn::Open,
+        JoinPolicy::Open => WayIn::Open,
+        JoinPolicy::Invite => WayIn::Closed,
+        JoinPolicy::Request => WayIn::Ask,
     }
 }
 

@@ -293,6 +293,25 @@ mod tests {
     }
 
     #[test]
+    fn join_or_ask_asks_only_those_the_policy_makes_ask() {
+        let mut g = with_policy(JoinPolicy::Request);
+        let (alice, bob, carol) = (
+            jid("alice@localhost"),
+            jid("bob@localhost"),
+            jid("carol@localhost"),
+        );
+        // A participant joins again without asking; a newcomer asks; the invited join.
+        assert!(g.join_or_ask("coven", &bob, Dialect::FlyChat, 5).unwrap().0);
+        g.leave("coven", &bob, 6).unwrap();
+        let (joined, _) = g.join_or_ask("coven", &carol, Dialect::FlyChat, 7).unwrap();
+        assert!(!joined);
+        assert!(g.channel("coven").unwrap().pending(&carol).is_some());
+        g.invite("coven", &alice, std::slice::from_ref(&bob), 8)
+            .unwrap();
+        assert!(g.join_or_ask("coven", &bob, Dialect::FlyChat, 9).unwrap().0);
+    }
+
+    #[test]
     fn requests_only_where_the_policy_takes_them() {
         let mut g = coven();
         let err = g

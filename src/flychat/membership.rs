@@ -12,9 +12,7 @@ use minidom::Element;
 
 use super::group::{group_name, named_participant, participant_jids};
 use super::NS;
-use crate::core::{
-    Condition, Dialect, Groups, JoinPolicy, Micros, Nodes, Outcome, PendingKind, Refusal,
-};
+use crate::core::{Dialect, Groups, Micros, Outcome};
 use crate::dialect::{bad_request, bool_attr, Envelope, Handled};
 use crate::mix::render;
 use crate::xml::Xml;
@@ -34,23 +32,9 @@ pub fn invite(
 }
 
 pub fn join(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
-    let name = group_name(env);
-    let user = env.sender();
-    let channel = groups
-        .channel(name)
-        .ok_or_else(|| Refusal::new(Condition::ItemNotFound, format!("no group '{name}'")))?;
-    let invited = channel
-        .pending(&user)
-        .is_some_and(|p| p.kind == PendingKind::Invited);
-    let (state, facts) = if channel.settings().policy == JoinPolicy::Request && !invited {
-        (
-            "requested",
-            groups.request_join(name, &user, Dialect::FlyChat, now)?,
-        )
-    } else {
-        let (_, facts) = groups.join_as(name, &user, None, Nodes::ALL, Dialect::FlyChat, now)?;
-        ("joined", facts)
-    };
+    let (joined, facts) =
+        groups.join_or_ask(group_name(env), &env.sender(), Dialect::FlyChat, now)?;
+    let state = if joined { "joined" } else { "requested" };
     let mut x = Xml::new();
     x.open("query", NS)
         .attr("status", "join_group")
