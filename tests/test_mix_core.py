@@ -28,6 +28,13 @@ def test_service_discovery(server, mixd):
 
 
 def test_channel_lifecycle(server, mixd, channel_name):
+    def archived_copies(text):
+        db = sqlite3.connect(f"file:{mixd.database}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT count(*) FROM messages WHERE content LIKE ?", (f"%{text}%",)).fetchone()[0]
+        finally:
+            db.close()
+
     async def scenario():
         async with connected(server, "alice", "bob", "carol") as (alice, bob, carol):
             mix = alice.plugin["xep_0369"]
@@ -120,6 +127,7 @@ def test_channel_lifecycle(server, mixd, channel_name):
             # Only the owner destroys; the participants are told; the channel is gone.
             condition, _ = await carol.iq_error(carol.destroy(channel_name))
             assert condition == "forbidden"
+            assert archived_copies("Harpier cries") == 1
             await alice.destroy(channel_name)
             kind, event = await carol.next_event()
             assert kind == "pubsub_delete"
@@ -127,9 +135,7 @@ def test_channel_lifecycle(server, mixd, channel_name):
             listed = await mix.list_channels(alice.channel("x"), timeout=10)
             assert str(channel) not in {str(jid) for jid, _ in listed}
             # Its archive went with it (the service does not keep archives by default).
-            db = sqlite3.connect(f"file:{mixd.database}?mode=ro", uri=True)
-            assert db.execute("SELECT count(*) FROM messages WHERE content LIKE '%Harpier cries%'").fetchone() == (0,)
-            db.close()
+            assert archived_copies("Harpier cries") == 0
             condition, _ = await carol.iq_error(carol.plugin["xep_0369"].join_channel(channel, "c", timeout=10))
             assert condition == "item-not-found"
 
