@@ -6,16 +6,16 @@
 
 use jid::BareJid;
 
+use crate::core::iso_time;
 use crate::core::{
     AccessList, Channel, Dialect, Fact, Groups, Nodes, Participant, PendingKind, ReceiptKind, Role,
 };
-use crate::dialect::Service;
+use crate::dialect::{shapes, Service};
 use crate::flychat;
 use crate::mix;
-use crate::mix::render::{
-    self, NODE_ALLOWED, NODE_BANNED, NODE_CONFIG, NODE_INFO, NODE_PARTICIPANTS,
-};
+use crate::mix::render;
 use crate::store::Completion;
+use crate::xml::node;
 use crate::xml::{ns, Template, Xml};
 
 /// Appends to `out` the stanzas that tell participants about `facts`, which the core has
@@ -53,23 +53,23 @@ fn membership(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Str
     }
     let (template, recipients) = match fact {
         Fact::PendingAdded { .. } if pending.kind == PendingKind::Invited => {
-            let template = render::normal_message(&jid, |x| {
+            let template = shapes::normal_message(&jid, |x| {
                 x.leaf(
                     "body",
                     "",
                     &format!("{} invites you to join {jid}", pending.by),
                 );
-                render::invitation(x, &jid, pending);
+                shapes::invitation(x, &jid, pending);
             });
             (template, vec![&pending.jid])
         }
         Fact::PendingAdded { .. } => {
-            let template = render::normal_message(&jid, |x| {
+            let template = shapes::normal_message(&jid, |x| {
                 x.leaf("body", "", &format!("{} asks to join {jid}", pending.jid));
                 x.open("join-request", ns::MIXD_ADMIN)
                     .attr("channel", &jid)
                     .attr("jid", pending.jid.as_str())
-                    .attr("at", &render::timestamp(pending.at))
+                    .attr("at", &iso_time(pending.at))
                     .close();
             });
             (template, deciders)
@@ -85,7 +85,7 @@ fn membership(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Str
                     )
                 }
             };
-            let template = render::normal_message(&jid, |x| {
+            let template = shapes::normal_message(&jid, |x| {
                 x.leaf("body", "", &text);
                 x.open("decision", ns::MIXD_ADMIN)
                     .attr("channel", &jid)
@@ -370,7 +370,7 @@ fn mix(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
             };
             let template = render::event(
                 &service.channel_jid(&channel.name),
-                NODE_PARTICIPANTS,
+                node::PARTICIPANTS,
                 |x| {
                     x.open("retract", "")
                         .attr("id", &participant.id.to_string())
@@ -383,9 +383,8 @@ fn mix(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
             let Some(channel) = groups.channel_by_key(*key) else {
                 return;
             };
-            let template = render::event(&service.channel_jid(&channel.name), NODE_INFO, |x| {
-                x.open("item", "")
-                    .attr("id", &render::timestamp(info.updated_at));
+            let template = render::event(&service.channel_jid(&channel.name), node::INFO, |x| {
+                x.open("item", "").attr("id", &iso_time(info.updated_at));
                 render::info_form(x, info);
                 x.close();
             });
@@ -398,7 +397,7 @@ fn mix(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
             let Some(channel) = groups.channel_by_key(*key) else {
                 return;
             };
-            let template = render::event(&service.channel_jid(&channel.name), NODE_CONFIG, |x| {
+            let template = render::event(&service.channel_jid(&channel.name), node::CONFIG, |x| {
                 x.open("item", "").attr("id", mix::config::ITEM);
                 mix::config::form(x, channel, groups.rules.max_members, Some(by));
                 x.close();
@@ -416,8 +415,8 @@ fn mix(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
                 return;
             };
             let node = match list {
-                AccessList::Allowed => NODE_ALLOWED,
-                AccessList::Banned => NODE_BANNED,
+                AccessList::Allowed => node::ALLOWED,
+                AccessList::Banned => node::BANNED,
             };
             let template = render::event(&service.channel_jid(&channel.name), node, |x| {
                 x.open(if *present { "item" } else { "retract" }, "")
@@ -544,7 +543,7 @@ fn participant_item(
     };
     let template = render::event(
         &service.channel_jid(&channel.name),
-        NODE_PARTICIPANTS,
+        node::PARTICIPANTS,
         |x| {
             x.open("item", "").attr("id", &participant.id.to_string());
             render::participant(x, participant);
@@ -565,7 +564,7 @@ fn destroyed(service: &Service, channel: &Channel, out: &mut Vec<String>) {
             .attr("type", "headline")
             .open("event", ns::PUBSUB_EVENT)
             .open("delete", "")
-            .attr("node", NODE_PARTICIPANTS)
+            .attr("node", node::PARTICIPANTS)
             .close()
             .close()
             .open("destroy", ns::MIX_CORE)

@@ -2,8 +2,10 @@
 //!
 //! Layers, from the outside in (dependencies point inward, to `core`):
 //! - [`link`]: the XEP-0114 connection (the wire);
-//! - [`mix`]: the standard MIX dialect, stanza ⇄ core command, and the stanza envelope;
+//! - [`router`]: checks every stanza's envelope and hands it to its dialect;
+//! - [`mix`]: the standard MIX dialect, stanza ⇄ core command;
 //! - [`flychat`]: the FlyChat SDK's dialect, on the same core;
+//! - [`dialect`]: what both dialects share (envelope, replies, shapes), and nothing else;
 //! - [`delivery`]: facts → stanzas for each recipient;
 //! - [`store`]: SQLite behind a narrow interface, with group commit;
 //! - [`core`]: channels, participants and their rules, with no I/O.
@@ -17,6 +19,7 @@ pub mod dialect;
 pub mod flychat;
 pub mod link;
 pub mod mix;
+pub mod router;
 pub mod service;
 pub mod store;
 pub mod xml;

@@ -2,22 +2,24 @@
 //! delivery meet. Stanzas are handled one at a time, in arrival order, so the core needs no
 //! locks; storing and archive reads happen on other threads.
 //!
-//! One stanza's path: link → `dialect::handle` (parse, run the core command, write the reply) →
+//! One stanza's path: link → `router::handle` (the envelope, then its dialect: parse, run the
+//! core command, write the reply) →
 //! `delivery::deliver` (stanzas for the participants) → the writer (commit, then hand the
-//! stanzas to the link). Archive queries go to a reader on the blocking pool instead.
+//! stanzas to the link). Archive queries go to a reader on the blocking pool instead, and so do
+//! look-ups of archived messages, whose requests then finish back on this task.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
-use minidom::Element;
 use tokio::sync::mpsc;
 
 use crate::config::Settings;
-use crate::core::{Groups, Micros, Rules};
+use crate::core::{Groups, MessageRef, Micros, Rules};
 use crate::delivery;
-use crate::dialect::{self, Handled, Service};
+use crate::dialect::{Handled, Resume, Service};
 use crate::link::{self, LinkSettings, Outbox};
+use crate::router;
 use crate::store::writer::{Committed, Job, Writer};
 use crate::store::{sqlite, Reader};
 
@@ -56,11 +58,23 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let (committed_tx, mut committed) = mpsc::unbounded_channel();
     let writer = Writer::spawn(store, link.outbox.clone(), committed_tx);
+    let (found_tx, mut found) = mpsc::unbounded_channel();
+    let outlets = Outlets {
+        writer: &writer,
+        reader: &reader,
+        outbox: &link.outbox,
+        found: &found_tx,
+    };
     loop {
         tokio::select! {
             stanza = link.inbound.recv() => {
                 let Some(stanza) = stanza else { break };
-                dispatch(&mut groups, &service, &writer, &reader, &link.outbox, &stanza);
+                let handled = router::handle(&mut groups, &service, &stanza, now());
+                outlets.dispatch(&mut groups, &service, handled);
+            }
+            Some((resume, messages)) = found.recv() => {
+                let handled = resume(&mut groups, &service, messages, now());
+                outlets.dispatch(&mut groups, &service, handled);
             }
             Some(event) = committed.recv() => match event {
                 Committed::Completed(done) => {
@@ -93,39 +107,67 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn dispatch(
-    groups: &mut Groups,
-    service: &Service,
-    writer: &Writer,
-    reader: &Arc<dyn Reader>,
-    outbox: &Outbox,
-    stanza: &Element,
-) {
-    match dialect::handle(groups, service, stanza, now()) {
-        Handled::Changed {
-            facts,
-            reply,
-            on_failure,
-        } => {
-            let mut outbound: Vec<String> = reply.into_iter().collect();
-            delivery::deliver(groups, service, &facts, &mut outbound);
-            writer.submit(Job {
+/// Where a handled stanza's results go: changes and replies to the writer (in order), reads
+/// and look-ups to the blocking pool, whose look-ups come back on `found`.
+struct Outlets<'a> {
+    writer: &'a Writer,
+    reader: &'a Arc<dyn Reader>,
+    outbox: &'a Outbox,
+    found: &'a mpsc::UnboundedSender<Found>,
+}
+
+/// A look-up's result, to finish its request with on the rules task.
+type Found = (Resume, Vec<Option<MessageRef>>);
+
+impl Outlets<'_> {
+    fn dispatch(&self, groups: &mut Groups, service: &Service, handled: Handled) {
+        match handled {
+            Handled::Changed {
                 facts,
-                outbound,
-                on_failure: on_failure.into_iter().collect(),
-            });
+                reply,
+                on_failure,
+            } => {
+                let mut outbound: Vec<String> = reply.into_iter().collect();
+                delivery::deliver(groups, service, &facts, &mut outbound);
+                self.writer.submit(Job {
+                    facts,
+                    outbound,
+                    on_failure: on_failure.into_iter().collect(),
+                });
+            }
+            // Through the writer too, so that a reply never overtakes an earlier change.
+            Handled::Reply(reply) => self.writer.submit(Job {
+                outbound: vec![reply],
+                ..Job::default()
+            }),
+            Handled::Read(read) => {
+                let reader = self.reader.clone();
+                let outbox = self.outbox.clone();
+                tokio::task::spawn_blocking(move || outbox.send(read(reader.as_ref())));
+            }
+            Handled::Lookup(lookup) => {
+                let reader = self.reader.clone();
+                let outbox = self.outbox.clone();
+                let found = self.found.clone();
+                tokio::task::spawn_blocking(move || {
+                    let messages: anyhow::Result<Vec<_>> = lookup
+                        .references
+                        .iter()
+                        .map(|r| reader.find_message(lookup.channel, r))
+                        .collect();
+                    match messages {
+                        Ok(messages) => {
+                            let _ = found.send((lookup.resume, messages));
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "looking up a message failed");
+                            outbox.send(vec![lookup.on_failure]);
+                        }
+                    }
+                });
+            }
+            Handled::Nothing => {}
         }
-        // Through the writer too, so that a reply never overtakes an earlier change.
-        Handled::Reply(reply) => writer.submit(Job {
-            outbound: vec![reply],
-            ..Job::default()
-        }),
-        Handled::Read(read) => {
-            let reader = reader.clone();
-            let outbox = outbox.clone();
-            tokio::task::spawn_blocking(move || outbox.send(read(reader.as_ref())));
-        }
-        Handled::Nothing => {}
     }
 }
 

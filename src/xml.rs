@@ -17,7 +17,6 @@ pub mod ns {
     pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
     pub const STREAMS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
     pub const MIX_CORE: &str = "urn:xmpp:mix:core:1";
-    pub const MIX_PRESENCE: &str = "urn:xmpp:mix:presence:0";
     pub const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
     pub const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
     pub const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
@@ -46,14 +45,23 @@ pub mod ns {
     pub const MIXD_RECEIPTS: &str = "urn:mixd:receipts:0";
     /// mixd's own: clearing one's own history.
     pub const MIXD_HISTORY: &str = "urn:mixd:history:0";
-    /// mixd's own MAM filter field namespace (`{urn:mixd:mam:0}media`).
-    pub const MIXD_MAM: &str = "urn:mixd:mam:0";
     /// mixd's group administration requests and notifications (docs/protocol.md).
     pub const MIXD_ADMIN: &str = "urn:mixd:admin:0";
     /// Group events as history shows them to MIX clients.
     pub const MIXD_NOTICE: &str = "urn:mixd:notice:0";
     pub const MIX_ADMIN: &str = "urn:xmpp:mix:admin:0";
     pub const MIX_MISC: &str = "urn:xmpp:mix:misc:0";
+}
+
+/// The MIX nodes (XEP-0369 §6.3) a participant subscribes to and events name.
+pub mod node {
+    pub const MESSAGES: &str = "urn:xmpp:mix:nodes:messages";
+    pub const PRESENCE: &str = "urn:xmpp:mix:nodes:presence";
+    pub const PARTICIPANTS: &str = "urn:xmpp:mix:nodes:participants";
+    pub const INFO: &str = "urn:xmpp:mix:nodes:info";
+    pub const CONFIG: &str = "urn:xmpp:mix:nodes:config";
+    pub const ALLOWED: &str = "urn:xmpp:mix:nodes:allowed";
+    pub const BANNED: &str = "urn:xmpp:mix:nodes:banned";
 }
 
 /// Escapes text for use in element content or in an attribute quoted with `'`.

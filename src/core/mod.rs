@@ -15,6 +15,7 @@
 
 mod create;
 mod destroy;
+mod history;
 mod info;
 mod join;
 mod leave;
@@ -44,6 +45,7 @@ use std::collections::HashMap;
 
 pub use add::MAX_ADDED_PER_REQUEST;
 pub use correct::Corrected;
+pub use history::HistoryScope;
 pub use info::{check_info, InfoChange};
 pub use model::{
     Access, AccessList, Administration, Channel, Dialect, Info, JoinPolicy, MessageRef, Nodes,
@@ -382,7 +384,8 @@ impl Groups {
         self.last_message_id
     }
 
-    fn existing(&self, name: &str) -> Outcome<&Channel> {
+    /// The channel `name`, or the refusal that says there is none.
+    pub fn existing(&self, name: &str) -> Outcome<&Channel> {
         self.channels
             .get(name)
             .ok_or_else(|| Refusal::new(Condition::ItemNotFound, format!("no channel '{name}'")))

@@ -5,7 +5,7 @@
 
 use jid::BareJid;
 
-use super::{Fact, Groups, MessageRef, Micros, Outcome};
+use super::{Condition, Fact, Groups, MessageRef, Micros, Outcome, Refusal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ReceiptKind {
@@ -28,6 +28,33 @@ pub struct Receipt {
 }
 
 impl Groups {
+    /// Whom a message's receipt state lists: every participant but its author. Any
+    /// participant may ask, of any message of its channel (retracted ones too).
+    pub fn members_of(
+        &self,
+        name: &str,
+        requester: &BareJid,
+        target: Option<&MessageRef>,
+    ) -> Outcome<(MessageRef, Vec<BareJid>)> {
+        let (channel, _) = self.participant_of(name, requester)?;
+        let message = match target {
+            Some(m) if m.channel == channel.key => m.clone(),
+            _ => {
+                return Err(Refusal::new(
+                    Condition::ItemNotFound,
+                    format!("no such message in '{name}'"),
+                ))
+            }
+        };
+        let members = channel
+            .participants
+            .iter()
+            .filter(|p| p.jid != message.sender)
+            .map(|p| p.jid.clone())
+            .collect();
+        Ok((message, members))
+    }
+
     pub fn receipt(
         &mut self,
         name: &str,

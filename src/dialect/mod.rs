@@ -1,23 +1,25 @@
-//! What both dialects share: the envelope every stanza has (addresses, type, one payload
-//! per request), checked once in [`handle`], which then hands the stanza to its dialect — the
-//! FlyChat operations, messages and history queries to `flychat`, everything else to `mix` —
-//! whose capability files parse the payload, run the command on the core and write the
-//! reply; and what those replies are made of ([`Handled`], [`ReplyTo`], refusals).
+//! The kit both dialects share, and nothing else: the owned [`Envelope`] of a stanza that
+//! `router` has checked (addresses, kind, id), [`Handled`] (what became of a stanza: a change,
+//! a reply, a read of the archive, or a look-up of an archived message to finish on), replies
+//! and refusals, and the shapes both dialects send ([`shapes`]: `normal` messages to bare JIDs,
+//! invitations and requests, member receipt states). Neither dialect imports the other; what
+//! both need lives here or in `xml`.
 
 mod reply;
+pub mod shapes;
 
 use std::sync::Arc;
 
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 
-use crate::core::{Fact, Groups, Micros, Refusal};
+use crate::core::{Fact, Groups, MessageRef, Micros, Refusal};
 use crate::store::Reader;
 
 pub use reply::{ErrorKind, ReplyTo};
 
-/// What handlers may consult besides the core: the service's address, for routing and for
-/// the `from` of what it sends, and the archive, to find messages that others refer to.
+/// What requests may consult besides the core: the service's address, for routing and for
+/// the `from` of what it sends, and the archive, for the reads that run off the rules task.
 pub struct Service {
     pub domain: String,
     pub archive: Arc<dyn Reader>,
@@ -43,6 +45,11 @@ pub enum Handled {
     /// A read of the store (archive pages, receipt states): run it on the blocking pool and
     /// send what it writes.
     Read(Read),
+    /// The request names an archived message (a retraction, a receipt, a page that starts
+    /// from a message, …). The archive is not in memory and reading it would stall every
+    /// channel, so the look-up runs on the blocking pool and the request finishes back on the
+    /// rules task, against the state as it is then.
+    Lookup(Lookup),
     /// Nothing to do or to say (results, errors, and stanzas that must not be answered).
     Nothing,
 }
@@ -57,21 +64,71 @@ impl Handled {
             on_failure: Some(reply_to.storage_failed(ErrorKind::Iq)),
         }
     }
+
+    /// Looks up `reference` in the archive of channel `key`, then finishes with `resume`.
+    pub fn lookup(
+        env: &Envelope,
+        key: i64,
+        reference: &str,
+        resume: impl FnOnce(&mut Groups, &Service, Option<MessageRef>, Micros) -> Handled
+            + Send
+            + 'static,
+    ) -> Handled {
+        Handled::lookup_all(
+            env,
+            key,
+            vec![reference.to_owned()],
+            move |g, s, mut found, now| resume(g, s, found.pop().flatten(), now),
+        )
+    }
+
+    /// Looks up each of `references` in the archive of channel `key`, then finishes with
+    /// `resume`, which gets what each names, in order.
+    pub fn lookup_all(
+        env: &Envelope,
+        key: i64,
+        references: Vec<String>,
+        resume: impl FnOnce(&mut Groups, &Service, Vec<Option<MessageRef>>, Micros) -> Handled
+            + Send
+            + 'static,
+    ) -> Handled {
+        Handled::Lookup(Lookup {
+            channel: key,
+            references,
+            on_failure: env.reply_to().storage_failed(env.kind),
+            resume: Box::new(resume),
+        })
+    }
 }
 
 pub type Read = Box<dyn FnOnce(&dyn Reader) -> Vec<String> + Send>;
 
-/// The envelope of a stanza addressed to the service or one of its channels.
-pub struct Envelope<'a> {
-    pub stanza: &'a Element,
+/// A message to find in a channel's archive, and what to do with what was found.
+pub struct Lookup {
+    pub channel: i64,
+    /// Archive ids, or a sender's origin-ids or stanza ids (`Reader::find_message`).
+    pub references: Vec<String>,
+    /// Sent instead when the archive cannot be read.
+    pub on_failure: String,
+    pub resume: Resume,
+}
+
+pub type Resume =
+    Box<dyn FnOnce(&mut Groups, &Service, Vec<Option<MessageRef>>, Micros) -> Handled + Send>;
+
+/// The envelope of a stanza addressed to the service or one of its channels, owned, so that
+/// a request can outlive the stanza (a [`Lookup`] finishes it later).
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub kind: ErrorKind,
     pub from: Jid,
     pub to: Jid,
-    pub id: Option<&'a str>,
+    pub id: Option<String>,
     /// The channel's localpart when addressed to a channel.
     pub channel: Option<String>,
 }
 
-impl Envelope<'_> {
+impl Envelope {
     pub fn sender(&self) -> BareJid {
         self.from.to_bare()
     }
@@ -80,109 +137,29 @@ impl Envelope<'_> {
         self.from.try_as_full().ok()
     }
 
+    /// The channel the stanza is addressed to; empty when it is addressed to the service
+    /// (requests that need a channel are only routed when there is one).
+    pub fn channel_name(&self) -> &str {
+        self.channel.as_deref().unwrap_or_default()
+    }
+
     pub fn reply_to(&self) -> ReplyTo {
         ReplyTo {
             from: self.to.to_string(),
             to: self.from.to_string(),
-            id: self.id.map(str::to_owned),
+            id: self.id.clone(),
         }
     }
 
     /// An error reply to this stanza.
-    pub fn error(&self, kind: ErrorKind, refusal: &Refusal) -> String {
-        self.reply_to().error(kind, refusal)
+    pub fn error(&self, refusal: &Refusal) -> String {
+        self.reply_to().error(self.kind, refusal)
     }
 
     /// An iq result to this stanza carrying `payload`.
     pub fn iq_result(&self, payload: Option<&str>) -> Handled {
         Handled::Reply(self.reply_to().iq_result(payload))
     }
-}
-
-/// Handles one stanza from the link.
-pub fn handle(groups: &mut Groups, service: &Service, stanza: &Element, now: Micros) -> Handled {
-    let id = stanza.attr("id");
-    let kind = match stanza.name() {
-        "iq" => ErrorKind::Iq,
-        "message" => ErrorKind::Message,
-        "presence" => ErrorKind::Presence,
-        other => {
-            tracing::debug!(element = other, "ignored a non-stanza element");
-            return Handled::Nothing;
-        }
-    };
-    let stanza_type = stanza.attr("type");
-    if stanza_type == Some("error") || (kind == ErrorKind::Iq && stanza_type == Some("result")) {
-        return match kind {
-            ErrorKind::Message => crate::mix::bounced(groups, stanza),
-            _ => Handled::Nothing,
-        };
-    }
-    // Without a valid sender there is nobody to answer; the server never sends such a stanza.
-    let Some(from) = stanza.attr("from").and_then(|f| Jid::new(f).ok()) else {
-        tracing::debug!(?id, "dropped a stanza without a valid from");
-        return Handled::Nothing;
-    };
-    let to = match stanza.attr("to").map(Jid::new) {
-        Some(Ok(to)) => to,
-        _ => Jid::new(&service.domain).expect("validated domain"),
-    };
-    let mut envelope = Envelope {
-        stanza,
-        from,
-        to,
-        id,
-        channel: None,
-    };
-    if envelope.to.domain().as_str() != service.domain {
-        let refusal = Refusal::new(
-            crate::core::Condition::ItemNotFound,
-            "not addressed to this service",
-        );
-        return Handled::Reply(envelope.error(kind, &refusal));
-    }
-    envelope.channel = envelope.to.node().map(|n| n.to_string());
-    match kind {
-        ErrorKind::Iq => iq(groups, service, &envelope, stanza_type, now),
-        ErrorKind::Message if crate::flychat::is_flychat(stanza) => {
-            crate::flychat::message(groups, service, &envelope, now)
-        }
-        ErrorKind::Message => crate::mix::message(groups, service, &envelope, stanza_type, now),
-        ErrorKind::Presence => crate::mix::presence(groups, &envelope, stanza_type),
-    }
-}
-
-fn iq(
-    groups: &mut Groups,
-    service: &Service,
-    env: &Envelope,
-    iq_type: Option<&str>,
-    now: Micros,
-) -> Handled {
-    let set = match iq_type {
-        Some("get") => false,
-        Some("set") => true,
-        other => {
-            let text = format!("an iq's type must be get or set here, not {other:?}");
-            return Handled::Reply(env.error(ErrorKind::Iq, &bad_request(text)));
-        }
-    };
-    let mut payloads = env.stanza.children();
-    let (Some(payload), None) = (payloads.next(), payloads.next()) else {
-        let text = "an iq get or set carries exactly one payload element";
-        return Handled::Reply(env.error(ErrorKind::Iq, &bad_request(text)));
-    };
-    // The FlyChat operations and history queries go to their dialect, the rest is MIX.
-    let result = match (set, payload.name(), payload.ns().as_str()) {
-        (false, "query", crate::flychat::history::NS) => {
-            crate::flychat::history::query(groups, service, env, payload)
-        }
-        (_, "query", crate::flychat::NS) => {
-            crate::flychat::iq(groups, service, env, payload, set, now)
-        }
-        _ => return crate::mix::iq(groups, service, env, payload, set, now),
-    };
-    result.unwrap_or_else(|refusal| Handled::Reply(env.error(ErrorKind::Iq, &refusal)))
 }
 
 /// A `bad-request` refusal with its text; shared by both dialects.
@@ -210,28 +187,25 @@ pub fn bool_attr(payload: &Element, name: &str) -> crate::core::Outcome<Option<b
     }
 }
 
-/// The archived message of the channel `key` that `reference` names, if any.
-pub fn find_message(
-    service: &Service,
-    env: &Envelope,
-    key: i64,
-    reference: &str,
-) -> Result<Option<crate::core::MessageRef>, Handled> {
-    service
-        .archive
-        .find_message(key, reference)
-        .map_err(|error| {
-            tracing::error!(%error, "looking up a message failed");
-            let kind = if env.stanza.name() == "iq" {
-                ErrorKind::Iq
-            } else {
-                ErrorKind::Message
-            };
-            Handled::Reply(env.reply_to().storage_failed(kind))
-        })
-}
+/// What the dialects' parsing tests build requests from, without a server.
+#[cfg(test)]
+pub mod testing {
+    use super::{Envelope, ErrorKind};
 
-/// The channel an iq to a channel is about; only called on channel routes.
-pub fn channel_name<'a>(env: &'a Envelope) -> &'a str {
-    env.channel.as_deref().unwrap_or_default()
+    /// The envelope of a stanza of `kind` from `from` to `to` (a channel or the service).
+    pub fn envelope(kind: ErrorKind, from: &str, to: &str) -> Envelope {
+        let to = jid::Jid::new(to).unwrap();
+        Envelope {
+            kind,
+            from: jid::Jid::new(from).unwrap(),
+            channel: to.node().map(|n| n.to_string()),
+            to,
+            id: Some("req-1".into()),
+        }
+    }
+
+    /// An element parsed from `xml`, which must declare its namespace.
+    pub fn element(xml: &str) -> minidom::Element {
+        xml.parse().unwrap()
+    }
 }

@@ -13,7 +13,7 @@
 use jid::BareJid;
 use minidom::Element;
 
-use super::group::{group_name, named_participant};
+use super::group::named_participant;
 use crate::core::{AccessList, Groups, JoinPolicy, Micros, Outcome, Role, SettingsChange};
 use crate::dialect::{bad_request, bool_attr, Envelope, Handled};
 
@@ -26,7 +26,7 @@ pub fn role(
     now: Micros,
 ) -> Outcome<Handled> {
     let target = named_participant(query)?;
-    let name = group_name(env);
+    let name = env.channel_name();
     let facts = if role == Role::Owner {
         groups.transfer(name, &env.sender(), &target, now)?
     } else {
@@ -59,7 +59,7 @@ pub fn settings(
         muted: bool_attr(query, "muted")?,
         max_members,
     };
-    let facts = groups.change_settings(group_name(env), &env.sender(), change, now)?;
+    let facts = groups.change_settings(env.channel_name(), &env.sender(), change, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 
@@ -69,7 +69,7 @@ pub fn mute(groups: &mut Groups, env: &Envelope, query: &Element, now: Micros) -
     let until: Micros = until
         .parse()
         .map_err(|_| bad_request(format!("until='{until}' is not a time in microseconds")))?;
-    let facts = groups.mute(group_name(env), &env.sender(), &target, until, now)?;
+    let facts = groups.mute(env.channel_name(), &env.sender(), &target, until, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 
@@ -92,6 +92,13 @@ pub fn access(
     let entry = BareJid::new(entry.trim())
         .map_err(|_| bad_request(format!("entry='{entry}' is not a bare JID or a domain")))?;
     let present = bool_attr(query, "present")?.unwrap_or(true);
-    let facts = groups.set_access(group_name(env), &env.sender(), list, &entry, present, now)?;
+    let facts = groups.set_access(
+        env.channel_name(),
+        &env.sender(),
+        list,
+        &entry,
+        present,
+        now,
+    )?;
     Ok(Handled::iq_changed(env, facts, None))
 }

@@ -6,13 +6,10 @@ use jid::BareJid;
 use minidom::Element;
 
 use super::{descendant_text, render, NS};
+use crate::core::iso_time;
 use crate::core::{Channel, Dialect, Groups, InfoChange, Micros, Outcome};
 use crate::dialect::{bad_request, Envelope, Handled, Service};
 use crate::xml::Xml;
-
-pub(super) fn group_name<'a>(env: &'a Envelope) -> &'a str {
-    env.channel.as_deref().unwrap_or_default()
-}
 
 /// The `<participant>jid</participant>` entries under `element`.
 pub(super) fn participant_jids(element: &Element) -> Outcome<Vec<BareJid>> {
@@ -87,7 +84,7 @@ pub fn create(
 }
 
 pub fn profile(groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
-    let (channel, participant) = groups.participant_of(group_name(env), &env.sender())?;
+    let (channel, participant) = groups.participant_of(env.channel_name(), &env.sender())?;
     let mut x = Xml::new();
     x.open("query", NS)
         .attr("status", "get_group_profile")
@@ -124,7 +121,7 @@ fn group_item(x: &mut Xml, service: &Service, channel: &Channel, viewer: &BareJi
     x.open("item", "")
         .attr("groupid", &channel.name)
         .attr("groupjid", &service.channel_jid(&channel.name))
-        .attr("createddate", &render::date(channel.created_at))
+        .attr("createddate", &iso_time(channel.created_at))
         .attr("item_id", &channel.info.updated_at.to_string())
         .attr("affiliation", render::affiliation(role))
         .attr("role", role.name())
@@ -134,7 +131,7 @@ fn group_item(x: &mut Xml, service: &Service, channel: &Channel, viewer: &BareJi
 }
 
 pub fn participants(groups: &Groups, env: &Envelope) -> Outcome<Handled> {
-    let (channel, _) = groups.participant_of(group_name(env), &env.sender())?;
+    let (channel, _) = groups.participant_of(env.channel_name(), &env.sender())?;
     let mut x = Xml::new();
     x.open("query", NS)
         .attr("status", "get_participants")
@@ -144,7 +141,7 @@ pub fn participants(groups: &Groups, env: &Envelope) -> Outcome<Handled> {
             .attr("jid", p.jid.as_str())
             .attr("affiliation", render::affiliation(channel.role_of(&p.jid)))
             .attr("itemid", &p.id.to_string())
-            .attr("created_at", &render::date(p.joined_at))
+            .attr("created_at", &iso_time(p.joined_at))
             .attr("is_admin_blocked", "0")
             .open("user_profile", "")
             .open("vCard", super::VCARD)
@@ -168,7 +165,7 @@ pub fn add(groups: &mut Groups, env: &Envelope, query: &Element, now: Micros) ->
         return Err(bad_request("add_participants names no <participant/>"));
     }
     let facts = groups.add_participants(
-        group_name(env),
+        env.channel_name(),
         &env.sender(),
         &users,
         Dialect::FlyChat,
@@ -183,20 +180,25 @@ pub fn set_info(
     query: &Element,
     now: Micros,
 ) -> Outcome<Handled> {
-    let (_, facts) = groups.set_info(group_name(env), &env.sender(), profile_change(query), now)?;
+    let (_, facts) = groups.set_info(
+        env.channel_name(),
+        &env.sender(),
+        profile_change(query),
+        now,
+    )?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 
 /// One stanza for leaving and for removal: a leave when it names the sender.
 pub fn exit(groups: &mut Groups, env: &Envelope, query: &Element, now: Micros) -> Outcome<Handled> {
     let target = named_participant(query)?;
-    let facts = groups.remove(group_name(env), &env.sender(), &target, now)?;
+    let facts = groups.remove(env.channel_name(), &env.sender(), &target, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 
 /// The SDK exits the group before it deletes it; an owner who has just left keeps the right
 /// to delete (see `core/destroy.rs`), so the pair works.
 pub fn delete(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
-    let facts = groups.destroy(&env.sender(), group_name(env), now)?;
+    let facts = groups.destroy(&env.sender(), env.channel_name(), now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }

@@ -12,7 +12,7 @@ use minidom::Element;
 
 use super::render;
 use crate::core::{Condition, Groups, Outcome, Refusal};
-use crate::dialect::{bad_request, find_message, Envelope, ErrorKind, Handled, Service};
+use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
 use crate::store::{Archived, HistoryQuery, Page};
 use crate::xml::{ns, Xml};
 
@@ -47,12 +47,7 @@ pub fn query(
         (None, Some(channel)) => channel.clone(),
         (None, None) => return Err(bad_request("the history query needs to_user")),
     };
-    let (channel, requester) = groups.participant_of(&group, &env.sender())?;
-    let mut history = HistoryQuery {
-        channel: channel.key,
-        hidden_upto: requester.cleared_upto,
-        ..HistoryQuery::default()
-    };
+    let mut history = HistoryQuery::within(groups.history_scope(&group, &env.sender())?);
     let newest_first = match status.as_str() {
         "group_chat" => {
             history.with_notices = true;
@@ -87,25 +82,38 @@ pub fn query(
                     history.max = FIRST_MEDIA_PAGE;
                 }
                 Some(last) => {
-                    let message = match find_message(service, env, channel.key, last) {
-                        Ok(found) => found.ok_or_else(|| {
-                            Refusal::new(
+                    // Keyed by the last message shown: its archive id is looked up first.
+                    history.max = MEDIA_PAGE;
+                    let last = last.to_owned();
+                    let env = env.clone();
+                    return Ok(Handled::lookup(
+                        &env.clone(),
+                        history.channel,
+                        &last.clone(),
+                        move |_, _, found, _| match found {
+                            Some(message) => {
+                                history.page = Page::Before(message.id);
+                                page(&env, status, history, true)
+                            }
+                            None => Handled::Reply(env.error(&Refusal::new(
                                 Condition::ItemNotFound,
                                 format!("no message '{last}' in this group"),
-                            )
-                        })?,
-                        Err(failed) => return Ok(failed),
-                    };
-                    history.page = Page::Before(message.id);
-                    history.max = MEDIA_PAGE;
+                            ))),
+                        },
+                    ));
                 }
             }
             true
         }
         other => return Err(bad_request(format!("unknown history query '{other}'"))),
     };
+    Ok(page(env, status, history, newest_first))
+}
+
+/// Reads one page off the rules task and writes it as the SDK parses it.
+fn page(env: &Envelope, status: String, history: HistoryQuery, newest_first: bool) -> Handled {
     let reply_to = env.reply_to();
-    Ok(Handled::Read(Box::new(move |reader| {
+    Handled::Read(Box::new(move |reader| {
         let page = match reader.history(&history) {
             Ok(page) => page,
             Err(crate::store::HistoryError::UnknownId(id)) => {
@@ -138,7 +146,7 @@ pub fn query(
             }
         }
         vec![reply_to.iq_result(Some(&x.finish()))]
-    })))
+    }))
 }
 
 /// The body text and `<chatcontent/>` attributes of an archived payload.

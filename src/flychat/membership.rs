@@ -10,11 +10,11 @@
 
 use minidom::Element;
 
-use super::group::{group_name, named_participant, participant_jids};
+use super::group::{named_participant, participant_jids};
 use super::NS;
 use crate::core::{Dialect, Groups, Micros, Outcome};
+use crate::dialect::shapes;
 use crate::dialect::{bad_request, bool_attr, Envelope, Handled};
-use crate::mix::render;
 use crate::xml::Xml;
 
 pub fn invite(
@@ -27,13 +27,13 @@ pub fn invite(
     if invitees.is_empty() {
         return Err(bad_request("invite_participants names no <participant/>"));
     }
-    let (_, facts) = groups.invite(group_name(env), &env.sender(), &invitees, now)?;
+    let (_, facts) = groups.invite(env.channel_name(), &env.sender(), &invitees, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 
 pub fn join(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
     let (joined, facts) =
-        groups.join_or_ask(group_name(env), &env.sender(), Dialect::FlyChat, now)?;
+        groups.join_or_ask(env.channel_name(), &env.sender(), Dialect::FlyChat, now)?;
     let state = if joined { "joined" } else { "requested" };
     let mut x = Xml::new();
     x.open("query", NS)
@@ -44,17 +44,17 @@ pub fn join(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled
 }
 
 pub fn decline(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
-    let facts = groups.decline_invitation(group_name(env), &env.sender(), now)?;
+    let facts = groups.decline_invitation(env.channel_name(), &env.sender(), now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 
 pub fn requests(groups: &Groups, env: &Envelope) -> Outcome<Handled> {
-    let pending = groups.pending_of(group_name(env), &env.sender())?;
+    let pending = groups.pending_of(env.channel_name(), &env.sender())?;
     let mut x = Xml::new();
     x.open("query", NS)
         .attr("status", "get_join_requests")
         .open("pending", "");
-    render::pending(&mut x, pending);
+    shapes::pending(&mut x, pending);
     x.close().close();
     Ok(env.iq_result(Some(&x.finish())))
 }
@@ -68,6 +68,6 @@ pub fn decide(
     let requester = named_participant(query)?;
     let approve = bool_attr(query, "approve")?
         .ok_or_else(|| bad_request("decide_join_request needs approve='1' or '0'"))?;
-    let facts = groups.decide(group_name(env), &env.sender(), &requester, approve, now)?;
+    let facts = groups.decide(env.channel_name(), &env.sender(), &requester, approve, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }

@@ -16,14 +16,13 @@ pub fn is_flychat_message(stanza: &Element) -> bool {
     matches!(stanza.attr("type"), None | Some("normal")) && stanza.has_child("chatcontent", CONTENT)
 }
 
-pub fn post(groups: &mut Groups, env: &Envelope, now: Micros) -> Handled {
+pub fn post(groups: &mut Groups, env: &Envelope, stanza: &Element, now: Micros) -> Handled {
     let reply_to = env.reply_to();
     let Some(name) = &env.channel else {
         return Handled::Reply(
             reply_to.service_unavailable(ErrorKind::Message, "group messages go to a group"),
         );
     };
-    let stanza = env.stanza;
     let kind = stanza
         .get_child("chatcontent", CONTENT)
         .and_then(|c| c.attr("message_type"))
@@ -34,7 +33,7 @@ pub fn post(groups: &mut Groups, env: &Envelope, now: Micros) -> Handled {
     let submission = Submission {
         content: children_fragment(ns::COMPONENT, kept),
         origin_id: None,
-        client_id: env.id.map(str::to_owned),
+        client_id: env.id.clone(),
         media: MEDIA.contains(&kind),
     };
     match groups.post(name, &env.sender(), submission, now) {
@@ -43,6 +42,6 @@ pub fn post(groups: &mut Groups, env: &Envelope, now: Micros) -> Handled {
             reply: None,
             on_failure: Some(reply_to.storage_failed(ErrorKind::Message)),
         },
-        Err(refusal) => Handled::Reply(reply_to.error(ErrorKind::Message, &refusal)),
+        Err(refusal) => Handled::Reply(env.error(&refusal)),
     }
 }

@@ -5,11 +5,11 @@
 //! reads, errors a readable text (the SDK shows it).
 //!
 //! The stanza envelope (addresses, ids, error replies) is checked for every stanza by
-//! `dialect::handle`, which routes here by namespace.
+//! `router::handle`, which routes here by namespace.
 
 mod admin;
 mod group;
-pub mod history;
+mod history;
 mod membership;
 mod message;
 mod recall;
@@ -19,7 +19,7 @@ mod typing;
 
 use minidom::Element;
 
-use crate::core::{ChatState, Groups, Micros, Outcome, Refusal, Role};
+use crate::core::{ChatState, Groups, Micros, Refusal, Role};
 use crate::dialect::{Envelope, Handled, Service};
 
 pub use message::is_flychat_message;
@@ -29,7 +29,13 @@ pub const NS: &str = "jabber:iq:mixgroupchat";
 pub const VCARD: &str = "vcard-temp";
 pub const CONTENT: &str = "urn:xmpp:content";
 
-/// An iq carrying `<query xmlns='jabber:iq:mixgroupchat' status='…'>`.
+/// Whether an iq's payload is FlyChat's: a group operation or a history query.
+pub fn is_flychat_iq(payload: &Element) -> bool {
+    payload.name() == "query" && (payload.ns() == NS || payload.ns() == history::NS)
+}
+
+/// An iq carrying `<query xmlns='jabber:iq:mixgroupchat' status='…'>`, or a history query
+/// (`jabber:iq:user_activities`).
 pub fn iq(
     groups: &mut Groups,
     service: &Service,
@@ -37,9 +43,10 @@ pub fn iq(
     query: &Element,
     set: bool,
     now: Micros,
-) -> Outcome<Handled> {
+) -> Handled {
     let status = query.attr("status").unwrap_or_default();
-    match (set, env.channel.is_some(), status) {
+    let result = match (set, env.channel.is_some(), status) {
+        (false, _, _) if query.ns() == history::NS => history::query(groups, service, env, query),
         (true, false, "create_group") => group::create(groups, service, env, query, now),
         (false, true, "get_group_profile") => group::profile(groups, service, env),
         (false, true, "get_participants") => group::participants(groups, env),
@@ -61,8 +68,8 @@ pub fn iq(
         (true, true, "user_delete_group") => group::delete(groups, env, now),
         (true, true, "composing") => typing::handle(groups, env, ChatState::Composing),
         (true, true, "gone") => typing::handle(groups, env, ChatState::Gone),
-        (true, true, "recall") => recall::handle(groups, service, env, query, now),
-        (false, true, "group_message_status") => receipts::status(groups, service, env, query),
+        (true, true, "recall") => recall::handle(groups, env, query, now),
+        (false, true, "group_message_status") => receipts::status(groups, env, query),
         _ => Err(Refusal::new(
             crate::core::Condition::BadRequest,
             format!(
@@ -75,16 +82,17 @@ pub fn iq(
                 }
             ),
         )),
-    }
+    };
+    result.unwrap_or_else(|refusal| Handled::Reply(env.error(&refusal)))
 }
 
 /// A message from a FlyChat client: a receipt (`<delivered/>`, `<seen/>` with `group_id`)
 /// or a group message (`type='normal'` with `<chatcontent/>`).
-pub fn message(groups: &mut Groups, service: &Service, env: &Envelope, now: Micros) -> Handled {
-    if receipt(env.stanza).is_some() {
-        receipts::record(groups, service, env, now)
+pub fn message(groups: &mut Groups, env: &Envelope, stanza: &Element, now: Micros) -> Handled {
+    if receipt(stanza).is_some() {
+        receipts::record(groups, env, stanza)
     } else {
-        message::post(groups, env, now)
+        message::post(groups, env, stanza, now)
     }
 }
 

@@ -4,39 +4,64 @@
 
 use minidom::Element;
 
-use crate::core::{Condition, Groups, Micros, Outcome, Refusal, Role};
-use crate::dialect::{find_message, Envelope, Handled, Service};
+use crate::core::{Condition, Groups, MessageRef, Micros, Outcome, Refusal, Role};
+use crate::dialect::{bad_request, Envelope, Handled};
+
+/// The most messages one recall names: each is looked up and told to everyone.
+pub const MAX_RECALLED: usize = 100;
 
 pub fn handle(
     groups: &mut Groups,
-    service: &Service,
     env: &Envelope,
     query: &Element,
-    now: Micros,
+    _now: Micros,
 ) -> Outcome<Handled> {
     let name = env.channel.as_deref().unwrap_or_default();
     let actor = env.sender();
-    let ids: Vec<&str> = query
+    let ids: Vec<String> = query
         .attr("msgid")
         .unwrap_or_default()
         .split(',')
         .map(str::trim)
         .filter(|id| !id.is_empty())
+        .map(str::to_owned)
         .collect();
     if ids.is_empty() {
-        return Err(crate::dialect::bad_request("recall needs msgid"));
+        return Err(bad_request("recall needs msgid"));
     }
-    let (key, role) = {
-        let (channel, _) = groups.participant_of(name, &actor)?;
-        (channel.key, channel.role_of(&actor))
-    };
+    if ids.len() > MAX_RECALLED {
+        return Err(Refusal::new(
+            Condition::ResourceConstraint,
+            format!("one recall names at most {MAX_RECALLED} messages"),
+        ));
+    }
+    let key = groups.participant_of(name, &actor)?.0.key;
+    let env = env.clone();
+    Ok(Handled::lookup_all(
+        &env.clone(),
+        key,
+        ids.clone(),
+        move |groups, _, found, now| {
+            recall(groups, &env, &ids, found, now)
+                .unwrap_or_else(|refusal| Handled::Reply(env.error(&refusal)))
+        },
+    ))
+}
+
+/// Recalls the messages found for `ids`, once all of them are known.
+fn recall(
+    groups: &mut Groups,
+    env: &Envelope,
+    ids: &[String],
+    found: Vec<Option<MessageRef>>,
+    now: Micros,
+) -> Outcome<Handled> {
+    let name = env.channel_name();
+    let actor = env.sender();
+    let role = groups.participant_of(name, &actor)?.0.role_of(&actor);
     // Every id is looked up and checked before any is recalled: all or nothing.
     let mut targets = Vec::with_capacity(ids.len());
-    for id in ids {
-        let found = match find_message(service, env, key, id) {
-            Ok(found) => found,
-            Err(failed) => return Ok(failed),
-        };
+    for (id, found) in ids.iter().zip(found) {
         let message = found.ok_or_else(|| {
             Refusal::new(
                 Condition::ItemNotFound,

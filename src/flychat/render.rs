@@ -5,15 +5,18 @@ use jid::BareJid;
 use crate::core::{
     Channel, ChatState, Info, Micros, Participant, Posted, ReceiptKind, Retracted, Role,
 };
-use crate::mix::render::{normal_message, timestamp, NODE_PARTICIPANTS};
+
+use crate::dialect::shapes::normal_message;
 use crate::store::Completion;
 use crate::xml::Template;
 use crate::xml::{ns, Xml};
 
 use super::VCARD;
+use crate::core::iso_time;
+use crate::xml::node;
 
 pub fn date(at: Micros) -> String {
-    timestamp(at)
+    iso_time(at)
 }
 
 /// Times as the SDK reads them in messages and receipts: microseconds, 16 digits.
@@ -90,7 +93,7 @@ pub fn user_added(
 ) -> Template {
     event(channel_jid, |x| {
         x.open("items", "")
-            .attr("node", NODE_PARTICIPANTS)
+            .attr("node", node::PARTICIPANTS)
             .open("item", "")
             .attr("id", &participant.id.to_string())
             .attr("publisher", by.as_str())
@@ -107,7 +110,7 @@ pub fn user_added(
 pub fn user_left(channel_jid: &str, participant: &Participant, by: &BareJid) -> Template {
     event(channel_jid, |x| {
         x.open("items", "")
-            .attr("node", NODE_PARTICIPANTS)
+            .attr("node", node::PARTICIPANTS)
             .open("retract", "")
             .attr("id", &participant.id.to_string())
             .close()

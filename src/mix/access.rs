@@ -5,16 +5,16 @@
 use jid::BareJid;
 use minidom::Element;
 
-use super::render::{NODE_ALLOWED, NODE_BANNED};
 use crate::core::{AccessList, Channel, Groups, Micros, Outcome};
-use crate::dialect::{bad_request, channel_name, Envelope, Handled};
+use crate::dialect::{bad_request, Envelope, Handled};
+use crate::xml::node;
 use crate::xml::{ns, Xml};
 
 /// The access list a node name stands for.
 pub fn list_of(node: &str) -> Option<AccessList> {
     match node {
-        NODE_ALLOWED => Some(AccessList::Allowed),
-        NODE_BANNED => Some(AccessList::Banned),
+        node::ALLOWED => Some(AccessList::Allowed),
+        node::BANNED => Some(AccessList::Banned),
         _ => None,
     }
 }
@@ -34,7 +34,14 @@ pub fn change(
         .ok_or_else(|| bad_request("the request needs an <item id='JID or domain'/>"))?;
     let entry = BareJid::new(id.trim())
         .map_err(|_| bad_request(format!("'{id}' is not a JID or domain")))?;
-    let facts = groups.set_access(channel_name(env), &env.sender(), list, &entry, present, now)?;
+    let facts = groups.set_access(
+        env.channel_name(),
+        &env.sender(),
+        list,
+        &entry,
+        present,
+        now,
+    )?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 

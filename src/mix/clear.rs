@@ -5,7 +5,7 @@
 use minidom::Element;
 
 use crate::core::{Groups, Outcome};
-use crate::dialect::{bad_request, channel_name, Envelope, Handled};
+use crate::dialect::{bad_request, Envelope, Handled};
 use crate::xml::{ns, Xml};
 
 pub fn handle(groups: &mut Groups, env: &Envelope, payload: &Element) -> Outcome<Handled> {
@@ -16,7 +16,7 @@ pub fn handle(groups: &mut Groups, env: &Envelope, payload: &Element) -> Outcome
         ),
         None => None,
     };
-    let (upto, facts) = groups.clear_history(channel_name(env), &env.sender(), upto)?;
+    let (upto, facts) = groups.clear_history(env.channel_name(), &env.sender(), upto)?;
     let mut x = Xml::new();
     x.open("clear", ns::MIXD_HISTORY)
         .attr("upto", &upto.to_string());

@@ -5,7 +5,7 @@
 
 use jid::BareJid;
 
-use super::render::timestamp;
+use crate::core::iso_time;
 use crate::core::{Channel, Role};
 use crate::xml::{ns, Xml};
 
@@ -53,7 +53,7 @@ pub fn form(x: &mut Xml, channel: &Channel, max_members: usize, changed_by: Opti
         .administration()
         .mutes
         .iter()
-        .map(|(jid, until)| format!("{jid} {}", timestamp(*until)))
+        .map(|(jid, until)| format!("{jid} {}", iso_time(*until)))
         .collect();
     field(
         x,

@@ -3,12 +3,9 @@
 
 use minidom::Element;
 
-use super::render::{
-    NODE_ALLOWED, NODE_BANNED, NODE_CONFIG, NODE_INFO, NODE_MESSAGES, NODE_PARTICIPANTS,
-    NODE_PRESENCE,
-};
 use crate::core::{Condition, Groups, Outcome, Refusal};
 use crate::dialect::{Envelope, Handled, Service};
+use crate::xml::node;
 use crate::xml::{ns, Xml};
 
 pub fn info(groups: &Groups, env: &Envelope, payload: &Element) -> Outcome<Handled> {
@@ -92,13 +89,13 @@ pub fn items(
             groups.channel(name).ok_or_else(|| missing(name))?;
             let jid = service.channel_jid(name);
             for node in [
-                NODE_PRESENCE,
-                NODE_PARTICIPANTS,
-                NODE_MESSAGES,
-                NODE_INFO,
-                NODE_CONFIG,
-                NODE_ALLOWED,
-                NODE_BANNED,
+                node::PRESENCE,
+                node::PARTICIPANTS,
+                node::MESSAGES,
+                node::INFO,
+                node::CONFIG,
+                node::ALLOWED,
+                node::BANNED,
             ] {
                 x.open("item", "")
                     .attr("jid", &jid)

@@ -6,10 +6,11 @@
 use jid::BareJid;
 use minidom::Element;
 
-use super::render::{self, NODE_INFO};
+use super::render;
 use crate::core::InfoChange;
 use crate::core::{Groups, Micros, Outcome};
-use crate::dialect::{bad_request, channel_name, Envelope, Handled};
+use crate::dialect::{bad_request, Envelope, Handled};
+use crate::xml::node;
 use crate::xml::{ns, Xml};
 
 pub fn publish(
@@ -21,9 +22,10 @@ pub fn publish(
     let publish = payload
         .get_child("publish", ns::PUBSUB)
         .ok_or_else(|| bad_request("a pubsub set on a channel must be a <publish/>"))?;
-    if publish.attr("node") != Some(NODE_INFO) {
+    if publish.attr("node") != Some(node::INFO) {
         return Err(bad_request(format!(
-            "only the info node ({NODE_INFO}) is published to by clients"
+            "only the info node ({}) is published to by clients",
+            node::INFO
         )));
     }
     let form = publish
@@ -31,13 +33,13 @@ pub fn publish(
         .and_then(|item| item.get_child("x", ns::DATA_FORMS))
         .ok_or_else(|| bad_request("the published item must carry a jabber:x:data form"))?;
     let change = parse_form(form)?;
-    let (info, facts) = groups.set_info(channel_name(env), &env.sender(), change, now)?;
+    let (info, facts) = groups.set_info(env.channel_name(), &env.sender(), change, now)?;
     let mut x = Xml::new();
     x.open("pubsub", ns::PUBSUB)
         .open("publish", "")
-        .attr("node", NODE_INFO)
+        .attr("node", node::INFO)
         .open("item", "")
-        .attr("id", &super::render::timestamp(info.updated_at));
+        .attr("id", &crate::core::iso_time(info.updated_at));
     Ok(Handled::iq_changed(env, facts, Some(x.finish())))
 }
 

@@ -5,16 +5,18 @@
 
 use minidom::Element;
 
-use super::render::{self, NODE_CONFIG, NODE_INFO, NODE_PARTICIPANTS};
+use super::render;
+use crate::core::iso_time;
 use crate::core::{Channel, Condition, Groups, Outcome, Refusal, Role};
-use crate::dialect::{bad_request, channel_name, Envelope, Handled};
+use crate::dialect::{bad_request, Envelope, Handled};
+use crate::xml::node;
 use crate::xml::{ns, Xml};
 
 pub fn get(groups: &Groups, env: &Envelope, payload: &Element) -> Outcome<Handled> {
     let items = payload
         .get_child("items", ns::PUBSUB)
         .ok_or_else(|| bad_request("a pubsub get on a channel must be <items node='…'/>"))?;
-    let name = channel_name(env);
+    let name = env.channel_name();
     let channel = groups
         .channel(name)
         .ok_or_else(|| Refusal::new(Condition::ItemNotFound, format!("no channel '{name}'")))?;
@@ -24,7 +26,7 @@ pub fn get(groups: &Groups, env: &Envelope, payload: &Element) -> Outcome<Handle
         .open("items", "")
         .attr("node", node);
     match node {
-        NODE_PARTICIPANTS => {
+        node::PARTICIPANTS => {
             participant_only(channel, env, "list its participants")?;
             for p in &channel.participants {
                 x.open("item", "").attr("id", &p.id.to_string());
@@ -32,13 +34,13 @@ pub fn get(groups: &Groups, env: &Envelope, payload: &Element) -> Outcome<Handle
                 x.close();
             }
         }
-        NODE_INFO => {
+        node::INFO => {
             x.open("item", "")
-                .attr("id", &render::timestamp(channel.info.updated_at));
+                .attr("id", &iso_time(channel.info.updated_at));
             render::info_form(&mut x, &channel.info);
             x.close();
         }
-        NODE_CONFIG => {
+        node::CONFIG => {
             participant_only(channel, env, "read its configuration")?;
             x.open("item", "").attr("id", super::config::ITEM);
             super::config::form(&mut x, channel, groups.rules.max_members, None);

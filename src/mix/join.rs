@@ -6,7 +6,7 @@ use minidom::Element;
 
 use super::subscription::nodes_named;
 use crate::core::{Groups, Micros, Outcome};
-use crate::dialect::{channel_name, Envelope, Handled};
+use crate::dialect::{Envelope, Handled};
 use crate::xml::{ns, Xml};
 
 pub fn handle(
@@ -15,7 +15,7 @@ pub fn handle(
     payload: &Element,
     now: Micros,
 ) -> Outcome<Handled> {
-    let name = channel_name(env);
+    let name = env.channel_name();
     let nodes = nodes_named(payload, "subscribe")?;
     let nick = payload.get_child("nick", ns::MIX_CORE).map(|n| n.text());
     let (participant, facts) = groups.join(name, &env.sender(), nick.as_deref(), nodes, now)?;

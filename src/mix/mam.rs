@@ -3,15 +3,16 @@
 //! Filters: `with` (a sender's bare JID), `start`, `end`. Paging: `max` (default 50, at most
 //! 250), `after`, `before` (empty for the last page), `index`; `<flip-page/>` reverses a page.
 //! The `<fin/>` carries `first` (with its index), `last`, `count` and `complete`.
-//! Only participants may read.
+//! Who may read, and from which message on, is the core's `history_scope`.
 
 use jid::BareJid;
 use minidom::Element;
 use xmpp_parsers::mam::Query;
 
-use super::render::{self, timestamp};
+use super::render;
+use crate::core::iso_time;
 use crate::core::{Condition, Groups, Outcome, Refusal};
-use crate::dialect::{bad_request, channel_name, Envelope, ErrorKind, Handled, Service};
+use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
 use crate::store::{HistoryError, HistoryPage, HistoryQuery, Page};
 use crate::xml::{ns, Xml};
 
@@ -30,22 +31,11 @@ pub fn query(
 ) -> Outcome<Handled> {
     let query = Query::try_from(payload.clone())
         .map_err(|e| bad_request(format!("invalid MAM query: {e}")))?;
-    let name = channel_name(env);
-    let channel = groups
-        .channel(name)
-        .ok_or_else(|| Refusal::new(Condition::ItemNotFound, format!("no channel '{name}'")))?;
-    let Some(requester) = channel.participant(&env.sender()) else {
-        return Err(Refusal::new(
-            Condition::Forbidden,
-            format!("only participants of '{name}' may read its history"),
-        ));
-    };
+    let name = env.channel_name();
     let mut history = HistoryQuery {
-        channel: channel.key,
         max: DEFAULT_PAGE,
-        hidden_upto: requester.cleared_upto,
         counted: true,
-        ..HistoryQuery::default()
+        ..HistoryQuery::within(groups.history_scope(name, &env.sender())?)
     };
     if let Some(form) = &query.form {
         for field in &form.fields {
@@ -141,7 +131,7 @@ fn respond(
                 .attr("id", &posted.id.to_string())
                 .open("forwarded", ns::FORWARD)
                 .open("delay", ns::DELAY)
-                .attr("stamp", &timestamp(posted.at))
+                .attr("stamp", &iso_time(posted.at))
                 .close();
             render::archived_message(&mut x, &channel_jid, archived);
             out.push(x.finish());

@@ -7,9 +7,8 @@
 
 use minidom::Element;
 
-use super::render;
 use crate::core::{Dialect, Groups, Micros, Outcome};
-use crate::dialect::{bool_attr, channel_name, jid_attr, Envelope, Handled, Service};
+use crate::dialect::{bool_attr, jid_attr, shapes, Envelope, Handled, Service};
 use crate::xml::{ns, Xml};
 
 pub fn invite(
@@ -25,24 +24,24 @@ pub fn invite(
         .ok_or_else(|| super::bad_request("<invite/> needs an <invitee/>"))?;
     let invitee = jid::BareJid::new(invitee.trim())
         .map_err(|_| super::bad_request(format!("'{invitee}' is not a bare JID")))?;
-    let name = channel_name(env);
+    let name = env.channel_name();
     let (invitations, facts) = groups.invite(name, &env.sender(), &[invitee], now)?;
     let mut x = Xml::new();
     x.open("invite", ns::MIX_MISC);
     for invitation in &invitations {
-        render::invitation(&mut x, &service.channel_jid(name), invitation);
+        shapes::invitation(&mut x, &service.channel_jid(name), invitation);
     }
     x.close();
     Ok(Handled::iq_changed(env, facts, Some(x.finish())))
 }
 
 pub fn decline(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
-    let facts = groups.decline_invitation(channel_name(env), &env.sender(), now)?;
+    let facts = groups.decline_invitation(env.channel_name(), &env.sender(), now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 
 pub fn request(groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
-    let facts = groups.request_join(channel_name(env), &env.sender(), Dialect::Mix, now)?;
+    let facts = groups.request_join(env.channel_name(), &env.sender(), Dialect::Mix, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 
@@ -55,15 +54,15 @@ pub fn decide(
     let requester = jid_attr(payload, "jid")?;
     let approve = bool_attr(payload, "approve")?
         .ok_or_else(|| super::bad_request("<decide/> needs approve='true' or 'false'"))?;
-    let facts = groups.decide(channel_name(env), &env.sender(), &requester, approve, now)?;
+    let facts = groups.decide(env.channel_name(), &env.sender(), &requester, approve, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 
 pub fn pending(groups: &Groups, env: &Envelope) -> Outcome<Handled> {
-    let pending = groups.pending_of(channel_name(env), &env.sender())?;
+    let pending = groups.pending_of(env.channel_name(), &env.sender())?;
     let mut x = Xml::new();
     x.open("pending", ns::MIXD_ADMIN);
-    render::pending(&mut x, pending);
+    shapes::pending(&mut x, pending);
     x.close();
     Ok(env.iq_result(Some(&x.finish())))
 }

@@ -17,13 +17,13 @@ use minidom::Element;
 use crate::core::{
     ChatState, Condition, Groups, Micros, Outcome, ReceiptKind, Refusal, Submission,
 };
-use crate::dialect::{bad_request, find_message, Envelope, ErrorKind, Handled, Service};
+use crate::dialect::{bad_request, Envelope, ErrorKind, Handled};
 use crate::xml::{children_fragment, ns};
 
 pub fn handle(
     groups: &mut Groups,
-    service: &Service,
     env: &Envelope,
+    stanza: &Element,
     message_type: Option<&str>,
     now: Micros,
 ) -> Handled {
@@ -41,63 +41,90 @@ pub fn handle(
                 Condition::NotAcceptable,
                 "messages to a channel must be of type groupchat",
             );
-            return Handled::Reply(reply_to.error(ErrorKind::Message, &refusal));
+            return Handled::Reply(env.error(&refusal));
         }
         Some(other) => {
-            let refusal = bad_request(format!("'{other}' is not a message type"));
-            return Handled::Reply(reply_to.error(ErrorKind::Message, &refusal));
+            return Handled::Reply(
+                env.error(&bad_request(format!("'{other}' is not a message type"))),
+            );
         }
     }
     let sender = env.sender();
-    let stanza = env.stanza;
-    let key = groups.channel(name).map(|c| c.key).unwrap_or_default();
-    // The archived message that a retraction, correction, reaction or receipt refers to.
-    let target = |reference: &str| find_message(service, env, key, reference);
-    let outcome: Outcome = if let Some(retract) = stanza.get_child("retract", ns::RETRACT) {
-        match target(retract.attr("id").unwrap_or_default()) {
-            Ok(found) => groups.retract(name, &sender, found.as_ref(), None, now),
-            Err(failed) => return failed,
-        }
+    // A retraction, correction, reaction or receipt names an archived message; it is
+    // finished once the archive says which.
+    let (reference, command) = if let Some(retract) = stanza.get_child("retract", ns::RETRACT) {
+        (retract.attr("id"), OnMessage::Retract)
     } else if let Some(replace) = stanza.get_child("replace", ns::CORRECT) {
-        match target(replace.attr("id").unwrap_or_default()) {
-            Ok(found) => groups.correct(name, &sender, found.as_ref(), submission(env), now),
-            Err(failed) => return failed,
-        }
+        (
+            replace.attr("id"),
+            OnMessage::Correct(submission(env, stanza)),
+        )
     } else if let Some(reactions) = stanza.get_child("reactions", ns::REACTIONS) {
         let chosen = reactions
             .children()
             .filter(|r| r.is("reaction", ns::REACTIONS))
             .map(|r| r.text())
             .collect();
-        match target(reactions.attr("id").unwrap_or_default()) {
-            Ok(found) => groups.react(name, &sender, found.as_ref(), chosen, now),
-            Err(failed) => return failed,
-        }
+        (reactions.attr("id"), OnMessage::React(chosen))
     } else if stanza.get_child("body", ns::COMPONENT).is_some() {
-        groups.post(name, &sender, submission(env), now)
+        return changed(
+            env,
+            groups.post(name, &sender, submission(env, stanza), now),
+        );
     } else if let Some((reference, kind)) = receipt(stanza) {
-        match target(reference) {
-            Ok(found) => groups.receipt(name, &sender, found.as_ref(), kind, now),
-            Err(failed) => return failed,
-        }
+        (Some(reference), OnMessage::Receipt(kind))
     } else if let Some(state) = chat_state(stanza) {
-        groups.chat_state(name, &sender, state)
+        return changed(env, groups.chat_state(name, &sender, state));
     } else {
-        groups.post(name, &sender, submission(env), now)
+        return changed(
+            env,
+            groups.post(name, &sender, submission(env, stanza), now),
+        );
     };
+    let key = groups.channel(name).map(|c| c.key).unwrap_or_default();
+    let env = env.clone();
+    Handled::lookup(
+        &env.clone(),
+        key,
+        reference.unwrap_or_default(),
+        move |groups, _, found, now| {
+            let name = env.channel_name();
+            let target = found.as_ref();
+            let outcome = match command {
+                OnMessage::Retract => groups.retract(name, &sender, target, None, now),
+                OnMessage::Correct(submission) => {
+                    groups.correct(name, &sender, target, submission, now)
+                }
+                OnMessage::React(chosen) => groups.react(name, &sender, target, chosen, now),
+                OnMessage::Receipt(kind) => groups.receipt(name, &sender, target, kind, now),
+            };
+            changed(&env, outcome)
+        },
+    )
+}
+
+/// What a message that names an archived message does to it.
+enum OnMessage {
+    Retract,
+    Correct(Submission),
+    React(Vec<String>),
+    Receipt(ReceiptKind),
+}
+
+/// A message's facts to store, or the error its sender gets.
+fn changed(env: &Envelope, outcome: Outcome) -> Handled {
     match outcome {
         Ok(facts) => Handled::Changed {
             facts,
             reply: None,
-            on_failure: Some(reply_to.storage_failed(ErrorKind::Message)),
+            on_failure: Some(env.reply_to().storage_failed(ErrorKind::Message)),
         },
-        Err(refusal) => Handled::Reply(reply_to.error(ErrorKind::Message, &refusal)),
+        Err(refusal) => Handled::Reply(env.error(&refusal)),
     }
 }
 
 /// What the sender submitted, as it will be archived.
-fn submission(env: &Envelope) -> Submission {
-    let stanza = env.stanza;
+fn submission(env: &Envelope, stanza: &Element) -> Submission {
     let kept = stanza.children().filter(|c| {
         !(c.is("mix", ns::MIX_CORE)
             || c.is("stanza-id", ns::SID)
@@ -110,7 +137,7 @@ fn submission(env: &Envelope) -> Submission {
             .get_child("origin-id", ns::SID)
             .and_then(|o| o.attr("id"))
             .map(str::to_owned),
-        client_id: env.id.map(str::to_owned),
+        client_id: env.id.clone(),
         media: shares_a_file(stanza),
     }
 }

@@ -31,6 +31,7 @@ use minidom::Element;
 
 use crate::core::{Groups, Micros, Refusal};
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
+use crate::xml::node;
 use crate::xml::ns;
 
 pub use message::bounced;
@@ -79,12 +80,8 @@ pub fn iq(
         (true, true, "mute", ns::MIXD_ADMIN) => settings::mute(groups, env, payload, now),
         (false, false, "groups", ns::MIXD_ADMIN) => groups::mine(groups, service, env),
         (true, true, "query", ns::MAM) => mam::query(groups, service, env, payload),
-        (true, true, "moderate", ns::MODERATE) => {
-            moderate::handle(groups, service, env, payload, now)
-        }
-        (false, true, "message-state", ns::MIXD_RECEIPTS) => {
-            receipts::state(groups, service, env, payload)
-        }
+        (true, true, "moderate", ns::MODERATE) => moderate::handle(groups, env, payload),
+        (false, true, "message-state", ns::MIXD_RECEIPTS) => receipts::state(groups, env, payload),
         (true, true, "clear", ns::MIXD_HISTORY) => clear::handle(groups, env, payload),
         _ => {
             let target = if on_channel {
@@ -105,7 +102,7 @@ pub fn iq(
             );
         }
     };
-    result.unwrap_or_else(|refusal| Handled::Reply(env.error(ErrorKind::Iq, &refusal)))
+    result.unwrap_or_else(|refusal| Handled::Reply(env.error(&refusal)))
 }
 
 /// A pubsub set on a channel: a publish to the info node, or a publish or retract on the
@@ -126,7 +123,7 @@ fn pubsub_set(
     let publish = request.name() == "publish";
     match (access::list_of(node), publish) {
         (Some(list), _) => access::change(groups, env, list, request, publish, now),
-        (None, true) if node == render::NODE_INFO => info::publish(groups, env, payload, now),
+        (None, true) if node == node::INFO => info::publish(groups, env, payload, now),
         _ => Err(bad_request(format!(
             "clients may publish to the info node and publish or retract on the allowed and banned nodes, not <{}/> on '{node}'",
             request.name()

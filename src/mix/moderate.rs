@@ -4,17 +4,11 @@
 
 use minidom::Element;
 
-use crate::core::{Groups, Micros, Outcome};
-use crate::dialect::{bad_request, channel_name, find_message, Envelope, Handled, Service};
+use crate::core::{Groups, Outcome};
+use crate::dialect::{bad_request, Envelope, Handled};
 use crate::xml::ns;
 
-pub fn handle(
-    groups: &mut Groups,
-    service: &Service,
-    env: &Envelope,
-    payload: &Element,
-    now: Micros,
-) -> Outcome<Handled> {
+pub fn handle(groups: &mut Groups, env: &Envelope, payload: &Element) -> Outcome<Handled> {
     let id = payload
         .attr("id")
         .ok_or_else(|| bad_request("<moderate/> needs the id of the message"))?;
@@ -27,12 +21,24 @@ pub fn handle(
         .get_child("reason", ns::MODERATE)
         .map(|r| r.text())
         .filter(|r| !r.is_empty());
-    let name = channel_name(env);
-    let key = groups.channel(name).map(|c| c.key).unwrap_or_default();
-    let target = match find_message(service, env, key, id) {
-        Ok(found) => found,
-        Err(failed) => return Ok(failed),
-    };
-    let facts = groups.retract(name, &env.sender(), target.as_ref(), Some(reason), now)?;
-    Ok(Handled::iq_changed(env, facts, None))
+    let key = groups.existing(env.channel_name())?.key;
+    let env = env.clone();
+    Ok(Handled::lookup(
+        &env.clone(),
+        key,
+        id,
+        move |groups, _, target, now| {
+            let moderated = Some(reason);
+            match groups.retract(
+                env.channel_name(),
+                &env.sender(),
+                target.as_ref(),
+                moderated,
+                now,
+            ) {
+                Ok(facts) => Handled::iq_changed(&env, facts, None),
+                Err(refusal) => Handled::Reply(env.error(&refusal)),
+            }
+        },
+    ))
 }

@@ -3,7 +3,7 @@
 //! unavailable for a client that disconnects, since it had sent the channel directed presence.
 
 use crate::core::Groups;
-use crate::dialect::{Envelope, ErrorKind, Handled};
+use crate::dialect::{Envelope, Handled};
 
 pub fn handle(groups: &mut Groups, env: &Envelope, presence_type: Option<&str>) -> Handled {
     let (Some(name), Some(full)) = (&env.channel, env.full_sender()) else {
@@ -23,7 +23,7 @@ pub fn handle(groups: &mut Groups, env: &Envelope, presence_type: Option<&str>) 
             reply: None,
             on_failure: None,
         },
-        Err(refusal) if online => Handled::Reply(env.error(ErrorKind::Presence, &refusal)),
+        Err(refusal) if online => Handled::Reply(env.error(&refusal)),
         Err(_) => Handled::Nothing,
     }
 }

@@ -4,69 +4,20 @@
 
 use jid::BareJid;
 
+use crate::core::iso_time;
 use crate::core::{Info, Micros, NoticeKind, Participant, Posted};
 use crate::store::Archived;
 use crate::xml::{ns, Template, Xml};
-
-pub const NODE_MESSAGES: &str = "urn:xmpp:mix:nodes:messages";
-pub const NODE_PRESENCE: &str = "urn:xmpp:mix:nodes:presence";
-pub const NODE_PARTICIPANTS: &str = "urn:xmpp:mix:nodes:participants";
-pub const NODE_INFO: &str = "urn:xmpp:mix:nodes:info";
-pub const NODE_CONFIG: &str = "urn:xmpp:mix:nodes:config";
-pub const NODE_ALLOWED: &str = "urn:xmpp:mix:nodes:allowed";
-pub const NODE_BANNED: &str = "urn:xmpp:mix:nodes:banned";
-
-/// XEP-0082 date-time with microseconds.
-pub use crate::core::iso_time as timestamp;
 
 /// An XEP-0082 date-time given in `field`, or the refusal that says why it is not one.
 pub fn parse_timestamp(field: &str, value: &str) -> crate::core::Outcome<Micros> {
     chrono::DateTime::parse_from_rfc3339(value)
         .map(|t| t.timestamp_micros())
         .map_err(|e| {
-            super::bad_request(format!(
+            crate::dialect::bad_request(format!(
                 "{field}: '{value}' is not an XEP-0082 date-time ({e})"
             ))
         })
-}
-
-/// An XEP-0407 `<invitation/>`; its token is the invitation's time, which names it.
-pub fn invitation(x: &mut Xml, channel_jid: &str, invitation: &crate::core::Pending) {
-    x.open("invitation", ns::MIX_MISC)
-        .leaf("inviter", "", invitation.by.as_str())
-        .leaf("invitee", "", invitation.jid.as_str())
-        .leaf("channel", "", channel_jid)
-        .leaf("token", "", &invitation.at.to_string())
-        .close();
-}
-
-/// Invitations (`<invited/>`) and join requests (`<requested/>`) waiting, for both dialects.
-pub fn pending(x: &mut Xml, pending: &[crate::core::Pending]) {
-    for p in pending {
-        let element = match p.kind {
-            crate::core::PendingKind::Invited => "invited",
-            crate::core::PendingKind::Requested => "requested",
-        };
-        x.open(element, "")
-            .attr("jid", p.jid.as_str())
-            .attr("by", p.by.as_str())
-            .attr("at", &timestamp(p.at))
-            .close();
-    }
-}
-
-/// A `normal` message from the channel, for a user's bare JID (stock servers deliver those
-/// to every resource or keep them offline): what FlyChat clients get, and membership
-/// notifications (invitations, join requests, decisions) in both dialects. `write` puts in
-/// the payload.
-pub fn normal_message(channel_jid: &str, write: impl FnOnce(&mut Xml)) -> Template {
-    Template::new(|x| {
-        x.open("message", ns::COMPONENT)
-            .attr("from", channel_jid)
-            .attr("to", Template::TO)
-            .attr("type", "normal");
-        write(x);
-    })
 }
 
 /// `<participant xmlns='urn:xmpp:mix:core:1'><nick/><jid/></participant>`
@@ -152,7 +103,7 @@ pub fn archived_message(x: &mut Xml, channel_jid: &str, archived: &Archived) {
         (Some((kind, target)), _) => notice(x, *kind, &posted.sender, target.as_ref()),
         (None, Some(tombstone)) => {
             x.open("retracted", ns::RETRACT)
-                .attr("stamp", &timestamp(tombstone.at));
+                .attr("stamp", &iso_time(tombstone.at));
             if tombstone.moderated.is_some() {
                 x.open("moderated", ns::MODERATE)
                     .attr("by", channel_jid)
@@ -232,10 +183,11 @@ pub fn event(channel_jid: &str, node: &str, items: impl FnOnce(&mut Xml)) -> Tem
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xml::node;
 
     #[test]
     fn template_addresses_each_recipient() {
-        let t = event("c@mix.x", NODE_PARTICIPANTS, |x| {
+        let t = event("c@mix.x", node::PARTICIPANTS, |x| {
             x.open("retract", "").attr("id", "p1").close();
         });
         let one = t.to("bob@x/r'1");
@@ -248,6 +200,6 @@ mod tests {
 
     #[test]
     fn timestamps_are_utc_with_micros() {
-        assert_eq!(timestamp(1_000_000), "1970-01-01T00:00:01.000000Z");
+        assert_eq!(iso_time(1_000_000), "1970-01-01T00:00:01.000000Z");
     }
 }

@@ -7,7 +7,7 @@ use jid::BareJid;
 use minidom::Element;
 
 use crate::core::{Groups, Micros, Outcome, Role};
-use crate::dialect::{bad_request, channel_name, jid_attr, Envelope, Handled};
+use crate::dialect::{bad_request, jid_attr, Envelope, Handled};
 
 pub fn role(
     groups: &mut Groups,
@@ -19,7 +19,7 @@ pub fn role(
     let name = payload.attr("role").unwrap_or_default();
     let role = Role::from_name(name)
         .ok_or_else(|| bad_request(format!("role='{name}' is not one of owner, admin, member")))?;
-    let facts = groups.set_role(channel_name(env), &env.sender(), &target, role, now)?;
+    let facts = groups.set_role(env.channel_name(), &env.sender(), &target, role, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 
@@ -32,6 +32,6 @@ pub fn targeted(
     command: fn(&mut Groups, &str, &BareJid, &BareJid, Micros) -> Outcome,
 ) -> Outcome<Handled> {
     let target = jid_attr(payload, "jid")?;
-    let facts = command(groups, channel_name(env), &env.sender(), &target, now)?;
+    let facts = command(groups, env.channel_name(), &env.sender(), &target, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }

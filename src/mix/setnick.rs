@@ -3,7 +3,7 @@
 use minidom::Element;
 
 use crate::core::{Groups, Outcome};
-use crate::dialect::{bad_request, channel_name, Envelope, Handled};
+use crate::dialect::{bad_request, Envelope, Handled};
 use crate::xml::{ns, Xml};
 
 pub fn handle(groups: &mut Groups, env: &Envelope, payload: &Element) -> Outcome<Handled> {
@@ -11,7 +11,7 @@ pub fn handle(groups: &mut Groups, env: &Envelope, payload: &Element) -> Outcome
         .get_child("nick", ns::MIX_CORE)
         .map(|n| n.text())
         .ok_or_else(|| bad_request("<setnick/> needs a <nick/>"))?;
-    let (nick, facts) = groups.set_nick(channel_name(env), &env.sender(), &nick)?;
+    let (nick, facts) = groups.set_nick(env.channel_name(), &env.sender(), &nick)?;
     let mut x = Xml::new();
     x.open("setnick", ns::MIX_CORE)
         .leaf("nick", "", &nick)

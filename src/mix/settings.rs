@@ -7,7 +7,7 @@ use minidom::Element;
 
 use super::render;
 use crate::core::{Groups, JoinPolicy, Micros, Outcome, SettingsChange};
-use crate::dialect::{bad_request, bool_attr, channel_name, jid_attr, Envelope, Handled};
+use crate::dialect::{bad_request, bool_attr, jid_attr, Envelope, Handled};
 
 pub fn settings(
     groups: &mut Groups,
@@ -38,7 +38,7 @@ pub fn settings(
         muted: bool_attr(payload, "muted")?,
         max_members,
     };
-    let facts = groups.change_settings(channel_name(env), &env.sender(), change, now)?;
+    let facts = groups.change_settings(env.channel_name(), &env.sender(), change, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }
 
@@ -53,6 +53,6 @@ pub fn mute(
         Some(until) => render::parse_timestamp("until", until)?,
         None => 0,
     };
-    let facts = groups.mute(channel_name(env), &env.sender(), &target, until, now)?;
+    let facts = groups.mute(env.channel_name(), &env.sender(), &target, until, now)?;
     Ok(Handled::iq_changed(env, facts, None))
 }

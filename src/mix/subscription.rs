@@ -3,17 +3,17 @@
 
 use minidom::Element;
 
-use super::render::{NODE_CONFIG, NODE_INFO, NODE_MESSAGES, NODE_PARTICIPANTS, NODE_PRESENCE};
 use crate::core::{Groups, Nodes, Outcome};
-use crate::dialect::{bad_request, channel_name, Envelope, Handled};
+use crate::dialect::{bad_request, Envelope, Handled};
+use crate::xml::node;
 use crate::xml::{ns, Xml};
 
 const NODES: [(&str, Nodes); 5] = [
-    (NODE_MESSAGES, Nodes::MESSAGES),
-    (NODE_PRESENCE, Nodes::PRESENCE),
-    (NODE_PARTICIPANTS, Nodes::PARTICIPANTS),
-    (NODE_INFO, Nodes::INFO),
-    (NODE_CONFIG, Nodes::CONFIG),
+    (node::MESSAGES, Nodes::MESSAGES),
+    (node::PRESENCE, Nodes::PRESENCE),
+    (node::PARTICIPANTS, Nodes::PARTICIPANTS),
+    (node::INFO, Nodes::INFO),
+    (node::CONFIG, Nodes::CONFIG),
 ];
 
 /// The nodes named by the `<element node='…'/>` children of `payload`; unknown nodes are a
@@ -52,7 +52,7 @@ pub fn handle(groups: &mut Groups, env: &Envelope, payload: &Element) -> Outcome
     let subscribe = nodes_named(payload, "subscribe")?;
     let unsubscribe = nodes_named(payload, "unsubscribe")?;
     let (now_subscribed, facts) =
-        groups.update_subscription(channel_name(env), &env.sender(), subscribe, unsubscribe)?;
+        groups.update_subscription(env.channel_name(), &env.sender(), subscribe, unsubscribe)?;
     let mut x = Xml::new();
     x.open("update-subscription", ns::MIX_CORE)
         .attr("jid", env.sender().as_str());

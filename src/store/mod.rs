@@ -124,3 +124,15 @@ pub enum HistoryError {
     #[error(transparent)]
     Storage(#[from] anyhow::Error),
 }
+
+impl HistoryQuery {
+    /// A query over what the core says one requester may read (the channel, and the
+    /// messages hidden from it), with every other field at its default.
+    pub fn within(scope: crate::core::HistoryScope) -> Self {
+        HistoryQuery {
+            channel: scope.channel,
+            hidden_upto: scope.hidden_upto,
+            ..HistoryQuery::default()
+        }
+    }
+}
