@@ -12,12 +12,7 @@ use crate::xml::Template;
 use crate::xml::{ns, Xml};
 
 use super::VCARD;
-use crate::core::iso_time;
 use crate::xml::node;
-
-pub fn date(at: Micros) -> String {
-    iso_time(at)
-}
 
 /// Times as the SDK reads them in messages and receipts: microseconds, 16 digits.
 pub fn time(at: Micros) -> String {
