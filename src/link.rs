@@ -53,10 +53,6 @@ impl Outbox {
         // Fails only once the link task has ended, at shutdown: nothing can be sent then.
         let _ = self.0.send(stanzas);
     }
-
-    pub fn send_one(&self, stanza: String) {
-        self.send(vec![stanza]);
-    }
 }
 
 /// Why a connection attempt or a connected link ended.

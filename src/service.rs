@@ -57,7 +57,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         _ = &mut shutdown => return Ok(()),
     }
     let (committed_tx, mut committed) = mpsc::unbounded_channel();
-    let writer = Writer::spawn(store, link.outbox.clone(), committed_tx);
+    // The writer's own clone of the outbox, dropped when the writer finishes.
+    let to_link = link.outbox.clone();
+    let writer = Writer::spawn(store, move |stanzas| to_link.send(stanzas), committed_tx);
     let (found_tx, mut found) = mpsc::unbounded_channel();
     let outlets = Outlets {
         writer: &writer,

@@ -8,7 +8,20 @@ use std::thread::JoinHandle;
 
 use super::{Completion, FactWriter};
 use crate::core::Fact;
-use crate::link::Outbox;
+
+/// Where committed stanzas go: the link, in the service. The store sits inside the wire and
+/// dependencies point inward, so the writer does not name the link; the service hands it a
+/// sink (a closure over the link's outbox) instead. Called from the writer thread, once per
+/// batch, in commit order.
+pub trait Sink: Send + 'static {
+    fn send(&self, stanzas: Vec<String>);
+}
+
+impl<F: Fn(Vec<String>) + Send + 'static> Sink for F {
+    fn send(&self, stanzas: Vec<String>) {
+        self(stanzas)
+    }
+}
 
 /// What one command changed and what to send once that is stored.
 #[derive(Debug, Default)]
@@ -38,12 +51,13 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread. `events` is told what the service must act on after a
-    /// commit: messages every member now has, and failed commits (the core's state then runs
+    /// Starts the writer thread. `sink` takes each batch's stanzas after its commit (or its
+    /// error replies after a failed one). `events` is told what the service must act on after
+    /// a commit: messages every member now has, and failed commits (the core's state then runs
     /// ahead of the store and must be reloaded).
     pub fn spawn(
         mut store: impl FactWriter,
-        outbox: Outbox,
+        sink: impl Sink,
         events: tokio::sync::mpsc::UnboundedSender<Committed>,
     ) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
@@ -74,7 +88,7 @@ impl Writer {
                         .flat_map(|j| if stored { j.outbound } else { j.on_failure })
                         .collect();
                     if !stanzas.is_empty() {
-                        outbox.send(stanzas);
+                        sink.send(stanzas);
                     }
                     if let Some(event) = event {
                         let _ = events.send(event);

@@ -1,0 +1,133 @@
+//! The SQLite backend: one file, WAL, one writing connection and a pool of readers.
+//!
+//! One file per concern, so that a change to how facts are written, how state is loaded or
+//! how the archive is read touches only its own:
+//! - `mod.rs`: opening the database, connections and their pragmas, the writer and reader
+//!   handles, and the row helpers the others share;
+//! - `write.rs`: the [`FactWriter`](super::FactWriter) side: each fact's statements, receipts
+//!   and the completions they make;
+//! - `load.rs`: the snapshot the core starts from;
+//! - `history.rs`: archive pages, message lookups and receipt states.
+
+mod history;
+mod load;
+#[cfg(test)]
+mod testing;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::Context;
+use jid::BareJid;
+use rusqlite::{Connection, OpenFlags};
+
+use super::{HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Reader};
+use crate::core::{MessageRef, Snapshot};
+
+/// How hard a commit tries to reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `synchronous=NORMAL`: a commit survives a crash of mixd (the WAL is in the OS), not a
+    /// power cut. What the benchmarks assume.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every (group) commit is fsynced and survives a power cut too.
+    Full,
+}
+
+fn open_connection(path: &Path, flags: OpenFlags) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)
+        .with_context(|| format!("opening database {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(conn)
+}
+
+/// Opens (creating and migrating if needed) the database at `path`.
+pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter, SqliteReader)> {
+    let mut conn = open_connection(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    )?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    anyhow::ensure!(
+        mode.eq_ignore_ascii_case("wal"),
+        "could not switch {} to WAL",
+        path.display()
+    );
+    let sync = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    conn.pragma_update(None, "cache_size", -65536)?;
+    // Erased content (retractions) is overwritten on disk, not left in free pages.
+    conn.pragma_update(None, "secure_delete", true)?;
+    super::migrate::migrate(&mut conn)?;
+    let reader = SqliteReader {
+        path: path.to_owned(),
+        pool: Mutex::new(Vec::new()),
+    };
+    Ok((SqliteWriter { conn }, reader))
+}
+
+/// The one writing connection, owned by the writer thread (its `FactWriter` side is in
+/// `write.rs`).
+pub struct SqliteWriter {
+    conn: Connection,
+}
+
+/// The readers' connections, opened read-only on demand and kept for the next query.
+pub struct SqliteReader {
+    path: PathBuf,
+    pool: Mutex<Vec<Connection>>,
+}
+
+impl SqliteReader {
+    fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let pooled = self
+            .pool
+            .lock()
+            .map_err(|_| anyhow::anyhow!("reader pool poisoned"))?
+            .pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+        };
+        let result = f(&conn);
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+/// The reads live with their concern: the start-up load in [`load`], the archive in
+/// [`history`].
+impl Reader for SqliteReader {
+    fn snapshot(&self) -> anyhow::Result<Snapshot> {
+        self.with_conn(load::snapshot)
+    }
+
+    fn history(&self, q: &HistoryQuery) -> Result<HistoryPage, HistoryError> {
+        history::page(self, q)
+    }
+
+    fn find_message(&self, channel: i64, reference: &str) -> anyhow::Result<Option<MessageRef>> {
+        self.with_conn(|conn| history::find_message(conn, channel, reference))
+    }
+
+    fn receipts(&self, message: i64) -> anyhow::Result<Vec<MemberReceipt>> {
+        self.with_conn(|conn| history::receipts(conn, message))
+    }
+}
+
+/// A bare JID from a text column, shared by every read; one that does not parse fails the
+/// read as a conversion error rather than panicking.
+fn bare(text: String) -> rusqlite::Result<BareJid> {
+    BareJid::new(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}

@@ -1,0 +1,91 @@
+//! Fixtures shared by the backend's tests in [`write`](super::write), [`load`](super::load)
+//! and [`history`](super::history): a small channel, posting, paging queries and message
+//! lookups, kept here once rather than copied into each.
+
+use super::{open, Durability, SqliteReader, SqliteWriter};
+use crate::core::testing::{groups, jid, text};
+use crate::core::{Fact, Groups, MessageRef, Nodes};
+use crate::store::{Completion, FactWriter, HistoryPage, HistoryQuery, Page, Reader};
+
+/// A store holding channel `coven` (key 1) where alice (owner) and bob joined, and the
+/// core that decided it.
+pub(super) fn coven() -> (tempfile::TempDir, SqliteWriter, SqliteReader, Groups) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w, r) = open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+    let mut g = groups();
+    let mut facts = g
+        .create(&jid("alice@localhost"), Some("coven"), 1)
+        .unwrap()
+        .1;
+    facts.extend(
+        g.join(
+            "coven",
+            &jid("alice@localhost"),
+            Some("alice"),
+            Nodes::ALL,
+            2,
+        )
+        .unwrap()
+        .1,
+    );
+    facts.extend(
+        g.join("coven", &jid("bob@localhost"), Some("bob"), Nodes::ALL, 3)
+            .unwrap()
+            .1,
+    );
+    commit(&mut w, facts);
+    (dir, w, r, g)
+}
+
+pub(super) fn commit(w: &mut SqliteWriter, facts: Vec<Fact>) -> Vec<Completion> {
+    w.commit(&facts.iter().collect::<Vec<_>>()).unwrap()
+}
+
+/// Posts `n` messages, alternately by bob and alice, at times 10, 20, ….
+pub(super) fn post_many(w: &mut SqliteWriter, g: &mut Groups, n: i64) {
+    for i in 1..=n {
+        let who = if i % 2 == 0 {
+            "alice@localhost"
+        } else {
+            "bob@localhost"
+        };
+        let facts = g
+            .post("coven", &jid(who), text(&i.to_string()), i * 10)
+            .unwrap();
+        commit(w, facts);
+    }
+}
+
+pub(super) fn query(page: Page, max: usize) -> HistoryQuery {
+    HistoryQuery {
+        channel: 1,
+        page,
+        max,
+        counted: true,
+        ..HistoryQuery::default()
+    }
+}
+
+/// The coven's creation and two joins took the first archive ids, as notices: tests
+/// count messages from there.
+pub(super) const NOTICES: i64 = 3;
+
+pub(super) fn abs(n: i64) -> i64 {
+    n + NOTICES
+}
+
+pub(super) fn ids(page: &HistoryPage) -> Vec<i64> {
+    page.messages
+        .iter()
+        .map(|m| m.posted.id - NOTICES)
+        .collect()
+}
+
+/// The message `reference` names; a number counts messages like [`ids`].
+pub(super) fn target(r: &SqliteReader, reference: &str) -> MessageRef {
+    let reference = match reference.parse::<i64>() {
+        Ok(n) => abs(n).to_string(),
+        Err(_) => reference.to_owned(),
+    };
+    r.find_message(1, &reference).unwrap().unwrap()
+}

@@ -1,0 +1,456 @@
+//! Persisting facts: the [`FactWriter`] side of the backend. Each fact becomes its
+//! statements inside the batch's one transaction; receipts also say whether they completed a
+//! message for its author.
+
+use jid::BareJid;
+use rusqlite::{params, OptionalExtension};
+
+use super::SqliteWriter;
+use crate::core::{Fact, Receipt, ReceiptKind, Role};
+use crate::store::{Completion, FactWriter};
+
+impl FactWriter for SqliteWriter {
+    fn commit(&mut self, batch: &[&Fact]) -> anyhow::Result<Vec<Completion>> {
+        let tx = self.conn.transaction()?;
+        let mut after = AfterCommit::default();
+        for fact in batch {
+            persist(&tx, fact, &mut after)?;
+        }
+        tx.commit()?;
+        if after.erased {
+            // The old page versions holding retracted content live on in the WAL until a
+            // checkpoint overwrites the database and truncates the log.
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(after.completions)
+    }
+}
+
+/// What a batch's facts leave to do once their transaction is committed. [`persist`] fills
+/// it from the same `match` that writes each fact, so what a fact needs after the commit is
+/// decided where its statements are, not by a second look over the batch.
+#[derive(Default)]
+struct AfterCommit {
+    /// Messages the batch's receipts made delivered to (or seen by) every member.
+    completions: Vec<Completion>,
+    /// A retraction erased content: the WAL must be checkpointed to drop the old pages.
+    erased: bool,
+}
+
+/// A channel's contacts as one column, separated by spaces (which no JID holds);
+/// [`load`](super::load) splits them back.
+fn contacts_text(contacts: &[BareJid]) -> String {
+    contacts
+        .iter()
+        .map(|j| j.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Writes one fact. The `match` is exhaustive on purpose, with no `_` arm: a new [`Fact`]
+/// variant does not compile until the store says what it keeps of it, and the facts that
+/// store nothing are listed by name.
+fn persist(
+    tx: &rusqlite::Transaction,
+    fact: &Fact,
+    after: &mut AfterCommit,
+) -> rusqlite::Result<()> {
+    match fact {
+        Fact::Posted(p) => {
+            let s = &p.submission;
+            tx.prepare_cached(
+                "INSERT INTO messages (id, channel, at, sender, nick, origin_id, client_id, media, content)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![p.id, p.channel, p.at, p.sender.as_str(), p.nick, s.origin_id, s.client_id, s.media, s.content])?;
+            tx.prepare_cached(
+                "UPDATE channels SET message_count = message_count + 1 WHERE key = ?1",
+            )?
+            .execute([p.channel])?;
+        }
+        Fact::ChannelCreated {
+            key,
+            name,
+            owner,
+            at,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO channels (key, name, created_by, created_at, info_updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
+            )?
+            .execute(params![key, name, owner.as_str(), at])?;
+            tx.prepare_cached("INSERT INTO channel_owners (channel, jid) VALUES (?1, ?2)")?
+                .execute(params![key, owner.as_str()])?;
+        }
+        Fact::ChannelDestroyed {
+            channel,
+            archive_kept,
+            ..
+        } => {
+            // A kept archive stays under the channel's key, which is never used again.
+            if !archive_kept {
+                for table in ["receipts", "reactions"] {
+                    tx.prepare_cached(&format!(
+                        "DELETE FROM {table} WHERE message IN (SELECT id FROM messages WHERE channel = ?1)"
+                    ))?
+                    .execute([channel.key])?;
+                }
+                tx.prepare_cached("DELETE FROM messages WHERE channel = ?1")?
+                    .execute([channel.key])?;
+            }
+            tx.prepare_cached("DELETE FROM channels WHERE key = ?1")?
+                .execute([channel.key])?;
+        }
+        Fact::Joined {
+            key,
+            participant: p,
+            ..
+        } => {
+            // Joining again updates the row and keeps what the join does not say (a mute).
+            tx.prepare_cached(
+                "INSERT INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at, cleared_upto)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (channel, jid) DO UPDATE SET id = excluded.id, nick = excluded.nick,
+                 nodes = excluded.nodes, role = excluded.role, dialect = excluded.dialect,
+                 joined_at = excluded.joined_at, cleared_upto = excluded.cleared_upto",
+            )?
+            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, p.dialect as i64, p.joined_at, p.cleared_upto])?;
+            tx.prepare_cached("DELETE FROM pending WHERE channel = ?1 AND jid = ?2")?
+                .execute(params![key, p.jid.as_str()])?;
+        }
+        Fact::Left {
+            key, participant, ..
+        } => {
+            tx.prepare_cached("DELETE FROM participants WHERE channel = ?1 AND jid = ?2")?
+                .execute(params![key, participant.jid.as_str()])?;
+            tx.prepare_cached("DELETE FROM channel_owners WHERE channel = ?1 AND jid = ?2")?
+                .execute(params![key, participant.jid.as_str()])?;
+        }
+        Fact::SettingsChanged { key, settings, .. } => {
+            tx.prepare_cached(
+                "UPDATE channels SET join_policy = ?2, muted = ?3, max_members = ?4 WHERE key = ?1",
+            )?
+            .execute(params![
+                key,
+                settings.policy as i64,
+                settings.muted,
+                settings.max_members.map(|m| m as i64)
+            ])?;
+        }
+        Fact::AccessChanged {
+            key,
+            list,
+            entry,
+            present,
+            ..
+        } => {
+            let sql = if *present {
+                "INSERT OR IGNORE INTO channel_access (channel, list, entry) VALUES (?1, ?2, ?3)"
+            } else {
+                "DELETE FROM channel_access WHERE channel = ?1 AND list = ?2 AND entry = ?3"
+            };
+            tx.prepare_cached(sql)?
+                .execute(params![key, *list as i64, entry.as_str()])?;
+        }
+        Fact::Muted {
+            key, jid, until, ..
+        } => {
+            tx.prepare_cached(
+                "UPDATE participants SET muted_until = ?3 WHERE channel = ?1 AND jid = ?2",
+            )?
+            .execute(params![key, jid.as_str(), until])?;
+        }
+        Fact::PendingAdded { key, pending: p } => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO pending (channel, jid, kind, by, at, dialect) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![key, p.jid.as_str(), p.kind as i64, p.by.as_str(), p.at, p.dialect as i64])?;
+        }
+        Fact::PendingResolved { key, pending, .. } => {
+            tx.prepare_cached("DELETE FROM pending WHERE channel = ?1 AND jid = ?2")?
+                .execute(params![key, pending.jid.as_str()])?;
+        }
+        Fact::NickChanged { key, jid, nick } => {
+            tx.prepare_cached("UPDATE participants SET nick = ?3 WHERE channel = ?1 AND jid = ?2")?
+                .execute(params![key, jid.as_str(), nick])?;
+        }
+        Fact::RoleChanged { key, jid, role, .. } => {
+            tx.prepare_cached("UPDATE participants SET role = ?3 WHERE channel = ?1 AND jid = ?2")?
+                .execute(params![key, jid.as_str(), *role as i64])?;
+            let owners = if *role == Role::Owner {
+                "INSERT OR IGNORE INTO channel_owners (channel, jid) VALUES (?1, ?2)"
+            } else {
+                "DELETE FROM channel_owners WHERE channel = ?1 AND jid = ?2"
+            };
+            tx.prepare_cached(owners)?
+                .execute(params![key, jid.as_str()])?;
+        }
+        Fact::SubscriptionChanged { key, jid, nodes } => {
+            tx.prepare_cached(
+                "UPDATE participants SET nodes = ?3 WHERE channel = ?1 AND jid = ?2",
+            )?
+            .execute(params![key, jid.as_str(), nodes.0])?;
+        }
+        Fact::InfoChanged { key, info, .. } => {
+            tx.prepare_cached(
+                "UPDATE channels SET info_name = ?2, info_description = ?3, info_contacts = ?4,
+                 info_updated_at = ?5, info_avatar = ?6, info_thumbnail = ?7, info_history = ?8,
+                 info_avatar_type = ?9
+                 WHERE key = ?1",
+            )?
+            .execute(params![
+                key,
+                info.name,
+                info.description,
+                contacts_text(&info.contacts),
+                info.updated_at,
+                info.avatar,
+                info.thumbnail,
+                info.history_visible,
+                info.avatar_type
+            ])?;
+        }
+        Fact::Noticed(n) => {
+            tx.prepare_cached(
+                "INSERT INTO messages (id, channel, at, sender, nick, content, notice, notice_target)
+                 VALUES (?1, ?2, ?3, ?4, '', '', ?5, ?6)",
+            )?
+            .execute(params![n.id, n.channel, n.at, n.actor.as_str(), n.kind as i64, n.target.as_ref().map(|t| t.as_str())])?;
+        }
+        Fact::HistoryCleared { key, member, upto } => {
+            tx.prepare_cached(
+                "UPDATE participants SET cleared_upto = ?3 WHERE channel = ?1 AND jid = ?2",
+            )?
+            .execute(params![key, member.as_str(), upto])?;
+        }
+        Fact::Retracted(r) => {
+            tx.prepare_cached(
+                "UPDATE messages SET content = '', edited_at = NULL, retracted_at = ?2, retracted_by = ?3,
+                 moderated = ?4, moderation_reason = ?5 WHERE id = ?1",
+            )?
+            .execute(params![
+                r.message,
+                r.at,
+                r.by.as_str(),
+                r.moderated.is_some(),
+                r.moderated.clone().flatten()
+            ])?;
+            tx.prepare_cached("DELETE FROM reactions WHERE message = ?1")?
+                .execute([r.message])?;
+            after.erased = true;
+        }
+        Fact::Corrected(c) => {
+            tx.prepare_cached(
+                "UPDATE messages SET content = ?2, media = ?3, edited_at = ?4 WHERE id = ?1",
+            )?
+            .execute(params![
+                c.message,
+                c.submission.content,
+                c.submission.media,
+                c.at
+            ])?;
+        }
+        Fact::Reacted(r) => {
+            if r.reactions.is_empty() {
+                tx.prepare_cached("DELETE FROM reactions WHERE message = ?1 AND member = ?2")?
+                    .execute(params![r.message, r.member.as_str()])?;
+            } else {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO reactions (message, member, reactions, at) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![r.message, r.member.as_str(), r.reactions.join("\n"), r.at])?;
+            }
+        }
+        Fact::Receipt(r) => record_receipt(tx, r, &mut after.completions)?,
+        // Which clients are online, and who is typing, are known only while mixd runs: after
+        // a restart clients send presence again, and a chat state would be stale.
+        Fact::PresenceChanged { .. } | Fact::ChatState { .. } => {}
+    }
+    Ok(())
+}
+
+/// Records a receipt, and notes a completion when it is the one that makes the message
+/// delivered to (or seen by) as many members as were expected.
+fn record_receipt(
+    tx: &rusqlite::Transaction,
+    r: &Receipt,
+    completions: &mut Vec<Completion>,
+) -> rusqlite::Result<()> {
+    let existing: Option<(Option<i64>, Option<i64>)> = tx
+        .prepare_cached(
+            "SELECT delivered_at, displayed_at FROM receipts WHERE message = ?1 AND member = ?2",
+        )?
+        .query_row(params![r.message, r.member.as_str()], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    let (delivered, displayed) = existing.unwrap_or((None, None));
+    let new_delivered = delivered.or(Some(r.at));
+    let new_displayed = match r.kind {
+        ReceiptKind::Displayed => displayed.or(Some(r.at)),
+        ReceiptKind::Delivered => displayed,
+    };
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO receipts (message, member, delivered_at, displayed_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![r.message, r.member.as_str(), new_delivered, new_displayed])?;
+    for (kind, before, after, column) in [
+        (
+            ReceiptKind::Delivered,
+            delivered,
+            new_delivered,
+            "delivered_at",
+        ),
+        (
+            ReceiptKind::Displayed,
+            displayed,
+            new_displayed,
+            "displayed_at",
+        ),
+    ] {
+        if before.is_none() && after.is_some() {
+            let count: i64 = tx
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM receipts WHERE message = ?1 AND {column} IS NOT NULL AND member != ?2"
+                ))?
+                .query_row(params![r.message, r.author.as_str()], |row| row.get(0))?;
+            if count as usize == r.expected {
+                completions.push(Completion {
+                    channel: r.channel,
+                    message: r.message,
+                    client_id: r.client_id.clone(),
+                    author: r.author.clone(),
+                    kind,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use crate::core::testing::{jid, text};
+    use crate::core::{Groups, Nodes, NoticeKind, ReceiptKind, Submission};
+    use crate::store::{Page, Reader};
+
+    #[test]
+    fn retraction_erases_content_from_the_files() {
+        let (dir, mut w, r, mut g) = coven();
+        let secret = Submission {
+            content: "<body>SECRET-PAYLOAD-42</body>".into(),
+            ..Submission::default()
+        };
+        commit(
+            &mut w,
+            g.post("coven", &jid("bob@localhost"), secret, 1).unwrap(),
+        );
+        let m = target(&r, "1");
+        commit(
+            &mut w,
+            g.retract("coven", &jid("bob@localhost"), Some(&m), None, 5)
+                .unwrap(),
+        );
+        let page = r.history(&query(Page::First, 10)).unwrap();
+        let tombstone = page.messages[0].retraction.as_ref().unwrap();
+        assert_eq!((tombstone.at, tombstone.moderated.clone()), (5, None));
+        assert_eq!(page.messages[0].posted.submission.content, "");
+        assert!(target(&r, "1").retracted);
+        for file in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(file.unwrap().path()).unwrap();
+            assert!(!bytes.windows(17).any(|w| w == b"SECRET-PAYLOAD-42"));
+        }
+    }
+
+    #[test]
+    fn receipts_complete_once_every_member_has_the_message() {
+        let (_dir, mut w, r, mut g) = coven();
+        commit(
+            &mut w,
+            g.join("coven", &jid("carol@localhost"), None, Nodes::ALL, 4)
+                .unwrap()
+                .1,
+        );
+        commit(
+            &mut w,
+            g.post("coven", &jid("alice@localhost"), text("hi"), 5)
+                .unwrap(),
+        );
+        let m = target(&r, "o-hi");
+        let receipt = |g: &mut Groups, who: &str, kind| {
+            g.receipt("coven", &jid(who), Some(&m), kind, 6).unwrap()
+        };
+        assert!(commit(
+            &mut w,
+            receipt(&mut g, "bob@localhost", ReceiptKind::Delivered)
+        )
+        .is_empty());
+        // Carol's "seen" implies delivered: delivered to everyone, not yet seen by everyone.
+        let done = commit(
+            &mut w,
+            receipt(&mut g, "carol@localhost", ReceiptKind::Displayed),
+        );
+        assert_eq!(
+            done.iter().map(|c| c.kind).collect::<Vec<_>>(),
+            [ReceiptKind::Delivered]
+        );
+        assert_eq!(done[0].author, jid("alice@localhost"));
+        assert!(commit(
+            &mut w,
+            receipt(&mut g, "carol@localhost", ReceiptKind::Displayed)
+        )
+        .is_empty());
+        let done = commit(
+            &mut w,
+            receipt(&mut g, "bob@localhost", ReceiptKind::Displayed),
+        );
+        assert_eq!(
+            done.iter().map(|c| c.kind).collect::<Vec<_>>(),
+            [ReceiptKind::Displayed]
+        );
+        let state = r.receipts(m.id).unwrap();
+        assert_eq!(state.len(), 2);
+        assert!(state
+            .iter()
+            .all(|s| s.delivered_at.is_some() && s.displayed_at.is_some()));
+    }
+
+    #[test]
+    fn destroy_removes_the_archive() {
+        let (_dir, mut w, r, mut g) = coven();
+        post_many(&mut w, &mut g, 2);
+        commit(
+            &mut w,
+            g.destroy(&jid("alice@localhost"), "coven", 9).unwrap(),
+        );
+        assert!(r.snapshot().unwrap().channels.is_empty());
+        assert_eq!(r.history(&query(Page::First, 5)).unwrap().count, 0);
+        assert_eq!(r.snapshot().unwrap().last_message_id, abs(2));
+    }
+
+    #[test]
+    fn a_kept_archive_outlives_its_channel() {
+        let (_dir, mut w, r, mut g) = coven();
+        g.rules.keep_archive = true;
+        post_many(&mut w, &mut g, 2);
+        commit(
+            &mut w,
+            g.destroy(&jid("alice@localhost"), "coven", 9).unwrap(),
+        );
+        assert!(r.snapshot().unwrap().channels.is_empty());
+        let mut all = query(Page::First, 10);
+        all.with_notices = true;
+        let kept = r.history(&all).unwrap();
+        assert_eq!(
+            kept.messages.len(),
+            6,
+            "created, two joins, two messages, deleted"
+        );
+        assert!(matches!(
+            kept.messages.last().unwrap().notice,
+            Some((NoticeKind::Deleted, _))
+        ));
+    }
+}
