@@ -8,6 +8,7 @@
 //! `router::handle`, which routes here by namespace.
 
 mod admin;
+pub mod deliver;
 mod group;
 mod history;
 mod membership;

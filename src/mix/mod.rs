@@ -8,6 +8,7 @@ mod access;
 mod clear;
 pub mod config;
 mod create;
+pub mod deliver;
 mod destroy;
 mod disco;
 mod groups;

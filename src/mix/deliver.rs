@@ -1,0 +1,385 @@
+//! What MIX clients are told of each fact. MIX clients follow a channel by nodes (XEP-0369):
+//! each event goes to the participants subscribed to the node it concerns, and — because
+//! stock servers do not deliver a component's `groupchat` to a bare JID — to every full JID
+//! each of them announced with presence (XEP-0403). A participant with no client online gets
+//! nothing live and catches up from the archive. FlyChat participants are skipped here: their
+//! dialect tells them (`flychat::deliver`).
+//!
+//! Each event is written once as a [`Template`] and copied per recipient.
+
+use jid::BareJid;
+
+use crate::core::iso_time;
+use crate::core::{
+    AccessList, Channel, ChatState, Corrected, Dialect, Fact, Groups, Info, Nodes, Notice,
+    Participant, Posted, Reacted, ReceiptKind, Retracted,
+};
+use crate::dialect::Service;
+use crate::store::Completion;
+use crate::xml::node;
+use crate::xml::{ns, Template, Xml};
+
+use super::config;
+use super::render;
+
+/// Appends to `out` what MIX clients are told of `fact`, which the core has already applied
+/// to `groups`. Every fact is listed, so that a new one does not compile until MIX says what
+/// its clients learn of it.
+pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
+    match fact {
+        // The messages node.
+        Fact::Posted(posted) => reflect(groups, service, posted, out),
+        Fact::ChatState {
+            key,
+            sender,
+            nick,
+            state,
+        } => chat_state(groups, service, *key, sender, nick, *state, out),
+        Fact::Retracted(retracted) => retraction(groups, service, retracted, out),
+        Fact::Corrected(corrected) => correction(groups, service, corrected, out),
+        Fact::Reacted(reacted) => reactions(groups, service, reacted, out),
+        // The participants node.
+        Fact::Joined {
+            key, participant, ..
+        } => participant_item(groups, service, *key, participant, out),
+        Fact::NickChanged { key, jid, .. } => {
+            let channel = groups.channel_by_key(*key);
+            if let Some(p) = channel.and_then(|c| c.participant(jid)) {
+                participant_item(groups, service, *key, p, out);
+            }
+        }
+        Fact::Left {
+            key, participant, ..
+        } => participant_retracted(groups, service, *key, participant, out),
+        // The information, configuration, allowed and banned nodes.
+        Fact::InfoChanged { key, info, .. } => info_item(groups, service, *key, info, out),
+        Fact::RoleChanged { key, by, .. }
+        | Fact::SettingsChanged { key, by, .. }
+        | Fact::Muted { key, by, .. } => configuration(groups, service, *key, by, out),
+        Fact::AccessChanged {
+            key,
+            list,
+            entry,
+            present,
+            ..
+        } => access(groups, service, *key, *list, entry, *present, out),
+        Fact::Noticed(notice) => noticed(groups, service, notice, out),
+        Fact::ChannelDestroyed { channel, .. } => destroyed(service, channel, out),
+        // Told to nobody live: a new channel has no participant yet; a subscription, a
+        // client's presence and cleared history change only what that participant gets (the
+        // requester has its reply; mixd publishes no presence node); a receipt is told to the
+        // author once every member has the message (`completion`); invitations and requests
+        // go to bare JIDs, the same in both dialects (`delivery`), and configuration
+        // followers see them as notices.
+        Fact::ChannelCreated { .. }
+        | Fact::SubscriptionChanged { .. }
+        | Fact::PresenceChanged { .. }
+        | Fact::HistoryCleared { .. }
+        | Fact::Receipt(_)
+        | Fact::PendingAdded { .. }
+        | Fact::PendingResolved { .. } => {}
+    }
+}
+
+/// Tells a MIX author that every member got (or saw) its message: an XEP-0184
+/// `<received/>` or an XEP-0333 `<displayed/>` from the channel, to each of its online
+/// clients.
+pub fn completion(
+    service: &Service,
+    channel: &Channel,
+    author: &Participant,
+    done: &Completion,
+    out: &mut Vec<String>,
+) {
+    let jid = service.channel_jid(&channel.name);
+    let template = Template::new(|x| {
+        x.open("message", ns::COMPONENT)
+            .attr("from", &jid)
+            .attr("to", Template::TO);
+        match done.kind {
+            ReceiptKind::Delivered => x.open("received", ns::RECEIPTS),
+            ReceiptKind::Displayed => x.open("displayed", ns::MARKERS),
+        };
+        x.attr("id", &done.message.to_string()).close();
+    });
+    address(&template, std::iter::once(author), out);
+}
+
+/// The reflection of a post, to every subscriber of the messages node — the sender's own
+/// clients included: the reflection, carrying the archive id, is how they learn it was
+/// accepted.
+fn reflect(groups: &Groups, service: &Service, posted: &Posted, out: &mut Vec<String>) {
+    let Some(channel) = groups.channel_by_key(posted.channel) else {
+        return;
+    };
+    let jid = service.channel_jid(&channel.name);
+    let template = Template::new(|x| render::channel_message(x, &jid, posted));
+    address(&template, channel.subscribers(Nodes::MESSAGES), out);
+}
+
+/// Typing and the like (XEP-0085), to everyone but the sender, whose clients know.
+fn chat_state(
+    groups: &Groups,
+    service: &Service,
+    key: i64,
+    sender: &BareJid,
+    nick: &str,
+    state: ChatState,
+    out: &mut Vec<String>,
+) {
+    on_messages_node(groups, service, key, Some(sender), None, out, |x, _| {
+        x.open(state.name(), ns::CHATSTATES).close();
+        render::mix_sender(x, nick, sender);
+    });
+}
+
+/// An XEP-0424 retraction (with XEP-0425's `<moderated/>` when a moderator removed someone
+/// else's message), naming the message by its archive id.
+fn retraction(groups: &Groups, service: &Service, r: &Retracted, out: &mut Vec<String>) {
+    let id = r.message.to_string();
+    let stanza_id = format!("retract-{id}");
+    on_messages_node(
+        groups,
+        service,
+        r.channel,
+        None,
+        Some(&stanza_id),
+        out,
+        |x, channel_jid| {
+            x.open("retract", ns::RETRACT).attr("id", &id);
+            if let Some(reason) = &r.moderated {
+                x.open("moderated", ns::MODERATE)
+                    .attr("by", channel_jid)
+                    .close();
+                if let Some(reason) = reason {
+                    x.leaf("reason", "", reason);
+                }
+            }
+            x.close();
+            render::mix_sender(x, &r.by_nick, &r.by);
+        },
+    );
+}
+
+/// An XEP-0308 correction: the new payload with `<replace/>` naming the message. Its stanza
+/// id names the message and the time, so that successive corrections differ.
+fn correction(groups: &Groups, service: &Service, c: &Corrected, out: &mut Vec<String>) {
+    let id = c.message.to_string();
+    let stanza_id = format!("{id}-edit-{}", c.at);
+    on_messages_node(
+        groups,
+        service,
+        c.channel,
+        None,
+        Some(&stanza_id),
+        out,
+        |x, _| {
+            x.raw(&c.submission.content);
+            x.open("replace", ns::CORRECT).attr("id", &id).close();
+            render::mix_sender(x, &c.nick, &c.sender);
+        },
+    );
+}
+
+/// A member's XEP-0444 reactions to a message, all of them (each update replaces the last).
+fn reactions(groups: &Groups, service: &Service, r: &Reacted, out: &mut Vec<String>) {
+    on_messages_node(groups, service, r.channel, None, None, out, |x, _| {
+        x.open("reactions", ns::REACTIONS)
+            .attr("id", &r.message.to_string());
+        for reaction in &r.reactions {
+            x.leaf("reaction", "", reaction);
+        }
+        x.close();
+        render::mix_sender(x, &r.nick, &r.member);
+    });
+}
+
+/// A `groupchat` message from the channel to the messages node's subscribers (but `except`),
+/// with the payload `write` puts in (given the channel's JID).
+fn on_messages_node(
+    groups: &Groups,
+    service: &Service,
+    key: i64,
+    except: Option<&BareJid>,
+    id: Option<&str>,
+    out: &mut Vec<String>,
+    write: impl FnOnce(&mut Xml, &str),
+) {
+    let Some(channel) = groups.channel_by_key(key) else {
+        return;
+    };
+    let jid = service.channel_jid(&channel.name);
+    let template = Template::new(|x| {
+        render::open_groupchat(x, ns::COMPONENT, &jid, Some(Template::TO), id);
+        write(x, &jid);
+        x.close();
+    });
+    let recipients = channel
+        .subscribers(Nodes::MESSAGES)
+        .filter(|p| Some(&p.jid) != except);
+    address(&template, recipients, out);
+}
+
+/// A participant as it now is (joined, or renamed), published on the participants node.
+fn participant_item(
+    groups: &Groups,
+    service: &Service,
+    key: i64,
+    participant: &Participant,
+    out: &mut Vec<String>,
+) {
+    let Some(channel) = groups.channel_by_key(key) else {
+        return;
+    };
+    let template = render::event(
+        &service.channel_jid(&channel.name),
+        node::PARTICIPANTS,
+        |x| {
+            x.open("item", "").attr("id", &participant.id.to_string());
+            render::participant(x, participant);
+            x.close();
+        },
+    );
+    address(&template, channel.subscribers(Nodes::PARTICIPANTS), out);
+}
+
+/// A participant gone (left or removed): its item retracted from the participants node. It
+/// is no longer a participant, so it is not told.
+fn participant_retracted(
+    groups: &Groups,
+    service: &Service,
+    key: i64,
+    participant: &Participant,
+    out: &mut Vec<String>,
+) {
+    let Some(channel) = groups.channel_by_key(key) else {
+        return;
+    };
+    let template = render::event(
+        &service.channel_jid(&channel.name),
+        node::PARTICIPANTS,
+        |x| {
+            x.open("retract", "")
+                .attr("id", &participant.id.to_string())
+                .close();
+        },
+    );
+    address(&template, channel.subscribers(Nodes::PARTICIPANTS), out);
+}
+
+/// The information node's new item, named by the time of the change (XEP-0369 §7.2.2).
+fn info_item(groups: &Groups, service: &Service, key: i64, info: &Info, out: &mut Vec<String>) {
+    let Some(channel) = groups.channel_by_key(key) else {
+        return;
+    };
+    let template = render::event(&service.channel_jid(&channel.name), node::INFO, |x| {
+        x.open("item", "").attr("id", &iso_time(info.updated_at));
+        render::info_form(x, info);
+        x.close();
+    });
+    address(&template, channel.subscribers(Nodes::INFO), out);
+}
+
+/// A role, setting or mute changed: the configuration node's one item, the whole form as
+/// it now is, naming who changed it last (XEP-0406).
+fn configuration(
+    groups: &Groups,
+    service: &Service,
+    key: i64,
+    by: &BareJid,
+    out: &mut Vec<String>,
+) {
+    let Some(channel) = groups.channel_by_key(key) else {
+        return;
+    };
+    let template = render::event(&service.channel_jid(&channel.name), node::CONFIG, |x| {
+        x.open("item", "").attr("id", config::ITEM);
+        config::form(x, channel, groups.rules.max_members, Some(by));
+        x.close();
+    });
+    address(&template, channel.subscribers(Nodes::CONFIG), out);
+}
+
+/// An entry put on or taken off the allowed or banned node. Only owners and admins may read
+/// those nodes, so only they are told, whatever they subscribed to.
+fn access(
+    groups: &Groups,
+    service: &Service,
+    key: i64,
+    list: AccessList,
+    entry: &BareJid,
+    present: bool,
+    out: &mut Vec<String>,
+) {
+    let Some(channel) = groups.channel_by_key(key) else {
+        return;
+    };
+    let node = match list {
+        AccessList::Allowed => node::ALLOWED,
+        AccessList::Banned => node::BANNED,
+    };
+    let template = render::event(&service.channel_jid(&channel.name), node, |x| {
+        x.open(if present { "item" } else { "retract" }, "")
+            .attr("id", entry.as_str())
+            .close();
+    });
+    address(&template, channel.admins(), out);
+}
+
+/// The configuration node's subscribers follow every change as it is noted in history: who
+/// did what to whom, including what no other event shows (invitations, requests, refusals).
+fn noticed(groups: &Groups, service: &Service, notice: &Notice, out: &mut Vec<String>) {
+    let Some(channel) = groups.channel_by_key(notice.channel) else {
+        return;
+    };
+    // Few follow the configuration node: most notices are written for nobody.
+    let mut followers = channel.subscribers(Nodes::CONFIG);
+    if !followers.any(|p| p.dialect == Dialect::Mix && !p.online.is_empty()) {
+        return;
+    }
+    let jid = service.channel_jid(&channel.name);
+    let template = Template::new(|x| {
+        x.open("message", ns::COMPONENT)
+            .attr("from", &jid)
+            .attr("to", Template::TO)
+            .attr("type", "headline");
+        render::notice(x, notice.kind, &notice.actor, notice.target.as_ref());
+        x.close();
+    });
+    address(&template, channel.subscribers(Nodes::CONFIG), out);
+}
+
+/// Every participant learns that the channel is gone, whatever it subscribed to: a pubsub
+/// node deletion (which pubsub clients understand) together with MIX's `<destroy/>` naming
+/// the channel. The channel is no longer in `Groups`; the fact carries it as it was.
+fn destroyed(service: &Service, channel: &Channel, out: &mut Vec<String>) {
+    let jid = service.channel_jid(&channel.name);
+    let template = Template::new(|x| {
+        x.open("message", ns::COMPONENT)
+            .attr("from", &jid)
+            .attr("to", Template::TO)
+            .attr("type", "headline")
+            .open("event", ns::PUBSUB_EVENT)
+            .open("delete", "")
+            .attr("node", node::PARTICIPANTS)
+            .close()
+            .close()
+            .open("destroy", ns::MIX_CORE)
+            .attr("channel", &channel.name)
+            .close();
+    });
+    address(&template, channel.participants.iter(), out);
+}
+
+/// One copy of `template` per online client of each MIX participant among `recipients`.
+fn address<'a>(
+    template: &Template,
+    recipients: impl Iterator<Item = &'a Participant>,
+    out: &mut Vec<String>,
+) {
+    for participant in recipients.filter(|p| p.dialect == Dialect::Mix) {
+        for client in &participant.online {
+            out.push(template.to(client.as_str()));
+        }
+    }
+}
