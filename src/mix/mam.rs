@@ -7,11 +7,10 @@
 
 use jid::BareJid;
 use minidom::Element;
-use xmpp_parsers::mam::Query;
 
 use super::render;
 use crate::core::iso_time;
-use crate::core::{Condition, Groups, Outcome, Refusal};
+use crate::core::{Condition, Groups, Micros, Outcome, Refusal};
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
 use crate::store::{HistoryError, HistoryPage, HistoryQuery, Page};
 use crate::xml::{ns, Xml};
@@ -23,62 +22,94 @@ pub const NOTICES_FIELD: &str = "{urn:mixd:mam:0}notices";
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 250;
 
-pub fn query(
-    groups: &Groups,
-    service: &Service,
-    env: &Envelope,
-    payload: &Element,
-) -> Outcome<Handled> {
-    let query = Query::try_from(payload.clone())
-        .map_err(|e| bad_request(format!("invalid MAM query: {e}")))?;
-    let name = env.channel_name();
-    let mut history = HistoryQuery {
-        max: DEFAULT_PAGE,
-        counted: true,
-        ..HistoryQuery::within(groups.history_scope(name, &env.sender())?)
-    };
-    if let Some(form) = &query.form {
-        for field in &form.fields {
-            let value = field.values.first().map(String::as_str).unwrap_or_default();
-            match field.var.as_deref().unwrap_or_default() {
-                "FORM_TYPE" => {}
-                "with" => {
-                    history.with =
-                        Some(BareJid::new(value).map_err(|_| {
+/// A MAM query on a channel, as the client asked it: the filters of its form, the RSM page
+/// and how to label and order the results. Who may read and from which message on is
+/// decided when it runs (the core's `history_scope`), not here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// Echoed in each result message (XEP-0313 §4.1.2), so the client can tell queries apart.
+    pub queryid: Option<String>,
+    pub with: Option<BareJid>,
+    pub start: Option<Micros>,
+    pub end: Option<Micros>,
+    pub media_only: bool,
+    pub with_notices: bool,
+    /// The page size, already bounded by [`MAX_PAGE`].
+    pub max: usize,
+    pub page: Page,
+    /// `<flip-page/>` (XEP-0313 §5.1): the page's messages newest first.
+    pub flip: bool,
+}
+
+impl Query {
+    pub fn parse(payload: &Element) -> Outcome<Self> {
+        let query = xmpp_parsers::mam::Query::try_from(payload.clone())
+            .map_err(|e| bad_request(format!("invalid MAM query: {e}")))?;
+        let mut parsed = Query {
+            queryid: query.queryid.map(|q| q.0),
+            with: None,
+            start: None,
+            end: None,
+            media_only: false,
+            with_notices: false,
+            max: DEFAULT_PAGE,
+            page: Page::First,
+            flip: query.flip_page,
+        };
+        if let Some(form) = &query.form {
+            for field in &form.fields {
+                let value = field.values.first().map(String::as_str).unwrap_or_default();
+                match field.var.as_deref().unwrap_or_default() {
+                    "FORM_TYPE" => {}
+                    "with" => {
+                        parsed.with = Some(BareJid::new(value).map_err(|_| {
                             bad_request(format!("with: '{value}' is not a bare JID"))
                         })?)
-                }
-                "start" => history.start = Some(render::parse_timestamp("start", value)?),
-                "end" => history.end = Some(render::parse_timestamp("end", value)?),
-                MEDIA_FIELD => history.media_only = matches!(value, "1" | "true"),
-                NOTICES_FIELD => history.with_notices = matches!(value, "1" | "true"),
-                other => {
-                    return Err(bad_request(format!(
-                        "unsupported MAM filter field '{other}'"
-                    )))
+                    }
+                    "start" => parsed.start = Some(render::parse_timestamp("start", value)?),
+                    "end" => parsed.end = Some(render::parse_timestamp("end", value)?),
+                    MEDIA_FIELD => parsed.media_only = matches!(value, "1" | "true"),
+                    NOTICES_FIELD => parsed.with_notices = matches!(value, "1" | "true"),
+                    other => {
+                        return Err(bad_request(format!(
+                            "unsupported MAM filter field '{other}'"
+                        )))
+                    }
                 }
             }
         }
+        if let Some(set) = &query.set {
+            parsed.max = set.max.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+            parsed.page = match (&set.after, &set.before, set.index) {
+                (_, Some(before), _) if before.is_empty() => Page::Last,
+                (_, Some(before), _) => Page::Before(archive_id(before)?),
+                (Some(after), None, _) => Page::After(archive_id(after)?),
+                (None, None, Some(index)) => Page::Index(index),
+                (None, None, None) => Page::First,
+            };
+        }
+        Ok(parsed)
     }
-    if let Some(set) = &query.set {
-        history.max = set.max.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
-        history.page = match (&set.after, &set.before, set.index) {
-            (_, Some(before), _) if before.is_empty() => Page::Last,
-            (_, Some(before), _) => Page::Before(archive_id(before)?),
-            (Some(after), None, _) => Page::After(archive_id(after)?),
-            (None, None, Some(index)) => Page::Index(index),
-            (None, None, None) => Page::First,
+
+    /// Reads the page on the blocking pool; the archive is not in memory.
+    pub fn apply(self, groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
+        let name = env.channel_name();
+        let history = HistoryQuery {
+            with: self.with,
+            start: self.start,
+            end: self.end,
+            page: self.page,
+            max: self.max,
+            media_only: self.media_only,
+            with_notices: self.with_notices,
+            counted: true,
+            ..HistoryQuery::within(groups.history_scope(name, &env.sender())?)
         };
+        let respond = respond(env, service.channel_jid(name), self.queryid, self.flip);
+        Ok(Handled::Read(Box::new(move |reader| {
+            respond(reader.history(&history))
+        })))
     }
-    let respond = respond(
-        env,
-        service.channel_jid(name),
-        query.queryid.map(|q| q.0),
-        query.flip_page,
-    );
-    Ok(Handled::Read(Box::new(move |reader| {
-        respond(reader.history(&history))
-    })))
 }
 
 /// Archive ids are the decimal archive keys; anything else names no message.
@@ -152,5 +183,123 @@ fn respond(
         fin.leaf("count", "", &page.count.to_string());
         out.push(reply_to.iq_result(Some(&fin.finish())));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::testing::element;
+
+    fn query(inner: &str) -> Outcome<Query> {
+        Query::parse(&element(&format!(
+            "<query xmlns='urn:xmpp:mam:2' queryid='q1'>{inner}</query>"
+        )))
+    }
+
+    fn form(fields: &str) -> String {
+        format!(
+            "<x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>{fields}</x>"
+        )
+    }
+
+    fn set(inner: &str) -> String {
+        format!("<set xmlns='http://jabber.org/protocol/rsm'>{inner}</set>")
+    }
+
+    #[test]
+    fn a_bare_query_asks_for_the_first_page() {
+        assert_eq!(
+            query("").unwrap(),
+            Query {
+                queryid: Some("q1".into()),
+                with: None,
+                start: None,
+                end: None,
+                media_only: false,
+                with_notices: false,
+                max: DEFAULT_PAGE,
+                page: Page::First,
+                flip: false,
+            }
+        );
+    }
+
+    #[test]
+    fn the_form_gives_the_filters() {
+        let parsed = query(&form(&format!(
+            "<field var='with'><value>hag@example.org</value></field>\
+             <field var='start'><value>1970-01-01T00:00:01Z</value></field>\
+             <field var='end'><value>1970-01-01T00:00:02.5Z</value></field>\
+             <field var='{MEDIA_FIELD}'><value>true</value></field>\
+             <field var='{NOTICES_FIELD}'><value>1</value></field>"
+        )))
+        .unwrap();
+        assert_eq!(parsed.with, Some(BareJid::new("hag@example.org").unwrap()));
+        assert_eq!(parsed.start, Some(1_000_000));
+        assert_eq!(parsed.end, Some(2_500_000));
+        assert!(parsed.media_only && parsed.with_notices);
+    }
+
+    #[test]
+    fn rsm_gives_the_page_and_its_size() {
+        for (inner, max, page) in [
+            ("<max>10</max><after>41</after>", 10, Page::After(41)),
+            (
+                "<max>1000</max><before>41</before>",
+                MAX_PAGE,
+                Page::Before(41),
+            ),
+            ("<before/>", DEFAULT_PAGE, Page::Last),
+            ("<max>5</max><index>20</index>", 5, Page::Index(20)),
+            ("<max>5</max>", 5, Page::First),
+        ] {
+            let parsed = query(&set(inner)).unwrap();
+            assert_eq!((parsed.max, parsed.page), (max, page), "{inner}");
+        }
+        let flipped = query(&format!("{}<flip-page/>", set("<before/>"))).unwrap();
+        assert!(flipped.flip);
+    }
+
+    #[test]
+    fn bad_forms_are_bad_requests() {
+        for (fields, text) in [
+            (
+                "<field var='color'><value>red</value></field>",
+                "unsupported MAM filter field 'color'",
+            ),
+            (
+                "<field var='with'><value>not a jid@@</value></field>",
+                "with: 'not a jid@@' is not a bare JID",
+            ),
+        ] {
+            let refusal = query(&form(fields)).unwrap_err();
+            assert_eq!(refusal.condition, Condition::BadRequest);
+            assert_eq!(refusal.text, text);
+        }
+        let refusal =
+            query(&form("<field var='start'><value>yesterday</value></field>")).unwrap_err();
+        assert_eq!(refusal.condition, Condition::BadRequest);
+        assert!(
+            refusal.text.starts_with("start: 'yesterday'"),
+            "{}",
+            refusal.text
+        );
+    }
+
+    #[test]
+    fn bad_rsm_values_are_refused() {
+        let refusal = query(&set("<max>many</max>")).unwrap_err();
+        assert_eq!(refusal.condition, Condition::BadRequest);
+        assert!(
+            refusal.text.starts_with("invalid MAM query"),
+            "{}",
+            refusal.text
+        );
+        for inner in ["<after>abc</after>", "<before>x1</before>"] {
+            let refusal = query(&set(inner)).unwrap_err();
+            assert_eq!(refusal.condition, Condition::ItemNotFound, "{inner}");
+        }
     }
 }
