@@ -4,9 +4,9 @@
 
 use minidom::Element;
 
-use super::CONTENT;
-use crate::core::{Groups, Micros, Submission};
-use crate::dialect::{Envelope, ErrorKind, Handled};
+use super::wire::CONTENT;
+use crate::core::{Groups, Micros, Outcome, Submission};
+use crate::dialect::{bad_request, Envelope, ErrorKind, Handled};
 use crate::xml::{children_fragment, ns};
 
 /// Media kinds the SDK sends as `message_type`.
@@ -16,32 +16,131 @@ pub fn is_flychat_message(stanza: &Element) -> bool {
     matches!(stanza.attr("type"), None | Some("normal")) && stanza.has_child("chatcontent", CONTENT)
 }
 
-pub fn post(groups: &mut Groups, env: &Envelope, stanza: &Element, now: Micros) -> Handled {
-    let reply_to = env.reply_to();
-    let Some(name) = &env.channel else {
-        return Handled::Reply(
-            reply_to.service_unavailable(ErrorKind::Message, "group messages go to a group"),
+/// A group message, as it will be archived and reflected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Post {
+    /// The children as sent, minus any `<mix>` or `<stanza-id>`: those are mixd's to write,
+    /// and a sender must not pass off its own. The stanza's `id` is the SDK's message id,
+    /// which receipts, recalls and history name the message by.
+    pub submission: Submission,
+}
+
+impl Post {
+    pub fn parse(env: &Envelope, stanza: &Element) -> Outcome<Self> {
+        let content = stanza
+            .get_child("chatcontent", CONTENT)
+            .ok_or_else(|| bad_request("a group message carries <chatcontent/>"))?;
+        let kind = content.attr("message_type").unwrap_or("text");
+        let kept = stanza
+            .children()
+            .filter(|c| !(c.is("mix", ns::MIX_CORE) || c.is("stanza-id", ns::SID)));
+        Ok(Post {
+            submission: Submission {
+                content: children_fragment(ns::COMPONENT, kept),
+                origin_id: None,
+                client_id: env.id.clone(),
+                media: MEDIA.contains(&kind),
+            },
+        })
+    }
+
+    /// The SDK does not wait for an answer: success is silent, a refusal is an error message.
+    pub fn apply(self, groups: &mut Groups, env: &Envelope, now: Micros) -> Handled {
+        let reply_to = env.reply_to();
+        let Some(name) = &env.channel else {
+            return Handled::Reply(
+                reply_to.service_unavailable(ErrorKind::Message, "group messages go to a group"),
+            );
+        };
+        match groups.post(name, &env.sender(), self.submission, now) {
+            Ok(facts) => Handled::Changed {
+                facts,
+                reply: None,
+                on_failure: Some(reply_to.storage_failed(ErrorKind::Message)),
+            },
+            Err(refusal) => Handled::Reply(env.error(&refusal)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Condition;
+    use crate::dialect::testing::{element, envelope};
+    use crate::flychat::testing::{parse_message, GROUP, SERVICE};
+    use crate::flychat::Request;
+
+    const TEXT: &str = "<message xmlns='jabber:client' to='coven@mix.localhost' type='normal' \
+        id='msg-1'><chatcontent xmlns='urn:xmpp:content' message_type='text' \
+        edit_msg_id='msg-1'/><subject>text</subject><body>U2FsdGVkX1+abc==</body></message>";
+
+    #[test]
+    fn a_text_message_keeps_its_payload_and_its_id() {
+        let request = parse_message(GROUP, TEXT);
+        let Ok(Request::Post(post)) = request else {
+            panic!("{request:?}")
+        };
+        assert_eq!(post.submission.client_id.as_deref(), Some("req-1"));
+        assert_eq!(post.submission.origin_id, None);
+        assert!(!post.submission.media);
+        let content = &post.submission.content;
+        assert!(
+            content.contains("message_type=\"text\"") || content.contains("message_type='text'")
         );
-    };
-    let kind = stanza
-        .get_child("chatcontent", CONTENT)
-        .and_then(|c| c.attr("message_type"))
-        .unwrap_or("text");
-    let kept = stanza
-        .children()
-        .filter(|c| !(c.is("mix", ns::MIX_CORE) || c.is("stanza-id", ns::SID)));
-    let submission = Submission {
-        content: children_fragment(ns::COMPONENT, kept),
-        origin_id: None,
-        client_id: env.id.clone(),
-        media: MEDIA.contains(&kind),
-    };
-    match groups.post(name, &env.sender(), submission, now) {
-        Ok(facts) => Handled::Changed {
-            facts,
-            reply: None,
-            on_failure: Some(reply_to.storage_failed(ErrorKind::Message)),
-        },
-        Err(refusal) => Handled::Reply(env.error(&refusal)),
+        assert!(content.contains("U2FsdGVkX1+abc=="), "{content}");
+        assert!(content.contains("<subject"), "{content}");
+    }
+
+    #[test]
+    fn media_kinds_are_marked_and_foreign_mix_elements_dropped() {
+        let request = parse_message(
+            GROUP,
+            "<message xmlns='jabber:client' to='coven@mix.localhost' id='m2'>\
+             <chatcontent xmlns='urn:xmpp:content' message_type='image' meta_data='{}'/>\
+             <body>cipher</body><mix xmlns='urn:xmpp:mix:core:1'><jid>mallory@localhost</jid>\
+             </mix><stanza-id xmlns='urn:xmpp:sid:0' id='1' by='coven@mix.localhost'/></message>",
+        );
+        let Ok(Request::Post(post)) = request else {
+            panic!("{request:?}")
+        };
+        assert!(post.submission.media);
+        let content = &post.submission.content;
+        assert!(!content.contains("mallory"), "{content}");
+        assert!(!content.contains("stanza-id"), "{content}");
+        assert!(content.contains("cipher"), "{content}");
+    }
+
+    #[test]
+    fn a_message_without_chatcontent_is_no_post() {
+        let env = envelope(ErrorKind::Message, "alice@localhost/web", GROUP);
+        let stanza = element(
+            "<message xmlns='jabber:client' to='coven@mix.localhost' type='normal'>\
+             <body>plain</body></message>",
+        );
+        assert!(!is_flychat_message(&stanza));
+        let refusal = Post::parse(&env, &stanza).unwrap_err();
+        assert_eq!(refusal.condition, Condition::BadRequest);
+        // A groupchat message with chatcontent is MIX's to handle.
+        let groupchat = element(
+            "<message xmlns='jabber:client' type='groupchat'>\
+             <chatcontent xmlns='urn:xmpp:content'/></message>",
+        );
+        assert!(!is_flychat_message(&groupchat));
+        assert!(is_flychat_message(&element(TEXT)));
+    }
+
+    #[test]
+    fn a_post_to_the_service_is_refused_before_the_core_is_asked() {
+        let request = parse_message(SERVICE, TEXT);
+        let Ok(Request::Post(post)) = request else {
+            panic!("{request:?}")
+        };
+        let env = envelope(ErrorKind::Message, "alice@localhost/web", SERVICE);
+        let mut groups = crate::core::testing::groups();
+        let Handled::Reply(reply) = post.apply(&mut groups, &env, 1) else {
+            panic!("not a reply")
+        };
+        assert!(reply.contains("service-unavailable"), "{reply}");
     }
 }
