@@ -45,6 +45,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         domain: settings.domain.clone(),
         secret: settings.secret.clone(),
         keepalive: settings.keepalive,
+        limits: link::reader::Limits {
+            max_bytes: settings.max_stanza_bytes,
+            max_depth: settings.max_stanza_depth,
+        },
+        max_outbox_bytes: settings.max_outbox_bytes,
+        write_timeout: settings.write_timeout,
     });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -67,9 +73,25 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         outbox: &link.outbox,
         found: &found_tx,
     };
+    // Back-pressure (see `link::Outbox`): while the outbound queue is over its cap, no new
+    // stanza is taken; results already under way (look-ups, commits) still finish.
+    let mut held_back = false;
     loop {
+        let room = link.outbox.has_room();
+        if room == held_back {
+            held_back = !room;
+            if held_back {
+                tracing::warn!(
+                    queued_bytes = link.outbox.queued_bytes(),
+                    "the server is not reading fast enough; holding inbound stanzas back"
+                );
+            } else {
+                tracing::info!("the server caught up; taking inbound stanzas again");
+            }
+        }
         tokio::select! {
-            stanza = link.inbound.recv() => {
+            _ = link.outbox.room(), if !room => {}
+            stanza = link.inbound.recv(), if room => {
                 let Some(stanza) = stanza else { break };
                 let handled = router::handle(&mut groups, &service, &stanza, now());
                 outlets.dispatch(&mut groups, &service, handled);

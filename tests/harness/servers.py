@@ -237,6 +237,14 @@ class Mixd:
     async def wait_for_log_async(self, text, timeout=10.0):
         await asyncio.to_thread(self.wait_for_log, text, 0, timeout)
 
+    def rss_kib(self):
+        """The resident memory of the running mixd (VmRSS), in KiB."""
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS for mixd")
+
     def stop(self, sig=signal.SIGTERM):
         if self.process and self.process.poll() is None:
             self.process.send_signal(sig)
