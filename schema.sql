@@ -26,8 +26,24 @@ CREATE TABLE channels (
     muted            INTEGER NOT NULL DEFAULT 0,
     max_members      INTEGER,
     -- The picture's media type (`image/png`) when the client gave one.
-    info_avatar_type TEXT    NOT NULL DEFAULT ''
+    info_avatar_type TEXT    NOT NULL DEFAULT '',
+    -- 1 when its creator named it to be found (a MIX create with a name); 0 for ad-hoc
+    -- channels and FlyChat groups. Public (listed to anyone) = listed and join_policy 0.
+    listed           INTEGER NOT NULL DEFAULT 1
 );
+
+-- Owners who left a channel themselves, who may still delete it for a minute (the FlyChat
+-- SDK's delete is the owner's exit, then the delete). Keyed by the channel's key, which is
+-- never reused, so the right never reaches a later channel of the same name; no foreign key,
+-- so that it outlives the channel its exit emptied (the delete after it is then accepted).
+-- Rows older than the grace are dropped whenever one is added.
+CREATE TABLE departed_owners (
+    channel INTEGER NOT NULL,
+    name    TEXT    NOT NULL,
+    jid     TEXT    NOT NULL,
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (channel, jid)
+) WITHOUT ROWID;
 
 -- The allowed (list 0) and banned (list 1) lists: bare JIDs, or domains for a whole domain.
 CREATE TABLE channel_access (

@@ -17,6 +17,19 @@ impl Groups {
         name: Option<&str>,
         now: Micros,
     ) -> Outcome<(String, Vec<Fact>)> {
+        self.create_listed(actor, name, name.is_some(), now)
+    }
+
+    /// [`Groups::create`], saying whether the channel is listed (see [`Channel::listed`]).
+    ///
+    /// [`Channel::listed`]: super::Channel::listed
+    fn create_listed(
+        &mut self,
+        actor: &BareJid,
+        name: Option<&str>,
+        listed: bool,
+        now: Micros,
+    ) -> Outcome<(String, Vec<Fact>)> {
         if !self.may_create(actor) {
             return Err(Refusal::new(
                 Condition::Forbidden,
@@ -54,6 +67,7 @@ impl Groups {
             name: name.clone(),
             owner: actor.clone(),
             at: now,
+            listed,
         };
         Ok((name, self.apply_noted(vec![fact], now)))
     }
@@ -62,7 +76,8 @@ impl Groups {
 impl Groups {
     /// Creates a group with its information and first participants (for the FlyChat SDK's
     /// createGroup, the creator among them): everything is checked before anything is
-    /// applied, so a refusal leaves no group behind.
+    /// applied, so a refusal leaves no group behind. A MIX channel created with a name is
+    /// listed; an ad-hoc one and every FlyChat group are not.
     pub fn create_group(
         &mut self,
         actor: &BareJid,
@@ -92,7 +107,8 @@ impl Groups {
                 format!("{user} is not a user's JID"),
             ));
         }
-        let (name, mut facts) = self.create(actor, name, now)?;
+        let listed = name.is_some() && dialect == Dialect::Mix;
+        let (name, mut facts) = self.create_listed(actor, name, listed, now)?;
         if info != InfoChange::default() {
             facts.extend(self.set_info(&name, actor, info, now)?.1);
         }
@@ -135,6 +151,25 @@ mod tests {
             .create(&jid("bob@localhost"), Some("coven"), 2)
             .unwrap_err();
         assert_eq!(again.condition, Condition::Conflict);
+    }
+
+    #[test]
+    fn only_mix_channels_created_with_a_name_are_listed() {
+        let mut g = groups();
+        let alice = jid("alice@localhost");
+        let none = InfoChange::default();
+        let (named, _) = g
+            .create_group(&alice, Some("coven"), none.clone(), &[], Dialect::Mix, 1)
+            .unwrap();
+        let (ad_hoc, _) = g
+            .create_group(&alice, None, none.clone(), &[], Dialect::Mix, 1)
+            .unwrap();
+        let (flychat, _) = g
+            .create_group(&alice, Some("trip"), none, &[], Dialect::FlyChat, 1)
+            .unwrap();
+        assert!(g.channel(&named).unwrap().listed);
+        assert!(!g.channel(&ad_hoc).unwrap().listed);
+        assert!(!g.channel(&flychat).unwrap().listed);
     }
 
     #[test]

@@ -285,6 +285,10 @@ pub struct Channel {
     pub key: i64,
     /// The channel's localpart: `name@mix.example`.
     pub name: String,
+    /// Whether its creator named it to be found: a MIX `<create channel='…'/>`. Ad-hoc
+    /// channels (the service made the name up) and FlyChat groups (the SDK makes up a UUID
+    /// for a conversation among the people it adds) are not; see [`Channel::is_public`].
+    pub listed: bool,
     pub info: Info,
     pub created_by: BareJid,
     pub created_at: Micros,
@@ -329,6 +333,7 @@ impl Channel {
         Channel {
             key,
             name,
+            listed: true,
             info: Info {
                 updated_at: at,
                 ..Info::default()
@@ -370,6 +375,26 @@ impl Channel {
             .iter()
             .find(|(j, _)| j == jid)
             .map_or(0, |(_, until)| *until)
+    }
+
+    /// Whether anyone may find the channel: it was named to be found ([`Channel::listed`])
+    /// and anyone admitted by the access lists may join it without asking (the open join
+    /// policy). Invitation-only and request groups, ad-hoc channels and FlyChat groups are
+    /// found only by those who take part in them or wait on them.
+    pub fn is_public(&self) -> bool {
+        self.listed && self.settings().policy == JoinPolicy::Open
+    }
+
+    /// Whether `user` may learn that the channel exists (discovery, its disco#info, its
+    /// nodes): a participant, an owner, a user with an invitation or a request waiting, or
+    /// — for a public channel — anyone the allowed and banned lists admit, that is anyone
+    /// with the right to join it (XEP-0369 §6.3: a service lists only the channels the
+    /// requester has rights to subscribe to).
+    pub fn visible_to(&self, user: &BareJid) -> bool {
+        self.participant(user).is_some()
+            || self.is_owner(user)
+            || self.pending(user).is_some()
+            || (self.is_public() && self.access().admits(user))
     }
 
     pub fn participant(&self, jid: &BareJid) -> Option<&Participant> {

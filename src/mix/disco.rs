@@ -1,10 +1,20 @@
 //! Service discovery (XEP-0030) of the service and of each channel (XEP-0369 §6.3, §7.2.1).
 //! `#create-channel` is offered only to users who may create. XEP-0199 pings are answered
 //! here too: a ping asks whether the entity is there, which disco also tells.
+//!
+//! Each requester sees only what it may (XEP-0369, Discovery: a service returns only the
+//! channels, and a channel only the nodes, the requester has rights to subscribe to; a
+//! channel answers disco#info if the requester is allowed to subscribe): the service lists the public channels it may join and the
+//! channels it takes part in, owns or waits on ([`Groups::visible_channels`]); a channel the
+//! requester may not see answers its disco#info and disco#items as a missing one does
+//! (`item-not-found`), so that names cannot be probed. A public channel answers anyone the
+//! access lists admit, so a client can look at it before joining. Its allowed and banned
+//! nodes are listed only to its owners and admins, who alone may subscribe to them
+//! (XEP-0406).
 
 use minidom::Element;
 
-use crate::core::{Condition, Groups, Outcome, Refusal};
+use crate::core::{Groups, Outcome};
 use crate::dialect::{Envelope, Handled, Service};
 use crate::xml::node;
 use crate::xml::{ns, Xml};
@@ -95,7 +105,7 @@ fn info(groups: &Groups, env: &Envelope, node: Option<&str>) -> Outcome<Handled>
             }
         }
         Some(name) => {
-            let channel = groups.channel(name).ok_or_else(|| missing(name))?;
+            let channel = groups.visible(name, &env.sender())?;
             x.open("identity", "")
                 .attr("category", "conference")
                 .attr("type", "mix")
@@ -129,7 +139,8 @@ fn items(
     x.open("query", ns::DISCO_ITEMS).attr_opt("node", node);
     match &env.channel {
         None => {
-            let mut channels: Vec<_> = groups.channels().collect();
+            let requester = env.sender();
+            let mut channels: Vec<_> = groups.visible_channels(&requester).collect();
             channels.sort_by(|a, b| a.name.cmp(&b.name));
             for channel in channels {
                 x.open("item", "")
@@ -139,17 +150,28 @@ fn items(
             }
         }
         Some(name) => {
-            groups.channel(name).ok_or_else(|| missing(name))?;
+            let channel = groups.visible(name, &env.sender())?;
             let jid = service.channel_jid(name);
-            for node in [
-                node::PRESENCE,
-                node::PARTICIPANTS,
-                node::MESSAGES,
-                node::INFO,
-                node::CONFIG,
-                node::ALLOWED,
-                node::BANNED,
-            ] {
+            let nodes: &[&str] = if channel.is_admin_or_owner(&env.sender()) {
+                &[
+                    node::PRESENCE,
+                    node::PARTICIPANTS,
+                    node::MESSAGES,
+                    node::INFO,
+                    node::CONFIG,
+                    node::ALLOWED,
+                    node::BANNED,
+                ]
+            } else {
+                &[
+                    node::PRESENCE,
+                    node::PARTICIPANTS,
+                    node::MESSAGES,
+                    node::INFO,
+                    node::CONFIG,
+                ]
+            };
+            for node in nodes {
                 x.open("item", "")
                     .attr("jid", &jid)
                     .attr("node", node)
@@ -158,10 +180,6 @@ fn items(
         }
     }
     Ok(env.iq_result(Some(&x.finish())))
-}
-
-fn missing(name: &str) -> Refusal {
-    Refusal::new(Condition::ItemNotFound, format!("no channel '{name}'"))
 }
 
 #[cfg(test)]
@@ -184,5 +202,33 @@ mod tests {
         assert_eq!(Items::parse(&items).unwrap(), Items { node: None });
         let ping = element("<ping xmlns='urn:xmpp:ping'/>");
         assert_eq!(Ping::parse(&ping).unwrap(), Ping);
+    }
+
+    #[test]
+    fn a_channel_hidden_from_the_requester_answers_disco_info_as_a_missing_one() {
+        use crate::core::testing::{coven, jid};
+        use crate::core::{Condition, JoinPolicy, SettingsChange};
+        use crate::dialect::testing::envelope;
+        use crate::dialect::ErrorKind;
+        let info = |g: &Groups, who: &str, to: &str| {
+            let env = envelope(ErrorKind::Iq, &format!("{who}/r"), to);
+            Info { node: None }
+                .apply(g, &env)
+                .map(|_| ())
+                .map_err(|r| (r.condition, r.text))
+        };
+        let mut g = coven();
+        assert!(info(&g, "dave@localhost", "coven@mix.example.org").is_ok());
+        let change = SettingsChange {
+            policy: Some(JoinPolicy::Invite),
+            ..SettingsChange::default()
+        };
+        g.change_settings("coven", &jid("alice@localhost"), change, 5)
+            .unwrap();
+        let hidden = info(&g, "dave@localhost", "coven@mix.example.org").unwrap_err();
+        let missing = info(&g, "dave@localhost", "nowhere@mix.example.org").unwrap_err();
+        assert_eq!(hidden.0, Condition::ItemNotFound);
+        assert_eq!(hidden.1.replace("coven", "nowhere"), missing.1);
+        assert!(info(&g, "bob@localhost", "coven@mix.example.org").is_ok());
     }
 }

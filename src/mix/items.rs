@@ -1,7 +1,14 @@
 //! Reading the participants, info, configuration, allowed and banned nodes (XEP-0369
-//! §7.2.2, §7.2.3, XEP-0406) with a pubsub `<items/>` get. The participant list and the
-//! configuration are for participants, the access lists for owners and admins; the info node
-//! is public.
+//! §7.2.2, §7.2.3, XEP-0406) with a pubsub `<items/>` get. First, the requester must be one
+//! who may learn of the channel ([`Channel::visible_to`]); to anyone else every node answers
+//! `item-not-found`, as a missing channel does, so that nothing (not even its name in the
+//! info node) can be probed. Then: the info node is open to all who see the channel (a
+//! client reads it before joining: XEP-0369, Determining Information about a Channel); the
+//! participant list and the configuration are for participants and owners (XEP-0406 lets a
+//! channel choose who reads its configuration — 'Configuration Node Access' — and mixd's
+//! channels choose their participants, who are told of each change); the allowed and banned
+//! nodes only for owners and admins (XEP-0406: the only roles that may subscribe to them),
+//! `forbidden` for everyone else.
 
 use minidom::Element;
 
@@ -68,9 +75,7 @@ impl Items {
 
     pub fn apply(self, groups: &Groups, env: &Envelope) -> Outcome<Handled> {
         let name = env.channel_name();
-        let channel = groups
-            .channel(name)
-            .ok_or_else(|| Refusal::new(Condition::ItemNotFound, format!("no channel '{name}'")))?;
+        let channel = groups.visible(name, &env.sender())?;
         let mut x = Xml::new();
         x.open("pubsub", ns::PUBSUB)
             .open("items", "")
@@ -169,5 +174,76 @@ mod tests {
             get(Some("")).unwrap_err().condition,
             Condition::ItemNotFound
         );
+    }
+
+    /// What `who` reads of `node` in the core's `coven` (alice owner, bob member): the
+    /// reply's XML, or the refusal's condition.
+    fn read(g: &Groups, who: &str, node: &str) -> Result<String, Condition> {
+        let env = envelope(ErrorKind::Iq, &format!("{who}/r"), "coven@mix.example.org");
+        let payload = element(&format!(
+            "<pubsub xmlns='{}'><items node='{node}'/></pubsub>",
+            ns::PUBSUB
+        ));
+        match Items::parse(&env, &payload).unwrap().apply(g, &env) {
+            Ok(Handled::Reply(xml)) => Ok(xml),
+            Ok(_) => panic!("a read that is not a reply"),
+            Err(refusal) => {
+                assert!(!refusal.text.is_empty());
+                Err(refusal.condition)
+            }
+        }
+    }
+
+    #[test]
+    fn access_lists_are_for_owners_and_admins_and_hidden_channels_for_nobody_else() {
+        use crate::core::testing::{coven, jid};
+        use crate::core::{JoinPolicy, SettingsChange};
+        let mut g = coven();
+        let alice = jid("alice@localhost");
+        g.set_access(
+            "coven",
+            &alice,
+            AccessList::Banned,
+            &jid("eve@localhost"),
+            true,
+            5,
+        )
+        .unwrap();
+        for node in [node::ALLOWED, node::BANNED] {
+            assert!(read(&g, "alice@localhost", node).is_ok());
+            assert_eq!(read(&g, "bob@localhost", node), Err(Condition::Forbidden));
+            assert_eq!(read(&g, "dave@localhost", node), Err(Condition::Forbidden));
+        }
+        assert!(read(&g, "alice@localhost", node::BANNED)
+            .unwrap()
+            .contains("eve@localhost"));
+        g.make_admin("coven", &alice, &jid("bob@localhost"), 6)
+            .unwrap();
+        assert!(read(&g, "bob@localhost", node::BANNED).is_ok());
+        // The info node of a public channel is anyone's; participants and configuration are
+        // the participants'.
+        assert!(read(&g, "dave@localhost", node::INFO).is_ok());
+        assert_eq!(
+            read(&g, "dave@localhost", node::PARTICIPANTS),
+            Err(Condition::Forbidden)
+        );
+        assert_eq!(
+            read(&g, "dave@localhost", node::CONFIG),
+            Err(Condition::Forbidden)
+        );
+        // Invitation only: to an outsider, every node is as if the channel did not exist.
+        let change = SettingsChange {
+            policy: Some(JoinPolicy::Invite),
+            ..SettingsChange::default()
+        };
+        g.change_settings("coven", &alice, change, 7).unwrap();
+        for node in [node::INFO, node::PARTICIPANTS, node::CONFIG, node::BANNED] {
+            assert_eq!(
+                read(&g, "dave@localhost", node),
+                Err(Condition::ItemNotFound)
+            );
+            assert!(read(&g, "alice@localhost", node).is_ok());
+        }
+        assert!(read(&g, "bob@localhost", node::INFO).is_ok());
     }
 }

@@ -30,6 +30,24 @@ const MIGRATIONS: &[&str] = &[
          dialect INTEGER NOT NULL DEFAULT 0,
          PRIMARY KEY (channel, jid)
      ) WITHOUT ROWID;",
+    // Visibility step (branch `visibility`, issue 13; renumber when merged beside other
+    // steps): whether a channel is listed in discovery, and owners who just left a channel.
+    // Channels that existed before cannot say how they were made: those named the way mixd
+    // names ad-hoc channels (16 hex digits) and those whose creator takes part through
+    // FlyChat are taken as unlisted, the rest as listed.
+    "ALTER TABLE channels ADD COLUMN listed INTEGER NOT NULL DEFAULT 1;
+     UPDATE channels SET listed = 0
+      WHERE (length(name) = 16 AND name NOT GLOB '*[^0-9a-f]*')
+         OR EXISTS (SELECT 1 FROM participants p
+                     WHERE p.channel = channels.key AND p.jid = channels.created_by
+                       AND p.dialect = 1);
+     CREATE TABLE departed_owners (
+         channel INTEGER NOT NULL,
+         name    TEXT    NOT NULL,
+         jid     TEXT    NOT NULL,
+         at      INTEGER NOT NULL,
+         PRIMARY KEY (channel, jid)
+     ) WITHOUT ROWID;",
 ];
 
 pub const LATEST: i64 = 1 + MIGRATIONS.len() as i64;
@@ -102,6 +120,11 @@ mod tests {
             [],
         )
         .unwrap();
+        old.execute(
+            "INSERT INTO channels (name, created_by, created_at, info_updated_at) VALUES ('0f3a9c2e71b4d856', 'alice@localhost', 1, 1)",
+            [],
+        )
+        .unwrap();
         migrate(&mut old).unwrap();
         let mut fresh = Connection::open_in_memory().unwrap();
         migrate(&mut fresh).unwrap();
@@ -114,6 +137,18 @@ mod tests {
             )
             .unwrap();
         assert_eq!(policy, 0);
+        // A channel named as mixd names ad-hoc ones is taken as unlisted, the others listed.
+        let listed: Vec<(String, bool)> = old
+            .prepare("SELECT name, listed FROM channels ORDER BY key")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            listed,
+            [("coven".into(), true), ("0f3a9c2e71b4d856".into(), false)]
+        );
         let version: i64 = old
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();

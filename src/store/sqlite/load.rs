@@ -6,8 +6,8 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::bare;
 use crate::core::{
-    Administration, Channel, Dialect, Info, JoinPolicy, Nodes, Participant, Pending, PendingKind,
-    Role, Settings, Snapshot,
+    Administration, Channel, Departure, Dialect, Info, JoinPolicy, Nodes, Participant, Pending,
+    PendingKind, Role, Settings, Snapshot,
 };
 
 /// Everything the core holds in memory, and the last keys the sequences handed out (kept
@@ -17,7 +17,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
     let mut stmt = conn.prepare(
         "SELECT key, name, created_by, created_at, info_name, info_description,
                 info_contacts, info_updated_at, info_avatar, info_thumbnail, info_history,
-                join_policy, muted, max_members, info_avatar_type FROM channels ORDER BY key",
+                join_policy, muted, max_members, info_avatar_type, listed FROM channels ORDER BY key",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -30,6 +30,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
         channels.push(Channel {
             key: row.get(0)?,
             name: row.get(1)?,
+            listed: row.get(15)?,
             created_by: bare(row.get(2)?)?,
             created_at: row.get(3)?,
             info: Info {
@@ -149,10 +150,22 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
             .optional()?
             .unwrap_or(0))
     };
+    let mut stmt = conn.prepare("SELECT channel, name, jid, at FROM departed_owners")?;
+    let mut rows = stmt.query([])?;
+    let mut departures = Vec::new();
+    while let Some(row) = rows.next()? {
+        departures.push(Departure {
+            key: row.get(0)?,
+            name: row.get(1)?,
+            owner: bare(row.get(2)?)?,
+            at: row.get(3)?,
+        });
+    }
     Ok(Snapshot {
         channels,
         last_channel_key: sequence("channels")?,
         last_message_id: sequence("messages")?,
+        departures,
     })
 }
 
@@ -229,5 +242,88 @@ mod tests {
         assert_eq!(stored.owners, vec![bob.clone()]);
         assert_eq!(stored.administration, live.administration);
         assert_eq!(stored.muted_until(&bob), 1_000);
+    }
+
+    #[test]
+    fn listed_or_not_survives_a_restart() {
+        use crate::core::InfoChange;
+        let (_dir, mut w, r, mut g) = coven();
+        let alice = jid("alice@localhost");
+        let (ad_hoc, facts) = g.create(&alice, None, 5).unwrap();
+        commit(&mut w, facts);
+        let (trip, facts) = g
+            .create_group(
+                &alice,
+                Some("trip"),
+                InfoChange::default(),
+                &[],
+                Dialect::FlyChat,
+                6,
+            )
+            .unwrap();
+        commit(&mut w, facts);
+        let snap = r.snapshot().unwrap();
+        let listed = |name: &str| {
+            snap.channels
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap()
+                .listed
+        };
+        assert!(listed("coven"));
+        assert!(!listed(&ad_hoc));
+        assert!(!listed(&trip));
+    }
+
+    #[test]
+    fn keys_are_never_reused_even_when_the_newest_channel_was_deleted() {
+        let (_dir, mut w, r, mut g) = coven();
+        let alice = jid("alice@localhost");
+        let (_, facts) = g.create(&alice, Some("tower"), 5).unwrap();
+        commit(&mut w, facts);
+        let tower = g.channel("tower").unwrap().key;
+        commit(&mut w, g.destroy(&alice, "tower", 6).unwrap());
+        let snap = r.snapshot().unwrap();
+        assert_eq!(snap.last_channel_key, tower);
+        let mut after = crate::core::Groups::new(g.rules.clone(), snap);
+        let (_, facts) = after.create(&alice, Some("tower"), 7).unwrap();
+        assert_eq!(facts[0].channel_key(), tower + 1);
+    }
+
+    #[test]
+    fn an_owner_who_left_keeps_its_right_to_delete_across_a_restart() {
+        let (_dir, mut w, r, mut g) = coven();
+        let (alice, bob) = (jid("alice@localhost"), jid("bob@localhost"));
+        // Alice leaves coven (ownership passes to bob); in a second channel she was the last
+        // one in, so her exit deleted it.
+        commit(&mut w, g.leave("coven", &alice, 10).unwrap());
+        let (_, mut facts) = g.create(&alice, Some("tower"), 11).unwrap();
+        facts.extend(
+            g.join("tower", &alice, None, crate::core::Nodes::ALL, 11)
+                .unwrap()
+                .1,
+        );
+        commit(&mut w, facts);
+        let tower = g.channel("tower").unwrap().key;
+        commit(&mut w, g.leave("tower", &alice, 12).unwrap());
+        let snap = r.snapshot().unwrap();
+        let mut departures: Vec<_> = snap
+            .departures
+            .iter()
+            .map(|d| (d.key, d.name.as_str(), d.owner.as_str()))
+            .collect();
+        departures.sort();
+        assert_eq!(
+            departures,
+            [
+                (1, "coven", "alice@localhost"),
+                (tower, "tower", "alice@localhost")
+            ]
+        );
+        let now = snap.departures[0].at;
+        let mut after = crate::core::Groups::new(g.rules.clone(), snap);
+        assert!(after.channel("coven").unwrap().is_owner(&bob));
+        assert!(after.destroy(&alice, "tower", now + 1).unwrap().is_empty());
+        assert!(!after.destroy(&alice, "coven", now + 1).unwrap().is_empty());
     }
 }

@@ -6,7 +6,7 @@ use jid::BareJid;
 use rusqlite::{params, OptionalExtension};
 
 use super::SqliteWriter;
-use crate::core::{Fact, Receipt, ReceiptKind, Role};
+use crate::core::{Fact, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE};
 use crate::store::{Completion, FactWriter};
 
 impl FactWriter for SqliteWriter {
@@ -48,6 +48,27 @@ fn contacts_text(contacts: &[BareJid]) -> String {
         .join(" ")
 }
 
+/// Keeps the right of `owner`, which just left channel `key` itself, to delete that channel
+/// for a moment (`core/destroy.rs`), so that it survives a restart; drops expired ones.
+///
+/// The time is the writer's clock: a `Left` carries none, and the writer commits within
+/// moments of the rules deciding it (the same clock, a group commit away), which against a
+/// grace of a minute only errs by that commit's delay.
+fn departed_owner(tx: &rusqlite::Transaction, key: i64, owner: &BareJid) -> rusqlite::Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default();
+    tx.prepare_cached("DELETE FROM departed_owners WHERE at <= ?1")?
+        .execute([now - DEPARTED_OWNER_GRACE])?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO departed_owners (channel, name, jid, at)
+         SELECT key, name, ?2, ?3 FROM channels WHERE key = ?1",
+    )?
+    .execute(params![key, owner.as_str(), now])?;
+    Ok(())
+}
+
 /// Writes one fact. The `match` is exhaustive on purpose, with no `_` arm: a new [`Fact`]
 /// variant does not compile until the store says what it keeps of it, and the facts that
 /// store nothing are listed by name.
@@ -74,12 +95,13 @@ fn persist(
             name,
             owner,
             at,
+            listed,
         } => {
             tx.prepare_cached(
-                "INSERT INTO channels (key, name, created_by, created_at, info_updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?4)",
+                "INSERT INTO channels (key, name, created_by, created_at, info_updated_at, listed)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
             )?
-            .execute(params![key, name, owner.as_str(), at])?;
+            .execute(params![key, name, owner.as_str(), at, listed])?;
             tx.prepare_cached("INSERT INTO channel_owners (channel, jid) VALUES (?1, ?2)")?
                 .execute(params![key, owner.as_str()])?;
         }
@@ -120,8 +142,13 @@ fn persist(
                 .execute(params![key, p.jid.as_str()])?;
         }
         Fact::Left {
-            key, participant, ..
+            key,
+            participant,
+            by,
         } => {
+            if by == &participant.jid && participant.role == Role::Owner {
+                departed_owner(tx, *key, by)?;
+            }
             tx.prepare_cached("DELETE FROM participants WHERE channel = ?1 AND jid = ?2")?
                 .execute(params![key, participant.jid.as_str()])?;
             tx.prepare_cached("DELETE FROM channel_owners WHERE channel = ?1 AND jid = ?2")?
