@@ -1022,6 +1022,31 @@ mod tests {
     }
 
     #[test]
+    fn after_a_restart_or_a_reload_posts_reach_the_clients_that_were_online() {
+        let before = mixed();
+        // A restart: the core starts from what the store loads, presence included.
+        let snapshot = || Snapshot {
+            channels: before.channels().cloned().collect(),
+            last_channel_key: 1,
+            last_message_id: before.last_message_id(),
+        };
+        let mut restarted = Groups::new(before.rules.clone(), snapshot());
+        let facts = post(&mut restarted, "dave@localhost", "still here?", 20);
+        let sent = deliver_all(&restarted, &facts);
+        assert_eq!(to(&sent, |s| s.kind() == "groupchat"), MIX_CLIENTS);
+        // A failed commit: the store has no presence (say), the core keeps what it knew.
+        let mut bare = snapshot();
+        for p in bare.channels.iter_mut().flat_map(|c| &mut c.participants) {
+            p.online.clear();
+        }
+        let mut reloaded = Groups::new(before.rules.clone(), bare);
+        reloaded.keep_presence_of(before);
+        let facts = post(&mut reloaded, "dave@localhost", "and now?", 21);
+        let sent = deliver_all(&reloaded, &facts);
+        assert_eq!(to(&sent, |s| s.kind() == "groupchat"), MIX_CLIENTS);
+    }
+
+    #[test]
     fn a_new_channel_tells_nobody() {
         let mut g = groups();
         let (_, facts) = g.create(&jid("alice@localhost"), Some("coven"), 1).unwrap();
