@@ -91,6 +91,18 @@ CREATE TABLE participants (
     PRIMARY KEY (channel, jid)
 ) WITHOUT ROWID;
 
+-- Clients online in a channel (XEP-0403): each participant's full JIDs (`jid` the bare JID,
+-- `resource` the rest) that live deliveries go to. Kept so that a restart does not silence
+-- the channel (clients never send presence again by themselves); an entry whose client went
+-- away meanwhile is deleted when a delivery to it bounces. Goes with its participant.
+CREATE TABLE presence (
+    channel  INTEGER NOT NULL,
+    jid      TEXT    NOT NULL,
+    resource TEXT    NOT NULL,
+    PRIMARY KEY (channel, jid, resource),
+    FOREIGN KEY (channel, jid) REFERENCES participants (channel, jid) ON DELETE CASCADE
+) WITHOUT ROWID;
+
 -- The archive. `id` is the archive id (MAM result id, reflected id, stanza-id), unique
 -- across the service and never reused (AUTOINCREMENT). `content` is the message's children
 -- as sent (the latest correction's), an XML fragment whose stanza-namespace elements carry

@@ -28,8 +28,8 @@ pub enum LogFormat {
 pub struct Options {
     /// TOML file with any of the settings below (keys: server, jid, secret, database,
     /// user_domains, log_format, durability, keepalive, max_message_bytes, max_members,
-    /// max_groups_per_creator, keep_archive, max_stanza_bytes, max_stanza_depth,
-    /// max_outbox_bytes, write_timeout).
+    /// max_groups_per_creator, max_resources_per_participant, keep_archive, max_stanza_bytes,
+    /// max_stanza_depth, max_outbox_bytes, write_timeout).
     #[arg(long, env = "MIXD_CONFIG", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -94,6 +94,12 @@ pub struct Options {
     #[serde(alias = "max-groups-per-creator")]
     pub max_groups_per_creator: Option<usize>,
 
+    /// Clients (resources) one participant may have online in one channel; presence beyond
+    /// it is refused with resource-constraint [default: 64].
+    #[arg(long, env = "MIXD_MAX_RESOURCES_PER_PARTICIPANT", value_name = "N")]
+    #[serde(alias = "max-resources-per-participant")]
+    pub max_resources_per_participant: Option<usize>,
+
     /// Keep a deleted group's archive in the database (for the operator; no client can read
     /// it) instead of erasing it with the group [default: false].
     #[arg(long, env = "MIXD_KEEP_ARCHIVE", value_name = "BOOL")]
@@ -141,6 +147,7 @@ pub struct Settings {
     pub keepalive: std::time::Duration,
     pub max_members: usize,
     pub max_groups_per_creator: usize,
+    pub max_resources_per_participant: usize,
     pub keep_archive: bool,
     pub max_stanza_bytes: usize,
     pub max_stanza_depth: usize,
@@ -162,6 +169,10 @@ impl fmt::Debug for Settings {
             .field("keepalive", &self.keepalive)
             .field("max_members", &self.max_members)
             .field("max_groups_per_creator", &self.max_groups_per_creator)
+            .field(
+                "max_resources_per_participant",
+                &self.max_resources_per_participant,
+            )
             .field("keep_archive", &self.keep_archive)
             .field("max_stanza_bytes", &self.max_stanza_bytes)
             .field("max_stanza_depth", &self.max_stanza_depth)
@@ -212,6 +223,10 @@ impl Options {
         origin(
             "max_groups_per_creator",
             file.max_groups_per_creator.is_some(),
+        );
+        origin(
+            "max_resources_per_participant",
+            file.max_resources_per_participant.is_some(),
         );
         origin("keep_archive", file.keep_archive.is_some());
         origin("max_stanza_bytes", file.max_stanza_bytes.is_some());
@@ -281,6 +296,10 @@ impl Options {
                 .max_groups_per_creator
                 .or(file.max_groups_per_creator)
                 .unwrap_or(1_000),
+            max_resources_per_participant: self
+                .max_resources_per_participant
+                .or(file.max_resources_per_participant)
+                .unwrap_or(64),
             keep_archive: self.keep_archive.or(file.keep_archive).unwrap_or(false),
             max_stanza_bytes: self
                 .max_stanza_bytes
@@ -300,6 +319,9 @@ impl Options {
         };
         if settings.max_members == 0 {
             bail!("max_members must be at least 1");
+        }
+        if settings.max_resources_per_participant == 0 {
+            bail!("max_resources_per_participant must be at least 1");
         }
         if settings.keepalive.is_zero() {
             bail!("keepalive must be at least 1 second");
@@ -408,6 +430,11 @@ impl Settings {
                 "groups one user may have created (0: no limit)",
             ),
             (
+                "max_resources_per_participant",
+                self.max_resources_per_participant.to_string(),
+                "clients one participant may have online in a channel",
+            ),
+            (
                 "keep_archive",
                 self.keep_archive.to_string(),
                 "a deleted group's archive stays in the database",
@@ -436,7 +463,7 @@ impl Settings {
         let mut out = String::from("configuration is valid:\n");
         for (name, value, why) in rows {
             out.push_str(&format!(
-                "  {name:<22} = {value:<32} [{}] {why}\n",
+                "  {name:<29} = {value:<32} [{}] {why}\n",
                 source(name)
             ));
         }
@@ -477,6 +504,7 @@ mod tests {
         assert_eq!(settings.domain, "mix.example.org");
         assert_eq!(settings.user_domains, vec!["example.org", "other.org"]);
         assert_eq!(settings.database, PathBuf::from("mixd.db"));
+        assert_eq!(settings.max_resources_per_participant, 64);
         let explained = settings.explain(&sources);
         assert!(
             explained.contains("[flag]") && explained.contains("[default]"),

@@ -13,7 +13,7 @@
 use jid::BareJid;
 
 use crate::core::iso_time;
-use crate::core::{Channel, Dialect, Fact, Groups, Pending, PendingKind};
+use crate::core::{Channel, Dialect, Fact, Groups, Notice, Participant, Pending, PendingKind};
 use crate::dialect::{shapes, Service};
 use crate::flychat;
 use crate::mix;
@@ -22,12 +22,67 @@ use crate::xml::{ns, Template};
 
 /// Appends to `out` the stanzas that tell participants about `facts`, which the core has
 /// already applied to `groups`. Fact by fact, so that each client learns of them in the order
-/// they happened.
+/// they happened — except what one operation did to many users at once, which is told
+/// together (see [`together`]): the stanzas of an add then grow with the number added plus
+/// the group's size, not with their product.
 pub fn deliver(groups: &Groups, service: &Service, facts: &[Fact], out: &mut Vec<String>) {
-    for fact in facts {
-        mix::deliver::fact(groups, service, fact, out);
-        flychat::deliver::fact(groups, service, fact, out);
-        membership(groups, service, fact, out);
+    let mut rest = facts;
+    while let Some(first) = rest.first() {
+        let (run, tail) = rest.split_at(together(rest));
+        rest = tail;
+        match first {
+            Fact::Joined { key, by, .. } if run.len() > 1 => {
+                let added: Vec<&Participant> = run.iter().filter_map(joined).collect();
+                mix::deliver::joined(groups, service, *key, &added, out);
+                flychat::deliver::joined(groups, service, *key, by, &added, out);
+            }
+            // FlyChat clients have no notices (`flychat::deliver::fact`).
+            Fact::Noticed(_) if run.len() > 1 => {
+                let notices: Vec<&Notice> = run.iter().filter_map(noticed).collect();
+                mix::deliver::noticed(groups, service, &notices, out);
+            }
+            _ => {
+                mix::deliver::fact(groups, service, first, out);
+                flychat::deliver::fact(groups, service, first, out);
+            }
+        }
+        for fact in run {
+            membership(groups, service, fact, out);
+        }
+    }
+}
+
+/// How many facts at the head of `facts` (not empty) are told together: the joins of one
+/// operation (one channel, one actor: an add of several users, a group created with its
+/// members), or the notices of one kind in one channel that such an operation notes. Any other
+/// fact is told alone.
+fn together(facts: &[Fact]) -> usize {
+    let same = |a: &Fact, b: &Fact| match (a, b) {
+        (
+            Fact::Joined {
+                key: k1, by: by1, ..
+            },
+            Fact::Joined {
+                key: k2, by: by2, ..
+            },
+        ) => k1 == k2 && by1 == by2,
+        (Fact::Noticed(n1), Fact::Noticed(n2)) => n1.channel == n2.channel && n1.kind == n2.kind,
+        _ => false,
+    };
+    1 + facts[1..].iter().take_while(|f| same(&facts[0], f)).count()
+}
+
+fn joined(fact: &Fact) -> Option<&Participant> {
+    match fact {
+        Fact::Joined { participant, .. } => Some(participant),
+        _ => None,
+    }
+}
+
+fn noticed(fact: &Fact) -> Option<&Notice> {
+    match fact {
+        Fact::Noticed(notice) => Some(notice),
+        _ => None,
     }
 }
 
@@ -819,6 +874,177 @@ mod tests {
         facts.extend(changed);
         assert_eq!(facts.len(), 2);
         assert!(deliver_all(&g, &facts).is_empty());
+    }
+
+    /// `n` users `user0@localhost` … .
+    fn users(n: usize) -> Vec<BareJid> {
+        (0..n).map(|i| jid(&format!("user{i}@localhost"))).collect()
+    }
+
+    /// The `userAdded` events: (to, the participant it names).
+    fn user_added(sent: &[Sent]) -> Vec<(&str, &str)> {
+        let mut added: Vec<(&str, &str)> = sent
+            .iter()
+            .filter(|s| flychat_event(s))
+            .filter_map(|s| Some((s.to.as_str(), s.find("participant", ns::MIX_CORE)?)))
+            .map(|(to, p)| (to, p.attr("jid").unwrap()))
+            .collect();
+        added.sort_unstable();
+        added
+    }
+
+    #[test]
+    fn a_group_created_with_255_members_is_told_in_stanzas_linear_in_its_size() {
+        let mut g = groups();
+        let alice = jid("alice@localhost");
+        let mut members = users(254);
+        members.insert(0, alice.clone());
+        let info = InfoChange {
+            name: Some("Trip".into()),
+            ..InfoChange::default()
+        };
+        let (_, facts) = g
+            .create_group(&alice, Some("trip"), info, &members, Dialect::FlyChat, 1)
+            .unwrap();
+        let mut out = Vec::new();
+        deliver(&g, &service(), &facts, &mut out);
+        let sent: Vec<Element> = out.iter().map(|s| s.parse().unwrap()).collect();
+        // Each member: the event of its own addition and the profile set at creation. Told
+        // of everyone, it was 255 × 255 + 255 = 65,280.
+        assert_eq!(sent.len(), 2 * 255, "one stanza per member and event");
+        for member in &members {
+            let mine: Vec<&Element> = sent
+                .iter()
+                .filter(|s| s.attr("to") == Some(member.as_str()))
+                .collect();
+            assert_eq!(mine.len(), 2, "{member}");
+            let added = mine.iter().find_map(|s| {
+                s.get_child("event", ns::PUBSUB_EVENT)?
+                    .get_child("items", ns::PUBSUB_EVENT)?
+                    .get_child("item", ns::PUBSUB_EVENT)?
+                    .get_child("participant", ns::MIX_CORE)
+            });
+            assert_eq!(added.unwrap().attr("jid"), Some(member.as_str()));
+        }
+    }
+
+    #[test]
+    fn an_add_of_many_users_is_one_stanza_per_recipient() {
+        let mut g = mixed();
+        let added = users(100);
+        let facts = g
+            .add_participants(
+                "coven",
+                &jid("alice@localhost"),
+                &added,
+                Dialect::FlyChat,
+                10,
+            )
+            .unwrap();
+        assert_eq!(facts.len(), 200, "a join and a notice each");
+        let sent = deliver_all(&g, &facts);
+        // MIX: one participants-node event per online client, with an item per added user,
+        // and one message with the notices.
+        let items = to(&sent, |s| on_node(s, node::PARTICIPANTS));
+        assert_eq!(items, MIX_CLIENTS);
+        for s in sent.iter().filter(|s| on_node(s, node::PARTICIPANTS)) {
+            let items = s.find("items", ns::PUBSUB_EVENT).unwrap();
+            assert_eq!(items.children().count(), 100);
+        }
+        assert_eq!(to(&sent, notice), MIX_CLIENTS);
+        for s in sent.iter().filter(|s| notice(s)) {
+            let notices: Vec<&Element> = s
+                .stanza
+                .children()
+                .filter(|c| c.is("notice", ns::MIXD_NOTICE))
+                .collect();
+            assert!(notices.iter().all(|n| n.attr("kind") == Some("added")));
+            assert_eq!(notices.len(), 100);
+        }
+        // FlyChat: each added user hears of itself, dave and erin of the first added (their
+        // SDK reads one user per event and fetches the list again after it).
+        let told = user_added(&sent);
+        assert_eq!(told.len(), 102);
+        assert!(told.contains(&("dave@localhost", "user0@localhost")));
+        assert!(told.contains(&("erin@localhost", "user0@localhost")));
+        for user in &added {
+            assert!(told.contains(&(user.as_str(), user.as_str())), "{user}");
+        }
+        assert_eq!(sent.len(), 3 + 3 + 102, "nothing else");
+    }
+
+    #[test]
+    fn what_changed_nothing_is_told_to_nobody() {
+        let mut g = mixed();
+        let bob = jid("bob@localhost");
+        let alice = jid("alice@localhost");
+        let carol = jid("carol@localhost");
+        g.make_admin("coven", &alice, &carol, 9).unwrap();
+        let mut facts = Vec::new();
+        for client in MIX_CLIENTS {
+            let again = FullJid::new(client).unwrap();
+            facts.extend(g.presence("coven", &again, true).unwrap());
+        }
+        facts.extend(g.join("coven", &bob, None, Nodes::ALL, 10).unwrap().1);
+        facts.extend(
+            g.join("coven", &bob, Some("bob"), Nodes::ALL, 10)
+                .unwrap()
+                .1,
+        );
+        let dave = jid("dave@localhost");
+        facts.extend(
+            g.join_or_ask("coven", &dave, Dialect::FlyChat, 10)
+                .unwrap()
+                .1,
+        );
+        facts.extend(g.set_nick("coven", &bob, "bob").unwrap().1);
+        let (_, changed) = g
+            .update_subscription("coven", &bob, Nodes::MESSAGES, Nodes::NONE)
+            .unwrap();
+        facts.extend(changed);
+        let (_, changed) = g
+            .set_info("coven", &alice, InfoChange::default(), 11)
+            .unwrap();
+        facts.extend(changed);
+        facts.extend(
+            g.change_settings("coven", &alice, SettingsChange::default(), 12)
+                .unwrap(),
+        );
+        facts.extend(g.make_admin("coven", &alice, &carol, 13).unwrap());
+        assert!(facts.is_empty(), "{facts:?}");
+        // Re-joining from many clients, each online, tells the others nothing.
+        for i in 0..50 {
+            let client = FullJid::new(&format!("bob@localhost/r{i}")).unwrap();
+            let mut facts = g.presence("coven", &client, true).unwrap();
+            facts.extend(g.join("coven", &bob, None, Nodes::ALL, 20).unwrap().1);
+            assert!(deliver_all(&g, &facts).is_empty());
+        }
+    }
+
+    #[test]
+    fn after_a_restart_or_a_reload_posts_reach_the_clients_that_were_online() {
+        let before = mixed();
+        // A restart: the core starts from what the store loads, presence included.
+        let snapshot = || Snapshot {
+            channels: before.channels().cloned().collect(),
+            last_channel_key: 1,
+            last_message_id: before.last_message_id(),
+            departures: Vec::new(),
+        };
+        let mut restarted = Groups::new(before.rules.clone(), snapshot());
+        let facts = post(&mut restarted, "dave@localhost", "still here?", 20);
+        let sent = deliver_all(&restarted, &facts);
+        assert_eq!(to(&sent, |s| s.kind() == "groupchat"), MIX_CLIENTS);
+        // A failed commit: the store has no presence (say), the core keeps what it knew.
+        let mut bare = snapshot();
+        for p in bare.channels.iter_mut().flat_map(|c| &mut c.participants) {
+            p.online.clear();
+        }
+        let mut reloaded = Groups::new(before.rules.clone(), bare);
+        reloaded.keep_presence_of(before);
+        let facts = post(&mut reloaded, "dave@localhost", "and now?", 21);
+        let sent = deliver_all(&reloaded, &facts);
+        assert_eq!(to(&sent, |s| s.kind() == "groupchat"), MIX_CLIENTS);
     }
 
     #[test]

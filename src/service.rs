@@ -31,6 +31,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         max_message_bytes: settings.max_message_bytes,
         max_members: settings.max_members,
         max_groups_per_creator: settings.max_groups_per_creator,
+        max_resources_per_participant: settings.max_resources_per_participant,
         keep_archive: settings.keep_archive,
         ..Rules::default()
     };
@@ -107,10 +108,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                     link.outbox.send(out);
                 }
                 Committed::Failed => {
-                    // The core applied facts that were not stored: start again from the store.
-                    // Live presence is lost with it; clients' next presence restores it.
+                    // The core applied facts that were not stored: start again from the store,
+                    // keeping who is online (what clients said, stored or not): clients do not
+                    // send presence again by themselves, and live delivery must go on.
                     tracing::warn!("reloading state after a failed commit");
-                    groups = Groups::new(rules.clone(), reader.snapshot()?);
+                    let reloaded = Groups::new(rules.clone(), reader.snapshot()?);
+                    let before = std::mem::replace(&mut groups, reloaded);
+                    groups.keep_presence_of(before);
                 }
             },
             _ = &mut shutdown => {

@@ -1,5 +1,6 @@
 //! Joining a channel (XEP-0369 §7.1.2) with the node subscriptions asked for, and
-//! optionally a nick. Joining again updates the subscriptions and keeps the participant id.
+//! optionally a nick. Joining again updates the subscriptions and keeps the participant id;
+//! joining again as one already is changes nothing and makes no fact.
 //! Who may join first time is the group's to say: its allowed and banned lists, its join
 //! policy (an invite-only group takes the invited, a group taking requests its approved
 //! requesters, who are added by the approval) and its member limit.
@@ -71,6 +72,16 @@ impl Groups {
         let key = channel.key;
         let joining_again = previous.is_some();
         let participant = match previous {
+            // Joining again as it already is changes nothing: the join is answered, but
+            // nothing is stored and nobody is told (a client that joins from each of its
+            // resources would otherwise broadcast the same participant again and again).
+            Some(previous)
+                if previous.nick == nick
+                    && previous.nodes == nodes
+                    && previous.dialect == dialect =>
+            {
+                return Ok((previous, Vec::new()));
+            }
             Some(previous) => Participant {
                 nick,
                 nodes,
@@ -220,6 +231,49 @@ mod tests {
         assert_eq!(carol.nick, "carol");
         assert_eq!(carol.role, Role::Member);
         assert_eq!(g.channel("coven").unwrap().participants.len(), 3);
+    }
+
+    #[test]
+    fn joining_again_unchanged_makes_no_fact() {
+        let mut g = coven();
+        let bob = member(&g, "bob@localhost");
+        for nick in [None, Some("bob")] {
+            let (again, facts) = g
+                .join("coven", &jid("bob@localhost"), nick, Nodes::ALL, 9)
+                .unwrap();
+            assert_eq!(again, bob);
+            assert!(facts.is_empty(), "{facts:?}");
+        }
+        let (_, facts) = g
+            .join_or_ask("coven", &jid("bob@localhost"), Dialect::Mix, 9)
+            .unwrap();
+        assert!(facts.is_empty(), "{facts:?}");
+        // A real change still makes one, and only the change's: no notice for a re-join.
+        let (_, facts) = g
+            .join("coven", &jid("bob@localhost"), None, Nodes::MESSAGES, 10)
+            .unwrap();
+        assert!(matches!(facts[..], [Fact::Joined { .. }]), "{facts:?}");
+        let (_, facts) = g
+            .join(
+                "coven",
+                &jid("bob@localhost"),
+                Some("robert"),
+                Nodes::MESSAGES,
+                11,
+            )
+            .unwrap();
+        assert_eq!(facts.len(), 1);
+        let (_, facts) = g
+            .join_as(
+                "coven",
+                &jid("bob@localhost"),
+                None,
+                Nodes::MESSAGES,
+                Dialect::FlyChat,
+                12,
+            )
+            .unwrap();
+        assert_eq!(facts.len(), 1, "a change of dialect is a change");
     }
 
     #[test]

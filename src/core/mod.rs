@@ -189,7 +189,8 @@ pub enum Fact {
         info: Info,
         by: BareJid,
     },
-    /// A client came online in a channel or went away; known only while mixd runs, not stored.
+    /// A client came online in a channel or went away (XEP-0403). Stored, so that live
+    /// delivery survives a restart; told to nobody.
     PresenceChanged {
         key: i64,
         jid: FullJid,
@@ -227,6 +228,10 @@ pub struct Rules {
     pub max_members: usize,
     /// Groups one user may have created and not deleted (0: no limit).
     pub max_groups_per_creator: usize,
+    /// Clients (full JIDs) one participant may have online in one channel at once. Each is
+    /// a copy of every live delivery, so a user with thousands of resources would multiply
+    /// the channel's traffic; presence beyond the limit is refused (see `presence.rs`).
+    pub max_resources_per_participant: usize,
     /// Whether a deleted group's archive stays in the database (for the operator; no client
     /// can read it) instead of being erased with the group.
     pub keep_archive: bool,
@@ -240,6 +245,7 @@ impl Default for Rules {
             max_nick_bytes: 64,
             max_members: 10_000,
             max_groups_per_creator: 1_000,
+            max_resources_per_participant: 64,
             keep_archive: false,
         }
     }

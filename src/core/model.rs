@@ -242,7 +242,9 @@ pub struct Participant {
     /// Messages up to this archive id are hidden from this participant's own history.
     pub cleared_upto: i64,
     /// Full JIDs that have sent available presence to the channel (XEP-0403); live
-    /// deliveries go to these. Not stored: it is rebuilt as clients send presence again.
+    /// deliveries go to these. Stored, so that live delivery resumes after a restart without
+    /// clients sending presence again (they do not); one that went away meanwhile is dropped
+    /// when a delivery to it bounces. At most `Rules::max_resources_per_participant`.
     pub online: Vec<FullJid>,
 }
 

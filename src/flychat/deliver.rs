@@ -5,7 +5,10 @@
 //! which stock servers deliver to every online resource or keep offline. MIX participants
 //! are skipped here: their dialect tells them (`mix::deliver`).
 //!
-//! Each event is written once as a [`Template`] and copied per recipient.
+//! Each event is written once as a [`Template`] and copied per recipient. An add of several
+//! users is told in as many stanzas as there are recipients ([`joined`]), not one per pair.
+
+use std::collections::HashMap;
 
 use jid::BareJid;
 
@@ -49,9 +52,7 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
             key,
             participant,
             by,
-        } => tell(groups, service, *key, all, out, |jid, c| {
-            render::user_added(jid, c, participant, by)
-        }),
+        } => joined(groups, service, *key, by, &[participant], out),
         Fact::Left {
             key,
             participant,
@@ -129,6 +130,58 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
         | Fact::ChannelCreated { .. }
         | Fact::HistoryCleared { .. }
         | Fact::Receipt(_) => {}
+    }
+}
+
+/// Users `by` added to (or who joined) channel `key` in one operation: `userAdded`, one
+/// stanza per FlyChat participant, however many were added.
+///
+/// The SDK's `userAdded` carries one user: it reads the first `<participant>` it finds in
+/// the event and ignores the rest (flychat-wire.md §3; checked in mirrorfly-sdk 4.25.10, whose
+/// lookup returns the first match), and after every group event it fetches the participant
+/// list again. So each added user is told of its own addition — how its SDK learns that it
+/// is in the group, with the group's name — and each member who was there before is told
+/// once, of the first added user; the list it then fetches shows them all, and history keeps
+/// one notice per added user. Telling every member of every added user, as before, made an
+/// add of K users to a group of M members K × (M + K) stanzas (65,793 for one `create_group`
+/// of 255); now it is M + K. A group being created has no members before, so its K
+/// participants get K stanzas.
+pub fn joined(
+    groups: &Groups,
+    service: &Service,
+    key: i64,
+    by: &BareJid,
+    added: &[&Participant],
+    out: &mut Vec<String>,
+) {
+    let Some(channel) = groups.channel_by_key(key) else {
+        return;
+    };
+    let Some(first) = added.first() else {
+        return;
+    };
+    let recipients = || {
+        channel
+            .participants
+            .iter()
+            .filter(|p| p.dialect == Dialect::FlyChat)
+    };
+    if recipients().next().is_none() {
+        return;
+    }
+    let jid = service.channel_jid(&channel.name);
+    let own: HashMap<&BareJid, &Participant> = added.iter().map(|p| (&p.jid, *p)).collect();
+    let mut to_others: Option<Template> = None;
+    for recipient in recipients() {
+        let stanza = match own.get(&recipient.jid) {
+            Some(itself) if itself.jid != first.jid => {
+                render::user_added(&jid, channel, itself, by).to(recipient.jid.as_str())
+            }
+            _ => to_others
+                .get_or_insert_with(|| render::user_added(&jid, channel, first, by))
+                .to(recipient.jid.as_str()),
+        };
+        out.push(stanza);
     }
 }
 

@@ -5,7 +5,10 @@
 //! nothing live and catches up from the archive. FlyChat participants are skipped here: their
 //! dialect tells them (`flychat::deliver`).
 //!
-//! Each event is written once as a [`Template`] and copied per recipient.
+//! Each event is written once as a [`Template`] and copied per recipient. What one operation
+//! did to many users (an add of K users) is one event per recipient, carrying K items
+//! ([`joined`], [`noticed`]), so that its cost grows with the operation and the group, not with
+//! their product.
 
 use jid::BareJid;
 
@@ -41,11 +44,11 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
         // The participants node.
         Fact::Joined {
             key, participant, ..
-        } => participant_item(groups, service, *key, participant, out),
+        } => joined(groups, service, *key, &[participant], out),
         Fact::NickChanged { key, jid, .. } => {
             let channel = groups.channel_by_key(*key);
             if let Some(p) = channel.and_then(|c| c.participant(jid)) {
-                participant_item(groups, service, *key, p, out);
+                joined(groups, service, *key, &[p], out);
             }
         }
         Fact::Left {
@@ -63,7 +66,7 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
             present,
             ..
         } => access(groups, service, *key, *list, entry, *present, out),
-        Fact::Noticed(notice) => noticed(groups, service, notice, out),
+        Fact::Noticed(notice) => noticed(groups, service, &[notice], out),
         Fact::ChannelDestroyed { channel, .. } => destroyed(service, channel, out),
         // Told to nobody live: a new channel has no participant yet; a subscription, a
         // client's presence and cleared history change only what that participant gets (the
@@ -220,24 +223,32 @@ fn on_messages_node(
     address(&template, recipients, out);
 }
 
-/// A participant as it now is (joined, or renamed), published on the participants node.
-fn participant_item(
+/// Participants as they now are (joined, added, or renamed), published on the participants
+/// node: one event with an item each, so that an add of K users is one stanza per client of
+/// each subscriber, not K.
+pub fn joined(
     groups: &Groups,
     service: &Service,
     key: i64,
-    participant: &Participant,
+    participants: &[&Participant],
     out: &mut Vec<String>,
 ) {
     let Some(channel) = groups.channel_by_key(key) else {
         return;
     };
+    let mut subscribers = channel.subscribers(Nodes::PARTICIPANTS);
+    if !subscribers.any(|p| p.dialect == Dialect::Mix && !p.online.is_empty()) {
+        return;
+    }
     let template = render::event(
         &service.channel_jid(&channel.name),
         node::PARTICIPANTS,
         |x| {
-            x.open("item", "").attr("id", &participant.id.to_string());
-            render::participant(x, participant);
-            x.close();
+            for participant in participants {
+                x.open("item", "").attr("id", &participant.id.to_string());
+                render::participant(x, participant);
+                x.close();
+            }
         },
     );
     address(&template, channel.subscribers(Nodes::PARTICIPANTS), out);
@@ -328,8 +339,13 @@ fn access(
 
 /// The configuration node's subscribers follow every change as it is noted in history: who
 /// did what to whom, including what no other event shows (invitations, requests, refusals).
-fn noticed(groups: &Groups, service: &Service, notice: &Notice, out: &mut Vec<String>) {
-    let Some(channel) = groups.channel_by_key(notice.channel) else {
+/// `notices` are of one channel; several (an add of K users notes K) go in one message, one
+/// `<notice/>` each.
+pub fn noticed(groups: &Groups, service: &Service, notices: &[&Notice], out: &mut Vec<String>) {
+    let Some(first) = notices.first() else {
+        return;
+    };
+    let Some(channel) = groups.channel_by_key(first.channel) else {
         return;
     };
     // Few follow the configuration node: most notices are written for nobody.
@@ -343,7 +359,9 @@ fn noticed(groups: &Groups, service: &Service, notice: &Notice, out: &mut Vec<St
             .attr("from", &jid)
             .attr("to", Template::TO)
             .attr("type", "headline");
-        render::notice(x, notice.kind, &notice.actor, notice.target.as_ref());
+        for notice in notices {
+            render::notice(x, notice.kind, &notice.actor, notice.target.as_ref());
+        }
         x.close();
     });
     address(&template, channel.subscribers(Nodes::CONFIG), out);

@@ -30,8 +30,7 @@ const MIGRATIONS: &[&str] = &[
          dialect INTEGER NOT NULL DEFAULT 0,
          PRIMARY KEY (channel, jid)
      ) WITHOUT ROWID;",
-    // Visibility step (branch `visibility`, issue 13; renumber when merged beside other
-    // steps): whether a channel is listed in discovery, and owners who just left a channel.
+    // 2 → 3: whether a channel is listed in discovery, and owners who just left a channel.
     // Channels that existed before cannot say how they were made: those named the way mixd
     // names ad-hoc channels (16 hex digits) and those whose creator takes part through
     // FlyChat are taken as unlisted, the rest as listed.
@@ -47,6 +46,14 @@ const MIGRATIONS: &[&str] = &[
          jid     TEXT    NOT NULL,
          at      INTEGER NOT NULL,
          PRIMARY KEY (channel, jid)
+     ) WITHOUT ROWID;",
+    // 3 → 4: clients online in each channel, kept across restarts.
+    "CREATE TABLE presence (
+         channel  INTEGER NOT NULL,
+         jid      TEXT    NOT NULL,
+         resource TEXT    NOT NULL,
+         PRIMARY KEY (channel, jid, resource),
+         FOREIGN KEY (channel, jid) REFERENCES participants (channel, jid) ON DELETE CASCADE
      ) WITHOUT ROWID;",
 ];
 
@@ -109,6 +116,22 @@ mod tests {
             .collect()
     }
 
+    /// Every table's foreign keys: (table, referenced table, from, to, on delete).
+    fn foreign_keys(conn: &Connection) -> Vec<(String, String, String, String, String)> {
+        conn.prepare(
+            "SELECT m.name, f.\"table\", f.\"from\", f.\"to\", f.on_delete
+             FROM sqlite_master m, pragma_foreign_key_list(m.name) f
+             WHERE m.type = 'table' ORDER BY m.name, f.id, f.seq",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
     #[test]
     fn a_version_1_database_migrates_to_the_schema_and_keeps_its_rows() {
         let mut old = Connection::open_in_memory().unwrap();
@@ -129,6 +152,10 @@ mod tests {
         let mut fresh = Connection::open_in_memory().unwrap();
         migrate(&mut fresh).unwrap();
         assert_eq!(columns(&old), columns(&fresh));
+        assert_eq!(foreign_keys(&old), foreign_keys(&fresh));
+        assert!(foreign_keys(&old).iter().any(|(table, parent, ..)| {
+            (table.as_str(), parent.as_str()) == ("presence", "participants")
+        }));
         let policy: i64 = old
             .query_row(
                 "SELECT join_policy FROM channels WHERE name = 'coven'",

@@ -25,8 +25,9 @@ async function group(members) {
   const id = newGroup();
   await alice.createGroup(id, "Club", members.map((m) => m.jid));
   const jid = groupJid(id);
+  // Each is told of its own addition, once.
   for (const member of [alice, ...members]) {
-    for (let i = 0; i <= members.length; i++) await member.next((m) => fromGroup(jid)(m) && find(m, "participant"), "userAdded");
+    await member.next((m) => fromGroup(jid)(m) && find(m, "participant")?.attrs.jid === member.jid, "userAdded");
   }
   return jid;
 }

@@ -1,7 +1,9 @@
 //! The state the core starts from: every channel with its participants, owners and
 //! administration, read in a handful of whole-table scans rather than per channel.
 
-use jid::BareJid;
+use std::collections::HashMap;
+
+use jid::{BareJid, FullJid};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::bare;
@@ -56,7 +58,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
             }),
         });
     }
-    let index: std::collections::HashMap<i64, usize> = channels
+    let index: HashMap<i64, usize> = channels
         .iter()
         .enumerate()
         .map(|(i, c)| (c.key, i))
@@ -106,13 +108,33 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
             });
         }
     }
+    // Clients online when mixd last ran, by participant (few rows: most participants have
+    // no client online).
+    let mut online: HashMap<(i64, String), Vec<FullJid>> = HashMap::new();
+    let mut stmt = conn
+        .prepare("SELECT channel, jid, resource FROM presence ORDER BY channel, jid, resource")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let (channel, bare_jid, resource): (i64, String, String) =
+            (row.get(0)?, row.get(1)?, row.get(2)?);
+        // A row that no longer makes a JID is skipped, not a reason to refuse to start.
+        if let Ok(full) = FullJid::new(&format!("{bare_jid}/{resource}")) {
+            online.entry((channel, bare_jid)).or_default().push(full);
+        }
+    }
     let mut stmt = conn.prepare(
         "SELECT channel, jid, id, nick, nodes, role, joined_at, cleared_upto, dialect, muted_until FROM participants
          ORDER BY channel, joined_at, jid",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        if let Some(&i) = index.get(&row.get::<_, i64>(0)?) {
+        let key: i64 = row.get(0)?;
+        if let Some(&i) = index.get(&key) {
+            let online = if online.is_empty() {
+                Vec::new()
+            } else {
+                online.remove(&(key, row.get(1)?)).unwrap_or_default()
+            };
             channels[i].participants.push(Participant {
                 jid: bare(row.get(1)?)?,
                 id: row.get::<_, String>(2)?.parse().map_err(|e| {
@@ -128,7 +150,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
                 joined_at: row.get(6)?,
                 cleared_upto: row.get(7)?,
                 dialect: Dialect::from_i64(row.get(8)?),
-                online: Vec::new(),
+                online,
             });
             let muted_until: i64 = row.get(9)?;
             if muted_until > 0 {

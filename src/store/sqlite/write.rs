@@ -290,9 +290,23 @@ fn persist(
             }
         }
         Fact::Receipt(r) => record_receipt(tx, r, &mut after.completions)?,
-        // Which clients are online, and who is typing, are known only while mixd runs: after
-        // a restart clients send presence again, and a chat state would be stale.
-        Fact::PresenceChanged { .. } | Fact::ChatState { .. } => {}
+        // Which clients are online outlives a restart: clients do not send presence again by
+        // themselves. The row goes with its participant (a foreign key), so leaving and
+        // deletion need no statement of their own here.
+        Fact::PresenceChanged { key, jid, online } => {
+            let sql = if *online {
+                "INSERT OR IGNORE INTO presence (channel, jid, resource) VALUES (?1, ?2, ?3)"
+            } else {
+                "DELETE FROM presence WHERE channel = ?1 AND jid = ?2 AND resource = ?3"
+            };
+            tx.prepare_cached(sql)?.execute(params![
+                key,
+                jid.to_bare().as_str(),
+                jid.resource().as_str()
+            ])?;
+        }
+        // Who is typing would be stale after a restart.
+        Fact::ChatState { .. } => {}
     }
     Ok(())
 }
@@ -442,6 +456,58 @@ mod tests {
         assert!(state
             .iter()
             .all(|s| s.delivered_at.is_some() && s.displayed_at.is_some()));
+    }
+
+    #[test]
+    fn presence_is_kept_and_goes_with_its_participant() {
+        let (_dir, mut w, r, mut g) = coven();
+        let online = |r: &crate::store::sqlite::SqliteReader, who: &str| {
+            let snap = r.snapshot().unwrap();
+            snap.channels[0]
+                .participant(&jid(who))
+                .map(|p| p.online.clone())
+        };
+        let phone = jid::FullJid::new("bob@localhost/phone").unwrap();
+        let pc = jid::FullJid::new("bob@localhost/pc").unwrap();
+        let mut facts = g.presence("coven", &phone, true).unwrap();
+        facts.extend(g.presence("coven", &pc, true).unwrap());
+        commit(&mut w, facts);
+        assert_eq!(
+            online(&r, "bob@localhost"),
+            Some(vec![pc.clone(), phone.clone()])
+        );
+        commit(&mut w, g.bounced(&pc));
+        assert_eq!(online(&r, "bob@localhost"), Some(vec![phone.clone()]));
+        // Joining again keeps the row; leaving takes it away.
+        commit(
+            &mut w,
+            g.join("coven", &jid("bob@localhost"), None, Nodes::MESSAGES, 5)
+                .unwrap()
+                .1,
+        );
+        assert_eq!(online(&r, "bob@localhost"), Some(vec![phone.clone()]));
+        commit(&mut w, g.leave("coven", &jid("bob@localhost"), 6).unwrap());
+        assert_eq!(online(&r, "bob@localhost"), None);
+        commit(
+            &mut w,
+            g.join("coven", &jid("bob@localhost"), None, Nodes::ALL, 7)
+                .unwrap()
+                .1,
+        );
+        assert_eq!(online(&r, "bob@localhost"), Some(vec![]));
+        // And the channel's deletion takes every row.
+        let alice = jid::FullJid::new("alice@localhost/laptop").unwrap();
+        commit(&mut w, g.presence("coven", &alice, true).unwrap());
+        commit(
+            &mut w,
+            g.destroy(&jid("alice@localhost"), "coven", 9).unwrap(),
+        );
+        assert!(r.snapshot().unwrap().channels.is_empty());
+        let rows: i64 = w
+            .conn
+            .query_row("SELECT count(*) FROM presence", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
     }
 
     #[test]
