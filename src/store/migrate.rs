@@ -30,6 +30,13 @@ const MIGRATIONS: &[&str] = &[
          dialect INTEGER NOT NULL DEFAULT 0,
          PRIMARY KEY (channel, jid)
      ) WITHOUT ROWID;",
+    // "4: id key" — 2 → 3 on this branch; the presence step comes before it once both are
+    // in. The table that keeps the secret of the opaque ids (src/dialect/ids.rs); the key
+    // itself is made when the database is opened (`sqlite::SqliteWriter::id_key`).
+    "CREATE TABLE meta (
+         name  TEXT PRIMARY KEY,
+         value BLOB NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 pub const LATEST: i64 = 1 + MIGRATIONS.len() as i64;
