@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::config::Settings;
 use crate::core::{Groups, MessageRef, Micros, Rules};
 use crate::delivery;
+use crate::dialect::ids::Ids;
 use crate::dialect::{Handled, Resume, Service};
 use crate::link::{self, LinkSettings, Outbox};
 use crate::router;
@@ -24,7 +25,8 @@ use crate::store::writer::{Committed, Job, Writer};
 use crate::store::{sqlite, Reader};
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let (store, reader) = sqlite::open(&settings.database, settings.durability)?;
+    let (mut store, reader) = sqlite::open(&settings.database, settings.durability)?;
+    let ids = Ids::new(&store.id_key()?);
     let reader: Arc<dyn Reader> = Arc::new(reader);
     let rules = Rules {
         user_domains: settings.user_domains.clone(),
@@ -40,6 +42,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let service = Service {
         domain: settings.domain.clone(),
         archive: reader.clone(),
+        ids,
     };
     let mut link = link::spawn(LinkSettings {
         server: settings.server.clone(),
@@ -177,11 +180,17 @@ impl Outlets<'_> {
                 let reader = self.reader.clone();
                 let outbox = self.outbox.clone();
                 let found = self.found.clone();
+                // Each reference as the client sent it, and the archive id it names if it is
+                // one of the opaque ids clients are shown (`dialect::ids`).
+                let references: Vec<(Option<i64>, String)> = lookup
+                    .references
+                    .into_iter()
+                    .map(|r| (service.ids.decode(&r), r))
+                    .collect();
                 tokio::task::spawn_blocking(move || {
-                    let messages: anyhow::Result<Vec<_>> = lookup
-                        .references
+                    let messages: anyhow::Result<Vec<_>> = references
                         .iter()
-                        .map(|r| reader.find_message(lookup.channel, r))
+                        .map(|(id, sent)| reader.find_message(lookup.channel, *id, sent))
                         .collect();
                     match messages {
                         Ok(messages) => {

@@ -591,8 +591,10 @@ impl Fact {
     }
 }
 
-/// Opaque identifiers (participant ids, ad-hoc channel names) that cannot be guessed from
-/// one another: a counter hashed with a per-process random key.
+/// Identifiers the service makes up (participant ids, ad-hoc channel names): drawn from the
+/// OS's randomness (`getrandom`), so that none can be guessed from another, from the time or
+/// from how many came before. Should the OS refuse (it does not on any supported system
+/// once booted), a counter and the time hashed under a per-process random key stand in.
 #[derive(Default)]
 struct IdSource {
     counter: u64,
@@ -600,11 +602,17 @@ struct IdSource {
 }
 
 impl IdSource {
+    /// An ad-hoc channel's name: 128 random bits as 32 lowercase hex digits (a valid,
+    /// already normalized JID localpart).
     fn next(&mut self) -> String {
-        format!("{:016x}", self.next_u64())
+        format!("{:016x}{:016x}", self.next_u64(), self.next_u64())
     }
 
     fn next_u64(&mut self) -> u64 {
+        getrandom::u64().unwrap_or_else(|_| self.fallback())
+    }
+
+    fn fallback(&mut self) -> u64 {
         use std::hash::{BuildHasher, Hasher};
         self.counter += 1;
         let mut hasher = self.keys.build_hasher();

@@ -183,8 +183,8 @@ impl Request {
             Request::MessageStatus(r) => r.apply(groups, env),
             Request::Recall(r) => r.apply(groups, env),
             Request::Typing(r) => r.apply(groups, env),
-            Request::History(r) => r.apply(groups, env),
-            Request::MediaHistory(r) => r.apply(groups, env),
+            Request::History(r) => r.apply(groups, service, env),
+            Request::MediaHistory(r) => r.apply(groups, service, env),
         };
         outcome.unwrap_or_else(|refusal| Handled::Reply(env.error(&refusal)))
     }

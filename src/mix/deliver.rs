@@ -103,7 +103,7 @@ pub fn completion(
             ReceiptKind::Delivered => x.open("received", ns::RECEIPTS),
             ReceiptKind::Displayed => x.open("displayed", ns::MARKERS),
         };
-        x.attr("id", &done.message.to_string()).close();
+        x.attr("id", &service.ids.encode(done.message)).close();
     });
     address(&template, std::iter::once(author), out);
 }
@@ -116,7 +116,7 @@ fn reflect(groups: &Groups, service: &Service, posted: &Posted, out: &mut Vec<St
         return;
     };
     let jid = service.channel_jid(&channel.name);
-    let template = Template::new(|x| render::channel_message(x, &jid, posted));
+    let template = Template::new(|x| render::channel_message(x, &service.ids, &jid, posted));
     address(&template, channel.subscribers(Nodes::MESSAGES), out);
 }
 
@@ -137,9 +137,9 @@ fn chat_state(
 }
 
 /// An XEP-0424 retraction (with XEP-0425's `<moderated/>` when a moderator removed someone
-/// else's message), naming the message by its archive id.
+/// else's message), naming the message by its (opaque) archive id.
 fn retraction(groups: &Groups, service: &Service, r: &Retracted, out: &mut Vec<String>) {
-    let id = r.message.to_string();
+    let id = service.ids.encode(r.message);
     let stanza_id = format!("retract-{id}");
     on_messages_node(
         groups,
@@ -167,7 +167,7 @@ fn retraction(groups: &Groups, service: &Service, r: &Retracted, out: &mut Vec<S
 /// An XEP-0308 correction: the new payload with `<replace/>` naming the message. Its stanza
 /// id names the message and the time, so that successive corrections differ.
 fn correction(groups: &Groups, service: &Service, c: &Corrected, out: &mut Vec<String>) {
-    let id = c.message.to_string();
+    let id = service.ids.encode(c.message);
     let stanza_id = format!("{id}-edit-{}", c.at);
     on_messages_node(
         groups,
@@ -188,7 +188,7 @@ fn correction(groups: &Groups, service: &Service, c: &Corrected, out: &mut Vec<S
 fn reactions(groups: &Groups, service: &Service, r: &Reacted, out: &mut Vec<String>) {
     on_messages_node(groups, service, r.channel, None, None, out, |x, _| {
         x.open("reactions", ns::REACTIONS)
-            .attr("id", &r.message.to_string());
+            .attr("id", &service.ids.encode(r.message));
         for reaction in &r.reactions {
             x.leaf("reaction", "", reaction);
         }
