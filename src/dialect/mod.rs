@@ -5,6 +5,7 @@
 //! invitations and requests, member receipt states). Neither dialect imports the other; what
 //! both need lives here or in `xml`.
 
+pub mod payload;
 mod reply;
 pub mod shapes;
 
