@@ -29,7 +29,7 @@ pub struct Options {
     /// TOML file with any of the settings below (keys: server, jid, secret, database,
     /// user_domains, log_format, durability, keepalive, max_message_bytes, max_members,
     /// max_groups_per_creator, max_resources_per_participant, keep_archive, max_stanza_bytes,
-    /// max_stanza_depth, max_outbox_bytes, write_timeout).
+    /// max_stanza_depth, max_outbox_bytes, write_timeout, payload_namespaces).
     #[arg(long, env = "MIXD_CONFIG", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -131,6 +131,19 @@ pub struct Options {
     #[arg(long, env = "MIXD_WRITE_TIMEOUT", value_name = "SECONDS")]
     #[serde(alias = "write-timeout")]
     pub write_timeout: Option<u64>,
+
+    /// An application's own XML namespace whose elements participants' messages may carry
+    /// as opaque payloads; repeat for several (the environment variable takes a
+    /// comma-separated list). Not under urn:xmpp:, jabber:, http://jabber.org/, urn:ietf:,
+    /// urn:mixd: and the like [default: none].
+    #[arg(
+        long = "payload-namespace",
+        env = "MIXD_PAYLOAD_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NAMESPACE"
+    )]
+    #[serde(default, alias = "payload-namespaces")]
+    pub payload_namespaces: Vec<String>,
 }
 
 /// The settings mixd runs with, every one resolved.
@@ -153,6 +166,8 @@ pub struct Settings {
     pub max_stanza_depth: usize,
     pub max_outbox_bytes: usize,
     pub write_timeout: std::time::Duration,
+    /// Namespaces of opaque payloads participants' messages may carry (`dialect::payload`).
+    pub payload_namespaces: Vec<String>,
 }
 
 impl fmt::Debug for Settings {
@@ -178,6 +193,7 @@ impl fmt::Debug for Settings {
             .field("max_stanza_depth", &self.max_stanza_depth)
             .field("max_outbox_bytes", &self.max_outbox_bytes)
             .field("write_timeout", &self.write_timeout)
+            .field("payload_namespaces", &self.payload_namespaces)
             .finish()
     }
 }
@@ -233,6 +249,7 @@ impl Options {
         origin("max_stanza_depth", file.max_stanza_depth.is_some());
         origin("max_outbox_bytes", file.max_outbox_bytes.is_some());
         origin("write_timeout", file.write_timeout.is_some());
+        origin("payload_namespaces", !file.payload_namespaces.is_empty());
 
         let server = self
             .server
@@ -276,6 +293,18 @@ impl Options {
             .max_message_bytes
             .or(file.max_message_bytes)
             .unwrap_or(64 * 1024);
+        let mut payload_namespaces = if self.payload_namespaces.is_empty() {
+            file.payload_namespaces
+        } else {
+            self.payload_namespaces
+        };
+        payload_namespaces.retain(|n| !n.trim().is_empty());
+        for namespace in &mut payload_namespaces {
+            *namespace = namespace.trim().to_owned();
+            if let Some(why) = crate::dialect::payload::unlistable(namespace) {
+                bail!("payload_namespaces: {why}");
+            }
+        }
         let settings = Settings {
             server,
             domain,
@@ -316,6 +345,7 @@ impl Options {
             write_timeout: std::time::Duration::from_secs(
                 self.write_timeout.or(file.write_timeout).unwrap_or(30),
             ),
+            payload_namespaces,
         };
         if settings.max_members == 0 {
             bail!("max_members must be at least 1");
@@ -459,6 +489,15 @@ impl Settings {
                 self.write_timeout.as_secs().to_string(),
                 "seconds the server may read nothing before the link is renewed",
             ),
+            (
+                "payload_namespaces",
+                if self.payload_namespaces.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    self.payload_namespaces.join(",")
+                },
+                "opaque payloads participants' messages may carry",
+            ),
         ];
         let mut out = String::from("configuration is valid:\n");
         for (name, value, why) in rows {
@@ -512,6 +551,40 @@ mod tests {
         );
         assert!(!explained.contains("s3cret"));
         assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn payload_namespaces_are_an_applications_own() {
+        let (settings, sources) =
+            resolve(&["t", "--jid", "mix.localhost", "--secret", "x"]).unwrap();
+        assert!(settings.payload_namespaces.is_empty());
+        assert!(settings.explain(&sources).contains("(none)"));
+        let (settings, _) = resolve(&[
+            "t",
+            "--jid",
+            "mix.localhost",
+            "--secret",
+            "x",
+            "--payload-namespace",
+            "urn:example:poll:0, https://app.example.org/ns",
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.payload_namespaces,
+            vec!["urn:example:poll:0", "https://app.example.org/ns"]
+        );
+        let err = resolve(&[
+            "t",
+            "--jid",
+            "mix.localhost",
+            "--secret",
+            "x",
+            "--payload-namespace",
+            "http://jabber.org/protocol/pubsub#event",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("payload_namespaces"), "{err}");
     }
 
     #[test]

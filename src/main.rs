@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(settings.log_format);
+    mixd::dialect::payload::set_namespaces(settings.payload_namespaces.clone());
     tracing::info!(?settings, "starting");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -6,6 +6,7 @@
 //! both need lives here or in `xml`.
 
 pub mod ids;
+pub mod payload;
 mod reply;
 pub mod shapes;
 
