@@ -185,13 +185,16 @@ class Service:
         # systemd keeps /var/lib/private at 0700 and lets a DynamicUser= service through by
         # mounting, in the service's own mount namespace, a 0755 tmpfs over it with only the
         # service's directory bound in: the same here, in a namespace of mixd's own.
-        private, staging = self.root / "var/lib/private", self.root.parent / "state"
+        # The root is a mount point (debian-root --mount): made private first, nothing done
+        # in the namespace reaches this machine's mounts, even where / is not a mount point
+        # (this test run inside a chroot, as tests/package/fresh-machine does).
+        private, staging = self.root / "var/lib/private", self.root / "run/mixd-state"
         staging.mkdir(exist_ok=True)
-        namespace = (f"mount --bind {private}/mixd {staging} && "
+        namespace = (f"mount --make-rprivate {self.root} && mount --bind {private}/mixd {staging} && "
                      f"mount -t tmpfs -o mode=0755 tmpfs {private} && mkdir {private}/mixd && "
                      f"mount --bind {staging} {private}/mixd && umount -l {staging} && exec {shlex.join(service)}")
         self.process = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", namespace],
+            ["unshare", "--mount", "--propagation", "unchanged", "sh", "-c", namespace],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=lambda: os.umask(umask),
         )
         self.wait_for_log("component connected")
