@@ -7,8 +7,6 @@ No test sleeps: each waits for what it expects, and a check that nothing arrived
 a stanza sent later has arrived (the channel answers a ping after it has sent what came before).
 """
 
-import pytest
-
 from conftest import connected, run
 from harness.servers import USER_DOMAIN
 
@@ -16,11 +14,6 @@ MESSAGES = "urn:xmpp:mix:nodes:messages"
 PARTICIPANTS = "urn:xmpp:mix:nodes:participants"
 INFO = "urn:xmpp:mix:nodes:info"
 PAM = "urn:xmpp:mix:pam:2"
-
-
-def needs_pam(server):
-    if server.name == "ejabberd":
-        pytest.skip("ejabberd's mod_mix_pam needs mixd's mod_mixd_pam with an external component")
 
 
 async def create(owner, name):
@@ -51,7 +44,6 @@ def mix_roster(items):
 
 
 def test_join_post_receive_leave_through_the_own_server(server, mixd, channel_name):
-    needs_pam(server)
     async def scenario():
         async with connected(server, "alice/laptop", "bob/phone", "bob/laptop") as (alice, phone, laptop):
             channel = alice.channel(channel_name)
@@ -102,7 +94,6 @@ def test_join_post_receive_leave_through_the_own_server(server, mixd, channel_na
 
 
 def test_offline_user_finds_the_messages_offline_and_in_its_own_archive(server, mixd, channel_name):
-    needs_pam(server)
     async def scenario():
         async with connected(server, "alice") as (alice,):
             await create(alice, channel_name)
