@@ -74,7 +74,8 @@ CREATE TABLE channel_owners (
 
 -- Participants: `id` is the stable participant id, `nodes` a bit set of subscribed nodes
 -- (1 messages, 2 presence, 4 participants, 8 info, 16 config), `role` 0 member, 1 admin,
--- 2 owner, `dialect` the shape its client understands (0 MIX, 1 FlyChat), `muted_until` the
+-- 2 owner, `dialect` the shape its client understands and for MIX how it is reached (0 MIX,
+-- directly; 1 FlyChat; 2 MIX, through its server: XEP-0405), `muted_until` the
 -- time before which it may not post (0: not muted).
 CREATE TABLE participants (
     channel   INTEGER NOT NULL REFERENCES channels (key) ON DELETE CASCADE,
