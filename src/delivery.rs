@@ -255,8 +255,6 @@ mod tests {
     //! The channel `coven`: alice (owner) with two clients online, bob with one and carol
     //! with none, all three MIX and subscribed to every node; dave and erin, FlyChat.
 
-    use std::sync::Arc;
-
     use jid::FullJid;
     use minidom::Element;
 
@@ -265,7 +263,6 @@ mod tests {
     use crate::core::{
         ChatState, InfoChange, JoinPolicy, MessageRef, Nodes, ReceiptKind, SettingsChange, Snapshot,
     };
-    use crate::store::{HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Reader};
     use crate::xml::node;
 
     const CHANNEL: &str = "coven@mix.localhost";
@@ -275,35 +272,8 @@ mod tests {
         "bob@localhost/pc",
     ];
 
-    /// Delivery never reads the archive.
-    struct NoArchive;
-
-    impl Reader for NoArchive {
-        fn snapshot(&self) -> anyhow::Result<Snapshot> {
-            unreachable!("delivery read the archive")
-        }
-        fn history(&self, _: &HistoryQuery) -> Result<HistoryPage, HistoryError> {
-            unreachable!("delivery read the archive")
-        }
-        fn find_message(
-            &self,
-            _: i64,
-            _: Option<i64>,
-            _: &str,
-        ) -> anyhow::Result<Option<MessageRef>> {
-            unreachable!("delivery read the archive")
-        }
-        fn receipts(&self, _: i64) -> anyhow::Result<Vec<MemberReceipt>> {
-            unreachable!("delivery read the archive")
-        }
-    }
-
     fn service() -> Service {
-        Service {
-            domain: "mix.localhost".into(),
-            archive: Arc::new(NoArchive),
-            ids: crate::dialect::ids::testing::ids(1),
-        }
+        crate::dialect::testing::service_at("mix.localhost")
     }
 
     fn online(g: &mut Groups, client: &str) {

@@ -217,8 +217,13 @@ pub mod testing {
     /// A service `mix.example.org` whose ids have a fixed key (`ids::testing::ids(6)`) and
     /// whose archive must not be read.
     pub fn service() -> super::Service {
+        service_at("mix.example.org")
+    }
+
+    /// The same at `domain`.
+    pub fn service_at(domain: &str) -> super::Service {
         super::Service {
-            domain: "mix.example.org".into(),
+            domain: domain.into(),
             archive: std::sync::Arc::new(NoArchive),
             ids: super::ids::testing::ids(6),
         }

@@ -450,39 +450,14 @@ fn address<'a>(
 mod tests {
     //! Addressing: who gets a copy, by how each participant is reached.
 
-    use std::sync::Arc;
-
     use jid::Jid;
 
     use super::*;
     use crate::core::testing::{coven, jid, text};
-    use crate::core::{MessageRef, Snapshot};
-    use crate::store::{HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Reader};
-
-    /// Delivery never reads the archive.
-    struct NoArchive;
-
-    impl Reader for NoArchive {
-        fn snapshot(&self) -> anyhow::Result<Snapshot> {
-            unreachable!()
-        }
-        fn history(&self, _: &HistoryQuery) -> Result<HistoryPage, HistoryError> {
-            unreachable!()
-        }
-        fn find_message(&self, _: i64, _: &str) -> anyhow::Result<Option<MessageRef>> {
-            unreachable!()
-        }
-        fn receipts(&self, _: i64) -> anyhow::Result<Vec<MemberReceipt>> {
-            unreachable!()
-        }
-    }
 
     /// The `to` of each stanza `facts` make, in order.
     fn recipients(g: &Groups, facts: &[Fact]) -> Vec<String> {
-        let service = Service {
-            domain: "mix.localhost".into(),
-            archive: Arc::new(NoArchive),
-        };
+        let service = crate::dialect::testing::service_at("mix.localhost");
         let mut out = Vec::new();
         for f in facts {
             fact(g, &service, f, &mut out);
