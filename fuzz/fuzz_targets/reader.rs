@@ -1,6 +1,7 @@
 //! The link's reader: bytes from the server → stanzas, refusals, or the end of the link.
 //! Small limits, so that inputs reach them; the same bytes fed whole and in chunks (sized
-//! by the first byte) must read the same; nothing built may be deeper than the limit.
+//! by the first byte) must read the same; nothing built may be deeper than the limit; the
+//! envelope kept from a refused stanza holds only characters XML can carry.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -25,11 +26,28 @@ fn read(bytes: &[u8], chunk: usize) -> (Vec<String>, bool) {
         }
     }
     for item in &items {
-        if let Item::Stanza { element, .. } = item {
-            assert!(depth(element) <= LIMITS.max_depth, "{element:?}");
+        match item {
+            Item::Stanza { element, .. } => {
+                assert!(depth(element) <= LIMITS.max_depth, "{element:?}")
+            }
+            // The envelope of a refused stanza goes back out in the error reply: only
+            // characters XML can carry.
+            Item::Refused(refused) => {
+                for value in [&refused.from, &refused.to, &refused.id, &refused.kind]
+                    .into_iter()
+                    .flatten()
+                {
+                    assert!(value.chars().all(is_xml_char), "{refused:?}");
+                }
+            }
+            _ => {}
         }
     }
     (items.iter().map(|i| format!("{i:?}")).collect(), ok)
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
 }
 
 fn depth(element: &Element) -> usize {
