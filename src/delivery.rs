@@ -320,6 +320,10 @@ mod tests {
     }
 
     impl Sent {
+        fn from(&self) -> &str {
+            self.stanza.attr("from").unwrap_or_default()
+        }
+
         /// The first descendant named `name` in namespace `ns`.
         fn find(&self, name: &str, ns: &str) -> Option<&Element> {
             fn walk<'e>(e: &'e Element, name: &str, ns: &str) -> Option<&'e Element> {
@@ -350,7 +354,9 @@ mod tests {
             .map(|s| {
                 let stanza: Element = s.parse().unwrap_or_else(|e| panic!("{e}: {s}"));
                 assert!(stanza.is("message", ns::COMPONENT), "{s}");
-                assert_eq!(stanza.attr("from"), Some(CHANNEL), "{s}");
+                let from = stanza.attr("from").unwrap_or_default();
+                let (bare, _) = from.split_once('/').unwrap_or((from, ""));
+                assert_eq!(bare, CHANNEL, "{s}");
                 Sent {
                     to: stanza.attr("to").unwrap().to_owned(),
                     stanza,
@@ -426,6 +432,9 @@ mod tests {
             assert_eq!(sender, "alice@localhost");
             if s.kind() == "groupchat" {
                 assert!(mix.has_child("nick", ns::MIX_CORE));
+                // XEP-0369 §7.1.6: from the channel, with the sender's id as resource.
+                let alice = g.channel("coven").unwrap().participant(&posted.sender);
+                assert_eq!(s.from(), format!("{CHANNEL}/{}", alice.unwrap().id));
             } else {
                 assert!(mix.has_child("submission-id", ns::MIX_CORE), "FlyChat's id");
                 assert!(s.has("timestamp", "urn:xmpp:timestamp"));
@@ -626,7 +635,7 @@ mod tests {
     }
 
     #[test]
-    fn a_retraction_reaches_every_subscriber_and_a_moderation_names_the_channel() {
+    fn a_retraction_comes_from_its_author_and_a_moderation_from_the_channel_naming_the_moderator() {
         let mut g = mixed();
         let facts = post(&mut g, "bob@localhost", "oops", 10);
         let Fact::Posted(posted) = &facts[0] else {
@@ -651,6 +660,10 @@ mod tests {
                 && !s.has("moderated", ns::MODERATE)
         });
         assert_eq!(retracted, MIX_CLIENTS, "the retracter's clients too");
+        let bob_id = g.channel("coven").unwrap().participant(&bob).unwrap().id;
+        for s in sent.iter().filter(|s| s.kind() == "groupchat") {
+            assert_eq!(s.from(), format!("{CHANNEL}/{bob_id}"), "from its author");
+        }
         // FlyChat names a message its sender gave no id by the opaque id in digits.
         let digits = ids.encode_digits(posted.id);
         let recalls = to(&sent, |s| {
@@ -677,9 +690,13 @@ mod tests {
         let sent = deliver_all(&g, &facts);
         let moderated: Vec<&Sent> = sent.iter().filter(|s| s.kind() == "groupchat").collect();
         assert_eq!(moderated.len(), 3);
+        let alice = g.channel("coven").unwrap();
+        let alice_id = alice.participant(&jid("alice@localhost")).unwrap().id;
         for s in moderated {
+            // XEP-0425: from the channel, naming the moderator by its JID in the channel.
+            assert_eq!(s.from(), CHANNEL);
             let by = s.find("moderated", ns::MODERATE).unwrap().attr("by");
-            assert_eq!(by, Some(CHANNEL));
+            assert_eq!(by, Some(format!("{CHANNEL}/{alice_id}").as_str()));
             assert_eq!(s.find("reason", ns::RETRACT).unwrap().text(), "spam");
         }
         let recall = sent.iter().find(|s| s.has("recall", flychat::NS)).unwrap();
@@ -992,7 +1009,7 @@ mod tests {
                 .unwrap()
                 .1,
         );
-        facts.extend(g.set_nick("coven", &bob, "bob").unwrap().1);
+        facts.extend(g.set_nick("coven", &bob, Some("bob")).unwrap().1);
         let (_, changed) = g
             .update_subscription("coven", &bob, Nodes::MESSAGES, Nodes::NONE)
             .unwrap();

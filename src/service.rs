@@ -26,7 +26,8 @@ use crate::store::{sqlite, Reader};
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (mut store, reader) = sqlite::open(&settings.database, settings.durability)?;
-    let ids = Ids::new(&store.id_key()?);
+    let key = store.id_key()?;
+    let ids = Ids::new(&key);
     let reader: Arc<dyn Reader> = Arc::new(reader);
     let rules = Rules {
         user_domains: settings.user_domains.clone(),
@@ -35,6 +36,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         max_groups_per_creator: settings.max_groups_per_creator,
         max_resources_per_participant: settings.max_resources_per_participant,
         keep_archive: settings.keep_archive,
+        participant_key: key,
         ..Rules::default()
     };
     let mut groups = Groups::new(rules.clone(), reader.snapshot()?);

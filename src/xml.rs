@@ -56,7 +56,6 @@ pub mod ns {
 /// The MIX nodes (XEP-0369 §6.3) a participant subscribes to and events name.
 pub mod node {
     pub const MESSAGES: &str = "urn:xmpp:mix:nodes:messages";
-    pub const PRESENCE: &str = "urn:xmpp:mix:nodes:presence";
     pub const PARTICIPANTS: &str = "urn:xmpp:mix:nodes:participants";
     pub const INFO: &str = "urn:xmpp:mix:nodes:info";
     pub const CONFIG: &str = "urn:xmpp:mix:nodes:config";

@@ -235,6 +235,9 @@ pub struct Rules {
     /// Whether a deleted group's archive stays in the database (for the operator; no client
     /// can read it) instead of being erased with the group.
     pub keep_archive: bool,
+    /// The service's secret, from which stable participant ids are made (see
+    /// `join::participant_id`); the service gives the one kept in its database.
+    pub participant_key: [u8; 16],
 }
 
 impl Default for Rules {
@@ -247,6 +250,7 @@ impl Default for Rules {
             max_groups_per_creator: 1_000,
             max_resources_per_participant: 64,
             keep_archive: false,
+            participant_key: [0; 16],
         }
     }
 }

@@ -128,7 +128,9 @@ fn reflect(groups: &Groups, service: &Service, posted: &Posted, out: &mut Vec<St
         return;
     };
     let jid = service.channel_jid(&channel.name);
-    let template = Template::new(|x| render::channel_message(x, &service.ids, &jid, posted));
+    let sender = channel.participant(&posted.sender).map(|p| p.id);
+    let template =
+        Template::new(|x| render::channel_message(x, &service.ids, &jid, sender, posted));
     address(&template, channel.subscribers(Nodes::MESSAGES), out);
 }
 
@@ -142,29 +144,46 @@ fn chat_state(
     state: ChatState,
     out: &mut Vec<String>,
 ) {
-    on_messages_node(groups, service, key, Some(sender), None, out, |x, _| {
+    let from = From::Participant {
+        jid: sender,
+        told: false,
+    };
+    on_messages_node(groups, service, key, from, None, out, |x, _| {
         x.open(state.name(), ns::CHATSTATES).close();
         render::mix_sender(x, nick, sender);
     });
 }
 
-/// An XEP-0424 retraction (with XEP-0425's `<moderated/>` when a moderator removed someone
-/// else's message), naming the message by its (opaque) archive id.
+/// An XEP-0424 retraction, from its author, naming the message by its (opaque) archive id;
+/// or XEP-0425's moderation, from the channel itself, with `<moderated/>` naming the
+/// moderator by its JID in the channel (`<channel>/<participant id>`), as a room names its
+/// moderator by occupant JID.
 fn retraction(groups: &Groups, service: &Service, r: &Retracted, out: &mut Vec<String>) {
     let id = service.ids.encode(r.message);
     let stanza_id = format!("retract-{id}");
+    let from = match r.moderated {
+        Some(_) => From::Channel,
+        None => From::Participant {
+            jid: &r.by,
+            told: true,
+        },
+    };
+    let moderator = groups
+        .channel_by_key(r.channel)
+        .and_then(|c| c.participant(&r.by))
+        .map(|p| p.id);
     on_messages_node(
         groups,
         service,
         r.channel,
-        None,
+        from,
         Some(&stanza_id),
         out,
         |x, channel_jid| {
             x.open("retract", ns::RETRACT).attr("id", &id);
             if let Some(reason) = &r.moderated {
                 x.open("moderated", ns::MODERATE)
-                    .attr("by", channel_jid)
+                    .attr("by", &render::participant_jid(channel_jid, moderator))
                     .close();
                 if let Some(reason) = reason {
                     x.leaf("reason", "", reason);
@@ -185,7 +204,10 @@ fn correction(groups: &Groups, service: &Service, c: &Corrected, out: &mut Vec<S
         groups,
         service,
         c.channel,
-        None,
+        From::Participant {
+            jid: &c.sender,
+            told: true,
+        },
         Some(&stanza_id),
         out,
         |x, _| {
@@ -198,7 +220,11 @@ fn correction(groups: &Groups, service: &Service, c: &Corrected, out: &mut Vec<S
 
 /// A member's XEP-0444 reactions to a message, all of them (each update replaces the last).
 fn reactions(groups: &Groups, service: &Service, r: &Reacted, out: &mut Vec<String>) {
-    on_messages_node(groups, service, r.channel, None, None, out, |x, _| {
+    let from = From::Participant {
+        jid: &r.member,
+        told: true,
+    };
+    on_messages_node(groups, service, r.channel, from, None, out, |x, _| {
         x.open("reactions", ns::REACTIONS)
             .attr("id", &service.ids.encode(r.message));
         for reaction in &r.reactions {
@@ -209,13 +235,22 @@ fn reactions(groups: &Groups, service: &Service, r: &Reacted, out: &mut Vec<Stri
     });
 }
 
-/// A `groupchat` message from the channel to the messages node's subscribers (but `except`),
-/// with the payload `write` puts in (given the channel's JID).
+/// Who a `groupchat` message on the messages node comes from.
+enum From<'a> {
+    /// The channel itself (a moderator's action).
+    Channel,
+    /// A participant, through the channel (`<channel>/<participant id>`, XEP-0369 §7.1.6);
+    /// `told`: whether its own clients get the message too.
+    Participant { jid: &'a BareJid, told: bool },
+}
+
+/// A `groupchat` message to the messages node's subscribers, `from` the channel or one of its
+/// participants, with the payload `write` puts in (given the channel's JID).
 fn on_messages_node(
     groups: &Groups,
     service: &Service,
     key: i64,
-    except: Option<&BareJid>,
+    from: From,
     id: Option<&str>,
     out: &mut Vec<String>,
     write: impl FnOnce(&mut Xml, &str),
@@ -224,8 +259,15 @@ fn on_messages_node(
         return;
     };
     let jid = service.channel_jid(&channel.name);
+    let (sender, except) = match from {
+        From::Channel => (None, None),
+        From::Participant { jid, told } => {
+            (channel.participant(jid).map(|p| p.id), (!told).then_some(jid))
+        }
+    };
     let template = Template::new(|x| {
-        render::open_groupchat(x, ns::COMPONENT, &jid, Some(Template::TO), id);
+        let from = render::participant_jid(&jid, sender);
+        render::open_groupchat(x, ns::COMPONENT, &from, Some(Template::TO), id);
         write(x, &jid);
         x.close();
     });

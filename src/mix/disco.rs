@@ -154,7 +154,6 @@ fn items(
             let jid = service.channel_jid(name);
             let nodes: &[&str] = if channel.is_admin_or_owner(&env.sender()) {
                 &[
-                    node::PRESENCE,
                     node::PARTICIPANTS,
                     node::MESSAGES,
                     node::INFO,
@@ -164,7 +163,6 @@ fn items(
                 ]
             } else {
                 &[
-                    node::PRESENCE,
                     node::PARTICIPANTS,
                     node::MESSAGES,
                     node::INFO,

@@ -5,7 +5,7 @@
 use jid::BareJid;
 
 use crate::core::iso_time;
-use crate::core::{Info, Micros, NoticeKind, Participant, Posted};
+use crate::core::{Info, Micros, NoticeKind, Participant, ParticipantId, Posted};
 use crate::dialect::ids::Ids;
 use crate::store::Archived;
 use crate::xml::{ns, Template, Xml};
@@ -82,12 +82,30 @@ pub fn notice(x: &mut Xml, kind: NoticeKind, by: &BareJid, target: Option<&BareJ
     x.close();
 }
 
-/// A channel message as reflected live: the sender's payload, then `<mix>` with nick and
-/// JID, then the XEP-0359 stanza-id (the archive id's opaque form, which is also the
-/// stanza's id).
-pub fn channel_message(x: &mut Xml, ids: &Ids, channel_jid: &str, posted: &Posted) {
+/// Where a participant's messages come from when the channel passes them on: the channel's
+/// JID with the sender's stable participant id as resource (XEP-0369 §7.1.6), so that a
+/// receiver tells senders apart by JID alone. Without a participant (one removed in the same
+/// commit), the channel itself.
+pub fn participant_jid(channel_jid: &str, sender: Option<ParticipantId>) -> String {
+    match sender {
+        Some(id) => format!("{channel_jid}/{id}"),
+        None => channel_jid.to_owned(),
+    }
+}
+
+/// A channel message as reflected live, from `<channel>/<participant id>`: the sender's
+/// payload, then `<mix>` with nick and JID, then the XEP-0359 stanza-id (the archive id's
+/// opaque form, which is also the stanza's id).
+pub fn channel_message(
+    x: &mut Xml,
+    ids: &Ids,
+    channel_jid: &str,
+    sender: Option<ParticipantId>,
+    posted: &Posted,
+) {
     let id = ids.encode(posted.id);
-    open_groupchat(x, ns::COMPONENT, channel_jid, Some(Template::TO), Some(&id));
+    let from = participant_jid(channel_jid, sender);
+    open_groupchat(x, ns::COMPONENT, &from, Some(Template::TO), Some(&id));
     x.raw(&posted.submission.content);
     mix_sender(x, &posted.nick, &posted.sender);
     stanza_id(x, channel_jid, &id);
@@ -138,16 +156,17 @@ pub fn archived_message(x: &mut Xml, ids: &Ids, channel_jid: &str, archived: &Ar
     x.close();
 }
 
-/// Opens a `groupchat` message from the channel (close it after the payload).
+/// Opens a `groupchat` message `from` the channel or one of its participants (close it after
+/// the payload).
 pub fn open_groupchat(
     x: &mut Xml,
     stanza_ns: &str,
-    channel_jid: &str,
+    from: &str,
     to: Option<&str>,
     id: Option<&str>,
 ) {
     x.open("message", stanza_ns)
-        .attr("from", channel_jid)
+        .attr("from", from)
         .attr_opt("to", to)
         .attr_opt("id", id)
         .attr("type", "groupchat");

@@ -1,4 +1,5 @@
-//! `<setnick><nick/></setnick>` to a channel (XEP-0369 §7.1.6); `conflict` if taken.
+//! `<setnick><nick/></setnick>` to a channel (XEP-0369 §7.1.6); `conflict` if taken. A
+//! blank `<nick/>` asks the channel to assign one, which the result carries.
 
 use minidom::Element;
 
@@ -6,11 +7,12 @@ use crate::core::{Groups, Outcome};
 use crate::dialect::{bad_request, Envelope, Handled};
 use crate::xml::{ns, Xml};
 
-/// A nick change. The nick is taken as sent: whether it is valid (not blank, within the
-/// limit) and free is the core's to decide, and the result carries the nick as kept.
+/// A nick change. The nick is taken as sent: whether it is valid (within the limit) and free
+/// is the core's to decide, and the result carries the nick as kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetNick {
-    pub nick: String,
+    /// `None`: the `<nick/>` was blank, and the channel generates one.
+    pub nick: Option<String>,
 }
 
 impl SetNick {
@@ -19,11 +21,14 @@ impl SetNick {
             .get_child("nick", ns::MIX_CORE)
             .map(|n| n.text())
             .ok_or_else(|| bad_request("<setnick/> needs a <nick/>"))?;
-        Ok(SetNick { nick })
+        Ok(SetNick {
+            nick: (!nick.trim().is_empty()).then_some(nick),
+        })
     }
 
     pub fn apply(self, groups: &mut Groups, env: &Envelope) -> Outcome<Handled> {
-        let (nick, facts) = groups.set_nick(env.channel_name(), &env.sender(), &self.nick)?;
+        let (nick, facts) =
+            groups.set_nick(env.channel_name(), &env.sender(), self.nick.as_deref())?;
         let mut x = Xml::new();
         x.open("setnick", ns::MIX_CORE)
             .leaf("nick", "", &nick)
@@ -44,9 +49,11 @@ mod tests {
         assert_eq!(
             SetNick::parse(&payload).unwrap(),
             SetNick {
-                nick: "Hecate".into()
+                nick: Some("Hecate".into())
             }
         );
+        let blank = element("<setnick xmlns='urn:xmpp:mix:core:1'><nick> </nick></setnick>");
+        assert_eq!(SetNick::parse(&blank).unwrap(), SetNick { nick: None });
     }
 
     #[test]
