@@ -845,27 +845,35 @@ mod tests {
             done("dave@localhost", ReceiptKind::Displayed),
             done("carol@localhost", ReceiptKind::Delivered),
             done("zed@localhost", ReceiptKind::Delivered),
+            done("alice@localhost", ReceiptKind::Displayed),
         ];
         let mut out = Vec::new();
         completions(&g, &service(), &batch, &mut out);
         let sent = parse(out);
-        let seven = service().ids.encode(7);
+        // XEP-0184: a receipt names the author's own message by the id it gave it.
         let received = to(&sent, |s| {
             s.find("received", ns::RECEIPTS)
-                .is_some_and(|r| r.attr("id") == Some(seven.as_str()))
+                .is_some_and(|r| r.attr("id") == Some("c-7"))
         });
         assert_eq!(
             received,
             ["alice@localhost/laptop", "alice@localhost/phone"],
             "carol has no client online; zed takes no part"
         );
+        // XEP-0333 in group chats: a marker names it by the channel's stanza-id.
+        let seven = service().ids.encode(7);
+        let displayed = to(&sent, |s| {
+            s.find("displayed", ns::MARKERS)
+                .is_some_and(|r| r.attr("id") == Some(seven.as_str()))
+        });
+        assert_eq!(displayed, ["alice@localhost/laptop", "alice@localhost/phone"]);
         let seen = to(&sent, |s| {
             s.find("seen", ns::RECEIPTS).is_some_and(|r| {
                 r.attr("id") == Some("c-7") && r.attr("message_status") == Some("2")
             })
         });
         assert_eq!(seen, ["dave@localhost"]);
-        assert_eq!(sent.len(), 3);
+        assert_eq!(sent.len(), 5);
 
         g.leave("coven", &jid("dave@localhost"), 10).unwrap();
         let mut out = Vec::new();

@@ -22,6 +22,7 @@ pub mod ns {
     pub const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
     pub const PUBSUB_EVENT: &str = "http://jabber.org/protocol/pubsub#event";
     pub const DATA_FORMS: &str = "jabber:x:data";
+    pub const XDATA_VALIDATE: &str = "http://jabber.org/protocol/xdata-validate";
     pub const MAM: &str = "urn:xmpp:mam:2";
     pub const RSM: &str = "http://jabber.org/protocol/rsm";
     pub const FORWARD: &str = "urn:xmpp:forward:0";

@@ -43,7 +43,7 @@ def test_typing_is_relayed_and_never_archived(server, mixd, channel_name):
             typing.send()
             relayed = await alice.next("chatstate")
             assert relayed["chat_state"] == "composing" and relayed["mix"]["jid"] == bob.bare
-            assert relayed["from"] == alice.channel(channel_name)
+            assert relayed["from"] == await alice.participant_jid(channel_name, bob.bare)
             await bob.nothing_more(bob.received["chatstate"], wait=0.3)
 
             with_body = bob.groupchat(channel_name, "done typing")
@@ -63,7 +63,12 @@ def test_receipts_markers_and_message_state(server, mixd, channel_name):
         async with connected(server, "alice", "bob", "carol") as (alice, bob, carol):
             await channel_with(alice, [bob, carol], channel_name)
             everyone = (alice, bob, carol)
-            msg_id = await post(alice, everyone, channel_name, "did you get this?", request_receipt=True)
+            sent = alice.groupchat(channel_name, "did you get this?")
+            sent["request_receipt"] = True
+            sent.send()
+            reflected = [await client.next_message() for client in everyone]
+            msg_id = reflected[0]["id"]
+            assert msg_id != sent["id"], "reflections carry the archive id"
 
             got = bob.groupchat(channel_name)
             got["receipt"] = msg_id
@@ -71,14 +76,16 @@ def test_receipts_markers_and_message_state(server, mixd, channel_name):
             seen = carol.groupchat(channel_name)
             seen["displayed"]["id"] = msg_id
             seen.send()
-            # Bob has it, carol has seen it (so has it): the author learns everyone has it.
+            # Bob has it, carol has seen it (so has it): the author learns everyone has it,
+            # by the id of the message it sent (XEP-0184 §5).
             receipt = await alice.next("receipt_received")
-            assert receipt["receipt"] == msg_id and receipt["from"] == alice.channel(channel_name)
+            assert receipt["receipt"] == sent["id"] and receipt["from"] == alice.channel(channel_name)
             await alice.nothing_more(alice.received["marker_displayed"], wait=0.3)
 
             seen = bob.groupchat(channel_name)
             seen["displayed"]["id"] = msg_id
             seen.send()
+            # A marker names it by the channel's stanza-id (XEP-0333 §6).
             marker = await alice.next("marker_displayed")
             assert marker["displayed"]["id"] == msg_id
 
@@ -110,9 +117,11 @@ def test_retraction_and_moderation(server, mixd, channel_name):
             alice.plugin["xep_0424"].send_retraction(channel, first, mtype="groupchat")
             assert (await alice.next_error())["error"]["condition"] == "forbidden"
             bob.plugin["xep_0424"].send_retraction(channel, first, mtype="groupchat")
+            bob_in_channel = await alice.participant_jid(channel_name, bob.bare)
             for client in (alice, bob):
                 retraction = await client.next("message_retract")
                 assert retraction["retract"]["id"] == first and retraction["mix"]["jid"] == bob.bare
+                assert retraction["from"] == bob_in_channel
 
             # Owners moderate with XEP-0425; members may not.
             condition, _ = await bob.iq_error(bob.plugin["xep_0425"].moderate(channel, mine, "no", timeout=10))
@@ -121,7 +130,10 @@ def test_retraction_and_moderation(server, mixd, channel_name):
             moderated = await bob.next("message_retract")
             retract = moderated.xml.find("{urn:xmpp:message-retract:1}retract")
             assert retract.get("id") == second
-            assert retract.find("{urn:xmpp:message-moderate:1}moderated").get("by") == str(channel)
+            # XEP-0425: the channel announces it, naming the moderator by its JID there.
+            assert moderated["from"] == channel
+            alice_in_channel = await bob.participant_jid(channel_name, alice.bare)
+            assert retract.find("{urn:xmpp:message-moderate:1}moderated").get("by") == str(alice_in_channel)
             assert retract.find("{urn:xmpp:message-retract:1}reason").text == "off-topic"
 
             # History keeps tombstones; the content is gone from the database files.

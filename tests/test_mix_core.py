@@ -77,7 +77,8 @@ def test_channel_lifecycle(server, mixd, channel_name):
             for client in (alice, bob):
                 msg = await client.next_message()
                 assert msg["type"] == "groupchat"
-                assert msg["from"] == channel
+                # From the channel, with the sender's stable participant id (XEP-0369 §7.1.6).
+                assert msg["from"] == f"{channel}/{alice_id}"
                 assert msg["body"] == "Harpier cries"
                 assert msg["mix"]["nick"] == "alice"
                 assert msg["mix"]["jid"] == alice.bare

@@ -89,6 +89,8 @@ pub enum Condition {
     Conflict,
     ResourceConstraint,
     NotAcceptable,
+    /// A request for something the service does not do (a MAM filter it does not know).
+    FeatureNotImplemented,
 }
 
 impl Refusal {

@@ -96,9 +96,11 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
     }
 }
 
-/// Tells a MIX author that every member got (or saw) its message: an XEP-0184
-/// `<received/>` or an XEP-0333 `<displayed/>` from the channel, to each of its online
-/// clients.
+/// Tells a MIX author that every member got (or saw) its message, from the channel, to each
+/// of its online clients: an XEP-0184 `<received/>` naming the message by the id the author
+/// gave it ("the 'id' attribute of the original message", §5; the archive id when it gave
+/// none), or an XEP-0333 `<displayed/>` naming it by the channel's stanza-id (§6, markers in
+/// group chats).
 pub fn completion(
     service: &Service,
     channel: &Channel,
@@ -111,11 +113,14 @@ pub fn completion(
         x.open("message", ns::COMPONENT)
             .attr("from", &jid)
             .attr("to", Template::TO);
+        let stanza_id = service.ids.encode(done.message);
         match done.kind {
-            ReceiptKind::Delivered => x.open("received", ns::RECEIPTS),
-            ReceiptKind::Displayed => x.open("displayed", ns::MARKERS),
+            ReceiptKind::Delivered => x
+                .open("received", ns::RECEIPTS)
+                .attr("id", done.client_id.as_deref().unwrap_or(&stanza_id)),
+            ReceiptKind::Displayed => x.open("displayed", ns::MARKERS).attr("id", &stanza_id),
         };
-        x.attr("id", &service.ids.encode(done.message)).close();
+        x.close();
     });
     address(&template, std::iter::once(author), out);
 }

@@ -141,6 +141,7 @@ pub enum Request {
     Mute(settings::Mute),
     MyGroups(groups::MyGroups),
     Mam(mam::Query),
+    MamFields(mam::Fields),
     Moderate(moderate::Moderate),
     MessageState(receipts::MessageState),
     Clear(clear::Clear),
@@ -196,6 +197,7 @@ impl Request {
                 Request::MyGroups(groups::MyGroups::parse(p)?)
             }
             (true, true, "query", ns::MAM) => Request::Mam(mam::Query::parse(p)?),
+            (false, true, "query", ns::MAM) => Request::MamFields(mam::Fields::parse(p)?),
             (true, true, "moderate", ns::MODERATE) => {
                 Request::Moderate(moderate::Moderate::parse(p)?)
             }
@@ -250,6 +252,7 @@ impl Request {
             Request::Mute(r) => r.apply(groups, env, now),
             Request::MyGroups(r) => r.apply(groups, service, env),
             Request::Mam(r) => r.apply(groups, service, env),
+            Request::MamFields(r) => r.apply(groups, env),
             Request::Moderate(r) => r.apply(groups, env),
             Request::MessageState(r) => r.apply(groups, env),
             Request::Clear(r) => r.apply(groups, service, env),
@@ -345,6 +348,7 @@ mod tests {
             (CHANNEL, true, "<mute xmlns='urn:mixd:admin:0' jid='x@y'/>".into(), "Mute"),
             (SERVICE, false, "<groups xmlns='urn:mixd:admin:0'/>".into(), "MyGroups"),
             (CHANNEL, true, "<query xmlns='urn:xmpp:mam:2'/>".into(), "Mam"),
+            (CHANNEL, false, "<query xmlns='urn:xmpp:mam:2'/>".into(), "MamFields"),
             (
                 CHANNEL,
                 true,

@@ -68,6 +68,12 @@ pub struct HistoryQuery {
     pub hidden_upto: i64,
     /// Notices (group events) too, not only messages.
     pub with_notices: bool,
+    /// Only messages after this one (MAM's `after-id`); it must be in the channel.
+    pub after_id: Option<i64>,
+    /// Only messages before this one (MAM's `before-id`); it must be in the channel.
+    pub before_id: Option<i64>,
+    /// Only these messages (MAM's `ids`), each of which must be in the channel; none: all.
+    pub ids: Vec<i64>,
     /// Whether the page must carry the total (MAM's `<count/>`): with filters, that takes
     /// a count over the channel's archive.
     pub counted: bool,

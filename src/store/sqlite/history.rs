@@ -111,6 +111,18 @@ pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPag
             filter.push_str(" AND at <= ?");
             args.push(end.into());
         }
+        if let Some(before) = q.before_id {
+            filter.push_str(" AND id < ?");
+            args.push(before.into());
+        }
+        if !q.ids.is_empty() {
+            filter.push_str(" AND id IN (");
+            filter.push_str(&vec!["?"; q.ids.len()].join(", "));
+            filter.push(')');
+            args.extend(q.ids.iter().map(|&id| rusqlite::types::Value::from(id)));
+        }
+        // `after-id` is a lower bound, like what the requester cleared: the higher one.
+        let floor = q.hidden_upto.max(q.after_id.unwrap_or(0));
         let with_floor = |floor: i64| {
             let mut args = args.clone();
             args.push(floor.into());
@@ -118,10 +130,10 @@ pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPag
         };
         // Paging after an id raises the lower bound: two lower bounds on `id` would let
         // SQLite range-scan from the smaller one.
-        let (count_filter, count_args) = with_floor(q.hidden_upto);
+        let (count_filter, count_args) = with_floor(floor);
         let (filter, args) = match q.page {
-            Page::After(after) => with_floor(q.hidden_upto.max(after)),
-            _ => with_floor(q.hidden_upto),
+            Page::After(after) => with_floor(floor.max(after)),
+            _ => with_floor(floor),
         };
         let count_filtered = || -> anyhow::Result<usize> {
             let sql = format!("SELECT count(*) FROM messages WHERE {count_filter}");
@@ -154,8 +166,19 @@ pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPag
             let rows = stmt.query_map(rusqlite::params_from_iter(all), archived)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         };
+        // XEP-0313 §4.1.4: an id the form names that is not in the archive is an error.
+        let named = q.after_id.iter().chain(&q.before_id).chain(&q.ids);
+        for &id in named {
+            if !exists(id)? {
+                unknown = Some(id);
+                return Ok(HistoryPage::default());
+            }
+        }
         // The channel's running total answers unfiltered queries without a scan.
         let filtered = q.with_notices
+            || q.after_id.is_some()
+            || q.before_id.is_some()
+            || !q.ids.is_empty()
             || q.with.is_some()
             || q.start.is_some()
             || q.end.is_some()
@@ -278,7 +301,7 @@ mod tests {
     use super::super::testing::*;
     use crate::core::testing::{jid, text};
     use crate::core::Submission;
-    use crate::store::{HistoryError, Page, Reader};
+    use crate::store::{HistoryError, HistoryQuery, Page, Reader};
 
     #[test]
     fn history_pages_forward_backward_and_by_index() {
@@ -319,6 +342,41 @@ mod tests {
             r.history(&query(Page::After(99), 3)),
             Err(HistoryError::UnknownId(99))
         ));
+    }
+
+    #[test]
+    fn mam_id_fields_bound_and_pick_messages() {
+        let (_dir, mut w, r, mut g) = coven();
+        post_many(&mut w, &mut g, 7);
+        let mut between = query(Page::First, 10);
+        between.after_id = Some(abs(2));
+        between.before_id = Some(abs(6));
+        let page = r.history(&between).unwrap();
+        assert_eq!((ids(&page), page.count), (vec![3, 4, 5], 3));
+        between.page = Page::After(abs(3));
+        assert_eq!(ids(&r.history(&between).unwrap()), vec![4, 5]);
+        let mut picked = query(Page::First, 10);
+        picked.ids = vec![abs(6), abs(2)];
+        assert_eq!(ids(&r.history(&picked).unwrap()), vec![2, 6]);
+        for unknown in [
+            HistoryQuery {
+                after_id: Some(99),
+                ..query(Page::First, 10)
+            },
+            HistoryQuery {
+                before_id: Some(99),
+                ..query(Page::First, 10)
+            },
+            HistoryQuery {
+                ids: vec![abs(1), 99],
+                ..query(Page::First, 10)
+            },
+        ] {
+            assert!(matches!(
+                r.history(&unknown),
+                Err(HistoryError::UnknownId(99))
+            ));
+        }
     }
 
     #[test]
