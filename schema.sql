@@ -131,7 +131,15 @@ CREATE TABLE messages (
     -- 4 profile updated, 5 made admin, and mixd's kinds 6–18 of src/core/notice.rs);
     -- `sender` did it, `notice_target` is whom it concerns.
     notice            INTEGER NOT NULL DEFAULT 0,
-    notice_target     TEXT
+    notice_target     TEXT,
+    -- A member's action on the message `action_target` instead of a message: 1 its
+    -- retraction (XEP-0424, `moderated` and `moderation_reason` as above for a moderator's),
+    -- 2 its reactions (XEP-0444, `content` holds them, one a line; none: it took them back).
+    -- Archived because clients that were away learn of them from the archive.
+    action            INTEGER NOT NULL DEFAULT 0,
+    action_target     INTEGER,
+    -- On a retracted message: the archive id of its retraction (the tombstone names it).
+    retraction        INTEGER
 );
 CREATE INDEX messages_by_channel ON messages (channel, id);
 

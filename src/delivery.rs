@@ -650,13 +650,19 @@ mod tests {
         };
         let bob = jid("bob@localhost");
         let facts = g.retract("coven", &bob, Some(&message), None, 11).unwrap();
+        let Fact::Retracted(retraction) = &facts[0] else {
+            panic!("{facts:?}")
+        };
         let sent = deliver_all(&g, &facts);
         let ids = service().ids;
         let id = ids.encode(posted.id);
+        // Archived (XEP-0424 §6): its own archive id as id and stanza-id.
+        let own = ids.encode(retraction.id);
         let retracted = to(&sent, |s| {
             s.kind() == "groupchat"
                 && s.find("retract", ns::RETRACT).unwrap().attr("id") == Some(id.as_str())
-                && s.stanza.attr("id") == Some(format!("retract-{id}").as_str())
+                && s.stanza.attr("id") == Some(own.as_str())
+                && s.find("stanza-id", ns::SID).unwrap().attr("id") == Some(own.as_str())
                 && !s.has("moderated", ns::MODERATE)
         });
         assert_eq!(retracted, MIX_CLIENTS, "the retracter's clients too");
@@ -866,7 +872,10 @@ mod tests {
             s.find("displayed", ns::MARKERS)
                 .is_some_and(|r| r.attr("id") == Some(seven.as_str()))
         });
-        assert_eq!(displayed, ["alice@localhost/laptop", "alice@localhost/phone"]);
+        assert_eq!(
+            displayed,
+            ["alice@localhost/laptop", "alice@localhost/phone"]
+        );
         let seen = to(&sent, |s| {
             s.find("seen", ns::RECEIPTS).is_some_and(|r| {
                 r.attr("id") == Some("c-7") && r.attr("message_status") == Some("2")

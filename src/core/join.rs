@@ -261,7 +261,9 @@ fn way_in(channel: &Channel, actor: &BareJid, role: Role) -> WayIn {
 /// participant of `channel` has that nick, the first of `<localpart>-2`, `<localpart>-3`, …
 /// that is free.
 pub(super) fn generated_nick(channel: Option<&Channel>, jid: &BareJid, max_bytes: usize) -> String {
-    let localpart = jid.node().map_or_else(|| jid.to_string(), |n| n.to_string());
+    let localpart = jid
+        .node()
+        .map_or_else(|| jid.to_string(), |n| n.to_string());
     let within = |text: &str, room: usize| -> String {
         let mut end = text.len().min(room);
         while !text.is_char_boundary(end) {
@@ -353,7 +355,10 @@ mod tests {
         let key = g.channel("coven").unwrap().key;
         assert_ne!(participant_id(&secret, key, &bob), before, "keyed");
         let shown = before.to_string();
-        assert!(!shown.contains(['#', '/', '@']) && shown.len() == 16, "{shown}");
+        assert!(
+            !shown.contains(['#', '/', '@']) && shown.len() == 16,
+            "{shown}"
+        );
     }
 
     #[test]

@@ -542,6 +542,12 @@ impl Groups {
             Fact::Noticed(notice) => {
                 self.last_message_id = self.last_message_id.max(notice.id);
             }
+            Fact::Retracted(retracted) => {
+                self.last_message_id = self.last_message_id.max(retracted.id);
+            }
+            Fact::Reacted(reacted) => {
+                self.last_message_id = self.last_message_id.max(reacted.id);
+            }
             other => {
                 let name = self.names.get(&other.channel_key());
                 if let Some(channel) = name.and_then(|name| self.channels.get_mut(name)) {

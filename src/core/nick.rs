@@ -86,7 +86,10 @@ mod tests {
         g.set_nick("coven", &jid("alice@localhost"), Some("carol"))
             .unwrap();
         let joined = |g: &mut Groups, who: &str| {
-            g.join("coven", &jid(who), None, Nodes::ALL, 9).unwrap().0.nick
+            g.join("coven", &jid(who), None, Nodes::ALL, 9)
+                .unwrap()
+                .0
+                .nick
         };
         // Taken by another: the first free suffix.
         assert_eq!(joined(&mut g, "carol@localhost"), "carol-2");

@@ -162,10 +162,11 @@ fn chat_state(
 /// An XEP-0424 retraction, from its author, naming the message by its (opaque) archive id;
 /// or XEP-0425's moderation, from the channel itself, with `<moderated/>` naming the
 /// moderator by its JID in the channel (`<channel>/<participant id>`), as a room names its
-/// moderator by occupant JID.
+/// moderator by occupant JID. It is archived (XEP-0424 §6), so it carries its own archive id
+/// as id and stanza-id, which the message's tombstone names.
 fn retraction(groups: &Groups, service: &Service, r: &Retracted, out: &mut Vec<String>) {
-    let id = service.ids.encode(r.message);
-    let stanza_id = format!("retract-{id}");
+    let target = service.ids.encode(r.message);
+    let stanza_id = service.ids.encode(r.id);
     let from = match r.moderated {
         Some(_) => From::Channel,
         None => From::Participant {
@@ -185,17 +186,11 @@ fn retraction(groups: &Groups, service: &Service, r: &Retracted, out: &mut Vec<S
         Some(&stanza_id),
         out,
         |x, channel_jid| {
-            x.open("retract", ns::RETRACT).attr("id", &id);
-            if let Some(reason) = &r.moderated {
-                x.open("moderated", ns::MODERATE)
-                    .attr("by", &render::participant_jid(channel_jid, moderator))
-                    .close();
-                if let Some(reason) = reason {
-                    x.leaf("reason", "", reason);
-                }
-            }
-            x.close();
+            let by = render::participant_jid(channel_jid, moderator);
+            let moderation = r.moderated.as_ref().map(|reason| (by.as_str(), reason));
+            render::retract(x, &target, moderation);
             render::mix_sender(x, &r.by_nick, &r.by);
+            render::stanza_id(x, channel_jid, &stanza_id);
         },
     );
 }
@@ -223,21 +218,27 @@ fn correction(groups: &Groups, service: &Service, c: &Corrected, out: &mut Vec<S
     );
 }
 
-/// A member's XEP-0444 reactions to a message, all of them (each update replaces the last).
+/// A member's XEP-0444 reactions to a message, all of them (each update replaces the last);
+/// archived like a message, so with its archive id as id and stanza-id.
 fn reactions(groups: &Groups, service: &Service, r: &Reacted, out: &mut Vec<String>) {
     let from = From::Participant {
         jid: &r.member,
         told: true,
     };
-    on_messages_node(groups, service, r.channel, from, None, out, |x, _| {
-        x.open("reactions", ns::REACTIONS)
-            .attr("id", &service.ids.encode(r.message));
-        for reaction in &r.reactions {
-            x.leaf("reaction", "", reaction);
-        }
-        x.close();
-        render::mix_sender(x, &r.nick, &r.member);
-    });
+    let id = service.ids.encode(r.id);
+    on_messages_node(
+        groups,
+        service,
+        r.channel,
+        from,
+        Some(&id),
+        out,
+        |x, jid| {
+            render::reactions_to(x, &service.ids.encode(r.message), &r.reactions);
+            render::mix_sender(x, &r.nick, &r.member);
+            render::stanza_id(x, jid, &id);
+        },
+    );
 }
 
 /// Who a `groupchat` message on the messages node comes from.
@@ -266,9 +267,10 @@ fn on_messages_node(
     let jid = service.channel_jid(&channel.name);
     let (sender, except) = match from {
         From::Channel => (None, None),
-        From::Participant { jid, told } => {
-            (channel.participant(jid).map(|p| p.id), (!told).then_some(jid))
-        }
+        From::Participant { jid, told } => (
+            channel.participant(jid).map(|p| p.id),
+            (!told).then_some(jid),
+        ),
     };
     let template = Template::new(|x| {
         let from = render::participant_jid(&jid, sender);

@@ -182,12 +182,7 @@ fn items(
                     node::BANNED,
                 ]
             } else {
-                &[
-                    node::PARTICIPANTS,
-                    node::MESSAGES,
-                    node::INFO,
-                    node::CONFIG,
-                ]
+                &[node::PARTICIPANTS, node::MESSAGES, node::INFO, node::CONFIG]
             };
             for node in nodes {
                 x.open("item", "")

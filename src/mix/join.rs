@@ -106,7 +106,10 @@ mod tests {
             ),
         ] {
             let refusal = Join::parse(&element(xml)).unwrap_err();
-            assert_eq!((refusal.condition, refusal.text.as_str()), (condition, text));
+            assert_eq!(
+                (refusal.condition, refusal.text.as_str()),
+                (condition, text)
+            );
         }
     }
 }

@@ -157,6 +157,7 @@ impl Query {
             max: self.max,
             media_only: self.media_only,
             with_notices: self.with_notices,
+            with_actions: true,
             counted: true,
             ..HistoryQuery::within(scope)
         };
@@ -367,12 +368,10 @@ mod tests {
 
     #[test]
     fn bad_forms_are_bad_requests() {
-        for (fields, text) in [
-            (
-                "<field var='with'><value>not a jid@@</value></field>",
-                "with: 'not a jid@@' is not a bare JID",
-            ),
-        ] {
+        for (fields, text) in [(
+            "<field var='with'><value>not a jid@@</value></field>",
+            "with: 'not a jid@@' is not a bare JID",
+        )] {
             let refusal = query(&form(fields)).unwrap_err();
             assert_eq!(refusal.condition, Condition::BadRequest);
             assert_eq!(refusal.text, text);
@@ -392,7 +391,9 @@ mod tests {
         let refusal = query(&form("<field var='color'><value>red</value></field>")).unwrap_err();
         assert_eq!(refusal.condition, Condition::FeatureNotImplemented);
         assert!(
-            refusal.text.starts_with("this archive has no field 'color'; its fields are with, "),
+            refusal
+                .text
+                .starts_with("this archive has no field 'color'; its fields are with, "),
             "{}",
             refusal.text
         );

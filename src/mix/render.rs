@@ -7,7 +7,7 @@ use jid::BareJid;
 use crate::core::iso_time;
 use crate::core::{Info, Micros, NoticeKind, Participant, ParticipantId, Posted};
 use crate::dialect::ids::Ids;
-use crate::store::Archived;
+use crate::store::{Action, Archived};
 use crate::xml::{ns, Template, Xml};
 
 /// An XEP-0082 date-time given in `field`, or the refusal that says why it is not one.
@@ -112,26 +112,37 @@ pub fn channel_message(
     x.close();
 }
 
-/// A message as the archive returns it, in `jabber:client` inside a MAM result: as last
-/// corrected (marked with XEP-0308 `<replace/>`), or its XEP-0424 tombstone, with its
-/// reactions aggregated (see docs/protocol.md).
+/// A message as the archive returns it, in `jabber:client` inside a MAM result, from the
+/// channel as XEP-0369 §7.1.6 archives it: as last corrected (marked with XEP-0308
+/// `<replace/>`), or its XEP-0424 tombstone naming the retraction, with its reactions
+/// aggregated (see docs/protocol.md); or an archived retraction (XEP-0424 §6) or a member's
+/// reactions (XEP-0444) as they were sent live. Moderation names the moderator by its JID,
+/// as XEP-0425's tombstone does.
 pub fn archived_message(x: &mut Xml, ids: &Ids, channel_jid: &str, archived: &Archived) {
     let posted = &archived.posted;
     let id = ids.encode(posted.id);
     open_groupchat(x, ns::CLIENT, channel_jid, None, Some(&id));
-    match (&archived.notice, &archived.retraction) {
-        (Some((kind, target)), _) => notice(x, *kind, &posted.sender, target.as_ref()),
-        (None, Some(tombstone)) => {
+    match (&archived.notice, &archived.action, &archived.retraction) {
+        (Some((kind, target)), _, _) => notice(x, *kind, &posted.sender, target.as_ref()),
+        (None, Some(Action::Retraction { target, moderated }), _) => {
+            let by = posted.sender.as_str();
+            retract(x, &ids.encode(*target), moderated.as_ref().map(|r| (by, r)));
+        }
+        (None, Some(Action::Reactions { target, reactions }), _) => {
+            reactions_to(x, &ids.encode(*target), reactions)
+        }
+        (None, None, Some(tombstone)) => {
             x.open("retracted", ns::RETRACT)
+                .attr_opt("id", tombstone.retraction.map(|r| ids.encode(r)).as_deref())
                 .attr("stamp", &iso_time(tombstone.at));
             if tombstone.moderated.is_some() {
                 x.open("moderated", ns::MODERATE)
-                    .attr("by", channel_jid)
+                    .attr("by", tombstone.by.as_str())
                     .close();
             }
             x.close();
         }
-        (None, None) => {
+        (None, None, None) => {
             x.raw(&posted.submission.content);
             if archived.edited_at.is_some() {
                 x.open("replace", ns::CORRECT).attr("id", &id).close();
@@ -152,6 +163,28 @@ pub fn archived_message(x: &mut Xml, ids: &Ids, channel_jid: &str, archived: &Ar
             x.close();
         }
         x.close();
+    }
+    x.close();
+}
+
+/// An XEP-0424 `<retract/>` of the message `target` (an opaque id); with `moderation`, the
+/// moderator's JID and reason (XEP-0425).
+pub fn retract(x: &mut Xml, target: &str, moderation: Option<(&str, &Option<String>)>) {
+    x.open("retract", ns::RETRACT).attr("id", target);
+    if let Some((by, reason)) = moderation {
+        x.open("moderated", ns::MODERATE).attr("by", by).close();
+        if let Some(reason) = reason {
+            x.leaf("reason", "", reason);
+        }
+    }
+    x.close();
+}
+
+/// A member's XEP-0444 `<reactions/>` to the message `target` (an opaque id).
+pub fn reactions_to(x: &mut Xml, target: &str, reactions: &[String]) {
+    x.open("reactions", ns::REACTIONS).attr("id", target);
+    for reaction in reactions {
+        x.leaf("reaction", "", reaction);
     }
     x.close();
 }
@@ -180,7 +213,8 @@ pub fn mix_sender(x: &mut Xml, nick: &str, jid: &BareJid) {
         .close();
 }
 
-fn stanza_id(x: &mut Xml, channel_jid: &str, id: &str) {
+/// XEP-0359's `<stanza-id/>`: the archive id (opaque) the channel gave the message.
+pub fn stanza_id(x: &mut Xml, channel_jid: &str, id: &str) {
     x.open("stanza-id", ns::SID)
         .attr("by", channel_jid)
         .attr("id", id)

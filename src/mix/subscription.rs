@@ -146,7 +146,10 @@ mod tests {
             "<join xmlns='urn:xmpp:mix:core:1'><subscribe><subscribe node='{}'/></subscribe></join>",
             node::MESSAGES
         ));
-        assert_eq!(nodes_named(&payload, "subscribe").unwrap().known, Nodes::MESSAGES);
+        assert_eq!(
+            nodes_named(&payload, "subscribe").unwrap().known,
+            Nodes::MESSAGES
+        );
     }
 
     #[test]

@@ -61,6 +61,11 @@ const MIGRATIONS: &[&str] = &[
          name  TEXT PRIMARY KEY,
          value BLOB NOT NULL
      ) WITHOUT ROWID;",
+    // 5 → 6: retractions and reactions archived as the messages they are (XEP-0424 §6,
+    // XEP-0444), and the retraction a tombstone names.
+    "ALTER TABLE messages ADD COLUMN action INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE messages ADD COLUMN action_target INTEGER;
+     ALTER TABLE messages ADD COLUMN retraction INTEGER;",
 ];
 
 pub const LATEST: i64 = 1 + MIGRATIONS.len() as i64;

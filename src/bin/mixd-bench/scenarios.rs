@@ -343,6 +343,7 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
             } else {
                 Page::After(anchor)
             },
+            with_actions: true,
             ..HistoryQuery::default()
         };
         let start = Instant::now();

@@ -6,25 +6,51 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{bare, SqliteReader};
 use crate::core::{MessageRef, NoticeKind, Posted, Submission};
 use crate::store::{
-    Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page, Tombstone,
+    Action, Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page, Tombstone,
 };
 
 /// The columns [`archived`] reads, in its order.
 const ARCHIVED_COLUMNS: &str =
     "id, channel, at, sender, nick, origin_id, client_id, media, content,
-     edited_at, retracted_at, retracted_by, moderated, moderation_reason, notice, notice_target";
+     edited_at, retracted_at, retracted_by, moderated, moderation_reason, notice, notice_target,
+     action, action_target, retraction";
+
+/// The `action` column: a retraction, a member's reactions (0: neither).
+pub(super) const ACTION_RETRACTION: i64 = 1;
+pub(super) const ACTION_REACTIONS: i64 = 2;
 
 fn archived(row: &rusqlite::Row) -> rusqlite::Result<Archived> {
+    let moderated = || -> rusqlite::Result<Option<Option<String>>> {
+        row.get::<_, bool>(12)?.then(|| row.get(13)).transpose()
+    };
+    let action = match (row.get::<_, i64>(16)?, row.get::<_, Option<i64>>(17)?) {
+        (ACTION_RETRACTION, Some(target)) => Some(Action::Retraction {
+            target,
+            moderated: moderated()?,
+        }),
+        (ACTION_REACTIONS, Some(target)) => Some(Action::Reactions {
+            target,
+            reactions: row
+                .get::<_, String>(8)?
+                .split('\n')
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }),
+        _ => None,
+    };
     let retracted_at: Option<i64> = row.get(10)?;
     let retraction = match retracted_at {
         Some(at) => Some(Tombstone {
+            retraction: row.get(18)?,
             at,
             by: bare(row.get(11)?)?,
-            moderated: row.get::<_, bool>(12)?.then(|| row.get(13)).transpose()?,
+            moderated: moderated()?,
         }),
         None => None,
     };
     Ok(Archived {
+        action,
         posted: Posted {
             id: row.get(0)?,
             channel: row.get(1)?,
@@ -95,6 +121,9 @@ pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPag
         let mut args: Vec<rusqlite::types::Value> = vec![q.channel.into()];
         if !q.with_notices {
             filter.push_str(" AND notice = 0");
+        }
+        if !q.with_actions {
+            filter.push_str(" AND action = 0");
         }
         if q.media_only {
             filter.push_str(" AND media = 1");
@@ -176,6 +205,7 @@ pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPag
         }
         // The channel's running total answers unfiltered queries without a scan.
         let filtered = q.with_notices
+            || !q.with_actions
             || q.after_id.is_some()
             || q.before_id.is_some()
             || !q.ids.is_empty()
@@ -262,7 +292,7 @@ pub(super) fn find_message(
         Some(id) => conn
             .prepare_cached(
                 "SELECT id, channel, sender, retracted_at, client_id FROM messages
-             WHERE id = ?1 AND channel = ?2 AND notice = 0",
+             WHERE id = ?1 AND channel = ?2 AND notice = 0 AND action = 0",
             )?
             .query_row(params![id, channel], row)
             .optional()?,
@@ -274,7 +304,7 @@ pub(super) fn find_message(
     Ok(conn
         .prepare_cached(
             "SELECT id, channel, sender, retracted_at, client_id FROM messages
-             WHERE channel = ?1 AND notice = 0 AND (origin_id = ?2 OR client_id = ?2)
+             WHERE channel = ?1 AND notice = 0 AND action = 0 AND (origin_id = ?2 OR client_id = ?2)
              ORDER BY id DESC LIMIT 1",
         )?
         .query_row(params![channel, reference], row)
@@ -301,7 +331,7 @@ mod tests {
     use super::super::testing::*;
     use crate::core::testing::{jid, text};
     use crate::core::Submission;
-    use crate::store::{HistoryError, HistoryQuery, Page, Reader};
+    use crate::store::{Action, HistoryError, HistoryQuery, Page, Reader};
 
     #[test]
     fn history_pages_forward_backward_and_by_index() {
@@ -456,5 +486,69 @@ mod tests {
             archived.reactions,
             vec![("👍".to_string(), vec![jid("bob@localhost")])]
         );
+    }
+
+    #[test]
+    fn retractions_and_reactions_are_archived_as_messages_of_their_own() {
+        let (_dir, mut w, r, mut g) = coven();
+        let bob = jid("bob@localhost");
+        for (body, at) in [("first", 1), ("second", 2)] {
+            commit(&mut w, g.post("coven", &bob, text(body), at).unwrap());
+        }
+        let (first, second) = (target(&r, "1"), target(&r, "2"));
+        let chosen = vec!["👍".to_string()];
+        commit(
+            &mut w,
+            g.react("coven", &jid("alice@localhost"), Some(&first), chosen, 3)
+                .unwrap(),
+        );
+        commit(
+            &mut w,
+            g.retract("coven", &bob, Some(&second), None, 4).unwrap(),
+        );
+        let reason = Some(Some("spam".to_string()));
+        commit(
+            &mut w,
+            g.retract("coven", &jid("alice@localhost"), Some(&first), reason, 5)
+                .unwrap(),
+        );
+        let mut mam = query(Page::First, 10);
+        mam.with_actions = true;
+        let page = r.history(&mam).unwrap();
+        assert_eq!((ids(&page), page.count), (vec![1, 2, 3, 4, 5], 5));
+        let actions: Vec<_> = page.messages.iter().map(|m| m.action.clone()).collect();
+        assert_eq!(
+            actions,
+            [
+                None,
+                None,
+                Some(Action::Reactions {
+                    target: abs(1),
+                    reactions: vec!["👍".into()]
+                }),
+                Some(Action::Retraction {
+                    target: abs(2),
+                    moderated: None
+                }),
+                Some(Action::Retraction {
+                    target: abs(1),
+                    moderated: Some(Some("spam".into()))
+                }),
+            ]
+        );
+        assert_eq!(page.messages[3].posted.sender, bob);
+        // Each tombstone names its retraction.
+        let named: Vec<_> = page.messages[..2]
+            .iter()
+            .map(|m| m.retraction.as_ref().and_then(|t| t.retraction))
+            .collect();
+        assert_eq!(named, [Some(abs(5)), Some(abs(4))]);
+        // Without them (FlyChat's history), only the messages; and they are never the
+        // target of a reference.
+        assert_eq!(
+            ids(&r.history(&query(Page::First, 10)).unwrap()),
+            vec![1, 2]
+        );
+        assert!(r.find_message(1, Some(abs(3)), "").unwrap().is_none());
     }
 }
