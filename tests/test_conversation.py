@@ -122,12 +122,16 @@ def test_retraction_and_moderation(server, mixd, channel_name):
                 retraction = await client.next("message_retract")
                 assert retraction["retract"]["id"] == first and retraction["mix"]["jid"] == bob.bare
                 assert retraction["from"] == bob_in_channel
+                # It is archived (XEP-0424 §6): its id is its archive id, as MIX reflects.
+                assert retraction.xml.find("{urn:xmpp:sid:0}stanza-id").get("id") == retraction["id"]
+            retraction_id = retraction["id"]
 
             # Owners moderate with XEP-0425; members may not.
             condition, _ = await bob.iq_error(bob.plugin["xep_0425"].moderate(channel, mine, "no", timeout=10))
             assert condition == "forbidden"
             await alice.plugin["xep_0425"].moderate(channel, second, "off-topic", timeout=10)
             moderated = await bob.next("message_retract")
+            moderation_id = moderated["id"]
             retract = moderated.xml.find("{urn:xmpp:message-retract:1}retract")
             assert retract.get("id") == second
             # XEP-0425: the channel announces it, naming the moderator by its JID there.
@@ -136,14 +140,22 @@ def test_retraction_and_moderation(server, mixd, channel_name):
             assert retract.find("{urn:xmpp:message-moderate:1}moderated").get("by") == str(alice_in_channel)
             assert retract.find("{urn:xmpp:message-retract:1}reason").text == "off-topic"
 
-            # History keeps tombstones; the content is gone from the database files.
+            # History keeps tombstones, each naming its retraction, and the retractions
+            # themselves (XEP-0424 §6, XEP-0425 §4); the content is gone from the database files.
             history = archived(await bob.mam(channel))
-            assert [m["id"] for m in history] == [first, second, mine]
-            for tombstone in history[:2]:
+            assert [m["id"] for m in history] == [first, second, mine, retraction_id, moderation_id]
+            for tombstone, retraction in zip(history[:2], (retraction_id, moderation_id)):
                 assert tombstone["body"] == ""
-                assert tombstone.xml.find("{urn:xmpp:message-retract:1}retracted") is not None
-            assert history[1].xml.find(".//{urn:xmpp:message-moderate:1}moderated") is not None
+                assert tombstone.xml.find("{urn:xmpp:message-retract:1}retracted").get("id") == retraction
+            by = history[1].xml.find(".//{urn:xmpp:message-moderate:1}moderated").get("by")
+            assert by == alice.bare
             assert history[2]["body"] == "owner's words"
+            own, moderation = history[3:]
+            assert own["retract"]["id"] == first and own["mix"]["jid"] == bob.bare
+            retract = moderation.xml.find("{urn:xmpp:message-retract:1}retract")
+            assert retract.get("id") == second
+            assert retract.find("{urn:xmpp:message-moderate:1}moderated").get("by") == alice.bare
+            assert retract.find("{urn:xmpp:message-retract:1}reason").text == "off-topic"
             for path in pathlib.Path(mixd.database).parent.glob("mixd.db*"):
                 assert secret.encode() not in path.read_bytes(), path
 
@@ -201,6 +213,7 @@ def test_replies_mentions_and_reactions(server, mixd, channel_name):
             mention = at_bob.xml.find("{urn:xmpp:reference:0}reference")
             assert (mention.get("type"), mention.get("uri"), mention.get("end")) == ("mention", f"xmpp:{bob.bare}", "3")
 
+            reaction_ids = []
             for client, reactions in ((alice, ["👍"]), (carol, ["👍", "🍕"])):
                 msg = client.groupchat(channel_name)
                 client.plugin["xep_0444"].set_reactions(msg, question, reactions)
@@ -209,8 +222,17 @@ def test_replies_mentions_and_reactions(server, mixd, channel_name):
                 assert relayed["reactions"]["id"] == question
                 assert sorted(relayed["reactions"]["values"]) == sorted(reactions)
                 assert relayed["mix"]["jid"] == client.bare
+                assert relayed["from"] == await bob.participant_jid(channel_name, client.bare)
+                assert relayed.xml.find("{urn:xmpp:sid:0}stanza-id").get("id") == relayed["id"]
+                reaction_ids.append(relayed["id"])
 
             history = archived(await carol.mam(channel))
+            # The reactions are archived as the messages they are (XEP-0444), after the reply.
+            assert [m["id"] for m in history[2:]] == reaction_ids
+            for archived_reactions, (client, reactions) in zip(history[2:], ((alice, ["👍"]), (carol, ["👍", "🍕"]))):
+                assert archived_reactions["reactions"]["id"] == question
+                assert sorted(archived_reactions["reactions"]["values"]) == sorted(reactions)
+                assert archived_reactions["mix"]["jid"] == client.bare
             assert history[1]["reply"]["id"] == question
             assert history[1].xml.find("{urn:xmpp:reference:0}reference").get("type") == "mention"
             summary = history[0].xml.find("{urn:mixd:reactions:0}reactions")

@@ -1,17 +1,18 @@
 //! `<setnick><nick/></setnick>` to a channel (XEP-0369 §7.1.6); `conflict` if taken. A
-//! blank `<nick/>` asks the channel to assign one, which the result carries.
+//! blank nick asks the channel to assign one, which the result carries; a `<setnick/>`
+//! without `<nick/>` is taken as blank, since that is what slixmpp sends for an empty nick.
 
 use minidom::Element;
 
 use crate::core::{Groups, Outcome};
-use crate::dialect::{bad_request, Envelope, Handled};
+use crate::dialect::{Envelope, Handled};
 use crate::xml::{ns, Xml};
 
 /// A nick change. The nick is taken as sent: whether it is valid (within the limit) and free
 /// is the core's to decide, and the result carries the nick as kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetNick {
-    /// `None`: the `<nick/>` was blank, and the channel generates one.
+    /// `None`: the nick was blank or left out, and the channel generates one.
     pub nick: Option<String>,
 }
 
@@ -20,10 +21,8 @@ impl SetNick {
         let nick = payload
             .get_child("nick", ns::MIX_CORE)
             .map(|n| n.text())
-            .ok_or_else(|| bad_request("<setnick/> needs a <nick/>"))?;
-        Ok(SetNick {
-            nick: (!nick.trim().is_empty()).then_some(nick),
-        })
+            .filter(|nick| !nick.trim().is_empty());
+        Ok(SetNick { nick })
     }
 
     pub fn apply(self, groups: &mut Groups, env: &Envelope) -> Outcome<Handled> {
@@ -40,7 +39,6 @@ impl SetNick {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::Condition;
     use crate::dialect::testing::element;
 
     #[test]
@@ -57,14 +55,12 @@ mod tests {
     }
 
     #[test]
-    fn a_setnick_without_a_nick_is_a_bad_request() {
+    fn a_setnick_without_a_nick_asks_for_one() {
         for xml in [
             "<setnick xmlns='urn:xmpp:mix:core:1'/>",
             "<setnick xmlns='urn:xmpp:mix:core:1'><nick xmlns='urn:example'>x</nick></setnick>",
         ] {
-            let refusal = SetNick::parse(&element(xml)).unwrap_err();
-            assert_eq!(refusal.condition, Condition::BadRequest);
-            assert_eq!(refusal.text, "<setnick/> needs a <nick/>");
+            assert_eq!(SetNick::parse(&element(xml)).unwrap(), SetNick { nick: None });
         }
     }
 }
