@@ -278,6 +278,7 @@ def test_discovery_lists_what_the_channel_does(server, mixd, channel_name):
             assert features == {
                 "urn:xmpp:mix:core:1", "urn:xmpp:mam:2", "urn:xmpp:mam:2#extended",
                 "urn:xmpp:mix:admin:0", "urn:xmpp:mix:misc:0", "urn:mixd:admin:0",
+                "urn:mixd:receipts:0", "urn:mixd:history:0",
                 "urn:xmpp:message-retract:1", "urn:xmpp:message-retract:1#tombstone",
                 "urn:xmpp:message-moderate:1", "urn:xmpp:message-correct:0", "urn:xmpp:reactions:0",
                 "urn:xmpp:receipts", "urn:xmpp:chat-markers:0", "http://jabber.org/protocol/chatstates",

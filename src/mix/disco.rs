@@ -124,7 +124,8 @@ fn info(groups: &Groups, env: &Envelope, node: Option<&str>) -> Outcome<Handled>
 /// that does the work, here the channel): MIX and its administration, MAM with the extended
 /// query fields, flipped pages and the form (XEP-0313 §6.2), retraction with tombstones in
 /// the archive (XEP-0424 §6), moderation (XEP-0425 §3), corrections (XEP-0308), reactions
-/// (XEP-0444), receipts and markers, chat states, and the stanza-ids it stamps (XEP-0359 §8).
+/// (XEP-0444), receipts and markers, chat states, the stanza-ids it stamps (XEP-0359 §8), and
+/// mixd's message states and history clearing.
 pub const CHANNEL_FEATURES: &[&str] = &[
     ns::MIX_CORE,
     ns::MAM,
@@ -132,6 +133,8 @@ pub const CHANNEL_FEATURES: &[&str] = &[
     ns::MIX_ADMIN,
     ns::MIX_MISC,
     ns::MIXD_ADMIN,
+    ns::MIXD_RECEIPTS,
+    ns::MIXD_HISTORY,
     ns::RETRACT,
     RETRACT_TOMBSTONE,
     ns::MODERATE,

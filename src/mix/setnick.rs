@@ -60,7 +60,10 @@ mod tests {
             "<setnick xmlns='urn:xmpp:mix:core:1'/>",
             "<setnick xmlns='urn:xmpp:mix:core:1'><nick xmlns='urn:example'>x</nick></setnick>",
         ] {
-            assert_eq!(SetNick::parse(&element(xml)).unwrap(), SetNick { nick: None });
+            assert_eq!(
+                SetNick::parse(&element(xml)).unwrap(),
+                SetNick { nick: None }
+            );
         }
     }
 }
