@@ -456,9 +456,13 @@ mod tests {
 
     #[test]
     fn a_malformed_payload_is_refused_by_its_file() {
-        let refused = refusal(CHANNEL, true, "<setnick xmlns='urn:xmpp:mix:core:1'/>");
+        let refused = refusal(
+            CHANNEL,
+            true,
+            "<join xmlns='urn:xmpp:mix:core:1'><subscribe/></join>",
+        );
         assert_eq!(refused.condition, Condition::BadRequest);
-        assert_eq!(refused.text, "<setnick/> needs a <nick/>");
+        assert_eq!(refused.text, "a <subscribe/> needs a node");
         let refused = refusal(
             CHANNEL,
             false,
