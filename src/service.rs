@@ -15,29 +15,24 @@ use anyhow::{anyhow, bail};
 use tokio::sync::mpsc;
 
 use crate::config::Settings;
-use crate::core::{Groups, MessageRef, Micros, Rules};
+use crate::control;
+use crate::core::{Groups, MessageRef, Micros};
 use crate::delivery;
 use crate::dialect::ids::Ids;
 use crate::dialect::{Handled, Resume, Service};
 use crate::link::{self, LinkSettings, Outbox};
+use crate::reload::{self, Reload};
 use crate::router;
 use crate::store::writer::{Committed, Job, Writer};
 use crate::store::{sqlite, Reader};
 
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
+pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     let (mut store, reader) = sqlite::open(&settings.database, settings.durability)?;
     let ids = Ids::new(&store.id_key()?);
     let reader: Arc<dyn Reader> = Arc::new(reader);
-    let rules = Rules {
-        user_domains: settings.user_domains.clone(),
-        max_message_bytes: settings.max_message_bytes,
-        max_members: settings.max_members,
-        max_groups_per_creator: settings.max_groups_per_creator,
-        max_resources_per_participant: settings.max_resources_per_participant,
-        keep_archive: settings.keep_archive,
-        ..Rules::default()
-    };
-    let mut groups = Groups::new(rules.clone(), reader.snapshot()?);
+    // Bound before anything is served, so that a second mixd on this database stops here.
+    let (mut orders, _control) = control::listen(&settings.control_socket)?;
+    let mut groups = Groups::new(reload::rules(&settings), reader.snapshot()?);
     tracing::info!(channels = groups.channels().count(), database = %settings.database.display(), "state loaded");
     let service = Service {
         domain: settings.domain.clone(),
@@ -58,6 +53,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut running = settings;
     tokio::select! {
         first = &mut link.first_connection => match first {
             Ok(Ok(())) => {}
@@ -100,6 +97,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 let handled = router::handle(&mut groups, &service, &stanza, now());
                 outlets.dispatch(&mut groups, &service, handled);
             }
+            Some(order) = orders.recv() => {
+                control::execute(&mut groups, &service, &writer, order, now());
+            }
+            Some(()) = hangup.recv() => {
+                running = reloaded(running, &reload);
+                groups.rules = reload::rules(&running);
+            }
             Some((resume, messages)) = found.recv() => {
                 let handled = resume(&mut groups, &service, messages, now());
                 outlets.dispatch(&mut groups, &service, handled);
@@ -115,7 +119,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                     // keeping who is online (what clients said, stored or not): clients do not
                     // send presence again by themselves, and live delivery must go on.
                     tracing::warn!("reloading state after a failed commit");
-                    let reloaded = Groups::new(rules.clone(), reader.snapshot()?);
+                    let reloaded = Groups::new(reload::rules(&running), reader.snapshot()?);
                     let before = std::mem::replace(&mut groups, reloaded);
                     groups.keep_presence_of(before);
                 }
@@ -164,6 +168,7 @@ impl Outlets<'_> {
                     facts,
                     outbound,
                     on_failure: on_failure.into_iter().collect(),
+                    ..Job::default()
                 });
             }
             // Through the writer too, so that a reply never overtakes an earlier change.
@@ -206,6 +211,28 @@ impl Outlets<'_> {
             Handled::Nothing => {}
         }
     }
+}
+
+/// SIGHUP: the settings read again, what can change live applied, one log line per change.
+fn reloaded(running: Settings, reload: &Reload) -> Settings {
+    let new = match (reload.settings)() {
+        Ok(new) => new,
+        Err(error) => {
+            tracing::error!("reload: the configuration is not valid, nothing changed: {error:#}");
+            return running;
+        }
+    };
+    let (now, outcome) = reload::apply(&running, &new, &*reload.log_filter);
+    for (setting, from, to) in &outcome.applied {
+        tracing::info!(setting, from, to, "reload: applied");
+    }
+    for (setting, why) in &outcome.not_applied {
+        tracing::warn!(setting, why, "reload: changed but not applied");
+    }
+    if outcome.applied.is_empty() && outcome.not_applied.is_empty() {
+        tracing::info!("reload: no setting changed");
+    }
+    now
 }
 
 fn now() -> Micros {

@@ -31,6 +31,9 @@ pub struct Job {
     pub outbound: Vec<String>,
     /// Sent instead of `outbound` when the commit fails (error replies to the requesters).
     pub on_failure: Vec<String>,
+    /// Told whether the job was stored, after its stanzas went out (the control socket's
+    /// answer to the operator, see `control.rs`).
+    pub stored: Option<tokio::sync::oneshot::Sender<bool>>,
 }
 
 /// What a commit means for the service beyond sending the jobs' stanzas.
@@ -83,12 +86,17 @@ impl Writer {
                             Some(Committed::Failed)
                         }
                     };
-                    let stanzas: Vec<String> = batch
-                        .into_iter()
-                        .flat_map(|j| if stored { j.outbound } else { j.on_failure })
-                        .collect();
+                    let mut stanzas = Vec::new();
+                    let mut waiting = Vec::new();
+                    for job in batch {
+                        stanzas.extend(if stored { job.outbound } else { job.on_failure });
+                        waiting.extend(job.stored);
+                    }
                     if !stanzas.is_empty() {
                         sink.send(stanzas);
+                    }
+                    for told in waiting {
+                        let _ = told.send(stored);
                     }
                     if let Some(event) = event {
                         let _ = events.send(event);
