@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use mixd::config::{LogFormat, Options, Place, Settings};
-use mixd::reload::Reload;
+use mixd::reload::{Reload, SetLogFilter};
 
 /// mixd: MIX group chat (XEP-0369) for an XMPP server, as an external component.
 #[derive(Parser)]
@@ -105,7 +105,7 @@ fn resolve_again() -> anyhow::Result<Settings> {
 
 /// Starts logging; returns what sets the filter anew (`log_level`, on SIGHUP), which refuses
 /// while MIXD_LOG, which overrides the setting, is set.
-fn init_logging(format: LogFormat, level: &str) -> Box<dyn Fn(&str) -> anyhow::Result<()> + Send> {
+fn init_logging(format: LogFormat, level: &str) -> SetLogFilter {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{fmt, reload, EnvFilter, Layer};

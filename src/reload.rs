@@ -7,13 +7,15 @@
 use crate::config::Settings;
 use crate::core::Rules;
 
+/// Sets the log filter (`log_level`); an error says why it was not applied.
+pub type SetLogFilter = Box<dyn Fn(&str) -> anyhow::Result<()> + Send>;
+
 /// What the service needs to reload, given by `main`, which knows the command line and the
 /// logger.
 pub struct Reload {
     /// The settings resolved again from the same flags and environment and the file as it is.
     pub settings: Box<dyn Fn() -> anyhow::Result<Settings> + Send>,
-    /// Sets the log filter (`log_level`); an error says why it was not applied.
-    pub log_filter: Box<dyn Fn(&str) -> anyhow::Result<()> + Send>,
+    pub log_filter: SetLogFilter,
 }
 
 /// The rules the core enforces, from the settings.
@@ -40,13 +42,16 @@ enum Applies {
     AtRestart,
 }
 
-/// Every setting with how it applies and its value as logged (the secret never).
-fn table() -> [(&'static str, Applies, fn(&Settings) -> String); 20] {
+/// A setting's name, how it applies, and its value, to compare.
+type Row = (&'static str, Applies, fn(&Settings) -> String);
+
+/// Every setting with how it applies and its value (the secret's is compared, never shown).
+fn table() -> [Row; 20] {
     use Applies::*;
     [
         ("server", AtRestart, |s| s.server.clone()),
         ("jid", AtRestart, |s| s.domain.clone()),
-        // Compared, never shown (see `apply`).
+        // Compared, never shown: only applied settings' values are (see `apply`).
         ("secret", AtRestart, |s| s.secret.clone()),
         ("database", AtRestart, |s| s.database.display().to_string()),
         ("control_socket", AtRestart, |s| {
@@ -111,17 +116,9 @@ pub fn apply(
         if from == to {
             continue;
         }
-        let shown = |v: String| {
-            if name == "secret" {
-                "<redacted>".into()
-            } else {
-                v
-            }
-        };
+        // Values are told only of what is applied, which the secret never is.
         match applies {
-            Applies::Rules => {
-                outcome.applied.push((name, shown(from), shown(to)));
-            }
+            Applies::Rules => outcome.applied.push((name, from, to)),
             Applies::Log => match set_log_filter(&new.log_level) {
                 Ok(()) => {
                     now.log_level = new.log_level.clone();
