@@ -1,9 +1,9 @@
 //! The control socket: how `mixd admin` changes a running service. A Unix socket (mode 0600,
 //! beside the database unless configured) that takes one JSON request per line and answers
-//! each with one JSON line. A request is parsed into an [`Order`] and handed to the service
-//! loop, which runs it through the core as the operator of the service (`core/operator.rs`),
-//! so that what it changes is stored, delivered and noticed like any other change; the answer
-//! comes once the change is stored.
+//! each with one JSON line. A request is parsed into a typed [`Request`] and handed to the
+//! service loop as an [`Order`]; there [`decide`] runs it through the core as the operator of
+//! the service (`core/operator.rs`), and the loop delivers and stores what it changed like
+//! any other change. The answer comes once the change is stored.
 //!
 //! The socket also tells whether a mixd is running on a database: `mixd admin restore` refuses
 //! when something answers on it, and a second mixd refuses to start on a socket that answers.
@@ -18,10 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::{Groups, Micros};
-use crate::delivery;
-use crate::dialect::Service;
-use crate::store::writer::{Job, Writer};
+use crate::core::{Fact, Groups, Micros};
 
 /// The longest request line accepted; requests are a few names.
 const MAX_REQUEST_BYTES: u64 = 4096;
@@ -75,7 +72,8 @@ pub fn answers(path: &Path) -> bool {
 }
 
 /// Binds the control socket at `path` (a stale file from a mixd that died is replaced; a
-/// socket some other mixd answers on is refused) and serves it; orders arrive on the receiver.
+/// socket some other mixd answers on is refused) and serves it; orders arrive on the receiver,
+/// for the service loop to [`decide`].
 pub fn listen(path: &Path) -> anyhow::Result<(mpsc::Receiver<Order>, Listening)> {
     if path.exists() {
         if answers(path) {
@@ -150,66 +148,29 @@ async fn ask(orders: &mpsc::Sender<Order>, request: Request) -> Answer {
         .unwrap_or_else(|_| Answer::refused("the service is shutting down"))
 }
 
-/// Runs `order` on the rules task: the core decides as the operator of the service, delivery
-/// tells the participants, and the writer stores it before anyone is told, the operator
-/// included.
-pub fn execute(groups: &mut Groups, service: &Service, writer: &Writer, order: Order, now: Micros) {
+/// Decides `order` on the rules task, as the operator of the service (`domain`, the
+/// service's JID, is the actor). A refusal is answered at once; a change comes back as its
+/// facts, to be delivered and stored like any other, with the waiter the writer tells once
+/// they are stored — only then is the operator answered.
+pub fn decide(
+    groups: &mut Groups,
+    domain: &str,
+    order: Order,
+    now: Micros,
+) -> Option<(Vec<Fact>, oneshot::Sender<bool>)> {
     let Order { request, answer } = order;
-    let actor = match BareJid::new(&service.domain) {
-        Ok(actor) => actor,
-        Err(error) => {
-            let _ = answer.send(Answer::refused(format!(
-                "the service's JID is not a JID: {error}"
-            )));
-            return;
+    let decided = BareJid::new(domain)
+        .map_err(|error| format!("the service's JID is not a JID: {error}"))
+        .and_then(|actor| run(groups, domain, &actor, &request, now));
+    let (facts, done) = match decided {
+        Ok(decided) => decided,
+        Err(why) => {
+            let _ = answer.send(Answer::refused(why));
+            return None;
         }
     };
-    let local = |channel: &str| -> String {
-        let suffix = format!("@{}", service.domain);
-        channel
-            .strip_suffix(suffix.as_str())
-            .unwrap_or(channel)
-            .to_lowercase()
-    };
-    let (outcome, done) = match &request {
-        Request::RemoveParticipant { channel, jid } => {
-            let channel = local(channel);
-            match BareJid::new(jid) {
-                Ok(target) => (
-                    groups.remove_by_operator(&channel, &target, &actor, now),
-                    format!("removed {target} from {channel}"),
-                ),
-                Err(error) => {
-                    let _ = answer.send(Answer::refused(format!("'{jid}' is not a JID: {error}")));
-                    return;
-                }
-            }
-        }
-        Request::DestroyChannel { channel } => {
-            let channel = local(channel);
-            (
-                groups.destroy_by_operator(&channel, &actor, now),
-                format!("deleted {channel}"),
-            )
-        }
-    };
-    let facts = match outcome {
-        Ok(facts) => facts,
-        Err(refusal) => {
-            let _ = answer.send(Answer::refused(refusal.text));
-            return;
-        }
-    };
-    tracing::info!(?request, facts = facts.len(), "operator's request");
-    let mut outbound = Vec::new();
-    delivery::deliver(groups, service, &facts, &mut outbound);
+    tracing::info!(?request, facts = facts.len(), "the operator's request");
     let (stored, committed) = oneshot::channel();
-    writer.submit(Job {
-        facts,
-        outbound,
-        stored: Some(stored),
-        ..Job::default()
-    });
     tokio::spawn(async move {
         let answered = match committed.await {
             Ok(true) => Answer {
@@ -220,11 +181,98 @@ pub fn execute(groups: &mut Groups, service: &Service, writer: &Writer, order: O
         };
         let _ = answer.send(answered);
     });
+    Some((facts, stored))
+}
+
+/// The core's command for `request`: its facts and what to tell the operator once they are
+/// stored, or why not.
+fn run(
+    groups: &mut Groups,
+    domain: &str,
+    actor: &BareJid,
+    request: &Request,
+    now: Micros,
+) -> Result<(Vec<Fact>, String), String> {
+    // A channel named by its JID or by its name alone.
+    let local = |channel: &str| -> String {
+        let suffix = format!("@{domain}");
+        channel
+            .strip_suffix(suffix.as_str())
+            .unwrap_or(channel)
+            .to_lowercase()
+    };
+    let refused = |refusal: crate::core::Refusal| refusal.text;
+    match request {
+        Request::RemoveParticipant { channel, jid } => {
+            let channel = local(channel);
+            let target =
+                BareJid::new(jid).map_err(|error| format!("'{jid}' is not a JID: {error}"))?;
+            let facts = groups
+                .remove_by_operator(&channel, &target, actor, now)
+                .map_err(refused)?;
+            Ok((facts, format!("removed {target} from {channel}")))
+        }
+        Request::DestroyChannel { channel } => {
+            let channel = local(channel);
+            let facts = groups
+                .destroy_by_operator(&channel, actor, now)
+                .map_err(refused)?;
+            Ok((facts, format!("deleted {channel}")))
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn order(request: Request) -> (Order, oneshot::Receiver<Answer>) {
+        let (answer, answered) = oneshot::channel();
+        (Order { request, answer }, answered)
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_answered_at_once_a_change_once_it_is_stored() {
+        let mut g = crate::core::testing::coven();
+        let (bad, mut answered) = order(Request::RemoveParticipant {
+            channel: "coven".into(),
+            jid: "carol@localhost".into(),
+        });
+        assert!(decide(&mut g, "mix.localhost", bad, 5).is_none());
+        let answer = answered.try_recv().unwrap();
+        assert!(
+            !answer.ok && answer.text.contains("not a participant"),
+            "{answer:?}"
+        );
+
+        let (good, mut answered) = order(Request::RemoveParticipant {
+            channel: "coven@mix.localhost".into(),
+            jid: "Bob@localhost".into(),
+        });
+        let (facts, stored) = decide(&mut g, "mix.localhost", good, 5).unwrap();
+        assert!(matches!(&facts[0], Fact::Left { by, .. } if by.as_str() == "mix.localhost"));
+        tokio::task::yield_now().await;
+        assert!(
+            answered.try_recv().is_err(),
+            "not answered before it is stored"
+        );
+        stored.send(true).unwrap();
+        let answer = answered.await.unwrap();
+        assert_eq!(
+            (answer.ok, answer.text.as_str()),
+            (true, "removed bob@localhost from coven")
+        );
+
+        let (gone, answered) = order(Request::DestroyChannel {
+            channel: "coven".into(),
+        });
+        let (_, stored) = decide(&mut g, "mix.localhost", gone, 6).unwrap();
+        drop(stored);
+        assert!(
+            !answered.await.unwrap().ok,
+            "a commit that failed is no success"
+        );
+    }
 
     #[test]
     fn requests_are_one_json_object_named_by_op() {

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Settings;
 use crate::control;
-use crate::core::{Groups, MessageRef, Micros};
+use crate::core::{Fact, Groups, MessageRef, Micros};
 use crate::delivery;
 use crate::dialect::ids::Ids;
 use crate::dialect::{Handled, Resume, Service};
@@ -98,7 +98,9 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
                 outlets.dispatch(&mut groups, &service, handled);
             }
             Some(order) = orders.recv() => {
-                control::execute(&mut groups, &service, &writer, order, now());
+                if let Some((facts, stored)) = control::decide(&mut groups, &service.domain, order, now()) {
+                    outlets.changed(&mut groups, &service, facts, Job { stored: Some(stored), ..Job::default() });
+                }
             }
             Some(()) = hangup.recv() => {
                 running = reloaded(running, &reload);
@@ -155,22 +157,30 @@ struct Outlets<'a> {
 type Found = (Resume, Vec<Option<MessageRef>>);
 
 impl Outlets<'_> {
+    /// A change: what the participants are told is added to `job` (after its reply), and it
+    /// goes to the writer with `facts`, to be stored before any of it is sent.
+    fn changed(&self, groups: &mut Groups, service: &Service, facts: Vec<Fact>, mut job: Job) {
+        delivery::deliver(groups, service, &facts, &mut job.outbound);
+        job.facts = facts;
+        self.writer.submit(job);
+    }
+
     fn dispatch(&self, groups: &mut Groups, service: &Service, handled: Handled) {
         match handled {
             Handled::Changed {
                 facts,
                 reply,
                 on_failure,
-            } => {
-                let mut outbound: Vec<String> = reply.into_iter().collect();
-                delivery::deliver(groups, service, &facts, &mut outbound);
-                self.writer.submit(Job {
-                    facts,
-                    outbound,
+            } => self.changed(
+                groups,
+                service,
+                facts,
+                Job {
+                    outbound: reply.into_iter().collect(),
                     on_failure: on_failure.into_iter().collect(),
                     ..Job::default()
-                });
-            }
+                },
+            ),
             // Through the writer too, so that a reply never overtakes an earlier change.
             Handled::Reply(reply) => self.writer.submit(Job {
                 outbound: vec![reply],
