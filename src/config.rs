@@ -688,6 +688,38 @@ mod tests {
     }
 
     #[test]
+    fn admin_finds_the_database_and_its_control_socket_as_run_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mixd.toml");
+        std::fs::write(
+            &file,
+            "jid = 'mix.example.org'\nsecret = 's'\ndatabase = '/var/lib/mixd/mixd.db'\n",
+        )
+        .unwrap();
+        let place = |config: Option<&Path>, socket: Option<&str>| Place {
+            config: config.map(Path::to_owned),
+            database: None,
+            control_socket: socket.map(PathBuf::from),
+        };
+        assert_eq!(
+            place(Some(&file), None).resolve().unwrap(),
+            (
+                "/var/lib/mixd/mixd.db".into(),
+                "/var/lib/mixd/mixd.db.sock".into()
+            )
+        );
+        let (settings, _) = resolve(&["t", "--config", file.to_str().unwrap()]).unwrap();
+        assert_eq!(
+            settings.control_socket,
+            PathBuf::from("/var/lib/mixd/mixd.db.sock")
+        );
+        assert_eq!(
+            place(None, Some("/run/c.sock")).resolve().unwrap(),
+            ("mixd.db".into(), "/run/c.sock".into())
+        );
+    }
+
+    #[test]
     fn wire_limits_have_defaults_and_bounds() {
         let base = ["t", "--jid", "mix.localhost", "--secret", "x"];
         let (settings, _) = resolve(&base).unwrap();

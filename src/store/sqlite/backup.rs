@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use rusqlite::backup::Backup;
+use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags, MAIN_DB};
 
 use super::inspect::inspect;
@@ -30,13 +30,28 @@ pub fn backup(path: &Path, to: &Path) -> anyhow::Result<()> {
     let source = inspect(path)?;
     let partial = to.with_extension("partial");
     let _ = std::fs::remove_file(&partial);
-    {
+    let copied = || -> anyhow::Result<()> {
         let mut copy = Connection::open(&partial)
             .with_context(|| format!("creating {}", partial.display()))?;
         let backup = Backup::new(&source.conn, &mut copy)?;
-        backup
-            .step(-1)
-            .with_context(|| format!("copying {}", path.display()))?;
+        // Busy or locked: a checkpoint or the copy's own file held a lock for a moment.
+        for _ in 0..200 {
+            match backup
+                .step(-1)
+                .with_context(|| format!("copying {}", path.display()))?
+            {
+                StepResult::Done => return Ok(()),
+                _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        }
+        bail!(
+            "{} stayed busy for 10 s; nothing was copied",
+            path.display()
+        )
+    };
+    if let Err(error) = copied() {
+        let _ = std::fs::remove_file(&partial);
+        return Err(error);
     }
     std::fs::rename(&partial, to).with_context(|| format!("naming the copy {}", to.display()))?;
     Ok(())
