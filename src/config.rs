@@ -147,7 +147,7 @@ pub struct Options {
     pub payload_namespaces: Vec<String>,
 
     /// Unix socket through which `mixd admin` changes the running service (mode 0600)
-    /// [default: the database's path with `.sock` added].
+    /// [default: beside the database, `.sock` for its extension: mixd.db → mixd.sock].
     #[arg(long, env = "MIXD_CONTROL_SOCKET", value_name = "FILE")]
     #[serde(alias = "control-socket")]
     pub control_socket: Option<PathBuf>,
@@ -417,11 +417,11 @@ impl Options {
     }
 }
 
-/// The control socket of the database at `database`, beside it: `mixd.db` → `mixd.db.sock`.
+/// The control socket of the database at `database`, beside it: `mixd.db` → `mixd.sock`. Not
+/// `mixd.db.sock`: what copies or scans `mixd.db*` (the database with its `-wal` and `-shm`)
+/// must not meet a socket.
 pub fn default_control_socket(database: &Path) -> PathBuf {
-    let mut path = database.as_os_str().to_owned();
-    path.push(".sock");
-    path.into()
+    database.with_extension("sock")
 }
 
 /// Where `mixd admin` finds the service: its database and control socket, from the same
@@ -437,7 +437,8 @@ pub struct Place {
     #[arg(long, env = "MIXD_DATABASE", value_name = "FILE")]
     pub database: Option<PathBuf>,
 
-    /// The running mixd's control socket [default: the database's path with `.sock` added].
+    /// The running mixd's control socket [default: beside the database, `.sock` for its
+    /// extension].
     #[arg(long, env = "MIXD_CONTROL_SOCKET", value_name = "FILE")]
     pub control_socket: Option<PathBuf>,
 }
@@ -705,13 +706,13 @@ mod tests {
             place(Some(&file), None).resolve().unwrap(),
             (
                 "/var/lib/mixd/mixd.db".into(),
-                "/var/lib/mixd/mixd.db.sock".into()
+                "/var/lib/mixd/mixd.sock".into()
             )
         );
         let (settings, _) = resolve(&["t", "--config", file.to_str().unwrap()]).unwrap();
         assert_eq!(
             settings.control_socket,
-            PathBuf::from("/var/lib/mixd/mixd.db.sock")
+            PathBuf::from("/var/lib/mixd/mixd.sock")
         );
         assert_eq!(
             place(None, Some("/run/c.sock")).resolve().unwrap(),

@@ -165,7 +165,7 @@ def test_destroy_through_the_control_socket(server, live, channel_name):
 
 
 def test_the_control_socket_is_private_and_answers_nonsense_with_an_error(live):
-    socket_path = f"{live.database}.sock"
+    socket_path = str(live.database.with_suffix(".sock"))
     assert stat.S_IMODE(os.stat(socket_path).st_mode) == 0o600
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(socket_path)
