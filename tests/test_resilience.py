@@ -101,8 +101,12 @@ def test_server_restart_is_survived(fresh):
     assert "component link lost; reconnecting" in mixd.log()[offset:]
 
 
-def run_mixd(mixd, *extra, secret=None):
+def run_mixd(mixd, *extra, secret=None, same_database=False):
+    """Another mixd beside the running one; on a database of its own unless told otherwise
+    (a second mixd on the same database is refused before it connects)."""
     command = mixd.command(**({"secret": secret} if secret else {}))
+    if not same_database:
+        command[command.index("--database") + 1] = tempfile.mktemp(prefix="mixd-second-", suffix=".db")
     return subprocess.run(command + list(extra), capture_output=True, text=True, timeout=30)
 
 
@@ -121,6 +125,9 @@ def test_configuration_mistakes_are_explained(fresh):
         # Prosody takes one connection per component; ejabberd balances over several.
         second = run_mixd(mixd)
         assert second.returncode == 1 and "conflict" in second.stderr
+    # Two mixd on one database would each hold their own copy of its channels.
+    beside = run_mixd(mixd, same_database=True)
+    assert beside.returncode == 1 and "is one already running on this database" in beside.stderr
 
     checked = subprocess.run([mixd.binary, "check-config", "--jid", "mix.localhost", "--secret", "s3cr3t"],
                              capture_output=True, text=True)

@@ -9,7 +9,8 @@
 //! Each capability is its own file: `create`, `destroy`, `join`, `leave` (and removal),
 //! `add`, `nick`, `subscription`, `post`, `info`, `presence`; administration: `role` (admins,
 //! owners, transfer), `settings` (join policy, group mute, member limit), `access` (allowed
-//! and banned lists), `mute`, `pending` (invitations and join requests); conversation:
+//! and banned lists), `mute`, `pending` (invitations and join requests), `operator` (the service's operator
+//! removing and deleting); conversation:
 //! `typing`, `receipt`, `retract`, `correct`, `react`, `clear`; `notice` keeps group events
 //! in the archive.
 
@@ -20,6 +21,7 @@ mod info;
 mod join;
 mod leave;
 mod nick;
+mod operator;
 mod post;
 mod presence;
 mod subscription;

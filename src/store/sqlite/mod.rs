@@ -7,9 +7,15 @@
 //! - `write.rs`: the [`FactWriter`](super::FactWriter) side: each fact's statements, receipts
 //!   and the completions they make;
 //! - `load.rs`: the snapshot the core starts from;
-//! - `history.rs`: archive pages, message lookups and receipt states.
+//! - `history.rs`: archive pages, message lookups and receipt states;
+//! - for the operator (`mixd admin`), beside a running mixd: `inspect.rs` (channels listed,
+//!   shown, their archive read), `check.rs` (integrity and consistency between tables),
+//!   `backup.rs` (online backup, restore).
 
+mod backup;
+mod check;
 mod history;
+mod inspect;
 mod load;
 #[cfg(test)]
 mod testing;
@@ -21,6 +27,9 @@ use std::sync::Mutex;
 use anyhow::Context;
 use jid::BareJid;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+pub use backup::{backup, restore};
+pub use inspect::{inspect, Archived, ChannelSummary, Counts, Inspector};
 
 use super::{HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Reader};
 use crate::core::{MessageRef, Snapshot};
