@@ -22,6 +22,7 @@ mod leave;
 mod nick;
 mod post;
 mod presence;
+mod private;
 mod subscription;
 
 mod access;
@@ -54,6 +55,7 @@ pub use model::{
 };
 pub use notice::{Notice, NoticeKind};
 pub use post::{Posted, Submission};
+pub use private::PrivateRoute;
 pub use react::Reacted;
 pub use receipt::{Receipt, ReceiptKind};
 pub use retract::Retracted;

@@ -128,8 +128,10 @@ fn reflect(groups: &Groups, service: &Service, posted: &Posted, out: &mut Vec<St
         return;
     };
     let jid = service.channel_jid(&channel.name);
-    let template = Template::new(|x| render::channel_message(x, &service.ids, &jid, posted));
-    address(&template, channel.subscribers(Nodes::MESSAGES), out);
+    let recipients = channel.subscribers(Nodes::MESSAGES);
+    address_by_sight(channel, recipients, out, |shown| {
+        Template::new(|x| render::channel_message(x, &service.ids, &jid, posted, shown))
+    });
 }
 
 /// Typing and the like (XEP-0085), to everyone but the sender, whose clients know.
@@ -142,9 +144,9 @@ fn chat_state(
     state: ChatState,
     out: &mut Vec<String>,
 ) {
-    on_messages_node(groups, service, key, Some(sender), None, out, |x, _| {
+    on_messages_node(groups, service, key, Some(sender), None, out, |x, _, shown| {
         x.open(state.name(), ns::CHATSTATES).close();
-        render::mix_sender(x, nick, sender);
+        render::mix_sender(x, nick, render::seen(sender, shown));
     });
 }
 
@@ -160,7 +162,7 @@ fn retraction(groups: &Groups, service: &Service, r: &Retracted, out: &mut Vec<S
         None,
         Some(&stanza_id),
         out,
-        |x, channel_jid| {
+        |x, channel_jid, shown| {
             x.open("retract", ns::RETRACT).attr("id", &id);
             if let Some(reason) = &r.moderated {
                 x.open("moderated", ns::MODERATE)
@@ -171,7 +173,7 @@ fn retraction(groups: &Groups, service: &Service, r: &Retracted, out: &mut Vec<S
                 }
             }
             x.close();
-            render::mix_sender(x, &r.by_nick, &r.by);
+            render::mix_sender(x, &r.by_nick, render::seen(&r.by, shown));
         },
     );
 }
@@ -188,29 +190,29 @@ fn correction(groups: &Groups, service: &Service, c: &Corrected, out: &mut Vec<S
         None,
         Some(&stanza_id),
         out,
-        |x, _| {
+        |x, _, shown| {
             x.raw(&c.submission.content);
             x.open("replace", ns::CORRECT).attr("id", &id).close();
-            render::mix_sender(x, &c.nick, &c.sender);
+            render::mix_sender(x, &c.nick, render::seen(&c.sender, shown));
         },
     );
 }
 
 /// A member's XEP-0444 reactions to a message, all of them (each update replaces the last).
 fn reactions(groups: &Groups, service: &Service, r: &Reacted, out: &mut Vec<String>) {
-    on_messages_node(groups, service, r.channel, None, None, out, |x, _| {
+    on_messages_node(groups, service, r.channel, None, None, out, |x, _, shown| {
         x.open("reactions", ns::REACTIONS)
             .attr("id", &service.ids.encode(r.message));
         for reaction in &r.reactions {
             x.leaf("reaction", "", reaction);
         }
         x.close();
-        render::mix_sender(x, &r.nick, &r.member);
+        render::mix_sender(x, &r.nick, render::seen(&r.member, shown));
     });
 }
 
 /// A `groupchat` message from the channel to the messages node's subscribers (but `except`),
-/// with the payload `write` puts in (given the channel's JID).
+/// with the payload `write` puts in (given the channel's JID and whether JIDs are shown).
 fn on_messages_node(
     groups: &Groups,
     service: &Service,
@@ -218,21 +220,22 @@ fn on_messages_node(
     except: Option<&BareJid>,
     id: Option<&str>,
     out: &mut Vec<String>,
-    write: impl FnOnce(&mut Xml, &str),
+    write: impl Fn(&mut Xml, &str, bool),
 ) {
     let Some(channel) = groups.channel_by_key(key) else {
         return;
     };
     let jid = service.channel_jid(&channel.name);
-    let template = Template::new(|x| {
-        render::open_groupchat(x, ns::COMPONENT, &jid, Some(Template::TO), id);
-        write(x, &jid);
-        x.close();
-    });
     let recipients = channel
         .subscribers(Nodes::MESSAGES)
         .filter(|p| Some(&p.jid) != except);
-    address(&template, recipients, out);
+    address_by_sight(channel, recipients, out, |shown| {
+        Template::new(|x| {
+            render::open_groupchat(x, ns::COMPONENT, &jid, Some(Template::TO), id);
+            write(x, &jid, shown);
+            x.close();
+        })
+    });
 }
 
 /// Participants as they now are (joined, added, or renamed), published on the participants
@@ -268,13 +271,16 @@ fn joined_except(
     if !recipients().any(live) {
         return;
     }
+    // XEP-0404: a JID-hidden channel's participants node holds no JID, for anyone; owners
+    // and admins read JIDs from the JID map node.
+    let shown = !channel.settings().jids_hidden;
     let template = render::event(
         &service.channel_jid(&channel.name),
         node::PARTICIPANTS,
         |x| {
             for participant in participants {
                 x.open("item", "").attr("id", &participant.id.to_string());
-                render::participant(x, participant);
+                render::participant(x, participant, shown);
                 x.close();
             }
         },
@@ -320,7 +326,8 @@ fn info_item(groups: &Groups, service: &Service, key: i64, info: &Info, out: &mu
 }
 
 /// A role, setting or mute changed: the configuration node's one item, the whole form as
-/// it now is, naming who changed it last (XEP-0406).
+/// it now is, naming who changed it last (XEP-0406). The form names owners, admins and
+/// muted members by JID: in a JID-hidden channel only owners and admins are told.
 fn configuration(
     groups: &Groups,
     service: &Service,
@@ -336,7 +343,10 @@ fn configuration(
         config::form(x, channel, groups.rules.max_members, Some(by));
         x.close();
     });
-    address(&template, channel.subscribers(Nodes::CONFIG), out);
+    let recipients = channel
+        .subscribers(Nodes::CONFIG)
+        .filter(|p| channel.shows_jids_to(&p.jid));
+    address(&template, recipients, out);
 }
 
 /// An entry put on or taken off the allowed or banned node. Only owners and admins may read
@@ -382,17 +392,19 @@ pub fn noticed(groups: &Groups, service: &Service, notices: &[&Notice], out: &mu
         return;
     }
     let jid = service.channel_jid(&channel.name);
-    let template = Template::new(|x| {
-        x.open("message", ns::COMPONENT)
-            .attr("from", &jid)
-            .attr("to", Template::TO)
-            .attr("type", "headline");
-        for notice in notices {
-            render::notice(x, notice.kind, &notice.actor, notice.target.as_ref());
-        }
-        x.close();
+    address_by_sight(channel, channel.subscribers(Nodes::CONFIG), out, |shown| {
+        Template::new(|x| {
+            x.open("message", ns::COMPONENT)
+                .attr("from", &jid)
+                .attr("to", Template::TO)
+                .attr("type", "headline");
+            for notice in notices {
+                let target = notice.target.as_ref().filter(|_| shown);
+                render::notice(x, notice.kind, render::seen(&notice.actor, shown), target);
+            }
+            x.close();
+        })
     });
-    address(&template, channel.subscribers(Nodes::CONFIG), out);
 }
 
 /// Every participant learns that the channel is gone, whatever it subscribed to: a pubsub
@@ -425,6 +437,29 @@ fn live(participant: &Participant) -> bool {
             Reach::Server => true,
             Reach::Direct => !participant.online.is_empty(),
         }
+}
+
+/// [`address`] for an event that names participants by JID: written with the JIDs for the
+/// recipients who may see them, without for the others (XEP-0404: a JID-hidden channel's
+/// participants who are not owners or admins). `render` writes the event, told whether the
+/// JIDs are shown; a channel that shows JIDs writes it once.
+fn address_by_sight<'a>(
+    channel: &Channel,
+    recipients: impl Iterator<Item = &'a Participant>,
+    out: &mut Vec<String>,
+    render: impl Fn(bool) -> Template,
+) {
+    if !channel.settings().jids_hidden {
+        return address(&render(true), recipients, out);
+    }
+    let (seeing, blind): (Vec<_>, Vec<_>) = recipients
+        .filter(|p| p.dialect == Dialect::Mix)
+        .partition(|p| channel.shows_jids_to(&p.jid));
+    for (shown, group) in [(true, seeing), (false, blind)] {
+        if !group.is_empty() {
+            address(&render(shown), group.into_iter(), out);
+        }
+    }
 }
 
 /// One copy of `template` per MIX participant among `recipients` as each is reached: its

@@ -61,6 +61,8 @@ const MIGRATIONS: &[&str] = &[
          name  TEXT PRIMARY KEY,
          value BLOB NOT NULL
      ) WITHOUT ROWID;",
+    // 5 → 6: JID-hidden channels (XEP-0404); every channel that existed shows JIDs, as before.
+    "ALTER TABLE channels ADD COLUMN jids_hidden INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub const LATEST: i64 = 1 + MIGRATIONS.len() as i64;
