@@ -113,11 +113,14 @@ impl Groups {
             self.room_for(channel, 1)?;
         }
         let nick = match (nick, &previous) {
-            (Some(nick), _) => checked_nick(nick, max_nick)?,
-            (None, Some(previous)) => previous.nick.clone(),
-            (None, None) => default_nick(actor),
+            (Some(nick), _) => Some(checked_nick(nick, max_nick)?),
+            (None, Some(previous)) => Some(previous.nick.clone()),
+            // A JID-hidden channel must not name a newcomer after its JID: `newcomer`
+            // names it after its participant id, which no other participant has.
+            (None, None) if channel.settings().jids_hidden => None,
+            (None, None) => Some(default_nick(actor)),
         };
-        if channel.nick_taken(&nick, actor) {
+        if let Some(nick) = nick.as_deref().filter(|n| channel.nick_taken(n, actor)) {
             return Err(Refusal::new(
                 Condition::Conflict,
                 format!("the nick '{nick}' is taken in '{name}'"),
@@ -130,7 +133,7 @@ impl Groups {
             // nothing is stored and nobody is told (a client that joins from each of its
             // resources would otherwise broadcast the same participant again and again).
             Some(previous)
-                if previous.nick == nick
+                if nick.as_ref() == Some(&previous.nick)
                     && previous.nodes == nodes
                     && previous.dialect == dialect
                     && reach.is_none_or(|r| r == previous.reach) =>
@@ -138,7 +141,7 @@ impl Groups {
                 return Ok((previous, Vec::new()));
             }
             Some(previous) => Participant {
-                nick,
+                nick: nick.unwrap_or(previous.nick),
                 nodes,
                 dialect,
                 reach: reach.unwrap_or(previous.reach),
@@ -146,7 +149,7 @@ impl Groups {
             },
             None => Participant {
                 reach: reach.unwrap_or_default(),
-                ..self.newcomer(name, actor, Some(nick), nodes, dialect, now)
+                ..self.newcomer(name, actor, nick, nodes, dialect, now)
             },
         };
         let fact = Fact::Joined {
@@ -183,7 +186,7 @@ impl Groups {
     }
 
     /// A new participant of channel `name` (which exists): a fresh id, the user's localpart
-    /// as nick unless one is given, owner if it owns the channel; where history is not
+    /// as nick unless one is given (in a JID-hidden channel its participant id), owner if it owns the channel; where history is not
     /// shared, it sees only what comes after it joins.
     pub(super) fn newcomer(
         &mut self,
@@ -199,10 +202,14 @@ impl Groups {
         let channel = self.channels.get(name);
         let owner = channel.is_some_and(|c| c.is_owner(jid));
         let history_visible = channel.is_none_or(|c| c.info.history_visible);
+        let jids_hidden = channel.is_some_and(|c| c.settings().jids_hidden);
         Participant {
             id,
             jid: jid.clone(),
-            nick: nick.unwrap_or_else(|| default_nick(jid)),
+            nick: nick.unwrap_or_else(|| match jids_hidden {
+                true => id.to_string(),
+                false => default_nick(jid),
+            }),
             nodes,
             role: if owner { Role::Owner } else { Role::Member },
             dialect,

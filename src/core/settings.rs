@@ -141,7 +141,11 @@ mod tests {
         let carol = jid("carol@localhost");
         g.join("coven", &carol, None, crate::core::Nodes::ALL, 9)
             .unwrap();
-        assert!(!g.channel("coven").unwrap().shows_jids_to(&carol));
+        let channel = g.channel("coven").unwrap();
+        assert!(!channel.shows_jids_to(&carol));
+        // A newcomer without a nick is not named after its JID there.
+        let newcomer = channel.participant(&carol).unwrap();
+        assert_eq!(newcomer.nick, newcomer.id.to_string());
     }
 
     #[test]
