@@ -217,3 +217,55 @@ def test_private_messages_go_through_proxy_jids(server, mixd, channel_name):
             assert (await asyncio.wait_for(at_carol.get(), 10))["body"] == "last"
             assert at_dave.empty() and at_carol.empty()
     run(scenario())
+
+
+G = "jabber:iq:mixgroupchat"
+H = "jabber:iq:user_activities"
+
+
+def test_a_flychat_member_sees_proxy_jids_and_its_own(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "alice/Web-1", "bob", "carol/Web-2") as (alice, bob, carol):
+            group = f"{channel_name}@{MIX_DOMAIN}"
+            # alice creates the group the FlyChat way with carol, and hides JIDs the FlyChat
+            # way; bob joins the MIX way.
+            create = ET.Element(f"{{{G}}}query", status="create_group", group_id=channel_name)
+            vcard = ET.SubElement(ET.SubElement(create, f"{{{G}}}profile"), "{vcard-temp}vCard")
+            ET.SubElement(vcard, "{vcard-temp}nickName").text = "Hidden"
+            ET.SubElement(ET.SubElement(create, f"{{{G}}}participants"), f"{{{G}}}participant").text = carol.bare
+            await alice.request(MIX_DOMAIN, create)
+            settings = ET.Element(f"{{{G}}}query", status="set_group_settings", jids_hidden="true")
+            await alice.request(alice.channel(channel_name), settings)
+            everything_carol_got = record_everything(carol)
+            flychat_messages = asyncio.Queue()
+            carol.add_event_handler("message", flychat_messages.put_nowait)
+            await bob.join_live(channel_name, "bob")
+            participants = await bob.plugin["xep_0369"].list_participants(bob.channel(channel_name), timeout=10)
+            proxy = {nick: f"{pid}#{group}" for pid, nick, _ in participants}
+            # A message from bob reaches carol from bob's proxy JID.
+            bob.post(channel_name, "hello, hidden")
+            while True:
+                got = await asyncio.wait_for(flychat_messages.get(), 10)
+                if got["body"] == "hello, hidden":
+                    break
+            assert got.xml.find(".//{urn:xmpp:mix:core:1}jid").text == proxy["bob"]
+            # Her participant list: proxy JIDs, and her own JID.
+            listing = await carol.request(carol.channel(channel_name), ET.Element(f"{{{G}}}query", status="get_participants"), get=True)
+            jids = sorted(p.get("jid") for p in listing.xml.iter(f"{{{G}}}participant"))
+            assert jids == sorted([proxy["alice"], proxy["bob"], carol.bare])
+            # History, asked of her own server as the SDK asks it.
+            iq = carol.make_iq_get()
+            ET.SubElement(iq.xml, f"{{{H}}}query", status="group_chat", to_user=group, position="up",
+                          row_id="", limit="20")
+            rows = [r.attrib for r in (await iq.send(timeout=10)).xml.iter(f"{{{H}}}message")]
+            assert [r["fromuser"] for r in rows if r["msgtype"] != "0"] == [proxy["bob"]]
+            # The owner, a FlyChat participant too, sees bob's real JID in his participant list.
+            listing = await alice.request(alice.channel(channel_name), ET.Element(f"{{{G}}}query", status="get_participants"), get=True)
+            assert bob.bare in {p.get("jid") for p in listing.xml.iter(f"{{{G}}}participant")}
+            # A last message, so that everything before it has arrived.
+            bob.post(channel_name, "the end")
+            while (await asyncio.wait_for(flychat_messages.get(), 10))["body"] != "the end":
+                pass
+            leaked = [s for s in everything_carol_got for other in ("alice", "bob") if jid(other) in s]
+            assert leaked == []
+    run(scenario())

@@ -134,7 +134,10 @@ mod tests {
             &facts[0],
             Fact::SettingsChanged { settings, .. } if settings.jids_hidden
         ));
-        assert!(g.change_settings("coven", &alice, hide, 8).unwrap().is_empty());
+        assert!(g
+            .change_settings("coven", &alice, hide, 8)
+            .unwrap()
+            .is_empty());
         let channel = g.channel("coven").unwrap();
         assert!(channel.settings().jids_hidden);
         assert!(channel.shows_jids_to(&alice) && channel.shows_jids_to(&bob));

@@ -38,9 +38,14 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
         Fact::Posted(posted) => {
             // The SDK drops the sender's own copy (flychat-wire.md §2): none is written.
             let others = Audience::except(&posted.sender);
-            tell(groups, service, posted.channel, others, out, |jid, _, names| {
-                render::message(&service.ids, jid, posted, names)
-            });
+            tell(
+                groups,
+                service,
+                posted.channel,
+                others,
+                out,
+                |jid, _, names| render::message(&service.ids, jid, posted, names),
+            );
         }
         Fact::ChatState {
             key, sender, state, ..
@@ -122,7 +127,12 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
             by,
             accepted: false,
         } => tell(groups, service, *key, seeing, out, |jid, _, _| {
-            render::info_event(jid, "declined", by.as_str(), &[("jid", pending.jid.as_str())])
+            render::info_event(
+                jid,
+                "declined",
+                by.as_str(),
+                &[("jid", pending.jid.as_str())],
+            )
         }),
         Fact::ChannelDestroyed { channel, .. } => destroyed(service, channel, out),
         // Told to nobody: an approved request is told by its `Joined`; the SDK's wire

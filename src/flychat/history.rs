@@ -17,8 +17,8 @@ use minidom::Element;
 use super::render;
 use super::wire::{CONTENT, HISTORY_NS};
 use crate::core::{Condition, Groups, MessageRef, Outcome, Refusal};
-use crate::dialect::proxy::Naming;
 use crate::dialect::ids::{Ids, Paging};
+use crate::dialect::proxy::Naming;
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
 use crate::store::{Archived, HistoryQuery, Page};
 use crate::xml::{ns, Xml};
@@ -102,7 +102,14 @@ impl GroupChat {
             .resolve(&service.ids)
             .map_err(|row| no_row(&row))?;
         let names = naming(groups, service, &self.group, env);
-        Ok(page(env, &service.ids, "group_chat", history, newest_first, names))
+        Ok(page(
+            env,
+            &service.ids,
+            "group_chat",
+            history,
+            newest_first,
+            names,
+        ))
     }
 }
 
@@ -135,7 +142,14 @@ impl GroupChatMedia {
         let Some(last) = self.after.clone() else {
             history.page = Page::Last;
             history.max = FIRST_MEDIA_PAGE;
-            return Ok(page(env, &service.ids, "group_chat_media", history, true, names));
+            return Ok(page(
+                env,
+                &service.ids,
+                "group_chat_media",
+                history,
+                true,
+                names,
+            ));
         };
         history.max = MEDIA_PAGE;
         let env = env.clone();

@@ -197,9 +197,10 @@ mod tests {
 
     #[test]
     fn a_submitted_form_sets_jid_visibility_and_the_settings_it_names() {
-        let change =
-            parse_form(&form("<field var='JID Visibility'><value>jid-hidden</value></field>"))
-                .unwrap();
+        let change = parse_form(&form(
+            "<field var='JID Visibility'><value>jid-hidden</value></field>",
+        ))
+        .unwrap();
         assert_eq!(change.jids_hidden, Some(true));
         assert_eq!((change.policy, change.muted), (None, None));
         let change = parse_form(&form(

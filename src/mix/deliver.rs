@@ -144,10 +144,18 @@ fn chat_state(
     state: ChatState,
     out: &mut Vec<String>,
 ) {
-    on_messages_node(groups, service, key, Some(sender), None, out, |x, _, shown| {
-        x.open(state.name(), ns::CHATSTATES).close();
-        render::mix_sender(x, nick, render::seen(sender, shown));
-    });
+    on_messages_node(
+        groups,
+        service,
+        key,
+        Some(sender),
+        None,
+        out,
+        |x, _, shown| {
+            x.open(state.name(), ns::CHATSTATES).close();
+            render::mix_sender(x, nick, render::seen(sender, shown));
+        },
+    );
 }
 
 /// An XEP-0424 retraction (with XEP-0425's `<moderated/>` when a moderator removed someone
@@ -200,15 +208,23 @@ fn correction(groups: &Groups, service: &Service, c: &Corrected, out: &mut Vec<S
 
 /// A member's XEP-0444 reactions to a message, all of them (each update replaces the last).
 fn reactions(groups: &Groups, service: &Service, r: &Reacted, out: &mut Vec<String>) {
-    on_messages_node(groups, service, r.channel, None, None, out, |x, _, shown| {
-        x.open("reactions", ns::REACTIONS)
-            .attr("id", &service.ids.encode(r.message));
-        for reaction in &r.reactions {
-            x.leaf("reaction", "", reaction);
-        }
-        x.close();
-        render::mix_sender(x, &r.nick, render::seen(&r.member, shown));
-    });
+    on_messages_node(
+        groups,
+        service,
+        r.channel,
+        None,
+        None,
+        out,
+        |x, _, shown| {
+            x.open("reactions", ns::REACTIONS)
+                .attr("id", &service.ids.encode(r.message));
+            for reaction in &r.reactions {
+                x.leaf("reaction", "", reaction);
+            }
+            x.close();
+            render::mix_sender(x, &r.nick, render::seen(&r.member, shown));
+        },
+    );
 }
 
 /// A `groupchat` message from the channel to the messages node's subscribers (but `except`),
@@ -549,5 +565,36 @@ mod tests {
         let mut to = recipients(&g, &facts);
         to.sort();
         assert_eq!(to, ["alice@localhost/laptop", "carol@localhost/phone"]);
+    }
+
+    #[test]
+    fn in_a_hidden_channel_only_owners_and_admins_get_the_senders_jid() {
+        let mut g = coven();
+        let hide = crate::core::SettingsChange {
+            jids_hidden: Some(true),
+            ..Default::default()
+        };
+        g.change_settings("coven", &jid("alice@localhost"), hide, 5)
+            .unwrap();
+        join(&mut g, "alice@localhost/laptop");
+        join(&mut g, "carol@localhost/phone");
+        let facts = g
+            .post("coven", &jid("bob@localhost"), text("hi"), 10)
+            .unwrap();
+        let service = crate::dialect::testing::service_at("mix.localhost");
+        let mut out = Vec::new();
+        for f in &facts {
+            fact(&g, &service, f, &mut out);
+        }
+        let at = |to: &str| {
+            out.iter()
+                .find(|s| s.contains(&format!(" to='{to}'")))
+                .unwrap()
+                .clone()
+        };
+        assert!(at("alice@localhost/laptop").contains("<jid>bob@localhost</jid>"));
+        let at_carol = at("carol@localhost/phone");
+        assert!(!at_carol.contains("bob@localhost"), "{at_carol}");
+        assert!(at_carol.contains("<nick>bob</nick>"), "{at_carol}");
     }
 }

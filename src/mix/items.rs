@@ -116,7 +116,11 @@ impl Items {
                 participant_only(channel, env, "read its configuration")?;
                 // The form names owners, admins and muted members by JID.
                 if !channel.shows_jids_to(&env.sender()) {
-                    admin_only(channel, env, "read the configuration of a JID-hidden channel")?;
+                    admin_only(
+                        channel,
+                        env,
+                        "read the configuration of a JID-hidden channel",
+                    )?;
                 }
                 x.open("item", "").attr("id", super::config::ITEM);
                 super::config::form(&mut x, channel, groups.rules.max_members, None);

@@ -103,7 +103,11 @@ mod tests {
         assert_eq!(private.channel, "coven");
         assert_eq!(private.to, ParticipantId(0x0123_4567_89ab_cdef));
         assert_eq!(private.message_type, "chat");
-        assert!(private.content.contains("Meet at midnight"), "{}", private.content);
+        assert!(
+            private.content.contains("Meet at midnight"),
+            "{}",
+            private.content
+        );
         assert_eq!(
             parse("coven@mix.example.org", Some("chat"), "<body>x</body>").unwrap(),
             None

@@ -61,7 +61,11 @@ impl MessageState {
 
 /// How each of `members` is named to the requester: `(attribute, value)`, its JID where
 /// the requester may see JIDs, else its participant id.
-fn member_names(groups: &Groups, env: &Envelope, members: &[BareJid]) -> Vec<(&'static str, String)> {
+fn member_names(
+    groups: &Groups,
+    env: &Envelope,
+    members: &[BareJid],
+) -> Vec<(&'static str, String)> {
     let channel = groups.channel(env.channel_name());
     let shown = channel.is_none_or(|c| c.shows_jids_to(&env.sender()));
     members

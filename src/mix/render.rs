@@ -24,7 +24,8 @@ pub fn parse_timestamp(field: &str, value: &str) -> crate::core::Outcome<Micros>
 /// `<participant xmlns='urn:xmpp:mix:core:1'><nick/><jid/></participant>`, without the
 /// `<jid/>` when JIDs are not `shown` (XEP-0404: a JID-hidden channel's participants node).
 pub fn participant(x: &mut Xml, p: &Participant, shown: bool) {
-    x.open("participant", ns::MIX_CORE).leaf("nick", "", &p.nick);
+    x.open("participant", ns::MIX_CORE)
+        .leaf("nick", "", &p.nick);
     if shown {
         x.leaf("jid", "", p.jid.as_str());
     }
@@ -79,12 +80,7 @@ pub const AVATAR_TYPE_FIELD: &str = "mixd#avatar-type";
 /// A group event as MIX clients see it, live (configuration-node subscribers) and in history
 /// (with the `notices` filter): `<notice xmlns='urn:mixd:notice:0' kind='…' code='…'
 /// by='…' [jid='…']/>`; without `by` and `jid` for a recipient from whom JIDs are hidden.
-pub fn notice(
-    x: &mut Xml,
-    kind: NoticeKind,
-    by: Option<&BareJid>,
-    target: Option<&BareJid>,
-) {
+pub fn notice(x: &mut Xml, kind: NoticeKind, by: Option<&BareJid>, target: Option<&BareJid>) {
     x.open("notice", ns::MIXD_NOTICE)
         .attr("kind", kind.name())
         .attr("code", &(kind as i64).to_string())
