@@ -428,6 +428,12 @@ impl Channel {
         !self.settings().jids_hidden || self.role_of(viewer) >= Role::Admin
     }
 
+    /// [`Channel::shows_jids_to`] for one of its participants, without looking it up (which
+    /// would make telling every participant quadratic).
+    pub fn shows_jids_to_participant(&self, viewer: &Participant) -> bool {
+        !self.settings().jids_hidden || viewer.role >= Role::Admin || self.is_owner(&viewer.jid)
+    }
+
     /// The participant whose participant id is `id`.
     pub fn participant_by_id(&self, id: ParticipantId) -> Option<&Participant> {
         self.participants.iter().find(|p| p.id == id)

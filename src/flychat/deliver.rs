@@ -196,7 +196,7 @@ pub fn joined(
     // channel's members), each written when first needed; each added user sees itself.
     let mut to_others: [Option<Template>; 2] = [None, None];
     for recipient in recipients() {
-        let shown = channel.shows_jids_to(&recipient.jid);
+        let shown = channel.shows_jids_to_participant(recipient);
         let names = |viewer: &BareJid| match shown {
             true => Naming::real(&jid),
             false => Naming::hidden(channel, &jid).seen_by(viewer),
@@ -291,8 +291,10 @@ fn tell(
         }
         return;
     }
+    // One who left no longer sees JIDs, whatever its role was.
+    let leaver = |p: &Participant| audience.also.is_some_and(|also| also.jid == p.jid);
     let (seeing, blind): (Vec<_>, Vec<_>) =
-        recipients().partition(|p| channel.shows_jids_to(&p.jid));
+        recipients().partition(|p| !leaver(p) && channel.shows_jids_to_participant(p));
     if !seeing.is_empty() {
         let template = write(&jid, channel, &Naming::real(&jid));
         for participant in seeing {
@@ -302,9 +304,7 @@ fn tell(
     if audience.seeing_only {
         return;
     }
-    let (leaving, blind): (Vec<_>, Vec<_>) = blind
-        .into_iter()
-        .partition(|p| audience.also.is_some_and(|also| also.jid == p.jid));
+    let (leaving, blind): (Vec<_>, Vec<_>) = blind.into_iter().partition(|p| leaver(p));
     let hidden = Naming::hidden(channel, &jid);
     if !blind.is_empty() {
         let template = write(&jid, channel, &hidden);

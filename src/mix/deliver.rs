@@ -361,7 +361,7 @@ fn configuration(
     });
     let recipients = channel
         .subscribers(Nodes::CONFIG)
-        .filter(|p| channel.shows_jids_to(&p.jid));
+        .filter(|p| channel.shows_jids_to_participant(p));
     address(&template, recipients, out);
 }
 
@@ -470,7 +470,7 @@ fn address_by_sight<'a>(
     }
     let (seeing, blind): (Vec<_>, Vec<_>) = recipients
         .filter(|p| p.dialect == Dialect::Mix)
-        .partition(|p| channel.shows_jids_to(&p.jid));
+        .partition(|p| channel.shows_jids_to_participant(p));
     for (shown, group) in [(true, seeing), (false, blind)] {
         if !group.is_empty() {
             address(&render(shown), group.into_iter(), out);

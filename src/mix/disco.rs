@@ -116,6 +116,7 @@ fn info(groups: &Groups, env: &Envelope, node: Option<&str>) -> Outcome<Handled>
                 ns::MAM,
                 ns::MIX_ADMIN,
                 ns::MIX_MISC,
+                ns::MIX_ANON,
                 ns::MIXD_ADMIN,
                 ns::DISCO_INFO,
                 ns::DISCO_ITEMS,
@@ -161,6 +162,7 @@ fn items(
                     node::CONFIG,
                     node::ALLOWED,
                     node::BANNED,
+                    node::JIDMAP,
                 ]
             } else {
                 &[
