@@ -29,7 +29,10 @@ CREATE TABLE channels (
     info_avatar_type TEXT    NOT NULL DEFAULT '',
     -- 1 when its creator named it to be found (a MIX create with a name); 0 for ad-hoc
     -- channels and FlyChat groups. Public (listed to anyone) = listed and join_policy 0.
-    listed           INTEGER NOT NULL DEFAULT 1
+    listed           INTEGER NOT NULL DEFAULT 1,
+    -- 1 when participants see each other's nicks and participant ids but not real JIDs
+    -- (XEP-0404 'JID Hidden'; owners and admins still see them).
+    jids_hidden      INTEGER NOT NULL DEFAULT 0
 );
 
 -- Owners who left a channel themselves, who may still delete it for a minute (the FlyChat

@@ -15,6 +15,7 @@ use jid::BareJid;
 use crate::core::iso_time;
 use crate::core::{Channel, Dialect, Fact, Groups, Notice, Participant, Pending, PendingKind};
 use crate::dialect::ids::Ids;
+use crate::dialect::proxy::Naming;
 use crate::dialect::{shapes, Service};
 use crate::flychat;
 use crate::mix;
@@ -120,9 +121,11 @@ fn membership(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Str
                 return;
             };
             let jid = service.channel_jid(&channel.name);
+            // The invitee, not yet a participant, sees what a member sees (XEP-0404).
+            let names = Naming::for_viewer(channel, &jid, &pending.jid);
             match pending.kind {
                 PendingKind::Invited => send(
-                    &invitation(&service.ids, &jid, pending),
+                    &invitation(&service.ids, &jid, pending, &names.jid(&pending.by)),
                     [&pending.jid],
                     out,
                 ),
@@ -141,9 +144,21 @@ fn membership(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Str
                 return;
             };
             let jid = service.channel_jid(&channel.name);
+            // The invitee or requester sees the decider as a member would (XEP-0404).
+            let names = Naming::for_viewer(channel, &jid, &pending.jid);
             let mut recipients = deciders(channel);
-            recipients.push(&pending.jid);
-            send(&decision(&jid, pending, by, *accepted), recipients, out);
+            if names.shows_jids() {
+                recipients.push(&pending.jid);
+            }
+            send(
+                &decision(&jid, pending, by.as_str(), *accepted),
+                recipients,
+                out,
+            );
+            if !names.shows_jids() {
+                let template = decision(&jid, pending, &names.jid(by), *accepted);
+                send(&template, [&pending.jid], out);
+            }
         }
         Fact::ChannelCreated { .. }
         | Fact::ChannelDestroyed { .. }
@@ -191,14 +206,14 @@ fn deciders(channel: &Channel) -> Vec<&BareJid> {
 }
 
 /// To the invitee: an XEP-0407 invitation.
-fn invitation(ids: &Ids, channel_jid: &str, pending: &Pending) -> Template {
+fn invitation(ids: &Ids, channel_jid: &str, pending: &Pending, inviter: &str) -> Template {
     shapes::normal_message(channel_jid, |x| {
         x.leaf(
             "body",
             "",
-            &format!("{} invites you to join {channel_jid}", pending.by),
+            &format!("{inviter} invites you to join {channel_jid}"),
         );
-        shapes::invitation(x, ids, channel_jid, pending);
+        shapes::invitation(x, ids, channel_jid, pending, inviter);
     })
 }
 
@@ -219,7 +234,7 @@ fn join_request(channel_jid: &str, pending: &Pending) -> Template {
 }
 
 /// To the deciders and the invitee or requester: how an invitation or request was answered.
-fn decision(channel_jid: &str, pending: &Pending, by: &BareJid, accepted: bool) -> Template {
+fn decision(channel_jid: &str, pending: &Pending, by: &str, accepted: bool) -> Template {
     let outcome = if accepted { "accepted" } else { "declined" };
     let (kind, text) = match pending.kind {
         PendingKind::Invited => (
@@ -241,7 +256,7 @@ fn decision(channel_jid: &str, pending: &Pending, by: &BareJid, accepted: bool) 
             .attr("kind", kind)
             .attr("jid", pending.jid.as_str())
             .attr("accepted", if accepted { "true" } else { "false" })
-            .attr("by", by.as_str())
+            .attr("by", by)
             .close();
     })
 }

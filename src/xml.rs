@@ -52,6 +52,8 @@ pub mod ns {
     pub const MIXD_NOTICE: &str = "urn:mixd:notice:0";
     pub const MIX_ADMIN: &str = "urn:xmpp:mix:admin:0";
     pub const MIX_MISC: &str = "urn:xmpp:mix:misc:0";
+    /// XEP-0404: the JID map node's items.
+    pub const MIX_ANON: &str = "urn:xmpp:mix:anon:0";
 }
 
 /// The MIX nodes (XEP-0369 §6.3) a participant subscribes to and events name.
@@ -62,6 +64,8 @@ pub mod node {
     pub const CONFIG: &str = "urn:xmpp:mix:nodes:config";
     pub const ALLOWED: &str = "urn:xmpp:mix:nodes:allowed";
     pub const BANNED: &str = "urn:xmpp:mix:nodes:banned";
+    /// XEP-0404: participant id to real JID, for owners and admins.
+    pub const JIDMAP: &str = "urn:xmpp:mix:nodes:jidmap";
 }
 
 /// Escapes text for use in element content or in an attribute quoted with `'`.

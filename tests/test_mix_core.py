@@ -274,10 +274,10 @@ def test_discovery_lists_what_the_channel_does(server, mixd, channel_name):
             features = set(info["disco_info"]["features"])
             # MIX with MAM (XEP-0369 §6.3), and each extension the channel carries out, so
             # that clients offer it: XEP-0313 #extended, XEP-0424 (+ tombstones), XEP-0425,
-            # XEP-0308, XEP-0444, XEP-0184, XEP-0333, XEP-0085, XEP-0359.
+            # XEP-0308, XEP-0444, XEP-0184, XEP-0333, XEP-0085, XEP-0359, XEP-0404.
             assert features == {
                 "urn:xmpp:mix:core:1", "urn:xmpp:mam:2", "urn:xmpp:mam:2#extended",
-                "urn:xmpp:mix:admin:0", "urn:xmpp:mix:misc:0", "urn:mixd:admin:0",
+                "urn:xmpp:mix:admin:0", "urn:xmpp:mix:misc:0", "urn:xmpp:mix:anon:0", "urn:mixd:admin:0",
                 "urn:mixd:receipts:0", "urn:mixd:history:0",
                 "urn:xmpp:message-retract:1", "urn:xmpp:message-retract:1#tombstone",
                 "urn:xmpp:message-moderate:1", "urn:xmpp:message-correct:0", "urn:xmpp:reactions:0",

@@ -113,11 +113,12 @@ impl Groups {
             self.room_for(channel, 1)?;
         }
         let nick = match (nick, &previous) {
-            (Some(nick), _) => checked_nick(nick, max_nick)?,
-            (None, Some(previous)) => previous.nick.clone(),
-            (None, None) => generated_nick(Some(channel), actor, max_nick),
+            (Some(nick), _) => Some(checked_nick(nick, max_nick)?),
+            (None, Some(previous)) => Some(previous.nick.clone()),
+            // Named by `newcomer`, once its participant id is known (see `assigned_nick`).
+            (None, None) => None,
         };
-        if channel.nick_taken(&nick, actor) {
+        if let Some(nick) = nick.as_deref().filter(|n| channel.nick_taken(n, actor)) {
             return Err(Refusal::new(
                 Condition::Conflict,
                 format!("the nick '{nick}' is taken in '{name}'"),
@@ -130,7 +131,7 @@ impl Groups {
             // nothing is stored and nobody is told (a client that joins from each of its
             // resources would otherwise broadcast the same participant again and again).
             Some(previous)
-                if previous.nick == nick
+                if nick.as_ref() == Some(&previous.nick)
                     && previous.nodes == nodes
                     && previous.dialect == dialect
                     && reach.is_none_or(|r| r == previous.reach) =>
@@ -138,7 +139,7 @@ impl Groups {
                 return Ok((previous, Vec::new()));
             }
             Some(previous) => Participant {
-                nick,
+                nick: nick.unwrap_or(previous.nick),
                 nodes,
                 dialect,
                 reach: reach.unwrap_or(previous.reach),
@@ -146,7 +147,7 @@ impl Groups {
             },
             None => Participant {
                 reach: reach.unwrap_or_default(),
-                ..self.newcomer(name, actor, Some(nick), nodes, dialect, now)
+                ..self.newcomer(name, actor, nick, nodes, dialect, now)
             },
         };
         let fact = Fact::Joined {
@@ -183,7 +184,7 @@ impl Groups {
     }
 
     /// A new participant of channel `name` (which exists): a fresh id, the user's localpart
-    /// as nick unless one is given, owner if it owns the channel; where history is not
+    /// as nick unless one is given (in a JID-hidden channel its participant id), owner if it owns the channel; where history is not
     /// shared, it sees only what comes after it joins.
     pub(super) fn newcomer(
         &mut self,
@@ -206,7 +207,7 @@ impl Groups {
         Participant {
             id,
             jid: jid.clone(),
-            nick: nick.unwrap_or_else(|| generated_nick(channel, jid, self.rules.max_nick_bytes)),
+            nick: nick.unwrap_or_else(|| assigned_nick(channel, jid, id, self.rules.max_nick_bytes)),
             nodes,
             role: if owner { Role::Owner } else { Role::Member },
             dialect,
@@ -256,8 +257,22 @@ fn way_in(channel: &Channel, actor: &BareJid, role: Role) -> WayIn {
     }
 }
 
-/// The nick the service gives a user who picks none (XEP-0369 §7.1.6, "the MIX service
-/// generates the nick"): its JID's localpart, within the length limit, and where another
+/// The nick the service gives participant `id` when it picks none (XEP-0369 §7.1.6, "the MIX
+/// service generates the nick"): in a JID-hidden channel (XEP-0404) its participant id, since
+/// a nick made from the JID would name it to everyone; elsewhere [`generated_nick`].
+pub(super) fn assigned_nick(
+    channel: Option<&Channel>,
+    jid: &BareJid,
+    id: ParticipantId,
+    max_bytes: usize,
+) -> String {
+    match channel.is_some_and(|c| c.settings().jids_hidden) {
+        true => id.to_string(),
+        false => generated_nick(channel, jid, max_bytes),
+    }
+}
+
+/// The nick generated from a JID: its JID's localpart, within the length limit, and where another
 /// participant of `channel` has that nick, the first of `<localpart>-2`, `<localpart>-3`, …
 /// that is free.
 pub(super) fn generated_nick(channel: Option<&Channel>, jid: &BareJid, max_bytes: usize) -> String {

@@ -24,6 +24,7 @@ mod nick;
 mod operator;
 mod post;
 mod presence;
+mod private;
 mod subscription;
 
 mod access;
@@ -56,6 +57,7 @@ pub use model::{
 };
 pub use notice::{Notice, NoticeKind};
 pub use post::{Posted, Submission};
+pub use private::PrivateRoute;
 pub use react::Reacted;
 pub use receipt::{Receipt, ReceiptKind};
 pub use retract::Retracted;

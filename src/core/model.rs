@@ -111,6 +111,9 @@ pub struct Settings {
     pub muted: bool,
     /// This group's member limit, below the service's; `None` takes the service's.
     pub max_members: Option<usize>,
+    /// JID-hidden (XEP-0404 'JID Hidden'): participants see each other's nicks and
+    /// participant ids, never real JIDs; owners and admins still do.
+    pub jids_hidden: bool,
 }
 
 /// The allowed and banned lists (XEP-0369 §7.3.7): bare JIDs and whole domains. A user
@@ -339,6 +342,7 @@ static UNCHANGED: Administration = Administration {
         policy: JoinPolicy::Open,
         muted: false,
         max_members: None,
+        jids_hidden: false,
     },
     access: Access {
         allowed: Vec::new(),
@@ -415,6 +419,24 @@ impl Channel {
             || self.is_owner(user)
             || self.pending(user).is_some()
             || (self.is_public() && self.access().admits(user))
+    }
+
+    /// Whether `viewer` may see the real JIDs of the channel's participants: always in a
+    /// channel that does not hide them; in one that does (XEP-0404 'JID Hidden'), only its
+    /// owners and admins.
+    pub fn shows_jids_to(&self, viewer: &BareJid) -> bool {
+        !self.settings().jids_hidden || self.role_of(viewer) >= Role::Admin
+    }
+
+    /// [`Channel::shows_jids_to`] for one of its participants, without looking it up (which
+    /// would make telling every participant quadratic).
+    pub fn shows_jids_to_participant(&self, viewer: &Participant) -> bool {
+        !self.settings().jids_hidden || viewer.role >= Role::Admin || self.is_owner(&viewer.jid)
+    }
+
+    /// The participant whose participant id is `id`.
+    pub fn participant_by_id(&self, id: ParticipantId) -> Option<&Participant> {
+        self.participants.iter().find(|p| p.id == id)
     }
 
     pub fn participant(&self, jid: &BareJid) -> Option<&Participant> {

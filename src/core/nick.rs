@@ -3,7 +3,7 @@
 
 use jid::BareJid;
 
-use super::join::{checked_nick, generated_nick};
+use super::join::{assigned_nick, checked_nick};
 use super::{Condition, Fact, Groups, Outcome, Refusal};
 
 impl Groups {
@@ -20,7 +20,7 @@ impl Groups {
         let (channel, participant) = self.participant_of(name, actor)?;
         let nick = match nick {
             Some(nick) => checked_nick(nick, max_bytes)?,
-            None => generated_nick(Some(channel), actor, max_bytes),
+            None => assigned_nick(Some(channel), actor, participant.id, max_bytes),
         };
         if channel.nick_taken(&nick, actor) {
             return Err(Refusal::new(

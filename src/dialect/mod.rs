@@ -7,6 +7,7 @@
 
 pub mod ids;
 pub mod payload;
+pub mod proxy;
 mod reply;
 pub mod shapes;
 

@@ -134,9 +134,10 @@ fn reflect(groups: &Groups, service: &Service, posted: &Posted, out: &mut Vec<St
     };
     let jid = service.channel_jid(&channel.name);
     let sender = channel.participant(&posted.sender).map(|p| p.id);
-    let template =
-        Template::new(|x| render::channel_message(x, &service.ids, &jid, sender, posted));
-    address(&template, channel.subscribers(Nodes::MESSAGES), out);
+    let recipients = channel.subscribers(Nodes::MESSAGES);
+    address_by_sight(channel, recipients, out, |shown| {
+        Template::new(|x| render::channel_message(x, &service.ids, &jid, sender, posted, shown))
+    });
 }
 
 /// Typing and the like (XEP-0085), to everyone but the sender, whose clients know.
@@ -153,9 +154,9 @@ fn chat_state(
         jid: sender,
         told: false,
     };
-    on_messages_node(groups, service, key, from, None, out, |x, _| {
+    on_messages_node(groups, service, key, from, None, out, |x, _, shown| {
         x.open(state.name(), ns::CHATSTATES).close();
-        render::mix_sender(x, nick, sender);
+        render::mix_sender(x, nick, render::seen(sender, shown));
     });
 }
 
@@ -185,11 +186,11 @@ fn retraction(groups: &Groups, service: &Service, r: &Retracted, out: &mut Vec<S
         from,
         Some(&stanza_id),
         out,
-        |x, channel_jid| {
+        |x, channel_jid, shown| {
             let by = render::participant_jid(channel_jid, moderator);
             let moderation = r.moderated.as_ref().map(|reason| (by.as_str(), reason));
             render::retract(x, &target, moderation);
-            render::mix_sender(x, &r.by_nick, &r.by);
+            render::mix_sender(x, &r.by_nick, render::seen(&r.by, shown));
             render::stanza_id(x, channel_jid, &stanza_id);
         },
     );
@@ -210,10 +211,10 @@ fn correction(groups: &Groups, service: &Service, c: &Corrected, out: &mut Vec<S
         },
         Some(&stanza_id),
         out,
-        |x, _| {
+        |x, _, shown| {
             x.raw(&c.submission.content);
             x.open("replace", ns::CORRECT).attr("id", &id).close();
-            render::mix_sender(x, &c.nick, &c.sender);
+            render::mix_sender(x, &c.nick, render::seen(&c.sender, shown));
         },
     );
 }
@@ -233,9 +234,9 @@ fn reactions(groups: &Groups, service: &Service, r: &Reacted, out: &mut Vec<Stri
         from,
         Some(&id),
         out,
-        |x, jid| {
+        |x, jid, shown| {
             render::reactions_to(x, &service.ids.encode(r.message), &r.reactions);
-            render::mix_sender(x, &r.nick, &r.member);
+            render::mix_sender(x, &r.nick, render::seen(&r.member, shown));
             render::stanza_id(x, jid, &id);
         },
     );
@@ -251,7 +252,8 @@ enum From<'a> {
 }
 
 /// A `groupchat` message to the messages node's subscribers, `from` the channel or one of its
-/// participants, with the payload `write` puts in (given the channel's JID).
+/// participants, with the payload `write` puts in (given the channel's JID and whether JIDs
+/// are shown to the recipients, XEP-0404).
 fn on_messages_node(
     groups: &Groups,
     service: &Service,
@@ -259,7 +261,7 @@ fn on_messages_node(
     from: From,
     id: Option<&str>,
     out: &mut Vec<String>,
-    write: impl FnOnce(&mut Xml, &str),
+    write: impl Fn(&mut Xml, &str, bool),
 ) {
     let Some(channel) = groups.channel_by_key(key) else {
         return;
@@ -272,16 +274,17 @@ fn on_messages_node(
             (!told).then_some(jid),
         ),
     };
-    let template = Template::new(|x| {
-        let from = render::participant_jid(&jid, sender);
-        render::open_groupchat(x, ns::COMPONENT, &from, Some(Template::TO), id);
-        write(x, &jid);
-        x.close();
-    });
     let recipients = channel
         .subscribers(Nodes::MESSAGES)
         .filter(|p| Some(&p.jid) != except);
-    address(&template, recipients, out);
+    let from = render::participant_jid(&jid, sender);
+    address_by_sight(channel, recipients, out, |shown| {
+        Template::new(|x| {
+            render::open_groupchat(x, ns::COMPONENT, &from, Some(Template::TO), id);
+            write(x, &jid, shown);
+            x.close();
+        })
+    });
 }
 
 /// Participants as they now are (joined, added, or renamed), published on the participants
@@ -317,13 +320,16 @@ fn joined_except(
     if !recipients().any(live) {
         return;
     }
+    // XEP-0404: a JID-hidden channel's participants node holds no JID, for anyone; owners
+    // and admins read JIDs from the JID map node.
+    let shown = !channel.settings().jids_hidden;
     let template = render::event(
         &service.channel_jid(&channel.name),
         node::PARTICIPANTS,
         |x| {
             for participant in participants {
                 x.open("item", "").attr("id", &participant.id.to_string());
-                render::participant(x, participant);
+                render::participant(x, participant, shown);
                 x.close();
             }
         },
@@ -369,7 +375,8 @@ fn info_item(groups: &Groups, service: &Service, key: i64, info: &Info, out: &mu
 }
 
 /// A role, setting or mute changed: the configuration node's one item, the whole form as
-/// it now is, naming who changed it last (XEP-0406).
+/// it now is, naming who changed it last (XEP-0406). The form names owners, admins and
+/// muted members by JID: in a JID-hidden channel only owners and admins are told.
 fn configuration(
     groups: &Groups,
     service: &Service,
@@ -385,7 +392,10 @@ fn configuration(
         config::form(x, channel, groups.rules.max_members, Some(by));
         x.close();
     });
-    address(&template, channel.subscribers(Nodes::CONFIG), out);
+    let recipients = channel
+        .subscribers(Nodes::CONFIG)
+        .filter(|p| channel.shows_jids_to_participant(p));
+    address(&template, recipients, out);
 }
 
 /// An entry put on or taken off the allowed or banned node. Only owners and admins may read
@@ -431,17 +441,19 @@ pub fn noticed(groups: &Groups, service: &Service, notices: &[&Notice], out: &mu
         return;
     }
     let jid = service.channel_jid(&channel.name);
-    let template = Template::new(|x| {
-        x.open("message", ns::COMPONENT)
-            .attr("from", &jid)
-            .attr("to", Template::TO)
-            .attr("type", "headline");
-        for notice in notices {
-            render::notice(x, notice.kind, &notice.actor, notice.target.as_ref());
-        }
-        x.close();
+    address_by_sight(channel, channel.subscribers(Nodes::CONFIG), out, |shown| {
+        Template::new(|x| {
+            x.open("message", ns::COMPONENT)
+                .attr("from", &jid)
+                .attr("to", Template::TO)
+                .attr("type", "headline");
+            for notice in notices {
+                let target = notice.target.as_ref().filter(|_| shown);
+                render::notice(x, notice.kind, render::seen(&notice.actor, shown), target);
+            }
+            x.close();
+        })
     });
-    address(&template, channel.subscribers(Nodes::CONFIG), out);
 }
 
 /// Every participant learns that the channel is gone, whatever it subscribed to: a pubsub
@@ -474,6 +486,29 @@ fn live(participant: &Participant) -> bool {
             Reach::Server => true,
             Reach::Direct => !participant.online.is_empty(),
         }
+}
+
+/// [`address`] for an event that names participants by JID: written with the JIDs for the
+/// recipients who may see them, without for the others (XEP-0404: a JID-hidden channel's
+/// participants who are not owners or admins). `render` writes the event, told whether the
+/// JIDs are shown; a channel that shows JIDs writes it once.
+fn address_by_sight<'a>(
+    channel: &Channel,
+    recipients: impl Iterator<Item = &'a Participant>,
+    out: &mut Vec<String>,
+    render: impl Fn(bool) -> Template,
+) {
+    if !channel.settings().jids_hidden {
+        return address(&render(true), recipients, out);
+    }
+    let (seeing, blind): (Vec<_>, Vec<_>) = recipients
+        .filter(|p| p.dialect == Dialect::Mix)
+        .partition(|p| channel.shows_jids_to_participant(p));
+    for (shown, group) in [(true, seeing), (false, blind)] {
+        if !group.is_empty() {
+            address(&render(shown), group.into_iter(), out);
+        }
+    }
 }
 
 /// One copy of `template` per MIX participant among `recipients` as each is reached: its
@@ -563,5 +598,36 @@ mod tests {
         let mut to = recipients(&g, &facts);
         to.sort();
         assert_eq!(to, ["alice@localhost/laptop", "carol@localhost/phone"]);
+    }
+
+    #[test]
+    fn in_a_hidden_channel_only_owners_and_admins_get_the_senders_jid() {
+        let mut g = coven();
+        let hide = crate::core::SettingsChange {
+            jids_hidden: Some(true),
+            ..Default::default()
+        };
+        g.change_settings("coven", &jid("alice@localhost"), hide, 5)
+            .unwrap();
+        join(&mut g, "alice@localhost/laptop");
+        join(&mut g, "carol@localhost/phone");
+        let facts = g
+            .post("coven", &jid("bob@localhost"), text("hi"), 10)
+            .unwrap();
+        let service = crate::dialect::testing::service_at("mix.localhost");
+        let mut out = Vec::new();
+        for f in &facts {
+            fact(&g, &service, f, &mut out);
+        }
+        let at = |to: &str| {
+            out.iter()
+                .find(|s| s.contains(&format!(" to='{to}'")))
+                .unwrap()
+                .clone()
+        };
+        assert!(at("alice@localhost/laptop").contains("<jid>bob@localhost</jid>"));
+        let at_carol = at("carol@localhost/phone");
+        assert!(!at_carol.contains("bob@localhost"), "{at_carol}");
+        assert!(at_carol.contains("<nick>bob</nick>"), "{at_carol}");
     }
 }

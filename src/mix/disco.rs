@@ -132,6 +132,7 @@ pub const CHANNEL_FEATURES: &[&str] = &[
     MAM_EXTENDED,
     ns::MIX_ADMIN,
     ns::MIX_MISC,
+    ns::MIX_ANON,
     ns::MIXD_ADMIN,
     ns::MIXD_RECEIPTS,
     ns::MIXD_HISTORY,
@@ -183,6 +184,7 @@ fn items(
                     node::CONFIG,
                     node::ALLOWED,
                     node::BANNED,
+                    node::JIDMAP,
                 ]
             } else {
                 &[node::PARTICIPANTS, node::MESSAGES, node::INFO, node::CONFIG]

@@ -8,6 +8,7 @@ use minidom::Element;
 
 use super::subscription::nodes_named;
 use crate::core::{Groups, Micros, Nodes, Outcome};
+use crate::dialect::proxy;
 use crate::dialect::{Envelope, Handled};
 use crate::xml::{ns, Xml};
 
@@ -41,7 +42,10 @@ impl Join {
         let mut x = Xml::new();
         x.open("join", ns::MIX_CORE)
             .attr("id", &participant.id.to_string())
-            .attr("jid", &format!("{}#{}", participant.id, env.to.to_bare()));
+            .attr(
+                "jid",
+                &proxy::proxy_jid(&env.to.to_bare().to_string(), participant.id),
+            );
         super::subscription::write_nodes(&mut x, "subscribe", participant.nodes);
         x.leaf("nick", "", &participant.nick);
         Ok(Handled::iq_changed(env, facts, Some(x.finish())))

@@ -138,6 +138,17 @@ impl Query {
     pub fn apply(self, groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
         let name = env.channel_name();
         let scope = groups.history_scope(name, &env.sender())?;
+        // XEP-0404: the archive shows JIDs only to those who may see them, and lets no one
+        // else find out who sent what by filtering on a JID.
+        let jids_shown = groups
+            .channel(name)
+            .is_some_and(|c| c.shows_jids_to(&env.sender()));
+        if self.with.is_some() && !jids_shown {
+            return Err(Refusal::new(
+                Condition::Forbidden,
+                format!("in JID-hidden '{name}' only owners and admins filter history by JID"),
+            ));
+        }
         let page = self
             .page
             .resolve(&service.ids)
@@ -167,6 +178,7 @@ impl Query {
             service.channel_jid(name),
             self.queryid,
             self.flip,
+            jids_shown,
         );
         Ok(Handled::Read(Box::new(move |reader| {
             respond(reader.history(&history))
@@ -228,9 +240,11 @@ fn respond(
     channel_jid: String,
     queryid: Option<String>,
     flip: bool,
+    jids_shown: bool,
 ) -> impl FnOnce(Result<HistoryPage, HistoryError>) -> Vec<String> + Send + 'static {
     let requester = env.from.to_string();
     let reply_to = env.reply_to();
+    let shown = jids_shown;
     move |result| {
         let page = match result {
             Ok(page) => page,
@@ -260,7 +274,7 @@ fn respond(
                 .open("delay", ns::DELAY)
                 .attr("stamp", &iso_time(posted.at))
                 .close();
-            render::archived_message(&mut x, &ids, &channel_jid, archived);
+            render::archived_message(&mut x, &ids, &channel_jid, archived, shown);
             out.push(x.finish());
         }
         let mut fin = Xml::new();

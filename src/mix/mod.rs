@@ -24,6 +24,7 @@ mod membership;
 mod message;
 mod moderate;
 mod presence;
+mod private;
 pub mod receipts;
 pub mod render;
 mod roles;
@@ -54,9 +55,11 @@ pub fn iq(
     }
 }
 
-/// A message to the service or a channel: parsed into a [`message::Message`], then applied.
+/// A message to the service, a channel or a participant's proxy JID: parsed into a
+/// [`private::Private`] or a [`message::Message`], then applied.
 pub fn message(
     groups: &mut Groups,
+    service: &Service,
     env: &Envelope,
     stanza: &Element,
     message_type: Option<&str>,
@@ -65,6 +68,15 @@ pub fn message(
     if env.channel.is_none() {
         return Rejection::Unhandled("messages go to a channel, not to the service".into())
             .reply(env);
+    }
+    match private::Private::parse(env, stanza, message_type) {
+        Ok(Some(private)) => {
+            return private
+                .apply(groups, service, env)
+                .unwrap_or_else(|refusal| Rejection::Refused(refusal).reply(env))
+        }
+        Ok(None) => {}
+        Err(refusal) => return Rejection::Refused(refusal).reply(env),
     }
     match message::Message::parse(env, stanza, message_type) {
         Ok(message) => message.apply(groups, env, now),
@@ -128,6 +140,7 @@ pub enum Request {
     UpdateSubscription(subscription::UpdateSubscription),
     Items(items::Items),
     PublishInfo(info::Publish),
+    PublishConfig(config::Publish),
     Access(access::Change),
     Invite(membership::Invite),
     Decline(membership::Decline),
@@ -239,6 +252,7 @@ impl Request {
             Request::UpdateSubscription(r) => r.apply(groups, env),
             Request::Items(r) => r.apply(groups, env),
             Request::PublishInfo(r) => r.apply(groups, env, now),
+            Request::PublishConfig(r) => r.apply(groups, env, now),
             Request::Access(r) => r.apply(groups, env, now),
             Request::Invite(r) => r.apply(groups, service, env, now),
             Request::Decline(r) => r.apply(groups, env, now),
@@ -261,8 +275,9 @@ impl Request {
     }
 }
 
-/// A pubsub set on a channel: a publish to the info node, or a publish or retract on the
-/// allowed or banned node (XEP-0369 has clients change nothing else through pubsub).
+/// A pubsub set on a channel: a publish to the info or configuration node, or a publish or
+/// retract on the allowed or banned node (XEP-0369 and XEP-0406 have clients change nothing
+/// else through pubsub).
 fn pubsub_set(payload: &Element) -> Outcome<Request> {
     let request = payload
         .children()
@@ -277,8 +292,11 @@ fn pubsub_set(payload: &Element) -> Outcome<Request> {
         (None, true) if node == node::INFO => {
             Ok(Request::PublishInfo(info::Publish::parse(request)?))
         }
+        (None, true) if node == node::CONFIG => {
+            Ok(Request::PublishConfig(config::Publish::parse(request)?))
+        }
         _ => Err(bad_request(format!(
-            "clients may publish to the info node and publish or retract on the allowed and banned nodes, not <{}/> on '{node}'",
+            "clients may publish to the info and configuration nodes and publish or retract on the allowed and banned nodes, not <{}/> on '{node}'",
             request.name()
         ))),
     }

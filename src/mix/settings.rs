@@ -1,6 +1,6 @@
 //! Membership settings and mutes for MIX clients, in `urn:mixd:admin:0`:
-//! `<settings policy='open|invite|request' muted='true|false' max-members='N|default'/>`
-//! (each attribute optional) and `<mute jid='…' until='XEP-0082 time'/>` (without `until`:
+//! `<settings policy='open|invite|request' muted='true|false' max-members='N|default'
+//! jid-visibility='hidden|visible'/>` (each attribute optional) and `<mute jid='…' until='XEP-0082 time'/>` (without `until`:
 //! unmute). Subscribers of the configuration node see the result.
 
 use jid::BareJid;
@@ -37,11 +37,22 @@ impl Settings {
                     .map_err(|_| bad_request(format!("max-members='{m}' is not a number"))),
             })
             .transpose()?;
+        let jids_hidden = payload
+            .attr("jid-visibility")
+            .map(|v| match v {
+                "hidden" => Ok(true),
+                "visible" => Ok(false),
+                v => Err(bad_request(format!(
+                    "jid-visibility='{v}' is not one of hidden, visible"
+                ))),
+            })
+            .transpose()?;
         Ok(Settings {
             change: SettingsChange {
                 policy,
                 muted: bool_attr(payload, "muted")?,
                 max_members,
+                jids_hidden,
             },
         })
     }
@@ -87,9 +98,10 @@ mod tests {
     #[test]
     fn settings_read_each_attribute_given() {
         let payload = element(
-            "<settings xmlns='urn:mixd:admin:0' policy='request' muted='true' max-members='12'/>",
+            "<settings xmlns='urn:mixd:admin:0' policy='request' muted='true' max-members='12' jid-visibility='hidden'/>",
         );
         let Settings { change } = Settings::parse(&payload).unwrap();
+        assert_eq!(change.jids_hidden, Some(true));
         assert_eq!(change.policy, Some(JoinPolicy::Request));
         assert_eq!(change.muted, Some(true));
         assert_eq!(change.max_members, Some(Some(12)));
@@ -110,6 +122,10 @@ mod tests {
             ),
             ("max-members='lots'", "max-members='lots' is not a number"),
             ("max-members='-1'", "max-members='-1' is not a number"),
+            (
+                "jid-visibility='maybe'",
+                "jid-visibility='maybe' is not one of hidden, visible",
+            ),
             (
                 "muted='maybe'",
                 "muted='maybe' is not a boolean (true or false)",

@@ -66,6 +66,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE messages ADD COLUMN action INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE messages ADD COLUMN action_target INTEGER;
      ALTER TABLE messages ADD COLUMN retraction INTEGER;",
+    // 6 → 7: JID-hidden channels (XEP-0404); every channel that existed shows JIDs, as before.
+    "ALTER TABLE channels ADD COLUMN jids_hidden INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub const LATEST: i64 = 1 + MIGRATIONS.len() as i64;

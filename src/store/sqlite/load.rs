@@ -30,7 +30,8 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
     let mut stmt = conn.prepare(
         "SELECT key, name, created_by, created_at, info_name, info_description,
                 info_contacts, info_updated_at, info_avatar, info_thumbnail, info_history,
-                join_policy, muted, max_members, info_avatar_type, listed FROM channels ORDER BY key",
+                join_policy, muted, max_members, info_avatar_type, listed, jids_hidden
+         FROM channels ORDER BY key",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -39,6 +40,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
             policy: JoinPolicy::from_i64(row.get(11)?),
             muted: row.get(12)?,
             max_members: row.get::<_, Option<i64>>(13)?.map(|m| m as usize),
+            jids_hidden: row.get(16)?,
         };
         channels.push(Channel {
             key: row.get(0)?,
@@ -267,6 +269,7 @@ mod tests {
             policy: Some(JoinPolicy::Request),
             muted: Some(true),
             max_members: Some(Some(50)),
+            jids_hidden: Some(true),
         };
         let mut facts = g.change_settings("coven", &alice, change, 10).unwrap();
         facts.extend(

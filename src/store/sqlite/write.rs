@@ -175,13 +175,15 @@ fn persist(
         }
         Fact::SettingsChanged { key, settings, .. } => {
             tx.prepare_cached(
-                "UPDATE channels SET join_policy = ?2, muted = ?3, max_members = ?4 WHERE key = ?1",
+                "UPDATE channels SET join_policy = ?2, muted = ?3, max_members = ?4, jids_hidden = ?5
+                 WHERE key = ?1",
             )?
             .execute(params![
                 key,
                 settings.policy as i64,
                 settings.muted,
-                settings.max_members.map(|m| m as i64)
+                settings.max_members.map(|m| m as i64),
+                settings.jids_hidden
             ])?;
         }
         Fact::AccessChanged {
