@@ -29,7 +29,10 @@ CREATE TABLE channels (
     info_avatar_type TEXT    NOT NULL DEFAULT '',
     -- 1 when its creator named it to be found (a MIX create with a name); 0 for ad-hoc
     -- channels and FlyChat groups. Public (listed to anyone) = listed and join_policy 0.
-    listed           INTEGER NOT NULL DEFAULT 1
+    listed           INTEGER NOT NULL DEFAULT 1,
+    -- When roles, settings or mutes last changed (the XEP-0406 configuration item's id);
+    -- 0 while they are as the channel was made.
+    config_updated_at INTEGER NOT NULL DEFAULT 0
 );
 
 -- Owners who left a channel themselves, who may still delete it for a minute (the FlyChat

@@ -9,7 +9,8 @@
 //! Each capability is its own file: `create`, `destroy`, `join`, `leave` (and removal),
 //! `add`, `nick`, `subscription`, `post`, `info`, `presence`; administration: `role` (admins,
 //! owners, transfer), `settings` (join policy, group mute, member limit), `access` (allowed
-//! and banned lists), `mute`, `pending` (invitations and join requests); conversation:
+//! and banned lists), `mute`, `pending` (invitations and join requests), `configure` (the
+//! XEP-0406 configuration as one change, through the commands above); conversation:
 //! `typing`, `receipt`, `retract`, `correct`, `react`, `clear`; `notice` keeps group events
 //! in the archive.
 
@@ -27,6 +28,7 @@ mod subscription;
 mod access;
 mod add;
 mod clear;
+mod configure;
 mod correct;
 mod directory;
 mod mute;
@@ -44,6 +46,7 @@ pub mod model;
 use std::collections::HashMap;
 
 pub use add::MAX_ADDED_PER_REQUEST;
+pub use configure::ConfigChange;
 pub use correct::Corrected;
 pub use destroy::DEPARTED_OWNER_GRACE;
 pub use history::HistoryScope;
@@ -535,6 +538,14 @@ impl Groups {
             }
             Fact::Noticed(notice) => {
                 self.last_message_id = self.last_message_id.max(notice.id);
+                // The notice carries the time the facts before it lack.
+                if notice.kind.changes_configuration() {
+                    let name = self.names.get(&notice.channel);
+                    if let Some(channel) = name.and_then(|name| self.channels.get_mut(name)) {
+                        let admin = channel.administration_mut();
+                        admin.configured_at = admin.configured_at.max(notice.at);
+                    }
+                }
             }
             other => {
                 let name = self.names.get(&other.channel_key());

@@ -97,7 +97,8 @@ impl Items {
             }
             Node::Config => {
                 participant_only(channel, env, "read its configuration")?;
-                x.open("item", "").attr("id", super::config::ITEM);
+                x.open("item", "")
+                    .attr("id", &super::config::item_id(channel));
                 super::config::form(&mut x, channel, groups.rules.max_members, None);
                 x.close();
             }

@@ -128,6 +128,7 @@ pub enum Request {
     UpdateSubscription(subscription::UpdateSubscription),
     Items(items::Items),
     PublishInfo(info::Publish),
+    Configure(config::Publish),
     Access(access::Change),
     Invite(membership::Invite),
     Decline(membership::Decline),
@@ -237,6 +238,7 @@ impl Request {
             Request::UpdateSubscription(r) => r.apply(groups, env),
             Request::Items(r) => r.apply(groups, env),
             Request::PublishInfo(r) => r.apply(groups, env, now),
+            Request::Configure(r) => r.apply(groups, env, now),
             Request::Access(r) => r.apply(groups, env, now),
             Request::Invite(r) => r.apply(groups, service, env, now),
             Request::Decline(r) => r.apply(groups, env, now),
@@ -258,8 +260,9 @@ impl Request {
     }
 }
 
-/// A pubsub set on a channel: a publish to the info node, or a publish or retract on the
-/// allowed or banned node (XEP-0369 has clients change nothing else through pubsub).
+/// A pubsub set on a channel: a publish to the info node (XEP-0369) or the configuration node
+/// (XEP-0406), or a publish or retract on the allowed or banned node (XEP-0406); clients
+/// change nothing else through pubsub.
 fn pubsub_set(payload: &Element) -> Outcome<Request> {
     let request = payload
         .children()
@@ -274,8 +277,11 @@ fn pubsub_set(payload: &Element) -> Outcome<Request> {
         (None, true) if node == node::INFO => {
             Ok(Request::PublishInfo(info::Publish::parse(request)?))
         }
+        (None, true) if node == node::CONFIG => {
+            Ok(Request::Configure(config::Publish::parse(request)?))
+        }
         _ => Err(bad_request(format!(
-            "clients may publish to the info node and publish or retract on the allowed and banned nodes, not <{}/> on '{node}'",
+            "clients may publish to the info and configuration nodes and publish or retract on the allowed and banned nodes, not <{}/> on '{node}'",
             request.name()
         ))),
     }
@@ -325,6 +331,15 @@ mod tests {
                     node::INFO
                 ),
                 "PublishInfo",
+            ),
+            (
+                CHANNEL,
+                true,
+                format!(
+                    "<pubsub xmlns='{pubsub}'><publish node='{}'><item><x xmlns='jabber:x:data' type='submit'/></item></publish></pubsub>",
+                    node::CONFIG
+                ),
+                "Configure",
             ),
             (
                 CHANNEL,
@@ -467,7 +482,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pubsub_set_is_a_publish_to_info_or_a_change_of_an_access_list() {
+    fn a_pubsub_set_is_a_publish_to_info_or_config_or_a_change_of_an_access_list() {
         for inner in [
             String::new(),
             format!("<subscribe node='{}'/>", node::INFO),

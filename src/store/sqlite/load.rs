@@ -30,7 +30,8 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
     let mut stmt = conn.prepare(
         "SELECT key, name, created_by, created_at, info_name, info_description,
                 info_contacts, info_updated_at, info_avatar, info_thumbnail, info_history,
-                join_policy, muted, max_members, info_avatar_type, listed FROM channels ORDER BY key",
+                join_policy, muted, max_members, info_avatar_type, listed, config_updated_at
+         FROM channels ORDER BY key",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -40,7 +41,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
             muted: row.get(12)?,
             max_members: row.get::<_, Option<i64>>(13)?.map(|m| m as usize),
         };
-        channels.push(Channel {
+        let mut channel = Channel {
             key: row.get(0)?,
             name: row.get(1)?,
             listed: row.get(15)?,
@@ -67,7 +68,12 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
                     ..Administration::default()
                 })
             }),
-        });
+        };
+        let configured_at: i64 = row.get(16)?;
+        if configured_at != 0 {
+            channel.administration_mut().configured_at = configured_at;
+        }
+        channels.push(channel);
     }
     let index: HashMap<i64, usize> = channels
         .iter()
