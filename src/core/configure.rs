@@ -1,9 +1,9 @@
-//! The channel's configuration changed as one (XEP-0406 §3.3: an owner publishes the
-//! configuration form): the owner and administrator lists, the settings, and the name and
-//! description. It runs the same commands as each change on its own (`settings`, `info`,
-//! `role`), so their rules hold here too; what could refuse part way is checked first, and
-//! the rest runs in an order in which none can, so that a refused configuration changes
-//! nothing.
+//! The channel's configuration changed as one: an owner publishes the configuration form
+//! (XEP-0406, Modifying Channel Configuration) with the owner and administrator lists, the
+//! settings, and the name and description. It runs the same commands as each change on its
+//! own (`settings`, `info`, `role`), so their rules hold here too; what could refuse part way
+//! is checked first, and the rest runs in an order in which none can, so that a refused
+//! configuration changes nothing.
 
 use jid::BareJid;
 
@@ -24,7 +24,7 @@ pub struct ConfigChange {
 }
 
 impl Groups {
-    /// Only owners change the configuration (XEP-0406 §2.1).
+    /// Only owners change the configuration (XEP-0406, Roles).
     pub fn configure(
         &mut self,
         name: &str,

@@ -1,10 +1,10 @@
-//! The configuration node (XEP-0406 §2): a form naming the owners and administrators, with
-//! mixd's membership settings (join policy, group mute, member limit, muted members) as
-//! `mixd#` fields, in one item named by the time of the last change. Read with a pubsub
-//! `<items/>` get by any participant; subscribers of the node get it again, with `Last
-//! Change Made By`, on every change of roles or settings. Owners change it by publishing the
-//! form (XEP-0406 §3.3), which runs the same core commands as `urn:mixd:admin:0`
-//! (`core::Groups::configure`).
+//! The configuration node (XEP-0406, Configuration Node): a form naming the owners and
+//! administrators, with mixd's membership settings (join policy, group mute, member limit,
+//! muted members) as `mixd#` fields, in one item named by the time of the last change. Read
+//! with a pubsub `<items/>` get by any participant; subscribers of the node get it again, with
+//! `Last Change Made By`, on every change of roles or settings. Owners change it by publishing
+//! the form (XEP-0406, Modifying Channel Configuration), which runs the same core commands as
+//! `urn:mixd:admin:0` (`core::Groups::configure`).
 
 use jid::BareJid;
 use minidom::Element;
@@ -83,7 +83,7 @@ fn field<'a>(x: &mut Xml, var: &str, kind: &str, values: impl IntoIterator<Item 
 
 /// An owner's publish of the configuration form to the configuration node. Fields left out
 /// keep their values (XEP-0406: the channel updates the fields provided); fields mixd does
-/// not know are ignored (XEP-0004 §3.3: a form processor ignores fields it does not
+/// not know are ignored (XEP-0004, Form Types: a form processor ignores fields it does not
 /// understand), and so are the ones the service itself writes: `Last Change Made By` and
 /// `mixd#muted-members` (members are muted one by one, with `<mute/>`). Beside XEP-0406's
 /// fields, the form may carry the info node's `Name` and `Description`.
@@ -94,7 +94,7 @@ pub struct Publish {
 
 impl Publish {
     /// `publish` is the `<publish node='urn:xmpp:mix:nodes:config'/>` of a pubsub set. Its
-    /// one item carries one payload, the form (XEP-0060 §7.1.3.6: else `bad-request`).
+    /// one item carries one payload, the form (XEP-0060, Bad Payload: else `bad-request`).
     pub fn parse(publish: &Element) -> Outcome<Self> {
         let mut items = publish.children().filter(|c| c.is("item", ns::PUBSUB));
         let (Some(item), None) = (items.next(), items.next()) else {
