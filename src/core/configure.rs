@@ -5,6 +5,8 @@
 //! is checked first, and the rest runs in an order in which none can, so that a refused
 //! configuration changes nothing.
 
+use std::collections::HashSet;
+
 use jid::BareJid;
 
 use super::{check_info, Condition, Groups, InfoChange, Micros, Outcome, Refusal, Role};
@@ -59,8 +61,9 @@ impl Groups {
 
 /// The role changes `change` calls for, in an order in which each is allowed: promotions
 /// first (so that an owner remains while others step down), the actor's own last. Refuses
-/// a configuration without an owner (XEP-0406: there must always be one) and one naming
-/// a non-participant for a new role.
+/// a configuration without an owner (XEP-0406: there must always be one) and one that would
+/// give a role to, or take it from, a non-participant (as [`Groups::set_role`] would). In
+/// time linear in the lists and the participants: the lists may be long.
 fn role_changes(
     channel: &Channel,
     actor: &BareJid,
@@ -72,14 +75,13 @@ fn role_changes(
             format!("'{}' must keep an owner", channel.name),
         ));
     }
-    let wanted = |jid: &BareJid| {
-        let current = channel.role_of(jid);
-        let owner = change
-            .owners
+    let owners: Option<HashSet<&BareJid>> = change.owners.as_ref().map(|o| o.iter().collect());
+    let admins: Option<HashSet<&BareJid>> = change.admins.as_ref().map(|a| a.iter().collect());
+    let wanted = |jid: &BareJid, current: Role| {
+        let owner = owners
             .as_ref()
             .map_or(current == Role::Owner, |o| o.contains(jid));
-        let admin = change
-            .admins
+        let admin = admins
             .as_ref()
             .map_or(current == Role::Admin, |a| a.contains(jid));
         match (owner, admin) {
@@ -88,21 +90,34 @@ fn role_changes(
             (false, false) => Role::Member,
         }
     };
+    // A participant's role is its own (an owner's is `Owner`); anyone else holds a role only
+    // as an owner who never joined.
+    let participants: HashSet<&BareJid> = channel.participants.iter().map(|p| &p.jid).collect();
     let named = change.owners.iter().chain(&change.admins).flatten();
-    let holders = channel
-        .owners
-        .iter()
-        .chain(channel.admins().map(|p| &p.jid));
-    let mut changes: Vec<(BareJid, Role)> = Vec::new();
-    for jid in named.chain(holders) {
-        let role = wanted(jid);
-        if role != channel.role_of(jid) && !changes.iter().any(|(j, _)| j == jid) {
+    for jid in named
+        .chain(&channel.owners)
+        .filter(|j| !participants.contains(j))
+    {
+        let current = if channel.is_owner(jid) {
+            Role::Owner
+        } else {
+            Role::Member
+        };
+        if wanted(jid, current) != current {
             Groups::named(channel, jid)?;
-            changes.push((jid.clone(), role));
         }
     }
-    changes.sort_by_key(|(jid, role)| (jid == actor, *role <= channel.role_of(jid)));
-    Ok(changes)
+    let mut changes: Vec<(BareJid, Role, Role)> = channel
+        .participants
+        .iter()
+        .map(|p| (p.jid.clone(), wanted(&p.jid, p.role), p.role))
+        .filter(|(_, role, current)| role != current)
+        .collect();
+    changes.sort_by_key(|(jid, role, current)| (jid == actor, role <= current));
+    Ok(changes
+        .into_iter()
+        .map(|(jid, role, _)| (jid, role))
+        .collect())
 }
 
 #[cfg(test)]

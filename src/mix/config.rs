@@ -6,6 +6,8 @@
 //! the form (XEP-0406, Modifying Channel Configuration), which runs the same core commands as
 //! `urn:mixd:admin:0` (`core::Groups::configure`).
 
+use std::collections::HashSet;
+
 use jid::BareJid;
 use minidom::Element;
 
@@ -171,13 +173,15 @@ fn parse_form(form: &Element) -> Outcome<ConfigChange> {
     Ok(change)
 }
 
-/// The bare JIDs of a `jid-multi` field, each once.
+/// The bare JIDs of a `jid-multi` field, each once (in linear time: anyone may send a form
+/// of thousands, which is parsed before its sender's rights are known).
 fn jids(var: &str, values: &[String]) -> Outcome<Vec<BareJid>> {
-    let mut jids: Vec<BareJid> = Vec::with_capacity(values.len());
+    let mut seen = HashSet::with_capacity(values.len());
+    let mut jids = Vec::with_capacity(values.len());
     for value in values {
         let jid = BareJid::new(value.trim())
             .map_err(|_| bad_request(format!("{var}: '{value}' is not a bare JID")))?;
-        if !jids.contains(&jid) {
+        if seen.insert(jid.clone()) {
             jids.push(jid);
         }
     }
