@@ -28,11 +28,12 @@ def date_time(item_id):
 
 async def publish_config(client, name, form_type="submit", **fields):
     """Publishes a configuration form (FORM_TYPE urn:xmpp:mix:admin:0) with `fields`, a list
-    value making a jid-multi field; returns the result's item id."""
+    value making a jid-multi field (text-multi for mixd's); returns the result's item id."""
     form = client.plugin["xep_0004"].make_form(ftype=form_type)
     form.add_field("FORM_TYPE", ftype="hidden", value="urn:xmpp:mix:admin:0")
     for var, value in fields.items():
-        form.add_field(var, ftype="jid-multi" if isinstance(value, list) else None, value=value)
+        multi = "text-multi" if var.startswith("mixd#") else "jid-multi"
+        form.add_field(var, ftype=multi if isinstance(value, list) else None, value=value)
     result = await client.plugin["xep_0060"].publish(client.channel(name), CONFIG, payload=form, timeout=10)
     return result["pubsub"]["publish"]["item"]["id"]
 
@@ -96,18 +97,26 @@ def test_an_owner_publishes_the_configuration_form(server, mixd, channel_name):
             condition, _ = await alice.iq_error(publish_config(alice, channel_name, Owner=[alice.bare]))
             assert condition == "forbidden"
 
+            # Muted members are a list too: carol muted until then.
+            until = "2099-01-01T00:00:00.000000Z"
+            await publish_config(bob, channel_name, **{"mixd#muted-members": [f"{carol.bare} {until}"]})
+            carol.post(channel_name, "am I muted?")
+            error = await carol.next_error()
+            assert error["error"]["condition"] == "forbidden" and until in error["error"]["text"]
+
             # Kept in history as any change of roles and settings.
             page = await carol.mam(carol.channel(channel_name), fields={NOTICES: "true"}, max=50)
             notices = [n for n in (r["mam_result"]["forwarded"]["stanza"].xml.find("{urn:mixd:notice:0}notice")
                                    for r in page["mam"]["results"]) if n is not None]
             rows = [(n.get("kind"), n.get("by"), n.get("jid")) for n in notices]
-            assert rows[-6:] == [
+            assert rows[-7:] == [
                 ("settings-changed", alice.bare, None),
                 ("profile-updated", alice.bare, None),
                 ("made-owner", alice.bare, bob.bare),
                 ("made-admin", alice.bare, carol.bare),
                 ("made-admin", bob.bare, alice.bare),
                 ("admin-revoked", bob.bare, carol.bare),
+                ("muted", bob.bare, carol.bare),
             ]
 
     run(scenario())
@@ -150,14 +159,15 @@ def test_only_owners_publish_and_bad_forms_are_refused_with_a_text(server, mixd,
                 assert e.iq["error"]["condition"] == "bad-request"
                 assert e.iq["error"]["text"] == "the configuration item carries one jabber:x:data form and nothing else"
 
-            # Fields mixd does not know are ignored (XEP-0004), the ones it writes itself too:
-            # the form as read comes back as no change, under the same id.
+            # Fields mixd does not know are ignored (XEP-0004), and so is the one it writes
+            # itself: the form as read comes back as no change, under the same id.
+            multi = {"Owner", "Administrator", "mixd#muted-members"}
             same = await publish_config(
-                alice, channel_name, Owner=before["Owner"], Administrator=before["Administrator"],
+                alice, channel_name,
                 **{"Mandatory Nicks": "true", "End of Life": "2099-01-01T00:00:00Z",
                    "Last Change Made By": dave.bare,
-                   **{var: values[0] for var, values in before.items()
-                      if var.startswith("mixd#") and var != "mixd#muted-members"}})
+                   **{var: values if var in multi else values[0] for var, values in before.items()
+                      if var != "FORM_TYPE" and var != "Last Change Made By"}})
             assert same == item_id
 
             # None of the refused or empty publishes was told to carol: the first configuration

@@ -1,11 +1,11 @@
 //! The channel's configuration changed as one: an owner publishes the configuration form
 //! (XEP-0406, Modifying Channel Configuration) with the owner and administrator lists, the
-//! settings, and the name and description. It runs the same commands as each change on its
-//! own (`settings`, `info`, `role`), so their rules hold here too; what could refuse part way
+//! settings, the muted members, and the name and description. It runs the same commands as
+//! each change on its own (`settings`, `info`, `mute`, `role`), so their rules hold here too; what could refuse part way
 //! is checked first, and the rest runs in an order in which none can, so that a refused
 //! configuration changes nothing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use jid::BareJid;
 
@@ -23,6 +23,8 @@ pub struct ConfigChange {
     pub admins: Option<Vec<BareJid>>,
     pub settings: SettingsChange,
     pub info: InfoChange,
+    /// Every muted participant and the end of its mute, after the change.
+    pub mutes: Option<Vec<(BareJid, Micros)>>,
 }
 
 impl Groups {
@@ -37,6 +39,7 @@ impl Groups {
         let channel = self.existing(name)?;
         Self::at_least(channel, actor, Role::Owner, "change its configuration")?;
         let roles = role_changes(channel, actor, &change)?;
+        let mutes = mute_changes(channel, actor, change.mutes.as_deref(), now)?;
         check_info(&change.info)?;
         // The form shows the limit in effect; sent back unchanged, it stays the service's.
         let limit = self.rules.max_members;
@@ -46,11 +49,14 @@ impl Groups {
             change.settings.max_members = None;
         }
         // The settings may still refuse (a limit out of range), so they go first; the
-        // information and the roles were checked above. The actor's own step down comes last
-        // of all, while it still has the rights the others need.
+        // information, the mutes and the roles were checked above. The actor's own step down
+        // comes last of all, while it still has the rights the others need.
         let mut facts = self.change_settings(name, actor, change.settings, now)?;
         if change.info != InfoChange::default() {
             facts.extend(self.set_info(name, actor, change.info, now)?.1);
+        }
+        for (target, until) in mutes {
+            facts.extend(self.mute(name, actor, &target, until, now)?);
         }
         for (target, role) in roles {
             facts.extend(self.set_role(name, actor, &target, role, now)?);
@@ -120,6 +126,42 @@ fn role_changes(
         .collect())
 }
 
+/// The mutes `wanted` calls for (an end of 0 unmutes), each checked as [`Groups::mute`]
+/// checks it. A mute given with the end it already has is no change, even one that has
+/// ended: the form as read may be sent back as it is.
+fn mute_changes(
+    channel: &Channel,
+    actor: &BareJid,
+    wanted: Option<&[(BareJid, Micros)]>,
+    now: Micros,
+) -> Outcome<Vec<(BareJid, Micros)>> {
+    let Some(wanted) = wanted else {
+        return Ok(Vec::new());
+    };
+    let current: HashMap<&BareJid, Micros> = channel
+        .administration()
+        .mutes
+        .iter()
+        .map(|(jid, until)| (jid, *until))
+        .collect();
+    let listed: HashSet<&BareJid> = wanted.iter().map(|(jid, _)| jid).collect();
+    let muted = wanted
+        .iter()
+        .filter(|(jid, until)| current.get(jid) != Some(until))
+        .cloned();
+    let unmuted = channel
+        .administration()
+        .mutes
+        .iter()
+        .filter(|(jid, _)| !listed.contains(jid))
+        .map(|(jid, _)| (jid.clone(), 0));
+    let changes: Vec<(BareJid, Micros)> = muted.chain(unmuted).collect();
+    for (target, until) in &changes {
+        Groups::may_mute(channel, actor, target, *until, now)?;
+    }
+    Ok(changes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
@@ -156,6 +198,7 @@ mod tests {
                 name: Some("Witches".into()),
                 ..Default::default()
             },
+            mutes: None,
         };
         let facts = g.configure("coven", &alice, change, 10).unwrap();
         assert!(facts.iter().any(|f| matches!(f, Fact::InfoChanged { .. })));
@@ -171,6 +214,33 @@ mod tests {
         assert_eq!(channel.settings().policy, JoinPolicy::Request);
         assert_eq!(channel.info.name, "Witches");
         assert_eq!(channel.configured_at(), 10);
+    }
+
+    #[test]
+    fn the_muted_members_listed_are_all_there_are() {
+        let mut g = with_carol();
+        let (alice, bob, carol) = (
+            jid("alice@localhost"),
+            jid("bob@localhost"),
+            jid("carol@localhost"),
+        );
+        let mutes = |list: Vec<(BareJid, Micros)>| ConfigChange {
+            mutes: Some(list),
+            ..Default::default()
+        };
+        g.configure("coven", &alice, mutes(vec![(bob.clone(), 500)]), 10)
+            .unwrap();
+        assert_eq!(g.channel("coven").unwrap().muted_until(&bob), 500);
+        g.configure("coven", &alice, mutes(vec![(carol.clone(), 600)]), 20)
+            .unwrap();
+        let channel = g.channel("coven").unwrap();
+        assert_eq!(channel.muted_until(&bob), 0, "left out: unmuted");
+        assert_eq!(channel.muted_until(&carol), 600);
+        // Sent back as read, even after the mute ended, the list changes nothing.
+        let facts = g
+            .configure("coven", &alice, mutes(vec![(carol.clone(), 600)]), 700)
+            .unwrap();
+        assert!(facts.is_empty());
     }
 
     #[test]
@@ -269,6 +339,23 @@ mod tests {
             (
                 ConfigChange {
                     admins: jids(&["bob@localhost"]),
+                    mutes: Some(vec![(alice.clone(), 500)]),
+                    ..Default::default()
+                },
+                Condition::Forbidden,
+            ),
+            (
+                ConfigChange {
+                    admins: jids(&["bob@localhost"]),
+                    settings: policy.clone(),
+                    mutes: Some(vec![(jid("carol@localhost"), 5)]),
+                    ..Default::default()
+                },
+                Condition::BadRequest,
+            ),
+            (
+                ConfigChange {
+                    admins: jids(&["bob@localhost"]),
                     info: name.clone(),
                     settings: SettingsChange {
                         max_members: Some(Some(1)),
@@ -300,6 +387,7 @@ mod tests {
                 max_members: Some(Some(limit)),
             },
             info: InfoChange::default(),
+            mutes: Some(Vec::new()),
         };
         assert!(g.configure("coven", &alice, change, 10).unwrap().is_empty());
         let channel = g.channel("coven").unwrap();

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use jid::BareJid;
 use minidom::Element;
 
+use super::render;
 use super::settings::{member_limit, policy};
 use crate::core::{iso_time, ConfigChange};
 use crate::core::{Channel, Groups, Micros, Outcome, Role};
@@ -86,8 +87,7 @@ fn field<'a>(x: &mut Xml, var: &str, kind: &str, values: impl IntoIterator<Item 
 /// An owner's publish of the configuration form to the configuration node. Fields left out
 /// keep their values (XEP-0406: the channel updates the fields provided); fields mixd does
 /// not know are ignored (XEP-0004, Form Types: a form processor ignores fields it does not
-/// understand), and so are the ones the service itself writes: `Last Change Made By` and
-/// `mixd#muted-members` (members are muted one by one, with `<mute/>`). Beside XEP-0406's
+/// understand), and so is `Last Change Made By`, which the service writes. Beside XEP-0406's
 /// fields, the form may carry the info node's `Name` and `Description`.
 #[derive(Debug, Clone)]
 pub struct Publish {
@@ -167,10 +167,30 @@ fn parse_form(form: &Element) -> Outcome<ConfigChange> {
             "mixd#max-members" => {
                 change.settings.max_members = Some(member_limit(&what, single())?)
             }
+            "mixd#muted-members" => change.mutes = Some(mutes(&values)?),
             _ => {}
         }
     }
     Ok(change)
+}
+
+/// The muted members of the form, each value `JID date-time` as the form shows them.
+fn mutes(values: &[String]) -> Outcome<Vec<(BareJid, Micros)>> {
+    const VAR: &str = "mixd#muted-members";
+    values
+        .iter()
+        .map(|value| {
+            let mut parts = value.split_whitespace();
+            let (Some(jid), Some(until), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(bad_request(format!(
+                    "{VAR}: '{value}' is not a bare JID and a date-time"
+                )));
+            };
+            let jid = BareJid::new(jid)
+                .map_err(|_| bad_request(format!("{VAR}: '{jid}' is not a bare JID")))?;
+            Ok((jid, render::parse_timestamp(VAR, until)?))
+        })
+        .collect()
 }
 
 /// The bare JIDs of a `jid-multi` field, each once (in linear time: anyone may send a form
@@ -219,7 +239,7 @@ mod tests {
              <field var='mixd#join-policy'><value>request</value></field>\
              <field var='mixd#muted'><value>1</value></field>\
              <field var='mixd#max-members'><value>default</value></field>\
-             <field var='mixd#muted-members'><value>not even a JID</value></field>\
+             <field var='mixd#muted-members'><value>crone@example.org 1970-01-01T00:01:00Z</value></field>\
              <field var='Mandatory Nicks'><value>true</value></field>",
         );
         let Publish { change } = Publish::parse(&payload).unwrap();
@@ -236,10 +256,16 @@ mod tests {
         assert_eq!(change.settings.policy, Some(JoinPolicy::Request));
         assert_eq!(change.settings.muted, Some(true));
         assert_eq!(change.settings.max_members, Some(None));
+        let mutes = change.mutes.unwrap();
+        assert_eq!(
+            mutes,
+            [(BareJid::new("crone@example.org").unwrap(), 60_000_000)]
+        );
         // Fields left out keep their values.
         let Publish { change } = Publish::parse(&form("")).unwrap();
         assert!(change.owners.is_none() && change.admins.is_none());
         assert!(change.settings.policy.is_none() && change.info.name.is_none());
+        assert!(change.mutes.is_none());
     }
 
     #[test]
@@ -285,6 +311,10 @@ mod tests {
             (
                 form("<field var='mixd#max-members'><value>lots</value></field>"),
                 "mixd#max-members: 'lots' is not a number",
+            ),
+            (
+                form("<field var='mixd#muted-members'><value>crone@example.org</value></field>"),
+                "mixd#muted-members: 'crone@example.org' is not a bare JID and a date-time",
             ),
         ] {
             let refusal = Publish::parse(&payload).unwrap_err();
