@@ -1,9 +1,9 @@
 //! The channel's configuration changed as one: an owner publishes the configuration form
 //! (XEP-0406, Modifying Channel Configuration) with the owner and administrator lists, the
 //! settings, the muted members, and the name and description. It runs the same commands as
-//! each change on its own (`settings`, `info`, `mute`, `role`), so their rules hold here too; what could refuse part way
-//! is checked first, and the rest runs in an order in which none can, so that a refused
-//! configuration changes nothing.
+//! each change on its own (`settings`, `info`, `mute`, `role`), so their rules hold here
+//! too; what could refuse part way is checked first, and the rest runs in an order in which
+//! none can, so that a refused configuration changes nothing.
 
 use std::collections::{HashMap, HashSet};
 
