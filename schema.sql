@@ -32,7 +32,10 @@ CREATE TABLE channels (
     listed           INTEGER NOT NULL DEFAULT 1,
     -- 1 when participants see each other's nicks and participant ids but not real JIDs
     -- (XEP-0404 'JID Hidden'; owners and admins still see them).
-    jids_hidden      INTEGER NOT NULL DEFAULT 0
+    jids_hidden      INTEGER NOT NULL DEFAULT 0,
+    -- When roles, settings or mutes last changed (the XEP-0406 configuration item's id);
+    -- 0 while they are as the channel was made.
+    config_updated_at INTEGER NOT NULL DEFAULT 0
 );
 
 -- Owners who left a channel themselves, who may still delete it for a minute (the FlyChat

@@ -207,7 +207,8 @@ impl Groups {
         Participant {
             id,
             jid: jid.clone(),
-            nick: nick.unwrap_or_else(|| assigned_nick(channel, jid, id, self.rules.max_nick_bytes)),
+            nick: nick
+                .unwrap_or_else(|| assigned_nick(channel, jid, id, self.rules.max_nick_bytes)),
             nodes,
             role: if owner { Role::Owner } else { Role::Member },
             dialect,

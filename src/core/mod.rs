@@ -9,8 +9,9 @@
 //! Each capability is its own file: `create`, `destroy`, `join`, `leave` (and removal),
 //! `add`, `nick`, `subscription`, `post`, `info`, `presence`; administration: `role` (admins,
 //! owners, transfer), `settings` (join policy, group mute, member limit), `access` (allowed
-//! and banned lists), `mute`, `pending` (invitations and join requests), `operator` (the service's operator
-//! removing and deleting); conversation:
+//! and banned lists), `mute`, `pending` (invitations and join requests), `configure` (the
+//! XEP-0406 configuration as one change, through the commands above), `operator` (the
+//! service's operator removing and deleting); conversation:
 //! `typing`, `receipt`, `retract`, `correct`, `react`, `clear`; `notice` keeps group events
 //! in the archive.
 
@@ -30,6 +31,7 @@ mod subscription;
 mod access;
 mod add;
 mod clear;
+mod configure;
 mod correct;
 mod directory;
 mod mute;
@@ -47,6 +49,7 @@ pub mod model;
 use std::collections::HashMap;
 
 pub use add::MAX_ADDED_PER_REQUEST;
+pub use configure::ConfigChange;
 pub use correct::Corrected;
 pub use destroy::DEPARTED_OWNER_GRACE;
 pub use history::HistoryScope;
@@ -545,6 +548,14 @@ impl Groups {
             }
             Fact::Noticed(notice) => {
                 self.last_message_id = self.last_message_id.max(notice.id);
+                // The notice carries the time the facts before it lack.
+                if notice.kind.changes_configuration() {
+                    let name = self.names.get(&notice.channel);
+                    if let Some(channel) = name.and_then(|name| self.channels.get_mut(name)) {
+                        let admin = channel.administration_mut();
+                        admin.configured_at = admin.configured_at.max(notice.at);
+                    }
+                }
             }
             Fact::Retracted(retracted) => {
                 self.last_message_id = self.last_message_id.max(retracted.id);

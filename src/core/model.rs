@@ -334,6 +334,10 @@ pub struct Administration {
     pub pending: Vec<Pending>,
     /// Muted participants and the time their mute ends.
     pub mutes: Vec<(BareJid, Micros)>,
+    /// When an owner or admin last changed what the configuration node shows (roles,
+    /// settings, mutes); 0 while nobody has since the channel was made. See
+    /// [`Channel::configured_at`].
+    pub configured_at: Micros,
 }
 
 /// A channel's administration while it has none of its own.
@@ -350,6 +354,7 @@ static UNCHANGED: Administration = Administration {
     },
     pending: Vec::new(),
     mutes: Vec::new(),
+    configured_at: 0,
 };
 
 impl Channel {
@@ -377,6 +382,15 @@ impl Channel {
     /// The channel's own administration, made on first use.
     pub fn administration_mut(&mut self) -> &mut Administration {
         self.administration.get_or_insert_with(Box::default)
+    }
+
+    /// The time of the last change to the configuration, which names the configuration
+    /// node's one item (XEP-0406): the channel's creation until anyone changes it.
+    pub fn configured_at(&self) -> Micros {
+        match self.administration().configured_at {
+            0 => self.created_at,
+            at => at,
+        }
     }
 
     pub fn settings(&self) -> &Settings {

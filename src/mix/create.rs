@@ -33,7 +33,7 @@ impl Create {
         let mut settings = SettingsChange::default();
         for form in payload.children().filter(|c| c.is("x", ns::DATA_FORMS)) {
             if form_type(form) == Some(ns::MIX_ADMIN.to_owned()) {
-                settings = config::parse_form(form)?;
+                settings = config::parse_form(form)?.settings;
             } else {
                 info = info::parse_form(form)?;
             }

@@ -388,7 +388,7 @@ fn configuration(
         return;
     };
     let template = render::event(&service.channel_jid(&channel.name), node::CONFIG, |x| {
-        x.open("item", "").attr("id", config::ITEM);
+        x.open("item", "").attr("id", &config::item_id(channel));
         config::form(x, channel, groups.rules.max_members, Some(by));
         x.close();
     });

@@ -122,7 +122,8 @@ impl Items {
                         "read the configuration of a JID-hidden channel",
                     )?;
                 }
-                x.open("item", "").attr("id", super::config::ITEM);
+                x.open("item", "")
+                    .attr("id", &super::config::item_id(channel));
                 super::config::form(&mut x, channel, groups.rules.max_members, None);
                 x.close();
             }

@@ -275,9 +275,9 @@ impl Request {
     }
 }
 
-/// A pubsub set on a channel: a publish to the info or configuration node, or a publish or
-/// retract on the allowed or banned node (XEP-0369 and XEP-0406 have clients change nothing
-/// else through pubsub).
+/// A pubsub set on a channel: a publish to the info node (XEP-0369) or the configuration node
+/// (XEP-0406), or a publish or retract on the allowed or banned node (XEP-0406); clients
+/// change nothing else through pubsub.
 fn pubsub_set(payload: &Element) -> Outcome<Request> {
     let request = payload
         .children()
@@ -346,6 +346,15 @@ mod tests {
                     node::INFO
                 ),
                 "PublishInfo",
+            ),
+            (
+                CHANNEL,
+                true,
+                format!(
+                    "<pubsub xmlns='{pubsub}'><publish node='{}'><item><x xmlns='jabber:x:data' type='submit'/></item></publish></pubsub>",
+                    node::CONFIG
+                ),
+                "PublishConfig",
             ),
             (
                 CHANNEL,
@@ -493,7 +502,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pubsub_set_is_a_publish_to_info_or_a_change_of_an_access_list() {
+    fn a_pubsub_set_is_a_publish_to_info_or_config_or_a_change_of_an_access_list() {
         for inner in [
             String::new(),
             format!("<subscribe node='{}'/>", node::INFO),

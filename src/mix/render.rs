@@ -146,7 +146,11 @@ pub fn archived_message(
         ),
         (None, Some(Action::Retraction { target, moderated }), _) => {
             // Where JIDs are hidden, the channel stands for the moderator.
-            let by = if shown { posted.sender.as_str() } else { channel_jid };
+            let by = if shown {
+                posted.sender.as_str()
+            } else {
+                channel_jid
+            };
             retract(x, &ids.encode(*target), moderated.as_ref().map(|r| (by, r)));
         }
         (None, Some(Action::Reactions { target, reactions }), _) => {

@@ -21,21 +21,11 @@ impl Settings {
     pub fn parse(payload: &Element) -> Outcome<Self> {
         let policy = payload
             .attr("policy")
-            .map(|p| {
-                JoinPolicy::from_name(p).ok_or_else(|| {
-                    bad_request(format!("policy='{p}' is not one of open, invite, request"))
-                })
-            })
+            .map(|p| policy("policy=", p))
             .transpose()?;
         let max_members = payload
             .attr("max-members")
-            .map(|m| match m {
-                "default" => Ok(None),
-                m => m
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| bad_request(format!("max-members='{m}' is not a number"))),
-            })
+            .map(|m| member_limit("max-members=", m))
             .transpose()?;
         let jids_hidden = payload
             .attr("jid-visibility")
@@ -60,6 +50,27 @@ impl Settings {
     pub fn apply(self, groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
         let facts = groups.change_settings(env.channel_name(), &env.sender(), self.change, now)?;
         Ok(Handled::iq_changed(env, facts, None))
+    }
+}
+
+/// A join policy by name; the text of a refusal starts with `what` (here `policy=`, in
+/// the configuration form the field's name).
+pub fn policy(what: &str, name: &str) -> Outcome<JoinPolicy> {
+    JoinPolicy::from_name(name).ok_or_else(|| {
+        bad_request(format!(
+            "{what}'{name}' is not one of open, invite, request"
+        ))
+    })
+}
+
+/// A member limit: a number, or `default` for the service's (`None`).
+pub fn member_limit(what: &str, value: &str) -> Outcome<Option<usize>> {
+    match value {
+        "default" => Ok(None),
+        n => n
+            .parse()
+            .map(Some)
+            .map_err(|_| bad_request(format!("{what}'{n}' is not a number"))),
     }
 }
 

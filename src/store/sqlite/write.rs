@@ -265,6 +265,12 @@ fn persist(
                  VALUES (?1, ?2, ?3, ?4, '', '', ?5, ?6)",
             )?
             .execute(params![n.id, n.channel, n.at, n.actor.as_str(), n.kind as i64, n.target.as_ref().map(|t| t.as_str())])?;
+            if n.kind.changes_configuration() {
+                tx.prepare_cached(
+                    "UPDATE channels SET config_updated_at = max(config_updated_at, ?2) WHERE key = ?1",
+                )?
+                .execute(params![n.channel, n.at])?;
+            }
         }
         Fact::HistoryCleared { key, member, upto } => {
             tx.prepare_cached(
