@@ -90,6 +90,7 @@ impl Groups {
             },
             None => self.newcomer(name, actor, Some(nick), nodes, dialect, now),
         };
+        self.charge(actor, super::Quota::Joins, 1, now)?;
         let fact = Fact::Joined {
             key,
             participant: participant.clone(),

@@ -11,7 +11,7 @@
 //! owners, transfer), `settings` (join policy, group mute, member limit), `access` (allowed
 //! and banned lists), `mute`, `pending` (invitations and join requests); conversation:
 //! `typing`, `receipt`, `retract`, `correct`, `react`, `clear`; `notice` keeps group events
-//! in the archive.
+//! in the archive; `quota` limits what one user may do per unit of time.
 
 mod create;
 mod destroy;
@@ -22,6 +22,7 @@ mod leave;
 mod nick;
 mod post;
 mod presence;
+mod quota;
 mod subscription;
 
 mod access;
@@ -54,6 +55,7 @@ pub use model::{
 };
 pub use notice::{Notice, NoticeKind};
 pub use post::{Posted, Submission};
+pub use quota::{Quota, Quotas, MAX_TRACKED};
 pub use react::Reacted;
 pub use receipt::{Receipt, ReceiptKind};
 pub use retract::Retracted;
@@ -89,6 +91,8 @@ pub enum Condition {
     Conflict,
     ResourceConstraint,
     NotAcceptable,
+    /// A rate the service sets was passed (see `quota.rs`): retry later.
+    PolicyViolation,
 }
 
 impl Refusal {
@@ -235,6 +239,17 @@ pub struct Rules {
     /// Whether a deleted group's archive stays in the database (for the operator; no client
     /// can read it) instead of being erased with the group.
     pub keep_archive: bool,
+    /// Posts one user may make at once before the sustained rate applies (0: no message
+    /// quota). See `quota.rs` for every quota.
+    pub message_burst: u32,
+    /// Posts one user may make per minute, sustained.
+    pub messages_per_minute: u32,
+    /// Channels one user may create per hour (0: no limit).
+    pub channels_per_hour: u32,
+    /// Joins (that change something) and join requests of one user per minute (0: no limit).
+    pub joins_per_minute: u32,
+    /// Users one user may add to groups or invite per hour (0: no limit).
+    pub adds_per_hour: u32,
 }
 
 impl Default for Rules {
@@ -247,6 +262,11 @@ impl Default for Rules {
             max_groups_per_creator: 1_000,
             max_resources_per_participant: 64,
             keep_archive: false,
+            message_burst: 500,
+            messages_per_minute: 600,
+            channels_per_hour: 100,
+            joins_per_minute: 600,
+            adds_per_hour: 1_000,
         }
     }
 }
@@ -291,6 +311,8 @@ pub struct Groups {
     /// Owners who just left a channel, with its key: they may still delete that channel for
     /// a moment (see `destroy.rs`). A handful at most: expired ones go as new ones come.
     departed_owners: Vec<Departure>,
+    /// Each active user's quota buckets (see `quota.rs`).
+    quotas: Quotas,
 }
 
 impl Groups {
@@ -320,6 +342,7 @@ impl Groups {
             directory,
             created,
             departed_owners: snapshot.departures,
+            quotas: Quotas::default(),
         }
     }
 
