@@ -74,7 +74,8 @@ CREATE TABLE channel_owners (
 
 -- Participants: `id` is the stable participant id, `nodes` a bit set of subscribed nodes
 -- (1 messages, 2 presence, 4 participants, 8 info, 16 config), `role` 0 member, 1 admin,
--- 2 owner, `dialect` the shape its client understands (0 MIX, 1 FlyChat), `muted_until` the
+-- 2 owner, `dialect` the shape its client understands and for MIX how it is reached (0 MIX,
+-- directly; 1 FlyChat; 2 MIX, through its server: XEP-0405), `muted_until` the
 -- time before which it may not post (0: not muted).
 CREATE TABLE participants (
     channel   INTEGER NOT NULL REFERENCES channels (key) ON DELETE CASCADE,
@@ -103,8 +104,9 @@ CREATE TABLE presence (
     FOREIGN KEY (channel, jid) REFERENCES participants (channel, jid) ON DELETE CASCADE
 ) WITHOUT ROWID;
 
--- The archive. `id` is the archive id (MAM result id, reflected id, stanza-id), unique
--- across the service and never reused (AUTOINCREMENT). `content` is the message's children
+-- The archive. `id` is the archive id, unique across the service and never reused
+-- (AUTOINCREMENT); clients never see it, only its opaque form (src/dialect/ids.rs: MAM
+-- result id, reflected id, stanza-id). `content` is the message's children
 -- as sent (the latest correction's), an XML fragment whose stanza-namespace elements carry
 -- no xmlns; a retracted message keeps only its tombstone (`retracted_*`, content erased).
 -- `client_id` is the id attribute of the sender's stanza; `media` marks file sharing.
@@ -149,4 +151,13 @@ CREATE TABLE reactions (
     reactions TEXT    NOT NULL,
     at        INTEGER NOT NULL,
     PRIMARY KEY (message, member)
+) WITHOUT ROWID;
+
+-- Settings of this database that are not rows of anything else. `id_key`: the 16-byte
+-- secret of the keyed permutation that turns archive ids into the ids clients see
+-- (src/dialect/ids.rs); made from the OS's randomness when the database is opened first, and
+-- kept, so that ids stay the same across restarts and differ between services.
+CREATE TABLE meta (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
 ) WITHOUT ROWID;

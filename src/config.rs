@@ -29,8 +29,9 @@ pub struct Options {
     /// TOML file with any of the settings below (keys: server, jid, secret, database,
     /// user_domains, log_format, durability, keepalive, max_message_bytes, max_members,
     /// max_groups_per_creator, max_resources_per_participant, keep_archive, max_stanza_bytes,
-    /// max_stanza_depth, max_outbox_bytes, write_timeout, message_burst, messages_per_minute,
-    /// channels_per_hour, joins_per_minute, adds_per_hour).
+    /// max_stanza_depth, max_outbox_bytes, write_timeout, payload_namespaces, message_burst,
+    /// messages_per_minute, signals_per_minute, channels_per_hour, joins_per_minute,
+    /// adds_per_hour).
     #[arg(long, env = "MIXD_CONFIG", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -145,6 +146,13 @@ pub struct Options {
     #[serde(alias = "messages-per-minute")]
     pub messages_per_minute: Option<u32>,
 
+    /// Chat states, receipts and markers, reactions and retractions one user may send per
+    /// minute, all of them at once at most; beyond, refused with policy-violation; 0 for no
+    /// limit [default: 1200, twenty a second].
+    #[arg(long, env = "MIXD_SIGNALS_PER_MINUTE", value_name = "N")]
+    #[serde(alias = "signals-per-minute")]
+    pub signals_per_minute: Option<u32>,
+
     /// Channels one user may create per hour, refused beyond with resource-constraint; 0 for
     /// no limit [default: 100].
     #[arg(long, env = "MIXD_CHANNELS_PER_HOUR", value_name = "N")]
@@ -161,6 +169,18 @@ pub struct Options {
     #[arg(long, env = "MIXD_ADDS_PER_HOUR", value_name = "N")]
     #[serde(alias = "adds-per-hour")]
     pub adds_per_hour: Option<u32>,
+    /// An application's own XML namespace whose elements participants' messages may carry
+    /// as opaque payloads; repeat for several (the environment variable takes a
+    /// comma-separated list). Not under urn:xmpp:, jabber:, http://jabber.org/, urn:ietf:,
+    /// urn:mixd: and the like [default: none].
+    #[arg(
+        long = "payload-namespace",
+        env = "MIXD_PAYLOAD_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NAMESPACE"
+    )]
+    #[serde(default, alias = "payload-namespaces")]
+    pub payload_namespaces: Vec<String>,
 }
 
 /// The settings mixd runs with, every one resolved.
@@ -185,9 +205,12 @@ pub struct Settings {
     pub write_timeout: std::time::Duration,
     pub message_burst: u32,
     pub messages_per_minute: u32,
+    pub signals_per_minute: u32,
     pub channels_per_hour: u32,
     pub joins_per_minute: u32,
     pub adds_per_hour: u32,
+    /// Namespaces of opaque payloads participants' messages may carry (`dialect::payload`).
+    pub payload_namespaces: Vec<String>,
 }
 
 impl fmt::Debug for Settings {
@@ -215,9 +238,11 @@ impl fmt::Debug for Settings {
             .field("write_timeout", &self.write_timeout)
             .field("message_burst", &self.message_burst)
             .field("messages_per_minute", &self.messages_per_minute)
+            .field("signals_per_minute", &self.signals_per_minute)
             .field("channels_per_hour", &self.channels_per_hour)
             .field("joins_per_minute", &self.joins_per_minute)
             .field("adds_per_hour", &self.adds_per_hour)
+            .field("payload_namespaces", &self.payload_namespaces)
             .finish()
     }
 }
@@ -275,9 +300,11 @@ impl Options {
         origin("write_timeout", file.write_timeout.is_some());
         origin("message_burst", file.message_burst.is_some());
         origin("messages_per_minute", file.messages_per_minute.is_some());
+        origin("signals_per_minute", file.signals_per_minute.is_some());
         origin("channels_per_hour", file.channels_per_hour.is_some());
         origin("joins_per_minute", file.joins_per_minute.is_some());
         origin("adds_per_hour", file.adds_per_hour.is_some());
+        origin("payload_namespaces", !file.payload_namespaces.is_empty());
 
         let server = self
             .server
@@ -321,6 +348,18 @@ impl Options {
             .max_message_bytes
             .or(file.max_message_bytes)
             .unwrap_or(64 * 1024);
+        let mut payload_namespaces = if self.payload_namespaces.is_empty() {
+            file.payload_namespaces
+        } else {
+            self.payload_namespaces
+        };
+        payload_namespaces.retain(|n| !n.trim().is_empty());
+        for namespace in &mut payload_namespaces {
+            *namespace = namespace.trim().to_owned();
+            if let Some(why) = crate::dialect::payload::unlistable(namespace) {
+                bail!("payload_namespaces: {why}");
+            }
+        }
         let settings = Settings {
             server,
             domain,
@@ -366,6 +405,10 @@ impl Options {
                 .messages_per_minute
                 .or(file.messages_per_minute)
                 .unwrap_or(600),
+            signals_per_minute: self
+                .signals_per_minute
+                .or(file.signals_per_minute)
+                .unwrap_or(1_200),
             channels_per_hour: self
                 .channels_per_hour
                 .or(file.channels_per_hour)
@@ -375,6 +418,7 @@ impl Options {
                 .or(file.joins_per_minute)
                 .unwrap_or(600),
             adds_per_hour: self.adds_per_hour.or(file.adds_per_hour).unwrap_or(1_000),
+            payload_namespaces,
         };
         if settings.max_members == 0 {
             bail!("max_members must be at least 1");
@@ -422,6 +466,7 @@ impl Options {
                 settings.messages_per_minute,
                 6_000_000,
             ),
+            ("signals_per_minute", settings.signals_per_minute, 6_000_000),
             ("channels_per_hour", settings.channels_per_hour, 1_000_000),
             ("joins_per_minute", settings.joins_per_minute, 1_000_000),
             ("adds_per_hour", settings.adds_per_hour, 10_000_000),
@@ -551,6 +596,11 @@ impl Settings {
                 "posts one user may make per minute, sustained",
             ),
             (
+                "signals_per_minute",
+                self.signals_per_minute.to_string(),
+                "chat states, receipts, reactions, retractions of one user per minute (0: no limit)",
+            ),
+            (
                 "channels_per_hour",
                 self.channels_per_hour.to_string(),
                 "channels one user may create per hour (0: no limit)",
@@ -564,6 +614,15 @@ impl Settings {
                 "adds_per_hour",
                 self.adds_per_hour.to_string(),
                 "users one user may add or invite per hour (0: no limit)",
+            ),
+            (
+                "payload_namespaces",
+                if self.payload_namespaces.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    self.payload_namespaces.join(",")
+                },
+                "opaque payloads participants' messages may carry",
             ),
         ];
         let mut out = String::from("configuration is valid:\n");
@@ -621,6 +680,40 @@ mod tests {
     }
 
     #[test]
+    fn payload_namespaces_are_an_applications_own() {
+        let (settings, sources) =
+            resolve(&["t", "--jid", "mix.localhost", "--secret", "x"]).unwrap();
+        assert!(settings.payload_namespaces.is_empty());
+        assert!(settings.explain(&sources).contains("(none)"));
+        let (settings, _) = resolve(&[
+            "t",
+            "--jid",
+            "mix.localhost",
+            "--secret",
+            "x",
+            "--payload-namespace",
+            "urn:example:poll:0, https://app.example.org/ns",
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.payload_namespaces,
+            vec!["urn:example:poll:0", "https://app.example.org/ns"]
+        );
+        let err = resolve(&[
+            "t",
+            "--jid",
+            "mix.localhost",
+            "--secret",
+            "x",
+            "--payload-namespace",
+            "http://jabber.org/protocol/pubsub#event",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("payload_namespaces"), "{err}");
+    }
+
+    #[test]
     fn user_domain_defaults_to_parent_and_errors_are_explained() {
         let (settings, _) = resolve(&["t", "--jid", "mix.localhost", "--secret", "x"]).unwrap();
         assert_eq!(settings.user_domains, vec!["localhost"]);
@@ -671,11 +764,12 @@ mod tests {
             (
                 settings.message_burst,
                 settings.messages_per_minute,
+                settings.signals_per_minute,
                 settings.channels_per_hour,
                 settings.joins_per_minute,
                 settings.adds_per_hour
             ),
-            (500, 600, 100, 600, 1_000)
+            (500, 600, 1_200, 100, 600, 1_000)
         );
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("mixd.toml");

@@ -14,6 +14,7 @@ use jid::BareJid;
 
 use crate::core::iso_time;
 use crate::core::{Channel, Dialect, Fact, Groups, Notice, Participant, Pending, PendingKind};
+use crate::dialect::ids::Ids;
 use crate::dialect::{shapes, Service};
 use crate::flychat;
 use crate::mix;
@@ -120,7 +121,11 @@ fn membership(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Str
             };
             let jid = service.channel_jid(&channel.name);
             match pending.kind {
-                PendingKind::Invited => send(&invitation(&jid, pending), [&pending.jid], out),
+                PendingKind::Invited => send(
+                    &invitation(&service.ids, &jid, pending),
+                    [&pending.jid],
+                    out,
+                ),
                 PendingKind::Requested => {
                     send(&join_request(&jid, pending), deciders(channel), out)
                 }
@@ -186,14 +191,14 @@ fn deciders(channel: &Channel) -> Vec<&BareJid> {
 }
 
 /// To the invitee: an XEP-0407 invitation.
-fn invitation(channel_jid: &str, pending: &Pending) -> Template {
+fn invitation(ids: &Ids, channel_jid: &str, pending: &Pending) -> Template {
     shapes::normal_message(channel_jid, |x| {
         x.leaf(
             "body",
             "",
             &format!("{} invites you to join {channel_jid}", pending.by),
         );
-        shapes::invitation(x, channel_jid, pending);
+        shapes::invitation(x, ids, channel_jid, pending);
     })
 }
 
@@ -250,8 +255,6 @@ mod tests {
     //! The channel `coven`: alice (owner) with two clients online, bob with one and carol
     //! with none, all three MIX and subscribed to every node; dave and erin, FlyChat.
 
-    use std::sync::Arc;
-
     use jid::FullJid;
     use minidom::Element;
 
@@ -260,7 +263,6 @@ mod tests {
     use crate::core::{
         ChatState, InfoChange, JoinPolicy, MessageRef, Nodes, ReceiptKind, SettingsChange, Snapshot,
     };
-    use crate::store::{HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Reader};
     use crate::xml::node;
 
     const CHANNEL: &str = "coven@mix.localhost";
@@ -270,29 +272,8 @@ mod tests {
         "bob@localhost/pc",
     ];
 
-    /// Delivery never reads the archive.
-    struct NoArchive;
-
-    impl Reader for NoArchive {
-        fn snapshot(&self) -> anyhow::Result<Snapshot> {
-            unreachable!("delivery read the archive")
-        }
-        fn history(&self, _: &HistoryQuery) -> Result<HistoryPage, HistoryError> {
-            unreachable!("delivery read the archive")
-        }
-        fn find_message(&self, _: i64, _: &str) -> anyhow::Result<Option<MessageRef>> {
-            unreachable!("delivery read the archive")
-        }
-        fn receipts(&self, _: i64) -> anyhow::Result<Vec<MemberReceipt>> {
-            unreachable!("delivery read the archive")
-        }
-    }
-
     fn service() -> Service {
-        Service {
-            domain: "mix.localhost".into(),
-            archive: Arc::new(NoArchive),
-        }
+        crate::dialect::testing::service_at("mix.localhost")
     }
 
     fn online(g: &mut Groups, client: &str) {
@@ -425,17 +406,25 @@ mod tests {
             ["dave@localhost", "erin@localhost"]
         );
         assert_eq!(sent.len(), 5, "nothing else");
-        let id = posted.id.to_string();
+        // The archive id's opaque form, in each dialect's spelling, as stanza id and
+        // stanza-id alike.
+        let ids = service().ids;
         for s in &sent {
             let body = s.stanza.get_child("body", ns::COMPONENT).unwrap();
             assert_eq!(body.text(), "hi");
+            let id = match s.kind() {
+                "groupchat" => ids.encode(posted.id),
+                _ => ids.encode_digits(posted.id),
+            };
+            assert_ne!(id, posted.id.to_string());
             let sid = s.find("stanza-id", ns::SID).unwrap();
             assert_eq!(sid.attr("id"), Some(id.as_str()));
+            assert_eq!(s.stanza.attr("id"), Some(id.as_str()));
+            assert_eq!(ids.decode(&id), Some(posted.id));
             let mix = s.find("mix", ns::MIX_CORE).unwrap();
             let sender = mix.get_child("jid", ns::MIX_CORE).unwrap().text();
             assert_eq!(sender, "alice@localhost");
             if s.kind() == "groupchat" {
-                assert_eq!(s.stanza.attr("id"), Some(id.as_str()));
                 assert!(mix.has_child("nick", ns::MIX_CORE));
             } else {
                 assert!(mix.has_child("submission-id", ns::MIX_CORE), "FlyChat's id");
@@ -482,7 +471,10 @@ mod tests {
         let mut g = mix_only();
         let alice = jid("alice@localhost");
         let mut facts = post(&mut g, "bob@localhost", "hi", 10);
-        facts.extend(g.chat_state("coven", &alice, ChatState::Composing).unwrap());
+        facts.extend(
+            g.chat_state("coven", &alice, ChatState::Composing, 0)
+                .unwrap(),
+        );
         let (_, joined) = g
             .join("coven", &jid("frank@localhost"), None, Nodes::ALL, 11)
             .unwrap();
@@ -653,15 +645,20 @@ mod tests {
         let bob = jid("bob@localhost");
         let facts = g.retract("coven", &bob, Some(&message), None, 11).unwrap();
         let sent = deliver_all(&g, &facts);
-        let id = posted.id.to_string();
+        let ids = service().ids;
+        let id = ids.encode(posted.id);
         let retracted = to(&sent, |s| {
             s.kind() == "groupchat"
                 && s.find("retract", ns::RETRACT).unwrap().attr("id") == Some(id.as_str())
+                && s.stanza.attr("id") == Some(format!("retract-{id}").as_str())
                 && !s.has("moderated", ns::MODERATE)
         });
         assert_eq!(retracted, MIX_CLIENTS, "the retracter's clients too");
+        // FlyChat names a message its sender gave no id by the opaque id in digits.
+        let digits = ids.encode_digits(posted.id);
         let recalls = to(&sent, |s| {
-            s.kind() == "normal" && s.find("recall", flychat::NS).unwrap().attr("id") == Some(&*id)
+            s.kind() == "normal"
+                && s.find("recall", flychat::NS).unwrap().attr("id") == Some(&*digits)
         });
         assert_eq!(recalls, ["dave@localhost", "erin@localhost"]);
 
@@ -701,7 +698,7 @@ mod tests {
     fn chat_states_go_to_everyone_but_the_sender() {
         let mut g = mixed();
         let facts = g
-            .chat_state("coven", &jid("bob@localhost"), ChatState::Composing)
+            .chat_state("coven", &jid("bob@localhost"), ChatState::Composing, 0)
             .unwrap();
         let sent = deliver_all(&g, &facts);
         let mix = to(&sent, |s| {
@@ -716,7 +713,7 @@ mod tests {
         assert_eq!(sent.len(), 4);
 
         let facts = g
-            .chat_state("coven", &jid("dave@localhost"), ChatState::Paused)
+            .chat_state("coven", &jid("dave@localhost"), ChatState::Paused, 0)
             .unwrap();
         let sent = deliver_all(&g, &facts);
         assert_eq!(to(&sent, |s| s.has("paused", ns::CHATSTATES)), MIX_CLIENTS);
@@ -838,9 +835,10 @@ mod tests {
         let mut out = Vec::new();
         completions(&g, &service(), &batch, &mut out);
         let sent = parse(out);
+        let seven = service().ids.encode(7);
         let received = to(&sent, |s| {
             s.find("received", ns::RECEIPTS)
-                .is_some_and(|r| r.attr("id") == Some("7"))
+                .is_some_and(|r| r.attr("id") == Some(seven.as_str()))
         });
         assert_eq!(
             received,

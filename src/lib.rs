@@ -10,13 +10,15 @@
 //! - [`store`]: SQLite behind a narrow interface, with group commit;
 //! - [`core`]: channels, participants and their rules, with no I/O.
 //!
-//! [`service`] ties them together; `docs/ARCHITECTURE.md` follows one stanza through.
+//! [`service`] ties them together, taking what the link read from each sender in turn
+//! ([`intake`]); `docs/ARCHITECTURE.md` follows one stanza through.
 
 pub mod config;
 pub mod core;
 pub mod delivery;
 pub mod dialect;
 pub mod flychat;
+pub mod intake;
 pub mod link;
 pub mod mix;
 pub mod router;

@@ -8,7 +8,6 @@
 //! stanzas to the link). Archive queries go to a reader on the blocking pool instead, and so do
 //! look-ups of archived messages, whose requests then finish back on this task.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,16 +15,19 @@ use anyhow::{anyhow, bail};
 use tokio::sync::mpsc;
 
 use crate::config::Settings;
-use crate::core::{Condition, Groups, MessageRef, Micros, Refusal, Rules};
+use crate::core::{Groups, MessageRef, Micros, Rules};
 use crate::delivery;
-use crate::dialect::{ErrorKind, Handled, ReplyTo, Resume, Service};
-use crate::link::{self, Inbound, LinkSettings, Outbox};
+use crate::dialect::ids::Ids;
+use crate::dialect::{Handled, Resume, Service};
+use crate::intake::Intake;
+use crate::link::{self, LinkSettings, Outbox};
 use crate::router;
 use crate::store::writer::{Committed, Job, Writer};
 use crate::store::{sqlite, Reader};
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let (store, reader) = sqlite::open(&settings.database, settings.durability)?;
+    let (mut store, reader) = sqlite::open(&settings.database, settings.durability)?;
+    let ids = Ids::new(&store.id_key()?);
     let reader: Arc<dyn Reader> = Arc::new(reader);
     let rules = Rules {
         user_domains: settings.user_domains.clone(),
@@ -36,6 +38,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         keep_archive: settings.keep_archive,
         message_burst: settings.message_burst,
         messages_per_minute: settings.messages_per_minute,
+        signals_per_minute: settings.signals_per_minute,
         channels_per_hour: settings.channels_per_hour,
         joins_per_minute: settings.joins_per_minute,
         adds_per_hour: settings.adds_per_hour,
@@ -46,6 +49,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let service = Service {
         domain: settings.domain.clone(),
         archive: reader.clone(),
+        ids,
     };
     let mut link = link::spawn(LinkSettings {
         server: settings.server.clone(),
@@ -103,17 +107,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 let Ok(stanza) = link.inbound.try_recv() else {
                     break;
                 };
-                intake.push(stanza, &link.outbox);
+                if let Some(refusal) = intake.push(stanza) {
+                    link.outbox.send(vec![refusal]);
+                }
             }
         }
         tokio::select! {
             _ = link.outbox.room(), if !room => {}
             stanza = link.inbound.recv(), if room && intake.is_empty() => {
                 let Some(stanza) = stanza else { break };
-                intake.push(stanza, &link.outbox);
+                if let Some(refusal) = intake.push(stanza) {
+                    link.outbox.send(vec![refusal]);
+                }
             }
             _ = std::future::ready(()), if room && !intake.is_empty() => {
-                if let Some(stanza) = intake.next() {
+                if let Some(stanza) = intake.take_turn() {
                     let handled = router::handle(&mut groups, &service, &stanza, now());
                     outlets.dispatch(&mut groups, &service, handled);
                 }
@@ -199,11 +207,17 @@ impl Outlets<'_> {
                 let reader = self.reader.clone();
                 let outbox = self.outbox.clone();
                 let found = self.found.clone();
+                // Each reference as the client sent it, and the archive id it names if it is
+                // one of the opaque ids clients are shown (`dialect::ids`).
+                let references: Vec<(Option<i64>, String)> = lookup
+                    .references
+                    .into_iter()
+                    .map(|r| (service.ids.decode(&r), r))
+                    .collect();
                 tokio::task::spawn_blocking(move || {
-                    let messages: anyhow::Result<Vec<_>> = lookup
-                        .references
+                    let messages: anyhow::Result<Vec<_>> = references
                         .iter()
-                        .map(|r| reader.find_message(lookup.channel, r))
+                        .map(|(id, sent)| reader.find_message(lookup.channel, *id, sent))
                         .collect();
                     match messages {
                         Ok(messages) => {
@@ -219,114 +233,6 @@ impl Outlets<'_> {
             Handled::Nothing => {}
         }
     }
-}
-
-/// Fairness between senders: the stanzas the link has read wait here, one queue per sender
-/// (the bare JID of `from`: all of one user's clients share a queue), and the loop takes one
-/// stanza from each sender with stanzas waiting in turn, instead of all of them in arrival
-/// order.
-///
-/// Why: the quotas (`core/quota.rs`) turn a flood of posts into refusals, cheaper than posts
-/// but not free, and they cannot make the stanzas already queued go away, nor do they cover
-/// what is not a post (chat states, receipts, queries). With one first-come queue (the
-/// link's, up to 4,096 stanzas), a quiet channel's message waits behind everything a flooding
-/// user sent before it: measured before the quotas (`mixd-bench fairness`,
-/// docs/benchmarks.md), a flood of 25,000 posts a second stopped a quiet channel outright.
-/// Taken in turns, it waits for at most one stanza of each other sender with stanzas waiting.
-/// (The quotas without the turns were not measured separately.)
-///
-/// Bounds: at most [`INTAKE_STANZAS`] wait here (beyond, the loop leaves stanzas in the
-/// link's queue, and the link stops reading: the back-pressure of before), and at most
-/// [`SENDER_STANZAS`] of one sender. A stanza beyond its sender's share is not handled: its
-/// sender gets `policy-violation` saying so at once, so one user who sends faster than mixd
-/// can work sheds its own load instead of stopping everyone's (the link keeps reading).
-/// Every stanza also keeps its share of the link's inbound weight while it waits here, so
-/// memory stays within the link's bound. Each sender's stanzas keep their order (RFC 6120
-/// §10.1 asks no more); a queue that empties is dropped, so idle senders cost nothing.
-#[derive(Default)]
-struct Intake {
-    queues: HashMap<String, VecDeque<Inbound>>,
-    /// Senders with stanzas waiting, in the order of their turns.
-    turns: VecDeque<String>,
-    waiting: usize,
-}
-
-/// The most stanzas waiting in the intake (the link's own queue holds as many again).
-const INTAKE_STANZAS: usize = 8192;
-/// The most stanzas of one sender waiting; beyond, they are refused. No client waits for
-/// this many answers at once; a flooding one reaches it when mixd cannot keep up with it.
-const SENDER_STANZAS: usize = 1024;
-
-impl Intake {
-    fn has_space(&self) -> bool {
-        self.waiting < INTAKE_STANZAS
-    }
-
-    fn is_empty(&self) -> bool {
-        self.waiting == 0
-    }
-
-    /// Queues `stanza` behind its sender's, or refuses it if that sender has its share.
-    fn push(&mut self, stanza: Inbound, outbox: &Outbox) {
-        let from = stanza.attr("from").unwrap_or_default();
-        let sender = from.split_once('/').map_or(from, |(bare, _)| bare);
-        match self.queues.get_mut(sender) {
-            Some(queue) if queue.len() >= SENDER_STANZAS => {
-                tracing::debug!(sender, "too many stanzas waiting from one sender; refused");
-                if let Some(refusal) = overflow(&stanza) {
-                    outbox.send(vec![refusal]);
-                }
-                return;
-            }
-            Some(queue) => queue.push_back(stanza),
-            None => {
-                let sender = sender.to_owned();
-                self.queues.insert(sender.clone(), VecDeque::from([stanza]));
-                self.turns.push_back(sender);
-            }
-        }
-        self.waiting += 1;
-    }
-
-    /// The next sender's oldest stanza; that sender goes to the back of the turns.
-    fn next(&mut self) -> Option<Inbound> {
-        let sender = self.turns.pop_front()?;
-        let queue = self.queues.get_mut(&sender)?;
-        let stanza = queue.pop_front();
-        if queue.is_empty() {
-            self.queues.remove(&sender);
-        } else {
-            self.turns.push_back(sender);
-        }
-        self.waiting -= usize::from(stanza.is_some());
-        stanza
-    }
-}
-
-/// The error a stanza beyond its sender's share gets; none for an error stanza.
-fn overflow(stanza: &Inbound) -> Option<String> {
-    let kind = match stanza.name() {
-        "iq" => ErrorKind::Iq,
-        "message" => ErrorKind::Message,
-        "presence" => ErrorKind::Presence,
-        _ => return None,
-    };
-    if stanza.attr("type") == Some("error") {
-        return None;
-    }
-    let reply = ReplyTo {
-        from: stanza.attr("to")?.to_owned(),
-        to: stanza.attr("from")?.to_owned(),
-        id: stanza.attr("id").map(str::to_owned),
-    };
-    let refusal = Refusal::new(
-        Condition::PolicyViolation,
-        format!(
-            "{SENDER_STANZAS} of your stanzas are waiting to be handled; this one was not: \
-             send it again once the earlier ones are answered"
-        ),
-    );
-    Some(reply.error(kind, &refusal))
 }
 
 fn now() -> Micros {

@@ -1,5 +1,6 @@
 //! Creating a channel (XEP-0369 §7.3.2): named by the creator, or ad hoc with a name the
-//! service makes up. Only users of the configured domains may create; the creator owns it.
+//! service makes up (128 random bits from the OS, as 32 hex digits: not to be guessed).
+//! Only users of the configured domains may create; the creator owns it.
 
 use jid::{BareJid, NodePart};
 
@@ -185,6 +186,14 @@ mod tests {
         let (b, _) = g.create(&jid("alice@localhost"), None, 1).unwrap();
         assert_ne!(a, b);
         assert_eq!(g.channel(&b).unwrap().key, 2);
+        // 128 bits from the OS: nothing in common with the time or each other.
+        for name in [&a, &b] {
+            assert_eq!(name.len(), 32, "{name}");
+            assert!(name.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
+            assert_eq!(valid_channel_name(name).as_ref(), Ok(name));
+        }
+        let shared = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+        assert!(shared < 8, "{a} and {b} share a prefix of {shared}");
     }
 
     #[test]

@@ -244,6 +244,9 @@ pub struct Rules {
     pub message_burst: u32,
     /// Posts one user may make per minute, sustained.
     pub messages_per_minute: u32,
+    /// Chat states, receipts, reactions and retractions of one user per minute, all of them
+    /// at once at most (0: no limit).
+    pub signals_per_minute: u32,
     /// Channels one user may create per hour (0: no limit).
     pub channels_per_hour: u32,
     /// Joins (that change something) and join requests of one user per minute (0: no limit).
@@ -264,6 +267,7 @@ impl Default for Rules {
             keep_archive: false,
             message_burst: 500,
             messages_per_minute: 600,
+            signals_per_minute: 1_200,
             channels_per_hour: 100,
             joins_per_minute: 600,
             adds_per_hour: 1_000,
@@ -614,8 +618,10 @@ impl Fact {
     }
 }
 
-/// Opaque identifiers (participant ids, ad-hoc channel names) that cannot be guessed from
-/// one another: a counter hashed with a per-process random key.
+/// Identifiers the service makes up (participant ids, ad-hoc channel names): drawn from the
+/// OS's randomness (`getrandom`), so that none can be guessed from another, from the time or
+/// from how many came before. Should the OS refuse (it does not on any supported system
+/// once booted), a counter and the time hashed under a per-process random key stand in.
 #[derive(Default)]
 struct IdSource {
     counter: u64,
@@ -623,11 +629,17 @@ struct IdSource {
 }
 
 impl IdSource {
+    /// An ad-hoc channel's name: 128 random bits as 32 lowercase hex digits (a valid,
+    /// already normalized JID localpart).
     fn next(&mut self) -> String {
-        format!("{:016x}", self.next_u64())
+        format!("{:016x}{:016x}", self.next_u64(), self.next_u64())
     }
 
     fn next_u64(&mut self) -> u64 {
+        getrandom::u64().unwrap_or_else(|_| self.fallback())
+    }
+
+    fn fallback(&mut self) -> u64 {
         use std::hash::{BuildHasher, Hasher};
         self.counter += 1;
         let mut hasher = self.keys.build_hasher();

@@ -229,6 +229,21 @@ impl Dialect {
     }
 }
 
+/// How mixd reaches a MIX participant's clients. Only MIX delivery (`mix::deliver`) asks:
+/// FlyChat participants are always told at their bare JID by their own dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reach {
+    /// The client joined the channel itself (`<join/>` from a full JID): mixd sends to the
+    /// full JIDs in [`Participant::online`] — the joining resource from its join on, and
+    /// each client that sent presence (XEP-0403). For servers without MIX-PAM.
+    #[default]
+    Direct,
+    /// The user's server joined for it (XEP-0405 MIX-PAM: `<join/>` from the bare JID):
+    /// mixd sends to the bare JID, and the server delivers to each client, keeps offline and
+    /// archives. `online` is not used to address it.
+    Server,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
     /// Never reused within the channel.
@@ -238,11 +253,14 @@ pub struct Participant {
     pub nodes: Nodes,
     pub role: Role,
     pub dialect: Dialect,
+    /// Where MIX deliveries go: the bare JID or the online full JIDs. Stored with the
+    /// dialect (see `store::sqlite::write`), so no schema change.
+    pub reach: Reach,
     pub joined_at: Micros,
     /// Messages up to this archive id are hidden from this participant's own history.
     pub cleared_upto: i64,
-    /// Full JIDs that have sent available presence to the channel (XEP-0403); live
-    /// deliveries go to these. Stored, so that live delivery resumes after a restart without
+    /// Full JIDs that joined directly or sent available presence to the channel
+    /// (XEP-0403); live deliveries go to these when `reach` is [`Reach::Direct`]. Stored, so that live delivery resumes after a restart without
     /// clients sending presence again (they do not); one that went away meanwhile is dropped
     /// when a delivery to it bounces. At most `Rules::max_resources_per_participant`.
     pub online: Vec<FullJid>,

@@ -1,10 +1,11 @@
-//! Quotas: how much one user may make the service do, per unit of time. Four are kept, each
+//! Quotas: how much one user may make the service do, per unit of time. Five are kept, each
 //! keyed by the acting user's bare JID (all its clients together) and each a token bucket
 //! that holds up to `burst` tokens and refills continuously at `refill` tokens per `period`:
 //!
 //! | quota | what takes a token | refused with |
 //! |---|---|---|
-//! | messages | each post (MIX or FlyChat) | `policy-violation`: a rate, retry soon |
+//! | messages | each post and each correction (MIX or FlyChat) | `policy-violation`: a rate, retry soon |
+//! | signals | each chat state, receipt or marker, reaction and retraction (MIX or FlyChat) | `policy-violation` |
 //! | channels | each channel or group created | `resource-constraint` |
 //! | joins | each join that changes something, each join request | `resource-constraint` |
 //! | adds | each user added to a group or invited (the acting user itself not counted) | `resource-constraint` |
@@ -14,10 +15,18 @@
 //! it over their period (an hour, a minute). A quota set to 0 is off. The refusal's text
 //! says the limit and when a retry will pass.
 //!
-//! A command takes its tokens when its other checks have passed (a refused post is the
-//! exception: it is taken before the sender is looked up, so that a flood of posts to
-//! channels the sender is not in is limited too), and all of them or none: a request that
-//! adds 10 users when 5 tokens are left adds nobody.
+//! A command takes its tokens when its other checks have passed, and all of them or none: a
+//! request that adds 10 users when 5 tokens are left adds nobody. Posts, corrections and
+//! signals are the exception: their token is taken first, before the sender is looked up,
+//! so that a flood of them to channels the sender is not in, or naming messages that do not
+//! exist, is limited too (one map look-up each: the cheapest check there is).
+//!
+//! Why signals are counted: each one is told to every participant (chat states, reactions,
+//! retractions) or stored (receipts, reactions, retractions), so a flood of them costs what a
+//! flood of posts does; uncounted, one user's chat states filled the shared outbound queue
+//! and the back-pressure then held every channel back. They have their own bucket, larger
+//! than the posts' sustained rate, because a client sends several per message it writes
+//! (composing, paused, active) and one per message it reads (receipts, markers).
 //!
 //! The core has no clock: the time is the command's `now`. A clock that steps back only
 //! delays refills. Memory is bounded: a user whose buckets have all refilled is the same as
@@ -46,12 +55,13 @@ const HOUR: Micros = 60 * MINUTE;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quota {
     Messages,
+    Signals,
     Channels,
     Joins,
     Adds,
 }
 
-const KINDS: usize = 4;
+const KINDS: usize = 5;
 
 impl Quota {
     fn index(self) -> usize {
@@ -62,6 +72,7 @@ impl Quota {
     fn rate(self, rules: &Rules) -> Option<Rate> {
         let (burst, refill, period) = match self {
             Quota::Messages => (rules.message_burst, rules.messages_per_minute, MINUTE),
+            Quota::Signals => (rules.signals_per_minute, rules.signals_per_minute, MINUTE),
             Quota::Channels => (rules.channels_per_hour, rules.channels_per_hour, HOUR),
             Quota::Joins => (rules.joins_per_minute, rules.joins_per_minute, MINUTE),
             Quota::Adds => (rules.adds_per_hour, rules.adds_per_hour, HOUR),
@@ -82,6 +93,14 @@ impl Quota {
                 format!(
                     "you are sending messages too fast: at most {} at once, then {} a minute; {when}",
                     rate.burst, rate.refill
+                ),
+            ),
+            Quota::Signals => Refusal::new(
+                Condition::PolicyViolation,
+                format!(
+                    "you are sending chat states, receipts, reactions and retractions too fast: \
+                     at most {} a minute; {when}",
+                    rate.burst
                 ),
             ),
             Quota::Channels => Refusal::new(
@@ -267,6 +286,7 @@ fn too_many(quota: Quota, rate: Rate, n: usize) -> Outcome<u64> {
     if n as u64 > rate.burst {
         let what = match quota {
             Quota::Messages => "messages at once",
+            Quota::Signals => "chat states, receipts, reactions and retractions a minute",
             Quota::Channels => "channels an hour",
             Quota::Joins => "joins a minute",
             Quota::Adds => "users added or invited an hour",
@@ -307,14 +327,10 @@ impl Groups {
         self.quotas.take(&self.rules, actor, quota, n, now)
     }
 
-    /// Refuses unless `actor` has `n` tokens of `quota`, taking none.
-    pub(super) fn afford(
-        &self,
-        actor: &BareJid,
-        quota: Quota,
-        n: usize,
-        now: Micros,
-    ) -> Outcome<()> {
+    /// Refuses unless `actor` has `n` tokens of `quota`, taking none: for a dialect to refuse
+    /// before it reads the archive for a request the command would refuse anyway, and for a
+    /// request of several commands to be refused whole.
+    pub fn afford(&self, actor: &BareJid, quota: Quota, n: usize, now: Micros) -> Outcome<()> {
         self.quotas.check(&self.rules, actor, quota, n, now)
     }
 
@@ -334,13 +350,16 @@ impl Groups {
 mod tests {
     use super::super::testing::*;
     use super::*;
-    use crate::core::{Dialect, InfoChange, JoinPolicy, Nodes, SettingsChange};
+    use crate::core::{
+        ChatState, Dialect, InfoChange, JoinPolicy, MessageRef, Nodes, ReceiptKind, SettingsChange,
+    };
 
     /// A service where the quotas are small enough to reach.
     fn limited() -> Groups {
         let mut g = groups();
         g.rules.message_burst = 3;
         g.rules.messages_per_minute = 60;
+        g.rules.signals_per_minute = 4;
         g.rules.channels_per_hour = 2;
         g.rules.joins_per_minute = 2;
         g.rules.adds_per_hour = 3;
@@ -395,6 +414,61 @@ mod tests {
             post(&mut g, "bob@localhost", later).unwrap();
         }
         assert!(post(&mut g, "bob@localhost", later).is_err());
+    }
+
+    #[test]
+    fn chat_states_receipts_reactions_and_retractions_share_the_signal_quota() {
+        let mut g = limited_coven();
+        let bob = jid("bob@localhost");
+        let alices = MessageRef {
+            id: 1,
+            channel: g.channel("coven").unwrap().key,
+            sender: jid("alice@localhost"),
+            client_id: None,
+            retracted: false,
+        };
+        let bobs = MessageRef {
+            sender: bob.clone(),
+            ..alices.clone()
+        };
+        let t = 10 * SECOND;
+        g.chat_state("coven", &bob, ChatState::Composing, t)
+            .unwrap();
+        g.receipt("coven", &bob, Some(&alices), ReceiptKind::Displayed, t)
+            .unwrap();
+        g.react("coven", &bob, Some(&alices), vec!["👍".into()], t)
+            .unwrap();
+        g.retract("coven", &bob, Some(&bobs), None, t).unwrap();
+        // Four a minute, all at once: the fifth signal of any kind is refused.
+        let err = g
+            .chat_state("coven", &bob, ChatState::Paused, t)
+            .unwrap_err();
+        assert_eq!(err.condition, Condition::PolicyViolation);
+        assert_eq!(
+            err.text,
+            "you are sending chat states, receipts, reactions and retractions too fast: \
+             at most 4 a minute; try again in 15 s"
+        );
+        // Posts are apart, and a refused signal to a channel bob is not in is counted too
+        // (taken before the look-up).
+        post(&mut g, "bob@localhost", t).unwrap();
+        assert!(g
+            .chat_state("nowhere", &bob, ChatState::Composing, t + 15 * SECOND)
+            .is_err());
+        let err = g
+            .chat_state("coven", &bob, ChatState::Paused, t + 15 * SECOND)
+            .unwrap_err();
+        assert_eq!(err.condition, Condition::PolicyViolation);
+        // A correction is a post again: it takes from the message quota.
+        let edit = |g: &mut Groups| g.correct("coven", &bob, Some(&bobs), text("y"), t);
+        edit(&mut g).unwrap();
+        edit(&mut g).unwrap();
+        let err = edit(&mut g).unwrap_err();
+        assert!(
+            err.text.starts_with("you are sending messages too fast"),
+            "{}",
+            err.text
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
             // The SDK drops the sender's own copy (flychat-wire.md §2): none is written.
             let others = Audience::except(&posted.sender);
             tell(groups, service, posted.channel, others, out, |jid, _| {
-                render::message(jid, posted)
+                render::message(&service.ids, jid, posted)
             });
         }
         Fact::ChatState {
@@ -46,7 +46,7 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
             |jid, c| render::typing(jid, &c.name, sender, *state),
         ),
         Fact::Retracted(r) => tell(groups, service, r.channel, all, out, |jid, c| {
-            render::recall(jid, &c.name, r)
+            render::recall(&service.ids, jid, &c.name, r)
         }),
         Fact::Joined {
             key,
@@ -195,7 +195,7 @@ pub fn completion(
     out: &mut Vec<String>,
 ) {
     let jid = service.channel_jid(&channel.name);
-    let template = render::aggregated_receipt(&jid, &channel.name, done);
+    let template = render::aggregated_receipt(&service.ids, &jid, &channel.name, done);
     out.push(template.to(author.jid.as_str()));
 }
 

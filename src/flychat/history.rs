@@ -6,6 +6,10 @@
 //!
 //! Each page is in paging order: `up` (toward older rows) newest first, `down` oldest first,
 //! so that the last row is always the one to continue from.
+//!
+//! Row ids (and the msgid of a row whose sender gave none) are the archive ids' opaque form
+//! in digits (`dialect::ids`): the SDK pages only with a `lastRowId` of digits. Paging runs
+//! on the archive ids they decode to.
 
 use jid::BareJid;
 use minidom::Element;
@@ -13,7 +17,8 @@ use minidom::Element;
 use super::render;
 use super::wire::{CONTENT, HISTORY_NS};
 use crate::core::{Condition, Groups, MessageRef, Outcome, Refusal};
-use crate::dialect::{bad_request, Envelope, ErrorKind, Handled};
+use crate::dialect::ids::{Ids, Paging};
+use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
 use crate::store::{Archived, HistoryQuery, Page};
 use crate::xml::{ns, Xml};
 
@@ -52,8 +57,9 @@ fn group_of(env: &Envelope, query: &Element) -> Outcome<String> {
 pub struct GroupChat {
     pub group: String,
     /// `up` without a row: the newest page; `up` from a row: `Before` it; `down`: `First`
-    /// or `After` the row. An empty or `0` row_id means no row.
-    pub page: Page,
+    /// or `After` the row. An empty or `0` row_id means no row. Rows as sent, decoded when
+    /// the query runs.
+    pub page: Paging,
     /// `limit`, 20 when not given, within 1 to 100.
     pub limit: usize,
 }
@@ -68,32 +74,33 @@ impl GroupChat {
             None => DEFAULT_LIMIT,
         }
         .clamp(1, MAX_LIMIT);
-        let row = match query.attr("row_id").filter(|r| !r.is_empty() && *r != "0") {
-            Some(row) => Some(
-                row.parse::<i64>()
-                    .map_err(|_| bad_request(format!("row_id: '{row}' is not a row id")))?,
-            ),
-            None => None,
-        };
+        let row = query
+            .attr("row_id")
+            .filter(|r| !r.is_empty() && *r != "0")
+            .map(str::to_owned);
         let up = query.attr("position") != Some("down");
         let page = match (up, row) {
-            (true, Some(row)) => Page::Before(row),
-            (true, None) => Page::Last,
-            (false, Some(row)) => Page::After(row),
-            (false, None) => Page::First,
+            (true, Some(row)) => Paging::Before(row),
+            (true, None) => Paging::Last,
+            (false, Some(row)) => Paging::After(row),
+            (false, None) => Paging::First,
         };
         Ok(GroupChat { group, page, limit })
     }
 
     /// What the requester may see of the group is the core's to decide (members only,
     /// from when they joined unless history is shared, minus what they cleared).
-    pub fn apply(self, groups: &Groups, env: &Envelope) -> Outcome<Handled> {
+    /// A row id that is none of this service's names no row: `item-not-found`.
+    pub fn apply(self, groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
         let mut history = HistoryQuery::within(groups.history_scope(&self.group, &env.sender())?);
         history.with_notices = true;
         history.max = self.limit;
-        let newest_first = matches!(self.page, Page::Before(_) | Page::Last);
-        history.page = self.page;
-        Ok(page(env, "group_chat", history, newest_first))
+        let newest_first = matches!(self.page, Paging::Before(_) | Paging::Last);
+        history.page = self
+            .page
+            .resolve(&service.ids)
+            .map_err(|row| no_row(&row))?;
+        Ok(page(env, &service.ids, "group_chat", history, newest_first))
     }
 }
 
@@ -119,13 +126,13 @@ impl GroupChatMedia {
 
     /// The first page is short (the SDK shows 3); each later one is keyed by a message,
     /// whose archive id is looked up off the rules task first.
-    pub fn apply(self, groups: &Groups, env: &Envelope) -> Outcome<Handled> {
+    pub fn apply(self, groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
         let mut history = HistoryQuery::within(groups.history_scope(&self.group, &env.sender())?);
         history.media_only = true;
         let Some(last) = self.after.clone() else {
             history.page = Page::Last;
             history.max = FIRST_MEDIA_PAGE;
-            return Ok(page(env, "group_chat_media", history, true));
+            return Ok(page(env, &service.ids, "group_chat_media", history, true));
         };
         history.max = MEDIA_PAGE;
         let env = env.clone();
@@ -133,16 +140,22 @@ impl GroupChatMedia {
             &env.clone(),
             history.channel,
             &last,
-            move |_, _, found, _| self.from(&env, history, found),
+            move |_, service, found, _| self.from(&env, &service.ids, history, found),
         ))
     }
 
     /// The page before `found`, the message the request named.
-    fn from(self, env: &Envelope, mut history: HistoryQuery, found: Option<MessageRef>) -> Handled {
+    fn from(
+        self,
+        env: &Envelope,
+        ids: &Ids,
+        mut history: HistoryQuery,
+        found: Option<MessageRef>,
+    ) -> Handled {
         match found {
             Some(message) => {
                 history.page = Page::Before(message.id);
-                page(env, "group_chat_media", history, true)
+                page(env, ids, "group_chat_media", history, true)
             }
             None => Handled::Reply(env.error(&Refusal::new(
                 Condition::ItemNotFound,
@@ -155,22 +168,29 @@ impl GroupChatMedia {
     }
 }
 
+/// The refusal of a row id that names no row here, by the id as the client knows it.
+fn no_row(row: &str) -> Refusal {
+    Refusal::new(
+        Condition::ItemNotFound,
+        format!("no row '{row}' in this group"),
+    )
+}
+
 /// Reads one page off the rules task and writes it as the SDK parses it.
 fn page(
     env: &Envelope,
+    ids: &Ids,
     status: &'static str,
     history: HistoryQuery,
     newest_first: bool,
 ) -> Handled {
     let reply_to = env.reply_to();
+    let ids = ids.clone();
     Handled::Read(Box::new(move |reader| {
         let page = match reader.history(&history) {
             Ok(page) => page,
             Err(crate::store::HistoryError::UnknownId(id)) => {
-                let refusal = Refusal::new(
-                    Condition::ItemNotFound,
-                    format!("no row {id} in this group"),
-                );
+                let refusal = no_row(&ids.encode_digits(id));
                 return vec![reply_to.error(ErrorKind::Iq, &refusal)];
             }
             Err(crate::store::HistoryError::Storage(error)) => {
@@ -187,12 +207,12 @@ fn page(
         if history.media_only {
             x.open("mediamessages", "");
             for row in rows {
-                media_row(&mut x, row);
+                media_row(&mut x, &ids, row);
             }
         } else {
             x.open("history", "");
             for row in rows {
-                history_row(&mut x, row);
+                history_row(&mut x, &ids, row);
             }
         }
         vec![reply_to.iq_result(Some(&x.finish()))]
@@ -234,16 +254,17 @@ fn payload(archived: &Archived) -> Payload {
     }
 }
 
-fn history_row(x: &mut Xml, row: &Archived) {
+fn history_row(x: &mut Xml, ids: &Ids, row: &Archived) {
     let posted = &row.posted;
+    let row_id = ids.encode_digits(posted.id);
     let msgid = posted
         .submission
         .client_id
         .clone()
-        .unwrap_or_else(|| posted.id.to_string());
+        .unwrap_or_else(|| row_id.clone());
     let time = render::time(posted.at);
     x.open("message", "")
-        .attr("row_id", &posted.id.to_string())
+        .attr("row_id", &row_id)
         .attr("time", &time)
         .attr("message_time", &time)
         .attr("msgid", &msgid)
@@ -286,7 +307,7 @@ fn history_row(x: &mut Xml, row: &Archived) {
     x.close();
 }
 
-fn media_row(x: &mut Xml, row: &Archived) {
+fn media_row(x: &mut Xml, ids: &Ids, row: &Archived) {
     let posted = &row.posted;
     let payload = payload(row);
     x.open("message", "")
@@ -296,7 +317,7 @@ fn media_row(x: &mut Xml, row: &Archived) {
                 .submission
                 .client_id
                 .clone()
-                .unwrap_or_else(|| posted.id.to_string()),
+                .unwrap_or_else(|| ids.encode_digits(posted.id)),
         )
         .attr("message_time", &render::time(posted.at))
         .attr("msgtype", &payload.message_type)
@@ -331,7 +352,7 @@ mod tests {
             history,
             GroupChat {
                 group: "coven".into(),
-                page: Page::Last,
+                page: Paging::Last,
                 limit: 20
             }
         );
@@ -339,15 +360,38 @@ mod tests {
 
     #[test]
     fn rows_and_positions_make_the_page() {
+        // Rows are taken as sent; they are decoded when the query runs.
         for (attributes, page) in [
-            ("position='up' row_id='7'", Page::Before(7)),
-            ("row_id='7'", Page::Before(7)),
-            ("position='down' row_id='5'", Page::After(5)),
-            ("position='down'", Page::First),
-            ("position='down' row_id='0'", Page::First),
-            ("position='up' row_id='0'", Page::Last),
+            (
+                "position='up' row_id='1234567890123'",
+                Paging::Before("1234567890123".into()),
+            ),
+            ("row_id='7'", Paging::Before("7".into())),
+            ("position='down' row_id='5'", Paging::After("5".into())),
+            ("position='down'", Paging::First),
+            ("position='down' row_id='0'", Paging::First),
+            ("position='up' row_id='0'", Paging::Last),
         ] {
             assert_eq!(group_chat(GROUP, attributes).page, page, "{attributes}");
+        }
+    }
+
+    #[test]
+    fn row_ids_decode_to_archive_ids_or_name_no_row() {
+        let service = crate::dialect::testing::service();
+        let ids = &service.ids;
+        let row = ids.encode_digits(41);
+        let history = group_chat(GROUP, &format!("position='down' row_id='{row}'"));
+        assert_eq!(history.page.resolve(ids), Ok(Page::After(41)));
+        for row in ["7", "abc", "-3"] {
+            let history = group_chat(GROUP, &format!("row_id='{row}'"));
+            let refusal = history
+                .page
+                .resolve(ids)
+                .map_err(|r| no_row(&r))
+                .unwrap_err();
+            assert_eq!(refusal.condition, Condition::ItemNotFound, "{row}");
+            assert_eq!(refusal.text, format!("no row '{row}' in this group"));
         }
     }
 
@@ -382,7 +426,6 @@ mod tests {
                 "to_user='x@elsewhere.example'",
                 Condition::ItemNotFound,
             ),
-            (GROUP, "row_id='abc'", Condition::BadRequest),
             (GROUP, "limit='lots'", Condition::BadRequest),
             (GROUP, "limit='-3'", Condition::BadRequest),
         ] {

@@ -565,8 +565,20 @@ impl Builder {
 }
 
 /// The value of an attribute as written → its text: the five predefined entities and
-/// character references. `None` if it is not well-formed.
+/// character references. `None` if it is not well-formed, or holds a character XML cannot
+/// carry (`&#0;`, a raw control character): the value goes back out in the error reply, and
+/// mixd must never write XML the server cannot read.
 fn unescape(raw: &str) -> Option<String> {
+    let text = unescape_references(raw)?;
+    text.chars().all(is_xml_char).then_some(text)
+}
+
+/// XML 1.0's `Char` production.
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
+}
+
+fn unescape_references(raw: &str) -> Option<String> {
     if !raw.contains('&') {
         return Some(raw.to_owned());
     }
@@ -765,6 +777,30 @@ mod tests {
         assert_eq!(refusal.from.as_deref(), Some("a&b@localhost/r"));
         assert_eq!(refusal.id, None);
         assert_eq!(refusal.kind.as_deref(), Some("set"));
+    }
+
+    /// A refused stanza's envelope goes back out in the error reply: a value with a
+    /// character XML cannot carry is left out, not echoed (the storm found `id='x&#0;'`
+    /// answered with a raw NUL, which a server would take as a broken stream).
+    #[test]
+    fn envelope_values_xml_cannot_carry_are_left_out() {
+        let mut r = reader();
+        for (id, kept) in [
+            ("a&#0;", None),
+            ("a&#x1;", None),
+            ("a\u{1}", None),
+            ("a&#xFFFE;", None),
+            ("a&#9;\u{e000}&#x10FFFF;", Some("a\t\u{e000}\u{10ffff}")),
+        ] {
+            let text = format!(
+                "<iq from='a@localhost/r' to='c@mix.localhost' type='get' id='{id}'><p:x/></iq>"
+            );
+            let out = feed(&mut r, text.as_bytes(), 7);
+            let refusal = refused(&out[0]);
+            assert!(matches!(refusal.breach, Breach::Malformed(_)), "{id}");
+            assert_eq!(refusal.id.as_deref(), kept, "{id}");
+            assert_eq!(refusal.from.as_deref(), Some("a@localhost/r"));
+        }
     }
 
     #[test]

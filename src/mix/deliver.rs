@@ -1,9 +1,12 @@
 //! What MIX clients are told of each fact. MIX clients follow a channel by nodes (XEP-0369):
-//! each event goes to the participants subscribed to the node it concerns, and — because
-//! stock servers do not deliver a component's `groupchat` to a bare JID — to every full JID
-//! each of them announced with presence (XEP-0403). A participant with no client online gets
-//! nothing live and catches up from the archive. FlyChat participants are skipped here: their
-//! dialect tells them (`flychat::deliver`).
+//! each event goes to the participants subscribed to the node it concerns, addressed as each
+//! is reached ([`Reach`]): a participant whose server joined for it (XEP-0405 MIX-PAM) at its
+//! bare JID, once, and its server delivers to its clients, keeps it offline and archives it;
+//! a participant whose client joined directly — because stock servers do not deliver a
+//! component's `groupchat` to a bare JID — at every full JID that joined or announced itself
+//! with presence (XEP-0403). A direct participant with no client online gets nothing live and
+//! catches up from the archive. FlyChat participants are skipped here: their dialect tells
+//! them (`flychat::deliver`).
 //!
 //! Each event is written once as a [`Template`] and copied per recipient. What one operation
 //! did to many users (an add of K users) is one event per recipient, carrying K items
@@ -13,6 +16,7 @@
 use jid::BareJid;
 
 use crate::core::iso_time;
+use crate::core::model::Reach;
 use crate::core::{
     AccessList, Channel, ChatState, Corrected, Dialect, Fact, Groups, Info, Nodes, Notice,
     Participant, Posted, Reacted, ReceiptKind, Retracted,
@@ -41,10 +45,18 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
         Fact::Retracted(retracted) => retraction(groups, service, retracted, out),
         Fact::Corrected(corrected) => correction(groups, service, corrected, out),
         Fact::Reacted(reacted) => reactions(groups, service, reacted, out),
-        // The participants node.
+        // The participants node. The joiner's own clients are not told: its join's result
+        // carries the same participant.
         Fact::Joined {
             key, participant, ..
-        } => joined(groups, service, *key, &[participant], out),
+        } => joined_except(
+            groups,
+            service,
+            *key,
+            &[participant],
+            Some(&participant.jid),
+            out,
+        ),
         Fact::NickChanged { key, jid, .. } => {
             let channel = groups.channel_by_key(*key);
             if let Some(p) = channel.and_then(|c| c.participant(jid)) {
@@ -103,7 +115,7 @@ pub fn completion(
             ReceiptKind::Delivered => x.open("received", ns::RECEIPTS),
             ReceiptKind::Displayed => x.open("displayed", ns::MARKERS),
         };
-        x.attr("id", &done.message.to_string()).close();
+        x.attr("id", &service.ids.encode(done.message)).close();
     });
     address(&template, std::iter::once(author), out);
 }
@@ -116,7 +128,7 @@ fn reflect(groups: &Groups, service: &Service, posted: &Posted, out: &mut Vec<St
         return;
     };
     let jid = service.channel_jid(&channel.name);
-    let template = Template::new(|x| render::channel_message(x, &jid, posted));
+    let template = Template::new(|x| render::channel_message(x, &service.ids, &jid, posted));
     address(&template, channel.subscribers(Nodes::MESSAGES), out);
 }
 
@@ -137,9 +149,9 @@ fn chat_state(
 }
 
 /// An XEP-0424 retraction (with XEP-0425's `<moderated/>` when a moderator removed someone
-/// else's message), naming the message by its archive id.
+/// else's message), naming the message by its (opaque) archive id.
 fn retraction(groups: &Groups, service: &Service, r: &Retracted, out: &mut Vec<String>) {
-    let id = r.message.to_string();
+    let id = service.ids.encode(r.message);
     let stanza_id = format!("retract-{id}");
     on_messages_node(
         groups,
@@ -167,7 +179,7 @@ fn retraction(groups: &Groups, service: &Service, r: &Retracted, out: &mut Vec<S
 /// An XEP-0308 correction: the new payload with `<replace/>` naming the message. Its stanza
 /// id names the message and the time, so that successive corrections differ.
 fn correction(groups: &Groups, service: &Service, c: &Corrected, out: &mut Vec<String>) {
-    let id = c.message.to_string();
+    let id = service.ids.encode(c.message);
     let stanza_id = format!("{id}-edit-{}", c.at);
     on_messages_node(
         groups,
@@ -188,7 +200,7 @@ fn correction(groups: &Groups, service: &Service, c: &Corrected, out: &mut Vec<S
 fn reactions(groups: &Groups, service: &Service, r: &Reacted, out: &mut Vec<String>) {
     on_messages_node(groups, service, r.channel, None, None, out, |x, _| {
         x.open("reactions", ns::REACTIONS)
-            .attr("id", &r.message.to_string());
+            .attr("id", &service.ids.encode(r.message));
         for reaction in &r.reactions {
             x.leaf("reaction", "", reaction);
         }
@@ -233,11 +245,27 @@ pub fn joined(
     participants: &[&Participant],
     out: &mut Vec<String>,
 ) {
+    joined_except(groups, service, key, participants, None, out);
+}
+
+/// [`joined`], told to all subscribers but `except`.
+fn joined_except(
+    groups: &Groups,
+    service: &Service,
+    key: i64,
+    participants: &[&Participant],
+    except: Option<&BareJid>,
+    out: &mut Vec<String>,
+) {
     let Some(channel) = groups.channel_by_key(key) else {
         return;
     };
-    let mut subscribers = channel.subscribers(Nodes::PARTICIPANTS);
-    if !subscribers.any(|p| p.dialect == Dialect::Mix && !p.online.is_empty()) {
+    let recipients = || {
+        channel
+            .subscribers(Nodes::PARTICIPANTS)
+            .filter(move |p| Some(&p.jid) != except)
+    };
+    if !recipients().any(live) {
         return;
     }
     let template = render::event(
@@ -251,7 +279,7 @@ pub fn joined(
             }
         },
     );
-    address(&template, channel.subscribers(Nodes::PARTICIPANTS), out);
+    address(&template, recipients(), out);
 }
 
 /// A participant gone (left or removed): its item retracted from the participants node. It
@@ -350,7 +378,7 @@ pub fn noticed(groups: &Groups, service: &Service, notices: &[&Notice], out: &mu
     };
     // Few follow the configuration node: most notices are written for nobody.
     let mut followers = channel.subscribers(Nodes::CONFIG);
-    if !followers.any(|p| p.dialect == Dialect::Mix && !p.online.is_empty()) {
+    if !followers.any(live) {
         return;
     }
     let jid = service.channel_jid(&channel.name);
@@ -389,15 +417,102 @@ fn destroyed(service: &Service, channel: &Channel, out: &mut Vec<String>) {
     address(&template, channel.participants.iter(), out);
 }
 
-/// One copy of `template` per online client of each MIX participant among `recipients`.
+/// Whether a MIX event to `participant` would reach anyone now: its server (reached at the
+/// bare JID, which delivers or keeps it), or at least one of its clients online.
+fn live(participant: &Participant) -> bool {
+    participant.dialect == Dialect::Mix
+        && match participant.reach {
+            Reach::Server => true,
+            Reach::Direct => !participant.online.is_empty(),
+        }
+}
+
+/// One copy of `template` per MIX participant among `recipients` as each is reached: its
+/// bare JID when its server joined for it, else each of its clients online.
 fn address<'a>(
     template: &Template,
     recipients: impl Iterator<Item = &'a Participant>,
     out: &mut Vec<String>,
 ) {
     for participant in recipients.filter(|p| p.dialect == Dialect::Mix) {
-        for client in &participant.online {
-            out.push(template.to(client.as_str()));
+        match participant.reach {
+            Reach::Server => out.push(template.to(participant.jid.as_str())),
+            Reach::Direct => {
+                for client in &participant.online {
+                    out.push(template.to(client.as_str()));
+                }
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Addressing: who gets a copy, by how each participant is reached.
+
+    use jid::Jid;
+
+    use super::*;
+    use crate::core::testing::{coven, jid, text};
+
+    /// The `to` of each stanza `facts` make, in order.
+    fn recipients(g: &Groups, facts: &[Fact]) -> Vec<String> {
+        let service = crate::dialect::testing::service_at("mix.localhost");
+        let mut out = Vec::new();
+        for f in facts {
+            fact(g, &service, f, &mut out);
+        }
+        out.iter()
+            .map(|s| {
+                let start = s.find(" to='").expect("a to") + 5;
+                s[start..start + s[start..].find('\'').unwrap()].to_string()
+            })
+            .collect()
+    }
+
+    fn join(g: &mut Groups, from: &str) -> Vec<Fact> {
+        let from: Jid = from.parse().unwrap();
+        g.join_from("coven", &from, None, Nodes::ALL, 9).unwrap().1
+    }
+
+    #[test]
+    fn a_participant_whose_server_joined_gets_one_copy_at_its_bare_jid() {
+        let mut g = coven();
+        join(&mut g, "carol@localhost");
+        join(&mut g, "dave@localhost/phone");
+        join(&mut g, "dave@localhost/laptop");
+        let facts = g
+            .post("coven", &jid("bob@localhost"), text("hi"), 10)
+            .unwrap();
+        let mut to = recipients(&g, &facts);
+        to.sort();
+        // alice and bob joined without a client online: nothing for them.
+        assert_eq!(
+            to,
+            [
+                "carol@localhost",
+                "dave@localhost/laptop",
+                "dave@localhost/phone"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_direct_joiner_hears_at_once_and_is_not_told_of_its_own_join() {
+        let mut g = coven();
+        // The owner's client joins again directly: online from now on, with no presence.
+        join(&mut g, "alice@localhost/laptop");
+        let facts = join(&mut g, "carol@localhost/phone");
+        let joined: Vec<Fact> = facts
+            .into_iter()
+            .filter(|f| matches!(f, Fact::Joined { .. }))
+            .collect();
+        assert_eq!(recipients(&g, &joined), ["alice@localhost/laptop"]);
+        let facts = g
+            .post("coven", &jid("bob@localhost"), text("hi"), 10)
+            .unwrap();
+        let mut to = recipients(&g, &facts);
+        to.sort();
+        assert_eq!(to, ["alice@localhost/laptop", "carol@localhost/phone"]);
     }
 }

@@ -1,6 +1,8 @@
 //! `<join>` to a channel (XEP-0369 §7.1.2): the nodes to subscribe to and an optional nick.
 //! The result lists the nodes subscribed and carries the participant id both as `id` and in
-//! the proxy form `jid='id#channel@service'` used by XEP-0405.
+//! the proxy form `jid='id#channel@service'` used by XEP-0405. The sender's address says how
+//! the participant is reached: a bare JID is its server joining for it (XEP-0405 MIX-PAM),
+//! a full JID a client joining directly (`core::Groups::join_from`).
 
 use minidom::Element;
 
@@ -28,9 +30,9 @@ impl Join {
     }
 
     pub fn apply(self, groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
-        let (participant, facts) = groups.join(
+        let (participant, facts) = groups.join_from(
             env.channel_name(),
-            &env.sender(),
+            &env.from,
             self.nick.as_deref(),
             self.nodes,
             now,

@@ -2,7 +2,9 @@
 //!
 //! Filters: `with` (a sender's bare JID), `start`, `end`. Paging: `max` (default 50, at most
 //! 250), `after`, `before` (empty for the last page), `index`; `<flip-page/>` reverses a page.
-//! The `<fin/>` carries `first` (with its index), `last`, `count` and `complete`.
+//! The `<fin/>` carries `first` (with its index), `last`, `count` and `complete`. Result ids
+//! and RSM ids are the opaque ids of `dialect::ids`; paging runs on the archive ids they
+//! decode to.
 //! Who may read, and from which message on, is the core's `history_scope`.
 
 use jid::BareJid;
@@ -11,8 +13,9 @@ use minidom::Element;
 use super::render;
 use crate::core::iso_time;
 use crate::core::{Condition, Groups, Micros, Outcome, Refusal};
+use crate::dialect::ids::{Ids, Paging};
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
-use crate::store::{HistoryError, HistoryPage, HistoryQuery, Page};
+use crate::store::{HistoryError, HistoryPage, HistoryQuery};
 use crate::xml::{ns, Xml};
 
 /// mixd's filter for messages that share files (XEP-0447, XEP-0385, XEP-0066).
@@ -36,7 +39,8 @@ pub struct Query {
     pub with_notices: bool,
     /// The page size, already bounded by [`MAX_PAGE`].
     pub max: usize,
-    pub page: Page,
+    /// RSM's page, with `after` and `before` as sent (decoded when the query runs).
+    pub page: Paging,
     /// `<flip-page/>` (XEP-0313 §5.1): the page's messages newest first.
     pub flip: bool,
 }
@@ -53,7 +57,7 @@ impl Query {
             media_only: false,
             with_notices: false,
             max: DEFAULT_PAGE,
-            page: Page::First,
+            page: Paging::First,
             flip: query.flip_page,
         };
         if let Some(form) = &query.form {
@@ -81,50 +85,63 @@ impl Query {
         if let Some(set) = &query.set {
             parsed.max = set.max.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
             parsed.page = match (&set.after, &set.before, set.index) {
-                (_, Some(before), _) if before.is_empty() => Page::Last,
-                (_, Some(before), _) => Page::Before(archive_id(before)?),
-                (Some(after), None, _) => Page::After(archive_id(after)?),
-                (None, None, Some(index)) => Page::Index(index),
-                (None, None, None) => Page::First,
+                (_, Some(before), _) if before.is_empty() => Paging::Last,
+                (_, Some(before), _) => Paging::Before(before.clone()),
+                (Some(after), None, _) => Paging::After(after.clone()),
+                (None, None, Some(index)) => Paging::Index(index),
+                (None, None, None) => Paging::First,
             };
         }
         Ok(parsed)
     }
 
-    /// Reads the page on the blocking pool; the archive is not in memory.
+    /// Reads the page on the blocking pool; the archive is not in memory. An RSM id that is
+    /// none of this service's names no message: `item-not-found`, as for one of another
+    /// channel (checked after the requester, so that it tells outsiders nothing).
     pub fn apply(self, groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
         let name = env.channel_name();
+        let scope = groups.history_scope(name, &env.sender())?;
+        let page = self
+            .page
+            .resolve(&service.ids)
+            .map_err(|id| no_message(&id))?;
         let history = HistoryQuery {
             with: self.with,
             start: self.start,
             end: self.end,
-            page: self.page,
+            page,
             max: self.max,
             media_only: self.media_only,
             with_notices: self.with_notices,
             counted: true,
-            ..HistoryQuery::within(groups.history_scope(name, &env.sender())?)
+            ..HistoryQuery::within(scope)
         };
-        let respond = respond(env, service.channel_jid(name), self.queryid, self.flip);
+        let respond = respond(
+            env,
+            service.ids.clone(),
+            service.channel_jid(name),
+            self.queryid,
+            self.flip,
+        );
         Ok(Handled::Read(Box::new(move |reader| {
             respond(reader.history(&history))
         })))
     }
 }
 
-/// Archive ids are the decimal archive keys; anything else names no message.
-fn archive_id(text: &str) -> Outcome<i64> {
-    text.parse().map_err(|_| {
-        Refusal::new(
-            Condition::ItemNotFound,
-            format!("no message '{text}' in this archive"),
-        )
-    })
+/// The refusal of an RSM id that names no message here; it says the id as the client knows
+/// it, never an archive id.
+fn no_message(id: &str) -> Refusal {
+    Refusal::new(
+        Condition::ItemNotFound,
+        format!("no message '{id}' in this archive"),
+    )
 }
 
 /// Writes the result messages and the final iq for one page, once it is read.
 fn respond(
     env: &Envelope,
+    ids: Ids,
     channel_jid: String,
     queryid: Option<String>,
     flip: bool,
@@ -135,11 +152,7 @@ fn respond(
         let page = match result {
             Ok(page) => page,
             Err(HistoryError::UnknownId(id)) => {
-                let refusal = Refusal::new(
-                    Condition::ItemNotFound,
-                    format!("no message {id} in this archive"),
-                );
-                return vec![reply_to.error(ErrorKind::Iq, &refusal)];
+                return vec![reply_to.error(ErrorKind::Iq, &no_message(&ids.encode(id)))];
             }
             Err(HistoryError::Storage(error)) => {
                 tracing::error!(%error, "archive read failed");
@@ -159,12 +172,12 @@ fn respond(
                 .attr("to", &requester)
                 .open("result", ns::MAM)
                 .attr_opt("queryid", queryid.as_deref())
-                .attr("id", &posted.id.to_string())
+                .attr("id", &ids.encode(posted.id))
                 .open("forwarded", ns::FORWARD)
                 .open("delay", ns::DELAY)
                 .attr("stamp", &iso_time(posted.at))
                 .close();
-            render::archived_message(&mut x, &channel_jid, archived);
+            render::archived_message(&mut x, &ids, &channel_jid, archived);
             out.push(x.finish());
         }
         let mut fin = Xml::new();
@@ -176,9 +189,9 @@ fn respond(
         if let (Some(first), Some(last)) = (page.messages.first(), page.messages.last()) {
             fin.open("first", "")
                 .attr_opt("index", page.first_index.map(|i| i.to_string()).as_deref())
-                .text(&first.posted.id.to_string())
+                .text(&ids.encode(first.posted.id))
                 .close()
-                .leaf("last", "", &last.posted.id.to_string());
+                .leaf("last", "", &ids.encode(last.posted.id));
         }
         fin.leaf("count", "", &page.count.to_string());
         out.push(reply_to.iq_result(Some(&fin.finish())));
@@ -220,7 +233,7 @@ mod tests {
                 media_only: false,
                 with_notices: false,
                 max: DEFAULT_PAGE,
-                page: Page::First,
+                page: Paging::First,
                 flip: false,
             }
         );
@@ -244,16 +257,21 @@ mod tests {
 
     #[test]
     fn rsm_gives_the_page_and_its_size() {
+        // Ids are taken as sent; they are decoded when the query runs.
         for (inner, max, page) in [
-            ("<max>10</max><after>41</after>", 10, Page::After(41)),
+            (
+                "<max>10</max><after>Kq3x0Zb9-Q_</after>",
+                10,
+                Paging::After("Kq3x0Zb9-Q_".into()),
+            ),
             (
                 "<max>1000</max><before>41</before>",
                 MAX_PAGE,
-                Page::Before(41),
+                Paging::Before("41".into()),
             ),
-            ("<before/>", DEFAULT_PAGE, Page::Last),
-            ("<max>5</max><index>20</index>", 5, Page::Index(20)),
-            ("<max>5</max>", 5, Page::First),
+            ("<before/>", DEFAULT_PAGE, Paging::Last),
+            ("<max>5</max><index>20</index>", 5, Paging::Index(20)),
+            ("<max>5</max>", 5, Paging::First),
         ] {
             let parsed = query(&set(inner)).unwrap();
             assert_eq!((parsed.max, parsed.page), (max, page), "{inner}");
@@ -297,9 +315,24 @@ mod tests {
             "{}",
             refusal.text
         );
-        for inner in ["<after>abc</after>", "<before>x1</before>"] {
-            let refusal = query(&set(inner)).unwrap_err();
+    }
+
+    #[test]
+    fn rsm_ids_decode_to_archive_ids_or_name_no_message() {
+        let ids = crate::dialect::ids::testing::ids(4);
+        let after = format!("<after>{}</after>", ids.encode(41));
+        let parsed = query(&set(&after)).unwrap();
+        assert_eq!(parsed.page.resolve(&ids), Ok(crate::store::Page::After(41)));
+        for (inner, sent) in [
+            ("<after>abc</after>", "abc"),
+            ("<before>41</before>", "41"),
+            ("<after>999999999</after>", "999999999"),
+        ] {
+            let page = query(&set(inner)).unwrap().page;
+            let refused = page.resolve(&ids).map_err(|id| no_message(&id));
+            let refusal = refused.unwrap_err();
             assert_eq!(refusal.condition, Condition::ItemNotFound, "{inner}");
+            assert_eq!(refusal.text, format!("no message '{sent}' in this archive"));
         }
     }
 }

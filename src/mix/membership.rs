@@ -42,7 +42,7 @@ impl Invite {
         let mut x = Xml::new();
         x.open("invite", ns::MIX_MISC);
         for invitation in &invitations {
-            shapes::invitation(&mut x, &service.channel_jid(name), invitation);
+            shapes::invitation(&mut x, &service.ids, &service.channel_jid(name), invitation);
         }
         x.close();
         Ok(Handled::iq_changed(env, facts, Some(x.finish())))

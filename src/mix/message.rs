@@ -7,24 +7,43 @@
 //! - otherwise a new message: archived with its payload as sent, then reflected to every
 //!   participant subscribed to the messages node.
 //!
-//! A `<mix/>` or `<stanza-id/>` the sender put in is dropped (those are the channel's to
-//! write), and so are chat states (never archived). The sender's XEP-0359 `<origin-id/>`
-//! stays, so its client can match the reflection to what it sent.
+//! What a message may carry is an allow-list shared with FlyChat (`dialect::payload`), to
+//! which MIX adds the elements that say what a message does ([`COMMANDS`]). Anything else —
+//! a `<mix/>`, a pubsub event, a delay, an archive result, mixd's own notices — is refused
+//! with `not-acceptable` before the core is asked: the channel re-sends what it keeps under
+//! its own JID. A `<stanza-id/>` and chat states are dropped; the sender's XEP-0359
+//! `<origin-id/>` stays, so its client can match the reflection to what it sent. A post or
+//! a correction may not carry another kind's command (a receipt riding on a body would be
+//! re-sent as the channel's receipt).
 
 use jid::FullJid;
 use minidom::Element;
 
 use crate::core::{
-    ChatState, Condition, Groups, MessageRef, Micros, Outcome, ReceiptKind, Refusal, Submission,
+    ChatState, Condition, Groups, MessageRef, Micros, Outcome, Quota, ReceiptKind, Refusal,
+    Submission,
 };
+use crate::dialect::payload::{self, Allowed, Screened};
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled};
 use crate::xml::{children_fragment, ns};
+
+/// What MIX adds to the shared allow-list: the elements that make a message a retraction,
+/// a correction, a reaction, a receipt or a marker. They are read, never stored as payload.
+pub const COMMANDS: &[Allowed] = &[
+    Allowed::command(ns::RETRACT, "retract"),
+    Allowed::command(ns::CORRECT, "replace"),
+    Allowed::command(ns::REACTIONS, "reactions"),
+    Allowed::command(ns::RECEIPTS, "received"),
+    Allowed::command(ns::MARKERS, "received"),
+    Allowed::command(ns::MARKERS, "displayed"),
+    Allowed::command(ns::MARKERS, "acknowledged"),
+];
 
 /// A `groupchat` message to a channel, by what it does. A message may carry the marks of
 /// several kinds (a retraction or reaction with a fallback `<body/>` for clients that lack
 /// the XEP, a post with a chat state, a correction, which always has a body); the first of
 /// retraction, correction, reaction, post, receipt and chat state that it carries is what it
-/// is, and the rest is payload.
+/// is, and the rest is payload (see the module's note on what may be).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// A new message, archived and reflected (XEP-0369 §7.1.7). A message that is none of
@@ -69,8 +88,19 @@ pub struct Receipt {
 impl Message {
     /// The message `stanza` of type `message_type`, sent to a channel. The references are
     /// taken as sent: a missing `id` names no message, which the core refuses once the
-    /// look-up has found nothing, as it refuses an id that names nothing.
+    /// look-up has found nothing, as it refuses an id that names nothing. A payload that is
+    /// not allowed is refused here, whatever the message is.
     pub fn parse(env: &Envelope, stanza: &Element, message_type: Option<&str>) -> Outcome<Self> {
+        Self::parse_with(env, stanza, message_type, payload::namespaces())
+    }
+
+    /// [`Message::parse`] with the operator's namespaces for opaque payloads given.
+    fn parse_with(
+        env: &Envelope,
+        stanza: &Element,
+        message_type: Option<&str>,
+        namespaces: &[String],
+    ) -> Outcome<Self> {
         match message_type {
             Some("groupchat") => {}
             None | Some("normal" | "chat" | "headline") => {
@@ -81,6 +111,7 @@ impl Message {
             }
             Some(other) => return Err(bad_request(format!("'{other}' is not a message type"))),
         }
+        let screened = payload::screen(stanza, COMMANDS, namespaces)?;
         let reference = |e: &Element| e.attr("id").unwrap_or_default().to_owned();
         Ok(
             if let Some(retract) = stanza.get_child("retract", ns::RETRACT) {
@@ -88,9 +119,10 @@ impl Message {
                     reference: reference(retract),
                 })
             } else if let Some(replace) = stanza.get_child("replace", ns::CORRECT) {
+                screened.no_other_command(Some((ns::CORRECT, "replace")))?;
                 Message::Correct(Correction {
                     reference: reference(replace),
-                    submission: submission(env, stanza),
+                    submission: submission(env, stanza, &screened),
                 })
             } else if let Some(reactions) = stanza.get_child("reactions", ns::REACTIONS) {
                 Message::React(Reaction {
@@ -102,7 +134,8 @@ impl Message {
                         .collect(),
                 })
             } else if stanza.get_child("body", ns::COMPONENT).is_some() {
-                Message::Post(submission(env, stanza))
+                screened.no_other_command(None)?;
+                Message::Post(submission(env, stanza, &screened))
             } else if let Some((reference, kind)) = receipt(stanza) {
                 Message::Receipt(Receipt {
                     reference: reference.to_owned(),
@@ -111,7 +144,8 @@ impl Message {
             } else if let Some(state) = chat_state(stanza) {
                 Message::ChatState(state)
             } else {
-                Message::Post(submission(env, stanza))
+                screened.no_other_command(None)?;
+                Message::Post(submission(env, stanza, &screened))
             },
         )
     }
@@ -127,6 +161,17 @@ impl Message {
         }
     }
 
+    /// The quota the message takes from: a correction is a post again; the rest are signals.
+    fn quota(&self) -> Quota {
+        match self {
+            Message::Post(_) | Message::Correct(_) => Quota::Messages,
+            Message::ChatState(_)
+            | Message::Retract(_)
+            | Message::React(_)
+            | Message::Receipt(_) => Quota::Signals,
+        }
+    }
+
     /// Runs the message. One that names an archived message is finished once the archive
     /// says which (off the rules task: the archive is not in memory); the look-up carries
     /// the request.
@@ -134,6 +179,10 @@ impl Message {
         let Some(reference) = self.reference().map(str::to_owned) else {
             return self.finish(groups, env, None, now);
         };
+        // Over the sender's quota, refused before the archive is read for it.
+        if let Err(refusal) = groups.afford(&env.sender(), self.quota(), 1, now) {
+            return changed(env, Err(refusal));
+        }
         let key = groups
             .channel(env.channel_name())
             .map(|c| c.key)
@@ -156,7 +205,7 @@ impl Message {
         let sender = env.sender();
         let outcome = match self {
             Message::Post(submission) => groups.post(name, &sender, submission, now),
-            Message::ChatState(state) => groups.chat_state(name, &sender, state),
+            Message::ChatState(state) => groups.chat_state(name, &sender, state, now),
             Message::Retract(Retraction { .. }) => groups.retract(name, &sender, target, None, now),
             Message::Correct(Correction { submission, .. }) => {
                 groups.correct(name, &sender, target, submission, now)
@@ -184,16 +233,10 @@ fn changed(env: &Envelope, outcome: Outcome) -> Handled {
     }
 }
 
-/// What the sender submitted, as it will be archived.
-fn submission(env: &Envelope, stanza: &Element) -> Submission {
-    let kept = stanza.children().filter(|c| {
-        !(c.is("mix", ns::MIX_CORE)
-            || c.is("stanza-id", ns::SID)
-            || c.is("replace", ns::CORRECT)
-            || c.ns() == ns::CHATSTATES)
-    });
+/// What the sender submitted, as it will be archived: the content the allow-list kept.
+fn submission(env: &Envelope, stanza: &Element, screened: &Screened) -> Submission {
     Submission {
-        content: children_fragment(ns::COMPONENT, kept),
+        content: children_fragment(ns::COMPONENT, screened.content.iter().copied()),
         origin_id: stanza
             .get_child("origin-id", ns::SID)
             .and_then(|o| o.attr("id"))
@@ -288,13 +331,14 @@ mod tests {
     }
 
     #[test]
-    fn a_post_keeps_its_payload_and_origin_id_and_drops_the_channels_marks() {
+    fn a_post_keeps_its_payload_and_origin_id_and_drops_what_is_not_the_senders() {
         let Message::Post(submission) = parse(
             "<body>Double, double</body>\
              <origin-id xmlns='urn:xmpp:sid:0' id='o-1'/>\
-             <mix xmlns='urn:xmpp:mix:core:1'><nick>forged</nick></mix>\
              <stanza-id xmlns='urn:xmpp:sid:0' id='99' by='coven@mix.example.org'/>\
-             <active xmlns='http://jabber.org/protocol/chatstates'/>",
+             <active xmlns='http://jabber.org/protocol/chatstates'/>\
+             <reply xmlns='urn:xmpp:reply:0' to='coven@mix.example.org' id='41'/>\
+             <store xmlns='urn:xmpp:hints'/>",
         )
         .unwrap() else {
             panic!("not a post");
@@ -303,11 +347,91 @@ mod tests {
         assert_eq!(submission.client_id.as_deref(), Some("req-1"));
         assert!(!submission.media);
         let content = &submission.content;
-        assert!(content.contains("Double, double"), "{content}");
-        assert!(content.contains("origin-id"), "{content}");
-        for dropped in ["forged", "stanza-id", "active"] {
+        for kept in [
+            "Double, double",
+            "origin-id",
+            "urn:xmpp:reply:0",
+            "urn:xmpp:hints",
+        ] {
+            assert!(content.contains(kept), "{kept} not in {content}");
+        }
+        for dropped in ["stanza-id", "active"] {
             assert!(!content.contains(dropped), "{dropped} in {content}");
         }
+    }
+
+    /// `payload`'s refusal text, which must be `not-acceptable` and name `element`.
+    fn refused_naming(payload: &str, element: &str) {
+        let refusal = parse(payload).unwrap_err();
+        assert_eq!(refusal.condition, Condition::NotAcceptable, "{payload}");
+        assert!(
+            refusal.text.contains(element),
+            "{payload}: {}",
+            refusal.text
+        );
+    }
+
+    #[test]
+    fn a_message_carrying_what_only_the_channel_writes_is_refused_whatever_it_is() {
+        let forged = [
+            (
+                "<mix xmlns='urn:xmpp:mix:core:1'><nick>forged</nick></mix>",
+                "<mix xmlns='urn:xmpp:mix:core:1'/>",
+            ),
+            (
+                "<event xmlns='http://jabber.org/protocol/pubsub#event'><items node='urn:xmpp:mix:nodes:info'/></event>",
+                "<event xmlns='http://jabber.org/protocol/pubsub#event'/>",
+            ),
+            (
+                "<delay xmlns='urn:xmpp:delay' stamp='2001-01-01T00:00:00Z'/>",
+                "<delay xmlns='urn:xmpp:delay'/>",
+            ),
+            (
+                "<result xmlns='urn:xmpp:mam:2' id='1'/>",
+                "<result xmlns='urn:xmpp:mam:2'/>",
+            ),
+            (
+                "<notice xmlns='urn:mixd:notice:0' kind='made-admin' code='5'/>",
+                "<notice xmlns='urn:mixd:notice:0'/>",
+            ),
+            (
+                "<jid xmlns='urn:example'>alice@example.org</jid>",
+                "<jid xmlns='urn:example'/>",
+            ),
+        ];
+        // A post, a bodyless post, a correction, a retraction, a reaction, a receipt and a
+        // chat state alike.
+        let kinds = [
+            "<body>hi</body>",
+            "",
+            "<body>fixed</body><replace xmlns='urn:xmpp:message-correct:0' id='1'/>",
+            "<retract xmlns='urn:xmpp:message-retract:1' id='1'/>",
+            "<reactions xmlns='urn:xmpp:reactions:0' id='1'><reaction>x</reaction></reactions>",
+            "<received xmlns='urn:xmpp:receipts' id='1'/>",
+            "<composing xmlns='http://jabber.org/protocol/chatstates'/>",
+        ];
+        for (element, name) in forged {
+            for kind in kinds {
+                refused_naming(&format!("{kind}{element}"), name);
+            }
+        }
+    }
+
+    #[test]
+    fn a_receipt_or_reaction_riding_on_a_post_or_correction_is_refused() {
+        refused_naming(
+            "<body>hi</body><received xmlns='urn:xmpp:receipts' id='5'/>",
+            "<received xmlns='urn:xmpp:receipts'/>",
+        );
+        refused_naming(
+            "<displayed xmlns='urn:xmpp:chat-markers:0'/>",
+            "<displayed xmlns='urn:xmpp:chat-markers:0'/>",
+        );
+        refused_naming(
+            "<body>b</body><replace xmlns='urn:xmpp:message-correct:0' id='1'/>\
+             <reactions xmlns='urn:xmpp:reactions:0' id='3'/>",
+            "<reactions xmlns='urn:xmpp:reactions:0'/>",
+        );
     }
 
     #[test]
@@ -331,8 +455,16 @@ mod tests {
     }
 
     #[test]
-    fn a_message_of_nothing_known_is_a_post() {
-        let Ok(Message::Post(submission)) = parse("<x xmlns='urn:example'>hi</x>") else {
+    fn a_message_of_nothing_known_is_refused_unless_the_operator_listed_its_namespace() {
+        refused_naming("<x xmlns='urn:example'>hi</x>", "<x xmlns='urn:example'/>");
+        let stanza = element(
+            "<message xmlns='jabber:component:accept' from='hag@example.org/broom' \
+             to='coven@mix.example.org' id='req-1'><x xmlns='urn:example'>hi</x></message>",
+        );
+        let listed = ["urn:example".to_owned()];
+        let Ok(Message::Post(submission)) =
+            Message::parse_with(&env(), &stanza, Some("groupchat"), &listed)
+        else {
             panic!("not a post");
         };
         assert!(submission.content.contains("urn:example"));
@@ -441,15 +573,19 @@ mod tests {
             })
         );
         let corrected = parse(
-            "<reactions xmlns='urn:xmpp:reactions:0' id='3'/><body>b</body>\
-             <replace xmlns='urn:xmpp:message-correct:0' id='1'/>",
-        );
-        assert!(matches!(corrected, Ok(Message::Correct(c)) if c.reference == "1"));
-        let posted = parse(
-            "<received xmlns='urn:xmpp:receipts' id='5'/><body>hi</body>\
+            "<body>b</body><replace xmlns='urn:xmpp:message-correct:0' id='1'/>\
              <composing xmlns='http://jabber.org/protocol/chatstates'/>",
         );
+        assert!(matches!(corrected, Ok(Message::Correct(c)) if c.reference == "1"));
+        let posted =
+            parse("<body>hi</body><composing xmlns='http://jabber.org/protocol/chatstates'/>");
         assert!(matches!(posted, Ok(Message::Post(_))));
+        // A reaction with a fallback body is a reaction.
+        let reacted = parse(
+            "<reactions xmlns='urn:xmpp:reactions:0' id='3'><reaction>x</reaction></reactions>\
+             <body>x</body>",
+        );
+        assert!(matches!(reacted, Ok(Message::React(r)) if r.reference == "3"));
         // A receipt without an id acknowledges nothing: the chat state beside it counts.
         let state = parse(
             "<received xmlns='urn:xmpp:receipts'/>\

@@ -252,7 +252,7 @@ impl Request {
             Request::Mam(r) => r.apply(groups, service, env),
             Request::Moderate(r) => r.apply(groups, env),
             Request::MessageState(r) => r.apply(groups, env),
-            Request::Clear(r) => r.apply(groups, env),
+            Request::Clear(r) => r.apply(groups, service, env),
         };
         result.unwrap_or_else(|refusal| Handled::Reply(env.error(&refusal)))
     }

@@ -5,12 +5,14 @@
 use minidom::Element;
 
 use crate::core::{iso_time, Groups, Outcome};
+use crate::dialect::ids::Ids;
 use crate::dialect::shapes::{member_states, MemberState};
 use crate::dialect::{bad_request, Envelope, Handled};
 use crate::xml::{ns, Xml};
 
-/// A query of one message's receipt state. The message is named as a receipt names it (an
-/// archive id, or the author's origin-id or stanza id), since that is what clients know.
+/// A query of one message's receipt state. The message is named as a receipt names it (its
+/// opaque archive id, or the author's origin-id or stanza id), since that is what clients
+/// know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageState {
     pub reference: String,
@@ -37,11 +39,14 @@ impl MessageState {
             env,
             key,
             &self.reference,
-            move |groups, _, found, _| {
+            move |groups, service, found, _| {
                 let env = owned;
+                let ids = service.ids.clone();
                 match groups.members_of(env.channel_name(), &env.sender(), found.as_ref()) {
                     Ok((message, members)) => {
-                        member_states(env.reply_to(), message, members, render)
+                        member_states(env.reply_to(), message, members, move |m, s| {
+                            render(&ids, m, s)
+                        })
                     }
                     Err(refusal) => Handled::Reply(env.error(&refusal)),
                 }
@@ -50,12 +55,13 @@ impl MessageState {
     }
 }
 
-fn render(message: &crate::core::MessageRef, states: &[MemberState]) -> String {
+/// The state, naming the message by its opaque id.
+fn render(ids: &Ids, message: &crate::core::MessageRef, states: &[MemberState]) -> String {
     let delivered = states.iter().filter(|s| s.delivered_at.is_some()).count();
     let displayed = states.iter().filter(|s| s.displayed_at.is_some()).count();
     let mut x = Xml::new();
     x.open("message-state", ns::MIXD_RECEIPTS)
-        .attr("id", &message.id.to_string())
+        .attr("id", &ids.encode(message.id))
         .attr("members", &states.len().to_string())
         .attr("delivered", &delivered.to_string())
         .attr("displayed", &displayed.to_string());

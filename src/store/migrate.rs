@@ -55,6 +55,12 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (channel, jid, resource),
          FOREIGN KEY (channel, jid) REFERENCES participants (channel, jid) ON DELETE CASCADE
      ) WITHOUT ROWID;",
+    // 4 → 5: the table that keeps the secret of the opaque ids (src/dialect/ids.rs); the key
+    // itself is made when the database is opened (`sqlite::SqliteWriter::id_key`).
+    "CREATE TABLE meta (
+         name  TEXT PRIMARY KEY,
+         value BLOB NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 pub const LATEST: i64 = 1 + MIGRATIONS.len() as i64;

@@ -32,9 +32,16 @@ pub struct Completion {
 pub trait Reader: Send + Sync + 'static {
     fn snapshot(&self) -> anyhow::Result<Snapshot>;
     fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, HistoryError>;
-    /// The message of `channel` that `reference` names: its archive id, or else the newest
-    /// whose origin-id or client stanza id it is (what XEP-0308 and some clients use).
-    fn find_message(&self, channel: i64, reference: &str) -> anyhow::Result<Option<MessageRef>>;
+    /// The message of `channel` that a client's reference names: the one with archive id
+    /// `id` (what the reference decoded to, when it is one of the ids clients are shown),
+    /// or else the newest whose origin-id or client stanza id is `sent`, the reference as
+    /// the client sent it (what XEP-0308 and some clients use).
+    fn find_message(
+        &self,
+        channel: i64,
+        id: Option<i64>,
+        sent: &str,
+    ) -> anyhow::Result<Option<MessageRef>>;
     /// The receipts recorded for `message`: member, delivered and displayed times.
     fn receipts(&self, message: i64) -> anyhow::Result<Vec<MemberReceipt>>;
 }

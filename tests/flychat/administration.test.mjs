@@ -169,7 +169,7 @@ test("getUserGroups lists the user's groups with its role", async () => {
 test("createGroup without an id: mixd makes one up and names it", async () => {
   const reply = await alice.createGroup("", "Nameless", [bob.jid]);
   const created = find(reply, "query");
-  assert.match(created.attrs.group_id, /^[0-9a-f]{16}$/);
+  assert.match(created.attrs.group_id, /^[0-9a-f]{32}$/);
   assert.equal(created.attrs.groupjid, groupJid(created.attrs.group_id));
   const added = await bob.next((m) => fromGroup(created.attrs.groupjid)(m) && find(m, "participant")?.attrs.jid === bob.jid, "userAdded");
   assert.equal(find(added, "participant").attrs.nick, "Nameless");

@@ -177,12 +177,14 @@ class Ejabberd(Server):
 
 
 def compile_module(out):
-    """Builds deploy/ejabberd-modules/mod_mixd_flychat.erl against the installed ejabberd."""
+    """Builds mixd's ejabberd modules (deploy/ejabberd-modules/*.erl: mod_mixd_flychat,
+    mod_mixd_pam) against the installed ejabberd."""
     ejabberd = next(os.path.dirname(d) for d in sorted(glob.glob("/usr/lib/*/ejabberd-*/include")))
     (xmpp,) = glob.glob("/usr/lib/erlang/lib/p1_xmpp-*")
+    sources = sorted(str(p) for p in (DEPLOY / "ejabberd-modules").glob("*.erl"))
     subprocess.run(
         ["erlc", "-I", f"{ejabberd}/include", "-I", f"{xmpp}/include", "-pa", f"{ejabberd}/ebin",
-         "-o", str(out), str(DEPLOY / "ejabberd-modules" / "mod_mixd_flychat.erl")],
+         "-o", str(out), *sources],
         check=True, capture_output=True,
     )
 

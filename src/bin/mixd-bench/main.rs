@@ -171,6 +171,7 @@ impl Mixd {
             // older builds can be measured with this generator.
             for variable in [
                 "MIXD_MESSAGE_BURST",
+                "MIXD_SIGNALS_PER_MINUTE",
                 "MIXD_CHANNELS_PER_HOUR",
                 "MIXD_JOINS_PER_MINUTE",
                 "MIXD_ADDS_PER_HOUR",

@@ -7,10 +7,21 @@ use jid::{BareJid, FullJid};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::bare;
+use crate::core::model::Reach;
 use crate::core::{
     Administration, Channel, Departure, Dialect, Info, JoinPolicy, Nodes, Participant, Pending,
     PendingKind, Role, Settings, Snapshot,
 };
+
+/// A participant's dialect and reach from the `participants.dialect` column, as
+/// [`write::mode`](super::write::mode) keeps them. A FlyChat participant's reach is not
+/// kept (its dialect always tells it at its bare JID): it comes back as the default.
+fn mode(code: i64) -> (Dialect, Reach) {
+    match code {
+        2 => (Dialect::Mix, Reach::Server),
+        code => (Dialect::from_i64(code), Reach::Direct),
+    }
+}
 
 /// Everything the core holds in memory, and the last keys the sequences handed out (kept
 /// past deletions, so a destroyed channel's key or message id is never reused).
@@ -135,6 +146,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
             } else {
                 online.remove(&(key, row.get(1)?)).unwrap_or_default()
             };
+            let (dialect, reach) = mode(row.get(8)?);
             channels[i].participants.push(Participant {
                 jid: bare(row.get(1)?)?,
                 id: row.get::<_, String>(2)?.parse().map_err(|e| {
@@ -149,7 +161,8 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
                 role: Role::from_i64(row.get(5)?),
                 joined_at: row.get(6)?,
                 cleared_upto: row.get(7)?,
-                dialect: Dialect::from_i64(row.get(8)?),
+                dialect,
+                reach,
                 online,
             });
             let muted_until: i64 = row.get(9)?;
@@ -197,6 +210,38 @@ mod tests {
     use crate::core::testing::jid;
     use crate::core::Dialect;
     use crate::store::Reader;
+
+    #[test]
+    fn how_a_participant_is_reached_survives_a_restart() {
+        use crate::core::model::Reach;
+        let (_dir, mut w, r, mut g) = coven();
+        let carol: jid::Jid = "carol@localhost".parse().unwrap();
+        let (_, facts) = g
+            .join_from("coven", &carol, None, crate::core::Nodes::ALL, 5)
+            .unwrap();
+        commit(&mut w, facts);
+        let dave: jid::Jid = "dave@localhost/phone".parse().unwrap();
+        let (_, facts) = g
+            .join_from("coven", &dave, None, crate::core::Nodes::ALL, 6)
+            .unwrap();
+        commit(&mut w, facts);
+        let snap = r.snapshot().unwrap();
+        let reach = |who: &str| {
+            let p = snap.channels[0]
+                .participants
+                .iter()
+                .find(|p| p.jid == jid(who))
+                .unwrap();
+            (p.dialect, p.reach, p.online.len())
+        };
+        assert_eq!(reach("carol@localhost"), (Dialect::Mix, Reach::Server, 0));
+        // A client that joined directly is online from its join on, restarts included.
+        assert_eq!(reach("dave@localhost"), (Dialect::Mix, Reach::Direct, 1));
+        assert_eq!(reach("bob@localhost"), (Dialect::Mix, Reach::Direct, 0));
+        assert_eq!(super::mode(1), (Dialect::FlyChat, Reach::Direct));
+        // What an older mixd wrote reads as it did.
+        assert_eq!(super::mode(0), (Dialect::Mix, Reach::Direct));
+    }
 
     #[test]
     fn snapshot_round_trips_channels_and_participants() {

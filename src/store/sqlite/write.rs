@@ -6,7 +6,8 @@ use jid::BareJid;
 use rusqlite::{params, OptionalExtension};
 
 use super::SqliteWriter;
-use crate::core::{Fact, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE};
+use crate::core::model::Reach;
+use crate::core::{Dialect, Fact, Participant, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE};
 use crate::store::{Completion, FactWriter};
 
 impl FactWriter for SqliteWriter {
@@ -36,6 +37,19 @@ struct AfterCommit {
     completions: Vec<Completion>,
     /// A retraction erased content: the WAL must be checkpointed to drop the old pages.
     erased: bool,
+}
+
+/// How a participant takes part, as the `participants.dialect` column keeps it: its
+/// dialect, and for MIX how it is reached. `0` and `1` are what the column always held (MIX,
+/// FlyChat); `2` is new, a MIX participant whose server joined for it (XEP-0405), so that the
+/// schema need not change and an older mixd reads it as MIX (reached at its clients).
+/// [`load`](super::load) reads it back.
+pub(super) fn mode(p: &Participant) -> i64 {
+    match (p.dialect, p.reach) {
+        (Dialect::Mix, Reach::Direct) => 0,
+        (Dialect::FlyChat, Reach::Direct | Reach::Server) => 1,
+        (Dialect::Mix, Reach::Server) => 2,
+    }
 }
 
 /// A channel's contacts as one column, separated by spaces (which no JID holds);
@@ -137,7 +151,7 @@ fn persist(
                  nodes = excluded.nodes, role = excluded.role, dialect = excluded.dialect,
                  joined_at = excluded.joined_at, cleared_upto = excluded.cleared_upto",
             )?
-            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, p.dialect as i64, p.joined_at, p.cleared_upto])?;
+            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, mode(p), p.joined_at, p.cleared_upto])?;
             tx.prepare_cached("DELETE FROM pending WHERE channel = ?1 AND jid = ?2")?
                 .execute(params![key, p.jid.as_str()])?;
         }
