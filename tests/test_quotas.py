@@ -14,6 +14,9 @@ acts as users of its own where a quota is reached.
 
 import asyncio
 import os
+import pathlib
+import re
+import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -25,7 +28,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from conftest import connected, run
 from harness.client import ADMIN, MISC
-from harness.servers import USER_DOMAIN, Mixd
+from harness.servers import MIX_DOMAIN, PASSWORD, USER_DOMAIN, Mixd
 
 STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 # This module's mixd: three messages at once, then one a second; three signals a minute; two
@@ -38,6 +41,10 @@ LIMITS = {
     "MIXD_JOINS_PER_MINUTE": "2",
     "MIXD_ADDS_PER_HOUR": "2",
 }
+
+# The FlyChat users, whom no other test of this module acts as.
+FLYCHAT_USERS = ("hana", "ivan", "judy")
+FLYCHAT_SUITE = pathlib.Path(__file__).parent / "flychat"
 
 
 class LimitedMixd(Mixd):
@@ -255,3 +262,32 @@ def test_adding_and_inviting_beyond_the_hourly_limit_is_refused(server, mixd, ch
             assert [p.get("jid") for p in pending] == [dave.bare], [ET.tostring(p) for p in pending]
 
     run(scenario())
+
+
+def test_flychat_sdk_calls_meet_the_same_quotas(server, mixd):
+    """flychat/quotas.mjs: create_group and add_participants beyond their hourly limits get
+    resource-constraint, a message over the rate policy-violation, typing over the signal
+    rate policy-violation — through the SDK's stanzas over Prosody's WebSocket."""
+    if server.name != "prosody":
+        pytest.skip("the FlyChat suite runs over Prosody's WebSocket")
+    for user in FLYCHAT_USERS:
+        server.register(user)
+    node_help = subprocess.run(["node", "--help"], capture_output=True, text=True).stdout
+    per_test = ["--test-timeout=60000"] if "--test-timeout" in node_help else []
+    result = subprocess.run(
+        ["node", "--test", "--test-reporter=spec", *per_test, "quotas.mjs"],
+        cwd=FLYCHAT_SUITE,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "MIXD_TEST_WS": f"ws://127.0.0.1:{server.http_port}/xmpp-websocket",
+            "MIXD_TEST_DOMAIN": USER_DOMAIN,
+            "MIXD_TEST_MIX_DOMAIN": MIX_DOMAIN,
+            "MIXD_TEST_PASSWORD": PASSWORD,
+        },
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\nmixd log:\n{mixd.log()[-4000:]}"
+    summary = dict(re.findall(r"^ℹ (pass|fail) (\d+)$", result.stdout, re.MULTILINE))
+    assert summary == {"pass": "4", "fail": "0"}, result.stdout
