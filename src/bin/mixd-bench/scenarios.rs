@@ -481,6 +481,8 @@ enum Flood {
     Posts,
     /// Presence from `resources` clients, then posts from each in turn.
     Clients(usize),
+    /// Chat states (composing) from one client: each is relayed to every participant.
+    ChatStates,
 }
 
 impl Flood {
@@ -489,6 +491,7 @@ impl Flood {
             Flood::Nothing => "alone".into(),
             Flood::Posts => "posts flood, one client".into(),
             Flood::Clients(n) => format!("posts flood, {n} clients"),
+            Flood::ChatStates => "chat-state flood, one client".into(),
         }
     }
 
@@ -504,6 +507,9 @@ impl Flood {
             Flood::Clients(n) => format!(
                 "<message type='groupchat' id='f{i}' from='u{flooder}@bench/r{}' to='c1@mix.bench'><body>f{i}</body></message>",
                 i % n
+            ),
+            Flood::ChatStates => format!(
+                "<message type='groupchat' id='f{i}' from='u{flooder}@bench/r' to='c1@mix.bench'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"
             ),
         }
     }
@@ -521,7 +527,7 @@ struct Phase {
 /// members, the first of whom floods it). Each phase posts `quiet` messages into `c0`, one at
 /// a time with at least 2 ms between them, and times each from the write to the link until
 /// its last copy came back; meanwhile the flooder sends at `flood_rate` a second into `c1`.
-/// Phases alternate (alone, posts, posts from many clients) so that the machine's
+/// Phases alternate (alone, posts, posts from many clients, chat states) so that the machine's
 /// load falls on all of them alike. mixd runs with its default quotas.
 async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
     let mut mixd = Mixd::start_with_quotas(binary).await?;
@@ -532,6 +538,7 @@ async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
         Flood::Nothing,
         Flood::Posts,
         Flood::Clients(shape.resources),
+        Flood::ChatStates,
     ];
     let mut rows: Vec<(String, Vec<(f64, f64)>)> =
         floods.iter().map(|f| (f.label(), Vec::new())).collect();
