@@ -10,8 +10,11 @@
 //! - [`store`]: SQLite behind a narrow interface, with group commit;
 //! - [`core`]: channels, participants and their rules, with no I/O.
 //!
+//! Beside them, [`bootstrap`] serves the FlyChat SDK's REST calls before it speaks XMPP.
+//!
 //! [`service`] ties them together; `docs/ARCHITECTURE.md` follows one stanza through.
 
+pub mod bootstrap;
 pub mod config;
 pub mod core;
 pub mod delivery;
