@@ -25,7 +25,8 @@ pub async fn group_list(State(state): State<Shared>, headers: HeaderMap) -> Resp
         .ask(move |groups| list(groups, &user, &mix_domain))
         .await
     {
-        Some(list) => success(list),
+        // The SDK reads `data.groupsList` (not `data` itself, as flychat-wire.md §5 had it).
+        Some(list) => success(json!({ "groupsList": list })),
         None => failure(StatusCode::SERVICE_UNAVAILABLE, "mixd is shutting down"),
     }
 }
@@ -46,7 +47,8 @@ fn list(groups: &Groups, user: &BareJid, mix_domain: &str) -> Value {
                 "groupProfileImage": channel.info.avatar,
                 "thumbImage": channel.info.thumbnail,
                 "groupCreateDate": crate::core::iso_time(channel.created_at),
-                "isAdminBlocked": 0,
+                // Compared with the string "1" by the SDK.
+                "isAdminBlocked": "0",
                 "affiliation": affiliation(channel.role_of(user)),
                 "role": channel.role_of(user).name(),
                 "itemId": channel.info.updated_at.to_string(),

@@ -114,6 +114,18 @@ impl Groups {
             facts.extend(self.set_info(&name, actor, info, now)?.1);
         }
         facts.extend(self.add_participants(&name, actor, members, dialect, now)?);
+        // A group without shared history hides what was said before one joined; its first
+        // members were there from the start, so they see its creation and first profile.
+        for fact in &mut facts {
+            if let Fact::Joined { participant, .. } = fact {
+                participant.cleared_upto = 0;
+            }
+        }
+        if let Some(channel) = self.channels.get_mut(&name) {
+            for participant in &mut channel.participants {
+                participant.cleared_upto = 0;
+            }
+        }
         Ok((name, facts))
     }
 }

@@ -43,7 +43,7 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
             *key,
             Audience::except(sender),
             out,
-            |jid, c| render::typing(jid, &c.name, sender, *state),
+            |jid, _| render::typing(jid, sender, *state),
         ),
         Fact::Retracted(r) => tell(groups, service, r.channel, all, out, |jid, c| {
             render::recall(&service.ids, jid, &c.name, r)
