@@ -253,6 +253,58 @@ mod tests {
     }
 
     #[test]
+    fn the_first_members_see_the_creation_even_without_shared_history() {
+        let mut g = groups();
+        let alice = jid("alice@localhost");
+        let private = InfoChange {
+            name: Some("Quiet".into()),
+            history_visible: Some(false),
+            ..InfoChange::default()
+        };
+        let (name, facts) = g
+            .create_group(
+                &alice,
+                None,
+                private,
+                &[jid("bob@localhost")],
+                Dialect::FlyChat,
+                1,
+            )
+            .unwrap();
+        let channel = g.channel(&name).unwrap();
+        assert!(!channel.info.history_visible);
+        assert!(channel.participants.iter().all(|p| p.cleared_upto == 0));
+        let joined: Vec<_> = facts
+            .iter()
+            .filter_map(|f| match f {
+                Fact::Joined { participant, .. } => Some(participant.cleared_upto),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            !joined.is_empty() && joined.iter().all(|c| *c == 0),
+            "{joined:?}"
+        );
+        // Someone added later starts where it came in.
+        let carol = jid("carol@localhost");
+        g.add_participants(
+            &name,
+            &alice,
+            std::slice::from_ref(&carol),
+            Dialect::FlyChat,
+            2,
+        )
+        .unwrap();
+        let later = g
+            .channel(&name)
+            .unwrap()
+            .participant(&carol)
+            .unwrap()
+            .cleared_upto;
+        assert!(later > 0, "carol sees the creation: {later}");
+    }
+
+    #[test]
     fn foreign_users_and_bad_names_are_refused() {
         let mut g = groups();
         let foreign = g.create(&jid("eve@elsewhere"), Some("x"), 1).unwrap_err();

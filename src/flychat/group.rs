@@ -157,7 +157,11 @@ impl GetParticipants {
             // and a participant without `<jid>` throws inside its handler (the call hangs).
             x.open("participant", "")
                 .leaf("jid", "", p.jid.as_str())
-                .leaf("affiliation", "", render::affiliation(channel.role_of(&p.jid)))
+                .leaf(
+                    "affiliation",
+                    "",
+                    render::affiliation(channel.role_of(&p.jid)),
+                )
                 .leaf("itemid", "", &p.id.to_string())
                 .leaf("created_at", "", &iso_time(p.joined_at))
                 .leaf("is_admin_blocked", "", "0")

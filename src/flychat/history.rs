@@ -16,10 +16,10 @@ use minidom::Element;
 
 use super::render;
 use super::wire::{CONTENT, HISTORY_NS};
+use crate::core::iso_time;
 use crate::core::{Condition, Groups, MessageRef, Outcome, Refusal};
 use crate::dialect::ids::{Ids, Paging};
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
-use crate::core::iso_time;
 use crate::store::{Archived, HistoryQuery, MemberReceipt, Page};
 use crate::xml::{ns, Xml};
 
@@ -307,13 +307,7 @@ fn receipt_status(receipt: Option<&MemberReceipt>) -> &'static str {
 /// receipt of another's message — the SDK sends delivered and seen again for every row at
 /// `0` — and, on the reader's own rows, `2`: it has nothing to acknowledge. `gstatus` is what
 /// the SDK shows as the message's state: the least advanced of the other members'.
-fn history_row(
-    x: &mut Xml,
-    ids: &Ids,
-    who: &Reader,
-    row: &Archived,
-    receipts: &[MemberReceipt],
-) {
+fn history_row(x: &mut Xml, ids: &Ids, who: &Reader, row: &Archived, receipts: &[MemberReceipt]) {
     let posted = &row.posted;
     let row_id = ids.encode_digits(posted.id);
     let msgid = posted

@@ -85,7 +85,10 @@ fn stamped(channel_jid: &str, write: impl FnOnce(&mut Xml)) -> Template {
     let _ = getrandom::fill(&mut random);
     let id = format!(
         "{now:x}{}",
-        random.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        random
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     );
     normal_message(channel_jid, |x| {
         x.attr("id", &id)
