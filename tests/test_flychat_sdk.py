@@ -165,8 +165,10 @@ def test_sdk_and_mix_members_share_a_group(stack, channel_name):
                 name = group.split("@")[0]
                 mark = alice.mark()
                 await bob.join_live(name, "bob")
-                joined = await alice.event("groupProfileListener", lambda d: d.get("msgType") == "userAdded", since=mark)
-                assert joined["newUserJid"] == jid("bob")
+                joined = await alice.event(
+                    "groupProfileListener",
+                    lambda d: d.get("msgType") == "userAdded" and d.get("newUserJid") == jid("bob"), since=mark)
+                assert joined["groupJid"] == group
 
                 sent = ok(await alice.call("sendTextMessage", group, "from the SDK"))
                 reflected = await bob.next_message()
