@@ -747,7 +747,7 @@ mod tests {
         assert_eq!(flychat, ["dave@localhost", "erin@localhost"]);
         let typing = sent.iter().find(|s| s.kind() == "normal").unwrap();
         let composing = typing.find("composing", ns::CHATSTATES).unwrap();
-        assert_eq!(composing.attr("group_id"), Some("coven"));
+        assert_eq!(composing.attr("group_id"), Some("coven@mix.localhost"));
         assert_eq!(sent.len(), 4);
 
         let facts = g
@@ -812,7 +812,7 @@ mod tests {
         );
         assert!(invitation.stanza.has_child("body", ns::COMPONENT));
         let invited = to(&sent, |s| {
-            s.find("info", ns::PUBSUB_EVENT)
+            s.find("admin", ns::MIXD_ADMIN)
                 .is_some_and(|i| i.attr("status") == Some("user_invited"))
         });
         assert_eq!(invited, ["dave@localhost", "erin@localhost"]);

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use tokio::sync::mpsc;
 
+use crate::bootstrap;
 use crate::config::Settings;
 use crate::control;
 use crate::core::{Fact, Groups, MessageRef, Micros};
@@ -65,6 +66,20 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
         },
         _ = &mut shutdown => return Ok(()),
     }
+    // The bootstrap's questions about the groups, answered between two stanzas.
+    let (asks_tx, mut asks) = mpsc::unbounded_channel::<bootstrap::Ask>();
+    let bootstrap = match running.bootstrap.clone() {
+        Some(bootstrap_settings) => Some(
+            bootstrap::spawn(
+                bootstrap_settings,
+                running.domain.clone(),
+                &running.secret,
+                asks_tx,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let (committed_tx, mut committed) = mpsc::unbounded_channel();
     // The writer's own clone of the outbox, dropped when the writer finishes.
     let to_link = link.outbox.clone();
@@ -131,6 +146,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
                 let handled = resume(&mut groups, &service, messages, now());
                 outlets.dispatch(&mut groups, &service, handled);
             }
+            Some(ask) = asks.recv() => ask(&groups),
             Some(event) = committed.recv() => match event {
                 Committed::Completed(done) => {
                     let mut out = Vec::new();
@@ -153,6 +169,9 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
                 break;
             }
         }
+    }
+    if let Some(bootstrap) = bootstrap {
+        bootstrap.abort();
     }
     writer.finish();
     let link::Link { outbox, task, .. } = link;
