@@ -30,6 +30,12 @@ pub async fn cors(request: Request, next: Next) -> Response {
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         asked_headers.unwrap_or(HeaderValue::from_static("authorization, content-type")),
     );
+    // The SDK reads the ETag of each media part it PUTs (media/part.rs) and the range of what
+    // it downloads.
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("etag, content-range"),
+    );
     headers.insert(
         header::ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from_static("600"),
