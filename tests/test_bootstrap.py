@@ -119,14 +119,14 @@ def test_group_list_comes_from_mixds_directory(bootstrap, server, channel_name):
     for user, token in (("alice", alice_token), ("carol", carol_token)):
         status, body, _ = call(f"{base}/group/groupList?licenseKey=&size=1000", token=token)
         assert status == 200 and body["status"] == 200
-        lists[user] = {g["groupId"]: g for g in body["data"]}
+        lists[user] = {g["groupId"]: g for g in body["data"]["groupsList"]}
     for user, affiliation in (("alice", "o"), ("carol", "n")):
         group = lists[user][channel_name]
         assert group["groupName"] == "Listed" and group["affiliation"] == affiliation
         assert group["historyEnabled"] == 1 and group["groupCreateDate"]
     dave_token = login(base, "dave")[1]["data"]["token"]
     status, body, _ = call(f"{base}/group/groupList", token=dave_token)
-    assert status == 200 and channel_name not in {g["groupId"] for g in body["data"]}
+    assert status == 200 and channel_name not in {g["groupId"] for g in body["data"]["groupsList"]}
     status, _, _ = call(f"{base}/group/groupList")
     assert status == 401
 

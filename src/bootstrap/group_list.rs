@@ -23,7 +23,9 @@ pub async fn group_list(State(state): State<Shared>, headers: HeaderMap) -> Resp
         .ask(move |groups| list(groups, &user, &mix_domain))
         .await
     {
-        Some(list) => success(list),
+        // The SDK reads the list from `data.groupsList` (measured in Chromium: a bare array
+        // in `data` reaches the app as no groups at all).
+        Some(list) => success(json!({ "groupsList": list })),
         None => failure(StatusCode::SERVICE_UNAVAILABLE, "mixd is shutting down"),
     }
 }
