@@ -1,6 +1,7 @@
 """The browser example (examples/web) in Debian's headless Chromium for two users, on Prosody:
 log in through mixd's REST bootstrap, create a group, add a member, a message each way, a
-rename seen by the other (tests/browser/two-users.mjs drives the pages)."""
+rename seen by the other, a file sent by one SDK and downloaded byte for byte by the other
+(tests/browser/two-users.mjs drives the pages)."""
 
 import os
 import pathlib
@@ -57,4 +58,4 @@ def test_two_browsers_chat_and_rename_a_group(page):
         env={**os.environ, "MIXD_PAGE_URL": url, "MIXD_TEST_PASSWORD": PASSWORD},
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\nmixd log:\n{mixd.log()[-4000:]}"
-    assert "two users chatted and renamed a group" in result.stdout
+    assert "two users chatted, renamed a group and shared a file" in result.stdout

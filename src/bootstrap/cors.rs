@@ -30,11 +30,10 @@ pub async fn cors(request: Request, next: Next) -> Response {
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         asked_headers.unwrap_or(HeaderValue::from_static("authorization, content-type")),
     );
-    // The SDK reads the ETag of each media part it PUTs (media/part.rs) and the range of what
-    // it downloads.
+    // The range of a media download (media/file.rs).
     headers.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("etag, content-range"),
+        HeaderValue::from_static("content-range"),
     );
     headers.insert(
         header::ACCESS_CONTROL_MAX_AGE,

@@ -108,7 +108,7 @@ fn router(state: State) -> Router {
         .route("/users/config", get(config::config))
         .route("/group/groupList", get(group_list::group_list))
         .route("/media/upload", post(media::upload::upload))
-        .route("/media/upload/commit", post(media::commit::commit))
+        .route("/media/commit/{grant}", post(media::commit::commit))
         .route("/media/part/{grant}", put(media::part::part))
         .route(
             "/media/generatePreAuthenticationUrlDownload",

@@ -1,8 +1,11 @@
 // Two users on the browser example (examples/web) in headless Chromium, each in a browser of
 // its own: both log in, alice creates a group with bob and adds carol, a message goes each way, alice
-// renames the group and bob's page shows the new name. Run by
+// renames the group and bob's page shows the new name, alice sends a file of two parts and
+// bob's SDK downloads it byte for byte. Run by
 // tests/test_browser.py, which starts Prosody, mixd and the page's server and sets
-// MIXD_PAGE_URL and MIXD_TEST_PASSWORD. Exits non-zero on the first failure.
+// MIXD_PAGE_URL and MIXD_TEST_PASSWORD. Exits non-zero on the first failure, printing both
+// pages; MIXD_PAGE_DEBUG=1 prints the pages' whole console as well.
+import { createHash, randomBytes } from "node:crypto";
 import { chromium } from "playwright-core";
 
 const url = process.env.MIXD_PAGE_URL;
@@ -24,9 +27,12 @@ async function open(user, browsers) {
   const page = await browser.newPage();
   page.setDefaultTimeout(TIMEOUT);
   page.on("pageerror", (error) => console.error(`[${user} page error] ${error.message}`));
+  page.on("response", (response) => {
+    if (response.status() >= 400) console.error(`[${user} ${response.status()}] ${response.request().method()} ${response.url()}`);
+  });
   page.on("requestfailed", (request) => console.error(`[${user} request failed] ${request.url()}`));
   page.on("console", (message) => {
-    if (message.type() === "error") console.error(`[${user} console] ${message.text()}`);
+    if (message.type() === "error" || process.env.MIXD_PAGE_DEBUG) console.error(`[${user} console] ${message.text().slice(0, 300)}`);
   });
   await page.goto(url);
   await page.fill("#username", user);
@@ -72,10 +78,19 @@ try {
   await bob.fill("#text", reply);
   await bob.click("#send-form button");
   await line(alice, `bob: ${reply}`);
+  // An attachment: the SDK uploads it to mixd in parts; bob's SDK downloads it.
+  const content = randomBytes(5 * 1024 * 1024 + 4321);
+  const digest = createHash("sha256").update(content).digest("hex");
+  await alice.setInputFiles("#file", { name: "notes.txt", mimeType: "text/plain", buffer: content });
+  await alice.click("#file-form button");
+  await line(alice, "sent file notes.txt");
+  await bob.locator("#messages li.file button").first().click();
+  await line(bob, `downloaded ${content.length} bytes, sha256 ${digest}`);
+
   // Not yet checked: the page's "Load history". mixd writes history rows as attributes and the
   // SDK reads child elements (flychat-wire.md, "Corrections"), so it shows none until the
   // flychat reply-shape fix is merged; then add: bob loads the history and sees `hello`.
-  console.log("browser example: two users chatted and renamed a group");
+  console.log("browser example: two users chatted, renamed a group and shared a file");
 } catch (error) {
   console.error(`browser example failed: ${error.stack || error}`);
   for (const [user, page] of Object.entries(pages)) {

@@ -1,7 +1,7 @@
 //! Media for the SDK's attachments, off unless `[bootstrap] media_dir` is set. The SDK uploads
 //! as to an object store: it asks `POST /media/upload` for one signed URL per 5 MiB part, PUTs
-//! the parts there (without its token) and, for more than one part, confirms with
-//! `POST /media/upload/commit`. Its media message then names the file by the `fileToken`, and
+//! the parts there (without its token) and, for more than one part, confirms at a signed
+//! commit URL. Its media message then names the file by the `fileToken`, and
 //! another member downloads it through `GET /media/generatePreAuthenticationUrlDownload`,
 //! which answers a signed URL that is read by byte ranges (or, for messages other clients
 //! uploaded in one piece, straight from `GET /media/<fileToken>`). Every step that needs a
@@ -28,7 +28,7 @@ const GRANT_LIFETIME: Duration = Duration::from_secs(3600);
 
 pub struct Media {
     pub store: MediaStore,
-    /// Signs the part URLs: `<file token>/<part>`.
+    /// Signs the part and commit URLs: `<file token>/<part>`, `<file token>/commit`.
     uploads: Tokens,
     /// Signs the download URLs: `<file token>`.
     downloads: Tokens,

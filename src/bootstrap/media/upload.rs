@@ -1,6 +1,7 @@
 //! `POST /media/upload` `{contentType, extension, parts, messageId, toUser, type}`: a member
 //! of the group `toUser` starts an upload and gets the file token and one signed URL per
-//! part. A retry names its earlier `fileToken` and gets fresh URLs for the same file.
+//! part, and the URL that confirms a file of several parts. A retry names its earlier
+//! `fileToken` and gets fresh URLs for the same file.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -93,13 +94,13 @@ pub async fn upload(
             format!("{base}/media/part/{grant}")
         })
         .collect();
+    // A file of several parts is confirmed at `commitUrl` (commit.rs says why "oracle").
+    let commit = media.uploads.issue(&format!("{token}/commit"));
     Ok(success(json!({
         "fileToken": token,
         "uploadUrls": urls,
-        // The SDK confirms a file of several parts only to "aws" or "minio" storage, through
-        // /media/upload/commit with this id.
-        "storage": "minio",
-        "uploadId": token,
+        "storage": "oracle",
+        "commitUrl": format!("{base}/media/commit/{commit}"),
         "partSize": PART_BYTES,
     })))
 }
