@@ -202,7 +202,7 @@ pub struct Options {
 
 /// The FlyChat SDK's REST bootstrap (`src/bootstrap/`), off unless `listen` is set. In the
 /// file, the keys of a `[bootstrap]` table: listen, base_path, xmpp_host, xmpp_port_web, c2s,
-/// token_lifetime.
+/// token_lifetime, media_dir, media_max_bytes.
 #[derive(Debug, Default, Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BootstrapOptions {
@@ -237,6 +237,16 @@ pub struct BootstrapOptions {
     #[arg(long, env = "MIXD_BOOTSTRAP_TOKEN_LIFETIME", value_name = "SECONDS")]
     #[serde(rename = "token_lifetime")]
     pub bootstrap_token_lifetime: Option<u64>,
+
+    /// Directory for the SDK's uploaded media; no media routes without it [default: off].
+    #[arg(long, env = "MIXD_BOOTSTRAP_MEDIA_DIR", value_name = "DIR")]
+    #[serde(rename = "media_dir")]
+    pub bootstrap_media_dir: Option<PathBuf>,
+
+    /// The largest media file accepted, in bytes [default: 104857600, 100 MiB].
+    #[arg(long, env = "MIXD_BOOTSTRAP_MEDIA_MAX_BYTES", value_name = "BYTES")]
+    #[serde(rename = "media_max_bytes")]
+    pub bootstrap_media_max_bytes: Option<u64>,
 }
 
 impl BootstrapOptions {
@@ -279,6 +289,13 @@ impl BootstrapOptions {
         if lifetime == 0 {
             bail!("bootstrap token_lifetime must be at least 1 second");
         }
+        let media_max_bytes = self
+            .bootstrap_media_max_bytes
+            .or(file.bootstrap_media_max_bytes)
+            .unwrap_or(100 * 1024 * 1024);
+        if media_max_bytes == 0 {
+            bail!("bootstrap media_max_bytes must be at least 1");
+        }
         Ok(Some(crate::bootstrap::Settings {
             listen,
             base_path,
@@ -289,6 +306,8 @@ impl BootstrapOptions {
                 .unwrap_or(443),
             c2s,
             token_lifetime: std::time::Duration::from_secs(lifetime),
+            media_dir: self.bootstrap_media_dir.or(file.bootstrap_media_dir),
+            media_max_bytes,
         }))
     }
 }

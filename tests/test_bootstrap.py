@@ -23,11 +23,14 @@ BASE = "/api/v1"
 @pytest.fixture(scope="module")
 def bootstrap(server):
     port = free_port()
-    daemon = Mixd(server, tempfile.mkdtemp(prefix="mixd-db-"))
+    workdir = tempfile.mkdtemp(prefix="mixd-db-")
+    daemon = Mixd(server, workdir)
     daemon.extra = [
         "--bootstrap-listen", f"127.0.0.1:{port}",
         "--bootstrap-c2s", f"127.0.0.1:{server.c2s_port}",
         "--bootstrap-xmpp-port-web", str(server.http_port),
+        # Attachments are offered only where media is stored (tests/test_media.py).
+        "--bootstrap-media-dir", f"{workdir}/media",
     ]
     daemon.start()
     daemon.wait_for_log("bootstrap listening")

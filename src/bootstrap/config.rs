@@ -26,6 +26,7 @@ pub async fn config(State(state): State<Shared>, headers: HeaderMap) -> Response
 }
 
 fn settings_for_sdk(settings: &Settings) -> Value {
+    let attachments = settings.media_dir.is_some();
     json!({
         "xmppHost": settings.xmpp_host,
         "xmppPortWeb": settings.xmpp_port_web.to_string(),
@@ -34,13 +35,14 @@ fn settings_for_sdk(settings: &Settings) -> Value {
         "ivProfile": std::str::from_utf8(SDK_IV).unwrap_or_default(),
         "signalServerDomain": "",
         "callRoutingServer": "",
-        // Group chat and attachments are what mixd serves; calls and the rest it does not.
+        // Group chat, and attachments where media is stored, are what mixd serves; calls and
+        // the rest it does not.
         "groupChat": true,
-        "attachment": true,
-        "imageAttachment": true,
-        "videoAttachment": true,
-        "audioAttachment": true,
-        "documentAttachment": true,
+        "attachment": attachments,
+        "imageAttachment": attachments,
+        "videoAttachment": attachments,
+        "audioAttachment": attachments,
+        "documentAttachment": attachments,
         "one2oneCall": false,
         "groupCall": false,
         "recentchatSearch": true,

@@ -30,6 +30,11 @@ pub async fn cors(request: Request, next: Next) -> Response {
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         asked_headers.unwrap_or(HeaderValue::from_static("authorization, content-type")),
     );
+    // The range of a media download (media/file.rs).
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("content-range"),
+    );
     headers.insert(
         header::ACCESS_CONTROL_MAX_AGE,
         HeaderValue::from_static("600"),

@@ -5,7 +5,7 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use jid::BareJid;
 use serde_json::{json, Value};
 
@@ -14,18 +14,17 @@ use crate::core::Groups;
 use crate::flychat::render::affiliation;
 
 pub async fn group_list(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    let Some(user) = state.tokens.user_of(&headers) else {
-        return failure(StatusCode::UNAUTHORIZED, "log in first: no valid token");
-    };
-    let Ok(user) = format!("{user}@{}", state.settings.xmpp_host).parse::<BareJid>() else {
-        return failure(StatusCode::BAD_REQUEST, "the token names no valid user");
+    let user = match state.caller(&headers) {
+        Ok(user) => user,
+        Err(refusal) => return refusal.into_response(),
     };
     let mix_domain = state.mix_domain.clone();
     match state
         .ask(move |groups| list(groups, &user, &mix_domain))
         .await
     {
-        // The SDK reads `data.groupsList` (not `data` itself, as flychat-wire.md §5 had it).
+        // The SDK reads the list from `data.groupsList` (measured in Chromium: a bare array
+        // in `data` reaches the app as no groups at all).
         Some(list) => success(json!({ "groupsList": list })),
         None => failure(StatusCode::SERVICE_UNAVAILABLE, "mixd is shutting down"),
     }

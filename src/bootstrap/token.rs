@@ -20,16 +20,19 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    pub fn new(secret: &str, lifetime: Duration) -> Self {
+    /// Tokens for one `purpose` (a login, an upload grant, a download link): each purpose
+    /// derives its own key, so a token of one kind is never accepted as another.
+    pub fn new(secret: &str, purpose: &str, lifetime: Duration) -> Self {
         let mut derive = HmacSha256::new_from_slice(secret.as_bytes()).expect("any key length");
-        derive.update(b"mixd bootstrap token v1");
+        derive.update(purpose.as_bytes());
         Tokens {
             key: derive.finalize().into_bytes().to_vec(),
             lifetime,
         }
     }
 
-    /// A token for `user` (the local part the SDK logs in with), valid for the lifetime.
+    /// A token for `user` (the local part the SDK logs in with, or what a grant names),
+    /// valid for the lifetime.
     pub fn issue(&self, user: &str) -> String {
         self.issue_at(user, now() + self.lifetime.as_secs())
     }
@@ -88,7 +91,7 @@ mod tests {
 
     #[test]
     fn a_token_names_its_user_until_it_expires() {
-        let tokens = Tokens::new("secret", Duration::from_secs(60));
+        let tokens = Tokens::new("secret", LOGIN, Duration::from_secs(60));
         assert_eq!(
             tokens.verify(&tokens.issue("alice")).as_deref(),
             Some("alice")
@@ -96,11 +99,21 @@ mod tests {
         assert_eq!(tokens.verify(&tokens.issue_at("alice", now() - 1)), None);
     }
 
+    const LOGIN: &str = "mixd bootstrap token v1";
+
+    #[test]
+    fn a_token_of_one_purpose_is_not_one_of_another() {
+        let login = Tokens::new("secret", LOGIN, Duration::from_secs(60));
+        let grant = Tokens::new("secret", "mixd media upload v1", Duration::from_secs(60));
+        assert_eq!(grant.verify(&login.issue("alice")), None);
+        assert_eq!(login.verify(&grant.issue("alice")), None);
+    }
+
     #[test]
     fn forged_or_foreign_tokens_are_refused() {
-        let tokens = Tokens::new("secret", Duration::from_secs(60));
+        let tokens = Tokens::new("secret", LOGIN, Duration::from_secs(60));
         let token = tokens.issue("alice");
-        let other = Tokens::new("another secret", Duration::from_secs(60));
+        let other = Tokens::new("another secret", LOGIN, Duration::from_secs(60));
         assert_eq!(other.verify(&token), None);
         let (_, rest) = token.split_once('.').unwrap();
         let as_bob = format!("{}.{rest}", URL_SAFE_NO_PAD.encode("bob"));
