@@ -3,6 +3,7 @@
 //! `MIXD_USER_DOMAINS`, `user_domains`. The secret is never printed or logged.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -29,7 +30,7 @@ pub struct Options {
     /// TOML file with any of the settings below (keys: server, jid, secret, database,
     /// user_domains, log_format, durability, keepalive, max_message_bytes, max_members,
     /// max_groups_per_creator, max_resources_per_participant, keep_archive, max_stanza_bytes,
-    /// max_stanza_depth, max_outbox_bytes, write_timeout, payload_namespaces).
+    /// max_stanza_depth, max_outbox_bytes, write_timeout, payload_namespaces, metrics).
     #[arg(long, env = "MIXD_CONFIG", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -144,6 +145,11 @@ pub struct Options {
     )]
     #[serde(default, alias = "payload-namespaces")]
     pub payload_namespaces: Vec<String>,
+
+    /// Serve Prometheus metrics (`/metrics`) and a health check (`/health`) over HTTP on this
+    /// address, e.g. 127.0.0.1:9090 [default: off].
+    #[arg(long, env = "MIXD_METRICS", value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
 }
 
 /// The settings mixd runs with, every one resolved.
@@ -168,6 +174,8 @@ pub struct Settings {
     pub write_timeout: std::time::Duration,
     /// Namespaces of opaque payloads participants' messages may carry (`dialect::payload`).
     pub payload_namespaces: Vec<String>,
+    /// Where `/metrics` and `/health` are served, if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl fmt::Debug for Settings {
@@ -194,6 +202,7 @@ impl fmt::Debug for Settings {
             .field("max_outbox_bytes", &self.max_outbox_bytes)
             .field("write_timeout", &self.write_timeout)
             .field("payload_namespaces", &self.payload_namespaces)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -250,6 +259,7 @@ impl Options {
         origin("max_outbox_bytes", file.max_outbox_bytes.is_some());
         origin("write_timeout", file.write_timeout.is_some());
         origin("payload_namespaces", !file.payload_namespaces.is_empty());
+        origin("metrics", file.metrics.is_some());
 
         let server = self
             .server
@@ -305,6 +315,12 @@ impl Options {
                 bail!("payload_namespaces: {why}");
             }
         }
+        let metrics = match self.metrics.or(file.metrics) {
+            Some(address) => Some(address.parse::<SocketAddr>().with_context(|| {
+                format!("metrics '{address}' must be an IP address and port, e.g. 127.0.0.1:9090")
+            })?),
+            None => None,
+        };
         let settings = Settings {
             server,
             domain,
@@ -346,6 +362,7 @@ impl Options {
                 self.write_timeout.or(file.write_timeout).unwrap_or(30),
             ),
             payload_namespaces,
+            metrics,
         };
         if settings.max_members == 0 {
             bail!("max_members must be at least 1");
@@ -498,6 +515,13 @@ impl Settings {
                 },
                 "opaque payloads participants' messages may carry",
             ),
+            (
+                "metrics",
+                self.metrics
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "(off)".to_owned()),
+                "where /metrics and /health are served over HTTP",
+            ),
         ];
         let mut out = String::from("configuration is valid:\n");
         for (name, value, why) in rows {
@@ -626,5 +650,27 @@ mod tests {
                 .to_string();
             assert!(err.contains(complaint), "{flag}: {err}");
         }
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_the_flag_overrides_the_file() {
+        let base = ["t", "--jid", "mix.localhost", "--secret", "x"];
+        let (settings, _) = resolve(&base).unwrap();
+        assert_eq!(settings.metrics, None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mixd.toml");
+        std::fs::write(&file, "metrics = '127.0.0.1:9090'\n").unwrap();
+        let file = file.to_str().unwrap();
+        let (settings, sources) = resolve(&[&base[..], &["--config", file]].concat()).unwrap();
+        assert_eq!(settings.metrics, Some("127.0.0.1:9090".parse().unwrap()));
+        assert!(settings.explain(&sources).contains("127.0.0.1:9090"));
+        let flag = ["--config", file, "--metrics", "[::1]:9100"];
+        let (settings, sources) = resolve(&[&base[..], &flag].concat()).unwrap();
+        assert_eq!(settings.metrics, Some("[::1]:9100".parse().unwrap()));
+        assert!(settings.explain(&sources).contains("[flag]"));
+        let err = resolve(&[&base[..], &["--metrics", "localhost"]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("IP address and port"), "{err}");
     }
 }

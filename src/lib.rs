@@ -18,6 +18,7 @@ pub mod delivery;
 pub mod dialect;
 pub mod flychat;
 pub mod link;
+pub mod metrics;
 pub mod mix;
 pub mod router;
 pub mod service;

@@ -3,8 +3,10 @@
 //! messages pays one sync, not one each. Only after the commit does it hand the jobs' stanzas
 //! to the link: nothing is reflected or acknowledged before it is stored.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::{Completion, FactWriter};
 use crate::core::Fact;
@@ -42,11 +44,82 @@ pub enum Committed {
     Failed,
 }
 
+/// What the writer reports of each batch, for monitoring. The store sits inside the wire and
+/// names only the core, so the service hands the writer a watcher rather than the writer
+/// naming the metrics. Called on the writer thread once per batch, before its stanzas are
+/// handed to the link (so a counter has moved by the time a client sees the result).
+pub trait Watch: Send + 'static {
+    fn batch(&self, batch: &Batch<'_>);
+}
+
+/// One batch as the writer committed it (or failed to).
+pub struct Batch<'a> {
+    pub jobs: usize,
+    pub facts: &'a [&'a Fact],
+    /// From the start of the transaction to its commit (or failure).
+    pub took: Duration,
+    pub stored: bool,
+    /// Error replies sent instead of the batch's stanzas when it was not stored.
+    pub refusals: usize,
+}
+
+/// How far behind the writer is: jobs submitted and not yet committed, and since when the
+/// oldest of them waits. Shared with whoever watches the writer (the health check).
+#[derive(Debug)]
+pub struct Backlog {
+    jobs: AtomicUsize,
+    /// Microseconds after `epoch` at which the oldest job of the batch being committed was
+    /// submitted; 0 while the writer waits for work.
+    busy_since: AtomicU64,
+    epoch: Instant,
+}
+
+impl Backlog {
+    fn new() -> Self {
+        Backlog {
+            jobs: AtomicUsize::new(0),
+            busy_since: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Jobs submitted and not yet committed.
+    pub fn jobs(&self) -> usize {
+        self.jobs.load(Ordering::Relaxed)
+    }
+
+    /// How long the oldest job not yet committed has waited. Jobs are committed in order and
+    /// the writer takes every waiting job into its next batch, so the oldest pending job is
+    /// the first of the batch being committed: zero when the writer is idle.
+    pub fn oldest_pending(&self) -> Duration {
+        match self.busy_since.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => self
+                .epoch
+                .elapsed()
+                .saturating_sub(Duration::from_micros(since)),
+        }
+    }
+
+    fn busy_from(&self, submitted: Instant) {
+        // At least 1: 0 means idle.
+        let since = submitted.duration_since(self.epoch).as_micros().max(1);
+        self.busy_since.store(since as u64, Ordering::Relaxed);
+    }
+
+    fn done(&self, jobs: usize) {
+        self.busy_since.store(0, Ordering::Relaxed);
+        self.jobs.fetch_sub(jobs, Ordering::Relaxed);
+    }
+}
+
 /// The most jobs in one transaction, so one commit's latency stays bounded under load.
 const MAX_BATCH: usize = 4096;
 
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    /// Each job with the moment it was submitted.
+    jobs: mpsc::Sender<(Instant, Job)>,
+    backlog: Arc<Backlog>,
     thread: JoinHandle<()>,
 }
 
@@ -54,26 +127,32 @@ impl Writer {
     /// Starts the writer thread. `sink` takes each batch's stanzas after its commit (or its
     /// error replies after a failed one). `events` is told what the service must act on after
     /// a commit: messages every member now has, and failed commits (the core's state then runs
-    /// ahead of the store and must be reloaded).
+    /// ahead of the store and must be reloaded). `watch` is told of every batch.
     pub fn spawn(
         mut store: impl FactWriter,
         sink: impl Sink,
         events: tokio::sync::mpsc::UnboundedSender<Committed>,
+        watch: impl Watch,
     ) -> Self {
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<(Instant, Job)>();
+        let backlog = Arc::new(Backlog::new());
+        let behind = backlog.clone();
         let thread = std::thread::Builder::new()
             .name("mixd-writer".into())
             .spawn(move || {
-                while let Ok(first) = queue.recv() {
+                while let Ok((submitted, first)) = queue.recv() {
+                    behind.busy_from(submitted);
                     let mut batch = vec![first];
                     while batch.len() < MAX_BATCH {
                         match queue.try_recv() {
-                            Ok(job) => batch.push(job),
+                            Ok((_, job)) => batch.push(job),
                             Err(_) => break,
                         }
                     }
+                    let started = Instant::now();
                     let facts: Vec<&Fact> = batch.iter().flat_map(|j| &j.facts).collect();
                     let result = if facts.is_empty() { Ok(Vec::new()) } else { store.commit(&facts) };
+                    let took = started.elapsed();
                     let stored = result.is_ok();
                     let event = match result {
                         Ok(completions) if completions.is_empty() => None,
@@ -83,6 +162,10 @@ impl Writer {
                             Some(Committed::Failed)
                         }
                     };
+                    let jobs = batch.len();
+                    let refusals = if stored { 0 } else { batch.iter().map(|j| j.on_failure.len()).sum() };
+                    watch.batch(&Batch { jobs, facts: &facts, took, stored, refusals });
+                    drop(facts);
                     let stanzas: Vec<String> = batch
                         .into_iter()
                         .flat_map(|j| if stored { j.outbound } else { j.on_failure })
@@ -90,18 +173,29 @@ impl Writer {
                     if !stanzas.is_empty() {
                         sink.send(stanzas);
                     }
+                    behind.done(jobs);
                     if let Some(event) = event {
                         let _ = events.send(event);
                     }
                 }
             })
             .expect("spawning the writer thread");
-        Writer { jobs, thread }
+        Writer {
+            jobs,
+            backlog,
+            thread,
+        }
     }
 
     pub fn submit(&self, job: Job) {
+        self.backlog.jobs.fetch_add(1, Ordering::Relaxed);
         // The thread only ends when every sender is gone, so this cannot fail while `self` lives.
-        let _ = self.jobs.send(job);
+        let _ = self.jobs.send((Instant::now(), job));
+    }
+
+    /// How far behind the writer is, to watch from elsewhere.
+    pub fn backlog(&self) -> Arc<Backlog> {
+        self.backlog.clone()
     }
 
     /// Commits what is queued and stops the thread.
