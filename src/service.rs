@@ -232,6 +232,10 @@ impl Outlets<'_> {
                     let started = std::time::Instant::now();
                     let answer = read(reader.as_ref());
                     metrics.archive_read(started.elapsed());
+                    // A read that failed answers with an error instead of its pages.
+                    for stanza in &answer {
+                        metrics.reply(stanza);
+                    }
                     outbox.send(answer)
                 });
             }

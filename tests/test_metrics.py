@@ -4,6 +4,7 @@ of its own, so that its state gauges count only what these tests made."""
 
 import asyncio
 import json
+import pathlib
 import re
 import tempfile
 import time
@@ -125,6 +126,21 @@ def test_a_refused_stanza_counts_one_error_of_its_condition(server, monitored, c
             }
 
     run(scenario())
+
+
+def test_the_dashboard_shows_only_series_mixd_exports(monitored):
+    """deploy/grafana/mixd.json is a Grafana dashboard whose every query names metrics that a
+    scrape has (histograms by their _bucket, _sum and _count series)."""
+    dashboard = json.loads((pathlib.Path(__file__).parent.parent / "deploy/grafana/mixd.json").read_text())
+    assert dashboard["uid"] == "mixd" and dashboard["schemaVersion"] >= 30
+    exported = {name for name, _ in scrape(monitored)}
+    queried = set()
+    for panel in dashboard["panels"]:
+        assert {"id", "type", "title", "gridPos"} <= panel.keys(), panel
+        for target in panel.get("targets", []):
+            queried |= set(re.findall(r"\bmixd_[a-z_]+", target["expr"]))
+    assert len(queried) >= 15
+    assert queried <= exported, queried - exported
 
 
 def health(daemon):

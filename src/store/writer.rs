@@ -204,3 +204,70 @@ impl Writer {
         let _ = self.thread.join();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A store whose commits wait until the test lets each one through.
+    struct Gated(mpsc::Receiver<()>);
+
+    impl FactWriter for Gated {
+        fn commit(&mut self, _: &[&Fact]) -> anyhow::Result<Vec<Completion>> {
+            self.0.recv()?;
+            Ok(Vec::new())
+        }
+    }
+
+    /// The batches the writer reported: (jobs, facts, stored).
+    #[derive(Clone, Default)]
+    struct Seen(Arc<Mutex<Vec<(usize, usize, bool)>>>);
+
+    impl Watch for Seen {
+        fn batch(&self, batch: &Batch<'_>) {
+            let seen = (batch.jobs, batch.facts.len(), batch.stored);
+            self.0.lock().unwrap().push(seen);
+        }
+    }
+
+    fn cleared() -> Job {
+        Job {
+            facts: vec![Fact::HistoryCleared {
+                key: 1,
+                member: "a@test".parse().unwrap(),
+                upto: 1,
+            }],
+            ..Job::default()
+        }
+    }
+
+    #[test]
+    fn the_backlog_shows_how_long_the_oldest_uncommitted_job_waits() {
+        let (gate, gated) = mpsc::channel();
+        let (events, _) = tokio::sync::mpsc::unbounded_channel();
+        let seen = Seen::default();
+        let writer = Writer::spawn(Gated(gated), |_: Vec<String>| {}, events, seen.clone());
+        let backlog = writer.backlog();
+        assert_eq!(
+            (backlog.jobs(), backlog.oldest_pending()),
+            (0, Duration::ZERO)
+        );
+        writer.submit(cleared());
+        std::thread::sleep(Duration::from_millis(50));
+        writer.submit(cleared());
+        writer.submit(cleared());
+        assert_eq!(backlog.jobs(), 3);
+        // The first job's commit is held: it has waited since it was submitted.
+        assert!(backlog.oldest_pending() >= Duration::from_millis(50));
+        gate.send(()).unwrap();
+        gate.send(()).unwrap();
+        writer.finish();
+        assert_eq!(
+            (backlog.jobs(), backlog.oldest_pending()),
+            (0, Duration::ZERO)
+        );
+        // The first job alone, then the two that queued up behind it, together.
+        assert_eq!(*seen.0.lock().unwrap(), [(1, 1, true), (2, 2, true)]);
+    }
+}
