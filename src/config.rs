@@ -3,6 +3,7 @@
 //! `MIXD_USER_DOMAINS`, `user_domains`. The secret is never printed or logged.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -31,7 +32,7 @@ pub struct Options {
     /// max_groups_per_creator, max_resources_per_participant, keep_archive, max_stanza_bytes,
     /// max_stanza_depth, max_outbox_bytes, write_timeout, payload_namespaces, message_burst,
     /// messages_per_minute, signals_per_minute, channels_per_hour, joins_per_minute,
-    /// adds_per_hour, control_socket, log_level; a [bootstrap] table).
+    /// adds_per_hour, control_socket, log_level, metrics; a [bootstrap] table).
     #[arg(long, env = "MIXD_CONFIG", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -194,6 +195,11 @@ pub struct Options {
     #[serde(alias = "log-level")]
     pub log_level: Option<String>,
 
+    /// Serve Prometheus metrics (`/metrics`) and a health check (`/health`) over HTTP on this
+    /// address, e.g. 127.0.0.1:9090 [default: off].
+    #[arg(long, env = "MIXD_METRICS", value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
+
     /// The REST bootstrap for the FlyChat SDK: the `[bootstrap]` table of the file.
     #[command(flatten)]
     #[serde(default)]
@@ -345,6 +351,8 @@ pub struct Settings {
     pub log_level: String,
     /// The FlyChat SDK's REST bootstrap, when it is to listen.
     pub bootstrap: Option<crate::bootstrap::Settings>,
+    /// Where `/metrics` and `/health` are served, if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl fmt::Debug for Settings {
@@ -380,6 +388,7 @@ impl fmt::Debug for Settings {
             .field("control_socket", &self.control_socket)
             .field("log_level", &self.log_level)
             .field("bootstrap", &self.bootstrap)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -448,6 +457,7 @@ impl Options {
             "bootstrap_listen",
             file.bootstrap.bootstrap_listen.is_some(),
         );
+        origin("metrics", file.metrics.is_some());
 
         let server = self
             .server
@@ -519,6 +529,12 @@ impl Options {
             bail!("log_level '{log_level}': {error}");
         }
         let bootstrap = self.bootstrap.resolve(file.bootstrap, &user_domains)?;
+        let metrics = match self.metrics.or(file.metrics) {
+            Some(address) => Some(address.parse::<SocketAddr>().with_context(|| {
+                format!("metrics '{address}' must be an IP address and port, e.g. 127.0.0.1:9090")
+            })?),
+            None => None,
+        };
         let settings = Settings {
             server,
             domain,
@@ -578,6 +594,7 @@ impl Options {
             control_socket,
             log_level,
             bootstrap,
+            metrics,
         };
         if settings.max_members == 0 {
             bail!("max_members must be at least 1");
@@ -846,6 +863,13 @@ impl Settings {
                 },
                 "the FlyChat SDK's REST bootstrap",
             ),
+            (
+                "metrics",
+                self.metrics
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "(off)".to_owned()),
+                "where /metrics and /health are served over HTTP",
+            ),
         ];
         let mut out = String::from("configuration is valid:\n");
         for (name, value, why) in rows {
@@ -1078,5 +1102,27 @@ mod tests {
         );
         let explained = settings.explain(&sources);
         assert!(explained.contains("channels_per_hour"), "{explained}");
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_the_flag_overrides_the_file() {
+        let base = ["t", "--jid", "mix.localhost", "--secret", "x"];
+        let (settings, _) = resolve(&base).unwrap();
+        assert_eq!(settings.metrics, None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mixd.toml");
+        std::fs::write(&file, "metrics = '127.0.0.1:9090'\n").unwrap();
+        let file = file.to_str().unwrap();
+        let (settings, sources) = resolve(&[&base[..], &["--config", file]].concat()).unwrap();
+        assert_eq!(settings.metrics, Some("127.0.0.1:9090".parse().unwrap()));
+        assert!(settings.explain(&sources).contains("127.0.0.1:9090"));
+        let flag = ["--config", file, "--metrics", "[::1]:9100"];
+        let (settings, sources) = resolve(&[&base[..], &flag].concat()).unwrap();
+        assert_eq!(settings.metrics, Some("[::1]:9100".parse().unwrap()));
+        assert!(settings.explain(&sources).contains("[flag]"));
+        let err = resolve(&[&base[..], &["--metrics", "localhost"]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("IP address and port"), "{err}");
     }
 }

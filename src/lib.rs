@@ -26,6 +26,7 @@ pub mod dialect;
 pub mod flychat;
 pub mod intake;
 pub mod link;
+pub mod metrics;
 pub mod mix;
 pub mod reload;
 pub mod router;

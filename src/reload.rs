@@ -54,7 +54,7 @@ enum Applies {
 type Row = (&'static str, Applies, fn(&Settings) -> String);
 
 /// Every setting with how it applies and its value (the secret's is compared, never shown).
-fn table() -> [Row; 27] {
+fn table() -> [Row; 28] {
     use Applies::*;
     [
         ("server", AtRestart, |s| s.server.clone()),
@@ -113,6 +113,7 @@ fn table() -> [Row; 27] {
             s.payload_namespaces.join(",")
         }),
         ("bootstrap", AtRestart, |s| format!("{:?}", s.bootstrap)),
+        ("metrics", AtRestart, |s| format!("{:?}", s.metrics)),
     ]
 }
 

@@ -35,6 +35,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_xmpp::parsers::component::Handshake;
 
+use crate::metrics::Metrics;
 use crate::xml::{escape_into, ns, Xml};
 use reader::{Breach, Item, Limits, Reader, Refused};
 
@@ -56,6 +57,8 @@ pub struct LinkSettings {
     /// How long a write may make no progress (the server reads nothing) before the link is
     /// dropped and connected again.
     pub write_timeout: Duration,
+    /// Told of the link's state, the stanzas written and the refusals sent.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The queue of serialized stanzas to send. Cloned by whoever produces stanzas; the link
@@ -250,6 +253,7 @@ pub fn spawn(settings: LinkSettings) -> Link {
                 &mut first,
             )
             .await;
+            settings.metrics.link_lost();
             match result {
                 Ok(()) => {
                     tracing::info!("component stream closed");
@@ -312,6 +316,7 @@ async fn session(
 ) -> Result<(), LinkError> {
     let (mut stream, writer) = connect(settings).await?;
     *connected = true;
+    settings.metrics.link_connected(first.is_none());
     tracing::info!(domain = %settings.domain, server = %settings.server, "component connected");
     if let Some(first) = first.take() {
         let _ = first.send(Ok(()));
@@ -375,6 +380,7 @@ async fn session(
                     // is stored, though the error may overtake replies to the sender's
                     // earlier stanzas that are still being committed.
                     if let Some(reply) = refusal_reply(&refused, &settings.domain) {
+                        settings.metrics.reply(&reply);
                         weak_outbox.send(reply);
                     }
                 }
@@ -391,6 +397,7 @@ async fn session(
         pending,
         &weak_outbox.queue,
         settings.write_timeout,
+        &settings.metrics,
     );
     tokio::select! {
         read = reading => read,
@@ -612,6 +619,7 @@ async fn write_loop(
     pending: &mut VecDeque<String>,
     queue: &Queued,
     stall: Duration,
+    metrics: &Metrics,
 ) -> Result<(), LinkError> {
     let stalled = || {
         LinkError::Lost(format!(
@@ -644,6 +652,7 @@ async fn write_loop(
         tokio::time::timeout(stall, writer.flush())
             .await
             .map_err(|_| stalled())??;
+        metrics.written(pending.iter().take(batch).map(String::as_str));
         pending.drain(..batch);
         queue.written(bytes);
     }
@@ -667,6 +676,7 @@ mod tests {
             },
             max_outbox_bytes: 1 << 20,
             write_timeout: Duration::from_secs(1),
+            metrics: Arc::new(Metrics::new()),
         }
     }
 
