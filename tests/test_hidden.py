@@ -249,6 +249,15 @@ def test_a_flychat_member_sees_proxy_jids_and_its_own(server, mixd, channel_name
                 if got["body"] == "hello, hidden":
                     break
             assert got.xml.find(".//{urn:xmpp:mix:core:1}jid").text == proxy["bob"]
+            # Bob's typing reaches her from his proxy JID, which names him in it too.
+            typings = asyncio.Queue()
+            carol.add_event_handler("chatstate_composing", typings.put_nowait)
+            typing = bob.groupchat(channel_name)
+            typing["chat_state"] = "composing"
+            typing.send()
+            got_typing = await asyncio.wait_for(typings.get(), 10)
+            assert str(got_typing["from"]) == proxy["bob"]
+            assert got_typing.xml.find(".//{urn:xmpp:mix:core:1}jid").text == proxy["bob"]
             # Her participant list: proxy JIDs, and her own JID.
             listing = await carol.request(carol.channel(channel_name), ET.Element(f"{{{G}}}query", status="get_participants"), get=True)
             jids = sorted(p.findtext(f"{{{G}}}jid") for p in listing.xml.iter(f"{{{G}}}participant"))
