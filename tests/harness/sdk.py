@@ -116,12 +116,14 @@ class SdkUser:
 
 
 def serve_bootstrap(daemon, server):
-    """Has `daemon` (not started yet) serve the SDK's REST bootstrap; its apiBaseUrl's real place."""
+    """Has `daemon` (not started yet) serve the SDK's REST bootstrap, with attachments (the
+    configuration offers them only where media is stored); its apiBaseUrl's real place."""
     port = free_port()
     daemon.extra = [
         "--bootstrap-listen", f"127.0.0.1:{port}",
         "--bootstrap-c2s", f"127.0.0.1:{server.c2s_port}",
         "--bootstrap-xmpp-port-web", str(server.http_port),
+        "--bootstrap-media-dir", tempfile.mkdtemp(prefix="mixd-media-"),
     ]
     return f"http://127.0.0.1:{port}/api/v1"
 
