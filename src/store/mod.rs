@@ -7,6 +7,8 @@ pub mod migrate;
 pub mod sqlite;
 pub mod writer;
 
+use std::collections::HashMap;
+
 use jid::BareJid;
 
 use crate::core::{Fact, MessageRef, Micros, NoticeKind, Posted, ReceiptKind, Snapshot};
@@ -43,7 +45,16 @@ pub trait Reader: Send + Sync + 'static {
         sent: &str,
     ) -> anyhow::Result<Option<MessageRef>>;
     /// The receipts recorded for `message`: member, delivered and displayed times.
-    fn receipts(&self, message: i64) -> anyhow::Result<Vec<MemberReceipt>>;
+    fn receipts(&self, message: i64) -> anyhow::Result<Vec<MemberReceipt>> {
+        Ok(self
+            .receipts_of(&[message])?
+            .remove(&message)
+            .unwrap_or_default())
+    }
+    /// The receipts recorded for each of `messages`, read at once (a history page shows
+    /// the state of every row): by message, each by member; a message without receipts
+    /// has no entry.
+    fn receipts_of(&self, messages: &[i64]) -> anyhow::Result<HashMap<i64, Vec<MemberReceipt>>>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

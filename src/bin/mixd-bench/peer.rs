@@ -24,6 +24,8 @@ pub struct Counters {
     pub deliveries: AtomicU64,
     /// MAM `<fin/>` replies.
     pub fins: AtomicU64,
+    /// Rows of FlyChat history replies (each has one `<row_id>`).
+    pub rows: AtomicU64,
     /// Woken after every read, so that waiters see new counts at once.
     pub changed: tokio::sync::Notify,
 }
@@ -194,6 +196,7 @@ pub async fn scan(
     let error_finder = memmem::Finder::new(b"type='error'");
     let body_finder = memmem::Finder::new(BODY);
     let fin_finder = memmem::Finder::new(b"<fin ");
+    let row_finder = memmem::Finder::new(b"<row_id>");
     let mut buf = vec![0u8; 1 << 20];
     let mut kept = 0usize;
     loop {
@@ -213,6 +216,7 @@ pub async fn scan(
         };
         count(&result_finder, &counters.results);
         count(&fin_finder, &counters.fins);
+        count(&row_finder, &counters.rows);
         if count(&error_finder, &counters.errors) > 0 {
             let mut first = first_error.lock().unwrap();
             if first.is_none() {

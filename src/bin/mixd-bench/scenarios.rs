@@ -434,7 +434,14 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
             }
             pages.push(stanza(i, &ids, anchor));
         }
+        let rows = peer.counters.rows.load(Ordering::Relaxed);
         let latencies = round_trips(peer, pages).await?;
+        // A FlyChat reply is an iq result whatever it holds: its rows are counted too.
+        let rows = peer.counters.rows.load(Ordering::Relaxed) - rows;
+        anyhow::ensure!(
+            label.starts_with("MAM") || rows == 50 * queries as u64,
+            "{label}: {rows} rows in {queries} pages of 50"
+        );
         report.push(format!(
             "{label}: p50 {:.3} ms p99 {:.3} ms",
             percentile(&latencies, 0.5),

@@ -1,5 +1,7 @@
 //! Reading the archive: history pages (MAM and FlyChat history), the message a retraction,
-//! correction, reaction or receipt names, and the receipts recorded for a message.
+//! correction, reaction or receipt names, and the receipts recorded for messages.
+
+use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -311,19 +313,44 @@ pub(super) fn find_message(
         .optional()?)
 }
 
-/// The receipts of one message, by member.
-pub(super) fn receipts(conn: &Connection, message: i64) -> anyhow::Result<Vec<MemberReceipt>> {
+/// The receipts of `messages`, each message's by member: one statement for a whole page,
+/// its ids bound as one JSON array so that the statement is prepared once whatever their
+/// number; each id is a lookup on the `(message, member)` key.
+pub(super) fn receipts_of(
+    conn: &Connection,
+    messages: &[i64],
+) -> anyhow::Result<HashMap<i64, Vec<MemberReceipt>>> {
+    let mut found: HashMap<i64, Vec<MemberReceipt>> = HashMap::new();
+    if messages.is_empty() {
+        return Ok(found);
+    }
+    let ids = format!(
+        "[{}]",
+        messages
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     let mut stmt = conn.prepare_cached(
-        "SELECT member, delivered_at, displayed_at FROM receipts WHERE message = ?1 ORDER BY member",
+        "SELECT message, member, delivered_at, displayed_at FROM receipts
+         WHERE message IN (SELECT value FROM json_each(?1)) ORDER BY message, member",
     )?;
-    let rows = stmt.query_map([message], |row| {
-        Ok(MemberReceipt {
-            member: bare(row.get(0)?)?,
-            delivered_at: row.get(1)?,
-            displayed_at: row.get(2)?,
-        })
+    let rows = stmt.query_map([ids], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            MemberReceipt {
+                member: bare(row.get(1)?)?,
+                delivered_at: row.get(2)?,
+                displayed_at: row.get(3)?,
+            },
+        ))
     })?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    for row in rows {
+        let (message, receipt) = row?;
+        found.entry(message).or_default().push(receipt);
+    }
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -550,5 +577,53 @@ mod tests {
             vec![1, 2]
         );
         assert!(r.find_message(1, Some(abs(3)), "").unwrap().is_none());
+    }
+
+    #[test]
+    fn the_receipts_of_a_page_are_read_at_once_by_message_and_member() {
+        use crate::core::{MessageRef, Nodes, ReceiptKind};
+        let (_dir, mut w, r, mut g) = coven();
+        let carol = jid("carol@localhost");
+        commit(
+            &mut w,
+            g.join("coven", &carol, None, Nodes::ALL, 4).unwrap().1,
+        );
+        post_many(&mut w, &mut g, 3);
+        let [first, second, third] = ["o-1", "o-2", "o-3"].map(|m| target(&r, m));
+        let mut receipt = |who: &str, message, kind, at| {
+            let facts = g
+                .receipt("coven", &jid(who), Some(message), kind, at)
+                .unwrap();
+            commit(&mut w, facts);
+        };
+        receipt("carol@localhost", &first, ReceiptKind::Displayed, 40);
+        receipt("alice@localhost", &first, ReceiptKind::Delivered, 50);
+        receipt("alice@localhost", &third, ReceiptKind::Delivered, 60);
+
+        let found = r
+            .receipts_of(&[first.id, second.id, third.id, first.id + 1000])
+            .unwrap();
+        // The second message has none, and an id of no message names nothing.
+        let mut messages: Vec<i64> = found.keys().copied().collect();
+        messages.sort();
+        assert_eq!(messages, [first.id, third.id]);
+        let states = |message: &MessageRef| -> Vec<(String, Option<i64>, Option<i64>)> {
+            found[&message.id]
+                .iter()
+                .map(|r| (r.member.to_string(), r.delivered_at, r.displayed_at))
+                .collect()
+        };
+        assert_eq!(
+            states(&first),
+            [
+                ("alice@localhost".into(), Some(50), None),
+                ("carol@localhost".into(), Some(40), Some(40)),
+            ]
+        );
+        assert_eq!(states(&third), [("alice@localhost".into(), Some(60), None)]);
+        // One message's receipts are the same read.
+        assert_eq!(r.receipts(first.id).unwrap(), found[&first.id]);
+        assert!(r.receipts(second.id).unwrap().is_empty());
+        assert!(r.receipts_of(&[]).unwrap().is_empty());
     }
 }

@@ -21,6 +21,7 @@ mod load;
 mod testing;
 mod write;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -165,8 +166,8 @@ impl Reader for SqliteReader {
         self.with_conn(|conn| history::find_message(conn, channel, id, sent))
     }
 
-    fn receipts(&self, message: i64) -> anyhow::Result<Vec<MemberReceipt>> {
-        self.with_conn(|conn| history::receipts(conn, message))
+    fn receipts_of(&self, messages: &[i64]) -> anyhow::Result<HashMap<i64, Vec<MemberReceipt>>> {
+        self.with_conn(|conn| history::receipts_of(conn, messages))
     }
 }
 
