@@ -11,6 +11,7 @@ use clap::{ArgMatches, Args, ValueEnum};
 use serde::Deserialize;
 
 use crate::store::sqlite::Durability;
+use crate::store::Database;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -50,8 +51,9 @@ pub struct Options {
     )]
     pub secret: Option<String>,
 
-    /// SQLite database file [default: mixd.db].
-    #[arg(long, env = "MIXD_DATABASE", value_name = "FILE")]
+    /// SQLite database file, or a PostgreSQL URL (postgres://user@host:port/database)
+    /// [default: mixd.db].
+    #[arg(long, env = "MIXD_DATABASE", value_name = "FILE|URL")]
     pub database: Option<PathBuf>,
 
     /// A domain whose users may create channels; repeat for several (the environment variable
@@ -106,7 +108,7 @@ pub struct Settings {
     pub server: String,
     pub domain: String,
     pub secret: String,
-    pub database: PathBuf,
+    pub database: Database,
     pub user_domains: Vec<String>,
     pub log_format: LogFormat,
     pub durability: Durability,
@@ -225,7 +227,8 @@ impl Options {
             database: self
                 .database
                 .or(file.database)
-                .unwrap_or_else(|| "mixd.db".into()),
+                .unwrap_or_else(|| "mixd.db".into())
+                .into(),
             user_domains,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             durability: self.durability.or(file.durability).unwrap_or_default(),
@@ -294,8 +297,11 @@ impl Settings {
             ),
             (
                 "database",
-                self.database.display().to_string(),
-                "SQLite file, created if missing",
+                self.database.to_string(),
+                match self.database {
+                    Database::Sqlite(_) => "SQLite file, created if missing",
+                    Database::Postgres(_) => "PostgreSQL database, schema created if missing",
+                },
             ),
             (
                 "user_domains",
@@ -381,7 +387,10 @@ mod tests {
         assert_eq!(settings.server, "127.0.0.1:6000");
         assert_eq!(settings.domain, "mix.example.org");
         assert_eq!(settings.user_domains, vec!["example.org", "other.org"]);
-        assert_eq!(settings.database, PathBuf::from("mixd.db"));
+        assert_eq!(
+            settings.database,
+            Database::Sqlite(PathBuf::from("mixd.db"))
+        );
         let explained = settings.explain(&sources);
         assert!(
             explained.contains("[flag]") && explained.contains("[default]"),

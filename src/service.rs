@@ -21,11 +21,10 @@ use crate::dialect::{Handled, Resume, Service};
 use crate::link::{self, LinkSettings, Outbox};
 use crate::router;
 use crate::store::writer::{Committed, Job, Writer};
-use crate::store::{sqlite, Reader};
+use crate::store::{self, Reader};
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let (store, reader) = sqlite::open(&settings.database, settings.durability)?;
-    let reader: Arc<dyn Reader> = Arc::new(reader);
+    let (store, reader) = store::open(&settings.database, settings.durability)?;
     let rules = Rules {
         user_domains: settings.user_domains.clone(),
         max_message_bytes: settings.max_message_bytes,
@@ -35,7 +34,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         ..Rules::default()
     };
     let mut groups = Groups::new(rules.clone(), reader.snapshot()?);
-    tracing::info!(channels = groups.channels().count(), database = %settings.database.display(), "state loaded");
+    tracing::info!(channels = groups.channels().count(), database = %settings.database, "state loaded");
     let service = Service {
         domain: settings.domain.clone(),
         archive: reader.clone(),

@@ -1,15 +1,89 @@
 //! Storage behind a narrow interface: the service needs to load what the core knows, to
 //! persist the facts the core decides (in order, in batches), and to read archive pages.
-//! SQLite is the one backend ([`sqlite`]); another would implement [`FactWriter`] and
-//! [`Reader`] without touching the rules.
+//! Two backends implement [`FactWriter`] and [`Reader`] with the same meaning: SQLite, the
+//! embedded default ([`sqlite`]), and PostgreSQL ([`postgres`]); [`open`] picks one from the
+//! database setting. The rules never know which.
 
 pub mod migrate;
+pub mod postgres;
 pub mod sqlite;
 pub mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use jid::BareJid;
 
 use crate::core::{Fact, MessageRef, Micros, NoticeKind, Posted, ReceiptKind, Snapshot};
+
+/// Where the state and the archive live: the `database` setting, a path or a URL.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite file, created if missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, `postgres://user@host:port/name` (`postgresql://` too).
+    Postgres(String),
+}
+
+impl From<PathBuf> for Database {
+    /// A `postgres://` URL names PostgreSQL; anything else is an SQLite file's path.
+    fn from(setting: PathBuf) -> Self {
+        match setting.to_str() {
+            Some(url) if postgres::is_url(url) => Database::Postgres(url.to_owned()),
+            _ => Database::Sqlite(setting),
+        }
+    }
+}
+
+/// Shown in logs and `check-config`: a URL without its password.
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                let shown = match rest.split_once('@') {
+                    Some((user, host)) if user.contains(':') => {
+                        let name = user.split_once(':').map_or(user, |(name, _)| name);
+                        format!("{scheme}://{name}:<redacted>@{host}")
+                    }
+                    _ => url.clone(),
+                };
+                f.write_str(&shown)
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+/// Opens the backend `database` names: the writer for the group-commit thread and the reader
+/// the service shares. With PostgreSQL this returns once this instance is the active one.
+pub fn open(
+    database: &Database,
+    durability: sqlite::Durability,
+) -> anyhow::Result<(Box<dyn FactWriter>, Arc<dyn Reader>)> {
+    Ok(match database {
+        Database::Sqlite(path) => {
+            let (writer, reader) = sqlite::open(path, durability)?;
+            (Box::new(writer), Arc::new(reader))
+        }
+        Database::Postgres(url) => {
+            let (writer, reader) = postgres::open(url, durability)?;
+            (Box::new(writer), Arc::new(reader))
+        }
+    })
+}
+
+impl FactWriter for Box<dyn FactWriter> {
+    fn commit(&mut self, batch: &[&Fact]) -> anyhow::Result<Vec<Completion>> {
+        (**self).commit(batch)
+    }
+}
 
 /// Persists facts. Called from one thread only: the group-commit writer.
 pub trait FactWriter: Send + 'static {
@@ -134,5 +208,30 @@ impl HistoryQuery {
             hidden_upto: scope.hidden_upto,
             ..HistoryQuery::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Database;
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_url_picks_postgres_and_hides_its_password() {
+        let url = Database::from(PathBuf::from(
+            "postgres://mixd:hunter2@db.example:5432/mixd",
+        ));
+        assert!(matches!(url, Database::Postgres(_)));
+        assert_eq!(
+            url.to_string(),
+            "postgres://mixd:<redacted>@db.example:5432/mixd"
+        );
+        assert!(!format!("{url:?}").contains("hunter2"));
+        let plain = Database::from(PathBuf::from("postgresql://localhost/mixd"));
+        assert_eq!(plain.to_string(), "postgresql://localhost/mixd");
+        assert_eq!(
+            Database::from(PathBuf::from("/var/lib/mixd/mixd.db")),
+            Database::Sqlite(PathBuf::from("/var/lib/mixd/mixd.db"))
+        );
     }
 }

@@ -1,0 +1,395 @@
+//! The PostgreSQL backend against a real server, and against the SQLite backend: one scenario
+//! of every kind of fact is committed to both, and every read must answer the same.
+//!
+//! These tests need a PostgreSQL server, so `cargo test` skips them (`#[ignore]`). Give them
+//! one with `MIXD_TEST_POSTGRES` (a URL whose user may create databases) and run the ignored
+//! tests; `scripts/test` does that with the harness's server:
+//!
+//! ```text
+//! .venv/bin/python tests/harness/servers.py with-postgres -- \
+//!     cargo test --locked store::postgres -- --ignored
+//! ```
+//!
+//! Each test works in a database of its own, created for it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use postgres::NoTls;
+
+use super::{open, PgReader, PgWriter};
+use crate::core::testing::{groups, jid, text};
+use crate::core::{
+    AccessList, Dialect, Fact, Groups, InfoChange, JoinPolicy, MessageRef, Nodes, ReceiptKind,
+    SettingsChange, Submission,
+};
+use crate::store::sqlite::{self, Durability, SqliteReader, SqliteWriter};
+use crate::store::{Completion, FactWriter, HistoryQuery, Page, Reader};
+
+/// A new, empty database on the test server, and its URL.
+fn database() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let server = std::env::var("MIXD_TEST_POSTGRES")
+        .expect("MIXD_TEST_POSTGRES names a PostgreSQL server to test against");
+    let name = format!(
+        "mixd_unit_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut admin = postgres::Client::connect(&server, NoTls).expect("connecting to the server");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    // The server's URL with the new database's name in place of its own.
+    let (base, _) = server.rsplit_once('/').expect("a URL ending in /database");
+    format!("{base}/{name}")
+}
+
+/// Both backends, fresh, each with its writer and reader.
+struct Both {
+    _dir: tempfile::TempDir,
+    sqlite: (SqliteWriter, SqliteReader),
+    pg: (PgWriter, PgReader),
+}
+
+impl Both {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = sqlite::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let mut pg = open(&database(), Durability::Normal).unwrap();
+        pg.0.exit_when_fenced = false;
+        Both {
+            _dir: dir,
+            sqlite,
+            pg,
+        }
+    }
+
+    /// Commits `facts` to both as one batch; the completions must agree.
+    fn commit(&mut self, facts: Vec<Fact>) -> Vec<Completion> {
+        let batch: Vec<&Fact> = facts.iter().collect();
+        let lite = self.sqlite.0.commit(&batch).unwrap();
+        let pg = self.pg.0.commit(&batch).unwrap();
+        assert_eq!(lite, pg, "completions of {facts:?}");
+        pg
+    }
+
+    /// The message `reference` names, which both must find alike.
+    fn find(&self, channel: i64, reference: &str) -> Option<MessageRef> {
+        let lite = self.sqlite.1.find_message(channel, reference).unwrap();
+        let pg = self.pg.1.find_message(channel, reference).unwrap();
+        assert_eq!(lite, pg, "find_message({channel}, {reference:?})");
+        pg
+    }
+
+    /// Every read both answer must be the same.
+    fn same_reads(&self, queries: &[HistoryQuery], messages: &[i64]) {
+        let (lite, pg) = (&self.sqlite.1, &self.pg.1);
+        assert_eq!(
+            format!("{:?}", lite.snapshot().unwrap()),
+            format!("{:?}", pg.snapshot().unwrap()),
+            "snapshots"
+        );
+        for q in queries {
+            let page = |r: &dyn Reader| match r.history(q) {
+                Ok(p) => format!(
+                    "{:?} count={} first={:?} complete={}",
+                    p.messages, p.count, p.first_index, p.complete
+                ),
+                Err(e) => format!("error {e}"),
+            };
+            assert_eq!(page(lite), page(pg), "history {q:?}");
+        }
+        for &m in messages {
+            assert_eq!(
+                lite.receipts(m).unwrap(),
+                pg.receipts(m).unwrap(),
+                "receipts of {m}"
+            );
+        }
+    }
+}
+
+fn query(channel: i64, page: Page, max: usize) -> HistoryQuery {
+    HistoryQuery {
+        channel,
+        page,
+        max,
+        counted: true,
+        ..HistoryQuery::default()
+    }
+}
+
+/// Every query shape the dialects ask for, over channel `channel` whose messages are `ids`.
+fn queries(channel: i64, ids: &[i64]) -> Vec<HistoryQuery> {
+    let mut all = Vec::new();
+    for max in [1, 3, 50] {
+        all.push(query(channel, Page::First, max));
+        all.push(query(channel, Page::Last, max));
+        all.push(query(channel, Page::Index(2), max));
+        all.push(query(channel, Page::After(9_999), max));
+        all.push(query(channel, Page::Before(9_999), max));
+        for &id in ids {
+            all.push(query(channel, Page::After(id), max));
+            all.push(query(channel, Page::Before(id), max));
+        }
+    }
+    let variants: Vec<fn(&mut HistoryQuery)> = vec![
+        |q| q.with_notices = true,
+        |q| q.media_only = true,
+        |q| q.with = Some(jid("alice@localhost")),
+        |q| q.start = Some(40),
+        |q| q.end = Some(60),
+        |q| q.hidden_upto = 6,
+        |q| q.counted = false,
+    ];
+    for variant in variants {
+        for page in [Page::First, Page::Last, Page::After(6), Page::Before(8)] {
+            let mut q = query(channel, page, 3);
+            variant(&mut q);
+            all.push(q);
+        }
+    }
+    all
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn every_fact_reads_back_as_from_sqlite() {
+    let mut both = Both::new();
+    let mut g: Groups = groups();
+    let (alice, bob, carol) = (
+        jid("alice@localhost"),
+        jid("bob@localhost"),
+        jid("carol@localhost"),
+    );
+    let mut facts = g.create(&alice, Some("coven"), 1).unwrap().1;
+    facts.extend(
+        g.join("coven", &alice, Some("alice"), Nodes::ALL, 2)
+            .unwrap()
+            .1,
+    );
+    facts.extend(g.join("coven", &bob, Some("bob"), Nodes::ALL, 3).unwrap().1);
+    both.commit(facts);
+    both.commit(g.join("coven", &carol, None, Nodes::ALL, 4).unwrap().1);
+
+    // Messages, alternately by bob and alice, one of them a photo with a client id.
+    for i in 1..=7 {
+        let who = if i % 2 == 0 { &alice } else { &bob };
+        both.commit(g.post("coven", who, text(&i.to_string()), i * 10).unwrap());
+    }
+    let photo = Submission {
+        content: "<x xmlns='jabber:x:oob'><url>https://example.org/a.jpg</url></x>".into(),
+        client_id: Some("client-7".into()),
+        media: true,
+        ..Submission::default()
+    };
+    both.commit(g.post("coven", &bob, photo, 80).unwrap());
+
+    // Corrections, reactions, retractions (one moderated), receipts and their completions.
+    let first = both.find(1, "o-1").unwrap();
+    both.commit(
+        g.correct("coven", &bob, Some(&first), text("one"), 81)
+            .unwrap(),
+    );
+    for (who, reactions) in [(&alice, vec!["👍", "🎉"]), (&bob, vec!["👍"])] {
+        let chosen = reactions.into_iter().map(String::from).collect();
+        both.commit(g.react("coven", who, Some(&first), chosen, 82).unwrap());
+    }
+    both.commit(g.react("coven", &alice, Some(&first), vec![], 83).unwrap());
+    for who in [&carol, &alice] {
+        let chosen = vec!["🎉".to_string(), "👍".to_string()];
+        both.commit(g.react("coven", who, Some(&first), chosen, 83).unwrap());
+    }
+    let third = both.find(1, "o-3").unwrap();
+    both.commit(g.retract("coven", &bob, Some(&third), None, 84).unwrap());
+    let fourth = both.find(1, "o-4").unwrap();
+    both.commit(
+        g.retract(
+            "coven",
+            &alice,
+            Some(&fourth),
+            Some(Some("off-topic".into())),
+            85,
+        )
+        .unwrap(),
+    );
+    let second = both.find(1, "o-2").unwrap();
+    let mut completed = Vec::new();
+    for (who, kind) in [
+        (&bob, ReceiptKind::Delivered),
+        (&carol, ReceiptKind::Displayed),
+        (&carol, ReceiptKind::Displayed),
+        (&bob, ReceiptKind::Displayed),
+    ] {
+        completed.extend(
+            both.commit(g.receipt("coven", who, Some(&second), kind, 86).unwrap())
+                .into_iter()
+                .map(|c| c.kind),
+        );
+    }
+    assert_eq!(completed, [ReceiptKind::Delivered, ReceiptKind::Displayed]);
+
+    // Administration: settings, lists, mutes, invitations, requests, roles, info, nicks,
+    // subscriptions, a cleared history.
+    let change = SettingsChange {
+        policy: Some(JoinPolicy::Request),
+        muted: Some(true),
+        max_members: Some(Some(50)),
+    };
+    let mut facts = g.change_settings("coven", &alice, change, 90).unwrap();
+    facts.extend(
+        g.set_access(
+            "coven",
+            &alice,
+            AccessList::Banned,
+            &jid("spam.example"),
+            true,
+            91,
+        )
+        .unwrap(),
+    );
+    facts.extend(
+        g.set_access(
+            "coven",
+            &alice,
+            AccessList::Allowed,
+            &jid("localhost"),
+            true,
+            91,
+        )
+        .unwrap(),
+    );
+    facts.extend(g.mute("coven", &alice, &bob, 1_000, 92).unwrap());
+    facts.extend(
+        g.invite("coven", &alice, &[jid("erin@localhost")], 93)
+            .unwrap()
+            .1,
+    );
+    facts.extend(
+        g.request_join("coven", &jid("frank@localhost"), Dialect::FlyChat, 94)
+            .unwrap(),
+    );
+    both.commit(facts);
+    let info = InfoChange {
+        name: Some("The Coven".into()),
+        description: Some("a place".into()),
+        contacts: Some(vec![alice.clone(), bob.clone()]),
+        history_visible: Some(false),
+        ..InfoChange::default()
+    };
+    both.commit(g.set_info("coven", &alice, info, 95).unwrap().1);
+    both.commit(g.set_nick("coven", &carol, "caz").unwrap().1);
+    both.commit(
+        g.update_subscription("coven", &carol, Nodes(0), Nodes(2))
+            .unwrap()
+            .1,
+    );
+    both.commit(g.clear_history("coven", &carol, None).unwrap().1);
+    both.commit(g.transfer("coven", &alice, &bob, 96).unwrap());
+    both.commit(
+        g.set_access(
+            "coven",
+            &bob,
+            AccessList::Allowed,
+            &jid("localhost"),
+            false,
+            97,
+        )
+        .unwrap(),
+    );
+
+    // A second channel, destroyed: its key and its message ids are never used again.
+    let mut facts = g.create(&alice, Some("gone"), 100).unwrap().1;
+    facts.extend(
+        g.join("gone", &alice, Some("alice"), Nodes::ALL, 101)
+            .unwrap()
+            .1,
+    );
+    both.commit(facts);
+    both.commit(g.post("gone", &alice, text("bye"), 102).unwrap());
+    both.commit(g.destroy(&alice, "gone", 103).unwrap());
+    both.commit(g.leave("coven", &carol, 104).unwrap());
+
+    let ids: Vec<i64> = (1..=20).collect();
+    let mut all = queries(1, &ids);
+    all.extend(queries(2, &ids));
+    both.same_reads(&all, &ids);
+    for reference in ["1", "8", "o-5", "client-7", "nothing", "o-bye"] {
+        for channel in [1, 2] {
+            both.find(channel, reference);
+        }
+    }
+    let page = both.pg.1.history(&query(1, Page::First, 1)).unwrap();
+    assert_eq!(
+        page.messages[0].reactions.len(),
+        2,
+        "{:?}",
+        page.messages[0]
+    );
+    let snapshot = both.pg.1.snapshot().unwrap();
+    assert_eq!(snapshot.channels.len(), 1);
+    assert_eq!(snapshot.last_channel_key, 2);
+    assert!(snapshot.last_message_id > 20);
+
+    // A kept archive outlives its channel alike.
+    g.rules.keep_archive = true;
+    both.commit(g.destroy(&bob, "coven", 110).unwrap());
+    let mut kept = queries(1, &ids);
+    kept.iter_mut().for_each(|q| q.with_notices = true);
+    both.same_reads(&kept, &ids);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn a_fenced_instance_cannot_commit() {
+    let url = database();
+    let (mut w, r) = open(&url, Durability::Full).unwrap();
+    w.exit_when_fenced = false;
+    let mut g = groups();
+    let facts = g
+        .create(&jid("alice@localhost"), Some("coven"), 1)
+        .unwrap()
+        .1;
+    w.commit(&facts.iter().collect::<Vec<_>>()).unwrap();
+    // What a standby does when it takes over.
+    let mut other = postgres::Client::connect(&url, NoTls).unwrap();
+    other
+        .execute("UPDATE fence SET epoch = epoch + 1", &[])
+        .unwrap();
+    let facts = g.create(&jid("bob@localhost"), Some("late"), 2).unwrap().1;
+    let error = w.commit(&facts.iter().collect::<Vec<_>>()).unwrap_err();
+    assert!(
+        error.downcast_ref::<super::write::Fenced>().is_some(),
+        "{error:#}"
+    );
+    let names: Vec<String> = r
+        .snapshot()
+        .unwrap()
+        .channels
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["coven"]);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn the_schema_is_created_once_and_versioned() {
+    let url = database();
+    let mut client = postgres::Client::connect(&url, NoTls).unwrap();
+    super::migrate::migrate(&mut client).unwrap();
+    super::migrate::migrate(&mut client).unwrap();
+    let version: i32 = client
+        .query_one("SELECT version FROM schema_version", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, super::migrate::LATEST);
+    client
+        .execute("UPDATE schema_version SET version = 99", &[])
+        .unwrap();
+    let error = super::migrate::migrate(&mut client).unwrap_err();
+    assert!(
+        error.to_string().contains("newer than this mixd"),
+        "{error}"
+    );
+}
