@@ -1,5 +1,9 @@
 """Fixtures: a real server (Prosody and ejabberd, each test module runs against both), mixd
-attached to it, and registered users. See harness/ for how each is started."""
+attached to it, and registered users. See harness/ for how each is started.
+
+mixd stores in SQLite, or in PostgreSQL with `MIXD_STORE=postgres` (the harness then starts one
+PostgreSQL server for the run and gives each mixd a database of its own); `scripts/test` runs
+the suite once per store."""
 
 import asyncio
 import contextlib
@@ -13,9 +17,17 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from harness.client import Client  # noqa: E402
-from harness.servers import SERVERS, Mixd  # noqa: E402
+from harness.servers import SERVERS, STORE, Mixd, stop_postgres  # noqa: E402
 
 USERS = ("alice", "bob", "carol", "dave", "eve", "frank", "grace")
+
+
+def pytest_report_header(config):
+    return f"mixd store: {STORE} (MIXD_STORE)"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    stop_postgres()
 
 
 @pytest.fixture(scope="module", params=sorted(SERVERS))

@@ -4,7 +4,6 @@ with an explanation instead of retrying forever."""
 
 import asyncio
 import signal
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -77,8 +76,7 @@ def test_sigkill_while_messages_flow_loses_nothing_reflected(fresh):
                 pass
 
     run(scenario())
-    with sqlite3.connect(mixd.database) as db:
-        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    mixd.check_integrity()
 
 
 def test_server_restart_is_survived(fresh):
@@ -99,8 +97,10 @@ def test_server_restart_is_survived(fresh):
     assert "component link lost; reconnecting" in mixd.log()[offset:]
 
 
-def run_mixd(mixd, *extra, secret=None):
-    command = mixd.command(**({"secret": secret} if secret else {}))
+def run_mixd(mixd, *extra, secret=None, database=None):
+    """A second mixd beside `mixd`, on a database where it will not stand by."""
+    command = mixd.command(**({"secret": secret} if secret else {}),
+                           database=database or mixd.other_database())
     return subprocess.run(command + list(extra), capture_output=True, text=True, timeout=30)
 
 
@@ -109,7 +109,7 @@ def test_configuration_mistakes_are_explained(fresh):
     wrong = run_mixd(mixd, secret="not-the-secret")
     assert wrong.returncode == 1 and "not-authorized" in wrong.stderr and "not-the-secret" not in wrong.stderr
 
-    unknown = mixd.command()
+    unknown = mixd.command(database=mixd.other_database())
     unknown[unknown.index("--jid") + 1] = "nomix.localhost"
     result = subprocess.run(unknown, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1, result.stderr
@@ -119,6 +119,18 @@ def test_configuration_mistakes_are_explained(fresh):
         # Prosody takes one connection per component; ejabberd balances over several.
         second = run_mixd(mixd)
         assert second.returncode == 1 and "conflict" in second.stderr
+    if mixd.store == "postgres":
+        # On the same PostgreSQL database, a second mixd is a standby: it waits, unconnected.
+        with tempfile.TemporaryFile() as err:
+            standby = subprocess.Popen(mixd.command(), stdout=subprocess.DEVNULL, stderr=err)
+            try:
+                deadline = time.monotonic() + 15
+                while b"standing by" not in (err.seek(0) or err.read()):
+                    assert standby.poll() is None and time.monotonic() < deadline, err.read()
+                    time.sleep(0.1)
+            finally:
+                standby.kill()
+                standby.wait()
 
     checked = subprocess.run([mixd.binary, "check-config", "--jid", "mix.localhost", "--secret", "s3cr3t"],
                              capture_output=True, text=True)
