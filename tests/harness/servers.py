@@ -217,11 +217,13 @@ class Postgres:
 
     PostgreSQL refuses to run as root: as root the server runs as the `postgres` user that
     Debian's package creates (and the directory is theirs). It trusts every connection from
-    loopback and skips fsync: it is for tests. Its superuser is `mixd`."""
+    loopback and skips fsync (unless `durable`, for benchmarks): it is for tests. Its superuser
+    is `mixd`."""
 
     user = "mixd"
 
-    def __init__(self):
+    def __init__(self, durable=False):
+        self.durable = durable
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="mixd-postgres-"))
         self.data = self.dir / "data"
         self.port = free_port()
@@ -247,8 +249,8 @@ class Postgres:
             self._run_as([
                 str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
                 "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-                "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
-            ]),
+                "-c", "max_connections=200",
+            ] + ([] if self.durable else ["-c", "fsync=off", "-c", "full_page_writes=off"])),
             stdout=open(self.dir / "postgres.log", "ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -301,11 +303,11 @@ class Postgres:
 _postgres = None
 
 
-def postgres_server():
+def postgres_server(durable=False):
     """The run's one PostgreSQL server, started on first use and stopped when the run ends."""
     global _postgres
     if _postgres is None:
-        _postgres = Postgres()
+        _postgres = Postgres(durable)
         _postgres.start()
         atexit.register(stop_postgres)
     return _postgres
@@ -411,10 +413,13 @@ class Mixd:
 
 
 def main(argv):
-    """`with-postgres -- CMD…`: CMD with a PostgreSQL server, its URL in MIXD_TEST_POSTGRES."""
+    """`with-postgres [--durable] -- CMD…`: CMD with a PostgreSQL server, its URL in
+    MIXD_TEST_POSTGRES; `--durable` keeps fsync on (for benchmarks)."""
+    durable = "--durable" in argv[:2]
+    argv = [a for a in argv[:2] if a != "--durable"] + argv[2:]
     if len(argv) < 3 or argv[0] != "with-postgres" or argv[1] != "--":
-        sys.exit("usage: servers.py with-postgres -- CMD…")
-    server = postgres_server()
+        sys.exit("usage: servers.py with-postgres [--durable] -- CMD…")
+    server = postgres_server(durable)
     try:
         code = subprocess.run(argv[2:], env={**os.environ, "MIXD_TEST_POSTGRES": server.url()}).returncode
     finally:

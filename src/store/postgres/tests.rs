@@ -49,18 +49,22 @@ struct Both {
     _dir: tempfile::TempDir,
     sqlite: (SqliteWriter, SqliteReader),
     pg: (PgWriter, PgReader),
+    /// The PostgreSQL database's URL.
+    url: String,
 }
 
 impl Both {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let sqlite = sqlite::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
-        let mut pg = open(&database(), Durability::Normal).unwrap();
+        let url = database();
+        let mut pg = open(&url, Durability::Normal).unwrap();
         pg.0.exit_when_fenced = false;
         Both {
             _dir: dir,
             sqlite,
             pg,
+            url,
         }
     }
 
@@ -307,6 +311,16 @@ fn every_fact_reads_back_as_from_sqlite() {
     );
     both.commit(facts);
     both.commit(g.post("gone", &alice, text("bye"), 102).unwrap());
+    // Several posts in one batch, in two channels, around another fact: as group commit
+    // gathers them.
+    let mut facts = g.post("gone", &alice, text("b1"), 102).unwrap();
+    facts.extend(g.post("coven", &bob, text("b2"), 1001).unwrap());
+    facts.extend(g.set_nick("coven", &bob, "bobby").unwrap().1);
+    facts.extend(g.post("gone", &alice, text("b3"), 102).unwrap());
+    facts.extend(g.post("coven", &bob, text("b4"), 1001).unwrap());
+    both.commit(facts);
+    let counts = queries(2, &[]);
+    both.same_reads(&counts[..3], &[]);
     both.commit(g.destroy(&alice, "gone", 103).unwrap());
     both.commit(g.leave("coven", &carol, 104).unwrap());
 
@@ -392,4 +406,105 @@ fn the_schema_is_created_once_and_versioned() {
         error.to_string().contains("newer than this mixd"),
         "{error}"
     );
+}
+
+/// Not a check but a measurement, for docs/benchmarks.md: history pages read from the store
+/// alone (as `mixd-bench history` reports them for SQLite), on both backends side by side, over
+/// a channel of `MIXD_BENCH_ARCHIVE` messages (a million by default). Build it optimized:
+/// `cargo test --release --lib history_pages_side_by_side -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark; needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn history_pages_side_by_side() {
+    use std::time::Instant;
+    let archive: i64 = std::env::var("MIXD_BENCH_ARCHIVE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut both = Both::new();
+    let mut g = groups();
+    both.commit(g.create(&jid("u0@localhost"), Some("c0"), 1).unwrap().1);
+    // The rows `mixd-bench history` seeds: ids after the creation notice, one sender.
+    let seeded = Instant::now();
+    let first = 2;
+    let last = first + archive - 1;
+    let mut lite = rusqlite::Connection::open(both._dir.path().join("t.db")).unwrap();
+    let tx = lite.transaction().unwrap();
+    tx.execute(
+        "WITH RECURSIVE g(id) AS (SELECT ?1 UNION ALL SELECT id + 1 FROM g WHERE id < ?2)
+         INSERT INTO messages (id, channel, at, sender, nick, content)
+         SELECT id, 1, 1000 + id, 'u0@localhost', 'u0', '<body>archived message number ' || id || '</body>' FROM g",
+        [first, last],
+    )
+    .unwrap();
+    tx.execute_batch(
+        "UPDATE channels SET message_count = (SELECT count(*) FROM messages WHERE channel = 1); ANALYZE;",
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let mut pg = postgres::Client::connect(&both.url, NoTls).unwrap();
+    pg.execute(
+        "INSERT INTO messages (id, channel, at, sender, nick, content)
+         SELECT id, 1, 1000 + id, 'u0@localhost', 'u0', '<body>archived message number ' || id || '</body>'
+         FROM generate_series($1::bigint, $2::bigint) id",
+        &[&first, &last],
+    )
+    .unwrap();
+    pg.batch_execute(
+        "UPDATE channels SET message_count = (SELECT count(*) FROM messages WHERE channel = 1)",
+    )
+    .unwrap();
+    pg.batch_execute("VACUUM ANALYZE messages").unwrap();
+    println!(
+        "seeded {archive} messages into both in {:.1} s",
+        seeded.elapsed().as_secs_f64()
+    );
+
+    let mut random = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random
+    };
+    let queries: Vec<HistoryQuery> = (0..4000)
+        .map(|i| {
+            let anchor = first + 50 + (next() % (archive as u64 - 100)) as i64;
+            HistoryQuery {
+                channel: 1,
+                max: 50,
+                page: if i % 2 == 0 {
+                    Page::Before(anchor)
+                } else {
+                    Page::After(anchor)
+                },
+                ..HistoryQuery::default()
+            }
+        })
+        .collect();
+    for (name, reader) in [
+        ("SQLite", &both.sqlite.1 as &dyn Reader),
+        ("PostgreSQL", &both.pg.1 as &dyn Reader),
+    ] {
+        // Warm: the first pass reads the pages in; the second is measured.
+        for q in queries.iter().take(500) {
+            reader.history(q).unwrap();
+        }
+        let mut ms: Vec<f64> = queries
+            .iter()
+            .map(|q| {
+                let start = Instant::now();
+                let page = reader.history(q).unwrap();
+                assert_eq!(page.messages.len(), 50);
+                start.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        ms.sort_by(|a, b| a.total_cmp(b));
+        let at = |p: f64| ms[((ms.len() - 1) as f64 * p) as usize];
+        println!(
+            "{name}: {} pages of 50 at {archive} messages, store alone p50 {:.3} ms p99 {:.3} ms",
+            ms.len(),
+            at(0.5),
+            at(0.99)
+        );
+    }
 }

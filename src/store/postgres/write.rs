@@ -43,9 +43,16 @@ impl FactWriter for PgWriter {
             return Err(self.fenced());
         }
         let mut after = AfterCommit::default();
+        let mut posts = Posts::default();
         for fact in batch {
-            persist(&mut tx, fact, &mut after)?;
+            // Posts wait to be inserted together; anything else may refer to them, so they are
+            // written first.
+            if !matches!(fact, Fact::Posted(_)) {
+                posts.flush(&mut tx)?;
+            }
+            persist(&mut tx, fact, &mut posts, &mut after)?;
         }
+        posts.flush(&mut tx)?;
         for (name, last) in [
             ("channels", after.last_channel),
             ("messages", after.last_message),
@@ -113,6 +120,66 @@ impl Tx<'_> {
     }
 }
 
+/// Consecutive posts of a batch, inserted with one statement for all their rows and one for
+/// their channels' counts, instead of two round trips per message.
+#[derive(Default)]
+struct Posts<'a> {
+    id: Vec<i64>,
+    channel: Vec<i64>,
+    at: Vec<i64>,
+    sender: Vec<&'a str>,
+    nick: Vec<&'a str>,
+    origin_id: Vec<Option<&'a str>>,
+    client_id: Vec<Option<&'a str>>,
+    media: Vec<bool>,
+    content: Vec<&'a str>,
+}
+
+impl<'a> Posts<'a> {
+    fn push(&mut self, p: &'a crate::core::Posted) {
+        let s = &p.submission;
+        self.id.push(p.id);
+        self.channel.push(p.channel);
+        self.at.push(p.at);
+        self.sender.push(p.sender.as_str());
+        self.nick.push(&p.nick);
+        self.origin_id.push(s.origin_id.as_deref());
+        self.client_id.push(s.client_id.as_deref());
+        self.media.push(s.media);
+        self.content.push(&s.content);
+    }
+
+    fn flush(&mut self, tx: &mut Tx) -> Result<(), postgres::Error> {
+        if self.id.is_empty() {
+            return Ok(());
+        }
+        tx.execute(
+            "INSERT INTO messages (id, channel, at, sender, nick, origin_id, client_id, media, content)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
+                                  $6::text[], $7::text[], $8::boolean[], $9::text[])",
+            &[
+                &self.id,
+                &self.channel,
+                &self.at,
+                &self.sender,
+                &self.nick,
+                &self.origin_id,
+                &self.client_id,
+                &self.media,
+                &self.content,
+            ],
+        )?;
+        tx.execute(
+            "UPDATE channels SET message_count = message_count + posted.n
+             FROM (SELECT channel, count(*) AS n FROM unnest($1::bigint[]) AS channel GROUP BY channel) AS posted
+             WHERE key = posted.channel",
+            &[&self.channel],
+        )?;
+        *self = Posts::default();
+        Ok(())
+    }
+}
+
 /// What a batch's facts leave to do before and after their transaction commits.
 #[derive(Default)]
 struct AfterCommit {
@@ -136,20 +203,17 @@ fn contacts_text(contacts: &[BareJid]) -> String {
         .join(" ")
 }
 
-/// Writes one fact. Exhaustive on purpose, with no `_` arm, as in the SQLite backend.
-fn persist(tx: &mut Tx, fact: &Fact, after: &mut AfterCommit) -> Result<(), postgres::Error> {
+/// Writes one fact (a post joins `posts`, written by the caller). Exhaustive on purpose,
+/// with no `_` arm, as in the SQLite backend.
+fn persist<'a>(
+    tx: &mut Tx,
+    fact: &'a Fact,
+    posts: &mut Posts<'a>,
+    after: &mut AfterCommit,
+) -> Result<(), postgres::Error> {
     match fact {
         Fact::Posted(p) => {
-            let s = &p.submission;
-            tx.execute(
-                "INSERT INTO messages (id, channel, at, sender, nick, origin_id, client_id, media, content)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                &[&p.id, &p.channel, &p.at, &p.sender.as_str(), &p.nick, &s.origin_id, &s.client_id, &s.media, &s.content],
-            )?;
-            tx.execute(
-                "UPDATE channels SET message_count = message_count + 1 WHERE key = $1",
-                &[&p.channel],
-            )?;
+            posts.push(p);
             raise(&mut after.last_message, p.id);
         }
         Fact::ChannelCreated {
