@@ -53,7 +53,23 @@ CREATE TABLE channels (
     muted            BOOLEAN NOT NULL DEFAULT FALSE,
     max_members      BIGINT,
     -- The picture's media type (`image/png`) when the client gave one.
-    info_avatar_type TEXT    NOT NULL DEFAULT ''
+    info_avatar_type TEXT    NOT NULL DEFAULT '',
+    -- True when its creator named it to be found (a MIX create with a name); false for
+    -- ad-hoc channels and FlyChat groups. Public (listed to anyone) = listed and join_policy 0.
+    listed           BOOLEAN NOT NULL DEFAULT TRUE
+);
+
+-- Owners who left a channel themselves, who may still delete it for a minute (the FlyChat
+-- SDK's delete is the owner's exit, then the delete). Keyed by the channel's key, which is
+-- never reused, so the right never reaches a later channel of the same name; no foreign key,
+-- so that it outlives the channel its exit emptied (the delete after it is then accepted).
+-- Rows older than the grace are dropped whenever one is added.
+CREATE TABLE departed_owners (
+    channel BIGINT NOT NULL,
+    name    TEXT   COLLATE "C" NOT NULL,
+    jid     TEXT   COLLATE "C" NOT NULL,
+    at      BIGINT NOT NULL,
+    PRIMARY KEY (channel, jid)
 );
 
 -- The allowed (list 0) and banned (list 1) lists: bare JIDs, or domains for a whole domain.
@@ -85,7 +101,8 @@ CREATE TABLE channel_owners (
 
 -- Participants: `id` is the stable participant id, `nodes` a bit set of subscribed nodes
 -- (1 messages, 2 presence, 4 participants, 8 info, 16 config), `role` 0 member, 1 admin,
--- 2 owner, `dialect` the shape its client understands (0 MIX, 1 FlyChat), `muted_until` the
+-- 2 owner, `dialect` the shape its client understands and for MIX how it is reached (0 MIX,
+-- directly; 1 FlyChat; 2 MIX, through its server: XEP-0405), `muted_until` the
 -- time before which it may not post (0: not muted).
 CREATE TABLE participants (
     channel      BIGINT NOT NULL REFERENCES channels (key) ON DELETE CASCADE,
@@ -102,8 +119,21 @@ CREATE TABLE participants (
     PRIMARY KEY (channel, jid)
 );
 
--- The archive. `id` is the archive id (MAM result id, reflected id, stanza-id), unique
--- across the service and never reused (`sequences`). `content` is the message's children
+-- Clients online in a channel (XEP-0403): each participant's full JIDs (`jid` the bare JID,
+-- `resource` the rest) that live deliveries go to. Kept so that a restart (or a standby's
+-- takeover) does not silence the channel; an entry whose client went away meanwhile is
+-- deleted when a delivery to it bounces. Goes with its participant.
+CREATE TABLE presence (
+    channel  BIGINT NOT NULL,
+    jid      TEXT   COLLATE "C" NOT NULL,
+    resource TEXT   COLLATE "C" NOT NULL,
+    PRIMARY KEY (channel, jid, resource),
+    FOREIGN KEY (channel, jid) REFERENCES participants (channel, jid) ON DELETE CASCADE
+);
+
+-- The archive. `id` is the archive id, unique across the service and never reused
+-- (`sequences`); clients never see it, only its opaque form (src/dialect/ids.rs: MAM
+-- result id, reflected id, stanza-id). `content` is the message's children
 -- as sent (the latest correction's), an XML fragment whose stanza-namespace elements carry
 -- no xmlns; a retracted message keeps only its tombstone (`retracted_*`, content erased).
 -- `client_id` is the id attribute of the sender's stanza; `media` marks file sharing.
@@ -148,4 +178,13 @@ CREATE TABLE reactions (
     reactions TEXT   COLLATE "C" NOT NULL,
     at        BIGINT NOT NULL,
     PRIMARY KEY (message, member)
+);
+
+-- Settings of this database that are not rows of anything else. `id_key`: the 16-byte
+-- secret of the keyed permutation that turns archive ids into the ids clients see
+-- (src/dialect/ids.rs); made when the database is opened first, and kept, so that ids stay
+-- the same across restarts and standbys and differ between services.
+CREATE TABLE meta (
+    name  TEXT  COLLATE "C" PRIMARY KEY,
+    value BYTEA NOT NULL
 );

@@ -26,8 +26,24 @@ CREATE TABLE channels (
     muted            INTEGER NOT NULL DEFAULT 0,
     max_members      INTEGER,
     -- The picture's media type (`image/png`) when the client gave one.
-    info_avatar_type TEXT    NOT NULL DEFAULT ''
+    info_avatar_type TEXT    NOT NULL DEFAULT '',
+    -- 1 when its creator named it to be found (a MIX create with a name); 0 for ad-hoc
+    -- channels and FlyChat groups. Public (listed to anyone) = listed and join_policy 0.
+    listed           INTEGER NOT NULL DEFAULT 1
 );
+
+-- Owners who left a channel themselves, who may still delete it for a minute (the FlyChat
+-- SDK's delete is the owner's exit, then the delete). Keyed by the channel's key, which is
+-- never reused, so the right never reaches a later channel of the same name; no foreign key,
+-- so that it outlives the channel its exit emptied (the delete after it is then accepted).
+-- Rows older than the grace are dropped whenever one is added.
+CREATE TABLE departed_owners (
+    channel INTEGER NOT NULL,
+    name    TEXT    NOT NULL,
+    jid     TEXT    NOT NULL,
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (channel, jid)
+) WITHOUT ROWID;
 
 -- The allowed (list 0) and banned (list 1) lists: bare JIDs, or domains for a whole domain.
 CREATE TABLE channel_access (
@@ -58,7 +74,8 @@ CREATE TABLE channel_owners (
 
 -- Participants: `id` is the stable participant id, `nodes` a bit set of subscribed nodes
 -- (1 messages, 2 presence, 4 participants, 8 info, 16 config), `role` 0 member, 1 admin,
--- 2 owner, `dialect` the shape its client understands (0 MIX, 1 FlyChat), `muted_until` the
+-- 2 owner, `dialect` the shape its client understands and for MIX how it is reached (0 MIX,
+-- directly; 1 FlyChat; 2 MIX, through its server: XEP-0405), `muted_until` the
 -- time before which it may not post (0: not muted).
 CREATE TABLE participants (
     channel   INTEGER NOT NULL REFERENCES channels (key) ON DELETE CASCADE,
@@ -75,8 +92,21 @@ CREATE TABLE participants (
     PRIMARY KEY (channel, jid)
 ) WITHOUT ROWID;
 
--- The archive. `id` is the archive id (MAM result id, reflected id, stanza-id), unique
--- across the service and never reused (AUTOINCREMENT). `content` is the message's children
+-- Clients online in a channel (XEP-0403): each participant's full JIDs (`jid` the bare JID,
+-- `resource` the rest) that live deliveries go to. Kept so that a restart does not silence
+-- the channel (clients never send presence again by themselves); an entry whose client went
+-- away meanwhile is deleted when a delivery to it bounces. Goes with its participant.
+CREATE TABLE presence (
+    channel  INTEGER NOT NULL,
+    jid      TEXT    NOT NULL,
+    resource TEXT    NOT NULL,
+    PRIMARY KEY (channel, jid, resource),
+    FOREIGN KEY (channel, jid) REFERENCES participants (channel, jid) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+-- The archive. `id` is the archive id, unique across the service and never reused
+-- (AUTOINCREMENT); clients never see it, only its opaque form (src/dialect/ids.rs: MAM
+-- result id, reflected id, stanza-id). `content` is the message's children
 -- as sent (the latest correction's), an XML fragment whose stanza-namespace elements carry
 -- no xmlns; a retracted message keeps only its tombstone (`retracted_*`, content erased).
 -- `client_id` is the id attribute of the sender's stanza; `media` marks file sharing.
@@ -121,4 +151,13 @@ CREATE TABLE reactions (
     reactions TEXT    NOT NULL,
     at        INTEGER NOT NULL,
     PRIMARY KEY (message, member)
+) WITHOUT ROWID;
+
+-- Settings of this database that are not rows of anything else. `id_key`: the 16-byte
+-- secret of the keyed permutation that turns archive ids into the ids clients see
+-- (src/dialect/ids.rs); made from the OS's randomness when the database is opened first, and
+-- kept, so that ids stay the same across restarts and differ between services.
+CREATE TABLE meta (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
 ) WITHOUT ROWID;

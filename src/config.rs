@@ -29,7 +29,8 @@ pub enum LogFormat {
 pub struct Options {
     /// TOML file with any of the settings below (keys: server, jid, secret, database,
     /// user_domains, log_format, durability, keepalive, max_message_bytes, max_members,
-    /// max_groups_per_creator, keep_archive).
+    /// max_groups_per_creator, max_resources_per_participant, keep_archive, max_stanza_bytes,
+    /// max_stanza_depth, max_outbox_bytes, write_timeout, payload_namespaces).
     #[arg(long, env = "MIXD_CONFIG", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -95,11 +96,56 @@ pub struct Options {
     #[serde(alias = "max-groups-per-creator")]
     pub max_groups_per_creator: Option<usize>,
 
+    /// Clients (resources) one participant may have online in one channel; presence beyond
+    /// it is refused with resource-constraint [default: 64].
+    #[arg(long, env = "MIXD_MAX_RESOURCES_PER_PARTICIPANT", value_name = "N")]
+    #[serde(alias = "max-resources-per-participant")]
+    pub max_resources_per_participant: Option<usize>,
+
     /// Keep a deleted group's archive in the database (for the operator; no client can read
     /// it) instead of erasing it with the group [default: false].
     #[arg(long, env = "MIXD_KEEP_ARCHIVE", value_name = "BOOL")]
     #[serde(alias = "keep-archive")]
     pub keep_archive: Option<bool>,
+
+    /// Largest stanza read from the server, in bytes of XML; a larger one is skipped unread
+    /// and its sender gets `policy-violation` [default: 262144, or max_message_bytes + 65536
+    /// if that is larger].
+    #[arg(long, env = "MIXD_MAX_STANZA_BYTES", value_name = "BYTES")]
+    #[serde(alias = "max-stanza-bytes")]
+    pub max_stanza_bytes: Option<usize>,
+
+    /// Deepest nesting of elements in a stanza read from the server (the stanza itself is
+    /// level 1); a deeper one is skipped and its sender gets `policy-violation`; 8 to 128
+    /// [default: 32].
+    #[arg(long, env = "MIXD_MAX_STANZA_DEPTH", value_name = "LEVELS")]
+    #[serde(alias = "max-stanza-depth")]
+    pub max_stanza_depth: Option<usize>,
+
+    /// Bytes of outbound stanzas queued for the server before mixd stops taking new stanzas
+    /// until the server has read some [default: 33554432].
+    #[arg(long, env = "MIXD_MAX_OUTBOX_BYTES", value_name = "BYTES")]
+    #[serde(alias = "max-outbox-bytes")]
+    pub max_outbox_bytes: Option<usize>,
+
+    /// Seconds the server may read nothing from mixd while stanzas wait before mixd drops the
+    /// link and connects again, keeping what was queued [default: 30].
+    #[arg(long, env = "MIXD_WRITE_TIMEOUT", value_name = "SECONDS")]
+    #[serde(alias = "write-timeout")]
+    pub write_timeout: Option<u64>,
+
+    /// An application's own XML namespace whose elements participants' messages may carry
+    /// as opaque payloads; repeat for several (the environment variable takes a
+    /// comma-separated list). Not under urn:xmpp:, jabber:, http://jabber.org/, urn:ietf:,
+    /// urn:mixd: and the like [default: none].
+    #[arg(
+        long = "payload-namespace",
+        env = "MIXD_PAYLOAD_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NAMESPACE"
+    )]
+    #[serde(default, alias = "payload-namespaces")]
+    pub payload_namespaces: Vec<String>,
 }
 
 /// The settings mixd runs with, every one resolved.
@@ -116,7 +162,14 @@ pub struct Settings {
     pub keepalive: std::time::Duration,
     pub max_members: usize,
     pub max_groups_per_creator: usize,
+    pub max_resources_per_participant: usize,
     pub keep_archive: bool,
+    pub max_stanza_bytes: usize,
+    pub max_stanza_depth: usize,
+    pub max_outbox_bytes: usize,
+    pub write_timeout: std::time::Duration,
+    /// Namespaces of opaque payloads participants' messages may carry (`dialect::payload`).
+    pub payload_namespaces: Vec<String>,
 }
 
 impl fmt::Debug for Settings {
@@ -133,7 +186,16 @@ impl fmt::Debug for Settings {
             .field("keepalive", &self.keepalive)
             .field("max_members", &self.max_members)
             .field("max_groups_per_creator", &self.max_groups_per_creator)
+            .field(
+                "max_resources_per_participant",
+                &self.max_resources_per_participant,
+            )
             .field("keep_archive", &self.keep_archive)
+            .field("max_stanza_bytes", &self.max_stanza_bytes)
+            .field("max_stanza_depth", &self.max_stanza_depth)
+            .field("max_outbox_bytes", &self.max_outbox_bytes)
+            .field("write_timeout", &self.write_timeout)
+            .field("payload_namespaces", &self.payload_namespaces)
             .finish()
     }
 }
@@ -180,7 +242,16 @@ impl Options {
             "max_groups_per_creator",
             file.max_groups_per_creator.is_some(),
         );
+        origin(
+            "max_resources_per_participant",
+            file.max_resources_per_participant.is_some(),
+        );
         origin("keep_archive", file.keep_archive.is_some());
+        origin("max_stanza_bytes", file.max_stanza_bytes.is_some());
+        origin("max_stanza_depth", file.max_stanza_depth.is_some());
+        origin("max_outbox_bytes", file.max_outbox_bytes.is_some());
+        origin("write_timeout", file.write_timeout.is_some());
+        origin("payload_namespaces", !file.payload_namespaces.is_empty());
 
         let server = self
             .server
@@ -220,6 +291,22 @@ impl Options {
                 ),
             }
         }
+        let max_message_bytes = self
+            .max_message_bytes
+            .or(file.max_message_bytes)
+            .unwrap_or(64 * 1024);
+        let mut payload_namespaces = if self.payload_namespaces.is_empty() {
+            file.payload_namespaces
+        } else {
+            self.payload_namespaces
+        };
+        payload_namespaces.retain(|n| !n.trim().is_empty());
+        for namespace in &mut payload_namespaces {
+            *namespace = namespace.trim().to_owned();
+            if let Some(why) = crate::dialect::payload::unlistable(namespace) {
+                bail!("payload_namespaces: {why}");
+            }
+        }
         let settings = Settings {
             server,
             domain,
@@ -235,25 +322,65 @@ impl Options {
             keepalive: std::time::Duration::from_secs(
                 self.keepalive.or(file.keepalive).unwrap_or(60),
             ),
-            max_message_bytes: self
-                .max_message_bytes
-                .or(file.max_message_bytes)
-                .unwrap_or(64 * 1024),
+            max_message_bytes,
             max_members: self.max_members.or(file.max_members).unwrap_or(10_000),
             max_groups_per_creator: self
                 .max_groups_per_creator
                 .or(file.max_groups_per_creator)
                 .unwrap_or(1_000),
+            max_resources_per_participant: self
+                .max_resources_per_participant
+                .or(file.max_resources_per_participant)
+                .unwrap_or(64),
             keep_archive: self.keep_archive.or(file.keep_archive).unwrap_or(false),
+            max_stanza_bytes: self
+                .max_stanza_bytes
+                .or(file.max_stanza_bytes)
+                .unwrap_or_else(|| (256 * 1024).max(max_message_bytes + 64 * 1024)),
+            max_stanza_depth: self
+                .max_stanza_depth
+                .or(file.max_stanza_depth)
+                .unwrap_or(32),
+            max_outbox_bytes: self
+                .max_outbox_bytes
+                .or(file.max_outbox_bytes)
+                .unwrap_or(32 << 20),
+            write_timeout: std::time::Duration::from_secs(
+                self.write_timeout.or(file.write_timeout).unwrap_or(30),
+            ),
+            payload_namespaces,
         };
         if settings.max_members == 0 {
             bail!("max_members must be at least 1");
+        }
+        if settings.max_resources_per_participant == 0 {
+            bail!("max_resources_per_participant must be at least 1");
         }
         if settings.keepalive.is_zero() {
             bail!("keepalive must be at least 1 second");
         }
         if settings.max_message_bytes < 1024 {
             bail!("max_message_bytes must be at least 1024");
+        }
+        if settings.max_stanza_bytes < 8 * 1024 || settings.max_stanza_bytes > 64 << 20 {
+            bail!("max_stanza_bytes must be between 8192 and 67108864");
+        }
+        if settings.max_stanza_bytes <= settings.max_message_bytes {
+            bail!(
+                "max_stanza_bytes ({}) must be larger than max_message_bytes ({}): the stanza carries the message",
+                settings.max_stanza_bytes,
+                settings.max_message_bytes
+            );
+        }
+        // Dropping a minidom element recurses once per level: the depth bounds the stack.
+        if !(8..=128).contains(&settings.max_stanza_depth) {
+            bail!("max_stanza_depth must be between 8 and 128");
+        }
+        if settings.max_outbox_bytes < 1 << 20 {
+            bail!("max_outbox_bytes must be at least 1048576");
+        }
+        if settings.write_timeout.is_zero() {
+            bail!("write_timeout must be at least 1 second");
         }
         Ok((settings, Sources(sources)))
     }
@@ -339,15 +466,49 @@ impl Settings {
                 "groups one user may have created (0: no limit)",
             ),
             (
+                "max_resources_per_participant",
+                self.max_resources_per_participant.to_string(),
+                "clients one participant may have online in a channel",
+            ),
+            (
                 "keep_archive",
                 self.keep_archive.to_string(),
                 "a deleted group's archive stays in the database",
+            ),
+            (
+                "max_stanza_bytes",
+                self.max_stanza_bytes.to_string(),
+                "larger stanzas are skipped unread, refused with policy-violation",
+            ),
+            (
+                "max_stanza_depth",
+                self.max_stanza_depth.to_string(),
+                "deeper stanzas are skipped, refused with policy-violation",
+            ),
+            (
+                "max_outbox_bytes",
+                self.max_outbox_bytes.to_string(),
+                "queued output at which mixd stops taking new stanzas",
+            ),
+            (
+                "write_timeout",
+                self.write_timeout.as_secs().to_string(),
+                "seconds the server may read nothing before the link is renewed",
+            ),
+            (
+                "payload_namespaces",
+                if self.payload_namespaces.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    self.payload_namespaces.join(",")
+                },
+                "opaque payloads participants' messages may carry",
             ),
         ];
         let mut out = String::from("configuration is valid:\n");
         for (name, value, why) in rows {
             out.push_str(&format!(
-                "  {name:<22} = {value:<32} [{}] {why}\n",
+                "  {name:<29} = {value:<32} [{}] {why}\n",
                 source(name)
             ));
         }
@@ -391,6 +552,7 @@ mod tests {
             settings.database,
             Database::Sqlite(PathBuf::from("mixd.db"))
         );
+        assert_eq!(settings.max_resources_per_participant, 64);
         let explained = settings.explain(&sources);
         assert!(
             explained.contains("[flag]") && explained.contains("[default]"),
@@ -398,6 +560,40 @@ mod tests {
         );
         assert!(!explained.contains("s3cret"));
         assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn payload_namespaces_are_an_applications_own() {
+        let (settings, sources) =
+            resolve(&["t", "--jid", "mix.localhost", "--secret", "x"]).unwrap();
+        assert!(settings.payload_namespaces.is_empty());
+        assert!(settings.explain(&sources).contains("(none)"));
+        let (settings, _) = resolve(&[
+            "t",
+            "--jid",
+            "mix.localhost",
+            "--secret",
+            "x",
+            "--payload-namespace",
+            "urn:example:poll:0, https://app.example.org/ns",
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.payload_namespaces,
+            vec!["urn:example:poll:0", "https://app.example.org/ns"]
+        );
+        let err = resolve(&[
+            "t",
+            "--jid",
+            "mix.localhost",
+            "--secret",
+            "x",
+            "--payload-namespace",
+            "http://jabber.org/protocol/pubsub#event",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("payload_namespaces"), "{err}");
     }
 
     #[test]
@@ -410,5 +606,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bare domain"), "{err}");
+    }
+
+    #[test]
+    fn wire_limits_have_defaults_and_bounds() {
+        let base = ["t", "--jid", "mix.localhost", "--secret", "x"];
+        let (settings, _) = resolve(&base).unwrap();
+        assert_eq!(settings.max_stanza_bytes, 256 * 1024);
+        assert_eq!(settings.max_stanza_depth, 32);
+        assert_eq!(settings.max_outbox_bytes, 32 << 20);
+        assert_eq!(settings.write_timeout, std::time::Duration::from_secs(30));
+        // A larger message limit raises the stanza limit's default with it.
+        let (settings, _) =
+            resolve(&[&base[..], &["--max-message-bytes", "1048576"]].concat()).unwrap();
+        assert_eq!(settings.max_stanza_bytes, 1024 * 1024 + 64 * 1024);
+        for (flag, value, complaint) in [
+            ("--max-stanza-depth", "1000", "max_stanza_depth"),
+            (
+                "--max-stanza-bytes",
+                "65536",
+                "larger than max_message_bytes",
+            ),
+            ("--max-outbox-bytes", "10", "max_outbox_bytes"),
+            ("--write-timeout", "0", "write_timeout"),
+        ] {
+            let err = resolve(&[&base[..], &[flag, value]].concat())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(complaint), "{flag}: {err}");
+        }
     }
 }

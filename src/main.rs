@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(settings.log_format);
+    mixd::dialect::payload::set_namespaces(settings.payload_namespaces.clone());
     tracing::info!(?settings, "starting");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -67,12 +68,37 @@ fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MIXD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Under systemd, stderr goes to the journal, which timestamps each line itself and shows
+    // escape codes verbatim: plain lines without a time of their own.
+    let journald = stderr_is_journal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(!journald && std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    match (format, journald) {
+        (LogFormat::Human, false) => builder.init(),
+        (LogFormat::Human, true) => builder.without_time().init(),
+        (LogFormat::Json, _) => builder.json().init(),
+    }
+}
+
+/// Whether stderr is connected to the journal: systemd then sets `JOURNAL_STREAM` to the
+/// device and inode of that stream (`DEV:INODE`), which a redirected stderr no longer matches.
+fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    let Ok(stderr) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    match std::fs::File::from(stderr).metadata() {
+        Ok(meta) => dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino()),
+        Err(_) => false,
     }
 }

@@ -53,7 +53,7 @@ pub fn handle(groups: &mut Groups, service: &Service, stanza: &Element, now: Mic
     match kind {
         ErrorKind::Iq => iq(groups, service, &env, stanza, stanza_type, now),
         ErrorKind::Message if flychat::is_flychat(stanza) => {
-            flychat::message(groups, &env, stanza, now)
+            flychat::message(groups, service, &env, stanza, now)
         }
         ErrorKind::Message => mix::message(groups, &env, stanza, stanza_type, now),
         ErrorKind::Presence => mix::presence(groups, &env, stanza_type),

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::config::Settings;
 use crate::core::{Groups, MessageRef, Micros, Rules};
 use crate::delivery;
+use crate::dialect::ids::Ids;
 use crate::dialect::{Handled, Resume, Service};
 use crate::link::{self, LinkSettings, Outbox};
 use crate::router;
@@ -24,12 +25,14 @@ use crate::store::writer::{Committed, Job, Writer};
 use crate::store::{self, Reader};
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let (store, reader) = store::open(&settings.database, settings.durability)?;
+    let (mut store, reader) = store::open(&settings.database, settings.durability)?;
+    let ids = Ids::new(&store.id_key()?);
     let rules = Rules {
         user_domains: settings.user_domains.clone(),
         max_message_bytes: settings.max_message_bytes,
         max_members: settings.max_members,
         max_groups_per_creator: settings.max_groups_per_creator,
+        max_resources_per_participant: settings.max_resources_per_participant,
         keep_archive: settings.keep_archive,
         ..Rules::default()
     };
@@ -38,12 +41,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let service = Service {
         domain: settings.domain.clone(),
         archive: reader.clone(),
+        ids,
     };
     let mut link = link::spawn(LinkSettings {
         server: settings.server.clone(),
         domain: settings.domain.clone(),
         secret: settings.secret.clone(),
         keepalive: settings.keepalive,
+        limits: link::reader::Limits {
+            max_bytes: settings.max_stanza_bytes,
+            max_depth: settings.max_stanza_depth,
+        },
+        max_outbox_bytes: settings.max_outbox_bytes,
+        write_timeout: settings.write_timeout,
+        wait_out_conflict: settings.database.is_shared(),
     });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -66,9 +77,25 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         outbox: &link.outbox,
         found: &found_tx,
     };
+    // Back-pressure (see `link::Outbox`): while the outbound queue is over its cap, no new
+    // stanza is taken; results already under way (look-ups, commits) still finish.
+    let mut held_back = false;
     loop {
+        let room = link.outbox.has_room();
+        if room == held_back {
+            held_back = !room;
+            if held_back {
+                tracing::warn!(
+                    queued_bytes = link.outbox.queued_bytes(),
+                    "the server is not reading fast enough; holding inbound stanzas back"
+                );
+            } else {
+                tracing::info!("the server caught up; taking inbound stanzas again");
+            }
+        }
         tokio::select! {
-            stanza = link.inbound.recv() => {
+            _ = link.outbox.room(), if !room => {}
+            stanza = link.inbound.recv(), if room => {
                 let Some(stanza) = stanza else { break };
                 let handled = router::handle(&mut groups, &service, &stanza, now());
                 outlets.dispatch(&mut groups, &service, handled);
@@ -84,10 +111,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                     link.outbox.send(out);
                 }
                 Committed::Failed => {
-                    // The core applied facts that were not stored: start again from the store.
-                    // Live presence is lost with it; clients' next presence restores it.
+                    // The core applied facts that were not stored: start again from the store,
+                    // keeping who is online (what clients said, stored or not): clients do not
+                    // send presence again by themselves, and live delivery must go on.
                     tracing::warn!("reloading state after a failed commit");
-                    groups = Groups::new(rules.clone(), reader.snapshot()?);
+                    let reloaded = Groups::new(rules.clone(), reader.snapshot()?);
+                    let before = std::mem::replace(&mut groups, reloaded);
+                    groups.keep_presence_of(before);
                 }
             },
             _ = &mut shutdown => {
@@ -150,11 +180,17 @@ impl Outlets<'_> {
                 let reader = self.reader.clone();
                 let outbox = self.outbox.clone();
                 let found = self.found.clone();
+                // Each reference as the client sent it, and the archive id it names if it is
+                // one of the opaque ids clients are shown (`dialect::ids`).
+                let references: Vec<(Option<i64>, String)> = lookup
+                    .references
+                    .into_iter()
+                    .map(|r| (service.ids.decode(&r), r))
+                    .collect();
                 tokio::task::spawn_blocking(move || {
-                    let messages: anyhow::Result<Vec<_>> = lookup
-                        .references
+                    let messages: anyhow::Result<Vec<_>> = references
                         .iter()
-                        .map(|r| reader.find_message(lookup.channel, r))
+                        .map(|(id, sent)| reader.find_message(lookup.channel, *id, sent))
                         .collect();
                     match messages {
                         Ok(messages) => {

@@ -16,6 +16,9 @@ impl Groups {
         let last = self.last_message_id;
         let (channel, participant) = self.participant_of(name, actor)?;
         let upto = upto.unwrap_or(last).min(last).max(participant.cleared_upto);
+        if upto == participant.cleared_upto {
+            return Ok((upto, Vec::new()));
+        }
         let fact = Fact::HistoryCleared {
             key: channel.key,
             member: actor.clone(),
@@ -41,10 +44,11 @@ mod tests {
             .clear_history("coven", &jid("bob@localhost"), None)
             .unwrap();
         assert_eq!(upto, last);
-        let (upto, _) = g
+        let (upto, facts) = g
             .clear_history("coven", &jid("bob@localhost"), Some(1))
             .unwrap();
         assert_eq!(upto, last);
+        assert!(facts.is_empty(), "nothing more hidden: {facts:?}");
         assert_eq!(member(&g, "bob@localhost").cleared_upto, last);
         assert_eq!(member(&g, "alice@localhost").cleared_upto, 0);
     }

@@ -1,5 +1,6 @@
 //! Creating a channel (XEP-0369 §7.3.2): named by the creator, or ad hoc with a name the
-//! service makes up. Only users of the configured domains may create; the creator owns it.
+//! service makes up (128 random bits from the OS, as 32 hex digits: not to be guessed).
+//! Only users of the configured domains may create; the creator owns it.
 
 use jid::{BareJid, NodePart};
 
@@ -15,6 +16,19 @@ impl Groups {
         &mut self,
         actor: &BareJid,
         name: Option<&str>,
+        now: Micros,
+    ) -> Outcome<(String, Vec<Fact>)> {
+        self.create_listed(actor, name, name.is_some(), now)
+    }
+
+    /// [`Groups::create`], saying whether the channel is listed (see [`Channel::listed`]).
+    ///
+    /// [`Channel::listed`]: super::Channel::listed
+    fn create_listed(
+        &mut self,
+        actor: &BareJid,
+        name: Option<&str>,
+        listed: bool,
         now: Micros,
     ) -> Outcome<(String, Vec<Fact>)> {
         if !self.may_create(actor) {
@@ -54,6 +68,7 @@ impl Groups {
             name: name.clone(),
             owner: actor.clone(),
             at: now,
+            listed,
         };
         Ok((name, self.apply_noted(vec![fact], now)))
     }
@@ -62,7 +77,8 @@ impl Groups {
 impl Groups {
     /// Creates a group with its information and first participants (for the FlyChat SDK's
     /// createGroup, the creator among them): everything is checked before anything is
-    /// applied, so a refusal leaves no group behind.
+    /// applied, so a refusal leaves no group behind. A MIX channel created with a name is
+    /// listed; an ad-hoc one and every FlyChat group are not.
     pub fn create_group(
         &mut self,
         actor: &BareJid,
@@ -92,7 +108,8 @@ impl Groups {
                 format!("{user} is not a user's JID"),
             ));
         }
-        let (name, mut facts) = self.create(actor, name, now)?;
+        let listed = name.is_some() && dialect == Dialect::Mix;
+        let (name, mut facts) = self.create_listed(actor, name, listed, now)?;
         if info != InfoChange::default() {
             facts.extend(self.set_info(&name, actor, info, now)?.1);
         }
@@ -138,12 +155,39 @@ mod tests {
     }
 
     #[test]
+    fn only_mix_channels_created_with_a_name_are_listed() {
+        let mut g = groups();
+        let alice = jid("alice@localhost");
+        let none = InfoChange::default();
+        let (named, _) = g
+            .create_group(&alice, Some("coven"), none.clone(), &[], Dialect::Mix, 1)
+            .unwrap();
+        let (ad_hoc, _) = g
+            .create_group(&alice, None, none.clone(), &[], Dialect::Mix, 1)
+            .unwrap();
+        let (flychat, _) = g
+            .create_group(&alice, Some("trip"), none, &[], Dialect::FlyChat, 1)
+            .unwrap();
+        assert!(g.channel(&named).unwrap().listed);
+        assert!(!g.channel(&ad_hoc).unwrap().listed);
+        assert!(!g.channel(&flychat).unwrap().listed);
+    }
+
+    #[test]
     fn ad_hoc_channels_get_distinct_names() {
         let mut g = groups();
         let (a, _) = g.create(&jid("alice@localhost"), None, 1).unwrap();
         let (b, _) = g.create(&jid("alice@localhost"), None, 1).unwrap();
         assert_ne!(a, b);
         assert_eq!(g.channel(&b).unwrap().key, 2);
+        // 128 bits from the OS: nothing in common with the time or each other.
+        for name in [&a, &b] {
+            assert_eq!(name.len(), 32, "{name}");
+            assert!(name.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
+            assert_eq!(valid_channel_name(name).as_ref(), Ok(name));
+        }
+        let shared = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+        assert!(shared < 8, "{a} and {b} share a prefix of {shared}");
     }
 
     #[test]

@@ -89,6 +89,14 @@ impl Groups {
             // Item ids must change with every publication, even two within a microsecond.
             updated_at: now.max(current.updated_at + 1),
         };
+        // The information as it already is: nothing is published, stored or noted.
+        let unchanged = Info {
+            updated_at: current.updated_at,
+            ..info.clone()
+        };
+        if &unchanged == current {
+            return Ok((unchanged, Vec::new()));
+        }
         let fact = Fact::InfoChanged {
             key: channel.key,
             info: info.clone(),
@@ -130,6 +138,31 @@ mod tests {
             ("The Coven", "witches")
         );
         assert_eq!(info.updated_at, 11);
+    }
+
+    #[test]
+    fn the_same_information_again_makes_no_fact() {
+        let mut g = coven();
+        let change = InfoChange {
+            name: Some("The Coven".into()),
+            history_visible: Some(true),
+            ..InfoChange::default()
+        };
+        let alice = jid("alice@localhost");
+        let (first, facts) = g.set_info("coven", &alice, change.clone(), 10).unwrap();
+        assert!(!facts.is_empty());
+        let (again, facts) = g.set_info("coven", &alice, change, 20).unwrap();
+        assert!(facts.is_empty(), "{facts:?}");
+        assert_eq!(again, first, "the stamp stays the last change's");
+        let (_, facts) = g
+            .set_info("coven", &alice, InfoChange::default(), 30)
+            .unwrap();
+        assert!(facts.is_empty(), "an empty change changes nothing");
+        // A member is still refused, change or not.
+        let err = g
+            .set_info("coven", &jid("bob@localhost"), InfoChange::default(), 40)
+            .unwrap_err();
+        assert_eq!(err.condition, Condition::Forbidden);
     }
 
     #[test]

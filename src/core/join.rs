@@ -1,11 +1,18 @@
 //! Joining a channel (XEP-0369 §7.1.2) with the node subscriptions asked for, and
-//! optionally a nick. Joining again updates the subscriptions and keeps the participant id.
+//! optionally a nick. Joining again updates the subscriptions and keeps the participant id;
+//! joining again as one already is changes nothing and makes no fact.
 //! Who may join first time is the group's to say: its allowed and banned lists, its join
 //! policy (an invite-only group takes the invited, a group taking requests its approved
 //! requesters, who are added by the approval) and its member limit.
+//!
+//! A MIX `<join/>` also says how the participant is reached ([`Reach`]): from the user's
+//! bare JID it is its server joining for it (XEP-0405 MIX-PAM), and deliveries go to the bare
+//! JID; from a full JID it is the client joining itself, which is online from its join on
+//! (as if it had also sent presence), so that nothing said right after the join misses it.
 
-use jid::BareJid;
+use jid::{BareJid, Jid};
 
+use super::model::Reach;
 use super::{
     Channel, Condition, Dialect, Fact, Groups, JoinPolicy, Micros, Nodes, Outcome, Participant,
     ParticipantId, PendingKind, Refusal, Role,
@@ -24,7 +31,39 @@ impl Groups {
         self.join_as(name, actor, nick, nodes, Dialect::Mix, now)
     }
 
-    /// Joins `actor`, whose client speaks `dialect`.
+    /// A MIX `<join/>` from `from`: a bare JID is the user's server joining for it (MIX-PAM,
+    /// reached at the bare JID), a full JID a client joining directly, which is online from
+    /// now on. The joining client is made online only within the limit of clients per
+    /// participant: beyond it the join still succeeds, and the client's own presence is
+    /// refused as usual.
+    pub fn join_from(
+        &mut self,
+        name: &str,
+        from: &Jid,
+        nick: Option<&str>,
+        nodes: Nodes,
+        now: Micros,
+    ) -> Outcome<(Participant, Vec<Fact>)> {
+        let actor = from.to_bare();
+        let (reach, client) = match from.try_as_full() {
+            Ok(full) => (Reach::Direct, Some(full)),
+            Err(_) => (Reach::Server, None),
+        };
+        let (participant, mut facts) =
+            self.join_with(name, &actor, nick, nodes, Dialect::Mix, Some(reach), now)?;
+        if let Some(client) = client {
+            facts.extend(self.presence(name, client, true).unwrap_or_default());
+        }
+        let participant = self
+            .channel(name)
+            .and_then(|c| c.participant(&actor))
+            .cloned()
+            .unwrap_or(participant);
+        Ok((participant, facts))
+    }
+
+    /// Joins `actor`, whose client speaks `dialect`; one already taking part keeps how it
+    /// is reached, a newcomer is reached directly.
     pub fn join_as(
         &mut self,
         name: &str,
@@ -32,6 +71,22 @@ impl Groups {
         nick: Option<&str>,
         nodes: Nodes,
         dialect: Dialect,
+        now: Micros,
+    ) -> Outcome<(Participant, Vec<Fact>)> {
+        self.join_with(name, actor, nick, nodes, dialect, None, now)
+    }
+
+    /// Joins `actor`, whose client speaks `dialect`, reached as `reach` says (`None`: as it
+    /// was, directly for a newcomer).
+    #[allow(clippy::too_many_arguments)]
+    fn join_with(
+        &mut self,
+        name: &str,
+        actor: &BareJid,
+        nick: Option<&str>,
+        nodes: Nodes,
+        dialect: Dialect,
+        reach: Option<Reach>,
         now: Micros,
     ) -> Outcome<(Participant, Vec<Fact>)> {
         let max_nick = self.rules.max_nick_bytes;
@@ -71,13 +126,28 @@ impl Groups {
         let key = channel.key;
         let joining_again = previous.is_some();
         let participant = match previous {
+            // Joining again as it already is changes nothing: the join is answered, but
+            // nothing is stored and nobody is told (a client that joins from each of its
+            // resources would otherwise broadcast the same participant again and again).
+            Some(previous)
+                if previous.nick == nick
+                    && previous.nodes == nodes
+                    && previous.dialect == dialect
+                    && reach.is_none_or(|r| r == previous.reach) =>
+            {
+                return Ok((previous, Vec::new()));
+            }
             Some(previous) => Participant {
                 nick,
                 nodes,
                 dialect,
+                reach: reach.unwrap_or(previous.reach),
                 ..previous
             },
-            None => self.newcomer(name, actor, Some(nick), nodes, dialect, now),
+            None => Participant {
+                reach: reach.unwrap_or_default(),
+                ..self.newcomer(name, actor, Some(nick), nodes, dialect, now)
+            },
         };
         let fact = Fact::Joined {
             key,
@@ -136,6 +206,7 @@ impl Groups {
             nodes,
             role: if owner { Role::Owner } else { Role::Member },
             dialect,
+            reach: Reach::Direct,
             joined_at: now,
             cleared_upto: if history_visible { 0 } else { last_message_id },
             online: Vec::new(),
@@ -220,6 +291,101 @@ mod tests {
         assert_eq!(carol.nick, "carol");
         assert_eq!(carol.role, Role::Member);
         assert_eq!(g.channel("coven").unwrap().participants.len(), 3);
+    }
+
+    #[test]
+    fn joining_again_unchanged_makes_no_fact() {
+        let mut g = coven();
+        let bob = member(&g, "bob@localhost");
+        for nick in [None, Some("bob")] {
+            let (again, facts) = g
+                .join("coven", &jid("bob@localhost"), nick, Nodes::ALL, 9)
+                .unwrap();
+            assert_eq!(again, bob);
+            assert!(facts.is_empty(), "{facts:?}");
+        }
+        let (_, facts) = g
+            .join_or_ask("coven", &jid("bob@localhost"), Dialect::Mix, 9)
+            .unwrap();
+        assert!(facts.is_empty(), "{facts:?}");
+        // A real change still makes one, and only the change's: no notice for a re-join.
+        let (_, facts) = g
+            .join("coven", &jid("bob@localhost"), None, Nodes::MESSAGES, 10)
+            .unwrap();
+        assert!(matches!(facts[..], [Fact::Joined { .. }]), "{facts:?}");
+        let (_, facts) = g
+            .join(
+                "coven",
+                &jid("bob@localhost"),
+                Some("robert"),
+                Nodes::MESSAGES,
+                11,
+            )
+            .unwrap();
+        assert_eq!(facts.len(), 1);
+        let (_, facts) = g
+            .join_as(
+                "coven",
+                &jid("bob@localhost"),
+                None,
+                Nodes::MESSAGES,
+                Dialect::FlyChat,
+                12,
+            )
+            .unwrap();
+        assert_eq!(facts.len(), 1, "a change of dialect is a change");
+    }
+
+    #[test]
+    fn a_join_from_the_bare_jid_is_reached_through_the_server() {
+        let mut g = coven();
+        let carol: Jid = "carol@localhost".parse().unwrap();
+        let (p, facts) = g.join_from("coven", &carol, None, Nodes::ALL, 9).unwrap();
+        assert_eq!((p.reach, p.online.len()), (Reach::Server, 0));
+        assert!(matches!(facts[..], [Fact::Joined { .. }, ..]), "{facts:?}");
+        assert!(!facts
+            .iter()
+            .any(|f| matches!(f, Fact::PresenceChanged { .. })));
+        // The same join again changes nothing; from a client, it changes the reach.
+        let (_, facts) = g.join_from("coven", &carol, None, Nodes::ALL, 10).unwrap();
+        assert!(facts.is_empty(), "{facts:?}");
+        let phone: Jid = "carol@localhost/phone".parse().unwrap();
+        let (p, facts) = g.join_from("coven", &phone, None, Nodes::ALL, 11).unwrap();
+        assert_eq!(p.reach, Reach::Direct);
+        assert!(matches!(
+            facts[..],
+            [
+                Fact::Joined { .. },
+                Fact::PresenceChanged { online: true, .. }
+            ]
+        ));
+    }
+
+    #[test]
+    fn a_client_that_joins_directly_is_online_from_its_join() {
+        let mut g = coven();
+        let phone: Jid = "carol@localhost/phone".parse().unwrap();
+        let (p, facts) = g.join_from("coven", &phone, None, Nodes::ALL, 9).unwrap();
+        assert_eq!(p.reach, Reach::Direct);
+        assert_eq!(p.online, vec![phone.try_as_full().unwrap().clone()]);
+        assert!(matches!(
+            facts.last(),
+            Some(Fact::PresenceChanged { online: true, .. })
+        ));
+        // Another of its clients joining as it is only comes online.
+        let laptop: Jid = "carol@localhost/laptop".parse().unwrap();
+        let (p, facts) = g.join_from("coven", &laptop, None, Nodes::ALL, 10).unwrap();
+        assert_eq!(p.online.len(), 2);
+        assert!(
+            matches!(facts[..], [Fact::PresenceChanged { .. }]),
+            "{facts:?}"
+        );
+        // Beyond the limit of clients the join is still answered; that client is not online.
+        g.rules.max_resources_per_participant = 2;
+        let third: Jid = "carol@localhost/third".parse().unwrap();
+        let (p, facts) = g.join_from("coven", &third, None, Nodes::ALL, 11).unwrap();
+        assert_eq!(p.online.len(), 2);
+        assert!(facts.is_empty(), "{facts:?}");
     }
 
     #[test]

@@ -58,10 +58,7 @@ impl Groups {
             });
         }
         if was_owner && actor == target {
-            self.departed_owners
-                .retain(|_, (_, at)| now - *at < super::destroy::DEPARTED_OWNER_GRACE);
-            self.departed_owners
-                .insert(name.to_owned(), (target.clone(), now));
+            self.departed(key, name, target, now);
         }
         let mut facts = self.apply_noted(facts, now);
         if last {

@@ -45,6 +45,7 @@ use std::collections::HashMap;
 
 pub use add::MAX_ADDED_PER_REQUEST;
 pub use correct::Corrected;
+pub use destroy::DEPARTED_OWNER_GRACE;
 pub use history::HistoryScope;
 pub use info::{check_info, InfoChange};
 pub use model::{
@@ -109,6 +110,8 @@ pub enum Fact {
         name: String,
         owner: BareJid,
         at: Micros,
+        /// Named to be found (see [`Channel::listed`]).
+        listed: bool,
     },
     /// The channel is gone; its archive goes too unless the service keeps archives.
     ChannelDestroyed {
@@ -186,7 +189,8 @@ pub enum Fact {
         info: Info,
         by: BareJid,
     },
-    /// A client came online in a channel or went away; known only while mixd runs, not stored.
+    /// A client came online in a channel or went away (XEP-0403). Stored, so that live
+    /// delivery survives a restart; told to nobody.
     PresenceChanged {
         key: i64,
         jid: FullJid,
@@ -224,6 +228,10 @@ pub struct Rules {
     pub max_members: usize,
     /// Groups one user may have created and not deleted (0: no limit).
     pub max_groups_per_creator: usize,
+    /// Clients (full JIDs) one participant may have online in one channel at once. Each is
+    /// a copy of every live delivery, so a user with thousands of resources would multiply
+    /// the channel's traffic; presence beyond the limit is refused (see `presence.rs`).
+    pub max_resources_per_participant: usize,
     /// Whether a deleted group's archive stays in the database (for the operator; no client
     /// can read it) instead of being erased with the group.
     pub keep_archive: bool,
@@ -237,6 +245,7 @@ impl Default for Rules {
             max_nick_bytes: 64,
             max_members: 10_000,
             max_groups_per_creator: 1_000,
+            max_resources_per_participant: 64,
             keep_archive: false,
         }
     }
@@ -246,8 +255,24 @@ impl Default for Rules {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub channels: Vec<Channel>,
+    /// The highest channel key ever handed out, deleted channels' included: keys are never
+    /// reused, which the departed owners' right (keyed by channel) relies on.
     pub last_channel_key: i64,
     pub last_message_id: i64,
+    /// Owners who left a channel themselves lately (see `destroy.rs`), expired ones too: the
+    /// rules look at the time.
+    pub departures: Vec<Departure>,
+}
+
+/// An owner who left a channel itself: for [`DEPARTED_OWNER_GRACE`] it may still delete that
+/// channel — that one only, named by its key, never a later channel reusing the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departure {
+    pub key: i64,
+    /// The channel's name, for a delete that arrives when the channel is already gone.
+    pub name: String,
+    pub owner: BareJid,
+    pub at: Micros,
 }
 
 /// The groups of one service and the counters that key new ones.
@@ -263,9 +288,9 @@ pub struct Groups {
     directory: directory::Directory,
     /// How many existing channels each user created (for the per-creator limit).
     created: HashMap<BareJid, usize>,
-    /// Owners who just left a channel, by channel name: they may still delete it for a
-    /// moment (see `destroy.rs`).
-    departed_owners: HashMap<String, (BareJid, Micros)>,
+    /// Owners who just left a channel, with its key: they may still delete that channel for
+    /// a moment (see `destroy.rs`). A handful at most: expired ones go as new ones come.
+    departed_owners: Vec<Departure>,
 }
 
 impl Groups {
@@ -294,7 +319,7 @@ impl Groups {
             ids: IdSource::default(),
             directory,
             created,
-            departed_owners: HashMap::new(),
+            departed_owners: snapshot.departures,
         }
     }
 
@@ -310,6 +335,36 @@ impl Groups {
 
     pub fn channels(&self) -> impl Iterator<Item = &Channel> {
         self.channels.values()
+    }
+
+    /// The channels `user` may learn of ([`Channel::visible_to`]), each once: the public ones
+    /// it may join, then those it takes part in or owns, then those it is invited to or asked
+    /// to join. In no particular order. Costs a look at each channel's settings, not at its
+    /// participants: its own groups come from the directory.
+    pub fn visible_channels<'a>(&'a self, user: &'a BareJid) -> impl Iterator<Item = &'a Channel> {
+        let found = move |c: &Channel| c.is_public() && c.access().admits(user);
+        let own = self.directory.of(user);
+        let public = self.channels.values().filter(move |c| found(c));
+        let mine = self.groups_of(user).filter(move |c| !found(c));
+        let waiting = self.channels.values().filter(move |c| {
+            c.administration.is_some()
+                && c.pending(user).is_some()
+                && !found(c)
+                && !own.contains(&c.key)
+        });
+        public.chain(mine).chain(waiting)
+    }
+
+    /// The channel `name` if `user` may learn of it; otherwise the refusal a missing channel
+    /// gets, so that a name cannot be probed.
+    pub fn visible(&self, name: &str, user: &BareJid) -> Outcome<&Channel> {
+        match self.channels.get(name) {
+            Some(channel) if channel.visible_to(user) => Ok(channel),
+            _ => Err(Refusal::new(
+                Condition::ItemNotFound,
+                format!("no channel '{name}'"),
+            )),
+        }
     }
 
     pub fn may_create(&self, user: &BareJid) -> bool {
@@ -454,13 +509,13 @@ impl Groups {
                 name,
                 owner,
                 at,
+                listed,
             } => {
                 self.last_channel_key = self.last_channel_key.max(*key);
                 self.names.insert(*key, name.clone());
-                self.channels.insert(
-                    name.clone(),
-                    Channel::new(*key, name.clone(), owner.clone(), *at),
-                );
+                let mut channel = Channel::new(*key, name.clone(), owner.clone(), *at);
+                channel.listed = *listed;
+                self.channels.insert(name.clone(), channel);
                 match self.created.get_mut(owner) {
                     Some(n) => *n += 1,
                     None => {
@@ -536,8 +591,10 @@ impl Fact {
     }
 }
 
-/// Opaque identifiers (participant ids, ad-hoc channel names) that cannot be guessed from
-/// one another: a counter hashed with a per-process random key.
+/// Identifiers the service makes up (participant ids, ad-hoc channel names): drawn from the
+/// OS's randomness (`getrandom`), so that none can be guessed from another, from the time or
+/// from how many came before. Should the OS refuse (it does not on any supported system
+/// once booted), a counter and the time hashed under a per-process random key stand in.
 #[derive(Default)]
 struct IdSource {
     counter: u64,
@@ -545,11 +602,17 @@ struct IdSource {
 }
 
 impl IdSource {
+    /// An ad-hoc channel's name: 128 random bits as 32 lowercase hex digits (a valid,
+    /// already normalized JID localpart).
     fn next(&mut self) -> String {
-        format!("{:016x}", self.next_u64())
+        format!("{:016x}{:016x}", self.next_u64(), self.next_u64())
     }
 
     fn next_u64(&mut self) -> u64 {
+        getrandom::u64().unwrap_or_else(|_| self.fallback())
+    }
+
+    fn fallback(&mut self) -> u64 {
         use std::hash::{BuildHasher, Hasher};
         self.counter += 1;
         let mut hasher = self.keys.build_hasher();
@@ -623,5 +686,118 @@ pub(crate) mod testing {
         g.join("coven", &jid("bob@localhost"), Some("bob"), Nodes::ALL, 3)
             .unwrap();
         g
+    }
+}
+
+#[cfg(test)]
+mod visibility_tests {
+    use super::testing::*;
+    use super::*;
+
+    fn seen_by(g: &Groups, user: &str) -> Vec<String> {
+        let user = jid(user);
+        let mut names: Vec<String> = g.visible_channels(&user).map(|c| c.name.clone()).collect();
+        names.sort();
+        names
+    }
+
+    fn policy(g: &mut Groups, name: &str, policy: JoinPolicy) {
+        let change = SettingsChange {
+            policy: Some(policy),
+            ..SettingsChange::default()
+        };
+        g.change_settings(name, &jid("alice@localhost"), change, 9)
+            .unwrap();
+    }
+
+    /// `coven` (public), `sabbat` (invitation only), `moot` (by request), an ad-hoc channel
+    /// and a FlyChat group, all alice's; bob takes part in `coven` only.
+    fn service() -> (Groups, String, String) {
+        let mut g = coven();
+        let alice = jid("alice@localhost");
+        for name in ["sabbat", "moot"] {
+            g.create(&alice, Some(name), 5).unwrap();
+        }
+        policy(&mut g, "sabbat", JoinPolicy::Invite);
+        policy(&mut g, "moot", JoinPolicy::Request);
+        let (ad_hoc, _) = g.create(&alice, None, 6).unwrap();
+        let (flychat, _) = g
+            .create_group(
+                &alice,
+                Some("trip"),
+                InfoChange::default(),
+                std::slice::from_ref(&alice),
+                Dialect::FlyChat,
+                7,
+            )
+            .unwrap();
+        (g, ad_hoc, flychat)
+    }
+
+    #[test]
+    fn outsiders_see_public_channels_and_members_their_own() {
+        let (g, ad_hoc, flychat) = service();
+        assert_eq!(seen_by(&g, "dave@localhost"), ["coven"]);
+        assert_eq!(seen_by(&g, "bob@localhost"), ["coven"]);
+        let mut all = vec![
+            "coven".to_owned(),
+            "moot".into(),
+            "sabbat".into(),
+            ad_hoc,
+            flychat,
+        ];
+        all.sort();
+        assert_eq!(seen_by(&g, "alice@localhost"), all);
+        for name in ["sabbat", "moot", "trip"] {
+            let err = g.visible(name, &jid("dave@localhost")).unwrap_err();
+            assert_eq!(err.condition, Condition::ItemNotFound);
+            assert_eq!(err.text, format!("no channel '{name}'"), "as if missing");
+        }
+        assert!(g.visible("coven", &jid("dave@localhost")).is_ok());
+    }
+
+    #[test]
+    fn invitations_and_requests_show_the_channel_to_whom_they_concern() {
+        let (mut g, _, _) = service();
+        let (alice, dave, eve) = (
+            jid("alice@localhost"),
+            jid("dave@localhost"),
+            jid("eve@localhost"),
+        );
+        g.invite("sabbat", &alice, std::slice::from_ref(&dave), 10)
+            .unwrap();
+        g.request_join("moot", &eve, Dialect::Mix, 10).unwrap();
+        assert_eq!(seen_by(&g, "dave@localhost"), ["coven", "sabbat"]);
+        assert_eq!(seen_by(&g, "eve@localhost"), ["coven", "moot"]);
+        assert_eq!(seen_by(&g, "frank@localhost"), ["coven"]);
+        // Joining turns the invitation into participation: still seen, once.
+        g.join("sabbat", &dave, None, Nodes::ALL, 11).unwrap();
+        assert_eq!(seen_by(&g, "dave@localhost"), ["coven", "sabbat"]);
+    }
+
+    #[test]
+    fn a_public_channel_is_hidden_from_whom_its_access_lists_keep_out() {
+        let (mut g, _, _) = service();
+        let alice = jid("alice@localhost");
+        g.set_access(
+            "coven",
+            &alice,
+            AccessList::Banned,
+            &jid("eve@localhost"),
+            true,
+            10,
+        )
+        .unwrap();
+        assert_eq!(seen_by(&g, "eve@localhost"), Vec::<String>::new());
+        let allowed = jid("example.org");
+        g.set_access("coven", &alice, AccessList::Allowed, &allowed, true, 10)
+            .unwrap();
+        assert_eq!(seen_by(&g, "dave@localhost"), Vec::<String>::new());
+        assert_eq!(seen_by(&g, "dave@example.org"), ["coven"]);
+        // Bob is not on the allowed list but takes part: he still sees his channel.
+        assert_eq!(seen_by(&g, "bob@localhost"), ["coven"]);
+        // An invitation-only channel that opens becomes public.
+        policy(&mut g, "sabbat", JoinPolicy::Open);
+        assert_eq!(seen_by(&g, "frank@localhost"), ["sabbat"]);
     }
 }

@@ -229,6 +229,21 @@ impl Dialect {
     }
 }
 
+/// How mixd reaches a MIX participant's clients. Only MIX delivery (`mix::deliver`) asks:
+/// FlyChat participants are always told at their bare JID by their own dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reach {
+    /// The client joined the channel itself (`<join/>` from a full JID): mixd sends to the
+    /// full JIDs in [`Participant::online`] — the joining resource from its join on, and
+    /// each client that sent presence (XEP-0403). For servers without MIX-PAM.
+    #[default]
+    Direct,
+    /// The user's server joined for it (XEP-0405 MIX-PAM: `<join/>` from the bare JID):
+    /// mixd sends to the bare JID, and the server delivers to each client, keeps offline and
+    /// archives. `online` is not used to address it.
+    Server,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
     /// Never reused within the channel.
@@ -238,11 +253,16 @@ pub struct Participant {
     pub nodes: Nodes,
     pub role: Role,
     pub dialect: Dialect,
+    /// Where MIX deliveries go: the bare JID or the online full JIDs. Stored with the
+    /// dialect (see `store::sqlite::write`), so no schema change.
+    pub reach: Reach,
     pub joined_at: Micros,
     /// Messages up to this archive id are hidden from this participant's own history.
     pub cleared_upto: i64,
-    /// Full JIDs that have sent available presence to the channel (XEP-0403); live
-    /// deliveries go to these. Not stored: it is rebuilt as clients send presence again.
+    /// Full JIDs that joined directly or sent available presence to the channel
+    /// (XEP-0403); live deliveries go to these when `reach` is [`Reach::Direct`]. Stored, so that live delivery resumes after a restart without
+    /// clients sending presence again (they do not); one that went away meanwhile is dropped
+    /// when a delivery to it bounces. At most `Rules::max_resources_per_participant`.
     pub online: Vec<FullJid>,
 }
 
@@ -285,6 +305,10 @@ pub struct Channel {
     pub key: i64,
     /// The channel's localpart: `name@mix.example`.
     pub name: String,
+    /// Whether its creator named it to be found: a MIX `<create channel='…'/>`. Ad-hoc
+    /// channels (the service made the name up) and FlyChat groups (the SDK makes up a UUID
+    /// for a conversation among the people it adds) are not; see [`Channel::is_public`].
+    pub listed: bool,
     pub info: Info,
     pub created_by: BareJid,
     pub created_at: Micros,
@@ -329,6 +353,7 @@ impl Channel {
         Channel {
             key,
             name,
+            listed: true,
             info: Info {
                 updated_at: at,
                 ..Info::default()
@@ -370,6 +395,26 @@ impl Channel {
             .iter()
             .find(|(j, _)| j == jid)
             .map_or(0, |(_, until)| *until)
+    }
+
+    /// Whether anyone may find the channel: it was named to be found ([`Channel::listed`])
+    /// and anyone admitted by the access lists may join it without asking (the open join
+    /// policy). Invitation-only and request groups, ad-hoc channels and FlyChat groups are
+    /// found only by those who take part in them or wait on them.
+    pub fn is_public(&self) -> bool {
+        self.listed && self.settings().policy == JoinPolicy::Open
+    }
+
+    /// Whether `user` may learn that the channel exists (discovery, its disco#info, its
+    /// nodes): a participant, an owner, a user with an invitation or a request waiting, or
+    /// — for a public channel — anyone the allowed and banned lists admit, that is anyone
+    /// with the right to join it (XEP-0369 §6.3: a service lists only the channels the
+    /// requester has rights to subscribe to).
+    pub fn visible_to(&self, user: &BareJid) -> bool {
+        self.participant(user).is_some()
+            || self.is_owner(user)
+            || self.pending(user).is_some()
+            || (self.is_public() && self.access().admits(user))
     }
 
     pub fn participant(&self, jid: &BareJid) -> Option<&Participant> {

@@ -15,12 +15,16 @@ impl Groups {
         nick: &str,
     ) -> Outcome<(String, Vec<Fact>)> {
         let nick = checked_nick(nick, self.rules.max_nick_bytes)?;
-        let (channel, _) = self.participant_of(name, actor)?;
+        let (channel, participant) = self.participant_of(name, actor)?;
         if channel.nick_taken(&nick, actor) {
             return Err(Refusal::new(
                 Condition::Conflict,
                 format!("the nick '{nick}' is taken in '{name}'"),
             ));
+        }
+        // The same nick again changes nothing: no fact, nobody told.
+        if participant.nick == nick {
+            return Ok((nick, Vec::new()));
         }
         let fact = Fact::NickChanged {
             key: channel.key,
@@ -49,6 +53,15 @@ mod tests {
         assert_eq!(nick, "robert");
         let p = member(&g, "bob@localhost");
         assert_eq!(p.nick, "robert");
+        let (nick, facts) = g
+            .set_nick("coven", &jid("bob@localhost"), "robert ")
+            .unwrap();
+        assert_eq!(nick, "robert");
+        assert!(facts.is_empty(), "the same nick again: {facts:?}");
+        let (_, facts) = g
+            .set_nick("coven", &jid("bob@localhost"), "Robert")
+            .unwrap();
+        assert_eq!(facts.len(), 1, "another case is another nick");
         let outsider = g
             .set_nick("coven", &jid("eve@localhost"), "eve")
             .unwrap_err();

@@ -78,7 +78,8 @@ pub struct Notice {
     pub at: Micros,
 }
 
-/// The notice a fact calls for: its channel, kind, actor and target.
+/// The notice a fact calls for: its channel, kind, actor and target. Every fact is listed,
+/// so that a new one does not compile until it is decided whether history shows it.
 fn notice_of(fact: &Fact) -> Option<(i64, NoticeKind, BareJid, Option<BareJid>)> {
     use crate::core::{AccessList, PendingKind, Role};
     Some(match fact {
@@ -164,7 +165,22 @@ fn notice_of(fact: &Fact) -> Option<(i64, NoticeKind, BareJid, Option<BareJid>)>
             by.clone(),
             Some(pending.jid.clone()),
         ),
-        _ => return None,
+        // No notice: an approved request is noted by its `Joined`; conversation (messages,
+        // typing, receipts, retractions, corrections, reactions) is archived or relayed as
+        // itself; a notice is not noted again; and history shows what was done to the
+        // group, not a participant's own name, subscriptions, presence or cleared history.
+        Fact::PendingResolved { accepted: true, .. }
+        | Fact::NickChanged { .. }
+        | Fact::SubscriptionChanged { .. }
+        | Fact::PresenceChanged { .. }
+        | Fact::HistoryCleared { .. }
+        | Fact::Posted(_)
+        | Fact::ChatState { .. }
+        | Fact::Receipt(_)
+        | Fact::Retracted(_)
+        | Fact::Corrected(_)
+        | Fact::Reacted(_)
+        | Fact::Noticed(_) => return None,
     })
 }
 

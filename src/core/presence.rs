@@ -3,17 +3,43 @@
 //! goes offline) to stop. Stock Prosody and ejabberd do not deliver `groupchat` from a
 //! component to a bare JID, so these full JIDs are where live deliveries go; a participant
 //! with none catches up from the archive (MAM).
+//!
+//! Presence is stored like every other fact, so that a restart does not silence a channel:
+//! clients never send presence again by themselves. A client that went away while mixd was
+//! down stays listed until a delivery to it bounces ([`Groups::bounced`]). A failed commit's
+//! reload keeps the presence the core knew ([`Groups::keep_presence_of`]).
+//!
+//! One participant may have at most `Rules::max_resources_per_participant` clients online in
+//! a channel. Presence beyond that is refused (`resource-constraint`) rather than pushing the
+//! oldest client out: every listed client is a copy of every live delivery, and refusing keeps
+//! the clients that already work working — dropping the oldest would silently cut off a
+//! client that is still there, and let a burst of logins churn through the list. The client
+//! that is refused learns why; the user frees a place by closing a client (its server sends
+//! unavailable), and a client gone without a word is taken off when a delivery bounces.
 
-use jid::FullJid;
+use std::collections::HashMap;
 
-use super::{Fact, Groups, Outcome};
+use jid::{BareJid, FullJid};
+
+use super::{Condition, Fact, Groups, Outcome, Refusal};
 
 impl Groups {
     pub fn presence(&mut self, name: &str, from: &FullJid, online: bool) -> Outcome {
         let bare = from.to_bare();
+        let limit = self.rules.max_resources_per_participant;
         let (channel, participant) = self.participant_of(name, &bare)?;
         if participant.online.contains(from) == online {
             return Ok(Vec::new());
+        }
+        if online && participant.online.len() >= limit {
+            return Err(Refusal::new(
+                Condition::ResourceConstraint,
+                format!(
+                    "{bare} already has {} clients online in '{name}', the most one participant \
+                     may have; send unavailable presence from one of them first",
+                    participant.online.len()
+                ),
+            ));
         }
         let fact = Fact::PresenceChanged {
             key: channel.key,
@@ -40,16 +66,44 @@ impl Groups {
             .collect();
         self.apply_all(facts)
     }
+
+    /// After a failed commit the core starts again from the store (`self`, just loaded);
+    /// `old` is the state it ran ahead with. Who is online is what clients told, whether or
+    /// not its last change reached the disk, so each participant that is still one keeps the
+    /// clients `old` knew: without this, live delivery would stop until clients sent presence
+    /// again, which they never do by themselves.
+    pub fn keep_presence_of(&mut self, old: Groups) {
+        for (name, old_channel) in old.channels {
+            let Some(channel) = self.channels.get_mut(&name) else {
+                continue;
+            };
+            if channel.key != old_channel.key {
+                continue;
+            }
+            let mut online: HashMap<BareJid, Vec<FullJid>> = old_channel
+                .participants
+                .into_iter()
+                .map(|p| (p.jid, p.online))
+                .collect();
+            for participant in &mut channel.participants {
+                if let Some(clients) = online.remove(&participant.jid) {
+                    participant.online = clients;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
+    use super::super::{Condition, Rules, Snapshot};
+    use super::*;
 
     #[test]
     fn presence_tracks_full_jids() {
         let mut g = coven();
-        let phone = jid::FullJid::new("bob@localhost/phone").unwrap();
+        let phone = FullJid::new("bob@localhost/phone").unwrap();
         assert_eq!(g.presence("coven", &phone, true).unwrap().len(), 1);
         assert!(g.presence("coven", &phone, true).unwrap().is_empty());
         let bob = member(&g, "bob@localhost");
@@ -57,7 +111,67 @@ mod tests {
         assert_eq!(g.bounced(&phone).len(), 1);
         let bob = member(&g, "bob@localhost");
         assert!(bob.online.is_empty());
-        let eve = jid::FullJid::new("eve@localhost/x").unwrap();
+        let eve = FullJid::new("eve@localhost/x").unwrap();
         assert!(g.presence("coven", &eve, true).is_err());
+    }
+
+    #[test]
+    fn clients_beyond_the_limit_are_refused_and_going_away_frees_a_place() {
+        let mut g = coven();
+        g.rules.max_resources_per_participant = 3;
+        let client = |i: usize| FullJid::new(&format!("bob@localhost/r{i}")).unwrap();
+        for i in 0..3 {
+            assert_eq!(g.presence("coven", &client(i), true).unwrap().len(), 1);
+        }
+        let err = g.presence("coven", &client(3), true).unwrap_err();
+        assert_eq!(err.condition, Condition::ResourceConstraint);
+        assert!(err.text.contains("3 clients"), "{}", err.text);
+        // One already online is no change, not a refusal.
+        assert!(g.presence("coven", &client(1), true).unwrap().is_empty());
+        // Unavailable beyond the limit is never refused (and changes nothing).
+        assert!(g.presence("coven", &client(3), false).unwrap().is_empty());
+        assert_eq!(g.presence("coven", &client(0), false).unwrap().len(), 1);
+        assert_eq!(g.presence("coven", &client(3), true).unwrap().len(), 1);
+        let online = member(&g, "bob@localhost").online;
+        assert_eq!(online, vec![client(1), client(2), client(3)]);
+        // The limit is per participant: alice still comes online.
+        let alice = FullJid::new("alice@localhost/a").unwrap();
+        assert_eq!(g.presence("coven", &alice, true).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_reload_keeps_who_was_online() {
+        let phone = FullJid::new("bob@localhost/phone").unwrap();
+        // What the store has: the channel with alice and bob as they joined, nobody online,
+        // and no trace of carol, whose join was in the failed batch.
+        let stored = coven();
+        let mut carol_joined = coven();
+        carol_joined
+            .join(
+                "coven",
+                &jid("carol@localhost"),
+                None,
+                crate::core::Nodes::ALL,
+                4,
+            )
+            .unwrap();
+        let carol = FullJid::new("carol@localhost/c").unwrap();
+        carol_joined.presence("coven", &phone, true).unwrap();
+        carol_joined.presence("coven", &carol, true).unwrap();
+        let snapshot = Snapshot {
+            channels: stored.channels().cloned().collect(),
+            last_channel_key: 1,
+            last_message_id: stored.last_message_id(),
+            departures: Vec::new(),
+        };
+        let mut reloaded = Groups::new(Rules::default(), snapshot);
+        reloaded.keep_presence_of(carol_joined);
+        assert_eq!(member(&reloaded, "bob@localhost").online, vec![phone]);
+        assert!(reloaded
+            .channel("coven")
+            .unwrap()
+            .participant(&jid("carol@localhost"))
+            .is_none());
+        assert!(member(&reloaded, "alice@localhost").online.is_empty());
     }
 }

@@ -16,6 +16,9 @@ impl Groups {
         let (channel, participant) = self.participant_of(name, actor)?;
         Self::admitted_as(channel, actor, participant.role)?;
         let nodes = participant.nodes.without(unsubscribe).with(subscribe);
+        if nodes == participant.nodes {
+            return Ok((nodes, Vec::new()));
+        }
         let fact = Fact::SubscriptionChanged {
             key: channel.key,
             jid: actor.clone(),
@@ -42,5 +45,10 @@ mod tests {
             .update_subscription("coven", &jid("bob@localhost"), Nodes::INFO, Nodes::MESSAGES)
             .unwrap();
         assert_eq!(nodes, Nodes::ALL.without(Nodes::MESSAGES));
+        let (same, facts) = g
+            .update_subscription("coven", &jid("bob@localhost"), Nodes::INFO, Nodes::MESSAGES)
+            .unwrap();
+        assert_eq!(same, nodes);
+        assert!(facts.is_empty(), "nothing changed: {facts:?}");
     }
 }

@@ -5,6 +5,8 @@
 //! invitations and requests, member receipt states). Neither dialect imports the other; what
 //! both need lives here or in `xml`.
 
+pub mod ids;
+pub mod payload;
 mod reply;
 pub mod shapes;
 
@@ -19,10 +21,12 @@ use crate::store::Reader;
 pub use reply::{ErrorKind, ReplyTo};
 
 /// What requests may consult besides the core: the service's address, for routing and for
-/// the `from` of what it sends, and the archive, for the reads that run off the rules task.
+/// the `from` of what it sends, the archive, for the reads that run off the rules task, and
+/// the keyed permutation that turns archive ids into the opaque ids clients see ([`ids`]).
 pub struct Service {
     pub domain: String,
     pub archive: Arc<dyn Reader>,
+    pub ids: ids::Ids,
 }
 
 impl Service {
@@ -106,7 +110,8 @@ pub type Read = Box<dyn FnOnce(&dyn Reader) -> Vec<String> + Send>;
 /// A message to find in a channel's archive, and what to do with what was found.
 pub struct Lookup {
     pub channel: i64,
-    /// Archive ids, or a sender's origin-ids or stanza ids (`Reader::find_message`).
+    /// As the client sent them: opaque archive ids (decoded by the service before the
+    /// look-up, `ids`), or a sender's origin-ids or stanza ids (`Reader::find_message`).
     pub references: Vec<String>,
     /// Sent instead when the archive cannot be read.
     pub on_failure: String,
@@ -207,5 +212,46 @@ pub mod testing {
     /// An element parsed from `xml`, which must declare its namespace.
     pub fn element(xml: &str) -> minidom::Element {
         xml.parse().unwrap()
+    }
+
+    /// A service `mix.example.org` whose ids have a fixed key (`ids::testing::ids(6)`) and
+    /// whose archive must not be read.
+    pub fn service() -> super::Service {
+        service_at("mix.example.org")
+    }
+
+    /// The same at `domain`.
+    pub fn service_at(domain: &str) -> super::Service {
+        super::Service {
+            domain: domain.into(),
+            archive: std::sync::Arc::new(NoArchive),
+            ids: super::ids::testing::ids(6),
+        }
+    }
+
+    /// An archive that fails the test if anything reads it.
+    pub struct NoArchive;
+
+    impl crate::store::Reader for NoArchive {
+        fn snapshot(&self) -> anyhow::Result<crate::core::Snapshot> {
+            unreachable!("the archive was read")
+        }
+        fn history(
+            &self,
+            _: &crate::store::HistoryQuery,
+        ) -> Result<crate::store::HistoryPage, crate::store::HistoryError> {
+            unreachable!("the archive was read")
+        }
+        fn find_message(
+            &self,
+            _: i64,
+            _: Option<i64>,
+            _: &str,
+        ) -> anyhow::Result<Option<crate::core::MessageRef>> {
+            unreachable!("the archive was read")
+        }
+        fn receipts(&self, _: i64) -> anyhow::Result<Vec<crate::store::MemberReceipt>> {
+            unreachable!("the archive was read")
+        }
     }
 }

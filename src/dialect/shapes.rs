@@ -5,6 +5,7 @@
 
 use jid::BareJid;
 
+use super::ids::Ids;
 use super::{ErrorKind, Handled, ReplyTo};
 use crate::core::{iso_time, MessageRef, Micros, Pending, PendingKind};
 use crate::xml::{ns, Template, Xml};
@@ -22,13 +23,16 @@ pub fn normal_message(channel_jid: &str, write: impl FnOnce(&mut Xml)) -> Templa
     })
 }
 
-/// An XEP-0407 `<invitation/>`; its token is the invitation's time, which names it.
-pub fn invitation(x: &mut Xml, channel_jid: &str, invitation: &Pending) {
+/// An XEP-0407 `<invitation/>`; its token is a MAC of the invitation under the service's
+/// key (`Ids::invitation_token`): opaque, unpredictable, and informational (the invitee is
+/// admitted by its bare JID).
+pub fn invitation(x: &mut Xml, ids: &Ids, channel_jid: &str, invitation: &Pending) {
+    let token = ids.invitation_token(channel_jid, invitation.jid.as_str(), invitation.at);
     x.open("invitation", ns::MIX_MISC)
         .leaf("inviter", "", invitation.by.as_str())
         .leaf("invitee", "", invitation.jid.as_str())
         .leaf("channel", "", channel_jid)
-        .leaf("token", "", &invitation.at.to_string())
+        .leaf("token", "", &token)
         .close();
 }
 

@@ -6,35 +6,37 @@
 //!
 //! Each page is in paging order: `up` (toward older rows) newest first, `down` oldest first,
 //! so that the last row is always the one to continue from.
+//!
+//! Row ids (and the msgid of a row whose sender gave none) are the archive ids' opaque form
+//! in digits (`dialect::ids`): the SDK pages only with a `lastRowId` of digits. Paging runs
+//! on the archive ids they decode to.
 
 use jid::BareJid;
 use minidom::Element;
 
 use super::render;
-use crate::core::{Condition, Groups, Outcome, Refusal};
+use super::wire::{CONTENT, HISTORY_NS};
+use crate::core::{Condition, Groups, MessageRef, Outcome, Refusal};
+use crate::dialect::ids::{Ids, Paging};
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
 use crate::store::{Archived, HistoryQuery, Page};
 use crate::xml::{ns, Xml};
 
-pub const NS: &str = "jabber:iq:user_activities";
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
 const FIRST_MEDIA_PAGE: usize = 3;
 const MEDIA_PAGE: usize = 10;
 
-pub fn query(
-    groups: &Groups,
-    service: &Service,
-    env: &Envelope,
-    query: &Element,
-) -> Outcome<Handled> {
-    let status = query.attr("status").unwrap_or_default().to_owned();
-    // The group: `to_user`, or the group the query is addressed to.
-    let group = match (query.attr("to_user"), &env.channel) {
+/// The group a history query is about: `to_user`, or the group the query is addressed to.
+/// The query usually comes from the user's own server, so `to_user` is what counts; it must
+/// be a group of this service (the router has checked that the query is addressed to it, so
+/// the envelope's domain is the service's).
+fn group_of(env: &Envelope, query: &Element) -> Outcome<String> {
+    match (query.attr("to_user"), &env.channel) {
         (Some(to_user), _) => {
             let jid = BareJid::new(to_user)
                 .map_err(|_| bad_request(format!("to_user: '{to_user}' is not a JID")))?;
-            if jid.domain().as_str() != service.domain {
+            if jid.domain().as_str() != env.to.domain().as_str() {
                 return Err(Refusal::new(
                     Condition::ItemNotFound,
                     format!("{jid} is not a group of this service"),
@@ -42,85 +44,153 @@ pub fn query(
             }
             jid.node()
                 .map(|n| n.to_string())
-                .ok_or_else(|| bad_request("to_user names no group"))?
+                .ok_or_else(|| bad_request("to_user names no group"))
         }
-        (None, Some(channel)) => channel.clone(),
-        (None, None) => return Err(bad_request("the history query needs to_user")),
-    };
-    let mut history = HistoryQuery::within(groups.history_scope(&group, &env.sender())?);
-    let newest_first = match status.as_str() {
-        "group_chat" => {
-            history.with_notices = true;
-            history.max = match query.attr("limit").filter(|l| !l.is_empty()) {
-                Some(limit) => limit
-                    .parse::<usize>()
-                    .map_err(|_| bad_request(format!("limit: '{limit}' is not a number")))?,
-                None => DEFAULT_LIMIT,
+        (None, Some(channel)) => Ok(channel.clone()),
+        (None, None) => Err(bad_request("the history query needs to_user")),
+    }
+}
+
+/// `status='group_chat'`: one page of messages and notices. The SDK's `message_id` and
+/// `send_seen` steer its own receipts, not the page, and are not read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupChat {
+    pub group: String,
+    /// `up` without a row: the newest page; `up` from a row: `Before` it; `down`: `First`
+    /// or `After` the row. An empty or `0` row_id means no row. Rows as sent, decoded when
+    /// the query runs.
+    pub page: Paging,
+    /// `limit`, 20 when not given, within 1 to 100.
+    pub limit: usize,
+}
+
+impl GroupChat {
+    pub fn parse(env: &Envelope, query: &Element) -> Outcome<Self> {
+        let group = group_of(env, query)?;
+        let limit = match query.attr("limit").filter(|l| !l.is_empty()) {
+            Some(limit) => limit
+                .parse::<usize>()
+                .map_err(|_| bad_request(format!("limit: '{limit}' is not a number")))?,
+            None => DEFAULT_LIMIT,
+        }
+        .clamp(1, MAX_LIMIT);
+        let row = query
+            .attr("row_id")
+            .filter(|r| !r.is_empty() && *r != "0")
+            .map(str::to_owned);
+        let up = query.attr("position") != Some("down");
+        let page = match (up, row) {
+            (true, Some(row)) => Paging::Before(row),
+            (true, None) => Paging::Last,
+            (false, Some(row)) => Paging::After(row),
+            (false, None) => Paging::First,
+        };
+        Ok(GroupChat { group, page, limit })
+    }
+
+    /// What the requester may see of the group is the core's to decide (members only,
+    /// from when they joined unless history is shared, minus what they cleared).
+    /// A row id that is none of this service's names no row: `item-not-found`.
+    pub fn apply(self, groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
+        let mut history = HistoryQuery::within(groups.history_scope(&self.group, &env.sender())?);
+        history.with_notices = true;
+        history.max = self.limit;
+        let newest_first = matches!(self.page, Paging::Before(_) | Paging::Last);
+        history.page = self
+            .page
+            .resolve(&service.ids)
+            .map_err(|row| no_row(&row))?;
+        Ok(page(env, &service.ids, "group_chat", history, newest_first))
+    }
+}
+
+/// `status='group_chat_media'`: media messages, newest first, older than the last one shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupChatMedia {
+    pub group: String,
+    /// `message_id`: the last message of the previous page (its sender's id or archive id);
+    /// none for the first page.
+    pub after: Option<String>,
+}
+
+impl GroupChatMedia {
+    pub fn parse(env: &Envelope, query: &Element) -> Outcome<Self> {
+        Ok(GroupChatMedia {
+            group: group_of(env, query)?,
+            after: query
+                .attr("message_id")
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned),
+        })
+    }
+
+    /// The first page is short (the SDK shows 3); each later one is keyed by a message,
+    /// whose archive id is looked up off the rules task first.
+    pub fn apply(self, groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
+        let mut history = HistoryQuery::within(groups.history_scope(&self.group, &env.sender())?);
+        history.media_only = true;
+        let Some(last) = self.after.clone() else {
+            history.page = Page::Last;
+            history.max = FIRST_MEDIA_PAGE;
+            return Ok(page(env, &service.ids, "group_chat_media", history, true));
+        };
+        history.max = MEDIA_PAGE;
+        let env = env.clone();
+        Ok(Handled::lookup(
+            &env.clone(),
+            history.channel,
+            &last,
+            move |_, service, found, _| self.from(&env, &service.ids, history, found),
+        ))
+    }
+
+    /// The page before `found`, the message the request named.
+    fn from(
+        self,
+        env: &Envelope,
+        ids: &Ids,
+        mut history: HistoryQuery,
+        found: Option<MessageRef>,
+    ) -> Handled {
+        match found {
+            Some(message) => {
+                history.page = Page::Before(message.id);
+                page(env, ids, "group_chat_media", history, true)
             }
-            .clamp(1, MAX_LIMIT);
-            let row = match query.attr("row_id").filter(|r| !r.is_empty() && *r != "0") {
-                Some(row) => Some(
-                    row.parse::<i64>()
-                        .map_err(|_| bad_request(format!("row_id: '{row}' is not a row id")))?,
+            None => Handled::Reply(env.error(&Refusal::new(
+                Condition::ItemNotFound,
+                format!(
+                    "no message '{}' in this group",
+                    self.after.unwrap_or_default()
                 ),
-                None => None,
-            };
-            let up = query.attr("position") != Some("down");
-            history.page = match (up, row) {
-                (true, Some(row)) => Page::Before(row),
-                (true, None) => Page::Last,
-                (false, Some(row)) => Page::After(row),
-                (false, None) => Page::First,
-            };
-            up
+            ))),
         }
-        "group_chat_media" => {
-            history.media_only = true;
-            match query.attr("message_id").filter(|m| !m.is_empty()) {
-                None => {
-                    history.page = Page::Last;
-                    history.max = FIRST_MEDIA_PAGE;
-                }
-                Some(last) => {
-                    // Keyed by the last message shown: its archive id is looked up first.
-                    history.max = MEDIA_PAGE;
-                    let last = last.to_owned();
-                    let env = env.clone();
-                    return Ok(Handled::lookup(
-                        &env.clone(),
-                        history.channel,
-                        &last.clone(),
-                        move |_, _, found, _| match found {
-                            Some(message) => {
-                                history.page = Page::Before(message.id);
-                                page(&env, status, history, true)
-                            }
-                            None => Handled::Reply(env.error(&Refusal::new(
-                                Condition::ItemNotFound,
-                                format!("no message '{last}' in this group"),
-                            ))),
-                        },
-                    ));
-                }
-            }
-            true
-        }
-        other => return Err(bad_request(format!("unknown history query '{other}'"))),
-    };
-    Ok(page(env, status, history, newest_first))
+    }
+}
+
+/// The refusal of a row id that names no row here, by the id as the client knows it.
+fn no_row(row: &str) -> Refusal {
+    Refusal::new(
+        Condition::ItemNotFound,
+        format!("no row '{row}' in this group"),
+    )
 }
 
 /// Reads one page off the rules task and writes it as the SDK parses it.
-fn page(env: &Envelope, status: String, history: HistoryQuery, newest_first: bool) -> Handled {
+fn page(
+    env: &Envelope,
+    ids: &Ids,
+    status: &'static str,
+    history: HistoryQuery,
+    newest_first: bool,
+) -> Handled {
     let reply_to = env.reply_to();
+    let ids = ids.clone();
     Handled::Read(Box::new(move |reader| {
         let page = match reader.history(&history) {
             Ok(page) => page,
             Err(crate::store::HistoryError::UnknownId(id)) => {
-                let refusal = Refusal::new(
-                    Condition::ItemNotFound,
-                    format!("no row {id} in this group"),
-                );
+                let refusal = no_row(&ids.encode_digits(id));
                 return vec![reply_to.error(ErrorKind::Iq, &refusal)];
             }
             Err(crate::store::HistoryError::Storage(error)) => {
@@ -133,16 +203,16 @@ fn page(env: &Envelope, status: String, history: HistoryQuery, newest_first: boo
             rows.reverse();
         }
         let mut x = Xml::new();
-        x.open("query", NS).attr("status", &status);
+        x.open("query", HISTORY_NS).attr("status", status);
         if history.media_only {
             x.open("mediamessages", "");
             for row in rows {
-                media_row(&mut x, row);
+                media_row(&mut x, &ids, row);
             }
         } else {
             x.open("history", "");
             for row in rows {
-                history_row(&mut x, row);
+                history_row(&mut x, &ids, row);
             }
         }
         vec![reply_to.iq_result(Some(&x.finish()))]
@@ -166,7 +236,7 @@ fn payload(archived: &Archived) -> Payload {
     .ok();
     let content = parsed
         .as_ref()
-        .and_then(|x| x.get_child("chatcontent", super::CONTENT));
+        .and_then(|x| x.get_child("chatcontent", CONTENT));
     Payload {
         body: parsed
             .as_ref()
@@ -184,16 +254,17 @@ fn payload(archived: &Archived) -> Payload {
     }
 }
 
-fn history_row(x: &mut Xml, row: &Archived) {
+fn history_row(x: &mut Xml, ids: &Ids, row: &Archived) {
     let posted = &row.posted;
+    let row_id = ids.encode_digits(posted.id);
     let msgid = posted
         .submission
         .client_id
         .clone()
-        .unwrap_or_else(|| posted.id.to_string());
+        .unwrap_or_else(|| row_id.clone());
     let time = render::time(posted.at);
     x.open("message", "")
-        .attr("row_id", &posted.id.to_string())
+        .attr("row_id", &row_id)
         .attr("time", &time)
         .attr("message_time", &time)
         .attr("msgid", &msgid)
@@ -236,7 +307,7 @@ fn history_row(x: &mut Xml, row: &Archived) {
     x.close();
 }
 
-fn media_row(x: &mut Xml, row: &Archived) {
+fn media_row(x: &mut Xml, ids: &Ids, row: &Archived) {
     let posted = &row.posted;
     let payload = payload(row);
     x.open("message", "")
@@ -246,11 +317,170 @@ fn media_row(x: &mut Xml, row: &Archived) {
                 .submission
                 .client_id
                 .clone()
-                .unwrap_or_else(|| posted.id.to_string()),
+                .unwrap_or_else(|| ids.encode_digits(posted.id)),
         )
         .attr("message_time", &render::time(posted.at))
         .attr("msgtype", &payload.message_type)
         .attr("meta_data", &payload.meta_data)
         .attr("body", &payload.body)
         .close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flychat::testing::{parse_iq, refused, GROUP, SERVICE};
+    use crate::flychat::Request;
+
+    fn group_chat(to: &str, attributes: &str) -> GroupChat {
+        let query =
+            format!("<query xmlns='jabber:iq:user_activities' status='group_chat' {attributes}/>");
+        match parse_iq(to, false, &query) {
+            Ok(Request::History(history)) => history,
+            other => panic!("{attributes}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_sdk_first_page_is_the_newest() {
+        let history = group_chat(
+            SERVICE,
+            "to_user='coven@mix.localhost' position='up' row_id='' limit='20' message_id='' \
+             send_seen='0'",
+        );
+        assert_eq!(
+            history,
+            GroupChat {
+                group: "coven".into(),
+                page: Paging::Last,
+                limit: 20
+            }
+        );
+    }
+
+    #[test]
+    fn rows_and_positions_make_the_page() {
+        // Rows are taken as sent; they are decoded when the query runs.
+        for (attributes, page) in [
+            (
+                "position='up' row_id='1234567890123'",
+                Paging::Before("1234567890123".into()),
+            ),
+            ("row_id='7'", Paging::Before("7".into())),
+            ("position='down' row_id='5'", Paging::After("5".into())),
+            ("position='down'", Paging::First),
+            ("position='down' row_id='0'", Paging::First),
+            ("position='up' row_id='0'", Paging::Last),
+        ] {
+            assert_eq!(group_chat(GROUP, attributes).page, page, "{attributes}");
+        }
+    }
+
+    #[test]
+    fn row_ids_decode_to_archive_ids_or_name_no_row() {
+        let service = crate::dialect::testing::service();
+        let ids = &service.ids;
+        let row = ids.encode_digits(41);
+        let history = group_chat(GROUP, &format!("position='down' row_id='{row}'"));
+        assert_eq!(history.page.resolve(ids), Ok(Page::After(41)));
+        for row in ["7", "abc", "-3"] {
+            let history = group_chat(GROUP, &format!("row_id='{row}'"));
+            let refusal = history
+                .page
+                .resolve(ids)
+                .map_err(|r| no_row(&r))
+                .unwrap_err();
+            assert_eq!(refusal.condition, Condition::ItemNotFound, "{row}");
+            assert_eq!(refusal.text, format!("no row '{row}' in this group"));
+        }
+    }
+
+    #[test]
+    fn the_limit_defaults_and_is_kept_within_bounds() {
+        for (attributes, limit) in [
+            ("", DEFAULT_LIMIT),
+            ("limit=''", DEFAULT_LIMIT),
+            ("limit='10'", 10),
+            ("limit='0'", 1),
+            ("limit='5000'", MAX_LIMIT),
+        ] {
+            assert_eq!(group_chat(GROUP, attributes).limit, limit, "{attributes}");
+        }
+    }
+
+    #[test]
+    fn the_group_is_to_user_or_else_the_address() {
+        assert_eq!(group_chat(GROUP, "").group, "coven");
+        let other = group_chat(GROUP, "to_user='hall@mix.localhost'");
+        assert_eq!(other.group, "hall");
+    }
+
+    #[test]
+    fn group_chat_refuses_bad_groups_rows_and_limits() {
+        for (to, attributes, condition) in [
+            (SERVICE, "", Condition::BadRequest),
+            (SERVICE, "to_user='not a jid@@'", Condition::BadRequest),
+            (SERVICE, "to_user='mix.localhost'", Condition::BadRequest),
+            (
+                SERVICE,
+                "to_user='x@elsewhere.example'",
+                Condition::ItemNotFound,
+            ),
+            (GROUP, "limit='lots'", Condition::BadRequest),
+            (GROUP, "limit='-3'", Condition::BadRequest),
+        ] {
+            let query = format!(
+                "<query xmlns='jabber:iq:user_activities' status='group_chat' {attributes}/>"
+            );
+            assert_eq!(refused(to, false, &query), condition, "{attributes}");
+        }
+    }
+
+    #[test]
+    fn media_pages_start_without_a_message_and_continue_from_one() {
+        for (attributes, after) in [
+            ("message_id=''", None),
+            ("", None),
+            ("message_id='msg-9'", Some("msg-9".to_owned())),
+        ] {
+            let query = format!(
+                "<query xmlns='jabber:iq:user_activities' status='group_chat_media' \
+                 to_user='coven@mix.localhost' {attributes}/>"
+            );
+            let request = parse_iq(SERVICE, false, &query);
+            let Ok(Request::MediaHistory(media)) = request else {
+                panic!("{request:?}")
+            };
+            assert_eq!(
+                media,
+                GroupChatMedia {
+                    group: "coven".into(),
+                    after
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn media_history_refuses_what_group_chat_refuses() {
+        for (attributes, condition) in [
+            ("", Condition::BadRequest),
+            ("to_user='x@elsewhere.example'", Condition::ItemNotFound),
+            ("to_user='not a jid@@'", Condition::BadRequest),
+        ] {
+            let query = format!(
+                "<query xmlns='jabber:iq:user_activities' status='group_chat_media' {attributes}/>"
+            );
+            assert_eq!(refused(SERVICE, false, &query), condition, "{attributes}");
+        }
+    }
+
+    #[test]
+    fn a_history_query_is_a_get_with_a_known_status() {
+        let unknown = "<query xmlns='jabber:iq:user_activities' status='everything'/>";
+        assert_eq!(refused(GROUP, false, unknown), Condition::BadRequest);
+        let set = "<query xmlns='jabber:iq:user_activities' status='group_chat' \
+                   to_user='coven@mix.localhost'/>";
+        assert_eq!(refused(GROUP, true, set), Condition::BadRequest);
+    }
 }

@@ -6,6 +6,7 @@ use crate::core::{
     Channel, ChatState, Info, Micros, Participant, Posted, ReceiptKind, Retracted, Role,
 };
 
+use crate::dialect::ids::Ids;
 use crate::dialect::shapes::normal_message;
 use crate::store::Completion;
 use crate::xml::Template;
@@ -40,9 +41,10 @@ pub fn group_vcard(x: &mut Xml, info: &Info) {
 /// A group message for a FlyChat client: `type='normal'` to its bare JID (stock servers
 /// deliver those to every online resource, or keep them offline), with the payload as sent,
 /// `<mix>` carrying the sender's message id as `<submission-id>` and its JID, and the time
-/// in microseconds (16 digits, which the SDK reads as such).
-pub fn message(channel_jid: &str, posted: &Posted) -> Template {
-    let archive_id = posted.id.to_string();
+/// in microseconds (16 digits, which the SDK reads as such). The stanza's id and stanza-id
+/// are the archive id's opaque form, in FlyChat's digits (`dialect::ids`).
+pub fn message(ids: &Ids, channel_jid: &str, posted: &Posted) -> Template {
+    let archive_id = ids.encode_digits(posted.id);
     let submission_id = posted
         .submission
         .client_id
@@ -189,12 +191,13 @@ pub fn typing(channel_jid: &str, group: &str, sender: &BareJid, state: ChatState
     })
 }
 
-/// A message recalled (retracted or moderated), named by the id its sender gave it.
-pub fn recall(channel_jid: &str, group: &str, retracted: &Retracted) -> Template {
+/// A message recalled (retracted or moderated), named by the id its sender gave it (else
+/// its opaque archive id).
+pub fn recall(ids: &Ids, channel_jid: &str, group: &str, retracted: &Retracted) -> Template {
     let id = retracted
         .client_id
         .clone()
-        .unwrap_or_else(|| retracted.message.to_string());
+        .unwrap_or_else(|| ids.encode_digits(retracted.message));
     notice(channel_jid, Some(&retracted.by), |x| {
         x.open("recall", super::NS)
             .attr("chat_type", "normal")
@@ -206,11 +209,16 @@ pub fn recall(channel_jid: &str, group: &str, retracted: &Retracted) -> Template
 
 /// To the author: every member has the message (`delivered`, status 1) or has seen it
 /// (`seen`, status 2).
-pub fn aggregated_receipt(channel_jid: &str, group: &str, done: &Completion) -> Template {
+pub fn aggregated_receipt(
+    ids: &Ids,
+    channel_jid: &str,
+    group: &str,
+    done: &Completion,
+) -> Template {
     let id = done
         .client_id
         .clone()
-        .unwrap_or_else(|| done.message.to_string());
+        .unwrap_or_else(|| ids.encode_digits(done.message));
     let (element, status) = match done.kind {
         ReceiptKind::Delivered => ("delivered", "1"),
         ReceiptKind::Displayed => ("seen", "2"),

@@ -13,34 +13,42 @@ use crate::dialect::{bad_request, Envelope, Handled};
 use crate::xml::node;
 use crate::xml::{ns, Xml};
 
-pub fn publish(
-    groups: &mut Groups,
-    env: &Envelope,
-    payload: &Element,
-    now: Micros,
-) -> Outcome<Handled> {
-    let publish = payload
-        .get_child("publish", ns::PUBSUB)
-        .ok_or_else(|| bad_request("a pubsub set on a channel must be a <publish/>"))?;
-    if publish.attr("node") != Some(node::INFO) {
-        return Err(bad_request(format!(
-            "only the info node ({}) is published to by clients",
-            node::INFO
-        )));
+/// A publish of new information to the info node. XEP-0369 §7.3.6 has owners and admins
+/// change it by publishing the whole form; fields left out keep their values here, as the
+/// form is read into an [`InfoChange`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    pub change: InfoChange,
+}
+
+impl Publish {
+    /// `publish` is the `<publish node='urn:xmpp:mix:nodes:info'/>` of a pubsub set.
+    pub fn parse(publish: &Element) -> Outcome<Self> {
+        if publish.attr("node") != Some(node::INFO) {
+            return Err(bad_request(format!(
+                "only the info node ({}) is published to by clients",
+                node::INFO
+            )));
+        }
+        let form = publish
+            .get_child("item", ns::PUBSUB)
+            .and_then(|item| item.get_child("x", ns::DATA_FORMS))
+            .ok_or_else(|| bad_request("the published item must carry a jabber:x:data form"))?;
+        Ok(Publish {
+            change: parse_form(form)?,
+        })
     }
-    let form = publish
-        .get_child("item", ns::PUBSUB)
-        .and_then(|item| item.get_child("x", ns::DATA_FORMS))
-        .ok_or_else(|| bad_request("the published item must carry a jabber:x:data form"))?;
-    let change = parse_form(form)?;
-    let (info, facts) = groups.set_info(env.channel_name(), &env.sender(), change, now)?;
-    let mut x = Xml::new();
-    x.open("pubsub", ns::PUBSUB)
-        .open("publish", "")
-        .attr("node", node::INFO)
-        .open("item", "")
-        .attr("id", &crate::core::iso_time(info.updated_at));
-    Ok(Handled::iq_changed(env, facts, Some(x.finish())))
+
+    pub fn apply(self, groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
+        let (info, facts) = groups.set_info(env.channel_name(), &env.sender(), self.change, now)?;
+        let mut x = Xml::new();
+        x.open("pubsub", ns::PUBSUB)
+            .open("publish", "")
+            .attr("node", node::INFO)
+            .open("item", "")
+            .attr("id", &crate::core::iso_time(info.updated_at));
+        Ok(Handled::iq_changed(env, facts, Some(x.finish())))
+    }
 }
 
 /// The information an info form (`type='submit'`) sets.
@@ -80,4 +88,82 @@ pub fn parse_form(form: &Element) -> Outcome<InfoChange> {
         }
     }
     Ok(change)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Condition;
+    use crate::dialect::testing::element;
+
+    fn publish(fields: &str) -> Element {
+        element(&format!(
+            "<publish xmlns='{}' node='{}'><item><x xmlns='jabber:x:data' type='submit'>{fields}</x></item></publish>",
+            ns::PUBSUB,
+            node::INFO
+        ))
+    }
+
+    #[test]
+    fn a_publish_reads_the_fields_it_names() {
+        let payload = publish(
+            "<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mix:core:1</value></field>\
+             <field var='Name'><value>Witches</value></field>\
+             <field var='Description'><value>A coven</value></field>\
+             <field var='Contact'><value>hag@example.org</value><value> crone@example.org </value></field>\
+             <field var='mixd#avatar-type'><value>image/png</value></field>",
+        );
+        let Publish { change } = Publish::parse(&payload).unwrap();
+        assert_eq!(
+            change,
+            InfoChange {
+                name: Some("Witches".into()),
+                description: Some("A coven".into()),
+                contacts: Some(vec![
+                    BareJid::new("hag@example.org").unwrap(),
+                    BareJid::new("crone@example.org").unwrap()
+                ]),
+                avatar_type: Some("image/png".into()),
+                ..InfoChange::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_publish_needs_the_info_node_and_a_form() {
+        let other_node = element(&format!(
+            "<publish xmlns='{}' node='{}'><item/></publish>",
+            ns::PUBSUB,
+            node::CONFIG
+        ));
+        assert_eq!(
+            Publish::parse(&other_node).unwrap_err().condition,
+            Condition::BadRequest
+        );
+        let no_form = element(&format!(
+            "<publish xmlns='{}' node='{}'><item/></publish>",
+            ns::PUBSUB,
+            node::INFO
+        ));
+        let refusal = Publish::parse(&no_form).unwrap_err();
+        assert_eq!(refusal.condition, Condition::BadRequest);
+        assert_eq!(
+            refusal.text,
+            "the published item must carry a jabber:x:data form"
+        );
+    }
+
+    #[test]
+    fn a_form_with_a_bad_contact_or_form_type_is_a_bad_request() {
+        let bad_contact = publish("<field var='Contact'><value>not a jid@@</value></field>");
+        let refusal = Publish::parse(&bad_contact).unwrap_err();
+        assert_eq!(refusal.condition, Condition::BadRequest);
+        assert_eq!(refusal.text, "'not a jid@@' is not a JID");
+        let bad_type =
+            publish("<field var='FORM_TYPE'><value>urn:xmpp:mix:admin:0</value></field>");
+        assert_eq!(
+            Publish::parse(&bad_type).unwrap_err().condition,
+            Condition::BadRequest
+        );
+    }
 }

@@ -2,18 +2,20 @@
 //!
 //! Filters: `with` (a sender's bare JID), `start`, `end`. Paging: `max` (default 50, at most
 //! 250), `after`, `before` (empty for the last page), `index`; `<flip-page/>` reverses a page.
-//! The `<fin/>` carries `first` (with its index), `last`, `count` and `complete`.
+//! The `<fin/>` carries `first` (with its index), `last`, `count` and `complete`. Result ids
+//! and RSM ids are the opaque ids of `dialect::ids`; paging runs on the archive ids they
+//! decode to.
 //! Who may read, and from which message on, is the core's `history_scope`.
 
 use jid::BareJid;
 use minidom::Element;
-use xmpp_parsers::mam::Query;
 
 use super::render;
 use crate::core::iso_time;
-use crate::core::{Condition, Groups, Outcome, Refusal};
+use crate::core::{Condition, Groups, Micros, Outcome, Refusal};
+use crate::dialect::ids::{Ids, Paging};
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
-use crate::store::{HistoryError, HistoryPage, HistoryQuery, Page};
+use crate::store::{HistoryError, HistoryPage, HistoryQuery};
 use crate::xml::{ns, Xml};
 
 /// mixd's filter for messages that share files (XEP-0447, XEP-0385, XEP-0066).
@@ -23,77 +25,123 @@ pub const NOTICES_FIELD: &str = "{urn:mixd:mam:0}notices";
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 250;
 
-pub fn query(
-    groups: &Groups,
-    service: &Service,
-    env: &Envelope,
-    payload: &Element,
-) -> Outcome<Handled> {
-    let query = Query::try_from(payload.clone())
-        .map_err(|e| bad_request(format!("invalid MAM query: {e}")))?;
-    let name = env.channel_name();
-    let mut history = HistoryQuery {
-        max: DEFAULT_PAGE,
-        counted: true,
-        ..HistoryQuery::within(groups.history_scope(name, &env.sender())?)
-    };
-    if let Some(form) = &query.form {
-        for field in &form.fields {
-            let value = field.values.first().map(String::as_str).unwrap_or_default();
-            match field.var.as_deref().unwrap_or_default() {
-                "FORM_TYPE" => {}
-                "with" => {
-                    history.with =
-                        Some(BareJid::new(value).map_err(|_| {
+/// A MAM query on a channel, as the client asked it: the filters of its form, the RSM page
+/// and how to label and order the results. Who may read and from which message on is
+/// decided when it runs (the core's `history_scope`), not here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// Echoed in each result message (XEP-0313 §4.1.2), so the client can tell queries apart.
+    pub queryid: Option<String>,
+    pub with: Option<BareJid>,
+    pub start: Option<Micros>,
+    pub end: Option<Micros>,
+    pub media_only: bool,
+    pub with_notices: bool,
+    /// The page size, already bounded by [`MAX_PAGE`].
+    pub max: usize,
+    /// RSM's page, with `after` and `before` as sent (decoded when the query runs).
+    pub page: Paging,
+    /// `<flip-page/>` (XEP-0313 §5.1): the page's messages newest first.
+    pub flip: bool,
+}
+
+impl Query {
+    pub fn parse(payload: &Element) -> Outcome<Self> {
+        let query = xmpp_parsers::mam::Query::try_from(payload.clone())
+            .map_err(|e| bad_request(format!("invalid MAM query: {e}")))?;
+        let mut parsed = Query {
+            queryid: query.queryid.map(|q| q.0),
+            with: None,
+            start: None,
+            end: None,
+            media_only: false,
+            with_notices: false,
+            max: DEFAULT_PAGE,
+            page: Paging::First,
+            flip: query.flip_page,
+        };
+        if let Some(form) = &query.form {
+            for field in &form.fields {
+                let value = field.values.first().map(String::as_str).unwrap_or_default();
+                match field.var.as_deref().unwrap_or_default() {
+                    "FORM_TYPE" => {}
+                    "with" => {
+                        parsed.with = Some(BareJid::new(value).map_err(|_| {
                             bad_request(format!("with: '{value}' is not a bare JID"))
                         })?)
-                }
-                "start" => history.start = Some(render::parse_timestamp("start", value)?),
-                "end" => history.end = Some(render::parse_timestamp("end", value)?),
-                MEDIA_FIELD => history.media_only = matches!(value, "1" | "true"),
-                NOTICES_FIELD => history.with_notices = matches!(value, "1" | "true"),
-                other => {
-                    return Err(bad_request(format!(
-                        "unsupported MAM filter field '{other}'"
-                    )))
+                    }
+                    "start" => parsed.start = Some(render::parse_timestamp("start", value)?),
+                    "end" => parsed.end = Some(render::parse_timestamp("end", value)?),
+                    MEDIA_FIELD => parsed.media_only = matches!(value, "1" | "true"),
+                    NOTICES_FIELD => parsed.with_notices = matches!(value, "1" | "true"),
+                    other => {
+                        return Err(bad_request(format!(
+                            "unsupported MAM filter field '{other}'"
+                        )))
+                    }
                 }
             }
         }
+        if let Some(set) = &query.set {
+            parsed.max = set.max.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+            parsed.page = match (&set.after, &set.before, set.index) {
+                (_, Some(before), _) if before.is_empty() => Paging::Last,
+                (_, Some(before), _) => Paging::Before(before.clone()),
+                (Some(after), None, _) => Paging::After(after.clone()),
+                (None, None, Some(index)) => Paging::Index(index),
+                (None, None, None) => Paging::First,
+            };
+        }
+        Ok(parsed)
     }
-    if let Some(set) = &query.set {
-        history.max = set.max.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
-        history.page = match (&set.after, &set.before, set.index) {
-            (_, Some(before), _) if before.is_empty() => Page::Last,
-            (_, Some(before), _) => Page::Before(archive_id(before)?),
-            (Some(after), None, _) => Page::After(archive_id(after)?),
-            (None, None, Some(index)) => Page::Index(index),
-            (None, None, None) => Page::First,
+
+    /// Reads the page on the blocking pool; the archive is not in memory. An RSM id that is
+    /// none of this service's names no message: `item-not-found`, as for one of another
+    /// channel (checked after the requester, so that it tells outsiders nothing).
+    pub fn apply(self, groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
+        let name = env.channel_name();
+        let scope = groups.history_scope(name, &env.sender())?;
+        let page = self
+            .page
+            .resolve(&service.ids)
+            .map_err(|id| no_message(&id))?;
+        let history = HistoryQuery {
+            with: self.with,
+            start: self.start,
+            end: self.end,
+            page,
+            max: self.max,
+            media_only: self.media_only,
+            with_notices: self.with_notices,
+            counted: true,
+            ..HistoryQuery::within(scope)
         };
+        let respond = respond(
+            env,
+            service.ids.clone(),
+            service.channel_jid(name),
+            self.queryid,
+            self.flip,
+        );
+        Ok(Handled::Read(Box::new(move |reader| {
+            respond(reader.history(&history))
+        })))
     }
-    let respond = respond(
-        env,
-        service.channel_jid(name),
-        query.queryid.map(|q| q.0),
-        query.flip_page,
-    );
-    Ok(Handled::Read(Box::new(move |reader| {
-        respond(reader.history(&history))
-    })))
 }
 
-/// Archive ids are the decimal archive keys; anything else names no message.
-fn archive_id(text: &str) -> Outcome<i64> {
-    text.parse().map_err(|_| {
-        Refusal::new(
-            Condition::ItemNotFound,
-            format!("no message '{text}' in this archive"),
-        )
-    })
+/// The refusal of an RSM id that names no message here; it says the id as the client knows
+/// it, never an archive id.
+fn no_message(id: &str) -> Refusal {
+    Refusal::new(
+        Condition::ItemNotFound,
+        format!("no message '{id}' in this archive"),
+    )
 }
 
 /// Writes the result messages and the final iq for one page, once it is read.
 fn respond(
     env: &Envelope,
+    ids: Ids,
     channel_jid: String,
     queryid: Option<String>,
     flip: bool,
@@ -104,11 +152,7 @@ fn respond(
         let page = match result {
             Ok(page) => page,
             Err(HistoryError::UnknownId(id)) => {
-                let refusal = Refusal::new(
-                    Condition::ItemNotFound,
-                    format!("no message {id} in this archive"),
-                );
-                return vec![reply_to.error(ErrorKind::Iq, &refusal)];
+                return vec![reply_to.error(ErrorKind::Iq, &no_message(&ids.encode(id)))];
             }
             Err(HistoryError::Storage(error)) => {
                 tracing::error!(%error, "archive read failed");
@@ -128,12 +172,12 @@ fn respond(
                 .attr("to", &requester)
                 .open("result", ns::MAM)
                 .attr_opt("queryid", queryid.as_deref())
-                .attr("id", &posted.id.to_string())
+                .attr("id", &ids.encode(posted.id))
                 .open("forwarded", ns::FORWARD)
                 .open("delay", ns::DELAY)
                 .attr("stamp", &iso_time(posted.at))
                 .close();
-            render::archived_message(&mut x, &channel_jid, archived);
+            render::archived_message(&mut x, &ids, &channel_jid, archived);
             out.push(x.finish());
         }
         let mut fin = Xml::new();
@@ -145,12 +189,150 @@ fn respond(
         if let (Some(first), Some(last)) = (page.messages.first(), page.messages.last()) {
             fin.open("first", "")
                 .attr_opt("index", page.first_index.map(|i| i.to_string()).as_deref())
-                .text(&first.posted.id.to_string())
+                .text(&ids.encode(first.posted.id))
                 .close()
-                .leaf("last", "", &last.posted.id.to_string());
+                .leaf("last", "", &ids.encode(last.posted.id));
         }
         fin.leaf("count", "", &page.count.to_string());
         out.push(reply_to.iq_result(Some(&fin.finish())));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::testing::element;
+
+    fn query(inner: &str) -> Outcome<Query> {
+        Query::parse(&element(&format!(
+            "<query xmlns='urn:xmpp:mam:2' queryid='q1'>{inner}</query>"
+        )))
+    }
+
+    fn form(fields: &str) -> String {
+        format!(
+            "<x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>{fields}</x>"
+        )
+    }
+
+    fn set(inner: &str) -> String {
+        format!("<set xmlns='http://jabber.org/protocol/rsm'>{inner}</set>")
+    }
+
+    #[test]
+    fn a_bare_query_asks_for_the_first_page() {
+        assert_eq!(
+            query("").unwrap(),
+            Query {
+                queryid: Some("q1".into()),
+                with: None,
+                start: None,
+                end: None,
+                media_only: false,
+                with_notices: false,
+                max: DEFAULT_PAGE,
+                page: Paging::First,
+                flip: false,
+            }
+        );
+    }
+
+    #[test]
+    fn the_form_gives_the_filters() {
+        let parsed = query(&form(&format!(
+            "<field var='with'><value>hag@example.org</value></field>\
+             <field var='start'><value>1970-01-01T00:00:01Z</value></field>\
+             <field var='end'><value>1970-01-01T00:00:02.5Z</value></field>\
+             <field var='{MEDIA_FIELD}'><value>true</value></field>\
+             <field var='{NOTICES_FIELD}'><value>1</value></field>"
+        )))
+        .unwrap();
+        assert_eq!(parsed.with, Some(BareJid::new("hag@example.org").unwrap()));
+        assert_eq!(parsed.start, Some(1_000_000));
+        assert_eq!(parsed.end, Some(2_500_000));
+        assert!(parsed.media_only && parsed.with_notices);
+    }
+
+    #[test]
+    fn rsm_gives_the_page_and_its_size() {
+        // Ids are taken as sent; they are decoded when the query runs.
+        for (inner, max, page) in [
+            (
+                "<max>10</max><after>Kq3x0Zb9-Q_</after>",
+                10,
+                Paging::After("Kq3x0Zb9-Q_".into()),
+            ),
+            (
+                "<max>1000</max><before>41</before>",
+                MAX_PAGE,
+                Paging::Before("41".into()),
+            ),
+            ("<before/>", DEFAULT_PAGE, Paging::Last),
+            ("<max>5</max><index>20</index>", 5, Paging::Index(20)),
+            ("<max>5</max>", 5, Paging::First),
+        ] {
+            let parsed = query(&set(inner)).unwrap();
+            assert_eq!((parsed.max, parsed.page), (max, page), "{inner}");
+        }
+        let flipped = query(&format!("{}<flip-page/>", set("<before/>"))).unwrap();
+        assert!(flipped.flip);
+    }
+
+    #[test]
+    fn bad_forms_are_bad_requests() {
+        for (fields, text) in [
+            (
+                "<field var='color'><value>red</value></field>",
+                "unsupported MAM filter field 'color'",
+            ),
+            (
+                "<field var='with'><value>not a jid@@</value></field>",
+                "with: 'not a jid@@' is not a bare JID",
+            ),
+        ] {
+            let refusal = query(&form(fields)).unwrap_err();
+            assert_eq!(refusal.condition, Condition::BadRequest);
+            assert_eq!(refusal.text, text);
+        }
+        let refusal =
+            query(&form("<field var='start'><value>yesterday</value></field>")).unwrap_err();
+        assert_eq!(refusal.condition, Condition::BadRequest);
+        assert!(
+            refusal.text.starts_with("start: 'yesterday'"),
+            "{}",
+            refusal.text
+        );
+    }
+
+    #[test]
+    fn bad_rsm_values_are_refused() {
+        let refusal = query(&set("<max>many</max>")).unwrap_err();
+        assert_eq!(refusal.condition, Condition::BadRequest);
+        assert!(
+            refusal.text.starts_with("invalid MAM query"),
+            "{}",
+            refusal.text
+        );
+    }
+
+    #[test]
+    fn rsm_ids_decode_to_archive_ids_or_name_no_message() {
+        let ids = crate::dialect::ids::testing::ids(4);
+        let after = format!("<after>{}</after>", ids.encode(41));
+        let parsed = query(&set(&after)).unwrap();
+        assert_eq!(parsed.page.resolve(&ids), Ok(crate::store::Page::After(41)));
+        for (inner, sent) in [
+            ("<after>abc</after>", "abc"),
+            ("<before>41</before>", "41"),
+            ("<after>999999999</after>", "999999999"),
+        ] {
+            let page = query(&set(inner)).unwrap().page;
+            let refused = page.resolve(&ids).map_err(|id| no_message(&id));
+            let refusal = refused.unwrap_err();
+            assert_eq!(refusal.condition, Condition::ItemNotFound, "{inner}");
+            assert_eq!(refusal.text, format!("no message '{sent}' in this archive"));
+        }
     }
 }

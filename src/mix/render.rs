@@ -6,6 +6,7 @@ use jid::BareJid;
 
 use crate::core::iso_time;
 use crate::core::{Info, Micros, NoticeKind, Participant, Posted};
+use crate::dialect::ids::Ids;
 use crate::store::Archived;
 use crate::xml::{ns, Template, Xml};
 
@@ -82,9 +83,10 @@ pub fn notice(x: &mut Xml, kind: NoticeKind, by: &BareJid, target: Option<&BareJ
 }
 
 /// A channel message as reflected live: the sender's payload, then `<mix>` with nick and
-/// JID, then the XEP-0359 stanza-id (the archive id).
-pub fn channel_message(x: &mut Xml, channel_jid: &str, posted: &Posted) {
-    let id = posted.id.to_string();
+/// JID, then the XEP-0359 stanza-id (the archive id's opaque form, which is also the
+/// stanza's id).
+pub fn channel_message(x: &mut Xml, ids: &Ids, channel_jid: &str, posted: &Posted) {
+    let id = ids.encode(posted.id);
     open_groupchat(x, ns::COMPONENT, channel_jid, Some(Template::TO), Some(&id));
     x.raw(&posted.submission.content);
     mix_sender(x, &posted.nick, &posted.sender);
@@ -95,9 +97,9 @@ pub fn channel_message(x: &mut Xml, channel_jid: &str, posted: &Posted) {
 /// A message as the archive returns it, in `jabber:client` inside a MAM result: as last
 /// corrected (marked with XEP-0308 `<replace/>`), or its XEP-0424 tombstone, with its
 /// reactions aggregated (see docs/protocol.md).
-pub fn archived_message(x: &mut Xml, channel_jid: &str, archived: &Archived) {
+pub fn archived_message(x: &mut Xml, ids: &Ids, channel_jid: &str, archived: &Archived) {
     let posted = &archived.posted;
-    let id = posted.id.to_string();
+    let id = ids.encode(posted.id);
     open_groupchat(x, ns::CLIENT, channel_jid, None, Some(&id));
     match (&archived.notice, &archived.retraction) {
         (Some((kind, target)), _) => notice(x, *kind, &posted.sender, target.as_ref()),

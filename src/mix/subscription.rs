@@ -48,20 +48,86 @@ pub fn write_nodes(x: &mut Xml, element: &'static str, nodes: Nodes) {
     }
 }
 
-pub fn handle(groups: &mut Groups, env: &Envelope, payload: &Element) -> Outcome<Handled> {
-    let subscribe = nodes_named(payload, "subscribe")?;
-    let unsubscribe = nodes_named(payload, "unsubscribe")?;
-    let (now_subscribed, facts) =
-        groups.update_subscription(env.channel_name(), &env.sender(), subscribe, unsubscribe)?;
-    let mut x = Xml::new();
-    x.open("update-subscription", ns::MIX_CORE)
-        .attr("jid", env.sender().as_str());
-    // Report the nodes whose subscription the request changed, as XEP-0369 §7.1.3 shows.
-    write_nodes(&mut x, "subscribe", Nodes(now_subscribed.0 & subscribe.0));
-    write_nodes(
-        &mut x,
-        "unsubscribe",
-        Nodes(unsubscribe.0 & !now_subscribed.0),
-    );
-    Ok(Handled::iq_changed(env, facts, Some(x.finish())))
+/// A change of subscriptions (XEP-0369 §7.1.3): nodes to subscribe to and nodes to leave,
+/// both in one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateSubscription {
+    pub subscribe: Nodes,
+    pub unsubscribe: Nodes,
+}
+
+impl UpdateSubscription {
+    pub fn parse(payload: &Element) -> Outcome<Self> {
+        Ok(UpdateSubscription {
+            subscribe: nodes_named(payload, "subscribe")?,
+            unsubscribe: nodes_named(payload, "unsubscribe")?,
+        })
+    }
+
+    pub fn apply(self, groups: &mut Groups, env: &Envelope) -> Outcome<Handled> {
+        let (subscribe, unsubscribe) = (self.subscribe, self.unsubscribe);
+        let (now_subscribed, facts) = groups.update_subscription(
+            env.channel_name(),
+            &env.sender(),
+            subscribe,
+            unsubscribe,
+        )?;
+        let mut x = Xml::new();
+        x.open("update-subscription", ns::MIX_CORE)
+            .attr("jid", env.sender().as_str());
+        // Report the nodes whose subscription the request changed, as XEP-0369 §7.1.3 shows.
+        write_nodes(&mut x, "subscribe", Nodes(now_subscribed.0 & subscribe.0));
+        write_nodes(
+            &mut x,
+            "unsubscribe",
+            Nodes(unsubscribe.0 & !now_subscribed.0),
+        );
+        Ok(Handled::iq_changed(env, facts, Some(x.finish())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Condition;
+    use crate::dialect::testing::element;
+
+    #[test]
+    fn an_update_names_nodes_to_subscribe_and_to_leave() {
+        let payload = element(&format!(
+            "<update-subscription xmlns='urn:xmpp:mix:core:1'>\
+             <subscribe node='{}'/><subscribe node='{}'/><unsubscribe node='{}'/>\
+             </update-subscription>",
+            node::INFO,
+            node::CONFIG,
+            node::PRESENCE
+        ));
+        assert_eq!(
+            UpdateSubscription::parse(&payload).unwrap(),
+            UpdateSubscription {
+                subscribe: Nodes::INFO.with(Nodes::CONFIG),
+                unsubscribe: Nodes::PRESENCE,
+            }
+        );
+    }
+
+    #[test]
+    fn a_wrapper_without_a_node_is_read_through() {
+        // slixmpp 1.17's shape.
+        let payload = element(&format!(
+            "<join xmlns='urn:xmpp:mix:core:1'><subscribe><subscribe node='{}'/></subscribe></join>",
+            node::MESSAGES
+        ));
+        assert_eq!(nodes_named(&payload, "subscribe").unwrap(), Nodes::MESSAGES);
+    }
+
+    #[test]
+    fn an_unknown_node_is_a_bad_request() {
+        let payload = element(
+            "<update-subscription xmlns='urn:xmpp:mix:core:1'><unsubscribe node='nope'/></update-subscription>",
+        );
+        let refusal = UpdateSubscription::parse(&payload).unwrap_err();
+        assert_eq!(refusal.condition, Condition::BadRequest);
+        assert_eq!(refusal.text, "there is no node 'nope' to unsubscribe");
+    }
 }

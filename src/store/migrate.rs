@@ -30,6 +30,37 @@ const MIGRATIONS: &[&str] = &[
          dialect INTEGER NOT NULL DEFAULT 0,
          PRIMARY KEY (channel, jid)
      ) WITHOUT ROWID;",
+    // 2 → 3: whether a channel is listed in discovery, and owners who just left a channel.
+    // Channels that existed before cannot say how they were made: those named the way mixd
+    // names ad-hoc channels (16 hex digits) and those whose creator takes part through
+    // FlyChat are taken as unlisted, the rest as listed.
+    "ALTER TABLE channels ADD COLUMN listed INTEGER NOT NULL DEFAULT 1;
+     UPDATE channels SET listed = 0
+      WHERE (length(name) = 16 AND name NOT GLOB '*[^0-9a-f]*')
+         OR EXISTS (SELECT 1 FROM participants p
+                     WHERE p.channel = channels.key AND p.jid = channels.created_by
+                       AND p.dialect = 1);
+     CREATE TABLE departed_owners (
+         channel INTEGER NOT NULL,
+         name    TEXT    NOT NULL,
+         jid     TEXT    NOT NULL,
+         at      INTEGER NOT NULL,
+         PRIMARY KEY (channel, jid)
+     ) WITHOUT ROWID;",
+    // 3 → 4: clients online in each channel, kept across restarts.
+    "CREATE TABLE presence (
+         channel  INTEGER NOT NULL,
+         jid      TEXT    NOT NULL,
+         resource TEXT    NOT NULL,
+         PRIMARY KEY (channel, jid, resource),
+         FOREIGN KEY (channel, jid) REFERENCES participants (channel, jid) ON DELETE CASCADE
+     ) WITHOUT ROWID;",
+    // 4 → 5: the table that keeps the secret of the opaque ids (src/dialect/ids.rs); the key
+    // itself is made when the database is opened (`sqlite::SqliteWriter::id_key`).
+    "CREATE TABLE meta (
+         name  TEXT PRIMARY KEY,
+         value BLOB NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 pub const LATEST: i64 = 1 + MIGRATIONS.len() as i64;
@@ -91,6 +122,22 @@ mod tests {
             .collect()
     }
 
+    /// Every table's foreign keys: (table, referenced table, from, to, on delete).
+    fn foreign_keys(conn: &Connection) -> Vec<(String, String, String, String, String)> {
+        conn.prepare(
+            "SELECT m.name, f.\"table\", f.\"from\", f.\"to\", f.on_delete
+             FROM sqlite_master m, pragma_foreign_key_list(m.name) f
+             WHERE m.type = 'table' ORDER BY m.name, f.id, f.seq",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
     #[test]
     fn a_version_1_database_migrates_to_the_schema_and_keeps_its_rows() {
         let mut old = Connection::open_in_memory().unwrap();
@@ -102,10 +149,19 @@ mod tests {
             [],
         )
         .unwrap();
+        old.execute(
+            "INSERT INTO channels (name, created_by, created_at, info_updated_at) VALUES ('0f3a9c2e71b4d856', 'alice@localhost', 1, 1)",
+            [],
+        )
+        .unwrap();
         migrate(&mut old).unwrap();
         let mut fresh = Connection::open_in_memory().unwrap();
         migrate(&mut fresh).unwrap();
         assert_eq!(columns(&old), columns(&fresh));
+        assert_eq!(foreign_keys(&old), foreign_keys(&fresh));
+        assert!(foreign_keys(&old).iter().any(|(table, parent, ..)| {
+            (table.as_str(), parent.as_str()) == ("presence", "participants")
+        }));
         let policy: i64 = old
             .query_row(
                 "SELECT join_policy FROM channels WHERE name = 'coven'",
@@ -114,6 +170,18 @@ mod tests {
             )
             .unwrap();
         assert_eq!(policy, 0);
+        // A channel named as mixd names ad-hoc ones is taken as unlisted, the others listed.
+        let listed: Vec<(String, bool)> = old
+            .prepare("SELECT name, listed FROM channels ORDER BY key")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            listed,
+            [("coven".into(), true), ("0f3a9c2e71b4d856".into(), false)]
+        );
         let version: i64 = old
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();

@@ -4,6 +4,7 @@
 //! embedded default ([`sqlite`]), and PostgreSQL ([`postgres`]); [`open`] picks one from the
 //! database setting. The rules never know which.
 
+pub mod columns;
 pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
@@ -31,6 +32,19 @@ impl From<PathBuf> for Database {
         match setting.to_str() {
             Some(url) if postgres::is_url(url) => Database::Postgres(url.to_owned()),
             _ => Database::Sqlite(setting),
+        }
+    }
+}
+
+impl Database {
+    /// Whether several mixd may share this database, one active and the others standing by
+    /// (PostgreSQL's lock and fence, `postgres/mod.rs`): then the active one is alone by
+    /// construction, and a component connection still open under its name is the previous
+    /// active's, on its way out.
+    pub fn is_shared(&self) -> bool {
+        match self {
+            Database::Sqlite(_) => false,
+            Database::Postgres(_) => true,
         }
     }
 }
@@ -83,6 +97,10 @@ impl FactWriter for Box<dyn FactWriter> {
     fn commit(&mut self, batch: &[&Fact]) -> anyhow::Result<Vec<Completion>> {
         (**self).commit(batch)
     }
+
+    fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
+        (**self).id_key()
+    }
 }
 
 /// Persists facts. Called from one thread only: the group-commit writer.
@@ -90,6 +108,11 @@ pub trait FactWriter: Send + 'static {
     /// Persists every fact of `batch` in one transaction: all of them or none. Returns the
     /// messages that the batch's receipts made delivered to (or seen by) every member.
     fn commit(&mut self, batch: &[&Fact]) -> anyhow::Result<Vec<Completion>>;
+    /// The secret of the opaque ids clients see (`dialect::ids`): 16 bytes made from the OS's
+    /// randomness the first time the database is opened ([`columns::new_id_key`]), then read
+    /// back, so that ids stay the same across restarts (and standbys) and differ between
+    /// databases.
+    fn id_key(&mut self) -> anyhow::Result<[u8; 16]>;
 }
 
 /// A message every member now has (or has seen): its author is to be told.
@@ -106,9 +129,16 @@ pub struct Completion {
 pub trait Reader: Send + Sync + 'static {
     fn snapshot(&self) -> anyhow::Result<Snapshot>;
     fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, HistoryError>;
-    /// The message of `channel` that `reference` names: its archive id, or else the newest
-    /// whose origin-id or client stanza id it is (what XEP-0308 and some clients use).
-    fn find_message(&self, channel: i64, reference: &str) -> anyhow::Result<Option<MessageRef>>;
+    /// The message of `channel` that a client's reference names: the one with archive id
+    /// `id` (what the reference decoded to, when it is one of the ids clients are shown),
+    /// or else the newest whose origin-id or client stanza id is `sent`, the reference as
+    /// the client sent it (what XEP-0308 and some clients use).
+    fn find_message(
+        &self,
+        channel: i64,
+        id: Option<i64>,
+        sent: &str,
+    ) -> anyhow::Result<Option<MessageRef>>;
     /// The receipts recorded for `message`: member, delivered and displayed times.
     fn receipts(&self, message: i64) -> anyhow::Result<Vec<MemberReceipt>>;
 }

@@ -53,8 +53,11 @@ test("getChatMessages pages up from the newest and down again", async () => {
       assert.ok(key in row, `${key} in every row`);
     }
   }
-  const rowIds = newest.map((r) => Number(r.row_id));
-  assert.deepEqual(rowIds, [...rowIds].sort((a, b) => b - a));
+  // Row ids are opaque (docs/protocol.md), in digits as the SDK's getChatMessages wants a
+  // lastRowId; kept as strings, never numbers (a JavaScript number drops the low digits).
+  const rowIds = newest.map((r) => r.row_id);
+  for (const rowId of rowIds) assert.match(rowId, /^\d+$/);
+  assert.equal(new Set(rowIds).size, rowIds.length);
 
   let older = [];
   let last = newest[newest.length - 1].row_id;

@@ -2,11 +2,15 @@
 // @xmpp/client on WebSocket like the SDK. Replies and events are read the way the SDK reads
 // them: children looked up by element name anywhere below the stanza.
 
+import { webcrypto } from "node:crypto";
 import { client, xml } from "@xmpp/client";
 import WebSocket from "ws";
 
 // Node 20 has no global WebSocket (the SDK runs in browsers, which do).
 globalThis.WebSocket ??= WebSocket;
+// Node 18 (Debian 12's) has Web Crypto only as require("crypto").webcrypto, and @xmpp/client
+// calls globalThis.crypto.randomUUID() when it connects.
+globalThis.crypto ??= webcrypto;
 
 export const NS = "jabber:iq:mixgroupchat";
 const env = (name) => {

@@ -28,8 +28,8 @@ class Client(slixmpp.ClientXMPP):
         self.plugin["feature_mechanisms"].unencrypted_plain = True
         for plugin in ("xep_0030", "xep_0059", "xep_0060", "xep_0066", "xep_0082", "xep_0085",
                        "xep_0184", "xep_0199", "xep_0308", "xep_0313", "xep_0333", "xep_0334",
-                       "xep_0359", "xep_0369", "xep_0372", "xep_0424", "xep_0425", "xep_0444",
-                       "xep_0461"):
+                       "xep_0359", "xep_0369", "xep_0372", "xep_0405", "xep_0424", "xep_0425",
+                       "xep_0444", "xep_0461"):
             self.register_plugin(plugin)
         # Tests answer receipts themselves, to the channel.
         self.plugin["xep_0184"].auto_ack = False

@@ -17,6 +17,7 @@ import itertools
 import os
 import pathlib
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -129,12 +130,16 @@ class Ejabberd(Server):
 
     name = "ejabberd"
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, cookie=None):
         # ejabberdctl runs the server as the `ejabberd` user, which cannot enter a root-only
         # temporary directory: it gets a directory of its own.
         super().__init__(tempfile.mkdtemp(prefix="mixd-ejabberd-"))
         os.chmod(self.dir.parent, 0o755)
         self.node = f"mixdtest{self.c2s_port}@localhost"
+        # Without one, the node takes the ejabberd user's cookie (~ejabberd/.erlang.cookie),
+        # the same for every node on the machine: a cluster gets one of its own, so that no
+        # other node (another test run's) can reach it.
+        cookie_option = f" -setcookie {cookie}" if cookie else ""
         self.config = self.dir / "ejabberd.yml"
         render("ejabberd.yml.in", self.config, self.values())
         ebin = self.dir / "ebin"
@@ -142,7 +147,7 @@ class Ejabberd(Server):
         compile_module(ebin)
         self.ctl_config = self.dir / "ejabberdctl.cfg"
         self.ctl_config.write_text(
-            f'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 -pa {ebin}"\n'
+            f'ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 -pa {ebin}{cookie_option}"\n'
             f"EJABBERD_CONFIG_PATH={self.config}\n"
             f"EJABBERD_PID_PATH={self.dir}/ejabberd.pid\n"
         )
@@ -187,13 +192,56 @@ class Ejabberd(Server):
         self.ctl("register", user, USER_DOMAIN, PASSWORD)
 
 
+class EjabberdCluster:
+    """Two ejabberd nodes clustered on loopback: distinct node names and ports, one cookie of
+    their own. The second joins the first (`ejabberdctl join_cluster`), which makes it share the
+    first's Mnesia tables (users, rosters, routes): a user of either may log in on either, and
+    a component connected to either node serves users of both (docs/operations.md)."""
+
+    name = "ejabberd-cluster"
+
+    def __init__(self, workdir):
+        cookie = f"mixd{secrets.token_hex(12)}"
+        self.nodes = [Ejabberd(workdir, cookie=cookie) for _ in range(2)]
+
+    def start(self):
+        first, second = self.nodes
+        for node in self.nodes:
+            node.start()
+        joined = second.ctl("join_cluster", first.node, check=False)
+        if joined.returncode != 0:
+            raise RuntimeError(f"join_cluster failed: {joined.stdout}{joined.stderr}")
+        # Joining restarts the second node's services: wait until it listens again and both
+        # list each other.
+        deadline = time.monotonic() + 60
+        while True:
+            listed = [set(node.ctl("list_cluster", check=False).stdout.split()) for node in self.nodes]
+            if all({first.node, second.node} <= nodes for nodes in listed):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the nodes do not list each other: {listed}")
+            time.sleep(0.2)
+        wait_for_port(second.c2s_port, timeout=60)
+        wait_for_port(second.component_port, timeout=60)
+
+    def stop(self):
+        for node in reversed(self.nodes):
+            node.stop()
+
+    def register(self, user):
+        """Registered on the first node; Mnesia gives the account to both."""
+        self.nodes[0].register(user)
+
+
 def compile_module(out):
-    """Builds deploy/ejabberd-modules/mod_mixd_flychat.erl against the installed ejabberd."""
+    """Builds mixd's ejabberd modules (deploy/ejabberd-modules/*.erl: mod_mixd_flychat,
+    mod_mixd_pam) against the installed ejabberd."""
     ejabberd = next(os.path.dirname(d) for d in sorted(glob.glob("/usr/lib/*/ejabberd-*/include")))
     (xmpp,) = glob.glob("/usr/lib/erlang/lib/p1_xmpp-*")
+    sources = sorted(str(p) for p in (DEPLOY / "ejabberd-modules").glob("*.erl"))
     subprocess.run(
         ["erlc", "-I", f"{ejabberd}/include", "-I", f"{xmpp}/include", "-pa", f"{ejabberd}/ebin",
-         "-o", str(out), str(DEPLOY / "ejabberd-modules" / "mod_mixd_flychat.erl")],
+         "-o", str(out), *sources],
         check=True, capture_output=True,
     )
 
@@ -402,6 +450,14 @@ class Mixd:
 
     async def wait_for_log_async(self, text, timeout=10.0):
         await asyncio.to_thread(self.wait_for_log, text, 0, timeout)
+
+    def rss_kib(self):
+        """The resident memory of the running mixd (VmRSS), in KiB."""
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS for mixd")
 
     def stop(self, sig=signal.SIGTERM):
         if self.process and self.process.poll() is None:

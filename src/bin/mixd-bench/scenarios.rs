@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mixd::dialect::ids::Ids;
 use mixd::store::sqlite::{open, Durability};
 use mixd::store::{HistoryQuery, Page, Reader};
 
@@ -88,10 +89,12 @@ fn message_stanza(user: usize, channel: usize, seq: usize) -> String {
     format!("<message type='groupchat' id='s{seq}' from='u{user}@bench/r' to='c{channel}@mix.bench'><body>m{seq}</body></message>")
 }
 
-/// Writes query number `i` for the page next to archive id `anchor`.
-type PageQuery = fn(usize, usize) -> String;
+/// Writes query number `i` for the page next to archive id `anchor`, which it names by the
+/// opaque id clients are shown (`ids`).
+type PageQuery = fn(usize, &Ids, usize) -> String;
 
-fn mam_page(i: usize, direction: &str, anchor: usize) -> String {
+fn mam_page(i: usize, direction: &str, ids: &Ids, anchor: usize) -> String {
+    let anchor = ids.encode(anchor as i64);
     format!(
         "<iq type='set' id='q{i}' from='u0@bench/r' to='c0@mix.bench'><query xmlns='urn:xmpp:mam:2'>\
          <set xmlns='http://jabber.org/protocol/rsm'><max>50</max><{direction}>{anchor}</{direction}></set></query></iq>"
@@ -99,7 +102,8 @@ fn mam_page(i: usize, direction: &str, anchor: usize) -> String {
 }
 
 /// The FlyChat SDK's getChatMessages, as a server module forwards it to the service.
-fn flychat_page(i: usize, position: &str, anchor: usize) -> String {
+fn flychat_page(i: usize, position: &str, ids: &Ids, anchor: usize) -> String {
+    let anchor = ids.encode_digits(anchor as i64);
     format!(
         "<iq type='get' id='f{i}' from='u0@bench/r' to='mix.bench'><query xmlns='jabber:iq:user_activities' \
          status='group_chat' to_user='c0@mix.bench' position='{position}' row_id='{anchor}' limit='50'/></iq>"
@@ -282,6 +286,10 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
     let seeding = Instant::now();
     let mut mixd = Mixd::start(binary, |db| seed::archive(db, archive)).await?;
     let seeded = seeding.elapsed().as_secs_f64();
+    // The service's id key, which mixd made when it opened the database.
+    let (mut writer, reader) = open(&mixd.database, Durability::Normal)?;
+    let ids = Ids::new(&writer.id_key()?);
+    drop(writer);
     let peer = &mut mixd.peer;
     let mut random = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = || {
@@ -295,10 +303,18 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
     // MAM (RSM before/after) and the FlyChat history query (up/down from a row): every query
     // ends with one iq result, which is what the clock waits for.
     let kinds: [(&str, PageQuery); 4] = [
-        ("MAM before", |i, anchor| mam_page(i, "before", anchor)),
-        ("MAM after", |i, anchor| mam_page(i, "after", anchor)),
-        ("FlyChat up", |i, anchor| flychat_page(i, "up", anchor)),
-        ("FlyChat down", |i, anchor| flychat_page(i, "down", anchor)),
+        ("MAM before", |i, ids, anchor| {
+            mam_page(i, "before", ids, anchor)
+        }),
+        ("MAM after", |i, ids, anchor| {
+            mam_page(i, "after", ids, anchor)
+        }),
+        ("FlyChat up", |i, ids, anchor| {
+            flychat_page(i, "up", ids, anchor)
+        }),
+        ("FlyChat down", |i, ids, anchor| {
+            flychat_page(i, "down", ids, anchor)
+        }),
     ];
     for (label, stanza) in kinds {
         let mut pages = Vec::with_capacity(queries);
@@ -307,7 +323,7 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
             if label.starts_with("MAM") {
                 anchors.push((label.ends_with("before"), anchor as i64));
             }
-            pages.push(stanza(i, anchor));
+            pages.push(stanza(i, &ids, anchor));
         }
         let latencies = round_trips(peer, pages).await?;
         report.push(format!(
@@ -317,7 +333,6 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
         ));
     }
     // The same pages read straight from the store, without the link and the rendering.
-    let (_, reader) = open(&mixd.database, Durability::Normal)?;
     let mut direct = Vec::with_capacity(anchors.len());
     for (before, anchor) in anchors {
         let query = HistoryQuery {

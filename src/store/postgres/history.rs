@@ -252,11 +252,13 @@ pub(super) fn page(reader: &PgReader, q: &HistoryQuery) -> Result<HistoryPage, H
     }
 }
 
-/// By archive id first, else the newest message with that origin-id or client id; notices
-/// are never the target.
+/// By archive id first (what the client's reference decoded to, if anything), else the
+/// newest message whose origin-id or client id is the reference as sent; notices are never
+/// the target. A number the client sends is not an archive id: those are never shown.
 pub(super) fn find_message(
     conn: &mut Conn,
     channel: i64,
+    by_id: Option<i64>,
     reference: &str,
 ) -> anyhow::Result<Option<MessageRef>> {
     let found = |row: Row| -> anyhow::Result<MessageRef> {
@@ -268,7 +270,7 @@ pub(super) fn find_message(
             client_id: row.try_get(4)?,
         })
     };
-    if let Ok(id) = reference.parse::<i64>() {
+    if let Some(id) = by_id {
         let statement = conn.prepare(
             "SELECT id, channel, sender, retracted_at, client_id FROM messages
              WHERE id = $1 AND channel = $2 AND notice = 0",

@@ -5,14 +5,15 @@
 use std::collections::HashMap;
 
 use anyhow::anyhow;
-use jid::BareJid;
+use jid::FullJid;
 use postgres::IsolationLevel;
 
 use super::{bare, Conn};
 use crate::core::{
-    Administration, Channel, Dialect, Info, JoinPolicy, Nodes, Participant, Pending, PendingKind,
-    Role, Settings, Snapshot,
+    Administration, Channel, Departure, Dialect, Info, JoinPolicy, Nodes, Participant, Pending,
+    PendingKind, Role, Settings, Snapshot,
 };
+use crate::store::columns::{contacts, mode};
 
 /// Everything the core holds in memory, and the last keys handed out (kept past deletions,
 /// so a destroyed channel's key or message id is never reused).
@@ -27,10 +28,11 @@ pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
     for row in tx.query(
         "SELECT key, name, created_by, created_at, info_name, info_description,
                 info_contacts, info_updated_at, info_avatar, info_thumbnail, info_history,
-                join_policy, muted, max_members, info_avatar_type FROM channels ORDER BY key",
+                join_policy, muted, max_members, info_avatar_type, listed
+         FROM channels ORDER BY key",
         &[],
     )? {
-        let contacts: String = row.try_get(6)?;
+        let contacts_text: String = row.try_get(6)?;
         let settings = Settings {
             policy: JoinPolicy::from_i64(row.try_get(11)?),
             muted: row.try_get(12)?,
@@ -39,15 +41,13 @@ pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
         channels.push(Channel {
             key: row.try_get(0)?,
             name: row.try_get(1)?,
+            listed: row.try_get(15)?,
             created_by: bare(row.try_get(2)?)?,
             created_at: row.try_get(3)?,
             info: Info {
                 name: row.try_get(4)?,
                 description: row.try_get(5)?,
-                contacts: contacts
-                    .split_whitespace()
-                    .filter_map(|j| BareJid::new(j).ok())
-                    .collect(),
+                contacts: contacts(&contacts_text),
                 updated_at: row.try_get(7)?,
                 avatar: row.try_get(8)?,
                 avatar_type: row.try_get(14)?,
@@ -113,6 +113,20 @@ pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
             });
         }
     }
+    // Clients online when the last active instance ran, by participant (few rows: most
+    // participants have no client online).
+    let mut online: HashMap<(i64, String), Vec<FullJid>> = HashMap::new();
+    for row in tx.query(
+        "SELECT channel, jid, resource FROM presence ORDER BY channel, jid, resource",
+        &[],
+    )? {
+        let (channel, bare_jid, resource): (i64, String, String) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        // A row that no longer makes a JID is skipped, not a reason to refuse to start.
+        if let Ok(full) = FullJid::new(&format!("{bare_jid}/{resource}")) {
+            online.entry((channel, bare_jid)).or_default().push(full);
+        }
+    }
     // Streamed rather than collected: at a million memberships the rows would otherwise all
     // sit in memory beside the participants made of them.
     let statement = tx.prepare(
@@ -121,9 +135,17 @@ pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
     )?;
     let mut rows = tx.query_raw(&statement, std::iter::empty::<i64>())?;
     while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
-        if let Some(&i) = index.get(&row.try_get::<_, i64>(0)?) {
-            let jid = bare(row.try_get(1)?)?;
+        let key: i64 = row.try_get(0)?;
+        if let Some(&i) = index.get(&key) {
+            let jid_text: String = row.try_get(1)?;
+            let online = if online.is_empty() {
+                Vec::new()
+            } else {
+                online.remove(&(key, jid_text.clone())).unwrap_or_default()
+            };
+            let jid = bare(jid_text)?;
             let id: String = row.try_get(2)?;
+            let (dialect, reach) = mode(row.try_get(8)?);
             channels[i].participants.push(Participant {
                 jid: jid.clone(),
                 id: id
@@ -134,8 +156,9 @@ pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
                 role: Role::from_i64(row.try_get(5)?),
                 joined_at: row.try_get(6)?,
                 cleared_upto: row.try_get(7)?,
-                dialect: Dialect::from_i64(row.try_get(8)?),
-                online: Vec::new(),
+                dialect,
+                reach,
+                online,
             });
             let muted_until: i64 = row.try_get(9)?;
             if muted_until > 0 {
@@ -156,10 +179,20 @@ pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
     };
     let last_channel_key = sequence("channels")?;
     let last_message_id = sequence("messages")?;
+    let mut departures = Vec::new();
+    for row in tx.query("SELECT channel, name, jid, at FROM departed_owners", &[])? {
+        departures.push(Departure {
+            key: row.try_get(0)?,
+            name: row.try_get(1)?,
+            owner: bare(row.try_get(2)?)?,
+            at: row.try_get(3)?,
+        });
+    }
     tx.commit()?;
     Ok(Snapshot {
         channels,
         last_channel_key,
         last_message_id,
+        departures,
     })
 }

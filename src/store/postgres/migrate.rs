@@ -1,7 +1,7 @@
 //! Schema versions for PostgreSQL. `schema.postgres.sql` is the whole current schema;
 //! `MIGRATIONS[n]` brings a database at version `n + 1` to `n + 2`. The version lives in the
 //! one row of `schema_version` (PostgreSQL has no `user_version`). Its numbers are the
-//! PostgreSQL schema's own: version 1 holds what SQLite's version 2 holds.
+//! PostgreSQL schema's own: version `n` holds what SQLite's version `n + 1` holds.
 //!
 //! Only the active instance migrates (it holds the lock, see `mod.rs`), and DDL is
 //! transactional in PostgreSQL: a migration is applied whole or not at all.
@@ -11,8 +11,42 @@ use postgres::Client;
 
 const SCHEMA: &str = include_str!("../../../schema.postgres.sql");
 
-/// Steps from each older version to the next.
-const MIGRATIONS: &[&str] = &[];
+/// Steps from each older version to the next: SQLite's steps from its version 2 on
+/// (`store/migrate.rs`), in PostgreSQL's words, one for one.
+const MIGRATIONS: &[&str] = &[
+    // 1 → 2 (SQLite 2 → 3): whether a channel is listed in discovery, and owners who just
+    // left a channel. Channels that existed before cannot say how they were made: those named
+    // the way mixd names ad-hoc channels (16 hex digits) and those whose creator takes part
+    // through FlyChat are taken as unlisted, the rest as listed.
+    "ALTER TABLE channels ADD COLUMN listed BOOLEAN NOT NULL DEFAULT TRUE;
+     UPDATE channels SET listed = FALSE
+      WHERE (length(name) = 16 AND name !~ '[^0-9a-f]')
+         OR EXISTS (SELECT 1 FROM participants p
+                     WHERE p.channel = channels.key AND p.jid = channels.created_by
+                       AND p.dialect = 1);
+     CREATE TABLE departed_owners (
+         channel BIGINT NOT NULL,
+         name    TEXT   COLLATE \"C\" NOT NULL,
+         jid     TEXT   COLLATE \"C\" NOT NULL,
+         at      BIGINT NOT NULL,
+         PRIMARY KEY (channel, jid)
+     );",
+    // 2 → 3 (SQLite 3 → 4): clients online in each channel, kept across restarts.
+    "CREATE TABLE presence (
+         channel  BIGINT NOT NULL,
+         jid      TEXT   COLLATE \"C\" NOT NULL,
+         resource TEXT   COLLATE \"C\" NOT NULL,
+         PRIMARY KEY (channel, jid, resource),
+         FOREIGN KEY (channel, jid) REFERENCES participants (channel, jid) ON DELETE CASCADE
+     );",
+    // 3 → 4 (SQLite 4 → 5): the table that keeps the secret of the opaque ids
+    // (src/dialect/ids.rs); the key itself is made when the database is opened
+    // (`PgWriter::id_key`).
+    "CREATE TABLE meta (
+         name  TEXT  COLLATE \"C\" PRIMARY KEY,
+         value BYTEA NOT NULL
+     );",
+];
 
 pub const LATEST: i32 = 1 + MIGRATIONS.len() as i32;
 

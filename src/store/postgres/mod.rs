@@ -314,8 +314,13 @@ impl Reader for PgReader {
         history::page(self, q)
     }
 
-    fn find_message(&self, channel: i64, reference: &str) -> anyhow::Result<Option<MessageRef>> {
-        self.with_conn(|conn| history::find_message(conn, channel, reference))
+    fn find_message(
+        &self,
+        channel: i64,
+        id: Option<i64>,
+        sent: &str,
+    ) -> anyhow::Result<Option<MessageRef>> {
+        self.with_conn(|conn| history::find_message(conn, channel, id, sent))
     }
 
     fn receipts(&self, message: i64) -> anyhow::Result<Vec<MemberReceipt>> {

@@ -77,10 +77,12 @@ impl Both {
         pg
     }
 
-    /// The message `reference` names, which both must find alike.
+    /// The message `reference` names, which both must find alike; a number is also taken as
+    /// the archive id a dialect decoded, as `sqlite/testing.rs` does.
     fn find(&self, channel: i64, reference: &str) -> Option<MessageRef> {
-        let lite = self.sqlite.1.find_message(channel, reference).unwrap();
-        let pg = self.pg.1.find_message(channel, reference).unwrap();
+        let id = reference.parse::<i64>().ok();
+        let lite = self.sqlite.1.find_message(channel, id, reference).unwrap();
+        let pg = self.pg.1.find_message(channel, id, reference).unwrap();
         assert_eq!(lite, pg, "find_message({channel}, {reference:?})");
         pg
     }
@@ -88,11 +90,16 @@ impl Both {
     /// Every read both answer must be the same.
     fn same_reads(&self, queries: &[HistoryQuery], messages: &[i64]) {
         let (lite, pg) = (&self.sqlite.1, &self.pg.1);
-        assert_eq!(
-            format!("{:?}", lite.snapshot().unwrap()),
-            format!("{:?}", pg.snapshot().unwrap()),
-            "snapshots"
-        );
+        // A departed owner's time is each writer's clock at its commit (a `Left` carries
+        // none): the two commits are moments apart, so only the times differ.
+        let snapshot = |r: &dyn Reader| {
+            let mut snapshot = r.snapshot().unwrap();
+            for departure in &mut snapshot.departures {
+                departure.at = 0;
+            }
+            format!("{snapshot:?}")
+        };
+        assert_eq!(snapshot(lite), snapshot(pg), "snapshots");
         for q in queries {
             let page = |r: &dyn Reader| match r.history(q) {
                 Ok(p) => format!(
@@ -321,6 +328,7 @@ fn every_fact_reads_back_as_from_sqlite() {
     both.commit(facts);
     let counts = queries(2, &[]);
     both.same_reads(&counts[..3], &[]);
+
     both.commit(g.destroy(&alice, "gone", 103).unwrap());
     both.commit(g.leave("coven", &carol, 104).unwrap());
 
@@ -351,6 +359,65 @@ fn every_fact_reads_back_as_from_sqlite() {
     let mut kept = queries(1, &ids);
     kept.iter_mut().for_each(|q| q.with_notices = true);
     both.same_reads(&kept, &ids);
+
+    // How participants are reached and which clients are online (schema 3 and 4 of SQLite):
+    // a join by the user's server, a direct join (online from it), presence on and off, a
+    // bounce; an ad-hoc channel (not listed); an owner who leaves keeps a right to delete.
+    let mut facts = g.create(&alice, Some("reach"), 104).unwrap().1;
+    facts.extend(
+        g.join("reach", &alice, Some("alice"), Nodes::ALL, 104)
+            .unwrap()
+            .1,
+    );
+    both.commit(facts);
+    let dave: jid::Jid = "dave@localhost".parse().unwrap();
+    both.commit(
+        g.join_from("reach", &dave, None, Nodes::ALL, 105)
+            .unwrap()
+            .1,
+    );
+    let erin: jid::Jid = "erin@localhost/phone".parse().unwrap();
+    both.commit(
+        g.join_from("reach", &erin, None, Nodes::ALL, 105)
+            .unwrap()
+            .1,
+    );
+    let (phone, pc) = (
+        jid::FullJid::new("alice@localhost/phone").unwrap(),
+        jid::FullJid::new("alice@localhost/pc").unwrap(),
+    );
+    let mut facts = g.presence("reach", &phone, true).unwrap();
+    facts.extend(g.presence("reach", &pc, true).unwrap());
+    both.commit(facts);
+    both.commit(g.presence("reach", &phone, false).unwrap());
+    both.commit(g.bounced(&pc));
+    both.commit(g.presence("reach", &phone, true).unwrap());
+    let (ad_hoc, facts) = g.create(&alice, None, 106).unwrap();
+    both.commit(facts);
+    both.commit(g.join(&ad_hoc, &alice, None, Nodes::ALL, 106).unwrap().1);
+    let listed = |name: &str| {
+        let snapshot = both.pg.1.snapshot().unwrap();
+        let channel = snapshot.channels.iter().find(|c| c.name == name);
+        channel.unwrap().listed
+    };
+    assert!(!listed(&ad_hoc) && listed("reach"));
+    both.commit(g.leave(&ad_hoc, &alice, 107).unwrap());
+    both.same_reads(&[], &[]);
+    let snapshot = both.pg.1.snapshot().unwrap();
+    assert_eq!(snapshot.departures.len(), 1, "{:?}", snapshot.departures);
+    let reach = snapshot
+        .channels
+        .iter()
+        .find(|c| c.name == "reach")
+        .unwrap();
+    let reached = |who: &str| {
+        let p = reach.participant(&jid(who)).unwrap();
+        (p.reach, p.online.len())
+    };
+    use crate::core::model::Reach;
+    assert_eq!(reached("dave@localhost"), (Reach::Server, 0));
+    assert_eq!(reached("erin@localhost"), (Reach::Direct, 1));
+    assert_eq!(reached("alice@localhost"), (Reach::Direct, 1));
 }
 
 #[test]
@@ -507,4 +574,127 @@ fn history_pages_side_by_side() {
             at(0.99)
         );
     }
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn the_id_key_is_made_once_per_database_and_shared_with_a_standby() {
+    let url = database();
+    let (mut w, _r) = open(&url, Durability::Normal).unwrap();
+    let key = w.id_key().unwrap();
+    assert_eq!(w.id_key().unwrap(), key);
+    assert_ne!(key, [0; 16]);
+    let mut client = postgres::Client::connect(&url, NoTls).unwrap();
+    let stored: Vec<u8> = client
+        .query_one("SELECT value FROM meta WHERE name = 'id_key'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, key, "kept in the database");
+    // The next active instance (a restart, or a standby taking over: this process keeps the
+    // first one's lock, so another database stands in) reads the stored key, not a new one.
+    let next = database();
+    let mut client = postgres::Client::connect(&next, NoTls).unwrap();
+    super::migrate::migrate(&mut client).unwrap();
+    client
+        .execute(
+            "INSERT INTO meta (name, value) VALUES ('id_key', $1)",
+            &[&&[7u8; 16][..]],
+        )
+        .unwrap();
+    let (mut w, _r) = open(&next, Durability::Normal).unwrap();
+    assert_eq!(w.id_key().unwrap(), [7; 16]);
+    let (mut other, _r) = open(&database(), Durability::Normal).unwrap();
+    assert_ne!(
+        other.id_key().unwrap(),
+        key,
+        "another database, another key"
+    );
+}
+
+/// Each table's columns as `information_schema` describes them, in order: name, type,
+/// nullable, default, collation.
+fn columns(
+    client: &mut postgres::Client,
+) -> Vec<(
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+)> {
+    client
+        .query(
+            "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text,
+                    column_default::text, collation_name::text
+             FROM information_schema.columns WHERE table_schema = 'public'
+             ORDER BY table_name, ordinal_position",
+            &[],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect()
+}
+
+/// Every constraint (keys, foreign keys with their actions) by table, as PostgreSQL defines
+/// it, without its name.
+fn constraints(client: &mut postgres::Client) -> Vec<(String, String)> {
+    client
+        .query(
+            "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint
+             WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2",
+            &[],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn a_version_1_database_migrates_to_the_schema_and_keeps_its_rows() {
+    let mut old = postgres::Client::connect(&database(), NoTls).unwrap();
+    old.batch_execute(include_str!(
+        "../../../tests/fixtures/schema-postgres-v1.sql"
+    ))
+    .unwrap();
+    old.batch_execute(
+        "INSERT INTO schema_version (version) VALUES (1);
+         INSERT INTO channels (key, name, created_by, created_at, info_updated_at)
+         VALUES (1, 'coven', 'alice@localhost', 1, 1), (2, '0f3a9c2e71b4d856', 'alice@localhost', 1, 1),
+                (3, 'trip', 'bob@localhost', 1, 1);
+         INSERT INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at)
+         VALUES (3, 'bob@localhost', '1', 'bob', 31, 2, 1, 1);",
+    )
+    .unwrap();
+    super::migrate::migrate(&mut old).unwrap();
+    let mut fresh = postgres::Client::connect(&database(), NoTls).unwrap();
+    super::migrate::migrate(&mut fresh).unwrap();
+    assert_eq!(columns(&mut old), columns(&mut fresh));
+    assert_eq!(constraints(&mut old), constraints(&mut fresh));
+    assert!(constraints(&mut old)
+        .iter()
+        .any(|(table, def)| table == "presence" && def.contains("REFERENCES participants")));
+    // Named as mixd names ad-hoc channels, or made by a FlyChat creator: unlisted.
+    let listed: Vec<(String, bool)> = old
+        .query("SELECT name, listed FROM channels ORDER BY key", &[])
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("coven".into(), true),
+            ("0f3a9c2e71b4d856".into(), false),
+            ("trip".into(), false)
+        ]
+    );
+    let version: i32 = old
+        .query_one("SELECT version FROM schema_version", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, super::migrate::LATEST);
 }

@@ -11,7 +11,8 @@ use postgres::types::ToSql;
 use postgres::Statement;
 
 use super::{connect, Conn, Detached, PgWriter};
-use crate::core::{Fact, Receipt, ReceiptKind, Role};
+use crate::core::{Fact, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE};
+use crate::store::columns::{contacts_text, id_key_from, mode_code, new_id_key, writer_now};
 use crate::store::{Completion, FactWriter};
 
 /// This instance's epoch is no longer the fence's: a standby took over.
@@ -66,6 +67,29 @@ impl FactWriter for PgWriter {
         }
         tx.tx.commit().context("committing")?;
         Ok(after.completions)
+    }
+
+    fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
+        let conn = &mut *self.conn;
+        let read = |conn: &mut Conn| -> anyhow::Result<Option<Vec<u8>>> {
+            Ok(conn
+                .client
+                .query_opt("SELECT value FROM meta WHERE name = 'id_key'", &[])?
+                .map(|row| row.try_get(0))
+                .transpose()?)
+        };
+        let stored = match read(conn)? {
+            Some(stored) => stored,
+            None => {
+                let key = new_id_key()?;
+                conn.client.execute(
+                    "INSERT INTO meta (name, value) VALUES ('id_key', $1) ON CONFLICT DO NOTHING",
+                    &[&&key[..]],
+                )?;
+                read(conn)?.context("the id key was not stored")?
+            }
+        };
+        id_key_from(stored)
     }
 }
 
@@ -194,13 +218,22 @@ fn raise(last: &mut Option<i64>, value: i64) {
     *last = Some(last.map_or(value, |l| l.max(value)));
 }
 
-/// A channel's contacts as one column, separated by spaces (which no JID holds).
-fn contacts_text(contacts: &[BareJid]) -> String {
-    contacts
-        .iter()
-        .map(|j| j.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// Keeps the right of `owner`, which just left channel `key` itself, to delete that channel
+/// for a moment (`core/destroy.rs`), so that it survives a restart or a takeover; drops
+/// expired ones. The time is the writer's clock ([`writer_now`]).
+fn departed_owner(tx: &mut Tx, key: i64, owner: &BareJid) -> Result<(), postgres::Error> {
+    let now = writer_now();
+    tx.execute(
+        "DELETE FROM departed_owners WHERE at <= $1",
+        &[&(now - DEPARTED_OWNER_GRACE)],
+    )?;
+    tx.execute(
+        "INSERT INTO departed_owners (channel, name, jid, at)
+         SELECT key, name, $2, $3 FROM channels WHERE key = $1
+         ON CONFLICT (channel, jid) DO UPDATE SET name = excluded.name, at = excluded.at",
+        &[&key, &owner.as_str(), &now],
+    )?;
+    Ok(())
 }
 
 /// Writes one fact (a post joins `posts`, written by the caller). Exhaustive on purpose,
@@ -221,11 +254,12 @@ fn persist<'a>(
             name,
             owner,
             at,
+            listed,
         } => {
             tx.execute(
-                "INSERT INTO channels (key, name, created_by, created_at, info_updated_at)
-                 VALUES ($1, $2, $3, $4, $4)",
-                &[key, name, &owner.as_str(), at],
+                "INSERT INTO channels (key, name, created_by, created_at, info_updated_at, listed)
+                 VALUES ($1, $2, $3, $4, $4, $5)",
+                &[key, name, &owner.as_str(), at, listed],
             )?;
             tx.execute(
                 "INSERT INTO channel_owners (channel, jid) VALUES ($1, $2)",
@@ -271,7 +305,7 @@ fn persist<'a>(
                     &p.nick,
                     &i64::from(p.nodes.0),
                     &(p.role as i64),
-                    &(p.dialect as i64),
+                    &mode_code(p),
                     &p.joined_at,
                     &p.cleared_upto,
                 ],
@@ -282,8 +316,13 @@ fn persist<'a>(
             )?;
         }
         Fact::Left {
-            key, participant, ..
+            key,
+            participant,
+            by,
         } => {
+            if by == &participant.jid && participant.role == Role::Owner {
+                departed_owner(tx, *key, by)?;
+            }
             tx.execute(
                 "DELETE FROM participants WHERE channel = $1 AND jid = $2",
                 &[key, &participant.jid.as_str()],
@@ -460,8 +499,23 @@ fn persist<'a>(
             }
         }
         Fact::Receipt(r) => record_receipt(tx, r, &mut after.completions)?,
-        // Which clients are online, and who is typing, are known only while mixd runs.
-        Fact::PresenceChanged { .. } | Fact::ChatState { .. } => {}
+        // Which clients are online outlives a restart and a takeover: clients do not send
+        // presence again by themselves. The row goes with its participant (a foreign key), so
+        // leaving and deletion need no statement of their own here.
+        Fact::PresenceChanged { key, jid, online } => {
+            let sql = if *online {
+                "INSERT INTO presence (channel, jid, resource) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING"
+            } else {
+                "DELETE FROM presence WHERE channel = $1 AND jid = $2 AND resource = $3"
+            };
+            tx.execute(
+                sql,
+                &[key, &jid.to_bare().as_str(), &jid.resource().as_str()],
+            )?;
+        }
+        // Who is typing would be stale after a restart.
+        Fact::ChatState { .. } => {}
     }
     Ok(())
 }

@@ -217,14 +217,15 @@ pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPag
     }
 }
 
-/// By archive id first, else the newest message with that origin-id or client id; notices
-/// are never the target.
+/// By archive id first (what the client's reference decoded to, if anything), else the
+/// newest message whose origin-id or client id is the reference as sent; notices are never
+/// the target. A number the client sends is not an archive id: those are never shown.
 pub(super) fn find_message(
     conn: &Connection,
     channel: i64,
+    by_id: Option<i64>,
     reference: &str,
 ) -> anyhow::Result<Option<MessageRef>> {
-    let by_id = reference.parse::<i64>().ok();
     let row = |row: &rusqlite::Row| -> rusqlite::Result<MessageRef> {
         Ok(MessageRef {
             id: row.get(0)?,
@@ -344,8 +345,14 @@ mod tests {
         assert_eq!(target(&r, "client-7").id, abs(2));
         assert_eq!(target(&r, "o-hi").id, abs(1));
         assert_eq!(target(&r, "2").sender, jid("bob@localhost"));
-        assert!(r.find_message(1, "nothing").unwrap().is_none());
-        assert!(r.find_message(2, &abs(1).to_string()).unwrap().is_none());
+        assert!(r.find_message(1, None, "nothing").unwrap().is_none());
+        assert!(r.find_message(2, Some(abs(1)), "").unwrap().is_none());
+        // A number as sent is an origin-id or client id like any other text, never an
+        // archive id: those reach the store decoded.
+        assert!(r
+            .find_message(1, None, &abs(1).to_string())
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! The state the core starts from: every channel with its participants, owners and
 //! administration, read in a handful of whole-table scans rather than per channel.
 
-use jid::BareJid;
+use std::collections::HashMap;
+
+use jid::FullJid;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::bare;
 use crate::core::{
-    Administration, Channel, Dialect, Info, JoinPolicy, Nodes, Participant, Pending, PendingKind,
-    Role, Settings, Snapshot,
+    Administration, Channel, Departure, Dialect, Info, JoinPolicy, Nodes, Participant, Pending,
+    PendingKind, Role, Settings, Snapshot,
 };
+use crate::store::columns::{contacts, mode};
 
 /// Everything the core holds in memory, and the last keys the sequences handed out (kept
 /// past deletions, so a destroyed channel's key or message id is never reused).
@@ -17,11 +20,11 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
     let mut stmt = conn.prepare(
         "SELECT key, name, created_by, created_at, info_name, info_description,
                 info_contacts, info_updated_at, info_avatar, info_thumbnail, info_history,
-                join_policy, muted, max_members, info_avatar_type FROM channels ORDER BY key",
+                join_policy, muted, max_members, info_avatar_type, listed FROM channels ORDER BY key",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let contacts: String = row.get(6)?;
+        let contacts_text: String = row.get(6)?;
         let settings = Settings {
             policy: JoinPolicy::from_i64(row.get(11)?),
             muted: row.get(12)?,
@@ -30,15 +33,13 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
         channels.push(Channel {
             key: row.get(0)?,
             name: row.get(1)?,
+            listed: row.get(15)?,
             created_by: bare(row.get(2)?)?,
             created_at: row.get(3)?,
             info: Info {
                 name: row.get(4)?,
                 description: row.get(5)?,
-                contacts: contacts
-                    .split_whitespace()
-                    .filter_map(|j| BareJid::new(j).ok())
-                    .collect(),
+                contacts: contacts(&contacts_text),
                 updated_at: row.get(7)?,
                 avatar: row.get(8)?,
                 avatar_type: row.get(14)?,
@@ -55,7 +56,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
             }),
         });
     }
-    let index: std::collections::HashMap<i64, usize> = channels
+    let index: HashMap<i64, usize> = channels
         .iter()
         .enumerate()
         .map(|(i, c)| (c.key, i))
@@ -105,13 +106,34 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
             });
         }
     }
+    // Clients online when mixd last ran, by participant (few rows: most participants have
+    // no client online).
+    let mut online: HashMap<(i64, String), Vec<FullJid>> = HashMap::new();
+    let mut stmt = conn
+        .prepare("SELECT channel, jid, resource FROM presence ORDER BY channel, jid, resource")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let (channel, bare_jid, resource): (i64, String, String) =
+            (row.get(0)?, row.get(1)?, row.get(2)?);
+        // A row that no longer makes a JID is skipped, not a reason to refuse to start.
+        if let Ok(full) = FullJid::new(&format!("{bare_jid}/{resource}")) {
+            online.entry((channel, bare_jid)).or_default().push(full);
+        }
+    }
     let mut stmt = conn.prepare(
         "SELECT channel, jid, id, nick, nodes, role, joined_at, cleared_upto, dialect, muted_until FROM participants
          ORDER BY channel, joined_at, jid",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        if let Some(&i) = index.get(&row.get::<_, i64>(0)?) {
+        let key: i64 = row.get(0)?;
+        if let Some(&i) = index.get(&key) {
+            let online = if online.is_empty() {
+                Vec::new()
+            } else {
+                online.remove(&(key, row.get(1)?)).unwrap_or_default()
+            };
+            let (dialect, reach) = mode(row.get(8)?);
             channels[i].participants.push(Participant {
                 jid: bare(row.get(1)?)?,
                 id: row.get::<_, String>(2)?.parse().map_err(|e| {
@@ -126,8 +148,9 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
                 role: Role::from_i64(row.get(5)?),
                 joined_at: row.get(6)?,
                 cleared_upto: row.get(7)?,
-                dialect: Dialect::from_i64(row.get(8)?),
-                online: Vec::new(),
+                dialect,
+                reach,
+                online,
             });
             let muted_until: i64 = row.get(9)?;
             if muted_until > 0 {
@@ -149,10 +172,22 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
             .optional()?
             .unwrap_or(0))
     };
+    let mut stmt = conn.prepare("SELECT channel, name, jid, at FROM departed_owners")?;
+    let mut rows = stmt.query([])?;
+    let mut departures = Vec::new();
+    while let Some(row) = rows.next()? {
+        departures.push(Departure {
+            key: row.get(0)?,
+            name: row.get(1)?,
+            owner: bare(row.get(2)?)?,
+            at: row.get(3)?,
+        });
+    }
     Ok(Snapshot {
         channels,
         last_channel_key: sequence("channels")?,
         last_message_id: sequence("messages")?,
+        departures,
     })
 }
 
@@ -162,6 +197,38 @@ mod tests {
     use crate::core::testing::jid;
     use crate::core::Dialect;
     use crate::store::Reader;
+
+    #[test]
+    fn how_a_participant_is_reached_survives_a_restart() {
+        use crate::core::model::Reach;
+        let (_dir, mut w, r, mut g) = coven();
+        let carol: jid::Jid = "carol@localhost".parse().unwrap();
+        let (_, facts) = g
+            .join_from("coven", &carol, None, crate::core::Nodes::ALL, 5)
+            .unwrap();
+        commit(&mut w, facts);
+        let dave: jid::Jid = "dave@localhost/phone".parse().unwrap();
+        let (_, facts) = g
+            .join_from("coven", &dave, None, crate::core::Nodes::ALL, 6)
+            .unwrap();
+        commit(&mut w, facts);
+        let snap = r.snapshot().unwrap();
+        let reach = |who: &str| {
+            let p = snap.channels[0]
+                .participants
+                .iter()
+                .find(|p| p.jid == jid(who))
+                .unwrap();
+            (p.dialect, p.reach, p.online.len())
+        };
+        assert_eq!(reach("carol@localhost"), (Dialect::Mix, Reach::Server, 0));
+        // A client that joined directly is online from its join on, restarts included.
+        assert_eq!(reach("dave@localhost"), (Dialect::Mix, Reach::Direct, 1));
+        assert_eq!(reach("bob@localhost"), (Dialect::Mix, Reach::Direct, 0));
+        assert_eq!(super::mode(1), (Dialect::FlyChat, Reach::Direct));
+        // What an older mixd wrote reads as it did.
+        assert_eq!(super::mode(0), (Dialect::Mix, Reach::Direct));
+    }
 
     #[test]
     fn snapshot_round_trips_channels_and_participants() {
@@ -229,5 +296,88 @@ mod tests {
         assert_eq!(stored.owners, vec![bob.clone()]);
         assert_eq!(stored.administration, live.administration);
         assert_eq!(stored.muted_until(&bob), 1_000);
+    }
+
+    #[test]
+    fn listed_or_not_survives_a_restart() {
+        use crate::core::InfoChange;
+        let (_dir, mut w, r, mut g) = coven();
+        let alice = jid("alice@localhost");
+        let (ad_hoc, facts) = g.create(&alice, None, 5).unwrap();
+        commit(&mut w, facts);
+        let (trip, facts) = g
+            .create_group(
+                &alice,
+                Some("trip"),
+                InfoChange::default(),
+                &[],
+                Dialect::FlyChat,
+                6,
+            )
+            .unwrap();
+        commit(&mut w, facts);
+        let snap = r.snapshot().unwrap();
+        let listed = |name: &str| {
+            snap.channels
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap()
+                .listed
+        };
+        assert!(listed("coven"));
+        assert!(!listed(&ad_hoc));
+        assert!(!listed(&trip));
+    }
+
+    #[test]
+    fn keys_are_never_reused_even_when_the_newest_channel_was_deleted() {
+        let (_dir, mut w, r, mut g) = coven();
+        let alice = jid("alice@localhost");
+        let (_, facts) = g.create(&alice, Some("tower"), 5).unwrap();
+        commit(&mut w, facts);
+        let tower = g.channel("tower").unwrap().key;
+        commit(&mut w, g.destroy(&alice, "tower", 6).unwrap());
+        let snap = r.snapshot().unwrap();
+        assert_eq!(snap.last_channel_key, tower);
+        let mut after = crate::core::Groups::new(g.rules.clone(), snap);
+        let (_, facts) = after.create(&alice, Some("tower"), 7).unwrap();
+        assert_eq!(facts[0].channel_key(), tower + 1);
+    }
+
+    #[test]
+    fn an_owner_who_left_keeps_its_right_to_delete_across_a_restart() {
+        let (_dir, mut w, r, mut g) = coven();
+        let (alice, bob) = (jid("alice@localhost"), jid("bob@localhost"));
+        // Alice leaves coven (ownership passes to bob); in a second channel she was the last
+        // one in, so her exit deleted it.
+        commit(&mut w, g.leave("coven", &alice, 10).unwrap());
+        let (_, mut facts) = g.create(&alice, Some("tower"), 11).unwrap();
+        facts.extend(
+            g.join("tower", &alice, None, crate::core::Nodes::ALL, 11)
+                .unwrap()
+                .1,
+        );
+        commit(&mut w, facts);
+        let tower = g.channel("tower").unwrap().key;
+        commit(&mut w, g.leave("tower", &alice, 12).unwrap());
+        let snap = r.snapshot().unwrap();
+        let mut departures: Vec<_> = snap
+            .departures
+            .iter()
+            .map(|d| (d.key, d.name.as_str(), d.owner.as_str()))
+            .collect();
+        departures.sort();
+        assert_eq!(
+            departures,
+            [
+                (1, "coven", "alice@localhost"),
+                (tower, "tower", "alice@localhost")
+            ]
+        );
+        let now = snap.departures[0].at;
+        let mut after = crate::core::Groups::new(g.rules.clone(), snap);
+        assert!(after.channel("coven").unwrap().is_owner(&bob));
+        assert!(after.destroy(&alice, "tower", now + 1).unwrap().is_empty());
+        assert!(!after.destroy(&alice, "coven", now + 1).unwrap().is_empty());
     }
 }

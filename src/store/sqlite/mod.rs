@@ -20,8 +20,9 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use jid::BareJid;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use super::columns::{id_key_from, new_id_key};
 use super::{HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Reader};
 use crate::core::{MessageRef, Snapshot};
 
@@ -79,6 +80,33 @@ pub struct SqliteWriter {
     conn: Connection,
 }
 
+impl SqliteWriter {
+    /// The secret of the opaque ids clients see (`dialect::ids`): 16 bytes made from the OS's
+    /// randomness the first time the database is opened, then read back, so that ids stay
+    /// the same across restarts and differ between databases.
+    pub fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
+        let read = |conn: &Connection| -> anyhow::Result<Option<Vec<u8>>> {
+            Ok(conn
+                .query_row("SELECT value FROM meta WHERE name = 'id_key'", [], |r| {
+                    r.get(0)
+                })
+                .optional()?)
+        };
+        let stored = match read(&self.conn)? {
+            Some(stored) => stored,
+            None => {
+                let key = new_id_key()?;
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO meta (name, value) VALUES ('id_key', ?1)",
+                    [&key[..]],
+                )?;
+                read(&self.conn)?.context("the id key was not stored")?
+            }
+        };
+        id_key_from(stored)
+    }
+}
+
 /// The readers' connections, opened read-only on demand and kept for the next query.
 pub struct SqliteReader {
     path: PathBuf,
@@ -115,8 +143,13 @@ impl Reader for SqliteReader {
         history::page(self, q)
     }
 
-    fn find_message(&self, channel: i64, reference: &str) -> anyhow::Result<Option<MessageRef>> {
-        self.with_conn(|conn| history::find_message(conn, channel, reference))
+    fn find_message(
+        &self,
+        channel: i64,
+        id: Option<i64>,
+        sent: &str,
+    ) -> anyhow::Result<Option<MessageRef>> {
+        self.with_conn(|conn| history::find_message(conn, channel, id, sent))
     }
 
     fn receipts(&self, message: i64) -> anyhow::Result<Vec<MemberReceipt>> {
@@ -130,4 +163,28 @@ fn bare(text: String) -> rusqlite::Result<BareJid> {
     BareJid::new(&text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_key_is_made_once_per_database_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let (mut w, _) = open(&path, Durability::Normal).unwrap();
+        let key = w.id_key().unwrap();
+        assert_eq!(w.id_key().unwrap(), key);
+        drop(w);
+        let (mut reopened, _) = open(&path, Durability::Normal).unwrap();
+        assert_eq!(reopened.id_key().unwrap(), key, "the same after a restart");
+        let (mut other, _) = open(&dir.path().join("b.db"), Durability::Normal).unwrap();
+        assert_ne!(
+            other.id_key().unwrap(),
+            key,
+            "another database, another key"
+        );
+        assert_ne!(key, [0; 16]);
+    }
 }

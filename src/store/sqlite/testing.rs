@@ -81,11 +81,9 @@ pub(super) fn ids(page: &HistoryPage) -> Vec<i64> {
         .collect()
 }
 
-/// The message `reference` names; a number counts messages like [`ids`].
+/// The message `reference` names; a number is an archive id counted like [`ids`] (as the
+/// dialects pass a decoded id), anything else an origin-id or client id.
 pub(super) fn target(r: &SqliteReader, reference: &str) -> MessageRef {
-    let reference = match reference.parse::<i64>() {
-        Ok(n) => abs(n).to_string(),
-        Err(_) => reference.to_owned(),
-    };
-    r.find_message(1, &reference).unwrap().unwrap()
+    let id = reference.parse::<i64>().ok().map(abs);
+    r.find_message(1, id, reference).unwrap().unwrap()
 }

@@ -6,7 +6,8 @@ use jid::BareJid;
 use rusqlite::{params, OptionalExtension};
 
 use super::SqliteWriter;
-use crate::core::{Fact, Receipt, ReceiptKind, Role};
+use crate::core::{Fact, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE};
+use crate::store::columns::{contacts_text, mode_code, writer_now};
 use crate::store::{Completion, FactWriter};
 
 impl FactWriter for SqliteWriter {
@@ -25,6 +26,10 @@ impl FactWriter for SqliteWriter {
         }
         Ok(after.completions)
     }
+
+    fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
+        SqliteWriter::id_key(self)
+    }
 }
 
 /// What a batch's facts leave to do once their transaction is committed. [`persist`] fills
@@ -38,14 +43,19 @@ struct AfterCommit {
     erased: bool,
 }
 
-/// A channel's contacts as one column, separated by spaces (which no JID holds);
-/// [`load`](super::load) splits them back.
-fn contacts_text(contacts: &[BareJid]) -> String {
-    contacts
-        .iter()
-        .map(|j| j.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+/// Keeps the right of `owner`, which just left channel `key` itself, to delete that channel
+/// for a moment (`core/destroy.rs`), so that it survives a restart; drops expired ones.
+/// The time is the writer's clock ([`writer_now`]).
+fn departed_owner(tx: &rusqlite::Transaction, key: i64, owner: &BareJid) -> rusqlite::Result<()> {
+    let now = writer_now();
+    tx.prepare_cached("DELETE FROM departed_owners WHERE at <= ?1")?
+        .execute([now - DEPARTED_OWNER_GRACE])?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO departed_owners (channel, name, jid, at)
+         SELECT key, name, ?2, ?3 FROM channels WHERE key = ?1",
+    )?
+    .execute(params![key, owner.as_str(), now])?;
+    Ok(())
 }
 
 /// Writes one fact. The `match` is exhaustive on purpose, with no `_` arm: a new [`Fact`]
@@ -74,12 +84,13 @@ fn persist(
             name,
             owner,
             at,
+            listed,
         } => {
             tx.prepare_cached(
-                "INSERT INTO channels (key, name, created_by, created_at, info_updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?4)",
+                "INSERT INTO channels (key, name, created_by, created_at, info_updated_at, listed)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
             )?
-            .execute(params![key, name, owner.as_str(), at])?;
+            .execute(params![key, name, owner.as_str(), at, listed])?;
             tx.prepare_cached("INSERT INTO channel_owners (channel, jid) VALUES (?1, ?2)")?
                 .execute(params![key, owner.as_str()])?;
         }
@@ -115,13 +126,18 @@ fn persist(
                  nodes = excluded.nodes, role = excluded.role, dialect = excluded.dialect,
                  joined_at = excluded.joined_at, cleared_upto = excluded.cleared_upto",
             )?
-            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, p.dialect as i64, p.joined_at, p.cleared_upto])?;
+            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, mode_code(p), p.joined_at, p.cleared_upto])?;
             tx.prepare_cached("DELETE FROM pending WHERE channel = ?1 AND jid = ?2")?
                 .execute(params![key, p.jid.as_str()])?;
         }
         Fact::Left {
-            key, participant, ..
+            key,
+            participant,
+            by,
         } => {
+            if by == &participant.jid && participant.role == Role::Owner {
+                departed_owner(tx, *key, by)?;
+            }
             tx.prepare_cached("DELETE FROM participants WHERE channel = ?1 AND jid = ?2")?
                 .execute(params![key, participant.jid.as_str()])?;
             tx.prepare_cached("DELETE FROM channel_owners WHERE channel = ?1 AND jid = ?2")?
@@ -263,9 +279,23 @@ fn persist(
             }
         }
         Fact::Receipt(r) => record_receipt(tx, r, &mut after.completions)?,
-        // Which clients are online, and who is typing, are known only while mixd runs: after
-        // a restart clients send presence again, and a chat state would be stale.
-        Fact::PresenceChanged { .. } | Fact::ChatState { .. } => {}
+        // Which clients are online outlives a restart: clients do not send presence again by
+        // themselves. The row goes with its participant (a foreign key), so leaving and
+        // deletion need no statement of their own here.
+        Fact::PresenceChanged { key, jid, online } => {
+            let sql = if *online {
+                "INSERT OR IGNORE INTO presence (channel, jid, resource) VALUES (?1, ?2, ?3)"
+            } else {
+                "DELETE FROM presence WHERE channel = ?1 AND jid = ?2 AND resource = ?3"
+            };
+            tx.prepare_cached(sql)?.execute(params![
+                key,
+                jid.to_bare().as_str(),
+                jid.resource().as_str()
+            ])?;
+        }
+        // Who is typing would be stale after a restart.
+        Fact::ChatState { .. } => {}
     }
     Ok(())
 }
@@ -415,6 +445,58 @@ mod tests {
         assert!(state
             .iter()
             .all(|s| s.delivered_at.is_some() && s.displayed_at.is_some()));
+    }
+
+    #[test]
+    fn presence_is_kept_and_goes_with_its_participant() {
+        let (_dir, mut w, r, mut g) = coven();
+        let online = |r: &crate::store::sqlite::SqliteReader, who: &str| {
+            let snap = r.snapshot().unwrap();
+            snap.channels[0]
+                .participant(&jid(who))
+                .map(|p| p.online.clone())
+        };
+        let phone = jid::FullJid::new("bob@localhost/phone").unwrap();
+        let pc = jid::FullJid::new("bob@localhost/pc").unwrap();
+        let mut facts = g.presence("coven", &phone, true).unwrap();
+        facts.extend(g.presence("coven", &pc, true).unwrap());
+        commit(&mut w, facts);
+        assert_eq!(
+            online(&r, "bob@localhost"),
+            Some(vec![pc.clone(), phone.clone()])
+        );
+        commit(&mut w, g.bounced(&pc));
+        assert_eq!(online(&r, "bob@localhost"), Some(vec![phone.clone()]));
+        // Joining again keeps the row; leaving takes it away.
+        commit(
+            &mut w,
+            g.join("coven", &jid("bob@localhost"), None, Nodes::MESSAGES, 5)
+                .unwrap()
+                .1,
+        );
+        assert_eq!(online(&r, "bob@localhost"), Some(vec![phone.clone()]));
+        commit(&mut w, g.leave("coven", &jid("bob@localhost"), 6).unwrap());
+        assert_eq!(online(&r, "bob@localhost"), None);
+        commit(
+            &mut w,
+            g.join("coven", &jid("bob@localhost"), None, Nodes::ALL, 7)
+                .unwrap()
+                .1,
+        );
+        assert_eq!(online(&r, "bob@localhost"), Some(vec![]));
+        // And the channel's deletion takes every row.
+        let alice = jid::FullJid::new("alice@localhost/laptop").unwrap();
+        commit(&mut w, g.presence("coven", &alice, true).unwrap());
+        commit(
+            &mut w,
+            g.destroy(&jid("alice@localhost"), "coven", 9).unwrap(),
+        );
+        assert!(r.snapshot().unwrap().channels.is_empty());
+        let rows: i64 = w
+            .conn
+            .query_row("SELECT count(*) FROM presence", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, 0);
     }
 
     #[test]

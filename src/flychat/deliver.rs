@@ -1,0 +1,351 @@
+//! What FlyChat clients are told of each fact (flychat-wire.md §2–3): messages from others,
+//! the group events that drive the SDK's `groupProfileListener`, typing, recalls, and
+//! aggregated receipts. The SDK has no node subscriptions and announces no presence to the
+//! group, so everything goes to each FlyChat participant's bare JID as a `normal` message,
+//! which stock servers deliver to every online resource or keep offline. MIX participants
+//! are skipped here: their dialect tells them (`mix::deliver`).
+//!
+//! Each event is written once as a [`Template`] and copied per recipient. An add of several
+//! users is told in as many stanzas as there are recipients ([`joined`]), not one per pair.
+
+use std::collections::HashMap;
+
+use jid::BareJid;
+
+use crate::core::{
+    AccessList, Channel, Dialect, Fact, Groups, Micros, Participant, Pending, PendingKind, Role,
+    Settings,
+};
+use crate::dialect::Service;
+use crate::store::Completion;
+use crate::xml::Template;
+
+use super::render;
+
+/// Appends to `out` what FlyChat clients are told of `fact`, which the core has already
+/// applied to `groups`. Every fact is listed, so that a new one does not compile until
+/// FlyChat says what its clients learn of it.
+pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
+    let all = Audience::default();
+    match fact {
+        Fact::Posted(posted) => {
+            // The SDK drops the sender's own copy (flychat-wire.md §2): none is written.
+            let others = Audience::except(&posted.sender);
+            tell(groups, service, posted.channel, others, out, |jid, _| {
+                render::message(&service.ids, jid, posted)
+            });
+        }
+        Fact::ChatState {
+            key, sender, state, ..
+        } => tell(
+            groups,
+            service,
+            *key,
+            Audience::except(sender),
+            out,
+            |jid, c| render::typing(jid, &c.name, sender, *state),
+        ),
+        Fact::Retracted(r) => tell(groups, service, r.channel, all, out, |jid, c| {
+            render::recall(&service.ids, jid, &c.name, r)
+        }),
+        Fact::Joined {
+            key,
+            participant,
+            by,
+        } => joined(groups, service, *key, by, &[participant], out),
+        Fact::Left {
+            key,
+            participant,
+            by,
+        } => {
+            // The one who left (or was removed) hears of it too, no longer a participant:
+            // its SDK reports `userLeft` or `userRemoved` for itself as for the others.
+            let also = Audience {
+                also: Some(participant),
+                ..all
+            };
+            tell(groups, service, *key, also, out, |jid, _| {
+                render::user_left(jid, participant, by)
+            });
+        }
+        Fact::InfoChanged { key, info, by } => tell(groups, service, *key, all, out, |jid, _| {
+            render::profile_updated(jid, info, by)
+        }),
+        Fact::RoleChanged {
+            key,
+            jid: target,
+            role,
+            by,
+        } => tell(groups, service, *key, all, out, |jid, _| {
+            role_changed(jid, target, *role, by)
+        }),
+        Fact::SettingsChanged { key, settings, by } => {
+            let limit = groups.rules.max_members;
+            tell(groups, service, *key, all, out, |jid, _| {
+                settings_changed(jid, settings, limit, by)
+            });
+        }
+        Fact::Muted {
+            key,
+            jid: target,
+            until,
+            by,
+        } => tell(groups, service, *key, all, out, |jid, _| {
+            muted(jid, target, *until, by)
+        }),
+        Fact::AccessChanged {
+            key,
+            list,
+            entry,
+            present,
+            by,
+        } => tell(groups, service, *key, all, out, |jid, _| {
+            access_changed(jid, *list, entry, *present, by)
+        }),
+        Fact::PendingAdded { key, pending } => tell(groups, service, *key, all, out, |jid, _| {
+            pending_added(jid, pending)
+        }),
+        Fact::PendingResolved {
+            key,
+            pending,
+            by,
+            accepted: false,
+        } => tell(groups, service, *key, all, out, |jid, _| {
+            render::info_event(jid, "declined", by, &[("jid", pending.jid.as_str())])
+        }),
+        Fact::ChannelDestroyed { channel, .. } => destroyed(service, channel, out),
+        // Told to nobody: an approved request is told by its `Joined`; the SDK's wire
+        // (flychat-wire.md) has no event for a correction, a reaction or a nick change, and
+        // no notices beside the events above; FlyChat clients have no subscriptions or
+        // presence in a group; a new channel has no participant yet; cleared history
+        // concerns only its requester (which has its reply); a receipt is told to the author
+        // once every member has the message (`completion`).
+        Fact::PendingResolved { accepted: true, .. }
+        | Fact::Corrected(_)
+        | Fact::Reacted(_)
+        | Fact::NickChanged { .. }
+        | Fact::Noticed(_)
+        | Fact::SubscriptionChanged { .. }
+        | Fact::PresenceChanged { .. }
+        | Fact::ChannelCreated { .. }
+        | Fact::HistoryCleared { .. }
+        | Fact::Receipt(_) => {}
+    }
+}
+
+/// Users `by` added to (or who joined) channel `key` in one operation: `userAdded`, one
+/// stanza per FlyChat participant, however many were added.
+///
+/// The SDK's `userAdded` carries one user: it reads the first `<participant>` it finds in
+/// the event and ignores the rest (flychat-wire.md §3; checked in mirrorfly-sdk 4.25.10, whose
+/// lookup returns the first match), and after every group event it fetches the participant
+/// list again. So each added user is told of its own addition — how its SDK learns that it
+/// is in the group, with the group's name — and each member who was there before is told
+/// once, of the first added user; the list it then fetches shows them all, and history keeps
+/// one notice per added user. Telling every member of every added user, as before, made an
+/// add of K users to a group of M members K × (M + K) stanzas (65,793 for one `create_group`
+/// of 255); now it is M + K. A group being created has no members before, so its K
+/// participants get K stanzas.
+pub fn joined(
+    groups: &Groups,
+    service: &Service,
+    key: i64,
+    by: &BareJid,
+    added: &[&Participant],
+    out: &mut Vec<String>,
+) {
+    let Some(channel) = groups.channel_by_key(key) else {
+        return;
+    };
+    let Some(first) = added.first() else {
+        return;
+    };
+    let recipients = || {
+        channel
+            .participants
+            .iter()
+            .filter(|p| p.dialect == Dialect::FlyChat)
+    };
+    if recipients().next().is_none() {
+        return;
+    }
+    let jid = service.channel_jid(&channel.name);
+    let own: HashMap<&BareJid, &Participant> = added.iter().map(|p| (&p.jid, *p)).collect();
+    let mut to_others: Option<Template> = None;
+    for recipient in recipients() {
+        let stanza = match own.get(&recipient.jid) {
+            Some(itself) if itself.jid != first.jid => {
+                render::user_added(&jid, channel, itself, by).to(recipient.jid.as_str())
+            }
+            _ => to_others
+                .get_or_insert_with(|| render::user_added(&jid, channel, first, by))
+                .to(recipient.jid.as_str()),
+        };
+        out.push(stanza);
+    }
+}
+
+/// Tells a FlyChat author that every member has its message (`delivered`) or has seen it
+/// (`seen`), at its bare JID.
+pub fn completion(
+    service: &Service,
+    channel: &Channel,
+    author: &Participant,
+    done: &Completion,
+    out: &mut Vec<String>,
+) {
+    let jid = service.channel_jid(&channel.name);
+    let template = render::aggregated_receipt(&service.ids, &jid, &channel.name, done);
+    out.push(template.to(author.jid.as_str()));
+}
+
+/// Who of a channel hears of a fact besides its FlyChat participants.
+#[derive(Clone, Copy, Default)]
+struct Audience<'a> {
+    /// Not told: the one who did it, whose client shows it already.
+    except: Option<&'a BareJid>,
+    /// Told though no longer a participant: the one who left.
+    also: Option<&'a Participant>,
+}
+
+impl<'a> Audience<'a> {
+    fn except(jid: &'a BareJid) -> Self {
+        Audience {
+            except: Some(jid),
+            also: None,
+        }
+    }
+}
+
+/// Sends the event `write` makes (given the channel's JID and the channel) to the FlyChat
+/// participants of channel `key` that `audience` names, at their bare JIDs.
+fn tell(
+    groups: &Groups,
+    service: &Service,
+    key: i64,
+    audience: Audience,
+    out: &mut Vec<String>,
+    write: impl FnOnce(&str, &Channel) -> Template,
+) {
+    // A fact about a channel that a later fact of the same batch deleted (the last one out)
+    // finds no channel: its deletion tells everyone.
+    let Some(channel) = groups.channel_by_key(key) else {
+        return;
+    };
+    let recipients = || {
+        channel
+            .participants
+            .iter()
+            .chain(audience.also)
+            .filter(|p| p.dialect == Dialect::FlyChat && Some(&p.jid) != audience.except)
+    };
+    // Most channels have no FlyChat participant: write nothing for them.
+    if recipients().next().is_none() {
+        return;
+    }
+    let template = write(&service.channel_jid(&channel.name), channel);
+    for participant in recipients() {
+        out.push(template.to(participant.jid.as_str()));
+    }
+}
+
+/// `madeAdmin` for a new admin; mixd's `owner_changed` and `admin_revoked` otherwise.
+fn role_changed(channel_jid: &str, target: &BareJid, role: Role, by: &BareJid) -> Template {
+    match role {
+        Role::Admin => render::made_admin(channel_jid, target, by),
+        Role::Owner => render::info_event(
+            channel_jid,
+            "owner_changed",
+            by,
+            &[("new_owner", target.as_str())],
+        ),
+        Role::Member => render::info_event(
+            channel_jid,
+            "admin_revoked",
+            by,
+            &[("jid", target.as_str())],
+        ),
+    }
+}
+
+/// The settings as they now are; a group without a limit of its own shows the service's.
+fn settings_changed(
+    channel_jid: &str,
+    settings: &Settings,
+    service_limit: usize,
+    by: &BareJid,
+) -> Template {
+    let limit = settings.max_members.unwrap_or(service_limit).to_string();
+    render::info_event(
+        channel_jid,
+        "group_settings_updated",
+        by,
+        &[
+            ("policy", settings.policy.name()),
+            ("muted", if settings.muted { "1" } else { "0" }),
+            ("max_members", &limit),
+        ],
+    )
+}
+
+/// A member muted until a time (in the SDK's microseconds; 0: unmuted).
+fn muted(channel_jid: &str, target: &BareJid, until: Micros, by: &BareJid) -> Template {
+    let until = render::time(until);
+    render::info_event(
+        channel_jid,
+        "user_muted",
+        by,
+        &[("jid", target.as_str()), ("until", &until)],
+    )
+}
+
+fn access_changed(
+    channel_jid: &str,
+    list: AccessList,
+    entry: &BareJid,
+    present: bool,
+    by: &BareJid,
+) -> Template {
+    let list = match list {
+        AccessList::Allowed => "allowed",
+        AccessList::Banned => "banned",
+    };
+    render::info_event(
+        channel_jid,
+        "access_updated",
+        by,
+        &[
+            ("list", list),
+            ("entry", entry.as_str()),
+            ("present", if present { "1" } else { "0" }),
+        ],
+    )
+}
+
+/// The group's members see who was invited or asks to join; the invitee and the deciders
+/// get the invitation or request itself (`delivery`).
+fn pending_added(channel_jid: &str, pending: &Pending) -> Template {
+    let status = match pending.kind {
+        PendingKind::Invited => "user_invited",
+        PendingKind::Requested => "join_requested",
+    };
+    render::info_event(
+        channel_jid,
+        status,
+        &pending.by,
+        &[("jid", pending.jid.as_str())],
+    )
+}
+
+/// Every FlyChat participant learns that the group is gone (`deleteChat`). The channel is no
+/// longer in `Groups`; the fact carries it as it was.
+fn destroyed(service: &Service, channel: &Channel, out: &mut Vec<String>) {
+    let template = render::group_deleted(&service.channel_jid(&channel.name), &channel.name);
+    for p in channel
+        .participants
+        .iter()
+        .filter(|p| p.dialect == Dialect::FlyChat)
+    {
+        out.push(template.to(p.jid.as_str()));
+    }
+}

@@ -1,0 +1,889 @@
+//! The link's reader: the server's bytes → the stream header, stanzas as `minidom::Element`s,
+//! and stanzas refused for a limit, with every limit checked as the bytes arrive.
+//!
+//! Any user's stanza reaches mixd through the server, so nothing here may be used against
+//! the service. Two stages:
+//!
+//! 1. A **framer** scans the bytes (tags, attribute values, depth; no allocation per
+//!    element) and cuts the stream into top-level stanzas. It buffers a stanza's bytes only
+//!    while the stanza stays within `max_bytes` and `max_depth`. Past a limit it drops what it
+//!    buffered and keeps nothing of the stanza but its envelope (element name, `from`, `to`,
+//!    `id`, `type`, captured from the top start tag as it streams past, each value at most
+//!    [`MAX_ENVELOPE_VALUE`] bytes), counts its way to the stanza's end, and reports it as
+//!    [`Item::Refused`]: one stanza, which the link answers with an error. A 20 MB body or a
+//!    million-deep nesting costs a counter, not memory.
+//! 2. Only a stanza that is complete and within the limits is given to `rxml` (a namespace-
+//!    aware, validating parser whose token limit is `max_bytes`, so no token inside an
+//!    accepted stanza can exceed it) and built into an `Element` **iteratively**: an explicit
+//!    stack of open elements, no recursion, so depth costs heap, never stack. A stanza `rxml`
+//!    rejects is reported as refused (`Breach::Malformed`) and the parser is started again,
+//!    primed with the stream header, so the link stays up.
+//!
+//! Dropping an `Element` is recursive in minidom (each child drops its children): the depth
+//! limit is what bounds that recursion, for the elements built here and for everything the
+//! rules do with them later. Keep `max_depth` small (the configuration caps it).
+
+use minidom::{Element, Node};
+use rxml::{Event, Namespace, Parse, Parser, WithOptions};
+
+/// Longest `from`, `to`, `id` or `type` kept from a refused stanza's start tag (a JID is at
+/// most 3071 bytes). A longer value is left out of the error reply.
+pub const MAX_ENVELOPE_VALUE: usize = 4096;
+
+/// What one element is assumed to cost in memory once built (the `Node` in its parent, its
+/// name and namespace strings), for weighing stanzas waiting in the inbound queue.
+pub const ELEMENT_COST: usize = std::mem::size_of::<Node>() + 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest stanza, in bytes of XML as received.
+    pub max_bytes: usize,
+    /// Deepest nesting inside a stanza; the stanza's own element is level 1.
+    pub max_depth: usize,
+}
+
+/// What the reader found in the bytes it was given.
+#[derive(Debug)]
+pub enum Item {
+    /// The server's `<stream:stream>` header, with its `id`.
+    Header { id: Option<String> },
+    /// A top-level element within the limits. `weight` estimates the memory it holds.
+    Stanza { element: Element, weight: usize },
+    /// A top-level element that broke a limit; nothing of it was kept but its envelope.
+    Refused(Refused),
+    /// The server's `</stream:stream>`.
+    End,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The top start tag's name (qualified as written, e.g. `message`), and its addresses.
+    pub name: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub id: Option<String>,
+    pub kind: Option<String>,
+    pub breach: Breach,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Breach {
+    /// Larger than this many bytes.
+    Bytes(usize),
+    /// Nested deeper than this many levels.
+    Depth(usize),
+    /// Not XML the parser accepts (namespaces, characters, names).
+    Malformed(String),
+}
+
+/// The stream itself is unusable: the link must be dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("the server sent XML mixd cannot read: {0}")]
+    Malformed(String),
+}
+
+fn malformed(what: impl Into<String>) -> ReadError {
+    ReadError::Malformed(what.into())
+}
+
+/// Where the framer is inside the markup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lex {
+    /// Character data (or nothing) between tags.
+    Text,
+    /// Just after `<`.
+    Lt,
+    /// The name of a start tag.
+    StartName,
+    /// Inside a start tag, between attributes.
+    InTag,
+    /// An attribute's name.
+    AttrName,
+    /// After an attribute's name, before its opening quote.
+    AttrEq,
+    /// Inside an attribute value quoted with this byte.
+    AttrValue(u8),
+    /// After `/` in a start tag: `>` must follow.
+    Slash,
+    /// Inside an end tag.
+    EndTag,
+    /// Inside `<?…?>` (the XML declaration), and just after a `?` in it.
+    Decl,
+    DeclQ,
+}
+
+/// The envelope captured from the top start tag of the stanza being framed.
+#[derive(Debug, Default)]
+struct Capture {
+    name: Vec<u8>,
+    attr: Vec<u8>,
+    value: Vec<u8>,
+    /// Whether the current attribute is one we keep, and whether its value overflowed.
+    keep: bool,
+    overflow: bool,
+    from: Option<String>,
+    to: Option<String>,
+    id: Option<String>,
+    kind: Option<String>,
+}
+
+impl Capture {
+    fn finish_value(&mut self) {
+        if !self.keep {
+            return;
+        }
+        let value = if self.overflow {
+            None
+        } else {
+            std::str::from_utf8(&self.value).ok().and_then(unescape)
+        };
+        match self.attr.as_slice() {
+            b"from" => self.from = value,
+            b"to" => self.to = value,
+            b"id" => self.id = value,
+            b"type" => self.kind = value,
+            _ => {}
+        }
+        self.keep = false;
+        self.overflow = false;
+        self.value.clear();
+    }
+}
+
+/// Turns bytes from the server into [`Item`]s. Feed it whatever arrives, in order.
+pub struct Reader {
+    limits: Limits,
+    parser: Parser,
+    builder: Builder,
+    lex: Lex,
+    /// Open elements, the stream's own included (so a stanza's own element opens at depth 1).
+    depth: usize,
+    /// The bytes before the first stanza: the XML declaration and the stream header, kept to
+    /// prime a new parser after a stanza it rejected.
+    header: Vec<u8>,
+    header_done: bool,
+    /// Bytes outside any stanza not yet given to the parser.
+    direct: Vec<u8>,
+    /// Whether a top-level element is being framed, its bytes so far (while within the
+    /// limits), how many bytes it has had, and the limit it broke, if it did.
+    in_unit: bool,
+    unit: Vec<u8>,
+    unit_len: usize,
+    breach: Option<Breach>,
+    capture: Capture,
+}
+
+/// What a byte of markup completed.
+enum Done {
+    Nothing,
+    /// The top-level element being framed has ended.
+    Unit,
+}
+
+impl Reader {
+    pub fn new(limits: Limits) -> Self {
+        Reader {
+            limits,
+            parser: new_parser(limits),
+            builder: Builder::default(),
+            lex: Lex::Text,
+            depth: 0,
+            header: Vec::new(),
+            header_done: false,
+            direct: Vec::new(),
+            in_unit: false,
+            unit: Vec::new(),
+            unit_len: 0,
+            breach: None,
+            capture: Capture::default(),
+        }
+    }
+
+    /// Reads `bytes` (any part of the stream), appending what completed to `out`.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Item>) -> Result<(), ReadError> {
+        let mut i = 0;
+        while i < bytes.len() {
+            // Runs without markup in them are taken whole.
+            let run_end = match self.lex {
+                Lex::Text => memchr::memchr(b'<', &bytes[i..]).map_or(bytes.len(), |n| i + n),
+                Lex::AttrValue(quote) => {
+                    let end = memchr::memchr(quote, &bytes[i..]).map_or(bytes.len(), |n| i + n);
+                    if self.in_unit && self.depth == 1 && self.capture.keep {
+                        self.capture_value(&bytes[i..end]);
+                    }
+                    end
+                }
+                _ => i,
+            };
+            if run_end > i {
+                self.take(&bytes[i..run_end])?;
+                i = run_end;
+                continue;
+            }
+            let b = bytes[i];
+            i += 1;
+            if self.lex == Lex::Text && self.depth == 1 && !self.in_unit {
+                // b == '<' at the stream's level: a stanza (or the stream's end) begins.
+                self.flush_direct(out)?;
+                self.in_unit = true;
+                self.unit_len = 0;
+                self.breach = None;
+                self.capture = Capture::default();
+            }
+            let done = self.step(b)?;
+            self.take(&[b])?;
+            if self.depth > 0 {
+                self.header_done = true;
+            }
+            if let Done::Unit = done {
+                self.unit_done(out)?;
+            }
+        }
+        self.flush_direct(out)
+    }
+
+    fn capture_value(&mut self, bytes: &[u8]) {
+        if self.capture.value.len() + bytes.len() > MAX_ENVELOPE_VALUE {
+            self.capture.overflow = true;
+        } else {
+            self.capture.value.extend_from_slice(bytes);
+        }
+    }
+
+    /// Moves the framer past one byte of markup (or the byte that ends a run).
+    fn step(&mut self, b: u8) -> Result<Done, ReadError> {
+        let top = self.in_unit && self.depth == 1;
+        match self.lex {
+            Lex::Text => self.lex = Lex::Lt, // b == '<'
+            Lex::Lt => {
+                self.lex = match b {
+                    b'/' => Lex::EndTag,
+                    b'?' if self.depth == 0 => Lex::Decl,
+                    b'!' | b'?' => {
+                        return Err(malformed(
+                            "comments, CDATA sections, DOCTYPEs and processing instructions are not allowed",
+                        ))
+                    }
+                    _ => {
+                        if top {
+                            self.capture.name.push(b);
+                        }
+                        Lex::StartName
+                    }
+                };
+            }
+            Lex::StartName => match b {
+                b'>' => return self.opened(false),
+                b'/' => self.lex = Lex::Slash,
+                b' ' | b'\t' | b'\r' | b'\n' => self.lex = Lex::InTag,
+                _ => {
+                    if top && self.capture.name.len() < 64 {
+                        self.capture.name.push(b);
+                    }
+                }
+            },
+            Lex::InTag => match b {
+                b'>' => return self.opened(false),
+                b'/' => self.lex = Lex::Slash,
+                b' ' | b'\t' | b'\r' | b'\n' => {}
+                b'\'' | b'"' | b'=' | b'<' => return Err(malformed("an attribute without a name")),
+                _ => {
+                    if top {
+                        self.capture.attr.clear();
+                        self.capture.attr.push(b);
+                    }
+                    self.lex = Lex::AttrName;
+                }
+            },
+            Lex::AttrName => match b {
+                b'=' | b' ' | b'\t' | b'\r' | b'\n' => self.lex = Lex::AttrEq,
+                b'>' | b'/' | b'<' | b'\'' | b'"' => {
+                    return Err(malformed("an attribute without a value"))
+                }
+                _ => {
+                    if top && self.capture.attr.len() < 16 {
+                        self.capture.attr.push(b);
+                    }
+                }
+            },
+            Lex::AttrEq => match b {
+                b'\'' | b'"' => {
+                    if top {
+                        self.capture.keep = matches!(
+                            self.capture.attr.as_slice(),
+                            b"from" | b"to" | b"id" | b"type"
+                        );
+                        self.capture.overflow = false;
+                        self.capture.value.clear();
+                    }
+                    self.lex = Lex::AttrValue(b);
+                }
+                b'=' | b' ' | b'\t' | b'\r' | b'\n' => {}
+                _ => return Err(malformed("an attribute value without quotes")),
+            },
+            Lex::AttrValue(_) => {
+                // b is the closing quote.
+                if top {
+                    self.capture.finish_value();
+                }
+                self.lex = Lex::InTag;
+            }
+            Lex::Slash => {
+                if b != b'>' {
+                    return Err(malformed("'/' inside a start tag"));
+                }
+                return self.opened(true);
+            }
+            Lex::EndTag => {
+                if b == b'>' {
+                    self.lex = Lex::Text;
+                    self.depth = self
+                        .depth
+                        .checked_sub(1)
+                        .ok_or_else(|| malformed("an end tag with nothing open"))?;
+                    if self.in_unit && self.depth <= 1 {
+                        return Ok(Done::Unit);
+                    }
+                }
+            }
+            Lex::Decl => {
+                if b == b'?' {
+                    self.lex = Lex::DeclQ;
+                }
+            }
+            Lex::DeclQ => {
+                self.lex = match b {
+                    b'>' => Lex::Text,
+                    b'?' => Lex::DeclQ,
+                    _ => Lex::Decl,
+                }
+            }
+        }
+        Ok(Done::Nothing)
+    }
+
+    /// A start tag ended with `>`, or with `/>` (`empty`).
+    fn opened(&mut self, empty: bool) -> Result<Done, ReadError> {
+        self.lex = Lex::Text;
+        // Inside a stanza, the element that just opened is at level `depth` (the stanza's
+        // own element at 1).
+        if self.in_unit && self.depth > self.limits.max_depth && self.breach.is_none() {
+            self.breach = Some(Breach::Depth(self.limits.max_depth));
+            self.drop_unit();
+        }
+        if empty {
+            return Ok(if self.in_unit && self.depth == 1 {
+                Done::Unit
+            } else {
+                Done::Nothing
+            });
+        }
+        self.depth += 1;
+        Ok(Done::Nothing)
+    }
+
+    /// Counts (and, within the limits, keeps) bytes where the framer is: a stanza's or the
+    /// stream's.
+    fn take(&mut self, bytes: &[u8]) -> Result<(), ReadError> {
+        if self.in_unit {
+            self.unit_len += bytes.len();
+            if self.breach.is_some() {
+                return Ok(());
+            }
+            if self.unit_len > self.limits.max_bytes {
+                self.breach = Some(Breach::Bytes(self.limits.max_bytes));
+                self.drop_unit();
+            } else {
+                self.unit.extend_from_slice(bytes);
+            }
+            return Ok(());
+        }
+        if !self.header_done {
+            if self.header.len() + bytes.len() > self.limits.max_bytes {
+                return Err(malformed("the stream header is too large"));
+            }
+            self.header.extend_from_slice(bytes);
+        }
+        self.direct.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn drop_unit(&mut self) {
+        self.unit.clear();
+        // Give back the memory of a large stanza rather than keep it for the next one.
+        if self.unit.capacity() > 64 * 1024 {
+            self.unit = Vec::new();
+        }
+    }
+
+    /// Bytes outside stanzas go to the parser as they come.
+    fn flush_direct(&mut self, out: &mut Vec<Item>) -> Result<(), ReadError> {
+        if self.direct.is_empty() {
+            return Ok(());
+        }
+        let direct = std::mem::take(&mut self.direct);
+        let result = self.parse(&direct, out);
+        self.direct = direct;
+        self.direct.clear();
+        result.map_err(ReadError::Malformed)
+    }
+
+    /// The top-level element being framed has ended.
+    fn unit_done(&mut self, out: &mut Vec<Item>) -> Result<(), ReadError> {
+        self.in_unit = false;
+        let capture = std::mem::take(&mut self.capture);
+        if self.depth == 0 {
+            self.drop_unit();
+            out.push(Item::End);
+            return Ok(());
+        }
+        let breach = match self.breach.take() {
+            Some(breach) => Some(breach),
+            None => {
+                let unit = std::mem::take(&mut self.unit);
+                let before = out.len();
+                let result = self.parse(&unit, out);
+                self.unit = unit;
+                self.drop_unit();
+                match result {
+                    Ok(()) if out.len() == before + 1 => None,
+                    Ok(()) => {
+                        out.truncate(before);
+                        Some(Breach::Malformed("not one complete element".into()))
+                    }
+                    Err(error) => {
+                        out.truncate(before);
+                        Some(Breach::Malformed(error))
+                    }
+                }
+            }
+        };
+        if let Some(breach) = breach {
+            if matches!(breach, Breach::Malformed(_)) {
+                self.restart_parser()?;
+            }
+            out.push(Item::Refused(Refused {
+                name: String::from_utf8_lossy(&capture.name).into_owned(),
+                from: capture.from,
+                to: capture.to,
+                id: capture.id,
+                kind: capture.kind,
+                breach,
+            }));
+        }
+        Ok(())
+    }
+
+    /// A parser that rejected a stanza is done for: a new one, primed with the stream header.
+    fn restart_parser(&mut self) -> Result<(), ReadError> {
+        self.parser = new_parser(self.limits);
+        self.builder = Builder::default();
+        let header = std::mem::take(&mut self.header);
+        let mut ignored = Vec::new();
+        let result = self.parse(&header, &mut ignored);
+        self.header = header;
+        result.map_err(ReadError::Malformed)
+    }
+
+    /// Gives complete pieces of the stream to the parser; built stanzas go to `out`.
+    fn parse(&mut self, mut bytes: &[u8], out: &mut Vec<Item>) -> Result<(), String> {
+        loop {
+            match self.parser.parse(&mut bytes, false) {
+                Ok(Some(event)) => {
+                    if let Some(element) = self.builder.event(event, out)? {
+                        let weight = self.unit_len + self.builder.elements * ELEMENT_COST;
+                        self.builder.elements = 0;
+                        out.push(Item::Stanza { element, weight });
+                    }
+                }
+                Ok(None) => return Err("the stream ended".into()),
+                Err(rxml::error::EndOrError::NeedMoreData) => return Ok(()),
+                Err(rxml::error::EndOrError::Error(error)) => return Err(error.to_string()),
+            }
+        }
+    }
+}
+
+fn new_parser(limits: Limits) -> Parser {
+    // The framer never hands the parser a stanza larger than this, so no token inside one
+    // can be larger either.
+    Parser::with_options(rxml::Options {
+        max_token_length: limits.max_bytes,
+        ..Default::default()
+    })
+}
+
+/// Builds elements from parser events with an explicit stack: no recursion, whatever the
+/// nesting (which the framer has already bounded).
+#[derive(Default)]
+struct Builder {
+    in_stream: bool,
+    stack: Vec<Element>,
+    /// Elements built since the last stanza was finished.
+    elements: usize,
+}
+
+impl Builder {
+    /// Returns a stanza when its end tag arrives.
+    fn event(&mut self, event: Event, out: &mut Vec<Item>) -> Result<Option<Element>, String> {
+        match event {
+            Event::XmlDeclaration(..) => Ok(None),
+            Event::StartElement(_, (namespace, name), attrs) => {
+                if !self.in_stream {
+                    self.in_stream = true;
+                    let id = attrs.get(&Namespace::NONE, "id").cloned();
+                    out.push(Item::Header { id });
+                    return Ok(None);
+                }
+                let mut element = Element::builder(name.as_str(), namespace.as_str()).build();
+                *element.attrs_mut() = attrs;
+                self.stack.push(element);
+                self.elements += 1;
+                Ok(None)
+            }
+            Event::Text(_, text) => {
+                // Text between stanzas (whitespace keepalives) has no element to go to.
+                if let Some(top) = self.stack.last_mut() {
+                    top.append_text(text);
+                }
+                Ok(None)
+            }
+            Event::EndElement(_) => match self.stack.pop() {
+                Some(element) => match self.stack.last_mut() {
+                    Some(parent) => {
+                        parent.append_child(element);
+                        Ok(None)
+                    }
+                    None => Ok(Some(element)),
+                },
+                // The stream's own end: the framer reports it without the parser.
+                None => Err("the stream's end tag reached the parser".into()),
+            },
+        }
+    }
+}
+
+/// The value of an attribute as written → its text: the five predefined entities and
+/// character references. `None` if it is not well-formed, or holds a character XML cannot
+/// carry (`&#0;`, a raw control character): the value goes back out in the error reply, and
+/// mixd must never write XML the server cannot read.
+fn unescape(raw: &str) -> Option<String> {
+    let text = unescape_references(raw)?;
+    text.chars().all(is_xml_char).then_some(text)
+}
+
+/// XML 1.0's `Char` production.
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
+}
+
+fn unescape_references(raw: &str) -> Option<String> {
+    if !raw.contains('&') {
+        return Some(raw.to_owned());
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let end = rest[at..].find(';')? + at;
+        let entity = &rest[at + 1..end];
+        let c = match entity {
+            "lt" => '<',
+            "gt" => '>',
+            "amp" => '&',
+            "apos" => '\'',
+            "quot" => '"',
+            _ => {
+                let code = if let Some(hex) = entity.strip_prefix("#x") {
+                    u32::from_str_radix(hex, 16).ok()?
+                } else {
+                    entity.strip_prefix('#')?.parse().ok()?
+                };
+                char::from_u32(code)?
+            }
+        };
+        out.push(c);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' \
+        xmlns:stream='http://etherx.jabber.org/streams' from='mix.localhost' id='s1'>";
+    const LIMITS: Limits = Limits {
+        max_bytes: 64 * 1024,
+        max_depth: 32,
+    };
+
+    fn reader() -> Reader {
+        let mut reader = Reader::new(LIMITS);
+        let mut out = Vec::new();
+        reader.feed(HEADER.as_bytes(), &mut out).unwrap();
+        assert!(matches!(&out[..], [Item::Header { id: Some(id) }] if id == "s1"));
+        reader
+    }
+
+    /// Feeds `bytes` in chunks of `chunk`, checking after each that no more than the limit
+    /// is held.
+    fn feed(reader: &mut Reader, bytes: &[u8], chunk: usize) -> Vec<Item> {
+        let mut out = Vec::new();
+        for part in bytes.chunks(chunk) {
+            reader.feed(part, &mut out).unwrap();
+            assert!(reader.unit.len() <= reader.limits.max_bytes);
+            assert!(reader.builder.stack.is_empty());
+        }
+        out
+    }
+
+    fn stanza(item: &Item) -> &Element {
+        match item {
+            Item::Stanza { element, .. } => element,
+            other => panic!("expected a stanza, got {other:?}"),
+        }
+    }
+
+    fn refused(item: &Item) -> &Refused {
+        match item {
+            Item::Refused(refused) => refused,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    fn nested(depth: usize) -> String {
+        let mut x = String::from(
+            "<message xmlns='jabber:component:accept' from='eve@localhost/r' to='c@mix.localhost' id='deep' type='groupchat'>",
+        );
+        for _ in 1..depth {
+            x.push_str("<a>");
+        }
+        for _ in 1..depth {
+            x.push_str("</a>");
+        }
+        x.push_str("</message>");
+        x
+    }
+
+    const NEXT: &str = "<presence from='bob@localhost/r' to='c@mix.localhost' id='next'/>";
+
+    #[test]
+    fn stanzas_are_built_alike_whole_or_byte_by_byte() {
+        let text = "<message from='a@localhost/r' to='c@mix.localhost' id='m1' type='groupchat'>\
+            <body xml:lang='en'>hi &amp; &lt;bye&gt; &#x263A;</body>\
+            <x:thing xmlns:x='urn:x' x:attr='v' plain=\"q'uote\"><x:in/>tail</x:thing></message>\n \
+            <iq type='get' from='a@localhost/r' to='mix.localhost' id='i1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>";
+        for chunk in [text.len(), 7, 1] {
+            let mut r = reader();
+            let out = feed(&mut r, text.as_bytes(), chunk);
+            assert_eq!(out.len(), 2, "chunk {chunk}: {out:?}");
+            let message = stanza(&out[0]);
+            assert!(message.is("message", "jabber:component:accept"));
+            assert_eq!(message.attr("id"), Some("m1"));
+            let body = message
+                .get_child("body", "jabber:component:accept")
+                .unwrap();
+            assert_eq!(body.text(), "hi & <bye> \u{263A}");
+            let thing = message.get_child("thing", "urn:x").unwrap();
+            assert_eq!(thing.attr("plain"), Some("q'uote"));
+            assert_eq!(thing.attr_ns("urn:x", "attr"), Some("v"));
+            assert!(thing.has_child("in", "urn:x"));
+            assert_eq!(thing.text(), "tail");
+            let iq = stanza(&out[1]);
+            assert!(iq.has_child("query", "http://jabber.org/protocol/disco#info"));
+        }
+    }
+
+    #[test]
+    fn a_stanza_nested_past_the_limit_is_refused_with_its_envelope_and_the_next_one_read() {
+        let mut r = reader();
+        let at_limit = nested(32);
+        let out = feed(&mut r, at_limit.as_bytes(), 1000);
+        assert_eq!(out.len(), 1);
+        stanza(&out[0]);
+        for depth in [33, 5_000, 1_000_000] {
+            let text = nested(depth) + NEXT;
+            let out = feed(&mut r, text.as_bytes(), 4096);
+            assert_eq!(out.len(), 2, "depth {depth}");
+            let refusal = refused(&out[0]);
+            assert_eq!(refusal.breach, Breach::Depth(32));
+            assert_eq!(refusal.name, "message");
+            assert_eq!(refusal.from.as_deref(), Some("eve@localhost/r"));
+            assert_eq!(refusal.to.as_deref(), Some("c@mix.localhost"));
+            assert_eq!(refusal.id.as_deref(), Some("deep"));
+            assert_eq!(refusal.kind.as_deref(), Some("groupchat"));
+            assert_eq!(stanza(&out[1]).attr("id"), Some("next"));
+        }
+    }
+
+    #[test]
+    fn tokens_up_to_the_stanza_limit_are_read_and_larger_stanzas_skipped() {
+        let mut r = reader();
+        // An attribute value and an id of 20 KB: over rxml's default token limit of 8192.
+        let long = "v".repeat(20_000);
+        let text = format!(
+            "<iq type='get' from='a@localhost/r' to='mix.localhost' id='{long}'><q xmlns='urn:q' meta='{long}'/></iq>"
+        );
+        let out = feed(&mut r, text.as_bytes(), 1500);
+        assert_eq!(stanza(&out[0]).attr("id"), Some(long.as_str()));
+
+        // A 20 MB body, a 20 MB attribute on the stanza itself and a million empty children.
+        let body = format!(
+            "<message from='a@localhost/r' to='c@mix.localhost' id='big'><body>{}</body></message>",
+            "x".repeat(20 << 20)
+        );
+        let attribute = format!(
+            "<presence from='a@localhost/r' meta='{}' to='c@mix.localhost' id='attr'/>",
+            "y".repeat(20 << 20)
+        );
+        let children = format!(
+            "<message from='a@localhost/r' to='c@mix.localhost' id='many'>{}</message>",
+            "<a/>".repeat(1_000_000)
+        );
+        for (text, name, id) in [
+            (body, "message", "big"),
+            (attribute, "presence", "attr"),
+            (children, "message", "many"),
+        ] {
+            let out = feed(&mut r, (text + NEXT).as_bytes(), 64 * 1024);
+            assert_eq!(out.len(), 2);
+            let refusal = refused(&out[0]);
+            assert_eq!(refusal.breach, Breach::Bytes(64 * 1024));
+            assert_eq!(
+                (refusal.name.as_str(), refusal.id.as_deref()),
+                (name, Some(id))
+            );
+            assert_eq!(refusal.from.as_deref(), Some("a@localhost/r"));
+            assert_eq!(stanza(&out[1]).attr("id"), Some("next"));
+            // Nothing of the skipped stanza is kept.
+            assert!(r.unit.capacity() <= 64 * 1024);
+        }
+    }
+
+    #[test]
+    fn envelope_values_are_unescaped_and_overlong_ones_left_out() {
+        let mut r = reader();
+        let text = format!(
+            "<iq from='a&amp;b@localhost/&#x72;' to=\"c@mix.localhost\" id='{}' type='set'>{}</iq>",
+            "i".repeat(MAX_ENVELOPE_VALUE + 1),
+            "<a>".repeat(40) + &"</a>".repeat(40)
+        );
+        let out = feed(&mut r, text.as_bytes(), 100);
+        let refusal = refused(&out[0]);
+        assert_eq!(refusal.from.as_deref(), Some("a&b@localhost/r"));
+        assert_eq!(refusal.id, None);
+        assert_eq!(refusal.kind.as_deref(), Some("set"));
+    }
+
+    /// A refused stanza's envelope goes back out in the error reply: a value with a
+    /// character XML cannot carry is left out, not echoed (the storm found `id='x&#0;'`
+    /// answered with a raw NUL, which a server would take as a broken stream).
+    #[test]
+    fn envelope_values_xml_cannot_carry_are_left_out() {
+        let mut r = reader();
+        for (id, kept) in [
+            ("a&#0;", None),
+            ("a&#x1;", None),
+            ("a\u{1}", None),
+            ("a&#xFFFE;", None),
+            ("a&#9;\u{e000}&#x10FFFF;", Some("a\t\u{e000}\u{10ffff}")),
+        ] {
+            let text = format!(
+                "<iq from='a@localhost/r' to='c@mix.localhost' type='get' id='{id}'><p:x/></iq>"
+            );
+            let out = feed(&mut r, text.as_bytes(), 7);
+            let refusal = refused(&out[0]);
+            assert!(matches!(refusal.breach, Breach::Malformed(_)), "{id}");
+            assert_eq!(refusal.id.as_deref(), kept, "{id}");
+            assert_eq!(refusal.from.as_deref(), Some("a@localhost/r"));
+        }
+    }
+
+    #[test]
+    fn xml_the_parser_rejects_is_refused_and_the_stream_goes_on() {
+        let mut r = reader();
+        let text = format!(
+            "<message from='a@localhost/r' to='c@mix.localhost' id='bad'><p:x/></message>{NEXT}"
+        );
+        let out = feed(&mut r, text.as_bytes(), 10);
+        assert!(matches!(refused(&out[0]).breach, Breach::Malformed(_)));
+        assert_eq!(stanza(&out[1]).attr("id"), Some("next"));
+    }
+
+    #[test]
+    fn the_stream_end_and_broken_framing() {
+        let mut r = reader();
+        let out = feed(
+            &mut r,
+            b" <presence from='a@localhost/r'/> </stream:stream>",
+            3,
+        );
+        assert!(matches!(&out[..], [Item::Stanza { .. }, Item::End]));
+        let mut r = reader();
+        let mut out = Vec::new();
+        assert!(r.feed(b"<message><!-- hi --></message>", &mut out).is_err());
+    }
+
+    /// The builder takes its events with a loop and a stack: 20,000 levels on a thread with
+    /// a 256 KiB stack (the depth limit, not the builder, is what keeps trees shallow).
+    #[test]
+    fn building_does_not_recurse() {
+        let thread = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let depth = 20_000;
+                let mut text = String::from("<r xmlns='urn:r'>");
+                text.push_str(&"<a>".repeat(depth));
+                text.push_str(&"</a>".repeat(depth));
+                text.push_str("</r>");
+                let mut parser = Parser::new();
+                let mut builder = Builder {
+                    in_stream: true,
+                    ..Builder::default()
+                };
+                let mut bytes = text.as_bytes();
+                let mut out = Vec::new();
+                let mut root = None;
+                while let Ok(Some(event)) = parser.parse(&mut bytes, true) {
+                    if let Some(element) = builder.event(event, &mut out).unwrap() {
+                        root = Some(element);
+                    }
+                }
+                let root = root.expect("built");
+                assert_eq!(builder.elements, depth + 1);
+                // Taken apart with a loop too: minidom's own drop would recurse.
+                let mut stack = vec![root];
+                let mut seen = 0;
+                while let Some(mut element) = stack.pop() {
+                    seen += 1;
+                    for node in element.take_nodes() {
+                        if let Node::Element(child) = node {
+                            stack.push(child);
+                        }
+                    }
+                }
+                seen
+            })
+            .unwrap();
+        assert_eq!(thread.join().unwrap(), 20_001);
+    }
+
+    /// The framer too: a stanza ten million levels deep goes by on the same small stack.
+    #[test]
+    fn framing_does_not_recurse() {
+        let thread = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let mut r = reader();
+                let text = nested(10_000_000) + NEXT;
+                let out = feed(&mut r, text.as_bytes(), 1 << 20);
+                (refused(&out[0]).breach.clone(), out.len())
+            })
+            .unwrap();
+        assert_eq!(thread.join().unwrap(), (Breach::Depth(32), 2));
+    }
+}
