@@ -581,7 +581,11 @@ fn history_pages_side_by_side() {
 fn the_id_key_is_made_once_per_database_and_shared_with_a_standby() {
     let url = database();
     let (mut w, _r) = open(&url, Durability::Normal).unwrap();
-    let key = w.id_key().unwrap();
+    // Asked for where the service asks: inside its runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let key = runtime.block_on(async { w.id_key() }).unwrap();
     assert_eq!(w.id_key().unwrap(), key);
     assert_ne!(key, [0; 16]);
     let mut client = postgres::Client::connect(&url, NoTls).unwrap();
@@ -611,18 +615,19 @@ fn the_id_key_is_made_once_per_database_and_shared_with_a_standby() {
     );
 }
 
-/// Each table's columns as `information_schema` describes them, in order: name, type,
-/// nullable, default, collation.
-fn columns(
-    client: &mut postgres::Client,
-) -> Vec<(
+/// A column as `information_schema` describes it: table, name, type, nullable, default,
+/// collation.
+type Column = (
     String,
     String,
     String,
     String,
     Option<String>,
     Option<String>,
-)> {
+);
+
+/// Every table's columns, in order.
+fn columns(client: &mut postgres::Client) -> Vec<Column> {
     client
         .query(
             "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text,

@@ -10,7 +10,7 @@ use jid::BareJid;
 use postgres::types::ToSql;
 use postgres::Statement;
 
-use super::{connect, Conn, Detached, PgWriter};
+use super::{connect, off_runtime, Conn, Detached, PgWriter};
 use crate::core::{Fact, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE};
 use crate::store::columns::{contacts_text, id_key_from, mode_code, new_id_key, writer_now};
 use crate::store::{Completion, FactWriter};
@@ -69,27 +69,31 @@ impl FactWriter for PgWriter {
         Ok(after.completions)
     }
 
+    /// Read (or made) where the service asks for it, inside its runtime: the client's
+    /// blocking calls go to a plain thread ([`off_runtime`]).
     fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
         let conn = &mut *self.conn;
-        let read = |conn: &mut Conn| -> anyhow::Result<Option<Vec<u8>>> {
-            Ok(conn
-                .client
-                .query_opt("SELECT value FROM meta WHERE name = 'id_key'", &[])?
-                .map(|row| row.try_get(0))
-                .transpose()?)
-        };
-        let stored = match read(conn)? {
-            Some(stored) => stored,
-            None => {
-                let key = new_id_key()?;
-                conn.client.execute(
-                    "INSERT INTO meta (name, value) VALUES ('id_key', $1) ON CONFLICT DO NOTHING",
-                    &[&&key[..]],
-                )?;
-                read(conn)?.context("the id key was not stored")?
-            }
-        };
-        id_key_from(stored)
+        off_runtime(move || {
+            let read = |conn: &mut Conn| -> anyhow::Result<Option<Vec<u8>>> {
+                Ok(conn
+                    .client
+                    .query_opt("SELECT value FROM meta WHERE name = 'id_key'", &[])?
+                    .map(|row| row.try_get(0))
+                    .transpose()?)
+            };
+            let stored = match read(conn)? {
+                Some(stored) => stored,
+                None => {
+                    let key = new_id_key()?;
+                    conn.client.execute(
+                        "INSERT INTO meta (name, value) VALUES ('id_key', $1) ON CONFLICT DO NOTHING",
+                        &[&&key[..]],
+                    )?;
+                    read(conn)?.context("the id key was not stored")?
+                }
+            };
+            id_key_from(stored)
+        })
     }
 }
 
