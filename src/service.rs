@@ -25,7 +25,11 @@ use crate::store::writer::{Committed, Job, Writer};
 use crate::store::{self, Reader};
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    let (mut store, reader) = store::open(&settings.database, settings.durability)?;
+    let store::Opened {
+        writer: mut store,
+        reader,
+        follows_an_active,
+    } = store::open(&settings.database, settings.durability)?;
     let ids = Ids::new(&store.id_key()?);
     let rules = Rules {
         user_domains: settings.user_domains.clone(),
@@ -54,7 +58,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         },
         max_outbox_bytes: settings.max_outbox_bytes,
         write_timeout: settings.write_timeout,
-        wait_out_conflict: settings.database.is_shared(),
+        wait_out_conflict: follows_an_active,
     });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);

@@ -6,6 +6,7 @@ standby keeps users of both nodes served. docs/operations.md, "ejabberd cluster"
 `ejabberd_service` behaves there."""
 
 import asyncio
+import os
 import signal
 import tempfile
 import time
@@ -63,7 +64,10 @@ def test_users_on_different_nodes_share_a_channel(cluster):
 
 
 @pytest.mark.skipif(STORE != "postgres", reason="a standby needs PostgreSQL (MIXD_STORE=postgres)")
-def test_a_standby_on_the_other_node_takes_over_for_both(cluster):
+# Once in the suite; MIXD_FAILOVER_ROUNDS=20 repeats it on the same cluster, each round with a
+# new database, active and standby (docs/benchmarks.md, "Failover").
+@pytest.mark.parametrize("round", range(int(os.environ.get("MIXD_FAILOVER_ROUNDS", "1"))))
+def test_a_standby_on_the_other_node_takes_over_for_both(cluster, round):
     first, second = cluster.nodes
     active = Mixd(first, tempfile.mkdtemp(prefix="mixd-db-"))
     active.start()

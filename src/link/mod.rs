@@ -57,9 +57,9 @@ pub struct LinkSettings {
     /// dropped and connected again.
     pub write_timeout: Duration,
     /// Whether a `conflict` at the first handshake (another connection holds the component's
-    /// name) is waited out rather than fatal: true when this mixd became the active one of
-    /// several sharing a database, so that the other connection is the previous active's,
-    /// fenced and about to go (Prosody refuses a second connection until the first closes).
+    /// name) is waited out rather than fatal: true when this mixd took over a database from
+    /// a previous active instance, whose connection it most likely is, fenced and about to go
+    /// (Prosody refuses a second connection until the first closes).
     pub wait_out_conflict: bool,
 }
 
@@ -599,7 +599,7 @@ fn refusal(settings: &LinkSettings, condition: &str) -> LinkError {
         ),
         "conflict" if settings.wait_out_conflict => {
             return LinkError::Occupied(format!(
-                "another connection of {} is still open (conflict): the previous active mixd's",
+                "another connection of {} is still open (conflict): the previous active mixd's, or a mixd on another database",
                 settings.domain
             ))
         }
@@ -757,7 +757,7 @@ mod tests {
     /// refuses a second one): it tries again until it gets in. A lone mixd stops instead,
     /// saying that a second one runs.
     #[tokio::test]
-    async fn a_conflict_at_first_is_waited_out_only_by_a_shared_database_s_active() {
+    async fn a_conflict_at_first_is_waited_out_only_after_a_takeover() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let link = spawn(LinkSettings {
             wait_out_conflict: true,

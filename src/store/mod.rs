@@ -36,19 +36,6 @@ impl From<PathBuf> for Database {
     }
 }
 
-impl Database {
-    /// Whether several mixd may share this database, one active and the others standing by
-    /// (PostgreSQL's lock and fence, `postgres/mod.rs`): then the active one is alone by
-    /// construction, and a component connection still open under its name is the previous
-    /// active's, on its way out.
-    pub fn is_shared(&self) -> bool {
-        match self {
-            Database::Sqlite(_) => false,
-            Database::Postgres(_) => true,
-        }
-    }
-}
-
 /// Shown in logs and `check-config`: a URL without its password.
 impl std::fmt::Display for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,20 +62,38 @@ impl std::fmt::Debug for Database {
     }
 }
 
-/// Opens the backend `database` names: the writer for the group-commit thread and the reader
-/// the service shares. With PostgreSQL this returns once this instance is the active one.
-pub fn open(
-    database: &Database,
-    durability: sqlite::Durability,
-) -> anyhow::Result<(Box<dyn FactWriter>, Arc<dyn Reader>)> {
+/// An open store: the writer for the group-commit thread and the reader the service shares.
+pub struct Opened {
+    pub writer: Box<dyn FactWriter>,
+    pub reader: Arc<dyn Reader>,
+    /// True when another mixd was active on this database before this one (PostgreSQL's
+    /// fence had been raised before): a component connection still open under the service's
+    /// name may be that instance's, fenced and on its way out (a hung process keeps it open),
+    /// so the link waits it out rather than taking it for a second mixd
+    /// (`link::LinkSettings::wait_out_conflict`). Never with SQLite, whose one file has one
+    /// mixd at a time.
+    pub follows_an_active: bool,
+}
+
+/// Opens the backend `database` names. With PostgreSQL this returns once this instance is the
+/// active one.
+pub fn open(database: &Database, durability: sqlite::Durability) -> anyhow::Result<Opened> {
     Ok(match database {
         Database::Sqlite(path) => {
             let (writer, reader) = sqlite::open(path, durability)?;
-            (Box::new(writer), Arc::new(reader))
+            Opened {
+                writer: Box::new(writer),
+                reader: Arc::new(reader),
+                follows_an_active: false,
+            }
         }
         Database::Postgres(url) => {
             let (writer, reader) = postgres::open(url, durability)?;
-            (Box::new(writer), Arc::new(reader))
+            Opened {
+                follows_an_active: writer.follows_an_active(),
+                writer: Box::new(writer),
+                reader: Arc::new(reader),
+            }
         }
     })
 }

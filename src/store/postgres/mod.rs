@@ -291,6 +291,14 @@ pub struct PgWriter {
     exit_when_fenced: bool,
 }
 
+impl PgWriter {
+    /// Whether another instance was active on this database before this one: the fence's
+    /// epoch was raised before ours (the first instance ever gets epoch 1).
+    pub fn follows_an_active(&self) -> bool {
+        self.epoch > 1
+    }
+}
+
 /// The readers' connections.
 pub struct PgReader {
     pool: Detached<r2d2::Pool<Manager>>,
