@@ -56,7 +56,13 @@ CREATE TABLE channels (
     info_avatar_type TEXT    NOT NULL DEFAULT '',
     -- True when its creator named it to be found (a MIX create with a name); false for
     -- ad-hoc channels and FlyChat groups. Public (listed to anyone) = listed and join_policy 0.
-    listed           BOOLEAN NOT NULL DEFAULT TRUE
+    listed           BOOLEAN NOT NULL DEFAULT TRUE,
+    -- TRUE when participants see each other's nicks and participant ids but not real JIDs
+    -- (XEP-0404 'JID Hidden'; owners and admins still see them).
+    jids_hidden      BOOLEAN NOT NULL DEFAULT FALSE,
+    -- When roles, settings or mutes last changed (the XEP-0406 configuration item's id);
+    -- 0 while they are as the channel was made.
+    config_updated_at BIGINT NOT NULL DEFAULT 0
 );
 
 -- Owners who left a channel themselves, who may still delete it for a minute (the FlyChat
@@ -158,7 +164,15 @@ CREATE TABLE messages (
     -- 4 profile updated, 5 made admin, and mixd's kinds 6–18 of src/core/notice.rs);
     -- `sender` did it, `notice_target` is whom it concerns.
     notice            BIGINT  NOT NULL DEFAULT 0,
-    notice_target     TEXT    COLLATE "C"
+    notice_target     TEXT    COLLATE "C",
+    -- A member's action on the message `action_target` instead of a message: 1 its
+    -- retraction (XEP-0424, `moderated` and `moderation_reason` as above for a moderator's),
+    -- 2 its reactions (XEP-0444, `content` holds them, one a line; none: it took them back).
+    -- Archived because clients that were away learn of them from the archive.
+    action            BIGINT  NOT NULL DEFAULT 0,
+    action_target     BIGINT,
+    -- On a retracted message: the archive id of its retraction (the tombstone names it).
+    retraction        BIGINT
 );
 CREATE INDEX messages_by_channel ON messages (channel, id);
 

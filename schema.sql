@@ -29,7 +29,13 @@ CREATE TABLE channels (
     info_avatar_type TEXT    NOT NULL DEFAULT '',
     -- 1 when its creator named it to be found (a MIX create with a name); 0 for ad-hoc
     -- channels and FlyChat groups. Public (listed to anyone) = listed and join_policy 0.
-    listed           INTEGER NOT NULL DEFAULT 1
+    listed           INTEGER NOT NULL DEFAULT 1,
+    -- 1 when participants see each other's nicks and participant ids but not real JIDs
+    -- (XEP-0404 'JID Hidden'; owners and admins still see them).
+    jids_hidden      INTEGER NOT NULL DEFAULT 0,
+    -- When roles, settings or mutes last changed (the XEP-0406 configuration item's id);
+    -- 0 while they are as the channel was made.
+    config_updated_at INTEGER NOT NULL DEFAULT 0
 );
 
 -- Owners who left a channel themselves, who may still delete it for a minute (the FlyChat
@@ -131,7 +137,15 @@ CREATE TABLE messages (
     -- 4 profile updated, 5 made admin, and mixd's kinds 6–18 of src/core/notice.rs);
     -- `sender` did it, `notice_target` is whom it concerns.
     notice            INTEGER NOT NULL DEFAULT 0,
-    notice_target     TEXT
+    notice_target     TEXT,
+    -- A member's action on the message `action_target` instead of a message: 1 its
+    -- retraction (XEP-0424, `moderated` and `moderation_reason` as above for a moderator's),
+    -- 2 its reactions (XEP-0444, `content` holds them, one a line; none: it took them back).
+    -- Archived because clients that were away learn of them from the archive.
+    action            INTEGER NOT NULL DEFAULT 0,
+    action_target     INTEGER,
+    -- On a retracted message: the archive id of its retraction (the tombstone names it).
+    retraction        INTEGER
 );
 CREATE INDEX messages_by_channel ON messages (channel, id);
 

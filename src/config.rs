@@ -30,7 +30,8 @@ pub struct Options {
     /// TOML file with any of the settings below (keys: server, jid, secret, database,
     /// user_domains, log_format, durability, keepalive, max_message_bytes, max_members,
     /// max_groups_per_creator, max_resources_per_participant, keep_archive, max_stanza_bytes,
-    /// max_stanza_depth, max_outbox_bytes, write_timeout, payload_namespaces).
+    /// max_stanza_depth, max_outbox_bytes, write_timeout, payload_namespaces, control_socket,
+    /// log_level).
     #[arg(long, env = "MIXD_CONFIG", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -146,6 +147,18 @@ pub struct Options {
     )]
     #[serde(default, alias = "payload-namespaces")]
     pub payload_namespaces: Vec<String>,
+
+    /// Unix socket through which `mixd admin` changes the running service (mode 0600)
+    /// [default: beside the database, `.sock` for its extension: mixd.db → mixd.sock].
+    #[arg(long, env = "MIXD_CONTROL_SOCKET", value_name = "FILE")]
+    #[serde(alias = "control-socket")]
+    pub control_socket: Option<PathBuf>,
+
+    /// What to log, as tracing directives (`info`, `debug`, `info,mixd=debug`); MIXD_LOG, if
+    /// set, overrides it [default: info].
+    #[arg(long, env = "MIXD_LOG_LEVEL", value_name = "DIRECTIVES")]
+    #[serde(alias = "log-level")]
+    pub log_level: Option<String>,
 }
 
 /// The settings mixd runs with, every one resolved.
@@ -170,6 +183,9 @@ pub struct Settings {
     pub write_timeout: std::time::Duration,
     /// Namespaces of opaque payloads participants' messages may carry (`dialect::payload`).
     pub payload_namespaces: Vec<String>,
+    /// Where `mixd admin` reaches the running service (`control.rs`).
+    pub control_socket: PathBuf,
+    pub log_level: String,
 }
 
 impl fmt::Debug for Settings {
@@ -196,6 +212,8 @@ impl fmt::Debug for Settings {
             .field("max_outbox_bytes", &self.max_outbox_bytes)
             .field("write_timeout", &self.write_timeout)
             .field("payload_namespaces", &self.payload_namespaces)
+            .field("control_socket", &self.control_socket)
+            .field("log_level", &self.log_level)
             .finish()
     }
 }
@@ -252,6 +270,8 @@ impl Options {
         origin("max_outbox_bytes", file.max_outbox_bytes.is_some());
         origin("write_timeout", file.write_timeout.is_some());
         origin("payload_namespaces", !file.payload_namespaces.is_empty());
+        origin("control_socket", file.control_socket.is_some());
+        origin("log_level", file.log_level.is_some());
 
         let server = self
             .server
@@ -307,15 +327,26 @@ impl Options {
                 bail!("payload_namespaces: {why}");
             }
         }
+        let database = self
+            .database
+            .or(file.database)
+            .unwrap_or_else(|| "mixd.db".into());
+        let control_socket = self
+            .control_socket
+            .or(file.control_socket)
+            .unwrap_or_else(|| default_control_socket(&database));
+        let log_level = self
+            .log_level
+            .or(file.log_level)
+            .unwrap_or_else(|| "info".into());
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&log_level) {
+            bail!("log_level '{log_level}': {error}");
+        }
         let settings = Settings {
             server,
             domain,
             secret,
-            database: self
-                .database
-                .or(file.database)
-                .unwrap_or_else(|| "mixd.db".into())
-                .into(),
+            database: database.into(),
             user_domains,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             durability: self.durability.or(file.durability).unwrap_or_default(),
@@ -349,6 +380,8 @@ impl Options {
                 self.write_timeout.or(file.write_timeout).unwrap_or(30),
             ),
             payload_namespaces,
+            control_socket,
+            log_level,
         };
         if settings.max_members == 0 {
             bail!("max_members must be at least 1");
@@ -383,6 +416,56 @@ impl Options {
             bail!("write_timeout must be at least 1 second");
         }
         Ok((settings, Sources(sources)))
+    }
+}
+
+/// The control socket of the database at `database`, beside it: `mixd.db` → `mixd.sock`. Not
+/// `mixd.db.sock`: what copies or scans `mixd.db*` (the database with its `-wal` and `-shm`)
+/// must not meet a socket. A PostgreSQL database has no file beside which to put it:
+/// `mixd.sock` in the working directory (each instance on one machine needs its own, set
+/// `control_socket`; docs/operations.md).
+pub fn default_control_socket(database: &Path) -> PathBuf {
+    match Database::from(database.to_path_buf()) {
+        Database::Sqlite(path) => path.with_extension("sock"),
+        Database::Postgres(_) => PathBuf::from("mixd.sock"),
+    }
+}
+
+/// Where `mixd admin` finds the service: its database and control socket, from the same
+/// flags, environment and file as `mixd run` (nothing else is needed, so nothing else is
+/// asked).
+#[derive(Debug, Default, Args)]
+pub struct Place {
+    /// The TOML file mixd runs with (only `database` and `control_socket` are read).
+    #[arg(long, env = "MIXD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// SQLite database file, or a PostgreSQL URL [default: mixd.db].
+    #[arg(long, env = "MIXD_DATABASE", value_name = "FILE")]
+    pub database: Option<PathBuf>,
+
+    /// The running mixd's control socket [default: beside the database, `.sock` for its
+    /// extension].
+    #[arg(long, env = "MIXD_CONTROL_SOCKET", value_name = "FILE")]
+    pub control_socket: Option<PathBuf>,
+}
+
+impl Place {
+    /// The database and the control socket, flags and environment over the file.
+    pub fn resolve(self) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => Options::default(),
+        };
+        let database = self
+            .database
+            .or(file.database)
+            .unwrap_or_else(|| "mixd.db".into());
+        let control_socket = self
+            .control_socket
+            .or(file.control_socket)
+            .unwrap_or_else(|| default_control_socket(&database));
+        Ok((database, control_socket))
     }
 }
 
@@ -504,6 +587,16 @@ impl Settings {
                 },
                 "opaque payloads participants' messages may carry",
             ),
+            (
+                "control_socket",
+                self.control_socket.display().to_string(),
+                "where `mixd admin` reaches the running service",
+            ),
+            (
+                "log_level",
+                self.log_level.clone(),
+                "what is logged (MIXD_LOG, if set, overrides it)",
+            ),
         ];
         let mut out = String::from("configuration is valid:\n");
         for (name, value, why) in rows {
@@ -606,6 +699,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bare domain"), "{err}");
+    }
+
+    #[test]
+    fn admin_finds_the_database_and_its_control_socket_as_run_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mixd.toml");
+        std::fs::write(
+            &file,
+            "jid = 'mix.example.org'\nsecret = 's'\ndatabase = '/var/lib/mixd/mixd.db'\n",
+        )
+        .unwrap();
+        let place = |config: Option<&Path>, socket: Option<&str>| Place {
+            config: config.map(Path::to_owned),
+            database: None,
+            control_socket: socket.map(PathBuf::from),
+        };
+        assert_eq!(
+            place(Some(&file), None).resolve().unwrap(),
+            (
+                "/var/lib/mixd/mixd.db".into(),
+                "/var/lib/mixd/mixd.sock".into()
+            )
+        );
+        let (settings, _) = resolve(&["t", "--config", file.to_str().unwrap()]).unwrap();
+        assert_eq!(
+            settings.control_socket,
+            PathBuf::from("/var/lib/mixd/mixd.sock")
+        );
+        assert_eq!(
+            place(None, Some("/run/c.sock")).resolve().unwrap(),
+            ("mixd.db".into(), "/run/c.sock".into())
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use jid::BareJid;
 use crate::core::iso_time;
 use crate::core::{Channel, Dialect, Fact, Groups, Notice, Participant, Pending, PendingKind};
 use crate::dialect::ids::Ids;
+use crate::dialect::proxy::Naming;
 use crate::dialect::{shapes, Service};
 use crate::flychat;
 use crate::mix;
@@ -120,9 +121,11 @@ fn membership(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Str
                 return;
             };
             let jid = service.channel_jid(&channel.name);
+            // The invitee, not yet a participant, sees what a member sees (XEP-0404).
+            let names = Naming::for_viewer(channel, &jid, &pending.jid);
             match pending.kind {
                 PendingKind::Invited => send(
-                    &invitation(&service.ids, &jid, pending),
+                    &invitation(&service.ids, &jid, pending, &names.jid(&pending.by)),
                     [&pending.jid],
                     out,
                 ),
@@ -141,9 +144,21 @@ fn membership(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Str
                 return;
             };
             let jid = service.channel_jid(&channel.name);
+            // The invitee or requester sees the decider as a member would (XEP-0404).
+            let names = Naming::for_viewer(channel, &jid, &pending.jid);
             let mut recipients = deciders(channel);
-            recipients.push(&pending.jid);
-            send(&decision(&jid, pending, by, *accepted), recipients, out);
+            if names.shows_jids() {
+                recipients.push(&pending.jid);
+            }
+            send(
+                &decision(&jid, pending, by.as_str(), *accepted),
+                recipients,
+                out,
+            );
+            if !names.shows_jids() {
+                let template = decision(&jid, pending, &names.jid(by), *accepted);
+                send(&template, [&pending.jid], out);
+            }
         }
         Fact::ChannelCreated { .. }
         | Fact::ChannelDestroyed { .. }
@@ -191,14 +206,14 @@ fn deciders(channel: &Channel) -> Vec<&BareJid> {
 }
 
 /// To the invitee: an XEP-0407 invitation.
-fn invitation(ids: &Ids, channel_jid: &str, pending: &Pending) -> Template {
+fn invitation(ids: &Ids, channel_jid: &str, pending: &Pending, inviter: &str) -> Template {
     shapes::normal_message(channel_jid, |x| {
         x.leaf(
             "body",
             "",
-            &format!("{} invites you to join {channel_jid}", pending.by),
+            &format!("{inviter} invites you to join {channel_jid}"),
         );
-        shapes::invitation(x, ids, channel_jid, pending);
+        shapes::invitation(x, ids, channel_jid, pending, inviter);
     })
 }
 
@@ -219,7 +234,7 @@ fn join_request(channel_jid: &str, pending: &Pending) -> Template {
 }
 
 /// To the deciders and the invitee or requester: how an invitation or request was answered.
-fn decision(channel_jid: &str, pending: &Pending, by: &BareJid, accepted: bool) -> Template {
+fn decision(channel_jid: &str, pending: &Pending, by: &str, accepted: bool) -> Template {
     let outcome = if accepted { "accepted" } else { "declined" };
     let (kind, text) = match pending.kind {
         PendingKind::Invited => (
@@ -241,7 +256,7 @@ fn decision(channel_jid: &str, pending: &Pending, by: &BareJid, accepted: bool) 
             .attr("kind", kind)
             .attr("jid", pending.jid.as_str())
             .attr("accepted", if accepted { "true" } else { "false" })
-            .attr("by", by.as_str())
+            .attr("by", by)
             .close();
     })
 }
@@ -320,6 +335,10 @@ mod tests {
     }
 
     impl Sent {
+        fn from(&self) -> &str {
+            self.stanza.attr("from").unwrap_or_default()
+        }
+
         /// The first descendant named `name` in namespace `ns`.
         fn find(&self, name: &str, ns: &str) -> Option<&Element> {
             fn walk<'e>(e: &'e Element, name: &str, ns: &str) -> Option<&'e Element> {
@@ -350,7 +369,9 @@ mod tests {
             .map(|s| {
                 let stanza: Element = s.parse().unwrap_or_else(|e| panic!("{e}: {s}"));
                 assert!(stanza.is("message", ns::COMPONENT), "{s}");
-                assert_eq!(stanza.attr("from"), Some(CHANNEL), "{s}");
+                let from = stanza.attr("from").unwrap_or_default();
+                let (bare, _) = from.split_once('/').unwrap_or((from, ""));
+                assert_eq!(bare, CHANNEL, "{s}");
                 Sent {
                     to: stanza.attr("to").unwrap().to_owned(),
                     stanza,
@@ -426,6 +447,9 @@ mod tests {
             assert_eq!(sender, "alice@localhost");
             if s.kind() == "groupchat" {
                 assert!(mix.has_child("nick", ns::MIX_CORE));
+                // XEP-0369 §7.1.6: from the channel, with the sender's id as resource.
+                let alice = g.channel("coven").unwrap().participant(&posted.sender);
+                assert_eq!(s.from(), format!("{CHANNEL}/{}", alice.unwrap().id));
             } else {
                 assert!(mix.has_child("submission-id", ns::MIX_CORE), "FlyChat's id");
                 assert!(s.has("timestamp", "urn:xmpp:timestamp"));
@@ -626,7 +650,7 @@ mod tests {
     }
 
     #[test]
-    fn a_retraction_reaches_every_subscriber_and_a_moderation_names_the_channel() {
+    fn a_retraction_comes_from_its_author_and_a_moderation_from_the_channel_naming_the_moderator() {
         let mut g = mixed();
         let facts = post(&mut g, "bob@localhost", "oops", 10);
         let Fact::Posted(posted) = &facts[0] else {
@@ -641,16 +665,26 @@ mod tests {
         };
         let bob = jid("bob@localhost");
         let facts = g.retract("coven", &bob, Some(&message), None, 11).unwrap();
+        let Fact::Retracted(retraction) = &facts[0] else {
+            panic!("{facts:?}")
+        };
         let sent = deliver_all(&g, &facts);
         let ids = service().ids;
         let id = ids.encode(posted.id);
+        // Archived (XEP-0424 §6): its own archive id as id and stanza-id.
+        let own = ids.encode(retraction.id);
         let retracted = to(&sent, |s| {
             s.kind() == "groupchat"
                 && s.find("retract", ns::RETRACT).unwrap().attr("id") == Some(id.as_str())
-                && s.stanza.attr("id") == Some(format!("retract-{id}").as_str())
+                && s.stanza.attr("id") == Some(own.as_str())
+                && s.find("stanza-id", ns::SID).unwrap().attr("id") == Some(own.as_str())
                 && !s.has("moderated", ns::MODERATE)
         });
         assert_eq!(retracted, MIX_CLIENTS, "the retracter's clients too");
+        let bob_id = g.channel("coven").unwrap().participant(&bob).unwrap().id;
+        for s in sent.iter().filter(|s| s.kind() == "groupchat") {
+            assert_eq!(s.from(), format!("{CHANNEL}/{bob_id}"), "from its author");
+        }
         // FlyChat names a message its sender gave no id by the opaque id in digits.
         let digits = ids.encode_digits(posted.id);
         let recalls = to(&sent, |s| {
@@ -677,9 +711,13 @@ mod tests {
         let sent = deliver_all(&g, &facts);
         let moderated: Vec<&Sent> = sent.iter().filter(|s| s.kind() == "groupchat").collect();
         assert_eq!(moderated.len(), 3);
+        let alice = g.channel("coven").unwrap();
+        let alice_id = alice.participant(&jid("alice@localhost")).unwrap().id;
         for s in moderated {
+            // XEP-0425: from the channel, naming the moderator by its JID in the channel.
+            assert_eq!(s.from(), CHANNEL);
             let by = s.find("moderated", ns::MODERATE).unwrap().attr("by");
-            assert_eq!(by, Some(CHANNEL));
+            assert_eq!(by, Some(format!("{CHANNEL}/{alice_id}").as_str()));
             assert_eq!(s.find("reason", ns::RETRACT).unwrap().text(), "spam");
         }
         let recall = sent.iter().find(|s| s.has("recall", flychat::NS)).unwrap();
@@ -828,19 +866,30 @@ mod tests {
             done("dave@localhost", ReceiptKind::Displayed),
             done("carol@localhost", ReceiptKind::Delivered),
             done("zed@localhost", ReceiptKind::Delivered),
+            done("alice@localhost", ReceiptKind::Displayed),
         ];
         let mut out = Vec::new();
         completions(&g, &service(), &batch, &mut out);
         let sent = parse(out);
-        let seven = service().ids.encode(7);
+        // XEP-0184: a receipt names the author's own message by the id it gave it.
         let received = to(&sent, |s| {
             s.find("received", ns::RECEIPTS)
-                .is_some_and(|r| r.attr("id") == Some(seven.as_str()))
+                .is_some_and(|r| r.attr("id") == Some("c-7"))
         });
         assert_eq!(
             received,
             ["alice@localhost/laptop", "alice@localhost/phone"],
             "carol has no client online; zed takes no part"
+        );
+        // XEP-0333 in group chats: a marker names it by the channel's stanza-id.
+        let seven = service().ids.encode(7);
+        let displayed = to(&sent, |s| {
+            s.find("displayed", ns::MARKERS)
+                .is_some_and(|r| r.attr("id") == Some(seven.as_str()))
+        });
+        assert_eq!(
+            displayed,
+            ["alice@localhost/laptop", "alice@localhost/phone"]
         );
         let seen = to(&sent, |s| {
             s.find("seen", ns::RECEIPTS).is_some_and(|r| {
@@ -848,7 +897,7 @@ mod tests {
             })
         });
         assert_eq!(seen, ["dave@localhost"]);
-        assert_eq!(sent.len(), 3);
+        assert_eq!(sent.len(), 5);
 
         g.leave("coven", &jid("dave@localhost"), 10).unwrap();
         let mut out = Vec::new();
@@ -992,7 +1041,7 @@ mod tests {
                 .unwrap()
                 .1,
         );
-        facts.extend(g.set_nick("coven", &bob, "bob").unwrap().1);
+        facts.extend(g.set_nick("coven", &bob, Some("bob")).unwrap().1);
         let (_, changed) = g
             .update_subscription("coven", &bob, Nodes::MESSAGES, Nodes::NONE)
             .unwrap();

@@ -10,15 +10,19 @@
 //! - [`store`]: SQLite behind a narrow interface, with group commit;
 //! - [`core`]: channels, participants and their rules, with no I/O.
 //!
-//! [`service`] ties them together; `docs/ARCHITECTURE.md` follows one stanza through.
+//! [`service`] ties them together, with [`control`] (the operator's socket) and [`reload`]
+//! (SIGHUP); `docs/ARCHITECTURE.md` follows one stanza through.
 
+pub mod admin;
 pub mod config;
+pub mod control;
 pub mod core;
 pub mod delivery;
 pub mod dialect;
 pub mod flychat;
 pub mod link;
 pub mod mix;
+pub mod reload;
 pub mod router;
 pub mod service;
 pub mod store;

@@ -1,8 +1,9 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use mixd::config::{LogFormat, Options};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use mixd::config::{LogFormat, Options, Place, Settings};
+use mixd::reload::{Reload, SetLogFilter};
 
 /// mixd: MIX group chat (XEP-0369) for an XMPP server, as an external component.
 #[derive(Parser)]
@@ -18,6 +19,16 @@ enum Command {
     Run(Options),
     /// Validate the settings and explain where each came from; connects nowhere.
     CheckConfig(Options),
+    /// Inspect and administer the database and the running service (docs/operations.md).
+    Admin(Admin),
+}
+
+#[derive(Args)]
+struct Admin {
+    #[command(flatten)]
+    place: Place,
+    #[command(subcommand)]
+    command: mixd::admin::Command,
 }
 
 fn main() -> ExitCode {
@@ -30,6 +41,7 @@ fn main() -> ExitCode {
     let (options, check_only) = match cli.command {
         Command::Run(options) => (options, false),
         Command::CheckConfig(options) => (options, true),
+        Command::Admin(admin) => return run_admin(admin),
     };
     let (settings, sources) = match options.resolve(sub) {
         Ok(resolved) => resolved,
@@ -42,7 +54,11 @@ fn main() -> ExitCode {
         print!("{}", settings.explain(&sources));
         return ExitCode::SUCCESS;
     }
-    init_logging(settings.log_format);
+    let log_filter = init_logging(settings.log_format, &settings.log_level);
+    let reload = Reload {
+        settings: Box::new(resolve_again),
+        log_filter,
+    };
     mixd::dialect::payload::set_namespaces(settings.payload_namespaces.clone());
     tracing::info!(?settings, "starting");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -55,7 +71,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(mixd::service::run(settings)) {
+    match runtime.block_on(mixd::service::run(settings, reload)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -65,21 +81,59 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MIXD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn run_admin(admin: Admin) -> ExitCode {
+    match mixd::admin::run(admin.place, admin.command) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("mixd admin: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The settings of `mixd run` resolved again from the same command line and environment and
+/// the configuration file as it is now (SIGHUP).
+fn resolve_again() -> anyhow::Result<Settings> {
+    let matches = Cli::command().try_get_matches_from(std::env::args_os())?;
+    let (_, sub) = matches.subcommand().expect("a subcommand is required");
+    match Cli::from_arg_matches(&matches)?.command {
+        Command::Run(options) => Ok(options.resolve(sub)?.0),
+        _ => anyhow::bail!("not running"),
+    }
+}
+
+/// Starts logging; returns what sets the filter anew (`log_level`, on SIGHUP), which refuses
+/// while MIXD_LOG, which overrides the setting, is set.
+fn init_logging(format: LogFormat, level: &str) -> SetLogFilter {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{fmt, reload, EnvFilter, Layer};
+
+    let overridden = std::env::var_os("MIXD_LOG").is_some();
+    let filter = EnvFilter::try_from_env("MIXD_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let (filter, handle) = reload::Layer::new(filter);
     // Under systemd, stderr goes to the journal, which timestamps each line itself and shows
     // escape codes verbatim: plain lines without a time of their own.
     let journald = stderr_is_journal();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = fmt::layer()
         .with_ansi(!journald && std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    match (format, journald) {
-        (LogFormat::Human, false) => builder.init(),
-        (LogFormat::Human, true) => builder.without_time().init(),
-        (LogFormat::Json, _) => builder.json().init(),
-    }
+    let layer = match (format, journald) {
+        (LogFormat::Human, false) => layer.boxed(),
+        (LogFormat::Human, true) => layer.without_time().boxed(),
+        (LogFormat::Json, _) => layer.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
+        .init();
+    Box::new(move |level| {
+        if overridden {
+            anyhow::bail!("MIXD_LOG is set and overrides log_level");
+        }
+        Ok(handle.reload(EnvFilter::try_new(level)?)?)
+    })
 }
 
 /// Whether stderr is connected to the journal: systemd then sets `JOURNAL_STREAM` to the

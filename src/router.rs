@@ -55,7 +55,7 @@ pub fn handle(groups: &mut Groups, service: &Service, stanza: &Element, now: Mic
         ErrorKind::Message if flychat::is_flychat(stanza) => {
             flychat::message(groups, service, &env, stanza, now)
         }
-        ErrorKind::Message => mix::message(groups, &env, stanza, stanza_type, now),
+        ErrorKind::Message => mix::message(groups, service, &env, stanza, stanza_type, now),
         ErrorKind::Presence => mix::presence(groups, &env, stanza_type),
     }
 }

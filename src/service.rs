@@ -15,32 +15,29 @@ use anyhow::{anyhow, bail};
 use tokio::sync::mpsc;
 
 use crate::config::Settings;
-use crate::core::{Groups, MessageRef, Micros, Rules};
+use crate::control;
+use crate::core::{Fact, Groups, MessageRef, Micros};
 use crate::delivery;
 use crate::dialect::ids::Ids;
 use crate::dialect::{Handled, Resume, Service};
 use crate::link::{self, LinkSettings, Outbox};
+use crate::reload::{self, Reload};
 use crate::router;
 use crate::store::writer::{Committed, Job, Writer};
 use crate::store::{self, Reader};
 
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
+pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
+    // A PostgreSQL standby waits here until it is the active instance.
     let store::Opened {
         writer: mut store,
         reader,
         follows_an_active,
     } = store::open(&settings.database, settings.durability)?;
-    let ids = Ids::new(&store.id_key()?);
-    let rules = Rules {
-        user_domains: settings.user_domains.clone(),
-        max_message_bytes: settings.max_message_bytes,
-        max_members: settings.max_members,
-        max_groups_per_creator: settings.max_groups_per_creator,
-        max_resources_per_participant: settings.max_resources_per_participant,
-        keep_archive: settings.keep_archive,
-        ..Rules::default()
-    };
-    let mut groups = Groups::new(rules.clone(), reader.snapshot()?);
+    let key = store.id_key()?;
+    let ids = Ids::new(&key);
+    // Bound before anything is served, so that a second mixd on this database stops here.
+    let (mut orders, _control) = control::listen(&settings.control_socket)?;
+    let mut groups = Groups::new(reload::rules(&settings, key), reader.snapshot()?);
     tracing::info!(channels = groups.channels().count(), database = %settings.database, "state loaded");
     let service = Service {
         domain: settings.domain.clone(),
@@ -62,6 +59,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut running = settings;
     tokio::select! {
         first = &mut link.first_connection => match first {
             Ok(Ok(())) => {}
@@ -104,6 +103,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                 let handled = router::handle(&mut groups, &service, &stanza, now());
                 outlets.dispatch(&mut groups, &service, handled);
             }
+            Some(order) = orders.recv() => {
+                if let Some((facts, stored)) = control::decide(&mut groups, &service.domain, order, now()) {
+                    outlets.changed(&mut groups, &service, facts, Job { stored: Some(stored), ..Job::default() });
+                }
+            }
+            Some(()) = hangup.recv() => {
+                running = reloaded(running, &reload);
+                groups.rules = reload::rules(&running, key);
+            }
             Some((resume, messages)) = found.recv() => {
                 let handled = resume(&mut groups, &service, messages, now());
                 outlets.dispatch(&mut groups, &service, handled);
@@ -119,7 +127,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
                     // keeping who is online (what clients said, stored or not): clients do not
                     // send presence again by themselves, and live delivery must go on.
                     tracing::warn!("reloading state after a failed commit");
-                    let reloaded = Groups::new(rules.clone(), reader.snapshot()?);
+                    let reloaded = Groups::new(reload::rules(&running, key), reader.snapshot()?);
                     let before = std::mem::replace(&mut groups, reloaded);
                     groups.keep_presence_of(before);
                 }
@@ -155,21 +163,30 @@ struct Outlets<'a> {
 type Found = (Resume, Vec<Option<MessageRef>>);
 
 impl Outlets<'_> {
+    /// A change: what the participants are told is added to `job` (after its reply), and it
+    /// goes to the writer with `facts`, to be stored before any of it is sent.
+    fn changed(&self, groups: &mut Groups, service: &Service, facts: Vec<Fact>, mut job: Job) {
+        delivery::deliver(groups, service, &facts, &mut job.outbound);
+        job.facts = facts;
+        self.writer.submit(job);
+    }
+
     fn dispatch(&self, groups: &mut Groups, service: &Service, handled: Handled) {
         match handled {
             Handled::Changed {
                 facts,
                 reply,
                 on_failure,
-            } => {
-                let mut outbound: Vec<String> = reply.into_iter().collect();
-                delivery::deliver(groups, service, &facts, &mut outbound);
-                self.writer.submit(Job {
-                    facts,
-                    outbound,
+            } => self.changed(
+                groups,
+                service,
+                facts,
+                Job {
+                    outbound: reply.into_iter().collect(),
                     on_failure: on_failure.into_iter().collect(),
-                });
-            }
+                    ..Job::default()
+                },
+            ),
             // Through the writer too, so that a reply never overtakes an earlier change.
             Handled::Reply(reply) => self.writer.submit(Job {
                 outbound: vec![reply],
@@ -210,6 +227,28 @@ impl Outlets<'_> {
             Handled::Nothing => {}
         }
     }
+}
+
+/// SIGHUP: the settings read again, what can change live applied, one log line per change.
+fn reloaded(running: Settings, reload: &Reload) -> Settings {
+    let new = match (reload.settings)() {
+        Ok(new) => new,
+        Err(error) => {
+            tracing::error!("reload: the configuration is not valid, nothing changed: {error:#}");
+            return running;
+        }
+    };
+    let (now, outcome) = reload::apply(&running, &new, &*reload.log_filter);
+    for (setting, from, to) in &outcome.applied {
+        tracing::info!(setting, from, to, "reload: applied");
+    }
+    for (setting, why) in &outcome.not_applied {
+        tracing::warn!(setting, why, "reload: changed but not applied");
+    }
+    if outcome.applied.is_empty() && outcome.not_applied.is_empty() {
+        tracing::info!("reload: no setting changed");
+    }
+    now
 }
 
 fn now() -> Micros {

@@ -22,6 +22,7 @@ pub mod ns {
     pub const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
     pub const PUBSUB_EVENT: &str = "http://jabber.org/protocol/pubsub#event";
     pub const DATA_FORMS: &str = "jabber:x:data";
+    pub const XDATA_VALIDATE: &str = "http://jabber.org/protocol/xdata-validate";
     pub const MAM: &str = "urn:xmpp:mam:2";
     pub const RSM: &str = "http://jabber.org/protocol/rsm";
     pub const FORWARD: &str = "urn:xmpp:forward:0";
@@ -51,17 +52,20 @@ pub mod ns {
     pub const MIXD_NOTICE: &str = "urn:mixd:notice:0";
     pub const MIX_ADMIN: &str = "urn:xmpp:mix:admin:0";
     pub const MIX_MISC: &str = "urn:xmpp:mix:misc:0";
+    /// XEP-0404: the JID map node's items.
+    pub const MIX_ANON: &str = "urn:xmpp:mix:anon:0";
 }
 
 /// The MIX nodes (XEP-0369 §6.3) a participant subscribes to and events name.
 pub mod node {
     pub const MESSAGES: &str = "urn:xmpp:mix:nodes:messages";
-    pub const PRESENCE: &str = "urn:xmpp:mix:nodes:presence";
     pub const PARTICIPANTS: &str = "urn:xmpp:mix:nodes:participants";
     pub const INFO: &str = "urn:xmpp:mix:nodes:info";
     pub const CONFIG: &str = "urn:xmpp:mix:nodes:config";
     pub const ALLOWED: &str = "urn:xmpp:mix:nodes:allowed";
     pub const BANNED: &str = "urn:xmpp:mix:nodes:banned";
+    /// XEP-0404: participant id to real JID, for owners and admins.
+    pub const JIDMAP: &str = "urn:xmpp:mix:nodes:jidmap";
 }
 
 /// Escapes text for use in element content or in an attribute quoted with `'`.

@@ -33,7 +33,8 @@ def test_errors_keep_the_link_up(server, mixd, channel_name):
             raw.xml.append(raw.xml.makeelement("{urn:xmpp:mix:core:1}join", {}))
             raw.xml[0].append(raw.xml.makeelement("{urn:xmpp:mix:core:1}subscribe", {"node": "urn:example:bogus"}))
             condition, text = await eve.iq_error(raw.send(timeout=10))
-            assert condition == "bad-request" and "urn:example:bogus" in text
+            # XEP-0369 §7.1.2: no node requested can be subscribed, the error names the first.
+            assert condition == "item-not-found" and "urn:example:bogus" in text
 
             # Messages of an invalid type and of a wrong type.
             eve.send_raw(f"<message xmlns='jabber:client' to='{channel}' type='bogus' id='b1'><body>x</body></message>")

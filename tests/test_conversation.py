@@ -43,7 +43,7 @@ def test_typing_is_relayed_and_never_archived(server, mixd, channel_name):
             typing.send()
             relayed = await alice.next("chatstate")
             assert relayed["chat_state"] == "composing" and relayed["mix"]["jid"] == bob.bare
-            assert relayed["from"] == alice.channel(channel_name)
+            assert relayed["from"] == await alice.participant_jid(channel_name, bob.bare)
             await bob.nothing_more(bob.received["chatstate"], wait=0.3)
 
             with_body = bob.groupchat(channel_name, "done typing")
@@ -63,7 +63,12 @@ def test_receipts_markers_and_message_state(server, mixd, channel_name):
         async with connected(server, "alice", "bob", "carol") as (alice, bob, carol):
             await channel_with(alice, [bob, carol], channel_name)
             everyone = (alice, bob, carol)
-            msg_id = await post(alice, everyone, channel_name, "did you get this?", request_receipt=True)
+            sent = alice.groupchat(channel_name, "did you get this?")
+            sent["request_receipt"] = True
+            sent.send()
+            reflected = [await client.next_message() for client in everyone]
+            msg_id = reflected[0]["id"]
+            assert msg_id != sent["id"], "reflections carry the archive id"
 
             got = bob.groupchat(channel_name)
             got["receipt"] = msg_id
@@ -71,14 +76,16 @@ def test_receipts_markers_and_message_state(server, mixd, channel_name):
             seen = carol.groupchat(channel_name)
             seen["displayed"]["id"] = msg_id
             seen.send()
-            # Bob has it, carol has seen it (so has it): the author learns everyone has it.
+            # Bob has it, carol has seen it (so has it): the author learns everyone has it,
+            # by the id of the message it sent (XEP-0184 §5).
             receipt = await alice.next("receipt_received")
-            assert receipt["receipt"] == msg_id and receipt["from"] == alice.channel(channel_name)
+            assert receipt["receipt"] == sent["id"] and receipt["from"] == alice.channel(channel_name)
             await alice.nothing_more(alice.received["marker_displayed"], wait=0.3)
 
             seen = bob.groupchat(channel_name)
             seen["displayed"]["id"] = msg_id
             seen.send()
+            # A marker names it by the channel's stanza-id (XEP-0333 §6).
             marker = await alice.next("marker_displayed")
             assert marker["displayed"]["id"] == msg_id
 
@@ -110,28 +117,45 @@ def test_retraction_and_moderation(server, mixd, channel_name):
             alice.plugin["xep_0424"].send_retraction(channel, first, mtype="groupchat")
             assert (await alice.next_error())["error"]["condition"] == "forbidden"
             bob.plugin["xep_0424"].send_retraction(channel, first, mtype="groupchat")
+            bob_in_channel = await alice.participant_jid(channel_name, bob.bare)
             for client in (alice, bob):
                 retraction = await client.next("message_retract")
                 assert retraction["retract"]["id"] == first and retraction["mix"]["jid"] == bob.bare
+                assert retraction["from"] == bob_in_channel
+                # It is archived (XEP-0424 §6): its id is its archive id, as MIX reflects.
+                assert retraction.xml.find("{urn:xmpp:sid:0}stanza-id").get("id") == retraction["id"]
+            retraction_id = retraction["id"]
 
             # Owners moderate with XEP-0425; members may not.
             condition, _ = await bob.iq_error(bob.plugin["xep_0425"].moderate(channel, mine, "no", timeout=10))
             assert condition == "forbidden"
             await alice.plugin["xep_0425"].moderate(channel, second, "off-topic", timeout=10)
             moderated = await bob.next("message_retract")
+            moderation_id = moderated["id"]
             retract = moderated.xml.find("{urn:xmpp:message-retract:1}retract")
             assert retract.get("id") == second
-            assert retract.find("{urn:xmpp:message-moderate:1}moderated").get("by") == str(channel)
+            # XEP-0425: the channel announces it, naming the moderator by its JID there.
+            assert moderated["from"] == channel
+            alice_in_channel = await bob.participant_jid(channel_name, alice.bare)
+            assert retract.find("{urn:xmpp:message-moderate:1}moderated").get("by") == str(alice_in_channel)
             assert retract.find("{urn:xmpp:message-retract:1}reason").text == "off-topic"
 
-            # History keeps tombstones; the content is gone from the database files.
+            # History keeps tombstones, each naming its retraction, and the retractions
+            # themselves (XEP-0424 §6, XEP-0425 §4); the content is gone from the database files.
             history = archived(await bob.mam(channel))
-            assert [m["id"] for m in history] == [first, second, mine]
-            for tombstone in history[:2]:
+            assert [m["id"] for m in history] == [first, second, mine, retraction_id, moderation_id]
+            for tombstone, retraction in zip(history[:2], (retraction_id, moderation_id)):
                 assert tombstone["body"] == ""
-                assert tombstone.xml.find("{urn:xmpp:message-retract:1}retracted") is not None
-            assert history[1].xml.find(".//{urn:xmpp:message-moderate:1}moderated") is not None
+                assert tombstone.xml.find("{urn:xmpp:message-retract:1}retracted").get("id") == retraction
+            by = history[1].xml.find(".//{urn:xmpp:message-moderate:1}moderated").get("by")
+            assert by == alice.bare
             assert history[2]["body"] == "owner's words"
+            own, moderation = history[3:]
+            assert own["retract"]["id"] == first and own["mix"]["jid"] == bob.bare
+            retract = moderation.xml.find("{urn:xmpp:message-retract:1}retract")
+            assert retract.get("id") == second
+            assert retract.find("{urn:xmpp:message-moderate:1}moderated").get("by") == alice.bare
+            assert retract.find("{urn:xmpp:message-retract:1}reason").text == "off-topic"
             if mixd.store == "sqlite":
                 for path in pathlib.Path(mixd.database).parent.glob("mixd.db*"):
                     assert secret.encode() not in path.read_bytes(), path
@@ -194,6 +218,7 @@ def test_replies_mentions_and_reactions(server, mixd, channel_name):
             mention = at_bob.xml.find("{urn:xmpp:reference:0}reference")
             assert (mention.get("type"), mention.get("uri"), mention.get("end")) == ("mention", f"xmpp:{bob.bare}", "3")
 
+            reaction_ids = []
             for client, reactions in ((alice, ["👍"]), (carol, ["👍", "🍕"])):
                 msg = client.groupchat(channel_name)
                 client.plugin["xep_0444"].set_reactions(msg, question, reactions)
@@ -202,8 +227,17 @@ def test_replies_mentions_and_reactions(server, mixd, channel_name):
                 assert relayed["reactions"]["id"] == question
                 assert sorted(relayed["reactions"]["values"]) == sorted(reactions)
                 assert relayed["mix"]["jid"] == client.bare
+                assert relayed["from"] == await bob.participant_jid(channel_name, client.bare)
+                assert relayed.xml.find("{urn:xmpp:sid:0}stanza-id").get("id") == relayed["id"]
+                reaction_ids.append(relayed["id"])
 
             history = archived(await carol.mam(channel))
+            # The reactions are archived as the messages they are (XEP-0444), after the reply.
+            assert [m["id"] for m in history[2:]] == reaction_ids
+            for archived_reactions, (client, reactions) in zip(history[2:], ((alice, ["👍"]), (carol, ["👍", "🍕"]))):
+                assert archived_reactions["reactions"]["id"] == question
+                assert sorted(archived_reactions["reactions"]["values"]) == sorted(reactions)
+                assert archived_reactions["mix"]["jid"] == client.bare
             assert history[1]["reply"]["id"] == question
             assert history[1].xml.find("{urn:xmpp:reference:0}reference").get("type") == "mention"
             summary = history[0].xml.find("{urn:mixd:reactions:0}reactions")

@@ -117,3 +117,36 @@ def test_page_size_defaults_and_caps(server, mixd, channel_name):
             assert ids(count_only) == [] and rsm_of(count_only)["count"] == str(TOTAL)
 
     run(scenario())
+
+
+def test_the_query_form_and_the_extended_fields(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "alice", "bob") as (alice, bob):
+            await seeded(server, channel_name, alice, bob)
+            channel = alice.channel(channel_name)
+
+            # XEP-0313 §4.1.5: the form lists the fields, `ids` open to any value.
+            form = await bob.plugin["xep_0313"].get_fields(channel, timeout=10)
+            fields = {field["var"]: field for field in form["fields"]}
+            assert {"with", "start", "end", "before-id", "after-id", "ids"} <= set(fields)
+            assert fields["FORM_TYPE"].xml.find("{jabber:x:data}value").text == "urn:xmpp:mam:2"
+            assert fields["with"]["type"] == "jid-single" and fields["ids"]["type"] == "list-multi"
+            validate = fields["ids"].xml.find("{http://jabber.org/protocol/xdata-validate}validate")
+            assert validate is not None and validate.find("{http://jabber.org/protocol/xdata-validate}open") is not None
+
+            # §4.1.5: a field the archive does not know is feature-not-implemented.
+            condition, text = await bob.iq_error(bob.mam(channel, fields={"{urn:example}color": "red"}))
+            assert condition == "feature-not-implemented" and "color" in text
+
+            # §4.1.4 (#extended): after-id and before-id bound, ids picks.
+            everything = ids(await bob.mam(channel, max=50))
+            between = await bob.mam(channel, fields={"after-id": everything[2], "before-id": everything[6]})
+            assert bodies(between) == ["message 3", "message 4", "message 5"]
+            assert rsm_of(between)["count"] == "3"
+            picked = await bob.mam(channel, fields={"ids": [everything[9], everything[1]]})
+            assert bodies(picked) == ["message 1", "message 9"]
+            for field in ("after-id", "before-id", "ids"):
+                condition, _ = await bob.iq_error(bob.mam(channel, fields={field: "AAAAAAAAAAA"}))
+                assert condition == "item-not-found", field
+
+    run(scenario())

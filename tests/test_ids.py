@@ -126,11 +126,14 @@ def test_a_retraction_names_the_opaque_id_and_made_up_ids_name_nothing(server, m
             for client in (alice, bob):
                 retraction = await client.next("message_retract")
                 assert retraction.xml.find(f"{{{RETRACT}}}retract").get("id") == stanza_id
-                assert retraction["id"] == f"retract-{stanza_id}"
+            # The retraction is archived with an opaque id of its own (XEP-0424 §6).
+            assert retraction["id"] != stanza_id and not retraction["id"].isdigit()
             page = await bob.mam(bob.channel(channel_name))
-            (archived,) = page["mam"]["results"]
+            (archived, archived_retraction) = page["mam"]["results"]
             assert archived["mam_result"]["id"] == stanza_id
-            assert archived["mam_result"]["forwarded"]["stanza"].xml.find(f"{{{RETRACT}}}retracted") is not None
+            tombstone = archived["mam_result"]["forwarded"]["stanza"].xml.find(f"{{{RETRACT}}}retracted")
+            assert tombstone.get("id") == retraction["id"]
+            assert archived_retraction["mam_result"]["id"] == retraction["id"]
 
     run(scenario())
 

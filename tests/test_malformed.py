@@ -19,7 +19,7 @@ BAD_IQS = [
     ("set", False, f"<destroy xmlns='{MIX}'/>"),
     ("set", True, f"<join xmlns='{MIX}'><subscribe/></join>"),
     ("set", True, f"<join xmlns='{MIX}'><nick>   </nick></join>"),
-    ("set", True, f"<setnick xmlns='{MIX}'/>"),
+    ("set", True, f"<setnick xmlns='{MIX}'><nick>{'n' * 65}</nick></setnick>"),
     ("set", True, f"<update-subscription xmlns='{MIX}'><subscribe node='nope'/></update-subscription>"),
     ("get", True, "<pubsub xmlns='http://jabber.org/protocol/pubsub'/>"),
     ("get", True, "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:example'/></pubsub>"),

@@ -72,7 +72,8 @@ def test_channel_lifecycle(server, mixd, channel_name):
             for client in (alice, bob):
                 msg = await client.next_message()
                 assert msg["type"] == "groupchat"
-                assert msg["from"] == channel
+                # From the channel, with the sender's stable participant id (XEP-0369 §7.1.6).
+                assert msg["from"] == f"{channel}/{alice_id}"
                 assert msg["body"] == "Harpier cries"
                 assert msg["mix"]["nick"] == "alice"
                 assert msg["mix"]["jid"] == alice.bare
@@ -179,5 +180,108 @@ def test_offline_participant_catches_up_from_history(server, mixd, channel_name)
                 bodies = [m["mam_result"]["forwarded"]["stanza"]["body"] for m in result["mam"]["results"]]
                 assert bodies == ["while you were out"]
                 await bob.nothing_more(bob.errors, wait=0.2)
+
+    run(scenario())
+
+
+PRESENCE = "urn:xmpp:mix:nodes:presence"
+CONFIG = "urn:xmpp:mix:nodes:config"
+
+
+async def join_naming(client, channel, nodes, nick=None):
+    """A <join/> naming `nodes` (slixmpp's join_channel cannot report what was subscribed);
+    returns the result's <join/>."""
+    iq = client.make_iq_set(ito=channel)
+    iq["mix_join"]["nick"] = nick or client.user
+    for node in nodes:
+        s = Subscribe()
+        s["node"] = node
+        iq["mix_join"].append(s)
+    result = await iq.send(timeout=10)
+    return result.xml.find("{urn:xmpp:mix:core:1}join")
+
+
+def subscribed(join):
+    return [s.get("node") for s in join.findall("{urn:xmpp:mix:core:1}subscribe")]
+
+
+def test_join_subscribes_the_nodes_the_channel_has_and_lists_only_those(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "alice", "bob", "carol") as (alice, bob, carol):
+            mix = alice.plugin["xep_0369"]
+            await mix.create_channel(alice.channel("x"), channel_name, timeout=10)
+            channel = alice.channel(channel_name)
+
+            # The nodes a channel lists are the ones it serves: no presence node (mixd does
+            # not distribute presence, XEP-0403), and whoever asks may subscribe to each.
+            nodes = await bob.plugin["xep_0369"].list_mix_nodes(channel, timeout=10)
+            assert PRESENCE not in nodes
+            listed = await join_naming(bob, channel, sorted(nodes))
+            assert sorted(subscribed(listed)) == sorted(nodes)
+
+            # XEP-0369 §7.1.2: some nodes unknown, the known ones are subscribed and listed.
+            join = await join_naming(carol, channel, [MESSAGES, PRESENCE, "urn:example:nothing", PARTICIPANTS])
+            assert subscribed(join) == [MESSAGES, PARTICIPANTS]
+            # None known: an error naming the first.
+            await bob.plugin["xep_0369"].leave_channel(channel, timeout=10)
+            condition, text = await bob.iq_error(join_naming(bob, channel, ["urn:example:nothing", PRESENCE]))
+            assert condition == "item-not-found" and "urn:example:nothing" in text
+            participants = await alice.plugin["xep_0369"].list_participants(channel, timeout=10)
+            assert [str(jid) for _, _, jid in participants] == [carol.bare]
+
+    run(scenario())
+
+
+def test_a_blank_nick_is_generated_and_ids_survive_leave_and_rejoin(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "alice", "bob") as (alice, bob):
+            mix = alice.plugin["xep_0369"]
+            await mix.create_channel(alice.channel("x"), channel_name, timeout=10)
+            channel = alice.channel(channel_name)
+            await join_naming(alice, channel, [MESSAGES, PARTICIPANTS], nick="bob")
+            first = (await join_naming(bob, channel, [MESSAGES, PARTICIPANTS], nick="robert")).get("id")
+
+            # XEP-0369 §7.1.6: a blank nick asks the channel for one; the result says which.
+            generated = await bob.plugin["xep_0369"].set_nick(channel, "", timeout=10)
+            assert generated and generated != "bob", "taken by alice"
+            participants = await alice.plugin["xep_0369"].list_participants(channel, timeout=10)
+            assert sorted(nick for _, nick, _ in participants) == sorted(["bob", generated])
+
+            # §5.3: the id stays the participant's after it leaves; joining again, it gets it back.
+            await bob.plugin["xep_0369"].leave_channel(channel, timeout=10)
+            again = await join_naming(bob, channel, [MESSAGES, PARTICIPANTS], nick="robert")
+            assert again.get("id") == first
+            assert not any(c in first for c in "#/@")
+            await bob.online_in(channel_name)
+            await alice.online_in(channel_name)
+            bob.post(channel_name, "back again")
+            reflected = await alice.next_message()
+            assert reflected["from"] == f"{channel}/{first}"
+
+    run(scenario())
+
+
+def test_discovery_lists_what_the_channel_does(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "alice") as (alice,):
+            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), channel_name, timeout=10)
+            info = await alice.plugin["xep_0030"].get_info(alice.channel(channel_name), timeout=10)
+            features = set(info["disco_info"]["features"])
+            # MIX with MAM (XEP-0369 §6.3), and each extension the channel carries out, so
+            # that clients offer it: XEP-0313 #extended, XEP-0424 (+ tombstones), XEP-0425,
+            # XEP-0308, XEP-0444, XEP-0184, XEP-0333, XEP-0085, XEP-0359, XEP-0404.
+            assert features == {
+                "urn:xmpp:mix:core:1", "urn:xmpp:mam:2", "urn:xmpp:mam:2#extended",
+                "urn:xmpp:mix:admin:0", "urn:xmpp:mix:misc:0", "urn:xmpp:mix:anon:0", "urn:mixd:admin:0",
+                "urn:mixd:receipts:0", "urn:mixd:history:0",
+                "urn:xmpp:message-retract:1", "urn:xmpp:message-retract:1#tombstone",
+                "urn:xmpp:message-moderate:1", "urn:xmpp:message-correct:0", "urn:xmpp:reactions:0",
+                "urn:xmpp:receipts", "urn:xmpp:chat-markers:0", "http://jabber.org/protocol/chatstates",
+                "urn:xmpp:sid:0", "http://jabber.org/protocol/disco#info",
+                "http://jabber.org/protocol/disco#items", "urn:xmpp:ping",
+            }
+            # The service is no archive (§6.1).
+            service = await alice.plugin["xep_0030"].get_info(MIX_DOMAIN, timeout=10)
+            assert not any(f.startswith("urn:xmpp:mam") for f in service["disco_info"]["features"])
 
     run(scenario())

@@ -99,10 +99,12 @@ def test_server_restart_is_survived(fresh):
     assert "component link lost; reconnecting" in mixd.log()[offset:]
 
 
-def run_mixd(mixd, *extra, secret=None, database=None):
-    """A second mixd beside `mixd`, on a database where it will not stand by."""
+def run_mixd(mixd, *extra, secret=None, same_database=False):
+    """Another mixd beside the running one; on a database (and control socket) of its own
+    unless told otherwise (a second mixd on the same database is refused before it connects,
+    or on PostgreSQL stands by)."""
     command = mixd.command(**({"secret": secret} if secret else {}),
-                           database=database or mixd.other_database())
+                           database=None if same_database else mixd.other_database())
     return subprocess.run(command + list(extra), capture_output=True, text=True, timeout=30)
 
 
@@ -122,7 +124,8 @@ def test_configuration_mistakes_are_explained(fresh):
         second = run_mixd(mixd)
         assert second.returncode == 1 and "conflict" in second.stderr
     if mixd.store == "postgres":
-        # On the same PostgreSQL database, a second mixd is a standby: it waits, unconnected.
+        # On the same PostgreSQL database, a second mixd is a standby: it waits, unconnected,
+        # before it binds the control socket.
         with tempfile.TemporaryFile() as err:
             standby = subprocess.Popen(mixd.command(), stdout=subprocess.DEVNULL, stderr=err)
             try:
@@ -133,6 +136,10 @@ def test_configuration_mistakes_are_explained(fresh):
             finally:
                 standby.kill()
                 standby.wait()
+    else:
+        # Two mixd on one database would each hold their own copy of its channels.
+        beside = run_mixd(mixd, same_database=True)
+        assert beside.returncode == 1 and "is one already running on this database" in beside.stderr
 
     checked = subprocess.run([mixd.binary, "check-config", "--jid", "mix.localhost", "--secret", "s3cr3t"],
                              capture_output=True, text=True)

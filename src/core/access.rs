@@ -1,7 +1,8 @@
 //! The allowed and banned lists (XEP-0369 §7.3.7), kept by owners and admins. Entries are
 //! bare JIDs or whole domains; banned wins over allowed. Banning removes the participants it
 //! matches, with the same rights removal needs (only an owner bans an admin; nobody bans an
-//! owner), so that a ban is never half applied, and declines their invitations and requests.
+//! owner: a domain ban leaves the owners in), so that a ban is never half applied, and
+//! declines their invitations and requests.
 
 use jid::BareJid;
 
@@ -36,18 +37,19 @@ impl Groups {
                 banned: vec![entry.clone()],
                 ..Default::default()
             };
-            for owner in &channel.owners {
-                if banned.is_banned(owner) {
-                    return Err(Refusal::new(
-                        Condition::NotAllowed,
-                        format!("{entry} would ban {owner}, an owner of '{name}'"),
-                    ));
-                }
+            // Nobody bans an owner by name. A domain ban leaves the owners in (owners are
+            // admitted whatever the lists say): else no owner could ever ban the domain its
+            // own users share, such as the service's own user domain.
+            if channel.is_owner(entry) {
+                return Err(Refusal::new(
+                    Condition::NotAllowed,
+                    format!("{entry} is an owner of '{name}' and cannot be banned"),
+                ));
             }
             for p in channel
                 .participants
                 .iter()
-                .filter(|p| banned.is_banned(&p.jid))
+                .filter(|p| banned.is_banned(&p.jid) && !channel.is_owner(&p.jid))
             {
                 if p.role >= Role::Admin && role < Role::Owner {
                     return Err(Refusal::new(
@@ -169,10 +171,25 @@ mod tests {
     }
 
     #[test]
-    fn owners_cannot_be_banned_and_a_domain_ban_stops_posting() {
+    fn owners_cannot_be_banned_by_name() {
         let mut g = coven();
         let alice = jid("alice@localhost");
         let err = g
+            .set_access("coven", &alice, AccessList::Banned, &alice, true, 5)
+            .unwrap_err();
+        assert_eq!(err.condition, Condition::NotAllowed);
+        assert_eq!(
+            err.text,
+            "alice@localhost is an owner of 'coven' and cannot be banned"
+        );
+        assert!(g.channel("coven").unwrap().access().banned.is_empty());
+    }
+
+    #[test]
+    fn the_owners_own_domain_can_be_banned_and_keeps_everyone_else_out() {
+        let mut g = with_carol();
+        let alice = jid("alice@localhost");
+        let facts = g
             .set_access(
                 "coven",
                 &alice,
@@ -181,8 +198,25 @@ mod tests {
                 true,
                 5,
             )
+            .unwrap();
+        let left: Vec<_> = facts
+            .iter()
+            .filter_map(|f| match f {
+                Fact::Left { participant, .. } => Some(participant.jid.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(left, ["bob@localhost", "carol@localhost"]);
+        let channel = g.channel("coven").unwrap();
+        assert_eq!(channel.participants.len(), 1, "the owner stays");
+        assert!(channel.is_owner(&alice));
+        let err = g
+            .join("coven", &jid("dave@localhost"), None, Nodes::ALL, 6)
             .unwrap_err();
-        assert_eq!(err.condition, Condition::NotAllowed);
-        assert!(g.channel("coven").unwrap().access().banned.is_empty());
+        assert_eq!(err.condition, Condition::Forbidden);
+        assert_eq!(err.text, "dave@localhost is banned from 'coven'");
+        g.post("coven", &alice, text("still mine"), 7).unwrap();
+        g.join("coven", &jid("eve@elsewhere"), None, Nodes::ALL, 8)
+            .unwrap();
     }
 }

@@ -113,11 +113,12 @@ impl Groups {
             self.room_for(channel, 1)?;
         }
         let nick = match (nick, &previous) {
-            (Some(nick), _) => checked_nick(nick, max_nick)?,
-            (None, Some(previous)) => previous.nick.clone(),
-            (None, None) => default_nick(actor),
+            (Some(nick), _) => Some(checked_nick(nick, max_nick)?),
+            (None, Some(previous)) => Some(previous.nick.clone()),
+            // Named by `newcomer`, once its participant id is known (see `assigned_nick`).
+            (None, None) => None,
         };
-        if channel.nick_taken(&nick, actor) {
+        if let Some(nick) = nick.as_deref().filter(|n| channel.nick_taken(n, actor)) {
             return Err(Refusal::new(
                 Condition::Conflict,
                 format!("the nick '{nick}' is taken in '{name}'"),
@@ -130,7 +131,7 @@ impl Groups {
             // nothing is stored and nobody is told (a client that joins from each of its
             // resources would otherwise broadcast the same participant again and again).
             Some(previous)
-                if previous.nick == nick
+                if nick.as_ref() == Some(&previous.nick)
                     && previous.nodes == nodes
                     && previous.dialect == dialect
                     && reach.is_none_or(|r| r == previous.reach) =>
@@ -138,7 +139,7 @@ impl Groups {
                 return Ok((previous, Vec::new()));
             }
             Some(previous) => Participant {
-                nick,
+                nick: nick.unwrap_or(previous.nick),
                 nodes,
                 dialect,
                 reach: reach.unwrap_or(previous.reach),
@@ -146,7 +147,7 @@ impl Groups {
             },
             None => Participant {
                 reach: reach.unwrap_or_default(),
-                ..self.newcomer(name, actor, Some(nick), nodes, dialect, now)
+                ..self.newcomer(name, actor, nick, nodes, dialect, now)
             },
         };
         let fact = Fact::Joined {
@@ -183,7 +184,7 @@ impl Groups {
     }
 
     /// A new participant of channel `name` (which exists): a fresh id, the user's localpart
-    /// as nick unless one is given, owner if it owns the channel; where history is not
+    /// as nick unless one is given (in a JID-hidden channel its participant id), owner if it owns the channel; where history is not
     /// shared, it sees only what comes after it joins.
     pub(super) fn newcomer(
         &mut self,
@@ -194,15 +195,20 @@ impl Groups {
         dialect: Dialect,
         now: Micros,
     ) -> Participant {
-        let id = ParticipantId(self.ids.next_u64());
+        let fallback = ParticipantId(self.ids.next_u64());
         let last_message_id = self.last_message_id;
         let channel = self.channels.get(name);
+        let id = channel
+            .map(|c| (c, participant_id(&self.rules.participant_key, c.key, jid)))
+            .filter(|(c, id)| c.participants.iter().all(|p| p.id != *id))
+            .map_or(fallback, |(_, id)| id);
         let owner = channel.is_some_and(|c| c.is_owner(jid));
         let history_visible = channel.is_none_or(|c| c.info.history_visible);
         Participant {
             id,
             jid: jid.clone(),
-            nick: nick.unwrap_or_else(|| default_nick(jid)),
+            nick: nick
+                .unwrap_or_else(|| assigned_nick(channel, jid, id, self.rules.max_nick_bytes)),
             nodes,
             role: if owner { Role::Owner } else { Role::Member },
             dialect,
@@ -212,6 +218,22 @@ impl Groups {
             online: Vec::new(),
         }
     }
+}
+
+/// The stable participant id (XEP-0369 §5.3) of `jid` in the channel keyed `channel`: a
+/// keyed hash (SipHash-2-4 under the service's secret) of the two, so that a user who leaves
+/// and joins again has the same id, the mapping from participant to id outlives the
+/// participant without being stored, and the id tells nothing of the JID to one who does
+/// not know the secret. Channel keys are never reused, so neither are ids; two users of one
+/// channel whose ids collide (one chance in 2⁶⁴ per pair) are told apart by a random id for
+/// the later one. Hex, so never with '#', '/' or '@'.
+pub fn participant_id(key: &[u8; 16], channel: i64, jid: &BareJid) -> ParticipantId {
+    use std::hash::Hasher;
+    let mut hasher = siphasher::sip::SipHasher24::new_with_key(key);
+    hasher.write(b"mixd participant id");
+    hasher.write_i64(channel);
+    hasher.write(jid.as_str().as_bytes());
+    ParticipantId(hasher.finish())
 }
 
 /// How a user who takes no part gets in, as the group's policy says: owners and the invited
@@ -236,10 +258,50 @@ fn way_in(channel: &Channel, actor: &BareJid, role: Role) -> WayIn {
     }
 }
 
-/// A user's nick unless it picks one: its JID's localpart.
-fn default_nick(jid: &BareJid) -> String {
-    jid.node()
-        .map_or_else(|| jid.to_string(), |n| n.to_string())
+/// The nick the service gives participant `id` when it picks none (XEP-0369 §7.1.6, "the MIX
+/// service generates the nick"): in a JID-hidden channel (XEP-0404) its participant id, since
+/// a nick made from the JID would name it to everyone; elsewhere [`generated_nick`].
+pub(super) fn assigned_nick(
+    channel: Option<&Channel>,
+    jid: &BareJid,
+    id: ParticipantId,
+    max_bytes: usize,
+) -> String {
+    match channel.is_some_and(|c| c.settings().jids_hidden) {
+        true => id.to_string(),
+        false => generated_nick(channel, jid, max_bytes),
+    }
+}
+
+/// The nick generated from a JID: its JID's localpart, within the length limit, and where another
+/// participant of `channel` has that nick, the first of `<localpart>-2`, `<localpart>-3`, …
+/// that is free.
+pub(super) fn generated_nick(channel: Option<&Channel>, jid: &BareJid, max_bytes: usize) -> String {
+    let localpart = jid
+        .node()
+        .map_or_else(|| jid.to_string(), |n| n.to_string());
+    let within = |text: &str, room: usize| -> String {
+        let mut end = text.len().min(room);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text[..end].to_owned()
+    };
+    let free = |nick: &str| channel.is_none_or(|c| !c.nick_taken(nick, jid));
+    let base = within(&localpart, max_bytes);
+    if free(&base) {
+        return base;
+    }
+    (2u64..)
+        .map(|n| {
+            let suffix = format!("-{n}");
+            format!(
+                "{}{suffix}",
+                within(&base, max_bytes.saturating_sub(suffix.len()))
+            )
+        })
+        .find(|nick| free(nick))
+        .expect("some suffix is free: a channel has finitely many participants")
 }
 
 /// Nicks are non-empty, trimmed of surrounding space and bounded in length.
@@ -291,6 +353,28 @@ mod tests {
         assert_eq!(carol.nick, "carol");
         assert_eq!(carol.role, Role::Member);
         assert_eq!(g.channel("coven").unwrap().participants.len(), 3);
+    }
+
+    #[test]
+    fn a_participant_id_survives_leave_and_rejoin_and_differs_between_users_and_channels() {
+        let mut g = coven();
+        let bob = jid("bob@localhost");
+        let before = member(&g, "bob@localhost").id;
+        g.leave("coven", &bob, 5).unwrap();
+        let (again, _) = g.join("coven", &bob, None, Nodes::ALL, 6).unwrap();
+        assert_eq!(again.id, before);
+        assert_ne!(member(&g, "alice@localhost").id, before);
+        g.create(&bob, Some("other"), 7).unwrap();
+        let (elsewhere, _) = g.join("other", &bob, None, Nodes::ALL, 8).unwrap();
+        assert_ne!(elsewhere.id, before);
+        let secret = [7; 16];
+        let key = g.channel("coven").unwrap().key;
+        assert_ne!(participant_id(&secret, key, &bob), before, "keyed");
+        let shown = before.to_string();
+        assert!(
+            !shown.contains(['#', '/', '@']) && shown.len() == 16,
+            "{shown}"
+        );
     }
 
     #[test]

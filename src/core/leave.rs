@@ -23,15 +23,28 @@ impl Groups {
         target: &BareJid,
         now: Micros,
     ) -> Outcome {
-        let (channel, participant) = if actor == target {
-            self.participant_of(name, actor)?
+        if actor == target {
+            self.participant_of(name, actor)?;
         } else {
             let channel = self.existing(name)?;
-            let participant = Self::named(channel, target)?;
+            Self::named(channel, target)?;
             let needed = Self::above(channel, target);
             Self::at_least(channel, actor, needed, &format!("remove {target}"))?;
-            (channel, participant)
-        };
+        }
+        self.removed(name, actor, target, now)
+    }
+
+    /// Takes `target` out of channel `name` on `actor`'s word, whose right the caller has
+    /// checked: ownership passes on if it was the last owner, the last one out deletes.
+    pub(super) fn removed(
+        &mut self,
+        name: &str,
+        actor: &BareJid,
+        target: &BareJid,
+        now: Micros,
+    ) -> Outcome {
+        let channel = self.existing(name)?;
+        let participant = Self::named(channel, target)?;
         let key = channel.key;
         let was_owner = channel.is_owner(target);
         let remaining = channel.participants.iter().filter(|p| &p.jid != target);

@@ -9,7 +9,9 @@
 //! Each capability is its own file: `create`, `destroy`, `join`, `leave` (and removal),
 //! `add`, `nick`, `subscription`, `post`, `info`, `presence`; administration: `role` (admins,
 //! owners, transfer), `settings` (join policy, group mute, member limit), `access` (allowed
-//! and banned lists), `mute`, `pending` (invitations and join requests); conversation:
+//! and banned lists), `mute`, `pending` (invitations and join requests), `configure` (the
+//! XEP-0406 configuration as one change, through the commands above), `operator` (the
+//! service's operator removing and deleting); conversation:
 //! `typing`, `receipt`, `retract`, `correct`, `react`, `clear`; `notice` keeps group events
 //! in the archive.
 
@@ -20,13 +22,16 @@ mod info;
 mod join;
 mod leave;
 mod nick;
+mod operator;
 mod post;
 mod presence;
+mod private;
 mod subscription;
 
 mod access;
 mod add;
 mod clear;
+mod configure;
 mod correct;
 mod directory;
 mod mute;
@@ -44,6 +49,7 @@ pub mod model;
 use std::collections::HashMap;
 
 pub use add::MAX_ADDED_PER_REQUEST;
+pub use configure::ConfigChange;
 pub use correct::Corrected;
 pub use destroy::DEPARTED_OWNER_GRACE;
 pub use history::HistoryScope;
@@ -54,6 +60,7 @@ pub use model::{
 };
 pub use notice::{Notice, NoticeKind};
 pub use post::{Posted, Submission};
+pub use private::PrivateRoute;
 pub use react::Reacted;
 pub use receipt::{Receipt, ReceiptKind};
 pub use retract::Retracted;
@@ -89,6 +96,8 @@ pub enum Condition {
     Conflict,
     ResourceConstraint,
     NotAcceptable,
+    /// A request for something the service does not do (a MAM filter it does not know).
+    FeatureNotImplemented,
 }
 
 impl Refusal {
@@ -235,6 +244,9 @@ pub struct Rules {
     /// Whether a deleted group's archive stays in the database (for the operator; no client
     /// can read it) instead of being erased with the group.
     pub keep_archive: bool,
+    /// The service's secret, from which stable participant ids are made (see
+    /// `join::participant_id`); the service gives the one kept in its database.
+    pub participant_key: [u8; 16],
 }
 
 impl Default for Rules {
@@ -247,6 +259,7 @@ impl Default for Rules {
             max_groups_per_creator: 1_000,
             max_resources_per_participant: 64,
             keep_archive: false,
+            participant_key: [0; 16],
         }
     }
 }
@@ -535,6 +548,20 @@ impl Groups {
             }
             Fact::Noticed(notice) => {
                 self.last_message_id = self.last_message_id.max(notice.id);
+                // The notice carries the time the facts before it lack.
+                if notice.kind.changes_configuration() {
+                    let name = self.names.get(&notice.channel);
+                    if let Some(channel) = name.and_then(|name| self.channels.get_mut(name)) {
+                        let admin = channel.administration_mut();
+                        admin.configured_at = admin.configured_at.max(notice.at);
+                    }
+                }
+            }
+            Fact::Retracted(retracted) => {
+                self.last_message_id = self.last_message_id.max(retracted.id);
+            }
+            Fact::Reacted(reacted) => {
+                self.last_message_id = self.last_message_id.max(reacted.id);
             }
             other => {
                 let name = self.names.get(&other.channel_key());

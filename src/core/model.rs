@@ -111,6 +111,9 @@ pub struct Settings {
     pub muted: bool,
     /// This group's member limit, below the service's; `None` takes the service's.
     pub max_members: Option<usize>,
+    /// JID-hidden (XEP-0404 'JID Hidden'): participants see each other's nicks and
+    /// participant ids, never real JIDs; owners and admins still do.
+    pub jids_hidden: bool,
 }
 
 /// The allowed and banned lists (XEP-0369 §7.3.7): bare JIDs and whole domains. A user
@@ -331,6 +334,10 @@ pub struct Administration {
     pub pending: Vec<Pending>,
     /// Muted participants and the time their mute ends.
     pub mutes: Vec<(BareJid, Micros)>,
+    /// When an owner or admin last changed what the configuration node shows (roles,
+    /// settings, mutes); 0 while nobody has since the channel was made. See
+    /// [`Channel::configured_at`].
+    pub configured_at: Micros,
 }
 
 /// A channel's administration while it has none of its own.
@@ -339,6 +346,7 @@ static UNCHANGED: Administration = Administration {
         policy: JoinPolicy::Open,
         muted: false,
         max_members: None,
+        jids_hidden: false,
     },
     access: Access {
         allowed: Vec::new(),
@@ -346,6 +354,7 @@ static UNCHANGED: Administration = Administration {
     },
     pending: Vec::new(),
     mutes: Vec::new(),
+    configured_at: 0,
 };
 
 impl Channel {
@@ -373,6 +382,15 @@ impl Channel {
     /// The channel's own administration, made on first use.
     pub fn administration_mut(&mut self) -> &mut Administration {
         self.administration.get_or_insert_with(Box::default)
+    }
+
+    /// The time of the last change to the configuration, which names the configuration
+    /// node's one item (XEP-0406): the channel's creation until anyone changes it.
+    pub fn configured_at(&self) -> Micros {
+        match self.administration().configured_at {
+            0 => self.created_at,
+            at => at,
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -415,6 +433,24 @@ impl Channel {
             || self.is_owner(user)
             || self.pending(user).is_some()
             || (self.is_public() && self.access().admits(user))
+    }
+
+    /// Whether `viewer` may see the real JIDs of the channel's participants: always in a
+    /// channel that does not hide them; in one that does (XEP-0404 'JID Hidden'), only its
+    /// owners and admins.
+    pub fn shows_jids_to(&self, viewer: &BareJid) -> bool {
+        !self.settings().jids_hidden || self.role_of(viewer) >= Role::Admin
+    }
+
+    /// [`Channel::shows_jids_to`] for one of its participants, without looking it up (which
+    /// would make telling every participant quadratic).
+    pub fn shows_jids_to_participant(&self, viewer: &Participant) -> bool {
+        !self.settings().jids_hidden || viewer.role >= Role::Admin || self.is_owner(&viewer.jid)
+    }
+
+    /// The participant whose participant id is `id`.
+    pub fn participant_by_id(&self, id: ParticipantId) -> Option<&Participant> {
+        self.participants.iter().find(|p| p.id == id)
     }
 
     pub fn participant(&self, jid: &BareJid) -> Option<&Participant> {

@@ -4,7 +4,7 @@
 
 use jid::BareJid;
 
-use super::{Condition, Fact, Groups, Micros, Outcome, Refusal};
+use super::{Channel, Condition, Fact, Groups, Micros, Outcome, Refusal};
 
 impl Groups {
     /// Mutes `target` until `until`; `until` 0 unmutes.
@@ -17,21 +17,7 @@ impl Groups {
         now: Micros,
     ) -> Outcome {
         let channel = self.existing(name)?;
-        Self::named(channel, target)?;
-        if channel.is_owner(target) {
-            return Err(Refusal::new(
-                Condition::Forbidden,
-                format!("{target} owns '{name}' and cannot be muted"),
-            ));
-        }
-        let needed = Self::above(channel, target);
-        Self::at_least(channel, actor, needed, &format!("mute {target}"))?;
-        if until != 0 && until <= now {
-            return Err(Refusal::new(
-                Condition::BadRequest,
-                "a mute must end in the future",
-            ));
-        }
+        Self::may_mute(channel, actor, target, until, now)?;
         let current = match channel.muted_until(target) {
             until if until > now => until,
             _ => 0,
@@ -46,6 +32,35 @@ impl Groups {
             by: actor.clone(),
         };
         Ok(self.apply_noted(vec![fact], now))
+    }
+}
+
+impl Groups {
+    /// Refuses unless `actor` may mute `target` (a participant, not an owner) until `until`
+    /// (0: unmute), which must be in the future.
+    pub(super) fn may_mute(
+        channel: &Channel,
+        actor: &BareJid,
+        target: &BareJid,
+        until: Micros,
+        now: Micros,
+    ) -> Outcome<()> {
+        Self::named(channel, target)?;
+        if channel.is_owner(target) {
+            return Err(Refusal::new(
+                Condition::Forbidden,
+                format!("{target} owns '{}' and cannot be muted", channel.name),
+            ));
+        }
+        let needed = Self::above(channel, target);
+        Self::at_least(channel, actor, needed, &format!("mute {target}"))?;
+        if until != 0 && until <= now {
+            return Err(Refusal::new(
+                Condition::BadRequest,
+                "a mute must end in the future",
+            ));
+        }
+        Ok(())
     }
 }
 

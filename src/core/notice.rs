@@ -64,6 +64,20 @@ impl NoticeKind {
     pub fn name(self) -> &'static str {
         KINDS[self as usize - 1].1
     }
+
+    /// Whether this kind of event changes what the configuration node shows (XEP-0406: its
+    /// item is named by the time of the last such change).
+    pub fn changes_configuration(self) -> bool {
+        matches!(
+            self,
+            NoticeKind::MadeAdmin
+                | NoticeKind::AdminRevoked
+                | NoticeKind::MadeOwner
+                | NoticeKind::SettingsChanged
+                | NoticeKind::Muted
+                | NoticeKind::Unmuted
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,8 @@ pub const MAX_REACTION_BYTES: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reacted {
+    /// The reactions' own archive id: they are archived as a message (XEP-0444).
+    pub id: i64,
     pub channel: i64,
     pub message: i64,
     pub member: BareJid,
@@ -43,15 +45,17 @@ impl Groups {
                 ),
             ));
         }
+        let (channel, nick, message) = (channel.key, participant.nick.clone(), message.id);
         let reacted = Reacted {
-            channel: channel.key,
-            message: message.id,
+            id: self.next_message_id(),
+            channel,
+            message,
             member: actor.clone(),
-            nick: participant.nick.clone(),
+            nick,
             reactions,
             at: now,
         };
-        Ok(vec![Fact::Reacted(std::sync::Arc::new(reacted))])
+        Ok(self.apply_all(vec![Fact::Reacted(std::sync::Arc::new(reacted))]))
     }
 }
 

@@ -7,6 +7,8 @@ use super::{Condition, Fact, Groups, MessageRef, Micros, Outcome, Refusal};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retracted {
+    /// The retraction's own archive id: it is archived as a message (XEP-0424 §6).
+    pub id: i64,
     pub channel: i64,
     pub message: i64,
     pub client_id: Option<String>,
@@ -41,8 +43,10 @@ impl Groups {
             };
             return Err(Refusal::new(Condition::Forbidden, text));
         }
+        let channel_key = channel.key;
         let retracted = Retracted {
-            channel: channel.key,
+            id: self.next_message_id(),
+            channel: channel_key,
             message: message.id,
             client_id: message.client_id.clone(),
             by: actor.clone(),
@@ -50,7 +54,7 @@ impl Groups {
             moderated: moderation,
             at: now,
         };
-        Ok(vec![Fact::Retracted(std::sync::Arc::new(retracted))])
+        Ok(self.apply_all(vec![Fact::Retracted(std::sync::Arc::new(retracted))]))
     }
 }
 

@@ -1,18 +1,21 @@
-//! A group's membership settings: its join policy (open, invitation, request), whether the
-//! whole group is muted, and its own member limit. Owners change the policy and the limit;
-//! owners and admins mute and unmute the group.
+//! A group's settings: its join policy (open, invitation, request), whether the whole group
+//! is muted, its own member limit, and whether it hides its participants' JIDs (XEP-0404).
+//! Owners change the policy, the limit and JID visibility; owners and admins mute and unmute
+//! the group.
 
 use jid::BareJid;
 
 use super::{Condition, Fact, Groups, JoinPolicy, Micros, Outcome, Refusal, Role, Settings};
 
 /// The settings a change sets; `None` keeps the current value.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SettingsChange {
     pub policy: Option<JoinPolicy>,
     pub muted: Option<bool>,
     /// `Some(None)` goes back to the service's limit.
     pub max_members: Option<Option<usize>>,
+    /// XEP-0404 'JID Hidden' (`true`) or 'JID Visible' (`false`).
+    pub jids_hidden: Option<bool>,
 }
 
 impl Groups {
@@ -24,7 +27,10 @@ impl Groups {
         now: Micros,
     ) -> Outcome {
         let channel = self.existing(name)?;
-        let needed = if change.policy.is_some() || change.max_members.is_some() {
+        let needed = if change.policy.is_some()
+            || change.max_members.is_some()
+            || change.jids_hidden.is_some()
+        {
             Role::Owner
         } else {
             Role::Admin
@@ -53,6 +59,7 @@ impl Groups {
             policy: change.policy.unwrap_or(current.policy),
             muted: change.muted.unwrap_or(current.muted),
             max_members: change.max_members.unwrap_or(current.max_members),
+            jids_hidden: change.jids_hidden.unwrap_or(current.jids_hidden),
         };
         if &settings == current {
             return Ok(Vec::new());
@@ -105,6 +112,43 @@ mod tests {
             (settings.policy, settings.muted),
             (JoinPolicy::Invite, true)
         );
+    }
+
+    #[test]
+    fn only_owners_hide_jids_and_then_only_owners_and_admins_see_them() {
+        let mut g = coven();
+        let (alice, bob) = (jid("alice@localhost"), jid("bob@localhost"));
+        let hide = SettingsChange {
+            jids_hidden: Some(true),
+            ..Default::default()
+        };
+        let channel = g.channel("coven").unwrap();
+        assert!(channel.shows_jids_to(&bob));
+        g.make_admin("coven", &alice, &bob, 5).unwrap();
+        let err = g
+            .change_settings("coven", &bob, hide.clone(), 6)
+            .unwrap_err();
+        assert_eq!(err.condition, Condition::Forbidden);
+        let facts = g.change_settings("coven", &alice, hide.clone(), 7).unwrap();
+        assert!(matches!(
+            &facts[0],
+            Fact::SettingsChanged { settings, .. } if settings.jids_hidden
+        ));
+        assert!(g
+            .change_settings("coven", &alice, hide, 8)
+            .unwrap()
+            .is_empty());
+        let channel = g.channel("coven").unwrap();
+        assert!(channel.settings().jids_hidden);
+        assert!(channel.shows_jids_to(&alice) && channel.shows_jids_to(&bob));
+        let carol = jid("carol@localhost");
+        g.join("coven", &carol, None, crate::core::Nodes::ALL, 9)
+            .unwrap();
+        let channel = g.channel("coven").unwrap();
+        assert!(!channel.shows_jids_to(&carol));
+        // A newcomer without a nick is not named after its JID there.
+        let newcomer = channel.participant(&carol).unwrap();
+        assert_eq!(newcomer.nick, newcomer.id.to_string());
     }
 
     #[test]

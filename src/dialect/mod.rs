@@ -7,6 +7,7 @@
 
 pub mod ids;
 pub mod payload;
+pub mod proxy;
 mod reply;
 pub mod shapes;
 
@@ -182,12 +183,19 @@ pub fn jid_attr(payload: &Element, name: &str) -> crate::core::Outcome<BareJid> 
 
 /// `true`/`1` or `false`/`0` (XEP-0004 booleans) in `payload`'s attribute `name`, if any.
 pub fn bool_attr(payload: &Element, name: &str) -> crate::core::Outcome<Option<bool>> {
-    match payload.attr(name) {
-        None => Ok(None),
-        Some("true" | "1") => Ok(Some(true)),
-        Some("false" | "0") => Ok(Some(false)),
-        Some(other) => Err(bad_request(format!(
-            "{name}='{other}' is not a boolean (true or false)"
+    payload
+        .attr(name)
+        .map(|value| boolean(&format!("{name}="), value))
+        .transpose()
+}
+
+/// `value` as an XEP-0004 boolean; the text of a refusal starts with `what` (`muted=`).
+pub fn boolean(what: &str, value: &str) -> crate::core::Outcome<bool> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(bad_request(format!(
+            "{what}'{other}' is not a boolean (true or false)"
         ))),
     }
 }

@@ -39,6 +39,7 @@ fn condition_name(condition: Condition) -> (&'static str, &'static str) {
         Condition::Conflict => ("conflict", "cancel"),
         Condition::ResourceConstraint => ("resource-constraint", "wait"),
         Condition::NotAcceptable => ("not-acceptable", "modify"),
+        Condition::FeatureNotImplemented => ("feature-not-implemented", "cancel"),
     }
 }
 

@@ -25,11 +25,12 @@ pub fn normal_message(channel_jid: &str, write: impl FnOnce(&mut Xml)) -> Templa
 
 /// An XEP-0407 `<invitation/>`; its token is a MAC of the invitation under the service's
 /// key (`Ids::invitation_token`): opaque, unpredictable, and informational (the invitee is
-/// admitted by its bare JID).
-pub fn invitation(x: &mut Xml, ids: &Ids, channel_jid: &str, invitation: &Pending) {
+/// admitted by its bare JID). `inviter` is the inviter as the invitee may see it (its proxy
+/// JID in a JID-hidden channel).
+pub fn invitation(x: &mut Xml, ids: &Ids, channel_jid: &str, invitation: &Pending, inviter: &str) {
     let token = ids.invitation_token(channel_jid, invitation.jid.as_str(), invitation.at);
     x.open("invitation", ns::MIX_MISC)
-        .leaf("inviter", "", invitation.by.as_str())
+        .leaf("inviter", "", inviter)
         .leaf("invitee", "", invitation.jid.as_str())
         .leaf("channel", "", channel_jid)
         .leaf("token", "", &token)

@@ -74,6 +74,7 @@ impl SetSettings {
                 policy,
                 muted: bool_attr(query, "muted")?,
                 max_members,
+                jids_hidden: bool_attr(query, "jids_hidden")?,
             },
         })
     }

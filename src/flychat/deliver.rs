@@ -16,6 +16,7 @@ use crate::core::{
     AccessList, Channel, Dialect, Fact, Groups, Micros, Participant, Pending, PendingKind, Role,
     Settings,
 };
+use crate::dialect::proxy::Naming;
 use crate::dialect::Service;
 use crate::store::Completion;
 use crate::xml::Template;
@@ -27,13 +28,24 @@ use super::render;
 /// FlyChat says what its clients learn of it.
 pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
     let all = Audience::default();
+    // Events about users who take no part (invitees, those who ask, access entries) name
+    // them by JID alone: in a JID-hidden channel only owners and admins are told.
+    let seeing = Audience {
+        seeing_only: true,
+        ..all
+    };
     match fact {
         Fact::Posted(posted) => {
             // The SDK drops the sender's own copy (flychat-wire.md §2): none is written.
             let others = Audience::except(&posted.sender);
-            tell(groups, service, posted.channel, others, out, |jid, _| {
-                render::message(&service.ids, jid, posted)
-            });
+            tell(
+                groups,
+                service,
+                posted.channel,
+                others,
+                out,
+                |jid, _, names| render::message(&service.ids, jid, posted, names),
+            );
         }
         Fact::ChatState {
             key, sender, state, ..
@@ -43,10 +55,10 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
             *key,
             Audience::except(sender),
             out,
-            |jid, c| render::typing(jid, &c.name, sender, *state),
+            |jid, c, names| render::typing(jid, &c.name, &names.jid(sender), *state),
         ),
-        Fact::Retracted(r) => tell(groups, service, r.channel, all, out, |jid, c| {
-            render::recall(&service.ids, jid, &c.name, r)
+        Fact::Retracted(r) => tell(groups, service, r.channel, all, out, |jid, c, names| {
+            render::recall(&service.ids, jid, &c.name, r, names)
         }),
         Fact::Joined {
             key,
@@ -64,25 +76,27 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
                 also: Some(participant),
                 ..all
             };
-            tell(groups, service, *key, also, out, |jid, _| {
-                render::user_left(jid, participant, by)
+            tell(groups, service, *key, also, out, |jid, _, names| {
+                render::user_left(jid, participant, by, names)
             });
         }
-        Fact::InfoChanged { key, info, by } => tell(groups, service, *key, all, out, |jid, _| {
-            render::profile_updated(jid, info, by)
-        }),
+        Fact::InfoChanged { key, info, by } => {
+            tell(groups, service, *key, all, out, |jid, _, names| {
+                render::profile_updated(jid, info, &names.jid(by))
+            })
+        }
         Fact::RoleChanged {
             key,
             jid: target,
             role,
             by,
-        } => tell(groups, service, *key, all, out, |jid, _| {
-            role_changed(jid, target, *role, by)
+        } => tell(groups, service, *key, all, out, |jid, _, names| {
+            role_changed(jid, &names.jid(target), *role, &names.jid(by))
         }),
         Fact::SettingsChanged { key, settings, by } => {
             let limit = groups.rules.max_members;
-            tell(groups, service, *key, all, out, |jid, _| {
-                settings_changed(jid, settings, limit, by)
+            tell(groups, service, *key, all, out, |jid, _, names| {
+                settings_changed(jid, settings, limit, &names.jid(by))
             });
         }
         Fact::Muted {
@@ -90,8 +104,8 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
             jid: target,
             until,
             by,
-        } => tell(groups, service, *key, all, out, |jid, _| {
-            muted(jid, target, *until, by)
+        } => tell(groups, service, *key, all, out, |jid, _, names| {
+            muted(jid, &names.jid(target), *until, &names.jid(by))
         }),
         Fact::AccessChanged {
             key,
@@ -99,19 +113,26 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
             entry,
             present,
             by,
-        } => tell(groups, service, *key, all, out, |jid, _| {
+        } => tell(groups, service, *key, seeing, out, |jid, _, _| {
             access_changed(jid, *list, entry, *present, by)
         }),
-        Fact::PendingAdded { key, pending } => tell(groups, service, *key, all, out, |jid, _| {
-            pending_added(jid, pending)
-        }),
+        Fact::PendingAdded { key, pending } => {
+            tell(groups, service, *key, seeing, out, |jid, _, _| {
+                pending_added(jid, pending)
+            })
+        }
         Fact::PendingResolved {
             key,
             pending,
             by,
             accepted: false,
-        } => tell(groups, service, *key, all, out, |jid, _| {
-            render::info_event(jid, "declined", by, &[("jid", pending.jid.as_str())])
+        } => tell(groups, service, *key, seeing, out, |jid, _, _| {
+            render::info_event(
+                jid,
+                "declined",
+                by.as_str(),
+                &[("jid", pending.jid.as_str())],
+            )
         }),
         Fact::ChannelDestroyed { channel, .. } => destroyed(service, channel, out),
         // Told to nobody: an approved request is told by its `Joined`; the SDK's wire
@@ -171,14 +192,28 @@ pub fn joined(
     }
     let jid = service.channel_jid(&channel.name);
     let own: HashMap<&BareJid, &Participant> = added.iter().map(|p| (&p.jid, *p)).collect();
-    let mut to_others: Option<Template> = None;
+    // One template for those who see JIDs and one for those who do not (a JID-hidden
+    // channel's members), each written when first needed; each added user sees itself.
+    let mut to_others: [Option<Template>; 2] = [None, None];
     for recipient in recipients() {
+        let shown = channel.shows_jids_to_participant(recipient);
+        let names = |viewer: &BareJid| match shown {
+            true => Naming::real(&jid),
+            false => Naming::hidden(channel, &jid).seen_by(viewer),
+        };
         let stanza = match own.get(&recipient.jid) {
-            Some(itself) if itself.jid != first.jid => {
-                render::user_added(&jid, channel, itself, by).to(recipient.jid.as_str())
+            Some(itself) if itself.jid != first.jid || !shown => {
+                render::user_added(&jid, channel, itself, by, &names(&itself.jid))
+                    .to(recipient.jid.as_str())
             }
-            _ => to_others
-                .get_or_insert_with(|| render::user_added(&jid, channel, first, by))
+            _ => to_others[usize::from(shown)]
+                .get_or_insert_with(|| {
+                    let names = match shown {
+                        true => Naming::real(&jid),
+                        false => Naming::hidden(channel, &jid),
+                    };
+                    render::user_added(&jid, channel, first, by, &names)
+                })
                 .to(recipient.jid.as_str()),
         };
         out.push(stanza);
@@ -206,26 +241,31 @@ struct Audience<'a> {
     except: Option<&'a BareJid>,
     /// Told though no longer a participant: the one who left.
     also: Option<&'a Participant>,
+    /// Only those who may see JIDs are told.
+    seeing_only: bool,
 }
 
 impl<'a> Audience<'a> {
     fn except(jid: &'a BareJid) -> Self {
         Audience {
             except: Some(jid),
-            also: None,
+            ..Audience::default()
         }
     }
 }
 
-/// Sends the event `write` makes (given the channel's JID and the channel) to the FlyChat
-/// participants of channel `key` that `audience` names, at their bare JIDs.
+/// Sends the event `write` makes (given the channel's JID, the channel and how to name its
+/// users) to the FlyChat participants of channel `key` that `audience` names, at their bare
+/// JIDs. A channel that shows JIDs writes it once; a JID-hidden one once with JIDs for its
+/// owners and admins and once with proxy JIDs for the others (`Naming`), and once more for
+/// one who left and no longer sees JIDs, who sees its own.
 fn tell(
     groups: &Groups,
     service: &Service,
     key: i64,
     audience: Audience,
     out: &mut Vec<String>,
-    write: impl FnOnce(&str, &Channel) -> Template,
+    write: impl Fn(&str, &Channel, &Naming) -> Template,
 ) {
     // A fact about a channel that a later fact of the same batch deleted (the last one out)
     // finds no channel: its deletion tells everyone.
@@ -243,28 +283,49 @@ fn tell(
     if recipients().next().is_none() {
         return;
     }
-    let template = write(&service.channel_jid(&channel.name), channel);
-    for participant in recipients() {
-        out.push(template.to(participant.jid.as_str()));
+    let jid = service.channel_jid(&channel.name);
+    if !channel.settings().jids_hidden {
+        let template = write(&jid, channel, &Naming::real(&jid));
+        for participant in recipients() {
+            out.push(template.to(participant.jid.as_str()));
+        }
+        return;
+    }
+    // One who left no longer sees JIDs, whatever its role was.
+    let leaver = |p: &Participant| audience.also.is_some_and(|also| also.jid == p.jid);
+    let (seeing, blind): (Vec<_>, Vec<_>) =
+        recipients().partition(|p| !leaver(p) && channel.shows_jids_to_participant(p));
+    if !seeing.is_empty() {
+        let template = write(&jid, channel, &Naming::real(&jid));
+        for participant in seeing {
+            out.push(template.to(participant.jid.as_str()));
+        }
+    }
+    if audience.seeing_only {
+        return;
+    }
+    let (leaving, blind): (Vec<_>, Vec<_>) = blind.into_iter().partition(|p| leaver(p));
+    let hidden = Naming::hidden(channel, &jid);
+    if !blind.is_empty() {
+        let template = write(&jid, channel, &hidden);
+        for participant in blind {
+            out.push(template.to(participant.jid.as_str()));
+        }
+    }
+    for participant in leaving {
+        let names = hidden.clone().seen_by(&participant.jid);
+        out.push(write(&jid, channel, &names).to(participant.jid.as_str()));
     }
 }
 
 /// `madeAdmin` for a new admin; mixd's `owner_changed` and `admin_revoked` otherwise.
-fn role_changed(channel_jid: &str, target: &BareJid, role: Role, by: &BareJid) -> Template {
+fn role_changed(channel_jid: &str, target: &str, role: Role, by: &str) -> Template {
     match role {
         Role::Admin => render::made_admin(channel_jid, target, by),
-        Role::Owner => render::info_event(
-            channel_jid,
-            "owner_changed",
-            by,
-            &[("new_owner", target.as_str())],
-        ),
-        Role::Member => render::info_event(
-            channel_jid,
-            "admin_revoked",
-            by,
-            &[("jid", target.as_str())],
-        ),
+        Role::Owner => {
+            render::info_event(channel_jid, "owner_changed", by, &[("new_owner", target)])
+        }
+        Role::Member => render::info_event(channel_jid, "admin_revoked", by, &[("jid", target)]),
     }
 }
 
@@ -273,7 +334,7 @@ fn settings_changed(
     channel_jid: &str,
     settings: &Settings,
     service_limit: usize,
-    by: &BareJid,
+    by: &str,
 ) -> Template {
     let limit = settings.max_members.unwrap_or(service_limit).to_string();
     render::info_event(
@@ -284,18 +345,19 @@ fn settings_changed(
             ("policy", settings.policy.name()),
             ("muted", if settings.muted { "1" } else { "0" }),
             ("max_members", &limit),
+            ("jids_hidden", if settings.jids_hidden { "1" } else { "0" }),
         ],
     )
 }
 
 /// A member muted until a time (in the SDK's microseconds; 0: unmuted).
-fn muted(channel_jid: &str, target: &BareJid, until: Micros, by: &BareJid) -> Template {
+fn muted(channel_jid: &str, target: &str, until: Micros, by: &str) -> Template {
     let until = render::time(until);
     render::info_event(
         channel_jid,
         "user_muted",
         by,
-        &[("jid", target.as_str()), ("until", &until)],
+        &[("jid", target), ("until", &until)],
     )
 }
 
@@ -313,7 +375,7 @@ fn access_changed(
     render::info_event(
         channel_jid,
         "access_updated",
-        by,
+        by.as_str(),
         &[
             ("list", list),
             ("entry", entry.as_str()),
@@ -332,7 +394,7 @@ fn pending_added(channel_jid: &str, pending: &Pending) -> Template {
     render::info_event(
         channel_jid,
         status,
-        &pending.by,
+        pending.by.as_str(),
         &[("jid", pending.jid.as_str())],
     )
 }

@@ -14,6 +14,7 @@ use super::render;
 use super::wire::{descendant_text, named_participant, participant_jids, NS, VCARD};
 use crate::core::iso_time;
 use crate::core::{Channel, Dialect, Groups, InfoChange, Micros, Outcome};
+use crate::dialect::proxy::Naming;
 use crate::dialect::{bad_request, Envelope, Handled, Service};
 use crate::xml::Xml;
 
@@ -148,13 +149,15 @@ pub struct GetParticipants;
 impl GetParticipants {
     pub fn apply(self, groups: &Groups, env: &Envelope) -> Outcome<Handled> {
         let (channel, _) = groups.participant_of(env.channel_name(), &env.sender())?;
+        // In a JID-hidden channel a member sees proxy JIDs (XEP-0404), and its own.
+        let names = Naming::for_viewer(channel, &env.to.to_bare().to_string(), &env.sender());
         let mut x = Xml::new();
         x.open("query", NS)
             .attr("status", "get_participants")
             .open("participants", "");
         for p in &channel.participants {
             x.open("participant", "")
-                .attr("jid", p.jid.as_str())
+                .attr("jid", &names.participant(p))
                 .attr("affiliation", render::affiliation(channel.role_of(&p.jid)))
                 .attr("itemid", &p.id.to_string())
                 .attr("created_at", &iso_time(p.joined_at))

@@ -18,6 +18,7 @@ use super::render;
 use super::wire::{CONTENT, HISTORY_NS};
 use crate::core::{Condition, Groups, MessageRef, Outcome, Refusal};
 use crate::dialect::ids::{Ids, Paging};
+use crate::dialect::proxy::Naming;
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
 use crate::store::{Archived, HistoryQuery, Page};
 use crate::xml::{ns, Xml};
@@ -100,7 +101,15 @@ impl GroupChat {
             .page
             .resolve(&service.ids)
             .map_err(|row| no_row(&row))?;
-        Ok(page(env, &service.ids, "group_chat", history, newest_first))
+        let names = naming(groups, service, &self.group, env);
+        Ok(page(
+            env,
+            &service.ids,
+            "group_chat",
+            history,
+            newest_first,
+            names,
+        ))
     }
 }
 
@@ -129,10 +138,18 @@ impl GroupChatMedia {
     pub fn apply(self, groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
         let mut history = HistoryQuery::within(groups.history_scope(&self.group, &env.sender())?);
         history.media_only = true;
+        let names = naming(groups, service, &self.group, env);
         let Some(last) = self.after.clone() else {
             history.page = Page::Last;
             history.max = FIRST_MEDIA_PAGE;
-            return Ok(page(env, &service.ids, "group_chat_media", history, true));
+            return Ok(page(
+                env,
+                &service.ids,
+                "group_chat_media",
+                history,
+                true,
+                names,
+            ));
         };
         history.max = MEDIA_PAGE;
         let env = env.clone();
@@ -140,7 +157,7 @@ impl GroupChatMedia {
             &env.clone(),
             history.channel,
             &last,
-            move |_, service, found, _| self.from(&env, &service.ids, history, found),
+            move |_, service, found, _| self.from(&env, &service.ids, history, found, names),
         ))
     }
 
@@ -151,11 +168,12 @@ impl GroupChatMedia {
         ids: &Ids,
         mut history: HistoryQuery,
         found: Option<MessageRef>,
+        names: Naming,
     ) -> Handled {
         match found {
             Some(message) => {
                 history.page = Page::Before(message.id);
-                page(env, ids, "group_chat_media", history, true)
+                page(env, ids, "group_chat_media", history, true, names)
             }
             None => Handled::Reply(env.error(&Refusal::new(
                 Condition::ItemNotFound,
@@ -176,6 +194,16 @@ fn no_row(row: &str) -> Refusal {
     )
 }
 
+/// How the requester is shown the group's users in history (proxy JIDs for a member of a
+/// JID-hidden group, XEP-0404); the scope was checked first, so the group exists.
+fn naming(groups: &Groups, service: &Service, group: &str, env: &Envelope) -> Naming {
+    let channel_jid = service.channel_jid(group);
+    match groups.channel(group) {
+        Some(channel) => Naming::for_viewer(channel, &channel_jid, &env.sender()),
+        None => Naming::real(&channel_jid),
+    }
+}
+
 /// Reads one page off the rules task and writes it as the SDK parses it.
 fn page(
     env: &Envelope,
@@ -183,6 +211,7 @@ fn page(
     status: &'static str,
     history: HistoryQuery,
     newest_first: bool,
+    names: Naming,
 ) -> Handled {
     let reply_to = env.reply_to();
     let ids = ids.clone();
@@ -212,7 +241,7 @@ fn page(
         } else {
             x.open("history", "");
             for row in rows {
-                history_row(&mut x, &ids, row);
+                history_row(&mut x, &ids, row, &names);
             }
         }
         vec![reply_to.iq_result(Some(&x.finish()))]
@@ -254,7 +283,7 @@ fn payload(archived: &Archived) -> Payload {
     }
 }
 
-fn history_row(x: &mut Xml, ids: &Ids, row: &Archived) {
+fn history_row(x: &mut Xml, ids: &Ids, row: &Archived, names: &Naming) {
     let posted = &row.posted;
     let row_id = ids.encode_digits(posted.id);
     let msgid = posted
@@ -268,8 +297,8 @@ fn history_row(x: &mut Xml, ids: &Ids, row: &Archived) {
         .attr("time", &time)
         .attr("message_time", &time)
         .attr("msgid", &msgid)
-        .attr("user", posted.sender.as_str())
-        .attr("fromuser", posted.sender.as_str())
+        .attr("user", &names.jid(&posted.sender))
+        .attr("fromuser", &names.jid(&posted.sender))
         .attr("status", "0")
         .attr("gstatus", "0")
         .attr(
@@ -287,7 +316,7 @@ fn history_row(x: &mut Xml, ids: &Ids, row: &Archived) {
                 .attr("message_notification", &(*kind as i64).to_string())
                 .attr(
                     "to_notification",
-                    target.as_ref().map(|t| t.as_str()).unwrap_or_default(),
+                    &target.as_ref().map(|t| names.jid(t)).unwrap_or_default(),
                 )
                 .attr("body", "");
         }

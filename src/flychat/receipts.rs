@@ -11,6 +11,7 @@ use minidom::Element;
 use super::render;
 use super::wire::NS;
 use crate::core::{Groups, MessageRef, Micros, Outcome, ReceiptKind};
+use crate::dialect::proxy::Naming;
 use crate::dialect::shapes::{member_states, MemberState};
 use crate::dialect::{bad_request, Envelope, Handled};
 use crate::xml::{ns, Xml};
@@ -127,8 +128,15 @@ impl MessageStatus {
     fn read(self, groups: &Groups, env: &Envelope, found: Option<MessageRef>) -> Handled {
         match groups.members_of(env.channel_name(), &env.sender(), found.as_ref()) {
             Ok((message, members)) => {
+                // In a JID-hidden channel a member sees the others' proxy JIDs (XEP-0404).
+                let names = match groups.channel(env.channel_name()) {
+                    Some(channel) => {
+                        Naming::for_viewer(channel, &env.to.to_bare().to_string(), &env.sender())
+                    }
+                    None => Naming::real(&env.to.to_bare().to_string()),
+                };
                 member_states(env.reply_to(), message, members, move |_, states| {
-                    render_status(&self.message_id, states)
+                    render_status(&self.message_id, states, &names)
                 })
             }
             Err(refusal) => Handled::Reply(env.error(&refusal)),
@@ -137,7 +145,7 @@ impl MessageStatus {
 }
 
 /// Each member's state (0 sent, 1 delivered, 2 seen) with its times.
-fn render_status(asked: &str, states: &[MemberState]) -> String {
+fn render_status(asked: &str, states: &[MemberState], names: &Naming) -> String {
     let mut x = Xml::new();
     x.open("query", NS)
         .attr("status", "group_message_status")
@@ -150,7 +158,7 @@ fn render_status(asked: &str, states: &[MemberState]) -> String {
             (None, None) => "0",
         };
         x.open("item", "")
-            .attr("user", state.member.as_str())
+            .attr("user", &names.jid(&state.member))
             .attr("status", status)
             .attr(
                 "receivetime",

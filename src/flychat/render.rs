@@ -7,6 +7,7 @@ use crate::core::{
 };
 
 use crate::dialect::ids::Ids;
+use crate::dialect::proxy::Naming;
 use crate::dialect::shapes::normal_message;
 use crate::store::Completion;
 use crate::xml::Template;
@@ -42,8 +43,9 @@ pub fn group_vcard(x: &mut Xml, info: &Info) {
 /// deliver those to every online resource, or keep them offline), with the payload as sent,
 /// `<mix>` carrying the sender's message id as `<submission-id>` and its JID, and the time
 /// in microseconds (16 digits, which the SDK reads as such). The stanza's id and stanza-id
-/// are the archive id's opaque form, in FlyChat's digits (`dialect::ids`).
-pub fn message(ids: &Ids, channel_jid: &str, posted: &Posted) -> Template {
+/// are the archive id's opaque form, in FlyChat's digits (`dialect::ids`). Users are named
+/// as `names` shows them (`dialect::proxy::Naming`: proxy JIDs in a JID-hidden channel).
+pub fn message(ids: &Ids, channel_jid: &str, posted: &Posted, names: &Naming) -> Template {
     let archive_id = ids.encode_digits(posted.id);
     let submission_id = posted
         .submission
@@ -59,7 +61,7 @@ pub fn message(ids: &Ids, channel_jid: &str, posted: &Posted) -> Template {
             .raw(&posted.submission.content)
             .open("mix", ns::MIX_CORE)
             .leaf("submission-id", "", submission_id)
-            .leaf("jid", "", posted.sender.as_str())
+            .leaf("jid", "", &names.jid(&posted.sender))
             .leaf("nick", "", &posted.nick)
             .close()
             .open("timestamp", "urn:xmpp:timestamp")
@@ -87,15 +89,16 @@ pub fn user_added(
     channel: &Channel,
     participant: &Participant,
     by: &BareJid,
+    names: &Naming,
 ) -> Template {
     event(channel_jid, |x| {
         x.open("items", "")
             .attr("node", node::PARTICIPANTS)
             .open("item", "")
             .attr("id", &participant.id.to_string())
-            .attr("publisher", by.as_str())
+            .attr("publisher", &names.jid(by))
             .open("participant", ns::MIX_CORE)
-            .attr("jid", participant.jid.as_str())
+            .attr("jid", &names.participant(participant))
             .attr("nick", &channel.info.name);
         x.open("vCard", VCARD)
             .leaf("nickName", "", &participant.nick)
@@ -104,7 +107,12 @@ pub fn user_added(
 }
 
 /// `userLeft` when `by` is the user, `userRemoved` otherwise.
-pub fn user_left(channel_jid: &str, participant: &Participant, by: &BareJid) -> Template {
+pub fn user_left(
+    channel_jid: &str,
+    participant: &Participant,
+    by: &BareJid,
+    names: &Naming,
+) -> Template {
     event(channel_jid, |x| {
         x.open("items", "")
             .attr("node", node::PARTICIPANTS)
@@ -112,27 +120,27 @@ pub fn user_left(channel_jid: &str, participant: &Participant, by: &BareJid) -> 
             .attr("id", &participant.id.to_string())
             .close()
             .open("item", "")
-            .attr("publisher", by.as_str())
-            .leaf("jid", "", participant.jid.as_str());
+            .attr("publisher", &names.jid(by))
+            .leaf("jid", "", &names.participant(participant));
     })
 }
 
 /// `profileUpdated`, with the profile as it now is.
-pub fn profile_updated(channel_jid: &str, info: &Info, by: &BareJid) -> Template {
+pub fn profile_updated(channel_jid: &str, info: &Info, by: &str) -> Template {
     event(channel_jid, |x| {
         x.open("info", "")
             .attr("status", "group_profile_updated")
-            .attr("done_by", by.as_str());
+            .attr("done_by", by);
         group_vcard(x, info);
     })
 }
 
 /// `madeAdmin`.
-pub fn made_admin(channel_jid: &str, admin: &BareJid, by: &BareJid) -> Template {
+pub fn made_admin(channel_jid: &str, admin: &str, by: &str) -> Template {
     event(channel_jid, |x| {
         x.open("info", "")
-            .attr("new_admin", admin.as_str())
-            .attr("done_by", by.as_str())
+            .attr("new_admin", admin)
+            .attr("done_by", by)
             .close();
     })
 }
@@ -144,13 +152,13 @@ pub fn made_admin(channel_jid: &str, admin: &BareJid, by: &BareJid) -> Template 
 pub fn info_event(
     channel_jid: &str,
     status: &str,
-    by: &BareJid,
+    by: &str,
     attributes: &[(&str, &str)],
 ) -> Template {
     event(channel_jid, |x| {
         x.open("info", "")
             .attr("status", status)
-            .attr("done_by", by.as_str());
+            .attr("done_by", by);
         for (name, value) in attributes {
             x.attr(name, value);
         }
@@ -168,19 +176,17 @@ pub fn group_deleted(channel_jid: &str, name: &str) -> Template {
 }
 
 /// A `normal` message from the group with one element `write` puts in, and who it is about.
-fn notice(channel_jid: &str, about: Option<&BareJid>, write: impl FnOnce(&mut Xml)) -> Template {
+fn notice(channel_jid: &str, about: Option<&str>, write: impl FnOnce(&mut Xml)) -> Template {
     normal_message(channel_jid, |x| {
         write(x);
         if let Some(jid) = about {
-            x.open("mix", ns::MIX_CORE)
-                .leaf("jid", "", jid.as_str())
-                .close();
+            x.open("mix", ns::MIX_CORE).leaf("jid", "", jid).close();
         }
     })
 }
 
 /// Someone typing (`composing`) or no longer (`gone`: every other chat state).
-pub fn typing(channel_jid: &str, group: &str, sender: &BareJid, state: ChatState) -> Template {
+pub fn typing(channel_jid: &str, group: &str, sender: &str, state: ChatState) -> Template {
     let name = if state == ChatState::Composing {
         "composing"
     } else {
@@ -193,12 +199,18 @@ pub fn typing(channel_jid: &str, group: &str, sender: &BareJid, state: ChatState
 
 /// A message recalled (retracted or moderated), named by the id its sender gave it (else
 /// its opaque archive id).
-pub fn recall(ids: &Ids, channel_jid: &str, group: &str, retracted: &Retracted) -> Template {
+pub fn recall(
+    ids: &Ids,
+    channel_jid: &str,
+    group: &str,
+    retracted: &Retracted,
+    names: &Naming,
+) -> Template {
     let id = retracted
         .client_id
         .clone()
         .unwrap_or_else(|| ids.encode_digits(retracted.message));
-    notice(channel_jid, Some(&retracted.by), |x| {
+    notice(channel_jid, Some(&names.jid(&retracted.by)), |x| {
         x.open("recall", super::NS)
             .attr("chat_type", "normal")
             .attr("group_id", group)

@@ -4,12 +4,14 @@
 //! mixd also takes the channel's information with the request, as the info form a publish
 //! to the info node carries (`<create channel='…'><x xmlns='jabber:x:data'
 //! type='submit'>…</x></create>`: Name, Description, Contact, the picture), so that a group
-//! is created with its name and picture in one step, as the group SDKs do.
+//! is created with its name and picture in one step, as the group SDKs do; and its settings,
+//! as a second form of the configuration node's kind (FORM_TYPE `urn:xmpp:mix:admin:0`:
+//! `JID Visibility`, …), so that a JID-hidden channel never shows a JID.
 
 use minidom::Element;
 
-use super::info;
-use crate::core::{Dialect, Groups, InfoChange, Micros, Outcome};
+use super::{config, info};
+use crate::core::{Dialect, Groups, InfoChange, Micros, Outcome, SettingsChange};
 use crate::dialect::{Envelope, Handled};
 use crate::xml::{ns, Xml};
 
@@ -21,17 +23,25 @@ pub struct Create {
     pub channel: Option<String>,
     /// The information it starts with (empty without a form).
     pub info: InfoChange,
+    /// The settings it starts with (the defaults without a configuration form).
+    pub settings: SettingsChange,
 }
 
 impl Create {
     pub fn parse(payload: &Element) -> Outcome<Self> {
-        let info = match payload.get_child("x", ns::DATA_FORMS) {
-            Some(form) => info::parse_form(form)?,
-            None => InfoChange::default(),
-        };
+        let mut info = InfoChange::default();
+        let mut settings = SettingsChange::default();
+        for form in payload.children().filter(|c| c.is("x", ns::DATA_FORMS)) {
+            if form_type(form) == Some(ns::MIX_ADMIN.to_owned()) {
+                settings = config::parse_form(form)?.settings;
+            } else {
+                info = info::parse_form(form)?;
+            }
+        }
         Ok(Create {
             channel: payload.attr("channel").map(str::to_owned),
             info,
+            settings,
         })
     }
 
@@ -44,12 +54,22 @@ impl Create {
             Dialect::Mix,
             now,
         )?;
+        // The creator owns the new channel, so its settings cannot be refused.
+        let mut facts = facts;
+        facts.extend(groups.change_settings(&name, &env.sender(), self.settings, now)?);
         let mut x = Xml::new();
         x.open("create", ns::MIX_CORE)
             .attr("channel", &name)
             .close();
         Ok(Handled::iq_changed(env, facts, Some(x.finish())))
     }
+}
+
+fn form_type(form: &Element) -> Option<String> {
+    form.children()
+        .find(|f| f.is("field", ns::DATA_FORMS) && f.attr("var") == Some("FORM_TYPE"))
+        .and_then(|f| f.get_child("value", ns::DATA_FORMS))
+        .map(|v| v.text().trim().to_owned())
 }
 
 #[cfg(test)]
@@ -66,6 +86,7 @@ mod tests {
             Create {
                 channel: Some("coven".into()),
                 info: InfoChange::default(),
+                settings: SettingsChange::default(),
             }
         );
         let with_form = element(
@@ -83,6 +104,20 @@ mod tests {
             Some("https://example.org/c.png")
         );
         assert_eq!(create.info.description, None);
+    }
+
+    #[test]
+    fn a_create_may_carry_the_configuration_form_that_hides_jids() {
+        let hidden = element(
+            "<create xmlns='urn:xmpp:mix:core:1' channel='coven'>\
+             <x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mix:admin:0</value></field>\
+             <field var='JID Visibility'><value>jid-hidden</value></field>\
+             </x></create>",
+        );
+        let create = Create::parse(&hidden).unwrap();
+        assert_eq!(create.settings.jids_hidden, Some(true));
+        assert_eq!(create.info, InfoChange::default());
     }
 
     #[test]

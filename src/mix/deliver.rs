@@ -96,9 +96,11 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
     }
 }
 
-/// Tells a MIX author that every member got (or saw) its message: an XEP-0184
-/// `<received/>` or an XEP-0333 `<displayed/>` from the channel, to each of its online
-/// clients.
+/// Tells a MIX author that every member got (or saw) its message, from the channel, to each
+/// of its online clients: an XEP-0184 `<received/>` naming the message by the id the author
+/// gave it ("the 'id' attribute of the original message", §5; the archive id when it gave
+/// none), or an XEP-0333 `<displayed/>` naming it by the channel's stanza-id (§6, markers in
+/// group chats).
 pub fn completion(
     service: &Service,
     channel: &Channel,
@@ -111,11 +113,14 @@ pub fn completion(
         x.open("message", ns::COMPONENT)
             .attr("from", &jid)
             .attr("to", Template::TO);
+        let stanza_id = service.ids.encode(done.message);
         match done.kind {
-            ReceiptKind::Delivered => x.open("received", ns::RECEIPTS),
-            ReceiptKind::Displayed => x.open("displayed", ns::MARKERS),
+            ReceiptKind::Delivered => x
+                .open("received", ns::RECEIPTS)
+                .attr("id", done.client_id.as_deref().unwrap_or(&stanza_id)),
+            ReceiptKind::Displayed => x.open("displayed", ns::MARKERS).attr("id", &stanza_id),
         };
-        x.attr("id", &service.ids.encode(done.message)).close();
+        x.close();
     });
     address(&template, std::iter::once(author), out);
 }
@@ -128,8 +133,11 @@ fn reflect(groups: &Groups, service: &Service, posted: &Posted, out: &mut Vec<St
         return;
     };
     let jid = service.channel_jid(&channel.name);
-    let template = Template::new(|x| render::channel_message(x, &service.ids, &jid, posted));
-    address(&template, channel.subscribers(Nodes::MESSAGES), out);
+    let sender = channel.participant(&posted.sender).map(|p| p.id);
+    let recipients = channel.subscribers(Nodes::MESSAGES);
+    address_by_sight(channel, recipients, out, |shown| {
+        Template::new(|x| render::channel_message(x, &service.ids, &jid, sender, posted, shown))
+    });
 }
 
 /// Typing and the like (XEP-0085), to everyone but the sender, whose clients know.
@@ -142,36 +150,48 @@ fn chat_state(
     state: ChatState,
     out: &mut Vec<String>,
 ) {
-    on_messages_node(groups, service, key, Some(sender), None, out, |x, _| {
+    let from = From::Participant {
+        jid: sender,
+        told: false,
+    };
+    on_messages_node(groups, service, key, from, None, out, |x, _, shown| {
         x.open(state.name(), ns::CHATSTATES).close();
-        render::mix_sender(x, nick, sender);
+        render::mix_sender(x, nick, render::seen(sender, shown));
     });
 }
 
-/// An XEP-0424 retraction (with XEP-0425's `<moderated/>` when a moderator removed someone
-/// else's message), naming the message by its (opaque) archive id.
+/// An XEP-0424 retraction, from its author, naming the message by its (opaque) archive id;
+/// or XEP-0425's moderation, from the channel itself, with `<moderated/>` naming the
+/// moderator by its JID in the channel (`<channel>/<participant id>`), as a room names its
+/// moderator by occupant JID. It is archived (XEP-0424 §6), so it carries its own archive id
+/// as id and stanza-id, which the message's tombstone names.
 fn retraction(groups: &Groups, service: &Service, r: &Retracted, out: &mut Vec<String>) {
-    let id = service.ids.encode(r.message);
-    let stanza_id = format!("retract-{id}");
+    let target = service.ids.encode(r.message);
+    let stanza_id = service.ids.encode(r.id);
+    let from = match r.moderated {
+        Some(_) => From::Channel,
+        None => From::Participant {
+            jid: &r.by,
+            told: true,
+        },
+    };
+    let moderator = groups
+        .channel_by_key(r.channel)
+        .and_then(|c| c.participant(&r.by))
+        .map(|p| p.id);
     on_messages_node(
         groups,
         service,
         r.channel,
-        None,
+        from,
         Some(&stanza_id),
         out,
-        |x, channel_jid| {
-            x.open("retract", ns::RETRACT).attr("id", &id);
-            if let Some(reason) = &r.moderated {
-                x.open("moderated", ns::MODERATE)
-                    .attr("by", channel_jid)
-                    .close();
-                if let Some(reason) = reason {
-                    x.leaf("reason", "", reason);
-                }
-            }
-            x.close();
-            render::mix_sender(x, &r.by_nick, &r.by);
+        |x, channel_jid, shown| {
+            let by = render::participant_jid(channel_jid, moderator);
+            let moderation = r.moderated.as_ref().map(|reason| (by.as_str(), reason));
+            render::retract(x, &target, moderation);
+            render::mix_sender(x, &r.by_nick, render::seen(&r.by, shown));
+            render::stanza_id(x, channel_jid, &stanza_id);
         },
     );
 }
@@ -185,54 +205,86 @@ fn correction(groups: &Groups, service: &Service, c: &Corrected, out: &mut Vec<S
         groups,
         service,
         c.channel,
-        None,
+        From::Participant {
+            jid: &c.sender,
+            told: true,
+        },
         Some(&stanza_id),
         out,
-        |x, _| {
+        |x, _, shown| {
             x.raw(&c.submission.content);
             x.open("replace", ns::CORRECT).attr("id", &id).close();
-            render::mix_sender(x, &c.nick, &c.sender);
+            render::mix_sender(x, &c.nick, render::seen(&c.sender, shown));
         },
     );
 }
 
-/// A member's XEP-0444 reactions to a message, all of them (each update replaces the last).
+/// A member's XEP-0444 reactions to a message, all of them (each update replaces the last);
+/// archived like a message, so with its archive id as id and stanza-id.
 fn reactions(groups: &Groups, service: &Service, r: &Reacted, out: &mut Vec<String>) {
-    on_messages_node(groups, service, r.channel, None, None, out, |x, _| {
-        x.open("reactions", ns::REACTIONS)
-            .attr("id", &service.ids.encode(r.message));
-        for reaction in &r.reactions {
-            x.leaf("reaction", "", reaction);
-        }
-        x.close();
-        render::mix_sender(x, &r.nick, &r.member);
-    });
+    let from = From::Participant {
+        jid: &r.member,
+        told: true,
+    };
+    let id = service.ids.encode(r.id);
+    on_messages_node(
+        groups,
+        service,
+        r.channel,
+        from,
+        Some(&id),
+        out,
+        |x, jid, shown| {
+            render::reactions_to(x, &service.ids.encode(r.message), &r.reactions);
+            render::mix_sender(x, &r.nick, render::seen(&r.member, shown));
+            render::stanza_id(x, jid, &id);
+        },
+    );
 }
 
-/// A `groupchat` message from the channel to the messages node's subscribers (but `except`),
-/// with the payload `write` puts in (given the channel's JID).
+/// Who a `groupchat` message on the messages node comes from.
+enum From<'a> {
+    /// The channel itself (a moderator's action).
+    Channel,
+    /// A participant, through the channel (`<channel>/<participant id>`, XEP-0369 §7.1.6);
+    /// `told`: whether its own clients get the message too.
+    Participant { jid: &'a BareJid, told: bool },
+}
+
+/// A `groupchat` message to the messages node's subscribers, `from` the channel or one of its
+/// participants, with the payload `write` puts in (given the channel's JID and whether JIDs
+/// are shown to the recipients, XEP-0404).
 fn on_messages_node(
     groups: &Groups,
     service: &Service,
     key: i64,
-    except: Option<&BareJid>,
+    from: From,
     id: Option<&str>,
     out: &mut Vec<String>,
-    write: impl FnOnce(&mut Xml, &str),
+    write: impl Fn(&mut Xml, &str, bool),
 ) {
     let Some(channel) = groups.channel_by_key(key) else {
         return;
     };
     let jid = service.channel_jid(&channel.name);
-    let template = Template::new(|x| {
-        render::open_groupchat(x, ns::COMPONENT, &jid, Some(Template::TO), id);
-        write(x, &jid);
-        x.close();
-    });
+    let (sender, except) = match from {
+        From::Channel => (None, None),
+        From::Participant { jid, told } => (
+            channel.participant(jid).map(|p| p.id),
+            (!told).then_some(jid),
+        ),
+    };
     let recipients = channel
         .subscribers(Nodes::MESSAGES)
         .filter(|p| Some(&p.jid) != except);
-    address(&template, recipients, out);
+    let from = render::participant_jid(&jid, sender);
+    address_by_sight(channel, recipients, out, |shown| {
+        Template::new(|x| {
+            render::open_groupchat(x, ns::COMPONENT, &from, Some(Template::TO), id);
+            write(x, &jid, shown);
+            x.close();
+        })
+    });
 }
 
 /// Participants as they now are (joined, added, or renamed), published on the participants
@@ -268,13 +320,16 @@ fn joined_except(
     if !recipients().any(live) {
         return;
     }
+    // XEP-0404: a JID-hidden channel's participants node holds no JID, for anyone; owners
+    // and admins read JIDs from the JID map node.
+    let shown = !channel.settings().jids_hidden;
     let template = render::event(
         &service.channel_jid(&channel.name),
         node::PARTICIPANTS,
         |x| {
             for participant in participants {
                 x.open("item", "").attr("id", &participant.id.to_string());
-                render::participant(x, participant);
+                render::participant(x, participant, shown);
                 x.close();
             }
         },
@@ -320,7 +375,8 @@ fn info_item(groups: &Groups, service: &Service, key: i64, info: &Info, out: &mu
 }
 
 /// A role, setting or mute changed: the configuration node's one item, the whole form as
-/// it now is, naming who changed it last (XEP-0406).
+/// it now is, naming who changed it last (XEP-0406). The form names owners, admins and
+/// muted members by JID: in a JID-hidden channel only owners and admins are told.
 fn configuration(
     groups: &Groups,
     service: &Service,
@@ -332,11 +388,14 @@ fn configuration(
         return;
     };
     let template = render::event(&service.channel_jid(&channel.name), node::CONFIG, |x| {
-        x.open("item", "").attr("id", config::ITEM);
+        x.open("item", "").attr("id", &config::item_id(channel));
         config::form(x, channel, groups.rules.max_members, Some(by));
         x.close();
     });
-    address(&template, channel.subscribers(Nodes::CONFIG), out);
+    let recipients = channel
+        .subscribers(Nodes::CONFIG)
+        .filter(|p| channel.shows_jids_to_participant(p));
+    address(&template, recipients, out);
 }
 
 /// An entry put on or taken off the allowed or banned node. Only owners and admins may read
@@ -382,17 +441,19 @@ pub fn noticed(groups: &Groups, service: &Service, notices: &[&Notice], out: &mu
         return;
     }
     let jid = service.channel_jid(&channel.name);
-    let template = Template::new(|x| {
-        x.open("message", ns::COMPONENT)
-            .attr("from", &jid)
-            .attr("to", Template::TO)
-            .attr("type", "headline");
-        for notice in notices {
-            render::notice(x, notice.kind, &notice.actor, notice.target.as_ref());
-        }
-        x.close();
+    address_by_sight(channel, channel.subscribers(Nodes::CONFIG), out, |shown| {
+        Template::new(|x| {
+            x.open("message", ns::COMPONENT)
+                .attr("from", &jid)
+                .attr("to", Template::TO)
+                .attr("type", "headline");
+            for notice in notices {
+                let target = notice.target.as_ref().filter(|_| shown);
+                render::notice(x, notice.kind, render::seen(&notice.actor, shown), target);
+            }
+            x.close();
+        })
     });
-    address(&template, channel.subscribers(Nodes::CONFIG), out);
 }
 
 /// Every participant learns that the channel is gone, whatever it subscribed to: a pubsub
@@ -425,6 +486,29 @@ fn live(participant: &Participant) -> bool {
             Reach::Server => true,
             Reach::Direct => !participant.online.is_empty(),
         }
+}
+
+/// [`address`] for an event that names participants by JID: written with the JIDs for the
+/// recipients who may see them, without for the others (XEP-0404: a JID-hidden channel's
+/// participants who are not owners or admins). `render` writes the event, told whether the
+/// JIDs are shown; a channel that shows JIDs writes it once.
+fn address_by_sight<'a>(
+    channel: &Channel,
+    recipients: impl Iterator<Item = &'a Participant>,
+    out: &mut Vec<String>,
+    render: impl Fn(bool) -> Template,
+) {
+    if !channel.settings().jids_hidden {
+        return address(&render(true), recipients, out);
+    }
+    let (seeing, blind): (Vec<_>, Vec<_>) = recipients
+        .filter(|p| p.dialect == Dialect::Mix)
+        .partition(|p| channel.shows_jids_to_participant(p));
+    for (shown, group) in [(true, seeing), (false, blind)] {
+        if !group.is_empty() {
+            address(&render(shown), group.into_iter(), out);
+        }
+    }
 }
 
 /// One copy of `template` per MIX participant among `recipients` as each is reached: its
@@ -514,5 +598,36 @@ mod tests {
         let mut to = recipients(&g, &facts);
         to.sort();
         assert_eq!(to, ["alice@localhost/laptop", "carol@localhost/phone"]);
+    }
+
+    #[test]
+    fn in_a_hidden_channel_only_owners_and_admins_get_the_senders_jid() {
+        let mut g = coven();
+        let hide = crate::core::SettingsChange {
+            jids_hidden: Some(true),
+            ..Default::default()
+        };
+        g.change_settings("coven", &jid("alice@localhost"), hide, 5)
+            .unwrap();
+        join(&mut g, "alice@localhost/laptop");
+        join(&mut g, "carol@localhost/phone");
+        let facts = g
+            .post("coven", &jid("bob@localhost"), text("hi"), 10)
+            .unwrap();
+        let service = crate::dialect::testing::service_at("mix.localhost");
+        let mut out = Vec::new();
+        for f in &facts {
+            fact(&g, &service, f, &mut out);
+        }
+        let at = |to: &str| {
+            out.iter()
+                .find(|s| s.contains(&format!(" to='{to}'")))
+                .unwrap()
+                .clone()
+        };
+        assert!(at("alice@localhost/laptop").contains("<jid>bob@localhost</jid>"));
+        let at_carol = at("carol@localhost/phone");
+        assert!(!at_carol.contains("bob@localhost"), "{at_carol}");
+        assert!(at_carol.contains("<nick>bob</nick>"), "{at_carol}");
     }
 }

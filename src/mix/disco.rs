@@ -111,16 +111,7 @@ fn info(groups: &Groups, env: &Envelope, node: Option<&str>) -> Outcome<Handled>
                 .attr("type", "mix")
                 .attr("name", &channel.info.name)
                 .close();
-            &[
-                ns::MIX_CORE,
-                ns::MAM,
-                ns::MIX_ADMIN,
-                ns::MIX_MISC,
-                ns::MIXD_ADMIN,
-                ns::DISCO_INFO,
-                ns::DISCO_ITEMS,
-                ns::PING,
-            ]
+            CHANNEL_FEATURES
         }
     };
     for feature in features {
@@ -128,6 +119,39 @@ fn info(groups: &Groups, env: &Envelope, node: Option<&str>) -> Outcome<Handled>
     }
     Ok(env.iq_result(Some(&x.finish())))
 }
+
+/// What a channel does, so that clients offer it (each XEP asks its feature of the entity
+/// that does the work, here the channel): MIX and its administration, MAM with the extended
+/// query fields, flipped pages and the form (XEP-0313 §6.2), retraction with tombstones in
+/// the archive (XEP-0424 §6), moderation (XEP-0425 §3), corrections (XEP-0308), reactions
+/// (XEP-0444), receipts and markers, chat states, the stanza-ids it stamps (XEP-0359 §8), and
+/// mixd's message states and history clearing.
+pub const CHANNEL_FEATURES: &[&str] = &[
+    ns::MIX_CORE,
+    ns::MAM,
+    MAM_EXTENDED,
+    ns::MIX_ADMIN,
+    ns::MIX_MISC,
+    ns::MIX_ANON,
+    ns::MIXD_ADMIN,
+    ns::MIXD_RECEIPTS,
+    ns::MIXD_HISTORY,
+    ns::RETRACT,
+    RETRACT_TOMBSTONE,
+    ns::MODERATE,
+    ns::CORRECT,
+    ns::REACTIONS,
+    ns::RECEIPTS,
+    ns::MARKERS,
+    ns::CHATSTATES,
+    ns::SID,
+    ns::DISCO_INFO,
+    ns::DISCO_ITEMS,
+    ns::PING,
+];
+
+const MAM_EXTENDED: &str = "urn:xmpp:mam:2#extended";
+const RETRACT_TOMBSTONE: &str = "urn:xmpp:message-retract:1#tombstone";
 
 fn items(
     groups: &Groups,
@@ -154,22 +178,16 @@ fn items(
             let jid = service.channel_jid(name);
             let nodes: &[&str] = if channel.is_admin_or_owner(&env.sender()) {
                 &[
-                    node::PRESENCE,
                     node::PARTICIPANTS,
                     node::MESSAGES,
                     node::INFO,
                     node::CONFIG,
                     node::ALLOWED,
                     node::BANNED,
+                    node::JIDMAP,
                 ]
             } else {
-                &[
-                    node::PRESENCE,
-                    node::PARTICIPANTS,
-                    node::MESSAGES,
-                    node::INFO,
-                    node::CONFIG,
-                ]
+                &[node::PARTICIPANTS, node::MESSAGES, node::INFO, node::CONFIG]
             };
             for node in nodes {
                 x.open("item", "")

@@ -33,6 +33,8 @@ pub enum Node {
     Participants,
     Info,
     Config,
+    /// XEP-0404: each participant id's real JID, for owners and admins.
+    JidMap,
     Access(AccessList),
 }
 
@@ -42,6 +44,7 @@ impl Node {
             Node::Participants => node::PARTICIPANTS,
             Node::Info => node::INFO,
             Node::Config => node::CONFIG,
+            Node::JidMap => node::JIDMAP,
             Node::Access(list) => super::access::node_of(list),
         }
     }
@@ -57,6 +60,7 @@ impl Items {
             node::PARTICIPANTS => Node::Participants,
             node::INFO => Node::Info,
             node::CONFIG => Node::Config,
+            node::JIDMAP => Node::JidMap,
             other => match super::access::list_of(other) {
                 Some(list) => Node::Access(list),
                 None => {
@@ -83,9 +87,11 @@ impl Items {
         match self.node {
             Node::Participants => {
                 participant_only(channel, env, "list its participants")?;
+                // XEP-0404: no JID in a JID-hidden channel's participants node, for anyone.
+                let shown = !channel.settings().jids_hidden;
                 for p in &channel.participants {
                     x.open("item", "").attr("id", &p.id.to_string());
-                    render::participant(&mut x, p);
+                    render::participant(&mut x, p, shown);
                     x.close();
                 }
             }
@@ -95,24 +101,49 @@ impl Items {
                 render::info_form(&mut x, &channel.info);
                 x.close();
             }
+            Node::JidMap => {
+                admin_only(channel, env, "read its JID map")?;
+                for p in &channel.participants {
+                    x.open("item", "")
+                        .attr("id", &p.id.to_string())
+                        .open("participant", ns::MIX_ANON)
+                        .leaf("jid", "", p.jid.as_str())
+                        .close()
+                        .close();
+                }
+            }
             Node::Config => {
                 participant_only(channel, env, "read its configuration")?;
-                x.open("item", "").attr("id", super::config::ITEM);
+                // The form names owners, admins and muted members by JID.
+                if !channel.shows_jids_to(&env.sender()) {
+                    admin_only(
+                        channel,
+                        env,
+                        "read the configuration of a JID-hidden channel",
+                    )?;
+                }
+                x.open("item", "")
+                    .attr("id", &super::config::item_id(channel));
                 super::config::form(&mut x, channel, groups.rules.max_members, None);
                 x.close();
             }
             Node::Access(list) => {
-                if channel.role_of(&env.sender()) < Role::Admin {
-                    return Err(Refusal::new(
-                        Condition::Forbidden,
-                        format!("only an owner or admin of '{name}' may read its access lists"),
-                    ));
-                }
+                admin_only(channel, env, "read its access lists")?;
                 super::access::items(&mut x, channel, list);
             }
         }
         Ok(env.iq_result(Some(&x.finish())))
     }
+}
+
+fn admin_only(channel: &Channel, env: &Envelope, to: &str) -> Outcome<()> {
+    if channel.role_of(&env.sender()) < Role::Admin {
+        return Err(Refusal::new(
+            Condition::Forbidden,
+            format!("only an owner or admin of '{}' may {to}", channel.name),
+        ));
+    }
+    Ok(())
 }
 
 fn participant_only(channel: &Channel, env: &Envelope, to: &str) -> Outcome<()> {

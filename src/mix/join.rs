@@ -8,6 +8,7 @@ use minidom::Element;
 
 use super::subscription::nodes_named;
 use crate::core::{Groups, Micros, Nodes, Outcome};
+use crate::dialect::proxy;
 use crate::dialect::{Envelope, Handled};
 use crate::xml::{ns, Xml};
 
@@ -15,7 +16,8 @@ use crate::xml::{ns, Xml};
 /// are the core's; the request only says what the client asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Join {
-    /// The nodes to subscribe to (XEP-0369 §7.1.2: `<subscribe node='…'/>` each).
+    /// The nodes to subscribe to (XEP-0369 §7.1.2: `<subscribe node='…'/>` each) that the
+    /// channel has; the result lists only these.
     pub nodes: Nodes,
     /// The nick asked for; without one the service assigns one (§7.1.6).
     pub nick: Option<String>,
@@ -24,7 +26,7 @@ pub struct Join {
 impl Join {
     pub fn parse(payload: &Element) -> Outcome<Self> {
         Ok(Join {
-            nodes: nodes_named(payload, "subscribe")?,
+            nodes: nodes_named(payload, "subscribe")?.known_or_refusal("subscribe")?,
             nick: payload.get_child("nick", ns::MIX_CORE).map(|n| n.text()),
         })
     }
@@ -40,7 +42,10 @@ impl Join {
         let mut x = Xml::new();
         x.open("join", ns::MIX_CORE)
             .attr("id", &participant.id.to_string())
-            .attr("jid", &format!("{}#{}", participant.id, env.to.to_bare()));
+            .attr(
+                "jid",
+                &proxy::proxy_jid(&env.to.to_bare().to_string(), participant.id),
+            );
         super::subscription::write_nodes(&mut x, "subscribe", participant.nodes);
         x.leaf("nick", "", &participant.nick);
         Ok(Handled::iq_changed(env, facts, Some(x.finish())))
@@ -84,20 +89,31 @@ mod tests {
     }
 
     #[test]
-    fn a_join_with_a_bad_node_is_a_bad_request() {
-        for (xml, text) in [
+    fn a_join_subscribes_the_nodes_it_can_and_refuses_when_it_can_none() {
+        let some = element(&format!(
+            "<join xmlns='urn:xmpp:mix:core:1'><subscribe node='urn:example'/>\
+             <subscribe node='{}'/><subscribe node='urn:xmpp:mix:nodes:presence'/></join>",
+            node::MESSAGES
+        ));
+        assert_eq!(Join::parse(&some).unwrap().nodes, Nodes::MESSAGES);
+        for (xml, condition, text) in [
             (
                 "<join xmlns='urn:xmpp:mix:core:1'><subscribe/></join>",
+                Condition::BadRequest,
                 "a <subscribe/> needs a node",
             ),
             (
-                "<join xmlns='urn:xmpp:mix:core:1'><subscribe node='urn:example'/></join>",
-                "there is no node 'urn:example' to subscribe",
+                "<join xmlns='urn:xmpp:mix:core:1'><subscribe node='urn:example'/>\
+                 <subscribe node='urn:xmpp:mix:nodes:presence'/></join>",
+                Condition::ItemNotFound,
+                "there is no node 'urn:example' to subscribe in this channel",
             ),
         ] {
             let refusal = Join::parse(&element(xml)).unwrap_err();
-            assert_eq!(refusal.condition, Condition::BadRequest);
-            assert_eq!(refusal.text, text);
+            assert_eq!(
+                (refusal.condition, refusal.text.as_str()),
+                (condition, text)
+            );
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Channel history through MAM (XEP-0313 v2) with RSM paging (XEP-0059), on the channel JID.
 //!
-//! Filters: `with` (a sender's bare JID), `start`, `end`. Paging: `max` (default 50, at most
-//! 250), `after`, `before` (empty for the last page), `index`; `<flip-page/>` reverses a page.
+//! Filters: `with` (a sender's bare JID), `start`, `end`, and those of `urn:xmpp:mam:2#extended`
+//! (§4.1.4): `after-id`, `before-id`, `ids`; mixd's own media and notices filters. A field it
+//! does not know is `feature-not-implemented` (§4.1.5); an iq get asks for the form (§4.1.5,
+//! [`Fields`]). Paging: `max` (default 50, at most 250), `after`, `before` (empty for the last
+//! page), `index`; `<flip-page/>` reverses a page.
 //! The `<fin/>` carries `first` (with its index), `last`, `count` and `complete`. Result ids
 //! and RSM ids are the opaque ids of `dialect::ids`; paging runs on the archive ids they
 //! decode to.
@@ -23,7 +26,21 @@ pub const MEDIA_FIELD: &str = "{urn:mixd:mam:0}media";
 /// Group events (notices) too: who joined, left, changed roles or settings, and when.
 pub const NOTICES_FIELD: &str = "{urn:mixd:mam:0}notices";
 pub const DEFAULT_PAGE: usize = 50;
+/// The largest page, and the most messages one query may name in `ids`.
 pub const MAX_PAGE: usize = 250;
+
+/// The query form's fields (XEP-0313 §4.1.5): the standard ones, then mixd's, each with its
+/// XEP-0004 type.
+const FIELDS: [(&str, &str); 8] = [
+    ("with", "jid-single"),
+    ("start", "text-single"),
+    ("end", "text-single"),
+    ("before-id", "text-single"),
+    ("after-id", "text-single"),
+    ("ids", "list-multi"),
+    (MEDIA_FIELD, "boolean"),
+    (NOTICES_FIELD, "boolean"),
+];
 
 /// A MAM query on a channel, as the client asked it: the filters of its form, the RSM page
 /// and how to label and order the results. Who may read and from which message on is
@@ -37,6 +54,10 @@ pub struct Query {
     pub end: Option<Micros>,
     pub media_only: bool,
     pub with_notices: bool,
+    /// `after-id`, `before-id` and `ids` as sent (opaque ids, decoded when the query runs).
+    pub after_id: Option<String>,
+    pub before_id: Option<String>,
+    pub ids: Vec<String>,
     /// The page size, already bounded by [`MAX_PAGE`].
     pub max: usize,
     /// RSM's page, with `after` and `before` as sent (decoded when the query runs).
@@ -56,6 +77,9 @@ impl Query {
             end: None,
             media_only: false,
             with_notices: false,
+            after_id: None,
+            before_id: None,
+            ids: Vec::new(),
             max: DEFAULT_PAGE,
             page: Paging::First,
             flip: query.flip_page,
@@ -72,12 +96,25 @@ impl Query {
                     }
                     "start" => parsed.start = Some(render::parse_timestamp("start", value)?),
                     "end" => parsed.end = Some(render::parse_timestamp("end", value)?),
+                    "after-id" => parsed.after_id = Some(value.to_owned()),
+                    "before-id" => parsed.before_id = Some(value.to_owned()),
+                    "ids" if field.values.len() > MAX_PAGE => {
+                        return Err(bad_request(format!(
+                            "ids: {} ids; at most {MAX_PAGE} in one query",
+                            field.values.len()
+                        )))
+                    }
+                    "ids" => parsed.ids = field.values.clone(),
                     MEDIA_FIELD => parsed.media_only = matches!(value, "1" | "true"),
                     NOTICES_FIELD => parsed.with_notices = matches!(value, "1" | "true"),
                     other => {
-                        return Err(bad_request(format!(
-                            "unsupported MAM filter field '{other}'"
-                        )))
+                        return Err(Refusal::new(
+                            Condition::FeatureNotImplemented,
+                            format!(
+                                "this archive has no field '{other}'; its fields are {}",
+                                FIELDS.map(|(var, _)| var).join(", ")
+                            ),
+                        ))
                     }
                 }
             }
@@ -101,11 +138,29 @@ impl Query {
     pub fn apply(self, groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
         let name = env.channel_name();
         let scope = groups.history_scope(name, &env.sender())?;
+        // XEP-0404: the archive shows JIDs only to those who may see them, and lets no one
+        // else find out who sent what by filtering on a JID.
+        let jids_shown = groups
+            .channel(name)
+            .is_some_and(|c| c.shows_jids_to(&env.sender()));
+        if self.with.is_some() && !jids_shown {
+            return Err(Refusal::new(
+                Condition::Forbidden,
+                format!("in JID-hidden '{name}' only owners and admins filter history by JID"),
+            ));
+        }
         let page = self
             .page
             .resolve(&service.ids)
             .map_err(|id| no_message(&id))?;
+        let decode = |id: &String| service.ids.decode(id).ok_or_else(|| no_message(id));
+        let after_id = self.after_id.as_ref().map(decode).transpose()?;
+        let before_id = self.before_id.as_ref().map(decode).transpose()?;
+        let ids = self.ids.iter().map(decode).collect::<Outcome<Vec<_>>>()?;
         let history = HistoryQuery {
+            after_id,
+            before_id,
+            ids,
             with: self.with,
             start: self.start,
             end: self.end,
@@ -113,6 +168,7 @@ impl Query {
             max: self.max,
             media_only: self.media_only,
             with_notices: self.with_notices,
+            with_actions: true,
             counted: true,
             ..HistoryQuery::within(scope)
         };
@@ -122,10 +178,49 @@ impl Query {
             service.channel_jid(name),
             self.queryid,
             self.flip,
+            jids_shown,
         );
         Ok(Handled::Read(Box::new(move |reader| {
             respond(reader.history(&history))
         })))
+    }
+}
+
+/// A request for the query form (XEP-0313 §4.1.5, an iq get): the fields this archive filters
+/// by. It tells nothing of the channel beyond that it is there, so whoever may see the
+/// channel may ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fields;
+
+impl Fields {
+    pub fn parse(_payload: &Element) -> Outcome<Self> {
+        Ok(Fields)
+    }
+
+    pub fn apply(self, groups: &Groups, env: &Envelope) -> Outcome<Handled> {
+        groups.visible(env.channel_name(), &env.sender())?;
+        let mut x = Xml::new();
+        x.open("query", ns::MAM)
+            .open("x", ns::DATA_FORMS)
+            .attr("type", "form");
+        x.open("field", "")
+            .attr("type", "hidden")
+            .attr("var", "FORM_TYPE")
+            .leaf("value", "", ns::MAM)
+            .close();
+        for (var, kind) in FIELDS {
+            x.open("field", "").attr("type", kind).attr("var", var);
+            // §4.1.5: `ids` is open to any value, which XEP-0122 says so.
+            if var == "ids" {
+                x.open("validate", ns::XDATA_VALIDATE)
+                    .attr("datatype", "xs:string")
+                    .open("open", "")
+                    .close()
+                    .close();
+            }
+            x.close();
+        }
+        Ok(env.iq_result(Some(&x.finish())))
     }
 }
 
@@ -145,9 +240,11 @@ fn respond(
     channel_jid: String,
     queryid: Option<String>,
     flip: bool,
+    jids_shown: bool,
 ) -> impl FnOnce(Result<HistoryPage, HistoryError>) -> Vec<String> + Send + 'static {
     let requester = env.from.to_string();
     let reply_to = env.reply_to();
+    let shown = jids_shown;
     move |result| {
         let page = match result {
             Ok(page) => page,
@@ -177,7 +274,7 @@ fn respond(
                 .open("delay", ns::DELAY)
                 .attr("stamp", &iso_time(posted.at))
                 .close();
-            render::archived_message(&mut x, &ids, &channel_jid, archived);
+            render::archived_message(&mut x, &ids, &channel_jid, archived, shown);
             out.push(x.finish());
         }
         let mut fin = Xml::new();
@@ -232,6 +329,9 @@ mod tests {
                 end: None,
                 media_only: false,
                 with_notices: false,
+                after_id: None,
+                before_id: None,
+                ids: Vec::new(),
                 max: DEFAULT_PAGE,
                 page: Paging::First,
                 flip: false,
@@ -282,20 +382,12 @@ mod tests {
 
     #[test]
     fn bad_forms_are_bad_requests() {
-        for (fields, text) in [
-            (
-                "<field var='color'><value>red</value></field>",
-                "unsupported MAM filter field 'color'",
-            ),
-            (
-                "<field var='with'><value>not a jid@@</value></field>",
-                "with: 'not a jid@@' is not a bare JID",
-            ),
-        ] {
-            let refusal = query(&form(fields)).unwrap_err();
-            assert_eq!(refusal.condition, Condition::BadRequest);
-            assert_eq!(refusal.text, text);
-        }
+        let refusal = query(&form(
+            "<field var='with'><value>not a jid@@</value></field>",
+        ))
+        .unwrap_err();
+        assert_eq!(refusal.condition, Condition::BadRequest);
+        assert_eq!(refusal.text, "with: 'not a jid@@' is not a bare JID");
         let refusal =
             query(&form("<field var='start'><value>yesterday</value></field>")).unwrap_err();
         assert_eq!(refusal.condition, Condition::BadRequest);
@@ -304,6 +396,35 @@ mod tests {
             "{}",
             refusal.text
         );
+    }
+
+    #[test]
+    fn an_unknown_field_is_not_implemented() {
+        let refusal = query(&form("<field var='color'><value>red</value></field>")).unwrap_err();
+        assert_eq!(refusal.condition, Condition::FeatureNotImplemented);
+        assert!(
+            refusal
+                .text
+                .starts_with("this archive has no field 'color'; its fields are with, "),
+            "{}",
+            refusal.text
+        );
+    }
+
+    #[test]
+    fn the_extended_fields_name_messages_by_their_opaque_ids() {
+        let parsed = query(&form(
+            "<field var='after-id'><value>Kq3x0Zb9-Q_</value></field>\
+             <field var='before-id'><value>Lq3x0Zb9-Q_</value></field>\
+             <field var='ids'><value>A</value><value>B</value></field>",
+        ))
+        .unwrap();
+        assert_eq!(parsed.after_id.as_deref(), Some("Kq3x0Zb9-Q_"));
+        assert_eq!(parsed.before_id.as_deref(), Some("Lq3x0Zb9-Q_"));
+        assert_eq!(parsed.ids, ["A", "B"]);
+        let many = "<value>A</value>".repeat(MAX_PAGE + 1);
+        let refusal = query(&form(&format!("<field var='ids'>{many}</field>"))).unwrap_err();
+        assert_eq!(refusal.condition, Condition::BadRequest);
     }
 
     #[test]

@@ -42,7 +42,9 @@ impl Invite {
         let mut x = Xml::new();
         x.open("invite", ns::MIX_MISC);
         for invitation in &invitations {
-            shapes::invitation(&mut x, &service.ids, &service.channel_jid(name), invitation);
+            let inviter = invitation.by.to_string();
+            let channel_jid = service.channel_jid(name);
+            shapes::invitation(&mut x, &service.ids, &channel_jid, invitation, &inviter);
         }
         x.close();
         Ok(Handled::iq_changed(env, facts, Some(x.finish())))

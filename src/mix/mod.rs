@@ -24,6 +24,7 @@ mod membership;
 mod message;
 mod moderate;
 mod presence;
+mod private;
 pub mod receipts;
 pub mod render;
 mod roles;
@@ -54,9 +55,11 @@ pub fn iq(
     }
 }
 
-/// A message to the service or a channel: parsed into a [`message::Message`], then applied.
+/// A message to the service, a channel or a participant's proxy JID: parsed into a
+/// [`private::Private`] or a [`message::Message`], then applied.
 pub fn message(
     groups: &mut Groups,
+    service: &Service,
     env: &Envelope,
     stanza: &Element,
     message_type: Option<&str>,
@@ -65,6 +68,15 @@ pub fn message(
     if env.channel.is_none() {
         return Rejection::Unhandled("messages go to a channel, not to the service".into())
             .reply(env);
+    }
+    match private::Private::parse(env, stanza, message_type) {
+        Ok(Some(private)) => {
+            return private
+                .apply(groups, service, env)
+                .unwrap_or_else(|refusal| Rejection::Refused(refusal).reply(env))
+        }
+        Ok(None) => {}
+        Err(refusal) => return Rejection::Refused(refusal).reply(env),
     }
     match message::Message::parse(env, stanza, message_type) {
         Ok(message) => message.apply(groups, env, now),
@@ -128,6 +140,7 @@ pub enum Request {
     UpdateSubscription(subscription::UpdateSubscription),
     Items(items::Items),
     PublishInfo(info::Publish),
+    PublishConfig(config::Publish),
     Access(access::Change),
     Invite(membership::Invite),
     Decline(membership::Decline),
@@ -141,6 +154,7 @@ pub enum Request {
     Mute(settings::Mute),
     MyGroups(groups::MyGroups),
     Mam(mam::Query),
+    MamFields(mam::Fields),
     Moderate(moderate::Moderate),
     MessageState(receipts::MessageState),
     Clear(clear::Clear),
@@ -196,6 +210,7 @@ impl Request {
                 Request::MyGroups(groups::MyGroups::parse(p)?)
             }
             (true, true, "query", ns::MAM) => Request::Mam(mam::Query::parse(p)?),
+            (false, true, "query", ns::MAM) => Request::MamFields(mam::Fields::parse(p)?),
             (true, true, "moderate", ns::MODERATE) => {
                 Request::Moderate(moderate::Moderate::parse(p)?)
             }
@@ -237,6 +252,7 @@ impl Request {
             Request::UpdateSubscription(r) => r.apply(groups, env),
             Request::Items(r) => r.apply(groups, env),
             Request::PublishInfo(r) => r.apply(groups, env, now),
+            Request::PublishConfig(r) => r.apply(groups, env, now),
             Request::Access(r) => r.apply(groups, env, now),
             Request::Invite(r) => r.apply(groups, service, env, now),
             Request::Decline(r) => r.apply(groups, env, now),
@@ -250,6 +266,7 @@ impl Request {
             Request::Mute(r) => r.apply(groups, env, now),
             Request::MyGroups(r) => r.apply(groups, service, env),
             Request::Mam(r) => r.apply(groups, service, env),
+            Request::MamFields(r) => r.apply(groups, env),
             Request::Moderate(r) => r.apply(groups, env),
             Request::MessageState(r) => r.apply(groups, env),
             Request::Clear(r) => r.apply(groups, service, env),
@@ -258,8 +275,9 @@ impl Request {
     }
 }
 
-/// A pubsub set on a channel: a publish to the info node, or a publish or retract on the
-/// allowed or banned node (XEP-0369 has clients change nothing else through pubsub).
+/// A pubsub set on a channel: a publish to the info node (XEP-0369) or the configuration node
+/// (XEP-0406), or a publish or retract on the allowed or banned node (XEP-0406); clients
+/// change nothing else through pubsub.
 fn pubsub_set(payload: &Element) -> Outcome<Request> {
     let request = payload
         .children()
@@ -274,8 +292,11 @@ fn pubsub_set(payload: &Element) -> Outcome<Request> {
         (None, true) if node == node::INFO => {
             Ok(Request::PublishInfo(info::Publish::parse(request)?))
         }
+        (None, true) if node == node::CONFIG => {
+            Ok(Request::PublishConfig(config::Publish::parse(request)?))
+        }
         _ => Err(bad_request(format!(
-            "clients may publish to the info node and publish or retract on the allowed and banned nodes, not <{}/> on '{node}'",
+            "clients may publish to the info and configuration nodes and publish or retract on the allowed and banned nodes, not <{}/> on '{node}'",
             request.name()
         ))),
     }
@@ -329,6 +350,15 @@ mod tests {
             (
                 CHANNEL,
                 true,
+                format!(
+                    "<pubsub xmlns='{pubsub}'><publish node='{}'><item><x xmlns='jabber:x:data' type='submit'/></item></publish></pubsub>",
+                    node::CONFIG
+                ),
+                "PublishConfig",
+            ),
+            (
+                CHANNEL,
+                true,
                 format!("<pubsub xmlns='{pubsub}'><retract node='{}'><item id='x@y'/></retract></pubsub>", node::BANNED),
                 "Access",
             ),
@@ -345,6 +375,7 @@ mod tests {
             (CHANNEL, true, "<mute xmlns='urn:mixd:admin:0' jid='x@y'/>".into(), "Mute"),
             (SERVICE, false, "<groups xmlns='urn:mixd:admin:0'/>".into(), "MyGroups"),
             (CHANNEL, true, "<query xmlns='urn:xmpp:mam:2'/>".into(), "Mam"),
+            (CHANNEL, false, "<query xmlns='urn:xmpp:mam:2'/>".into(), "MamFields"),
             (
                 CHANNEL,
                 true,
@@ -452,9 +483,13 @@ mod tests {
 
     #[test]
     fn a_malformed_payload_is_refused_by_its_file() {
-        let refused = refusal(CHANNEL, true, "<setnick xmlns='urn:xmpp:mix:core:1'/>");
+        let refused = refusal(
+            CHANNEL,
+            true,
+            "<join xmlns='urn:xmpp:mix:core:1'><subscribe/></join>",
+        );
         assert_eq!(refused.condition, Condition::BadRequest);
-        assert_eq!(refused.text, "<setnick/> needs a <nick/>");
+        assert_eq!(refused.text, "a <subscribe/> needs a node");
         let refused = refusal(
             CHANNEL,
             false,
@@ -467,7 +502,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pubsub_set_is_a_publish_to_info_or_a_change_of_an_access_list() {
+    fn a_pubsub_set_is_a_publish_to_info_or_config_or_a_change_of_an_access_list() {
         for inner in [
             String::new(),
             format!("<subscribe node='{}'/>", node::INFO),

@@ -1,7 +1,10 @@
 //! The receipt state of a message, for any participant: an iq get
 //! `<message-state xmlns='urn:mixd:receipts:0' id='…'/>` answered with every member (the
-//! participants other than the author), when each got and saw it, and the counts.
+//! participants other than the author), when each got and saw it, and the counts. Each
+//! member is named by its JID, or — for a requester from whom a JID-hidden channel hides
+//! JIDs (XEP-0404) — by its participant id.
 
+use jid::BareJid;
 use minidom::Element;
 
 use crate::core::{iso_time, Groups, Outcome};
@@ -44,8 +47,9 @@ impl MessageState {
                 let ids = service.ids.clone();
                 match groups.members_of(env.channel_name(), &env.sender(), found.as_ref()) {
                     Ok((message, members)) => {
+                        let names = member_names(groups, &env, &members);
                         member_states(env.reply_to(), message, members, move |m, s| {
-                            render(&ids, m, s)
+                            render(&ids, m, s, &names)
                         })
                     }
                     Err(refusal) => Handled::Reply(env.error(&refusal)),
@@ -55,8 +59,34 @@ impl MessageState {
     }
 }
 
-/// The state, naming the message by its opaque id.
-fn render(ids: &Ids, message: &crate::core::MessageRef, states: &[MemberState]) -> String {
+/// How each of `members` is named to the requester: `(attribute, value)`, its JID where
+/// the requester may see JIDs, else its participant id.
+fn member_names(
+    groups: &Groups,
+    env: &Envelope,
+    members: &[BareJid],
+) -> Vec<(&'static str, String)> {
+    let channel = groups.channel(env.channel_name());
+    let shown = channel.is_none_or(|c| c.shows_jids_to(&env.sender()));
+    members
+        .iter()
+        .map(|member| {
+            if shown {
+                return ("jid", member.to_string());
+            }
+            let id = channel.and_then(|c| c.participant(member)).map(|p| p.id);
+            ("id", id.map(|id| id.to_string()).unwrap_or_default())
+        })
+        .collect()
+}
+
+/// The state, naming the message by its opaque id and each member as `names` says.
+fn render(
+    ids: &Ids,
+    message: &crate::core::MessageRef,
+    states: &[MemberState],
+    names: &[(&'static str, String)],
+) -> String {
     let delivered = states.iter().filter(|s| s.delivered_at.is_some()).count();
     let displayed = states.iter().filter(|s| s.displayed_at.is_some()).count();
     let mut x = Xml::new();
@@ -65,9 +95,9 @@ fn render(ids: &Ids, message: &crate::core::MessageRef, states: &[MemberState]) 
         .attr("members", &states.len().to_string())
         .attr("delivered", &delivered.to_string())
         .attr("displayed", &displayed.to_string());
-    for state in states {
+    for (state, (attribute, name)) in states.iter().zip(names) {
         x.open("member", "")
-            .attr("jid", state.member.as_str())
+            .attr(attribute, name)
             .attr_opt("delivered", state.delivered_at.map(iso_time).as_deref())
             .attr_opt("displayed", state.displayed_at.map(iso_time).as_deref())
             .close();

@@ -5,9 +5,9 @@
 use jid::BareJid;
 
 use crate::core::iso_time;
-use crate::core::{Info, Micros, NoticeKind, Participant, Posted};
+use crate::core::{Info, Micros, NoticeKind, Participant, ParticipantId, Posted};
 use crate::dialect::ids::Ids;
-use crate::store::Archived;
+use crate::store::{Action, Archived};
 use crate::xml::{ns, Template, Xml};
 
 /// An XEP-0082 date-time given in `field`, or the refusal that says why it is not one.
@@ -21,12 +21,21 @@ pub fn parse_timestamp(field: &str, value: &str) -> crate::core::Outcome<Micros>
         })
 }
 
-/// `<participant xmlns='urn:xmpp:mix:core:1'><nick/><jid/></participant>`
-pub fn participant(x: &mut Xml, p: &Participant) {
+/// `<participant xmlns='urn:xmpp:mix:core:1'><nick/><jid/></participant>`, without the
+/// `<jid/>` when JIDs are not `shown` (XEP-0404: a JID-hidden channel's participants node).
+pub fn participant(x: &mut Xml, p: &Participant, shown: bool) {
     x.open("participant", ns::MIX_CORE)
-        .leaf("nick", "", &p.nick)
-        .leaf("jid", "", p.jid.as_str())
-        .close();
+        .leaf("nick", "", &p.nick);
+    if shown {
+        x.leaf("jid", "", p.jid.as_str());
+    }
+    x.close();
+}
+
+/// A JID as a recipient may see it: the JID itself where JIDs are `shown`, nothing where
+/// they are hidden from it (XEP-0404).
+pub fn seen(jid: &BareJid, shown: bool) -> Option<&BareJid> {
+    shown.then_some(jid)
 }
 
 /// The info node's form (XEP-0369 §7.2.2).
@@ -70,57 +79,102 @@ pub const AVATAR_TYPE_FIELD: &str = "mixd#avatar-type";
 
 /// A group event as MIX clients see it, live (configuration-node subscribers) and in history
 /// (with the `notices` filter): `<notice xmlns='urn:mixd:notice:0' kind='…' code='…'
-/// by='…' [jid='…']/>`.
-pub fn notice(x: &mut Xml, kind: NoticeKind, by: &BareJid, target: Option<&BareJid>) {
+/// by='…' [jid='…']/>`; without `by` and `jid` for a recipient from whom JIDs are hidden.
+pub fn notice(x: &mut Xml, kind: NoticeKind, by: Option<&BareJid>, target: Option<&BareJid>) {
     x.open("notice", ns::MIXD_NOTICE)
         .attr("kind", kind.name())
         .attr("code", &(kind as i64).to_string())
-        .attr("by", by.as_str());
-    if let Some(target) = target {
-        x.attr("jid", target.as_str());
-    }
+        .attr_opt("by", by.map(|j| j.as_str()))
+        .attr_opt("jid", target.map(|j| j.as_str()));
     x.close();
 }
 
-/// A channel message as reflected live: the sender's payload, then `<mix>` with nick and
-/// JID, then the XEP-0359 stanza-id (the archive id's opaque form, which is also the
-/// stanza's id).
-pub fn channel_message(x: &mut Xml, ids: &Ids, channel_jid: &str, posted: &Posted) {
+/// Where a participant's messages come from when the channel passes them on: the channel's
+/// JID with the sender's stable participant id as resource (XEP-0369 §7.1.6), so that a
+/// receiver tells senders apart by JID alone. Without a participant (one removed in the same
+/// commit), the channel itself.
+pub fn participant_jid(channel_jid: &str, sender: Option<ParticipantId>) -> String {
+    match sender {
+        Some(id) => format!("{channel_jid}/{id}"),
+        None => channel_jid.to_owned(),
+    }
+}
+
+/// A channel message as reflected live, from `<channel>/<participant id>`: the sender's
+/// payload, then `<mix>` with nick and JID, then the XEP-0359 stanza-id (the archive id's
+/// opaque form, which is also the stanza's id). The JID only where it is `shown` (XEP-0404).
+pub fn channel_message(
+    x: &mut Xml,
+    ids: &Ids,
+    channel_jid: &str,
+    sender: Option<ParticipantId>,
+    posted: &Posted,
+    shown: bool,
+) {
     let id = ids.encode(posted.id);
-    open_groupchat(x, ns::COMPONENT, channel_jid, Some(Template::TO), Some(&id));
+    let from = participant_jid(channel_jid, sender);
+    open_groupchat(x, ns::COMPONENT, &from, Some(Template::TO), Some(&id));
     x.raw(&posted.submission.content);
-    mix_sender(x, &posted.nick, &posted.sender);
+    mix_sender(x, &posted.nick, seen(&posted.sender, shown));
     stanza_id(x, channel_jid, &id);
     x.close();
 }
 
-/// A message as the archive returns it, in `jabber:client` inside a MAM result: as last
-/// corrected (marked with XEP-0308 `<replace/>`), or its XEP-0424 tombstone, with its
-/// reactions aggregated (see docs/protocol.md).
-pub fn archived_message(x: &mut Xml, ids: &Ids, channel_jid: &str, archived: &Archived) {
+/// A message as the archive returns it, in `jabber:client` inside a MAM result, from the
+/// channel as XEP-0369 §7.1.6 archives it: as last corrected (marked with XEP-0308
+/// `<replace/>`), or its XEP-0424 tombstone naming the retraction, with its reactions
+/// aggregated (see docs/protocol.md); or an archived retraction (XEP-0424 §6) or a member's
+/// reactions (XEP-0444) as they were sent live. Moderation names the moderator by its JID,
+/// as XEP-0425's tombstone does. JIDs (the sender's, a notice's, a moderator's, those who
+/// reacted) only where they are `shown` to the requester (XEP-0404).
+pub fn archived_message(
+    x: &mut Xml,
+    ids: &Ids,
+    channel_jid: &str,
+    archived: &Archived,
+    shown: bool,
+) {
     let posted = &archived.posted;
     let id = ids.encode(posted.id);
     open_groupchat(x, ns::CLIENT, channel_jid, None, Some(&id));
-    match (&archived.notice, &archived.retraction) {
-        (Some((kind, target)), _) => notice(x, *kind, &posted.sender, target.as_ref()),
-        (None, Some(tombstone)) => {
+    match (&archived.notice, &archived.action, &archived.retraction) {
+        (Some((kind, target)), _, _) => notice(
+            x,
+            *kind,
+            seen(&posted.sender, shown),
+            target.as_ref().filter(|_| shown),
+        ),
+        (None, Some(Action::Retraction { target, moderated }), _) => {
+            // Where JIDs are hidden, the channel stands for the moderator.
+            let by = if shown {
+                posted.sender.as_str()
+            } else {
+                channel_jid
+            };
+            retract(x, &ids.encode(*target), moderated.as_ref().map(|r| (by, r)));
+        }
+        (None, Some(Action::Reactions { target, reactions }), _) => {
+            reactions_to(x, &ids.encode(*target), reactions)
+        }
+        (None, None, Some(tombstone)) => {
             x.open("retracted", ns::RETRACT)
+                .attr_opt("id", tombstone.retraction.map(|r| ids.encode(r)).as_deref())
                 .attr("stamp", &iso_time(tombstone.at));
             if tombstone.moderated.is_some() {
                 x.open("moderated", ns::MODERATE)
-                    .attr("by", channel_jid)
+                    .attr("by", tombstone.by.as_str())
                     .close();
             }
             x.close();
         }
-        (None, None) => {
+        (None, None, None) => {
             x.raw(&posted.submission.content);
             if archived.edited_at.is_some() {
                 x.open("replace", ns::CORRECT).attr("id", &id).close();
             }
         }
     }
-    mix_sender(x, &posted.nick, &posted.sender);
+    mix_sender(x, &posted.nick, seen(&posted.sender, shown));
     stanza_id(x, channel_jid, &id);
     if !archived.reactions.is_empty() {
         x.open("reactions", ns::MIXD_REACTIONS);
@@ -128,7 +182,7 @@ pub fn archived_message(x: &mut Xml, ids: &Ids, channel_jid: &str, archived: &Ar
             x.open("reaction", "")
                 .attr("value", reaction)
                 .attr("count", &members.len().to_string());
-            for member in members {
+            for member in members.iter().filter(|_| shown) {
                 x.leaf("jid", "", member.as_str());
             }
             x.close();
@@ -138,30 +192,56 @@ pub fn archived_message(x: &mut Xml, ids: &Ids, channel_jid: &str, archived: &Ar
     x.close();
 }
 
-/// Opens a `groupchat` message from the channel (close it after the payload).
+/// An XEP-0424 `<retract/>` of the message `target` (an opaque id); with `moderation`, the
+/// moderator's JID and reason (XEP-0425).
+pub fn retract(x: &mut Xml, target: &str, moderation: Option<(&str, &Option<String>)>) {
+    x.open("retract", ns::RETRACT).attr("id", target);
+    if let Some((by, reason)) = moderation {
+        x.open("moderated", ns::MODERATE).attr("by", by).close();
+        if let Some(reason) = reason {
+            x.leaf("reason", "", reason);
+        }
+    }
+    x.close();
+}
+
+/// A member's XEP-0444 `<reactions/>` to the message `target` (an opaque id).
+pub fn reactions_to(x: &mut Xml, target: &str, reactions: &[String]) {
+    x.open("reactions", ns::REACTIONS).attr("id", target);
+    for reaction in reactions {
+        x.leaf("reaction", "", reaction);
+    }
+    x.close();
+}
+
+/// Opens a `groupchat` message `from` the channel or one of its participants (close it after
+/// the payload).
 pub fn open_groupchat(
     x: &mut Xml,
     stanza_ns: &str,
-    channel_jid: &str,
+    from: &str,
     to: Option<&str>,
     id: Option<&str>,
 ) {
     x.open("message", stanza_ns)
-        .attr("from", channel_jid)
+        .attr("from", from)
         .attr_opt("to", to)
         .attr_opt("id", id)
         .attr("type", "groupchat");
 }
 
-/// `<mix xmlns='urn:xmpp:mix:core:1'><nick/><jid/></mix>`: who did it.
-pub fn mix_sender(x: &mut Xml, nick: &str, jid: &BareJid) {
-    x.open("mix", ns::MIX_CORE)
-        .leaf("nick", "", nick)
-        .leaf("jid", "", jid.as_str())
-        .close();
+/// `<mix xmlns='urn:xmpp:mix:core:1'><nick/><jid/></mix>`: who did it; without `<jid/>`
+/// where it is hidden (XEP-0369 §7.1.6 then requires the nick, which every participant has).
+pub fn mix_sender(x: &mut Xml, nick: &str, jid: Option<&BareJid>) {
+    x.open("mix", ns::MIX_CORE).leaf("nick", "", nick);
+    if let Some(jid) = jid {
+        x.leaf("jid", "", jid.as_str());
+    }
+    x.close();
 }
 
-fn stanza_id(x: &mut Xml, channel_jid: &str, id: &str) {
+/// XEP-0359's `<stanza-id/>`: the archive id (opaque) the channel gave the message.
+pub fn stanza_id(x: &mut Xml, channel_jid: &str, id: &str) {
     x.open("stanza-id", ns::SID)
         .attr("by", channel_jid)
         .attr("id", id)

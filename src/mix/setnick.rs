@@ -1,16 +1,19 @@
-//! `<setnick><nick/></setnick>` to a channel (XEP-0369 §7.1.6); `conflict` if taken.
+//! `<setnick><nick/></setnick>` to a channel (XEP-0369 §7.1.6); `conflict` if taken. A
+//! blank nick asks the channel to assign one, which the result carries; a `<setnick/>`
+//! without `<nick/>` is taken as blank, since that is what slixmpp sends for an empty nick.
 
 use minidom::Element;
 
 use crate::core::{Groups, Outcome};
-use crate::dialect::{bad_request, Envelope, Handled};
+use crate::dialect::{Envelope, Handled};
 use crate::xml::{ns, Xml};
 
-/// A nick change. The nick is taken as sent: whether it is valid (not blank, within the
-/// limit) and free is the core's to decide, and the result carries the nick as kept.
+/// A nick change. The nick is taken as sent: whether it is valid (within the limit) and free
+/// is the core's to decide, and the result carries the nick as kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetNick {
-    pub nick: String,
+    /// `None`: the nick was blank or left out, and the channel generates one.
+    pub nick: Option<String>,
 }
 
 impl SetNick {
@@ -18,12 +21,13 @@ impl SetNick {
         let nick = payload
             .get_child("nick", ns::MIX_CORE)
             .map(|n| n.text())
-            .ok_or_else(|| bad_request("<setnick/> needs a <nick/>"))?;
+            .filter(|nick| !nick.trim().is_empty());
         Ok(SetNick { nick })
     }
 
     pub fn apply(self, groups: &mut Groups, env: &Envelope) -> Outcome<Handled> {
-        let (nick, facts) = groups.set_nick(env.channel_name(), &env.sender(), &self.nick)?;
+        let (nick, facts) =
+            groups.set_nick(env.channel_name(), &env.sender(), self.nick.as_deref())?;
         let mut x = Xml::new();
         x.open("setnick", ns::MIX_CORE)
             .leaf("nick", "", &nick)
@@ -35,7 +39,6 @@ impl SetNick {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::Condition;
     use crate::dialect::testing::element;
 
     #[test]
@@ -44,20 +47,23 @@ mod tests {
         assert_eq!(
             SetNick::parse(&payload).unwrap(),
             SetNick {
-                nick: "Hecate".into()
+                nick: Some("Hecate".into())
             }
         );
+        let blank = element("<setnick xmlns='urn:xmpp:mix:core:1'><nick> </nick></setnick>");
+        assert_eq!(SetNick::parse(&blank).unwrap(), SetNick { nick: None });
     }
 
     #[test]
-    fn a_setnick_without_a_nick_is_a_bad_request() {
+    fn a_setnick_without_a_nick_asks_for_one() {
         for xml in [
             "<setnick xmlns='urn:xmpp:mix:core:1'/>",
             "<setnick xmlns='urn:xmpp:mix:core:1'><nick xmlns='urn:example'>x</nick></setnick>",
         ] {
-            let refusal = SetNick::parse(&element(xml)).unwrap_err();
-            assert_eq!(refusal.condition, Condition::BadRequest);
-            assert_eq!(refusal.text, "<setnick/> needs a <nick/>");
+            assert_eq!(
+                SetNick::parse(&element(xml)).unwrap(),
+                SetNick { nick: None }
+            );
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Membership settings and mutes for MIX clients, in `urn:mixd:admin:0`:
-//! `<settings policy='open|invite|request' muted='true|false' max-members='N|default'/>`
-//! (each attribute optional) and `<mute jid='…' until='XEP-0082 time'/>` (without `until`:
+//! `<settings policy='open|invite|request' muted='true|false' max-members='N|default'
+//! jid-visibility='hidden|visible'/>` (each attribute optional) and `<mute jid='…' until='XEP-0082 time'/>` (without `until`:
 //! unmute). Subscribers of the configuration node see the result.
 
 use jid::BareJid;
@@ -21,20 +21,20 @@ impl Settings {
     pub fn parse(payload: &Element) -> Outcome<Self> {
         let policy = payload
             .attr("policy")
-            .map(|p| {
-                JoinPolicy::from_name(p).ok_or_else(|| {
-                    bad_request(format!("policy='{p}' is not one of open, invite, request"))
-                })
-            })
+            .map(|p| policy("policy=", p))
             .transpose()?;
         let max_members = payload
             .attr("max-members")
-            .map(|m| match m {
-                "default" => Ok(None),
-                m => m
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| bad_request(format!("max-members='{m}' is not a number"))),
+            .map(|m| member_limit("max-members=", m))
+            .transpose()?;
+        let jids_hidden = payload
+            .attr("jid-visibility")
+            .map(|v| match v {
+                "hidden" => Ok(true),
+                "visible" => Ok(false),
+                v => Err(bad_request(format!(
+                    "jid-visibility='{v}' is not one of hidden, visible"
+                ))),
             })
             .transpose()?;
         Ok(Settings {
@@ -42,6 +42,7 @@ impl Settings {
                 policy,
                 muted: bool_attr(payload, "muted")?,
                 max_members,
+                jids_hidden,
             },
         })
     }
@@ -49,6 +50,27 @@ impl Settings {
     pub fn apply(self, groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
         let facts = groups.change_settings(env.channel_name(), &env.sender(), self.change, now)?;
         Ok(Handled::iq_changed(env, facts, None))
+    }
+}
+
+/// A join policy by name; the text of a refusal starts with `what` (here `policy=`, in
+/// the configuration form the field's name).
+pub fn policy(what: &str, name: &str) -> Outcome<JoinPolicy> {
+    JoinPolicy::from_name(name).ok_or_else(|| {
+        bad_request(format!(
+            "{what}'{name}' is not one of open, invite, request"
+        ))
+    })
+}
+
+/// A member limit: a number, or `default` for the service's (`None`).
+pub fn member_limit(what: &str, value: &str) -> Outcome<Option<usize>> {
+    match value {
+        "default" => Ok(None),
+        n => n
+            .parse()
+            .map(Some)
+            .map_err(|_| bad_request(format!("{what}'{n}' is not a number"))),
     }
 }
 
@@ -87,9 +109,10 @@ mod tests {
     #[test]
     fn settings_read_each_attribute_given() {
         let payload = element(
-            "<settings xmlns='urn:mixd:admin:0' policy='request' muted='true' max-members='12'/>",
+            "<settings xmlns='urn:mixd:admin:0' policy='request' muted='true' max-members='12' jid-visibility='hidden'/>",
         );
         let Settings { change } = Settings::parse(&payload).unwrap();
+        assert_eq!(change.jids_hidden, Some(true));
         assert_eq!(change.policy, Some(JoinPolicy::Request));
         assert_eq!(change.muted, Some(true));
         assert_eq!(change.max_members, Some(Some(12)));
@@ -110,6 +133,10 @@ mod tests {
             ),
             ("max-members='lots'", "max-members='lots' is not a number"),
             ("max-members='-1'", "max-members='-1' is not a number"),
+            (
+                "jid-visibility='maybe'",
+                "jid-visibility='maybe' is not one of hidden, visible",
+            ),
             (
                 "muted='maybe'",
                 "muted='maybe' is not a boolean (true or false)",

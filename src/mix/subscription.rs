@@ -3,41 +3,69 @@
 
 use minidom::Element;
 
-use crate::core::{Groups, Nodes, Outcome};
+use crate::core::{Condition, Groups, Nodes, Outcome, Refusal};
 use crate::dialect::{bad_request, Envelope, Handled};
 use crate::xml::node;
 use crate::xml::{ns, Xml};
 
-const NODES: [(&str, Nodes); 5] = [
+/// The nodes a participant can subscribe to. The presence node (XEP-0403) is not among them:
+/// mixd does not distribute participants' presence, so it neither serves nor advertises it.
+const NODES: [(&str, Nodes); 4] = [
     (node::MESSAGES, Nodes::MESSAGES),
-    (node::PRESENCE, Nodes::PRESENCE),
     (node::PARTICIPANTS, Nodes::PARTICIPANTS),
     (node::INFO, Nodes::INFO),
     (node::CONFIG, Nodes::CONFIG),
 ];
 
-/// The nodes named by the `<element node='…'/>` children of `payload`; unknown nodes are a
-/// `bad-request` (MIX has no others mixd could subscribe to).
+/// The nodes a request names: those the channel has, and the first it does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeNames {
+    pub known: Nodes,
+    pub first_unknown: Option<String>,
+}
+
+impl NodeNames {
+    /// The nodes to act on. XEP-0369 §7.1.2: nodes that cannot be subscribed are left out
+    /// (the result lists only the others), unless none can be, which is an error naming the
+    /// first.
+    pub fn known_or_refusal(self, element: &str) -> Outcome<Nodes> {
+        match self.first_unknown {
+            Some(name) if self.known == Nodes::NONE => Err(Refusal::new(
+                Condition::ItemNotFound,
+                format!("there is no node '{name}' to {element} in this channel"),
+            )),
+            _ => Ok(self.known),
+        }
+    }
+}
+
+/// The nodes named by the `<element node='…'/>` children of `payload`.
 ///
 /// slixmpp (1.17) wraps its `<subscribe node='…'/>` elements in one more `<subscribe>`
 /// without a node; such a wrapper is read through, so that its users can join.
-pub fn nodes_named(payload: &Element, element: &str) -> Outcome<Nodes> {
-    let mut nodes = Nodes::NONE;
+pub fn nodes_named(payload: &Element, element: &str) -> Outcome<NodeNames> {
+    let mut names = NodeNames {
+        known: Nodes::NONE,
+        first_unknown: None,
+    };
     for child in payload.children().filter(|c| c.is(element, ns::MIX_CORE)) {
         let Some(name) = child.attr("node") else {
             if !child.has_child(element, ns::MIX_CORE) {
                 return Err(bad_request(format!("a <{element}/> needs a node")));
             }
-            nodes = nodes.with(nodes_named(child, element)?);
+            let inner = nodes_named(child, element)?;
+            names.known = names.known.with(inner.known);
+            names.first_unknown = names.first_unknown.or(inner.first_unknown);
             continue;
         };
-        let node = NODES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .ok_or_else(|| bad_request(format!("there is no node '{name}' to {element}")))?;
-        nodes = nodes.with(node.1);
+        match NODES.iter().find(|(n, _)| *n == name) {
+            Some((_, node)) => names.known = names.known.with(*node),
+            None => {
+                names.first_unknown.get_or_insert_with(|| name.to_owned());
+            }
+        }
     }
-    Ok(nodes)
+    Ok(names)
 }
 
 pub fn write_nodes(x: &mut Xml, element: &'static str, nodes: Nodes) {
@@ -59,8 +87,8 @@ pub struct UpdateSubscription {
 impl UpdateSubscription {
     pub fn parse(payload: &Element) -> Outcome<Self> {
         Ok(UpdateSubscription {
-            subscribe: nodes_named(payload, "subscribe")?,
-            unsubscribe: nodes_named(payload, "unsubscribe")?,
+            subscribe: nodes_named(payload, "subscribe")?.known_or_refusal("subscribe")?,
+            unsubscribe: nodes_named(payload, "unsubscribe")?.known_or_refusal("unsubscribe")?,
         })
     }
 
@@ -100,13 +128,13 @@ mod tests {
              </update-subscription>",
             node::INFO,
             node::CONFIG,
-            node::PRESENCE
+            node::MESSAGES
         ));
         assert_eq!(
             UpdateSubscription::parse(&payload).unwrap(),
             UpdateSubscription {
                 subscribe: Nodes::INFO.with(Nodes::CONFIG),
-                unsubscribe: Nodes::PRESENCE,
+                unsubscribe: Nodes::MESSAGES,
             }
         );
     }
@@ -118,16 +146,37 @@ mod tests {
             "<join xmlns='urn:xmpp:mix:core:1'><subscribe><subscribe node='{}'/></subscribe></join>",
             node::MESSAGES
         ));
-        assert_eq!(nodes_named(&payload, "subscribe").unwrap(), Nodes::MESSAGES);
+        assert_eq!(
+            nodes_named(&payload, "subscribe").unwrap().known,
+            Nodes::MESSAGES
+        );
     }
 
     #[test]
-    fn an_unknown_node_is_a_bad_request() {
-        let payload = element(
-            "<update-subscription xmlns='urn:xmpp:mix:core:1'><unsubscribe node='nope'/></update-subscription>",
-        );
+    fn unknown_nodes_are_left_out_unless_no_node_is_known() {
+        let payload = element(&format!(
+            "<update-subscription xmlns='urn:xmpp:mix:core:1'><subscribe node='nope'/>\
+             <subscribe node='{}'/><unsubscribe node='urn:xmpp:mix:nodes:presence'/>\
+             </update-subscription>",
+            node::INFO
+        ));
         let refusal = UpdateSubscription::parse(&payload).unwrap_err();
-        assert_eq!(refusal.condition, Condition::BadRequest);
-        assert_eq!(refusal.text, "there is no node 'nope' to unsubscribe");
+        assert_eq!(refusal.condition, Condition::ItemNotFound);
+        assert_eq!(
+            refusal.text,
+            "there is no node 'urn:xmpp:mix:nodes:presence' to unsubscribe in this channel"
+        );
+        let payload = element(&format!(
+            "<update-subscription xmlns='urn:xmpp:mix:core:1'><subscribe node='nope'/>\
+             <subscribe node='{}'/></update-subscription>",
+            node::INFO
+        ));
+        assert_eq!(
+            UpdateSubscription::parse(&payload).unwrap(),
+            UpdateSubscription {
+                subscribe: Nodes::INFO,
+                unsubscribe: Nodes::NONE,
+            }
+        );
     }
 }

@@ -1,9 +1,11 @@
 //! Values that both backends keep in a column of their own making: how a participant takes
-//! part, a channel's contacts, the opaque ids' secret and the writer's clock. Here once, so
+//! part, a channel's contacts, an archived action, the opaque ids' secret and the writer's
+//! clock. Here once, so
 //! that SQLite and PostgreSQL keep them alike and a database means the same to either.
 
 use jid::BareJid;
 
+use super::Action;
 use crate::core::model::Reach;
 use crate::core::{Dialect, Micros, Participant};
 
@@ -28,6 +30,37 @@ pub fn mode(code: i64) -> (Dialect, Reach) {
         2 => (Dialect::Mix, Reach::Server),
         code => (Dialect::from_i64(code), Reach::Direct),
     }
+}
+
+/// The `messages.action` column: a retraction (XEP-0424), a member's reactions (XEP-0444);
+/// 0 for neither.
+pub const ACTION_RETRACTION: i64 = 1;
+pub const ACTION_REACTIONS: i64 = 2;
+
+/// An archived row's action from its `action` and `action_target` columns; `moderated` and
+/// `content` are read only for the action that keeps something in them (a retraction's
+/// moderation, the reactions one a line).
+pub fn action<E>(
+    code: i64,
+    target: Option<i64>,
+    moderated: impl FnOnce() -> Result<Option<Option<String>>, E>,
+    content: impl FnOnce() -> Result<String, E>,
+) -> Result<Option<Action>, E> {
+    Ok(match (code, target) {
+        (ACTION_RETRACTION, Some(target)) => Some(Action::Retraction {
+            target,
+            moderated: moderated()?,
+        }),
+        (ACTION_REACTIONS, Some(target)) => Some(Action::Reactions {
+            target,
+            reactions: content()?
+                .split('\n')
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }),
+        _ => None,
+    })
 }
 
 /// A channel's contacts as one column, separated by spaces (which no JID holds);

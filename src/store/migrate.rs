@@ -61,6 +61,20 @@ const MIGRATIONS: &[&str] = &[
          name  TEXT PRIMARY KEY,
          value BLOB NOT NULL
      ) WITHOUT ROWID;",
+    // 5 → 6: retractions and reactions archived as the messages they are (XEP-0424 §6,
+    // XEP-0444), and the retraction a tombstone names.
+    "ALTER TABLE messages ADD COLUMN action INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE messages ADD COLUMN action_target INTEGER;
+     ALTER TABLE messages ADD COLUMN retraction INTEGER;",
+    // 6 → 7: JID-hidden channels (XEP-0404); every channel that existed shows JIDs, as before.
+    "ALTER TABLE channels ADD COLUMN jids_hidden INTEGER NOT NULL DEFAULT 0;",
+    // 7 → 8: when the configuration last changed (the XEP-0406 configuration item's id),
+    // taken for existing channels from the last notice of a role, settings or mute change
+    // (`NoticeKind::changes_configuration`).
+    "ALTER TABLE channels ADD COLUMN config_updated_at INTEGER NOT NULL DEFAULT 0;
+     UPDATE channels SET config_updated_at = coalesce(
+         (SELECT max(at) FROM messages
+           WHERE messages.channel = channels.key AND notice IN (5, 6, 7, 8, 13, 14)), 0);",
 ];
 
 pub const LATEST: i64 = 1 + MIGRATIONS.len() as i64;
@@ -154,7 +168,21 @@ mod tests {
             [],
         )
         .unwrap();
+        // Alice made an admin at 7 and posted at 9: the configuration last changed at 7.
+        old.execute_batch(
+            "INSERT INTO messages (id, channel, at, sender, nick, content, notice)
+             VALUES (1, 1, 7, 'alice@localhost', '', '', 5), (2, 1, 9, 'alice@localhost', '', 'hi', 0);",
+        )
+        .unwrap();
         migrate(&mut old).unwrap();
+        let configured: Vec<i64> = old
+            .prepare("SELECT config_updated_at FROM channels ORDER BY key")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(configured, [7, 0]);
         let mut fresh = Connection::open_in_memory().unwrap();
         migrate(&mut fresh).unwrap();
         assert_eq!(columns(&old), columns(&fresh));

@@ -170,6 +170,14 @@ pub struct HistoryQuery {
     pub hidden_upto: i64,
     /// Notices (group events) too, not only messages.
     pub with_notices: bool,
+    /// Archived retractions and reactions too (MAM), not only the messages they act on.
+    pub with_actions: bool,
+    /// Only messages after this one (MAM's `after-id`); it must be in the channel.
+    pub after_id: Option<i64>,
+    /// Only messages before this one (MAM's `before-id`); it must be in the channel.
+    pub before_id: Option<i64>,
+    /// Only these messages (MAM's `ids`), each of which must be in the channel; none: all.
+    pub ids: Vec<i64>,
     /// Whether the page must carry the total (MAM's `<count/>`): with filters, that takes
     /// a count over the channel's archive.
     pub counted: bool,
@@ -201,10 +209,27 @@ pub struct Archived {
     pub reactions: Vec<(String, Vec<BareJid>)>,
     /// Set when this is a notice: its kind and whom it concerns (`posted.sender` did it).
     pub notice: Option<(NoticeKind, Option<BareJid>)>,
+    /// Set when this is `posted.sender`'s retraction of, or reactions to, another message.
+    pub action: Option<Action>,
+}
+
+/// What an archived retraction or reaction does, to the message of archive id `target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// XEP-0424; `moderated`: `Some(reason)` when a moderator retracted it (XEP-0425).
+    Retraction {
+        target: i64,
+        moderated: Option<Option<String>>,
+    },
+    /// XEP-0444: the member's whole set of reactions (empty: it took them back).
+    Reactions { target: i64, reactions: Vec<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tombstone {
+    /// The archive id of the retraction, which the tombstone names (XEP-0424 §6); none for
+    /// messages retracted before retractions were archived.
+    pub retraction: Option<i64>,
     pub at: Micros,
     pub by: BareJid,
     /// `Some(reason)` when a moderator retracted it.

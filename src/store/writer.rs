@@ -31,6 +31,9 @@ pub struct Job {
     pub outbound: Vec<String>,
     /// Sent instead of `outbound` when the commit fails (error replies to the requesters).
     pub on_failure: Vec<String>,
+    /// Told whether the job was stored, after its stanzas went out (the control socket's
+    /// answer to the operator, see `control.rs`).
+    pub stored: Option<tokio::sync::oneshot::Sender<bool>>,
 }
 
 /// What a commit means for the service beyond sending the jobs' stanzas.
@@ -83,12 +86,17 @@ impl Writer {
                             Some(Committed::Failed)
                         }
                     };
-                    let stanzas: Vec<String> = batch
-                        .into_iter()
-                        .flat_map(|j| if stored { j.outbound } else { j.on_failure })
-                        .collect();
+                    let mut stanzas = Vec::new();
+                    let mut waiting = Vec::new();
+                    for job in batch {
+                        stanzas.extend(if stored { job.outbound } else { job.on_failure });
+                        waiting.extend(job.stored);
+                    }
                     if !stanzas.is_empty() {
                         sink.send(stanzas);
+                    }
+                    for told in waiting {
+                        let _ = told.send(stored);
                     }
                     if let Some(event) = event {
                         let _ = events.send(event);
@@ -108,5 +116,61 @@ impl Writer {
     pub fn finish(self) {
         drop(self.jobs);
         let _ = self.thread.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A store that stores, or fails every commit.
+    struct Store {
+        fails: bool,
+    }
+
+    impl FactWriter for Store {
+        fn commit(&mut self, _: &[&Fact]) -> anyhow::Result<Vec<Completion>> {
+            anyhow::ensure!(!self.fails, "the disk is full");
+            Ok(Vec::new())
+        }
+
+        fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
+            Ok([0; 16])
+        }
+    }
+
+    /// Runs one job with a waiter; returns what the waiter was told and what had been sent
+    /// by then.
+    fn one_job(fails: bool) -> (bool, Vec<String>) {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let sink = {
+            let sent = sent.clone();
+            move |stanzas: Vec<String>| sent.lock().unwrap().extend(stanzas)
+        };
+        let (events, _) = tokio::sync::mpsc::unbounded_channel();
+        let writer = Writer::spawn(Store { fails }, sink, events);
+        let (stored, told) = tokio::sync::oneshot::channel();
+        writer.submit(Job {
+            facts: vec![Fact::HistoryCleared {
+                key: 1,
+                member: jid::BareJid::new("alice@localhost").unwrap(),
+                upto: 1,
+            }],
+            outbound: vec!["<told/>".into()],
+            on_failure: vec!["<error/>".into()],
+            stored: Some(stored),
+        });
+        let told = told.blocking_recv().unwrap();
+        let sent = sent.lock().unwrap().clone();
+        writer.finish();
+        (told, sent)
+    }
+
+    #[test]
+    fn a_waiter_is_told_after_the_stanzas_went_out_whether_the_job_was_stored() {
+        assert_eq!(one_job(false), (true, vec!["<told/>".to_string()]));
+        assert_eq!(one_job(true), (false, vec!["<error/>".to_string()]));
     }
 }

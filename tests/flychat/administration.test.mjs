@@ -46,7 +46,7 @@ test("invitation: the invitee is told, hears nothing until it joins, then is in"
   const settings = await bob.next(infoEvent(jid, "group_settings_updated"), "group_settings_updated");
   assert.deepEqual(
     { ...find(settings, "info").attrs },
-    { status: "group_settings_updated", done_by: alice.jid, policy: "invite", muted: "0", max_members: "10000" });
+    { status: "group_settings_updated", done_by: alice.jid, policy: "invite", muted: "0", max_members: "10000", jids_hidden: "0" });
   await rejects(dave.query("set", jid, "join_group"), "forbidden", /invitation/);
   await rejects(bob.query("set", jid, "invite_participants", {}, xml("participants", {}, participant(dave.jid))), "forbidden");
 

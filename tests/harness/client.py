@@ -196,6 +196,14 @@ class Client(slixmpp.ClientXMPP):
         fin["mam"]["results"] = results
         return fin
 
+    async def participant_jid(self, name, jid):
+        """`<channel>/<stable participant id>` of the user `jid` in channel `name`, which is
+        where the channel's copies of its messages come from (XEP-0369 §7.1.6)."""
+        channel = self.channel(name)
+        participants = await self.plugin["xep_0369"].list_participants(channel, timeout=TIMEOUT)
+        (stable_id,) = [pid for pid, _, who in participants if str(who) == str(jid)]
+        return slixmpp.JID(f"{channel}/{stable_id}")
+
     async def online_in(self, name):
         self.send_presence(pto=self.channel(name))
         # Presence has no reply; a ping round trip proves the channel has processed it.

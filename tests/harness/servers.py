@@ -382,16 +382,21 @@ class Mixd:
         else:
             self.database = pathlib.Path(workdir) / "mixd.db"
         self.log_path = pathlib.Path(workdir) / "mixd.log"
+        # Each instance its own, standbys too: one on the same machine cannot share it.
+        self.control_socket = pathlib.Path(workdir) / "mixd.sock"
         self.process = None
         self.extra = []
 
     def command(self, secret=SECRET, database=None):
+        """This mixd's command line; with another `database`, a control socket of its own."""
+        control_socket = tempfile.mktemp(prefix="mixd-", suffix=".sock") if database else self.control_socket
         return [
             self.binary, "run",
             "--server", f"127.0.0.1:{self.server.component_port}",
             "--jid", MIX_DOMAIN,
             "--secret", secret,
             "--database", str(database or self.database),
+            "--control-socket", str(control_socket),
             "--user-domain", USER_DOMAIN,
         ] + self.extra
 
@@ -399,12 +404,11 @@ class Mixd:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
     def other_database(self):
-        """For a second mixd that must not be this one's standby: on PostgreSQL a database of
-        its own (one on the same database would wait for this one to go); SQLite's file is
-        shared as before."""
+        """For a second mixd beside this one: a database of its own (one on the same database is
+        refused, or on PostgreSQL waits for this one to go)."""
         if self.store == "postgres":
             return postgres_server().url(postgres_server().create_database())
-        return self.database
+        return tempfile.mktemp(prefix="mixd-second-", suffix=".db")
 
     def query(self, sql, *params):
         """Rows of `sql` (`?` for each of `params`) read from mixd's database, either store."""

@@ -104,6 +104,14 @@ pub enum Scenario {
         #[arg(long, default_value_t = 200)]
         queries: usize,
     },
+    /// `mixd admin backup` of a database whose archive holds N messages while a member posts
+    /// with W in flight: the copy's time, and the posts' latency before and during it.
+    Backup {
+        #[arg(long, default_value_t = 1_000_000)]
+        archive: usize,
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+    },
     /// Memory of an idle mixd with an empty database.
     Idle,
     /// A small run of every scenario (CI's smoke test).

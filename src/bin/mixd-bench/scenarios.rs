@@ -38,6 +38,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             memberships,
             queries,
         } => my_groups(binary, channels, memberships, queries).await,
+        Scenario::Backup { archive, window } => backup(binary, archive, window).await,
         Scenario::Idle => idle(binary).await,
         Scenario::E2e {
             server,
@@ -65,6 +66,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             create(binary, 100).await?;
             startup(binary, 100, 1000).await?;
             my_groups(binary, 100, 1000, 20).await?;
+            backup(binary, 1000, 16).await?;
             idle(binary).await
         }
     }
@@ -226,6 +228,78 @@ async fn post_and_track(
     Ok((wall, latencies))
 }
 
+/// Messages posted per round while the backup runs; each round's latencies are kept.
+const BACKUP_ROUND: usize = 500;
+
+async fn backup(binary: &Path, archive: usize, window: usize) -> anyhow::Result<()> {
+    let mut mixd = Mixd::start(binary, |db| seed::archive(db, archive)).await?;
+    // u0, the seeded channel's member, online so that its posts come back to it.
+    let online = [presence_stanza(0, 0), ping_stanza(0)].into_iter();
+    request_all(&mut mixd.peer, online, 1).await?;
+    let route = |_| (0, 0);
+    let (_, before) = post_and_track(&mut mixd.peer, 5 * BACKUP_ROUND, 1, window, route).await?;
+    let acknowledged = archive + 5 * BACKUP_ROUND;
+    let copy = mixd.database.with_file_name("copy.db");
+    let admin = |args: Vec<std::ffi::OsString>| {
+        let binary = binary.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let status = std::process::Command::new(binary)
+                .arg("admin")
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .status();
+            (status, started.elapsed().as_secs_f64())
+        })
+    };
+    let database = mixd.database.clone().into_os_string();
+    let copying = admin(vec![
+        "--database".into(),
+        database,
+        "backup".into(),
+        copy.clone().into_os_string(),
+    ]);
+    let mut during = Vec::new();
+    let mut posted = 0;
+    while !copying.is_finished() {
+        let (_, round) = post_and_track(&mut mixd.peer, BACKUP_ROUND, 1, window, route).await?;
+        during.extend(round);
+        posted += BACKUP_ROUND;
+    }
+    let (status, copy_seconds) = copying.await?;
+    anyhow::ensure!(status?.success(), "mixd admin backup failed");
+    during.sort_by(|a, b| a.total_cmp(b));
+    let (status, check_seconds) = admin(vec![
+        "--database".into(),
+        copy.clone().into_os_string(),
+        "check".into(),
+    ])
+    .await?;
+    anyhow::ensure!(
+        status?.success(),
+        "mixd admin check found something in the copy"
+    );
+    let held: i64 =
+        rusqlite::Connection::open(&copy)?
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?;
+    anyhow::ensure!(
+        held as usize >= acknowledged,
+        "the copy holds {held} messages, {acknowledged} were acknowledged before it began"
+    );
+    println!(
+        "backup archive={archive} window={window}: copy of {:.1} MB in {copy_seconds:.2} s, check {check_seconds:.2} s; \
+         {posted} messages posted in rounds begun during it, post p50 {:.2} ms p99 {:.2} ms (before: {:.2} / {:.2} ms); \
+         the copy holds {held} messages, every one of the {acknowledged} acknowledged before it began",
+        std::fs::metadata(&copy)?.len() as f64 / 1e6,
+        percentile(&during, 0.5),
+        percentile(&during, 0.99),
+        percentile(&before, 0.5),
+        percentile(&before, 0.99),
+    );
+    mixd.stop();
+    Ok(())
+}
+
 async fn fanout(
     binary: &Path,
     members: usize,
@@ -343,6 +417,7 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
             } else {
                 Page::After(anchor)
             },
+            with_actions: true,
             ..HistoryQuery::default()
         };
         let start = Instant::now();

@@ -7,6 +7,7 @@ use postgres::Row;
 
 use super::{bare, Conn, PgReader};
 use crate::core::{MessageRef, NoticeKind, Posted, Submission};
+use crate::store::columns;
 use crate::store::{
     Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page, Tombstone,
 };
@@ -14,22 +15,29 @@ use crate::store::{
 /// The columns [`archived`] reads, in its order.
 const ARCHIVED_COLUMNS: &str =
     "id, channel, at, sender, nick, origin_id, client_id, media, content,
-     edited_at, retracted_at, retracted_by, moderated, moderation_reason, notice, notice_target";
+     edited_at, retracted_at, retracted_by, moderated, moderation_reason, notice, notice_target,
+     action, action_target, retraction";
 
 fn archived(row: &Row) -> anyhow::Result<Archived> {
+    let moderated = || -> Result<Option<Option<String>>, postgres::Error> {
+        row.try_get::<_, bool>(12)?
+            .then(|| row.try_get(13))
+            .transpose()
+    };
+    let action = columns::action(row.try_get(16)?, row.try_get(17)?, moderated, || {
+        row.try_get(8)
+    })?;
     let retraction = match row.try_get::<_, Option<i64>>(10)? {
         Some(at) => Some(Tombstone {
+            retraction: row.try_get(18)?,
             at,
             by: bare(row.try_get(11)?)?,
-            moderated: if row.try_get::<_, bool>(12)? {
-                Some(row.try_get(13)?)
-            } else {
-                None
-            },
+            moderated: moderated()?,
         }),
         None => None,
     };
     Ok(Archived {
+        action,
         posted: Posted {
             id: row.try_get(0)?,
             channel: row.try_get(1)?,
@@ -100,6 +108,7 @@ struct Sql {
 #[derive(Clone)]
 enum Arg {
     Int(i64),
+    Ints(Vec<i64>),
     Text(String),
 }
 
@@ -107,6 +116,7 @@ impl Arg {
     fn as_sql(&self) -> &(dyn ToSql + Sync) {
         match self {
             Arg::Int(v) => v,
+            Arg::Ints(v) => v,
             Arg::Text(v) => v,
         }
     }
@@ -142,6 +152,9 @@ pub(super) fn page(reader: &PgReader, q: &HistoryQuery) -> Result<HistoryPage, H
         if !q.with_notices {
             filter.text.push_str(" AND notice = 0");
         }
+        if !q.with_actions {
+            filter.text.push_str(" AND action = 0");
+        }
         if q.media_only {
             filter.text.push_str(" AND media");
         }
@@ -154,23 +167,51 @@ pub(super) fn page(reader: &PgReader, q: &HistoryQuery) -> Result<HistoryPage, H
         if let Some(end) = q.end {
             filter.bind(" AND at <= ", Arg::Int(end), "");
         }
+        if let Some(before) = q.before_id {
+            filter.bind(" AND id < ", Arg::Int(before), "");
+        }
+        if !q.ids.is_empty() {
+            filter.bind(" AND id = ANY(", Arg::Ints(q.ids.clone()), ")");
+        }
+        // `after-id` is a lower bound, like what the requester cleared: the higher one.
+        let floor = q.hidden_upto.max(q.after_id.unwrap_or(0));
         let with_floor = |floor: i64| {
             let mut sql = filter.clone();
             sql.bind(" AND id > ", Arg::Int(floor), "");
             sql
         };
         // Paging after an id raises the lower bound rather than adding a second one.
-        let count_filter = with_floor(q.hidden_upto);
+        let count_filter = with_floor(floor);
         let filter = match q.page {
-            Page::After(after) => with_floor(q.hidden_upto.max(after)),
-            _ => with_floor(q.hidden_upto),
+            Page::After(after) => with_floor(floor.max(after)),
+            _ => with_floor(floor),
         };
         let filtered = q.with_notices
+            || !q.with_actions
+            || q.after_id.is_some()
+            || q.before_id.is_some()
+            || !q.ids.is_empty()
             || q.with.is_some()
             || q.start.is_some()
             || q.end.is_some()
             || q.media_only
             || q.hidden_upto > 0;
+        let exists = |conn: &mut Conn, id: i64| -> anyhow::Result<bool> {
+            let statement =
+                conn.prepare("SELECT 1 FROM messages WHERE id = $1 AND channel = $2")?;
+            Ok(conn
+                .client
+                .query_opt(&statement, &[&id, &q.channel])?
+                .is_some())
+        };
+        // XEP-0313 §4.1.4: an id the form names that is not in the archive is an error.
+        let named = q.after_id.iter().chain(&q.before_id).chain(&q.ids);
+        for &id in named {
+            if !exists(conn, id)? {
+                unknown = Some(id);
+                return Ok(HistoryPage::default());
+            }
+        }
         let count = if !q.counted {
             0
         } else if filtered {
@@ -185,14 +226,6 @@ pub(super) fn page(reader: &PgReader, q: &HistoryQuery) -> Result<HistoryPage, H
                 .map(|row| row.try_get::<_, i64>(0))
                 .transpose()?
                 .unwrap_or(0) as usize
-        };
-        let exists = |conn: &mut Conn, id: i64| -> anyhow::Result<bool> {
-            let statement =
-                conn.prepare("SELECT 1 FROM messages WHERE id = $1 AND channel = $2")?;
-            Ok(conn
-                .client
-                .query_opt(&statement, &[&id, &q.channel])?
-                .is_some())
         };
         let fetch = |conn: &mut Conn,
                      before: Option<i64>,
@@ -273,7 +306,7 @@ pub(super) fn find_message(
     if let Some(id) = by_id {
         let statement = conn.prepare(
             "SELECT id, channel, sender, retracted_at, client_id FROM messages
-             WHERE id = $1 AND channel = $2 AND notice = 0",
+             WHERE id = $1 AND channel = $2 AND notice = 0 AND action = 0",
         )?;
         if let Some(row) = conn.client.query_opt(&statement, &[&id, &channel])? {
             return found(row).map(Some);
@@ -281,7 +314,7 @@ pub(super) fn find_message(
     }
     let statement = conn.prepare(
         "SELECT id, channel, sender, retracted_at, client_id FROM messages
-         WHERE channel = $1 AND notice = 0 AND (origin_id = $2 OR client_id = $2)
+         WHERE channel = $1 AND notice = 0 AND action = 0 AND (origin_id = $2 OR client_id = $2)
          ORDER BY id DESC LIMIT 1",
     )?;
     conn.client

@@ -28,7 +28,8 @@ pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
     for row in tx.query(
         "SELECT key, name, created_by, created_at, info_name, info_description,
                 info_contacts, info_updated_at, info_avatar, info_thumbnail, info_history,
-                join_policy, muted, max_members, info_avatar_type, listed
+                join_policy, muted, max_members, info_avatar_type, listed, jids_hidden,
+                config_updated_at
          FROM channels ORDER BY key",
         &[],
     )? {
@@ -37,8 +38,9 @@ pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
             policy: JoinPolicy::from_i64(row.try_get(11)?),
             muted: row.try_get(12)?,
             max_members: row.try_get::<_, Option<i64>>(13)?.map(|m| m as usize),
+            jids_hidden: row.try_get(16)?,
         };
-        channels.push(Channel {
+        let mut channel = Channel {
             key: row.try_get(0)?,
             name: row.try_get(1)?,
             listed: row.try_get(15)?,
@@ -62,7 +64,12 @@ pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
                     ..Administration::default()
                 })
             }),
-        });
+        };
+        let configured_at: i64 = row.try_get(17)?;
+        if configured_at != 0 {
+            channel.administration_mut().configured_at = configured_at;
+        }
+        channels.push(channel);
     }
     let index: HashMap<i64, usize> = channels
         .iter()

@@ -46,6 +46,21 @@ const MIGRATIONS: &[&str] = &[
          name  TEXT  COLLATE \"C\" PRIMARY KEY,
          value BYTEA NOT NULL
      );",
+    // 4 → 5 (SQLite 5 → 6): retractions and reactions archived as the messages they are
+    // (XEP-0424 §6, XEP-0444), and the retraction a tombstone names.
+    "ALTER TABLE messages ADD COLUMN action BIGINT NOT NULL DEFAULT 0;
+     ALTER TABLE messages ADD COLUMN action_target BIGINT;
+     ALTER TABLE messages ADD COLUMN retraction BIGINT;",
+    // 5 → 6 (SQLite 6 → 7): JID-hidden channels (XEP-0404); every channel that existed shows
+    // JIDs, as before.
+    "ALTER TABLE channels ADD COLUMN jids_hidden BOOLEAN NOT NULL DEFAULT FALSE;",
+    // 6 → 7 (SQLite 7 → 8): when the configuration last changed (the XEP-0406 configuration
+    // item's id), taken for existing channels from the last notice of a role, settings or
+    // mute change (`NoticeKind::changes_configuration`).
+    "ALTER TABLE channels ADD COLUMN config_updated_at BIGINT NOT NULL DEFAULT 0;
+     UPDATE channels SET config_updated_at = coalesce(
+         (SELECT max(at) FROM messages
+           WHERE messages.channel = channels.key AND notice IN (5, 6, 7, 8, 13, 14)), 0);",
 ];
 
 pub const LATEST: i32 = 1 + MIGRATIONS.len() as i32;

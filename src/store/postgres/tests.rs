@@ -152,6 +152,18 @@ fn queries(channel: i64, ids: &[i64]) -> Vec<HistoryQuery> {
         |q| q.end = Some(60),
         |q| q.hidden_upto = 6,
         |q| q.counted = false,
+        |q| q.with_actions = true,
+        |q| q.after_id = Some(2),
+        |q| q.before_id = Some(8),
+        |q| q.ids = vec![8, 2, 5],
+        |q| {
+            q.with_actions = true;
+            q.after_id = Some(3);
+            q.before_id = Some(14);
+        },
+        |q| q.after_id = Some(9_999),
+        |q| q.before_id = Some(9_999),
+        |q| q.ids = vec![2, 9_999],
     ];
     for variant in variants {
         for page in [Page::First, Page::Last, Page::After(6), Page::Before(8)] {
@@ -246,6 +258,7 @@ fn every_fact_reads_back_as_from_sqlite() {
         policy: Some(JoinPolicy::Request),
         muted: Some(true),
         max_members: Some(Some(50)),
+        jids_hidden: Some(true),
     };
     let mut facts = g.change_settings("coven", &alice, change, 90).unwrap();
     facts.extend(
@@ -289,7 +302,7 @@ fn every_fact_reads_back_as_from_sqlite() {
         ..InfoChange::default()
     };
     both.commit(g.set_info("coven", &alice, info, 95).unwrap().1);
-    both.commit(g.set_nick("coven", &carol, "caz").unwrap().1);
+    both.commit(g.set_nick("coven", &carol, Some("caz")).unwrap().1);
     both.commit(
         g.update_subscription("coven", &carol, Nodes(0), Nodes(2))
             .unwrap()
@@ -322,7 +335,7 @@ fn every_fact_reads_back_as_from_sqlite() {
     // gathers them.
     let mut facts = g.post("gone", &alice, text("b1"), 102).unwrap();
     facts.extend(g.post("coven", &bob, text("b2"), 1001).unwrap());
-    facts.extend(g.set_nick("coven", &bob, "bobby").unwrap().1);
+    facts.extend(g.set_nick("coven", &bob, Some("bobby")).unwrap().1);
     facts.extend(g.post("gone", &alice, text("b3"), 102).unwrap());
     facts.extend(g.post("coven", &bob, text("b4"), 1001).unwrap());
     both.commit(facts);
@@ -671,7 +684,10 @@ fn a_version_1_database_migrates_to_the_schema_and_keeps_its_rows() {
          VALUES (1, 'coven', 'alice@localhost', 1, 1), (2, '0f3a9c2e71b4d856', 'alice@localhost', 1, 1),
                 (3, 'trip', 'bob@localhost', 1, 1);
          INSERT INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at)
-         VALUES (3, 'bob@localhost', '1', 'bob', 31, 2, 1, 1);",
+         VALUES (3, 'bob@localhost', '1', 'bob', 31, 2, 1, 1);
+         -- Alice made an admin of coven at 7 (a notice of kind 5), a post at 9.
+         INSERT INTO messages (id, channel, at, sender, nick, content, notice)
+         VALUES (1, 1, 7, 'alice@localhost', '', '', 5), (2, 1, 9, 'alice@localhost', '', 'hi', 0);",
     )
     .unwrap();
     super::migrate::migrate(&mut old).unwrap();
@@ -697,6 +713,14 @@ fn a_version_1_database_migrates_to_the_schema_and_keeps_its_rows() {
             ("trip".into(), false)
         ]
     );
+    // The configuration last changed when alice was made an admin; the others never.
+    let configured: Vec<i64> = old
+        .query("SELECT config_updated_at FROM channels ORDER BY key", &[])
+        .unwrap()
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(configured, [7, 0, 0]);
     let version: i32 = old
         .query_one("SELECT version FROM schema_version", &[])
         .unwrap()

@@ -12,7 +12,10 @@ use postgres::Statement;
 
 use super::{connect, off_runtime, Conn, Detached, PgWriter};
 use crate::core::{Fact, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE};
-use crate::store::columns::{contacts_text, id_key_from, mode_code, new_id_key, writer_now};
+use crate::store::columns::{
+    contacts_text, id_key_from, mode_code, new_id_key, writer_now, ACTION_REACTIONS,
+    ACTION_RETRACTION,
+};
 use crate::store::{Completion, FactWriter};
 
 /// This instance's epoch is no longer the fence's: a standby took over.
@@ -218,6 +221,16 @@ struct AfterCommit {
     last_message: Option<i64>,
 }
 
+/// One more retraction or reactions in `channel`'s archive: its running total answers MAM's
+/// `<count/>` without a scan (posts are counted by the batch, [`Posts::flush`]).
+fn count_archived(tx: &mut Tx, channel: i64) -> Result<(), postgres::Error> {
+    tx.execute(
+        "UPDATE channels SET message_count = message_count + 1 WHERE key = $1",
+        &[&channel],
+    )?;
+    Ok(())
+}
+
 fn raise(last: &mut Option<i64>, value: i64) {
     *last = Some(last.map_or(value, |l| l.max(value)));
 }
@@ -338,12 +351,14 @@ fn persist<'a>(
         }
         Fact::SettingsChanged { key, settings, .. } => {
             tx.execute(
-                "UPDATE channels SET join_policy = $2, muted = $3, max_members = $4 WHERE key = $1",
+                "UPDATE channels SET join_policy = $2, muted = $3, max_members = $4, jids_hidden = $5
+                 WHERE key = $1",
                 &[
                     key,
                     &(settings.policy as i64),
                     &settings.muted,
                     &settings.max_members.map(|m| m as i64),
+                    &settings.jids_hidden,
                 ],
             )?;
         }
@@ -447,6 +462,12 @@ fn persist<'a>(
                     &n.target.as_ref().map(|t| t.as_str()),
                 ],
             )?;
+            if n.kind.changes_configuration() {
+                tx.execute(
+                    "UPDATE channels SET config_updated_at = GREATEST(config_updated_at, $2) WHERE key = $1",
+                    &[&n.channel, &n.at],
+                )?;
+            }
             raise(&mut after.last_message, n.id);
         }
         Fact::HistoryCleared { key, member, upto } => {
@@ -460,15 +481,34 @@ fn persist<'a>(
             // reclaims it, and in the WAL until it is recycled: see docs/operations.md.
             tx.execute(
                 "UPDATE messages SET content = '', edited_at = NULL, retracted_at = $2, retracted_by = $3,
-                 moderated = $4, moderation_reason = $5 WHERE id = $1",
+                 moderated = $4, moderation_reason = $5, retraction = $6 WHERE id = $1",
                 &[
                     &r.message,
                     &r.at,
                     &r.by.as_str(),
                     &r.moderated.is_some(),
                     &r.moderated.clone().flatten(),
+                    &r.id,
                 ],
             )?;
+            // XEP-0424 §6: the retraction is archived too, for clients that were away.
+            tx.execute(
+                "INSERT INTO messages (id, channel, at, sender, nick, content, moderated, moderation_reason,
+                 action, action_target) VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8, $9)",
+                &[
+                    &r.id,
+                    &r.channel,
+                    &r.at,
+                    &r.by.as_str(),
+                    &r.by_nick,
+                    &r.moderated.is_some(),
+                    &r.moderated.clone().flatten(),
+                    &ACTION_RETRACTION,
+                    &r.message,
+                ],
+            )?;
+            count_archived(tx, r.channel)?;
+            raise(&mut after.last_message, r.id);
             tx.execute("DELETE FROM reactions WHERE message = $1", &[&r.message])?;
         }
         Fact::Corrected(c) => {
@@ -501,6 +541,23 @@ fn persist<'a>(
                     ],
                 )?;
             }
+            // XEP-0444: the reactions are a message of their own, archived like one.
+            tx.execute(
+                "INSERT INTO messages (id, channel, at, sender, nick, content, action, action_target)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &r.id,
+                    &r.channel,
+                    &r.at,
+                    &r.member.as_str(),
+                    &r.nick,
+                    &r.reactions.join("\n"),
+                    &ACTION_REACTIONS,
+                    &r.message,
+                ],
+            )?;
+            count_archived(tx, r.channel)?;
+            raise(&mut after.last_message, r.id);
         }
         Fact::Receipt(r) => record_receipt(tx, r, &mut after.completions)?,
         // Which clients are online outlives a restart and a takeover: clients do not send

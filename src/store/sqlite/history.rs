@@ -5,6 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{bare, SqliteReader};
 use crate::core::{MessageRef, NoticeKind, Posted, Submission};
+use crate::store::columns;
 use crate::store::{
     Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page, Tombstone,
 };
@@ -12,19 +13,26 @@ use crate::store::{
 /// The columns [`archived`] reads, in its order.
 const ARCHIVED_COLUMNS: &str =
     "id, channel, at, sender, nick, origin_id, client_id, media, content,
-     edited_at, retracted_at, retracted_by, moderated, moderation_reason, notice, notice_target";
+     edited_at, retracted_at, retracted_by, moderated, moderation_reason, notice, notice_target,
+     action, action_target, retraction";
 
 fn archived(row: &rusqlite::Row) -> rusqlite::Result<Archived> {
+    let moderated = || -> rusqlite::Result<Option<Option<String>>> {
+        row.get::<_, bool>(12)?.then(|| row.get(13)).transpose()
+    };
+    let action = columns::action(row.get(16)?, row.get(17)?, moderated, || row.get(8))?;
     let retracted_at: Option<i64> = row.get(10)?;
     let retraction = match retracted_at {
         Some(at) => Some(Tombstone {
+            retraction: row.get(18)?,
             at,
             by: bare(row.get(11)?)?,
-            moderated: row.get::<_, bool>(12)?.then(|| row.get(13)).transpose()?,
+            moderated: moderated()?,
         }),
         None => None,
     };
     Ok(Archived {
+        action,
         posted: Posted {
             id: row.get(0)?,
             channel: row.get(1)?,
@@ -96,6 +104,9 @@ pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPag
         if !q.with_notices {
             filter.push_str(" AND notice = 0");
         }
+        if !q.with_actions {
+            filter.push_str(" AND action = 0");
+        }
         if q.media_only {
             filter.push_str(" AND media = 1");
         }
@@ -111,6 +122,18 @@ pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPag
             filter.push_str(" AND at <= ?");
             args.push(end.into());
         }
+        if let Some(before) = q.before_id {
+            filter.push_str(" AND id < ?");
+            args.push(before.into());
+        }
+        if !q.ids.is_empty() {
+            filter.push_str(" AND id IN (");
+            filter.push_str(&vec!["?"; q.ids.len()].join(", "));
+            filter.push(')');
+            args.extend(q.ids.iter().map(|&id| rusqlite::types::Value::from(id)));
+        }
+        // `after-id` is a lower bound, like what the requester cleared: the higher one.
+        let floor = q.hidden_upto.max(q.after_id.unwrap_or(0));
         let with_floor = |floor: i64| {
             let mut args = args.clone();
             args.push(floor.into());
@@ -118,10 +141,10 @@ pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPag
         };
         // Paging after an id raises the lower bound: two lower bounds on `id` would let
         // SQLite range-scan from the smaller one.
-        let (count_filter, count_args) = with_floor(q.hidden_upto);
+        let (count_filter, count_args) = with_floor(floor);
         let (filter, args) = match q.page {
-            Page::After(after) => with_floor(q.hidden_upto.max(after)),
-            _ => with_floor(q.hidden_upto),
+            Page::After(after) => with_floor(floor.max(after)),
+            _ => with_floor(floor),
         };
         let count_filtered = || -> anyhow::Result<usize> {
             let sql = format!("SELECT count(*) FROM messages WHERE {count_filter}");
@@ -154,8 +177,20 @@ pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPag
             let rows = stmt.query_map(rusqlite::params_from_iter(all), archived)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         };
+        // XEP-0313 §4.1.4: an id the form names that is not in the archive is an error.
+        let named = q.after_id.iter().chain(&q.before_id).chain(&q.ids);
+        for &id in named {
+            if !exists(id)? {
+                unknown = Some(id);
+                return Ok(HistoryPage::default());
+            }
+        }
         // The channel's running total answers unfiltered queries without a scan.
         let filtered = q.with_notices
+            || !q.with_actions
+            || q.after_id.is_some()
+            || q.before_id.is_some()
+            || !q.ids.is_empty()
             || q.with.is_some()
             || q.start.is_some()
             || q.end.is_some()
@@ -239,7 +274,7 @@ pub(super) fn find_message(
         Some(id) => conn
             .prepare_cached(
                 "SELECT id, channel, sender, retracted_at, client_id FROM messages
-             WHERE id = ?1 AND channel = ?2 AND notice = 0",
+             WHERE id = ?1 AND channel = ?2 AND notice = 0 AND action = 0",
             )?
             .query_row(params![id, channel], row)
             .optional()?,
@@ -251,7 +286,7 @@ pub(super) fn find_message(
     Ok(conn
         .prepare_cached(
             "SELECT id, channel, sender, retracted_at, client_id FROM messages
-             WHERE channel = ?1 AND notice = 0 AND (origin_id = ?2 OR client_id = ?2)
+             WHERE channel = ?1 AND notice = 0 AND action = 0 AND (origin_id = ?2 OR client_id = ?2)
              ORDER BY id DESC LIMIT 1",
         )?
         .query_row(params![channel, reference], row)
@@ -278,7 +313,7 @@ mod tests {
     use super::super::testing::*;
     use crate::core::testing::{jid, text};
     use crate::core::Submission;
-    use crate::store::{HistoryError, Page, Reader};
+    use crate::store::{Action, HistoryError, HistoryQuery, Page, Reader};
 
     #[test]
     fn history_pages_forward_backward_and_by_index() {
@@ -319,6 +354,41 @@ mod tests {
             r.history(&query(Page::After(99), 3)),
             Err(HistoryError::UnknownId(99))
         ));
+    }
+
+    #[test]
+    fn mam_id_fields_bound_and_pick_messages() {
+        let (_dir, mut w, r, mut g) = coven();
+        post_many(&mut w, &mut g, 7);
+        let mut between = query(Page::First, 10);
+        between.after_id = Some(abs(2));
+        between.before_id = Some(abs(6));
+        let page = r.history(&between).unwrap();
+        assert_eq!((ids(&page), page.count), (vec![3, 4, 5], 3));
+        between.page = Page::After(abs(3));
+        assert_eq!(ids(&r.history(&between).unwrap()), vec![4, 5]);
+        let mut picked = query(Page::First, 10);
+        picked.ids = vec![abs(6), abs(2)];
+        assert_eq!(ids(&r.history(&picked).unwrap()), vec![2, 6]);
+        for unknown in [
+            HistoryQuery {
+                after_id: Some(99),
+                ..query(Page::First, 10)
+            },
+            HistoryQuery {
+                before_id: Some(99),
+                ..query(Page::First, 10)
+            },
+            HistoryQuery {
+                ids: vec![abs(1), 99],
+                ..query(Page::First, 10)
+            },
+        ] {
+            assert!(matches!(
+                r.history(&unknown),
+                Err(HistoryError::UnknownId(99))
+            ));
+        }
     }
 
     #[test]
@@ -398,5 +468,69 @@ mod tests {
             archived.reactions,
             vec![("👍".to_string(), vec![jid("bob@localhost")])]
         );
+    }
+
+    #[test]
+    fn retractions_and_reactions_are_archived_as_messages_of_their_own() {
+        let (_dir, mut w, r, mut g) = coven();
+        let bob = jid("bob@localhost");
+        for (body, at) in [("first", 1), ("second", 2)] {
+            commit(&mut w, g.post("coven", &bob, text(body), at).unwrap());
+        }
+        let (first, second) = (target(&r, "1"), target(&r, "2"));
+        let chosen = vec!["👍".to_string()];
+        commit(
+            &mut w,
+            g.react("coven", &jid("alice@localhost"), Some(&first), chosen, 3)
+                .unwrap(),
+        );
+        commit(
+            &mut w,
+            g.retract("coven", &bob, Some(&second), None, 4).unwrap(),
+        );
+        let reason = Some(Some("spam".to_string()));
+        commit(
+            &mut w,
+            g.retract("coven", &jid("alice@localhost"), Some(&first), reason, 5)
+                .unwrap(),
+        );
+        let mut mam = query(Page::First, 10);
+        mam.with_actions = true;
+        let page = r.history(&mam).unwrap();
+        assert_eq!((ids(&page), page.count), (vec![1, 2, 3, 4, 5], 5));
+        let actions: Vec<_> = page.messages.iter().map(|m| m.action.clone()).collect();
+        assert_eq!(
+            actions,
+            [
+                None,
+                None,
+                Some(Action::Reactions {
+                    target: abs(1),
+                    reactions: vec!["👍".into()]
+                }),
+                Some(Action::Retraction {
+                    target: abs(2),
+                    moderated: None
+                }),
+                Some(Action::Retraction {
+                    target: abs(1),
+                    moderated: Some(Some("spam".into()))
+                }),
+            ]
+        );
+        assert_eq!(page.messages[3].posted.sender, bob);
+        // Each tombstone names its retraction.
+        let named: Vec<_> = page.messages[..2]
+            .iter()
+            .map(|m| m.retraction.as_ref().and_then(|t| t.retraction))
+            .collect();
+        assert_eq!(named, [Some(abs(5)), Some(abs(4))]);
+        // Without them (FlyChat's history), only the messages; and they are never the
+        // target of a reference.
+        assert_eq!(
+            ids(&r.history(&query(Page::First, 10)).unwrap()),
+            vec![1, 2]
+        );
+        assert!(r.find_message(1, Some(abs(3)), "").unwrap().is_none());
     }
 }

@@ -20,7 +20,9 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
     let mut stmt = conn.prepare(
         "SELECT key, name, created_by, created_at, info_name, info_description,
                 info_contacts, info_updated_at, info_avatar, info_thumbnail, info_history,
-                join_policy, muted, max_members, info_avatar_type, listed FROM channels ORDER BY key",
+                join_policy, muted, max_members, info_avatar_type, listed, jids_hidden,
+                config_updated_at
+         FROM channels ORDER BY key",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
@@ -29,8 +31,9 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
             policy: JoinPolicy::from_i64(row.get(11)?),
             muted: row.get(12)?,
             max_members: row.get::<_, Option<i64>>(13)?.map(|m| m as usize),
+            jids_hidden: row.get(16)?,
         };
-        channels.push(Channel {
+        let mut channel = Channel {
             key: row.get(0)?,
             name: row.get(1)?,
             listed: row.get(15)?,
@@ -54,7 +57,12 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
                     ..Administration::default()
                 })
             }),
-        });
+        };
+        let configured_at: i64 = row.get(17)?;
+        if configured_at != 0 {
+            channel.administration_mut().configured_at = configured_at;
+        }
+        channels.push(channel);
     }
     let index: HashMap<i64, usize> = channels
         .iter()
@@ -254,6 +262,7 @@ mod tests {
             policy: Some(JoinPolicy::Request),
             muted: Some(true),
             max_members: Some(Some(50)),
+            jids_hidden: Some(true),
         };
         let mut facts = g.change_settings("coven", &alice, change, 10).unwrap();
         facts.extend(

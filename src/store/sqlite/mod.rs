@@ -7,9 +7,15 @@
 //! - `write.rs`: the [`FactWriter`](super::FactWriter) side: each fact's statements, receipts
 //!   and the completions they make;
 //! - `load.rs`: the snapshot the core starts from;
-//! - `history.rs`: archive pages, message lookups and receipt states.
+//! - `history.rs`: archive pages, message lookups and receipt states;
+//! - for the operator (`mixd admin`), beside a running mixd: `inspect.rs` (channels listed,
+//!   shown, their archive read), `check.rs` (integrity and consistency between tables),
+//!   `backup.rs` (online backup, restore).
 
+mod backup;
+mod check;
 mod history;
+mod inspect;
 mod load;
 #[cfg(test)]
 mod testing;
@@ -23,6 +29,9 @@ use jid::BareJid;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::columns::{id_key_from, new_id_key};
+pub use backup::{backup, restore};
+pub use inspect::{inspect, Archived, ChannelSummary, Counts, Inspector};
+
 use super::{HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Reader};
 use crate::core::{MessageRef, Snapshot};
 

@@ -7,7 +7,9 @@ use rusqlite::{params, OptionalExtension};
 
 use super::SqliteWriter;
 use crate::core::{Fact, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE};
-use crate::store::columns::{contacts_text, mode_code, writer_now};
+use crate::store::columns::{
+    contacts_text, mode_code, writer_now, ACTION_REACTIONS, ACTION_RETRACTION,
+};
 use crate::store::{Completion, FactWriter};
 
 impl FactWriter for SqliteWriter {
@@ -58,6 +60,14 @@ fn departed_owner(tx: &rusqlite::Transaction, key: i64, owner: &BareJid) -> rusq
     Ok(())
 }
 
+/// One more message (or retraction, or reactions) in `channel`'s archive: its running total
+/// answers MAM's `<count/>` without a scan.
+fn count_archived(tx: &rusqlite::Transaction, channel: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE channels SET message_count = message_count + 1 WHERE key = ?1")?
+        .execute([channel])?;
+    Ok(())
+}
+
 /// Writes one fact. The `match` is exhaustive on purpose, with no `_` arm: a new [`Fact`]
 /// variant does not compile until the store says what it keeps of it, and the facts that
 /// store nothing are listed by name.
@@ -74,10 +84,7 @@ fn persist(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![p.id, p.channel, p.at, p.sender.as_str(), p.nick, s.origin_id, s.client_id, s.media, s.content])?;
-            tx.prepare_cached(
-                "UPDATE channels SET message_count = message_count + 1 WHERE key = ?1",
-            )?
-            .execute([p.channel])?;
+            count_archived(tx, p.channel)?;
         }
         Fact::ChannelCreated {
             key,
@@ -145,13 +152,15 @@ fn persist(
         }
         Fact::SettingsChanged { key, settings, .. } => {
             tx.prepare_cached(
-                "UPDATE channels SET join_policy = ?2, muted = ?3, max_members = ?4 WHERE key = ?1",
+                "UPDATE channels SET join_policy = ?2, muted = ?3, max_members = ?4, jids_hidden = ?5
+                 WHERE key = ?1",
             )?
             .execute(params![
                 key,
                 settings.policy as i64,
                 settings.muted,
-                settings.max_members.map(|m| m as i64)
+                settings.max_members.map(|m| m as i64),
+                settings.jids_hidden
             ])?;
         }
         Fact::AccessChanged {
@@ -233,6 +242,12 @@ fn persist(
                  VALUES (?1, ?2, ?3, ?4, '', '', ?5, ?6)",
             )?
             .execute(params![n.id, n.channel, n.at, n.actor.as_str(), n.kind as i64, n.target.as_ref().map(|t| t.as_str())])?;
+            if n.kind.changes_configuration() {
+                tx.prepare_cached(
+                    "UPDATE channels SET config_updated_at = max(config_updated_at, ?2) WHERE key = ?1",
+                )?
+                .execute(params![n.channel, n.at])?;
+            }
         }
         Fact::HistoryCleared { key, member, upto } => {
             tx.prepare_cached(
@@ -243,15 +258,33 @@ fn persist(
         Fact::Retracted(r) => {
             tx.prepare_cached(
                 "UPDATE messages SET content = '', edited_at = NULL, retracted_at = ?2, retracted_by = ?3,
-                 moderated = ?4, moderation_reason = ?5 WHERE id = ?1",
+                 moderated = ?4, moderation_reason = ?5, retraction = ?6 WHERE id = ?1",
             )?
             .execute(params![
                 r.message,
                 r.at,
                 r.by.as_str(),
                 r.moderated.is_some(),
-                r.moderated.clone().flatten()
+                r.moderated.clone().flatten(),
+                r.id
             ])?;
+            // XEP-0424 §6: the retraction is archived too, for clients that were away.
+            tx.prepare_cached(
+                "INSERT INTO messages (id, channel, at, sender, nick, content, moderated, moderation_reason,
+                 action, action_target) VALUES (?1, ?2, ?3, ?4, ?5, '', ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                r.id,
+                r.channel,
+                r.at,
+                r.by.as_str(),
+                r.by_nick,
+                r.moderated.is_some(),
+                r.moderated.clone().flatten(),
+                ACTION_RETRACTION,
+                r.message
+            ])?;
+            count_archived(tx, r.channel)?;
             tx.prepare_cached("DELETE FROM reactions WHERE message = ?1")?
                 .execute([r.message])?;
             after.erased = true;
@@ -277,6 +310,22 @@ fn persist(
                 )?
                 .execute(params![r.message, r.member.as_str(), r.reactions.join("\n"), r.at])?;
             }
+            // XEP-0444: the reactions are a message of their own, archived like one.
+            tx.prepare_cached(
+                "INSERT INTO messages (id, channel, at, sender, nick, content, action, action_target)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                r.id,
+                r.channel,
+                r.at,
+                r.member.as_str(),
+                r.nick,
+                r.reactions.join("\n"),
+                ACTION_REACTIONS,
+                r.message
+            ])?;
+            count_archived(tx, r.channel)?;
         }
         Fact::Receipt(r) => record_receipt(tx, r, &mut after.completions)?,
         // Which clients are online outlives a restart: clients do not send presence again by
