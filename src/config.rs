@@ -30,8 +30,9 @@ pub struct Options {
     /// TOML file with any of the settings below (keys: server, jid, secret, database,
     /// user_domains, log_format, durability, keepalive, max_message_bytes, max_members,
     /// max_groups_per_creator, max_resources_per_participant, keep_archive, max_stanza_bytes,
-    /// max_stanza_depth, max_outbox_bytes, write_timeout, payload_namespaces, control_socket,
-    /// log_level).
+    /// max_stanza_depth, max_outbox_bytes, write_timeout, payload_namespaces, message_burst,
+    /// messages_per_minute, signals_per_minute, channels_per_hour, joins_per_minute,
+    /// adds_per_hour, control_socket, log_level).
     #[arg(long, env = "MIXD_CONFIG", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -135,6 +136,41 @@ pub struct Options {
     #[serde(alias = "write-timeout")]
     pub write_timeout: Option<u64>,
 
+    /// Messages one user (all its clients together) may post at once before the sustained
+    /// rate applies; beyond it, posts are refused with policy-violation. 0 turns the message
+    /// quota off [default: 500].
+    #[arg(long, env = "MIXD_MESSAGE_BURST", value_name = "N")]
+    #[serde(alias = "message-burst")]
+    pub message_burst: Option<u32>,
+
+    /// Messages one user may post per minute, sustained [default: 600, ten a second].
+    #[arg(long, env = "MIXD_MESSAGES_PER_MINUTE", value_name = "N")]
+    #[serde(alias = "messages-per-minute")]
+    pub messages_per_minute: Option<u32>,
+
+    /// Chat states, receipts and markers, reactions and retractions one user may send per
+    /// minute, all of them at once at most; beyond, refused with policy-violation; 0 for no
+    /// limit [default: 1200, twenty a second].
+    #[arg(long, env = "MIXD_SIGNALS_PER_MINUTE", value_name = "N")]
+    #[serde(alias = "signals-per-minute")]
+    pub signals_per_minute: Option<u32>,
+
+    /// Channels one user may create per hour, refused beyond with resource-constraint; 0 for
+    /// no limit [default: 100].
+    #[arg(long, env = "MIXD_CHANNELS_PER_HOUR", value_name = "N")]
+    #[serde(alias = "channels-per-hour")]
+    pub channels_per_hour: Option<u32>,
+
+    /// Joins (that change something) and join requests one user may make per minute; 0 for
+    /// no limit [default: 600].
+    #[arg(long, env = "MIXD_JOINS_PER_MINUTE", value_name = "N")]
+    #[serde(alias = "joins-per-minute")]
+    pub joins_per_minute: Option<u32>,
+
+    /// Users one user may add to groups or invite per hour; 0 for no limit [default: 1000].
+    #[arg(long, env = "MIXD_ADDS_PER_HOUR", value_name = "N")]
+    #[serde(alias = "adds-per-hour")]
+    pub adds_per_hour: Option<u32>,
     /// An application's own XML namespace whose elements participants' messages may carry
     /// as opaque payloads; repeat for several (the environment variable takes a
     /// comma-separated list). Not under urn:xmpp:, jabber:, http://jabber.org/, urn:ietf:,
@@ -181,6 +217,12 @@ pub struct Settings {
     pub max_stanza_depth: usize,
     pub max_outbox_bytes: usize,
     pub write_timeout: std::time::Duration,
+    pub message_burst: u32,
+    pub messages_per_minute: u32,
+    pub signals_per_minute: u32,
+    pub channels_per_hour: u32,
+    pub joins_per_minute: u32,
+    pub adds_per_hour: u32,
     /// Namespaces of opaque payloads participants' messages may carry (`dialect::payload`).
     pub payload_namespaces: Vec<String>,
     /// Where `mixd admin` reaches the running service (`control.rs`).
@@ -211,6 +253,12 @@ impl fmt::Debug for Settings {
             .field("max_stanza_depth", &self.max_stanza_depth)
             .field("max_outbox_bytes", &self.max_outbox_bytes)
             .field("write_timeout", &self.write_timeout)
+            .field("message_burst", &self.message_burst)
+            .field("messages_per_minute", &self.messages_per_minute)
+            .field("signals_per_minute", &self.signals_per_minute)
+            .field("channels_per_hour", &self.channels_per_hour)
+            .field("joins_per_minute", &self.joins_per_minute)
+            .field("adds_per_hour", &self.adds_per_hour)
             .field("payload_namespaces", &self.payload_namespaces)
             .field("control_socket", &self.control_socket)
             .field("log_level", &self.log_level)
@@ -269,6 +317,12 @@ impl Options {
         origin("max_stanza_depth", file.max_stanza_depth.is_some());
         origin("max_outbox_bytes", file.max_outbox_bytes.is_some());
         origin("write_timeout", file.write_timeout.is_some());
+        origin("message_burst", file.message_burst.is_some());
+        origin("messages_per_minute", file.messages_per_minute.is_some());
+        origin("signals_per_minute", file.signals_per_minute.is_some());
+        origin("channels_per_hour", file.channels_per_hour.is_some());
+        origin("joins_per_minute", file.joins_per_minute.is_some());
+        origin("adds_per_hour", file.adds_per_hour.is_some());
         origin("payload_namespaces", !file.payload_namespaces.is_empty());
         origin("control_socket", file.control_socket.is_some());
         origin("log_level", file.log_level.is_some());
@@ -379,6 +433,24 @@ impl Options {
             write_timeout: std::time::Duration::from_secs(
                 self.write_timeout.or(file.write_timeout).unwrap_or(30),
             ),
+            message_burst: self.message_burst.or(file.message_burst).unwrap_or(500),
+            messages_per_minute: self
+                .messages_per_minute
+                .or(file.messages_per_minute)
+                .unwrap_or(600),
+            signals_per_minute: self
+                .signals_per_minute
+                .or(file.signals_per_minute)
+                .unwrap_or(1_200),
+            channels_per_hour: self
+                .channels_per_hour
+                .or(file.channels_per_hour)
+                .unwrap_or(100),
+            joins_per_minute: self
+                .joins_per_minute
+                .or(file.joins_per_minute)
+                .unwrap_or(600),
+            adds_per_hour: self.adds_per_hour.or(file.adds_per_hour).unwrap_or(1_000),
             payload_namespaces,
             control_socket,
             log_level,
@@ -414,6 +486,29 @@ impl Options {
         }
         if settings.write_timeout.is_zero() {
             bail!("write_timeout must be at least 1 second");
+        }
+        if settings.message_burst > 0 && settings.messages_per_minute == 0 {
+            bail!(
+                "messages_per_minute must be at least 1 while message_burst is set (a message_burst of 0 turns the message quota off)"
+            );
+        }
+        // Beyond these a quota no longer limits anything a server could deliver; a typo, not
+        // a choice (0 is how to turn one off).
+        for (name, value, most) in [
+            ("message_burst", settings.message_burst, 1_000_000),
+            (
+                "messages_per_minute",
+                settings.messages_per_minute,
+                6_000_000,
+            ),
+            ("signals_per_minute", settings.signals_per_minute, 6_000_000),
+            ("channels_per_hour", settings.channels_per_hour, 1_000_000),
+            ("joins_per_minute", settings.joins_per_minute, 1_000_000),
+            ("adds_per_hour", settings.adds_per_hour, 10_000_000),
+        ] {
+            if value > most {
+                bail!("{name} must be at most {most} (0 turns it off)");
+            }
         }
         Ok((settings, Sources(sources)))
     }
@@ -577,6 +672,36 @@ impl Settings {
                 "write_timeout",
                 self.write_timeout.as_secs().to_string(),
                 "seconds the server may read nothing before the link is renewed",
+            ),
+            (
+                "message_burst",
+                self.message_burst.to_string(),
+                "posts one user may make at once (0: no message quota)",
+            ),
+            (
+                "messages_per_minute",
+                self.messages_per_minute.to_string(),
+                "posts one user may make per minute, sustained",
+            ),
+            (
+                "signals_per_minute",
+                self.signals_per_minute.to_string(),
+                "chat states, receipts, reactions, retractions of one user per minute (0: no limit)",
+            ),
+            (
+                "channels_per_hour",
+                self.channels_per_hour.to_string(),
+                "channels one user may create per hour (0: no limit)",
+            ),
+            (
+                "joins_per_minute",
+                self.joins_per_minute.to_string(),
+                "joins and join requests of one user per minute (0: no limit)",
+            ),
+            (
+                "adds_per_hour",
+                self.adds_per_hour.to_string(),
+                "users one user may add or invite per hour (0: no limit)",
             ),
             (
                 "payload_namespaces",
@@ -754,11 +879,51 @@ mod tests {
             ),
             ("--max-outbox-bytes", "10", "max_outbox_bytes"),
             ("--write-timeout", "0", "write_timeout"),
+            ("--messages-per-minute", "0", "messages_per_minute"),
+            ("--adds-per-hour", "20000000", "adds_per_hour"),
         ] {
             let err = resolve(&[&base[..], &[flag, value]].concat())
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(complaint), "{flag}: {err}");
         }
+    }
+
+    #[test]
+    fn quotas_have_defaults_and_come_from_each_source() {
+        let base = ["t", "--jid", "mix.localhost", "--secret", "x"];
+        let (settings, _) = resolve(&base).unwrap();
+        assert_eq!(
+            (
+                settings.message_burst,
+                settings.messages_per_minute,
+                settings.signals_per_minute,
+                settings.channels_per_hour,
+                settings.joins_per_minute,
+                settings.adds_per_hour
+            ),
+            (500, 600, 1_200, 100, 600, 1_000)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mixd.toml");
+        std::fs::write(&file, "channels_per_hour = 5\njoins-per-minute = 7\n").unwrap();
+        let (settings, sources) = resolve(
+            &[
+                &base[..],
+                &["--config", file.to_str().unwrap(), "--message-burst", "0"],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.message_burst, 0,
+            "0 turns it off, whatever the rate"
+        );
+        assert_eq!(
+            (settings.channels_per_hour, settings.joins_per_minute),
+            (5, 7)
+        );
+        let explained = settings.explain(&sources);
+        assert!(explained.contains("channels_per_hour"), "{explained}");
     }
 }

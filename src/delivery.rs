@@ -495,7 +495,10 @@ mod tests {
         let mut g = mix_only();
         let alice = jid("alice@localhost");
         let mut facts = post(&mut g, "bob@localhost", "hi", 10);
-        facts.extend(g.chat_state("coven", &alice, ChatState::Composing).unwrap());
+        facts.extend(
+            g.chat_state("coven", &alice, ChatState::Composing, 0)
+                .unwrap(),
+        );
         let (_, joined) = g
             .join("coven", &jid("frank@localhost"), None, Nodes::ALL, 11)
             .unwrap();
@@ -733,7 +736,7 @@ mod tests {
     fn chat_states_go_to_everyone_but_the_sender() {
         let mut g = mixed();
         let facts = g
-            .chat_state("coven", &jid("bob@localhost"), ChatState::Composing)
+            .chat_state("coven", &jid("bob@localhost"), ChatState::Composing, 0)
             .unwrap();
         let sent = deliver_all(&g, &facts);
         let mix = to(&sent, |s| {
@@ -748,7 +751,7 @@ mod tests {
         assert_eq!(sent.len(), 4);
 
         let facts = g
-            .chat_state("coven", &jid("dave@localhost"), ChatState::Paused)
+            .chat_state("coven", &jid("dave@localhost"), ChatState::Paused, 0)
             .unwrap();
         let sent = deliver_all(&g, &facts);
         assert_eq!(to(&sent, |s| s.has("paused", ns::CHATSTATES)), MIX_CLIENTS);

@@ -10,8 +10,9 @@
 //! - [`store`]: SQLite behind a narrow interface, with group commit;
 //! - [`core`]: channels, participants and their rules, with no I/O.
 //!
-//! [`service`] ties them together, with [`control`] (the operator's socket) and [`reload`]
-//! (SIGHUP); `docs/ARCHITECTURE.md` follows one stanza through.
+//! [`service`] ties them together, taking what the link read from each sender in turn
+//! ([`intake`]), with [`control`] (the operator's socket) and [`reload`] (SIGHUP);
+//! `docs/ARCHITECTURE.md` follows one stanza through.
 
 pub mod admin;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod core;
 pub mod delivery;
 pub mod dialect;
 pub mod flychat;
+pub mod intake;
 pub mod link;
 pub mod mix;
 pub mod reload;

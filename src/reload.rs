@@ -1,6 +1,6 @@
 //! SIGHUP: the settings are read again (the same flags and environment, the configuration
-//! file as it is now) and what can change while mixd runs is applied: the limits and user
-//! domains the rules enforce, and the log level. Every other setting (the server, the
+//! file as it is now) and what can change while mixd runs is applied: the limits, quotas and
+//! user domains the rules enforce, and the log level. Every other setting (the server, the
 //! database, the wire's limits, …) is read once at start; one that changed is reported as
 //! waiting for a restart. One log line per changed setting says which it was.
 
@@ -28,6 +28,12 @@ pub fn rules(settings: &Settings, participant_key: [u8; 16]) -> Rules {
         max_groups_per_creator: settings.max_groups_per_creator,
         max_resources_per_participant: settings.max_resources_per_participant,
         keep_archive: settings.keep_archive,
+        message_burst: settings.message_burst,
+        messages_per_minute: settings.messages_per_minute,
+        signals_per_minute: settings.signals_per_minute,
+        channels_per_hour: settings.channels_per_hour,
+        joins_per_minute: settings.joins_per_minute,
+        adds_per_hour: settings.adds_per_hour,
         participant_key,
         ..Rules::default()
     }
@@ -48,7 +54,7 @@ enum Applies {
 type Row = (&'static str, Applies, fn(&Settings) -> String);
 
 /// Every setting with how it applies and its value (the secret's is compared, never shown).
-fn table() -> [Row; 20] {
+fn table() -> [Row; 26] {
     use Applies::*;
     [
         ("server", AtRestart, |s| s.server.clone()),
@@ -77,6 +83,20 @@ fn table() -> [Row; 20] {
             s.max_resources_per_participant.to_string()
         }),
         ("keep_archive", Rules, |s| s.keep_archive.to_string()),
+        ("message_burst", Rules, |s| s.message_burst.to_string()),
+        ("messages_per_minute", Rules, |s| {
+            s.messages_per_minute.to_string()
+        }),
+        ("signals_per_minute", Rules, |s| {
+            s.signals_per_minute.to_string()
+        }),
+        ("channels_per_hour", Rules, |s| {
+            s.channels_per_hour.to_string()
+        }),
+        ("joins_per_minute", Rules, |s| {
+            s.joins_per_minute.to_string()
+        }),
+        ("adds_per_hour", Rules, |s| s.adds_per_hour.to_string()),
         ("max_stanza_bytes", AtRestart, |s| {
             s.max_stanza_bytes.to_string()
         }),
@@ -139,6 +159,12 @@ pub fn apply(
     now.max_groups_per_creator = new.max_groups_per_creator;
     now.max_resources_per_participant = new.max_resources_per_participant;
     now.keep_archive = new.keep_archive;
+    now.message_burst = new.message_burst;
+    now.messages_per_minute = new.messages_per_minute;
+    now.signals_per_minute = new.signals_per_minute;
+    now.channels_per_hour = new.channels_per_hour;
+    now.joins_per_minute = new.joins_per_minute;
+    now.adds_per_hour = new.adds_per_hour;
     (now, outcome)
 }
 

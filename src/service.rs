@@ -20,6 +20,7 @@ use crate::core::{Fact, Groups, MessageRef, Micros};
 use crate::delivery;
 use crate::dialect::ids::Ids;
 use crate::dialect::{Handled, Resume, Service};
+use crate::intake::Intake;
 use crate::link::{self, LinkSettings, Outbox};
 use crate::reload::{self, Reload};
 use crate::router;
@@ -83,6 +84,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     // Back-pressure (see `link::Outbox`): while the outbound queue is over its cap, no new
     // stanza is taken; results already under way (look-ups, commits) still finish.
     let mut held_back = false;
+    let mut intake = Intake::default();
     loop {
         let room = link.outbox.has_room();
         if room == held_back {
@@ -96,12 +98,30 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
                 tracing::info!("the server caught up; taking inbound stanzas again");
             }
         }
+        if room {
+            // Everything the link has read joins its sender's queue before the next turn.
+            while intake.has_space() {
+                let Ok(stanza) = link.inbound.try_recv() else {
+                    break;
+                };
+                if let Some(refusal) = intake.push(stanza) {
+                    link.outbox.send(vec![refusal]);
+                }
+            }
+        }
         tokio::select! {
             _ = link.outbox.room(), if !room => {}
-            stanza = link.inbound.recv(), if room => {
+            stanza = link.inbound.recv(), if room && intake.is_empty() => {
                 let Some(stanza) = stanza else { break };
-                let handled = router::handle(&mut groups, &service, &stanza, now());
-                outlets.dispatch(&mut groups, &service, handled);
+                if let Some(refusal) = intake.push(stanza) {
+                    link.outbox.send(vec![refusal]);
+                }
+            }
+            _ = std::future::ready(()), if room && !intake.is_empty() => {
+                if let Some(stanza) = intake.take_turn() {
+                    let handled = router::handle(&mut groups, &service, &stanza, now());
+                    outlets.dispatch(&mut groups, &service, handled);
+                }
             }
             Some(order) = orders.recv() => {
                 if let Some((facts, stored)) = control::decide(&mut groups, &service.domain, order, now()) {
@@ -128,7 +148,8 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
                     // send presence again by themselves, and live delivery must go on.
                     tracing::warn!("reloading state after a failed commit");
                     let reloaded = Groups::new(reload::rules(&running, key), reader.snapshot()?);
-                    let before = std::mem::replace(&mut groups, reloaded);
+                    let mut before = std::mem::replace(&mut groups, reloaded);
+                    groups.keep_quotas_of(&mut before);
                     groups.keep_presence_of(before);
                 }
             },

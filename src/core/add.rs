@@ -43,6 +43,8 @@ impl Groups {
         }
         self.room_for(channel, added.len())?;
         let added: Vec<BareJid> = added.into_iter().cloned().collect();
+        let others = added.iter().filter(|user| *user != actor).count();
+        self.charge(actor, super::Quota::Adds, others, now)?;
         let facts = added
             .iter()
             .map(|user| Fact::Joined {

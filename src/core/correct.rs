@@ -24,6 +24,7 @@ impl Groups {
         submission: Submission,
         now: Micros,
     ) -> Outcome {
+        self.charge(actor, super::Quota::Messages, 1, now)?;
         let (channel, participant) = self.participant_of(name, actor)?;
         let message = self.live_message(channel.key, target)?;
         if &message.sender != actor {

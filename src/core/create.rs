@@ -63,6 +63,7 @@ impl Groups {
                 }
             },
         };
+        self.charge(actor, super::Quota::Channels, 1, now)?;
         let fact = Fact::ChannelCreated {
             key: self.next_channel_key(),
             name: name.clone(),
@@ -108,6 +109,11 @@ impl Groups {
                 format!("{user} is not a user's JID"),
             ));
         }
+        let others = members
+            .iter()
+            .filter(|m| *m != actor)
+            .collect::<std::collections::HashSet<_>>();
+        self.afford(actor, super::Quota::Adds, others.len(), now)?;
         let listed = name.is_some() && dialect == Dialect::Mix;
         let (name, mut facts) = self.create_listed(actor, name, listed, now)?;
         if info != InfoChange::default() {

@@ -150,6 +150,7 @@ impl Groups {
                 ..self.newcomer(name, actor, nick, nodes, dialect, now)
             },
         };
+        self.charge(actor, super::Quota::Joins, 1, now)?;
         let fact = Fact::Joined {
             key,
             participant: participant.clone(),

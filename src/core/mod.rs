@@ -13,7 +13,7 @@
 //! XEP-0406 configuration as one change, through the commands above), `operator` (the
 //! service's operator removing and deleting); conversation:
 //! `typing`, `receipt`, `retract`, `correct`, `react`, `clear`; `notice` keeps group events
-//! in the archive.
+//! in the archive; `quota` limits what one user may do per unit of time.
 
 mod create;
 mod destroy;
@@ -26,6 +26,7 @@ mod operator;
 mod post;
 mod presence;
 mod private;
+mod quota;
 mod subscription;
 
 mod access;
@@ -61,6 +62,7 @@ pub use model::{
 pub use notice::{Notice, NoticeKind};
 pub use post::{Posted, Submission};
 pub use private::PrivateRoute;
+pub use quota::{Quota, Quotas, MAX_TRACKED};
 pub use react::Reacted;
 pub use receipt::{Receipt, ReceiptKind};
 pub use retract::Retracted;
@@ -98,6 +100,8 @@ pub enum Condition {
     NotAcceptable,
     /// A request for something the service does not do (a MAM filter it does not know).
     FeatureNotImplemented,
+    /// A rate the service sets was passed (see `quota.rs`): retry later.
+    PolicyViolation,
 }
 
 impl Refusal {
@@ -247,6 +251,20 @@ pub struct Rules {
     /// The service's secret, from which stable participant ids are made (see
     /// `join::participant_id`); the service gives the one kept in its database.
     pub participant_key: [u8; 16],
+    /// Posts one user may make at once before the sustained rate applies (0: no message
+    /// quota). See `quota.rs` for every quota.
+    pub message_burst: u32,
+    /// Posts one user may make per minute, sustained.
+    pub messages_per_minute: u32,
+    /// Chat states, receipts, reactions and retractions of one user per minute, all of them
+    /// at once at most (0: no limit).
+    pub signals_per_minute: u32,
+    /// Channels one user may create per hour (0: no limit).
+    pub channels_per_hour: u32,
+    /// Joins (that change something) and join requests of one user per minute (0: no limit).
+    pub joins_per_minute: u32,
+    /// Users one user may add to groups or invite per hour (0: no limit).
+    pub adds_per_hour: u32,
 }
 
 impl Default for Rules {
@@ -260,6 +278,12 @@ impl Default for Rules {
             max_resources_per_participant: 64,
             keep_archive: false,
             participant_key: [0; 16],
+            message_burst: 500,
+            messages_per_minute: 600,
+            signals_per_minute: 1_200,
+            channels_per_hour: 100,
+            joins_per_minute: 600,
+            adds_per_hour: 1_000,
         }
     }
 }
@@ -304,6 +328,8 @@ pub struct Groups {
     /// Owners who just left a channel, with its key: they may still delete that channel for
     /// a moment (see `destroy.rs`). A handful at most: expired ones go as new ones come.
     departed_owners: Vec<Departure>,
+    /// Each active user's quota buckets (see `quota.rs`).
+    quotas: Quotas,
 }
 
 impl Groups {
@@ -333,6 +359,7 @@ impl Groups {
             directory,
             created,
             departed_owners: snapshot.departures,
+            quotas: Quotas::default(),
         }
     }
 

@@ -66,6 +66,7 @@ impl Groups {
             }
             invitations.push(invitation);
         }
+        self.charge(actor, super::Quota::Adds, facts.len(), now)?;
         Ok((invitations, self.apply_noted(facts, now)))
     }
 
@@ -103,8 +104,10 @@ impl Groups {
         if channel.pending(actor).is_some() {
             return Ok(Vec::new());
         }
+        let key = channel.key;
+        self.charge(actor, super::Quota::Joins, 1, now)?;
         let fact = Fact::PendingAdded {
-            key: channel.key,
+            key,
             pending: Pending {
                 jid: actor.clone(),
                 kind: PendingKind::Requested,

@@ -73,6 +73,7 @@ impl Groups {
                 format!("the message is {size} bytes; at most {max} are accepted"),
             ));
         }
+        self.charge(actor, super::Quota::Messages, 1, now)?;
         let id = self.next_message_id();
         let (channel, participant) = self.participant_of(name, actor)?;
         Self::may_post(channel, participant, now)?;

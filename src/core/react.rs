@@ -29,6 +29,7 @@ impl Groups {
         mut reactions: Vec<String>,
         now: Micros,
     ) -> Outcome {
+        self.charge(actor, super::Quota::Signals, 1, now)?;
         let (channel, participant) = self.participant_of(name, actor)?;
         let message = self.live_message(channel.key, target)?;
         reactions.sort();

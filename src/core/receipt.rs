@@ -63,6 +63,7 @@ impl Groups {
         kind: ReceiptKind,
         now: Micros,
     ) -> Outcome {
+        self.charge(actor, super::Quota::Signals, 1, now)?;
         let (channel, _) = self.participant_of(name, actor)?;
         let message = self.live_message(channel.key, target)?;
         if &message.sender == actor {

@@ -29,6 +29,7 @@ impl Groups {
         moderation: Option<Option<String>>,
         now: Micros,
     ) -> Outcome {
+        self.charge(actor, super::Quota::Signals, 1, now)?;
         let channel = self.existing(name)?;
         let message = self.live_message(channel.key, target)?;
         let nick = channel.participant(actor).map(|p| p.nick.clone());

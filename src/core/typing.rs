@@ -3,7 +3,7 @@
 
 use jid::BareJid;
 
-use super::{Fact, Groups, Outcome};
+use super::{Fact, Groups, Micros, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChatState {
@@ -36,7 +36,14 @@ impl ChatState {
 }
 
 impl Groups {
-    pub fn chat_state(&mut self, name: &str, actor: &BareJid, state: ChatState) -> Outcome {
+    pub fn chat_state(
+        &mut self,
+        name: &str,
+        actor: &BareJid,
+        state: ChatState,
+        now: Micros,
+    ) -> Outcome {
+        self.charge(actor, super::Quota::Signals, 1, now)?;
         let (channel, participant) = self.participant_of(name, actor)?;
         Ok(vec![Fact::ChatState {
             key: channel.key,
@@ -56,13 +63,13 @@ mod tests {
     fn only_participants_type() {
         let mut g = coven();
         let facts = g
-            .chat_state("coven", &jid("bob@localhost"), ChatState::Composing)
+            .chat_state("coven", &jid("bob@localhost"), ChatState::Composing, 0)
             .unwrap();
         assert!(
             matches!(&facts[0], Fact::ChatState { nick, state: ChatState::Composing, .. } if nick == "bob")
         );
         assert!(g
-            .chat_state("coven", &jid("eve@localhost"), ChatState::Composing)
+            .chat_state("coven", &jid("eve@localhost"), ChatState::Composing, 0)
             .is_err());
     }
 }

@@ -40,6 +40,7 @@ fn condition_name(condition: Condition) -> (&'static str, &'static str) {
         Condition::ResourceConstraint => ("resource-constraint", "wait"),
         Condition::NotAcceptable => ("not-acceptable", "modify"),
         Condition::FeatureNotImplemented => ("feature-not-implemented", "cancel"),
+        Condition::PolicyViolation => ("policy-violation", "modify"),
     }
 }
 

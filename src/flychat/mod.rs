@@ -179,10 +179,10 @@ impl Request {
             Request::JoinRequests(r) => r.apply(groups, env),
             Request::Decide(r) => r.apply(groups, env, now),
             Request::Post(r) => Ok(r.apply(groups, env, now)),
-            Request::Receipt(r) => Ok(r.apply(groups, env)),
+            Request::Receipt(r) => Ok(r.apply(groups, env, now)),
             Request::MessageStatus(r) => r.apply(groups, env),
             Request::Recall(r) => r.apply(groups, env),
-            Request::Typing(r) => r.apply(groups, env),
+            Request::Typing(r) => r.apply(groups, env, now),
             Request::History(r) => r.apply(groups, service, env),
             Request::MediaHistory(r) => r.apply(groups, service, env),
         };

@@ -4,7 +4,7 @@
 
 use minidom::Element;
 
-use crate::core::{Condition, Groups, MessageRef, Micros, Outcome, Refusal, Role};
+use crate::core::{Condition, Groups, MessageRef, Micros, Outcome, Quota, Refusal, Role};
 use crate::dialect::{bad_request, Envelope, Handled};
 
 /// The most messages one recall names: each is looked up and told to everyone.
@@ -87,6 +87,8 @@ impl Recall {
             }
             targets.push(message);
         }
+        // Each retraction takes a token: all of them must be there before the first is made.
+        groups.afford(&actor, Quota::Signals, targets.len(), now)?;
         let mut facts = Vec::new();
         for message in &targets {
             let moderation = (message.sender != actor).then_some(None);

@@ -10,7 +10,7 @@ use minidom::Element;
 
 use super::render;
 use super::wire::NS;
-use crate::core::{Groups, MessageRef, Micros, Outcome, ReceiptKind};
+use crate::core::{Groups, MessageRef, Micros, Outcome, Quota, ReceiptKind};
 use crate::dialect::proxy::Naming;
 use crate::dialect::shapes::{member_states, MemberState};
 use crate::dialect::{bad_request, Envelope, Handled};
@@ -50,10 +50,14 @@ impl Receipt {
 
     /// A receipt is never answered when it counts, only when it is refused; one addressed to
     /// the service names no group and is dropped.
-    pub fn apply(self, groups: &Groups, env: &Envelope) -> Handled {
+    pub fn apply(self, groups: &Groups, env: &Envelope, now: Micros) -> Handled {
         let Some(name) = env.channel.as_deref() else {
             return Handled::Nothing;
         };
+        // Over the sender's quota, refused before the archive is read for it.
+        if let Err(refusal) = groups.afford(&env.sender(), Quota::Signals, 1, now) {
+            return Handled::Reply(env.error(&refusal));
+        }
         // An unknown group looks up nothing, and the core refuses the receipt.
         let key = groups.channel(name).map(|c| c.key).unwrap_or_default();
         let reference = self.id.clone();
@@ -234,7 +238,7 @@ mod tests {
         };
         let env = envelope(ErrorKind::Message, "bob@localhost/web", SERVICE);
         let groups = crate::core::testing::groups();
-        assert!(matches!(receipt.apply(&groups, &env), Handled::Nothing));
+        assert!(matches!(receipt.apply(&groups, &env, 0), Handled::Nothing));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `status=composing` / `status=gone` (with a `<no-store/>` hint): typing, relayed to the
 //! other members and never stored.
 
-use crate::core::{ChatState, Groups, Outcome};
+use crate::core::{ChatState, Groups, Micros, Outcome};
 use crate::dialect::{Envelope, Handled};
 
 /// The status is the whole request: `composing`, or `gone` for every other state.
@@ -11,8 +11,8 @@ pub struct Typing {
 }
 
 impl Typing {
-    pub fn apply(self, groups: &mut Groups, env: &Envelope) -> Outcome<Handled> {
-        let facts = groups.chat_state(env.channel_name(), &env.sender(), self.state)?;
+    pub fn apply(self, groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
+        let facts = groups.chat_state(env.channel_name(), &env.sender(), self.state, now)?;
         Ok(Handled::iq_changed(env, facts, None))
     }
 }

@@ -20,7 +20,8 @@ use jid::FullJid;
 use minidom::Element;
 
 use crate::core::{
-    ChatState, Condition, Groups, MessageRef, Micros, Outcome, ReceiptKind, Refusal, Submission,
+    ChatState, Condition, Groups, MessageRef, Micros, Outcome, Quota, ReceiptKind, Refusal,
+    Submission,
 };
 use crate::dialect::payload::{self, Allowed, Screened};
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled};
@@ -160,6 +161,17 @@ impl Message {
         }
     }
 
+    /// The quota the message takes from: a correction is a post again; the rest are signals.
+    fn quota(&self) -> Quota {
+        match self {
+            Message::Post(_) | Message::Correct(_) => Quota::Messages,
+            Message::ChatState(_)
+            | Message::Retract(_)
+            | Message::React(_)
+            | Message::Receipt(_) => Quota::Signals,
+        }
+    }
+
     /// Runs the message. One that names an archived message is finished once the archive
     /// says which (off the rules task: the archive is not in memory); the look-up carries
     /// the request.
@@ -167,6 +179,10 @@ impl Message {
         let Some(reference) = self.reference().map(str::to_owned) else {
             return self.finish(groups, env, None, now);
         };
+        // Over the sender's quota, refused before the archive is read for it.
+        if let Err(refusal) = groups.afford(&env.sender(), self.quota(), 1, now) {
+            return changed(env, Err(refusal));
+        }
         let key = groups
             .channel(env.channel_name())
             .map(|c| c.key)
@@ -189,7 +205,7 @@ impl Message {
         let sender = env.sender();
         let outcome = match self {
             Message::Post(submission) => groups.post(name, &sender, submission, now),
-            Message::ChatState(state) => groups.chat_state(name, &sender, state),
+            Message::ChatState(state) => groups.chat_state(name, &sender, state, now),
             Message::Retract(Retraction { .. }) => groups.retract(name, &sender, target, None, now),
             Message::Correct(Correction { submission, .. }) => {
                 groups.correct(name, &sender, target, submission, now)

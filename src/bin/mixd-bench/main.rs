@@ -112,6 +112,26 @@ pub enum Scenario {
         #[arg(long, default_value_t = 16)]
         window: usize,
     },
+    /// Fairness: a quiet channel's post-to-reflection latency alone, then while one user
+    /// floods another channel (from one client, then from many), in alternation; mixd runs
+    /// with its default quotas (every other scenario turns them off).
+    Fairness {
+        /// Messages posted into the quiet channel per phase, one at a time.
+        #[arg(long, default_value_t = 2000)]
+        quiet: usize,
+        /// Members of the quiet channel, who take turns posting.
+        #[arg(long, default_value_t = 50)]
+        quiet_members: usize,
+        /// Stanzas per second the flooding user sends (the issue measured 100,000 in 1.8 s).
+        #[arg(long, default_value_t = 55_000)]
+        flood_rate: usize,
+        /// Clients of the flooding user in the many-clients phase.
+        #[arg(long, default_value_t = 10_000)]
+        resources: usize,
+        /// Rounds of (alone, flood from one client, flood from many clients).
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+    },
     /// Memory of an idle mixd with an empty database.
     Idle,
     /// A small run of every scenario (CI's smoke test).
@@ -128,10 +148,24 @@ pub struct Mixd {
 }
 
 impl Mixd {
-    /// Starts mixd on the database `prepare` fills (it gets the database path).
+    /// Starts mixd on the database `prepare` fills (it gets the database path), with its
+    /// quotas off: the scenarios measure throughput, one bench user doing all the work.
     pub async fn start(
         binary: &std::path::Path,
         prepare: impl FnOnce(&std::path::Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Mixd> {
+        Self::launch(binary, prepare, false).await
+    }
+
+    /// Starts mixd with its default quotas.
+    pub async fn start_with_quotas(binary: &std::path::Path) -> anyhow::Result<Mixd> {
+        Self::launch(binary, |_| Ok(()), true).await
+    }
+
+    async fn launch(
+        binary: &std::path::Path,
+        prepare: impl FnOnce(&std::path::Path) -> anyhow::Result<()>,
+        quotas: bool,
     ) -> anyhow::Result<Mixd> {
         let dir = tempfile::tempdir()?;
         let database = dir.path().join("bench.db");
@@ -151,7 +185,21 @@ impl Mixd {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let started = Instant::now();
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if !quotas {
+            // Through the environment, which a mixd from before the quotas ignores, so that
+            // older builds can be measured with this generator.
+            for variable in [
+                "MIXD_MESSAGE_BURST",
+                "MIXD_SIGNALS_PER_MINUTE",
+                "MIXD_CHANNELS_PER_HOUR",
+                "MIXD_JOINS_PER_MINUTE",
+                "MIXD_ADDS_PER_HOUR",
+            ] {
+                command.env(variable, "0");
+            }
+        }
+        let child = command
             .current_dir(dir.path())
             .args([
                 "run",

@@ -39,6 +39,22 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             queries,
         } => my_groups(binary, channels, memberships, queries).await,
         Scenario::Backup { archive, window } => backup(binary, archive, window).await,
+        Scenario::Fairness {
+            quiet,
+            quiet_members,
+            flood_rate,
+            resources,
+            rounds,
+        } => {
+            let shape = Fairness {
+                quiet,
+                quiet_members,
+                flood_rate,
+                resources,
+                rounds,
+            };
+            fairness(binary, shape).await
+        }
         Scenario::Idle => idle(binary).await,
         Scenario::E2e {
             server,
@@ -67,6 +83,14 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             startup(binary, 100, 1000).await?;
             my_groups(binary, 100, 1000, 20).await?;
             backup(binary, 1000, 16).await?;
+            let shape = Fairness {
+                quiet: 50,
+                quiet_members: 5,
+                flood_rate: 2000,
+                resources: 100,
+                rounds: 1,
+            };
+            fairness(binary, shape).await?;
             idle(binary).await
         }
     }
@@ -120,14 +144,25 @@ fn results(c: &Counters) -> u64 {
     c.results.load(Ordering::Relaxed)
 }
 
-/// Sends `stanzas`, then waits for `replies` more iq results than there were.
+/// Requests one sender may have unanswered: mixd refuses a sender's stanzas beyond 1,024
+/// waiting (`service.rs`), and a real client would not have more in flight.
+const REQUEST_WINDOW: u64 = 512;
+
+/// Sends `stanzas`, then waits for `replies` more iq results than there were. Where every
+/// stanza is answered (`replies` > 1), at most [`REQUEST_WINDOW`] are unanswered at a time.
 async fn request_all(
     peer: &mut Peer,
     stanzas: impl Iterator<Item = String>,
     replies: u64,
 ) -> anyhow::Result<()> {
     let before = results(&peer.counters);
-    for stanza in stanzas {
+    for (sent, stanza) in stanzas.enumerate() {
+        let sent = sent as u64;
+        if replies > 1 && sent >= REQUEST_WINDOW && sent.is_multiple_of(64) {
+            peer.flush().await?;
+            peer.wait_for(results, before + sent - REQUEST_WINDOW)
+                .await?;
+        }
         peer.send(&stanza).await?;
     }
     peer.flush().await?;
@@ -502,6 +537,221 @@ async fn my_groups(
     );
     mixd.stop();
     Ok(())
+}
+
+/// What the fairness scenario runs (see `Scenario::Fairness`).
+struct Fairness {
+    quiet: usize,
+    quiet_members: usize,
+    flood_rate: usize,
+    resources: usize,
+    rounds: usize,
+}
+
+/// What the flooding user sends into its own channel (`c1`) during a phase.
+#[derive(Clone, Copy)]
+enum Flood {
+    Nothing,
+    /// Posts from one client.
+    Posts,
+    /// Presence from `resources` clients, then posts from each in turn.
+    Clients(usize),
+    /// Chat states (composing) from one client: each is relayed to every participant.
+    ChatStates,
+}
+
+impl Flood {
+    fn label(self) -> String {
+        match self {
+            Flood::Nothing => "alone".into(),
+            Flood::Posts => "posts flood, one client".into(),
+            Flood::Clients(n) => format!("posts flood, {n} clients"),
+            Flood::ChatStates => "chat-state flood, one client".into(),
+        }
+    }
+
+    fn stanza(self, flooder: usize, i: usize) -> String {
+        match self {
+            Flood::Nothing => String::new(),
+            Flood::Posts => format!(
+                "<message type='groupchat' id='f{i}' from='u{flooder}@bench/r' to='c1@mix.bench'><body>f{i}</body></message>"
+            ),
+            Flood::Clients(n) if i < n => {
+                format!("<presence from='u{flooder}@bench/r{i}' to='c1@mix.bench'/>")
+            }
+            Flood::Clients(n) => format!(
+                "<message type='groupchat' id='f{i}' from='u{flooder}@bench/r{}' to='c1@mix.bench'><body>f{i}</body></message>",
+                i % n
+            ),
+            Flood::ChatStates => format!(
+                "<message type='groupchat' id='f{i}' from='u{flooder}@bench/r' to='c1@mix.bench'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"
+            ),
+        }
+    }
+}
+
+/// What one phase measured.
+struct Phase {
+    latencies: Vec<f64>,
+    flood_sent: usize,
+    seconds: f64,
+    refused: u64,
+}
+
+/// Fairness: channel `c0` (quiet, `quiet_members` members taking turns) and `c1` (as many
+/// members, the first of whom floods it). Each phase posts `quiet` messages into `c0`, one at
+/// a time with at least 2 ms between them, and times each from the write to the link until
+/// its last copy came back; meanwhile the flooder sends at `flood_rate` a second into `c1`.
+/// Phases alternate (alone, posts, posts from many clients, chat states) so that the machine's
+/// load falls on all of them alike. mixd runs with its default quotas.
+async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
+    let mut mixd = Mixd::start_with_quotas(binary).await?;
+    let peer = &mut mixd.peer;
+    populate(peer, 2, shape.quiet_members).await?;
+    let flooder = shape.quiet_members;
+    let floods = [
+        Flood::Nothing,
+        Flood::Posts,
+        Flood::Clients(shape.resources),
+        Flood::ChatStates,
+    ];
+    let mut rows: Vec<(String, Vec<(f64, f64)>)> =
+        floods.iter().map(|f| (f.label(), Vec::new())).collect();
+    for round in 0..shape.rounds {
+        for (index, flood) in floods.iter().enumerate() {
+            let phase = quiet_phase(peer, &shape, flooder, *flood).await?;
+            let (p50, p99) = (
+                percentile(&phase.latencies, 0.5),
+                percentile(&phase.latencies, 0.99),
+            );
+            println!(
+                "fairness round {} {}: quiet channel p50 {p50:.2} ms p99 {p99:.2} ms max {:.2} ms; \
+                 flood {} stanzas in {:.2} s ({:.0}/s), {} refused",
+                round + 1,
+                flood.label(),
+                phase.latencies.last().copied().unwrap_or(0.0),
+                phase.flood_sent,
+                phase.seconds,
+                phase.flood_sent as f64 / phase.seconds,
+                phase.refused,
+            );
+            rows[index].1.push((p50, p99));
+        }
+    }
+    let alone = rows[0].1.iter().map(|r| r.1).fold(0.0, f64::max);
+    let summary: Vec<String> = rows
+        .iter()
+        .map(|(label, runs)| {
+            let p99 = runs.iter().map(|r| r.1).fold(0.0, f64::max);
+            format!("{label} p99 {p99:.2} ms ({:.1}x)", p99 / alone.max(1e-9))
+        })
+        .collect();
+    println!(
+        "fairness quiet={} members={} flood-rate={}/s resources={} rounds={}: worst p99s {}, peak RSS {:.1} MB",
+        shape.quiet,
+        shape.quiet_members,
+        shape.flood_rate,
+        shape.resources,
+        shape.rounds,
+        summary.join(", "),
+        mixd.memory_mb("VmHWM")
+    );
+    mixd.stop();
+    Ok(())
+}
+
+/// One phase of [`fairness`]; returns when every quiet message is delivered and mixd has
+/// answered everything the flooder sent (its ping, behind its flood, is answered).
+async fn quiet_phase(
+    peer: &mut Peer,
+    shape: &Fairness,
+    flooder: usize,
+    flood: Flood,
+) -> anyhow::Result<Phase> {
+    const GAP: Duration = Duration::from_millis(2);
+    let tracker = Arc::new(Tracker::new(shape.quiet, shape.quiet_members as u32));
+    peer.track(Some(tracker.clone()));
+    let counters = peer.counters.clone();
+    let errors = counters.errors.load(Ordering::Relaxed);
+    let mut sent_at = vec![0u64; shape.quiet];
+    let mut next = 0usize;
+    let mut last_sent: Option<Instant> = None;
+    let mut flood_sent = 0usize;
+    let mut progress = (0u64, Instant::now());
+    let start = Instant::now();
+    loop {
+        let changed = counters.changed.notified();
+        let completed = tracker.completed.load(Ordering::Relaxed);
+        if completed as usize == shape.quiet {
+            break;
+        }
+        if completed != progress.0 {
+            progress = (completed, Instant::now());
+        } else if progress.1.elapsed() > Duration::from_secs(60) {
+            let error = peer.first_error.lock().unwrap().clone();
+            anyhow::bail!("quiet channel stalled at {completed}; first error: {error:?}");
+        }
+        if next == completed as usize
+            && next < shape.quiet
+            && last_sent.is_none_or(|t| t.elapsed() >= GAP)
+        {
+            sent_at[next] = tracker.now();
+            peer.send(&message_stanza(next % shape.quiet_members, 0, next))
+                .await?;
+            next += 1;
+            last_sent = Some(Instant::now());
+        }
+        if !matches!(flood, Flood::Nothing) {
+            let due = (start.elapsed().as_secs_f64() * shape.flood_rate as f64) as usize;
+            while flood_sent < due {
+                peer.send(&flood.stanza(flooder, flood_sent)).await?;
+                flood_sent += 1;
+            }
+        }
+        peer.flush().await?;
+        let _ = tokio::time::timeout(Duration::from_millis(1), changed).await;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    peer.track(None);
+    // The flooder's own ping comes after its flood: once answered, mixd is quiet again. While
+    // too many of its stanzas wait, the ping itself is refused: then it is sent again.
+    let before = results(&peer.counters);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    'drained: loop {
+        peer.send(&format!(
+            "<iq type='get' id='drain' from='u{flooder}@bench/r' to='c1@mix.bench'><ping xmlns='urn:xmpp:ping'/></iq>"
+        ))
+        .await?;
+        peer.flush().await?;
+        let sent = Instant::now();
+        while sent.elapsed() < Duration::from_secs(1) {
+            if results(&peer.counters) > before {
+                break 'drained;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "mixd never worked through the flood"
+        );
+    }
+    let refused = peer.counters.errors.load(Ordering::Relaxed) - errors;
+    let mut latencies: Vec<f64> = (0..shape.quiet)
+        .map(|s| {
+            (tracker.done_at[s]
+                .load(Ordering::Relaxed)
+                .saturating_sub(sent_at[s])) as f64
+                / 1e6
+        })
+        .collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(Phase {
+        latencies,
+        flood_sent,
+        seconds,
+        refused,
+    })
 }
 
 async fn idle(binary: &Path) -> anyhow::Result<()> {

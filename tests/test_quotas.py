@@ -1,0 +1,294 @@
+"""Quotas (issue 13), through real clients on Prosody and ejabberd, with mixd started with
+small limits through its environment (a binary without quotas ignores the variables, and then
+fails these tests for what they check): a user posting faster than its message rate gets
+`policy-violation` with a text saying when to retry, and its message after the refill passes;
+the quota is the user's, not each client's; chat states, reactions and receipts beyond their
+rate get `policy-violation`; creating channels beyond the hourly limit, joining beyond the
+limit a minute, adding and inviting users beyond the hourly limit get `resource-constraint`;
+the FlyChat SDK's calls meet the same quotas (flychat/quotas.mjs, on Prosody).
+
+Each quota is the acting user's, and this module's mixd is shared by its tests: each test
+acts as users of its own where a quota is reached.
+
+"Nothing more arrives" is shown by a later stanza arriving first, never by waiting."""
+
+import asyncio
+import os
+import pathlib
+import re
+import subprocess
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+from slixmpp.exceptions import IqError
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+from conftest import connected, run
+from harness.client import ADMIN, MISC
+from harness.servers import MIX_DOMAIN, PASSWORD, USER_DOMAIN, Mixd
+
+STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+# This module's mixd: three messages at once, then one a second; three signals a minute; two
+# channels an hour; two joins a minute; two users added or invited an hour.
+LIMITS = {
+    "MIXD_MESSAGE_BURST": "3",
+    "MIXD_MESSAGES_PER_MINUTE": "60",
+    "MIXD_SIGNALS_PER_MINUTE": "3",
+    "MIXD_CHANNELS_PER_HOUR": "2",
+    "MIXD_JOINS_PER_MINUTE": "2",
+    "MIXD_ADDS_PER_HOUR": "2",
+}
+
+# The FlyChat users, whom no other test of this module acts as.
+FLYCHAT_USERS = ("hana", "ivan", "judy")
+FLYCHAT_SUITE = pathlib.Path(__file__).parent / "flychat"
+
+
+class LimitedMixd(Mixd):
+    def start(self):
+        os.environ.update(LIMITS)
+        try:
+            super().start()
+        finally:
+            for variable in LIMITS:
+                os.environ.pop(variable, None)
+
+
+@pytest.fixture(scope="module")
+def mixd(server):
+    daemon = LimitedMixd(server, tempfile.mkdtemp(prefix="mixd-db-"))
+    daemon.start()
+    yield daemon
+    daemon.stop()
+
+
+def catch_message_errors(client):
+    """Every message error the client receives, as (id, condition, text, type), in order."""
+    errors = asyncio.Queue()
+
+    def caught(stanza):
+        if stanza.xml.get("type") == "error":
+            errors.put_nowait((stanza.xml.get("id"), *error_of(stanza)))
+
+    client.register_handler(Callback(f"quota-errors-{client.boundjid}", MatchXPath("{jabber:client}message"), caught))
+    return errors
+
+
+def error_of(stanza):
+    """(condition, text, type) of an error stanza, read from the XML (slixmpp knows only RFC
+    3920's conditions, not policy-violation)."""
+    error = stanza.xml.find("{jabber:client}error")
+    condition = text = None
+    for child in error if error is not None else ():
+        if child.tag == f"{{{STANZAS}}}text":
+            text = child.text
+        elif child.tag.startswith(f"{{{STANZAS}}}"):
+            condition = child.tag.split("}")[1]
+    return condition, text, None if error is None else error.get("type")
+
+
+def test_posting_over_the_rate_is_refused_until_the_refill(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "alice/phone", "alice/laptop", "bob") as (phone, laptop, bob):
+            errors = catch_message_errors(phone)
+            await phone.plugin["xep_0369"].create_channel(phone.channel("x"), channel_name, timeout=10)
+            await phone.join_live(channel_name, "alice")
+            await laptop.online_in(channel_name)
+            await bob.join_live(channel_name, "bob")
+
+            # The burst, from two clients of one user: all three pass.
+            phone.post(channel_name, "one")
+            laptop.post(channel_name, "two")
+            phone.post(channel_name, "three")
+            # (Two clients' stanzas reach mixd through two sessions: in either order.)
+            assert {(await bob.next_message())["body"] for _ in range(3)} == {"one", "two", "three"}
+            started = time.monotonic()
+            # The fourth, from either client, is over the rate: refused, with when to retry.
+            over = phone.make_message(mto=phone.channel(channel_name), mbody="four", mtype="groupchat")
+            over["id"] = "over-the-rate"
+            over.send()
+            got = await asyncio.wait_for(errors.get(), 10)
+            assert got[:2] == ("over-the-rate", "policy-violation"), got
+            assert got[3] == "modify", got
+            assert got[2].startswith("you are sending messages too fast: at most 3 at once, then 60 a minute; "
+                                     "try again in "), got[2]
+            wait = float(got[2].rsplit(" ", 2)[1])
+            assert 0 < wait <= 1.0, got[2]
+            # Bob's own quota is untouched, and nothing of "four" reached him before his post.
+            bob.post(channel_name, "bob's")
+            assert (await bob.next_message())["body"] == "bob's"
+
+            # After the refill (one a second) the next message passes, once.
+            await asyncio.sleep(max(0.0, started + wait + 0.2 - time.monotonic()))
+            laptop.post(channel_name, "five")
+            assert (await bob.next_message())["body"] == "five"
+            assert errors.empty()
+            # The history holds what passed and nothing refused.
+            history = await bob.mam(bob.channel(channel_name))
+            bodies = [m["mam_result"]["forwarded"]["stanza"]["body"] for m in history["mam"]["results"]]
+            assert sorted(bodies[:3]) == ["one", "three", "two"] and bodies[3:] == ["bob's", "five"], bodies
+
+    run(scenario())
+
+
+def test_creating_channels_beyond_the_hourly_limit_is_refused(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "carol", "dave") as (carol, dave):
+            for suffix in ("a", "b"):
+                await carol.plugin["xep_0369"].create_channel(carol.channel("x"), f"{channel_name}-{suffix}",
+                                                              timeout=10)
+            with pytest.raises(IqError) as refused:
+                await carol.plugin["xep_0369"].create_channel(carol.channel("x"), f"{channel_name}-c", timeout=10)
+            error = refused.value.iq["error"]
+            assert error["condition"] == "resource-constraint"
+            assert error["text"].startswith("you have created channels too fast: at most 2 an hour; try again in ")
+            assert error["text"].endswith(" minutes")
+            # Nothing was created: the name is free for another user, whose quota is its own.
+            await dave.plugin["xep_0369"].create_channel(dave.channel("x"), f"{channel_name}-c", timeout=10)
+
+    run(scenario())
+
+
+def test_chat_states_reactions_and_receipts_over_their_rate_are_refused(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "frank", "bob") as (frank, bob):
+            errors = catch_message_errors(frank)
+            await frank.plugin["xep_0369"].create_channel(frank.channel("x"), channel_name, timeout=10)
+            await frank.join_live(channel_name, "frank")
+            await bob.join_live(channel_name, "bob")
+            asked = bob.post(channel_name, "lunch?")
+            question = (await frank.next_message())["stanza_id"]["id"]
+            await bob.next_message()
+
+            # Three signals a minute, of any kind: a chat state, a reaction, a receipt pass.
+            typing = frank.groupchat(channel_name)
+            typing["chat_state"] = "composing"
+            typing.send()
+            assert (await bob.next("chatstate"))["chat_state"] == "composing"
+            reaction = frank.groupchat(channel_name)
+            frank.plugin["xep_0444"].set_reactions(reaction, question, ["👍"])
+            reaction.send()
+            assert set((await bob.next("reactions"))["reactions"]["values"]) == {"👍"}
+            receipt = frank.groupchat(channel_name)
+            receipt["receipt"] = question
+            receipt.send()
+            # (The author learning it proves it counted: a receipt waits for the archive,
+            # and a later chat state could otherwise take the token before it.)
+            # (by the id bob sent, XEP-0184 §5)
+            assert (await bob.next("receipt_received"))["receipt"] == asked["id"]
+            # The fourth, a chat state, is over the rate: refused, with when to retry.
+            over = frank.groupchat(channel_name)
+            over["chat_state"] = "paused"
+            over["id"] = "over-the-signal-rate"
+            over.send()
+            got = await asyncio.wait_for(errors.get(), 10)
+            assert got[:2] == ("over-the-signal-rate", "policy-violation"), got
+            assert got[3] == "modify", got
+            assert got[2].startswith("you are sending chat states, receipts, reactions and retractions too fast: "
+                                     "at most 3 a minute; try again in "), got[2]
+            # A reaction, too (the same quota), refused before the archive is read for it.
+            another = frank.groupchat(channel_name)
+            frank.plugin["xep_0444"].set_reactions(another, question, ["🍕"])
+            another["id"] = "over-with-a-reaction"
+            another.send()
+            got = await asyncio.wait_for(errors.get(), 10)
+            assert got[:2] == ("over-with-a-reaction", "policy-violation"), got
+            # Posts are apart: frank's next message passes, and reaches bob before anything
+            # of the refused signals could have (nothing of them is relayed).
+            frank.post(channel_name, "pizza")
+            assert (await bob.next_message())["body"] == "pizza"
+            assert bob.received["chatstate"].empty() and bob.received["reactions"].empty()
+            assert errors.empty()
+
+    run(scenario())
+
+
+def test_joining_beyond_the_limit_a_minute_is_refused(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "grace", "eve", "frank") as (grace, eve, frank):
+            await grace.plugin["xep_0369"].create_channel(grace.channel("x"), channel_name, timeout=10)
+            await grace.join_live(channel_name, "grace")
+            mix = eve.plugin["xep_0369"]
+            # Two joins a minute: join, leave, join again (each changes something).
+            await mix.join_channel(eve.channel(channel_name), "eve", timeout=10)
+            await mix.leave_channel(eve.channel(channel_name), timeout=10)
+            await mix.join_channel(eve.channel(channel_name), "eve", timeout=10)
+            # Joining again as one already is changes nothing and costs nothing.
+            await mix.join_channel(eve.channel(channel_name), "eve", timeout=10)
+            await mix.leave_channel(eve.channel(channel_name), timeout=10)
+            with pytest.raises(IqError) as refused:
+                await mix.join_channel(eve.channel(channel_name), "eve", timeout=10)
+            error = refused.value.iq["error"]
+            assert error["condition"] == "resource-constraint"
+            assert error["type"] == "wait"
+            assert error["text"].startswith("you are joining channels too fast: at most 2 a minute; try again in ")
+            # The refused join changed nothing: eve is not a participant. Another user's joins
+            # are his own.
+            await frank.join_live(channel_name, "frank")
+            participants = await grace.plugin["xep_0369"].list_participants(grace.channel(channel_name), timeout=10)
+            jids = {str(j) for _, _, j in participants}
+            assert eve.bare not in jids and frank.bare in jids, jids
+
+    run(scenario())
+
+
+def test_adding_and_inviting_beyond_the_hourly_limit_is_refused(server, mixd, channel_name):
+    async def scenario():
+        async with connected(server, "grace", "dave") as (grace, dave):
+            await grace.plugin["xep_0369"].create_channel(grace.channel("x"), channel_name, timeout=10)
+            await grace.join_live(channel_name, "grace")
+            # Two users an hour, invited (XEP-0407) or added (the FlyChat operation) alike.
+            await grace.invite(channel_name, dave.bare)
+            assert (await dave.next_notice()).tag == f"{{{MISC}}}invitation"
+            await grace.flychat(channel_name, "add_participants", [f"carol@{USER_DOMAIN}"])
+            for refused_request in (grace.invite(channel_name, f"alice@{USER_DOMAIN}"),
+                                    grace.flychat(channel_name, "add_participants", [f"bob@{USER_DOMAIN}"])):
+                with pytest.raises(IqError) as refused:
+                    await refused_request
+                error = refused.value.iq["error"]
+                assert error["condition"] == "resource-constraint"
+                assert error["type"] == "wait"
+                assert error["text"].startswith(
+                    "you have added or invited users too fast: at most 2 an hour; try again in "), error["text"]
+                assert error["text"].endswith(" minutes"), error["text"]
+            # Nothing of the refused requests was done: carol is in, bob is not, and no
+            # invitation for alice waits.
+            participants = await grace.plugin["xep_0369"].list_participants(grace.channel(channel_name), timeout=10)
+            jids = {str(j) for _, _, j in participants}
+            assert f"carol@{USER_DOMAIN}" in jids and f"bob@{USER_DOMAIN}" not in jids, jids
+            pending = (await grace.admin(channel_name, "pending", get=True)).xml.find(f"{{{ADMIN}}}pending")
+            assert [p.get("jid") for p in pending] == [dave.bare], [ET.tostring(p) for p in pending]
+
+    run(scenario())
+
+
+def test_flychat_sdk_calls_meet_the_same_quotas(server, mixd):
+    """flychat/quotas.mjs: create_group and add_participants beyond their hourly limits get
+    resource-constraint, a message over the rate policy-violation, typing over the signal
+    rate policy-violation — through the SDK's stanzas over Prosody's WebSocket."""
+    if server.name != "prosody":
+        pytest.skip("the FlyChat suite runs over Prosody's WebSocket")
+    for user in FLYCHAT_USERS:
+        server.register(user)
+    node_help = subprocess.run(["node", "--help"], capture_output=True, text=True).stdout
+    per_test = ["--test-timeout=60000"] if "--test-timeout" in node_help else []
+    result = subprocess.run(
+        ["node", "--test", "--test-reporter=spec", *per_test, "quotas.mjs"],
+        cwd=FLYCHAT_SUITE,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "MIXD_TEST_WS": f"ws://127.0.0.1:{server.http_port}/xmpp-websocket",
+            "MIXD_TEST_DOMAIN": USER_DOMAIN,
+            "MIXD_TEST_MIX_DOMAIN": MIX_DOMAIN,
+            "MIXD_TEST_PASSWORD": PASSWORD,
+        },
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\nmixd log:\n{mixd.log()[-4000:]}"
+    summary = dict(re.findall(r"^ℹ (pass|fail) (\d+)$", result.stdout, re.MULTILINE))
+    assert summary == {"pass": "4", "fail": "0"}, result.stdout
