@@ -4,6 +4,7 @@ every message whose reflection a client received is in the archive exactly once.
 
 import asyncio
 import signal
+import subprocess
 import tempfile
 import time
 
@@ -55,6 +56,9 @@ def test_the_standby_takes_over_when_the_active_dies(pair):
 
             while len(seen) < 90:
                 take(await bob.next_message())
+            # A standby binds its control socket only once it is active: it answers no
+            # `mixd admin` while it waits.
+            assert active.control_socket.exists() and not standby.control_socket.exists()
             active.stop(signal.SIGKILL)
             killed = time.monotonic()
             # Take in whatever was already on its way.
@@ -81,6 +85,12 @@ def test_the_standby_takes_over_when_the_active_dies(pair):
     serving = run(scenario())
     print(f"standby served {serving:.2f} s after the active was killed")
     assert standby.query("SELECT count(*) FROM messages WHERE content LIKE '%after the takeover%'") == [(1,)]
+    # The new active takes the operator's changes on its own control socket.
+    destroyed = subprocess.run([standby.binary, "admin", "--database", standby.database,
+                                "--control-socket", str(standby.control_socket), "destroy", CHANNELS[-1]],
+                               capture_output=True, text=True, timeout=30)
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert standby.query("SELECT count(*) FROM channels WHERE name = ?", CHANNELS[-1]) == [(0,)]
 
 
 @pytest.fixture(params=sorted(SERVERS))
