@@ -3,6 +3,7 @@
 //! `MIXD_USER_DOMAINS`, `user_domains`. The secret is never printed or logged.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -32,7 +33,7 @@ pub struct Options {
     /// max_groups_per_creator, max_resources_per_participant, keep_archive, max_stanza_bytes,
     /// max_stanza_depth, max_outbox_bytes, write_timeout, payload_namespaces, message_burst,
     /// messages_per_minute, signals_per_minute, channels_per_hour, joins_per_minute,
-    /// adds_per_hour, control_socket, log_level).
+    /// adds_per_hour, control_socket, log_level, metrics; a [bootstrap] table).
     #[arg(long, env = "MIXD_CONFIG", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -195,6 +196,128 @@ pub struct Options {
     #[arg(long, env = "MIXD_LOG_LEVEL", value_name = "DIRECTIVES")]
     #[serde(alias = "log-level")]
     pub log_level: Option<String>,
+
+    /// Serve Prometheus metrics (`/metrics`) and a health check (`/health`) over HTTP on this
+    /// address, e.g. 127.0.0.1:9090 [default: off].
+    #[arg(long, env = "MIXD_METRICS", value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
+
+    /// The REST bootstrap for the FlyChat SDK: the `[bootstrap]` table of the file.
+    #[command(flatten)]
+    #[serde(default)]
+    pub bootstrap: BootstrapOptions,
+}
+
+/// The FlyChat SDK's REST bootstrap (`src/bootstrap/`), off unless `listen` is set. In the
+/// file, the keys of a `[bootstrap]` table: listen, base_path, xmpp_host, xmpp_port_web, c2s,
+/// token_lifetime, media_dir, media_max_bytes.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapOptions {
+    /// Address the bootstrap's HTTP listener binds, e.g. 127.0.0.1:8080 [default: off].
+    #[arg(long, env = "MIXD_BOOTSTRAP_LISTEN", value_name = "HOST:PORT")]
+    #[serde(rename = "listen")]
+    pub bootstrap_listen: Option<std::net::SocketAddr>,
+
+    /// Path the routes sit under, the SDK's apiBaseUrl path [default: /api/v1].
+    #[arg(long, env = "MIXD_BOOTSTRAP_BASE_PATH", value_name = "PATH")]
+    #[serde(rename = "base_path")]
+    pub bootstrap_base_path: Option<String>,
+
+    /// The XMPP domain SDK users log in at, also the WebSocket's host name [default: the
+    /// first user domain].
+    #[arg(long, env = "MIXD_BOOTSTRAP_XMPP_HOST", value_name = "DOMAIN")]
+    #[serde(rename = "xmpp_host")]
+    pub bootstrap_xmpp_host: Option<String>,
+
+    /// The port of the server's WebSocket (wss, path /websocket) the SDK connects to
+    /// [default: 443].
+    #[arg(long, env = "MIXD_BOOTSTRAP_XMPP_PORT_WEB", value_name = "PORT")]
+    #[serde(rename = "xmpp_port_web")]
+    pub bootstrap_xmpp_port_web: Option<u16>,
+
+    /// The XMPP server's client (c2s) port where logins are checked [default: 127.0.0.1:5222].
+    #[arg(long, env = "MIXD_BOOTSTRAP_C2S", value_name = "HOST:PORT")]
+    #[serde(rename = "c2s")]
+    pub bootstrap_c2s: Option<String>,
+
+    /// Seconds a login token stays valid [default: 86400].
+    #[arg(long, env = "MIXD_BOOTSTRAP_TOKEN_LIFETIME", value_name = "SECONDS")]
+    #[serde(rename = "token_lifetime")]
+    pub bootstrap_token_lifetime: Option<u64>,
+
+    /// Directory for the SDK's uploaded media; no media routes without it [default: off].
+    #[arg(long, env = "MIXD_BOOTSTRAP_MEDIA_DIR", value_name = "DIR")]
+    #[serde(rename = "media_dir")]
+    pub bootstrap_media_dir: Option<PathBuf>,
+
+    /// The largest media file accepted, in bytes [default: 104857600, 100 MiB].
+    #[arg(long, env = "MIXD_BOOTSTRAP_MEDIA_MAX_BYTES", value_name = "BYTES")]
+    #[serde(rename = "media_max_bytes")]
+    pub bootstrap_media_max_bytes: Option<u64>,
+}
+
+impl BootstrapOptions {
+    /// Flags and environment (`self`) over the file; `None` while no listener is set.
+    fn resolve(
+        self,
+        file: BootstrapOptions,
+        user_domains: &[String],
+    ) -> anyhow::Result<Option<crate::bootstrap::Settings>> {
+        let Some(listen) = self.bootstrap_listen.or(file.bootstrap_listen) else {
+            return Ok(None);
+        };
+        let mut base_path = self
+            .bootstrap_base_path
+            .or(file.bootstrap_base_path)
+            .unwrap_or_else(|| "/api/v1".into());
+        if !base_path.is_empty() && !base_path.starts_with('/') {
+            base_path.insert(0, '/');
+        }
+        let base_path = base_path.trim_end_matches('/').to_owned();
+        let xmpp_host = self
+            .bootstrap_xmpp_host
+            .or(file.bootstrap_xmpp_host)
+            .or_else(|| user_domains.first().cloned())
+            .unwrap_or_default();
+        if jid::BareJid::new(&xmpp_host).map_or(true, |j| j.node().is_some()) {
+            bail!("bootstrap xmpp_host '{xmpp_host}' must be a domain such as example.org");
+        }
+        let c2s = self
+            .bootstrap_c2s
+            .or(file.bootstrap_c2s)
+            .unwrap_or_else(|| "127.0.0.1:5222".into());
+        if !c2s.contains(':') {
+            bail!("bootstrap c2s '{c2s}' must be HOST:PORT");
+        }
+        let lifetime = self
+            .bootstrap_token_lifetime
+            .or(file.bootstrap_token_lifetime)
+            .unwrap_or(86_400);
+        if lifetime == 0 {
+            bail!("bootstrap token_lifetime must be at least 1 second");
+        }
+        let media_max_bytes = self
+            .bootstrap_media_max_bytes
+            .or(file.bootstrap_media_max_bytes)
+            .unwrap_or(100 * 1024 * 1024);
+        if media_max_bytes == 0 {
+            bail!("bootstrap media_max_bytes must be at least 1");
+        }
+        Ok(Some(crate::bootstrap::Settings {
+            listen,
+            base_path,
+            xmpp_host,
+            xmpp_port_web: self
+                .bootstrap_xmpp_port_web
+                .or(file.bootstrap_xmpp_port_web)
+                .unwrap_or(443),
+            c2s,
+            token_lifetime: std::time::Duration::from_secs(lifetime),
+            media_dir: self.bootstrap_media_dir.or(file.bootstrap_media_dir),
+            media_max_bytes,
+        }))
+    }
 }
 
 /// The settings mixd runs with, every one resolved.
@@ -228,6 +351,10 @@ pub struct Settings {
     /// Where `mixd admin` reaches the running service (`control.rs`).
     pub control_socket: PathBuf,
     pub log_level: String,
+    /// The FlyChat SDK's REST bootstrap, when it is to listen.
+    pub bootstrap: Option<crate::bootstrap::Settings>,
+    /// Where `/metrics` and `/health` are served, if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl fmt::Debug for Settings {
@@ -262,6 +389,8 @@ impl fmt::Debug for Settings {
             .field("payload_namespaces", &self.payload_namespaces)
             .field("control_socket", &self.control_socket)
             .field("log_level", &self.log_level)
+            .field("bootstrap", &self.bootstrap)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -326,6 +455,11 @@ impl Options {
         origin("payload_namespaces", !file.payload_namespaces.is_empty());
         origin("control_socket", file.control_socket.is_some());
         origin("log_level", file.log_level.is_some());
+        origin(
+            "bootstrap_listen",
+            file.bootstrap.bootstrap_listen.is_some(),
+        );
+        origin("metrics", file.metrics.is_some());
 
         let server = self
             .server
@@ -396,6 +530,13 @@ impl Options {
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&log_level) {
             bail!("log_level '{log_level}': {error}");
         }
+        let bootstrap = self.bootstrap.resolve(file.bootstrap, &user_domains)?;
+        let metrics = match self.metrics.or(file.metrics) {
+            Some(address) => Some(address.parse::<SocketAddr>().with_context(|| {
+                format!("metrics '{address}' must be an IP address and port, e.g. 127.0.0.1:9090")
+            })?),
+            None => None,
+        };
         let settings = Settings {
             server,
             domain,
@@ -454,6 +595,8 @@ impl Options {
             payload_namespaces,
             control_socket,
             log_level,
+            bootstrap,
+            metrics,
         };
         if settings.max_members == 0 {
             bail!("max_members must be at least 1");
@@ -722,6 +865,21 @@ impl Settings {
                 self.log_level.clone(),
                 "what is logged (MIXD_LOG, if set, overrides it)",
             ),
+            (
+                "bootstrap_listen",
+                match &self.bootstrap {
+                    Some(b) => format!("http://{}{}", b.listen, b.base_path),
+                    None => "(off)".to_owned(),
+                },
+                "the FlyChat SDK's REST bootstrap",
+            ),
+            (
+                "metrics",
+                self.metrics
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "(off)".to_owned()),
+                "where /metrics and /health are served over HTTP",
+            ),
         ];
         let mut out = String::from("configuration is valid:\n");
         for (name, value, why) in rows {
@@ -778,6 +936,38 @@ mod tests {
         );
         assert!(!explained.contains("s3cret"));
         assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn the_bootstrap_is_a_table_of_the_file_and_off_without_listen() {
+        let (settings, sources) =
+            resolve(&["t", "--jid", "mix.example.org", "--secret", "x"]).unwrap();
+        assert!(settings.bootstrap.is_none());
+        assert!(settings.explain(&sources).contains("(off)"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mixd.toml");
+        std::fs::write(&file, "jid = 'mix.example.org'\nsecret = 's'\n[bootstrap]\nlisten = '127.0.0.1:8080'\nbase_path = 'api/v2/'\n").unwrap();
+        let (settings, _) = resolve(&["t", "--config", file.to_str().unwrap()]).unwrap();
+        let bootstrap = settings.bootstrap.unwrap();
+        assert_eq!(bootstrap.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(bootstrap.base_path, "/api/v2");
+        assert_eq!(bootstrap.xmpp_host, "example.org");
+        assert_eq!(bootstrap.c2s, "127.0.0.1:5222");
+        let (settings, _) = resolve(&[
+            "t",
+            "--config",
+            file.to_str().unwrap(),
+            "--bootstrap-xmpp-host",
+            "chat.example.org",
+        ])
+        .unwrap();
+        assert_eq!(settings.bootstrap.unwrap().xmpp_host, "chat.example.org");
+        std::fs::write(
+            &file,
+            "jid = 'mix.example.org'\nsecret = 's'\n[bootstrap]\nlisten = 'x'\n",
+        )
+        .unwrap();
+        assert!(resolve(&["t", "--config", file.to_str().unwrap()]).is_err());
     }
 
     #[test]
@@ -925,5 +1115,27 @@ mod tests {
         );
         let explained = settings.explain(&sources);
         assert!(explained.contains("channels_per_hour"), "{explained}");
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_the_flag_overrides_the_file() {
+        let base = ["t", "--jid", "mix.localhost", "--secret", "x"];
+        let (settings, _) = resolve(&base).unwrap();
+        assert_eq!(settings.metrics, None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mixd.toml");
+        std::fs::write(&file, "metrics = '127.0.0.1:9090'\n").unwrap();
+        let file = file.to_str().unwrap();
+        let (settings, sources) = resolve(&[&base[..], &["--config", file]].concat()).unwrap();
+        assert_eq!(settings.metrics, Some("127.0.0.1:9090".parse().unwrap()));
+        assert!(settings.explain(&sources).contains("127.0.0.1:9090"));
+        let flag = ["--config", file, "--metrics", "[::1]:9100"];
+        let (settings, sources) = resolve(&[&base[..], &flag].concat()).unwrap();
+        assert_eq!(settings.metrics, Some("[::1]:9100".parse().unwrap()));
+        assert!(settings.explain(&sources).contains("[flag]"));
+        let err = resolve(&[&base[..], &["--metrics", "localhost"]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("IP address and port"), "{err}");
     }
 }

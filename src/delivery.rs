@@ -26,8 +26,14 @@ use crate::xml::{ns, Template};
 /// already applied to `groups`. Fact by fact, so that each client learns of them in the order
 /// they happened — except what one operation did to many users at once, which is told
 /// together (see [`together`]): the stanzas of an add then grow with the number added plus
-/// the group's size, not with their product.
-pub fn deliver(groups: &Groups, service: &Service, facts: &[Fact], out: &mut Vec<String>) {
+/// the group's size, not with their product. Says how many stanzas each dialect wrote.
+pub fn deliver(
+    groups: &Groups,
+    service: &Service,
+    facts: &[Fact],
+    out: &mut Vec<String>,
+) -> Delivered {
+    let mut delivered = Delivered::default();
     let mut rest = facts;
     while let Some(first) = rest.first() {
         let (run, tail) = rest.split_at(together(rest));
@@ -35,23 +41,49 @@ pub fn deliver(groups: &Groups, service: &Service, facts: &[Fact], out: &mut Vec
         match first {
             Fact::Joined { key, by, .. } if run.len() > 1 => {
                 let added: Vec<&Participant> = run.iter().filter_map(joined).collect();
-                mix::deliver::joined(groups, service, *key, &added, out);
-                flychat::deliver::joined(groups, service, *key, by, &added, out);
+                delivered.mix += written(out, |out| {
+                    mix::deliver::joined(groups, service, *key, &added, out)
+                });
+                delivered.flychat += written(out, |out| {
+                    flychat::deliver::joined(groups, service, *key, by, &added, out)
+                });
             }
             // FlyChat clients have no notices (`flychat::deliver::fact`).
             Fact::Noticed(_) if run.len() > 1 => {
                 let notices: Vec<&Notice> = run.iter().filter_map(noticed).collect();
-                mix::deliver::noticed(groups, service, &notices, out);
+                delivered.mix += written(out, |out| {
+                    mix::deliver::noticed(groups, service, &notices, out)
+                });
             }
             _ => {
-                mix::deliver::fact(groups, service, first, out);
-                flychat::deliver::fact(groups, service, first, out);
+                delivered.mix +=
+                    written(out, |out| mix::deliver::fact(groups, service, first, out));
+                delivered.flychat += written(out, |out| {
+                    flychat::deliver::fact(groups, service, first, out)
+                });
             }
         }
         for fact in run {
-            membership(groups, service, fact, out);
+            delivered.shared += written(out, |out| membership(groups, service, fact, out));
         }
     }
+    delivered
+}
+
+/// How many stanzas [`deliver`] wrote, by whose shape they have.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub mix: usize,
+    pub flychat: usize,
+    /// Membership notices, the same in both dialects.
+    pub shared: usize,
+}
+
+/// How many stanzas `write` appended to `out`.
+fn written(out: &mut Vec<String>, write: impl FnOnce(&mut Vec<String>)) -> usize {
+    let before = out.len();
+    write(out);
+    out.len() - before
 }
 
 /// How many facts at the head of `facts` (not empty) are told together: the joins of one
@@ -747,7 +779,7 @@ mod tests {
         assert_eq!(flychat, ["dave@localhost", "erin@localhost"]);
         let typing = sent.iter().find(|s| s.kind() == "normal").unwrap();
         let composing = typing.find("composing", ns::CHATSTATES).unwrap();
-        assert_eq!(composing.attr("group_id"), Some("coven"));
+        assert_eq!(composing.attr("group_id"), Some("coven@mix.localhost"));
         assert_eq!(sent.len(), 4);
 
         let facts = g
@@ -812,7 +844,7 @@ mod tests {
         );
         assert!(invitation.stanza.has_child("body", ns::COMPONENT));
         let invited = to(&sent, |s| {
-            s.find("info", ns::PUBSUB_EVENT)
+            s.find("admin", ns::MIXD_ADMIN)
                 .is_some_and(|i| i.attr("status") == Some("user_invited"))
         });
         assert_eq!(invited, ["dave@localhost", "erin@localhost"]);

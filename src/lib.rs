@@ -10,11 +10,14 @@
 //! - [`store`]: SQLite behind a narrow interface, with group commit;
 //! - [`core`]: channels, participants and their rules, with no I/O.
 //!
+//! Beside them, [`bootstrap`] serves the FlyChat SDK's REST calls before it speaks XMPP.
+//!
 //! [`service`] ties them together, taking what the link read from each sender in turn
 //! ([`intake`]), with [`control`] (the operator's socket) and [`reload`] (SIGHUP);
 //! `docs/ARCHITECTURE.md` follows one stanza through.
 
 pub mod admin;
+pub mod bootstrap;
 pub mod config;
 pub mod control;
 pub mod core;
@@ -23,6 +26,7 @@ pub mod dialect;
 pub mod flychat;
 pub mod intake;
 pub mod link;
+pub mod metrics;
 pub mod mix;
 pub mod reload;
 pub mod router;

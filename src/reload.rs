@@ -54,7 +54,7 @@ enum Applies {
 type Row = (&'static str, Applies, fn(&Settings) -> String);
 
 /// Every setting with how it applies and its value (the secret's is compared, never shown).
-fn table() -> [Row; 26] {
+fn table() -> [Row; 28] {
     use Applies::*;
     [
         ("server", AtRestart, |s| s.server.clone()),
@@ -112,6 +112,8 @@ fn table() -> [Row; 26] {
         ("payload_namespaces", AtRestart, |s| {
             s.payload_namespaces.join(",")
         }),
+        ("bootstrap", AtRestart, |s| format!("{:?}", s.bootstrap)),
+        ("metrics", AtRestart, |s| format!("{:?}", s.metrics)),
     ]
 }
 

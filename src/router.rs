@@ -7,20 +7,49 @@
 use jid::Jid;
 use minidom::Element;
 
-use crate::core::{Condition, Groups, Micros, Refusal};
+use crate::core::{Condition, Dialect, Groups, Micros, Refusal};
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
 use crate::{flychat, mix};
 
-/// Handles one stanza from the link.
-pub fn handle(groups: &mut Groups, service: &Service, stanza: &Element, now: Micros) -> Handled {
-    let kind = match stanza.name() {
-        "iq" => ErrorKind::Iq,
-        "message" => ErrorKind::Message,
-        "presence" => ErrorKind::Presence,
-        other => {
-            tracing::debug!(element = other, "ignored a non-stanza element");
-            return Handled::Nothing;
-        }
+/// What a stanza is and which dialect it belongs to, read from its shape alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub kind: ErrorKind,
+    pub dialect: Dialect,
+}
+
+/// The route of a stanza from the link, `None` for an element that is not a stanza: FlyChat
+/// messages (its `<chatcontent/>`, its receipts) and iqs (its query namespaces) to `flychat`,
+/// everything else to `mix`.
+pub fn route(stanza: &Element) -> Option<Route> {
+    let (kind, flychat) = match stanza.name() {
+        "iq" => (
+            ErrorKind::Iq,
+            stanza.children().next().is_some_and(flychat::is_flychat_iq),
+        ),
+        "message" => (ErrorKind::Message, flychat::is_flychat(stanza)),
+        "presence" => (ErrorKind::Presence, false),
+        _ => return None,
+    };
+    let dialect = if flychat {
+        Dialect::FlyChat
+    } else {
+        Dialect::Mix
+    };
+    Some(Route { kind, dialect })
+}
+
+/// Handles one stanza from the link, along the `route` it was given.
+pub fn handle(
+    groups: &mut Groups,
+    service: &Service,
+    stanza: &Element,
+    route: Option<Route>,
+    now: Micros,
+) -> Handled {
+    let Some(Route { kind, dialect }) = route else {
+        tracing::debug!(element = stanza.name(), "ignored a non-stanza element");
+        return Handled::Nothing;
     };
     let stanza_type = stanza.attr("type");
     if stanza_type == Some("error") || (kind == ErrorKind::Iq && stanza_type == Some("result")) {
@@ -50,13 +79,15 @@ pub fn handle(groups: &mut Groups, service: &Service, stanza: &Element, now: Mic
         return Handled::Reply(env.error(&refusal));
     }
     env.channel = env.to.node().map(|n| n.to_string());
-    match kind {
-        ErrorKind::Iq => iq(groups, service, &env, stanza, stanza_type, now),
-        ErrorKind::Message if flychat::is_flychat(stanza) => {
+    match (kind, dialect) {
+        (ErrorKind::Iq, _) => iq(groups, service, &env, stanza, stanza_type, dialect, now),
+        (ErrorKind::Message, Dialect::FlyChat) => {
             flychat::message(groups, service, &env, stanza, now)
         }
-        ErrorKind::Message => mix::message(groups, service, &env, stanza, stanza_type, now),
-        ErrorKind::Presence => mix::presence(groups, &env, stanza_type),
+        (ErrorKind::Message, Dialect::Mix) => {
+            mix::message(groups, service, &env, stanza, stanza_type, now)
+        }
+        (ErrorKind::Presence, _) => mix::presence(groups, &env, stanza_type),
     }
 }
 
@@ -66,6 +97,7 @@ fn iq(
     env: &Envelope,
     stanza: &Element,
     iq_type: Option<&str>,
+    dialect: Dialect,
     now: Micros,
 ) -> Handled {
     let set = match iq_type {
@@ -81,9 +113,9 @@ fn iq(
         let text = "an iq get or set carries exactly one payload element";
         return Handled::Reply(env.error(&bad_request(text)));
     };
-    if flychat::is_flychat_iq(payload) {
-        flychat::iq(groups, service, env, payload, set, now)
-    } else {
-        mix::iq(groups, service, env, payload, set, now)
+    // The route read the first (here: the only) payload.
+    match dialect {
+        Dialect::FlyChat => flychat::iq(groups, service, env, payload, set, now),
+        Dialect::Mix => mix::iq(groups, service, env, payload, set, now),
     }
 }

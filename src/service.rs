@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use tokio::sync::mpsc;
 
+use crate::bootstrap;
 use crate::config::Settings;
 use crate::control;
 use crate::core::{Fact, Groups, MessageRef, Micros};
@@ -22,6 +23,7 @@ use crate::dialect::ids::Ids;
 use crate::dialect::{Handled, Resume, Service};
 use crate::intake::Intake;
 use crate::link::{self, LinkSettings, Outbox};
+use crate::metrics::{self, Metrics};
 use crate::reload::{self, Reload};
 use crate::router;
 use crate::store::writer::{Committed, Job, Writer};
@@ -39,6 +41,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     // Bound before anything is served, so that a second mixd on this database stops here.
     let (mut orders, _control) = control::listen(&settings.control_socket)?;
     let mut groups = Groups::new(reload::rules(&settings, key), reader.snapshot()?);
+    let metrics = Arc::new(Metrics::new());
     tracing::info!(channels = groups.channels().count(), database = %settings.database, "state loaded");
     let service = Service {
         domain: settings.domain.clone(),
@@ -57,6 +60,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
         max_outbox_bytes: settings.max_outbox_bytes,
         write_timeout: settings.write_timeout,
         wait_out_conflict: follows_an_active,
+        metrics: metrics.clone(),
     });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -70,16 +74,47 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
         },
         _ = &mut shutdown => return Ok(()),
     }
+    // The bootstrap's questions about the groups, answered between two stanzas.
+    let (asks_tx, mut asks) = mpsc::unbounded_channel::<bootstrap::Ask>();
+    let bootstrap = match running.bootstrap.clone() {
+        Some(bootstrap_settings) => Some(
+            bootstrap::spawn(
+                bootstrap_settings,
+                running.domain.clone(),
+                &running.secret,
+                asks_tx,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let (committed_tx, mut committed) = mpsc::unbounded_channel();
     // The writer's own clone of the outbox, dropped when the writer finishes.
     let to_link = link.outbox.clone();
-    let writer = Writer::spawn(store, move |stanzas| to_link.send(stanzas), committed_tx);
+    let writer = Writer::spawn(
+        store,
+        move |stanzas| to_link.send(stanzas),
+        committed_tx,
+        metrics.clone(),
+    );
+    // Scrapes ask this loop to measure what it holds; kept open even with metrics off.
+    let (measure_tx, mut measure) = mpsc::channel(1);
+    if let Some(address) = running.metrics {
+        metrics::http::serve(
+            address,
+            metrics.clone(),
+            writer.backlog(),
+            measure_tx.clone(),
+        )
+        .await?;
+    }
     let (found_tx, mut found) = mpsc::unbounded_channel();
     let outlets = Outlets {
         writer: &writer,
         reader: &reader,
         outbox: &link.outbox,
         found: &found_tx,
+        metrics: &metrics,
     };
     // Back-pressure (see `link::Outbox`): while the outbound queue is over its cap, no new
     // stanza is taken; results already under way (look-ups, commits) still finish.
@@ -119,7 +154,11 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
             }
             _ = std::future::ready(()), if room && !intake.is_empty() => {
                 if let Some(stanza) = intake.take_turn() {
-                    let handled = router::handle(&mut groups, &service, &stanza, now());
+                    let route = router::route(&stanza);
+                    if let Some(route) = route {
+                        metrics.stanza_in(route.kind, route.dialect);
+                    }
+                    let handled = router::handle(&mut groups, &service, &stanza, route, now());
                     outlets.dispatch(&mut groups, &service, handled);
                 }
             }
@@ -136,6 +175,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
                 let handled = resume(&mut groups, &service, messages, now());
                 outlets.dispatch(&mut groups, &service, handled);
             }
+            Some(ask) = asks.recv() => ask(&groups),
             Some(event) = committed.recv() => match event {
                 Committed::Completed(done) => {
                     let mut out = Vec::new();
@@ -153,11 +193,18 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
                     groups.keep_presence_of(before);
                 }
             },
+            Some(measured) = measure.recv() => {
+                metrics.observe_state(&state(&groups, &link));
+                let _ = measured.send(());
+            }
             _ = &mut shutdown => {
                 tracing::info!("shutting down");
                 break;
             }
         }
+    }
+    if let Some(bootstrap) = bootstrap {
+        bootstrap.abort();
     }
     writer.finish();
     let link::Link { outbox, task, .. } = link;
@@ -171,13 +218,34 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the service holds, for a scrape.
+fn state(groups: &Groups, link: &link::Link) -> metrics::State {
+    let mut state = metrics::State {
+        inbound_stanzas: link.inbound.len(),
+        outbox_bytes: link.outbox.queued_bytes(),
+        ..metrics::State::default()
+    };
+    for channel in groups.channels() {
+        state.channels += 1;
+        state.participants += channel.participants.len();
+        state.online_resources += channel
+            .participants
+            .iter()
+            .map(|p| p.online.len())
+            .sum::<usize>();
+    }
+    state
+}
+
 /// Where a handled stanza's results go: changes and replies to the writer (in order), reads
-/// and look-ups to the blocking pool, whose look-ups come back on `found`.
+/// and look-ups to the blocking pool, whose look-ups come back on `found`. What goes out is
+/// counted in `metrics` as it is handed on.
 struct Outlets<'a> {
     writer: &'a Writer,
     reader: &'a Arc<dyn Reader>,
     outbox: &'a Outbox,
     found: &'a mpsc::UnboundedSender<Found>,
+    metrics: &'a Arc<Metrics>,
 }
 
 /// A look-up's result, to finish its request with on the rules task.
@@ -187,7 +255,8 @@ impl Outlets<'_> {
     /// A change: what the participants are told is added to `job` (after its reply), and it
     /// goes to the writer with `facts`, to be stored before any of it is sent.
     fn changed(&self, groups: &mut Groups, service: &Service, facts: Vec<Fact>, mut job: Job) {
-        delivery::deliver(groups, service, &facts, &mut job.outbound);
+        let delivered = delivery::deliver(groups, service, &facts, &mut job.outbound);
+        self.metrics.delivered(&delivered);
         job.facts = facts;
         self.writer.submit(job);
     }
@@ -209,19 +278,33 @@ impl Outlets<'_> {
                 },
             ),
             // Through the writer too, so that a reply never overtakes an earlier change.
-            Handled::Reply(reply) => self.writer.submit(Job {
-                outbound: vec![reply],
-                ..Job::default()
-            }),
+            Handled::Reply(reply) => {
+                self.metrics.reply(&reply);
+                self.writer.submit(Job {
+                    outbound: vec![reply],
+                    ..Job::default()
+                })
+            }
             Handled::Read(read) => {
                 let reader = self.reader.clone();
                 let outbox = self.outbox.clone();
-                tokio::task::spawn_blocking(move || outbox.send(read(reader.as_ref())));
+                let metrics = self.metrics.clone();
+                tokio::task::spawn_blocking(move || {
+                    let started = std::time::Instant::now();
+                    let answer = read(reader.as_ref());
+                    metrics.archive_read(started.elapsed());
+                    // A read that failed answers with an error instead of its pages.
+                    for stanza in &answer {
+                        metrics.reply(stanza);
+                    }
+                    outbox.send(answer)
+                });
             }
             Handled::Lookup(lookup) => {
                 let reader = self.reader.clone();
                 let outbox = self.outbox.clone();
                 let found = self.found.clone();
+                let metrics = self.metrics.clone();
                 // Each reference as the client sent it, and the archive id it names if it is
                 // one of the opaque ids clients are shown (`dialect::ids`).
                 let references: Vec<(Option<i64>, String)> = lookup
@@ -240,6 +323,7 @@ impl Outlets<'_> {
                         }
                         Err(error) => {
                             tracing::error!(%error, "looking up a message failed");
+                            metrics.reply(&lookup.on_failure);
                             outbox.send(vec![lookup.on_failure]);
                         }
                     }

@@ -8,6 +8,7 @@ import asyncio
 import xml.etree.ElementTree as ET
 
 from conftest import connected, run
+from harness.client import fields
 from harness.servers import MIX_DOMAIN
 
 RETRACT = "urn:xmpp:message-retract:1"
@@ -167,7 +168,7 @@ def test_flychat_history_pages_with_opaque_row_ids_to_the_first_message(server, 
                 iq = bob.make_iq_get()
                 ET.SubElement(iq.xml, f"{{{H}}}query", status="group_chat", to_user=group,
                               position=position, row_id=row_id, limit=limit)
-                return [r.attrib for r in (await iq.send(timeout=10)).xml.iter(f"{{{H}}}message")]
+                return [fields(r) for r in (await iq.send(timeout=10)).xml.iter(f"{{{H}}}message")]
 
             # Up from the newest, two rows a page, each page from the last row of the one
             # before, until nothing is older: the first message and the notices before it.

@@ -9,6 +9,7 @@ import asyncio
 import xml.etree.ElementTree as ET
 
 from conftest import connected, run
+from harness.client import fields
 from harness.servers import MIX_DOMAIN
 
 G = "jabber:iq:mixgroupchat"
@@ -173,7 +174,7 @@ def test_a_flychat_member_cannot_pass_as_another(server, mixd, channel_name):
             iq = alice.make_iq_get()
             ET.SubElement(iq.xml, f"{{{H}}}query", status="group_chat", to_user=group, position="up",
                           row_id="", limit="20")
-            rows = [r.attrib for r in (await iq.send(timeout=10)).xml.iter(f"{{{H}}}message")]
+            rows = [fields(r) for r in (await iq.send(timeout=10)).xml.iter(f"{{{H}}}message")]
             assert [(r["msgid"], r["fromuser"]) for r in rows if r["msgtype"] != "0"] == [("real-1", alice.bare)]
 
     run(scenario())

@@ -7,6 +7,9 @@
 %% * Receipts (<delivered/> or <seen/> in urn:xmpp:receipts, with a group_id) go to the
 %%   original sender's bare JID: they are redirected to the group, where mixd records them
 %%   and tells the sender once every member has the message.
+%% * Typing (<composing/> or <gone/> with a group_id) comes from mixd, naming the typist in
+%%   <mix><jid>; the SDK reads who types from the message's `from`, which is set here to the
+%%   typist, on the way to the user.
 %%
 %% Build: erlc -I <ejabberd>/include -I <p1_xmpp>/include -pa <ejabberd>/ebin mod_mixd_flychat.erl
 %% Load: put the .beam on ejabberd's code path (ERL_OPTIONS="-pa DIR" in ejabberdctl.cfg) and
@@ -23,6 +26,8 @@
 
 -define(HISTORY_NS, <<"jabber:iq:user_activities">>).
 -define(RECEIPTS_NS, <<"urn:xmpp:receipts">>).
+-define(CHATSTATES_NS, <<"http://jabber.org/protocol/chatstates">>).
+-define(MIX_CORE_NS, <<"urn:xmpp:mix:core:1">>).
 %% The history queries sent on, by requester and id, to return their answers as the account's.
 -define(FORWARDED, mod_mixd_flychat_forwarded).
 
@@ -72,8 +77,31 @@ user_receive_packet({#iq{type = Type, id = Id, to = To} = IQ, State} = Acc)
         [_] -> {IQ#iq{from = jid:remove_resource(To)}, State};
         [] -> Acc
     end;
+user_receive_packet({#message{from = #jid{lserver = Server}, to = To, sub_els = Els} = Msg, State} = Acc) ->
+    %% Only from mixd itself: nobody else may make a message look like a user's.
+    case Server == component(To#jid.lserver) andalso typist_of(Els) of
+        Typist when is_binary(Typist), Typist /= <<>> ->
+            try jid:decode(Typist) of
+                From -> {Msg#message{from = From}, State}
+            catch _:_ -> Acc
+            end;
+        _ -> Acc
+    end;
 user_receive_packet(Acc) ->
     Acc.
+
+%% The typist <mix><jid> names, if the message is typing in a group.
+typist_of(Els) ->
+    Typing = [El || #xmlel{name = Name, attrs = Attrs} = El <- Els,
+                    Name == <<"composing">> orelse Name == <<"gone">>,
+                    fxml:get_attr_s(<<"xmlns">>, Attrs) == ?CHATSTATES_NS,
+                    fxml:get_attr_s(<<"group_id">>, Attrs) /= <<>>],
+    Mix = [El || #xmlel{name = <<"mix">>, attrs = Attrs} = El <- Els,
+                 fxml:get_attr_s(<<"xmlns">>, Attrs) == ?MIX_CORE_NS],
+    case {Typing, Mix} of
+        {[_ | _], [MixEl | _]} -> fxml:get_path_s(MixEl, [{elem, <<"jid">>}, cdata]);
+        _ -> undefined
+    end.
 
 xmlns(#xmlel{attrs = Attrs}) -> fxml:get_attr_s(<<"xmlns">>, Attrs);
 xmlns(_) -> <<>>.

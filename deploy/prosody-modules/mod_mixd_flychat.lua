@@ -6,6 +6,9 @@
 -- * Receipts (<delivered/> or <seen/> in urn:xmpp:receipts, with a group_id) go to the
 --   original sender's bare JID: they are redirected to the group, where mixd records them
 --   and tells the sender once every member has the message.
+-- * Typing (<composing/> or <gone/> with a group_id) comes from mixd, naming the typist in
+--   <mix><jid>; the SDK reads who types from the message's `from`, which Prosody does not let
+--   a component set to a user's JID (invalid-from). It is set here, on the way to the user.
 --
 -- Load it on the VirtualHost of the SDK's users, with
 --   mixd_component = "mix.example.org"   -- mixd's component JID (default: "mix." .. host)
@@ -57,3 +60,26 @@ module:hook("message/bare", function(event)
 	module:send(redirected);
 	return true;
 end, 10);
+
+local CHATSTATES = "http://jabber.org/protocol/chatstates";
+local MIX_CORE = "urn:xmpp:mix:core:1";
+
+local function typist_of(stanza)
+	for _, name in ipairs({ "composing", "gone" }) do
+		local state = stanza:get_child(name, CHATSTATES);
+		if state and state.attr.group_id then
+			local mix = stanza:get_child("mix", MIX_CORE);
+			return mix and mix:get_child_text("jid");
+		end
+	end
+end
+
+module:hook("message/bare", function(event)
+	local origin, stanza = event.origin, event.stanza;
+	-- Only from mixd itself: nobody else may make a message look like a user's.
+	if origin.type ~= "component" or origin.host ~= component then return; end
+	local typist = typist_of(stanza);
+	if typist and typist ~= "" then
+		stanza.attr.from = typist;
+	end
+end, 20);

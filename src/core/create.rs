@@ -120,6 +120,18 @@ impl Groups {
             facts.extend(self.set_info(&name, actor, info, now)?.1);
         }
         facts.extend(self.add_participants(&name, actor, members, dialect, now)?);
+        // A group without shared history hides what was said before one joined; its first
+        // members were there from the start, so they see its creation and first profile.
+        for fact in &mut facts {
+            if let Fact::Joined { participant, .. } = fact {
+                participant.cleared_upto = 0;
+            }
+        }
+        if let Some(channel) = self.channels.get_mut(&name) {
+            for participant in &mut channel.participants {
+                participant.cleared_upto = 0;
+            }
+        }
         Ok((name, facts))
     }
 }
@@ -244,6 +256,58 @@ mod tests {
             )
             .unwrap();
         assert_eq!(g.channel(&name).unwrap().participants.len(), 2);
+    }
+
+    #[test]
+    fn the_first_members_see_the_creation_even_without_shared_history() {
+        let mut g = groups();
+        let alice = jid("alice@localhost");
+        let private = InfoChange {
+            name: Some("Quiet".into()),
+            history_visible: Some(false),
+            ..InfoChange::default()
+        };
+        let (name, facts) = g
+            .create_group(
+                &alice,
+                None,
+                private,
+                &[jid("bob@localhost")],
+                Dialect::FlyChat,
+                1,
+            )
+            .unwrap();
+        let channel = g.channel(&name).unwrap();
+        assert!(!channel.info.history_visible);
+        assert!(channel.participants.iter().all(|p| p.cleared_upto == 0));
+        let joined: Vec<_> = facts
+            .iter()
+            .filter_map(|f| match f {
+                Fact::Joined { participant, .. } => Some(participant.cleared_upto),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            !joined.is_empty() && joined.iter().all(|c| *c == 0),
+            "{joined:?}"
+        );
+        // Someone added later starts where it came in.
+        let carol = jid("carol@localhost");
+        g.add_participants(
+            &name,
+            &alice,
+            std::slice::from_ref(&carol),
+            Dialect::FlyChat,
+            2,
+        )
+        .unwrap();
+        let later = g
+            .channel(&name)
+            .unwrap()
+            .participant(&carol)
+            .unwrap()
+            .cleared_upto;
+        assert!(later > 0, "carol sees the creation: {later}");
     }
 
     #[test]

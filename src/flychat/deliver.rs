@@ -55,7 +55,7 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
             *key,
             Audience::except(sender),
             out,
-            |jid, c, names| render::typing(jid, &c.name, &names.jid(sender), *state),
+            |jid, _, names| render::typing(jid, &names.jid(sender), *state),
         ),
         Fact::Retracted(r) => tell(groups, service, r.channel, all, out, |jid, c, names| {
             render::recall(&service.ids, jid, &c.name, r, names)

@@ -156,12 +156,18 @@ impl GetParticipants {
             .attr("status", "get_participants")
             .open("participants", "");
         for p in &channel.participants {
+            // Child elements: the SDK reads a participant's children, never its attributes,
+            // and a participant without `<jid>` throws inside its handler (the call hangs).
             x.open("participant", "")
-                .attr("jid", &names.participant(p))
-                .attr("affiliation", render::affiliation(channel.role_of(&p.jid)))
-                .attr("itemid", &p.id.to_string())
-                .attr("created_at", &iso_time(p.joined_at))
-                .attr("is_admin_blocked", "0")
+                .leaf("jid", "", &names.participant(p))
+                .leaf(
+                    "affiliation",
+                    "",
+                    render::affiliation(channel.role_of(&p.jid)),
+                )
+                .leaf("itemid", "", &p.id.to_string())
+                .leaf("created_at", "", &iso_time(p.joined_at))
+                .leaf("is_admin_blocked", "", "0")
                 .open("user_profile", "")
                 .open("vCard", VCARD)
                 .leaf("nickName", "", &p.nick)

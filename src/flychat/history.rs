@@ -16,11 +16,12 @@ use minidom::Element;
 
 use super::render;
 use super::wire::{CONTENT, HISTORY_NS};
+use crate::core::iso_time;
 use crate::core::{Condition, Groups, MessageRef, Outcome, Refusal};
 use crate::dialect::ids::{Ids, Paging};
 use crate::dialect::proxy::Naming;
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
-use crate::store::{Archived, HistoryQuery, Page};
+use crate::store::{Archived, HistoryQuery, MemberReceipt, Page};
 use crate::xml::{ns, Xml};
 
 pub const DEFAULT_LIMIT: usize = 20;
@@ -101,14 +102,14 @@ impl GroupChat {
             .page
             .resolve(&service.ids)
             .map_err(|row| no_row(&row))?;
-        let names = naming(groups, service, &self.group, env);
+        let who = Reader::of(groups, service, &self.group, env);
         Ok(page(
             env,
             &service.ids,
             "group_chat",
             history,
             newest_first,
-            names,
+            who,
         ))
     }
 }
@@ -138,7 +139,7 @@ impl GroupChatMedia {
     pub fn apply(self, groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
         let mut history = HistoryQuery::within(groups.history_scope(&self.group, &env.sender())?);
         history.media_only = true;
-        let names = naming(groups, service, &self.group, env);
+        let who = Reader::of(groups, service, &self.group, env);
         let Some(last) = self.after.clone() else {
             history.page = Page::Last;
             history.max = FIRST_MEDIA_PAGE;
@@ -148,7 +149,7 @@ impl GroupChatMedia {
                 "group_chat_media",
                 history,
                 true,
-                names,
+                who,
             ));
         };
         history.max = MEDIA_PAGE;
@@ -157,7 +158,7 @@ impl GroupChatMedia {
             &env.clone(),
             history.channel,
             &last,
-            move |_, service, found, _| self.from(&env, &service.ids, history, found, names),
+            move |_, service, found, _| self.from(&env, &service.ids, history, found, who),
         ))
     }
 
@@ -168,12 +169,12 @@ impl GroupChatMedia {
         ids: &Ids,
         mut history: HistoryQuery,
         found: Option<MessageRef>,
-        names: Naming,
+        who: Reader,
     ) -> Handled {
         match found {
             Some(message) => {
                 history.page = Page::Before(message.id);
-                page(env, ids, "group_chat_media", history, true, names)
+                page(env, ids, "group_chat_media", history, true, who)
             }
             None => Handled::Reply(env.error(&Refusal::new(
                 Condition::ItemNotFound,
@@ -194,13 +195,29 @@ fn no_row(row: &str) -> Refusal {
     )
 }
 
-/// How the requester is shown the group's users in history (proxy JIDs for a member of a
-/// JID-hidden group, XEP-0404); the scope was checked first, so the group exists.
-fn naming(groups: &Groups, service: &Service, group: &str, env: &Envelope) -> Naming {
-    let channel_jid = service.channel_jid(group);
-    match groups.channel(group) {
-        Some(channel) => Naming::for_viewer(channel, &channel_jid, &env.sender()),
-        None => Naming::real(&channel_jid),
+/// Who reads a page, and of which group: the rows' `user`, `status` and `gstatus` depend on
+/// it, and the JIDs it is shown (proxy JIDs for a member of a JID-hidden group, XEP-0404).
+#[derive(Clone)]
+struct Reader {
+    group: String,
+    viewer: BareJid,
+    names: Naming,
+}
+
+impl Reader {
+    /// The scope was checked first, so the group exists.
+    fn of(groups: &Groups, service: &Service, group: &str, env: &Envelope) -> Reader {
+        let channel_jid = service.channel_jid(group);
+        let viewer = env.sender();
+        let names = match groups.channel(group) {
+            Some(channel) => Naming::for_viewer(channel, &channel_jid, &viewer),
+            None => Naming::real(&channel_jid),
+        };
+        Reader {
+            group: group.to_owned(),
+            viewer,
+            names,
+        }
     }
 }
 
@@ -211,7 +228,7 @@ fn page(
     status: &'static str,
     history: HistoryQuery,
     newest_first: bool,
-    names: Naming,
+    who: Reader,
 ) -> Handled {
     let reply_to = env.reply_to();
     let ids = ids.clone();
@@ -241,7 +258,18 @@ fn page(
         } else {
             x.open("history", "");
             for row in rows {
-                history_row(&mut x, &ids, row, &names);
+                let receipts = if row.notice.is_none() {
+                    match reader.receipts(row.posted.id) {
+                        Ok(receipts) => receipts,
+                        Err(error) => {
+                            tracing::error!(%error, "reading receipts failed");
+                            return vec![reply_to.storage_failed(ErrorKind::Iq)];
+                        }
+                    }
+                } else {
+                    Vec::new()
+                };
+                history_row(&mut x, &ids, &who, row, &receipts);
             }
         }
         vec![reply_to.iq_result(Some(&x.finish()))]
@@ -283,7 +311,22 @@ fn payload(archived: &Archived) -> Payload {
     }
 }
 
-fn history_row(x: &mut Xml, ids: &Ids, row: &Archived, names: &Naming) {
+/// A receipt state as the SDK counts it: 0 sent, 1 delivered, 2 seen.
+fn receipt_status(receipt: Option<&MemberReceipt>) -> &'static str {
+    match receipt {
+        Some(r) if r.displayed_at.is_some() => "2",
+        Some(r) if r.delivered_at.is_some() => "1",
+        _ => "0",
+    }
+}
+
+/// One row as the SDK's getChatMessages reads it: child elements (never attributes). `user`
+/// is the group (the SDK's chat, and the `group_id` of the receipts it sends for the row),
+/// `fromuser` the sender's JID (where those receipts go). `status` is the reader's own
+/// receipt of another's message — the SDK sends delivered and seen again for every row at
+/// `0` — and, on the reader's own rows, `2`: it has nothing to acknowledge. `gstatus` is what
+/// the SDK shows as the message's state: the least advanced of the other members'.
+fn history_row(x: &mut Xml, ids: &Ids, who: &Reader, row: &Archived, receipts: &[MemberReceipt]) {
     let posted = &row.posted;
     let row_id = ids.encode_digits(posted.id);
     let msgid = posted
@@ -292,33 +335,55 @@ fn history_row(x: &mut Xml, ids: &Ids, row: &Archived, names: &Naming) {
         .clone()
         .unwrap_or_else(|| row_id.clone());
     let time = render::time(posted.at);
+    let own = posted.sender == who.viewer;
+    let status = if own {
+        "2"
+    } else {
+        receipt_status(receipts.iter().find(|r| r.member == who.viewer))
+    };
+    let others: Vec<&MemberReceipt> = receipts
+        .iter()
+        .filter(|r| r.member != posted.sender)
+        .collect();
+    let gstatus = others
+        .iter()
+        .map(|r| receipt_status(Some(r)))
+        .min()
+        .unwrap_or("0");
     x.open("message", "")
-        .attr("row_id", &row_id)
-        .attr("time", &time)
-        .attr("message_time", &time)
-        .attr("msgid", &msgid)
-        .attr("user", &names.jid(&posted.sender))
-        .attr("fromuser", &names.jid(&posted.sender))
-        .attr("status", "0")
-        .attr("gstatus", "0")
-        .attr(
+        .leaf("row_id", "", &row_id)
+        .leaf("time", "", &iso_time(posted.at))
+        .leaf("message_time", "", &time)
+        .leaf("msgid", "", &msgid)
+        .leaf("user", "", &who.group)
+        .leaf("fromuser", "", &who.names.jid(&posted.sender))
+        .leaf("status", "", status)
+        .leaf("gstatus", "", gstatus)
+        .leaf("favouritestatus", "", "0")
+        .leaf(
             "recallstatus",
+            "",
             if row.retraction.is_some() { "1" } else { "0" },
         )
-        .attr(
+        .leaf(
             "edit_msg_status",
+            "",
             if row.edited_at.is_some() { "1" } else { "0" },
         )
-        .attr("editmsgid", "");
+        .leaf("editmsgid", "", "");
     match &row.notice {
         Some((kind, target)) => {
-            x.attr("msgtype", "0")
-                .attr("message_notification", &(*kind as i64).to_string())
-                .attr(
-                    "to_notification",
-                    &target.as_ref().map(|t| names.jid(t)).unwrap_or_default(),
-                )
-                .attr("body", "");
+            // `to_notification` is a user id: the SDK reports `userLeft` when it equals the
+            // actor's, `userRemoved` otherwise.
+            let target = target
+                .as_ref()
+                .map(|t| who.names.jid(t))
+                .unwrap_or_default();
+            let target = target.split_once('@').map_or("", |(node, _)| node);
+            x.leaf("msgtype", "", "0")
+                .leaf("message_notification", "", &(*kind as i64).to_string())
+                .leaf("to_notification", "", target)
+                .leaf("body", "", "");
         }
         None => {
             let payload = payload(row);
@@ -327,31 +392,35 @@ fn history_row(x: &mut Xml, ids: &Ids, row: &Archived, names: &Naming) {
             } else {
                 payload.body
             };
-            x.attr("msgtype", &payload.message_type)
-                .attr("message_notification", "")
-                .attr("to_notification", "")
-                .attr("body", &body);
+            x.leaf("msgtype", "", &payload.message_type)
+                .leaf("message_notification", "", "")
+                .leaf("to_notification", "", "")
+                .leaf("meta_data", "", &payload.meta_data)
+                .leaf("body", "", &body);
         }
     }
     x.close();
 }
 
+/// A media row: a `<groupchat>` element (the SDK reads the ciphertext from `<body>` only in
+/// rows of that name) with child elements.
 fn media_row(x: &mut Xml, ids: &Ids, row: &Archived) {
     let posted = &row.posted;
     let payload = payload(row);
-    x.open("message", "")
-        .attr(
+    x.open("groupchat", "")
+        .leaf(
             "msgid",
+            "",
             &posted
                 .submission
                 .client_id
                 .clone()
                 .unwrap_or_else(|| ids.encode_digits(posted.id)),
         )
-        .attr("message_time", &render::time(posted.at))
-        .attr("msgtype", &payload.message_type)
-        .attr("meta_data", &payload.meta_data)
-        .attr("body", &payload.body)
+        .leaf("message_time", "", &render::time(posted.at))
+        .leaf("msgtype", "", &payload.message_type)
+        .leaf("meta_data", "", &payload.meta_data)
+        .leaf("body", "", &payload.body)
         .close();
 }
 

@@ -161,15 +161,18 @@ fn render_status(asked: &str, states: &[MemberState], names: &Naming) -> String 
             (Some(_), None) => "1",
             (None, None) => "0",
         };
+        // Child elements: the SDK reads each item's children, never its attributes.
         x.open("item", "")
-            .attr("user", &names.jid(&state.member))
-            .attr("status", status)
-            .attr(
+            .leaf("user", "", &names.jid(&state.member))
+            .leaf("status", "", status)
+            .leaf(
                 "receivetime",
+                "",
                 &state.delivered_at.map(render::time).unwrap_or_default(),
             )
-            .attr(
+            .leaf(
                 "seentime",
+                "",
                 &state.displayed_at.map(render::time).unwrap_or_default(),
             )
             .close();

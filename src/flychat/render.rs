@@ -74,9 +74,36 @@ pub fn message(ids: &Ids, channel_jid: &str, posted: &Posted, names: &Naming) ->
     })
 }
 
+/// A `normal` message from the group as the SDK turns it into an app message: with an `id`
+/// (the app's `msgId`) and a `<timestamp>` (its `timestamp`), without which the app sees
+/// `msgId: null` and `timestamp: 0`. `write` puts in the rest.
+fn stamped(channel_jid: &str, write: impl FnOnce(&mut Xml)) -> Template {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as Micros)
+        .unwrap_or_default();
+    let mut random = [0u8; 8];
+    // An id only needs to be unique; without randomness the time alone still is, nearly.
+    let _ = getrandom::fill(&mut random);
+    let id = format!(
+        "{now:x}{}",
+        random
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    normal_message(channel_jid, |x| {
+        x.attr("id", &id)
+            .open("timestamp", "urn:xmpp:timestamp")
+            .attr("time", &time(now))
+            .close();
+        write(x);
+    })
+}
+
 /// A `normal` message from the group carrying an `<event>`; `write` fills the event.
 fn event(channel_jid: &str, write: impl FnOnce(&mut Xml)) -> Template {
-    normal_message(channel_jid, |x| {
+    stamped(channel_jid, |x| {
         x.open("event", ns::PUBSUB_EVENT);
         write(x);
     })
@@ -155,8 +182,11 @@ pub fn info_event(
     by: &str,
     attributes: &[(&str, &str)],
 ) -> Template {
-    event(channel_jid, |x| {
-        x.open("info", "")
+    // Not an `<info>` in an `<event>`: the SDK takes any `<info>` for `madeAdmin` and throws
+    // without `new_admin`. An element of mixd's own namespace the SDK does not look for
+    // passes it by; the change is in history (a notice row) and in the next participant list.
+    stamped(channel_jid, |x| {
+        x.open("admin", ns::MIXD_ADMIN)
             .attr("status", status)
             .attr("done_by", by);
         for (name, value) in attributes {
@@ -168,7 +198,7 @@ pub fn info_event(
 
 /// The group is gone (`deleteChat`).
 pub fn group_deleted(channel_jid: &str, name: &str) -> Template {
-    normal_message(channel_jid, |x| {
+    stamped(channel_jid, |x| {
         x.open("groupdelete", super::NS)
             .attr("group_id", name)
             .close();
@@ -177,7 +207,7 @@ pub fn group_deleted(channel_jid: &str, name: &str) -> Template {
 
 /// A `normal` message from the group with one element `write` puts in, and who it is about.
 fn notice(channel_jid: &str, about: Option<&str>, write: impl FnOnce(&mut Xml)) -> Template {
-    normal_message(channel_jid, |x| {
+    stamped(channel_jid, |x| {
         write(x);
         if let Some(jid) = about {
             x.open("mix", ns::MIX_CORE).leaf("jid", "", jid).close();
@@ -186,14 +216,17 @@ fn notice(channel_jid: &str, about: Option<&str>, write: impl FnOnce(&mut Xml)) 
 }
 
 /// Someone typing (`composing`) or no longer (`gone`: every other chat state).
-pub fn typing(channel_jid: &str, group: &str, sender: &str, state: ChatState) -> Template {
+pub fn typing(channel_jid: &str, sender: &str, state: ChatState) -> Template {
     let name = if state == ChatState::Composing {
         "composing"
     } else {
         "gone"
     };
+    // The SDK takes the group from `group_id` as a JID (its local part).
     notice(channel_jid, Some(sender), |x| {
-        x.open(name, ns::CHATSTATES).attr("group_id", group).close();
+        x.open(name, ns::CHATSTATES)
+            .attr("group_id", channel_jid)
+            .close();
     })
 }
 

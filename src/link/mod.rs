@@ -35,6 +35,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_xmpp::parsers::component::Handshake;
 
+use crate::metrics::Metrics;
 use crate::xml::{escape_into, ns, Xml};
 use reader::{Breach, Item, Limits, Reader, Refused};
 
@@ -61,6 +62,8 @@ pub struct LinkSettings {
     /// a previous active instance, whose connection it most likely is, fenced and about to go
     /// (Prosody refuses a second connection until the first closes).
     pub wait_out_conflict: bool,
+    /// Told of the link's state, the stanzas written and the refusals sent.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The queue of serialized stanzas to send. Cloned by whoever produces stanzas; the link
@@ -263,6 +266,7 @@ pub fn spawn(settings: LinkSettings) -> Link {
                 &mut first,
             )
             .await;
+            settings.metrics.link_lost();
             match result {
                 Ok(()) => {
                     tracing::info!("component stream closed");
@@ -336,6 +340,7 @@ async fn session(
 ) -> Result<(), LinkError> {
     let (mut stream, writer) = connect(settings).await?;
     *connected = true;
+    settings.metrics.link_connected(first.is_none());
     tracing::info!(domain = %settings.domain, server = %settings.server, "component connected");
     if let Some(first) = first.take() {
         let _ = first.send(Ok(()));
@@ -399,6 +404,7 @@ async fn session(
                     // is stored, though the error may overtake replies to the sender's
                     // earlier stanzas that are still being committed.
                     if let Some(reply) = refusal_reply(&refused, &settings.domain) {
+                        settings.metrics.reply(&reply);
                         weak_outbox.send(reply);
                     }
                 }
@@ -415,6 +421,7 @@ async fn session(
         pending,
         &weak_outbox.queue,
         settings.write_timeout,
+        &settings.metrics,
     );
     tokio::select! {
         read = reading => read,
@@ -642,6 +649,7 @@ async fn write_loop(
     pending: &mut VecDeque<String>,
     queue: &Queued,
     stall: Duration,
+    metrics: &Metrics,
 ) -> Result<(), LinkError> {
     let stalled = || {
         LinkError::Lost(format!(
@@ -674,6 +682,7 @@ async fn write_loop(
         tokio::time::timeout(stall, writer.flush())
             .await
             .map_err(|_| stalled())??;
+        metrics.written(pending.iter().take(batch).map(String::as_str));
         pending.drain(..batch);
         queue.written(bytes);
     }
@@ -698,6 +707,7 @@ mod tests {
             max_outbox_bytes: 1 << 20,
             write_timeout: Duration::from_secs(1),
             wait_out_conflict: false,
+            metrics: Arc::new(Metrics::new()),
         }
     }
 

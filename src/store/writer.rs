@@ -3,8 +3,10 @@
 //! messages pays one sync, not one each. Only after the commit does it hand the jobs' stanzas
 //! to the link: nothing is reflected or acknowledged before it is stored.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::{Completion, FactWriter};
 use crate::core::Fact;
@@ -45,11 +47,82 @@ pub enum Committed {
     Failed,
 }
 
+/// What the writer reports of each batch, for monitoring. The store sits inside the wire and
+/// names only the core, so the service hands the writer a watcher rather than the writer
+/// naming the metrics. Called on the writer thread once per batch, before its stanzas are
+/// handed to the link (so a counter has moved by the time a client sees the result).
+pub trait Watch: Send + 'static {
+    fn batch(&self, batch: &Batch<'_>);
+}
+
+/// One batch as the writer committed it (or failed to).
+pub struct Batch<'a> {
+    pub jobs: usize,
+    pub facts: &'a [&'a Fact],
+    /// From the start of the transaction to its commit (or failure).
+    pub took: Duration,
+    pub stored: bool,
+    /// Error replies sent instead of the batch's stanzas when it was not stored.
+    pub refusals: usize,
+}
+
+/// How far behind the writer is: jobs submitted and not yet committed, and since when the
+/// oldest of them waits. Shared with whoever watches the writer (the health check).
+#[derive(Debug)]
+pub struct Backlog {
+    jobs: AtomicUsize,
+    /// Microseconds after `epoch` at which the oldest job of the batch being committed was
+    /// submitted; 0 while the writer waits for work.
+    busy_since: AtomicU64,
+    epoch: Instant,
+}
+
+impl Backlog {
+    fn new() -> Self {
+        Backlog {
+            jobs: AtomicUsize::new(0),
+            busy_since: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Jobs submitted and not yet committed.
+    pub fn jobs(&self) -> usize {
+        self.jobs.load(Ordering::Relaxed)
+    }
+
+    /// How long the oldest job not yet committed has waited. Jobs are committed in order and
+    /// the writer takes every waiting job into its next batch, so the oldest pending job is
+    /// the first of the batch being committed: zero when the writer is idle.
+    pub fn oldest_pending(&self) -> Duration {
+        match self.busy_since.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => self
+                .epoch
+                .elapsed()
+                .saturating_sub(Duration::from_micros(since)),
+        }
+    }
+
+    fn busy_from(&self, submitted: Instant) {
+        // At least 1: 0 means idle.
+        let since = submitted.duration_since(self.epoch).as_micros().max(1);
+        self.busy_since.store(since as u64, Ordering::Relaxed);
+    }
+
+    fn done(&self, jobs: usize) {
+        self.busy_since.store(0, Ordering::Relaxed);
+        self.jobs.fetch_sub(jobs, Ordering::Relaxed);
+    }
+}
+
 /// The most jobs in one transaction, so one commit's latency stays bounded under load.
 const MAX_BATCH: usize = 4096;
 
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    /// Each job with the moment it was submitted.
+    jobs: mpsc::Sender<(Instant, Job)>,
+    backlog: Arc<Backlog>,
     thread: JoinHandle<()>,
 }
 
@@ -57,26 +130,32 @@ impl Writer {
     /// Starts the writer thread. `sink` takes each batch's stanzas after its commit (or its
     /// error replies after a failed one). `events` is told what the service must act on after
     /// a commit: messages every member now has, and failed commits (the core's state then runs
-    /// ahead of the store and must be reloaded).
+    /// ahead of the store and must be reloaded). `watch` is told of every batch.
     pub fn spawn(
         mut store: impl FactWriter,
         sink: impl Sink,
         events: tokio::sync::mpsc::UnboundedSender<Committed>,
+        watch: impl Watch,
     ) -> Self {
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<(Instant, Job)>();
+        let backlog = Arc::new(Backlog::new());
+        let behind = backlog.clone();
         let thread = std::thread::Builder::new()
             .name("mixd-writer".into())
             .spawn(move || {
-                while let Ok(first) = queue.recv() {
+                while let Ok((submitted, first)) = queue.recv() {
+                    behind.busy_from(submitted);
                     let mut batch = vec![first];
                     while batch.len() < MAX_BATCH {
                         match queue.try_recv() {
-                            Ok(job) => batch.push(job),
+                            Ok((_, job)) => batch.push(job),
                             Err(_) => break,
                         }
                     }
+                    let started = Instant::now();
                     let facts: Vec<&Fact> = batch.iter().flat_map(|j| &j.facts).collect();
                     let result = if facts.is_empty() { Ok(Vec::new()) } else { store.commit(&facts) };
+                    let took = started.elapsed();
                     let stored = result.is_ok();
                     let event = match result {
                         Ok(completions) if completions.is_empty() => None,
@@ -86,6 +165,10 @@ impl Writer {
                             Some(Committed::Failed)
                         }
                     };
+                    let jobs = batch.len();
+                    let refusals = if stored { 0 } else { batch.iter().map(|j| j.on_failure.len()).sum() };
+                    watch.batch(&Batch { jobs, facts: &facts, took, stored, refusals });
+                    drop(facts);
                     let mut stanzas = Vec::new();
                     let mut waiting = Vec::new();
                     for job in batch {
@@ -98,18 +181,29 @@ impl Writer {
                     for told in waiting {
                         let _ = told.send(stored);
                     }
+                    behind.done(jobs);
                     if let Some(event) = event {
                         let _ = events.send(event);
                     }
                 }
             })
             .expect("spawning the writer thread");
-        Writer { jobs, thread }
+        Writer {
+            jobs,
+            backlog,
+            thread,
+        }
     }
 
     pub fn submit(&self, job: Job) {
+        self.backlog.jobs.fetch_add(1, Ordering::Relaxed);
         // The thread only ends when every sender is gone, so this cannot fail while `self` lives.
-        let _ = self.jobs.send(job);
+        let _ = self.jobs.send((Instant::now(), job));
+    }
+
+    /// How far behind the writer is, to watch from elsewhere.
+    pub fn backlog(&self) -> Arc<Backlog> {
+        self.backlog.clone()
     }
 
     /// Commits what is queued and stops the thread.
@@ -121,9 +215,73 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
+    use std::sync::Mutex;
+
+    /// A store whose commits wait until the test lets each one through.
+    struct Gated(mpsc::Receiver<()>);
+
+    impl FactWriter for Gated {
+        fn commit(&mut self, _: &[&Fact]) -> anyhow::Result<Vec<Completion>> {
+            self.0.recv()?;
+            Ok(Vec::new())
+        }
+
+        fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
+            Ok([0; 16])
+        }
+    }
+
+    /// The batches the writer reported: (jobs, facts, stored).
+    #[derive(Clone, Default)]
+    struct Seen(Arc<Mutex<Vec<(usize, usize, bool)>>>);
+
+    impl Watch for Seen {
+        fn batch(&self, batch: &Batch<'_>) {
+            let seen = (batch.jobs, batch.facts.len(), batch.stored);
+            self.0.lock().unwrap().push(seen);
+        }
+    }
+
+    fn cleared() -> Job {
+        Job {
+            facts: vec![Fact::HistoryCleared {
+                key: 1,
+                member: "a@test".parse().unwrap(),
+                upto: 1,
+            }],
+            ..Job::default()
+        }
+    }
+
+    #[test]
+    fn the_backlog_shows_how_long_the_oldest_uncommitted_job_waits() {
+        let (gate, gated) = mpsc::channel();
+        let (events, _) = tokio::sync::mpsc::unbounded_channel();
+        let seen = Seen::default();
+        let writer = Writer::spawn(Gated(gated), |_: Vec<String>| {}, events, seen.clone());
+        let backlog = writer.backlog();
+        assert_eq!(
+            (backlog.jobs(), backlog.oldest_pending()),
+            (0, Duration::ZERO)
+        );
+        writer.submit(cleared());
+        std::thread::sleep(Duration::from_millis(50));
+        writer.submit(cleared());
+        writer.submit(cleared());
+        assert_eq!(backlog.jobs(), 3);
+        // The first job's commit is held: it has waited since it was submitted.
+        assert!(backlog.oldest_pending() >= Duration::from_millis(50));
+        gate.send(()).unwrap();
+        gate.send(()).unwrap();
+        writer.finish();
+        assert_eq!(
+            (backlog.jobs(), backlog.oldest_pending()),
+            (0, Duration::ZERO)
+        );
+        // The first job alone, then the two that queued up behind it, together.
+        assert_eq!(*seen.0.lock().unwrap(), [(1, 1, true), (2, 2, true)]);
+    }
 
     /// A store that stores, or fails every commit.
     struct Store {
@@ -150,7 +308,7 @@ mod tests {
             move |stanzas: Vec<String>| sent.lock().unwrap().extend(stanzas)
         };
         let (events, _) = tokio::sync::mpsc::unbounded_channel();
-        let writer = Writer::spawn(Store { fails }, sink, events);
+        let writer = Writer::spawn(Store { fails }, sink, events, Seen::default());
         let (stored, told) = tokio::sync::oneshot::channel();
         writer.submit(Job {
             facts: vec![Fact::HistoryCleared {

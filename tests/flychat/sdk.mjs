@@ -1,6 +1,8 @@
-// The FlyChat-style SDK's group calls, as the stanzas it sends (flychat-wire.md §1–3), over
-// @xmpp/client on WebSocket like the SDK. Replies and events are read the way the SDK reads
-// them: children looked up by element name anywhere below the stanza.
+// A hand-written FlyChat client, for what the real SDK (tests/flychat/real/, which the pytest
+// suite test_flychat_sdk.py drives) cannot send: mixd's administration in the SDK's
+// group-operation shape (docs/protocol.md, "FlyChat administration"). Over @xmpp/client on
+// WebSocket; replies and events are read the way the SDK reads them: children looked up by
+// element name anywhere below the stanza.
 
 import { webcrypto } from "node:crypto";
 import { client, xml } from "@xmpp/client";
@@ -133,31 +135,6 @@ export class User {
     return this.query("get", groupJid, "get_participants");
   }
 
-  addParticipants(groupJid, groupName, jids) {
-    const nodes = ["messages", "presence", "participants", "info", "config"];
-    return this.query(
-      "set",
-      groupJid,
-      "add_participants",
-      {},
-      xml("subscriptions", {}, ...nodes.map((n) => xml("subscribe", { node: `urn:xmpp:mix:nodes:${n}` }))),
-      xml("participants", {}, ...jids.map((jid) => xml("participant", {}, jid))),
-      xml("nick", {}, groupName),
-    );
-  }
-
-  setGroupProfile(groupJid, name, image, history = 1) {
-    return this.query(
-      "set",
-      groupJid,
-      "set_group_info",
-      {},
-      xml("profile", {}, xml("vCard", { xmlns: "vcard-temp" },
-        xml("nickName", {}, name), xml("image", {}, image ?? ""), xml("history", {}, String(history)),
-        xml("thumbImage", {}, ""))),
-    );
-  }
-
   /** removeParticipant and userExitGroup send the same stanza. */
   userExitGroup(groupJid, jid) {
     return this.query("set", groupJid, "user_exit_group", {}, xml("participant", {}, jid));
@@ -165,55 +142,6 @@ export class User {
 
   makeAsAdmin(groupJid, jid) {
     return this.query("set", groupJid, "make_admin", {}, xml("participant", {}, jid));
-  }
-
-  async userDeleteGroup(groupJid) {
-    await this.userExitGroup(groupJid, this.jid);
-    return this.query("set", groupJid, "user_delete_group", {}, xml("participant", {}, this.jid));
-  }
-
-  sendTypingStatus(groupJid) {
-    return this.query("set", groupJid, "composing", {}, xml("no-store", { xmlns: "urn:xmpp:hints" }));
-  }
-
-  sendTypingGoneStatus(groupJid) {
-    return this.query("set", groupJid, "gone", {}, xml("no-store", { xmlns: "urn:xmpp:hints" }));
-  }
-
-  /** Delete for everyone. */
-  recall(groupJid, msgIds) {
-    return this.query("set", groupJid, "recall", { chat_type: "normal", msgid: msgIds.join(",") });
-  }
-
-  getGroupMsgInfo(groupJid, msgId) {
-    return this.query("get", groupJid, "group_message_status", { message_id: msgId });
-  }
-
-  /** getChatMessages: sent, like the SDK does, to the user's own server (no `to`). */
-  getChatMessages(groupJid, position = "up", lastRowId = "", limit = 20) {
-    return this.xmpp.iqCaller.request(
-      xml("iq", { type: "get" }, xml("query", {
-        xmlns: "jabber:iq:user_activities", status: "group_chat", to_user: groupJid, position,
-        row_id: String(lastRowId), limit: String(limit), message_id: "", send_seen: "0" })),
-    );
-  }
-
-  /** getMediaMessages: likewise to the user's own server, keyed by the last message id. */
-  getMediaMessages(groupJid, lastMessageId = "") {
-    return this.xmpp.iqCaller.request(
-      xml("iq", { type: "get" }, xml("query", {
-        xmlns: "jabber:iq:user_activities", status: "group_chat_media", to_user: groupJid,
-        message_id: lastMessageId })),
-    );
-  }
-
-  /** A `delivered` or `seen` receipt for a group message, sent to `to` (the SDK sends it to
-   * the original sender's bare JID). */
-  sendReceipt(to, kind, msgId, groupJid) {
-    return this.xmpp.send(
-      xml("message", { to, type: "chat", id: newId("r") },
-        xml(kind, { xmlns: "urn:xmpp:receipts", id: msgId, group_id: groupJid.split("@")[0] })),
-    );
   }
 
   /** sendTextMessage and the media senders: a `normal` message with <chatcontent>. */

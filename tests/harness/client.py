@@ -18,6 +18,12 @@ FLYCHAT = "jabber:iq:mixgroupchat"
 NOTICE = "urn:mixd:notice:0"
 
 
+def fields(element):
+    """A FlyChat reply item as the SDK reads it: each child element's name → its text (the
+    SDK ignores attributes)."""
+    return {child.tag.split("}")[-1]: child.text or "" for child in element}
+
+
 class Client(slixmpp.ClientXMPP):
     def __init__(self, user, resource="test"):
         super().__init__(f"{user}@{USER_DOMAIN}/{resource}", PASSWORD)

@@ -84,6 +84,11 @@ class Server:
             "PLUGINS": DEPLOY / "prosody-modules",
         }
 
+    @property
+    def ws_url(self):
+        """The server's WebSocket (RFC 7395), as both configurations in deploy/ serve it."""
+        return f"ws://127.0.0.1:{self.http_port}/xmpp-websocket"
+
     def stop(self):
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

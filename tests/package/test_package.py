@@ -263,7 +263,8 @@ def test_package_installs_and_serves(root, tmp_path):
     config = (root / "etc/mixd/mixd.toml").stat()
     assert (config.st_uid, config.st_mode & 0o777) == (0, 0o600), "the configuration holds the secret"
     assert "/etc/mixd/mixd.toml" in (root / "var/lib/dpkg/info/mixd.conffiles").read_text().split()
-    for module in ("prosody-modules/mod_mixd_flychat.lua", "ejabberd-modules/mod_mixd_flychat.erl"):
+    for module in ("prosody-modules/mod_mixd_flychat.lua", "ejabberd-modules/mod_mixd_flychat.erl",
+                   "grafana/mixd.json"):
         assert (root / "usr/share/mixd" / module).is_file(), module
     assert (root / UNIT).read_text() == (DEPLOY / "mixd.service").read_text()
 
