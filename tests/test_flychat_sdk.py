@@ -5,49 +5,29 @@ payloads — with the bootstrap (src/bootstrap/) as its REST server. No call may
 nothing may throw inside the SDK."""
 
 import asyncio
-import contextlib
 import tempfile
 
 import pytest
 
 from conftest import run
-from harness.sdk import SdkError, SdkUser
-from harness.servers import MIX_DOMAIN, USER_DOMAIN, Mixd, free_port
+from harness.sdk import SdkError, SdkUser, serve_bootstrap
+from harness.sdk import sdk_users as harness_sdk_users
+from harness.servers import MIX_DOMAIN, USER_DOMAIN, Mixd
 
 
 @pytest.fixture(scope="module")
 def stack(server):
-    port = free_port()
     daemon = Mixd(server, tempfile.mkdtemp(prefix="mixd-db-"))
-    daemon.extra = [
-        "--bootstrap-listen", f"127.0.0.1:{port}",
-        "--bootstrap-c2s", f"127.0.0.1:{server.c2s_port}",
-        "--bootstrap-xmpp-port-web", str(server.http_port),
-    ]
+    api = serve_bootstrap(daemon, server)
     daemon.start()
     daemon.wait_for_log("bootstrap listening")
-    yield server, daemon, f"http://127.0.0.1:{port}/api/v1"
+    yield server, daemon, api
     daemon.stop()
 
 
-@contextlib.asynccontextmanager
-async def sdk_users(stack, *names):
-    server, daemon, api = stack
-    workdir = tempfile.mkdtemp(prefix="mixd-sdk-")
-    users = []
-    try:
-        for name in names:
-            user = await SdkUser(name).start(api, server.ws_url, workdir)
-            users.append(user)
-            login = await user.login()
-            assert login["statusCode"] == 200, login
-            await user.event("connectionListener", lambda d: d.get("status") == "CONNECTED")
-        yield users
-        for user in users:
-            assert not user.crashes, f"{user.name}: the SDK threw: {user.crashes}"
-    finally:
-        for user in users:
-            await user.stop()
+def sdk_users(stack, *names):
+    server, _, api = stack
+    return harness_sdk_users(server, api, *names)
 
 
 def jid(name):

@@ -249,19 +249,35 @@ def test_a_flychat_member_sees_proxy_jids_and_its_own(server, mixd, channel_name
                 if got["body"] == "hello, hidden":
                     break
             assert got.xml.find(".//{urn:xmpp:mix:core:1}jid").text == proxy["bob"]
+            # Bob's typing reaches her from his proxy JID, which names him in it too.
+            typings = asyncio.Queue()
+            carol.add_event_handler("chatstate_composing", typings.put_nowait)
+            typing = bob.groupchat(channel_name)
+            typing["chat_state"] = "composing"
+            typing.send()
+            got_typing = await asyncio.wait_for(typings.get(), 10)
+            assert str(got_typing["from"]) == proxy["bob"]
+            assert got_typing.xml.find(".//{urn:xmpp:mix:core:1}jid").text == proxy["bob"]
             # Her participant list: proxy JIDs, and her own JID.
             listing = await carol.request(carol.channel(channel_name), ET.Element(f"{{{G}}}query", status="get_participants"), get=True)
-            jids = sorted(p.get("jid") for p in listing.xml.iter(f"{{{G}}}participant"))
+            jids = sorted(p.findtext(f"{{{G}}}jid") for p in listing.xml.iter(f"{{{G}}}participant"))
             assert jids == sorted([proxy["alice"], proxy["bob"], carol.bare])
             # History, asked of her own server as the SDK asks it.
             iq = carol.make_iq_get()
             ET.SubElement(iq.xml, f"{{{H}}}query", status="group_chat", to_user=group, position="up",
                           row_id="", limit="20")
-            rows = [r.attrib for r in (await iq.send(timeout=10)).xml.iter(f"{{{H}}}message")]
+            rows = [{field.tag.split("}")[1]: field.text for field in row}
+                    for row in (await iq.send(timeout=10)).xml.iter(f"{{{H}}}message")]
             assert [r["fromuser"] for r in rows if r["msgtype"] != "0"] == [proxy["bob"]]
+            # The message's state (getGroupMsgInfo): every member but bob, alice by her proxy JID.
+            status = ET.Element(f"{{{G}}}query", status="group_message_status",
+                                message_id=got.xml.find("{urn:xmpp:sid:0}stanza-id").get("id"))
+            states = await carol.request(carol.channel(channel_name), status, get=True)
+            users = sorted(e.text for e in states.xml.iter() if e.tag.endswith("}user"))
+            assert users == sorted([proxy["alice"], carol.bare])
             # The owner, a FlyChat participant too, sees bob's real JID in his participant list.
             listing = await alice.request(alice.channel(channel_name), ET.Element(f"{{{G}}}query", status="get_participants"), get=True)
-            assert bob.bare in {p.get("jid") for p in listing.xml.iter(f"{{{G}}}participant")}
+            assert bob.bare in {p.findtext(f"{{{G}}}jid") for p in listing.xml.iter(f"{{{G}}}participant")}
             # A last message, so that everything before it has arrived.
             bob.post(channel_name, "the end")
             while (await asyncio.wait_for(flychat_messages.get(), 10))["body"] != "the end":

@@ -5,7 +5,7 @@ fails these tests for what they check): a user posting faster than its message r
 the quota is the user's, not each client's; chat states, reactions and receipts beyond their
 rate get `policy-violation`; creating channels beyond the hourly limit, joining beyond the
 limit a minute, adding and inviting users beyond the hourly limit get `resource-constraint`;
-the FlyChat SDK's calls meet the same quotas (flychat/quotas.mjs, on Prosody).
+the real FlyChat SDK's calls meet the same quotas (through harness/sdk.py, on both servers).
 
 Each quota is the acting user's, and this module's mixd is shared by its tests: each test
 acts as users of its own where a quota is reached.
@@ -14,9 +14,6 @@ acts as users of its own where a quota is reached.
 
 import asyncio
 import os
-import pathlib
-import re
-import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -28,7 +25,8 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from conftest import connected, run
 from harness.client import ADMIN, MISC
-from harness.servers import MIX_DOMAIN, PASSWORD, USER_DOMAIN, Mixd
+from harness.sdk import sdk_users, serve_bootstrap
+from harness.servers import USER_DOMAIN, Mixd
 
 STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 # This module's mixd: three messages at once, then one a second; three signals a minute; two
@@ -44,7 +42,6 @@ LIMITS = {
 
 # The FlyChat users, whom no other test of this module acts as.
 FLYCHAT_USERS = ("hana", "ivan", "judy")
-FLYCHAT_SUITE = pathlib.Path(__file__).parent / "flychat"
 
 
 class LimitedMixd(Mixd):
@@ -60,7 +57,9 @@ class LimitedMixd(Mixd):
 @pytest.fixture(scope="module")
 def mixd(server):
     daemon = LimitedMixd(server, tempfile.mkdtemp(prefix="mixd-db-"))
+    daemon.api = serve_bootstrap(daemon, server)
     daemon.start()
+    daemon.wait_for_log("bootstrap listening")
     yield daemon
     daemon.stop()
 
@@ -266,29 +265,71 @@ def test_adding_and_inviting_beyond_the_hourly_limit_is_refused(server, mixd, ch
 
 
 def test_flychat_sdk_calls_meet_the_same_quotas(server, mixd):
-    """flychat/quotas.mjs: create_group and add_participants beyond their hourly limits get
-    resource-constraint, a message over the rate policy-violation, typing over the signal
-    rate policy-violation — through the SDK's stanzas over Prosody's WebSocket."""
-    if server.name != "prosody":
-        pytest.skip("the FlyChat suite runs over Prosody's WebSocket")
-    for user in FLYCHAT_USERS:
-        server.register(user)
-    node_help = subprocess.run(["node", "--help"], capture_output=True, text=True).stdout
-    per_test = ["--test-timeout=60000"] if "--test-timeout" in node_help else []
-    result = subprocess.run(
-        ["node", "--test", "--test-reporter=spec", *per_test, "quotas.mjs"],
-        cwd=FLYCHAT_SUITE,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            **os.environ,
-            "MIXD_TEST_WS": f"ws://127.0.0.1:{server.http_port}/xmpp-websocket",
-            "MIXD_TEST_DOMAIN": USER_DOMAIN,
-            "MIXD_TEST_MIX_DOMAIN": MIX_DOMAIN,
-            "MIXD_TEST_PASSWORD": PASSWORD,
-        },
-    )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\nmixd log:\n{mixd.log()[-4000:]}"
-    summary = dict(re.findall(r"^ℹ (pass|fail) (\d+)$", result.stdout, re.MULTILINE))
-    assert summary == {"pass": "4", "fail": "0"}, result.stdout
+    """The real FlyChat SDK (harness/sdk.py) meets the same quotas. The SDK shows the app a
+    refused iq only as `statusCode` 500 (never the condition or text, which the MIX tests
+    above check), and a refused message not at all (sendTextMessage has settled with 200
+    before the error comes back, and no listener is called for it): so what is asserted is
+    the refusal the app sees and that nothing was done — no group, nobody added, nothing
+    relayed, shown by a later stanza arriving first."""
+    def ok(result):
+        assert result["statusCode"] == 200, result
+        return result.get("data")
+
+    def refused(result):
+        assert result["statusCode"] == 500, result
+
+    def jid(user):
+        return f"{user}@{USER_DOMAIN}"
+
+    async def scenario():
+        for user in FLYCHAT_USERS:
+            server.register(user)
+        async with sdk_users(server, mixd.api, *FLYCHAT_USERS) as (hana, ivan, judy):
+            # Two groups an hour (the SDK wants a participant: the creator herself adds nobody).
+            first = ok(await hana.call("createGroup", "First", [jid("ivan")], ""))["groupJid"]
+            second = ok(await hana.call("createGroup", "Second", [jid("hana")], ""))["groupJid"]
+            refused(await hana.call("createGroup", "Third", [jid("hana")], ""))
+            groups = ok(await hana.call("getGroupsList"))
+            assert sorted(g["groupName"] for g in groups) == ["First", "Second"], groups
+
+            # Two users added an hour: ivan (at creation), then judy; ivan again is one too many.
+            mark = judy.mark()
+            ok(await hana.call("addParticipants", first, "First", [jid("judy")]))
+            await judy.event("groupProfileListener", lambda d: d.get("msgType") == "userAdded", since=mark)
+            refused(await hana.call("addParticipants", second, "Second", [jid("ivan")]))
+            listed = ok(await hana.call("getGroupParticipants", second))["participants"]
+            assert [p["userJid"] for p in listed] == [jid("hana")], listed
+            assert second not in {g["groupJid"] for g in ok(await ivan.call("getGroupsList"))}
+
+            # Three signals a minute (before anyone receives a message, whose delivery
+            # receipts the SDK sends by itself and which count too): judy's fourth typing is
+            # refused and not relayed; hana's, her own quota, passes and reaches ivan first.
+            typing = lambda who: lambda d: d.get("msgType") == "composing" and d.get("fromUserId") == who
+            mark = ivan.mark()
+            for _ in range(3):
+                ok(await judy.call("sendTypingStatus", first))
+            refused(await judy.call("sendTypingStatus", first))
+            ok(await hana.call("sendTypingStatus", first))
+            await ivan.event("messageListener", typing("hana"), since=mark)
+            assert len([d for e, d in ivan.events[mark:] if e == "messageListener" and typing("judy")(d)]) == 3
+
+            # Three messages at once: ivan's fourth is refused and reaches nobody. His typing
+            # after it (same stream, its own quota) and judy's message reach hana and judy
+            # first.
+            mark_hana, mark_judy = hana.mark(), judy.mark()
+            sent = [ok(await ivan.call("sendTextMessage", first, f"message {n}"))["msgId"] for n in range(4)]
+            ok(await ivan.call("sendTypingStatus", first))
+            later = ok(await judy.call("sendTextMessage", first, "judy's"))["msgId"]
+            for member, mark in ((hana, mark_hana), (judy, mark_judy)):
+                for msg_id in sent[:3]:
+                    await member.event("messageListener", lambda d, i=msg_id: d.get("msgId") == i, since=mark)
+                await member.event("messageListener", typing("ivan"), since=mark)
+            await hana.event("messageListener", lambda d: d.get("msgId") == later, since=mark_hana)
+            for member, mark in ((hana, mark_hana), (judy, mark_judy)):
+                assert not [d for _, d in member.events[mark:] if d and d.get("msgId") == sent[3]]
+            # Nor is it in the history.
+            rows = (await hana.call("getChatMessages", first, "down", "", 50))["data"]
+            assert sent[3] not in {r["msgId"] for r in rows}
+            assert set(sent[:3]) <= {r["msgId"] for r in rows}
+
+    run(scenario())

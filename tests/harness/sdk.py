@@ -4,11 +4,13 @@ call the SDK makes seen as an event. The SDK's REST calls go to mixd's bootstrap
 WebSocket to the XMPP server, under the names it insists on (flychat-wire.md §6)."""
 
 import asyncio
+import contextlib
 import json
 import os
 import pathlib
+import tempfile
 
-from harness.servers import PASSWORD
+from harness.servers import PASSWORD, free_port
 
 SUITE = pathlib.Path(__file__).resolve().parents[1] / "flychat"
 # A host name, as the SDK's apiBaseUrl rule wants; user.mjs maps it to mixd's bootstrap.
@@ -111,3 +113,36 @@ class SdkUser:
             await self.process.wait()
         if self._reader:
             self._reader.cancel()
+
+
+def serve_bootstrap(daemon, server):
+    """Has `daemon` (not started yet) serve the SDK's REST bootstrap, with attachments (the
+    configuration offers them only where media is stored); its apiBaseUrl's real place."""
+    port = free_port()
+    daemon.extra = [
+        "--bootstrap-listen", f"127.0.0.1:{port}",
+        "--bootstrap-c2s", f"127.0.0.1:{server.c2s_port}",
+        "--bootstrap-xmpp-port-web", str(server.http_port),
+        "--bootstrap-media-dir", tempfile.mkdtemp(prefix="mixd-media-"),
+    ]
+    return f"http://127.0.0.1:{port}/api/v1"
+
+
+@contextlib.asynccontextmanager
+async def sdk_users(server, api, *names):
+    """SDK users `names`, logged in and connected; at the end, none of their SDKs may have thrown."""
+    workdir = tempfile.mkdtemp(prefix="mixd-sdk-")
+    users = []
+    try:
+        for name in names:
+            user = await SdkUser(name).start(api, server.ws_url, workdir)
+            users.append(user)
+            login = await user.login()
+            assert login["statusCode"] == 200, login
+            await user.event("connectionListener", lambda d: d.get("status") == "CONNECTED")
+        yield users
+        for user in users:
+            assert not user.crashes, f"{user.name}: the SDK threw: {user.crashes}"
+    finally:
+        for user in users:
+            await user.stop()

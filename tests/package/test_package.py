@@ -243,7 +243,8 @@ def post_and_read(server, channel, body, create):
             alice.post(channel, body)
             for client in (alice, bob):
                 msg = await client.next_message()
-                assert msg["body"] == body and msg["from"] == alice.channel(channel)
+                # From the channel, with the sender's participant id as resource (XEP-0369 §7.1.6).
+                assert msg["body"] == body and msg["from"].bare == alice.channel(channel).bare
             history = await bob.mam(alice.channel(channel))
             return [m["mam_result"]["forwarded"]["stanza"]["body"] for m in history["mam"]["results"]]
 
