@@ -3,7 +3,9 @@
 //! mixd (`store::sqlite::inspect`); changes (removing a participant, deleting a channel) go
 //! through the running service's control socket (`control.rs`), so that the service's rules
 //! make them and its participants are told. `restore` is for a stopped mixd and refuses while
-//! one answers on the control socket.
+//! one answers on the control socket. On a PostgreSQL database only the changes work (the
+//! control socket is the same); the reads, backup, restore and check are SQLite's, and are
+//! refused naming the PostgreSQL tool that does the job ([`postgres_tool`]).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -17,6 +19,7 @@ use crate::control::{self, Answer, Request};
 use crate::core::{iso_time, Dialect, NoticeKind};
 use crate::dialect::ids::Ids;
 use crate::store::sqlite::{self, Archived};
+use crate::store::Database;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -51,6 +54,12 @@ pub enum Command {
 /// Runs `command`; `Ok(false)` when it found something wrong (`check`).
 pub fn run(place: Place, command: Command) -> anyhow::Result<bool> {
     let (database, socket) = place.resolve()?;
+    if let Database::Postgres(url) = Database::from(database.clone()) {
+        if let Some((name, tool)) = postgres_tool(&command) {
+            let url = Database::Postgres(url);
+            bail!("`mixd admin {name}` works on SQLite files only; on the PostgreSQL database {url}, {tool} (docs/operations.md, \"mixd admin on PostgreSQL\")");
+        }
+    }
     let mut out = std::io::stdout().lock();
     match command {
         Command::List => list(&database, None, &mut out)?,
@@ -123,6 +132,32 @@ pub fn run(place: Place, command: Command) -> anyhow::Result<bool> {
         }
     }
     Ok(true)
+}
+
+/// What does `command`'s job on a PostgreSQL database, if not `mixd admin` itself: the
+/// command's name and the tool. The changes go through the control socket, which is the same
+/// with either store.
+fn postgres_tool(command: &Command) -> Option<(&'static str, &'static str)> {
+    let read = "read the tables with psql (schema.postgres.sql describes them)";
+    match command {
+        Command::List => Some(("list", read)),
+        Command::Search { .. } => Some(("search", read)),
+        Command::Show { .. } => Some(("show", read)),
+        Command::Export { .. } => Some(("export", read)),
+        Command::Backup { .. } => Some((
+            "backup",
+            "back up with pg_dump --format=custom while mixd runs (or pg_basebackup for the whole server)",
+        )),
+        Command::Restore { .. } => Some((
+            "restore",
+            "stop mixd and restore with pg_restore into an empty database",
+        )),
+        Command::Check => Some((
+            "check",
+            "check the indexes with amcheck's bt_index_check (PostgreSQL checks its pages itself)",
+        )),
+        Command::RemoveParticipant { .. } | Command::Destroy { .. } => None,
+    }
 }
 
 /// A channel's name from its name or its JID.

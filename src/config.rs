@@ -12,6 +12,7 @@ use clap::{ArgMatches, Args, ValueEnum};
 use serde::Deserialize;
 
 use crate::store::sqlite::Durability;
+use crate::store::Database;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -54,8 +55,9 @@ pub struct Options {
     )]
     pub secret: Option<String>,
 
-    /// SQLite database file [default: mixd.db].
-    #[arg(long, env = "MIXD_DATABASE", value_name = "FILE")]
+    /// SQLite database file, or a PostgreSQL URL (postgres://user@host:port/database)
+    /// [default: mixd.db].
+    #[arg(long, env = "MIXD_DATABASE", value_name = "FILE|URL")]
     pub database: Option<PathBuf>,
 
     /// A domain whose users may create channels; repeat for several (the environment variable
@@ -324,7 +326,7 @@ pub struct Settings {
     pub server: String,
     pub domain: String,
     pub secret: String,
-    pub database: PathBuf,
+    pub database: Database,
     pub user_domains: Vec<String>,
     pub log_format: LogFormat,
     pub durability: Durability,
@@ -539,7 +541,7 @@ impl Options {
             server,
             domain,
             secret,
-            database,
+            database: database.into(),
             user_domains,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             durability: self.durability.or(file.durability).unwrap_or_default(),
@@ -657,9 +659,14 @@ impl Options {
 
 /// The control socket of the database at `database`, beside it: `mixd.db` → `mixd.sock`. Not
 /// `mixd.db.sock`: what copies or scans `mixd.db*` (the database with its `-wal` and `-shm`)
-/// must not meet a socket.
+/// must not meet a socket. A PostgreSQL database has no file beside which to put it:
+/// `mixd.sock` in the working directory (each instance on one machine needs its own, set
+/// `control_socket`; docs/operations.md).
 pub fn default_control_socket(database: &Path) -> PathBuf {
-    database.with_extension("sock")
+    match Database::from(database.to_path_buf()) {
+        Database::Sqlite(path) => path.with_extension("sock"),
+        Database::Postgres(_) => PathBuf::from("mixd.sock"),
+    }
 }
 
 /// Where `mixd admin` finds the service: its database and control socket, from the same
@@ -671,7 +678,7 @@ pub struct Place {
     #[arg(long, env = "MIXD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// SQLite database file [default: mixd.db].
+    /// SQLite database file, or a PostgreSQL URL [default: mixd.db].
     #[arg(long, env = "MIXD_DATABASE", value_name = "FILE")]
     pub database: Option<PathBuf>,
 
@@ -738,8 +745,11 @@ impl Settings {
             ),
             (
                 "database",
-                self.database.display().to_string(),
-                "SQLite file, created if missing",
+                self.database.to_string(),
+                match self.database {
+                    Database::Sqlite(_) => "SQLite file, created if missing",
+                    Database::Postgres(_) => "PostgreSQL database, schema created if missing",
+                },
             ),
             (
                 "user_domains",
@@ -914,7 +924,10 @@ mod tests {
         assert_eq!(settings.server, "127.0.0.1:6000");
         assert_eq!(settings.domain, "mix.example.org");
         assert_eq!(settings.user_domains, vec!["example.org", "other.org"]);
-        assert_eq!(settings.database, PathBuf::from("mixd.db"));
+        assert_eq!(
+            settings.database,
+            Database::Sqlite(PathBuf::from("mixd.db"))
+        );
         assert_eq!(settings.max_resources_per_participant, 64);
         let explained = settings.explain(&sources);
         assert!(

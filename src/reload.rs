@@ -61,7 +61,7 @@ fn table() -> [Row; 28] {
         ("jid", AtRestart, |s| s.domain.clone()),
         // Compared, never shown: only applied settings' values are (see `apply`).
         ("secret", AtRestart, |s| s.secret.clone()),
-        ("database", AtRestart, |s| s.database.display().to_string()),
+        ("database", AtRestart, |s| s.database.to_string()),
         ("control_socket", AtRestart, |s| {
             s.control_socket.display().to_string()
         }),

@@ -27,18 +27,22 @@ use crate::metrics::{self, Metrics};
 use crate::reload::{self, Reload};
 use crate::router;
 use crate::store::writer::{Committed, Job, Writer};
-use crate::store::{sqlite, Reader};
+use crate::store::{self, Reader};
 
 pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
-    let (mut store, reader) = sqlite::open(&settings.database, settings.durability)?;
+    // A PostgreSQL standby waits here until it is the active instance.
+    let store::Opened {
+        writer: mut store,
+        reader,
+        follows_an_active,
+    } = store::open(&settings.database, settings.durability)?;
     let key = store.id_key()?;
     let ids = Ids::new(&key);
-    let reader: Arc<dyn Reader> = Arc::new(reader);
     // Bound before anything is served, so that a second mixd on this database stops here.
     let (mut orders, _control) = control::listen(&settings.control_socket)?;
     let mut groups = Groups::new(reload::rules(&settings, key), reader.snapshot()?);
     let metrics = Arc::new(Metrics::new());
-    tracing::info!(channels = groups.channels().count(), database = %settings.database.display(), "state loaded");
+    tracing::info!(channels = groups.channels().count(), database = %settings.database, "state loaded");
     let service = Service {
         domain: settings.domain.clone(),
         archive: reader.clone(),
@@ -55,6 +59,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
         },
         max_outbox_bytes: settings.max_outbox_bytes,
         write_timeout: settings.write_timeout,
+        wait_out_conflict: follows_an_active,
         metrics: metrics.clone(),
     });
     let shutdown = shutdown_signal();

@@ -3,7 +3,9 @@ showing channels slixmpp clients made; removing a participant and deleting a cha
 the control socket, which the channel's participants are told of as of any removal; the
 archive exported as JSON lines; a backup taken while a client posts, restored and checked;
 `check` finding a planted inconsistency; and SIGHUP applying a limit live while saying what
-it did not apply."""
+it did not apply. On PostgreSQL (MIXD_STORE=postgres) the changes through the control socket
+and SIGHUP run alike; the reads, backup, restore and check are SQLite's, and are refused
+naming the PostgreSQL tool that does the job."""
 
 import asyncio
 import json
@@ -18,11 +20,15 @@ import pytest
 from slixmpp.plugins.xep_0369.stanza import Subscribe
 
 from conftest import connected, run
-from harness.servers import MIX_DOMAIN, USER_DOMAIN, Mixd
+from harness.servers import MIX_DOMAIN, STORE, USER_DOMAIN, Mixd
 
 PARTICIPANTS = "urn:xmpp:mix:nodes:participants"
 MESSAGES = "urn:xmpp:mix:nodes:messages"
 NODES = {MESSAGES, PARTICIPANTS, "urn:xmpp:mix:nodes:info"}
+
+
+# `mixd admin`'s reads, backup, restore and check open SQLite files.
+sqlite_only = pytest.mark.skipif(STORE != "sqlite", reason="reads SQLite files; PostgreSQL's refusal is tested instead")
 
 
 def jid(user):
@@ -44,9 +50,12 @@ def live(server):
 
 
 def admin(daemon, *args, database=None):
-    """`mixd admin` on the daemon's database (its control socket is found beside it)."""
+    """`mixd admin` on the daemon's database and control socket, or on another `database`
+    (its control socket found beside it)."""
+    place = ["--database", str(database)] if database else [
+        "--database", str(daemon.database), "--control-socket", str(daemon.control_socket)]
     return subprocess.run(
-        [daemon.binary, "admin", "--database", str(database or daemon.database), *args],
+        [daemon.binary, "admin", *place, *args],
         capture_output=True, text=True, timeout=120)
 
 
@@ -80,6 +89,7 @@ async def post_and_see(client, name, body):
             return reflected
 
 
+@sqlite_only
 def test_list_search_and_show_reflect_what_clients_made(server, live, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
@@ -131,9 +141,15 @@ def test_removal_through_the_control_socket_is_told_to_the_participants(server, 
             assert sorted(str(j) for _, _, j in participants) == [jid("alice"), jid("carol")]
 
             # The archive says the service did it.
-            exported = await admin_async(live, "export", "--notices", channel_name)
-            notices = [json.loads(line) for line in exported.stdout.splitlines()]
-            assert {"notice": "left", "from": MIX_DOMAIN, "target": jid("bob")}.items() <= notices[-1].items()
+            if STORE == "sqlite":
+                exported = await admin_async(live, "export", "--notices", channel_name)
+                notices = [json.loads(line) for line in exported.stdout.splitlines()]
+                assert {"notice": "left", "from": MIX_DOMAIN, "target": jid("bob")}.items() <= notices[-1].items()
+            else:
+                (last,) = live.query("SELECT m.notice, m.sender, m.notice_target FROM messages m "
+                                     "JOIN channels c ON c.key = m.channel WHERE c.name = ? "
+                                     "ORDER BY m.id DESC LIMIT 1", channel_name)
+                assert last == (3, MIX_DOMAIN, jid("bob"))  # 3: left or removed
 
             # What cannot be done is refused with the rules' text; nothing is told.
             again = await admin_async(live, "remove-participant", channel_name, jid("bob"))
@@ -156,8 +172,11 @@ def test_destroy_through_the_control_socket(server, live, channel_name):
                 while kind != "pubsub_delete":
                     kind, event = await client.next_event()
                 assert event.xml.find("{urn:xmpp:mix:core:1}destroy").get("channel") == channel_name
-            listed = await admin_async(live, "list")
-            assert channel_name not in [line.split("\t")[0] for line in listed.stdout.splitlines()]
+            if STORE == "sqlite":
+                listed = await admin_async(live, "list")
+                assert channel_name not in [line.split("\t")[0] for line in listed.stdout.splitlines()]
+            else:
+                assert live.query("SELECT count(*) FROM channels WHERE name = ?", channel_name) == [(0,)]
             condition, _ = await bob.iq_error(
                 bob.plugin["xep_0369"].join_channel(bob.channel(channel_name), "b", timeout=10))
             assert condition == "item-not-found"
@@ -165,7 +184,7 @@ def test_destroy_through_the_control_socket(server, live, channel_name):
 
 
 def test_the_control_socket_is_private_and_answers_nonsense_with_an_error(live):
-    socket_path = str(live.database.with_suffix(".sock"))
+    socket_path = str(live.control_socket)
     assert stat.S_IMODE(os.stat(socket_path).st_mode) == 0o600
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(socket_path)
@@ -180,6 +199,7 @@ def test_the_control_socket_is_private_and_answers_nonsense_with_an_error(live):
         assert answer == {"ok": False, "text": "no channel 'never-made'"}
 
 
+@sqlite_only
 def test_export_holds_exactly_the_posted_messages_with_the_ids_clients_saw(server, live, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
@@ -199,6 +219,7 @@ def test_export_holds_exactly_the_posted_messages_with_the_ids_clients_saw(serve
     run(scenario())
 
 
+@sqlite_only
 def test_a_backup_under_load_restores_and_holds_every_acknowledged_message(server, live, channel_name):
     workdir = tempfile.mkdtemp(prefix="mixd-backup-")
     backup = os.path.join(workdir, "backup.db")
@@ -258,6 +279,18 @@ def test_a_backup_under_load_restores_and_holds_every_acknowledged_message(serve
     planted = admin(live, "check", database=restored)
     assert planted.returncode == 1, planted.stdout
     assert "participant ghost@localhost of channel key 987654, which does not exist" in planted.stdout
+
+
+@pytest.mark.skipif(STORE != "postgres", reason="PostgreSQL's refusal; SQLite's reads are tested above")
+def test_on_postgresql_the_sqlite_commands_name_the_postgresql_tool(live, channel_name):
+    backup = tempfile.mktemp(prefix="mixd-backup-", suffix=".dump")
+    for args, tool in ((["list"], "psql"), (["search", "x"], "psql"), (["show", channel_name], "psql"),
+                       (["export", channel_name], "psql"), (["backup", backup], "pg_dump"),
+                       (["restore", backup], "pg_restore"), (["check"], "amcheck")):
+        refused = admin(live, *args)
+        assert refused.returncode == 2, (args, refused)
+        assert f"`mixd admin {args[0]}` works on SQLite files only" in refused.stderr and tool in refused.stderr, refused
+    assert not os.path.exists(backup)
 
 
 def test_sighup_applies_a_limit_live_and_says_what_waits_for_a_restart(server, live, channel_name):

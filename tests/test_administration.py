@@ -5,7 +5,6 @@ member out, mutes, access lists, limits, the user's own groups, and every change
 configuration-node event at another participant and as a notice in history."""
 
 import asyncio
-import sqlite3
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -499,11 +498,9 @@ def test_group_limits_and_kept_archive(server, mixd, channel_name):
                 # Deleting freed a place.
                 await frank.plugin["xep_0369"].create_channel(frank.channel("x"), f"{channel_name}-3", timeout=10)
         run(scenario())
-        db = sqlite3.connect(f"file:{mixd.database}?mode=ro", uri=True)
-        kept = db.execute("SELECT content FROM messages WHERE content LIKE '%kept for the operator%'").fetchall()
-        deleted = db.execute("SELECT count(*) FROM messages WHERE notice = 18 AND sender = ?", (f"frank@{USER_DOMAIN}",)).fetchone()
-        db.close()
-        assert len(kept) == 1 and deleted == (1,)
+        kept = mixd.query("SELECT content FROM messages WHERE content LIKE '%kept for the operator%'")
+        deleted = mixd.query("SELECT count(*) FROM messages WHERE notice = 18 AND sender = ?", f"frank@{USER_DOMAIN}")
+        assert len(kept) == 1 and deleted == [(1,)]
     finally:
         mixd.stop()
         mixd.extra = []

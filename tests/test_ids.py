@@ -5,7 +5,6 @@ Checked through real clients on Prosody and ejabberd: slixmpp for MIX, the FlyCh
 stanzas (sent through slixmpp) for FlyChat."""
 
 import asyncio
-import sqlite3
 import xml.etree.ElementTree as ET
 
 from conftest import connected, run
@@ -21,10 +20,9 @@ H = "jabber:iq:user_activities"
 def archive_id(mixd, body):
     """The archive's own integer key of the message with `body`, read from the database: what
     a client would have to guess to name a message it was never shown."""
-    with sqlite3.connect(mixd.database) as db:
-        (key,) = db.execute(
-            "SELECT id FROM messages WHERE content LIKE ? ORDER BY id DESC LIMIT 1", (f"%{body}%",)
-        ).fetchone()
+    [(key,)] = mixd.query(
+        "SELECT id FROM messages WHERE content LIKE ? ORDER BY id DESC LIMIT 1", f"%{body}%"
+    )
     return key
 
 

@@ -1,7 +1,6 @@
 """Standard MIX (XEP-0369 core:1) through slixmpp's xep_0369 plugin, against Prosody and
 ejabberd: discovery, create, join, messages, nicks, participants, info, leave, destroy."""
 
-import sqlite3
 
 from slixmpp.plugins.xep_0369.stanza import Subscribe
 
@@ -29,11 +28,7 @@ def test_service_discovery(server, mixd):
 
 def test_channel_lifecycle(server, mixd, channel_name):
     def archived_copies(text):
-        db = sqlite3.connect(f"file:{mixd.database}?mode=ro", uri=True)
-        try:
-            return db.execute("SELECT count(*) FROM messages WHERE content LIKE ?", (f"%{text}%",)).fetchone()[0]
-        finally:
-            db.close()
+        return mixd.query("SELECT count(*) FROM messages WHERE content LIKE ?", f"%{text}%")[0][0]
 
     async def scenario():
         async with connected(server, "alice", "bob", "carol") as (alice, bob, carol):

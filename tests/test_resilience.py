@@ -4,7 +4,6 @@ with an explanation instead of retrying forever."""
 
 import asyncio
 import signal
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -79,8 +78,7 @@ def test_sigkill_while_messages_flow_loses_nothing_reflected(fresh):
                 pass
 
     run(scenario())
-    with sqlite3.connect(mixd.database) as db:
-        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    mixd.check_integrity()
 
 
 def test_server_restart_is_survived(fresh):
@@ -102,11 +100,11 @@ def test_server_restart_is_survived(fresh):
 
 
 def run_mixd(mixd, *extra, secret=None, same_database=False):
-    """Another mixd beside the running one; on a database of its own unless told otherwise
-    (a second mixd on the same database is refused before it connects)."""
-    command = mixd.command(**({"secret": secret} if secret else {}))
-    if not same_database:
-        command[command.index("--database") + 1] = tempfile.mktemp(prefix="mixd-second-", suffix=".db")
+    """Another mixd beside the running one; on a database (and control socket) of its own
+    unless told otherwise (a second mixd on the same database is refused before it connects,
+    or on PostgreSQL stands by)."""
+    command = mixd.command(**({"secret": secret} if secret else {}),
+                           database=None if same_database else mixd.other_database())
     return subprocess.run(command + list(extra), capture_output=True, text=True, timeout=30)
 
 
@@ -115,7 +113,7 @@ def test_configuration_mistakes_are_explained(fresh):
     wrong = run_mixd(mixd, secret="not-the-secret")
     assert wrong.returncode == 1 and "not-authorized" in wrong.stderr and "not-the-secret" not in wrong.stderr
 
-    unknown = mixd.command()
+    unknown = mixd.command(database=mixd.other_database())
     unknown[unknown.index("--jid") + 1] = "nomix.localhost"
     result = subprocess.run(unknown, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1, result.stderr
@@ -125,9 +123,23 @@ def test_configuration_mistakes_are_explained(fresh):
         # Prosody takes one connection per component; ejabberd balances over several.
         second = run_mixd(mixd)
         assert second.returncode == 1 and "conflict" in second.stderr
-    # Two mixd on one database would each hold their own copy of its channels.
-    beside = run_mixd(mixd, same_database=True)
-    assert beside.returncode == 1 and "is one already running on this database" in beside.stderr
+    if mixd.store == "postgres":
+        # On the same PostgreSQL database, a second mixd is a standby: it waits, unconnected,
+        # before it binds the control socket.
+        with tempfile.TemporaryFile() as err:
+            standby = subprocess.Popen(mixd.command(), stdout=subprocess.DEVNULL, stderr=err)
+            try:
+                deadline = time.monotonic() + 15
+                while b"standing by" not in (err.seek(0) or err.read()):
+                    assert standby.poll() is None and time.monotonic() < deadline, err.read()
+                    time.sleep(0.1)
+            finally:
+                standby.kill()
+                standby.wait()
+    else:
+        # Two mixd on one database would each hold their own copy of its channels.
+        beside = run_mixd(mixd, same_database=True)
+        assert beside.returncode == 1 and "is one already running on this database" in beside.stderr
 
     checked = subprocess.run([mixd.binary, "check-config", "--jid", "mix.localhost", "--secret", "s3cr3t"],
                              capture_output=True, text=True)

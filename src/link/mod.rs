@@ -57,6 +57,11 @@ pub struct LinkSettings {
     /// How long a write may make no progress (the server reads nothing) before the link is
     /// dropped and connected again.
     pub write_timeout: Duration,
+    /// Whether a `conflict` at the first handshake (another connection holds the component's
+    /// name) is waited out rather than fatal: true when this mixd took over a database from
+    /// a previous active instance, whose connection it most likely is, fenced and about to go
+    /// (Prosody refuses a second connection until the first closes).
+    pub wait_out_conflict: bool,
     /// Told of the link's state, the stanzas written and the refusals sent.
     pub metrics: Arc<Metrics>,
 }
@@ -176,6 +181,10 @@ pub enum LinkError {
     /// The connection failed or was lost; retrying may help.
     #[error("{0}")]
     Lost(String),
+    /// Another connection holds the component's name, and is expected to go (see
+    /// [`LinkSettings::wait_out_conflict`]): try again soon, at a steady pace.
+    #[error("{0}")]
+    Occupied(String),
 }
 
 impl From<io::Error> for LinkError {
@@ -214,6 +223,9 @@ const INBOUND_QUEUE: usize = 4096;
 /// least two of the heaviest stanzas the limits allow.
 const INBOUND_WEIGHT: usize = 32 << 20;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// How often a connection that the server refused with `conflict` is tried again while the
+/// previous active mixd's connection is expected to close: a takeover waits on it.
+const OCCUPIED_RETRY: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long the server may take to answer the stream header, the handshake or a ping.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -241,6 +253,7 @@ pub fn spawn(settings: LinkSettings) -> Link {
         let mut first = Some(first_tx);
         let mut pending = VecDeque::new();
         let mut backoff = FIRST_BACKOFF;
+        let mut told_occupied = false;
         loop {
             let mut connected = false;
             let result = session(
@@ -266,13 +279,24 @@ pub fn spawn(settings: LinkSettings) -> Link {
                         }
                         return;
                     }
-                    if first.is_some() {
+                    let occupied = matches!(error, LinkError::Occupied(_));
+                    if occupied {
+                        // Said once: the wait lasts as long as the other connection does.
+                        if !told_occupied {
+                            tracing::warn!(%error, "the component's name is taken; trying again until the other connection closes");
+                            told_occupied = true;
+                        }
+                    } else if first.is_some() {
                         tracing::warn!(%error, server = %settings.server, "cannot reach the XMPP server; retrying");
                     } else {
                         tracing::warn!(%error, queued = pending.len(), queued_bytes = weak_outbox.queue.bytes.load(Ordering::Relaxed), "component link lost; reconnecting");
                     }
                     if outbox_rx.is_closed() && outbox_rx.is_empty() && pending.is_empty() {
                         return;
+                    }
+                    if occupied {
+                        tokio::time::sleep(OCCUPIED_RETRY).await;
+                        continue;
                     }
                     if connected {
                         backoff = FIRST_BACKOFF;
@@ -580,6 +604,12 @@ fn refusal(settings: &LinkSettings, condition: &str) -> LinkError {
             "the server at {} does not know the component {} ({condition}): declare it as a component there",
             settings.server, settings.domain
         ),
+        "conflict" if settings.wait_out_conflict => {
+            return LinkError::Occupied(format!(
+                "another connection of {} is still open (conflict): the previous active mixd's, or a mixd on another database",
+                settings.domain
+            ))
+        }
         "conflict" => format!(
             "another component is already connected as {} (conflict): is a second mixd running?",
             settings.domain
@@ -676,6 +706,7 @@ mod tests {
             },
             max_outbox_bytes: 1 << 20,
             write_timeout: Duration::from_secs(1),
+            wait_out_conflict: false,
             metrics: Arc::new(Metrics::new()),
         }
     }
@@ -714,6 +745,47 @@ mod tests {
             if memchr::memmem::find(&seen[from..], needle.as_bytes()).is_some() {
                 return String::from_utf8(seen).unwrap();
             }
+        }
+    }
+
+    /// Answers the handshake of the next connection with a `conflict` stream error.
+    async fn refuse_with_conflict(listener: &TcpListener) {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        read_until(&mut socket, "'>").await;
+        socket
+            .write_all(b"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' id='abc' from='mix.test'>")
+            .await
+            .unwrap();
+        read_until(&mut socket, "</handshake>").await;
+        socket
+            .write_all(b"<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>")
+            .await
+            .unwrap();
+    }
+
+    /// A standby that took over finds the previous active's connection still open (Prosody
+    /// refuses a second one): it tries again until it gets in. A lone mixd stops instead,
+    /// saying that a second one runs.
+    #[tokio::test]
+    async fn a_conflict_at_first_is_waited_out_only_after_a_takeover() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let link = spawn(LinkSettings {
+            wait_out_conflict: true,
+            ..settings(listener.local_addr().unwrap().to_string())
+        });
+        for _ in 0..3 {
+            refuse_with_conflict(&listener).await;
+        }
+        let _server = accept(&listener).await;
+        link.first_connection.await.unwrap().unwrap();
+
+        let lone = spawn(settings(listener.local_addr().unwrap().to_string()));
+        refuse_with_conflict(&listener).await;
+        match lone.first_connection.await.unwrap() {
+            Err(LinkError::Refused(why)) => {
+                assert!(why.contains("is a second mixd running"), "{why}")
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -1,23 +1,124 @@
 //! Storage behind a narrow interface: the service needs to load what the core knows, to
 //! persist the facts the core decides (in order, in batches), and to read archive pages.
-//! SQLite is the one backend ([`sqlite`]); another would implement [`FactWriter`] and
-//! [`Reader`] without touching the rules.
+//! Two backends implement [`FactWriter`] and [`Reader`] with the same meaning: SQLite, the
+//! embedded default ([`sqlite`]), and PostgreSQL ([`postgres`]); [`open`] picks one from the
+//! database setting. The rules never know which.
 
+pub mod columns;
 pub mod migrate;
+pub mod postgres;
 pub mod sqlite;
 pub mod writer;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use jid::BareJid;
 
 use crate::core::{Fact, MessageRef, Micros, NoticeKind, Posted, ReceiptKind, Snapshot};
+
+/// Where the state and the archive live: the `database` setting, a path or a URL.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// An SQLite file, created if missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, `postgres://user@host:port/name` (`postgresql://` too).
+    Postgres(String),
+}
+
+impl From<PathBuf> for Database {
+    /// A `postgres://` URL names PostgreSQL; anything else is an SQLite file's path.
+    fn from(setting: PathBuf) -> Self {
+        match setting.to_str() {
+            Some(url) if postgres::is_url(url) => Database::Postgres(url.to_owned()),
+            _ => Database::Sqlite(setting),
+        }
+    }
+}
+
+/// Shown in logs and `check-config`: a URL without its password.
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                let shown = match rest.split_once('@') {
+                    Some((user, host)) if user.contains(':') => {
+                        let name = user.split_once(':').map_or(user, |(name, _)| name);
+                        format!("{scheme}://{name}:<redacted>@{host}")
+                    }
+                    _ => url.clone(),
+                };
+                f.write_str(&shown)
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+/// An open store: the writer for the group-commit thread and the reader the service shares.
+pub struct Opened {
+    pub writer: Box<dyn FactWriter>,
+    pub reader: Arc<dyn Reader>,
+    /// True when another mixd was active on this database before this one (PostgreSQL's
+    /// fence had been raised before): a component connection still open under the service's
+    /// name may be that instance's, fenced and on its way out (a hung process keeps it open),
+    /// so the link waits it out rather than taking it for a second mixd
+    /// (`link::LinkSettings::wait_out_conflict`). Never with SQLite, whose one file has one
+    /// mixd at a time.
+    pub follows_an_active: bool,
+}
+
+/// Opens the backend `database` names. With PostgreSQL this returns once this instance is the
+/// active one.
+pub fn open(database: &Database, durability: sqlite::Durability) -> anyhow::Result<Opened> {
+    Ok(match database {
+        Database::Sqlite(path) => {
+            let (writer, reader) = sqlite::open(path, durability)?;
+            Opened {
+                writer: Box::new(writer),
+                reader: Arc::new(reader),
+                follows_an_active: false,
+            }
+        }
+        Database::Postgres(url) => {
+            let (writer, reader) = postgres::open(url, durability)?;
+            Opened {
+                follows_an_active: writer.follows_an_active(),
+                writer: Box::new(writer),
+                reader: Arc::new(reader),
+            }
+        }
+    })
+}
+
+impl FactWriter for Box<dyn FactWriter> {
+    fn commit(&mut self, batch: &[&Fact]) -> anyhow::Result<Vec<Completion>> {
+        (**self).commit(batch)
+    }
+
+    fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
+        (**self).id_key()
+    }
+}
 
 /// Persists facts. Called from one thread only: the group-commit writer.
 pub trait FactWriter: Send + 'static {
     /// Persists every fact of `batch` in one transaction: all of them or none. Returns the
     /// messages that the batch's receipts made delivered to (or seen by) every member.
     fn commit(&mut self, batch: &[&Fact]) -> anyhow::Result<Vec<Completion>>;
+    /// The secret of the opaque ids clients see (`dialect::ids`): 16 bytes made from the OS's
+    /// randomness the first time the database is opened ([`columns::new_id_key`]), then read
+    /// back, so that ids stay the same across restarts (and standbys) and differ between
+    /// databases.
+    fn id_key(&mut self) -> anyhow::Result<[u8; 16]>;
 }
 
 /// A message every member now has (or has seen): its author is to be told.
@@ -181,5 +282,30 @@ impl HistoryQuery {
             hidden_upto: scope.hidden_upto,
             ..HistoryQuery::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Database;
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_url_picks_postgres_and_hides_its_password() {
+        let url = Database::from(PathBuf::from(
+            "postgres://mixd:hunter2@db.example:5432/mixd",
+        ));
+        assert!(matches!(url, Database::Postgres(_)));
+        assert_eq!(
+            url.to_string(),
+            "postgres://mixd:<redacted>@db.example:5432/mixd"
+        );
+        assert!(!format!("{url:?}").contains("hunter2"));
+        let plain = Database::from(PathBuf::from("postgresql://localhost/mixd"));
+        assert_eq!(plain.to_string(), "postgresql://localhost/mixd");
+        assert_eq!(
+            Database::from(PathBuf::from("/var/lib/mixd/mixd.db")),
+            Database::Sqlite(PathBuf::from("/var/lib/mixd/mixd.db"))
+        );
     }
 }

@@ -226,6 +226,10 @@ mod tests {
             self.0.recv()?;
             Ok(Vec::new())
         }
+
+        fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
+            Ok([0; 16])
+        }
     }
 
     /// The batches the writer reported: (jobs, facts, stored).
@@ -288,6 +292,10 @@ mod tests {
         fn commit(&mut self, _: &[&Fact]) -> anyhow::Result<Vec<Completion>> {
             anyhow::ensure!(!self.fails, "the disk is full");
             Ok(Vec::new())
+        }
+
+        fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
+            Ok([0; 16])
         }
     }
 

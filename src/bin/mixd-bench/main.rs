@@ -170,6 +170,18 @@ impl Mixd {
         let dir = tempfile::tempdir()?;
         let database = dir.path().join("bench.db");
         prepare(&database)?;
+        // `MIXD_BENCH_DATABASE=postgres://…` (an empty database) runs mixd on PostgreSQL
+        // instead, for the scenarios that start from an empty database.
+        let setting = match std::env::var_os("MIXD_BENCH_DATABASE") {
+            Some(url) => {
+                anyhow::ensure!(
+                    !database.exists(),
+                    "this scenario seeds an SQLite database: it runs without MIXD_BENCH_DATABASE"
+                );
+                url
+            }
+            None => database.clone().into_os_string(),
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let started = Instant::now();
@@ -204,7 +216,7 @@ impl Mixd {
             .arg("--server")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--database")
-            .arg(&database)
+            .arg(&setting)
             .env("MIXD_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()?;

@@ -7,8 +7,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{bare, SqliteReader};
 use crate::core::{MessageRef, NoticeKind, Posted, Submission};
+use crate::store::columns;
 use crate::store::{
-    Action, Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page, Tombstone,
+    Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page, Tombstone,
 };
 
 /// The columns [`archived`] reads, in its order.
@@ -17,30 +18,11 @@ const ARCHIVED_COLUMNS: &str =
      edited_at, retracted_at, retracted_by, moderated, moderation_reason, notice, notice_target,
      action, action_target, retraction";
 
-/// The `action` column: a retraction, a member's reactions (0: neither).
-pub(super) const ACTION_RETRACTION: i64 = 1;
-pub(super) const ACTION_REACTIONS: i64 = 2;
-
 fn archived(row: &rusqlite::Row) -> rusqlite::Result<Archived> {
     let moderated = || -> rusqlite::Result<Option<Option<String>>> {
         row.get::<_, bool>(12)?.then(|| row.get(13)).transpose()
     };
-    let action = match (row.get::<_, i64>(16)?, row.get::<_, Option<i64>>(17)?) {
-        (ACTION_RETRACTION, Some(target)) => Some(Action::Retraction {
-            target,
-            moderated: moderated()?,
-        }),
-        (ACTION_REACTIONS, Some(target)) => Some(Action::Reactions {
-            target,
-            reactions: row
-                .get::<_, String>(8)?
-                .split('\n')
-                .filter(|r| !r.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        }),
-        _ => None,
-    };
+    let action = columns::action(row.get(16)?, row.get(17)?, moderated, || row.get(8))?;
     let retracted_at: Option<i64> = row.get(10)?;
     let retraction = match retracted_at {
         Some(at) => Some(Tombstone {

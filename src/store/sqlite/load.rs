@@ -3,25 +3,15 @@
 
 use std::collections::HashMap;
 
-use jid::{BareJid, FullJid};
+use jid::FullJid;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::bare;
-use crate::core::model::Reach;
 use crate::core::{
     Administration, Channel, Departure, Dialect, Info, JoinPolicy, Nodes, Participant, Pending,
     PendingKind, Role, Settings, Snapshot,
 };
-
-/// A participant's dialect and reach from the `participants.dialect` column, as
-/// [`write::mode`](super::write::mode) keeps them. A FlyChat participant's reach is not
-/// kept (its dialect always tells it at its bare JID): it comes back as the default.
-fn mode(code: i64) -> (Dialect, Reach) {
-    match code {
-        2 => (Dialect::Mix, Reach::Server),
-        code => (Dialect::from_i64(code), Reach::Direct),
-    }
-}
+use crate::store::columns::{contacts, mode};
 
 /// Everything the core holds in memory, and the last keys the sequences handed out (kept
 /// past deletions, so a destroyed channel's key or message id is never reused).
@@ -36,7 +26,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let contacts: String = row.get(6)?;
+        let contacts_text: String = row.get(6)?;
         let settings = Settings {
             policy: JoinPolicy::from_i64(row.get(11)?),
             muted: row.get(12)?,
@@ -52,10 +42,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
             info: Info {
                 name: row.get(4)?,
                 description: row.get(5)?,
-                contacts: contacts
-                    .split_whitespace()
-                    .filter_map(|j| BareJid::new(j).ok())
-                    .collect(),
+                contacts: contacts(&contacts_text),
                 updated_at: row.get(7)?,
                 avatar: row.get(8)?,
                 avatar_type: row.get(14)?,

@@ -29,6 +29,7 @@ use anyhow::Context;
 use jid::BareJid;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+use super::columns::{id_key_from, new_id_key};
 pub use backup::{backup, restore};
 pub use inspect::{inspect, Archived, ChannelSummary, Counts, Inspector};
 
@@ -104,10 +105,7 @@ impl SqliteWriter {
         let stored = match read(&self.conn)? {
             Some(stored) => stored,
             None => {
-                let mut key = [0u8; 16];
-                getrandom::fill(&mut key).map_err(|e| {
-                    anyhow::anyhow!("no randomness from the OS for the id key: {e}")
-                })?;
+                let key = new_id_key()?;
                 self.conn.execute(
                     "INSERT OR IGNORE INTO meta (name, value) VALUES ('id_key', ?1)",
                     [&key[..]],
@@ -115,9 +113,7 @@ impl SqliteWriter {
                 read(&self.conn)?.context("the id key was not stored")?
             }
         };
-        stored
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("the stored id key is not 16 bytes"))
+        id_key_from(stored)
     }
 }
 

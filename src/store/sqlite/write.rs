@@ -5,9 +5,11 @@
 use jid::BareJid;
 use rusqlite::{params, OptionalExtension};
 
-use super::{history, SqliteWriter};
-use crate::core::model::Reach;
-use crate::core::{Dialect, Fact, Participant, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE};
+use super::SqliteWriter;
+use crate::core::{Fact, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE};
+use crate::store::columns::{
+    contacts_text, mode_code, writer_now, ACTION_REACTIONS, ACTION_RETRACTION,
+};
 use crate::store::{Completion, FactWriter};
 
 impl FactWriter for SqliteWriter {
@@ -26,6 +28,10 @@ impl FactWriter for SqliteWriter {
         }
         Ok(after.completions)
     }
+
+    fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
+        SqliteWriter::id_key(self)
+    }
 }
 
 /// What a batch's facts leave to do once their transaction is committed. [`persist`] fills
@@ -39,40 +45,11 @@ struct AfterCommit {
     erased: bool,
 }
 
-/// How a participant takes part, as the `participants.dialect` column keeps it: its
-/// dialect, and for MIX how it is reached. `0` and `1` are what the column always held (MIX,
-/// FlyChat); `2` is new, a MIX participant whose server joined for it (XEP-0405), so that the
-/// schema need not change and an older mixd reads it as MIX (reached at its clients).
-/// [`load`](super::load) reads it back.
-pub(super) fn mode(p: &Participant) -> i64 {
-    match (p.dialect, p.reach) {
-        (Dialect::Mix, Reach::Direct) => 0,
-        (Dialect::FlyChat, Reach::Direct | Reach::Server) => 1,
-        (Dialect::Mix, Reach::Server) => 2,
-    }
-}
-
-/// A channel's contacts as one column, separated by spaces (which no JID holds);
-/// [`load`](super::load) splits them back.
-fn contacts_text(contacts: &[BareJid]) -> String {
-    contacts
-        .iter()
-        .map(|j| j.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Keeps the right of `owner`, which just left channel `key` itself, to delete that channel
 /// for a moment (`core/destroy.rs`), so that it survives a restart; drops expired ones.
-///
-/// The time is the writer's clock: a `Left` carries none, and the writer commits within
-/// moments of the rules deciding it (the same clock, a group commit away), which against a
-/// grace of a minute only errs by that commit's delay.
+/// The time is the writer's clock ([`writer_now`]).
 fn departed_owner(tx: &rusqlite::Transaction, key: i64, owner: &BareJid) -> rusqlite::Result<()> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default();
+    let now = writer_now();
     tx.prepare_cached("DELETE FROM departed_owners WHERE at <= ?1")?
         .execute([now - DEPARTED_OWNER_GRACE])?;
     tx.prepare_cached(
@@ -156,7 +133,7 @@ fn persist(
                  nodes = excluded.nodes, role = excluded.role, dialect = excluded.dialect,
                  joined_at = excluded.joined_at, cleared_upto = excluded.cleared_upto",
             )?
-            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, mode(p), p.joined_at, p.cleared_upto])?;
+            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, mode_code(p), p.joined_at, p.cleared_upto])?;
             tx.prepare_cached("DELETE FROM pending WHERE channel = ?1 AND jid = ?2")?
                 .execute(params![key, p.jid.as_str()])?;
         }
@@ -304,7 +281,7 @@ fn persist(
                 r.by_nick,
                 r.moderated.is_some(),
                 r.moderated.clone().flatten(),
-                history::ACTION_RETRACTION,
+                ACTION_RETRACTION,
                 r.message
             ])?;
             count_archived(tx, r.channel)?;
@@ -345,7 +322,7 @@ fn persist(
                 r.member.as_str(),
                 r.nick,
                 r.reactions.join("\n"),
-                history::ACTION_REACTIONS,
+                ACTION_REACTIONS,
                 r.message
             ])?;
             count_archived(tx, r.channel)?;

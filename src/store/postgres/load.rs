@@ -1,0 +1,205 @@
+//! The state the core starts from: every channel with its participants, owners and
+//! administration, read in a handful of whole-table scans rather than per channel, inside one
+//! read-only snapshot of the database.
+
+use std::collections::HashMap;
+
+use anyhow::anyhow;
+use jid::FullJid;
+use postgres::IsolationLevel;
+
+use super::{bare, Conn};
+use crate::core::{
+    Administration, Channel, Departure, Dialect, Info, JoinPolicy, Nodes, Participant, Pending,
+    PendingKind, Role, Settings, Snapshot,
+};
+use crate::store::columns::{contacts, mode};
+
+/// Everything the core holds in memory, and the last keys handed out (kept past deletions,
+/// so a destroyed channel's key or message id is never reused).
+pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
+    let mut tx = conn
+        .client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    let mut channels = Vec::new();
+    for row in tx.query(
+        "SELECT key, name, created_by, created_at, info_name, info_description,
+                info_contacts, info_updated_at, info_avatar, info_thumbnail, info_history,
+                join_policy, muted, max_members, info_avatar_type, listed, jids_hidden,
+                config_updated_at
+         FROM channels ORDER BY key",
+        &[],
+    )? {
+        let contacts_text: String = row.try_get(6)?;
+        let settings = Settings {
+            policy: JoinPolicy::from_i64(row.try_get(11)?),
+            muted: row.try_get(12)?,
+            max_members: row.try_get::<_, Option<i64>>(13)?.map(|m| m as usize),
+            jids_hidden: row.try_get(16)?,
+        };
+        let mut channel = Channel {
+            key: row.try_get(0)?,
+            name: row.try_get(1)?,
+            listed: row.try_get(15)?,
+            created_by: bare(row.try_get(2)?)?,
+            created_at: row.try_get(3)?,
+            info: Info {
+                name: row.try_get(4)?,
+                description: row.try_get(5)?,
+                contacts: contacts(&contacts_text),
+                updated_at: row.try_get(7)?,
+                avatar: row.try_get(8)?,
+                avatar_type: row.try_get(14)?,
+                thumbnail: row.try_get(9)?,
+                history_visible: row.try_get(10)?,
+            },
+            participants: Vec::new(),
+            owners: Vec::new(),
+            administration: (settings != Settings::default()).then(|| {
+                Box::new(Administration {
+                    settings,
+                    ..Administration::default()
+                })
+            }),
+        };
+        let configured_at: i64 = row.try_get(17)?;
+        if configured_at != 0 {
+            channel.administration_mut().configured_at = configured_at;
+        }
+        channels.push(channel);
+    }
+    let index: HashMap<i64, usize> = channels
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.key, i))
+        .collect();
+    // Sized up front, as in the SQLite backend: a million memberships pushed one at a time
+    // would carry a third more capacity than they use.
+    for row in tx.query(
+        "SELECT channel, count(*) FROM participants GROUP BY channel",
+        &[],
+    )? {
+        if let Some(&i) = index.get(&row.try_get::<_, i64>(0)?) {
+            channels[i]
+                .participants
+                .reserve_exact(row.try_get::<_, i64>(1)? as usize);
+        }
+    }
+    for row in tx.query("SELECT channel, jid FROM channel_owners", &[])? {
+        if let Some(&i) = index.get(&row.try_get::<_, i64>(0)?) {
+            channels[i].owners.push(bare(row.try_get(1)?)?);
+        }
+    }
+    for row in tx.query(
+        "SELECT channel, list, entry FROM channel_access ORDER BY channel, list, entry",
+        &[],
+    )? {
+        if let Some(&i) = index.get(&row.try_get::<_, i64>(0)?) {
+            let entry = bare(row.try_get(2)?)?;
+            let access = &mut channels[i].administration_mut().access;
+            match row.try_get::<_, i64>(1)? {
+                0 => access.allowed.push(entry),
+                _ => access.banned.push(entry),
+            }
+        }
+    }
+    for row in tx.query(
+        "SELECT channel, jid, kind, by, at, dialect FROM pending ORDER BY at",
+        &[],
+    )? {
+        if let Some(&i) = index.get(&row.try_get::<_, i64>(0)?) {
+            channels[i].administration_mut().pending.push(Pending {
+                jid: bare(row.try_get(1)?)?,
+                kind: PendingKind::from_i64(row.try_get(2)?),
+                by: bare(row.try_get(3)?)?,
+                at: row.try_get(4)?,
+                dialect: Dialect::from_i64(row.try_get(5)?),
+            });
+        }
+    }
+    // Clients online when the last active instance ran, by participant (few rows: most
+    // participants have no client online).
+    let mut online: HashMap<(i64, String), Vec<FullJid>> = HashMap::new();
+    for row in tx.query(
+        "SELECT channel, jid, resource FROM presence ORDER BY channel, jid, resource",
+        &[],
+    )? {
+        let (channel, bare_jid, resource): (i64, String, String) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        // A row that no longer makes a JID is skipped, not a reason to refuse to start.
+        if let Ok(full) = FullJid::new(&format!("{bare_jid}/{resource}")) {
+            online.entry((channel, bare_jid)).or_default().push(full);
+        }
+    }
+    // Streamed rather than collected: at a million memberships the rows would otherwise all
+    // sit in memory beside the participants made of them.
+    let statement = tx.prepare(
+        "SELECT channel, jid, id, nick, nodes, role, joined_at, cleared_upto, dialect, muted_until
+         FROM participants ORDER BY channel, joined_at, jid",
+    )?;
+    let mut rows = tx.query_raw(&statement, std::iter::empty::<i64>())?;
+    while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
+        let key: i64 = row.try_get(0)?;
+        if let Some(&i) = index.get(&key) {
+            let jid_text: String = row.try_get(1)?;
+            let online = if online.is_empty() {
+                Vec::new()
+            } else {
+                online.remove(&(key, jid_text.clone())).unwrap_or_default()
+            };
+            let jid = bare(jid_text)?;
+            let id: String = row.try_get(2)?;
+            let (dialect, reach) = mode(row.try_get(8)?);
+            channels[i].participants.push(Participant {
+                jid: jid.clone(),
+                id: id
+                    .parse()
+                    .map_err(|e| anyhow!("stored participant id {id:?}: {e}"))?,
+                nick: row.try_get(3)?,
+                nodes: Nodes(row.try_get::<_, i64>(4)? as u8),
+                role: Role::from_i64(row.try_get(5)?),
+                joined_at: row.try_get(6)?,
+                cleared_upto: row.try_get(7)?,
+                dialect,
+                reach,
+                online,
+            });
+            let muted_until: i64 = row.try_get(9)?;
+            if muted_until > 0 {
+                channels[i]
+                    .administration_mut()
+                    .mutes
+                    .push((jid, muted_until));
+            }
+        }
+    }
+    drop(rows);
+    let mut sequence = |name: &str| -> anyhow::Result<i64> {
+        Ok(tx
+            .query_opt("SELECT last FROM sequences WHERE name = $1", &[&name])?
+            .map(|row| row.try_get(0))
+            .transpose()?
+            .unwrap_or(0))
+    };
+    let last_channel_key = sequence("channels")?;
+    let last_message_id = sequence("messages")?;
+    let mut departures = Vec::new();
+    for row in tx.query("SELECT channel, name, jid, at FROM departed_owners", &[])? {
+        departures.push(Departure {
+            key: row.try_get(0)?,
+            name: row.try_get(1)?,
+            owner: bare(row.try_get(2)?)?,
+            at: row.try_get(3)?,
+        });
+    }
+    tx.commit()?;
+    Ok(Snapshot {
+        channels,
+        last_channel_key,
+        last_message_id,
+        departures,
+    })
+}

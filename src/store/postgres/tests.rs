@@ -1,0 +1,729 @@
+//! The PostgreSQL backend against a real server, and against the SQLite backend: one scenario
+//! of every kind of fact is committed to both, and every read must answer the same.
+//!
+//! These tests need a PostgreSQL server, so `cargo test` skips them (`#[ignore]`). Give them
+//! one with `MIXD_TEST_POSTGRES` (a URL whose user may create databases) and run the ignored
+//! tests; `scripts/test` does that with the harness's server:
+//!
+//! ```text
+//! .venv/bin/python tests/harness/servers.py with-postgres -- \
+//!     cargo test --locked store::postgres -- --ignored
+//! ```
+//!
+//! Each test works in a database of its own, created for it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use postgres::NoTls;
+
+use super::{open, PgReader, PgWriter};
+use crate::core::testing::{groups, jid, text};
+use crate::core::{
+    AccessList, Dialect, Fact, Groups, InfoChange, JoinPolicy, MessageRef, Nodes, ReceiptKind,
+    SettingsChange, Submission,
+};
+use crate::store::sqlite::{self, Durability, SqliteReader, SqliteWriter};
+use crate::store::{Completion, FactWriter, HistoryQuery, Page, Reader};
+
+/// A new, empty database on the test server, and its URL.
+fn database() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let server = std::env::var("MIXD_TEST_POSTGRES")
+        .expect("MIXD_TEST_POSTGRES names a PostgreSQL server to test against");
+    let name = format!(
+        "mixd_unit_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut admin = postgres::Client::connect(&server, NoTls).expect("connecting to the server");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    // The server's URL with the new database's name in place of its own.
+    let (base, _) = server.rsplit_once('/').expect("a URL ending in /database");
+    format!("{base}/{name}")
+}
+
+/// Both backends, fresh, each with its writer and reader.
+struct Both {
+    _dir: tempfile::TempDir,
+    sqlite: (SqliteWriter, SqliteReader),
+    pg: (PgWriter, PgReader),
+    /// The PostgreSQL database's URL.
+    url: String,
+}
+
+impl Both {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = sqlite::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let url = database();
+        let mut pg = open(&url, Durability::Normal).unwrap();
+        pg.0.exit_when_fenced = false;
+        Both {
+            _dir: dir,
+            sqlite,
+            pg,
+            url,
+        }
+    }
+
+    /// Commits `facts` to both as one batch; the completions must agree.
+    fn commit(&mut self, facts: Vec<Fact>) -> Vec<Completion> {
+        let batch: Vec<&Fact> = facts.iter().collect();
+        let lite = self.sqlite.0.commit(&batch).unwrap();
+        let pg = self.pg.0.commit(&batch).unwrap();
+        assert_eq!(lite, pg, "completions of {facts:?}");
+        pg
+    }
+
+    /// The message `reference` names, which both must find alike; a number is also taken as
+    /// the archive id a dialect decoded, as `sqlite/testing.rs` does.
+    fn find(&self, channel: i64, reference: &str) -> Option<MessageRef> {
+        let id = reference.parse::<i64>().ok();
+        let lite = self.sqlite.1.find_message(channel, id, reference).unwrap();
+        let pg = self.pg.1.find_message(channel, id, reference).unwrap();
+        assert_eq!(lite, pg, "find_message({channel}, {reference:?})");
+        pg
+    }
+
+    /// Every read both answer must be the same.
+    fn same_reads(&self, queries: &[HistoryQuery], messages: &[i64]) {
+        let (lite, pg) = (&self.sqlite.1, &self.pg.1);
+        // A departed owner's time is each writer's clock at its commit (a `Left` carries
+        // none): the two commits are moments apart, so only the times differ.
+        let snapshot = |r: &dyn Reader| {
+            let mut snapshot = r.snapshot().unwrap();
+            for departure in &mut snapshot.departures {
+                departure.at = 0;
+            }
+            format!("{snapshot:?}")
+        };
+        assert_eq!(snapshot(lite), snapshot(pg), "snapshots");
+        for q in queries {
+            let page = |r: &dyn Reader| match r.history(q) {
+                Ok(p) => format!(
+                    "{:?} count={} first={:?} complete={}",
+                    p.messages, p.count, p.first_index, p.complete
+                ),
+                Err(e) => format!("error {e}"),
+            };
+            assert_eq!(page(lite), page(pg), "history {q:?}");
+        }
+        for &m in messages {
+            assert_eq!(
+                lite.receipts(m).unwrap(),
+                pg.receipts(m).unwrap(),
+                "receipts of {m}"
+            );
+        }
+    }
+}
+
+fn query(channel: i64, page: Page, max: usize) -> HistoryQuery {
+    HistoryQuery {
+        channel,
+        page,
+        max,
+        counted: true,
+        ..HistoryQuery::default()
+    }
+}
+
+/// Every query shape the dialects ask for, over channel `channel` whose messages are `ids`.
+fn queries(channel: i64, ids: &[i64]) -> Vec<HistoryQuery> {
+    let mut all = Vec::new();
+    for max in [1, 3, 50] {
+        all.push(query(channel, Page::First, max));
+        all.push(query(channel, Page::Last, max));
+        all.push(query(channel, Page::Index(2), max));
+        all.push(query(channel, Page::After(9_999), max));
+        all.push(query(channel, Page::Before(9_999), max));
+        for &id in ids {
+            all.push(query(channel, Page::After(id), max));
+            all.push(query(channel, Page::Before(id), max));
+        }
+    }
+    let variants: Vec<fn(&mut HistoryQuery)> = vec![
+        |q| q.with_notices = true,
+        |q| q.media_only = true,
+        |q| q.with = Some(jid("alice@localhost")),
+        |q| q.start = Some(40),
+        |q| q.end = Some(60),
+        |q| q.hidden_upto = 6,
+        |q| q.counted = false,
+        |q| q.with_actions = true,
+        |q| q.after_id = Some(2),
+        |q| q.before_id = Some(8),
+        |q| q.ids = vec![8, 2, 5],
+        |q| {
+            q.with_actions = true;
+            q.after_id = Some(3);
+            q.before_id = Some(14);
+        },
+        |q| q.after_id = Some(9_999),
+        |q| q.before_id = Some(9_999),
+        |q| q.ids = vec![2, 9_999],
+    ];
+    for variant in variants {
+        for page in [Page::First, Page::Last, Page::After(6), Page::Before(8)] {
+            let mut q = query(channel, page, 3);
+            variant(&mut q);
+            all.push(q);
+        }
+    }
+    all
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn every_fact_reads_back_as_from_sqlite() {
+    let mut both = Both::new();
+    let mut g: Groups = groups();
+    let (alice, bob, carol) = (
+        jid("alice@localhost"),
+        jid("bob@localhost"),
+        jid("carol@localhost"),
+    );
+    let mut facts = g.create(&alice, Some("coven"), 1).unwrap().1;
+    facts.extend(
+        g.join("coven", &alice, Some("alice"), Nodes::ALL, 2)
+            .unwrap()
+            .1,
+    );
+    facts.extend(g.join("coven", &bob, Some("bob"), Nodes::ALL, 3).unwrap().1);
+    both.commit(facts);
+    both.commit(g.join("coven", &carol, None, Nodes::ALL, 4).unwrap().1);
+
+    // Messages, alternately by bob and alice, one of them a photo with a client id.
+    for i in 1..=7 {
+        let who = if i % 2 == 0 { &alice } else { &bob };
+        both.commit(g.post("coven", who, text(&i.to_string()), i * 10).unwrap());
+    }
+    let photo = Submission {
+        content: "<x xmlns='jabber:x:oob'><url>https://example.org/a.jpg</url></x>".into(),
+        client_id: Some("client-7".into()),
+        media: true,
+        ..Submission::default()
+    };
+    both.commit(g.post("coven", &bob, photo, 80).unwrap());
+
+    // Corrections, reactions, retractions (one moderated), receipts and their completions.
+    let first = both.find(1, "o-1").unwrap();
+    both.commit(
+        g.correct("coven", &bob, Some(&first), text("one"), 81)
+            .unwrap(),
+    );
+    for (who, reactions) in [(&alice, vec!["👍", "🎉"]), (&bob, vec!["👍"])] {
+        let chosen = reactions.into_iter().map(String::from).collect();
+        both.commit(g.react("coven", who, Some(&first), chosen, 82).unwrap());
+    }
+    both.commit(g.react("coven", &alice, Some(&first), vec![], 83).unwrap());
+    for who in [&carol, &alice] {
+        let chosen = vec!["🎉".to_string(), "👍".to_string()];
+        both.commit(g.react("coven", who, Some(&first), chosen, 83).unwrap());
+    }
+    let third = both.find(1, "o-3").unwrap();
+    both.commit(g.retract("coven", &bob, Some(&third), None, 84).unwrap());
+    let fourth = both.find(1, "o-4").unwrap();
+    both.commit(
+        g.retract(
+            "coven",
+            &alice,
+            Some(&fourth),
+            Some(Some("off-topic".into())),
+            85,
+        )
+        .unwrap(),
+    );
+    let second = both.find(1, "o-2").unwrap();
+    let mut completed = Vec::new();
+    for (who, kind) in [
+        (&bob, ReceiptKind::Delivered),
+        (&carol, ReceiptKind::Displayed),
+        (&carol, ReceiptKind::Displayed),
+        (&bob, ReceiptKind::Displayed),
+    ] {
+        completed.extend(
+            both.commit(g.receipt("coven", who, Some(&second), kind, 86).unwrap())
+                .into_iter()
+                .map(|c| c.kind),
+        );
+    }
+    assert_eq!(completed, [ReceiptKind::Delivered, ReceiptKind::Displayed]);
+
+    // Administration: settings, lists, mutes, invitations, requests, roles, info, nicks,
+    // subscriptions, a cleared history.
+    let change = SettingsChange {
+        policy: Some(JoinPolicy::Request),
+        muted: Some(true),
+        max_members: Some(Some(50)),
+        jids_hidden: Some(true),
+    };
+    let mut facts = g.change_settings("coven", &alice, change, 90).unwrap();
+    facts.extend(
+        g.set_access(
+            "coven",
+            &alice,
+            AccessList::Banned,
+            &jid("spam.example"),
+            true,
+            91,
+        )
+        .unwrap(),
+    );
+    facts.extend(
+        g.set_access(
+            "coven",
+            &alice,
+            AccessList::Allowed,
+            &jid("localhost"),
+            true,
+            91,
+        )
+        .unwrap(),
+    );
+    facts.extend(g.mute("coven", &alice, &bob, 1_000, 92).unwrap());
+    facts.extend(
+        g.invite("coven", &alice, &[jid("erin@localhost")], 93)
+            .unwrap()
+            .1,
+    );
+    facts.extend(
+        g.request_join("coven", &jid("frank@localhost"), Dialect::FlyChat, 94)
+            .unwrap(),
+    );
+    both.commit(facts);
+    let info = InfoChange {
+        name: Some("The Coven".into()),
+        description: Some("a place".into()),
+        contacts: Some(vec![alice.clone(), bob.clone()]),
+        history_visible: Some(false),
+        ..InfoChange::default()
+    };
+    both.commit(g.set_info("coven", &alice, info, 95).unwrap().1);
+    both.commit(g.set_nick("coven", &carol, Some("caz")).unwrap().1);
+    both.commit(
+        g.update_subscription("coven", &carol, Nodes(0), Nodes(2))
+            .unwrap()
+            .1,
+    );
+    both.commit(g.clear_history("coven", &carol, None).unwrap().1);
+    both.commit(g.transfer("coven", &alice, &bob, 96).unwrap());
+    both.commit(
+        g.set_access(
+            "coven",
+            &bob,
+            AccessList::Allowed,
+            &jid("localhost"),
+            false,
+            97,
+        )
+        .unwrap(),
+    );
+
+    // A second channel, destroyed: its key and its message ids are never used again.
+    let mut facts = g.create(&alice, Some("gone"), 100).unwrap().1;
+    facts.extend(
+        g.join("gone", &alice, Some("alice"), Nodes::ALL, 101)
+            .unwrap()
+            .1,
+    );
+    both.commit(facts);
+    both.commit(g.post("gone", &alice, text("bye"), 102).unwrap());
+    // Several posts in one batch, in two channels, around another fact: as group commit
+    // gathers them.
+    let mut facts = g.post("gone", &alice, text("b1"), 102).unwrap();
+    facts.extend(g.post("coven", &bob, text("b2"), 1001).unwrap());
+    facts.extend(g.set_nick("coven", &bob, Some("bobby")).unwrap().1);
+    facts.extend(g.post("gone", &alice, text("b3"), 102).unwrap());
+    facts.extend(g.post("coven", &bob, text("b4"), 1001).unwrap());
+    both.commit(facts);
+    let counts = queries(2, &[]);
+    both.same_reads(&counts[..3], &[]);
+
+    both.commit(g.destroy(&alice, "gone", 103).unwrap());
+    both.commit(g.leave("coven", &carol, 104).unwrap());
+
+    let ids: Vec<i64> = (1..=20).collect();
+    let mut all = queries(1, &ids);
+    all.extend(queries(2, &ids));
+    both.same_reads(&all, &ids);
+    for reference in ["1", "8", "o-5", "client-7", "nothing", "o-bye"] {
+        for channel in [1, 2] {
+            both.find(channel, reference);
+        }
+    }
+    let page = both.pg.1.history(&query(1, Page::First, 1)).unwrap();
+    assert_eq!(
+        page.messages[0].reactions.len(),
+        2,
+        "{:?}",
+        page.messages[0]
+    );
+    let snapshot = both.pg.1.snapshot().unwrap();
+    assert_eq!(snapshot.channels.len(), 1);
+    assert_eq!(snapshot.last_channel_key, 2);
+    assert!(snapshot.last_message_id > 20);
+
+    // A kept archive outlives its channel alike.
+    g.rules.keep_archive = true;
+    both.commit(g.destroy(&bob, "coven", 110).unwrap());
+    let mut kept = queries(1, &ids);
+    kept.iter_mut().for_each(|q| q.with_notices = true);
+    both.same_reads(&kept, &ids);
+
+    // How participants are reached and which clients are online (schema 3 and 4 of SQLite):
+    // a join by the user's server, a direct join (online from it), presence on and off, a
+    // bounce; an ad-hoc channel (not listed); an owner who leaves keeps a right to delete.
+    let mut facts = g.create(&alice, Some("reach"), 104).unwrap().1;
+    facts.extend(
+        g.join("reach", &alice, Some("alice"), Nodes::ALL, 104)
+            .unwrap()
+            .1,
+    );
+    both.commit(facts);
+    let dave: jid::Jid = "dave@localhost".parse().unwrap();
+    both.commit(
+        g.join_from("reach", &dave, None, Nodes::ALL, 105)
+            .unwrap()
+            .1,
+    );
+    let erin: jid::Jid = "erin@localhost/phone".parse().unwrap();
+    both.commit(
+        g.join_from("reach", &erin, None, Nodes::ALL, 105)
+            .unwrap()
+            .1,
+    );
+    let (phone, pc) = (
+        jid::FullJid::new("alice@localhost/phone").unwrap(),
+        jid::FullJid::new("alice@localhost/pc").unwrap(),
+    );
+    let mut facts = g.presence("reach", &phone, true).unwrap();
+    facts.extend(g.presence("reach", &pc, true).unwrap());
+    both.commit(facts);
+    both.commit(g.presence("reach", &phone, false).unwrap());
+    both.commit(g.bounced(&pc));
+    both.commit(g.presence("reach", &phone, true).unwrap());
+    let (ad_hoc, facts) = g.create(&alice, None, 106).unwrap();
+    both.commit(facts);
+    both.commit(g.join(&ad_hoc, &alice, None, Nodes::ALL, 106).unwrap().1);
+    let listed = |name: &str| {
+        let snapshot = both.pg.1.snapshot().unwrap();
+        let channel = snapshot.channels.iter().find(|c| c.name == name);
+        channel.unwrap().listed
+    };
+    assert!(!listed(&ad_hoc) && listed("reach"));
+    both.commit(g.leave(&ad_hoc, &alice, 107).unwrap());
+    both.same_reads(&[], &[]);
+    let snapshot = both.pg.1.snapshot().unwrap();
+    assert_eq!(snapshot.departures.len(), 1, "{:?}", snapshot.departures);
+    let reach = snapshot
+        .channels
+        .iter()
+        .find(|c| c.name == "reach")
+        .unwrap();
+    let reached = |who: &str| {
+        let p = reach.participant(&jid(who)).unwrap();
+        (p.reach, p.online.len())
+    };
+    use crate::core::model::Reach;
+    assert_eq!(reached("dave@localhost"), (Reach::Server, 0));
+    assert_eq!(reached("erin@localhost"), (Reach::Direct, 1));
+    assert_eq!(reached("alice@localhost"), (Reach::Direct, 1));
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn a_fenced_instance_cannot_commit() {
+    let url = database();
+    let (mut w, r) = open(&url, Durability::Full).unwrap();
+    w.exit_when_fenced = false;
+    let mut g = groups();
+    let facts = g
+        .create(&jid("alice@localhost"), Some("coven"), 1)
+        .unwrap()
+        .1;
+    w.commit(&facts.iter().collect::<Vec<_>>()).unwrap();
+    // What a standby does when it takes over.
+    let mut other = postgres::Client::connect(&url, NoTls).unwrap();
+    other
+        .execute("UPDATE fence SET epoch = epoch + 1", &[])
+        .unwrap();
+    let facts = g.create(&jid("bob@localhost"), Some("late"), 2).unwrap().1;
+    let error = w.commit(&facts.iter().collect::<Vec<_>>()).unwrap_err();
+    assert!(
+        error.downcast_ref::<super::write::Fenced>().is_some(),
+        "{error:#}"
+    );
+    let names: Vec<String> = r
+        .snapshot()
+        .unwrap()
+        .channels
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["coven"]);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn the_schema_is_created_once_and_versioned() {
+    let url = database();
+    let mut client = postgres::Client::connect(&url, NoTls).unwrap();
+    super::migrate::migrate(&mut client).unwrap();
+    super::migrate::migrate(&mut client).unwrap();
+    let version: i32 = client
+        .query_one("SELECT version FROM schema_version", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, super::migrate::LATEST);
+    client
+        .execute("UPDATE schema_version SET version = 99", &[])
+        .unwrap();
+    let error = super::migrate::migrate(&mut client).unwrap_err();
+    assert!(
+        error.to_string().contains("newer than this mixd"),
+        "{error}"
+    );
+}
+
+/// Not a check but a measurement, for docs/benchmarks.md: history pages read from the store
+/// alone (as `mixd-bench history` reports them for SQLite), on both backends side by side, over
+/// a channel of `MIXD_BENCH_ARCHIVE` messages (a million by default). Build it optimized:
+/// `cargo test --release --lib history_pages_side_by_side -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark; needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn history_pages_side_by_side() {
+    use std::time::Instant;
+    let archive: i64 = std::env::var("MIXD_BENCH_ARCHIVE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut both = Both::new();
+    let mut g = groups();
+    both.commit(g.create(&jid("u0@localhost"), Some("c0"), 1).unwrap().1);
+    // The rows `mixd-bench history` seeds: ids after the creation notice, one sender.
+    let seeded = Instant::now();
+    let first = 2;
+    let last = first + archive - 1;
+    let mut lite = rusqlite::Connection::open(both._dir.path().join("t.db")).unwrap();
+    let tx = lite.transaction().unwrap();
+    tx.execute(
+        "WITH RECURSIVE g(id) AS (SELECT ?1 UNION ALL SELECT id + 1 FROM g WHERE id < ?2)
+         INSERT INTO messages (id, channel, at, sender, nick, content)
+         SELECT id, 1, 1000 + id, 'u0@localhost', 'u0', '<body>archived message number ' || id || '</body>' FROM g",
+        [first, last],
+    )
+    .unwrap();
+    tx.execute_batch(
+        "UPDATE channels SET message_count = (SELECT count(*) FROM messages WHERE channel = 1); ANALYZE;",
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let mut pg = postgres::Client::connect(&both.url, NoTls).unwrap();
+    pg.execute(
+        "INSERT INTO messages (id, channel, at, sender, nick, content)
+         SELECT id, 1, 1000 + id, 'u0@localhost', 'u0', '<body>archived message number ' || id || '</body>'
+         FROM generate_series($1::bigint, $2::bigint) id",
+        &[&first, &last],
+    )
+    .unwrap();
+    pg.batch_execute(
+        "UPDATE channels SET message_count = (SELECT count(*) FROM messages WHERE channel = 1)",
+    )
+    .unwrap();
+    pg.batch_execute("VACUUM ANALYZE messages").unwrap();
+    println!(
+        "seeded {archive} messages into both in {:.1} s",
+        seeded.elapsed().as_secs_f64()
+    );
+
+    let mut random = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random
+    };
+    let queries: Vec<HistoryQuery> = (0..4000)
+        .map(|i| {
+            let anchor = first + 50 + (next() % (archive as u64 - 100)) as i64;
+            HistoryQuery {
+                channel: 1,
+                max: 50,
+                page: if i % 2 == 0 {
+                    Page::Before(anchor)
+                } else {
+                    Page::After(anchor)
+                },
+                ..HistoryQuery::default()
+            }
+        })
+        .collect();
+    for (name, reader) in [
+        ("SQLite", &both.sqlite.1 as &dyn Reader),
+        ("PostgreSQL", &both.pg.1 as &dyn Reader),
+    ] {
+        // Warm: the first pass reads the pages in; the second is measured.
+        for q in queries.iter().take(500) {
+            reader.history(q).unwrap();
+        }
+        let mut ms: Vec<f64> = queries
+            .iter()
+            .map(|q| {
+                let start = Instant::now();
+                let page = reader.history(q).unwrap();
+                assert_eq!(page.messages.len(), 50);
+                start.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        ms.sort_by(|a, b| a.total_cmp(b));
+        let at = |p: f64| ms[((ms.len() - 1) as f64 * p) as usize];
+        println!(
+            "{name}: {} pages of 50 at {archive} messages, store alone p50 {:.3} ms p99 {:.3} ms",
+            ms.len(),
+            at(0.5),
+            at(0.99)
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn the_id_key_is_made_once_per_database_and_shared_with_a_standby() {
+    let url = database();
+    let (mut w, _r) = open(&url, Durability::Normal).unwrap();
+    // Asked for where the service asks: inside its runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let key = runtime.block_on(async { w.id_key() }).unwrap();
+    assert_eq!(w.id_key().unwrap(), key);
+    assert_ne!(key, [0; 16]);
+    let mut client = postgres::Client::connect(&url, NoTls).unwrap();
+    let stored: Vec<u8> = client
+        .query_one("SELECT value FROM meta WHERE name = 'id_key'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, key, "kept in the database");
+    // The next active instance (a restart, or a standby taking over: this process keeps the
+    // first one's lock, so another database stands in) reads the stored key, not a new one.
+    let next = database();
+    let mut client = postgres::Client::connect(&next, NoTls).unwrap();
+    super::migrate::migrate(&mut client).unwrap();
+    client
+        .execute(
+            "INSERT INTO meta (name, value) VALUES ('id_key', $1)",
+            &[&&[7u8; 16][..]],
+        )
+        .unwrap();
+    let (mut w, _r) = open(&next, Durability::Normal).unwrap();
+    assert_eq!(w.id_key().unwrap(), [7; 16]);
+    let (mut other, _r) = open(&database(), Durability::Normal).unwrap();
+    assert_ne!(
+        other.id_key().unwrap(),
+        key,
+        "another database, another key"
+    );
+}
+
+/// A column as `information_schema` describes it: table, name, type, nullable, default,
+/// collation.
+type Column = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+/// Every table's columns, in order.
+fn columns(client: &mut postgres::Client) -> Vec<Column> {
+    client
+        .query(
+            "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text,
+                    column_default::text, collation_name::text
+             FROM information_schema.columns WHERE table_schema = 'public'
+             ORDER BY table_name, ordinal_position",
+            &[],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect()
+}
+
+/// Every constraint (keys, foreign keys with their actions) by table, as PostgreSQL defines
+/// it, without its name.
+fn constraints(client: &mut postgres::Client) -> Vec<(String, String)> {
+    client
+        .query(
+            "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint
+             WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2",
+            &[],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn a_version_1_database_migrates_to_the_schema_and_keeps_its_rows() {
+    let mut old = postgres::Client::connect(&database(), NoTls).unwrap();
+    old.batch_execute(include_str!(
+        "../../../tests/fixtures/schema-postgres-v1.sql"
+    ))
+    .unwrap();
+    old.batch_execute(
+        "INSERT INTO schema_version (version) VALUES (1);
+         INSERT INTO channels (key, name, created_by, created_at, info_updated_at)
+         VALUES (1, 'coven', 'alice@localhost', 1, 1), (2, '0f3a9c2e71b4d856', 'alice@localhost', 1, 1),
+                (3, 'trip', 'bob@localhost', 1, 1);
+         INSERT INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at)
+         VALUES (3, 'bob@localhost', '1', 'bob', 31, 2, 1, 1);
+         -- Alice made an admin of coven at 7 (a notice of kind 5), a post at 9.
+         INSERT INTO messages (id, channel, at, sender, nick, content, notice)
+         VALUES (1, 1, 7, 'alice@localhost', '', '', 5), (2, 1, 9, 'alice@localhost', '', 'hi', 0);",
+    )
+    .unwrap();
+    super::migrate::migrate(&mut old).unwrap();
+    let mut fresh = postgres::Client::connect(&database(), NoTls).unwrap();
+    super::migrate::migrate(&mut fresh).unwrap();
+    assert_eq!(columns(&mut old), columns(&mut fresh));
+    assert_eq!(constraints(&mut old), constraints(&mut fresh));
+    assert!(constraints(&mut old)
+        .iter()
+        .any(|(table, def)| table == "presence" && def.contains("REFERENCES participants")));
+    // Named as mixd names ad-hoc channels, or made by a FlyChat creator: unlisted.
+    let listed: Vec<(String, bool)> = old
+        .query("SELECT name, listed FROM channels ORDER BY key", &[])
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("coven".into(), true),
+            ("0f3a9c2e71b4d856".into(), false),
+            ("trip".into(), false)
+        ]
+    );
+    // The configuration last changed when alice was made an admin; the others never.
+    let configured: Vec<i64> = old
+        .query("SELECT config_updated_at FROM channels ORDER BY key", &[])
+        .unwrap()
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(configured, [7, 0, 0]);
+    let version: i32 = old
+        .query_one("SELECT version FROM schema_version", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, super::migrate::LATEST);
+}

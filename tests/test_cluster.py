@@ -1,0 +1,116 @@
+"""mixd beside a cluster of two ejabberd 23.01 nodes (issue 15, item 3): distinct node names,
+ports and a cookie of their own, clustered with `ejabberdctl join_cluster` (harness/servers.py
+EjabberdCluster). Users logged in on different nodes share a channel; the active mixd is
+attached to one node and its standby (PostgreSQL) to the other, and a failover to the
+standby keeps users of both nodes served. docs/operations.md, "ejabberd cluster", says how
+`ejabberd_service` behaves there."""
+
+import asyncio
+import os
+import signal
+import tempfile
+import time
+
+import pytest
+
+from conftest import USERS, archive, assert_archived_once, connected, run
+from harness.servers import STORE, EjabberdCluster, Mixd
+
+PARTICIPANTS = "urn:xmpp:mix:nodes:participants"
+CHANNELS = ("node-a", "node-b")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    nodes = EjabberdCluster(tempfile.mkdtemp(prefix="mixd-test-"))
+    nodes.start()
+    for user in USERS[:3]:
+        nodes.register(user)
+    yield nodes
+    nodes.stop()
+
+
+async def exchange(name, first, second):
+    """`first` and `second` (logged in on different nodes) post in `name`; each gets the other's
+    message."""
+    first.post(name, f"from {first.boundjid.user} in {name}")
+    assert (await second.next_message())["body"] == f"from {first.boundjid.user} in {name}"
+    assert (await first.next_message())["body"] == f"from {first.boundjid.user} in {name}"
+    second.post(name, f"from {second.boundjid.user} in {name}")
+    assert (await first.next_message())["body"] == f"from {second.boundjid.user} in {name}"
+    assert (await second.next_message())["body"] == f"from {second.boundjid.user} in {name}"
+
+
+def test_users_on_different_nodes_share_a_channel(cluster):
+    first, second = cluster.nodes
+    mixd = Mixd(first, tempfile.mkdtemp(prefix="mixd-db-"))
+    mixd.start()
+
+    async def scenario():
+        async with connected(first, "alice") as (alice,), connected(second, "bob") as (bob,):
+            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), "shared", timeout=10)
+            await alice.join_live("shared", "alice")
+            # bob's join, through the other node, is an event for alice on the first.
+            await bob.join_live("shared", "bob")
+            kind, event = await alice.next_event(PARTICIPANTS)
+            item = event["pubsub_event"]["items"]["item"]
+            assert (kind, item["mix_participant"]["jid"]) == ("pubsub_publish", bob.bare)
+            await exchange("shared", alice, bob)
+
+    try:
+        run(scenario())
+    finally:
+        mixd.stop()
+
+
+@pytest.mark.skipif(STORE != "postgres", reason="a standby needs PostgreSQL (MIXD_STORE=postgres)")
+# Once in the suite; MIXD_FAILOVER_ROUNDS=20 repeats it on the same cluster, each round with a
+# new database, active and standby (docs/benchmarks.md, "Failover").
+@pytest.mark.parametrize("round", range(int(os.environ.get("MIXD_FAILOVER_ROUNDS", "1"))))
+def test_a_standby_on_the_other_node_takes_over_for_both(cluster, round):
+    first, second = cluster.nodes
+    active = Mixd(first, tempfile.mkdtemp(prefix="mixd-db-"))
+    active.start()
+    standby = Mixd(second, tempfile.mkdtemp(prefix="mixd-db-"), database=active.pg_database)
+    standby.start(until="standing by")
+
+    async def scenario():
+        async with connected(first, "alice") as (alice,), connected(second, "bob") as (bob,):
+            for name in CHANNELS:
+                await alice.plugin["xep_0369"].create_channel(alice.channel("x"), name, timeout=10)
+                await alice.join_live(name, "alice")
+                await bob.join_live(name, "bob")
+            for i in range(300):
+                alice.post(CHANNELS[i % len(CHANNELS)], f"m{i}")
+            seen = {}
+
+            def take(msg):
+                seen[msg["id"]] = (msg["from"].bare, msg["body"])
+
+            while len(seen) < 60:
+                take(await bob.next_message())
+            active.stop(signal.SIGKILL)
+            killed = time.monotonic()
+            try:
+                while True:
+                    take(await bob.next_message(timeout=1))
+            except asyncio.TimeoutError:
+                pass
+            while not alice.mix_messages.empty():
+                alice.mix_messages.get_nowait()
+
+            # The standby connects to the other node; users of both nodes are served.
+            await asyncio.to_thread(standby.wait_for_log, "component connected", 0, 10)
+            for name in CHANNELS:
+                await exchange(name, alice, bob)
+            serving = time.monotonic() - killed
+            assert serving < 10, f"the standby served {serving:.1f} s after the kill"
+            assert_archived_once(await archive(bob, CHANNELS), seen)
+            return serving
+
+    try:
+        serving = run(scenario())
+        print(f"the standby on the other node served {serving:.2f} s after the active was killed")
+    finally:
+        for daemon in (active, standby):
+            daemon.stop(signal.SIGKILL)

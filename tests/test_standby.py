@@ -1,0 +1,177 @@
+"""Hot standby on PostgreSQL: two mixd on one database, one active, the other waiting. Killing
+the active while messages flow in several channels, the standby takes over within 10 s, and
+every message whose reflection a client received is in the archive exactly once."""
+
+import asyncio
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import USERS, archive, assert_archived_once, connected, run
+from harness.servers import SERVERS, STORE, Mixd
+
+pytestmark = pytest.mark.skipif(
+    STORE != "postgres",
+    reason="a standby needs a database two mixd share: PostgreSQL (MIXD_STORE=postgres)",
+)
+
+CHANNELS = ("flow-a", "flow-b", "flow-c")
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def pair(request):
+    """A server, an active mixd and its standby on the same database."""
+    srv = SERVERS[request.param](tempfile.mkdtemp(prefix="mixd-test-"))
+    srv.start()
+    for user in USERS[:2]:
+        srv.register(user)
+    active = Mixd(srv, tempfile.mkdtemp(prefix="mixd-db-"))
+    active.start()
+    standby = Mixd(srv, tempfile.mkdtemp(prefix="mixd-db-"), database=active.pg_database)
+    standby.start(until="standing by")
+    yield srv, active, standby
+    for daemon in (active, standby):
+        daemon.stop(signal.SIGKILL)
+    srv.stop()
+
+
+def test_the_standby_takes_over_when_the_active_dies(pair):
+    server, active, standby = pair
+
+    async def scenario():
+        async with connected(server, "alice", "bob") as (alice, bob):
+            for name in CHANNELS:
+                await alice.plugin["xep_0369"].create_channel(alice.channel("x"), name, timeout=10)
+                await alice.join_live(name, "alice")
+                await bob.join_live(name, "bob")
+            for i in range(600):
+                alice.post(CHANNELS[i % len(CHANNELS)], f"m{i}")
+            seen = {}
+
+            def take(msg):
+                seen[msg["id"]] = (msg["from"].bare, msg["body"])
+
+            while len(seen) < 90:
+                take(await bob.next_message())
+            # A standby binds its control socket only once it is active: it answers no
+            # `mixd admin` while it waits.
+            assert active.control_socket.exists() and not standby.control_socket.exists()
+            active.stop(signal.SIGKILL)
+            killed = time.monotonic()
+            # Take in whatever was already on its way.
+            try:
+                while True:
+                    take(await bob.next_message(timeout=1))
+            except asyncio.TimeoutError:
+                pass
+            while not alice.mix_messages.empty():
+                take(alice.mix_messages.get_nowait())
+
+            # The standby connects and the channels serve: which clients are online is stored,
+            # so the clients need not say it again.
+            await asyncio.to_thread(standby.wait_for_log, "component connected", 0, 10)
+            alice.post(CHANNELS[0], "after the takeover")
+            while (await bob.next_message())["body"] != "after the takeover":
+                pass
+            serving = time.monotonic() - killed
+            assert serving < 10, f"the standby served {serving:.1f} s after the kill"
+
+            assert_archived_once(await archive(bob, CHANNELS), seen)
+            return serving
+
+    serving = run(scenario())
+    print(f"standby served {serving:.2f} s after the active was killed")
+    assert standby.query("SELECT count(*) FROM messages WHERE content LIKE '%after the takeover%'") == [(1,)]
+    # The new active takes the operator's changes on its own control socket.
+    destroyed = subprocess.run([standby.binary, "admin", "--database", standby.database,
+                                "--control-socket", str(standby.control_socket), "destroy", CHANNELS[-1]],
+                               capture_output=True, text=True, timeout=30)
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert standby.query("SELECT count(*) FROM channels WHERE name = ?", CHANNELS[-1]) == [(0,)]
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def stalled_pair(request):
+    """As `pair`, but the active is to be frozen (SIGSTOP) rather than killed: its processes are
+    woken before they are killed."""
+    srv = SERVERS[request.param](tempfile.mkdtemp(prefix="mixd-test-"))
+    srv.start()
+    for user in USERS[:2]:
+        srv.register(user)
+    active = Mixd(srv, tempfile.mkdtemp(prefix="mixd-db-"))
+    active.start()
+    standby = Mixd(srv, tempfile.mkdtemp(prefix="mixd-db-"), database=active.pg_database)
+    standby.start(until="standing by")
+    yield request.param, srv, active, standby
+    for daemon in (active, standby):
+        if daemon.process and daemon.process.poll() is None:
+            daemon.process.send_signal(signal.SIGCONT)
+        daemon.stop(signal.SIGKILL)
+    srv.stop()
+
+
+def test_a_stalled_active_loses_its_place_and_cannot_write(stalled_pair):
+    kind, server, active, standby = stalled_pair
+
+    async def scenario():
+        async with connected(server, "alice", "bob") as (alice, bob):
+            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), "stall", timeout=10)
+            await alice.join_live("stall", "alice")
+            await bob.join_live("stall", "bob")
+            alice.post("stall", "before")
+            assert (await bob.next_message())["body"] == "before"
+
+            # Frozen, its lock session falls silent: the server ends it after the lease (10 s)
+            # and the standby takes over.
+            active.process.send_signal(signal.SIGSTOP)
+            stopped = time.monotonic()
+            await asyncio.to_thread(standby.wait_for_log, "active: this instance writes", 0, 30)
+            took_over = time.monotonic() - stopped
+            if kind == "prosody":
+                # Prosody takes one connection per component: the frozen active's stays open,
+                # and the new active is refused (conflict) until it closes. It keeps trying.
+                await asyncio.to_thread(standby.wait_for_log, "the component's name is taken", 0, 15)
+                assert "component connected" not in standby.log()
+                assert standby.process.poll() is None, standby.log()
+                # Woken, the old active finds its place taken and stops without writing; its
+                # connection goes with it, and the new active gets in.
+                active.process.send_signal(signal.SIGCONT)
+                code = await asyncio.to_thread(active.process.wait, 15)
+                assert code == 1, active.log()
+            await asyncio.to_thread(standby.wait_for_log, "component connected", 0, 30)
+            received = set()
+            for attempt in range(20):
+                # ejabberd may still route some stanzas to the frozen connection: those go
+                # unanswered, and the clients try again.
+                for client in (alice, bob):
+                    client.send_presence(pto=client.channel("stall"))
+                alice.post("stall", f"during {attempt}")
+                try:
+                    while True:
+                        received.add((await bob.next_message(timeout=1))["body"])
+                except asyncio.TimeoutError:
+                    pass
+                if received:
+                    break
+            assert received, "the new active did not serve"
+
+            # Woken (on ejabberd: still running frozen until now), the old active finds its
+            # place taken and stops without writing.
+            active.process.send_signal(signal.SIGCONT)
+            code = await asyncio.to_thread(active.process.wait, 15)
+            assert code == 1, active.log()
+            assert "no longer the active one" in active.log() or "took the active place" in active.log()
+            alice.post("stall", "after")
+            while (await bob.next_message())["body"] != "after":
+                pass
+            return took_over, received
+
+    took_over, received = run(scenario())
+    print(f"the standby took over {took_over:.1f} s after the active froze")
+    rows = standby.query("SELECT content FROM messages WHERE channel = 1 AND notice = 0")
+    bodies = [r[0] for r in rows]
+    for body in received | {"before", "after"}:
+        assert sum(f">{body}<" in b for b in bodies) == 1, (body, bodies)
