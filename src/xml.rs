@@ -6,8 +6,6 @@
 //! every element is under our control (a `<message/>` forwarded inside a MAM result must be in
 //! `jabber:client`, while the stanza around it travels in `jabber:component:accept`).
 
-use std::fmt::Write as _;
-
 use minidom::Element;
 
 /// Namespaces mixd reads or writes.
@@ -68,18 +66,25 @@ pub mod node {
     pub const JIDMAP: &str = "urn:xmpp:mix:nodes:jidmap";
 }
 
-/// Escapes text for use in element content or in an attribute quoted with `'`.
+/// Escapes text for use in element content or in an attribute quoted with `'`. Text without
+/// any of the five characters (most of it: JIDs, ids, bodies) is copied in one piece.
 pub fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&apos;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
+    let mut plain = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let entity = match byte {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'\'' => "&apos;",
+            b'"' => "&quot;",
+            _ => continue,
+        };
+        // The five are ASCII, so `at` is a character boundary.
+        out.push_str(&text[plain..at]);
+        out.push_str(entity);
+        plain = at + 1;
     }
+    out.push_str(&text[plain..]);
 }
 
 /// A small builder for one element and its subtree, written straight into a string.
@@ -168,7 +173,9 @@ impl Xml {
             self.out.push_str("/>");
             self.in_start_tag = false;
         } else {
-            let _ = write!(self.out, "</{name}>");
+            self.out.push_str("</");
+            self.out.push_str(name);
+            self.out.push('>');
         }
         self
     }
@@ -185,16 +192,17 @@ impl Xml {
 /// stanza's own namespace (`<body/>`, `<subject/>`, `<thread/>`) carry no `xmlns`, so the
 /// fragment can be placed inside a `jabber:component:accept` stanza and inside a
 /// `jabber:client` message forwarded by MAM alike. Other payloads keep their namespace.
+///
+/// The children are encoded in place, inside a wrapper in `stanza_ns` that is written only to
+/// set the default namespace and then cut off (no copy of the tree, one output buffer). The
+/// framer has bounded the depth, and the explicit stack keeps this free of recursion anyway.
 pub fn children_fragment<'a>(
     stanza_ns: &str,
     children: impl Iterator<Item = &'a Element>,
 ) -> String {
-    let mut wrapper = Element::builder("x", stanza_ns).build();
-    for child in children {
-        wrapper.append_child(child.clone());
-    }
+    let mut encoder = rxml::writer::Encoder::new();
     let mut bytes = Vec::with_capacity(256);
-    if wrapper.write_to(&mut bytes).is_err() {
+    if encode_children(&mut encoder, &mut bytes, stanza_ns, children).is_err() {
         return String::new();
     }
     let text = String::from_utf8(bytes).unwrap_or_default();
@@ -207,10 +215,55 @@ pub fn children_fragment<'a>(
     }
 }
 
+fn encode_children<'a>(
+    encoder: &mut rxml::writer::Encoder<rxml::writer::SimpleNamespaces>,
+    out: &mut Vec<u8>,
+    stanza_ns: &str,
+    children: impl Iterator<Item = &'a Element>,
+) -> Result<(), rxml::Error> {
+    use rxml::writer::Item;
+    let wrapper: &rxml::NcNameStr = "x".try_into()?;
+    encoder.encode(
+        Item::ElementHeadStart(stanza_ns.to_owned().into(), wrapper),
+        out,
+    )?;
+    encoder.encode(Item::ElementHeadEnd, out)?;
+    for child in children {
+        // Each open element with the nodes still to write inside it.
+        let mut open = vec![(child, None::<std::slice::Iter<'a, minidom::Node>>)];
+        while let Some((element, nodes)) = open.last_mut() {
+            let nodes = match nodes {
+                Some(nodes) => nodes,
+                None => {
+                    let name: &rxml::NcNameStr = element.name().try_into()?;
+                    encoder.encode(Item::ElementHeadStart(element.ns().into(), name), out)?;
+                    for ((ns, name), value) in element.attrs() {
+                        encoder.encode(Item::Attribute(ns.clone(), name, value), out)?;
+                    }
+                    if element.nodes().next().is_some() {
+                        encoder.encode(Item::ElementHeadEnd, out)?;
+                    }
+                    nodes.insert(element.nodes())
+                }
+            };
+            match nodes.next() {
+                Some(minidom::Node::Element(inner)) => open.push((inner, None)),
+                Some(minidom::Node::Text(text)) => encoder.encode(Item::Text(text), out)?,
+                None => {
+                    encoder.encode(Item::ElementFoot, out)?;
+                    open.pop();
+                }
+            }
+        }
+    }
+    encoder.encode(Item::ElementFoot, out)
+}
+
 /// A stanza serialized once, with a hole where each recipient's `to` goes.
 pub struct Template {
-    head: String,
-    tail: String,
+    /// The stanza with the hole cut out; the hole was at `hole`.
+    text: String,
+    hole: usize,
 }
 
 /// Marks the hole; NUL cannot occur in XML, so it cannot come from content.
@@ -221,22 +274,20 @@ impl Template {
     pub fn new(write: impl FnOnce(&mut Xml)) -> Self {
         let mut x = Xml::new();
         write(&mut x);
-        let text = x.finish();
-        let (head, tail) = text.split_once(HOLE).expect("template without a `to` hole");
-        Template {
-            head: head.to_owned(),
-            tail: tail.to_owned(),
-        }
+        let mut text = x.finish();
+        let hole = text.find(HOLE).expect("template without a `to` hole");
+        text.remove(hole);
+        Template { text, hole }
     }
 
     pub const TO: &'static str = HOLE;
 
     pub fn to(&self, recipient: &str) -> String {
-        let mut out =
-            String::with_capacity(self.head.len() + recipient.len() + self.tail.len() + 8);
-        out.push_str(&self.head);
+        let (head, tail) = self.text.split_at(self.hole);
+        let mut out = String::with_capacity(self.text.len() + recipient.len() + 8);
+        out.push_str(head);
         escape_into(&mut out, recipient);
-        out.push_str(&self.tail);
+        out.push_str(tail);
         out
     }
 }
@@ -261,6 +312,32 @@ mod tests {
     }
 
     #[test]
+    fn escaping_keeps_other_text_whole() {
+        let mut out = String::new();
+        escape_into(&mut out, "é<ü>&'\"x");
+        escape_into(&mut out, "");
+        escape_into(&mut out, "plain");
+        assert_eq!(out, "é&lt;ü&gt;&amp;&apos;&quot;xplain");
+    }
+
+    #[test]
+    fn template_addresses_each_copy() {
+        let template = Template::new(|x| {
+            x.open("message", ns::COMPONENT)
+                .attr("to", Template::TO)
+                .leaf("body", "", "hi");
+        });
+        assert_eq!(
+            template.to("a'b@c"),
+            "<message xmlns='jabber:component:accept' to='a&apos;b@c'><body>hi</body></message>"
+        );
+        assert_eq!(
+            template.to("d@e"),
+            "<message xmlns='jabber:component:accept' to='d@e'><body>hi</body></message>"
+        );
+    }
+
+    #[test]
     fn fragment_drops_stanza_namespace_only() {
         let stanza: Element = "<message xmlns='jabber:component:accept' type='groupchat'>\
              <body>hi &amp; bye</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>"
@@ -272,6 +349,22 @@ mod tests {
             "{fragment}"
         );
         assert!(fragment.contains("urn:xmpp:sid:0"), "{fragment}");
+    }
+
+    #[test]
+    fn fragment_is_what_minidom_writes_inside_the_stanza() {
+        let stanza: Element = "<message xmlns='jabber:component:accept' type='groupchat'>\
+             <body xml:lang='en'>a &lt; b</body><x xmlns='jabber:x:oob'><url>u</url><desc/></x>\
+             <reply xmlns='urn:xmpp:reply:0' to='c@d/e' id='y'/>\
+             <html xmlns='http://jabber.org/protocol/xhtml-im'><body xmlns='http://www.w3.org/1999/xhtml'>\
+             <p>one <b>two</b> three</p></body></html></message>"
+            .parse()
+            .unwrap();
+        let mut whole = Vec::new();
+        stanza.write_to(&mut whole).unwrap();
+        let whole = String::from_utf8(whole).unwrap();
+        let inner = &whole[whole.find('>').unwrap() + 1..whole.rfind("</message>").unwrap()];
+        assert_eq!(children_fragment(ns::COMPONENT, stanza.children()), inner);
     }
 
     #[test]

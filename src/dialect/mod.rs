@@ -151,8 +151,8 @@ impl Envelope {
 
     pub fn reply_to(&self) -> ReplyTo {
         ReplyTo {
-            from: self.to.to_string(),
-            to: self.from.to_string(),
+            from: self.to.as_str().to_owned(),
+            to: self.from.as_str().to_owned(),
             id: self.id.clone(),
         }
     }

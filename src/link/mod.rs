@@ -231,6 +231,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Stanzas written before one flush.
 const WRITE_BATCH: usize = 1024;
+/// Bytes gathered for one batch (more only when a single stanza is larger), so that the
+/// buffer the link keeps between batches stays small.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
 const READ_BUFFER: usize = 64 * 1024;
 
 /// Starts the link task: it connects, reconnects with backoff, and ends when every
@@ -642,7 +645,8 @@ fn keepalive_ping(domain: &str) -> String {
 /// Writes queued stanzas in batches, flushing once per batch; returns `Ok` after writing the
 /// stream footer once every outbox sender is gone and nothing is left to send. A write that
 /// makes no progress for `stall` (the server reads nothing) ends the link; the batch stays in
-/// `pending` for the next connection.
+/// `pending` for the next connection. A batch is gathered into one buffer and written with
+/// as few calls (and stall timers) as the socket takes, not one per stanza.
 async fn write_loop(
     mut writer: BufWriter<OwnedWriteHalf>,
     outbox: &mut mpsc::UnboundedReceiver<Vec<String>>,
@@ -657,6 +661,7 @@ async fn write_loop(
             stall.as_secs_f32()
         ))
     };
+    let mut gathered = Vec::new();
     loop {
         while let Ok(more) = outbox.try_recv() {
             pending.extend(more);
@@ -671,20 +676,34 @@ async fn write_loop(
                 }
             }
         }
-        let batch = pending.len().min(WRITE_BATCH);
-        let mut bytes = 0;
-        for stanza in pending.iter().take(batch) {
-            tokio::time::timeout(stall, writer.write_all(stanza.as_bytes()))
+        gathered.clear();
+        let mut batch = 0;
+        for stanza in pending.iter().take(WRITE_BATCH) {
+            if batch > 0 && gathered.len() + stanza.len() > WRITE_BATCH_BYTES {
+                break;
+            }
+            gathered.extend_from_slice(stanza.as_bytes());
+            batch += 1;
+        }
+        let mut rest = &gathered[..];
+        while !rest.is_empty() {
+            let n = tokio::time::timeout(stall, writer.write(rest))
                 .await
                 .map_err(|_| stalled())??;
-            bytes += stanza.len();
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+            }
+            rest = &rest[n..];
         }
         tokio::time::timeout(stall, writer.flush())
             .await
             .map_err(|_| stalled())??;
         metrics.written(pending.iter().take(batch).map(String::as_str));
         pending.drain(..batch);
-        queue.written(bytes);
+        queue.written(gathered.len());
+        if gathered.capacity() > 4 * WRITE_BATCH_BYTES {
+            gathered = Vec::new();
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use jid::BareJid;
 use rusqlite::{params, OptionalExtension};
 
 use super::SqliteWriter;
-use crate::core::{Fact, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE};
+use crate::core::{Fact, Posted, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE};
 use crate::store::columns::{
     contacts_text, mode_code, writer_now, ACTION_REACTIONS, ACTION_RETRACTION,
 };
@@ -16,9 +16,17 @@ impl FactWriter for SqliteWriter {
     fn commit(&mut self, batch: &[&Fact]) -> anyhow::Result<Vec<Completion>> {
         let tx = self.conn.transaction()?;
         let mut after = AfterCommit::default();
+        let mut archived = Archived::default();
+        let mut posts = Posts::default();
         for fact in batch {
-            persist(&tx, fact, &mut after)?;
+            // Whatever follows a run of posts may refer to them (a receipt, a retraction).
+            if !matches!(fact, Fact::Posted(_)) {
+                posts.insert(&tx)?;
+            }
+            persist(&tx, fact, &mut after, &mut archived, &mut posts)?;
         }
+        posts.insert(&tx)?;
+        archived.count(&tx)?;
         tx.commit()?;
         if after.erased {
             // The old page versions holding retracted content live on in the WAL until a
@@ -60,31 +68,108 @@ fn departed_owner(tx: &rusqlite::Transaction, key: i64, owner: &BareJid) -> rusq
     Ok(())
 }
 
-/// One more message (or retraction, or reactions) in `channel`'s archive: its running total
-/// answers MAM's `<count/>` without a scan.
-fn count_archived(tx: &rusqlite::Transaction, channel: i64) -> rusqlite::Result<()> {
-    tx.prepare_cached("UPDATE channels SET message_count = message_count + 1 WHERE key = ?1")?
-        .execute([channel])?;
+/// How many messages (or retractions, or reactions) a batch adds to each channel's archive.
+/// Their running totals answer MAM's `<count/>` without a scan; they are raised once per
+/// channel at the end of the batch rather than once per message, since nothing in the
+/// transaction reads them.
+#[derive(Default)]
+struct Archived(std::collections::BTreeMap<i64, i64>);
+
+impl Archived {
+    fn one_more(&mut self, channel: i64) {
+        *self.0.entry(channel).or_default() += 1;
+    }
+
+    fn count(self, tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+        let mut raise = tx.prepare_cached(
+            "UPDATE channels SET message_count = message_count + ?2 WHERE key = ?1",
+        )?;
+        for (channel, added) in self.0 {
+            raise.execute([channel, added])?;
+        }
+        Ok(())
+    }
+}
+
+/// The posts of a batch not yet inserted: consecutive posts go in as multi-row `INSERT`s of
+/// [`POST_ROWS`] rows (the rest one by one), which spares SQLite a statement run per message.
+#[derive(Default)]
+struct Posts<'a>(Vec<&'a Posted>);
+
+/// Rows per multi-row insert of posts (9 parameters each, far below SQLite's limit).
+const POST_ROWS: usize = 32;
+const POST_COLUMNS: &str =
+    "INSERT INTO messages (id, channel, at, sender, nick, origin_id, client_id, media, content) VALUES ";
+
+impl Posts<'_> {
+    fn insert(&mut self, tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+        static MANY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let many = MANY.get_or_init(|| post_insert(POST_ROWS));
+        let chunks = self.0.chunks_exact(POST_ROWS);
+        let rest = chunks.remainder();
+        for chunk in chunks {
+            let mut statement = tx.prepare_cached(many)?;
+            for (row, post) in chunk.iter().enumerate() {
+                bind_post(&mut statement, row, post)?;
+            }
+            statement.raw_execute()?;
+        }
+        for post in rest {
+            let mut statement = tx.prepare_cached(&post_insert(1))?;
+            bind_post(&mut statement, 0, post)?;
+            statement.raw_execute()?;
+        }
+        self.0.clear();
+        Ok(())
+    }
+}
+
+/// The insert of `rows` posts.
+fn post_insert(rows: usize) -> String {
+    let mut sql = String::from(POST_COLUMNS);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?,?,?,?)");
+    }
+    sql
+}
+
+/// Binds `post` as row `row` of a post insert.
+fn bind_post(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    row: usize,
+    post: &Posted,
+) -> rusqlite::Result<()> {
+    let s = &post.submission;
+    let first = row * 9 + 1;
+    statement.raw_bind_parameter(first, post.id)?;
+    statement.raw_bind_parameter(first + 1, post.channel)?;
+    statement.raw_bind_parameter(first + 2, post.at)?;
+    statement.raw_bind_parameter(first + 3, post.sender.as_str())?;
+    statement.raw_bind_parameter(first + 4, &post.nick)?;
+    statement.raw_bind_parameter(first + 5, &s.origin_id)?;
+    statement.raw_bind_parameter(first + 6, &s.client_id)?;
+    statement.raw_bind_parameter(first + 7, s.media)?;
+    statement.raw_bind_parameter(first + 8, &s.content)?;
     Ok(())
 }
 
 /// Writes one fact. The `match` is exhaustive on purpose, with no `_` arm: a new [`Fact`]
 /// variant does not compile until the store says what it keeps of it, and the facts that
 /// store nothing are listed by name.
-fn persist(
+fn persist<'a>(
     tx: &rusqlite::Transaction,
-    fact: &Fact,
+    fact: &'a Fact,
     after: &mut AfterCommit,
+    archived: &mut Archived,
+    posts: &mut Posts<'a>,
 ) -> rusqlite::Result<()> {
     match fact {
         Fact::Posted(p) => {
-            let s = &p.submission;
-            tx.prepare_cached(
-                "INSERT INTO messages (id, channel, at, sender, nick, origin_id, client_id, media, content)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![p.id, p.channel, p.at, p.sender.as_str(), p.nick, s.origin_id, s.client_id, s.media, s.content])?;
-            count_archived(tx, p.channel)?;
+            posts.0.push(p);
+            archived.one_more(p.channel);
         }
         Fact::ChannelCreated {
             key,
@@ -284,7 +369,7 @@ fn persist(
                 ACTION_RETRACTION,
                 r.message
             ])?;
-            count_archived(tx, r.channel)?;
+            archived.one_more(r.channel);
             tx.prepare_cached("DELETE FROM reactions WHERE message = ?1")?
                 .execute([r.message])?;
             after.erased = true;
@@ -325,7 +410,7 @@ fn persist(
                 ACTION_REACTIONS,
                 r.message
             ])?;
-            count_archived(tx, r.channel)?;
+            archived.one_more(r.channel);
         }
         Fact::Receipt(r) => record_receipt(tx, r, &mut after.completions)?,
         // Which clients are online outlives a restart: clients do not send presence again by
