@@ -337,7 +337,8 @@ def test_an_sdk_edit_is_kept_as_an_edit(stack):
 
 def test_a_reply_shows_the_message_it_quotes(stack):
     """A reply carries the quoted message's id (replyTo, inside its encrypted body); the app
-    asks getReplyMessage() for that message, which only a member of its group gets."""
+    asks getReplyMessage() for that message, which only a member of its group gets, and only
+    if it may read it (not one added later to a group without shared history)."""
     async def scenario():
         async with sdk_users(stack, "alice", "bob", "carol") as (alice, bob, carol):
             group = await create(alice, "Replies", ["bob"])
@@ -357,4 +358,13 @@ def test_a_reply_shows_the_message_it_quotes(stack):
 
             strangers = await carol.call("getReplyMessage", asked, "groupchat")
             assert strangers["statusCode"] != 200 and not strangers.get("data"), strangers
+            # Added after it was said, to a group created without shared history (the SDK's
+            # default): carol sees what follows, not the quoted message.
+            ok(await alice.call("addParticipants", group, "Replies", [jid("carol")]))
+            await carol.event("groupProfileListener", lambda d: d.get("msgType") == "userAdded")
+            later = ok(await alice.call("sendTextMessage", group, "see you there"))["msgId"]
+            await carol.event("messageListener", lambda d: d.get("msgId") == later)
+            assert ok(await carol.call("getReplyMessage", later, "groupchat"))["replyMsgContent"]["message"] == "see you there"
+            newcomer = await carol.call("getReplyMessage", asked, "groupchat")
+            assert newcomer["statusCode"] != 200 and not newcomer.get("data"), newcomer
     run(scenario())
