@@ -809,6 +809,9 @@ async fn e2e(
         mix,
         pam,
     } = target;
+    anyhow::ensure!(members > 0, "no members");
+    // Posters are members: at most all of them, at least one.
+    let posters = posters.clamp(1, members);
     let shared = Shared::default();
     let mut users = Vec::with_capacity(members);
     for i in 0..members {
@@ -870,7 +873,7 @@ async fn e2e(
             .await?;
         }
         *sent = tracker.now();
-        users[seq % posters.max(1)]
+        users[seq % posters]
             .send(&format!(
                 "<message type='groupchat' id='s{seq}' to='{jid}'><body>m{seq}</body></message>"
             ))
