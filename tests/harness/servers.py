@@ -391,6 +391,8 @@ class Mixd:
         self.control_socket = pathlib.Path(workdir) / "mixd.sock"
         self.process = None
         self.extra = []
+        # What mixd runs with beyond the caller's environment (benchmarks log less).
+        self.env = {"MIXD_LOG": "info,mixd=debug"}
 
     def command(self, secret=SECRET, database=None):
         """This mixd's command line; with another `database`, a control socket of its own."""
@@ -443,7 +445,7 @@ class Mixd:
             self.command(),
             stdout=subprocess.DEVNULL,
             stderr=open(self.log_path, "ab"),
-            env={**os.environ, "MIXD_LOG": "info,mixd=debug", "NO_COLOR": "1"},
+            env={**os.environ, "NO_COLOR": "1", **self.env},
         )
         self.wait_for_log(until, offset)
 

@@ -2,6 +2,7 @@
 //! SASL PLAIN, resource binding), each counting what it receives with the same scanner the
 //! component side uses.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -14,6 +15,8 @@ use crate::peer::{read_until, scan, Counters, Tracker};
 pub struct User {
     pub name: String,
     pub writer: BufWriter<OwnedWriteHalf>,
+    /// Deliveries (bodies `m<seq>`) this connection has received.
+    pub received: Arc<AtomicU64>,
 }
 
 /// What every user's reader reports into.
@@ -67,15 +70,18 @@ pub async fn login(
     read_until(&mut reader, &mut buf, b"</iq>").await?;
     writer.write_all(b"<presence/>").await?;
     writer.flush().await?;
+    let received = Arc::new(AtomicU64::new(0));
     tokio::spawn(scan(
         reader,
         shared.counters.clone(),
         shared.tracker.clone(),
         shared.first_error.clone(),
+        Some(received.clone()),
     ));
     Ok(User {
         name: name.to_owned(),
         writer,
+        received,
     })
 }
 

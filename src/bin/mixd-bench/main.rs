@@ -94,6 +94,14 @@ pub enum Scenario {
         /// `mod_mix` wants, instead of joining the channel directly with presence.
         #[arg(long)]
         pam: bool,
+        /// A process whose CPU time (user + system) over the posting phase is reported, as
+        /// `NAME=PID` (e.g. `server=1234`, `mixd=1235`); repeat for each. The generator's own
+        /// CPU is never counted.
+        #[arg(long = "cpu", value_name = "NAME=PID", value_parser = parse_watched)]
+        watched: Vec<(String, u32)>,
+        /// Print the result as one JSON object (for `scripts/bench-compare`).
+        #[arg(long)]
+        json: bool,
     },
     /// "My groups" queries against N channels and M memberships (a user in none of them).
     MyGroups {
@@ -233,18 +241,7 @@ impl Mixd {
 
     /// CPU seconds mixd has used so far (user + system).
     pub fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (ticks(11) + ticks(12)) / 100.0
+        cpu_seconds_of(self.child.id())
     }
 
     /// A `/proc/<pid>/status` memory figure in MB (`VmRSS`, `VmHWM`).
@@ -266,6 +263,35 @@ impl Mixd {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// CPU seconds process `pid` has used so far (user + system, all its threads), 0 if it is gone.
+pub fn cpu_seconds_of(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `NAME=PID`, a process the end-to-end mode watches.
+fn parse_watched(text: &str) -> Result<(String, u32), String> {
+    let (name, pid) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=PID"))?;
+    let pid: u32 = pid
+        .parse()
+        .map_err(|_| format!("{pid:?} is not a process id"))?;
+    if !std::path::Path::new(&format!("/proc/{pid}/stat")).exists() {
+        return Err(format!("no process {pid}"));
+    }
+    Ok((name.to_owned(), pid))
 }
 
 #[tokio::main]

@@ -101,6 +101,7 @@ impl Peer {
             counters.clone(),
             tracker.clone(),
             first_error.clone(),
+            None,
         ));
         Ok(Peer {
             writer,
@@ -185,12 +186,15 @@ pub async fn read_until(
 const BODY: &[u8] = b"<body>m";
 
 /// Counts markers in everything mixd sends. A marker cut by a chunk boundary is found
-/// because the last bytes of each chunk are scanned again with the next.
+/// because the last bytes of each chunk are scanned again with the next. `received`, if
+/// given, counts this connection's deliveries alone (the end-to-end mode checks that every
+/// member got every message).
 pub async fn scan(
     mut reader: OwnedReadHalf,
     counters: Arc<Counters>,
     tracker: Arc<std::sync::Mutex<Option<Arc<Tracker>>>>,
     first_error: Arc<std::sync::Mutex<Option<String>>>,
+    received: Option<Arc<AtomicU64>>,
 ) {
     let result_finder = memmem::Finder::new(b"type='result'");
     let error_finder = memmem::Finder::new(b"type='error'");
@@ -240,6 +244,9 @@ pub async fn scan(
                 continue;
             }
             counters.deliveries.fetch_add(1, Ordering::Relaxed);
+            if let Some(received) = &received {
+                received.fetch_add(1, Ordering::Relaxed);
+            }
             if let (Some(tracker), Ok(seq)) = (
                 &current,
                 std::str::from_utf8(&digits[..end]).unwrap_or("x").parse(),

@@ -65,6 +65,8 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             messages,
             window,
             pam,
+            watched,
+            json,
         } => {
             let target = Target {
                 server: &server,
@@ -72,7 +74,8 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
                 mix: &mix,
                 pam,
             };
-            e2e(target, members, posters, messages, window).await
+            let report = Report { watched, json };
+            e2e(target, members, posters, messages, window, report).await
         }
         Scenario::Smoke => {
             fanout(binary, 10, 200, 16).await?;
@@ -774,9 +777,6 @@ async fn idle(binary: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Through the server: `members` client connections join one channel (MIX join and
-/// presence), `posters` of them post `messages` messages; every delivery is counted at the
-/// clients.
 /// Where the end-to-end clients go, and how they join.
 struct Target<'a> {
     server: &'a str,
@@ -785,12 +785,23 @@ struct Target<'a> {
     pam: bool,
 }
 
+/// What the end-to-end mode reports besides rates: the CPU of the watched processes (the
+/// server's, mixd's) over the posting phase, and in which form.
+struct Report {
+    watched: Vec<(String, u32)>,
+    json: bool,
+}
+
+/// Through the server: `members` client connections join one channel (MIX join and
+/// presence), `posters` of them post `messages` messages; every delivery is counted at the
+/// clients, per message and per member, and every member must have received every message.
 async fn e2e(
     target: Target<'_>,
     members: usize,
     posters: usize,
     messages: usize,
     window: usize,
+    report: Report,
 ) -> anyhow::Result<()> {
     let Target {
         server,
@@ -798,6 +809,9 @@ async fn e2e(
         mix,
         pam,
     } = target;
+    anyhow::ensure!(members > 0, "no members");
+    // Posters are members: at most all of them, at least one.
+    let posters = posters.clamp(1, members);
     let shared = Shared::default();
     let mut users = Vec::with_capacity(members);
     for i in 0..members {
@@ -841,6 +855,11 @@ async fn e2e(
     let tracker = Arc::new(Tracker::new(messages, members as u32));
     *shared.tracker.lock().unwrap() = Some(tracker.clone());
     let mut sent_at = vec![0u64; messages];
+    let cpu_at_start: Vec<f64> = report
+        .watched
+        .iter()
+        .map(|(_, pid)| crate::cpu_seconds_of(*pid))
+        .collect();
     let start = Instant::now();
     for (seq, sent) in sent_at.iter_mut().enumerate() {
         if seq - tracker.completed.load(Ordering::Relaxed) as usize >= window {
@@ -854,7 +873,7 @@ async fn e2e(
             .await?;
         }
         *sent = tracker.now();
-        users[seq % posters.max(1)]
+        users[seq % posters]
             .send(&format!(
                 "<message type='groupchat' id='s{seq}' to='{jid}'><body>m{seq}</body></message>"
             ))
@@ -868,6 +887,33 @@ async fn e2e(
     )
     .await?;
     let wall = start.elapsed().as_secs_f64();
+    let cpu: Vec<(&str, f64)> = report
+        .watched
+        .iter()
+        .zip(cpu_at_start)
+        .map(|((name, pid), at_start)| (name.as_str(), crate::cpu_seconds_of(*pid) - at_start))
+        .collect();
+    let received: Vec<u64> = users
+        .iter()
+        .map(|user| user.received.load(Ordering::Relaxed))
+        .collect();
+    let short = received.iter().filter(|&&n| n != messages as u64).count();
+    anyhow::ensure!(
+        short == 0,
+        "{short} of {members} members did not receive exactly {messages} messages \
+         (fewest {:?}, most {:?})",
+        received.iter().min(),
+        received.iter().max()
+    );
+    let copies_off = tracker
+        .copies
+        .iter()
+        .filter(|copies| copies.load(Ordering::Relaxed) != members as u64)
+        .count();
+    anyhow::ensure!(
+        copies_off == 0,
+        "{copies_off} messages did not arrive exactly once at each of the {members} members"
+    );
     let mut latencies: Vec<f64> = (0..messages)
         .map(|s| {
             tracker.done_at[s]
@@ -877,14 +923,36 @@ async fn e2e(
         })
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
+    let deliveries: u64 = received.iter().sum();
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    if report.json {
+        let cpu: serde_json::Map<String, serde_json::Value> = cpu
+            .iter()
+            .map(|&(name, seconds)| (name.to_owned(), seconds.into()))
+            .collect();
+        let result = serde_json::json!({
+            "server": server, "mix": mix, "pam": pam, "members": members, "posters": posters,
+            "messages": messages, "window": window, "deliveries": deliveries, "wall_s": wall,
+            "cpu_s": cpu, "p50_ms": p50, "p99_ms": p99,
+        });
+        println!("{result}");
+        return Ok(());
+    }
+    let cpu: String = cpu
+        .iter()
+        .map(|(name, seconds)| {
+            format!(
+                ", {name} {:.1} CPU ms per 1,000 deliveries",
+                seconds * 1e6 / deliveries as f64
+            )
+        })
+        .collect();
     println!(
         "e2e via {server} to {mix}{}: members={members} posters={posters} messages={messages} window={window}: {:.0} messages/s, \
-         {:.0} deliveries/s, post-to-last-delivery p50 {:.2} ms p99 {:.2} ms",
+         {:.0} deliveries/s, post-to-last-delivery p50 {p50:.2} ms p99 {p99:.2} ms{cpu}",
         if pam { " (client-join)" } else { "" },
         messages as f64 / wall,
-        (messages * members) as f64 / wall,
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
+        deliveries as f64 / wall,
     );
     Ok(())
 }
