@@ -42,6 +42,7 @@ mod react;
 mod receipt;
 mod retract;
 mod role;
+mod roster;
 mod settings;
 mod typing;
 
@@ -66,6 +67,7 @@ pub use quota::{Quota, Quotas, MAX_TRACKED};
 pub use react::Reacted;
 pub use receipt::{Receipt, ReceiptKind};
 pub use retract::Retracted;
+pub use roster::Roster;
 pub use settings::SettingsChange;
 pub use typing::ChatState;
 
