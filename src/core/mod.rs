@@ -372,9 +372,7 @@ impl Groups {
     }
 
     pub fn channel_by_key(&self, key: i64) -> Option<&Channel> {
-        self.names
-            .get(&key)
-            .and_then(|name| self.channel(name))
+        self.names.get(&key).and_then(|name| self.channel(name))
     }
 
     pub fn channels(&self) -> impl Iterator<Item = &Channel> {

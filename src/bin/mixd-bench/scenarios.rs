@@ -541,10 +541,13 @@ async fn create(binary: &Path, channels: usize) -> anyhow::Result<()> {
 async fn startup(binary: &Path, channels: usize, memberships: usize) -> anyhow::Result<()> {
     let mut mixd = Mixd::start(binary, |db| seed::channels(db, channels, memberships)).await?;
     let connected = mixd.connected_after.as_secs_f64();
+    // On a loaded machine the wall time is the scheduler's; the CPU time is mixd's own.
+    let cpu = mixd.cpu_seconds();
     request_all(&mut mixd.peer, std::iter::once(ping_stanza(0)), 1).await?;
     println!(
-        "startup channels={channels} memberships={memberships}: connected {connected:.2} s after start, RSS {:.1} MB",
-        mixd.memory_mb("VmRSS")
+        "startup channels={channels} memberships={memberships}: connected {connected:.2} s after start ({cpu:.2} s of mixd CPU), RSS {:.1} MB, peak {:.1} MB",
+        mixd.memory_mb("VmRSS"),
+        mixd.memory_mb("VmHWM")
     );
     mixd.stop();
     Ok(())
