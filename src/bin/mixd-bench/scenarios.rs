@@ -566,7 +566,8 @@ async fn my_groups(
     let users = (memberships / seed::CHANNELS_PER_USER).max(1);
     // Members spread over the users (a prime stride), so that the answers are not cached.
     let member = |i: usize| format!("u{}", (i * 7_919) % users);
-    let askers: [(&str, Box<dyn Fn(usize) -> String>); 3] = [
+    type Query<'a> = Box<dyn Fn(usize) -> String + 'a>;
+    let askers: [(&str, Query); 3] = [
         (
             "stranger, MIX",
             Box::new(|i| {
