@@ -2,7 +2,7 @@
 
 use jid::{BareJid, FullJid};
 
-use super::roster::Roster;
+use super::Roster;
 use super::{Fact, Micros};
 
 /// The MIX nodes a participant can subscribe to, as a bit set.
