@@ -1116,8 +1116,8 @@ mod tests {
         assert_eq!(to(&sent, |s| s.kind() == "groupchat"), MIX_CLIENTS);
         // A failed commit: the store has no presence (say), the core keeps what it knew.
         let mut bare = snapshot();
-        for p in bare.channels.iter_mut().flat_map(|c| &mut c.participants) {
-            p.online.clear();
+        for channel in &mut bare.channels {
+            channel.participants.update_all(|p| p.online.clear());
         }
         let mut reloaded = Groups::new(before.rules.clone(), bare);
         reloaded.keep_presence_of(before);

@@ -128,9 +128,7 @@ impl Groups {
             }
         }
         if let Some(channel) = self.channels.get_mut(&name) {
-            for participant in &mut channel.participants {
-                participant.cleared_upto = 0;
-            }
+            channel.participants.update_all(|p| p.cleared_upto = 0);
         }
         Ok((name, facts))
     }

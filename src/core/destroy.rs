@@ -86,7 +86,7 @@ impl Groups {
             return Vec::new();
         };
         let fact = Fact::ChannelDestroyed {
-            channel: Box::new(channel.clone()),
+            channel: channel.clone(),
             by: by.clone(),
             archive_kept: self.rules.keep_archive,
         };

@@ -20,6 +20,11 @@ impl Directory {
         for channel in channels {
             directory.add_channel(channel);
         }
+        // Grown by doubling, the lists of a million users would carry a third more than
+        // they hold.
+        for keys in directory.by_user.values_mut() {
+            keys.shrink_to_fit();
+        }
         directory
     }
 

@@ -198,10 +198,10 @@ impl Groups {
     ) -> Participant {
         let fallback = ParticipantId(self.ids.next_u64());
         let last_message_id = self.last_message_id;
-        let channel = self.channels.get(name);
+        let channel = self.channel(name);
         let id = channel
             .map(|c| (c, participant_id(&self.rules.participant_key, c.key, jid)))
-            .filter(|(c, id)| c.participants.iter().all(|p| p.id != *id))
+            .filter(|(c, id)| c.participant_by_id(*id).is_none())
             .map_or(fallback, |(_, id)| id);
         let owner = channel.is_some_and(|c| c.is_owner(jid));
         let history_visible = channel.is_none_or(|c| c.info.history_visible);

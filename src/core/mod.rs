@@ -42,6 +42,7 @@ mod react;
 mod receipt;
 mod retract;
 mod role;
+mod roster;
 mod settings;
 mod typing;
 
@@ -66,6 +67,7 @@ pub use quota::{Quota, Quotas, MAX_TRACKED};
 pub use react::Reacted;
 pub use receipt::{Receipt, ReceiptKind};
 pub use retract::Retracted;
+pub use roster::Roster;
 pub use settings::SettingsChange;
 pub use typing::ChatState;
 
@@ -315,7 +317,9 @@ pub struct Departure {
 /// The groups of one service and the counters that key new ones.
 pub struct Groups {
     pub rules: Rules,
-    channels: HashMap<String, Channel>,
+    /// Boxed: a hash table holds twice as many slots as entries at worst, and a channel is
+    /// some 300 bytes (at a million channels, 300 MB of empty slots inline).
+    channels: HashMap<String, Box<Channel>>,
     /// Channel names by key, for facts (which name channels by key).
     names: HashMap<i64, String>,
     last_channel_key: i64,
@@ -347,7 +351,7 @@ impl Groups {
         let channels = snapshot
             .channels
             .into_iter()
-            .map(|c| (c.name.clone(), c))
+            .map(|c| (c.name.clone(), Box::new(c)))
             .collect();
         Groups {
             rules,
@@ -364,17 +368,15 @@ impl Groups {
     }
 
     pub fn channel(&self, name: &str) -> Option<&Channel> {
-        self.channels.get(name)
+        self.channels.get(name).map(|c| &**c)
     }
 
     pub fn channel_by_key(&self, key: i64) -> Option<&Channel> {
-        self.names
-            .get(&key)
-            .and_then(|name| self.channels.get(name))
+        self.names.get(&key).and_then(|name| self.channel(name))
     }
 
     pub fn channels(&self) -> impl Iterator<Item = &Channel> {
-        self.channels.values()
+        self.channels.values().map(|c| &**c)
     }
 
     /// The channels `user` may learn of ([`Channel::visible_to`]), each once: the public ones
@@ -384,9 +386,9 @@ impl Groups {
     pub fn visible_channels<'a>(&'a self, user: &'a BareJid) -> impl Iterator<Item = &'a Channel> {
         let found = move |c: &Channel| c.is_public() && c.access().admits(user);
         let own = self.directory.of(user);
-        let public = self.channels.values().filter(move |c| found(c));
+        let public = self.channels().filter(move |c| found(c));
         let mine = self.groups_of(user).filter(move |c| !found(c));
-        let waiting = self.channels.values().filter(move |c| {
+        let waiting = self.channels().filter(move |c| {
             c.administration.is_some()
                 && c.pending(user).is_some()
                 && !found(c)
@@ -481,8 +483,7 @@ impl Groups {
 
     /// The channel `name`, or the refusal that says there is none.
     pub fn existing(&self, name: &str) -> Outcome<&Channel> {
-        self.channels
-            .get(name)
+        self.channel(name)
             .ok_or_else(|| Refusal::new(Condition::ItemNotFound, format!("no channel '{name}'")))
     }
 
@@ -555,7 +556,7 @@ impl Groups {
                 self.names.insert(*key, name.clone());
                 let mut channel = Channel::new(*key, name.clone(), owner.clone(), *at);
                 channel.listed = *listed;
-                self.channels.insert(name.clone(), channel);
+                self.channels.insert(name.clone(), Box::new(channel));
                 match self.created.get_mut(owner) {
                     Some(n) => *n += 1,
                     None => {

@@ -2,6 +2,7 @@
 
 use jid::{BareJid, FullJid};
 
+use super::Roster;
 use super::{Fact, Micros};
 
 /// The MIX nodes a participant can subscribe to, as a bit set.
@@ -315,8 +316,9 @@ pub struct Channel {
     pub info: Info,
     pub created_by: BareJid,
     pub created_at: Micros,
-    /// Participants in order of joining (the longest-standing first).
-    pub participants: Vec<Participant>,
+    /// Participants in order of joining (the longest-standing first), found by JID, nick
+    /// and id without a scan once there are many.
+    pub participants: Roster,
     /// Owners need not be participants (XEP-0406): a MIX channel's creator may never join.
     pub owners: Vec<BareJid>,
     /// Settings, access lists, waiting invitations and requests, mutes: `None` while all are
@@ -369,7 +371,7 @@ impl Channel {
             },
             created_by: owner.clone(),
             created_at: at,
-            participants: Vec::new(),
+            participants: Roster::default(),
             owners: vec![owner],
             administration: None,
         }
@@ -450,15 +452,11 @@ impl Channel {
 
     /// The participant whose participant id is `id`.
     pub fn participant_by_id(&self, id: ParticipantId) -> Option<&Participant> {
-        self.participants.iter().find(|p| p.id == id)
+        self.participants.by_id(id)
     }
 
     pub fn participant(&self, jid: &BareJid) -> Option<&Participant> {
-        self.participants.iter().find(|p| &p.jid == jid)
-    }
-
-    fn participant_mut(&mut self, jid: &BareJid) -> Option<&mut Participant> {
-        self.participants.iter_mut().find(|p| &p.jid == jid)
+        self.participants.get(jid)
     }
 
     pub fn is_owner(&self, jid: &BareJid) -> bool {
@@ -486,32 +484,25 @@ impl Channel {
     }
 
     pub fn nick_taken(&self, nick: &str, by_other_than: &BareJid) -> bool {
-        self.participants
-            .iter()
-            .any(|p| &p.jid != by_other_than && p.nick.eq_ignore_ascii_case(nick))
+        self.participants.nick_taken(nick, by_other_than)
     }
 
     /// Participants subscribed to `node`.
     pub fn subscribers(&self, node: Nodes) -> impl Iterator<Item = &Participant> {
-        self.participants
-            .iter()
-            .filter(move |p| p.nodes.contains(node))
+        self.participants.subscribers(node)
     }
 
     pub(super) fn apply(&mut self, fact: &Fact) {
         match fact {
             Fact::Joined { participant, .. } => {
-                match self.participant_mut(&participant.jid) {
-                    // Joining again keeps the place in the order of joining.
-                    Some(p) => *p = participant.clone(),
-                    None => self.participants.push(participant.clone()),
-                }
+                // Joining again keeps the place in the order of joining.
+                self.participants.put(participant.clone());
                 if let Some(admin) = self.administration.as_mut() {
                     admin.pending.retain(|p| p.jid != participant.jid);
                 }
             }
             Fact::Left { participant, .. } => {
-                self.participants.retain(|p| p.jid != participant.jid);
+                self.participants.remove(&participant.jid);
                 // Leaving gives up ownership (it passes on: see `leave.rs`) and ends a mute.
                 self.owners.retain(|o| o != &participant.jid);
                 if let Some(admin) = self.administration.as_mut() {
@@ -519,9 +510,7 @@ impl Channel {
                 }
             }
             Fact::RoleChanged { jid, role, .. } => {
-                if let Some(p) = self.participant_mut(jid) {
-                    p.role = *role;
-                }
+                self.participants.update(jid, |p| p.role = *role);
                 self.owners.retain(|o| o != jid);
                 if *role == Role::Owner {
                     self.owners.push(jid.clone());
@@ -560,29 +549,24 @@ impl Channel {
                 }
             }
             Fact::NickChanged { jid, nick, .. } => {
-                if let Some(p) = self.participant_mut(jid) {
-                    p.nick = nick.clone();
-                }
+                self.participants.update(jid, |p| p.nick = nick.clone());
             }
             Fact::SubscriptionChanged { jid, nodes, .. } => {
-                if let Some(p) = self.participant_mut(jid) {
-                    p.nodes = *nodes;
-                }
+                self.participants.update(jid, |p| p.nodes = *nodes);
             }
             Fact::InfoChanged { info, .. } => self.info = info.clone(),
             Fact::HistoryCleared { member, upto, .. } => {
-                if let Some(p) = self.participant_mut(member) {
-                    p.cleared_upto = p.cleared_upto.max(*upto);
-                }
+                self.participants
+                    .update(member, |p| p.cleared_upto = p.cleared_upto.max(*upto));
             }
             Fact::PresenceChanged { jid, online, .. } => {
                 let bare = jid.to_bare();
-                if let Some(p) = self.participant_mut(&bare) {
+                self.participants.update(&bare, |p| {
                     p.online.retain(|j| j != jid);
                     if *online {
                         p.online.push(jid.clone());
                     }
-                }
+                });
             }
             Fact::ChannelCreated { .. }
             | Fact::ChannelDestroyed { .. }

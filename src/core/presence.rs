@@ -85,11 +85,11 @@ impl Groups {
                 .into_iter()
                 .map(|p| (p.jid, p.online))
                 .collect();
-            for participant in &mut channel.participants {
+            channel.participants.update_all(|participant| {
                 if let Some(clients) = online.remove(&participant.jid) {
                     participant.online = clients;
                 }
-            }
+            });
         }
     }
 }

@@ -210,7 +210,7 @@ pub fn joined(
             .iter()
             .filter(|p| p.dialect == Dialect::FlyChat)
     };
-    if recipients().next().is_none() {
+    if !channel.participants.any_speaks(Dialect::FlyChat) {
         return;
     }
     let jid = service.channel_jid(&channel.name);
@@ -302,8 +302,11 @@ fn tell(
             .chain(audience.also)
             .filter(|p| p.dialect == Dialect::FlyChat && Some(&p.jid) != audience.except)
     };
-    // Most channels have no FlyChat participant: write nothing for them.
-    if recipients().next().is_none() {
+    // Most channels have no FlyChat participant: write nothing for them (the roster counts
+    // them, so a large MIX channel is not scanned for none on every fact).
+    let speaks = channel.participants.any_speaks(Dialect::FlyChat)
+        || audience.also.is_some_and(|p| p.dialect == Dialect::FlyChat);
+    if !speaks || recipients().next().is_none() {
         return;
     }
     let jid = service.channel_jid(&channel.name);

@@ -486,19 +486,44 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
     Ok(())
 }
 
+/// `members` joins to one channel, at most [`REQUEST_WINDOW`] unanswered: the rate. Then as
+/// many to a second channel, its first and last thousand (at most half each) one at a time: whether the last
+/// join of a large channel costs what its first did.
 async fn joins(binary: &Path, members: usize) -> anyhow::Result<()> {
     let mut mixd = Mixd::start(binary, |_| Ok(())).await?;
-    request_all(&mut mixd.peer, std::iter::once(create_stanza(0)), 1).await?;
+    request_all(&mut mixd.peer, (0..2).map(create_stanza), 2).await?;
+    let cpu = mixd.cpu_seconds();
     let wall = timed_requests(
         &mut mixd.peer,
         (0..members).map(|m| join_stanza(m, 0)),
         members,
     )
     .await?;
+    let cpu = mixd.cpu_seconds() - cpu;
+    let ends = (members / 2).min(1_000);
+    let middle = members.saturating_sub(2 * ends);
+    let first = round_trips(
+        &mut mixd.peer,
+        (0..ends).map(|m| join_stanza(m, 1)).collect(),
+    )
+    .await?;
+    let rest = (ends..ends + middle).map(|m| join_stanza(m, 1));
+    request_all(&mut mixd.peer, rest, middle as u64).await?;
+    let last = (ends + middle..members)
+        .map(|m| join_stanza(m, 1))
+        .collect();
+    let last = round_trips(&mut mixd.peer, last).await?;
     println!(
-        "joins members={members} to one channel: {wall:.2} s, {:.0} joins/s, peak RSS {:.1} MB",
+        "joins members={members} to one channel: {wall:.2} s, {:.0} joins/s, mixd CPU {cpu:.2} s ({:.0} joins per CPU-second), peak RSS {:.1} MB; \
+         one at a time, first {ends} p50 {:.3} ms p99 {:.3} ms, last {} p50 {:.3} ms p99 {:.3} ms",
         members as f64 / wall,
-        mixd.memory_mb("VmHWM")
+        members as f64 / cpu,
+        mixd.memory_mb("VmHWM"),
+        percentile(&first, 0.5),
+        percentile(&first, 0.99),
+        last.len(),
+        percentile(&last, 0.5),
+        percentile(&last, 0.99),
     );
     mixd.stop();
     Ok(())
@@ -519,16 +544,21 @@ async fn create(binary: &Path, channels: usize) -> anyhow::Result<()> {
 async fn startup(binary: &Path, channels: usize, memberships: usize) -> anyhow::Result<()> {
     let mut mixd = Mixd::start(binary, |db| seed::channels(db, channels, memberships)).await?;
     let connected = mixd.connected_after.as_secs_f64();
+    // On a loaded machine the wall time is the scheduler's; the CPU time is mixd's own.
+    let cpu = mixd.cpu_seconds();
     request_all(&mut mixd.peer, std::iter::once(ping_stanza(0)), 1).await?;
     println!(
-        "startup channels={channels} memberships={memberships}: connected {connected:.2} s after start, RSS {:.1} MB",
-        mixd.memory_mb("VmRSS")
+        "startup channels={channels} memberships={memberships}: connected {connected:.2} s after start ({cpu:.2} s of mixd CPU), RSS {:.1} MB, peak {:.1} MB",
+        mixd.memory_mb("VmRSS"),
+        mixd.memory_mb("VmHWM")
     );
     mixd.stop();
     Ok(())
 }
 
-/// "My groups" for a user in none of `channels` channels: the query looks at every channel.
+/// "My groups" at `channels` channels: for a user in none of them, then for members (each in
+/// about [`seed::CHANNELS_PER_USER`]) in MIX (`urn:mixd:admin:0`) and in FlyChat
+/// (`get_user_groups`); one query in flight at a time. None may look at every channel.
 async fn my_groups(
     binary: &Path,
     channels: usize,
@@ -536,15 +566,38 @@ async fn my_groups(
     queries: usize,
 ) -> anyhow::Result<()> {
     let mut mixd = Mixd::start(binary, |db| seed::channels(db, channels, memberships)).await?;
-    let stanzas = (0..queries)
-        .map(|i| format!("<iq type='get' id='g{i}' from='stranger@bench/r' to='mix.bench'><groups xmlns='urn:mixd:admin:0'/></iq>"))
-        .collect();
-    let latencies = round_trips(&mut mixd.peer, stanzas).await?;
-    println!(
-        "my-groups channels={channels} memberships={memberships} queries={queries}: round trip p50 {:.3} ms p99 {:.3} ms",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99)
-    );
+    let users = (memberships / seed::CHANNELS_PER_USER).max(1);
+    // Members spread over the users (a prime stride), so that the answers are not cached.
+    let member = |i: usize| format!("u{}", (i * 7_919) % users);
+    type Query<'a> = Box<dyn Fn(usize) -> String + 'a>;
+    let askers: [(&str, Query); 3] = [
+        (
+            "stranger, MIX",
+            Box::new(|i| {
+                format!("<iq type='get' id='g{i}' from='stranger@bench/r' to='mix.bench'><groups xmlns='urn:mixd:admin:0'/></iq>")
+            }),
+        ),
+        (
+            "member, MIX",
+            Box::new(|i| {
+                format!("<iq type='get' id='g{i}' from='{}@bench/r' to='mix.bench'><groups xmlns='urn:mixd:admin:0'/></iq>", member(i))
+            }),
+        ),
+        (
+            "member, FlyChat",
+            Box::new(|i| {
+                format!("<iq type='get' id='g{i}' from='{}@bench/r' to='mix.bench'><query xmlns='jabber:iq:mixgroupchat' status='get_user_groups'/></iq>", member(i))
+            }),
+        ),
+    ];
+    for (who, stanza) in askers {
+        let latencies = round_trips(&mut mixd.peer, (0..queries).map(&stanza).collect()).await?;
+        println!(
+            "my-groups channels={channels} memberships={memberships} queries={queries} ({who}): round trip p50 {:.3} ms p99 {:.3} ms",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        );
+    }
     mixd.stop();
     Ok(())
 }

@@ -16,31 +16,59 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-/// `channels` channels `c0`… with `memberships` participants spread over them; user `u0` is
-/// in every channel.
+/// How many channels each bench user takes part in (about): a service's users are each in a
+/// handful of its groups, not all in every one.
+pub const CHANNELS_PER_USER: usize = 10;
+
+/// `channels` channels `c0`… with `memberships` participants spread over them: the members of
+/// channel `k` (counted from 0) are the users `u{k·m}`… `u{k·m + m − 1}` (`m` members each),
+/// wrapping around `memberships / CHANNELS_PER_USER` users, so that each user is in about
+/// [`CHANNELS_PER_USER`] channels (`c0` has `u0`, who owns it); each channel's first member
+/// owns it.
+///
+/// With `MIXD_BENCH_SEEDS=<dir>` the database is made once in that directory and copied for
+/// each run (seeding ten million memberships takes minutes).
 pub fn channels(path: &Path, channels: usize, memberships: usize) -> anyhow::Result<()> {
+    let Some(dir) = std::env::var_os("MIXD_BENCH_SEEDS") else {
+        return fill_channels(path, channels, memberships);
+    };
+    let kept = Path::new(&dir).join(format!("channels-{channels}-{memberships}.db"));
+    if !kept.exists() {
+        let partial = kept.with_extension("partial");
+        let _ = std::fs::remove_file(&partial);
+        fill_channels(&partial, channels, memberships)?;
+        std::fs::rename(&partial, &kept)?;
+    }
+    std::fs::copy(&kept, path)?;
+    Ok(())
+}
+
+fn fill_channels(path: &Path, channels: usize, memberships: usize) -> anyhow::Result<()> {
     let mut conn = connect(path)?;
     let tx = conn.transaction()?;
     {
         let mut channel = tx.prepare(
-            "INSERT INTO channels (key, name, created_by, created_at, info_updated_at) VALUES (?1, ?2, 'u0@bench', ?3, ?3)",
+            "INSERT INTO channels (key, name, created_by, created_at, info_updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
         )?;
-        let mut owner =
-            tx.prepare("INSERT INTO channel_owners (channel, jid) VALUES (?1, 'u0@bench')")?;
+        let mut owner = tx.prepare("INSERT INTO channel_owners (channel, jid) VALUES (?1, ?2)")?;
         let mut member = tx.prepare(
             "INSERT INTO participants (channel, jid, id, nick, nodes, role, joined_at) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)",
         )?;
         let per_channel = (memberships / channels.max(1)).max(1);
+        let users = (memberships / CHANNELS_PER_USER).max(per_channel);
         for key in 1..=channels as i64 {
-            channel.execute(params![key, format!("c{}", key - 1), NOW])?;
-            owner.execute([key])?;
+            let first = (key as usize - 1) * per_channel;
+            let owner_jid = format!("u{}@bench", first % users);
+            channel.execute(params![key, format!("c{}", key - 1), owner_jid, NOW])?;
+            owner.execute(params![key, owner_jid])?;
             for i in 0..per_channel {
+                let user = (first + i) % users;
                 let role = if i == 0 { 2 } else { 0 };
                 member.execute(params![
                     key,
-                    format!("u{i}@bench"),
+                    format!("u{user}@bench"),
                     format!("{key:08x}{i:08x}"),
-                    format!("u{i}"),
+                    format!("u{user}"),
                     role,
                     NOW + i as i64
                 ])?;

@@ -11,7 +11,7 @@ use postgres::IsolationLevel;
 use super::{bare, Conn};
 use crate::core::{
     Administration, Channel, Departure, Dialect, Info, JoinPolicy, Nodes, Participant, Pending,
-    PendingKind, Role, Settings, Snapshot,
+    PendingKind, Role, Roster, Settings, Snapshot,
 };
 use crate::store::columns::{contacts, mode};
 
@@ -56,7 +56,7 @@ pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
                 thumbnail: row.try_get(9)?,
                 history_visible: row.try_get(10)?,
             },
-            participants: Vec::new(),
+            participants: Roster::default(),
             owners: Vec::new(),
             administration: (settings != Settings::default()).then(|| {
                 Box::new(Administration {
@@ -153,7 +153,7 @@ pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
             let jid = bare(jid_text)?;
             let id: String = row.try_get(2)?;
             let (dialect, reach) = mode(row.try_get(8)?);
-            channels[i].participants.push(Participant {
+            channels[i].participants.put(Participant {
                 jid: jid.clone(),
                 id: id
                     .parse()

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::bare;
 use crate::core::{
     Administration, Channel, Departure, Dialect, Info, JoinPolicy, Nodes, Participant, Pending,
-    PendingKind, Role, Settings, Snapshot,
+    PendingKind, Role, Roster, Settings, Snapshot,
 };
 use crate::store::columns::{contacts, mode};
 
@@ -49,7 +49,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
                 thumbnail: row.get(9)?,
                 history_visible: row.get(10)?,
             },
-            participants: Vec::new(),
+            participants: Roster::default(),
             owners: Vec::new(),
             administration: (settings != Settings::default()).then(|| {
                 Box::new(Administration {
@@ -142,7 +142,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
                 online.remove(&(key, row.get(1)?)).unwrap_or_default()
             };
             let (dialect, reach) = mode(row.get(8)?);
-            channels[i].participants.push(Participant {
+            channels[i].participants.put(Participant {
                 jid: bare(row.get(1)?)?,
                 id: row.get::<_, String>(2)?.parse().map_err(|e| {
                     rusqlite::Error::FromSqlConversionFailure(
