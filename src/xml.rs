@@ -69,17 +69,27 @@ pub mod node {
 }
 
 /// Escapes text for use in element content or in an attribute quoted with `'`.
+///
+/// Copies the runs between special characters whole rather than char by char: it writes every
+/// attribute and text of every stanza mixd sends (a flood's error replies included), and was
+/// the rules task's largest single cost under a flood of refusals (docs/benchmarks.md,
+/// "Fairness"). The special characters are ASCII, so byte positions are char boundaries.
 pub fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&apos;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
+    let mut plain = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let entity = match byte {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'\'' => "&apos;",
+            b'"' => "&quot;",
+            _ => continue,
+        };
+        out.push_str(&text[plain..at]);
+        out.push_str(entity);
+        plain = at + 1;
     }
+    out.push_str(&text[plain..]);
 }
 
 /// A small builder for one element and its subtree, written straight into a string.
@@ -258,6 +268,23 @@ mod tests {
             "<message xmlns='jabber:component:accept' to='a&apos;b@c'>\
              <body>1 &lt; 2 &amp; &quot;3&quot;</body><mix xmlns='urn:xmpp:mix:core:1'/></message>"
         );
+    }
+
+    #[test]
+    fn escaping_keeps_the_text_between_special_characters_whole() {
+        for (text, escaped) in [
+            ("", ""),
+            ("plain", "plain"),
+            ("<>", "&lt;&gt;"),
+            ("é<ü>ß", "é&lt;ü&gt;ß"),
+            ("a&b'c\"d", "a&amp;b&apos;c&quot;d"),
+            ("ends with &", "ends with &amp;"),
+            ("日本語", "日本語"),
+        ] {
+            let mut out = String::from("[");
+            escape_into(&mut out, text);
+            assert_eq!(out, format!("[{escaped}"), "{text}");
+        }
     }
 
     #[test]
