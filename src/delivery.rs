@@ -308,7 +308,8 @@ mod tests {
     use super::*;
     use crate::core::testing::{coven, groups, jid, member, text};
     use crate::core::{
-        ChatState, InfoChange, JoinPolicy, MessageRef, Nodes, ReceiptKind, SettingsChange, Snapshot,
+        ChatState, InfoChange, JoinPolicy, MessageRef, Nodes, ReceiptKind, Repeats, SettingsChange,
+        Snapshot,
     };
     use crate::xml::node;
 
@@ -528,7 +529,7 @@ mod tests {
         let alice = jid("alice@localhost");
         let mut facts = post(&mut g, "bob@localhost", "hi", 10);
         facts.extend(
-            g.chat_state("coven", &alice, ChatState::Composing, 0)
+            g.chat_state("coven", &alice, ChatState::Composing, Repeats::Dropped, 0)
                 .unwrap(),
         );
         let (_, joined) = g
@@ -768,7 +769,13 @@ mod tests {
     fn chat_states_go_to_everyone_but_the_sender() {
         let mut g = mixed();
         let facts = g
-            .chat_state("coven", &jid("bob@localhost"), ChatState::Composing, 0)
+            .chat_state(
+                "coven",
+                &jid("bob@localhost"),
+                ChatState::Composing,
+                Repeats::Dropped,
+                0,
+            )
             .unwrap();
         let sent = deliver_all(&g, &facts);
         let mix = to(&sent, |s| {
@@ -783,7 +790,13 @@ mod tests {
         assert_eq!(sent.len(), 4);
 
         let facts = g
-            .chat_state("coven", &jid("dave@localhost"), ChatState::Paused, 0)
+            .chat_state(
+                "coven",
+                &jid("dave@localhost"),
+                ChatState::Paused,
+                Repeats::Dropped,
+                0,
+            )
             .unwrap();
         let sent = deliver_all(&g, &facts);
         assert_eq!(to(&sent, |s| s.has("paused", ns::CHATSTATES)), MIX_CLIENTS);

@@ -277,13 +277,21 @@ impl Outlets<'_> {
                     ..Job::default()
                 },
             ),
-            // Through the writer too, so that a reply never overtakes an earlier change.
+            // Through the writer while it holds jobs, so that a reply never overtakes an
+            // earlier change; straight to the link when it holds none (there is nothing to
+            // overtake then), which spares the writer thread a wake-up per reply: under a
+            // flood, the replies are the refusals, one per stanza (docs/benchmarks.md,
+            // "Fairness").
             Handled::Reply(reply) => {
                 self.metrics.reply(&reply);
-                self.writer.submit(Job {
-                    outbound: vec![reply],
-                    ..Job::default()
-                })
+                if self.writer.is_idle() {
+                    self.outbox.send(vec![reply]);
+                } else {
+                    self.writer.submit(Job {
+                        outbound: vec![reply],
+                        ..Job::default()
+                    })
+                }
             }
             Handled::Read(read) => {
                 let reader = self.reader.clone();

@@ -58,6 +58,37 @@ def test_typing_is_relayed_and_never_archived(server, mixd, channel_name):
     run(scenario())
 
 
+def test_a_repeated_chat_state_is_relayed_once(server, mixd, channel_name):
+    """XEP-0085 §5: a client MUST NOT send the same standalone notification twice in a row,
+    so a repeat is no news and mixd does not tell it to every participant again; a change is
+    told, and so is the same state after a message (which stands for <active/>)."""
+
+    async def scenario():
+        async with connected(server, "alice", "bob") as (alice, bob):
+            await channel_with(alice, [bob], channel_name)
+
+            def typing(state):
+                notification = bob.groupchat(channel_name)
+                notification["chat_state"] = state
+                notification.send()
+
+            for state in ("composing", "composing", "composing", "paused", "paused", "composing"):
+                typing(state)
+            # In order from one sender: had a repeat been relayed, it would come before the
+            # change that follows it.
+            told = [(await alice.next("chatstate"))["chat_state"] for _ in range(3)]
+            assert told == ["composing", "paused", "composing"], told
+
+            with_body = bob.groupchat(channel_name, "there")
+            with_body["chat_state"] = "active"
+            with_body.send()
+            assert (await alice.next_message())["body"] == "there"
+            typing("composing")
+            assert (await alice.next("chatstate"))["chat_state"] == "composing"
+
+    run(scenario())
+
+
 def test_receipts_markers_and_message_state(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob", "carol") as (alice, bob, carol):

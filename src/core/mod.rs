@@ -69,7 +69,7 @@ pub use receipt::{Receipt, ReceiptKind};
 pub use retract::Retracted;
 pub use roster::Roster;
 pub use settings::SettingsChange;
-pub use typing::ChatState;
+pub use typing::{ChatState, Repeats};
 
 use jid::{BareJid, FullJid};
 
@@ -334,6 +334,8 @@ pub struct Groups {
     departed_owners: Vec<Departure>,
     /// Each active user's quota buckets (see `quota.rs`).
     quotas: Quotas,
+    /// The last chat state each user told each channel lately (see `typing.rs`).
+    chat_states: typing::LastStates,
 }
 
 impl Groups {
@@ -364,6 +366,7 @@ impl Groups {
             created,
             departed_owners: snapshot.departures,
             quotas: Quotas::default(),
+            chat_states: typing::LastStates::default(),
         }
     }
 

@@ -77,6 +77,7 @@ impl Groups {
         let id = self.next_message_id();
         let (channel, participant) = self.participant_of(name, actor)?;
         Self::may_post(channel, participant, now)?;
+        let key = channel.key;
         let posted = Posted {
             id,
             channel: channel.key,
@@ -85,6 +86,7 @@ impl Groups {
             at: now,
             submission,
         };
+        self.chat_states.posted(key, actor, now);
         Ok(self.apply_all(vec![Fact::Posted(Arc::new(posted))]))
     }
 }

@@ -19,7 +19,8 @@
 //! request that adds 10 users when 5 tokens are left adds nobody. Posts, corrections and
 //! signals are the exception: their token is taken first, before the sender is looked up,
 //! so that a flood of them to channels the sender is not in, or naming messages that do not
-//! exist, is limited too (one map look-up each: the cheapest check there is).
+//! exist, is limited too (one map look-up each: the cheapest check there is). A repeated MIX
+//! chat state takes no token at all: it is dropped as no news before the quota (`typing.rs`).
 //!
 //! Why signals are counted: each one is told to every participant (chat states, reactions,
 //! retractions) or stored (receipts, reactions, retractions), so a flood of them costs what a
@@ -351,7 +352,8 @@ mod tests {
     use super::super::testing::*;
     use super::*;
     use crate::core::{
-        ChatState, Dialect, InfoChange, JoinPolicy, MessageRef, Nodes, ReceiptKind, SettingsChange,
+        ChatState, Dialect, InfoChange, JoinPolicy, MessageRef, Nodes, ReceiptKind, Repeats,
+        SettingsChange,
     };
 
     /// A service where the quotas are small enough to reach.
@@ -432,7 +434,7 @@ mod tests {
             ..alices.clone()
         };
         let t = 10 * SECOND;
-        g.chat_state("coven", &bob, ChatState::Composing, t)
+        g.chat_state("coven", &bob, ChatState::Composing, Repeats::Dropped, t)
             .unwrap();
         g.receipt("coven", &bob, Some(&alices), ReceiptKind::Displayed, t)
             .unwrap();
@@ -441,7 +443,7 @@ mod tests {
         g.retract("coven", &bob, Some(&bobs), None, t).unwrap();
         // Four a minute, all at once: the fifth signal of any kind is refused.
         let err = g
-            .chat_state("coven", &bob, ChatState::Paused, t)
+            .chat_state("coven", &bob, ChatState::Paused, Repeats::Dropped, t)
             .unwrap_err();
         assert_eq!(err.condition, Condition::PolicyViolation);
         assert_eq!(
@@ -453,10 +455,22 @@ mod tests {
         // (taken before the look-up).
         post(&mut g, "bob@localhost", t).unwrap();
         assert!(g
-            .chat_state("nowhere", &bob, ChatState::Composing, t + 15 * SECOND)
+            .chat_state(
+                "nowhere",
+                &bob,
+                ChatState::Composing,
+                Repeats::Dropped,
+                t + 15 * SECOND
+            )
             .is_err());
         let err = g
-            .chat_state("coven", &bob, ChatState::Paused, t + 15 * SECOND)
+            .chat_state(
+                "coven",
+                &bob,
+                ChatState::Paused,
+                Repeats::Dropped,
+                t + 15 * SECOND,
+            )
             .unwrap_err();
         assert_eq!(err.condition, Condition::PolicyViolation);
         // A correction is a post again: it takes from the message quota.

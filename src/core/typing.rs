@@ -1,9 +1,108 @@
 //! Chat states (XEP-0085; FlyChat's composing/gone): relayed to the other participants as
 //! they happen, never stored, so history never shows them.
+//!
+//! A repeat is no news: XEP-0085 §5 says a client MUST NOT send the same standalone
+//! notification twice in a row (a `<composing/>` is followed by another state, not by a
+//! second `<composing/>`), and a content message stands for `<active/>`. So a MIX chat state
+//! that repeats the last one its sender's stanzas told the channel, within
+//! [`REPEAT_WINDOW`], is dropped: not relayed, not charged to the signal quota, not
+//! answered (a relayed chat state is not answered either). Without it, a client repeating
+//! `<composing/>` had each one told to every participant (a 50-member channel: 50 stanzas
+//! each), and a flood of them had the signal quota's whole burst relayed at once: 60,000
+//! deliveries that held every other channel's messages back in the outbound queue
+//! (docs/benchmarks.md, "Fairness"). FlyChat's typing is relayed every time: the SDK
+//! repeats `composing` while its user types, each one keeping the indicator alive.
+
+use std::collections::HashMap;
 
 use jid::BareJid;
 
 use super::{Fact, Groups, Micros, Outcome};
+
+/// How long a relayed chat state makes the same one again no news. A client tells a change
+/// within this (XEP-0085 suggests `paused` after 30 s without typing); after it, a repeat is
+/// relayed, for the participants who came online since.
+pub const REPEAT_WINDOW: Micros = 30_000_000;
+
+/// Whether a repeat of the last chat state is relayed (see the module's doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeats {
+    /// XEP-0085: a repeat is no news, and is dropped.
+    Dropped,
+    /// FlyChat: a repeat keeps the indicator alive, and is relayed.
+    Relayed,
+}
+
+/// The last chat state each user told each channel lately, and when. Memory is bounded by
+/// the users who sent one within the last [`REPEAT_WINDOW`]: older ones are swept away at
+/// most once per window.
+#[derive(Debug, Default)]
+pub struct LastStates {
+    users: HashMap<BareJid, Vec<LastState>>,
+    swept_at: Micros,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LastState {
+    channel: i64,
+    state: ChatState,
+    at: Micros,
+}
+
+impl LastStates {
+    /// Whether `state` from `user` in `channel` at `now` repeats the last one told.
+    fn repeats(&self, channel: i64, user: &BareJid, state: ChatState, now: Micros) -> bool {
+        self.users.get(user).is_some_and(|states| {
+            states.iter().any(|last| {
+                last.channel == channel
+                    && last.state == state
+                    && now.saturating_sub(last.at) < REPEAT_WINDOW
+            })
+        })
+    }
+
+    /// `user` told `channel` `state` at `now`.
+    fn told(&mut self, channel: i64, user: &BareJid, state: ChatState, now: Micros) {
+        self.sweep(now);
+        let states = self.users.entry(user.clone()).or_default();
+        states.retain(|last| last.channel != channel);
+        states.push(LastState {
+            channel,
+            state,
+            at: now,
+        });
+    }
+
+    /// `user` posted to `channel` at `now`: a content message stands for `<active/>`. Only
+    /// a user with states kept is touched, so that a post costs one look-up at most.
+    pub(super) fn posted(&mut self, channel: i64, user: &BareJid, now: Micros) {
+        if let Some(states) = self.users.get_mut(user) {
+            states.retain(|last| last.channel != channel);
+            states.push(LastState {
+                channel,
+                state: ChatState::Active,
+                at: now,
+            });
+        }
+    }
+
+    fn sweep(&mut self, now: Micros) {
+        if now.saturating_sub(self.swept_at) < REPEAT_WINDOW && now >= self.swept_at {
+            return;
+        }
+        self.swept_at = now;
+        self.users.retain(|_, states| {
+            states.retain(|last| now.saturating_sub(last.at) < REPEAT_WINDOW);
+            !states.is_empty()
+        });
+    }
+
+    /// How many users have states kept (for tests).
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        self.users.len()
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChatState {
@@ -36,21 +135,38 @@ impl ChatState {
 }
 
 impl Groups {
+    /// `actor`'s chat state for the channel's other participants; no fact for a repeat
+    /// that `repeats` drops (see the module's doc).
     pub fn chat_state(
         &mut self,
         name: &str,
         actor: &BareJid,
         state: ChatState,
+        repeats: Repeats,
         now: Micros,
     ) -> Outcome {
+        // Before the quota: a repeat costs nothing, so it takes no token. Only a participant's
+        // repeat: anyone else is refused below as before.
+        if repeats == Repeats::Dropped {
+            if let Some(channel) = self.channels.get(name) {
+                if channel.participant(actor).is_some()
+                    && self.chat_states.repeats(channel.key, actor, state, now)
+                {
+                    return Ok(Vec::new());
+                }
+            }
+        }
         self.charge(actor, super::Quota::Signals, 1, now)?;
         let (channel, participant) = self.participant_of(name, actor)?;
-        Ok(vec![Fact::ChatState {
+        let fact = Fact::ChatState {
             key: channel.key,
             sender: actor.clone(),
             nick: participant.nick.clone(),
             state,
-        }])
+        };
+        let key = channel.key;
+        self.chat_states.told(key, actor, state, now);
+        Ok(vec![fact])
     }
 }
 
@@ -63,13 +179,123 @@ mod tests {
     fn only_participants_type() {
         let mut g = coven();
         let facts = g
-            .chat_state("coven", &jid("bob@localhost"), ChatState::Composing, 0)
+            .chat_state(
+                "coven",
+                &jid("bob@localhost"),
+                ChatState::Composing,
+                Repeats::Dropped,
+                0,
+            )
             .unwrap();
         assert!(
             matches!(&facts[0], Fact::ChatState { nick, state: ChatState::Composing, .. } if nick == "bob")
         );
-        assert!(g
-            .chat_state("coven", &jid("eve@localhost"), ChatState::Composing, 0)
-            .is_err());
+        for repeats in [Repeats::Dropped, Repeats::Relayed] {
+            assert!(g
+                .chat_state(
+                    "coven",
+                    &jid("eve@localhost"),
+                    ChatState::Composing,
+                    repeats,
+                    0
+                )
+                .is_err());
+        }
+    }
+
+    /// The states relayed of `sends`, each a second after the one before.
+    fn relayed(g: &mut Groups, sends: &[(&str, ChatState)], repeats: Repeats) -> Vec<ChatState> {
+        let mut told = Vec::new();
+        for (n, (who, state)) in sends.iter().enumerate() {
+            let facts = g
+                .chat_state("coven", &jid(who), *state, repeats, n as Micros * 1_000_000)
+                .unwrap();
+            for fact in facts {
+                let Fact::ChatState { state, .. } = fact else {
+                    panic!("{fact:?}")
+                };
+                told.push(state);
+            }
+        }
+        told
+    }
+
+    #[test]
+    fn a_repeated_chat_state_is_no_news_but_a_change_is() {
+        use ChatState::*;
+        let mut g = with_carol();
+        let (bob, carol) = ("bob@localhost", "carol@localhost");
+        let sends = [
+            (bob, Composing),
+            (bob, Composing),
+            // Another user's state is its own.
+            (carol, Composing),
+            (bob, Composing),
+            (bob, Paused),
+            (bob, Composing),
+            (bob, Composing),
+        ];
+        assert_eq!(
+            relayed(&mut g, &sends, Repeats::Dropped),
+            [Composing, Composing, Paused, Composing]
+        );
+        // FlyChat's repeats keep the indicator alive: each is relayed.
+        let mut g = with_carol();
+        assert_eq!(
+            relayed(&mut g, &sends[..2], Repeats::Relayed),
+            [Composing, Composing]
+        );
+    }
+
+    #[test]
+    fn a_repeat_after_a_post_or_after_the_window_is_relayed() {
+        let mut g = coven();
+        let bob = jid("bob@localhost");
+        let typing = |g: &mut Groups, now| {
+            g.chat_state("coven", &bob, ChatState::Composing, Repeats::Dropped, now)
+                .unwrap()
+                .len()
+        };
+        assert_eq!(typing(&mut g, 0), 1);
+        // A post stands for `<active/>`: typing again is news.
+        g.post("coven", &bob, text("hi"), 1).unwrap();
+        assert_eq!(typing(&mut g, 2), 1);
+        assert_eq!(typing(&mut g, 3), 0);
+        // So is the same state once the window has passed.
+        assert_eq!(typing(&mut g, 2 + REPEAT_WINDOW), 1);
+    }
+
+    #[test]
+    fn a_repeat_takes_no_token_of_the_signal_quota() {
+        let mut g = coven();
+        g.rules.signals_per_minute = 2;
+        let bob = jid("bob@localhost");
+        let mut send = |state| g.chat_state("coven", &bob, state, Repeats::Dropped, 0);
+        assert_eq!(send(ChatState::Composing).unwrap().len(), 1);
+        for _ in 0..10 {
+            assert_eq!(send(ChatState::Composing).unwrap().len(), 0);
+        }
+        assert_eq!(send(ChatState::Paused).unwrap().len(), 1);
+        // The third change is the quota's third signal: refused.
+        assert!(send(ChatState::Composing).is_err());
+    }
+
+    #[test]
+    fn states_older_than_the_window_are_forgotten() {
+        let mut g = coven();
+        let bob = jid("bob@localhost");
+        g.chat_state("coven", &bob, ChatState::Composing, Repeats::Dropped, 0)
+            .unwrap();
+        assert_eq!(g.chat_states.kept(), 1);
+        let alice = jid("alice@localhost");
+        g.chat_state(
+            "coven",
+            &alice,
+            ChatState::Paused,
+            Repeats::Dropped,
+            2 * REPEAT_WINDOW,
+        )
+        .unwrap();
+        assert_eq!(g.chat_states.kept(), 1);
     }
 }

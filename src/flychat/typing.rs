@@ -1,7 +1,7 @@
 //! `status=composing` / `status=gone` (with a `<no-store/>` hint): typing, relayed to the
 //! other members and never stored.
 
-use crate::core::{ChatState, Groups, Micros, Outcome};
+use crate::core::{ChatState, Groups, Micros, Outcome, Repeats};
 use crate::dialect::{Envelope, Handled};
 
 /// The status is the whole request: `composing`, or `gone` for every other state.
@@ -12,7 +12,13 @@ pub struct Typing {
 
 impl Typing {
     pub fn apply(self, groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
-        let facts = groups.chat_state(env.channel_name(), &env.sender(), self.state, now)?;
+        let facts = groups.chat_state(
+            env.channel_name(),
+            &env.sender(),
+            self.state,
+            Repeats::Relayed,
+            now,
+        )?;
         Ok(Handled::iq_changed(env, facts, None))
     }
 }

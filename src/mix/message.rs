@@ -21,7 +21,7 @@ use minidom::Element;
 
 use crate::core::{
     ChatState, Condition, Groups, MessageRef, Micros, Outcome, Quota, ReceiptKind, Refusal,
-    Submission,
+    Repeats, Submission,
 };
 use crate::dialect::payload::{self, Allowed, Screened};
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled};
@@ -205,7 +205,9 @@ impl Message {
         let sender = env.sender();
         let outcome = match self {
             Message::Post(submission) => groups.post(name, &sender, submission, now),
-            Message::ChatState(state) => groups.chat_state(name, &sender, state, now),
+            Message::ChatState(state) => {
+                groups.chat_state(name, &sender, state, Repeats::Dropped, now)
+            }
             Message::Retract(Retraction { .. }) => groups.retract(name, &sender, target, None, now),
             Message::Correct(Correction { submission, .. }) => {
                 groups.correct(name, &sender, target, submission, now)
@@ -224,6 +226,9 @@ impl Message {
 /// A message's facts to store, or the error its sender gets.
 fn changed(env: &Envelope, outcome: Outcome) -> Handled {
     match outcome {
+        // Nothing to store, tell or answer (a repeated chat state): not even a trip through
+        // the writer.
+        Ok(facts) if facts.is_empty() => Handled::Nothing,
         Ok(facts) => Handled::Changed {
             facts,
             reply: None,

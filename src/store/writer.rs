@@ -112,7 +112,8 @@ impl Backlog {
 
     fn done(&self, jobs: usize) {
         self.busy_since.store(0, Ordering::Relaxed);
-        self.jobs.fetch_sub(jobs, Ordering::Relaxed);
+        // Release: whoever reads 0 (`Writer::is_idle`) also sees the stanzas handed on.
+        self.jobs.fetch_sub(jobs, Ordering::Release);
     }
 }
 
@@ -199,6 +200,12 @@ impl Writer {
         self.backlog.jobs.fetch_add(1, Ordering::Relaxed);
         // The thread only ends when every sender is gone, so this cannot fail while `self` lives.
         let _ = self.jobs.send((Instant::now(), job));
+    }
+
+    /// Whether every job submitted so far has been committed and its stanzas handed to the
+    /// sink: then a stanza the caller sends on its own cannot overtake one of them.
+    pub fn is_idle(&self) -> bool {
+        self.backlog.jobs.load(Ordering::Acquire) == 0
     }
 
     /// How far behind the writer is, to watch from elsewhere.
