@@ -5,6 +5,7 @@
 //! database setting. The rules never know which.
 
 pub mod columns;
+pub mod inspect;
 pub mod migrate;
 pub mod postgres;
 pub mod sqlite;

@@ -2,6 +2,8 @@
 //! correction, reaction or receipt names, and the receipts recorded for a message. The same
 //! queries as the SQLite backend's (`sqlite/history.rs`), keyset pages on `(channel, id)`.
 
+use std::collections::HashMap;
+
 use postgres::types::ToSql;
 use postgres::Row;
 
@@ -323,20 +325,29 @@ pub(super) fn find_message(
         .transpose()
 }
 
-/// The receipts of one message, by member.
-pub(super) fn receipts(conn: &mut Conn, message: i64) -> anyhow::Result<Vec<MemberReceipt>> {
+/// The receipts of each of `messages` (a history page's rows) with one query: by message,
+/// each by member.
+pub(super) fn receipts_of(
+    conn: &mut Conn,
+    messages: &[i64],
+) -> anyhow::Result<HashMap<i64, Vec<MemberReceipt>>> {
+    let mut found: HashMap<i64, Vec<MemberReceipt>> = HashMap::new();
+    if messages.is_empty() {
+        return Ok(found);
+    }
     let statement = conn.prepare(
-        "SELECT member, delivered_at, displayed_at FROM receipts WHERE message = $1 ORDER BY member",
+        "SELECT message, member, delivered_at, displayed_at FROM receipts
+         WHERE message = ANY($1) ORDER BY message, member",
     )?;
-    conn.client
-        .query(&statement, &[&message])?
-        .into_iter()
-        .map(|row| {
-            Ok(MemberReceipt {
-                member: bare(row.try_get(0)?)?,
-                delivered_at: row.try_get(1)?,
-                displayed_at: row.try_get(2)?,
-            })
-        })
-        .collect()
+    for row in conn.client.query(&statement, &[&messages])? {
+        found
+            .entry(row.try_get(0)?)
+            .or_default()
+            .push(MemberReceipt {
+                member: bare(row.try_get(1)?)?,
+                delivered_at: row.try_get(2)?,
+                displayed_at: row.try_get(3)?,
+            });
+    }
+    Ok(found)
 }
