@@ -6,6 +6,7 @@
 
 use jid::BareJid;
 
+use super::columns::Row;
 use super::{postgres, sqlite, Database, Reader};
 use crate::core::Channel;
 
@@ -45,9 +46,26 @@ pub struct Archived {
     pub notice_target: Option<String>,
 }
 
-/// The columns of [`Archived`], in its order, for an export's query.
-pub(super) const ARCHIVED_COLUMNS: &str = "id, at, sender, nick, origin_id, content, edited_at,
+/// The columns [`exported`] reads, in its order, for an export's query.
+pub(super) const EXPORTED_COLUMNS: &str = "id, at, sender, nick, origin_id, content, edited_at,
      retracted_at, retracted_by, notice, notice_target";
+
+/// An archived row as an export shows it, from a row of [`EXPORTED_COLUMNS`].
+pub(super) fn exported(row: &impl Row) -> anyhow::Result<Archived> {
+    Ok(Archived {
+        id: row.column(0)?,
+        at: row.column(1)?,
+        sender: row.column(2)?,
+        nick: row.column(3)?,
+        origin_id: row.column(4)?,
+        content: row.column(5)?,
+        edited_at: row.column(6)?,
+        retracted_at: row.column(7)?,
+        retracted_by: row.column(8)?,
+        notice: row.column(9)?,
+        notice_target: row.column(10)?,
+    })
+}
 
 /// A read-only view of a live database, for the operator.
 pub trait Inspector {

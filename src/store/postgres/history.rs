@@ -8,65 +8,9 @@ use postgres::types::ToSql;
 use postgres::Row;
 
 use super::{bare, Conn, PgReader};
-use crate::core::{MessageRef, NoticeKind, Posted, Submission};
-use crate::store::columns;
-use crate::store::{
-    Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page, Tombstone,
-};
-
-/// The columns [`archived`] reads, in its order.
-const ARCHIVED_COLUMNS: &str =
-    "id, channel, at, sender, nick, origin_id, client_id, media, content,
-     edited_at, retracted_at, retracted_by, moderated, moderation_reason, notice, notice_target,
-     action, action_target, retraction";
-
-fn archived(row: &Row) -> anyhow::Result<Archived> {
-    let moderated = || -> Result<Option<Option<String>>, postgres::Error> {
-        row.try_get::<_, bool>(12)?
-            .then(|| row.try_get(13))
-            .transpose()
-    };
-    let action = columns::action(row.try_get(16)?, row.try_get(17)?, moderated, || {
-        row.try_get(8)
-    })?;
-    let retraction = match row.try_get::<_, Option<i64>>(10)? {
-        Some(at) => Some(Tombstone {
-            retraction: row.try_get(18)?,
-            at,
-            by: bare(row.try_get(11)?)?,
-            moderated: moderated()?,
-        }),
-        None => None,
-    };
-    Ok(Archived {
-        action,
-        posted: Posted {
-            id: row.try_get(0)?,
-            channel: row.try_get(1)?,
-            at: row.try_get(2)?,
-            sender: bare(row.try_get(3)?)?,
-            nick: row.try_get(4)?,
-            submission: Submission {
-                origin_id: row.try_get(5)?,
-                client_id: row.try_get(6)?,
-                media: row.try_get(7)?,
-                content: row.try_get(8)?,
-            },
-        },
-        edited_at: row.try_get(9)?,
-        retraction,
-        reactions: Vec::new(),
-        notice: match NoticeKind::from_i64(row.try_get(14)?) {
-            Some(kind) => Some((
-                kind,
-                row.try_get::<_, Option<String>>(15)?
-                    .map(bare)
-                    .transpose()?,
-            )),
-            None => None,
-        },
-    })
-}
+use crate::core::MessageRef;
+use crate::store::columns::{archived, ARCHIVED_COLUMNS};
+use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page};
 
 /// Fills in the reactions of a page's messages with one query.
 fn add_reactions(conn: &mut Conn, messages: &mut [Archived]) -> anyhow::Result<()> {

@@ -11,8 +11,8 @@ use super::{bare, load, read_only, Conn, PgReader};
 use crate::core::Channel;
 use crate::store::columns::id_key_from;
 use crate::store::inspect::{
-    contains_pattern, finding, Archived, ChannelSummary, Counts, Inspector, ARCHIVED_COLUMNS,
-    CONSISTENCY,
+    contains_pattern, exported, finding, Archived, ChannelSummary, Counts, Inspector, CONSISTENCY,
+    EXPORTED_COLUMNS,
 };
 
 /// Read-only sessions on a database, for the operator.
@@ -99,25 +99,13 @@ impl Inspector for PgInspector {
             // in memory.
             let mut rows = conn.client.query_raw(
                 &format!(
-                    "SELECT {ARCHIVED_COLUMNS} FROM messages
+                    "SELECT {EXPORTED_COLUMNS} FROM messages
                      WHERE channel = $1 AND ($2 OR notice = 0) ORDER BY id"
                 ),
                 [&key as &(dyn postgres::types::ToSql + Sync), &notices],
             )?;
             while let Some(row) = rows.next()? {
-                each(Archived {
-                    id: row.try_get(0)?,
-                    at: row.try_get(1)?,
-                    sender: row.try_get(2)?,
-                    nick: row.try_get(3)?,
-                    origin_id: row.try_get(4)?,
-                    content: row.try_get(5)?,
-                    edited_at: row.try_get(6)?,
-                    retracted_at: row.try_get(7)?,
-                    retracted_by: row.try_get(8)?,
-                    notice: row.try_get(9)?,
-                    notice_target: row.try_get(10)?,
-                })?;
+                each(exported(&row)?)?;
             }
             Ok(true)
         })

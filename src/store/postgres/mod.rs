@@ -49,9 +49,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use jid::BareJid;
 use postgres::{Client, NoTls, Statement};
 
+use super::columns::bare;
 use super::sqlite::Durability;
 use super::{HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Reader};
 use crate::core::{MessageRef, Snapshot};
@@ -375,10 +375,4 @@ impl Reader for PgReader {
     fn receipts_of(&self, messages: &[i64]) -> anyhow::Result<HashMap<i64, Vec<MemberReceipt>>> {
         self.with_conn(|conn| history::receipts_of(conn, messages))
     }
-}
-
-/// A bare JID from a text column, shared by every read; one that does not parse fails the
-/// read rather than panicking.
-fn bare(text: String) -> anyhow::Result<BareJid> {
-    BareJid::new(&text).with_context(|| format!("stored JID {text:?} does not parse"))
 }

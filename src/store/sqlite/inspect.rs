@@ -10,7 +10,7 @@ use super::{bare, load, open_connection, SqliteReader};
 use crate::core::Channel;
 use crate::store::columns::id_key_from;
 use crate::store::inspect::{
-    contains_pattern, Archived, ChannelSummary, Counts, Inspector, ARCHIVED_COLUMNS,
+    contains_pattern, exported, Archived, ChannelSummary, Counts, Inspector, EXPORTED_COLUMNS,
 };
 
 /// A read-only connection to a database, for the operator.
@@ -93,24 +93,12 @@ impl Inspector for SqliteInspector {
             .optional()?;
         let Some(key) = key else { return Ok(false) };
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {ARCHIVED_COLUMNS} FROM messages
+            "SELECT {EXPORTED_COLUMNS} FROM messages
              WHERE channel = ?1 AND (?2 OR notice = 0) ORDER BY id"
         ))?;
         let mut rows = stmt.query(params![key, notices])?;
         while let Some(row) = rows.next()? {
-            each(Archived {
-                id: row.get(0)?,
-                at: row.get(1)?,
-                sender: row.get(2)?,
-                nick: row.get(3)?,
-                origin_id: row.get(4)?,
-                content: row.get(5)?,
-                edited_at: row.get(6)?,
-                retracted_at: row.get(7)?,
-                retracted_by: row.get(8)?,
-                notice: row.get(9)?,
-                notice_target: row.get(10)?,
-            })?;
+            each(exported(row)?)?;
         }
         Ok(true)
     }
