@@ -1,6 +1,6 @@
 //! `mixd admin`: the operator's commands, on a live database without stopping mixd. Reads
 //! (list, search, show, export, check) open the database read-only beside the running mixd,
-//! SQLite or PostgreSQL alike (`store::inspect`); changes (removing a participant, deleting a
+//! SQLite or PostgreSQL alike (`store::inspector`); changes (removing a participant, deleting a
 //! channel) go through the running service's control socket (`control.rs`), so that the
 //! service's rules make them and its participants are told. `backup` copies an SQLite file
 //! online; `restore` is for a stopped mixd and refuses while one answers on the control
@@ -18,8 +18,8 @@ use crate::config::Place;
 use crate::control::{self, Answer, Request};
 use crate::core::{iso_time, Dialect, NoticeKind};
 use crate::dialect::ids::Ids;
-use crate::store::inspect::{inspect, Archived};
-use crate::store::{sqlite, Database};
+use crate::store::inspect::Archived;
+use crate::store::{inspector, sqlite, Database};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -111,7 +111,7 @@ pub fn run(place: Place, command: Command) -> anyhow::Result<bool> {
             writeln!(out, "restored {} into {}", file.display(), path.display())?;
         }
         Command::Check => {
-            let findings = inspect(&database)?.check()?;
+            let findings = inspector(&database)?.check()?;
             for finding in &findings {
                 writeln!(out, "{finding}")?;
             }
@@ -157,7 +157,7 @@ fn list(database: &Database, matching: Option<&str>, out: &mut impl Write) -> an
         out,
         "channel\tparticipants\tmessages\tcreated_by\tcreated_at"
     )?;
-    for c in inspect(database)?.channels(matching)? {
+    for c in inspector(database)?.channels(matching)? {
         writeln!(
             out,
             "{}\t{}\t{}\t{}\t{}",
@@ -172,7 +172,7 @@ fn list(database: &Database, matching: Option<&str>, out: &mut impl Write) -> an
 }
 
 fn show(database: &Database, name: &str, out: &mut impl Write) -> anyhow::Result<()> {
-    let Some((channel, counts)) = inspect(database)?.channel(name)? else {
+    let Some((channel, counts)) = inspector(database)?.channel(name)? else {
         bail!("no channel '{name}'");
     };
     let settings = channel.settings();
@@ -233,7 +233,7 @@ fn export(
     notices: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let inspector = inspect(database)?;
+    let inspector = inspector(database)?;
     let ids = Ids::new(&inspector.id_key()?);
     let found = inspector.archive(name, notices, &mut |message| {
         serde_json::to_writer(&mut *out, &exported(&ids, message))?;

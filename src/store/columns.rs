@@ -48,9 +48,6 @@ pub const ARCHIVED_COLUMNS: &str =
      edited_at, retracted_at, retracted_by, moderated, moderation_reason, notice, notice_target,
      action, action_target, retraction";
 
-/// How many columns [`ARCHIVED_COLUMNS`] names: a statement may add its own after them.
-pub const ARCHIVED_COUNT: usize = 19;
-
 /// An archived message, group event or action from a row of [`ARCHIVED_COLUMNS`] (its
 /// reactions are filled in by the page that reads it).
 pub fn archived(row: &impl Row) -> anyhow::Result<Archived> {

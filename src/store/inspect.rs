@@ -1,13 +1,12 @@
 //! What `mixd admin` reads beside a running mixd, whichever the store: channels listed and
 //! searched, one shown whole (decoded as the core knows it, by the start-up load), a
 //! channel's archive read in order for export, and the consistency check. Each backend
-//! implements [`Inspector`] (`sqlite/inspect.rs`, `postgres/inspect.rs`); the checks between
-//! tables are the same SQL on both ([`CONSISTENCY`]).
+//! implements [`Inspector`] (`sqlite/inspect.rs`, `postgres/inspect.rs`; `store::inspector`
+//! picks one); the checks between tables are the same SQL on both ([`CONSISTENCY`]).
 
 use jid::BareJid;
 
 use super::columns::Row;
-use super::{postgres, sqlite, Database, Reader};
 use crate::core::Channel;
 
 /// One line of the channel list.
@@ -87,22 +86,6 @@ pub trait Inspector {
     fn id_key(&self) -> anyhow::Result<[u8; 16]>;
     /// What is wrong with the database, one readable line each; empty when nothing is.
     fn check(&self) -> anyhow::Result<Vec<String>>;
-}
-
-/// Opens `database` read-only beside whatever mixd runs on it; an SQLite file must exist.
-pub fn inspect(database: &Database) -> anyhow::Result<Box<dyn Inspector>> {
-    Ok(match database {
-        Database::Sqlite(path) => Box::new(sqlite::inspect(path)?),
-        Database::Postgres(url) => Box::new(postgres::inspect(url)?),
-    })
-}
-
-/// The archive reads of `database` beside a running mixd, without taking its place.
-pub fn read_only(database: &Database) -> anyhow::Result<Box<dyn Reader>> {
-    Ok(match database {
-        Database::Sqlite(path) => Box::new(sqlite::read_only(path)?),
-        Database::Postgres(url) => Box::new(postgres::read_only(url)?),
-    })
 }
 
 /// `matching` as a `LIKE` pattern that finds it anywhere, its wildcards escaped with `\`.

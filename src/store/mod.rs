@@ -100,6 +100,23 @@ pub fn open(database: &Database, durability: sqlite::Durability) -> anyhow::Resu
     })
 }
 
+/// Opens `database` read-only for the operator (`mixd admin`), beside whatever mixd runs on
+/// it; an SQLite file must exist.
+pub fn inspector(database: &Database) -> anyhow::Result<Box<dyn inspect::Inspector>> {
+    Ok(match database {
+        Database::Sqlite(path) => Box::new(sqlite::inspect(path)?),
+        Database::Postgres(url) => Box::new(postgres::inspect(url)?),
+    })
+}
+
+/// The archive reads of `database` beside a running mixd, without taking its place.
+pub fn read_only(database: &Database) -> anyhow::Result<Box<dyn Reader>> {
+    Ok(match database {
+        Database::Sqlite(path) => Box::new(sqlite::read_only(path)?),
+        Database::Postgres(url) => Box::new(postgres::read_only(url)?),
+    })
+}
+
 impl FactWriter for Box<dyn FactWriter> {
     fn commit(&mut self, batch: &[&Fact]) -> anyhow::Result<Vec<Completion>> {
         (**self).commit(batch)

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mixd::dialect::ids::Ids;
-use mixd::store::inspect::{inspect, read_only};
-use mixd::store::{Database, HistoryQuery, Page};
+use mixd::store::{inspector, read_only, Database, HistoryQuery, Page};
 
 use crate::client::{login, Shared};
 use crate::peer::{wait_for, Counters, Peer, Tracker};
@@ -404,7 +403,7 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
     let database = mixd.database.clone();
     let (ids, reader) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         Ok((
-            Ids::new(&inspect(&database)?.id_key()?),
+            Ids::new(&inspector(&database)?.id_key()?),
             read_only(&database)?,
         ))
     })

@@ -9,7 +9,7 @@ use postgres::Row;
 
 use super::{bare, Conn, PgReader};
 use crate::core::MessageRef;
-use crate::store::columns::{archived, ARCHIVED_COLUMNS, ARCHIVED_COUNT};
+use crate::store::columns::{archived, ARCHIVED_COLUMNS};
 use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page};
 
 /// Fills in the reactions of a page's messages with one query.
@@ -158,93 +158,61 @@ pub(super) fn page(reader: &PgReader, q: &HistoryQuery) -> Result<HistoryPage, H
                 return Ok(HistoryPage::default());
             }
         }
-        // The channel's running total answers unfiltered counts without a scan; it comes
-        // beside the rows (a filtered count needs a statement of its own).
-        let total_beside = q.counted && !filtered;
-        let filtered_count = if q.counted && filtered {
-            let mut sql = count_filter;
-            sql.text = format!("SELECT count(*) FROM messages WHERE {}", sql.text);
-            sql.query(conn)?[0].try_get::<_, i64>(0)?
-        } else {
-            0
-        };
-        let (anchor, before, order, offset, backward) = match q.page {
-            Page::First => (None, None, "ASC", 0, false),
-            Page::Index(i) => (None, None, "ASC", i, false),
-            Page::After(id) => (Some(id), None, "ASC", 0, false),
-            Page::Before(id) => (Some(id), Some(id), "DESC", 0, true),
-            Page::Last => (None, None, "DESC", 0, true),
-        };
-        // One statement, one round trip, for what a page usually needs: the rows, whether
-        // each has reactions, the channel's total, and the paging anchor's existence (no
-        // rows come back without it). Each round trip is a switch to a server process and
-        // back, which a loaded machine makes wait; only an empty page and a page with
-        // reactions ask again.
-        let mut sql = filter.clone();
-        // `$1` is the channel: the filter binds it first.
-        let total = if total_beside {
-            "(SELECT message_count FROM channels WHERE key = $1)"
-        } else {
-            "NULL::BIGINT"
-        };
-        sql.text = format!(
-            "SELECT {ARCHIVED_COLUMNS},
-                    EXISTS (SELECT 1 FROM reactions r WHERE r.message = messages.id), {total}
-             FROM messages WHERE {}",
-            sql.text
-        );
-        if let Some(anchor) = anchor {
-            sql.bind(
-                " AND EXISTS (SELECT 1 FROM messages a WHERE a.channel = $1 AND a.id = ",
-                Arg::Int(anchor),
-                ")",
-            );
-        }
-        if let Some(before) = before {
-            sql.bind(" AND id < ", Arg::Int(before), "");
-        }
-        sql.text.push_str(&format!(" ORDER BY id {order}"));
-        sql.bind(" LIMIT ", Arg::Int((q.max + 1) as i64), "");
-        sql.bind(" OFFSET ", Arg::Int(offset as i64), "");
-        let rows = sql.query(conn)?;
-        if let (Some(id), true) = (anchor, rows.is_empty()) {
-            if !exists(conn, id)? {
-                unknown = Some(id);
-                return Ok(HistoryPage::default());
-            }
-        }
-        let mut reacted = false;
-        let mut messages = Vec::with_capacity(rows.len());
-        for row in &rows {
-            reacted |= row.try_get::<_, bool>(ARCHIVED_COUNT)?;
-            messages.push(archived(row)?);
-        }
         let count = if !q.counted {
             0
         } else if filtered {
-            filtered_count as usize
+            let mut sql = count_filter;
+            sql.text = format!("SELECT count(*) FROM messages WHERE {}", sql.text);
+            sql.query(conn)?[0].try_get::<_, i64>(0)? as usize
         } else {
-            let beside = match rows.first() {
-                Some(row) => row.try_get::<_, Option<i64>>(ARCHIVED_COUNT + 1)?,
-                None => {
-                    let statement =
-                        conn.prepare("SELECT message_count FROM channels WHERE key = $1")?;
-                    conn.client
-                        .query_opt(&statement, &[&q.channel])?
-                        .map(|row| row.try_get::<_, i64>(0))
-                        .transpose()?
+            // The channel's running total answers unfiltered queries without a scan.
+            let statement = conn.prepare("SELECT message_count FROM channels WHERE key = $1")?;
+            conn.client
+                .query_opt(&statement, &[&q.channel])?
+                .map(|row| row.try_get::<_, i64>(0))
+                .transpose()?
+                .unwrap_or(0) as usize
+        };
+        let fetch = |conn: &mut Conn,
+                     before: Option<i64>,
+                     order: &str,
+                     offset: usize|
+         -> anyhow::Result<Vec<Archived>> {
+            let mut sql = filter.clone();
+            sql.text = format!("SELECT {ARCHIVED_COLUMNS} FROM messages WHERE {}", sql.text);
+            if let Some(before) = before {
+                sql.bind(" AND id < ", Arg::Int(before), "");
+            }
+            sql.text.push_str(&format!(" ORDER BY id {order}"));
+            sql.bind(" LIMIT ", Arg::Int((q.max + 1) as i64), "");
+            sql.bind(" OFFSET ", Arg::Int(offset as i64), "");
+            sql.query(conn)?.iter().map(archived).collect()
+        };
+        let (mut messages, backward) = match q.page {
+            Page::First => (fetch(conn, None, "ASC", 0)?, false),
+            Page::Index(i) => (fetch(conn, None, "ASC", i)?, false),
+            Page::After(id) => {
+                if !exists(conn, id)? {
+                    unknown = Some(id);
+                    return Ok(HistoryPage::default());
                 }
-            };
-            beside.unwrap_or(0) as usize
+                (fetch(conn, None, "ASC", 0)?, false)
+            }
+            Page::Before(id) => {
+                if !exists(conn, id)? {
+                    unknown = Some(id);
+                    return Ok(HistoryPage::default());
+                }
+                (fetch(conn, Some(id), "DESC", 0)?, true)
+            }
+            Page::Last => (fetch(conn, None, "DESC", 0)?, true),
         };
         let complete = messages.len() <= q.max;
         messages.truncate(q.max);
         if backward {
             messages.reverse();
         }
-        if reacted {
-            add_reactions(conn, &mut messages)?;
-        }
+        add_reactions(conn, &mut messages)?;
         let first_index = match q.page {
             Page::First => Some(0),
             Page::Index(i) => Some(i),
