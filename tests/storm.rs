@@ -413,7 +413,7 @@ fn template(rng: &mut Rng, world: &World) -> String {
             17 => iq("set", &to_ch, q(rng.pick(&["composing", "gone", "paused"]), ">")),
             18 => iq("set", &to_ch, q("recall", &format!(" chat_type='normal' msgid='{id}, {id2},,'>"))),
             19 => iq("get", &to_ch, q("group_message_status", &format!(" message_id='{id}'>"))),
-            20 | 21 => iq("get", DOMAIN, format!("<query xmlns='jabber:iq:user_activities' status='{}' to_user='{to_ch}' position='{}' row_id='{id}' limit='{}' message_id='{id2}' send_seen='0'/>", rng.pick(&["group_chat", "group_chat_media", "everything"]), rng.pick(&["up", "down", "sideways"]), rng.pick(&["20", "0", "5000", "", "x"]))),
+            20 | 21 => iq("get", DOMAIN, format!("<query xmlns='jabber:iq:user_activities' status='{}' to_user='{to_ch}' position='{}' row_id='{id}' limit='{}' message_id='{id2}' send_seen='0'/>", rng.pick(&["group_chat", "group_chat_media", "reply_message", "everything"]), rng.pick(&["up", "down", "sideways"]), rng.pick(&["20", "0", "5000", "", "x"]))),
             22..=26 => message("normal", &to_ch, format!("<chatcontent xmlns='urn:xmpp:content' message_type='{}' meta_data='{text}' edit_msg_id='{id2}'/><subject>text</subject><body>{text}</body>", rng.pick(&["text", "image", "video", "file", "bogus"]))),
             _ => message("chat", &to_ch, format!("<{} xmlns='urn:xmpp:receipts' id='{id}' group_id='{ch}'/>", rng.pick(&["delivered", "seen", "received"]))),
         };
