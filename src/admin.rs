@@ -1,11 +1,11 @@
 //! `mixd admin`: the operator's commands, on a live database without stopping mixd. Reads
-//! (list, search, show, export, check, backup) open the database read-only beside the running
-//! mixd (`store::sqlite::inspect`); changes (removing a participant, deleting a channel) go
-//! through the running service's control socket (`control.rs`), so that the service's rules
-//! make them and its participants are told. `restore` is for a stopped mixd and refuses while
-//! one answers on the control socket. On a PostgreSQL database only the changes work (the
-//! control socket is the same); the reads, backup, restore and check are SQLite's, and are
-//! refused naming the PostgreSQL tool that does the job ([`postgres_tool`]).
+//! (list, search, show, export, check) open the database read-only beside the running mixd,
+//! SQLite or PostgreSQL alike (`store::inspector`); changes (removing a participant, deleting a
+//! channel) go through the running service's control socket (`control.rs`), so that the
+//! service's rules make them and its participants are told. `backup` copies an SQLite file
+//! online; `restore` is for a stopped mixd and refuses while one answers on the control
+//! socket. On PostgreSQL those two are refused naming the PostgreSQL tool that does the job
+//! ([`postgres_tool`]).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -18,8 +18,8 @@ use crate::config::Place;
 use crate::control::{self, Answer, Request};
 use crate::core::{iso_time, Dialect, NoticeKind};
 use crate::dialect::ids::Ids;
-use crate::store::sqlite::{self, Archived};
-use crate::store::Database;
+use crate::store::inspect::Archived;
+use crate::store::{inspector, sqlite, Database};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -47,17 +47,17 @@ pub enum Command {
     Backup { file: PathBuf },
     /// Replace the database with the backup FILE; only while mixd is stopped.
     Restore { file: PathBuf },
-    /// Check SQLite's integrity and the consistency between tables; exits 1 with findings.
+    /// Check the consistency between tables (and SQLite's integrity); exits 1 with findings.
     Check,
 }
 
 /// Runs `command`; `Ok(false)` when it found something wrong (`check`).
 pub fn run(place: Place, command: Command) -> anyhow::Result<bool> {
-    let (database, socket) = place.resolve()?;
-    if let Database::Postgres(url) = Database::from(database.clone()) {
+    let (path, socket) = place.resolve()?;
+    let database = Database::from(path.clone());
+    if let Database::Postgres(_) = &database {
         if let Some((name, tool)) = postgres_tool(&command) {
-            let url = Database::Postgres(url);
-            bail!("`mixd admin {name}` works on SQLite files only; on the PostgreSQL database {url}, {tool} (docs/operations.md, \"mixd admin on PostgreSQL\")");
+            bail!("`mixd admin {name}` works on SQLite files only; on the PostgreSQL database {database}, {tool} (docs/operations.md, \"mixd admin on PostgreSQL\")");
         }
     }
     let mut out = std::io::stdout().lock();
@@ -96,37 +96,27 @@ pub fn run(place: Place, command: Command) -> anyhow::Result<bool> {
             None => export(&database, local(&channel), notices, &mut out)?,
         },
         Command::Backup { file } => {
-            sqlite::backup(&database, &file)?;
-            writeln!(
-                out,
-                "backed up {} to {}",
-                database.display(),
-                file.display()
-            )?;
+            sqlite::backup(&path, &file)?;
+            writeln!(out, "backed up {} to {}", path.display(), file.display())?;
         }
         Command::Restore { file } => {
             if control::answers(&socket) {
                 bail!(
                     "mixd is running on {} (it answers on {}): stop it before restoring",
-                    database.display(),
+                    path.display(),
                     socket.display()
                 );
             }
-            sqlite::restore(&file, &database)?;
-            writeln!(
-                out,
-                "restored {} into {}",
-                file.display(),
-                database.display()
-            )?;
+            sqlite::restore(&file, &path)?;
+            writeln!(out, "restored {} into {}", file.display(), path.display())?;
         }
         Command::Check => {
-            let findings = sqlite::inspect(&database)?.check()?;
+            let findings = inspector(&database)?.check()?;
             for finding in &findings {
                 writeln!(out, "{finding}")?;
             }
             if findings.is_empty() {
-                writeln!(out, "{}: no findings", database.display())?;
+                writeln!(out, "{database}: no findings")?;
             }
             return Ok(findings.is_empty());
         }
@@ -135,15 +125,10 @@ pub fn run(place: Place, command: Command) -> anyhow::Result<bool> {
 }
 
 /// What does `command`'s job on a PostgreSQL database, if not `mixd admin` itself: the
-/// command's name and the tool. The changes go through the control socket, which is the same
-/// with either store.
+/// command's name and the tool. The reads and the check work on either store, and the
+/// changes go through the control socket, which is the same with either.
 fn postgres_tool(command: &Command) -> Option<(&'static str, &'static str)> {
-    let read = "read the tables with psql (schema.postgres.sql describes them)";
     match command {
-        Command::List => Some(("list", read)),
-        Command::Search { .. } => Some(("search", read)),
-        Command::Show { .. } => Some(("show", read)),
-        Command::Export { .. } => Some(("export", read)),
         Command::Backup { .. } => Some((
             "backup",
             "back up with pg_dump --format=custom while mixd runs (or pg_basebackup for the whole server)",
@@ -152,11 +137,13 @@ fn postgres_tool(command: &Command) -> Option<(&'static str, &'static str)> {
             "restore",
             "stop mixd and restore with pg_restore into an empty database",
         )),
-        Command::Check => Some((
-            "check",
-            "check the indexes with amcheck's bt_index_check (PostgreSQL checks its pages itself)",
-        )),
-        Command::RemoveParticipant { .. } | Command::Destroy { .. } => None,
+        Command::List
+        | Command::Search { .. }
+        | Command::Show { .. }
+        | Command::Export { .. }
+        | Command::Check
+        | Command::RemoveParticipant { .. }
+        | Command::Destroy { .. } => None,
     }
 }
 
@@ -165,12 +152,12 @@ fn local(channel: &str) -> &str {
     channel.split('@').next().unwrap_or(channel)
 }
 
-fn list(database: &Path, matching: Option<&str>, out: &mut impl Write) -> anyhow::Result<()> {
+fn list(database: &Database, matching: Option<&str>, out: &mut impl Write) -> anyhow::Result<()> {
     writeln!(
         out,
         "channel\tparticipants\tmessages\tcreated_by\tcreated_at"
     )?;
-    for c in sqlite::inspect(database)?.channels(matching)? {
+    for c in inspector(database)?.channels(matching)? {
         writeln!(
             out,
             "{}\t{}\t{}\t{}\t{}",
@@ -184,8 +171,8 @@ fn list(database: &Path, matching: Option<&str>, out: &mut impl Write) -> anyhow
     Ok(())
 }
 
-fn show(database: &Path, name: &str, out: &mut impl Write) -> anyhow::Result<()> {
-    let Some((channel, counts)) = sqlite::inspect(database)?.channel(name)? else {
+fn show(database: &Database, name: &str, out: &mut impl Write) -> anyhow::Result<()> {
+    let Some((channel, counts)) = inspector(database)?.channel(name)? else {
         bail!("no channel '{name}'");
     };
     let settings = channel.settings();
@@ -240,10 +227,15 @@ fn show(database: &Path, name: &str, out: &mut impl Write) -> anyhow::Result<()>
     Ok(())
 }
 
-fn export(database: &Path, name: &str, notices: bool, out: &mut impl Write) -> anyhow::Result<()> {
-    let inspector = sqlite::inspect(database)?;
+fn export(
+    database: &Database,
+    name: &str,
+    notices: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let inspector = inspector(database)?;
     let ids = Ids::new(&inspector.id_key()?);
-    let found = inspector.archive(name, notices, |message| {
+    let found = inspector.archive(name, notices, &mut |message| {
         serde_json::to_writer(&mut *out, &exported(&ids, message))?;
         out.write_all(b"\n")?;
         Ok(())

@@ -1,13 +1,98 @@
 //! Values that both backends keep in a column of their own making: how a participant takes
 //! part, a channel's contacts, an archived action, the opaque ids' secret and the writer's
-//! clock. Here once, so
-//! that SQLite and PostgreSQL keep them alike and a database means the same to either.
+//! clock; and the rows both read alike (an archived message, [`archived`]), decoded once
+//! through [`Row`]. Here once, so that SQLite and PostgreSQL keep them alike and a database
+//! means the same to either.
 
+use anyhow::Context;
 use jid::BareJid;
 
-use super::Action;
+use super::{Action, Archived, Tombstone};
 use crate::core::model::Reach;
-use crate::core::{Dialect, Micros, Participant};
+use crate::core::{
+    Administration, Channel, Dialect, Info, JoinPolicy, Micros, NoticeKind, Participant, Posted,
+    Roster, Settings, Submission,
+};
+
+/// A value both drivers read from a column: integers, text, booleans, and those or NULL.
+pub trait Value: rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a> {}
+
+impl<T: rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a>> Value for T {}
+
+/// A result row of either backend, read by column position.
+pub trait Row {
+    fn column<T: Value>(&self, i: usize) -> anyhow::Result<T>;
+}
+
+impl Row for rusqlite::Row<'_> {
+    fn column<T: Value>(&self, i: usize) -> anyhow::Result<T> {
+        Ok(self.get(i)?)
+    }
+}
+
+impl Row for postgres::Row {
+    fn column<T: Value>(&self, i: usize) -> anyhow::Result<T> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+/// A bare JID from a text column; one that does not parse fails the read rather than
+/// panicking.
+pub fn bare(text: String) -> anyhow::Result<BareJid> {
+    BareJid::new(&text).with_context(|| format!("stored JID {text:?} does not parse"))
+}
+
+/// The columns [`archived`] reads, in its order.
+pub const ARCHIVED_COLUMNS: &str =
+    "id, channel, at, sender, nick, origin_id, client_id, media, content,
+     edited_at, retracted_at, retracted_by, moderated, moderation_reason, notice, notice_target,
+     action, action_target, retraction";
+
+/// An archived message, group event or action from a row of [`ARCHIVED_COLUMNS`] (its
+/// reactions are filled in by the page that reads it).
+pub fn archived(row: &impl Row) -> anyhow::Result<Archived> {
+    let moderated = || -> anyhow::Result<Option<Option<String>>> {
+        row.column::<bool>(12)?.then(|| row.column(13)).transpose()
+    };
+    let action = action(row.column(16)?, row.column(17)?, moderated, || {
+        row.column(8)
+    })?;
+    let retraction = match row.column::<Option<i64>>(10)? {
+        Some(at) => Some(Tombstone {
+            retraction: row.column(18)?,
+            at,
+            by: bare(row.column(11)?)?,
+            moderated: moderated()?,
+        }),
+        None => None,
+    };
+    Ok(Archived {
+        action,
+        posted: Posted {
+            id: row.column(0)?,
+            channel: row.column(1)?,
+            at: row.column(2)?,
+            sender: bare(row.column(3)?)?,
+            nick: row.column(4)?,
+            submission: Submission {
+                origin_id: row.column(5)?,
+                client_id: row.column(6)?,
+                media: row.column(7)?,
+                content: row.column(8)?,
+            },
+        },
+        edited_at: row.column(9)?,
+        retraction,
+        reactions: Vec::new(),
+        notice: match NoticeKind::from_i64(row.column(14)?) {
+            Some(kind) => Some((
+                kind,
+                row.column::<Option<String>>(15)?.map(bare).transpose()?,
+            )),
+            None => None,
+        },
+    })
+}
 
 /// How a participant takes part, as the `participants.dialect` column keeps it: its
 /// dialect, and for MIX how it is reached. `0` and `1` are what the column always held (MIX,
@@ -104,4 +189,51 @@ pub fn writer_now() -> Micros {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or_default()
+}
+
+/// The columns [`channel`] reads, in its order.
+pub const CHANNEL_COLUMNS: &str = "key, name, created_by, created_at, info_name, info_description,
+     info_contacts, info_updated_at, info_avatar, info_thumbnail, info_history, join_policy,
+     muted, max_members, info_avatar_type, listed, jids_hidden, config_updated_at";
+
+/// A channel from a row of [`CHANNEL_COLUMNS`], without its participants, owners and the
+/// administration kept in other tables (the start-up load adds them).
+pub fn channel(row: &impl Row) -> anyhow::Result<Channel> {
+    let contacts_text: String = row.column(6)?;
+    let settings = Settings {
+        policy: JoinPolicy::from_i64(row.column(11)?),
+        muted: row.column(12)?,
+        max_members: row.column::<Option<i64>>(13)?.map(|m| m as usize),
+        jids_hidden: row.column(16)?,
+    };
+    let mut channel = Channel {
+        key: row.column(0)?,
+        name: row.column(1)?,
+        listed: row.column(15)?,
+        created_by: bare(row.column(2)?)?,
+        created_at: row.column(3)?,
+        info: Info {
+            name: row.column(4)?,
+            description: row.column(5)?,
+            contacts: contacts(&contacts_text),
+            updated_at: row.column(7)?,
+            avatar: row.column(8)?,
+            avatar_type: row.column(14)?,
+            thumbnail: row.column(9)?,
+            history_visible: row.column(10)?,
+        },
+        participants: Roster::default(),
+        owners: Vec::new(),
+        administration: (settings != Settings::default()).then(|| {
+            Box::new(Administration {
+                settings,
+                ..Administration::default()
+            })
+        }),
+    };
+    let configured_at: i64 = row.column(17)?;
+    if configured_at != 0 {
+        channel.administration_mut().configured_at = configured_at;
+    }
+    Ok(channel)
 }

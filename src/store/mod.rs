@@ -5,6 +5,7 @@
 //! database setting. The rules never know which.
 
 pub mod columns;
+pub mod inspect;
 pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
@@ -96,6 +97,23 @@ pub fn open(database: &Database, durability: sqlite::Durability) -> anyhow::Resu
                 reader: Arc::new(reader),
             }
         }
+    })
+}
+
+/// Opens `database` read-only for the operator (`mixd admin`), beside whatever mixd runs on
+/// it; an SQLite file must exist.
+pub fn inspector(database: &Database) -> anyhow::Result<Box<dyn inspect::Inspector>> {
+    Ok(match database {
+        Database::Sqlite(path) => Box::new(sqlite::inspect(path)?),
+        Database::Postgres(url) => Box::new(postgres::inspect(url)?),
+    })
+}
+
+/// The archive reads of `database` beside a running mixd, without taking its place.
+pub fn read_only(database: &Database) -> anyhow::Result<Box<dyn Reader>> {
+    Ok(match database {
+        Database::Sqlite(path) => Box::new(sqlite::read_only(path)?),
+        Database::Postgres(url) => Box::new(postgres::read_only(url)?),
     })
 }
 

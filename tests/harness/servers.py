@@ -427,6 +427,15 @@ class Mixd:
         finally:
             db.close()
 
+    def execute(self, sql, *params):
+        """Changes mixd's database behind its back (`?` for each of `params`), either store: to
+        plant what a check must find."""
+        if self.store == "postgres":
+            postgres_server().query(self.pg_database, sql, params)
+            return
+        with sqlite3.connect(self.database, timeout=10) as db:
+            db.execute(sql, params)
+
     def check_integrity(self):
         """The store's own consistency check: SQLite's integrity_check, or amcheck's on the
         archive's B-tree indexes in PostgreSQL."""

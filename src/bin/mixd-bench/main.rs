@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use mixd::store::Database;
 use tokio::net::TcpListener;
 
 use peer::Peer;
@@ -151,16 +152,16 @@ pub struct Mixd {
     child: Child,
     pub peer: Peer,
     pub connected_after: Duration,
-    pub database: PathBuf,
+    pub database: Database,
     _dir: tempfile::TempDir,
 }
 
 impl Mixd {
-    /// Starts mixd on the database `prepare` fills (it gets the database path), with its
-    /// quotas off: the scenarios measure throughput, one bench user doing all the work.
+    /// Starts mixd on the database `prepare` fills, with its quotas off: the scenarios
+    /// measure throughput, one bench user doing all the work.
     pub async fn start(
         binary: &std::path::Path,
-        prepare: impl FnOnce(&std::path::Path) -> anyhow::Result<()>,
+        prepare: impl FnOnce(&Database) -> anyhow::Result<()>,
     ) -> anyhow::Result<Mixd> {
         Self::launch(binary, prepare, false).await
     }
@@ -172,23 +173,20 @@ impl Mixd {
 
     async fn launch(
         binary: &std::path::Path,
-        prepare: impl FnOnce(&std::path::Path) -> anyhow::Result<()>,
+        prepare: impl FnOnce(&Database) -> anyhow::Result<()>,
         quotas: bool,
     ) -> anyhow::Result<Mixd> {
         let dir = tempfile::tempdir()?;
-        let database = dir.path().join("bench.db");
-        prepare(&database)?;
         // `MIXD_BENCH_DATABASE=postgres://…` (an empty database) runs mixd on PostgreSQL
-        // instead, for the scenarios that start from an empty database.
-        let setting = match std::env::var_os("MIXD_BENCH_DATABASE") {
-            Some(url) => {
-                anyhow::ensure!(
-                    !database.exists(),
-                    "this scenario seeds an SQLite database: it runs without MIXD_BENCH_DATABASE"
-                );
-                url
-            }
-            None => database.clone().into_os_string(),
+        // instead of a new SQLite file.
+        let database = match std::env::var("MIXD_BENCH_DATABASE") {
+            Ok(url) => Database::Postgres(url),
+            Err(_) => Database::Sqlite(dir.path().join("bench.db")),
+        };
+        prepare(&database)?;
+        let setting = match &database {
+            Database::Sqlite(path) => path.clone().into_os_string(),
+            Database::Postgres(url) => url.into(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();

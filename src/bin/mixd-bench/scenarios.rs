@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mixd::dialect::ids::Ids;
-use mixd::store::sqlite::{open, Durability};
-use mixd::store::{HistoryQuery, Page, Reader};
+use mixd::store::{inspector, read_only, Database, HistoryQuery, Page};
 
 use crate::client::{login, Shared};
 use crate::peer::{wait_for, Counters, Peer, Tracker};
@@ -277,7 +276,10 @@ async fn backup(binary: &Path, archive: usize, window: usize) -> anyhow::Result<
     let route = |_| (0, 0);
     let (_, before) = post_and_track(&mut mixd.peer, 5 * BACKUP_ROUND, 1, window, route).await?;
     let acknowledged = archive + 5 * BACKUP_ROUND;
-    let copy = mixd.database.with_file_name("copy.db");
+    let Database::Sqlite(path) = &mixd.database else {
+        anyhow::bail!("`mixd admin backup` copies SQLite files: this scenario runs without MIXD_BENCH_DATABASE");
+    };
+    let copy = path.with_file_name("copy.db");
     let admin = |args: Vec<std::ffi::OsString>| {
         let binary = binary.to_owned();
         tokio::task::spawn_blocking(move || {
@@ -290,7 +292,7 @@ async fn backup(binary: &Path, archive: usize, window: usize) -> anyhow::Result<
             (status, started.elapsed().as_secs_f64())
         })
     };
-    let database = mixd.database.clone().into_os_string();
+    let database = path.clone().into_os_string();
     let copying = admin(vec![
         "--database".into(),
         database,
@@ -398,10 +400,17 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
     let seeding = Instant::now();
     let mut mixd = Mixd::start(binary, |db| seed::archive(db, archive)).await?;
     let seeded = seeding.elapsed().as_secs_f64();
-    // The service's id key, which mixd made when it opened the database.
-    let (mut writer, reader) = open(&mixd.database, Durability::Normal)?;
-    let ids = Ids::new(&writer.id_key()?);
-    drop(writer);
+    // The service's id key, which mixd made when it opened the database; the store read
+    // beside the running mixd as `mixd admin` reads it (on the blocking pool, where mixd
+    // reads its store: the PostgreSQL client blocks).
+    let database = mixd.database.clone();
+    let (ids, reader) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        Ok((
+            Ids::new(&inspector(&database)?.id_key()?),
+            read_only(&database)?,
+        ))
+    })
+    .await??;
     let peer = &mut mixd.peer;
     let mut random = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = || {
@@ -452,35 +461,41 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
         ));
     }
     // The same pages read straight from the store, without the link and the rendering.
-    let mut direct = Vec::with_capacity(anchors.len());
-    for (before, anchor) in anchors {
-        let query = HistoryQuery {
-            channel: 1,
-            max: 50,
-            page: if before {
-                Page::Before(anchor)
-            } else {
-                Page::After(anchor)
-            },
-            with_actions: true,
-            ..HistoryQuery::default()
-        };
-        let start = Instant::now();
-        let page = reader.history(&query)?;
-        direct.push(start.elapsed().as_secs_f64() * 1e3);
-        anyhow::ensure!(
-            page.messages.len() == 50,
-            "a page of {} messages",
-            page.messages.len()
-        );
-    }
+    let mut direct = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<f64>> {
+        let mut direct = Vec::with_capacity(anchors.len());
+        for (before, anchor) in anchors {
+            let query = HistoryQuery {
+                channel: 1,
+                max: 50,
+                page: if before {
+                    Page::Before(anchor)
+                } else {
+                    Page::After(anchor)
+                },
+                with_actions: true,
+                ..HistoryQuery::default()
+            };
+            let start = Instant::now();
+            let page = reader.history(&query)?;
+            direct.push(start.elapsed().as_secs_f64() * 1e3);
+            anyhow::ensure!(
+                page.messages.len() == 50,
+                "a page of {} messages",
+                page.messages.len()
+            );
+        }
+        Ok(direct)
+    })
+    .await??;
     direct.sort_by(|a, b| a.total_cmp(b));
     println!(
         "history archive={archive} pages of 50, {queries} queries of each kind, round trip through the link: {}; \
-         store alone p50 {:.3} ms p99 {:.3} ms; seeding took {seeded:.1} s",
+         store alone p50 {:.3} ms p99 {:.3} ms; seeding took {seeded:.1} s; database {:.0} MB, mixd RSS {:.1} MB",
         report.join(", "),
         percentile(&direct, 0.5),
         percentile(&direct, 0.99),
+        seed::size(&mixd.database)? as f64 / 1e6,
+        mixd.memory_mb("VmRSS"),
     );
     mixd.stop();
     Ok(())

@@ -1,9 +1,11 @@
 //! Filling a database directly, for scenarios about what mixd does with large state: the
-//! schema comes from mixd itself (`store::sqlite::open`), the rows from bulk inserts.
+//! schema comes from mixd itself (`store::sqlite::open`, `store::postgres::prepare`), the rows
+//! from bulk inserts (on PostgreSQL, from `generate_series` in the server).
 
 use std::path::Path;
 
 use mixd::store::sqlite::{open, Durability};
+use mixd::store::Database;
 use rusqlite::{params, Connection};
 
 const NOW: i64 = 1_700_000_000_000_000;
@@ -14,6 +16,18 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     conn.pragma_update(None, "synchronous", "OFF")?;
     conn.pragma_update(None, "cache_size", -262_144)?;
     Ok(conn)
+}
+
+/// The SQLite file `database` names; the scenarios that seed through this refuse PostgreSQL.
+fn sqlite(database: &Database) -> anyhow::Result<&Path> {
+    match database {
+        Database::Sqlite(path) => Ok(path),
+        Database::Postgres(_) => {
+            anyhow::bail!(
+                "this scenario seeds an SQLite database: it runs without MIXD_BENCH_DATABASE"
+            )
+        }
+    }
 }
 
 /// How many channels each bench user takes part in (about): a service's users are each in a
@@ -28,7 +42,8 @@ pub const CHANNELS_PER_USER: usize = 10;
 ///
 /// With `MIXD_BENCH_SEEDS=<dir>` the database is made once in that directory and copied for
 /// each run (seeding ten million memberships takes minutes).
-pub fn channels(path: &Path, channels: usize, memberships: usize) -> anyhow::Result<()> {
+pub fn channels(database: &Database, channels: usize, memberships: usize) -> anyhow::Result<()> {
+    let path = sqlite(database)?;
     let Some(dir) = std::env::var_os("MIXD_BENCH_SEEDS") else {
         return fill_channels(path, channels, memberships);
     };
@@ -79,9 +94,13 @@ fn fill_channels(path: &Path, channels: usize, memberships: usize) -> anyhow::Re
     Ok(())
 }
 
-/// Channel `c0` with member `u0` and an archive of `messages` messages.
-pub fn archive(path: &Path, messages: usize) -> anyhow::Result<()> {
-    channels(path, 1, 1)?;
+/// Channel `c0` with member `u0` and an archive of `messages` messages, in either store.
+pub fn archive(database: &Database, messages: usize) -> anyhow::Result<()> {
+    let path = match database {
+        Database::Sqlite(path) => path,
+        Database::Postgres(url) => return off_runtime(|| archive_postgres(url, messages)),
+    };
+    channels(database, 1, 1)?;
     let mut conn = connect(path)?;
     let tx = conn.transaction()?;
     {
@@ -106,4 +125,58 @@ pub fn finish(conn: &Connection) -> anyhow::Result<()> {
         "UPDATE channels SET message_count = (SELECT count(*) FROM messages WHERE channel = channels.key); ANALYZE;",
     )?;
     Ok(())
+}
+
+/// [`archive`] into an empty PostgreSQL database: the same rows, made by the server itself.
+fn archive_postgres(url: &str, messages: usize) -> anyhow::Result<()> {
+    mixd::store::postgres::prepare(url)?;
+    let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+    let mut tx = client.transaction()?;
+    tx.batch_execute(&format!(
+        "SET LOCAL synchronous_commit = off;
+         INSERT INTO channels (key, name, created_by, created_at, info_updated_at)
+           VALUES (1, 'c0', 'u0@bench', {NOW}, {NOW});
+         INSERT INTO channel_owners (channel, jid) VALUES (1, 'u0@bench');
+         INSERT INTO participants (channel, jid, id, nick, nodes, role, joined_at)
+           VALUES (1, 'u0@bench', '0000000100000000', 'u0', 1, 2, {NOW});
+         INSERT INTO messages (id, channel, at, sender, nick, content)
+           SELECT id, 1, {NOW} + id, 'u0@bench', 'u0', '<body>archived message number ' || id || '</body>'
+           FROM generate_series(1, {messages}::bigint) id;
+         UPDATE sequences SET last = 1 WHERE name = 'channels';
+         UPDATE sequences SET last = {messages} WHERE name = 'messages';
+         UPDATE channels SET message_count = {messages};"
+    ))?;
+    tx.commit()?;
+    // Outside a transaction: the planner's statistics, and the visibility map that lets
+    // index-only reads skip the heap.
+    client.batch_execute("VACUUM ANALYZE")?;
+    Ok(())
+}
+
+/// The bytes `database` takes: the SQLite file and its WAL, or the PostgreSQL database.
+pub fn size(database: &Database) -> anyhow::Result<u64> {
+    match database {
+        Database::Sqlite(path) => {
+            let wal = path.with_extension("db-wal");
+            Ok(std::fs::metadata(path)?.len() + std::fs::metadata(wal).map_or(0, |m| m.len()))
+        }
+        Database::Postgres(url) => off_runtime(|| {
+            let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+            let bytes: i64 = client
+                .query_one("SELECT pg_database_size(current_database())", &[])?
+                .get(0);
+            Ok(bytes as u64)
+        }),
+    }
+}
+
+/// Runs `f` on a thread of its own: the PostgreSQL client blocks on a runtime of its own,
+/// which tokio forbids inside the bench's.
+fn off_runtime<T: Send>(f: impl FnOnce() -> anyhow::Result<T> + Send) -> anyhow::Result<T> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(f)
+            .join()
+            .map_err(|_| anyhow::anyhow!("seeding panicked"))?
+    })
 }

@@ -2,69 +2,15 @@
 //! correction, reaction or receipt names, and the receipts recorded for a message. The same
 //! queries as the SQLite backend's (`sqlite/history.rs`), keyset pages on `(channel, id)`.
 
+use std::collections::HashMap;
+
 use postgres::types::ToSql;
 use postgres::Row;
 
 use super::{bare, Conn, PgReader};
-use crate::core::{MessageRef, NoticeKind, Posted, Submission};
-use crate::store::columns;
-use crate::store::{
-    Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page, Tombstone,
-};
-
-/// The columns [`archived`] reads, in its order.
-const ARCHIVED_COLUMNS: &str =
-    "id, channel, at, sender, nick, origin_id, client_id, media, content,
-     edited_at, retracted_at, retracted_by, moderated, moderation_reason, notice, notice_target,
-     action, action_target, retraction";
-
-fn archived(row: &Row) -> anyhow::Result<Archived> {
-    let moderated = || -> Result<Option<Option<String>>, postgres::Error> {
-        row.try_get::<_, bool>(12)?
-            .then(|| row.try_get(13))
-            .transpose()
-    };
-    let action = columns::action(row.try_get(16)?, row.try_get(17)?, moderated, || {
-        row.try_get(8)
-    })?;
-    let retraction = match row.try_get::<_, Option<i64>>(10)? {
-        Some(at) => Some(Tombstone {
-            retraction: row.try_get(18)?,
-            at,
-            by: bare(row.try_get(11)?)?,
-            moderated: moderated()?,
-        }),
-        None => None,
-    };
-    Ok(Archived {
-        action,
-        posted: Posted {
-            id: row.try_get(0)?,
-            channel: row.try_get(1)?,
-            at: row.try_get(2)?,
-            sender: bare(row.try_get(3)?)?,
-            nick: row.try_get(4)?,
-            submission: Submission {
-                origin_id: row.try_get(5)?,
-                client_id: row.try_get(6)?,
-                media: row.try_get(7)?,
-                content: row.try_get(8)?,
-            },
-        },
-        edited_at: row.try_get(9)?,
-        retraction,
-        reactions: Vec::new(),
-        notice: match NoticeKind::from_i64(row.try_get(14)?) {
-            Some(kind) => Some((
-                kind,
-                row.try_get::<_, Option<String>>(15)?
-                    .map(bare)
-                    .transpose()?,
-            )),
-            None => None,
-        },
-    })
-}
+use crate::core::MessageRef;
+use crate::store::columns::{archived, ARCHIVED_COLUMNS};
+use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page};
 
 /// Fills in the reactions of a page's messages with one query.
 fn add_reactions(conn: &mut Conn, messages: &mut [Archived]) -> anyhow::Result<()> {
@@ -323,20 +269,29 @@ pub(super) fn find_message(
         .transpose()
 }
 
-/// The receipts of one message, by member.
-pub(super) fn receipts(conn: &mut Conn, message: i64) -> anyhow::Result<Vec<MemberReceipt>> {
+/// The receipts of each of `messages` (a history page's rows) with one query: by message,
+/// each by member.
+pub(super) fn receipts_of(
+    conn: &mut Conn,
+    messages: &[i64],
+) -> anyhow::Result<HashMap<i64, Vec<MemberReceipt>>> {
+    let mut found: HashMap<i64, Vec<MemberReceipt>> = HashMap::new();
+    if messages.is_empty() {
+        return Ok(found);
+    }
     let statement = conn.prepare(
-        "SELECT member, delivered_at, displayed_at FROM receipts WHERE message = $1 ORDER BY member",
+        "SELECT message, member, delivered_at, displayed_at FROM receipts
+         WHERE message = ANY($1) ORDER BY message, member",
     )?;
-    conn.client
-        .query(&statement, &[&message])?
-        .into_iter()
-        .map(|row| {
-            Ok(MemberReceipt {
-                member: bare(row.try_get(0)?)?,
-                delivered_at: row.try_get(1)?,
-                displayed_at: row.try_get(2)?,
-            })
-        })
-        .collect()
+    for row in conn.client.query(&statement, &[&messages])? {
+        found
+            .entry(row.try_get(0)?)
+            .or_default()
+            .push(MemberReceipt {
+                member: bare(row.try_get(1)?)?,
+                delivered_at: row.try_get(2)?,
+                displayed_at: row.try_get(3)?,
+            });
+    }
+    Ok(found)
 }

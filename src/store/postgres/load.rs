@@ -9,11 +9,8 @@ use jid::FullJid;
 use postgres::IsolationLevel;
 
 use super::{bare, Conn};
-use crate::core::{
-    Administration, Channel, Departure, Dialect, Info, JoinPolicy, Nodes, Participant, Pending,
-    PendingKind, Role, Roster, Settings, Snapshot,
-};
-use crate::store::columns::{contacts, mode};
+use crate::core::{Departure, Dialect, Nodes, Participant, Pending, PendingKind, Role, Snapshot};
+use crate::store::columns::{channel, mode, CHANNEL_COLUMNS};
 
 /// Everything the core holds in memory, and the last keys handed out (kept past deletions,
 /// so a destroyed channel's key or message id is never reused).
@@ -26,50 +23,10 @@ pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
         .start()?;
     let mut channels = Vec::new();
     for row in tx.query(
-        "SELECT key, name, created_by, created_at, info_name, info_description,
-                info_contacts, info_updated_at, info_avatar, info_thumbnail, info_history,
-                join_policy, muted, max_members, info_avatar_type, listed, jids_hidden,
-                config_updated_at
-         FROM channels ORDER BY key",
+        &format!("SELECT {CHANNEL_COLUMNS} FROM channels ORDER BY key"),
         &[],
     )? {
-        let contacts_text: String = row.try_get(6)?;
-        let settings = Settings {
-            policy: JoinPolicy::from_i64(row.try_get(11)?),
-            muted: row.try_get(12)?,
-            max_members: row.try_get::<_, Option<i64>>(13)?.map(|m| m as usize),
-            jids_hidden: row.try_get(16)?,
-        };
-        let mut channel = Channel {
-            key: row.try_get(0)?,
-            name: row.try_get(1)?,
-            listed: row.try_get(15)?,
-            created_by: bare(row.try_get(2)?)?,
-            created_at: row.try_get(3)?,
-            info: Info {
-                name: row.try_get(4)?,
-                description: row.try_get(5)?,
-                contacts: contacts(&contacts_text),
-                updated_at: row.try_get(7)?,
-                avatar: row.try_get(8)?,
-                avatar_type: row.try_get(14)?,
-                thumbnail: row.try_get(9)?,
-                history_visible: row.try_get(10)?,
-            },
-            participants: Roster::default(),
-            owners: Vec::new(),
-            administration: (settings != Settings::default()).then(|| {
-                Box::new(Administration {
-                    settings,
-                    ..Administration::default()
-                })
-            }),
-        };
-        let configured_at: i64 = row.try_get(17)?;
-        if configured_at != 0 {
-            channel.administration_mut().configured_at = configured_at;
-        }
-        channels.push(channel);
+        channels.push(channel(&row)?);
     }
     let index: HashMap<i64, usize> = channels
         .iter()

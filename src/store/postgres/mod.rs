@@ -7,7 +7,8 @@
 //! - `migrate.rs`: schema versions (`schema.postgres.sql`);
 //! - `write.rs`: the [`FactWriter`](super::FactWriter) side, with the fence check;
 //! - `load.rs`: the snapshot the core starts from;
-//! - `history.rs`: archive pages, message lookups and receipt states.
+//! - `history.rs`: archive pages, message lookups and receipt states;
+//! - `inspect.rs`: what `mixd admin` reads (channels, a channel, its archive, the check).
 //!
 //! **Crates.** The synchronous [`postgres`] client (the sfackler driver every Rust PostgreSQL
 //! stack builds on; it wraps `tokio-postgres` and drives each connection on a small runtime of
@@ -37,6 +38,7 @@
 //! ([`off_runtime`], [`Detached`]); archive reads come from the blocking pool and need not.
 
 mod history;
+mod inspect;
 mod load;
 mod migrate;
 #[cfg(test)]
@@ -47,12 +49,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use jid::BareJid;
 use postgres::{Client, NoTls, Statement};
 
+use super::columns::bare;
 use super::sqlite::Durability;
 use super::{HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Reader};
 use crate::core::{MessageRef, Snapshot};
+pub use inspect::{inspect, PgInspector};
 
 /// The most reader connections one instance opens.
 const READERS: u32 = 8;
@@ -169,9 +172,7 @@ pub fn is_url(setting: &str) -> bool {
 /// `synchronous_commit`: `normal` does not wait for the server's WAL flush (a commit survives
 /// a crash of mixd, not one of the database server), `full` waits (the server's default).
 pub fn open(url: &str, durability: Durability) -> anyhow::Result<(PgWriter, PgReader)> {
-    let config: postgres::Config = url
-        .parse()
-        .context("the database URL is not a PostgreSQL connection URL")?;
+    let config = parse(url)?;
     off_runtime(|| {
         hold_active_place(take_active_place(&config)?, config.clone());
         let mut writer = connect(&config, "the writer")?;
@@ -185,15 +186,6 @@ pub fn open(url: &str, durability: Durability) -> anyhow::Result<(PgWriter, PgRe
             .query_one("UPDATE fence SET epoch = epoch + 1 RETURNING epoch", &[])?
             .get(0);
         tracing::info!(epoch, "active: this instance writes the database");
-        let pool = r2d2::Pool::builder()
-            .max_size(READERS)
-            .min_idle(Some(1))
-            .test_on_check_out(false)
-            .connection_timeout(Duration::from_secs(10))
-            .build(Manager {
-                config: config.clone(),
-            })
-            .context("opening reader connections")?;
         Ok((
             PgWriter {
                 config: config.clone(),
@@ -202,10 +194,52 @@ pub fn open(url: &str, durability: Durability) -> anyhow::Result<(PgWriter, PgRe
                 conn: Detached::new(Conn::new(writer)),
                 exit_when_fenced: true,
             },
-            PgReader {
-                pool: Detached::new(pool),
-            },
+            readers(config.clone())?,
         ))
+    })
+}
+
+/// Creates the schema at `url`, or brings it up to date, holding the active instance's lock
+/// only while it does (waiting, as a standby would, while another instance is active): for
+/// tools that fill a database before mixd first runs on it (the bench's seeder).
+pub fn prepare(url: &str) -> anyhow::Result<()> {
+    let config = parse(url)?;
+    off_runtime(|| {
+        let mut lock = take_active_place(&config)?;
+        // Closing the session frees the lock.
+        migrate::migrate(&mut lock)
+    })
+}
+
+/// Reader connections beside a running mixd, never its lock: for tools that read a live
+/// database (`mixd admin`, the bench). Their sessions are read-only.
+pub fn read_only(url: &str) -> anyhow::Result<PgReader> {
+    let mut config = parse(url)?;
+    config.options("-c default_transaction_read_only=on");
+    off_runtime(|| {
+        // At once the server's own reason if it cannot be reached (the pool would only tell
+        // that it timed out).
+        drop(connect(&config, "a reader")?);
+        readers(config)
+    })
+}
+
+fn parse(url: &str) -> anyhow::Result<postgres::Config> {
+    url.parse()
+        .context("the database URL is not a PostgreSQL connection URL")
+}
+
+/// The pool of reader connections.
+fn readers(config: postgres::Config) -> anyhow::Result<PgReader> {
+    let pool = r2d2::Pool::builder()
+        .max_size(READERS)
+        .min_idle(Some(1))
+        .test_on_check_out(false)
+        .connection_timeout(Duration::from_secs(10))
+        .build(Manager { config })
+        .context("opening reader connections")?;
+    Ok(PgReader {
+        pool: Detached::new(pool),
     })
 }
 
@@ -332,12 +366,13 @@ impl Reader for PgReader {
     }
 
     fn receipts(&self, message: i64) -> anyhow::Result<Vec<MemberReceipt>> {
-        self.with_conn(|conn| history::receipts(conn, message))
+        Ok(self
+            .receipts_of(&[message])?
+            .remove(&message)
+            .unwrap_or_default())
     }
-}
 
-/// A bare JID from a text column, shared by every read; one that does not parse fails the
-/// read rather than panicking.
-fn bare(text: String) -> anyhow::Result<BareJid> {
-    BareJid::new(&text).with_context(|| format!("stored JID {text:?} does not parse"))
+    fn receipts_of(&self, messages: &[i64]) -> anyhow::Result<HashMap<i64, Vec<MemberReceipt>>> {
+        self.with_conn(|conn| history::receipts_of(conn, messages))
+    }
 }

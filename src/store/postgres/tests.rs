@@ -22,6 +22,7 @@ use crate::core::{
     AccessList, Dialect, Fact, Groups, InfoChange, JoinPolicy, MessageRef, Nodes, ReceiptKind,
     SettingsChange, Submission,
 };
+use crate::store::inspect::Inspector;
 use crate::store::sqlite::{self, Durability, SqliteReader, SqliteWriter};
 use crate::store::{Completion, FactWriter, HistoryQuery, Page, Reader};
 
@@ -117,6 +118,42 @@ impl Both {
                 "receipts of {m}"
             );
         }
+        // A page's receipts read at once, as FlyChat history reads them.
+        let by_message = |r: &dyn Reader| {
+            let mut all: Vec<_> = r.receipts_of(messages).unwrap().into_iter().collect();
+            all.sort_by_key(|(m, _)| *m);
+            all
+        };
+        assert_eq!(by_message(lite), by_message(pg), "receipts of {messages:?}");
+    }
+
+    /// What `mixd admin` reads must be the same from both, the check's findings too, which
+    /// it returns.
+    fn same_admin_reads(&self) -> Vec<String> {
+        let lite = sqlite::inspect(&self._dir.path().join("t.db")).unwrap();
+        let pg = super::inspect(&self.url).unwrap();
+        let read = |inspector: &dyn Inspector| {
+            let channels = inspector.channels(None).unwrap();
+            let mut shown = Vec::new();
+            for channel in &channels {
+                shown.push(format!("{:?}", inspector.channel(&channel.name).unwrap()));
+                for notices in [false, true] {
+                    let mut rows = Vec::new();
+                    let found = inspector.archive(&channel.name, notices, &mut |m| {
+                        rows.push(m);
+                        Ok(())
+                    });
+                    assert!(found.unwrap(), "{}", channel.name);
+                    shown.push(format!("{rows:?}"));
+                }
+            }
+            let searched = inspector.channels(Some("OV")).unwrap();
+            let findings = inspector.check().unwrap();
+            (format!("{channels:?} {searched:?} {shown:?}"), findings)
+        };
+        let (lite, pg) = (read(&lite), read(&pg));
+        assert_eq!(lite, pg, "mixd admin's reads");
+        pg.1
     }
 }
 
@@ -349,6 +386,7 @@ fn every_fact_reads_back_as_from_sqlite() {
     let mut all = queries(1, &ids);
     all.extend(queries(2, &ids));
     both.same_reads(&all, &ids);
+    assert_eq!(both.same_admin_reads(), Vec::<String>::new());
     for reference in ["1", "8", "o-5", "client-7", "nothing", "o-bye"] {
         for channel in [1, 2] {
             both.find(channel, reference);
@@ -431,6 +469,49 @@ fn every_fact_reads_back_as_from_sqlite() {
     assert_eq!(reached("dave@localhost"), (Reach::Server, 0));
     assert_eq!(reached("erin@localhost"), (Reach::Direct, 1));
     assert_eq!(reached("alice@localhost"), (Reach::Direct, 1));
+    assert_eq!(both.same_admin_reads(), Vec::<String>::new());
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn the_check_finds_the_same_planted_inconsistencies_in_both() {
+    let mut both = Both::new();
+    let mut g: Groups = groups();
+    let (alice, bob) = (jid("alice@localhost"), jid("bob@localhost"));
+    let mut facts = g.create(&alice, Some("coven"), 1).unwrap().1;
+    facts.extend(
+        g.join("coven", &alice, Some("alice"), Nodes::ALL, 2)
+            .unwrap()
+            .1,
+    );
+    facts.extend(g.join("coven", &bob, Some("bob"), Nodes::ALL, 3).unwrap().1);
+    both.commit(facts);
+    both.commit(g.post("coven", &bob, text("hi"), 4).unwrap());
+    assert_eq!(both.same_admin_reads(), Vec::<String>::new());
+
+    // Behind the writers' backs: an orphan receipt, a count that is off, a nick taken twice.
+    let plant =
+        "INSERT INTO receipts (message, member, delivered_at) VALUES (9999, 'ghost@localhost', 1);
+                 UPDATE channels SET message_count = message_count + 5;
+                 UPDATE participants SET nick = 'alice' WHERE jid = 'bob@localhost';";
+    rusqlite::Connection::open(both._dir.path().join("t.db"))
+        .unwrap()
+        .execute_batch(plant)
+        .unwrap();
+    postgres::Client::connect(&both.url, NoTls)
+        .unwrap()
+        .batch_execute(plant)
+        .unwrap();
+    let mut findings = both.same_admin_reads();
+    findings.sort();
+    assert_eq!(
+        findings,
+        [
+            "1 receipts of message 9999, which is not in the archive",
+            "channel coven counts 6 messages but its archive holds 1",
+            "nick 'alice' is taken by 2 participants of channel coven",
+        ]
+    );
 }
 
 #[test]

@@ -91,6 +91,7 @@ pub fn restore(from: &Path, path: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::super::{open, Durability};
     use super::*;
+    use crate::store::inspect::Inspector;
 
     #[test]
     fn a_backup_restores_to_the_same_rows_and_never_overwrites() {

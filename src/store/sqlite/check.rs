@@ -1,80 +1,13 @@
-//! `mixd admin check`: SQLite's own integrity check, then what the schema cannot enforce
-//! (or enforces only while foreign keys are on, which an edit by hand may not have had):
-//! that the tables agree with each other. Each finding is one readable line.
+//! `mixd admin check` on SQLite: SQLite's own integrity check, then the consistency between
+//! tables that both stores check alike (`store::inspect::CONSISTENCY`). Each finding is one
+//! readable line.
 
-use super::inspect::Inspector;
+use super::inspect::SqliteInspector;
+use crate::store::inspect::{finding, CONSISTENCY};
 
-/// Queries that each return the rows of one kind of inconsistency, with how to say one.
-const CONSISTENCY: &[(&str, &str)] = &[
-    (
-        "participant {1} of channel key {0}, which does not exist",
-        "SELECT channel, jid FROM participants WHERE channel NOT IN (SELECT key FROM channels)",
-    ),
-    (
-        "owner {1} of channel key {0}, which does not exist",
-        "SELECT channel, jid FROM channel_owners WHERE channel NOT IN (SELECT key FROM channels)",
-    ),
-    (
-        "access entry {1} of channel key {0}, which does not exist",
-        "SELECT channel, entry FROM channel_access WHERE channel NOT IN (SELECT key FROM channels)",
-    ),
-    (
-        "pending invitation or request of {1} to channel key {0}, which does not exist",
-        "SELECT channel, jid FROM pending WHERE channel NOT IN (SELECT key FROM channels)",
-    ),
-    (
-        "online client {1} in channel key {0} of someone who is not a participant",
-        "SELECT channel, jid || '/' || resource FROM presence p WHERE NOT EXISTS
-           (SELECT 1 FROM participants q WHERE q.channel = p.channel AND q.jid = p.jid)",
-    ),
-    // A deleted channel's archive stays only when the service keeps archives, and then the
-    // deletion is its last notice (kind 18).
-    (
-        "{1} archived messages of channel key {0}, which does not exist and was not deleted",
-        "SELECT channel, count(*) FROM messages m WHERE channel NOT IN (SELECT key FROM channels)
-           GROUP BY channel HAVING max(notice = 18) = 0",
-    ),
-    (
-        "channel {0} counts {1} messages but its archive holds {2}",
-        "SELECT name, message_count, (SELECT count(*) FROM messages WHERE channel = key AND notice = 0) AS held
-           FROM channels WHERE message_count != held",
-    ),
-    (
-        "participant {1} of channel {0} has the owner's role but is not among its owners",
-        "SELECT c.name, p.jid FROM participants p JOIN channels c ON c.key = p.channel
-           WHERE p.role = 2 AND NOT EXISTS
-             (SELECT 1 FROM channel_owners o WHERE o.channel = p.channel AND o.jid = p.jid)",
-    ),
-    (
-        "owner {1} of channel {0} takes part without the owner's role",
-        "SELECT c.name, o.jid FROM channel_owners o JOIN channels c ON c.key = o.channel
-           JOIN participants p ON p.channel = o.channel AND p.jid = o.jid WHERE p.role != 2",
-    ),
-    (
-        "channel {0} has participants but no owner",
-        "SELECT name FROM channels c WHERE EXISTS (SELECT 1 FROM participants WHERE channel = c.key)
-           AND NOT EXISTS (SELECT 1 FROM channel_owners WHERE channel = c.key)",
-    ),
-    (
-        "nick '{1}' is taken by {2} participants of channel {0}",
-        "SELECT c.name, p.nick, count(*) FROM participants p JOIN channels c ON c.key = p.channel
-           WHERE p.nick != '' GROUP BY p.channel, p.nick HAVING count(*) > 1",
-    ),
-    (
-        "{1} receipts of message {0}, which is not in the archive",
-        "SELECT message, count(*) FROM receipts WHERE message NOT IN (SELECT id FROM messages)
-           GROUP BY message",
-    ),
-    (
-        "{1} reactions to message {0}, which is not in the archive",
-        "SELECT message, count(*) FROM reactions WHERE message NOT IN (SELECT id FROM messages)
-           GROUP BY message",
-    ),
-];
-
-impl Inspector {
+impl SqliteInspector {
     /// What is wrong with the database; empty when nothing is.
-    pub fn check(&self) -> anyhow::Result<Vec<String>> {
+    pub(super) fn findings(&self) -> anyhow::Result<Vec<String>> {
         let mut findings = Vec::new();
         let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
         let integrity = stmt.query_map([], |r| r.get::<_, String>(0))?;
@@ -89,17 +22,16 @@ impl Inspector {
             let columns = stmt.column_count();
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
-                let mut line = (*say).to_owned();
-                for i in 0..columns {
-                    let value: rusqlite::types::Value = row.get(i)?;
-                    let text = match value {
-                        rusqlite::types::Value::Integer(n) => n.to_string(),
-                        rusqlite::types::Value::Text(t) => t,
-                        other => format!("{other:?}"),
-                    };
-                    line = line.replace(&format!("{{{i}}}"), &text);
-                }
-                findings.push(line);
+                let values = (0..columns)
+                    .map(|i| {
+                        Ok(match row.get::<_, rusqlite::types::Value>(i)? {
+                            rusqlite::types::Value::Integer(n) => n.to_string(),
+                            rusqlite::types::Value::Text(t) => t,
+                            other => format!("{other:?}"),
+                        })
+                    })
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                findings.push(finding(say, &values));
             }
         }
         Ok(findings)
@@ -111,6 +43,7 @@ mod tests {
     use super::super::inspect::inspect;
     use super::super::{open, Durability};
     use crate::core::{Groups, Nodes, Rules, Snapshot};
+    use crate::store::inspect::Inspector;
     use crate::store::FactWriter;
     use jid::BareJid;
 

@@ -6,60 +6,9 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{bare, SqliteReader};
-use crate::core::{MessageRef, NoticeKind, Posted, Submission};
-use crate::store::columns;
-use crate::store::{
-    Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page, Tombstone,
-};
-
-/// The columns [`archived`] reads, in its order.
-const ARCHIVED_COLUMNS: &str =
-    "id, channel, at, sender, nick, origin_id, client_id, media, content,
-     edited_at, retracted_at, retracted_by, moderated, moderation_reason, notice, notice_target,
-     action, action_target, retraction";
-
-fn archived(row: &rusqlite::Row) -> rusqlite::Result<Archived> {
-    let moderated = || -> rusqlite::Result<Option<Option<String>>> {
-        row.get::<_, bool>(12)?.then(|| row.get(13)).transpose()
-    };
-    let action = columns::action(row.get(16)?, row.get(17)?, moderated, || row.get(8))?;
-    let retracted_at: Option<i64> = row.get(10)?;
-    let retraction = match retracted_at {
-        Some(at) => Some(Tombstone {
-            retraction: row.get(18)?,
-            at,
-            by: bare(row.get(11)?)?,
-            moderated: moderated()?,
-        }),
-        None => None,
-    };
-    Ok(Archived {
-        action,
-        posted: Posted {
-            id: row.get(0)?,
-            channel: row.get(1)?,
-            at: row.get(2)?,
-            sender: bare(row.get(3)?)?,
-            nick: row.get(4)?,
-            submission: Submission {
-                origin_id: row.get(5)?,
-                client_id: row.get(6)?,
-                media: row.get(7)?,
-                content: row.get(8)?,
-            },
-        },
-        edited_at: row.get(9)?,
-        retraction,
-        reactions: Vec::new(),
-        notice: match NoticeKind::from_i64(row.get(14)?) {
-            Some(kind) => Some((
-                kind,
-                row.get::<_, Option<String>>(15)?.map(bare).transpose()?,
-            )),
-            None => None,
-        },
-    })
-}
+use crate::core::MessageRef;
+use crate::store::columns::{archived, ARCHIVED_COLUMNS};
+use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page};
 
 /// Fills in the reactions of a page's messages with one query.
 fn add_reactions(conn: &Connection, messages: &mut [Archived]) -> anyhow::Result<()> {
@@ -176,8 +125,12 @@ pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPag
             all.push(((q.max + 1) as i64).into());
             all.push((offset as i64).into());
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(all), archived)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut rows = stmt.query(rusqlite::params_from_iter(all))?;
+            let mut page = Vec::new();
+            while let Some(row) = rows.next()? {
+                page.push(archived(row)?);
+            }
+            Ok(page)
         };
         // XEP-0313 §4.1.4: an id the form names that is not in the archive is an error.
         let named = q.after_id.iter().chain(&q.before_id).chain(&q.ids);

@@ -1,78 +1,40 @@
-//! What `mixd admin` reads, beside a running mixd: SQLite in WAL mode lets a read-only
-//! connection read the last commit while the writer goes on. Channels listed and searched,
-//! one shown whole (decoded as the core knows it, by the start-up load), a channel's archive
-//! read in order for export.
+//! `mixd admin`'s reads on SQLite ([`Inspector`]), beside a running mixd: SQLite in WAL mode
+//! lets a read-only connection read the last commit while the writer goes on.
 
 use std::path::Path;
 
 use anyhow::Context;
-use jid::BareJid;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::{bare, load, open_connection};
+use super::{bare, load, open_connection, SqliteReader};
 use crate::core::Channel;
+use crate::store::columns::id_key_from;
+use crate::store::inspect::{
+    contains_pattern, exported, Archived, ChannelSummary, Counts, Inspector, EXPORTED_COLUMNS,
+};
 
 /// A read-only connection to a database, for the operator.
-pub struct Inspector {
+pub struct SqliteInspector {
     pub(super) conn: Connection,
 }
 
-/// One line of the channel list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChannelSummary {
-    pub name: String,
-    pub created_by: BareJid,
-    pub created_at: i64,
-    pub participants: i64,
-    pub messages: i64,
-}
-
-/// What `show` tells beyond the channel itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub messages: i64,
-    pub notices: i64,
-    pub online_clients: i64,
-}
-
-/// One archived message or group event, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Archived {
-    /// The archive id (clients see its opaque form, `dialect::ids`).
-    pub id: i64,
-    pub at: i64,
-    pub sender: String,
-    pub nick: String,
-    pub origin_id: Option<String>,
-    pub content: String,
-    pub edited_at: Option<i64>,
-    pub retracted_at: Option<i64>,
-    pub retracted_by: Option<String>,
-    /// The notice's kind (`core::NoticeKind`), 0 for a message.
-    pub notice: i64,
-    pub notice_target: Option<String>,
-}
-
 /// Opens the database at `path` read-only; it must exist.
-pub fn inspect(path: &Path) -> anyhow::Result<Inspector> {
+pub fn inspect(path: &Path) -> anyhow::Result<SqliteInspector> {
     anyhow::ensure!(path.exists(), "no database at {}", path.display());
-    Ok(Inspector {
+    Ok(SqliteInspector {
         conn: open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
     })
 }
 
-impl Inspector {
-    /// Every channel whose name, information name or description contains `matching`
-    /// (case-insensitive; all of them without it), by name.
-    pub fn channels(&self, matching: Option<&str>) -> anyhow::Result<Vec<ChannelSummary>> {
-        let pattern = format!(
-            "%{}%",
-            matching
-                .unwrap_or("")
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+/// The archive reads of the database at `path`, which must exist, beside a running mixd.
+pub fn read_only(path: &Path) -> anyhow::Result<SqliteReader> {
+    anyhow::ensure!(path.exists(), "no database at {}", path.display());
+    Ok(SqliteReader::new(path))
+}
+
+impl Inspector for SqliteInspector {
+    fn channels(&self, matching: Option<&str>) -> anyhow::Result<Vec<ChannelSummary>> {
+        // SQLite's LIKE ignores the case of ASCII letters.
         let mut stmt = self.conn.prepare(
             "SELECT name, created_by, created_at,
                     (SELECT count(*) FROM participants WHERE channel = key), message_count
@@ -81,7 +43,7 @@ impl Inspector {
                    OR info_description LIKE ?1 ESCAPE '\\'
              ORDER BY name",
         )?;
-        let rows = stmt.query_map([pattern], |row| {
+        let rows = stmt.query_map([contains_pattern(matching)], |row| {
             Ok(ChannelSummary {
                 name: row.get(0)?,
                 created_by: bare(row.get(1)?)?,
@@ -93,8 +55,7 @@ impl Inspector {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Channel `name` as the core would load it, with its counts.
-    pub fn channel(&self, name: &str) -> anyhow::Result<Option<(Channel, Counts)>> {
+    fn channel(&self, name: &str) -> anyhow::Result<Option<(Channel, Counts)>> {
         let Some(channel) = load::snapshot(&self.conn)?
             .channels
             .into_iter()
@@ -118,13 +79,11 @@ impl Inspector {
         Ok(Some((channel, counts)))
     }
 
-    /// Channel `name`'s archive in order, its group events too if `notices`, each handed to
-    /// `each`; false if there is no such channel.
-    pub fn archive(
+    fn archive(
         &self,
         name: &str,
         notices: bool,
-        mut each: impl FnMut(Archived) -> anyhow::Result<()>,
+        each: &mut dyn FnMut(Archived) -> anyhow::Result<()>,
     ) -> anyhow::Result<bool> {
         let key: Option<i64> = self
             .conn
@@ -133,40 +92,28 @@ impl Inspector {
             })
             .optional()?;
         let Some(key) = key else { return Ok(false) };
-        let mut stmt = self.conn.prepare(
-            "SELECT id, at, sender, nick, origin_id, content, edited_at, retracted_at,
-                    retracted_by, notice, notice_target
-             FROM messages WHERE channel = ?1 AND (?2 OR notice = 0) ORDER BY id",
-        )?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {EXPORTED_COLUMNS} FROM messages
+             WHERE channel = ?1 AND (?2 OR notice = 0) ORDER BY id"
+        ))?;
         let mut rows = stmt.query(params![key, notices])?;
         while let Some(row) = rows.next()? {
-            each(Archived {
-                id: row.get(0)?,
-                at: row.get(1)?,
-                sender: row.get(2)?,
-                nick: row.get(3)?,
-                origin_id: row.get(4)?,
-                content: row.get(5)?,
-                edited_at: row.get(6)?,
-                retracted_at: row.get(7)?,
-                retracted_by: row.get(8)?,
-                notice: row.get(9)?,
-                notice_target: row.get(10)?,
-            })?;
+            each(exported(row)?)?;
         }
         Ok(true)
     }
 
-    /// The secret of the opaque ids clients see (`dialect::ids`), so that an export names
-    /// messages as clients know them.
-    pub fn id_key(&self) -> anyhow::Result<[u8; 16]> {
+    fn id_key(&self) -> anyhow::Result<[u8; 16]> {
         let key: Vec<u8> = self
             .conn
             .query_row("SELECT value FROM meta WHERE name = 'id_key'", [], |r| {
                 r.get(0)
             })
             .context("the database has no id key: has mixd ever run on it?")?;
-        key.try_into()
-            .map_err(|_| anyhow::anyhow!("the stored id key is not 16 bytes"))
+        id_key_from(key)
+    }
+
+    fn check(&self) -> anyhow::Result<Vec<String>> {
+        self.findings()
     }
 }

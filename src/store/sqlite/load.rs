@@ -7,62 +7,19 @@ use jid::FullJid;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::bare;
-use crate::core::{
-    Administration, Channel, Departure, Dialect, Info, JoinPolicy, Nodes, Participant, Pending,
-    PendingKind, Role, Roster, Settings, Snapshot,
-};
-use crate::store::columns::{contacts, mode};
+use crate::core::{Departure, Dialect, Nodes, Participant, Pending, PendingKind, Role, Snapshot};
+use crate::store::columns::{channel, mode, CHANNEL_COLUMNS};
 
 /// Everything the core holds in memory, and the last keys the sequences handed out (kept
 /// past deletions, so a destroyed channel's key or message id is never reused).
 pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
     let mut channels = Vec::new();
-    let mut stmt = conn.prepare(
-        "SELECT key, name, created_by, created_at, info_name, info_description,
-                info_contacts, info_updated_at, info_avatar, info_thumbnail, info_history,
-                join_policy, muted, max_members, info_avatar_type, listed, jids_hidden,
-                config_updated_at
-         FROM channels ORDER BY key",
-    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {CHANNEL_COLUMNS} FROM channels ORDER BY key"
+    ))?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let contacts_text: String = row.get(6)?;
-        let settings = Settings {
-            policy: JoinPolicy::from_i64(row.get(11)?),
-            muted: row.get(12)?,
-            max_members: row.get::<_, Option<i64>>(13)?.map(|m| m as usize),
-            jids_hidden: row.get(16)?,
-        };
-        let mut channel = Channel {
-            key: row.get(0)?,
-            name: row.get(1)?,
-            listed: row.get(15)?,
-            created_by: bare(row.get(2)?)?,
-            created_at: row.get(3)?,
-            info: Info {
-                name: row.get(4)?,
-                description: row.get(5)?,
-                contacts: contacts(&contacts_text),
-                updated_at: row.get(7)?,
-                avatar: row.get(8)?,
-                avatar_type: row.get(14)?,
-                thumbnail: row.get(9)?,
-                history_visible: row.get(10)?,
-            },
-            participants: Roster::default(),
-            owners: Vec::new(),
-            administration: (settings != Settings::default()).then(|| {
-                Box::new(Administration {
-                    settings,
-                    ..Administration::default()
-                })
-            }),
-        };
-        let configured_at: i64 = row.get(17)?;
-        if configured_at != 0 {
-            channel.administration_mut().configured_at = configured_at;
-        }
-        channels.push(channel);
+        channels.push(channel(row)?);
     }
     let index: HashMap<i64, usize> = channels
         .iter()

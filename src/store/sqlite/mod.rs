@@ -9,7 +9,8 @@
 //! - `load.rs`: the snapshot the core starts from;
 //! - `history.rs`: archive pages, message lookups and receipt states;
 //! - for the operator (`mixd admin`), beside a running mixd: `inspect.rs` (channels listed,
-//!   shown, their archive read), `check.rs` (integrity and consistency between tables),
+//!   shown, their archive read: `store::inspect::Inspector`), `check.rs` (integrity, then the
+//!   consistency between tables both stores check),
 //!   `backup.rs` (online backup, restore).
 
 mod backup;
@@ -31,7 +32,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::columns::{id_key_from, new_id_key};
 pub use backup::{backup, restore};
-pub use inspect::{inspect, Archived, ChannelSummary, Counts, Inspector};
+pub use inspect::{inspect, read_only, SqliteInspector};
 
 use super::{HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Reader};
 use crate::core::{MessageRef, Snapshot};
@@ -77,11 +78,7 @@ pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter
     // Erased content (retractions) is overwritten on disk, not left in free pages.
     conn.pragma_update(None, "secure_delete", true)?;
     super::migrate::migrate(&mut conn)?;
-    let reader = SqliteReader {
-        path: path.to_owned(),
-        pool: Mutex::new(Vec::new()),
-    };
-    Ok((SqliteWriter { conn }, reader))
+    Ok((SqliteWriter { conn }, SqliteReader::new(path)))
 }
 
 /// The one writing connection, owned by the writer thread (its `FactWriter` side is in
@@ -124,6 +121,13 @@ pub struct SqliteReader {
 }
 
 impl SqliteReader {
+    fn new(path: &Path) -> Self {
+        SqliteReader {
+            path: path.to_owned(),
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+
     fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<T>) -> anyhow::Result<T> {
         let pooled = self
             .pool
