@@ -520,7 +520,9 @@ mod tests {
         assert_eq!((first.count, first.complete), (201, false));
         let last = r.history(&window(Page::Last, 1000, 3000)).unwrap();
         assert_eq!(ids(&last), (251..=300).collect::<Vec<_>>());
-        let next = r.history(&window(Page::After(abs(149)), 1000, 3000)).unwrap();
+        let next = r
+            .history(&window(Page::After(abs(149)), 1000, 3000))
+            .unwrap();
         assert_eq!(ids(&next), (150..200).collect::<Vec<_>>());
         // The message stamped back in time is never shown in a window it is not in.
         let tail = r.history(&window(Page::First, 3995, 10_000)).unwrap();
