@@ -99,6 +99,19 @@ fn add_reactions(conn: &Connection, messages: &mut [Archived]) -> anyhow::Result
 /// reads more of the archive than a few pages, whatever its size.
 pub(crate) const COUNTED_EXACTLY: usize = 256;
 
+/// Where a query's rows are read: named for the filters that have an index of their own, so
+/// that SQLite never walks the whole channel in id order to find a rare sender's messages
+/// (without statistics, which mixd does not gather, its planner sometimes did).
+fn source(q: &HistoryQuery) -> &'static str {
+    if q.with.is_some() {
+        "messages INDEXED BY messages_by_sender"
+    } else if q.media_only {
+        "messages INDEXED BY messages_with_media"
+    } else {
+        "messages"
+    }
+}
+
 /// The conditions of `q` other than its bounds on `id`: SQL and its parameters.
 fn conditions(q: &HistoryQuery) -> (String, Vec<Value>) {
     let mut sql = String::from("channel = ?");
@@ -272,8 +285,9 @@ pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPag
             Page::Before(_) | Page::Last => ("DESC", 0),
         };
         let sql = format!(
-            "SELECT {ARCHIVED_COLUMNS} FROM messages
-             WHERE {conditions} AND id > ? AND id < ? ORDER BY id {order} LIMIT ? OFFSET ?"
+            "SELECT {ARCHIVED_COLUMNS} FROM {}
+             WHERE {conditions} AND id > ? AND id < ? ORDER BY id {order} LIMIT ? OFFSET ?",
+            source(q)
         );
         let all = args
             .iter()
@@ -348,8 +362,9 @@ fn count(
         return Ok(total.unwrap_or(0) as usize);
     }
     let sql = format!(
-        "SELECT count(*), max(id) FROM (SELECT id FROM messages
-         WHERE {conditions} AND id > ? AND id < ? ORDER BY id LIMIT ?)"
+        "SELECT count(*), max(id) FROM (SELECT id FROM {}
+         WHERE {conditions} AND id > ? AND id < ? ORDER BY id LIMIT ?)",
+        source(q)
     );
     let all = args
         .iter()
@@ -557,7 +572,6 @@ mod tests {
         late.max = 20;
         let page = r.history(&late).unwrap();
         assert_eq!((page.count, page.complete), (50, false));
-        assert!(super::COUNTED_EXACTLY < 500);
     }
 
     #[test]
