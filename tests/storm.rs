@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -412,7 +413,7 @@ fn template(rng: &mut Rng, world: &World) -> String {
             17 => iq("set", &to_ch, q(rng.pick(&["composing", "gone", "paused"]), ">")),
             18 => iq("set", &to_ch, q("recall", &format!(" chat_type='normal' msgid='{id}, {id2},,'>"))),
             19 => iq("get", &to_ch, q("group_message_status", &format!(" message_id='{id}'>"))),
-            20 | 21 => iq("get", DOMAIN, format!("<query xmlns='jabber:iq:user_activities' status='{}' to_user='{to_ch}' position='{}' row_id='{id}' limit='{}' message_id='{id2}' send_seen='0'/>", rng.pick(&["group_chat", "group_chat_media", "everything"]), rng.pick(&["up", "down", "sideways"]), rng.pick(&["20", "0", "5000", "", "x"]))),
+            20 | 21 => iq("get", DOMAIN, format!("<query xmlns='jabber:iq:user_activities' status='{}' to_user='{to_ch}' position='{}' row_id='{id}' limit='{}' message_id='{id2}' send_seen='0'/>", rng.pick(&["group_chat", "group_chat_media", "reply_message", "everything"]), rng.pick(&["up", "down", "sideways"]), rng.pick(&["20", "0", "5000", "", "x"]))),
             22..=26 => message("normal", &to_ch, format!("<chatcontent xmlns='urn:xmpp:content' message_type='{}' meta_data='{text}' edit_msg_id='{id2}'/><subject>text</subject><body>{text}</body>", rng.pick(&["text", "image", "video", "file", "bogus"]))),
             _ => message("chat", &to_ch, format!("<{} xmlns='urn:xmpp:receipts' id='{id}' group_id='{ch}'/>", rng.pick(&["delivered", "seen", "received"]))),
         };
@@ -1263,6 +1264,11 @@ fn a_storm_of_hostile_stanzas() {
     let storm_started = Instant::now();
     let writer = mixd.stream.clone();
     let tx = mixd.events_tx.clone();
+    // Set by the sender when it has written everything. Its `SenderDone` event can sit behind
+    // thousands of unread `Sent` events when this thread lags, so "finished" alone does not
+    // mean "stopped early".
+    let sender_completed = Arc::new(AtomicBool::new(false));
+    let completed = sender_completed.clone();
     let sender = std::thread::Builder::new()
         .stack_size(256 << 20)
         .spawn(move || {
@@ -1316,6 +1322,7 @@ fn a_storm_of_hostile_stanzas() {
                 }
             }
             let _ = writer.lock().unwrap().write_all(batch.as_bytes());
+            completed.store(true, Ordering::SeqCst);
             let _ = tx.send(Event::SenderDone);
             (mutated, n)
         })
@@ -1344,7 +1351,7 @@ fn a_storm_of_hostile_stanzas() {
                 );
             }
             assert!(
-                done.is_some() || !sender.is_finished(),
+                !sender.is_finished() || sender_completed.load(Ordering::SeqCst),
                 "the storm's sender stopped early"
             );
             if let Some(status) = mixd.child.try_wait().unwrap() {

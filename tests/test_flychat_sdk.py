@@ -5,6 +5,8 @@ payloads — with the bootstrap (src/bootstrap/) as its REST server. No call may
 nothing may throw inside the SDK."""
 
 import asyncio
+import base64
+import os
 import tempfile
 
 import pytest
@@ -268,4 +270,101 @@ def test_creation_is_visible_with_history_off(stack):
             assert not strangers.get("data"), strangers
             rows = (await bob.call("getChatMessages", group, "down", "", 20))["data"]
             assert any(r.get("profileUpdatedStatus") == "groupCreated" for r in rows), [(r.get("status"), r.get("profileUpdatedStatus"), r.get("userId"), r.get("publisherId")) for r in rows]
+    run(scenario())
+
+
+def test_an_sdk_encrypted_file_downloads_for_members_only(stack):
+    """The SDK's default: it encrypts an attachment itself (a key in the message's encrypted
+    body) and uploads it in 5 MiB parts; another member's downloadMedia() looks the message up
+    (the reply_message query, through the user's server), reads the parts by range and
+    decrypts them. The bytes must come back as sent; a non-member's look-up finds nothing.
+    The size is a multiple of 16: mirrorfly-sdk 4.25.10 pads a last part of any other size
+    (PKCS#7) when it encrypts, but never unpads when it decrypts, so it gives the app the file
+    with up to 16 bytes of padding after it, whatever the server."""
+    async def scenario():
+        async with sdk_users(stack, "alice", "bob", "carol") as (alice, bob, carol):
+            group = await create(alice, "Files", ["bob"])
+            content = os.urandom(5 * 1024 * 1024 + 4320)
+            sent = await alice.call("sendMediaFile", group, base64.b64encode(content).decode(),
+                                    "notes.zip", "application/zip", timeout=120)
+            msg_id = sent["msgId"]
+            received = await bob.event("messageListener", lambda d: d.get("msgId") == msg_id)
+            media = received["msgBody"]["media"]
+            assert media["file_key"] and media["isLargeFile"], media  # encrypted, in parts
+            got = await bob.call("downloadMedia", msg_id, timeout=120)
+            assert got["size"] == len(content) and base64.b64decode(got["base64"]) == content
+            with pytest.raises(SdkError, match="Invalid msgId"):
+                await carol.call("downloadMedia", msg_id)
+    run(scenario())
+
+
+def test_an_sdk_edit_is_kept_as_an_edit(stack):
+    """editTextMessage() sends the message again under its id with a new edit_msg_id: the
+    other SDK member gets it as an edit of that message (editMessageListener), a MIX member as
+    an XEP-0308 correction of it, and history holds the message once, with the new text."""
+    from conftest import connected
+
+    async def scenario():
+        server = stack[0]
+        async with sdk_users(stack, "alice", "bob") as (alice, bob):
+            async with connected(server, "carol") as (carol,):
+                group = await create(alice, "Edits", ["bob"], history=1)
+                await carol.join_live(group.split("@")[0], "carol")
+                msg_id = ok(await alice.call("sendTextMessage", group, "helo wrld"))["msgId"]
+                await bob.event("messageListener", lambda d: d.get("msgId") == msg_id)
+                original = await carol.next_message()
+                assert original["mix"]["jid"] == jid("alice")
+
+                mark = bob.mark()
+                edited = await alice.call("editTextMessage", {"messageId": msg_id, "editedTextContent": "hello world"})
+                assert edited["statusCode"] == 200, edited
+                edit = await bob.event("editMessageListener", lambda d: d.get("msgId") == msg_id, since=mark)
+                assert edit["msgBody"]["message"] == "hello world" and edit["editedStatus"] == 1
+                assert edit["publisherJid"] == jid("alice") and edit["editMessageId"] not in ("", msg_id)
+                correction = await carol.next("message_correction")
+                assert correction["replace"]["id"] == original["id"] and correction["mix"]["jid"] == jid("alice")
+
+                for reader in (alice, bob):
+                    rows = (await reader.call("getChatMessages", group, "down", "", 20))["data"]
+                    texts = [(r["msgId"], r["msgBody"]["message"], r["editedStatus"]) for r in rows if r["msgType"] == "text"]
+                    assert texts == [(msg_id, "hello world", 1)], texts
+
+                # Only its sender edits a message: bob's SDK refuses before sending anything.
+                theirs = await bob.call("editTextMessage", {"messageId": msg_id, "editedTextContent": "mine now"})
+                assert theirs["statusCode"] != 200, theirs
+    run(scenario())
+
+
+def test_a_reply_shows_the_message_it_quotes(stack):
+    """A reply carries the quoted message's id (replyTo, inside its encrypted body); the app
+    asks getReplyMessage() for that message, which only a member of its group gets, and only
+    if it may read it (not one added later to a group without shared history)."""
+    async def scenario():
+        async with sdk_users(stack, "alice", "bob", "carol") as (alice, bob, carol):
+            group = await create(alice, "Replies", ["bob"])
+            asked = ok(await alice.call("sendTextMessage", group, "lunch at noon?"))["msgId"]
+            await bob.event("messageListener", lambda d: d.get("msgId") == asked)
+            reply = ok(await bob.call("sendTextMessage", {"toJid": group, "messageText": "yes", "replyMessageId": asked}))
+            heard = await alice.event("messageListener", lambda d: d.get("msgId") == reply["msgId"])
+            assert heard["msgBody"]["replyTo"] == asked
+
+            quoted = ok(await alice.call("getReplyMessage", heard["msgBody"]["replyTo"], "groupchat"))
+            assert quoted["replyMsgContent"]["message"] == "lunch at noon?", quoted
+            assert quoted["fromUserId"] == "alice" and quoted["groupId"] == group.split("@")[0]
+            assert quoted["replyMsgId"] == asked and quoted["chatType"] == "groupchat"
+            assert quoted["deleteStatus"] == 0
+            heard = await alice.event("replyMessageListener", lambda d: d.get("replyMsgId") == asked)
+            assert heard["replyMsgContent"]["message"] == "lunch at noon?"
+
+            strangers = await carol.call("getReplyMessage", asked, "groupchat")
+            assert strangers["statusCode"] != 200 and not strangers.get("data"), strangers
+            # Added after it was said, to a group created without shared history (the SDK's
+            # default): carol sees what follows, not the quoted message.
+            ok(await alice.call("addParticipants", group, "Replies", [jid("carol")]))
+            await carol.event("groupProfileListener", lambda d: d.get("msgType") == "userAdded")
+            later = ok(await alice.call("sendTextMessage", group, "see you there"))["msgId"]
+            await carol.event("messageListener", lambda d: d.get("msgId") == later)
+            assert ok(await carol.call("getReplyMessage", later, "groupchat"))["replyMsgContent"]["message"] == "see you there"
+            newcomer = await carol.call("getReplyMessage", asked, "groupchat")
+            assert newcomer["statusCode"] != 200 and not newcomer.get("data"), newcomer
     run(scenario())

@@ -1,6 +1,6 @@
 -- mod_mixd_flychat: brings to mixd what the FlyChat SDK sends elsewhere than the group.
 --
--- * History queries (<iq type='get'><query xmlns='jabber:iq:user_activities'/></iq>) go to
+-- * History queries and message look-ups (status='reply_message') (<iq type='get'><query xmlns='jabber:iq:user_activities'/></iq>) go to
 --   the user's own account: they are forwarded to mixd and its answer is returned as if from
 --   the account, which is what the SDK expects.
 -- * Receipts (<delivered/> or <seen/> in urn:xmpp:receipts, with a group_id) go to the

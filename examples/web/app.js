@@ -70,15 +70,15 @@ function showFile(sender, event) {
   item.textContent = `${sender}: file ${media.fileName || ""} (${media.file_size || "?"} bytes) `;
   const button = document.createElement("button");
   button.textContent = "download";
-  button.onclick = async () => {
-    // The file as mixd serves it to members (and only to them).
-    const result = await SDK.getMediaURL(media.file_url, media.file_key, event.msgId);
-    if (result && result.statusCode === 200) {
-      const blob = result.data.blob;
+  button.onclick = () => {
+    // The SDK encrypts attachments itself (its default); downloadMedia() looks the message up
+    // in mixd (for the file's token and key), reads the file in parts from mixd, which serves
+    // it to members only, and decrypts it. (mirrorfly-sdk 4.25.10 leaves the encryption's
+    // padding, up to 16 bytes, after a file whose size is not a multiple of 16.)
+    const downloaded = async ({ blob }) =>
       item.append(` downloaded ${blob.size} bytes, sha256 ${await sha256(blob)}`);
-    } else {
-      item.append(` download failed: ${result && result.message}`);
-    }
+    const failed = (error) => item.append(` download failed: ${error && (error.message || error)}`);
+    SDK.downloadMedia(event.msgId, () => {}, downloaded, failed);
   };
   item.append(button);
   $("messages").append(item);
@@ -113,11 +113,6 @@ $("login-form").onsubmit = async (event) => {
     apiBaseUrl: config.apiBaseUrl, licenseKey: "mixd", callbackListeners: listeners,
   }));
   await call("logging in", SDK.connect(me, $("password").value));
-  // The SDK encrypts attachments itself by default, in parts that only its downloadMedia()
-  // can decrypt, and that first looks the message up with a query mixd does not answer yet
-  // (reply_message). So this page sends them as they are (over TLS behind the proxy) and
-  // fetches them with getMediaURL().
-  await call("choosing plain attachments", SDK.setMediaEncryption(false));
   $("login").hidden = true;
   $("app").hidden = false;
   status(`logged in as ${me}`);

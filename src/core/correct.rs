@@ -9,6 +9,8 @@ use super::{Condition, Fact, Groups, MessageRef, Micros, Outcome, Refusal, Submi
 pub struct Corrected {
     pub channel: i64,
     pub message: i64,
+    /// The id the message's sender gave it, by which FlyChat clients know it.
+    pub client_id: Option<String>,
     pub sender: BareJid,
     pub nick: String,
     pub submission: Submission,
@@ -46,6 +48,7 @@ impl Groups {
         let corrected = Corrected {
             channel: channel.key,
             message: message.id,
+            client_id: message.client_id.clone(),
             sender: actor.clone(),
             nick: participant.nick.clone(),
             submission,

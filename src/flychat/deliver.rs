@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use jid::BareJid;
 
 use crate::core::{
-    AccessList, Channel, Dialect, Fact, Groups, Micros, Participant, Pending, PendingKind, Role,
-    Settings,
+    AccessList, Channel, Corrected, Dialect, Fact, Groups, Micros, Participant, Pending,
+    PendingKind, Role, Settings,
 };
 use crate::dialect::proxy::Naming;
 use crate::dialect::Service;
@@ -134,15 +134,30 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
                 &[("jid", pending.jid.as_str())],
             )
         }),
+        Fact::Corrected(corrected) => {
+            // The SDK reads an edit from the `edit_msg_id` of `<chatcontent/>`, which only
+            // an SDK's own edit carries: a MIX client's correction (XEP-0308) would show as
+            // a second message with the first one's id, so FlyChat clients are not told of
+            // it (their history shows the corrected text).
+            if edited_by_flychat(groups, corrected) {
+                tell(
+                    groups,
+                    service,
+                    corrected.channel,
+                    Audience::except(&corrected.sender),
+                    out,
+                    |jid, _, names| render::edit(&service.ids, jid, corrected, names),
+                );
+            }
+        }
         Fact::ChannelDestroyed { channel, .. } => destroyed(service, channel, out),
         // Told to nobody: an approved request is told by its `Joined`; the SDK's wire
-        // (flychat-wire.md) has no event for a correction, a reaction or a nick change, and
+        // (flychat-wire.md) has no event for a reaction or a nick change, and
         // no notices beside the events above; FlyChat clients have no subscriptions or
         // presence in a group; a new channel has no participant yet; cleared history
         // concerns only its requester (which has its reply); a receipt is told to the author
         // once every member has the message (`completion`).
         Fact::PendingResolved { accepted: true, .. }
-        | Fact::Corrected(_)
         | Fact::Reacted(_)
         | Fact::NickChanged { .. }
         | Fact::Noticed(_)
@@ -152,6 +167,14 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Strin
         | Fact::HistoryCleared { .. }
         | Fact::Receipt(_) => {}
     }
+}
+
+/// Whether the correction is an SDK edit: its author takes part through FlyChat.
+fn edited_by_flychat(groups: &Groups, corrected: &Corrected) -> bool {
+    groups
+        .channel_by_key(corrected.channel)
+        .and_then(|channel| channel.participant(&corrected.sender))
+        .is_some_and(|author| author.dialect == Dialect::FlyChat)
 }
 
 /// Users `by` added to (or who joined) channel `key` in one operation: `userAdded`, one

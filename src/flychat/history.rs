@@ -15,14 +15,14 @@ use jid::BareJid;
 use minidom::Element;
 
 use super::render;
-use super::wire::{CONTENT, HISTORY_NS};
+use super::wire::HISTORY_NS;
 use crate::core::iso_time;
 use crate::core::{Condition, Groups, MessageRef, Outcome, Refusal};
 use crate::dialect::ids::{Ids, Paging};
 use crate::dialect::proxy::Naming;
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
 use crate::store::{Archived, HistoryQuery, MemberReceipt, Page};
-use crate::xml::{ns, Xml};
+use crate::xml::Xml;
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
@@ -280,50 +280,6 @@ fn page(
     }))
 }
 
-/// The body text and `<chatcontent/>` attributes of an archived payload.
-struct Payload {
-    body: String,
-    message_type: String,
-    meta_data: String,
-}
-
-fn payload(archived: &Archived) -> Payload {
-    let parsed: Option<Element> = format!(
-        "<x xmlns='{}'>{}</x>",
-        ns::CLIENT,
-        archived.posted.submission.content
-    )
-    .parse()
-    .ok();
-    let content = parsed
-        .as_ref()
-        .and_then(|x| x.get_child("chatcontent", CONTENT));
-    Payload {
-        body: parsed
-            .as_ref()
-            .and_then(|x| x.get_child("body", ns::CLIENT))
-            .map(|b| b.text())
-            .unwrap_or_default(),
-        message_type: content
-            .and_then(|c| c.attr("message_type"))
-            .unwrap_or("text")
-            .to_owned(),
-        meta_data: content
-            .and_then(|c| c.attr("meta_data"))
-            .unwrap_or_default()
-            .to_owned(),
-    }
-}
-
-/// A receipt state as the SDK counts it: 0 sent, 1 delivered, 2 seen.
-fn receipt_status(receipt: Option<&MemberReceipt>) -> &'static str {
-    match receipt {
-        Some(r) if r.displayed_at.is_some() => "2",
-        Some(r) if r.delivered_at.is_some() => "1",
-        _ => "0",
-    }
-}
-
 /// One row as the SDK's getChatMessages reads it: child elements (never attributes). `user`
 /// is the group (the SDK's chat, and the `group_id` of the receipts it sends for the row),
 /// `fromuser` the sender's JID (where those receipts go). `status` is the reader's own
@@ -339,21 +295,7 @@ fn history_row(x: &mut Xml, ids: &Ids, who: &Reader, row: &Archived, receipts: &
         .clone()
         .unwrap_or_else(|| row_id.clone());
     let time = render::time(posted.at);
-    let own = posted.sender == who.viewer;
-    let status = if own {
-        "2"
-    } else {
-        receipt_status(receipts.iter().find(|r| r.member == who.viewer))
-    };
-    let others: Vec<&MemberReceipt> = receipts
-        .iter()
-        .filter(|r| r.member != posted.sender)
-        .collect();
-    let gstatus = others
-        .iter()
-        .map(|r| receipt_status(Some(r)))
-        .min()
-        .unwrap_or("0");
+    let states = render::ReceiptStates::of(posted, &who.viewer, receipts);
     x.open("message", "")
         .leaf("row_id", "", &row_id)
         .leaf("time", "", &iso_time(posted.at))
@@ -361,8 +303,8 @@ fn history_row(x: &mut Xml, ids: &Ids, who: &Reader, row: &Archived, receipts: &
         .leaf("msgid", "", &msgid)
         .leaf("user", "", &who.group)
         .leaf("fromuser", "", &who.names.jid(&posted.sender))
-        .leaf("status", "", status)
-        .leaf("gstatus", "", gstatus)
+        .leaf("status", "", states.own)
+        .leaf("gstatus", "", states.group)
         .leaf("favouritestatus", "", "0")
         .leaf(
             "recallstatus",
@@ -373,8 +315,7 @@ fn history_row(x: &mut Xml, ids: &Ids, who: &Reader, row: &Archived, receipts: &
             "edit_msg_status",
             "",
             if row.edited_at.is_some() { "1" } else { "0" },
-        )
-        .leaf("editmsgid", "", "");
+        );
     match &row.notice {
         Some((kind, target)) => {
             // `to_notification` is a user id: the SDK reports `userLeft` when it equals the
@@ -384,19 +325,27 @@ fn history_row(x: &mut Xml, ids: &Ids, who: &Reader, row: &Archived, receipts: &
                 .map(|t| who.names.jid(t))
                 .unwrap_or_default();
             let target = target.split_once('@').map_or("", |(node, _)| node);
-            x.leaf("msgtype", "", "0")
+            x.leaf("editmsgid", "", "")
+                .leaf("msgtype", "", "0")
                 .leaf("message_notification", "", &(*kind as i64).to_string())
                 .leaf("to_notification", "", target)
                 .leaf("body", "", "");
         }
         None => {
-            let payload = payload(row);
+            let payload = render::payload(row);
             let body = if row.retraction.is_some() {
                 String::new()
             } else {
                 payload.body
             };
-            x.leaf("msgtype", "", &payload.message_type)
+            // The id of the last edit, which the SDK shows as the row's `editMessageId`.
+            let edit = if row.edited_at.is_some() {
+                payload.edit_id.as_str()
+            } else {
+                ""
+            };
+            x.leaf("editmsgid", "", edit)
+                .leaf("msgtype", "", &payload.message_type)
                 .leaf("message_notification", "", "")
                 .leaf("to_notification", "", "")
                 .leaf("meta_data", "", &payload.meta_data)
@@ -410,7 +359,7 @@ fn history_row(x: &mut Xml, ids: &Ids, who: &Reader, row: &Archived, receipts: &
 /// rows of that name) with child elements.
 fn media_row(x: &mut Xml, ids: &Ids, row: &Archived) {
     let posted = &row.posted;
-    let payload = payload(row);
+    let payload = render::payload(row);
     x.open("groupchat", "")
         .leaf(
             "msgid",

@@ -87,9 +87,10 @@ mod tests {
     use crate::flychat::testing::{parse_message, GROUP, SERVICE};
     use crate::flychat::Request;
 
+    /// As the SDK sends a new message: `edit_msg_id` is its id (`req-1`, the envelope's).
     const TEXT: &str = "<message xmlns='jabber:client' to='coven@mix.localhost' type='normal' \
-        id='msg-1'><chatcontent xmlns='urn:xmpp:content' message_type='text' \
-        edit_msg_id='msg-1'/><subject>text</subject><body>U2FsdGVkX1+abc==</body></message>";
+        id='req-1'><chatcontent xmlns='urn:xmpp:content' message_type='text' \
+        edit_msg_id='req-1'/><subject>text</subject><body>U2FsdGVkX1+abc==</body></message>";
 
     #[test]
     fn a_text_message_keeps_its_payload_and_its_id() {

@@ -13,6 +13,7 @@
 
 mod admin;
 pub mod deliver;
+mod edit;
 mod group;
 mod history;
 mod membership;
@@ -20,6 +21,7 @@ mod message;
 mod recall;
 mod receipts;
 pub mod render;
+mod reply_message;
 mod typing;
 mod wire;
 
@@ -29,6 +31,7 @@ use crate::core::{ChatState, Condition, Groups, Micros, Outcome, Refusal, Role};
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
 
 pub use admin::{MuteParticipant, SetAccess, SetRole, SetSettings};
+pub use edit::Edit;
 pub use group::{
     AddParticipants, CreateGroup, DeleteGroup, ExitGroup, GetParticipants, GetProfile, SetInfo,
     UserGroups,
@@ -38,6 +41,7 @@ pub use membership::{DecideJoinRequest, DeclineInvitation, Invite, JoinGroup, Jo
 pub use message::{is_flychat_message, Post};
 pub use recall::Recall;
 pub use receipts::{MessageStatus, Receipt};
+pub use reply_message::{Asked, ReplyMessage};
 pub use typing::Typing;
 pub use wire::{CONTENT, HISTORY_NS, NS, VCARD};
 
@@ -62,26 +66,31 @@ pub enum Request {
     JoinRequests(JoinRequests),
     Decide(DecideJoinRequest),
     Post(Post),
+    Edit(Edit),
     Receipt(Receipt),
     MessageStatus(MessageStatus),
     Recall(Recall),
     Typing(Typing),
     History(GroupChat),
     MediaHistory(GroupChatMedia),
+    ReplyMessage(ReplyMessage),
 }
 
 impl Request {
     /// Reads `element`: for an iq, its payload (a group operation routed by `status`, the iq
-    /// type and whether it is addressed to a group or to the service; or a history query);
-    /// for a message, the stanza (a receipt, or a group message). `set` is the iq's type and
-    /// means nothing for a message.
+    /// type and whether it is addressed to a group or to the service; or a history query or
+    /// message look-up); for a message, the stanza (a receipt, an edit, or a group message).
+    /// `set` is the iq's type and means nothing for a message.
     pub fn parse(env: &Envelope, element: &Element, set: bool) -> Outcome<Request> {
         match env.kind {
             ErrorKind::Iq => Request::parse_query(env, element, set),
             ErrorKind::Message if Receipt::find(element).is_some() => {
                 Receipt::parse(element).map(Request::Receipt)
             }
-            ErrorKind::Message => Post::parse(env, element).map(Request::Post),
+            ErrorKind::Message => match Edit::target(env, element) {
+                Some(target) => Edit::parse(env, element, target).map(Request::Edit),
+                None => Post::parse(env, element).map(Request::Post),
+            },
             ErrorKind::Presence => Err(bad_request("FlyChat has no presence")),
         }
     }
@@ -94,6 +103,7 @@ impl Request {
             return match status {
                 "group_chat" => GroupChat::parse(env, query).map(Request::History),
                 "group_chat_media" => GroupChatMedia::parse(env, query).map(Request::MediaHistory),
+                "reply_message" => ReplyMessage::parse(query).map(Request::ReplyMessage),
                 other => Err(bad_request(format!("unknown history query '{other}'"))),
             };
         }
@@ -179,12 +189,14 @@ impl Request {
             Request::JoinRequests(r) => r.apply(groups, env),
             Request::Decide(r) => r.apply(groups, env, now),
             Request::Post(r) => Ok(r.apply(groups, env, now)),
+            Request::Edit(r) => Ok(r.apply(groups, env)),
             Request::Receipt(r) => Ok(r.apply(groups, env, now)),
             Request::MessageStatus(r) => r.apply(groups, env),
             Request::Recall(r) => r.apply(groups, env),
             Request::Typing(r) => r.apply(groups, env, now),
             Request::History(r) => r.apply(groups, service, env),
             Request::MediaHistory(r) => r.apply(groups, service, env),
+            Request::ReplyMessage(r) => Ok(r.apply(groups, service, env)),
         };
         outcome.unwrap_or_else(|refusal| Handled::Reply(env.error(&refusal)))
     }

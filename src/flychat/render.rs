@@ -3,16 +3,17 @@
 use jid::BareJid;
 
 use crate::core::{
-    Channel, ChatState, Info, Micros, Participant, Posted, ReceiptKind, Retracted, Role,
+    Channel, ChatState, Corrected, Info, Micros, Participant, Posted, ReceiptKind, Retracted, Role,
 };
 
 use crate::dialect::ids::Ids;
 use crate::dialect::proxy::Naming;
 use crate::dialect::shapes::normal_message;
-use crate::store::Completion;
+use crate::store::{Archived, Completion, MemberReceipt};
 use crate::xml::Template;
 use crate::xml::{ns, Xml};
 
+use super::wire::CONTENT;
 use super::VCARD;
 use crate::xml::node;
 
@@ -47,29 +48,72 @@ pub fn group_vcard(x: &mut Xml, info: &Info) {
 /// as `names` shows them (`dialect::proxy::Naming`: proxy JIDs in a JID-hidden channel).
 pub fn message(ids: &Ids, channel_jid: &str, posted: &Posted, names: &Naming) -> Template {
     let archive_id = ids.encode_digits(posted.id);
-    let submission_id = posted
-        .submission
-        .client_id
-        .as_deref()
-        .unwrap_or(&archive_id);
+    group_message(
+        channel_jid,
+        &archive_id,
+        &GroupMessage {
+            archive_id: &archive_id,
+            client_id: posted.submission.client_id.as_deref(),
+            content: &posted.submission.content,
+            sender: &names.jid(&posted.sender),
+            nick: &posted.nick,
+            at: posted.at,
+        },
+    )
+}
+
+/// An SDK edit for the other FlyChat clients: the message again, with its new payload (whose
+/// `<chatcontent/>` carries the edit's `edit_msg_id`), under the id the SDK knows it by, in
+/// `<submission-id>`. The SDK takes a message whose `edit_msg_id` differs from that id for
+/// an edit of it (its `editMessageListener`). The stanza's own id names the message and the
+/// time, so that successive edits differ.
+pub fn edit(ids: &Ids, channel_jid: &str, corrected: &Corrected, names: &Naming) -> Template {
+    let archive_id = ids.encode_digits(corrected.message);
+    group_message(
+        channel_jid,
+        &format!("{archive_id}-{}", corrected.at),
+        &GroupMessage {
+            archive_id: &archive_id,
+            client_id: corrected.client_id.as_deref(),
+            content: &corrected.submission.content,
+            sender: &names.jid(&corrected.sender),
+            nick: &corrected.nick,
+            at: corrected.at,
+        },
+    )
+}
+
+/// What a group message shows: the message's archive id (opaque, in digits), the id its
+/// sender gave it, if any, the payload, who sent it, under which nick, and when.
+struct GroupMessage<'a> {
+    archive_id: &'a str,
+    client_id: Option<&'a str>,
+    content: &'a str,
+    sender: &'a str,
+    nick: &'a str,
+    at: Micros,
+}
+
+fn group_message(channel_jid: &str, id: &str, m: &GroupMessage) -> Template {
+    let submission_id = m.client_id.unwrap_or(m.archive_id);
     Template::new(|x| {
         x.open("message", ns::COMPONENT)
             .attr("from", channel_jid)
             .attr("to", Template::TO)
-            .attr("id", &archive_id)
+            .attr("id", id)
             .attr("type", "normal")
-            .raw(&posted.submission.content)
+            .raw(m.content)
             .open("mix", ns::MIX_CORE)
             .leaf("submission-id", "", submission_id)
-            .leaf("jid", "", &names.jid(&posted.sender))
-            .leaf("nick", "", &posted.nick)
+            .leaf("jid", "", m.sender)
+            .leaf("nick", "", m.nick)
             .close()
             .open("timestamp", "urn:xmpp:timestamp")
-            .attr("time", &time(posted.at))
+            .attr("time", &time(m.at))
             .close()
             .open("stanza-id", ns::SID)
             .attr("by", channel_jid)
-            .attr("id", &archive_id)
+            .attr("id", m.archive_id)
             .close();
     })
 }
@@ -275,4 +319,83 @@ pub fn aggregated_receipt(
             .attr("message_status", status)
             .close();
     })
+}
+
+/// The body text and `<chatcontent/>` attributes of an archived payload, as history rows and
+/// looked-up messages show them.
+pub struct Payload {
+    pub body: String,
+    pub message_type: String,
+    pub meta_data: String,
+    /// `edit_msg_id`: the id of the SDK edit that made this payload; empty for a payload as
+    /// first posted.
+    pub edit_id: String,
+}
+
+pub fn payload(archived: &Archived) -> Payload {
+    let parsed: Option<minidom::Element> = format!(
+        "<x xmlns='{}'>{}</x>",
+        ns::CLIENT,
+        archived.posted.submission.content
+    )
+    .parse()
+    .ok();
+    let content = parsed
+        .as_ref()
+        .and_then(|x| x.get_child("chatcontent", CONTENT));
+    let attr = |name: &str| {
+        content
+            .and_then(|c| c.attr(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Payload {
+        body: parsed
+            .as_ref()
+            .and_then(|x| x.get_child("body", ns::CLIENT))
+            .map(|b| b.text())
+            .unwrap_or_default(),
+        message_type: content
+            .and_then(|c| c.attr("message_type"))
+            .unwrap_or("text")
+            .to_owned(),
+        meta_data: attr("meta_data"),
+        edit_id: attr("edit_msg_id"),
+    }
+}
+
+/// A message's receipt states as one reader is shown them, as the SDK counts them (0 sent,
+/// 1 delivered, 2 seen).
+pub struct ReceiptStates {
+    /// The reader's own receipt of another's message — the SDK sends delivered and seen
+    /// again for a message at `0` — and `2` on the reader's own messages: it has nothing to
+    /// acknowledge.
+    pub own: &'static str,
+    /// What the SDK shows as the message's state: the least advanced of the other members'.
+    pub group: &'static str,
+}
+
+impl ReceiptStates {
+    pub fn of(posted: &Posted, reader: &BareJid, receipts: &[MemberReceipt]) -> ReceiptStates {
+        let own = if &posted.sender == reader {
+            "2"
+        } else {
+            receipt_status(receipts.iter().find(|r| &r.member == reader))
+        };
+        let group = receipts
+            .iter()
+            .filter(|r| r.member != posted.sender)
+            .map(|r| receipt_status(Some(r)))
+            .min()
+            .unwrap_or("0");
+        ReceiptStates { own, group }
+    }
+}
+
+fn receipt_status(receipt: Option<&MemberReceipt>) -> &'static str {
+    match receipt {
+        Some(r) if r.displayed_at.is_some() => "2",
+        Some(r) if r.delivered_at.is_some() => "1",
+        _ => "0",
+    }
 }

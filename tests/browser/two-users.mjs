@@ -1,7 +1,7 @@
 // Two users on the browser example (examples/web) in headless Chromium, each in a browser of
 // its own: both log in, alice creates a group with bob and adds carol, a message goes each way, alice
-// renames the group and bob's page shows the new name, alice sends a file of two parts and
-// bob's SDK downloads it byte for byte. Run by
+// renames the group and bob's page shows the new name, alice sends a file of two parts (the
+// SDK encrypts it) and bob's SDK downloads and decrypts it byte for byte. Run by
 // tests/test_browser.py, which starts Prosody, mixd and the page's server and sets
 // MIXD_PAGE_URL and MIXD_TEST_PASSWORD. Exits non-zero on the first failure, printing both
 // pages; MIXD_PAGE_DEBUG=1 prints the pages' whole console as well.
@@ -78,8 +78,10 @@ try {
   await bob.fill("#text", reply);
   await bob.click("#send-form button");
   await line(alice, `bob: ${reply}`);
-  // An attachment: the SDK uploads it to mixd in parts; bob's SDK downloads it.
-  const content = randomBytes(5 * 1024 * 1024 + 4321);
+  // An attachment: alice's SDK encrypts it and uploads it to mixd in parts; bob's SDK looks
+  // the message up, downloads and decrypts it. A multiple of 16 bytes: the SDK leaves the
+  // encryption's padding after a file of any other size.
+  const content = randomBytes(5 * 1024 * 1024 + 4320);
   const digest = createHash("sha256").update(content).digest("hex");
   await alice.setInputFiles("#file", { name: "notes.txt", mimeType: "text/plain", buffer: content });
   await alice.click("#file-form button");

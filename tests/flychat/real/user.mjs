@@ -4,6 +4,9 @@
 // Protocol, one JSON object per line:
 //   in:  {"id": n, "call": "createGroup", "args": [...]}  → SDK.createGroup(...args)
 //        {"id": n, "call": "initializeSDK", "args": [{...}]} (callbackListeners are set here)
+//        {"id": n, "call": "sendMediaFile", "args": [toJid, base64, name, type]} and
+//        {"id": n, "call": "downloadMedia", "args": [msgId]}: the SDK's calls that take a File or
+//        give a Blob and answer through callbacks, with the bytes as base64 (see `withFiles`)
 //   out: {"id": n, "result": ...} or {"id": n, "error": "..."} when the call settles;
 //        {"event": "groupProfileListener", "data": {...}} for every listener call;
 //        {"event": "crash", "data": "..."} for an unhandled rejection or exception inside the SDK
@@ -84,6 +87,8 @@ globalThis.FormData = window.FormData;
 globalThis.crypto ??= webcrypto;
 if (!window.crypto?.subtle) Object.defineProperty(window, "crypto", { value: globalThis.crypto, configurable: true });
 if (!("navigator" in globalThis)) globalThis.navigator = window.navigator;
+// jsdom makes no object URLs; the SDK makes one for every download, which an app would show.
+window.URL.createObjectURL ??= () => "blob:mixd-test";
 
 const require = createRequire(import.meta.url);
 const SDK = require("mirrorfly-sdk");
@@ -113,7 +118,26 @@ const LISTENER_NAMES = [
   "userSettingsListener", "userDeletedListener", "muteChatListener", "archiveChatListener",
 ];
 
+/** SDK calls whose File or Blob cannot cross JSON, and which answer through callbacks. */
+const withFiles = {
+  /** SDK.sendMediaFileMessage of a file with `base64` as its bytes: the sent message's data. */
+  sendMediaFile: (toJid, base64, name, type) =>
+    new Promise((resolve, reject) => {
+      const file = new File([Buffer.from(base64, "base64")], name, { type });
+      const params = { toJid, messageType: "file", fileMessageParams: { file, caption: "" } };
+      SDK.sendMediaFileMessage(params, () => {}, resolve, (error) => reject(new Error(describe(error))));
+    }),
+  /** SDK.downloadMedia: the file as the SDK gives it to the app (decrypted), as base64. */
+  downloadMedia: (msgId) =>
+    new Promise((resolve, reject) => {
+      const done = async ({ blob }) =>
+        resolve({ size: blob.size, base64: Buffer.from(await blob.arrayBuffer()).toString("base64") });
+      SDK.downloadMedia(msgId, () => {}, done, (error) => reject(new Error(describe(error))));
+    }),
+};
+
 async function run(call, args) {
+  if (call in withFiles) return withFiles[call](...args);
   if (call === "initializeSDK") {
     const callbackListeners = Object.fromEntries(LISTENER_NAMES.map((name) => [name, listeners[name]]));
     return SDK.initializeSDK({ ...args[0], callbackListeners });
