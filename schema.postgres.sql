@@ -175,6 +175,9 @@ CREATE TABLE messages (
     retraction        BIGINT
 );
 CREATE INDEX messages_by_channel ON messages (channel, id);
+-- History filtered by sender (MAM `with`) and media-only history, paged by id.
+CREATE INDEX messages_by_sender ON messages (channel, sender, id);
+CREATE INDEX messages_with_media ON messages (channel, id) WHERE media;
 
 -- Receipts and markers per member and message (XEP-0184, XEP-0333).
 CREATE TABLE receipts (

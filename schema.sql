@@ -148,6 +148,11 @@ CREATE TABLE messages (
     retraction        INTEGER
 );
 CREATE INDEX messages_by_channel ON messages (channel, id);
+-- History filtered by sender (MAM `with`) and media-only history (MAM's media field, the
+-- FlyChat SDK's media list), paged by id like the rest: the index's entries end with the
+-- rowid, the archive id. The media one holds only media rows.
+CREATE INDEX messages_by_sender ON messages (channel, sender);
+CREATE INDEX messages_with_media ON messages (channel, id) WHERE media = 1;
 
 -- Receipts and markers per member and message (XEP-0184, XEP-0333).
 CREATE TABLE receipts (

@@ -28,6 +28,7 @@ pub mod intake;
 pub mod link;
 pub mod metrics;
 pub mod mix;
+pub mod readers;
 pub mod reload;
 pub mod router;
 pub mod service;

@@ -5,8 +5,9 @@
 //! One stanza's path: link → `router::handle` (the envelope, then its dialect: parse, run the
 //! core command, write the reply) →
 //! `delivery::deliver` (stanzas for the participants) → the writer (commit, then hand the
-//! stanzas to the link). Archive queries go to a reader on the blocking pool instead, and so do
-//! look-ups of archived messages, whose requests then finish back on this task.
+//! stanzas to the link). Archive queries go to the archive's reader threads (`readers`)
+//! instead, and so do look-ups of archived messages, whose requests then finish back on this
+//! task.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,10 +25,11 @@ use crate::dialect::{Handled, Resume, Service};
 use crate::intake::Intake;
 use crate::link::{self, LinkSettings, Outbox};
 use crate::metrics::{self, Metrics};
+use crate::readers::Readers;
 use crate::reload::{self, Reload};
 use crate::router;
+use crate::store;
 use crate::store::writer::{Committed, Job, Writer};
-use crate::store::{self, Reader};
 
 pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     // A PostgreSQL standby waits here until it is the active instance.
@@ -109,9 +111,10 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
         .await?;
     }
     let (found_tx, mut found) = mpsc::unbounded_channel();
+    let readers = Readers::spawn(reader.clone(), READER_THREADS)?;
     let outlets = Outlets {
         writer: &writer,
-        reader: &reader,
+        readers: &readers,
         outbox: &link.outbox,
         found: &found_tx,
         metrics: &metrics,
@@ -237,12 +240,16 @@ fn state(groups: &Groups, link: &link::Link) -> metrics::State {
     state
 }
 
+/// The archive's reader threads: two keep both cores busy when reads pile up; more would
+/// only wait for a core (each read is a few index look-ups and rows, from the OS's cache).
+const READER_THREADS: usize = 2;
+
 /// Where a handled stanza's results go: changes and replies to the writer (in order), reads
-/// and look-ups to the blocking pool, whose look-ups come back on `found`. What goes out is
+/// and look-ups to the reader threads, whose look-ups come back on `found`. What goes out is
 /// counted in `metrics` as it is handed on.
 struct Outlets<'a> {
     writer: &'a Writer,
-    reader: &'a Arc<dyn Reader>,
+    readers: &'a Readers,
     outbox: &'a Outbox,
     found: &'a mpsc::UnboundedSender<Found>,
     metrics: &'a Arc<Metrics>,
@@ -294,22 +301,20 @@ impl Outlets<'_> {
                 }
             }
             Handled::Read(read) => {
-                let reader = self.reader.clone();
                 let outbox = self.outbox.clone();
                 let metrics = self.metrics.clone();
-                tokio::task::spawn_blocking(move || {
+                self.readers.run(Box::new(move |reader| {
                     let started = std::time::Instant::now();
-                    let answer = read(reader.as_ref());
+                    let answer = read(reader);
                     metrics.archive_read(started.elapsed());
                     // A read that failed answers with an error instead of its pages.
                     for stanza in &answer {
                         metrics.reply(stanza);
                     }
                     outbox.send(answer)
-                });
+                }));
             }
             Handled::Lookup(lookup) => {
-                let reader = self.reader.clone();
                 let outbox = self.outbox.clone();
                 let found = self.found.clone();
                 let metrics = self.metrics.clone();
@@ -320,7 +325,7 @@ impl Outlets<'_> {
                     .into_iter()
                     .map(|r| (service.ids.decode(&r), r))
                     .collect();
-                tokio::task::spawn_blocking(move || {
+                self.readers.run(Box::new(move |reader| {
                     let messages: anyhow::Result<Vec<_>> = references
                         .iter()
                         .map(|(id, sent)| reader.find_message(lookup.channel, *id, sent))
@@ -335,7 +340,7 @@ impl Outlets<'_> {
                             outbox.send(vec![lookup.on_failure]);
                         }
                     }
-                });
+                }));
             }
             Handled::Nothing => {}
         }

@@ -47,12 +47,12 @@ pub enum Handled {
     },
     /// A read-only answer (or an error); sent in order after earlier changes are stored.
     Reply(String),
-    /// A read of the store (archive pages, receipt states): run it on the blocking pool and
+    /// A read of the store (archive pages, receipt states): run it on the reader threads and
     /// send what it writes.
     Read(Read),
     /// The request names an archived message (a retraction, a receipt, a page that starts
     /// from a message, …). The archive is not in memory and reading it would stall every
-    /// channel, so the look-up runs on the blocking pool and the request finishes back on the
+    /// channel, so the look-up runs on the reader threads and the request finishes back on the
     /// rules task, against the state as it is then.
     Lookup(Lookup),
     /// Nothing to do or to say (results, errors, and stanzas that must not be answered).

@@ -76,7 +76,7 @@ pub struct LinkSettings {
 /// new inbound stanza while [`Outbox::has_room`] is false and waits on [`Outbox::room`]
 /// (which also stops the link reading, so TCP pushes back on the server). So the cap is soft:
 /// it may be exceeded by what was already in progress when it was reached (jobs waiting for
-/// the writer thread, reads on the blocking pool, one stanza's fan-out), never by new work.
+/// the writer thread, reads on the reader threads, one stanza's fan-out), never by new work.
 /// The writer thread (`store/writer.rs`) keeps a plain non-blocking send: blocking it would
 /// stall commits for every channel behind the slow socket while the rules task could still
 /// fill the writer's own unbounded job queue; stopping at the service loop bounds both.

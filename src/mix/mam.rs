@@ -28,6 +28,10 @@ pub const NOTICES_FIELD: &str = "{urn:mixd:mam:0}notices";
 pub const DEFAULT_PAGE: usize = 50;
 /// The largest page, and the most messages one query may name in `ids`.
 pub const MAX_PAGE: usize = 250;
+/// The furthest RSM `index` (XEP-0059 §2.5): the store steps over every message before it,
+/// so a page far into a large archive by index would cost in proportion to the archive.
+/// Paging by id (`after`, `before`) goes anywhere at the same cost.
+pub const MAX_INDEX: usize = 1000;
 
 /// The query form's fields (XEP-0313 §4.1.5): the standard ones, then mixd's, each with its
 /// XEP-0004 type.
@@ -125,6 +129,14 @@ impl Query {
                 (_, Some(before), _) if before.is_empty() => Paging::Last,
                 (_, Some(before), _) => Paging::Before(before.clone()),
                 (Some(after), None, _) => Paging::After(after.clone()),
+                (None, None, Some(index)) if index > MAX_INDEX => {
+                    return Err(Refusal::new(
+                        Condition::FeatureNotImplemented,
+                        format!(
+                            "paging by index goes up to {MAX_INDEX}; page with after or before beyond it"
+                        ),
+                    ))
+                }
                 (None, None, Some(index)) => Paging::Index(index),
                 (None, None, None) => Paging::First,
             };
@@ -132,7 +144,7 @@ impl Query {
         Ok(parsed)
     }
 
-    /// Reads the page on the blocking pool; the archive is not in memory. An RSM id that is
+    /// Reads the page on the reader threads; the archive is not in memory. An RSM id that is
     /// none of this service's names no message: `item-not-found`, as for one of another
     /// channel (checked after the requester, so that it tells outsiders nothing).
     pub fn apply(self, groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
@@ -378,6 +390,16 @@ mod tests {
         }
         let flipped = query(&format!("{}<flip-page/>", set("<before/>"))).unwrap();
         assert!(flipped.flip);
+        let furthest = format!("<index>{MAX_INDEX}</index>");
+        assert_eq!(
+            query(&set(&furthest)).unwrap().page,
+            Paging::Index(MAX_INDEX)
+        );
+        // XEP-0059 §2.5: an index too costly to reach is not implemented.
+        let beyond = format!("<index>{}</index>", MAX_INDEX + 1);
+        let refusal = query(&set(&beyond)).unwrap_err();
+        assert_eq!(refusal.condition, Condition::FeatureNotImplemented);
+        assert!(refusal.text.contains("after or before"), "{}", refusal.text);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mixd::dialect::ids::Ids;
-use mixd::store::{inspector, read_only, Database, HistoryQuery, Page};
+use mixd::store::{inspector, read_only, Database, HistoryQuery, Page, Reader};
 
 use crate::client::{login, Shared};
 use crate::peer::{wait_for, Counters, Peer, Tracker};
@@ -117,26 +117,216 @@ fn message_stanza(user: usize, channel: usize, seq: usize) -> String {
     format!("<message type='groupchat' id='s{seq}' from='u{user}@bench/r' to='c{channel}@mix.bench'><body>m{seq}</body></message>")
 }
 
-/// Writes query number `i` for the page next to archive id `anchor`, which it names by the
-/// opaque id clients are shown (`ids`).
-type PageQuery = fn(usize, &Ids, usize) -> String;
-
-fn mam_page(i: usize, direction: &str, ids: &Ids, anchor: usize) -> String {
-    let anchor = ids.encode(anchor as i64);
+/// MAM query number `i` on `c0`: `form` (the filters' fields) and the RSM `set`'s inside.
+fn mam_query(i: usize, form: &str, set: &str) -> String {
+    let form = match form {
+        "" => String::new(),
+        fields => format!(
+            "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'>\
+             <value>urn:xmpp:mam:2</value></field>{fields}</x>"
+        ),
+    };
     format!(
         "<iq type='set' id='q{i}' from='u0@bench/r' to='c0@mix.bench'><query xmlns='urn:xmpp:mam:2'>\
-         <set xmlns='http://jabber.org/protocol/rsm'><max>50</max><{direction}>{anchor}</{direction}></set></query></iq>"
+         {form}<set xmlns='http://jabber.org/protocol/rsm'><max>50</max>{set}</set></query></iq>"
     )
 }
 
-/// The FlyChat SDK's getChatMessages, as a server module forwards it to the service.
-fn flychat_page(i: usize, position: &str, ids: &Ids, anchor: usize) -> String {
-    let anchor = ids.encode_digits(anchor as i64);
+/// The FlyChat SDK's history query (getChatMessages, or with `status='group_chat_media'`
+/// its media list), as a server module forwards it to the service.
+fn flychat_query(i: usize, attributes: &str) -> String {
     format!(
         "<iq type='get' id='f{i}' from='u0@bench/r' to='mix.bench'><query xmlns='jabber:iq:user_activities' \
-         status='group_chat' to_user='c0@mix.bench' position='{position}' row_id='{anchor}' limit='50'/></iq>"
+         to_user='c0@mix.bench' {attributes}/></iq>"
     )
 }
+
+/// One kind of history query in the `history` scenario: the stanza for query `i` next to
+/// archive id `anchor` (named by the opaque id clients are shown), and what the service
+/// reads from the store for it.
+struct HistoryKind {
+    label: &'static str,
+    stanza: fn(usize, &Ids, i64) -> String,
+    read: fn(&dyn Reader, i64) -> anyhow::Result<usize>,
+    /// FlyChat rows (`<row_id>`) each reply carries, where the generator can count them.
+    rows: Option<u64>,
+}
+
+/// A MAM page as `mix/mam.rs` asks it of the store, around `anchor`.
+fn mam_read(reader: &dyn Reader, query: HistoryQuery) -> anyhow::Result<usize> {
+    let query = HistoryQuery {
+        channel: 1,
+        max: 50,
+        with_actions: true,
+        counted: true,
+        ..query
+    };
+    Ok(reader.history(&query)?.messages.len())
+}
+
+/// A FlyChat page as `flychat/history.rs` reads it: the rows, then their receipts.
+fn flychat_read(reader: &dyn Reader, page: Page) -> anyhow::Result<usize> {
+    let query = HistoryQuery {
+        channel: 1,
+        max: 50,
+        page,
+        with_notices: true,
+        ..HistoryQuery::default()
+    };
+    let page = reader.history(&query)?;
+    let messages: Vec<i64> = page
+        .messages
+        .iter()
+        .filter(|m| m.notice.is_none())
+        .map(|m| m.posted.id)
+        .collect();
+    reader.receipts_of(&messages)?;
+    Ok(page.messages.len())
+}
+
+/// MAM's `with` filter: the rare sender's messages before `anchor`.
+fn with_rare_sender() -> String {
+    format!(
+        "<field var='with'><value>{}</value></field>",
+        seed::RARE_SENDER
+    )
+}
+
+/// MAM's `start` and `end`: the first page of the 2,000 messages from `anchor` on.
+fn time_window(anchor: i64) -> String {
+    format!(
+        "<field var='start'><value>{}</value></field><field var='end'><value>{}</value></field>",
+        mixd::core::iso_time(seed::at(anchor)),
+        mixd::core::iso_time(seed::at(anchor + 2000)),
+    )
+}
+
+const HISTORY_KINDS: [HistoryKind; 7] = [
+    HistoryKind {
+        label: "MAM before",
+        stanza: |i, ids, anchor| {
+            mam_query(i, "", &format!("<before>{}</before>", ids.encode(anchor)))
+        },
+        read: |r, anchor| {
+            mam_read(
+                r,
+                HistoryQuery {
+                    page: Page::Before(anchor),
+                    ..HistoryQuery::default()
+                },
+            )
+        },
+        rows: None,
+    },
+    HistoryKind {
+        label: "MAM after",
+        stanza: |i, ids, anchor| {
+            mam_query(i, "", &format!("<after>{}</after>", ids.encode(anchor)))
+        },
+        read: |r, anchor| {
+            mam_read(
+                r,
+                HistoryQuery {
+                    page: Page::After(anchor),
+                    ..HistoryQuery::default()
+                },
+            )
+        },
+        rows: None,
+    },
+    HistoryKind {
+        label: "MAM with",
+        stanza: |i, ids, anchor| {
+            mam_query(
+                i,
+                &with_rare_sender(),
+                &format!("<before>{}</before>", ids.encode(anchor)),
+            )
+        },
+        read: |r, anchor| {
+            let with = Some(jid::BareJid::new(seed::RARE_SENDER)?);
+            mam_read(
+                r,
+                HistoryQuery {
+                    page: Page::Before(anchor),
+                    with,
+                    ..HistoryQuery::default()
+                },
+            )
+        },
+        rows: None,
+    },
+    HistoryKind {
+        label: "MAM start-end",
+        stanza: |i, _, anchor| mam_query(i, &time_window(anchor), ""),
+        read: |r, anchor| {
+            let (start, end) = (Some(seed::at(anchor)), Some(seed::at(anchor + 2000)));
+            mam_read(
+                r,
+                HistoryQuery {
+                    start,
+                    end,
+                    ..HistoryQuery::default()
+                },
+            )
+        },
+        rows: None,
+    },
+    HistoryKind {
+        label: "FlyChat up",
+        stanza: |i, ids, anchor| {
+            flychat_query(
+                i,
+                &format!(
+                    "status='group_chat' position='up' row_id='{}' limit='50'",
+                    ids.encode_digits(anchor)
+                ),
+            )
+        },
+        read: |r, anchor| flychat_read(r, Page::Before(anchor)),
+        rows: Some(50),
+    },
+    HistoryKind {
+        label: "FlyChat down",
+        stanza: |i, ids, anchor| {
+            flychat_query(
+                i,
+                &format!(
+                    "status='group_chat' position='down' row_id='{}' limit='50'",
+                    ids.encode_digits(anchor)
+                ),
+            )
+        },
+        read: |r, anchor| flychat_read(r, Page::After(anchor)),
+        rows: Some(50),
+    },
+    HistoryKind {
+        label: "FlyChat media",
+        stanza: |i, ids, anchor| {
+            flychat_query(
+                i,
+                &format!(
+                    "status='group_chat_media' message_id='{}'",
+                    ids.encode_digits(seed::media_before(anchor))
+                ),
+            )
+        },
+        read: |r, anchor| {
+            let Some(named) = r.find_message(1, Some(seed::media_before(anchor)), "")? else {
+                anyhow::bail!("no media message at {anchor}");
+            };
+            let query = HistoryQuery {
+                channel: 1,
+                max: 10,
+                page: Page::Before(named.id),
+                media_only: true,
+                ..HistoryQuery::default()
+            };
+            Ok(r.history(&query)?.messages.len())
+        },
+        rows: None,
+    },
+];
 
 fn ping_stanza(channel: usize) -> String {
     format!("<iq type='get' id='ping' from='u0@bench/r' to='c{channel}@mix.bench'><ping xmlns='urn:xmpp:ping'/></iq>")
@@ -419,83 +609,64 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
         random ^= random << 17;
         random
     };
-    let mut report = Vec::new();
-    let mut anchors = Vec::with_capacity(queries);
-    // MAM (RSM before/after) and the FlyChat history query (up/down from a row): every query
-    // ends with one iq result, which is what the clock waits for.
-    let kinds: [(&str, PageQuery); 4] = [
-        ("MAM before", |i, ids, anchor| {
-            mam_page(i, "before", ids, anchor)
-        }),
-        ("MAM after", |i, ids, anchor| {
-            mam_page(i, "after", ids, anchor)
-        }),
-        ("FlyChat up", |i, ids, anchor| {
-            flychat_page(i, "up", ids, anchor)
-        }),
-        ("FlyChat down", |i, ids, anchor| {
-            flychat_page(i, "down", ids, anchor)
-        }),
-    ];
-    for (label, stanza) in kinds {
-        let mut pages = Vec::with_capacity(queries);
-        for i in 0..queries {
-            let anchor = 51 + next() as usize % (archive - 100).max(1);
-            if label.starts_with("MAM") {
-                anchors.push((label.ends_with("before"), anchor as i64));
-            }
-            pages.push(stanza(i, &ids, anchor));
-        }
+    // Anchors far enough from both ends that every kind's page is full: 50 of the rare
+    // sender's messages before it, 2,000 after it for the time window.
+    let (low, high) = (50 * seed::RARE + 1, archive as i64 - 2100);
+    let mut lines = Vec::new();
+    // Every query ends with one iq result, which is what the clock waits for.
+    for kind in HISTORY_KINDS {
+        let anchors: Vec<i64> = (0..queries)
+            .map(|_| low.min(high) + (next() % (high - low).max(1) as u64) as i64)
+            .collect();
+        let pages = anchors
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| (kind.stanza)(i, &ids, a))
+            .collect();
+        // An error reply fails the round trips (`Peer::wait_for`).
         let rows = peer.counters.rows.load(Ordering::Relaxed);
         let latencies = round_trips(peer, pages).await?;
-        // A FlyChat reply is an iq result whatever it holds: its rows are counted too.
         let rows = peer.counters.rows.load(Ordering::Relaxed) - rows;
-        anyhow::ensure!(
-            label.starts_with("MAM") || rows == 50 * queries as u64,
-            "{label}: {rows} rows in {queries} pages of 50"
-        );
-        report.push(format!(
-            "{label}: p50 {:.3} ms p99 {:.3} ms",
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99)
-        ));
-    }
-    // The same pages read straight from the store, without the link and the rendering.
-    let mut direct = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<f64>> {
-        let mut direct = Vec::with_capacity(anchors.len());
-        for (before, anchor) in anchors {
-            let query = HistoryQuery {
-                channel: 1,
-                max: 50,
-                page: if before {
-                    Page::Before(anchor)
-                } else {
-                    Page::After(anchor)
-                },
-                with_actions: true,
-                ..HistoryQuery::default()
-            };
-            let start = Instant::now();
-            let page = reader.history(&query)?;
-            direct.push(start.elapsed().as_secs_f64() * 1e3);
+        if let Some(per_page) = kind.rows {
             anyhow::ensure!(
-                page.messages.len() == 50,
-                "a page of {} messages",
-                page.messages.len()
+                rows == per_page * queries as u64,
+                "{}: {rows} rows in {queries} pages of {per_page}",
+                kind.label
             );
         }
-        Ok(direct)
-    })
-    .await??;
-    direct.sort_by(|a, b| a.total_cmp(b));
+        // The same reads straight from the store, without the link and the rendering (off the
+        // runtime's workers: the PostgreSQL client blocks).
+        let mut direct = tokio::task::block_in_place(|| -> anyhow::Result<Vec<f64>> {
+            let mut direct = Vec::with_capacity(queries);
+            for &anchor in &anchors {
+                let start = Instant::now();
+                let read = (kind.read)(&*reader, anchor)?;
+                direct.push(start.elapsed().as_secs_f64() * 1e3);
+                anyhow::ensure!(
+                    read > 0 || archive < 100_000,
+                    "{}: an empty page",
+                    kind.label
+                );
+            }
+            Ok(direct)
+        })?;
+        direct.sort_by(|a, b| a.total_cmp(b));
+        lines.push(format!(
+            "  {:<14} round trip p50 {:.3} ms p99 {:.3} ms; store alone p50 {:.3} ms p99 {:.3} ms",
+            kind.label,
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            percentile(&direct, 0.5),
+            percentile(&direct, 0.99),
+        ));
+    }
     println!(
-        "history archive={archive} pages of 50, {queries} queries of each kind, round trip through the link: {}; \
-         store alone p50 {:.3} ms p99 {:.3} ms; seeding took {seeded:.1} s; database {:.0} MB, mixd RSS {:.1} MB",
-        report.join(", "),
-        percentile(&direct, 0.5),
-        percentile(&direct, 0.99),
+        "history archive={archive}, {queries} queries of each kind (seeding took {seeded:.1} s, mixd CPU {:.2} s, \
+         database {:.0} MB, mixd RSS {:.1} MB):\n{}",
+        mixd.cpu_seconds(),
         seed::size(&mixd.database)? as f64 / 1e6,
         mixd.memory_mb("VmRSS"),
+        lines.join("\n")
     );
     mixd.stop();
     Ok(())

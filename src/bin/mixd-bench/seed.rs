@@ -13,6 +13,14 @@ const NOW: i64 = 1_700_000_000_000_000;
 fn connect(path: &Path) -> anyhow::Result<Connection> {
     drop(open(path, Durability::Normal)?);
     let conn = Connection::open(path)?;
+    // `MIXD_BENCH_SCHEMA=8`: the database as schema 8 had it, without schema 9's history
+    // indexes, for a mixd from before them (docs/benchmarks.md, issue 16).
+    if std::env::var("MIXD_BENCH_SCHEMA").as_deref() == Ok("8") {
+        conn.execute_batch(
+            "DROP INDEX IF EXISTS messages_by_sender; DROP INDEX IF EXISTS messages_with_media;
+             PRAGMA user_version = 8;",
+        )?;
+    }
     conn.pragma_update(None, "synchronous", "OFF")?;
     conn.pragma_update(None, "cache_size", -262_144)?;
     Ok(conn)
@@ -94,7 +102,11 @@ fn fill_channels(path: &Path, channels: usize, memberships: usize) -> anyhow::Re
     Ok(())
 }
 
-/// Channel `c0` with member `u0` and an archive of `messages` messages, in either store.
+/// Channel `c0` with member `u0` and an archive of `messages` messages, archive id `n` at
+/// time `NOW + n` µs, mostly from `u0`, with what history filters on spread through it: one
+/// in [`RARE`] from [`RARE_SENDER`] (history `with` a sender who seldom speaks), one in
+/// [`MEDIA`] sharing a file, one in [`RARE`] a notice (a member added).
+/// (On PostgreSQL, plain posts from `u0` only.)
 pub fn archive(database: &Database, messages: usize) -> anyhow::Result<()> {
     let path = match database {
         Database::Sqlite(path) => path,
@@ -105,13 +117,33 @@ pub fn archive(database: &Database, messages: usize) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare(
-            "INSERT INTO messages (id, channel, at, sender, nick, origin_id, content) VALUES (?1, 1, ?2, 'u0@bench', 'u0', NULL, ?3)",
+            "INSERT INTO messages (id, channel, at, sender, nick, origin_id, content, media, notice, notice_target)
+             VALUES (?1, 1, ?2, ?3, ?4, NULL, ?5, ?6, ?7, ?8)",
         )?;
         for id in 1..=messages as i64 {
+            let (sender, nick) = match id % RARE {
+                RARE_AT => (RARE_SENDER, "u1"),
+                _ => ("u0@bench", "u0"),
+            };
+            let media = id % MEDIA == MEDIA_AT;
+            let content = if media {
+                format!("<body>file {id}</body><x xmlns='jabber:x:oob'><url>https://bench/{id}.jpg</url></x>")
+            } else {
+                format!("<body>archived message number {id}</body>")
+            };
+            let (notice, target) = match id % RARE == NOTICE_AT {
+                true => (2, Some(RARE_SENDER)),
+                false => (0, None),
+            };
             insert.execute(params![
                 id,
-                NOW + id,
-                format!("<body>archived message number {id}</body>")
+                at(id),
+                sender,
+                nick,
+                content,
+                media,
+                notice,
+                target
             ])?;
         }
     }
@@ -119,10 +151,36 @@ pub fn archive(database: &Database, messages: usize) -> anyhow::Result<()> {
     crate::seed::finish(&conn)
 }
 
-/// Whatever the schema keeps beside the rows (counters) is brought up to date.
+/// The archive's rare sender and notices come once in this many messages.
+pub const RARE: i64 = 1000;
+const RARE_AT: i64 = 500;
+const NOTICE_AT: i64 = 999;
+pub const RARE_SENDER: &str = "u1@bench";
+/// One message in this many shares a file.
+pub const MEDIA: i64 = 100;
+const MEDIA_AT: i64 = 50;
+
+/// The time of archive id `id` in [`archive`].
+pub fn at(id: i64) -> i64 {
+    NOW + id
+}
+
+/// The media message at or before archive id `id` in [`archive`] (one at least `MEDIA`).
+pub fn media_before(id: i64) -> i64 {
+    id - id.rem_euclid(MEDIA) + MEDIA_AT
+        - if id.rem_euclid(MEDIA) < MEDIA_AT {
+            MEDIA
+        } else {
+            0
+        }
+}
+
+/// Whatever the schema keeps beside the rows (counters) is brought up to date. No ANALYZE:
+/// mixd never runs it, and its statistics make SQLite prepare a statement again whenever a
+/// bound id changes (STAT4), which cost the bisection of a time window a millisecond a page.
 pub fn finish(conn: &Connection) -> anyhow::Result<()> {
     conn.execute_batch(
-        "UPDATE channels SET message_count = (SELECT count(*) FROM messages WHERE channel = channels.key); ANALYZE;",
+        "UPDATE channels SET message_count = (SELECT count(*) FROM messages WHERE channel = channels.key AND notice = 0);",
     )?;
     Ok(())
 }

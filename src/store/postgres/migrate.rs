@@ -61,6 +61,10 @@ const MIGRATIONS: &[&str] = &[
      UPDATE channels SET config_updated_at = coalesce(
          (SELECT max(at) FROM messages
            WHERE messages.channel = channels.key AND notice IN (5, 6, 7, 8, 13, 14)), 0);",
+    // 7 → 8 (SQLite 8 → 9): indexes for history filtered by sender and for media-only
+    // history.
+    "CREATE INDEX messages_by_sender ON messages (channel, sender, id);
+     CREATE INDEX messages_with_media ON messages (channel, id) WHERE media;",
 ];
 
 pub const LATEST: i32 = 1 + MIGRATIONS.len() as i32;

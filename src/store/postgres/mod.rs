@@ -12,7 +12,7 @@
 //!
 //! **Crates.** The synchronous [`postgres`] client (the sfackler driver every Rust PostgreSQL
 //! stack builds on; it wraps `tokio-postgres` and drives each connection on a small runtime of
-//! its own): the writer is a plain thread and reads run on tokio's blocking pool, exactly where
+//! its own): the writer is a plain thread and reads run on the service's reader threads, exactly where
 //! the SQLite backend does its blocking I/O, so neither needs to know about async. The readers'
 //! connections live in an [`r2d2`] pool (the pool Diesel uses; small, stable, no async), with a
 //! manager of our own rather than `r2d2_postgres` so that each pooled connection keeps its
@@ -35,7 +35,7 @@
 //! inside an async task (it panics), and a client that is dropped closes its connection the
 //! same way. The service opens the store, loads the snapshot and drops the reader from async
 //! code, so those few paths move to a plain thread when they are called from a runtime
-//! ([`off_runtime`], [`Detached`]); archive reads come from the blocking pool and need not.
+//! ([`off_runtime`], [`Detached`]); archive reads come from the reader threads (`readers.rs`) and need not.
 
 mod history;
 mod inspect;

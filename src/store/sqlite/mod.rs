@@ -114,6 +114,16 @@ impl SqliteWriter {
     }
 }
 
+/// A reader's connection: read-only; the archive mapped into memory, so that a page's rows
+/// are read from the OS's cache without a system call each; room for the statements of every
+/// kind of history query (their text varies with the filters), so that each stays prepared.
+fn open_reader(path: &Path) -> anyhow::Result<Connection> {
+    let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
 /// The readers' connections, opened read-only on demand and kept for the next query.
 pub struct SqliteReader {
     path: PathBuf,
@@ -136,7 +146,7 @@ impl SqliteReader {
             .pop();
         let conn = match pooled {
             Some(conn) => conn,
-            None => open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+            None => open_reader(&self.path)?,
         };
         let result = f(&conn);
         if let Ok(mut pool) = self.pool.lock() {
