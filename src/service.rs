@@ -369,11 +369,18 @@ fn reloaded(running: Settings, reload: &Reload) -> Settings {
     now
 }
 
+/// The time the rules stamp on what they decide: the system clock, but never earlier than a
+/// time already given out, so that archive times grow with archive ids while mixd runs (a
+/// history `start`/`end` finds its id bounds by bisection, `store/sqlite/history.rs`, which a
+/// clock stepped back would mislead).
 fn now() -> Micros {
-    std::time::SystemTime::now()
+    static LATEST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let system = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as Micros)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let latest = LATEST.fetch_max(system, std::sync::atomic::Ordering::Relaxed);
+    latest.max(system)
 }
 
 async fn shutdown_signal() {

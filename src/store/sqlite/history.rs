@@ -109,8 +109,9 @@ struct Bounds {
 impl Bounds {
     /// What the requester cleared, `after-id`, `before-id` and the times `start` and `end`,
     /// the last two found by bisection on the `(channel, id)` index. That takes archive times
-    /// to grow with archive ids, as mixd assigns both; where the clock stepped back, the
-    /// times' own conditions (in [`conditions`]) still keep every row outside them out.
+    /// to grow with archive ids, as mixd assigns both (the service's clock never goes back
+    /// while it runs; only a clock stepped back across a restart can break it, and then the
+    /// times' own conditions (in [`conditions`]) still keep every row outside them out).
     fn of(conn: &Connection, q: &HistoryQuery) -> anyhow::Result<Bounds> {
         let mut bounds = Bounds {
             floor: q.hidden_upto.max(q.after_id.unwrap_or(0)),
