@@ -79,7 +79,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
         Scenario::Smoke => {
             fanout(binary, 10, 200, 16).await?;
             small_channels(binary, 10, 500, 64).await?;
-            history(binary, 500, 50).await?;
+            history(binary, HISTORY_MIN_ARCHIVE, 20).await?;
             joins(binary, 100).await?;
             create(binary, 100).await?;
             startup(binary, 100, 1000).await?;
@@ -586,7 +586,15 @@ async fn small_channels(
     Ok(())
 }
 
+/// The smallest archive whose every kind of page is full somewhere: 50 of the rare sender's
+/// messages before the anchors, 2,000 after them for the time window.
+const HISTORY_MIN_ARCHIVE: usize = 50 * seed::RARE as usize + 2_100 + 1_000;
+
 async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        archive >= HISTORY_MIN_ARCHIVE,
+        "history needs an archive of at least {HISTORY_MIN_ARCHIVE} messages"
+    );
     let seeding = Instant::now();
     let mut mixd = Mixd::start(binary, |db| seed::archive(db, archive)).await?;
     let seeded = seeding.elapsed().as_secs_f64();
