@@ -178,6 +178,9 @@ CREATE INDEX messages_by_channel ON messages (channel, id);
 -- History filtered by sender (MAM `with`) and media-only history, paged by id.
 CREATE INDEX messages_by_sender ON messages (channel, sender, id);
 CREATE INDEX messages_with_media ON messages (channel, id) WHERE media;
+-- A message named by the id its sender gave it (origin-id or stanza id): an index probe each.
+CREATE INDEX messages_by_origin_id ON messages (channel, origin_id) WHERE origin_id IS NOT NULL;
+CREATE INDEX messages_by_client_id ON messages (channel, client_id) WHERE client_id IS NOT NULL;
 
 -- Receipts and markers per member and message (XEP-0184, XEP-0333).
 CREATE TABLE receipts (

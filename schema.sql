@@ -153,6 +153,11 @@ CREATE INDEX messages_by_channel ON messages (channel, id);
 -- rowid, the archive id. The media one holds only media rows.
 CREATE INDEX messages_by_sender ON messages (channel, sender);
 CREATE INDEX messages_with_media ON messages (channel, id) WHERE media = 1;
+-- A message named by the id its sender gave it (an XEP-0359 origin-id, or the stanza's id:
+-- what MIX retractions, corrections and reactions and the FlyChat SDK's look-ups name), so
+-- that a reference to no message costs an index probe, not a read of the channel's archive.
+CREATE INDEX messages_by_origin_id ON messages (channel, origin_id) WHERE origin_id IS NOT NULL;
+CREATE INDEX messages_by_client_id ON messages (channel, client_id) WHERE client_id IS NOT NULL;
 
 -- Receipts and markers per member and message (XEP-0184, XEP-0333).
 CREATE TABLE receipts (

@@ -62,9 +62,13 @@ const MIGRATIONS: &[&str] = &[
          (SELECT max(at) FROM messages
            WHERE messages.channel = channels.key AND notice IN (5, 6, 7, 8, 13, 14)), 0);",
     // 7 → 8 (SQLite 8 → 9): indexes for history filtered by sender and for media-only
-    // history.
+    // history, and for a message named by its sender's id.
     "CREATE INDEX messages_by_sender ON messages (channel, sender, id);
-     CREATE INDEX messages_with_media ON messages (channel, id) WHERE media;",
+     CREATE INDEX messages_with_media ON messages (channel, id) WHERE media;
+     CREATE INDEX messages_by_origin_id ON messages (channel, origin_id)
+         WHERE origin_id IS NOT NULL;
+     CREATE INDEX messages_by_client_id ON messages (channel, client_id)
+         WHERE client_id IS NOT NULL;",
 ];
 
 pub const LATEST: i32 = 1 + MIGRATIONS.len() as i32;

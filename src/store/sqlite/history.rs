@@ -370,14 +370,24 @@ pub(super) fn find_message(
         return Ok(found);
     }
     Ok(conn
-        .prepare_cached(
-            "SELECT id, channel, sender, retracted_at, client_id FROM messages
-             WHERE channel = ?1 AND notice = 0 AND action = 0 AND (origin_id = ?2 OR client_id = ?2)
-             ORDER BY id DESC LIMIT 1",
-        )?
+        .prepare_cached(REFERENCE_LOOKUP)?
         .query_row(params![channel, reference], row)
         .optional()?)
 }
+
+/// The newest message of channel `?1` whose origin-id or client id is `?2`: one probe of each
+/// id's index, named because SQLite would otherwise walk the channel's `(channel, id)` index
+/// from its newest row, and a reference to no message (anyone can send one) would read the
+/// channel's whole archive.
+const REFERENCE_LOOKUP: &str = "SELECT id, channel, sender, retracted_at, client_id FROM (
+     SELECT id, channel, sender, retracted_at, client_id
+       FROM messages INDEXED BY messages_by_origin_id
+      WHERE channel = ?1 AND origin_id = ?2 AND notice = 0 AND action = 0
+     UNION ALL
+     SELECT id, channel, sender, retracted_at, client_id
+       FROM messages INDEXED BY messages_by_client_id
+      WHERE channel = ?1 AND client_id = ?2 AND notice = 0 AND action = 0)
+     ORDER BY id DESC LIMIT 1";
 
 /// The receipts of `messages`, each message's by member: one statement for a whole page,
 /// its ids bound as one JSON array so that the statement is prepared once whatever their
@@ -422,9 +432,11 @@ pub(super) fn receipts_of(
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
+    use super::REFERENCE_LOOKUP;
     use crate::core::testing::{jid, text};
     use crate::core::Submission;
     use crate::store::{Action, HistoryError, HistoryQuery, Page, Reader};
+    use rusqlite::params;
 
     #[test]
     fn history_pages_forward_backward_and_by_index() {
@@ -559,6 +571,27 @@ mod tests {
                 Err(HistoryError::UnknownId(99))
             ));
         }
+    }
+
+    #[test]
+    fn a_lookup_by_reference_probes_the_id_indexes() {
+        let (_dir, _w, r, _g) = coven();
+        let plan: Vec<String> = r
+            .with_conn(|conn| {
+                let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {REFERENCE_LOOKUP}"))?;
+                let details = stmt.query_map(params![1, "x"], |row| row.get(3))?;
+                Ok(details.collect::<Result<_, _>>()?)
+            })
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("messages_by_origin_id (channel=? AND origin_id=?)"))
+                && plan
+                    .iter()
+                    .any(|p| p.contains("messages_by_client_id (channel=? AND client_id=?)"))
+                && !plan.iter().any(|p| p.contains("SCAN messages")),
+            "{plan:?}"
+        );
     }
 
     #[test]
