@@ -258,7 +258,11 @@ pub mod testing {
         ) -> anyhow::Result<Option<crate::core::MessageRef>> {
             unreachable!("the archive was read")
         }
-        fn receipts(&self, _: i64) -> anyhow::Result<Vec<crate::store::MemberReceipt>> {
+        fn receipts_of(
+            &self,
+            _: &[i64],
+        ) -> anyhow::Result<std::collections::HashMap<i64, Vec<crate::store::MemberReceipt>>>
+        {
             unreachable!("the archive was read")
         }
     }

@@ -163,20 +163,16 @@ pub trait Reader: Send + Sync + 'static {
         id: Option<i64>,
         sent: &str,
     ) -> anyhow::Result<Option<MessageRef>>;
-    /// The receipts recorded for `message`: member, delivered and displayed times.
-    fn receipts(&self, message: i64) -> anyhow::Result<Vec<MemberReceipt>>;
     /// The receipts recorded for each of `messages` (a history page shows the state of every
-    /// row): by message, each by member; a message without receipts has no entry. One read
-    /// per message unless a backend reads them at once (SQLite does).
-    fn receipts_of(&self, messages: &[i64]) -> anyhow::Result<HashMap<i64, Vec<MemberReceipt>>> {
-        let mut all = HashMap::new();
-        for &message in messages {
-            let receipts = self.receipts(message)?;
-            if !receipts.is_empty() {
-                all.insert(message, receipts);
-            }
-        }
-        Ok(all)
+    /// row): by message, each by member; a message without receipts has no entry. Read at
+    /// once: a page's receipts one message at a time cost a page fifty round trips.
+    fn receipts_of(&self, messages: &[i64]) -> anyhow::Result<HashMap<i64, Vec<MemberReceipt>>>;
+    /// The receipts recorded for `message`: member, delivered and displayed times.
+    fn receipts(&self, message: i64) -> anyhow::Result<Vec<MemberReceipt>> {
+        Ok(self
+            .receipts_of(&[message])?
+            .remove(&message)
+            .unwrap_or_default())
     }
 }
 

@@ -365,13 +365,6 @@ impl Reader for PgReader {
         self.with_conn(|conn| history::find_message(conn, channel, id, sent))
     }
 
-    fn receipts(&self, message: i64) -> anyhow::Result<Vec<MemberReceipt>> {
-        Ok(self
-            .receipts_of(&[message])?
-            .remove(&message)
-            .unwrap_or_default())
-    }
-
     fn receipts_of(&self, messages: &[i64]) -> anyhow::Result<HashMap<i64, Vec<MemberReceipt>>> {
         self.with_conn(|conn| history::receipts_of(conn, messages))
     }
