@@ -263,6 +263,17 @@ impl Mixd {
     }
 }
 
+/// A scenario that fails (an error or a panic) still takes its mixd down: left running, it
+/// would try to reconnect to the gone generator every 30 s for ever.
+impl Drop for Mixd {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// CPU seconds process `pid` has used so far (user + system, all its threads), 0 if it is gone.
 pub fn cpu_seconds_of(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
