@@ -5,6 +5,7 @@
 //! database setting. The rules never know which.
 
 pub mod columns;
+pub mod history;
 pub mod inspect;
 pub mod migrate;
 pub mod postgres;

@@ -1,52 +1,22 @@
 //! Reading the archive: history pages (MAM and FlyChat history), the message a retraction,
-//! correction, reaction or receipt names, and the receipts recorded for messages.
+//! correction, reaction or receipt names, and the receipts recorded for messages. A page's
+//! logic is `store/history.rs`, shared with PostgreSQL; here its statements in SQLite's SQL.
 
 use std::collections::HashMap;
 
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use jid::BareJid;
+
 use super::{bare, SqliteReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
-use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page};
+use crate::store::history::{self, Archive, Bounds, Order};
+use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt};
 
-/// Fills in the reactions of a page's messages with one query.
-fn add_reactions(conn: &Connection, messages: &mut [Archived]) -> anyhow::Result<()> {
-    let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
-        return Ok(());
-    };
-    let (low, high) = (
-        first.posted.id.min(last.posted.id),
-        first.posted.id.max(last.posted.id),
-    );
-    let mut stmt = conn.prepare_cached(
-        "SELECT message, member, reactions FROM reactions WHERE message BETWEEN ?1 AND ?2 ORDER BY at, member",
-    )?;
-    let mut rows = stmt.query(params![low, high])?;
-    while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        let Some(message) = messages.iter_mut().find(|m| m.posted.id == id) else {
-            continue;
-        };
-        let member = bare(row.get(1)?)?;
-        let reactions: String = row.get(2)?;
-        for reaction in reactions.split('\n') {
-            match message.reactions.iter_mut().find(|(r, _)| r == reaction) {
-                Some((_, members)) => members.push(member.clone()),
-                None => message
-                    .reactions
-                    .push((reaction.to_owned(), vec![member.clone()])),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Up to how many matches a filtered `<count/>` counts; beyond, it is estimated from how
-/// densely those matches lie (XEP-0059 §2.1: the count MAY be approximate), so that no query
-/// reads more of the archive than a few pages, whatever its size.
-pub(crate) const COUNTED_EXACTLY: usize = 256;
+/// The history statements on one SQLite connection.
+struct SqliteArchive<'c>(&'c Connection);
 
 /// Where a query's rows are read: named for the filters that have an index of their own, so
 /// that SQLite never walks the whole channel in id order to find a rare sender's messages
@@ -61,8 +31,8 @@ fn source(q: &HistoryQuery) -> &'static str {
     }
 }
 
-/// The conditions of `q` other than its bounds on `id`: SQL and its parameters.
-fn conditions(q: &HistoryQuery) -> (String, Vec<Value>) {
+/// The conditions of `q` within `bounds`: SQL and its parameters.
+fn conditions(q: &HistoryQuery, bounds: Bounds) -> (String, Vec<Value>) {
     let mut sql = String::from("channel = ?");
     let mut args: Vec<Value> = vec![q.channel.into()];
     if !q.with_notices {
@@ -94,248 +64,121 @@ fn conditions(q: &HistoryQuery) -> (String, Vec<Value>) {
         sql.push(')');
         args.extend(q.ids.iter().map(|&id| Value::from(id)));
     }
+    sql.push_str(" AND id > ? AND id < ?");
+    args.extend([bounds.floor.into(), bounds.ceiling.into()]);
     (sql, args)
 }
 
-/// The archive ids a query's rows lie strictly between. One lower and one upper bound in the
-/// SQL, never two on a side: SQLite would range-scan from the looser one (that cost 34 ms
-/// a page at 1 M messages once).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Bounds {
-    floor: i64,
-    ceiling: i64,
-}
-
-impl Bounds {
-    /// What the requester cleared, `after-id`, `before-id` and the times `start` and `end`,
-    /// the last two found by bisection on the `(channel, id)` index. That takes archive times
-    /// to grow with archive ids, as mixd assigns both (the service's clock never goes back
-    /// while it runs; only a clock stepped back across a restart can break it, and then the
-    /// times' own conditions (in [`conditions`]) still keep every row outside them out).
-    fn of(conn: &Connection, q: &HistoryQuery) -> anyhow::Result<Bounds> {
-        let mut bounds = Bounds {
-            floor: q.hidden_upto.max(q.after_id.unwrap_or(0)),
-            ceiling: q.before_id.unwrap_or(i64::MAX),
-        };
-        if q.start.is_none() && q.end.is_none() {
-            return Ok(bounds);
-        }
-        let Some(newest) = newest_id(conn, q.channel)? else {
-            return Ok(bounds);
-        };
-        bounds.ceiling = bounds.ceiling.min(newest + 1);
-        if let Some(start) = q.start {
-            if let Some(first) = first_reaching(conn, q.channel, bounds, |at| at >= start)? {
-                bounds.floor = first - 1;
-            } else {
-                bounds.floor = bounds.ceiling;
-            }
-        }
-        if let Some(end) = q.end {
-            if let Some(after) = first_reaching(conn, q.channel, bounds, |at| at > end)? {
-                bounds.ceiling = after;
-            }
-        }
-        Ok(bounds)
+impl Archive for SqliteArchive<'_> {
+    fn exists(&mut self, channel: i64, id: i64) -> anyhow::Result<bool> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT 1 FROM messages WHERE id = ?1 AND channel = ?2")?
+            .query_row(params![id, channel], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
-    /// The same bounds, narrowed by the page: after one id, or before one.
-    fn paged(self, page: &Page) -> Bounds {
-        match *page {
-            Page::After(id) => Bounds {
-                floor: self.floor.max(id),
-                ..self
-            },
-            Page::Before(id) => Bounds {
-                ceiling: self.ceiling.min(id),
-                ..self
-            },
-            Page::First | Page::Last | Page::Index(_) => self,
-        }
+    fn newest_id(&mut self, channel: i64) -> anyhow::Result<Option<i64>> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT id FROM messages WHERE channel = ?1 ORDER BY id DESC LIMIT 1")?
+            .query_row([channel], |r| r.get(0))
+            .optional()?)
     }
 
-    fn args(self) -> [Value; 2] {
-        [self.floor.into(), self.ceiling.into()]
-    }
-}
-
-/// The channel's newest archive id, one step down the `(channel, id)` index.
-fn newest_id(conn: &Connection, channel: i64) -> anyhow::Result<Option<i64>> {
-    Ok(conn
-        .prepare_cached("SELECT id FROM messages WHERE channel = ?1 ORDER BY id DESC LIMIT 1")?
-        .query_row([channel], |r| r.get(0))
-        .optional()?)
-}
-
-/// The smallest archive id within `bounds` whose row's time `reaches`, where `reaches`
-/// turns from false to true once along the archive: about 2·log₂(ids) index look-ups.
-fn first_reaching(
-    conn: &Connection,
-    channel: i64,
-    bounds: Bounds,
-    reaches: impl Fn(i64) -> bool,
-) -> anyhow::Result<Option<i64>> {
-    let mut next = conn.prepare_cached(
-        "SELECT id, at FROM messages WHERE channel = ?1 AND id >= ?2 AND id < ?3 ORDER BY id LIMIT 1",
-    )?;
-    // Every row up to `low` is known not to reach; `found` is the lowest known to, and
-    // none between `low` and `high` is known yet.
-    let (mut low, mut high, mut found) = (bounds.floor, bounds.ceiling, None);
-    while low.saturating_add(1) < high {
-        let middle = low + (high - low) / 2;
-        let row: Option<(i64, i64)> = next
-            .query_row(params![channel, middle, high], |r| {
+    fn first_from(
+        &mut self,
+        channel: i64,
+        from: i64,
+        below: i64,
+    ) -> anyhow::Result<Option<(i64, i64)>> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT id, at FROM messages WHERE channel = ?1 AND id >= ?2 AND id < ?3
+                 ORDER BY id LIMIT 1",
+            )?
+            .query_row(params![channel, from, below], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
-            .optional()?;
-        match row {
-            // None from the middle on: look below it.
-            None => high = middle,
-            Some((id, at)) if reaches(at) => {
-                found = Some(id);
-                high = middle;
-            }
-            Some((id, _)) => low = id,
-        }
+            .optional()?)
     }
-    Ok(found)
-}
 
-/// One page of `q`. It takes the reader, not a connection, because the reader's connection
-/// scope speaks storage errors only: an unknown paging id (the requester's error) is carried
-/// out beside it and reported once the connection is back in the pool.
-pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPage, HistoryError> {
-    let mut unknown = None;
-    let page = reader.with_conn(|conn| {
-        let exists = |id: i64| -> anyhow::Result<bool> {
-            Ok(conn
-                .prepare_cached("SELECT 1 FROM messages WHERE id = ?1 AND channel = ?2")?
-                .query_row(params![id, q.channel], |_| Ok(()))
-                .optional()?
-                .is_some())
-        };
-        // XEP-0313 §4.1.4: an id the form names that is not in the archive is an error, and
-        // so is an RSM id.
-        let paging_id = match q.page {
-            Page::After(id) | Page::Before(id) => Some(id),
-            Page::First | Page::Last | Page::Index(_) => None,
-        };
-        let named = q.after_id.iter().chain(&q.before_id).chain(&q.ids);
-        for &id in named.chain(&paging_id) {
-            if !exists(id)? {
-                unknown = Some(id);
-                return Ok(HistoryPage::default());
-            }
-        }
-        let (conditions, args) = conditions(q);
-        let bounds = Bounds::of(conn, q)?;
-        let (order, offset) = match q.page {
-            Page::First | Page::After(_) => ("ASC", 0),
-            Page::Index(i) => ("ASC", i),
-            Page::Before(_) | Page::Last => ("DESC", 0),
-        };
+    fn rows(
+        &mut self,
+        q: &HistoryQuery,
+        bounds: Bounds,
+        order: Order,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<Archived>> {
+        let (conditions, args) = conditions(q, bounds);
         let sql = format!(
-            "SELECT {ARCHIVED_COLUMNS} FROM {}
-             WHERE {conditions} AND id > ? AND id < ? ORDER BY id {order} LIMIT ? OFFSET ?",
-            source(q)
+            "SELECT {ARCHIVED_COLUMNS} FROM {} WHERE {conditions}
+             ORDER BY id {} LIMIT ? OFFSET ?",
+            source(q),
+            order.sql()
         );
         let all = args
-            .iter()
-            .cloned()
-            .chain(bounds.paged(&q.page).args())
-            .chain([((q.max + 1) as i64).into(), (offset as i64).into()]);
-        let mut stmt = conn.prepare_cached(&sql)?;
+            .into_iter()
+            .chain([(limit as i64).into(), (offset as i64).into()]);
+        let mut stmt = self.0.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(all))?;
         let mut messages = Vec::new();
         while let Some(row) = rows.next()? {
             messages.push(archived(row)?);
         }
-        let complete = messages.len() <= q.max;
-        messages.truncate(q.max);
-        if order == "DESC" {
-            messages.reverse();
-        }
-        add_reactions(conn, &mut messages)?;
-        // Only where it is known without counting: after an arbitrary id it would take a
-        // scan of everything before it.
-        let first_index = match q.page {
-            Page::First => Some(0),
-            Page::Index(i) => Some(i),
-            Page::After(_) | Page::Before(_) | Page::Last => None,
-        };
-        let count = match first_index {
-            _ if !q.counted => 0,
-            // A first page that holds all there is has counted them.
-            Some(first) if complete && !messages.is_empty() => first + messages.len(),
-            // An estimate never says that a page with more after it is the last.
-            Some(first) if !complete => {
-                count(conn, q, &conditions, &args, bounds)?.max(first + messages.len() + 1)
-            }
-            _ => count(conn, q, &conditions, &args, bounds)?,
-        };
-        Ok(HistoryPage {
-            messages,
-            count,
-            first_index,
-            complete,
-        })
-    })?;
-    match unknown {
-        Some(id) => Err(HistoryError::UnknownId(id)),
-        None => Ok(page),
+        Ok(messages)
+    }
+
+    fn count_upto(
+        &mut self,
+        q: &HistoryQuery,
+        bounds: Bounds,
+        limit: usize,
+    ) -> anyhow::Result<(usize, Option<i64>)> {
+        let (conditions, args) = conditions(q, bounds);
+        let sql = format!(
+            "SELECT count(*), max(id) FROM (SELECT id FROM {} WHERE {conditions}
+             ORDER BY id LIMIT ?)",
+            source(q)
+        );
+        let all = args.into_iter().chain([(limit as i64).into()]);
+        let (counted, last): (i64, Option<i64>) = self
+            .0
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(all), |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        Ok((counted as usize, last))
+    }
+
+    fn total(&mut self, channel: i64) -> anyhow::Result<usize> {
+        let total: Option<i64> = self
+            .0
+            .prepare_cached("SELECT message_count FROM channels WHERE key = ?1")?
+            .query_row([channel], |r| r.get(0))
+            .optional()?;
+        Ok(total.unwrap_or(0) as usize)
+    }
+
+    fn reactions(&mut self, low: i64, high: i64) -> anyhow::Result<Vec<(i64, BareJid, String)>> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT message, member, reactions FROM reactions WHERE message BETWEEN ?1 AND ?2
+             ORDER BY at, member",
+        )?;
+        let rows = stmt.query_map(params![low, high], |row| {
+            Ok((row.get(0)?, bare(row.get(1)?)?, row.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
-/// How many rows match `q` on all its pages: the channel's running total when nothing is
-/// filtered out; else counted up to [`COUNTED_EXACTLY`], and beyond that estimated from
-/// where the last one counted lies within the bounds.
-fn count(
-    conn: &Connection,
-    q: &HistoryQuery,
-    conditions: &str,
-    args: &[Value],
-    bounds: Bounds,
-) -> anyhow::Result<usize> {
-    let filtered = q.with_notices
-        || !q.with_actions
-        || q.after_id.is_some()
-        || q.before_id.is_some()
-        || !q.ids.is_empty()
-        || q.with.is_some()
-        || q.start.is_some()
-        || q.end.is_some()
-        || q.media_only
-        || q.hidden_upto > 0;
-    if !filtered {
-        let total: Option<i64> = conn
-            .prepare_cached("SELECT message_count FROM channels WHERE key = ?1")?
-            .query_row([q.channel], |r| r.get(0))
-            .optional()?;
-        return Ok(total.unwrap_or(0) as usize);
-    }
-    let sql = format!(
-        "SELECT count(*), max(id) FROM (SELECT id FROM {}
-         WHERE {conditions} AND id > ? AND id < ? ORDER BY id LIMIT ?)",
-        source(q)
-    );
-    let all = args
-        .iter()
-        .cloned()
-        .chain(bounds.args())
-        .chain([(COUNTED_EXACTLY as i64 + 1).into()]);
-    let (counted, last): (i64, Option<i64>) = conn
-        .prepare_cached(&sql)?
-        .query_row(rusqlite::params_from_iter(all), |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-    let counted = counted as usize;
-    let (Some(last), true) = (last, counted > COUNTED_EXACTLY) else {
-        return Ok(counted);
-    };
-    let newest = newest_id(conn, q.channel)?.unwrap_or(last);
-    let span = (bounds.ceiling.min(newest + 1) - bounds.floor - 1) as f64;
-    let sampled = (last - bounds.floor) as f64;
-    Ok(((counted as f64 * span / sampled).round() as usize).max(counted))
+/// One page of `q`, read on one of the reader's connections; an unknown id the query names
+/// is reported once the connection is back in the pool.
+pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPage, HistoryError> {
+    reader.with_conn(|conn| history::page(&mut SqliteArchive(conn), q))?
 }
 
 /// By archive id first (what the client's reference decoded to, if anything), else the

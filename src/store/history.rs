@@ -1,0 +1,265 @@
+//! A history page (MAM and FlyChat history), once for both backends: which ids must exist,
+//! the id bounds a query's times become, the page's order and completeness, its count. Each
+//! backend runs the statements ([`Archive`]), each an index probe or a read bounded by the
+//! page, in its own SQL; no statement reads more of a channel as its archive grows.
+
+use jid::BareJid;
+
+use super::{Archived, HistoryError, HistoryPage, HistoryQuery, Page};
+
+/// Up to how many matches a filtered `<count/>` counts; beyond, it is estimated from how
+/// densely those matches lie (XEP-0059 §2.1: the count MAY be approximate), so that no query
+/// reads more of the archive than a few pages, whatever its size.
+pub const COUNTED_EXACTLY: usize = 256;
+
+/// The order a page's rows are read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Ascending,
+    Descending,
+}
+
+impl Order {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Order::Ascending => "ASC",
+            Order::Descending => "DESC",
+        }
+    }
+}
+
+/// The archive ids a query's rows lie strictly between. One lower and one upper bound in the
+/// SQL, never two on a side: SQLite would range-scan from the looser one (that cost 34 ms
+/// a page at 1 M messages once), and PostgreSQL needs only these two to bound its scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub floor: i64,
+    pub ceiling: i64,
+}
+
+/// The statements of a history page on one backend; the page's logic over them is [`page`].
+/// Every method that takes a query reads its rows under the conditions of the query other
+/// than its ids' bounds (channel, notices, actions, media, sender, times, picked ids), and
+/// strictly within `bounds`.
+pub trait Archive {
+    /// Whether `id` is a message of `channel`: one key look-up.
+    fn exists(&mut self, channel: i64, id: i64) -> anyhow::Result<bool>;
+    /// The channel's newest archive id: one step down the `(channel, id)` index.
+    fn newest_id(&mut self, channel: i64) -> anyhow::Result<Option<i64>>;
+    /// The id and time of the channel's first row with `from <= id < below`: one step
+    /// into the `(channel, id)` index.
+    fn first_from(
+        &mut self,
+        channel: i64,
+        from: i64,
+        below: i64,
+    ) -> anyhow::Result<Option<(i64, i64)>>;
+    /// Up to `limit` of `q`'s rows in `order` after skipping `offset`.
+    fn rows(
+        &mut self,
+        q: &HistoryQuery,
+        bounds: Bounds,
+        order: Order,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<Archived>>;
+    /// How many of `q`'s first rows in id order there are, up to `limit`, and the last of
+    /// those counted.
+    fn count_upto(
+        &mut self,
+        q: &HistoryQuery,
+        bounds: Bounds,
+        limit: usize,
+    ) -> anyhow::Result<(usize, Option<i64>)>;
+    /// What a query that filters nothing out matches: the channel's messages and actions,
+    /// not its notices, as the running total `channels.message_count` keeps them.
+    fn total(&mut self, channel: i64) -> anyhow::Result<usize>;
+    /// The reactions recorded for messages `low..=high`, by time then member: (message,
+    /// member, its reactions one a line).
+    fn reactions(&mut self, low: i64, high: i64) -> anyhow::Result<Vec<(i64, BareJid, String)>>;
+}
+
+/// One page of `q`. An unknown id the query names is the requester's error, told apart from
+/// a storage error.
+pub fn page(
+    archive: &mut impl Archive,
+    q: &HistoryQuery,
+) -> anyhow::Result<Result<HistoryPage, HistoryError>> {
+    // XEP-0313 §4.1.4: an id the form names that is not in the archive is an error, and
+    // so is an RSM id.
+    let paging_id = match q.page {
+        Page::After(id) | Page::Before(id) => Some(id),
+        Page::First | Page::Last | Page::Index(_) => None,
+    };
+    let named = q.after_id.iter().chain(&q.before_id).chain(&q.ids);
+    for &id in named.chain(&paging_id) {
+        if !archive.exists(q.channel, id)? {
+            return Ok(Err(HistoryError::UnknownId(id)));
+        }
+    }
+    let bounds = Bounds::of(archive, q)?;
+    let (order, offset) = match q.page {
+        Page::First | Page::After(_) => (Order::Ascending, 0),
+        Page::Index(i) => (Order::Ascending, i),
+        Page::Before(_) | Page::Last => (Order::Descending, 0),
+    };
+    let mut messages = archive.rows(q, bounds.paged(&q.page), order, q.max + 1, offset)?;
+    let complete = messages.len() <= q.max;
+    messages.truncate(q.max);
+    if order == Order::Descending {
+        messages.reverse();
+    }
+    add_reactions(archive, &mut messages)?;
+    // Only where it is known without counting: after an arbitrary id it would take a
+    // scan of everything before it.
+    let first_index = match q.page {
+        Page::First => Some(0),
+        Page::Index(i) => Some(i),
+        Page::After(_) | Page::Before(_) | Page::Last => None,
+    };
+    let count = match first_index {
+        _ if !q.counted => 0,
+        // A first page that holds all there is has counted them.
+        Some(first) if complete && !messages.is_empty() => first + messages.len(),
+        // An estimate never says that a page with more after it is the last.
+        Some(first) if !complete => count(archive, q, bounds)?.max(first + messages.len() + 1),
+        _ => count(archive, q, bounds)?,
+    };
+    Ok(Ok(HistoryPage {
+        messages,
+        count,
+        first_index,
+        complete,
+    }))
+}
+
+impl Bounds {
+    /// What the requester cleared, `after-id`, `before-id` and the times `start` and `end`,
+    /// the last two found by bisection on the `(channel, id)` index. That takes archive times
+    /// to grow with archive ids, as mixd assigns both (the service's clock never goes back
+    /// while it runs; only a clock stepped back across a restart can break it, and then the
+    /// times' own conditions in each backend's SQL still keep every row outside them out).
+    fn of(archive: &mut impl Archive, q: &HistoryQuery) -> anyhow::Result<Bounds> {
+        let mut bounds = Bounds {
+            floor: q.hidden_upto.max(q.after_id.unwrap_or(0)),
+            ceiling: q.before_id.unwrap_or(i64::MAX),
+        };
+        if q.start.is_none() && q.end.is_none() {
+            return Ok(bounds);
+        }
+        let Some(newest) = archive.newest_id(q.channel)? else {
+            return Ok(bounds);
+        };
+        bounds.ceiling = bounds.ceiling.min(newest + 1);
+        if let Some(start) = q.start {
+            bounds.floor = match first_reaching(archive, q.channel, bounds, |at| at >= start)? {
+                Some(first) => first - 1,
+                None => bounds.ceiling,
+            };
+        }
+        if let Some(end) = q.end {
+            if let Some(after) = first_reaching(archive, q.channel, bounds, |at| at > end)? {
+                bounds.ceiling = after;
+            }
+        }
+        Ok(bounds)
+    }
+
+    /// The same bounds, narrowed by the page: after one id, or before one.
+    fn paged(self, page: &Page) -> Bounds {
+        match *page {
+            Page::After(id) => Bounds {
+                floor: self.floor.max(id),
+                ..self
+            },
+            Page::Before(id) => Bounds {
+                ceiling: self.ceiling.min(id),
+                ..self
+            },
+            Page::First | Page::Last | Page::Index(_) => self,
+        }
+    }
+}
+
+/// The smallest archive id within `bounds` whose row's time `reaches`, where `reaches`
+/// turns from false to true once along the archive: about 2·log₂(ids) index look-ups.
+fn first_reaching(
+    archive: &mut impl Archive,
+    channel: i64,
+    bounds: Bounds,
+    reaches: impl Fn(i64) -> bool,
+) -> anyhow::Result<Option<i64>> {
+    // Every row up to `low` is known not to reach; `found` is the lowest known to, and
+    // none between `low` and `high` is known yet.
+    let (mut low, mut high, mut found) = (bounds.floor, bounds.ceiling, None);
+    while low.saturating_add(1) < high {
+        let middle = low + (high - low) / 2;
+        match archive.first_from(channel, middle, high)? {
+            // None from the middle on: look below it.
+            None => high = middle,
+            Some((id, at)) if reaches(at) => {
+                found = Some(id);
+                high = middle;
+            }
+            Some((id, _)) => low = id,
+        }
+    }
+    Ok(found)
+}
+
+/// Whether `q` leaves out any of the channel's messages, so that its running total does not
+/// count it.
+fn filtered(q: &HistoryQuery) -> bool {
+    q.with_notices
+        || !q.with_actions
+        || q.after_id.is_some()
+        || q.before_id.is_some()
+        || !q.ids.is_empty()
+        || q.with.is_some()
+        || q.start.is_some()
+        || q.end.is_some()
+        || q.media_only
+        || q.hidden_upto > 0
+}
+
+/// How many rows match `q` on all its pages: the channel's running total when nothing is
+/// filtered out; else counted up to [`COUNTED_EXACTLY`], and beyond that estimated from
+/// where the last one counted lies within the bounds.
+fn count(archive: &mut impl Archive, q: &HistoryQuery, bounds: Bounds) -> anyhow::Result<usize> {
+    if !filtered(q) {
+        return archive.total(q.channel);
+    }
+    let (counted, last) = archive.count_upto(q, bounds, COUNTED_EXACTLY + 1)?;
+    let (Some(last), true) = (last, counted > COUNTED_EXACTLY) else {
+        return Ok(counted);
+    };
+    let newest = archive.newest_id(q.channel)?.unwrap_or(last);
+    let span = (bounds.ceiling.min(newest + 1) - bounds.floor - 1) as f64;
+    let sampled = (last - bounds.floor) as f64;
+    Ok(((counted as f64 * span / sampled).round() as usize).max(counted))
+}
+
+/// Fills in the reactions of a page's messages with one read.
+fn add_reactions(archive: &mut impl Archive, messages: &mut [Archived]) -> anyhow::Result<()> {
+    let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+        return Ok(());
+    };
+    let (low, high) = (
+        first.posted.id.min(last.posted.id),
+        first.posted.id.max(last.posted.id),
+    );
+    for (id, member, reactions) in archive.reactions(low, high)? {
+        let Some(message) = messages.iter_mut().find(|m| m.posted.id == id) else {
+            continue;
+        };
+        for reaction in reactions.split('\n') {
+            match message.reactions.iter_mut().find(|(r, _)| r == reaction) {
+                Some((_, members)) => members.push(member.clone()),
+                None => message
+                    .reactions
+                    .push((reaction.to_owned(), vec![member.clone()])),
+            }
+        }
+    }
+    Ok(())
+}
