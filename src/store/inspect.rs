@@ -6,7 +6,7 @@
 
 use jid::BareJid;
 
-use super::columns::Row;
+use super::columns::{bare, Row};
 use crate::core::Channel;
 
 /// One line of the channel list.
@@ -63,6 +63,30 @@ pub(super) fn exported(row: &impl Row) -> anyhow::Result<Archived> {
         retracted_by: row.column(8)?,
         notice: row.column(9)?,
         notice_target: row.column(10)?,
+    })
+}
+
+/// The columns [`summary`] reads from `channels`, in its order.
+pub(super) const SUMMARY_COLUMNS: &str = "name, created_by, created_at,
+     (SELECT count(*) FROM participants WHERE channel = key), message_count";
+
+/// A line of the channel list from a row of [`SUMMARY_COLUMNS`].
+pub(super) fn summary(row: &impl Row) -> anyhow::Result<ChannelSummary> {
+    Ok(ChannelSummary {
+        name: row.column(0)?,
+        created_by: bare(row.column(1)?)?,
+        created_at: row.column(2)?,
+        participants: row.column(3)?,
+        messages: row.column(4)?,
+    })
+}
+
+/// The counts `show` tells, from a row of its messages, its notices and its online clients.
+pub(super) fn counts(row: &impl Row) -> anyhow::Result<Counts> {
+    Ok(Counts {
+        messages: row.column(0)?,
+        notices: row.column(1)?,
+        online_clients: row.column(2)?,
     })
 }
 

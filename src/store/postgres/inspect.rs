@@ -7,12 +7,12 @@ use anyhow::Context;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::SimpleQueryMessage;
 
-use super::{bare, load, read_only, Conn, PgReader};
+use super::{load, read_only, Conn, PgReader};
 use crate::core::Channel;
 use crate::store::columns::id_key_from;
 use crate::store::inspect::{
-    contains_pattern, exported, finding, Archived, ChannelSummary, Counts, Inspector, CONSISTENCY,
-    EXPORTED_COLUMNS,
+    contains_pattern, counts, exported, finding, summary, Archived, ChannelSummary, Counts,
+    Inspector, CONSISTENCY, EXPORTED_COLUMNS, SUMMARY_COLUMNS,
 };
 
 /// Read-only sessions on a database, for the operator.
@@ -40,24 +40,14 @@ impl Inspector for PgInspector {
     fn channels(&self, matching: Option<&str>) -> anyhow::Result<Vec<ChannelSummary>> {
         self.reader.with_conn(|conn| {
             let rows = conn.client.query(
-                "SELECT name, created_by, created_at,
-                        (SELECT count(*) FROM participants WHERE channel = key), message_count
-                 FROM channels
-                 WHERE name ILIKE $1 OR info_name ILIKE $1 OR info_description ILIKE $1
-                 ORDER BY name",
+                &format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM channels
+                     WHERE name ILIKE $1 OR info_name ILIKE $1 OR info_description ILIKE $1
+                     ORDER BY name"
+                ),
                 &[&contains_pattern(matching)],
             )?;
-            rows.iter()
-                .map(|row| {
-                    Ok(ChannelSummary {
-                        name: row.try_get(0)?,
-                        created_by: bare(row.try_get(1)?)?,
-                        created_at: row.try_get(2)?,
-                        participants: row.try_get(3)?,
-                        messages: row.try_get(4)?,
-                    })
-                })
-                .collect()
+            rows.iter().map(summary).collect()
         })
     }
 
@@ -76,11 +66,7 @@ impl Inspector for PgInspector {
                         (SELECT count(*) FROM presence WHERE channel = $1)",
                 &[&channel.key],
             )?;
-            let counts = Counts {
-                messages: row.try_get(0)?,
-                notices: row.try_get(1)?,
-                online_clients: row.try_get(2)?,
-            };
+            let counts = counts(&row)?;
             Ok(Some((channel, counts)))
         })
     }

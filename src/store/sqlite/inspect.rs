@@ -6,11 +6,12 @@ use std::path::Path;
 use anyhow::Context;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::{bare, load, open_connection, SqliteReader};
+use super::{load, open_connection, SqliteReader};
 use crate::core::Channel;
 use crate::store::columns::id_key_from;
 use crate::store::inspect::{
-    contains_pattern, exported, Archived, ChannelSummary, Counts, Inspector, EXPORTED_COLUMNS,
+    contains_pattern, counts, exported, summary, Archived, ChannelSummary, Counts, Inspector,
+    EXPORTED_COLUMNS, SUMMARY_COLUMNS,
 };
 
 /// A read-only connection to a database, for the operator.
@@ -35,24 +36,14 @@ pub fn read_only(path: &Path) -> anyhow::Result<SqliteReader> {
 impl Inspector for SqliteInspector {
     fn channels(&self, matching: Option<&str>) -> anyhow::Result<Vec<ChannelSummary>> {
         // SQLite's LIKE ignores the case of ASCII letters.
-        let mut stmt = self.conn.prepare(
-            "SELECT name, created_by, created_at,
-                    (SELECT count(*) FROM participants WHERE channel = key), message_count
-             FROM channels
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM channels
              WHERE name LIKE ?1 ESCAPE '\\' OR info_name LIKE ?1 ESCAPE '\\'
                    OR info_description LIKE ?1 ESCAPE '\\'
-             ORDER BY name",
-        )?;
-        let rows = stmt.query_map([contains_pattern(matching)], |row| {
-            Ok(ChannelSummary {
-                name: row.get(0)?,
-                created_by: bare(row.get(1)?)?,
-                created_at: row.get(2)?,
-                participants: row.get(3)?,
-                messages: row.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+             ORDER BY name"
+        ))?;
+        let rows = stmt.query_and_then([contains_pattern(matching)], |row| summary(row))?;
+        rows.collect()
     }
 
     fn channel(&self, name: &str) -> anyhow::Result<Option<(Channel, Counts)>> {
@@ -63,18 +54,12 @@ impl Inspector for SqliteInspector {
         else {
             return Ok(None);
         };
-        let counts = self.conn.query_row(
+        let counts = self.conn.query_row_and_then(
             "SELECT (SELECT count(*) FROM messages WHERE channel = ?1 AND notice = 0),
                     (SELECT count(*) FROM messages WHERE channel = ?1 AND notice != 0),
                     (SELECT count(*) FROM presence WHERE channel = ?1)",
             [channel.key],
-            |row| {
-                Ok(Counts {
-                    messages: row.get(0)?,
-                    notices: row.get(1)?,
-                    online_clients: row.get(2)?,
-                })
-            },
+            |row| counts(row),
         )?;
         Ok(Some((channel, counts)))
     }
