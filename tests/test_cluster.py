@@ -5,15 +5,14 @@ attached to one node and its standby (PostgreSQL) to the other, and a failover t
 standby keeps users of both nodes served. docs/operations.md, "ejabberd cluster", says how
 `ejabberd_service` behaves there."""
 
-import asyncio
 import os
-import signal
 import tempfile
 import time
 
 import pytest
 
 from conftest import USERS, archive, assert_archived_once, connected, run
+from failover import active_and_standby, kill_while_flowing
 from harness.servers import STORE, EjabberdCluster, Mixd
 
 PARTICIPANTS = "urn:xmpp:mix:nodes:participants"
@@ -69,38 +68,11 @@ def test_users_on_different_nodes_share_a_channel(cluster):
 @pytest.mark.parametrize("round", range(int(os.environ.get("MIXD_FAILOVER_ROUNDS", "1"))))
 def test_a_standby_on_the_other_node_takes_over_for_both(cluster, round):
     first, second = cluster.nodes
-    active = Mixd(first, tempfile.mkdtemp(prefix="mixd-db-"))
-    active.start()
-    standby = Mixd(second, tempfile.mkdtemp(prefix="mixd-db-"), database=active.pg_database)
-    standby.start(until="standing by")
 
-    async def scenario():
+    async def scenario(active, standby):
         async with connected(first, "alice") as (alice,), connected(second, "bob") as (bob,):
-            for name in CHANNELS:
-                await alice.plugin["xep_0369"].create_channel(alice.channel("x"), name, timeout=10)
-                await alice.join_live(name, "alice")
-                await bob.join_live(name, "bob")
-            for i in range(300):
-                alice.post(CHANNELS[i % len(CHANNELS)], f"m{i}")
-            seen = {}
-
-            def take(msg):
-                seen[msg["id"]] = (msg["from"].bare, msg["body"])
-
-            while len(seen) < 60:
-                take(await bob.next_message())
-            active.stop(signal.SIGKILL)
-            killed = time.monotonic()
-            try:
-                while True:
-                    take(await bob.next_message(timeout=1))
-            except asyncio.TimeoutError:
-                pass
-            while not alice.mix_messages.empty():
-                alice.mix_messages.get_nowait()
-
-            # The standby connects to the other node; users of both nodes are served.
-            await asyncio.to_thread(standby.wait_for_log, "component connected", 0, 10)
+            seen, killed = await kill_while_flowing(alice, bob, CHANNELS, active, standby, 300, 60)
+            # The standby is connected to the other node; users of both nodes are served.
             for name in CHANNELS:
                 await exchange(name, alice, bob)
             serving = time.monotonic() - killed
@@ -108,9 +80,6 @@ def test_a_standby_on_the_other_node_takes_over_for_both(cluster, round):
             assert_archived_once(await archive(bob, CHANNELS), seen)
             return serving
 
-    try:
-        serving = run(scenario())
-        print(f"the standby on the other node served {serving:.2f} s after the active was killed")
-    finally:
-        for daemon in (active, standby):
-            daemon.stop(signal.SIGKILL)
+    with active_and_standby(first, second) as (active, standby):
+        serving = run(scenario(active, standby))
+    print(f"the standby on the other node served {serving:.2f} s after the active was killed")

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from conftest import USERS, archive, assert_archived_once, connected, run
-from harness.servers import SERVERS, STORE, Mixd
+from failover import active_and_standby, kill_while_flowing
+from harness.servers import SERVERS, STORE
 
 pytestmark = pytest.mark.skipif(
     STORE != "postgres",
@@ -22,57 +23,35 @@ CHANNELS = ("flow-a", "flow-b", "flow-c")
 
 
 @pytest.fixture(params=sorted(SERVERS))
-def pair(request):
-    """A server, an active mixd and its standby on the same database."""
+def server(request):
+    """A server of each kind, with alice and bob."""
     srv = SERVERS[request.param](tempfile.mkdtemp(prefix="mixd-test-"))
     srv.start()
     for user in USERS[:2]:
         srv.register(user)
-    active = Mixd(srv, tempfile.mkdtemp(prefix="mixd-db-"))
-    active.start()
-    standby = Mixd(srv, tempfile.mkdtemp(prefix="mixd-db-"), database=active.pg_database)
-    standby.start(until="standing by")
-    yield srv, active, standby
-    for daemon in (active, standby):
-        daemon.stop(signal.SIGKILL)
+    yield request.param, srv
     srv.stop()
 
 
+@pytest.fixture
+def pair(server):
+    """A server, an active mixd and its standby on the same database."""
+    kind, srv = server
+    with active_and_standby(srv, srv) as (active, standby):
+        yield kind, srv, active, standby
+
+
 def test_the_standby_takes_over_when_the_active_dies(pair):
-    server, active, standby = pair
+    _, server, active, standby = pair
 
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            for name in CHANNELS:
-                await alice.plugin["xep_0369"].create_channel(alice.channel("x"), name, timeout=10)
-                await alice.join_live(name, "alice")
-                await bob.join_live(name, "bob")
-            for i in range(600):
-                alice.post(CHANNELS[i % len(CHANNELS)], f"m{i}")
-            seen = {}
-
-            def take(msg):
-                seen[msg["id"]] = (msg["from"].bare, msg["body"])
-
-            while len(seen) < 90:
-                take(await bob.next_message())
             # A standby binds its control socket only once it is active: it answers no
             # `mixd admin` while it waits.
             assert active.control_socket.exists() and not standby.control_socket.exists()
-            active.stop(signal.SIGKILL)
-            killed = time.monotonic()
-            # Take in whatever was already on its way.
-            try:
-                while True:
-                    take(await bob.next_message(timeout=1))
-            except asyncio.TimeoutError:
-                pass
-            while not alice.mix_messages.empty():
-                take(alice.mix_messages.get_nowait())
-
-            # The standby connects and the channels serve: which clients are online is stored,
-            # so the clients need not say it again.
-            await asyncio.to_thread(standby.wait_for_log, "component connected", 0, 10)
+            seen, killed = await kill_while_flowing(alice, bob, CHANNELS, active, standby, 600, 90)
+            # The standby serves: which clients are online is stored, so the clients need not
+            # say it again.
             alice.post(CHANNELS[0], "after the takeover")
             while (await bob.next_message())["body"] != "after the takeover":
                 pass
@@ -93,28 +72,8 @@ def test_the_standby_takes_over_when_the_active_dies(pair):
     assert standby.query("SELECT count(*) FROM channels WHERE name = ?", CHANNELS[-1]) == [(0,)]
 
 
-@pytest.fixture(params=sorted(SERVERS))
-def stalled_pair(request):
-    """As `pair`, but the active is to be frozen (SIGSTOP) rather than killed: its processes are
-    woken before they are killed."""
-    srv = SERVERS[request.param](tempfile.mkdtemp(prefix="mixd-test-"))
-    srv.start()
-    for user in USERS[:2]:
-        srv.register(user)
-    active = Mixd(srv, tempfile.mkdtemp(prefix="mixd-db-"))
-    active.start()
-    standby = Mixd(srv, tempfile.mkdtemp(prefix="mixd-db-"), database=active.pg_database)
-    standby.start(until="standing by")
-    yield request.param, srv, active, standby
-    for daemon in (active, standby):
-        if daemon.process and daemon.process.poll() is None:
-            daemon.process.send_signal(signal.SIGCONT)
-        daemon.stop(signal.SIGKILL)
-    srv.stop()
-
-
-def test_a_stalled_active_loses_its_place_and_cannot_write(stalled_pair):
-    kind, server, active, standby = stalled_pair
+def test_a_stalled_active_loses_its_place_and_cannot_write(pair):
+    kind, server, active, standby = pair
 
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
