@@ -105,8 +105,8 @@ fn fill_channels(path: &Path, channels: usize, memberships: usize) -> anyhow::Re
 /// Channel `c0` with member `u0` and an archive of `messages` messages, archive id `n` at
 /// time `NOW + n` µs, mostly from `u0`, with what history filters on spread through it: one
 /// in [`RARE`] from [`RARE_SENDER`] (history `with` a sender who seldom speaks), one in
-/// [`MEDIA`] sharing a file, one in [`RARE`] a notice (a member added).
-/// (On PostgreSQL, plain posts from `u0` only.)
+/// [`MEDIA`] sharing a file, one in [`RARE`] a notice (a member added). The same rows on
+/// PostgreSQL, made by the server itself.
 pub fn archive(database: &Database, messages: usize) -> anyhow::Result<()> {
     let path = match database {
         Database::Sqlite(path) => path,
@@ -185,7 +185,7 @@ pub fn finish(conn: &Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// [`archive`] into an empty PostgreSQL database: the same rows, made by the server itself.
+/// [`archive`] into an empty PostgreSQL database, made by the server itself.
 fn archive_postgres(url: &str, messages: usize) -> anyhow::Result<()> {
     mixd::store::postgres::prepare(url)?;
     let mut client = postgres::Client::connect(url, postgres::NoTls)?;
@@ -197,12 +197,20 @@ fn archive_postgres(url: &str, messages: usize) -> anyhow::Result<()> {
          INSERT INTO channel_owners (channel, jid) VALUES (1, 'u0@bench');
          INSERT INTO participants (channel, jid, id, nick, nodes, role, joined_at)
            VALUES (1, 'u0@bench', '0000000100000000', 'u0', 1, 2, {NOW});
-         INSERT INTO messages (id, channel, at, sender, nick, content)
-           SELECT id, 1, {NOW} + id, 'u0@bench', 'u0', '<body>archived message number ' || id || '</body>'
+         INSERT INTO messages (id, channel, at, sender, nick, content, media, notice, notice_target)
+           SELECT id, 1, {NOW} + id,
+             CASE WHEN id % {RARE} = {RARE_AT} THEN '{RARE_SENDER}' ELSE 'u0@bench' END,
+             CASE WHEN id % {RARE} = {RARE_AT} THEN 'u1' ELSE 'u0' END,
+             CASE WHEN id % {MEDIA} = {MEDIA_AT}
+               THEN '<body>file ' || id || '</body><x xmlns=''jabber:x:oob''><url>https://bench/' || id || '.jpg</url></x>'
+               ELSE '<body>archived message number ' || id || '</body>' END,
+             id % {MEDIA} = {MEDIA_AT},
+             CASE WHEN id % {RARE} = {NOTICE_AT} THEN 2 ELSE 0 END,
+             CASE WHEN id % {RARE} = {NOTICE_AT} THEN '{RARE_SENDER}' END
            FROM generate_series(1, {messages}::bigint) id;
          UPDATE sequences SET last = 1 WHERE name = 'channels';
          UPDATE sequences SET last = {messages} WHERE name = 'messages';
-         UPDATE channels SET message_count = {messages};"
+         UPDATE channels SET message_count = (SELECT count(*) FROM messages WHERE channel = 1 AND notice = 0);"
     ))?;
     tx.commit()?;
     // Outside a transaction: the planner's statistics, and the visibility map that lets
