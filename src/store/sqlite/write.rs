@@ -357,9 +357,7 @@ fn persist<'a>(
                 .execute([channel.key])?;
         }
         Fact::Joined {
-            key,
-            participant,
-            ..
+            key, participant, ..
         } => joins.participants.push((*key, participant)),
         Fact::Left {
             key,
@@ -561,8 +559,14 @@ fn persist<'a>(
             jid,
             online: false,
         } => {
-            tx.prepare_cached("DELETE FROM presence WHERE channel = ?1 AND jid = ?2 AND resource = ?3")?
-                .execute(params![key, jid.to_bare().as_str(), jid.resource().as_str()])?;
+            tx.prepare_cached(
+                "DELETE FROM presence WHERE channel = ?1 AND jid = ?2 AND resource = ?3",
+            )?
+            .execute(params![
+                key,
+                jid.to_bare().as_str(),
+                jid.resource().as_str()
+            ])?;
         }
         // Who is typing would be stale after a restart.
         Fact::ChatState { .. } => {}
