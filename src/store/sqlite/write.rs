@@ -721,6 +721,77 @@ mod tests {
             .all(|s| s.delivered_at.is_some() && s.displayed_at.is_some()));
     }
 
+    /// A batch of joins is written as runs of many rows (`Joins`); whatever else the batch
+    /// holds between them must still see them in order. Stored, the batch loads back as the
+    /// core has it.
+    #[test]
+    fn a_batch_of_joins_with_other_facts_between_them_loads_back_as_decided() {
+        let (_dir, mut w, r, mut g) = coven();
+        g.rules.max_members = 1000;
+        let alice = jid("alice@localhost");
+        let users: Vec<jid::Jid> = (0..40)
+            .map(|n| format!("user{n}@localhost/phone").parse().unwrap())
+            .collect();
+        let invited = users[3].to_bare();
+        commit(
+            &mut w,
+            g.invite("coven", &alice, std::slice::from_ref(&invited), 3)
+                .unwrap()
+                .1,
+        );
+        let mut batch = Vec::new();
+        // More joins than one multi-row statement takes, each client online with its join.
+        // At times in the order of joining, as the store loads them back.
+        for (at, user) in (10..).zip(&users) {
+            let joined = g.join_from("coven", user, None, Nodes::MESSAGES, at);
+            batch.extend(joined.unwrap().1);
+        }
+        // One joins again (the same row twice in a run), one leaves (which ends the run),
+        // one more joins after the leave, and a client goes offline.
+        let again = &users[5];
+        batch.extend(
+            g.join_from("coven", again, Some("fifth"), Nodes::ALL, 60)
+                .unwrap()
+                .1,
+        );
+        batch.extend(g.leave("coven", &users[7].to_bare(), 61).unwrap());
+        batch.extend(
+            g.join("coven", &users[7].to_bare(), None, Nodes::ALL, 62)
+                .unwrap()
+                .1,
+        );
+        let offline = users[9].try_as_full().unwrap().clone();
+        batch.extend(g.presence("coven", &offline, false).unwrap());
+        commit(&mut w, batch);
+        let stored = r.snapshot().unwrap();
+        let decided = g.channel("coven").unwrap();
+        assert_eq!(stored.channels[0].participants, decided.participants);
+        assert_eq!(
+            stored.channels[0]
+                .participants
+                .iter()
+                .map(|p| p.online.len())
+                .sum::<usize>(),
+            users.len() - 2,
+            "the leaver's client went with it, and one went offline"
+        );
+        assert!(stored.channels[0].pending(&invited).is_none());
+        let mut notices = query(Page::First, 100);
+        notices.with_notices = true;
+        let added = r
+            .history(&notices)
+            .unwrap()
+            .messages
+            .iter()
+            .filter(|m| matches!(m.notice, Some((NoticeKind::Added, _))))
+            .count();
+        assert_eq!(
+            added,
+            2 + users.len() + 1,
+            "alice, bob, the users, the one back"
+        );
+    }
+
     #[test]
     fn presence_is_kept_and_goes_with_its_participant() {
         let (_dir, mut w, r, mut g) = coven();
