@@ -49,16 +49,15 @@ impl Groups {
             Ok(full) => (Reach::Direct, Some(full)),
             Err(_) => (Reach::Server, None),
         };
-        let (participant, mut facts) =
+        let (mut participant, mut facts) =
             self.join_with(name, &actor, nick, nodes, Dialect::Mix, Some(reach), now)?;
         if let Some(client) = client {
-            facts.extend(self.presence(name, client, true).unwrap_or_default());
+            let online = self.presence(name, client, true).unwrap_or_default();
+            if !online.is_empty() {
+                participant.online.push(client.clone());
+                facts.extend(online);
+            }
         }
-        let participant = self
-            .channel(name)
-            .and_then(|c| c.participant(&actor))
-            .cloned()
-            .unwrap_or(participant);
         Ok((participant, facts))
     }
 
@@ -196,13 +195,17 @@ impl Groups {
         dialect: Dialect,
         now: Micros,
     ) -> Participant {
-        let fallback = ParticipantId(self.ids.next_u64());
         let last_message_id = self.last_message_id;
+        let hashed = self.channel(name).and_then(|c| {
+            let id = participant_id(&self.rules.participant_key, c.key, jid);
+            c.participant_by_id(id).is_none().then_some(id)
+        });
+        // Random only after a collision (or without a channel): it costs a system call.
+        let id = match hashed {
+            Some(id) => id,
+            None => ParticipantId(self.ids.next_u64()),
+        };
         let channel = self.channel(name);
-        let id = channel
-            .map(|c| (c, participant_id(&self.rules.participant_key, c.key, jid)))
-            .filter(|(c, id)| c.participant_by_id(*id).is_none())
-            .map_or(fallback, |(_, id)| id);
         let owner = channel.is_some_and(|c| c.is_owner(jid));
         let history_visible = channel.is_none_or(|c| c.info.history_visible);
         Participant {

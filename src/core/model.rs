@@ -561,10 +561,10 @@ impl Channel {
             }
             Fact::PresenceChanged { jid, online, .. } => {
                 let bare = jid.to_bare();
-                self.participants.update(&bare, |p| {
-                    p.online.retain(|j| j != jid);
+                self.participants.update_online(&bare, |clients| {
+                    clients.retain(|j| j != jid);
                     if *online {
-                        p.online.push(jid.clone());
+                        clients.push(jid.clone());
                     }
                 });
             }

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use jid::BareJid;
+use jid::{BareJid, FullJid};
 
 use super::model::{Dialect, Nodes, Participant, ParticipantId};
 
@@ -195,6 +195,16 @@ impl Roster {
             return false;
         };
         self.change_at(at, change);
+        true
+    }
+
+    /// Changes the clients online of the participant `jid`, which the index does not hold:
+    /// presence (a client in, a client out) re-indexes nothing. Returns whether there was one.
+    pub fn update_online(&mut self, jid: &BareJid, change: impl FnOnce(&mut Vec<FullJid>)) -> bool {
+        let Some(at) = self.position(jid) else {
+            return false;
+        };
+        change(&mut self.list[at].online);
         true
     }
 
@@ -396,6 +406,11 @@ mod tests {
             agrees(&roster);
             assert!(roster.update(&second, |p| p.nick = "again".into()));
             assert!(!roster.nick_taken("renamed", &jid("x@localhost")));
+            agrees(&roster);
+            let phone = FullJid::new(&format!("{second}/phone")).unwrap();
+            assert!(roster.update_online(&second, |online| online.push(phone.clone())));
+            assert_eq!(roster.get(&second).unwrap().online, [phone]);
+            assert!(!roster.update_online(&jid("x@localhost"), |_| panic!("no one")));
             agrees(&roster);
             roster.update_all(|p| p.nodes = Nodes::NONE);
             assert_eq!(roster.subscribers(Nodes::MESSAGES).count(), 0);

@@ -44,7 +44,7 @@ impl Join {
             .attr("id", &participant.id.to_string())
             .attr(
                 "jid",
-                &proxy::proxy_jid(&env.to.to_bare().to_string(), participant.id),
+                &proxy::proxy_jid(env.to.to_bare().as_str(), participant.id),
             );
         super::subscription::write_nodes(&mut x, "subscribe", participant.nodes);
         x.leaf("nick", "", &participant.nick);

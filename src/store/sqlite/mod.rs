@@ -77,6 +77,9 @@ pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter
     conn.pragma_update(None, "cache_size", -65536)?;
     // Erased content (retractions) is overwritten on disk, not left in free pages.
     conn.pragma_update(None, "secure_delete", true)?;
+    // Room for every statement a batch of mixed facts runs (each multi-row statement
+    // twice: its full size and one row), so that none is prepared again within a batch.
+    conn.set_prepared_statement_cache_capacity(64);
     super::migrate::migrate(&mut conn)?;
     Ok((SqliteWriter { conn }, SqliteReader::new(path)))
 }

@@ -2,11 +2,15 @@
 //! statements inside the batch's one transaction; receipts also say whether they completed a
 //! message for its author.
 
-use jid::BareJid;
+use std::sync::OnceLock;
+
+use jid::{BareJid, FullJid};
 use rusqlite::{params, OptionalExtension};
 
 use super::SqliteWriter;
-use crate::core::{Fact, Posted, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE};
+use crate::core::{
+    Fact, Notice, Participant, Posted, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE,
+};
 use crate::store::columns::{
     contacts_text, mode_code, writer_now, ACTION_REACTIONS, ACTION_RETRACTION,
 };
@@ -18,14 +22,21 @@ impl FactWriter for SqliteWriter {
         let mut after = AfterCommit::default();
         let mut archived = Archived::default();
         let mut posts = Posts::default();
+        let mut joins = Joins::default();
         for fact in batch {
-            // Whatever follows a run of posts may refer to them (a receipt, a retraction).
+            // Whatever follows a run of posts may refer to them (a receipt, a retraction), and
+            // whatever follows a run of joins may change their rows (a leave, a nick): each
+            // run is written before any other fact.
             if !matches!(fact, Fact::Posted(_)) {
                 posts.insert(&tx)?;
             }
-            persist(&tx, fact, &mut after, &mut archived, &mut posts)?;
+            if !Joins::holds(fact) {
+                joins.insert(&tx)?;
+            }
+            persist(&tx, fact, &mut after, &mut archived, &mut posts, &mut joins)?;
         }
         posts.insert(&tx)?;
+        joins.insert(&tx)?;
         archived.count(&tx)?;
         tx.commit()?;
         if after.erased {
@@ -91,69 +102,208 @@ impl Archived {
     }
 }
 
-/// The posts of a batch not yet inserted: consecutive posts go in as multi-row `INSERT`s of
-/// [`POST_ROWS`] rows (the rest one by one), which spares SQLite a statement run per message.
-#[derive(Default)]
-struct Posts<'a>(Vec<&'a Posted>);
+/// A statement that writes many rows at once: `head`, then `row` once per row (comma
+/// separated), then `tail`. [`Rows::run`] writes [`MANY_ROWS`] rows a statement and the rest
+/// one by one, which spares SQLite a statement run per row (and the archive's AUTOINCREMENT
+/// bookkeeping, done once per statement).
+struct Rows {
+    head: &'static str,
+    row: &'static str,
+    tail: &'static str,
+    many: OnceLock<String>,
+    one: OnceLock<String>,
+}
 
-/// Rows per multi-row insert of posts (9 parameters each, far below SQLite's limit).
-const POST_ROWS: usize = 32;
-const POST_COLUMNS: &str =
-    "INSERT INTO messages (id, channel, at, sender, nick, origin_id, client_id, media, content) VALUES ";
+/// Rows per multi-row statement (at most 9 parameters a row, far below SQLite's limit).
+const MANY_ROWS: usize = 32;
 
-impl Posts<'_> {
-    fn insert(&mut self, tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
-        static MANY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let many = MANY.get_or_init(|| post_insert(POST_ROWS));
-        let chunks = self.0.chunks_exact(POST_ROWS);
+impl Rows {
+    const fn new(head: &'static str, row: &'static str, tail: &'static str) -> Rows {
+        Rows {
+            head,
+            row,
+            tail,
+            many: OnceLock::new(),
+            one: OnceLock::new(),
+        }
+    }
+
+    fn sql(&self, rows: usize) -> String {
+        let mut sql = String::from(self.head);
+        for row in 0..rows {
+            if row > 0 {
+                sql.push(',');
+            }
+            sql.push_str(self.row);
+        }
+        sql.push_str(self.tail);
+        sql
+    }
+
+    /// Writes `items`, each bound as one row by `bind`, in order.
+    fn run<T>(
+        &self,
+        tx: &rusqlite::Transaction,
+        items: &[T],
+        bind: impl Fn(&mut Binder<'_, '_>, &T) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<()> {
+        let chunks = items.chunks_exact(MANY_ROWS);
         let rest = chunks.remainder();
+        let many = self.many.get_or_init(|| self.sql(MANY_ROWS));
         for chunk in chunks {
             let mut statement = tx.prepare_cached(many)?;
-            for (row, post) in chunk.iter().enumerate() {
-                bind_post(&mut statement, row, post)?;
+            let mut binder = Binder {
+                statement: &mut statement,
+                next: 1,
+            };
+            for item in chunk {
+                bind(&mut binder, item)?;
             }
             statement.raw_execute()?;
         }
-        for post in rest {
-            let mut statement = tx.prepare_cached(&post_insert(1))?;
-            bind_post(&mut statement, 0, post)?;
+        let one = self.one.get_or_init(|| self.sql(1));
+        for item in rest {
+            let mut statement = tx.prepare_cached(one)?;
+            bind(
+                &mut Binder {
+                    statement: &mut statement,
+                    next: 1,
+                },
+                item,
+            )?;
             statement.raw_execute()?;
         }
+        Ok(())
+    }
+}
+
+/// Binds a multi-row statement's parameters in order.
+struct Binder<'s, 'c> {
+    statement: &'s mut rusqlite::CachedStatement<'c>,
+    next: usize,
+}
+
+impl Binder<'_, '_> {
+    fn bind(&mut self, value: impl rusqlite::ToSql) -> rusqlite::Result<&mut Self> {
+        self.statement.raw_bind_parameter(self.next, value)?;
+        self.next += 1;
+        Ok(self)
+    }
+}
+
+/// The posts of a batch not yet inserted: consecutive posts go in together ([`Rows`]).
+#[derive(Default)]
+struct Posts<'a>(Vec<&'a Posted>);
+
+static POSTS: Rows = Rows::new(
+    "INSERT INTO messages (id, channel, at, sender, nick, origin_id, client_id, media, content) VALUES ",
+    "(?,?,?,?,?,?,?,?,?)",
+    "",
+);
+
+impl Posts<'_> {
+    fn insert(&mut self, tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+        POSTS.run(tx, &self.0, |b, post| {
+            let s = &post.submission;
+            b.bind(post.id)?
+                .bind(post.channel)?
+                .bind(post.at)?
+                .bind(post.sender.as_str())?
+                .bind(&post.nick)?
+                .bind(&s.origin_id)?
+                .bind(&s.client_id)?
+                .bind(s.media)?
+                .bind(&s.content)?;
+            Ok(())
+        })?;
         self.0.clear();
         Ok(())
     }
 }
 
-/// The insert of `rows` posts.
-fn post_insert(rows: usize) -> String {
-    let mut sql = String::from(POST_COLUMNS);
-    for row in 0..rows {
-        if row > 0 {
-            sql.push(',');
-        }
-        sql.push_str("(?,?,?,?,?,?,?,?,?)");
-    }
-    sql
+/// The rows a run of joins writes, not yet written: each participant, the pending invitation
+/// or request its join settles, the notices (an add's, a join's) and the clients that came
+/// online with their join. A join used to cost four statements; held, a run of them costs
+/// four per [`MANY_ROWS`]. Written before any other fact (see `commit`), participants first:
+/// a client's presence row names its participant's.
+#[derive(Default)]
+struct Joins<'a> {
+    participants: Vec<(i64, &'a Participant)>,
+    notices: Vec<&'a Notice>,
+    online: Vec<(i64, &'a FullJid)>,
 }
 
-/// Binds `post` as row `row` of a post insert.
-fn bind_post(
-    statement: &mut rusqlite::CachedStatement<'_>,
-    row: usize,
-    post: &Posted,
-) -> rusqlite::Result<()> {
-    let s = &post.submission;
-    let first = row * 9 + 1;
-    statement.raw_bind_parameter(first, post.id)?;
-    statement.raw_bind_parameter(first + 1, post.channel)?;
-    statement.raw_bind_parameter(first + 2, post.at)?;
-    statement.raw_bind_parameter(first + 3, post.sender.as_str())?;
-    statement.raw_bind_parameter(first + 4, &post.nick)?;
-    statement.raw_bind_parameter(first + 5, &s.origin_id)?;
-    statement.raw_bind_parameter(first + 6, &s.client_id)?;
-    statement.raw_bind_parameter(first + 7, s.media)?;
-    statement.raw_bind_parameter(first + 8, &s.content)?;
-    Ok(())
+// Joining again updates the row and keeps what the join does not say (a mute); a
+// participant joining twice in one statement is updated row after row, the last one standing.
+static PARTICIPANTS: Rows = Rows::new(
+    "INSERT INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at, cleared_upto) VALUES ",
+    "(?,?,?,?,?,?,?,?,?)",
+    " ON CONFLICT (channel, jid) DO UPDATE SET id = excluded.id, nick = excluded.nick,
+     nodes = excluded.nodes, role = excluded.role, dialect = excluded.dialect,
+     joined_at = excluded.joined_at, cleared_upto = excluded.cleared_upto",
+);
+static SETTLED: Rows = Rows::new(
+    "DELETE FROM pending WHERE (channel, jid) IN (VALUES ",
+    "(?,?)",
+    ")",
+);
+static NOTICES: Rows = Rows::new(
+    "INSERT INTO messages (id, channel, at, sender, nick, content, notice, notice_target) VALUES ",
+    "(?,?,?,?,'','',?,?)",
+    "",
+);
+static ONLINE: Rows = Rows::new(
+    "INSERT OR IGNORE INTO presence (channel, jid, resource) VALUES ",
+    "(?,?,?)",
+    "",
+);
+
+impl<'a> Joins<'a> {
+    /// Whether `fact` is one a run of joins holds back.
+    fn holds(fact: &Fact) -> bool {
+        matches!(
+            fact,
+            Fact::Joined { .. } | Fact::Noticed(_) | Fact::PresenceChanged { online: true, .. }
+        )
+    }
+
+    fn insert(&mut self, tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+        PARTICIPANTS.run(tx, &self.participants, |b, (key, p)| {
+            b.bind(key)?
+                .bind(p.jid.as_str())?
+                .bind(p.id.to_string())?
+                .bind(&p.nick)?
+                .bind(p.nodes.0)?
+                .bind(p.role as i64)?
+                .bind(mode_code(p))?
+                .bind(p.joined_at)?
+                .bind(p.cleared_upto)?;
+            Ok(())
+        })?;
+        SETTLED.run(tx, &self.participants, |b, (key, p)| {
+            b.bind(key)?.bind(p.jid.as_str())?;
+            Ok(())
+        })?;
+        NOTICES.run(tx, &self.notices, |b, n| {
+            b.bind(n.id)?
+                .bind(n.channel)?
+                .bind(n.at)?
+                .bind(n.actor.as_str())?
+                .bind(n.kind as i64)?
+                .bind(n.target.as_ref().map(|t| t.as_str()))?;
+            Ok(())
+        })?;
+        ONLINE.run(tx, &self.online, |b, (key, client)| {
+            b.bind(key)?
+                .bind(client.to_bare().as_str())?
+                .bind(client.resource().as_str())?;
+            Ok(())
+        })?;
+        self.participants.clear();
+        self.notices.clear();
+        self.online.clear();
+        Ok(())
+    }
 }
 
 /// Writes one fact. The `match` is exhaustive on purpose, with no `_` arm: a new [`Fact`]
@@ -165,6 +315,7 @@ fn persist<'a>(
     after: &mut AfterCommit,
     archived: &mut Archived,
     posts: &mut Posts<'a>,
+    joins: &mut Joins<'a>,
 ) -> rusqlite::Result<()> {
     match fact {
         Fact::Posted(p) => {
@@ -206,22 +357,8 @@ fn persist<'a>(
                 .execute([channel.key])?;
         }
         Fact::Joined {
-            key,
-            participant: p,
-            ..
-        } => {
-            // Joining again updates the row and keeps what the join does not say (a mute).
-            tx.prepare_cached(
-                "INSERT INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at, cleared_upto)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (channel, jid) DO UPDATE SET id = excluded.id, nick = excluded.nick,
-                 nodes = excluded.nodes, role = excluded.role, dialect = excluded.dialect,
-                 joined_at = excluded.joined_at, cleared_upto = excluded.cleared_upto",
-            )?
-            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, mode_code(p), p.joined_at, p.cleared_upto])?;
-            tx.prepare_cached("DELETE FROM pending WHERE channel = ?1 AND jid = ?2")?
-                .execute(params![key, p.jid.as_str()])?;
-        }
+            key, participant, ..
+        } => joins.participants.push((*key, participant)),
         Fact::Left {
             key,
             participant,
@@ -322,11 +459,7 @@ fn persist<'a>(
             ])?;
         }
         Fact::Noticed(n) => {
-            tx.prepare_cached(
-                "INSERT INTO messages (id, channel, at, sender, nick, content, notice, notice_target)
-                 VALUES (?1, ?2, ?3, ?4, '', '', ?5, ?6)",
-            )?
-            .execute(params![n.id, n.channel, n.at, n.actor.as_str(), n.kind as i64, n.target.as_ref().map(|t| t.as_str())])?;
+            joins.notices.push(n);
             if n.kind.changes_configuration() {
                 tx.prepare_cached(
                     "UPDATE channels SET config_updated_at = max(config_updated_at, ?2) WHERE key = ?1",
@@ -416,13 +549,20 @@ fn persist<'a>(
         // Which clients are online outlives a restart: clients do not send presence again by
         // themselves. The row goes with its participant (a foreign key), so leaving and
         // deletion need no statement of their own here.
-        Fact::PresenceChanged { key, jid, online } => {
-            let sql = if *online {
-                "INSERT OR IGNORE INTO presence (channel, jid, resource) VALUES (?1, ?2, ?3)"
-            } else {
-                "DELETE FROM presence WHERE channel = ?1 AND jid = ?2 AND resource = ?3"
-            };
-            tx.prepare_cached(sql)?.execute(params![
+        Fact::PresenceChanged {
+            key,
+            jid,
+            online: true,
+        } => joins.online.push((*key, jid)),
+        Fact::PresenceChanged {
+            key,
+            jid,
+            online: false,
+        } => {
+            tx.prepare_cached(
+                "DELETE FROM presence WHERE channel = ?1 AND jid = ?2 AND resource = ?3",
+            )?
+            .execute(params![
                 key,
                 jid.to_bare().as_str(),
                 jid.resource().as_str()
@@ -579,6 +719,77 @@ mod tests {
         assert!(state
             .iter()
             .all(|s| s.delivered_at.is_some() && s.displayed_at.is_some()));
+    }
+
+    /// A batch of joins is written as runs of many rows (`Joins`); whatever else the batch
+    /// holds between them must still see them in order. Stored, the batch loads back as the
+    /// core has it.
+    #[test]
+    fn a_batch_of_joins_with_other_facts_between_them_loads_back_as_decided() {
+        let (_dir, mut w, r, mut g) = coven();
+        g.rules.max_members = 1000;
+        let alice = jid("alice@localhost");
+        let users: Vec<jid::Jid> = (0..40)
+            .map(|n| format!("user{n}@localhost/phone").parse().unwrap())
+            .collect();
+        let invited = users[3].to_bare();
+        commit(
+            &mut w,
+            g.invite("coven", &alice, std::slice::from_ref(&invited), 3)
+                .unwrap()
+                .1,
+        );
+        let mut batch = Vec::new();
+        // More joins than one multi-row statement takes, each client online with its join.
+        // At times in the order of joining, as the store loads them back.
+        for (at, user) in (10..).zip(&users) {
+            let joined = g.join_from("coven", user, None, Nodes::MESSAGES, at);
+            batch.extend(joined.unwrap().1);
+        }
+        // One joins again (the same row twice in a run), one leaves (which ends the run),
+        // one more joins after the leave, and a client goes offline.
+        let again = &users[5];
+        batch.extend(
+            g.join_from("coven", again, Some("fifth"), Nodes::ALL, 60)
+                .unwrap()
+                .1,
+        );
+        batch.extend(g.leave("coven", &users[7].to_bare(), 61).unwrap());
+        batch.extend(
+            g.join("coven", &users[7].to_bare(), None, Nodes::ALL, 62)
+                .unwrap()
+                .1,
+        );
+        let offline = users[9].try_as_full().unwrap().clone();
+        batch.extend(g.presence("coven", &offline, false).unwrap());
+        commit(&mut w, batch);
+        let stored = r.snapshot().unwrap();
+        let decided = g.channel("coven").unwrap();
+        assert_eq!(stored.channels[0].participants, decided.participants);
+        assert_eq!(
+            stored.channels[0]
+                .participants
+                .iter()
+                .map(|p| p.online.len())
+                .sum::<usize>(),
+            users.len() - 2,
+            "the leaver's client went with it, and one went offline"
+        );
+        assert!(stored.channels[0].pending(&invited).is_none());
+        let mut notices = query(Page::First, 100);
+        notices.with_notices = true;
+        let added = r
+            .history(&notices)
+            .unwrap()
+            .messages
+            .iter()
+            .filter(|m| matches!(m.notice, Some((NoticeKind::Added, _))))
+            .count();
+        assert_eq!(
+            added,
+            2 + users.len() + 1,
+            "alice, bob, the users, the one back"
+        );
     }
 
     #[test]
