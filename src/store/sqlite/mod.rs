@@ -49,6 +49,14 @@ pub enum Durability {
     Full,
 }
 
+/// How many pages the WAL grows to before a commit copies it back into the database (SQLite's
+/// default is 1,000). A checkpoint writes each page once however often the WAL holds it, and
+/// posts into many channels dirty the same index pages (one leaf per channel and index) batch
+/// after batch: at 1,000 pages a batch into 1,000 channels filled the WAL by itself, so nearly
+/// every commit also checkpointed every page it had just written (docs/benchmarks.md, "Posts
+/// into small channels, per page written"). The WAL file stays at about this size (32 MiB).
+const WAL_CHECKPOINT_PAGES: i64 = 8192;
+
 fn open_connection(path: &Path, flags: OpenFlags) -> anyhow::Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)
         .with_context(|| format!("opening database {}", path.display()))?;
@@ -75,6 +83,7 @@ pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter
     };
     conn.pragma_update(None, "synchronous", sync)?;
     conn.pragma_update(None, "cache_size", -65536)?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
     // Erased content (retractions) is overwritten on disk, not left in free pages.
     conn.pragma_update(None, "secure_delete", true)?;
     super::migrate::migrate(&mut conn)?;
