@@ -87,6 +87,13 @@ pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter
     // Erased content (retractions) is overwritten on disk, not left in free pages.
     conn.pragma_update(None, "secure_delete", true)?;
     super::migrate::migrate(&mut conn)?;
+    // A multi-row insert of posts keeps a statement journal (SQLite must be able to undo that
+    // statement alone: it names archive ids, which SQLite checks are integers). Past 64 KiB
+    // (16 pages; posts into 32 channels dirty about 100) that journal spilled into a temporary
+    // file, a write call per page: 7 % of mixd's CPU posting into 1,000 channels
+    // (docs/benchmarks.md, "Posts into small channels, per page written"). Set after the
+    // migrations, whose index builds sort more than should be held in memory.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok((SqliteWriter { conn }, SqliteReader::new(path)))
 }
 
