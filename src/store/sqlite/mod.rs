@@ -49,6 +49,14 @@ pub enum Durability {
     Full,
 }
 
+/// How many pages the WAL grows to before a commit copies it back into the database (SQLite's
+/// default is 1,000). A checkpoint writes each page once however often the WAL holds it, and
+/// posts into many channels dirty the same index pages (one leaf per channel and index) batch
+/// after batch: at 1,000 pages a batch into 1,000 channels filled the WAL by itself, so nearly
+/// every commit also checkpointed every page it had just written (docs/benchmarks.md, "Posts
+/// into small channels, per page written"). The WAL file stays at about this size (32 MiB).
+const WAL_CHECKPOINT_PAGES: i64 = 8192;
+
 fn open_connection(path: &Path, flags: OpenFlags) -> anyhow::Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)
         .with_context(|| format!("opening database {}", path.display()))?;
@@ -75,12 +83,20 @@ pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter
     };
     conn.pragma_update(None, "synchronous", sync)?;
     conn.pragma_update(None, "cache_size", -65536)?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
     // Erased content (retractions) is overwritten on disk, not left in free pages.
     conn.pragma_update(None, "secure_delete", true)?;
     // Room for every statement a batch of mixed facts runs (each multi-row statement
     // twice: its full size and one row), so that none is prepared again within a batch.
     conn.set_prepared_statement_cache_capacity(64);
     super::migrate::migrate(&mut conn)?;
+    // A multi-row insert of posts keeps a statement journal (SQLite must be able to undo that
+    // statement alone: it names archive ids, which SQLite checks are integers). Past 64 KiB
+    // (16 pages; posts into 32 channels dirty about 100) that journal spilled into a temporary
+    // file, a write call per page: 7 % of mixd's CPU posting into 1,000 channels
+    // (docs/benchmarks.md, "Posts into small channels, per page written"). Set after the
+    // migrations, whose index builds sort more than should be held in memory.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok((SqliteWriter { conn }, SqliteReader::new(path)))
 }
 
