@@ -81,7 +81,7 @@ impl Inspector for PgInspector {
                 notices: row.try_get(1)?,
                 online_clients: row.try_get(2)?,
             };
-            Ok(Some((channel, counts)))
+            Ok(Some((*channel, counts)))
         })
     }
 

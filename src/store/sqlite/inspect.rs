@@ -76,7 +76,7 @@ impl Inspector for SqliteInspector {
                 })
             },
         )?;
-        Ok(Some((channel, counts)))
+        Ok(Some((*channel, counts)))
     }
 
     fn archive(

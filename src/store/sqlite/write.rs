@@ -218,7 +218,7 @@ fn persist<'a>(
                  nodes = excluded.nodes, role = excluded.role, dialect = excluded.dialect,
                  joined_at = excluded.joined_at, cleared_upto = excluded.cleared_upto",
             )?
-            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick, p.nodes.0, p.role as i64, mode_code(p), p.joined_at, p.cleared_upto])?;
+            .execute(params![key, p.jid.as_str(), p.id.to_string(), p.nick.as_str(), p.nodes.0, p.role as i64, mode_code(p), p.joined_at, p.cleared_upto])?;
             tx.prepare_cached("DELETE FROM pending WHERE channel = ?1 AND jid = ?2")?
                 .execute(params![key, p.jid.as_str()])?;
         }
@@ -588,7 +588,7 @@ mod tests {
             let snap = r.snapshot().unwrap();
             snap.channels[0]
                 .participant(&jid(who))
-                .map(|p| p.online.clone())
+                .map(|p| p.online.iter().cloned().collect::<Vec<_>>())
         };
         let phone = jid::FullJid::new("bob@localhost/phone").unwrap();
         let pc = jid::FullJid::new("bob@localhost/pc").unwrap();
