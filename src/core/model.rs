@@ -616,7 +616,8 @@ impl Channel {
                 }
             }
             Fact::NickChanged { jid, nick, .. } => {
-                self.participants.update(jid, |p| p.nick = nick.as_str().into());
+                self.participants
+                    .update(jid, |p| p.nick = nick.as_str().into());
             }
             Fact::SubscriptionChanged { jid, nodes, .. } => {
                 self.participants.update(jid, |p| p.nodes = *nodes);
