@@ -661,3 +661,17 @@ pub struct MessageRef {
     pub client_id: Option<String>,
     pub retracted: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A service holds ten million participants: every byte of one is 10 MB of memory.
+    #[test]
+    fn a_participant_is_small_and_a_short_nick_needs_no_heap() {
+        assert!(std::mem::size_of::<Participant>() <= 72);
+        assert_eq!(std::mem::size_of::<Online>(), 8);
+        let nick: CompactString = "u1234567".into();
+        assert!(!nick.is_heap_allocated());
+    }
+}

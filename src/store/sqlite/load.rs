@@ -211,6 +211,28 @@ mod tests {
     }
 
     #[test]
+    fn a_users_memberships_share_one_jid_after_a_restart() {
+        let (_dir, mut w, r, mut g) = coven();
+        let alice = jid("alice@localhost");
+        let (_, mut facts) = g.create(&alice, Some("tower"), 5).unwrap();
+        facts.extend(
+            g.join("tower", &alice, None, crate::core::Nodes::ALL, 6)
+                .unwrap()
+                .1,
+        );
+        commit(&mut w, facts);
+        let snap = r.snapshot().unwrap();
+        let in_each: Vec<&jid::BareJid> = snap
+            .channels
+            .iter()
+            .map(|c| &*c.participant(&alice).unwrap().jid)
+            .collect();
+        assert_eq!(in_each.len(), 2);
+        assert!(std::ptr::eq(in_each[0], in_each[1]), "one allocation");
+        assert_eq!(*in_each[0], alice);
+    }
+
+    #[test]
     fn snapshot_round_trips_channels_and_participants() {
         let (_dir, _w, r, _g) = coven();
         let snap = r.snapshot().unwrap();
