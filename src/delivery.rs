@@ -228,7 +228,7 @@ fn send<'a>(
 
 /// Owners and admins, whether or not they take part (an owner need not be a participant).
 fn deciders(channel: &Channel) -> Vec<&BareJid> {
-    let mut deciders: Vec<&BareJid> = channel.admins().map(|p| &p.jid).collect();
+    let mut deciders: Vec<&BareJid> = channel.admins().map(|p| &*p.jid).collect();
     for owner in &channel.owners {
         if !deciders.contains(&owner) {
             deciders.push(owner);
@@ -1118,7 +1118,7 @@ mod tests {
         let before = mixed();
         // A restart: the core starts from what the store loads, presence included.
         let snapshot = || Snapshot {
-            channels: before.channels().cloned().collect(),
+            channels: before.channels().cloned().map(Box::new).collect(),
             last_channel_key: 1,
             last_message_id: before.last_message_id(),
             departures: Vec::new(),

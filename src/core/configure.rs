@@ -98,7 +98,7 @@ fn role_changes(
     };
     // A participant's role is its own (an owner's is `Owner`); anyone else holds a role only
     // as an owner who never joined.
-    let participants: HashSet<&BareJid> = channel.participants.iter().map(|p| &p.jid).collect();
+    let participants: HashSet<&BareJid> = channel.participants.iter().map(|p| &*p.jid).collect();
     let named = change.owners.iter().chain(&change.admins).flatten();
     for jid in named
         .chain(&channel.owners)
@@ -116,7 +116,7 @@ fn role_changes(
     let mut changes: Vec<(BareJid, Role, Role)> = channel
         .participants
         .iter()
-        .map(|p| (p.jid.clone(), wanted(&p.jid, p.role), p.role))
+        .map(|p| (p.jid.to_bare(), wanted(&p.jid, p.role), p.role))
         .filter(|(_, role, current)| role != current)
         .collect();
     changes.sort_by_key(|(jid, role, current)| (jid == actor, role <= current));

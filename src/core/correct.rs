@@ -50,7 +50,7 @@ impl Groups {
             message: message.id,
             client_id: message.client_id.clone(),
             sender: actor.clone(),
-            nick: participant.nick.clone(),
+            nick: participant.nick.to_string(),
             submission,
             at: now,
         };

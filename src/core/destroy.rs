@@ -180,7 +180,7 @@ mod tests {
         let key = before.channel("coven").unwrap().key;
         before.leave("coven", &alice, 10).unwrap();
         let snapshot = crate::core::Snapshot {
-            channels: before.channels().cloned().collect(),
+            channels: before.channels().cloned().map(Box::new).collect(),
             last_channel_key: key,
             last_message_id: before.last_message_id(),
             departures: vec![Departure {

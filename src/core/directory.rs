@@ -6,12 +6,13 @@ use std::collections::HashMap;
 
 use jid::BareJid;
 
-use super::{Channel, Fact};
+use super::{Channel, Fact, UserJid};
 
 #[derive(Debug, Default)]
 pub struct Directory {
-    /// Channel keys by user, sorted (loading, which goes in key order, only appends).
-    by_user: HashMap<BareJid, Vec<i64>>,
+    /// Channel keys by user, sorted (loading, which goes in key order, only appends). Keyed
+    /// by the JID the user's memberships share, so a user costs no JID of its own here.
+    by_user: HashMap<UserJid, Vec<i64>>,
 }
 
 impl Directory {
@@ -33,10 +34,19 @@ impl Directory {
         self.by_user.get(user).map_or(&[], Vec::as_slice)
     }
 
+    /// `user`'s JID as its memberships share it, for one more of them (a new one for a user
+    /// in no channel yet).
+    pub fn shared(&self, user: &BareJid) -> UserJid {
+        match self.by_user.get_key_value(user) {
+            Some((shared, _)) => shared.clone(),
+            None => UserJid::from(user.clone()),
+        }
+    }
+
     /// Follows a fact the core applies.
     pub fn record(&mut self, fact: &Fact) {
         match fact {
-            Fact::ChannelCreated { key, owner, .. } => self.add(owner, *key),
+            Fact::ChannelCreated { key, owner, .. } => self.add_owner(owner, *key),
             Fact::Joined {
                 key, participant, ..
             } => self.add(&participant.jid, *key),
@@ -45,7 +55,7 @@ impl Directory {
                 key, participant, ..
             } => self.remove(&participant.jid, *key),
             Fact::ChannelDestroyed { channel, .. } => {
-                let members = channel.participants.iter().map(|p| &p.jid);
+                let members = channel.participants.iter().map(|p| &*p.jid);
                 for user in members.chain(&channel.owners) {
                     self.remove(user, channel.key);
                 }
@@ -55,15 +65,23 @@ impl Directory {
     }
 
     fn add_channel(&mut self, channel: &Channel) {
-        let members = channel.participants.iter().map(|p| &p.jid);
-        for user in channel.owners.iter().chain(members) {
-            self.add(user, channel.key);
+        for owner in &channel.owners {
+            self.add_owner(owner, channel.key);
+        }
+        for participant in channel.participants.iter() {
+            self.add(&participant.jid, channel.key);
         }
     }
 
-    fn add(&mut self, user: &BareJid, key: i64) {
-        // Looked up before inserting: `entry` would clone the JID every time.
-        match self.by_user.get_mut(user) {
+    /// An owner need not take part: its JID is the one its memberships share if it has any
+    /// (met before or after), else its own.
+    fn add_owner(&mut self, owner: &BareJid, key: i64) {
+        self.add(&self.shared(owner), key);
+    }
+
+    fn add(&mut self, user: &UserJid, key: i64) {
+        // Looked up before inserting: an entry is made only for a user not met yet.
+        match self.by_user.get_mut(&**user) {
             Some(keys) => {
                 if let Err(at) = keys.binary_search(&key) {
                     keys.insert(at, key);
@@ -112,7 +130,7 @@ mod tests {
         let again = Groups::new(
             g.rules.clone(),
             super::super::Snapshot {
-                channels: g.channels().cloned().collect(),
+                channels: g.channels().cloned().map(Box::new).collect(),
                 ..Default::default()
             },
         );

@@ -12,7 +12,7 @@
 
 use jid::{BareJid, Jid};
 
-use super::model::Reach;
+use super::model::{Online, Reach};
 use super::{
     Channel, Condition, Dialect, Fact, Groups, JoinPolicy, Micros, Nodes, Outcome, Participant,
     ParticipantId, PendingKind, Refusal, Role,
@@ -113,7 +113,7 @@ impl Groups {
         }
         let nick = match (nick, &previous) {
             (Some(nick), _) => Some(checked_nick(nick, max_nick)?),
-            (None, Some(previous)) => Some(previous.nick.clone()),
+            (None, Some(previous)) => Some(previous.nick.to_string()),
             // Named by `newcomer`, once its participant id is known (see `assigned_nick`).
             (None, None) => None,
         };
@@ -130,7 +130,7 @@ impl Groups {
             // nothing is stored and nobody is told (a client that joins from each of its
             // resources would otherwise broadcast the same participant again and again).
             Some(previous)
-                if nick.as_ref() == Some(&previous.nick)
+                if nick.as_deref() == Some(previous.nick.as_str())
                     && previous.nodes == nodes
                     && previous.dialect == dialect
                     && reach.is_none_or(|r| r == previous.reach) =>
@@ -138,7 +138,7 @@ impl Groups {
                 return Ok((previous, Vec::new()));
             }
             Some(previous) => Participant {
-                nick: nick.unwrap_or(previous.nick),
+                nick: nick.map_or(previous.nick, Into::into),
                 nodes,
                 dialect,
                 reach: reach.unwrap_or(previous.reach),
@@ -210,16 +210,17 @@ impl Groups {
         let history_visible = channel.is_none_or(|c| c.info.history_visible);
         Participant {
             id,
-            jid: jid.clone(),
+            jid: self.directory.shared(jid),
             nick: nick
-                .unwrap_or_else(|| assigned_nick(channel, jid, id, self.rules.max_nick_bytes)),
+                .unwrap_or_else(|| assigned_nick(channel, jid, id, self.rules.max_nick_bytes))
+                .into(),
             nodes,
             role: if owner { Role::Owner } else { Role::Member },
             dialect,
             reach: Reach::Direct,
             joined_at: now,
             cleared_upto: if history_visible { 0 } else { last_message_id },
-            online: Vec::new(),
+            online: Online::default(),
         }
     }
 }

@@ -52,7 +52,7 @@ impl Groups {
             let admin = remaining.clone().find(|p| p.role >= Role::Admin);
             admin
                 .or_else(|| remaining.clone().next())
-                .map(|p| p.jid.clone())
+                .map(|p| p.jid.to_bare())
         } else {
             None
         };

@@ -45,6 +45,7 @@ mod role;
 mod roster;
 mod settings;
 mod typing;
+mod user;
 
 pub mod model;
 
@@ -58,7 +59,7 @@ pub use history::HistoryScope;
 pub use info::{check_info, InfoChange};
 pub use model::{
     Access, AccessList, Administration, Channel, Dialect, Info, JoinPolicy, MessageRef, Nodes,
-    Participant, ParticipantId, Pending, PendingKind, Role, Settings,
+    Online, Participant, ParticipantId, Pending, PendingKind, Role, Settings,
 };
 pub use notice::{Notice, NoticeKind};
 pub use post::{Posted, Submission};
@@ -70,6 +71,7 @@ pub use retract::Retracted;
 pub use roster::Roster;
 pub use settings::SettingsChange;
 pub use typing::{ChatState, Repeats};
+pub use user::{UserJid, UserJids};
 
 use jid::{BareJid, FullJid};
 
@@ -293,7 +295,9 @@ impl Default for Rules {
 /// Everything the core knows, loaded from the store at start.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub channels: Vec<Channel>,
+    /// Boxed as the core keeps them, so that handing them over moves pointers rather than
+    /// copying a million channels while the list still holds them.
+    pub channels: Vec<Box<Channel>>,
     /// The highest channel key ever handed out, deleted channels' included: keys are never
     /// reused, which the departed owners' right (keyed by channel) relies on.
     pub last_channel_key: i64,
@@ -345,7 +349,7 @@ impl Groups {
             .iter()
             .map(|c| (c.key, c.name.clone()))
             .collect();
-        let directory = directory::Directory::new(snapshot.channels.iter());
+        let directory = directory::Directory::new(snapshot.channels.iter().map(|c| &**c));
         let mut created: HashMap<BareJid, usize> = HashMap::new();
         for channel in &snapshot.channels {
             *created.entry(channel.created_by.clone()).or_default() += 1;
@@ -353,7 +357,7 @@ impl Groups {
         let channels = snapshot
             .channels
             .into_iter()
-            .map(|c| (c.name.clone(), Box::new(c)))
+            .map(|c| (c.name.clone(), c))
             .collect();
         Groups {
             rules,

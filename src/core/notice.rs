@@ -109,7 +109,7 @@ fn notice_of(fact: &Fact) -> Option<(i64, NoticeKind, BareJid, Option<BareJid>)>
             *key,
             NoticeKind::Added,
             by.clone(),
-            Some(participant.jid.clone()),
+            Some(participant.jid.to_bare()),
         ),
         Fact::Left {
             key,
@@ -119,7 +119,7 @@ fn notice_of(fact: &Fact) -> Option<(i64, NoticeKind, BareJid, Option<BareJid>)>
             *key,
             NoticeKind::Left,
             by.clone(),
-            Some(participant.jid.clone()),
+            Some(participant.jid.to_bare()),
         ),
         Fact::InfoChanged { key, by, .. } => (*key, NoticeKind::ProfileUpdated, by.clone(), None),
         Fact::RoleChanged { key, jid, role, by } => {

@@ -82,7 +82,7 @@ impl Groups {
             id,
             channel: channel.key,
             sender: actor.clone(),
-            nick: participant.nick.clone(),
+            nick: participant.nick.to_string(),
             at: now,
             submission,
         };

@@ -19,9 +19,9 @@
 
 use std::collections::HashMap;
 
-use jid::{BareJid, FullJid};
+use jid::FullJid;
 
-use super::{Condition, Fact, Groups, Outcome, Refusal};
+use super::{Condition, Fact, Groups, Online, Outcome, Refusal, UserJid};
 
 impl Groups {
     pub fn presence(&mut self, name: &str, from: &FullJid, online: bool) -> Outcome {
@@ -80,7 +80,7 @@ impl Groups {
             if channel.key != old_channel.key {
                 continue;
             }
-            let mut online: HashMap<BareJid, Vec<FullJid>> = old_channel
+            let mut online: HashMap<UserJid, Online> = old_channel
                 .participants
                 .into_iter()
                 .map(|p| (p.jid, p.online))
@@ -159,7 +159,7 @@ mod tests {
         carol_joined.presence("coven", &phone, true).unwrap();
         carol_joined.presence("coven", &carol, true).unwrap();
         let snapshot = Snapshot {
-            channels: stored.channels().cloned().collect(),
+            channels: stored.channels().cloned().map(Box::new).collect(),
             last_channel_key: 1,
             last_message_id: stored.last_message_id(),
             departures: Vec::new(),

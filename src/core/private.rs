@@ -34,7 +34,7 @@ impl Groups {
         })?;
         Ok(PrivateRoute {
             from: from.id,
-            to: recipient.jid.clone(),
+            to: recipient.jid.to_bare(),
         })
     }
 }

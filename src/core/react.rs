@@ -46,7 +46,7 @@ impl Groups {
                 ),
             ));
         }
-        let (channel, nick, message) = (channel.key, participant.nick.clone(), message.id);
+        let (channel, nick, message) = (channel.key, participant.nick.to_string(), message.id);
         let reacted = Reacted {
             id: self.next_message_id(),
             channel,

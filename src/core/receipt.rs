@@ -50,7 +50,7 @@ impl Groups {
             .participants
             .iter()
             .filter(|p| p.jid != message.sender)
-            .map(|p| p.jid.clone())
+            .map(|p| p.jid.to_bare())
             .collect();
         Ok((message, members))
     }

@@ -32,7 +32,7 @@ impl Groups {
         self.charge(actor, super::Quota::Signals, 1, now)?;
         let channel = self.existing(name)?;
         let message = self.live_message(channel.key, target)?;
-        let nick = channel.participant(actor).map(|p| p.nick.clone());
+        let nick = channel.participant(actor).map(|p| p.nick.to_string());
         let allowed = match &moderation {
             None => &message.sender == actor && nick.is_some(),
             Some(_) => channel.is_admin_or_owner(actor),

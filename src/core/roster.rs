@@ -12,9 +12,11 @@
 
 use std::collections::HashMap;
 
-use jid::{BareJid, FullJid};
+use compact_str::CompactString;
+use jid::BareJid;
 
-use super::model::{Dialect, Nodes, Participant, ParticipantId};
+use super::model::{Dialect, Nodes, Online, Participant, ParticipantId};
+use super::UserJid;
 
 /// From this many participants on, a channel keeps its index.
 pub const INDEXED_FROM: usize = 32;
@@ -42,11 +44,11 @@ struct Index {
     /// The place of each participant of the list, at the same position.
     places: Vec<u32>,
     next_place: u32,
-    by_jid: HashMap<BareJid, u32>,
+    by_jid: HashMap<UserJid, u32>,
     by_id: HashMap<ParticipantId, u32>,
     /// By nick in ASCII lowercase (nicks compare without case): the place of one holder and
     /// how many hold it (several only in data from before nicks were unique).
-    by_nick: HashMap<String, Holders>,
+    by_nick: HashMap<CompactString, Holders>,
     /// Subscribers of each of [`NODES`].
     followers: [u32; NODES.len()],
     flychat: u32,
@@ -131,7 +133,7 @@ impl Roster {
                 .iter()
                 .any(|p| &p.jid != other_than && p.nick.eq_ignore_ascii_case(nick));
         };
-        match index.by_nick.get(&nick.to_ascii_lowercase()) {
+        match index.by_nick.get(nick.to_ascii_lowercase().as_str()) {
             None => false,
             Some(holders) if holders.count > 1 => true,
             Some(holders) => &self.list[index.at(holders.place)].jid != other_than,
@@ -200,7 +202,7 @@ impl Roster {
 
     /// Changes the clients online of the participant `jid`, which the index does not hold:
     /// presence (a client in, a client out) re-indexes nothing. Returns whether there was one.
-    pub fn update_online(&mut self, jid: &BareJid, change: impl FnOnce(&mut Vec<FullJid>)) -> bool {
+    pub fn update_online(&mut self, jid: &BareJid, change: impl FnOnce(&mut Online)) -> bool {
         let Some(at) = self.position(jid) else {
             return false;
         };
@@ -286,15 +288,15 @@ impl Index {
     /// Takes `p`'s entries out; a nick another participant also holds keeps its entry, which
     /// may still name `p` until [`Index::rehome_nick`] (once `p` has its new nick or is gone).
     fn take(&mut self, p: &Participant, place: u32) {
-        self.by_jid.remove(&p.jid);
+        self.by_jid.remove(&*p.jid);
         if self.by_id.get(&p.id) == Some(&place) {
             self.by_id.remove(&p.id);
         }
         let nick = p.nick.to_ascii_lowercase();
-        if let Some(holders) = self.by_nick.get_mut(&nick) {
+        if let Some(holders) = self.by_nick.get_mut(nick.as_str()) {
             holders.count -= 1;
             if holders.count == 0 {
-                self.by_nick.remove(&nick);
+                self.by_nick.remove(nick.as_str());
             }
         }
         self.count(p, u32::MAX);
@@ -302,7 +304,7 @@ impl Index {
 
     /// After a holder of `nick` left it: points its entry at a holder still in `list`.
     fn rehome_nick(&mut self, nick: &str, list: &[Participant]) {
-        let Some(holders) = self.by_nick.get(&nick.to_ascii_lowercase()) else {
+        let Some(holders) = self.by_nick.get(nick.to_ascii_lowercase().as_str()) else {
             return;
         };
         let holder = self
@@ -316,7 +318,7 @@ impl Index {
                 .position(|p| p.nick.eq_ignore_ascii_case(nick))
                 .expect("a counted nick has a holder");
             let place = self.places[at];
-            if let Some(holders) = self.by_nick.get_mut(&nick.to_ascii_lowercase()) {
+            if let Some(holders) = self.by_nick.get_mut(nick.to_ascii_lowercase().as_str()) {
                 holders.place = place;
             }
         }
@@ -344,15 +346,15 @@ mod tests {
     fn someone(n: usize, nodes: Nodes) -> Participant {
         Participant {
             id: ParticipantId(n as u64 * 7919),
-            jid: jid(&format!("user{n}@localhost")),
-            nick: format!("User{n}"),
+            jid: jid(&format!("user{n}@localhost")).into(),
+            nick: format!("User{n}").into(),
             nodes,
             role: Role::Member,
             dialect: Dialect::Mix,
             reach: Reach::Direct,
             joined_at: n as i64,
             cleared_upto: 0,
-            online: Vec::new(),
+            online: Default::default(),
         }
     }
 

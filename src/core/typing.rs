@@ -161,7 +161,7 @@ impl Groups {
         let fact = Fact::ChatState {
             key: channel.key,
             sender: actor.clone(),
-            nick: participant.nick.clone(),
+            nick: participant.nick.to_string(),
             state,
         };
         let key = channel.key;

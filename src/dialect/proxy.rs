@@ -56,7 +56,7 @@ impl Naming {
         let ids = channel
             .participants
             .iter()
-            .map(|p| (p.jid.clone(), p.id))
+            .map(|p| (p.jid.to_bare(), p.id))
             .collect();
         Naming {
             hidden: Some(ids),

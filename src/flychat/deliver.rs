@@ -214,7 +214,7 @@ pub fn joined(
         return;
     }
     let jid = service.channel_jid(&channel.name);
-    let own: HashMap<&BareJid, &Participant> = added.iter().map(|p| (&p.jid, *p)).collect();
+    let own: HashMap<&BareJid, &Participant> = added.iter().map(|p| (&*p.jid, *p)).collect();
     // One template for those who see JIDs and one for those who do not (a JID-hidden
     // channel's members), each written when first needed; each added user sees itself.
     let mut to_others: [Option<Template>; 2] = [None, None];
@@ -224,7 +224,7 @@ pub fn joined(
             true => Naming::real(&jid),
             false => Naming::hidden(channel, &jid).seen_by(viewer),
         };
-        let stanza = match own.get(&recipient.jid) {
+        let stanza = match own.get(&*recipient.jid) {
             Some(itself) if itself.jid != first.jid || !shown => {
                 render::user_added(&jid, channel, itself, by, &names(&itself.jid))
                     .to(recipient.jid.as_str())
@@ -300,7 +300,7 @@ fn tell(
             .participants
             .iter()
             .chain(audience.also)
-            .filter(|p| p.dialect == Dialect::FlyChat && Some(&p.jid) != audience.except)
+            .filter(|p| p.dialect == Dialect::FlyChat && Some(&*p.jid) != audience.except)
     };
     // Most channels have no FlyChat participant: write nothing for them (the roster counts
     // them, so a large MIX channel is not scanned for none on every fact).

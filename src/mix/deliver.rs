@@ -276,7 +276,7 @@ fn on_messages_node(
     };
     let recipients = channel
         .subscribers(Nodes::MESSAGES)
-        .filter(|p| Some(&p.jid) != except);
+        .filter(|p| Some(&*p.jid) != except);
     let from = render::participant_jid(&jid, sender);
     address_by_sight(channel, recipients, out, |shown| {
         Template::new(|x| {
@@ -315,7 +315,7 @@ fn joined_except(
     let recipients = || {
         channel
             .subscribers(Nodes::PARTICIPANTS)
-            .filter(move |p| Some(&p.jid) != except)
+            .filter(move |p| Some(&*p.jid) != except)
     };
     if !recipients().any(live) {
         return;

@@ -67,7 +67,7 @@ impl Inspector for PgInspector {
                 &[&channel.key],
             )?;
             let counts = counts(&row)?;
-            Ok(Some((channel, counts)))
+            Ok(Some((*channel, counts)))
         })
     }
 

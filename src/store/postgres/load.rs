@@ -9,7 +9,9 @@ use jid::FullJid;
 use postgres::IsolationLevel;
 
 use super::{bare, Conn};
-use crate::core::{Departure, Dialect, Nodes, Participant, Pending, PendingKind, Role, Snapshot};
+use crate::core::{
+    Departure, Dialect, Nodes, Participant, Pending, PendingKind, Role, Snapshot, UserJids,
+};
 use crate::store::columns::{channel, mode, CHANNEL_COLUMNS};
 
 /// Everything the core holds in memory, and the last keys handed out (kept past deletions,
@@ -21,12 +23,12 @@ pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
         .isolation_level(IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()?;
-    let mut channels = Vec::new();
+    let mut channels: Vec<Box<_>> = Vec::new();
     for row in tx.query(
         &format!("SELECT {CHANNEL_COLUMNS} FROM channels ORDER BY key"),
         &[],
     )? {
-        channels.push(channel(&row)?);
+        channels.push(Box::new(channel(&row)?));
     }
     let index: HashMap<i64, usize> = channels
         .iter()
@@ -98,40 +100,52 @@ pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
          FROM participants ORDER BY channel, joined_at, jid",
     )?;
     let mut rows = tx.query_raw(&statement, std::iter::empty::<i64>())?;
+    // As in the SQLite backend: each user's JID parsed once and shared by its memberships,
+    // texts read in place, the channel looked up when the key changes.
+    let mut users = UserJids::default();
+    let mut current: Option<(i64, Option<usize>)> = None;
     while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
         let key: i64 = row.try_get(0)?;
-        if let Some(&i) = index.get(&key) {
-            let jid_text: String = row.try_get(1)?;
-            let online = if online.is_empty() {
-                Vec::new()
-            } else {
-                online.remove(&(key, jid_text.clone())).unwrap_or_default()
-            };
-            let jid = bare(jid_text)?;
-            let id: String = row.try_get(2)?;
-            let (dialect, reach) = mode(row.try_get(8)?);
-            channels[i].participants.put(Participant {
-                jid: jid.clone(),
-                id: id
-                    .parse()
-                    .map_err(|e| anyhow!("stored participant id {id:?}: {e}"))?,
-                nick: row.try_get(3)?,
-                nodes: Nodes(row.try_get::<_, i64>(4)? as u8),
-                role: Role::from_i64(row.try_get(5)?),
-                joined_at: row.try_get(6)?,
-                cleared_upto: row.try_get(7)?,
-                dialect,
-                reach,
-                online,
-            });
-            let muted_until: i64 = row.try_get(9)?;
-            if muted_until > 0 {
-                channels[i]
-                    .administration_mut()
-                    .mutes
-                    .push((jid, muted_until));
+        let i = match current {
+            Some((known, i)) if known == key => i,
+            _ => {
+                let i = index.get(&key).copied();
+                current = Some((key, i));
+                i
             }
+        };
+        let Some(i) = i else { continue };
+        let jid_text: &str = row.try_get(1)?;
+        let jid = users
+            .get(jid_text)
+            .map_err(|e| anyhow!("stored JID {jid_text:?} does not parse: {e}"))?;
+        let online = match online.is_empty() {
+            true => Vec::new(),
+            false => online
+                .remove(&(key, jid_text.to_owned()))
+                .unwrap_or_default(),
+        };
+        let id: &str = row.try_get(2)?;
+        let (dialect, reach) = mode(row.try_get(8)?);
+        let muted_until: i64 = row.try_get(9)?;
+        if muted_until > 0 {
+            let mutes = &mut channels[i].administration_mut().mutes;
+            mutes.push((jid.to_bare(), muted_until));
         }
+        channels[i].participants.put(Participant {
+            jid,
+            id: id
+                .parse()
+                .map_err(|e| anyhow!("stored participant id {id:?}: {e}"))?,
+            nick: row.try_get::<_, &str>(3)?.into(),
+            nodes: Nodes(row.try_get::<_, i64>(4)? as u8),
+            role: Role::from_i64(row.try_get(5)?),
+            joined_at: row.try_get(6)?,
+            cleared_upto: row.try_get(7)?,
+            dialect,
+            reach,
+            online: online.into(),
+        });
     }
     drop(rows);
     let mut sequence = |name: &str| -> anyhow::Result<i64> {

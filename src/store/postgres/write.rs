@@ -319,7 +319,7 @@ fn persist<'a>(
                     key,
                     &p.jid.as_str(),
                     &p.id.to_string(),
-                    &p.nick,
+                    &p.nick.as_str(),
                     &i64::from(p.nodes.0),
                     &(p.role as i64),
                     &mode_code(p),

@@ -61,7 +61,7 @@ impl Inspector for SqliteInspector {
             [channel.key],
             |row| counts(row),
         )?;
-        Ok(Some((channel, counts)))
+        Ok(Some((*channel, counts)))
     }
 
     fn archive(

@@ -3,23 +3,26 @@
 
 use std::collections::HashMap;
 
+use anyhow::Context;
 use jid::FullJid;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::bare;
-use crate::core::{Departure, Dialect, Nodes, Participant, Pending, PendingKind, Role, Snapshot};
+use crate::core::{
+    Departure, Dialect, Nodes, Participant, Pending, PendingKind, Role, Snapshot, UserJids,
+};
 use crate::store::columns::{channel, mode, CHANNEL_COLUMNS};
 
 /// Everything the core holds in memory, and the last keys the sequences handed out (kept
 /// past deletions, so a destroyed channel's key or message id is never reused).
 pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
-    let mut channels = Vec::new();
+    let mut channels: Vec<Box<_>> = Vec::new();
     let mut stmt = conn.prepare(&format!(
         "SELECT {CHANNEL_COLUMNS} FROM channels ORDER BY key"
     ))?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        channels.push(channel(row)?);
+        channels.push(Box::new(channel(row)?));
     }
     let index: HashMap<i64, usize> = channels
         .iter()
@@ -90,42 +93,54 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
          ORDER BY channel, joined_at, jid",
     )?;
     let mut rows = stmt.query([])?;
+    // Each user's JID is parsed once and shared by its memberships; the row's texts are
+    // read in place, not copied into a `String` each. Rows come by channel: the channel's
+    // place is looked up when the key changes, not on every row.
+    let mut users = UserJids::default();
+    let mut current: Option<(i64, Option<usize>)> = None;
     while let Some(row) = rows.next()? {
         let key: i64 = row.get(0)?;
-        if let Some(&i) = index.get(&key) {
-            let online = if online.is_empty() {
-                Vec::new()
-            } else {
-                online.remove(&(key, row.get(1)?)).unwrap_or_default()
-            };
-            let (dialect, reach) = mode(row.get(8)?);
-            channels[i].participants.put(Participant {
-                jid: bare(row.get(1)?)?,
-                id: row.get::<_, String>(2)?.parse().map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        2,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    )
-                })?,
-                nick: row.get(3)?,
-                nodes: Nodes(row.get(4)?),
-                role: Role::from_i64(row.get(5)?),
-                joined_at: row.get(6)?,
-                cleared_upto: row.get(7)?,
-                dialect,
-                reach,
-                online,
-            });
-            let muted_until: i64 = row.get(9)?;
-            if muted_until > 0 {
-                let jid = bare(row.get(1)?)?;
-                channels[i]
-                    .administration_mut()
-                    .mutes
-                    .push((jid, muted_until));
+        let i = match current {
+            Some((known, i)) if known == key => i,
+            _ => {
+                let i = index.get(&key).copied();
+                current = Some((key, i));
+                i
             }
+        };
+        let Some(i) = i else { continue };
+        let text = |column: usize| row.get_ref(column).and_then(|value| Ok(value.as_str()?));
+        let jid_text = text(1)?;
+        let jid = users
+            .get(jid_text)
+            .with_context(|| format!("stored JID {jid_text:?} does not parse"))?;
+        let online = match online.is_empty() {
+            true => Vec::new(),
+            false => online
+                .remove(&(key, jid_text.to_owned()))
+                .unwrap_or_default(),
+        };
+        let id_text = text(2)?;
+        let (dialect, reach) = mode(row.get(8)?);
+        let muted_until: i64 = row.get(9)?;
+        if muted_until > 0 {
+            let mutes = &mut channels[i].administration_mut().mutes;
+            mutes.push((jid.to_bare(), muted_until));
         }
+        channels[i].participants.put(Participant {
+            jid,
+            id: id_text
+                .parse()
+                .with_context(|| format!("stored participant id {id_text:?}"))?,
+            nick: text(3)?.into(),
+            nodes: Nodes(row.get(4)?),
+            role: Role::from_i64(row.get(5)?),
+            joined_at: row.get(6)?,
+            cleared_upto: row.get(7)?,
+            dialect,
+            reach,
+            online: online.into(),
+        });
     }
     let sequence = |table: &str| -> anyhow::Result<i64> {
         Ok(conn
@@ -193,6 +208,28 @@ mod tests {
         assert_eq!(super::mode(1), (Dialect::FlyChat, Reach::Direct));
         // What an older mixd wrote reads as it did.
         assert_eq!(super::mode(0), (Dialect::Mix, Reach::Direct));
+    }
+
+    #[test]
+    fn a_users_memberships_share_one_jid_after_a_restart() {
+        let (_dir, mut w, r, mut g) = coven();
+        let alice = jid("alice@localhost");
+        let (_, mut facts) = g.create(&alice, Some("tower"), 5).unwrap();
+        facts.extend(
+            g.join("tower", &alice, None, crate::core::Nodes::ALL, 6)
+                .unwrap()
+                .1,
+        );
+        commit(&mut w, facts);
+        let snap = r.snapshot().unwrap();
+        let in_each: Vec<&jid::BareJid> = snap
+            .channels
+            .iter()
+            .map(|c| &*c.participant(&alice).unwrap().jid)
+            .collect();
+        assert_eq!(in_each.len(), 2);
+        assert!(std::ptr::eq(in_each[0], in_each[1]), "one allocation");
+        assert_eq!(*in_each[0], alice);
     }
 
     #[test]

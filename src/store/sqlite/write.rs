@@ -272,7 +272,7 @@ impl<'a> Joins<'a> {
             b.bind(key)?
                 .bind(p.jid.as_str())?
                 .bind(p.id.to_string())?
-                .bind(&p.nick)?
+                .bind(p.nick.as_str())?
                 .bind(p.nodes.0)?
                 .bind(p.role as i64)?
                 .bind(mode_code(p))?
@@ -799,7 +799,7 @@ mod tests {
             let snap = r.snapshot().unwrap();
             snap.channels[0]
                 .participant(&jid(who))
-                .map(|p| p.online.clone())
+                .map(|p| p.online.iter().cloned().collect::<Vec<_>>())
         };
         let phone = jid::FullJid::new("bob@localhost/phone").unwrap();
         let pc = jid::FullJid::new("bob@localhost/pc").unwrap();
