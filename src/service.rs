@@ -19,7 +19,7 @@ use crate::bootstrap;
 use crate::config::Settings;
 use crate::control;
 use crate::core::{Fact, Groups, MessageRef, Micros};
-use crate::delivery;
+use crate::delivery::{self, Delivered};
 use crate::dialect::ids::Ids;
 use crate::dialect::{Asker, Handled, Lookup, Read, Resume, Service};
 use crate::intake::Intake;
@@ -263,7 +263,10 @@ impl Outlets<'_> {
     /// goes to the writer with `facts`, to be stored before any of it is sent.
     fn changed(&self, groups: &mut Groups, service: &Service, facts: Vec<Fact>, mut job: Job) {
         let delivered = delivery::deliver(groups, service, &facts, &mut job.outbound);
-        self.metrics.delivered(&delivered);
+        if delivered != Delivered::default() {
+            let metrics = self.metrics.clone();
+            job.sent = Some(Box::new(move || metrics.delivered(&delivered)));
+        }
         job.facts = facts;
         self.writer.submit(job);
     }
