@@ -26,11 +26,14 @@ pub const READS_WAITING: usize = 4096;
 /// asks for, within the history quota's burst.
 pub const READS_PER_USER: usize = 256;
 
-/// One read: it gets the store's reader and sends its own results on.
+/// What a read does with the store's reader; it sends its own results on.
+pub type Run = Box<dyn FnOnce(&dyn Reader) + Send>;
+
+/// One read, queued in its user's turn.
 pub struct Task {
     /// Whose turn it waits for: the requester's bare JID.
     pub user: String,
-    pub run: Box<dyn FnOnce(&dyn Reader) + Send>,
+    pub run: Run,
     /// Run instead of the rest of `run` when `run` panicked: the requester must still get an
     /// answer.
     pub if_panicked: Box<dyn FnOnce() + Send>,

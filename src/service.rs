@@ -271,6 +271,31 @@ impl Outlets<'_> {
         self.writer.submit(job);
     }
 
+    /// Queues `run` on the reader threads in `asker`'s turn; `asker` is told
+    /// `internal-server-error` if it panics, and the queue's refusal if it is full.
+    fn read(
+        &self,
+        groups: &mut Groups,
+        service: &Service,
+        asker: Asker,
+        run: impl FnOnce(&dyn store::Reader) + Send + 'static,
+    ) {
+        let outbox = self.outbox.clone();
+        let metrics = self.metrics.clone();
+        let failed = asker.storage_failed();
+        let queued = self.readers.run(Task {
+            user: asker.user.to_string(),
+            run: Box::new(run),
+            if_panicked: Box::new(move || {
+                metrics.reply(&failed);
+                outbox.send(vec![failed]);
+            }),
+        });
+        if let Err(refusal) = queued {
+            self.dispatch(groups, service, Handled::Reply(asker.error(&refusal)));
+        }
+    }
+
     fn dispatch(&self, groups: &mut Groups, service: &Service, handled: Handled) {
         match handled {
             Handled::Changed {
@@ -355,33 +380,6 @@ impl Outlets<'_> {
                 });
             }
             Handled::Nothing => {}
-        }
-    }
-}
-
-impl Outlets<'_> {
-    /// Queues `run` on the reader threads in `asker`'s turn; `asker` is told
-    /// `internal-server-error` if it panics, and the queue's refusal if it is full.
-    fn read(
-        &self,
-        groups: &mut Groups,
-        service: &Service,
-        asker: Asker,
-        run: impl FnOnce(&dyn store::Reader) + Send + 'static,
-    ) {
-        let outbox = self.outbox.clone();
-        let metrics = self.metrics.clone();
-        let failed = asker.storage_failed();
-        let queued = self.readers.run(Task {
-            user: asker.user.to_string(),
-            run: Box::new(run),
-            if_panicked: Box::new(move || {
-                metrics.reply(&failed);
-                outbox.send(vec![failed]);
-            }),
-        });
-        if let Err(refusal) = queued {
-            self.dispatch(groups, service, Handled::Reply(asker.error(&refusal)));
         }
     }
 }

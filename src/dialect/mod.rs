@@ -141,8 +141,11 @@ impl Asker {
 /// A read of the archive and the stanzas it answers with.
 pub struct Read {
     pub asker: Asker,
-    pub run: Box<dyn FnOnce(&dyn Reader) -> Vec<String> + Send>,
+    pub run: Reading,
 }
+
+/// What a read runs on a reader thread: the stanzas it answers with.
+pub type Reading = Box<dyn FnOnce(&dyn Reader) -> Vec<String> + Send>;
 
 /// A message to find in a channel's archive, and what to do with what was found.
 pub struct Lookup {
