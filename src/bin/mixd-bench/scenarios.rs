@@ -909,7 +909,7 @@ async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
                     flood.label(),
                     phase.seconds,
                     phase.latencies.len(),
-                    shape.quiet,
+                    if matches!(flood, Flood::History) { shape.quiet.min(QUIET_READS) } else { shape.quiet },
                     if matches!(flood, Flood::History) { "reads" } else { "posts" },
                 );
             }
@@ -949,6 +949,9 @@ async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The quiet reads of a history phase, within the quiet reader's history burst.
+const QUIET_READS: usize = 250;
+
 /// One phase of [`fairness`]; returns when every quiet message is delivered (or quiet read
 /// answered), or at the phase's limit, and mixd has answered everything the flooder sent
 /// (its ping, behind its flood, is answered).
@@ -963,6 +966,13 @@ async fn quiet_phase(
     // The quiet side reads in the history phase (each read done at its `<fin/>`: the
     // flooder's FlyChat pages have none), else posts (done when its last copy is back).
     let reads = matches!(flood, Flood::History);
+    // The quiet reader stays within its own history quota's burst (300 by default): beyond
+    // it, its reads would be refused at 10 a second, and the phase would time the quota.
+    let quiet = if reads {
+        shape.quiet.min(QUIET_READS)
+    } else {
+        shape.quiet
+    };
     if !reads {
         peer.track(Some(tracker.clone()));
     }
@@ -990,7 +1000,7 @@ async fn quiet_phase(
         } else {
             tracker.completed.load(Ordering::Relaxed)
         };
-        if completed as usize == shape.quiet {
+        if completed as usize == quiet {
             break;
         }
         if start.elapsed() > shape.phase_limit {
@@ -1006,7 +1016,7 @@ async fn quiet_phase(
             break;
         }
         if next == completed as usize
-            && next < shape.quiet
+            && next < quiet
             && last_sent.is_none_or(|t| t.elapsed() >= GAP)
         {
             sent_at[next] = tracker.now();
@@ -1083,7 +1093,7 @@ async fn quiet_phase(
         }
     }
     let refused = peer.counters.errors.load(Ordering::Relaxed) - errors;
-    let mut latencies: Vec<f64> = (0..shape.quiet)
+    let mut latencies: Vec<f64> = (0..quiet)
         .filter_map(|s| match tracker.done_at[s].load(Ordering::Relaxed) {
             0 => None,
             done => Some(done.saturating_sub(sent_at[s]) as f64 / 1e6),
