@@ -140,17 +140,18 @@ def test_posting_over_the_rate_is_refused_until_the_refill(server, mixd, channel
 
 def test_a_flood_of_history_queries_is_refused_while_another_user_reads(server, mixd, channel_name):
     async def scenario():
-        async with connected(server, "eve", "dave") as (eve, dave):
-            await eve.plugin["xep_0369"].create_channel(eve.channel("x"), channel_name, timeout=10)
-            await eve.join_live(channel_name, "eve")
+        # (alice and dave: whose join and channel quotas the other tests leave room in.)
+        async with connected(server, "alice", "dave") as (alice, dave):
+            await dave.plugin["xep_0369"].create_channel(dave.channel("x"), channel_name, timeout=10)
             await dave.join_live(channel_name, "dave")
-            eve.post(channel_name, "for the record")
-            assert (await dave.next_message())["body"] == "for the record"
+            await alice.join_live(channel_name, "alice")
+            dave.post(channel_name, "for the record")
+            assert (await alice.next_message())["body"] == "for the record"
 
-            # Eve asks for twenty pages at once, then dave for one.
-            flood = asyncio.ensure_future(eve.mam_at_once(eve.channel(channel_name), 20))
+            # Alice asks for twenty pages at once, then dave for one.
+            flood = asyncio.ensure_future(alice.mam_at_once(alice.channel(channel_name), 20))
             await asyncio.sleep(0)
-            # Dave's query is answered, whatever eve's flood does.
+            # Dave's query is answered, whatever alice's flood does.
             assert await dave.mam_at_once(dave.channel(channel_name), 1) == [("result", ["for the record"])]
             answers = await flood
             answered = [answer for answer in answers if answer[0] == "result"]
