@@ -33,7 +33,8 @@ pub struct Options {
     /// max_groups_per_creator, max_resources_per_participant, keep_archive, max_stanza_bytes,
     /// max_stanza_depth, max_outbox_bytes, write_timeout, payload_namespaces, message_burst,
     /// messages_per_minute, signals_per_minute, channels_per_hour, joins_per_minute,
-    /// adds_per_hour, control_socket, log_level, metrics; a [bootstrap] table).
+    /// adds_per_hour, history_burst, history_per_minute, control_socket, log_level, metrics;
+    /// a [bootstrap] table).
     #[arg(long, env = "MIXD_CONFIG", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
@@ -155,6 +156,19 @@ pub struct Options {
     #[arg(long, env = "MIXD_SIGNALS_PER_MINUTE", value_name = "N")]
     #[serde(alias = "signals-per-minute")]
     pub signals_per_minute: Option<u32>,
+
+    /// Reads of the archive one user may ask for at once (MAM queries, FlyChat history pages,
+    /// message look-ups and receipt states) before the sustained rate applies; beyond it,
+    /// refused with policy-violation. 0 turns the history quota off [default: 300].
+    #[arg(long, env = "MIXD_HISTORY_BURST", value_name = "N")]
+    #[serde(alias = "history-burst")]
+    pub history_burst: Option<u32>,
+
+    /// Reads of the archive one user may ask for per minute, sustained [default: 600, ten a
+    /// second].
+    #[arg(long, env = "MIXD_HISTORY_PER_MINUTE", value_name = "N")]
+    #[serde(alias = "history-per-minute")]
+    pub history_per_minute: Option<u32>,
 
     /// Channels one user may create per hour, refused beyond with resource-constraint; 0 for
     /// no limit [default: 100].
@@ -346,6 +360,8 @@ pub struct Settings {
     pub channels_per_hour: u32,
     pub joins_per_minute: u32,
     pub adds_per_hour: u32,
+    pub history_burst: u32,
+    pub history_per_minute: u32,
     /// Namespaces of opaque payloads participants' messages may carry (`dialect::payload`).
     pub payload_namespaces: Vec<String>,
     /// Where `mixd admin` reaches the running service (`control.rs`).
@@ -386,6 +402,8 @@ impl fmt::Debug for Settings {
             .field("channels_per_hour", &self.channels_per_hour)
             .field("joins_per_minute", &self.joins_per_minute)
             .field("adds_per_hour", &self.adds_per_hour)
+            .field("history_burst", &self.history_burst)
+            .field("history_per_minute", &self.history_per_minute)
             .field("payload_namespaces", &self.payload_namespaces)
             .field("control_socket", &self.control_socket)
             .field("log_level", &self.log_level)
@@ -452,6 +470,8 @@ impl Options {
         origin("channels_per_hour", file.channels_per_hour.is_some());
         origin("joins_per_minute", file.joins_per_minute.is_some());
         origin("adds_per_hour", file.adds_per_hour.is_some());
+        origin("history_burst", file.history_burst.is_some());
+        origin("history_per_minute", file.history_per_minute.is_some());
         origin("payload_namespaces", !file.payload_namespaces.is_empty());
         origin("control_socket", file.control_socket.is_some());
         origin("log_level", file.log_level.is_some());
@@ -592,6 +612,11 @@ impl Options {
                 .or(file.joins_per_minute)
                 .unwrap_or(600),
             adds_per_hour: self.adds_per_hour.or(file.adds_per_hour).unwrap_or(1_000),
+            history_burst: self.history_burst.or(file.history_burst).unwrap_or(300),
+            history_per_minute: self
+                .history_per_minute
+                .or(file.history_per_minute)
+                .unwrap_or(600),
             payload_namespaces,
             control_socket,
             log_level,
@@ -635,6 +660,11 @@ impl Options {
                 "messages_per_minute must be at least 1 while message_burst is set (a message_burst of 0 turns the message quota off)"
             );
         }
+        if settings.history_burst > 0 && settings.history_per_minute == 0 {
+            bail!(
+                "history_per_minute must be at least 1 while history_burst is set (a history_burst of 0 turns the history quota off)"
+            );
+        }
         // Beyond these a quota no longer limits anything a server could deliver; a typo, not
         // a choice (0 is how to turn one off).
         for (name, value, most) in [
@@ -648,6 +678,8 @@ impl Options {
             ("channels_per_hour", settings.channels_per_hour, 1_000_000),
             ("joins_per_minute", settings.joins_per_minute, 1_000_000),
             ("adds_per_hour", settings.adds_per_hour, 10_000_000),
+            ("history_burst", settings.history_burst, 1_000_000),
+            ("history_per_minute", settings.history_per_minute, 6_000_000),
         ] {
             if value > most {
                 bail!("{name} must be at most {most} (0 turns it off)");
@@ -845,6 +877,16 @@ impl Settings {
                 "adds_per_hour",
                 self.adds_per_hour.to_string(),
                 "users one user may add or invite per hour (0: no limit)",
+            ),
+            (
+                "history_burst",
+                self.history_burst.to_string(),
+                "archive reads one user may ask for at once (0: no history quota)",
+            ),
+            (
+                "history_per_minute",
+                self.history_per_minute.to_string(),
+                "archive reads one user may ask for per minute, sustained",
             ),
             (
                 "payload_namespaces",
@@ -1070,6 +1112,7 @@ mod tests {
             ("--max-outbox-bytes", "10", "max_outbox_bytes"),
             ("--write-timeout", "0", "write_timeout"),
             ("--messages-per-minute", "0", "messages_per_minute"),
+            ("--history-per-minute", "0", "history_per_minute"),
             ("--adds-per-hour", "20000000", "adds_per_hour"),
         ] {
             let err = resolve(&[&base[..], &[flag, value]].concat())
@@ -1090,9 +1133,11 @@ mod tests {
                 settings.signals_per_minute,
                 settings.channels_per_hour,
                 settings.joins_per_minute,
-                settings.adds_per_hour
+                settings.adds_per_hour,
+                settings.history_burst,
+                settings.history_per_minute
             ),
-            (500, 600, 1_200, 100, 600, 1_000)
+            (500, 600, 1_200, 100, 600, 1_000, 300, 600)
         );
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("mixd.toml");

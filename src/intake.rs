@@ -1,13 +1,13 @@
 //! Turns between senders: what the link has read waits here, one queue per sender, until
 //! the service loop takes it (see [`Intake`]).
 
-use std::collections::{HashMap, VecDeque};
 use std::ops::Deref;
 
 use minidom::Element;
 
 use crate::core::{Condition, Refusal};
 use crate::dialect::{ErrorKind, ReplyTo};
+use crate::turns::Turns;
 
 /// Fairness between senders: the stanzas the link has read wait here, one queue per sender
 /// (the bare JID of `from`: all of one user's clients share a queue), and the loop takes one
@@ -30,14 +30,11 @@ use crate::dialect::{ErrorKind, ReplyTo};
 /// can work sheds its own load instead of stopping everyone's (the link keeps reading).
 /// Every stanza also keeps its share of the link's inbound weight while it waits here, so
 /// memory stays within the link's bound. Each sender's stanzas keep their order (RFC 6120
-/// §10.1 asks no more); a queue that empties is dropped, so idle senders cost nothing.
+/// §10.1 asks no more); the turns are `turns.rs`'s.
 ///
 /// `S` is the link's `Inbound` (a stanza holding its weight); the tests use bare elements.
 pub struct Intake<S> {
-    queues: HashMap<String, VecDeque<S>>,
-    /// Senders with stanzas waiting, in the order of their turns.
-    turns: VecDeque<String>,
-    waiting: usize,
+    turns: Turns<S>,
 }
 
 /// The most stanzas waiting in the intake (the link's own queue holds as many again).
@@ -49,57 +46,44 @@ const SENDER_STANZAS: usize = 1024;
 impl<S> Default for Intake<S> {
     fn default() -> Self {
         Intake {
-            queues: HashMap::new(),
-            turns: VecDeque::new(),
-            waiting: 0,
+            turns: Turns::new(SENDER_STANZAS),
         }
     }
 }
 
 impl<S: Deref<Target = Element>> Intake<S> {
     pub fn has_space(&self) -> bool {
-        self.waiting < INTAKE_STANZAS
+        self.turns.len() < INTAKE_STANZAS
     }
 
     pub fn is_empty(&self) -> bool {
-        self.waiting == 0
+        self.turns.is_empty()
     }
 
     /// Queues `stanza` behind its sender's. A stanza beyond its sender's share is dropped
     /// instead, and what comes back is the error for its sender (none for an error stanza).
     #[must_use]
     pub fn push(&mut self, stanza: S) -> Option<String> {
-        let from = stanza.attr("from").unwrap_or_default();
-        let sender = from.split_once('/').map_or(from, |(bare, _)| bare);
-        match self.queues.get_mut(sender) {
-            Some(queue) if queue.len() >= SENDER_STANZAS => {
-                tracing::debug!(sender, "too many stanzas waiting from one sender; refused");
-                return overflow(&stanza);
-            }
-            Some(queue) => queue.push_back(stanza),
-            None => {
-                let sender = sender.to_owned();
-                self.queues.insert(sender.clone(), VecDeque::from([stanza]));
-                self.turns.push_back(sender);
-            }
-        }
-        self.waiting += 1;
-        None
+        let Err(stanza) = self.turns.push(stanza, sender) else {
+            return None;
+        };
+        tracing::debug!(
+            sender = sender(&stanza),
+            "too many stanzas waiting from one sender; refused"
+        );
+        overflow(&stanza)
     }
 
     /// The next sender's oldest stanza; that sender goes to the back of the turns.
     pub fn take_turn(&mut self) -> Option<S> {
-        let sender = self.turns.pop_front()?;
-        let queue = self.queues.get_mut(&sender)?;
-        let stanza = queue.pop_front();
-        if queue.is_empty() {
-            self.queues.remove(&sender);
-        } else {
-            self.turns.push_back(sender);
-        }
-        self.waiting -= usize::from(stanza.is_some());
-        stanza
+        self.turns.take_turn()
     }
+}
+
+/// Whose turn a stanza waits for: the bare JID of its `from`.
+fn sender(stanza: &impl Deref<Target = Element>) -> &str {
+    let from = stanza.attr("from").unwrap_or_default();
+    from.split_once('/').map_or(from, |(bare, _)| bare)
 }
 
 /// The error a stanza beyond its sender's share gets; none for an error stanza.
@@ -167,7 +151,6 @@ mod tests {
         }
         assert_eq!(order, ["f0", "q0", "f1", "q1", "f2", "f3"]);
         assert!(intake.is_empty());
-        assert!(intake.queues.is_empty() && intake.turns.is_empty());
     }
 
     #[test]
@@ -197,6 +180,6 @@ mod tests {
         assert!(intake
             .push(message("flood@localhost/a", "bounced", "error"))
             .is_none());
-        assert_eq!(intake.waiting, SENDER_STANZAS);
+        assert_eq!(intake.turns.len(), SENDER_STANZAS);
     }
 }

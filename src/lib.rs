@@ -33,4 +33,5 @@ pub mod reload;
 pub mod router;
 pub mod service;
 pub mod store;
+pub mod turns;
 pub mod xml;

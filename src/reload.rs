@@ -34,6 +34,8 @@ pub fn rules(settings: &Settings, participant_key: [u8; 16]) -> Rules {
         channels_per_hour: settings.channels_per_hour,
         joins_per_minute: settings.joins_per_minute,
         adds_per_hour: settings.adds_per_hour,
+        history_burst: settings.history_burst,
+        history_per_minute: settings.history_per_minute,
         participant_key,
         ..Rules::default()
     }
@@ -54,7 +56,7 @@ enum Applies {
 type Row = (&'static str, Applies, fn(&Settings) -> String);
 
 /// Every setting with how it applies and its value (the secret's is compared, never shown).
-fn table() -> [Row; 28] {
+fn table() -> [Row; 30] {
     use Applies::*;
     [
         ("server", AtRestart, |s| s.server.clone()),
@@ -97,6 +99,10 @@ fn table() -> [Row; 28] {
             s.joins_per_minute.to_string()
         }),
         ("adds_per_hour", Rules, |s| s.adds_per_hour.to_string()),
+        ("history_burst", Rules, |s| s.history_burst.to_string()),
+        ("history_per_minute", Rules, |s| {
+            s.history_per_minute.to_string()
+        }),
         ("max_stanza_bytes", AtRestart, |s| {
             s.max_stanza_bytes.to_string()
         }),
@@ -167,6 +173,8 @@ pub fn apply(
     now.channels_per_hour = new.channels_per_hour;
     now.joins_per_minute = new.joins_per_minute;
     now.adds_per_hour = new.adds_per_hour;
+    now.history_burst = new.history_burst;
+    now.history_per_minute = new.history_per_minute;
     (now, outcome)
 }
 

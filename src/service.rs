@@ -19,13 +19,13 @@ use crate::bootstrap;
 use crate::config::Settings;
 use crate::control;
 use crate::core::{Fact, Groups, MessageRef, Micros};
-use crate::delivery;
+use crate::delivery::{self, Delivered};
 use crate::dialect::ids::Ids;
-use crate::dialect::{Handled, Resume, Service};
+use crate::dialect::{Asker, Handled, Lookup, Read, Resume, Service};
 use crate::intake::Intake;
 use crate::link::{self, LinkSettings, Outbox};
 use crate::metrics::{self, Metrics};
-use crate::readers::Readers;
+use crate::readers::{Readers, Task};
 use crate::reload::{self, Reload};
 use crate::router;
 use crate::store;
@@ -263,9 +263,37 @@ impl Outlets<'_> {
     /// goes to the writer with `facts`, to be stored before any of it is sent.
     fn changed(&self, groups: &mut Groups, service: &Service, facts: Vec<Fact>, mut job: Job) {
         let delivered = delivery::deliver(groups, service, &facts, &mut job.outbound);
-        self.metrics.delivered(&delivered);
+        if delivered != Delivered::default() {
+            let metrics = self.metrics.clone();
+            job.sent = Some(Box::new(move || metrics.delivered(&delivered)));
+        }
         job.facts = facts;
         self.writer.submit(job);
+    }
+
+    /// Queues `run` on the reader threads in `asker`'s turn; `asker` is told
+    /// `internal-server-error` if it panics, and the queue's refusal if it is full.
+    fn read(
+        &self,
+        groups: &mut Groups,
+        service: &Service,
+        asker: Asker,
+        run: impl FnOnce(&dyn store::Reader) + Send + 'static,
+    ) {
+        let outbox = self.outbox.clone();
+        let metrics = self.metrics.clone();
+        let failed = asker.storage_failed();
+        let queued = self.readers.run(Task {
+            user: asker.user.to_string(),
+            run: Box::new(run),
+            if_panicked: Box::new(move || {
+                metrics.reply(&failed);
+                outbox.send(vec![failed]);
+            }),
+        });
+        if let Err(refusal) = queued {
+            self.dispatch(groups, service, Handled::Reply(asker.error(&refusal)));
+        }
     }
 
     fn dispatch(&self, groups: &mut Groups, service: &Service, handled: Handled) {
@@ -300,47 +328,56 @@ impl Outlets<'_> {
                     })
                 }
             }
-            Handled::Read(read) => {
+            Handled::Read(Read { asker, run }) => {
+                // Counted as it is queued, whichever dialect asked (`core/quota.rs`).
+                if let Err(refusal) = groups.charge_read(&asker.user, now()) {
+                    return self.dispatch(groups, service, Handled::Reply(asker.error(&refusal)));
+                }
                 let outbox = self.outbox.clone();
                 let metrics = self.metrics.clone();
-                self.readers.run(Box::new(move |reader| {
+                self.read(groups, service, asker, move |reader| {
                     let started = std::time::Instant::now();
-                    let answer = read(reader);
+                    let answer = run(reader);
                     metrics.archive_read(started.elapsed());
                     // A read that failed answers with an error instead of its pages.
                     for stanza in &answer {
                         metrics.reply(stanza);
                     }
                     outbox.send(answer)
-                }));
+                });
             }
-            Handled::Lookup(lookup) => {
+            Handled::Lookup(Lookup {
+                asker,
+                channel,
+                references,
+                resume,
+            }) => {
                 let outbox = self.outbox.clone();
                 let found = self.found.clone();
                 let metrics = self.metrics.clone();
+                let on_failure = asker.storage_failed();
                 // Each reference as the client sent it, and the archive id it names if it is
                 // one of the opaque ids clients are shown (`dialect::ids`).
-                let references: Vec<(Option<i64>, String)> = lookup
-                    .references
+                let references: Vec<(Option<i64>, String)> = references
                     .into_iter()
                     .map(|r| (service.ids.decode(&r), r))
                     .collect();
-                self.readers.run(Box::new(move |reader| {
+                self.read(groups, service, asker, move |reader| {
                     let messages: anyhow::Result<Vec<_>> = references
                         .iter()
-                        .map(|(id, sent)| reader.find_message(lookup.channel, *id, sent))
+                        .map(|(id, sent)| reader.find_message(channel, *id, sent))
                         .collect();
                     match messages {
                         Ok(messages) => {
-                            let _ = found.send((lookup.resume, messages));
+                            let _ = found.send((resume, messages));
                         }
                         Err(error) => {
                             tracing::error!(%error, "looking up a message failed");
-                            metrics.reply(&lookup.on_failure);
-                            outbox.send(vec![lookup.on_failure]);
+                            metrics.reply(&on_failure);
+                            outbox.send(vec![on_failure]);
                         }
                     }
-                }));
+                });
             }
             Handled::Nothing => {}
         }

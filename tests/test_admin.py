@@ -319,6 +319,39 @@ def test_reads_of_a_database_that_is_not_there_are_refused_with_a_sentence(live)
     assert not os.path.exists(missing)
 
 
+def test_sighup_applies_the_history_quota_live(server, live, channel_name):
+    async def scenario():
+        async with connected(server, "carol", "dave") as (carol, dave):
+            await channel_of(carol, channel_name, dave)
+            await post_and_see(carol, channel_name, "on the record")
+            offset = len(live.log())
+            with open(live.config, "w") as f:
+                f.write("max_message_bytes = 65536\nhistory_burst = 2\nhistory_per_minute = 1\n")
+            try:
+                live.process.send_signal(1)  # SIGHUP
+                await asyncio.to_thread(live.wait_for_log, "reload: applied", offset)
+                applied = [line for line in live.log()[offset:].splitlines() if "reload: applied" in line]
+                assert len(applied) == 2, applied
+                assert any("history_burst" in line for line in applied), applied
+                assert any("history_per_minute" in line for line in applied), applied
+                # Two reads at once, then one a minute: dave's third is refused, carol's passes.
+                answers = await dave.mam_at_once(dave.channel(channel_name), 3)
+                assert answers[:2] == [("result", ["on the record"])] * 2, answers
+                condition, text, kind = answers[2][1:]
+                assert (answers[2][0], condition, kind) == ("error", "policy-violation", "modify"), answers
+                assert text.startswith(
+                    "you are reading history too fast: at most 2 reads at once, then 1 a minute; try again in "), text
+                assert await carol.mam_at_once(carol.channel(channel_name), 1) == [("result", ["on the record"])]
+            finally:
+                # And back: the file as it was, the quota as it was.
+                offset = len(live.log())
+                with open(live.config, "w") as f:
+                    f.write("max_message_bytes = 65536\n")
+                live.process.send_signal(1)
+                await asyncio.to_thread(live.wait_for_log, "reload: applied", offset)
+    run(scenario())
+
+
 def test_sighup_applies_a_limit_live_and_says_what_waits_for_a_restart(server, live, channel_name):
     big = "x" * 3000
 

@@ -89,6 +89,31 @@ def test_a_repeated_chat_state_is_relayed_once(server, mixd, channel_name):
     run(scenario())
 
 
+def test_alternating_chat_states_are_paced(server, mixd, channel_name):
+    """Each state a change, so none is a repeat, but a flood all the same: XEP-0085 §5.4 lets
+    the service drop chat states, and mixd relays a user's states in a channel at most four
+    at once, then one a second."""
+
+    async def scenario():
+        async with connected(server, "alice", "bob") as (alice, bob):
+            await channel_with(alice, [bob], channel_name)
+            for i in range(20):
+                notification = bob.groupchat(channel_name)
+                notification["chat_state"] = ("composing", "paused")[i % 2]
+                notification.send()
+            bob.post(channel_name, "done typing")
+            # The post comes after every state relayed before it, from the same sender.
+            assert (await alice.next_message())["body"] == "done typing"
+            told = []
+            while not alice.received["chatstate"].empty():
+                told.append(alice.received["chatstate"].get_nowait()["chat_state"])
+            # The burst, and at most the few the pace allowed while the flood came in.
+            assert told[:4] == ["composing", "paused", "composing", "paused"], told
+            assert len(told) <= 6, told
+
+    run(scenario())
+
+
 def test_receipts_markers_and_message_state(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob", "carol") as (alice, bob, carol):

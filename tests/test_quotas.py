@@ -5,6 +5,8 @@ fails these tests for what they check): a user posting faster than its message r
 the quota is the user's, not each client's; chat states, reactions and receipts beyond their
 rate get `policy-violation`; creating channels beyond the hourly limit, joining beyond the
 limit a minute, adding and inviting users beyond the hourly limit get `resource-constraint`;
+a flood of MAM queries beyond the history rate gets `policy-violation` while another user's
+query is answered;
 the real FlyChat SDK's calls meet the same quotas (through harness/sdk.py, on both servers).
 
 Each quota is the acting user's, and this module's mixd is shared by its tests: each test
@@ -30,7 +32,8 @@ from harness.servers import USER_DOMAIN, Mixd
 
 STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 # This module's mixd: three messages at once, then one a second; three signals a minute; two
-# channels an hour; two joins a minute; two users added or invited an hour.
+# channels an hour; two joins a minute; two users added or invited an hour; five reads of the
+# archive at once, then one a second.
 LIMITS = {
     "MIXD_MESSAGE_BURST": "3",
     "MIXD_MESSAGES_PER_MINUTE": "60",
@@ -38,6 +41,8 @@ LIMITS = {
     "MIXD_CHANNELS_PER_HOUR": "2",
     "MIXD_JOINS_PER_MINUTE": "2",
     "MIXD_ADDS_PER_HOUR": "2",
+    "MIXD_HISTORY_BURST": "5",
+    "MIXD_HISTORY_PER_MINUTE": "60",
 }
 
 # The FlyChat users, whom no other test of this module acts as.
@@ -129,6 +134,36 @@ def test_posting_over_the_rate_is_refused_until_the_refill(server, mixd, channel
             history = await bob.mam(bob.channel(channel_name))
             bodies = [m["mam_result"]["forwarded"]["stanza"]["body"] for m in history["mam"]["results"]]
             assert sorted(bodies[:3]) == ["one", "three", "two"] and bodies[3:] == ["bob's", "five"], bodies
+
+    run(scenario())
+
+
+def test_a_flood_of_history_queries_is_refused_while_another_user_reads(server, mixd, channel_name):
+    async def scenario():
+        # (alice and dave: whose join and channel quotas the other tests leave room in.)
+        async with connected(server, "alice", "dave") as (alice, dave):
+            await dave.plugin["xep_0369"].create_channel(dave.channel("x"), channel_name, timeout=10)
+            await dave.join_live(channel_name, "dave")
+            await alice.join_live(channel_name, "alice")
+            dave.post(channel_name, "for the record")
+            assert (await alice.next_message())["body"] == "for the record"
+
+            # Alice asks for twenty pages at once, then dave for one.
+            flood = asyncio.ensure_future(alice.mam_at_once(alice.channel(channel_name), 20))
+            await asyncio.sleep(0)
+            # Dave's query is answered, whatever alice's flood does.
+            assert await dave.mam_at_once(dave.channel(channel_name), 1) == [("result", ["for the record"])]
+            answers = await flood
+            answered = [answer for answer in answers if answer[0] == "result"]
+            refused = [answer[1:] for answer in answers if answer[0] == "error"]
+            assert len(answered) + len(refused) == 20, answers
+            # The burst (five), and at most the few that refilled (one a second) meanwhile.
+            assert 5 <= len(answered) <= 8, answers
+            assert all(bodies == ["for the record"] for _, bodies in answered), answered
+            for condition, text, kind in refused:
+                assert (condition, kind) == ("policy-violation", "modify"), (condition, text, kind)
+                assert text.startswith("you are reading history too fast: at most 5 reads at once, "
+                                       "then 60 a minute; try again in "), text
 
     run(scenario())
 

@@ -269,6 +269,11 @@ pub struct Rules {
     pub joins_per_minute: u32,
     /// Users one user may add to groups or invite per hour (0: no limit).
     pub adds_per_hour: u32,
+    /// Reads of the archive one user may ask for at once before the sustained rate applies
+    /// (0: no history quota).
+    pub history_burst: u32,
+    /// Reads of the archive one user may ask for per minute, sustained.
+    pub history_per_minute: u32,
 }
 
 impl Default for Rules {
@@ -288,6 +293,8 @@ impl Default for Rules {
             channels_per_hour: 100,
             joins_per_minute: 600,
             adds_per_hour: 1_000,
+            history_burst: 300,
+            history_per_minute: 600,
         }
     }
 }

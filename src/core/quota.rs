@@ -1,4 +1,4 @@
-//! Quotas: how much one user may make the service do, per unit of time. Five are kept, each
+//! Quotas: how much one user may make the service do, per unit of time. Six are kept, each
 //! keyed by the acting user's bare JID (all its clients together) and each a token bucket
 //! that holds up to `burst` tokens and refills continuously at `refill` tokens per `period`:
 //!
@@ -9,11 +9,21 @@
 //! | channels | each channel or group created | `resource-constraint` |
 //! | joins | each join that changes something, each join request | `resource-constraint` |
 //! | adds | each user added to a group or invited (the acting user itself not counted) | `resource-constraint` |
+//! | history | each read of the archive: a MAM query, a FlyChat history page, a message looked up for the SDK (`reply_message`), receipt states | `policy-violation`: a rate, retry soon |
 //!
-//! The message quota has a burst and a sustained rate of its own ([`Rules::message_burst`],
-//! [`Rules::messages_per_minute`]); the others allow their whole amount at once and refill
+//! The message and history quotas have a burst and a sustained rate of their own
+//! ([`Rules::message_burst`], [`Rules::messages_per_minute`]; [`Rules::history_burst`],
+//! [`Rules::history_per_minute`]); the others allow their whole amount at once and refill
 //! it over their period (an hour, a minute). A quota set to 0 is off. The refusal's text
 //! says the limit and when a retry will pass.
+//!
+//! Why reads are counted: each one is a disk read on one of the archive's two reader
+//! threads, which every user's history shares; the readers take reads in turns per user
+//! (`readers.rs`), so a flood delays others little, but without a quota one user could
+//! still keep both threads busy for everyone. The history quota is taken by the service as
+//! it queues a read, for both dialects at once (`Groups::charge_read`). Look-ups of the
+//! message a retraction, receipt, reaction or edit names are not counted here: they are
+//! the signal or message quota's.
 //!
 //! A command takes its tokens when its other checks have passed, and all of them or none: a
 //! request that adds 10 users when 5 tokens are left adds nobody. Posts, corrections and
@@ -60,9 +70,10 @@ pub enum Quota {
     Channels,
     Joins,
     Adds,
+    Reads,
 }
 
-const KINDS: usize = 5;
+const KINDS: usize = 6;
 
 impl Quota {
     fn index(self) -> usize {
@@ -77,6 +88,7 @@ impl Quota {
             Quota::Channels => (rules.channels_per_hour, rules.channels_per_hour, HOUR),
             Quota::Joins => (rules.joins_per_minute, rules.joins_per_minute, MINUTE),
             Quota::Adds => (rules.adds_per_hour, rules.adds_per_hour, HOUR),
+            Quota::Reads => (rules.history_burst, rules.history_per_minute, MINUTE),
         };
         (burst > 0 && refill > 0).then_some(Rate {
             burst: burst as u64,
@@ -123,6 +135,13 @@ impl Quota {
                 format!(
                     "you have added or invited users too fast: at most {} an hour; {when}",
                     rate.burst
+                ),
+            ),
+            Quota::Reads => Refusal::new(
+                Condition::PolicyViolation,
+                format!(
+                    "you are reading history too fast: at most {} reads at once, then {} a minute; {when}",
+                    rate.burst, rate.refill
                 ),
             ),
         }
@@ -291,6 +310,7 @@ fn too_many(quota: Quota, rate: Rate, n: usize) -> Outcome<u64> {
             Quota::Channels => "channels an hour",
             Quota::Joins => "joins a minute",
             Quota::Adds => "users added or invited an hour",
+            Quota::Reads => "reads at once",
         };
         return Err(Refusal::new(
             Condition::ResourceConstraint,
@@ -326,6 +346,13 @@ impl Groups {
         now: Micros,
     ) -> Outcome<()> {
         self.quotas.take(&self.rules, actor, quota, n, now)
+    }
+
+    /// Takes a token of the history quota from `reader`, who asked for a read of the
+    /// archive, or refuses (see the module's doc): the service charges every read it queues,
+    /// whichever dialect asked.
+    pub fn charge_read(&mut self, reader: &BareJid, now: Micros) -> Outcome<()> {
+        self.charge(reader, Quota::Reads, 1, now)
     }
 
     /// Refuses unless `actor` has `n` tokens of `quota`, taking none: for a dialect to refuse
@@ -483,6 +510,35 @@ mod tests {
             "{}",
             err.text
         );
+    }
+
+    #[test]
+    fn reads_come_in_bursts_then_at_the_sustained_rate_per_user() {
+        let mut g = limited();
+        g.rules.history_burst = 2;
+        g.rules.history_per_minute = 30;
+        let (bob, alice) = (jid("bob@localhost"), jid("alice@localhost"));
+        let t = 10 * SECOND;
+        g.charge_read(&bob, t).unwrap();
+        g.charge_read(&bob, t).unwrap();
+        let err = g.charge_read(&bob, t).unwrap_err();
+        assert_eq!(err.condition, Condition::PolicyViolation);
+        assert_eq!(
+            err.text,
+            "you are reading history too fast: at most 2 reads at once, then 30 a minute; \
+             try again in 2.0 s"
+        );
+        // Another user is apart.
+        g.charge_read(&alice, t).unwrap();
+        // One every two seconds, sustained.
+        g.charge_read(&bob, t + 2 * SECOND).unwrap();
+        assert!(g.charge_read(&bob, t + 3 * SECOND).is_err());
+        g.charge_read(&bob, t + 4 * SECOND).unwrap();
+        // 0 turns it off.
+        g.rules.history_burst = 0;
+        for _ in 0..10 {
+            g.charge_read(&bob, t + 4 * SECOND).unwrap();
+        }
     }
 
     #[test]

@@ -12,6 +12,15 @@
 //! deliveries that held every other channel's messages back in the outbound queue
 //! (docs/benchmarks.md, "Fairness"). FlyChat's typing is relayed every time: the SDK
 //! repeats `composing` while its user types, each one keeping the indicator alive.
+//!
+//! Changes are paced too, in both dialects: each user's states in each channel are relayed
+//! at most [`STATE_BURST`] at once, then one per [`STATE_INTERVAL`]; one beyond that is
+//! dropped like a repeat (XEP-0085 §5.4 lets a service drop or coalesce chat states), and the
+//! user's next state once the pace allows it is relayed. Alternating states (`composing`,
+//! `paused`, `composing`, …) were each news, so a flood of them still had the signal quota's
+//! whole burst relayed at once; paced, a flood costs each channel one state a second per
+//! flooder. People change state at typing speed, a few times in a few seconds, and the
+//! SDK's repeats come seconds apart: both stay within the pace.
 
 use std::collections::HashMap;
 
@@ -23,6 +32,11 @@ use super::{Fact, Groups, Micros, Outcome};
 /// within this (XEP-0085 suggests `paused` after 30 s without typing); after it, a repeat is
 /// relayed, for the participants who came online since.
 pub const REPEAT_WINDOW: Micros = 30_000_000;
+
+/// How many chat states of one user in one channel are relayed at once, before the pace.
+pub const STATE_BURST: i64 = 4;
+/// The pace of a user's chat states in one channel beyond the burst: one per this.
+pub const STATE_INTERVAL: Micros = 1_000_000;
 
 /// Whether a repeat of the last chat state is relayed (see the module's doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +61,9 @@ struct LastState {
     channel: i64,
     state: ChatState,
     at: Micros,
+    /// The pace (a virtual schedule): when the next state would be due if every relayed one
+    /// took [`STATE_INTERVAL`]; a state is relayed while this is less than the burst ahead.
+    due: Micros,
 }
 
 impl LastStates {
@@ -61,27 +78,39 @@ impl LastStates {
         })
     }
 
-    /// `user` told `channel` `state` at `now`.
+    /// Whether a state from `user` in `channel` at `now` is beyond the pace.
+    fn too_soon(&self, channel: i64, user: &BareJid, now: Micros) -> bool {
+        self.users.get(user).is_some_and(|states| {
+            states.iter().any(|last| {
+                last.channel == channel && last.due > now + (STATE_BURST - 1) * STATE_INTERVAL
+            })
+        })
+    }
+
+    /// `user` told `channel` `state` at `now`: one more on the pace.
     fn told(&mut self, channel: i64, user: &BareJid, state: ChatState, now: Micros) {
         self.sweep(now);
         let states = self.users.entry(user.clone()).or_default();
-        states.retain(|last| last.channel != channel);
+        let due = take(states, channel).map_or(now, |last| last.due.max(now)) + STATE_INTERVAL;
         states.push(LastState {
             channel,
             state,
             at: now,
+            due,
         });
     }
 
-    /// `user` posted to `channel` at `now`: a content message stands for `<active/>`. Only
-    /// a user with states kept is touched, so that a post costs one look-up at most.
+    /// `user` posted to `channel` at `now`: a content message stands for `<active/>` (and
+    /// was not a chat state: the pace stays as it was). Only a user with states kept is
+    /// touched, so that a post costs one look-up at most.
     pub(super) fn posted(&mut self, channel: i64, user: &BareJid, now: Micros) {
         if let Some(states) = self.users.get_mut(user) {
-            states.retain(|last| last.channel != channel);
+            let due = take(states, channel).map_or(now, |last| last.due);
             states.push(LastState {
                 channel,
                 state: ChatState::Active,
                 at: now,
+                due,
             });
         }
     }
@@ -102,6 +131,12 @@ impl LastStates {
     fn kept(&self) -> usize {
         self.users.len()
     }
+}
+
+/// Takes `channel`'s state out of one user's `states`.
+fn take(states: &mut Vec<LastState>, channel: i64) -> Option<LastState> {
+    let at = states.iter().position(|last| last.channel == channel)?;
+    Some(states.swap_remove(at))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,15 +180,15 @@ impl Groups {
         repeats: Repeats,
         now: Micros,
     ) -> Outcome {
-        // Before the quota: a repeat costs nothing, so it takes no token. Only a participant's
-        // repeat: anyone else is refused below as before.
-        if repeats == Repeats::Dropped {
-            if let Some(channel) = self.channels.get(name) {
-                if channel.participant(actor).is_some()
-                    && self.chat_states.repeats(channel.key, actor, state, now)
-                {
-                    return Ok(Vec::new());
-                }
+        // Before the quota: a repeat, or a state beyond the pace, costs nothing, so it takes
+        // no token. Only a participant's: anyone else is refused below as before.
+        if let Some(channel) = self.channels.get(name) {
+            if channel.participant(actor).is_some()
+                && ((repeats == Repeats::Dropped
+                    && self.chat_states.repeats(channel.key, actor, state, now))
+                    || self.chat_states.too_soon(channel.key, actor, now))
+            {
+                return Ok(Vec::new());
             }
         }
         self.charge(actor, super::Quota::Signals, 1, now)?;
@@ -278,6 +313,42 @@ mod tests {
         assert_eq!(send(ChatState::Paused).unwrap().len(), 1);
         // The third change is the quota's third signal: refused.
         assert!(send(ChatState::Composing).is_err());
+    }
+
+    #[test]
+    fn changes_are_paced_per_user_and_channel_in_both_dialects() {
+        use ChatState::*;
+        for repeats in [Repeats::Dropped, Repeats::Relayed] {
+            let mut g = with_carol();
+            let (bob, carol) = (jid("bob@localhost"), jid("carol@localhost"));
+            let mut send = |who: &BareJid, state, now| {
+                g.chat_state("coven", who, state, repeats, now)
+                    .unwrap()
+                    .len()
+            };
+            // Alternating states, all at once: the burst is relayed, the rest dropped.
+            let relayed: usize = (0..20)
+                .map(|i| send(&bob, [Composing, Paused][i % 2], 0))
+                .sum();
+            assert_eq!(relayed, STATE_BURST as usize, "{repeats:?}");
+            // Another user is apart.
+            assert_eq!(send(&carol, Composing, 0), 1);
+            // Then one a second.
+            assert_eq!(send(&bob, Composing, STATE_INTERVAL), 1);
+            assert_eq!(send(&bob, Paused, STATE_INTERVAL + 1), 0);
+            assert_eq!(send(&bob, Paused, 2 * STATE_INTERVAL), 1);
+            // A post is not a chat state: it takes nothing of the pace.
+            let mut g2 = with_carol();
+            for i in 0..STATE_BURST {
+                g2.post("coven", &bob, text("hi"), i).unwrap();
+                assert_eq!(
+                    g2.chat_state("coven", &bob, Composing, repeats, i)
+                        .unwrap()
+                        .len(),
+                    1
+                );
+            }
+        }
     }
 
     #[test]

@@ -98,24 +98,62 @@ impl Handled {
             + 'static,
     ) -> Handled {
         Handled::Lookup(Lookup {
+            asker: env.asker(),
             channel: key,
             references,
-            on_failure: env.reply_to().storage_failed(env.kind),
             resume: Box::new(resume),
+        })
+    }
+
+    /// Reads the archive for `env`'s sender with `run`, which writes the answer.
+    pub fn read(
+        env: &Envelope,
+        run: impl FnOnce(&dyn Reader) -> Vec<String> + Send + 'static,
+    ) -> Handled {
+        Handled::Read(Read {
+            asker: env.asker(),
+            run: Box::new(run),
         })
     }
 }
 
-pub type Read = Box<dyn FnOnce(&dyn Reader) -> Vec<String> + Send>;
+/// Who asked for a read or a look-up of the archive: reads wait for their user's turn and
+/// are counted against its quota, and a read that cannot be done (the queue full, the quota
+/// spent, the store failing) is answered with an error instead.
+#[derive(Debug, Clone)]
+pub struct Asker {
+    pub user: BareJid,
+    pub reply_to: ReplyTo,
+    pub kind: ErrorKind,
+}
+
+impl Asker {
+    pub fn error(&self, refusal: &Refusal) -> String {
+        self.reply_to.error(self.kind, refusal)
+    }
+
+    /// The answer when the archive could not be read.
+    pub fn storage_failed(&self) -> String {
+        self.reply_to.storage_failed(self.kind)
+    }
+}
+
+/// A read of the archive and the stanzas it answers with.
+pub struct Read {
+    pub asker: Asker,
+    pub run: Reading,
+}
+
+/// What a read runs on a reader thread: the stanzas it answers with.
+pub type Reading = Box<dyn FnOnce(&dyn Reader) -> Vec<String> + Send>;
 
 /// A message to find in a channel's archive, and what to do with what was found.
 pub struct Lookup {
+    pub asker: Asker,
     pub channel: i64,
     /// As the client sent them: opaque archive ids (decoded by the service before the
     /// look-up, `ids`), or a sender's origin-ids or stanza ids (`Reader::find_message`).
     pub references: Vec<String>,
-    /// Sent instead when the archive cannot be read.
-    pub on_failure: String,
     pub resume: Resume,
 }
 
@@ -154,6 +192,14 @@ impl Envelope {
             from: self.to.as_str().to_owned(),
             to: self.from.as_str().to_owned(),
             id: self.id.clone(),
+        }
+    }
+
+    pub fn asker(&self) -> Asker {
+        Asker {
+            user: self.sender(),
+            reply_to: self.reply_to(),
+            kind: self.kind,
         }
     }
 

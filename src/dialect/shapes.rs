@@ -6,7 +6,7 @@
 use jid::BareJid;
 
 use super::ids::Ids;
-use super::{ErrorKind, Handled, ReplyTo};
+use super::{Envelope, ErrorKind, Handled};
 use crate::core::{iso_time, MessageRef, Micros, Pending, PendingKind};
 use crate::xml::{ns, Template, Xml};
 
@@ -62,12 +62,13 @@ pub struct MemberState {
 /// Reads, off the rules task, every member's state of `message` (`members`: the participants
 /// other than its author); `render` writes the iq result's payload.
 pub fn member_states(
-    reply_to: ReplyTo,
+    env: &Envelope,
     message: MessageRef,
     members: Vec<BareJid>,
     render: impl FnOnce(&MessageRef, &[MemberState]) -> String + Send + 'static,
 ) -> Handled {
-    Handled::Read(Box::new(move |reader| {
+    let reply_to = env.reply_to();
+    Handled::read(env, move |reader| {
         let receipts = match reader.receipts(message.id) {
             Ok(receipts) => receipts,
             Err(error) => {
@@ -87,5 +88,5 @@ pub fn member_states(
             })
             .collect();
         vec![reply_to.iq_result(Some(&render(&message, &states)))]
-    }))
+    })
 }

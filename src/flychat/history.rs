@@ -232,7 +232,7 @@ fn page(
 ) -> Handled {
     let reply_to = env.reply_to();
     let ids = ids.clone();
-    Handled::Read(Box::new(move |reader| {
+    Handled::read(env, move |reader| {
         let page = match reader.history(&history) {
             Ok(page) => page,
             Err(crate::store::HistoryError::UnknownId(id)) => {
@@ -277,7 +277,7 @@ fn page(
             }
         }
         vec![reply_to.iq_result(Some(&x.finish()))]
-    }))
+    })
 }
 
 /// One row as the SDK's getChatMessages reads it: child elements (never attributes). `user`

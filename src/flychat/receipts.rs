@@ -139,7 +139,7 @@ impl MessageStatus {
                     }
                     None => Naming::real(&env.to.to_bare().to_string()),
                 };
-                member_states(env.reply_to(), message, members, move |_, states| {
+                member_states(env, message, members, move |_, states| {
                     render_status(&self.message_id, states, &names)
                 })
             }

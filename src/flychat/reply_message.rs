@@ -81,7 +81,7 @@ impl ReplyMessage {
             .collect();
         let reply_to = env.reply_to();
         let ids = service.ids.clone();
-        Handled::Read(Box::new(move |reader| {
+        Handled::read(env, move |reader| {
             match self.find(reader, &ids, &readable, &asker) {
                 Ok(Some((readable, row, states))) => {
                     let answer = self.answer(readable, &row, &states);
@@ -96,7 +96,7 @@ impl ReplyMessage {
                 )],
                 Err(error) => failed(&reply_to, error),
             }
-        }))
+        })
     }
 
     /// The newest message with the id that the asker may read, in whichever of its groups,

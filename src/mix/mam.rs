@@ -192,9 +192,9 @@ impl Query {
             self.flip,
             jids_shown,
         );
-        Ok(Handled::Read(Box::new(move |reader| {
+        Ok(Handled::read(env, move |reader| {
             respond(reader.history(&history))
-        })))
+        }))
     }
 }
 

@@ -48,7 +48,7 @@ impl MessageState {
                 match groups.members_of(env.channel_name(), &env.sender(), found.as_ref()) {
                     Ok((message, members)) => {
                         let names = member_names(groups, &env, &members);
-                        member_states(env.reply_to(), message, members, move |m, s| {
+                        member_states(&env, message, members, move |m, s| {
                             render(&ids, m, s, &names)
                         })
                     }

@@ -26,7 +26,7 @@ impl<F: Fn(Vec<String>) + Send + 'static> Sink for F {
 }
 
 /// What one command changed and what to send once that is stored.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Job {
     pub facts: Vec<Fact>,
     /// Replies and deliveries, sent in order after the commit.
@@ -36,6 +36,9 @@ pub struct Job {
     /// Told whether the job was stored, after its stanzas went out (the control socket's
     /// answer to the operator, see `control.rs`).
     pub stored: Option<tokio::sync::oneshot::Sender<bool>>,
+    /// Run after the commit as `outbound` is handed on, never when the commit failed: what
+    /// counts the deliveries (counted before the commit, a failed one's were counted too).
+    pub sent: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// What a commit means for the service beyond sending the jobs' stanzas.
@@ -172,9 +175,16 @@ impl Writer {
                     drop(facts);
                     let mut stanzas = Vec::new();
                     let mut waiting = Vec::new();
+                    let mut sent = Vec::new();
                     for job in batch {
                         stanzas.extend(if stored { job.outbound } else { job.on_failure });
                         waiting.extend(job.stored);
+                        sent.extend(job.sent.filter(|_| stored));
+                    }
+                    // Counted as they are handed on, so that a counter has moved by the time
+                    // a client sees what it counts.
+                    for sent in sent {
+                        sent();
                     }
                     if !stanzas.is_empty() {
                         sink.send(stanzas);
@@ -307,7 +317,7 @@ mod tests {
     }
 
     /// Runs one job with a waiter; returns what the waiter was told and what had been sent
-    /// by then.
+    /// by then (`<counted/>` when the job's `sent` ran).
     fn one_job(fails: bool) -> (bool, Vec<String>) {
         let sent = Arc::new(Mutex::new(Vec::new()));
         let sink = {
@@ -317,6 +327,7 @@ mod tests {
         let (events, _) = tokio::sync::mpsc::unbounded_channel();
         let writer = Writer::spawn(Store { fails }, sink, events, Seen::default());
         let (stored, told) = tokio::sync::oneshot::channel();
+        let counted = sent.clone();
         writer.submit(Job {
             facts: vec![Fact::HistoryCleared {
                 key: 1,
@@ -326,6 +337,9 @@ mod tests {
             outbound: vec!["<told/>".into()],
             on_failure: vec!["<error/>".into()],
             stored: Some(stored),
+            sent: Some(Box::new(move || {
+                counted.lock().unwrap().push("<counted/>".into())
+            })),
         });
         let told = told.blocking_recv().unwrap();
         let sent = sent.lock().unwrap().clone();
@@ -335,7 +349,11 @@ mod tests {
 
     #[test]
     fn a_waiter_is_told_after_the_stanzas_went_out_whether_the_job_was_stored() {
-        assert_eq!(one_job(false), (true, vec!["<told/>".to_string()]));
+        // What was sent is counted after it went out, and only if it was stored.
+        assert_eq!(
+            one_job(false),
+            (true, vec!["<counted/>".to_string(), "<told/>".to_string()])
+        );
         assert_eq!(one_job(true), (false, vec!["<error/>".to_string()]));
     }
 }

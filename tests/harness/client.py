@@ -202,6 +202,45 @@ class Client(slixmpp.ClientXMPP):
         fin["mam"]["results"] = results
         return fin
 
+    async def mam_at_once(self, channel, count):
+        """`count` MAM queries (xep_0313's stanzas) sent at once, each answered either
+        ("result", [bodies]) or ("error", condition, text, type), in the order sent. Sent past
+        slixmpp's iq futures, which fail on conditions slixmpp does not know (RFC 3920 had no
+        policy-violation)."""
+        iqs = [self.make_iq_set(ito=channel) for _ in range(count)]
+        ids = [iq["id"] for iq in iqs]
+        bodies = {query_id: [] for query_id in ids}
+        answers = {query_id: asyncio.get_running_loop().create_future() for query_id in ids}
+
+        def result(msg):
+            if msg["mam_result"]["queryid"] in bodies:
+                bodies[msg["mam_result"]["queryid"]].append(msg["mam_result"]["forwarded"]["stanza"]["body"])
+
+        def answered(stanza):
+            answer = answers.get(stanza.xml.get("id"))
+            if answer is None or answer.done():
+                return
+            if stanza.xml.get("type") == "result":
+                answer.set_result(("result", bodies[stanza.xml.get("id")]))
+            elif stanza.xml.get("type") == "error":
+                error = stanza.xml.find("{jabber:client}error")
+                stanzas = "urn:ietf:params:xml:ns:xmpp-stanzas"
+                conditions = [c.tag.split("}")[1] for c in error if c.tag != f"{{{stanzas}}}text"]
+                answer.set_result(("error", conditions[0], error.findtext(f"{{{stanzas}}}text"), error.get("type")))
+
+        name = f"mam-at-once-{ids[0]}"
+        self.register_handler(Callback(f"{name}-results", MatchXPath("{jabber:client}message/{urn:xmpp:mam:2}result"),
+                                       result))
+        self.register_handler(Callback(f"{name}-answers", MatchXPath("{jabber:client}iq"), answered))
+        try:
+            for iq in iqs:
+                iq["mam"]["queryid"] = iq["id"]
+                self.send(iq)
+            return [await asyncio.wait_for(answers[query_id], TIMEOUT) for query_id in ids]
+        finally:
+            self.remove_handler(f"{name}-results")
+            self.remove_handler(f"{name}-answers")
+
     async def participant_jid(self, name, jid):
         """`<channel>/<stable participant id>` of the user `jid` in channel `name`, which is
         where the channel's copies of its messages come from (XEP-0369 §7.1.6)."""

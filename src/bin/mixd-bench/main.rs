@@ -140,6 +140,10 @@ pub enum Scenario {
         /// Rounds of (alone, flood from one client, flood from many clients).
         #[arg(long, default_value_t = 2)]
         rounds: usize,
+        /// The longest one phase floods; a phase whose quiet side is starved for longer is
+        /// cut there, with a line saying so.
+        #[arg(long, default_value_t = 300)]
+        phase_seconds: u64,
     },
     /// Memory of an idle mixd with an empty database.
     Idle,

@@ -44,6 +44,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             flood_rate,
             resources,
             rounds,
+            phase_seconds,
         } => {
             let shape = Fairness {
                 quiet,
@@ -51,6 +52,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
                 flood_rate,
                 resources,
                 rounds,
+                phase_limit: Duration::from_secs(phase_seconds),
             };
             fairness(binary, shape).await
         }
@@ -91,6 +93,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
                 flood_rate: 2000,
                 resources: 100,
                 rounds: 1,
+                phase_limit: Duration::from_secs(60),
             };
             fairness(binary, shape).await?;
             idle(binary).await
@@ -803,6 +806,8 @@ struct Fairness {
     flood_rate: usize,
     resources: usize,
     rounds: usize,
+    /// The longest a phase floods: a quiet side starved for longer is cut there.
+    phase_limit: Duration,
 }
 
 /// What the flooding user sends into its own channel (`c1`) during a phase.
@@ -815,6 +820,9 @@ enum Flood {
     Clients(usize),
     /// Chat states (composing) from one client: each is relayed to every participant.
     ChatStates,
+    /// FlyChat history queries (pages of 50) from one client; the quiet side then reads
+    /// too (MAM pages of `c0`, one at a time) instead of posting.
+    History,
 }
 
 impl Flood {
@@ -824,6 +832,7 @@ impl Flood {
             Flood::Posts => "posts flood, one client".into(),
             Flood::Clients(n) => format!("posts flood, {n} clients"),
             Flood::ChatStates => "chat-state flood, one client".into(),
+            Flood::History => "history flood, one client (quiet side reads)".into(),
         }
     }
 
@@ -843,24 +852,34 @@ impl Flood {
             Flood::ChatStates => format!(
                 "<message type='groupchat' id='f{i}' from='u{flooder}@bench/r' to='c1@mix.bench'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"
             ),
+            Flood::History => format!(
+                "<iq type='get' id='h{i}' from='u{flooder}@bench/r' to='mix.bench'><query xmlns='jabber:iq:user_activities' \
+                 to_user='c1@mix.bench' status='group_chat' limit='50'/></iq>"
+            ),
         }
     }
 }
 
 /// What one phase measured.
 struct Phase {
+    /// Of the quiet side's posts (or reads) that completed, sorted.
     latencies: Vec<f64>,
     flood_sent: usize,
     seconds: f64,
     refused: u64,
+    /// Whether the phase was cut at its limit with quiet posts (or reads) still waiting.
+    cut: bool,
 }
 
 /// Fairness: channel `c0` (quiet, `quiet_members` members taking turns) and `c1` (as many
 /// members, the first of whom floods it). Each phase posts `quiet` messages into `c0`, one at
 /// a time with at least 2 ms between them, and times each from the write to the link until
 /// its last copy came back; meanwhile the flooder sends at `flood_rate` a second into `c1`.
-/// Phases alternate (alone, posts, posts from many clients, chat states) so that the machine's
-/// load falls on all of them alike. mixd runs with its default quotas.
+/// Phases alternate (alone, posts, posts from many clients, chat states, history) so that the
+/// machine's load falls on all of them alike. In the history phase the flooder reads its
+/// channel's history and the quiet side reads too: a MAM page of `c0` at a time, timed from
+/// the write to its `<fin/>`. A phase that runs past `phase_limit` is cut there and says so.
+/// mixd runs with its default quotas.
 async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
     let mut mixd = Mixd::start_with_quotas(binary).await?;
     let peer = &mut mixd.peer;
@@ -871,6 +890,7 @@ async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
         Flood::Posts,
         Flood::Clients(shape.resources),
         Flood::ChatStates,
+        Flood::History,
     ];
     let mut rows: Vec<(String, Vec<(f64, f64)>)> =
         floods.iter().map(|f| (f.label(), Vec::new())).collect();
@@ -881,6 +901,18 @@ async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
                 percentile(&phase.latencies, 0.5),
                 percentile(&phase.latencies, 0.99),
             );
+            if phase.cut {
+                println!(
+                    "fairness round {} {}: PHASE CUT after {:.0} s (--phase-seconds): only {} of {} \
+                     quiet {} completed; the figures below are of those alone",
+                    round + 1,
+                    flood.label(),
+                    phase.seconds,
+                    phase.latencies.len(),
+                    if matches!(flood, Flood::History) { shape.quiet.min(QUIET_READS) } else { shape.quiet },
+                    if matches!(flood, Flood::History) { "reads" } else { "posts" },
+                );
+            }
             println!(
                 "fairness round {} {}: quiet channel p50 {p50:.2} ms p99 {p99:.2} ms max {:.2} ms; \
                  flood {} stanzas in {:.2} s ({:.0}/s), {} refused",
@@ -917,8 +949,12 @@ async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One phase of [`fairness`]; returns when every quiet message is delivered and mixd has
-/// answered everything the flooder sent (its ping, behind its flood, is answered).
+/// The quiet reads of a history phase, within the quiet reader's history burst.
+const QUIET_READS: usize = 250;
+
+/// One phase of [`fairness`]; returns when every quiet message is delivered (or quiet read
+/// answered), or at the phase's limit, and mixd has answered everything the flooder sent
+/// (its ping, behind its flood, is answered).
 async fn quiet_phase(
     peer: &mut Peer,
     shape: &Fairness,
@@ -927,34 +963,72 @@ async fn quiet_phase(
 ) -> anyhow::Result<Phase> {
     const GAP: Duration = Duration::from_millis(2);
     let tracker = Arc::new(Tracker::new(shape.quiet, shape.quiet_members as u32));
-    peer.track(Some(tracker.clone()));
+    // The quiet side reads in the history phase (each read done at its `<fin/>`: the
+    // flooder's FlyChat pages have none), else posts (done when its last copy is back).
+    let reads = matches!(flood, Flood::History);
+    // The quiet reader stays within its own history quota's burst (300 by default): beyond
+    // it, its reads would be refused at 10 a second, and the phase would time the quota.
+    let quiet = if reads {
+        shape.quiet.min(QUIET_READS)
+    } else {
+        shape.quiet
+    };
+    if !reads {
+        peer.track(Some(tracker.clone()));
+    }
     let counters = peer.counters.clone();
     let errors = counters.errors.load(Ordering::Relaxed);
+    let fins = counters.fins.load(Ordering::Relaxed);
     let mut sent_at = vec![0u64; shape.quiet];
     let mut next = 0usize;
     let mut last_sent: Option<Instant> = None;
     let mut flood_sent = 0usize;
     let mut progress = (0u64, Instant::now());
+    let mut cut = false;
     let start = Instant::now();
     loop {
         let changed = counters.changed.notified();
-        let completed = tracker.completed.load(Ordering::Relaxed);
-        if completed as usize == shape.quiet {
+        let completed = if reads {
+            let done = counters.fins.load(Ordering::Relaxed) - fins;
+            if done as usize > next.saturating_sub(1) && next > 0 {
+                let done_at = &tracker.done_at[next - 1];
+                if done_at.load(Ordering::Relaxed) == 0 {
+                    done_at.store(tracker.now(), Ordering::Relaxed);
+                }
+            }
+            done
+        } else {
+            tracker.completed.load(Ordering::Relaxed)
+        };
+        if completed as usize == quiet {
+            break;
+        }
+        if start.elapsed() > shape.phase_limit {
+            cut = true;
             break;
         }
         if completed != progress.0 {
             progress = (completed, Instant::now());
         } else if progress.1.elapsed() > Duration::from_secs(60) {
             let error = peer.first_error.lock().unwrap().clone();
-            anyhow::bail!("quiet channel stalled at {completed}; first error: {error:?}");
+            println!("quiet channel stalled at {completed} for 60 s; first error: {error:?}");
+            cut = true;
+            break;
         }
         if next == completed as usize
-            && next < shape.quiet
+            && next < quiet
             && last_sent.is_none_or(|t| t.elapsed() >= GAP)
         {
             sent_at[next] = tracker.now();
-            peer.send(&message_stanza(next % shape.quiet_members, 0, next))
-                .await?;
+            let quiet = if reads {
+                format!(
+                    "<iq type='set' id='r{next}' from='u0@bench/r' to='c0@mix.bench'><query xmlns='urn:xmpp:mam:2'>\
+                     <set xmlns='http://jabber.org/protocol/rsm'><max>10</max><before/></set></query></iq>"
+                )
+            } else {
+                message_stanza(next % shape.quiet_members, 0, next)
+            };
+            peer.send(&quiet).await?;
             next += 1;
             last_sent = Some(Instant::now());
         }
@@ -971,34 +1045,58 @@ async fn quiet_phase(
     let seconds = start.elapsed().as_secs_f64();
     peer.track(None);
     // The flooder's own ping comes after its flood: once answered, mixd is quiet again. While
-    // too many of its stanzas wait, the ping itself is refused: then it is sent again.
-    let before = results(&peer.counters);
-    let deadline = Instant::now() + Duration::from_secs(600);
+    // too many of its stanzas wait, the ping itself is refused: then it is sent again. After
+    // reads, the flooder reads once more instead (every read answers with a result; its own
+    // reads are answered in order): its `<fin/>` comes after its flood's pages.
+    let (drain, answered): (String, fn(&Counters) -> u64) = if reads {
+        (
+            format!(
+                "<iq type='set' id='drain' from='u{flooder}@bench/r' to='c1@mix.bench'><query xmlns='urn:xmpp:mam:2'>\
+                 <set xmlns='http://jabber.org/protocol/rsm'><max>1</max></set></query></iq>"
+            ),
+            |counters| counters.fins.load(Ordering::Relaxed),
+        )
+    } else {
+        (
+            format!(
+                "<iq type='get' id='drain' from='u{flooder}@bench/r' to='c1@mix.bench'><ping xmlns='urn:xmpp:ping'/></iq>"
+            ),
+            results,
+        )
+    };
+    let before = answered(&peer.counters);
+    // A cut phase waits for the flood's backlog no longer than the phase itself ran.
+    let patience = if cut {
+        shape.phase_limit
+    } else {
+        Duration::from_secs(600)
+    };
+    let deadline = Instant::now() + patience;
     'drained: loop {
-        peer.send(&format!(
-            "<iq type='get' id='drain' from='u{flooder}@bench/r' to='c1@mix.bench'><ping xmlns='urn:xmpp:ping'/></iq>"
-        ))
-        .await?;
+        peer.send(&drain).await?;
         peer.flush().await?;
         let sent = Instant::now();
         while sent.elapsed() < Duration::from_secs(1) {
-            if results(&peer.counters) > before {
+            if answered(&peer.counters) > before {
                 break 'drained;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "mixd never worked through the flood"
-        );
+        if Instant::now() >= deadline {
+            anyhow::ensure!(cut, "mixd never worked through the flood");
+            println!(
+                "mixd had not worked through the flood {:.0} s after the phase was cut; \
+                 what follows runs beside its backlog",
+                patience.as_secs_f64()
+            );
+            break;
+        }
     }
     let refused = peer.counters.errors.load(Ordering::Relaxed) - errors;
-    let mut latencies: Vec<f64> = (0..shape.quiet)
-        .map(|s| {
-            (tracker.done_at[s]
-                .load(Ordering::Relaxed)
-                .saturating_sub(sent_at[s])) as f64
-                / 1e6
+    let mut latencies: Vec<f64> = (0..quiet)
+        .filter_map(|s| match tracker.done_at[s].load(Ordering::Relaxed) {
+            0 => None,
+            done => Some(done.saturating_sub(sent_at[s]) as f64 / 1e6),
         })
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
@@ -1008,6 +1106,7 @@ async fn quiet_phase(
         flood_sent,
         seconds,
         refused,
+        cut,
     })
 }
 
