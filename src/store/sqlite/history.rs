@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{bare, SqliteReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
+use crate::store::time_search::{first_at_or_after, Probe, Row};
 use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Page};
 
 /// Fills in the reactions of a page's messages with one query.
@@ -108,7 +109,8 @@ struct Bounds {
 
 impl Bounds {
     /// What the requester cleared, `after-id`, `before-id` and the times `start` and `end`,
-    /// the last two found by bisection on the `(channel, id)` index. That takes archive times
+    /// the last two found by interpolation search on the `(channel, id)` index
+    /// (`store::time_search`). That takes archive times
     /// to grow with archive ids, as mixd assigns both (the service's clock never goes back
     /// while it runs; only a clock stepped back across a restart can break it, and then the
     /// times' own conditions (in [`conditions`]) still keep every row outside them out).
@@ -120,19 +122,24 @@ impl Bounds {
         if q.start.is_none() && q.end.is_none() {
             return Ok(bounds);
         }
-        let Some(newest) = newest_id(conn, q.channel)? else {
-            return Ok(bounds);
+        let mut index = IdIndex {
+            conn,
+            channel: q.channel,
         };
-        bounds.ceiling = bounds.ceiling.min(newest + 1);
         if let Some(start) = q.start {
-            if let Some(first) = first_reaching(conn, q.channel, bounds, |at| at >= start)? {
-                bounds.floor = first - 1;
-            } else {
-                bounds.floor = bounds.ceiling;
+            match first_at_or_after(&mut index, bounds.floor, bounds.ceiling, start)? {
+                Some(first) => bounds.floor = first - 1,
+                None => bounds.floor = bounds.ceiling,
             }
         }
         if let Some(end) = q.end {
-            if let Some(after) = first_reaching(conn, q.channel, bounds, |at| at > end)? {
+            let after = first_at_or_after(
+                &mut index,
+                bounds.floor,
+                bounds.ceiling,
+                end.saturating_add(1),
+            )?;
+            if let Some(after) = after {
                 bounds.ceiling = after;
             }
         }
@@ -167,38 +174,32 @@ fn newest_id(conn: &Connection, channel: i64) -> anyhow::Result<Option<i64>> {
         .optional()?)
 }
 
-/// The smallest archive id within `bounds` whose row's time `reaches`, where `reaches`
-/// turns from false to true once along the archive: about 2·log₂(ids) index look-ups.
-fn first_reaching(
-    conn: &Connection,
+/// The archive's id index as the time search probes it (`store::time_search`).
+struct IdIndex<'c> {
+    conn: &'c Connection,
     channel: i64,
-    bounds: Bounds,
-    reaches: impl Fn(i64) -> bool,
-) -> anyhow::Result<Option<i64>> {
-    let mut next = conn.prepare_cached(
-        "SELECT id, at FROM messages WHERE channel = ?1 AND id >= ?2 AND id < ?3 ORDER BY id LIMIT 1",
-    )?;
-    // Every row up to `low` is known not to reach; `found` is the lowest known to, and
-    // none between `low` and `high` is known yet.
-    let (mut low, mut high, mut found) = (bounds.floor, bounds.ceiling, None);
-    while low.saturating_add(1) < high {
-        let middle = low + (high - low) / 2;
-        let row: Option<(i64, i64)> = next
-            .query_row(params![channel, middle, high], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
-        match row {
-            // None from the middle on: look below it.
-            None => high = middle,
-            Some((id, at)) if reaches(at) => {
-                found = Some(id);
-                high = middle;
-            }
-            Some((id, _)) => low = id,
-        }
+}
+
+impl Probe for IdIndex<'_> {
+    fn first_from(&mut self, from: i64, below: i64) -> anyhow::Result<Option<Row>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id, at FROM messages WHERE channel = ?1 AND id >= ?2 AND id < ?3 ORDER BY id LIMIT 1",
+            )?
+            .query_row(params![self.channel, from, below], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
     }
-    Ok(found)
+
+    fn last_below(&mut self, above: i64, below: i64) -> anyhow::Result<Option<Row>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id, at FROM messages WHERE channel = ?1 AND id > ?2 AND id < ?3 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(params![self.channel, above, below], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
 }
 
 /// One page of `q`. It takes the reader, not a connection, because the reader's connection
