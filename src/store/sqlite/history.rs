@@ -235,16 +235,20 @@ pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPag
             Page::Index(i) => ("ASC", i),
             Page::Before(_) | Page::Last => ("DESC", 0),
         };
+        // The limit is written into the statement, not bound: SQLite prepares a statement
+        // again whenever a `LIMIT ?` is bound (it plans for the value), which took a tenth
+        // of a reader's time (docs/benchmarks.md, issue 16); a page size is one of a few.
         let sql = format!(
             "SELECT {ARCHIVED_COLUMNS} FROM {}
-             WHERE {conditions} AND id > ? AND id < ? ORDER BY id {order} LIMIT ? OFFSET ?",
-            source(q)
+             WHERE {conditions} AND id > ? AND id < ? ORDER BY id {order} LIMIT {} OFFSET ?",
+            source(q),
+            q.max + 1
         );
         let all = args
             .iter()
             .cloned()
             .chain(bounds.paged(&q.page).args())
-            .chain([((q.max + 1) as i64).into(), (offset as i64).into()]);
+            .chain([(offset as i64).into()]);
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(all))?;
         let mut messages = Vec::new();
@@ -316,14 +320,11 @@ fn count(
     }
     let sql = format!(
         "SELECT count(*), max(id) FROM (SELECT id FROM {}
-         WHERE {conditions} AND id > ? AND id < ? ORDER BY id LIMIT ?)",
-        source(q)
+         WHERE {conditions} AND id > ? AND id < ? ORDER BY id LIMIT {})",
+        source(q),
+        COUNTED_EXACTLY + 1
     );
-    let all = args
-        .iter()
-        .cloned()
-        .chain(bounds.args())
-        .chain([(COUNTED_EXACTLY as i64 + 1).into()]);
+    let all = args.iter().cloned().chain(bounds.args());
     let (counted, last): (i64, Option<i64>) = conn
         .prepare_cached(&sql)?
         .query_row(rusqlite::params_from_iter(all), |r| {
