@@ -408,8 +408,8 @@ fn reloaded(running: Settings, reload: &Reload) -> Settings {
 
 /// The time the rules stamp on what they decide: the system clock, but never earlier than a
 /// time already given out, so that archive times grow with archive ids while mixd runs (a
-/// history `start`/`end` finds its id bounds by bisection, `store/sqlite/history.rs`, which a
-/// clock stepped back would mislead).
+/// history `start`/`end` finds its id bounds by searching the archive's times,
+/// `store/time_search.rs`, which a clock stepped back would mislead).
 fn now() -> Micros {
     static LATEST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
     let system = std::time::SystemTime::now()

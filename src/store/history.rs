@@ -5,6 +5,7 @@
 
 use jid::BareJid;
 
+use super::time_search::{first_at_or_after, Probe, Row};
 use super::{Archived, HistoryError, HistoryPage, HistoryQuery, Page};
 
 /// Up to how many matches a filtered `<count/>` counts; beyond, it is estimated from how
@@ -52,6 +53,14 @@ pub trait Archive {
         &mut self,
         channel: i64,
         from: i64,
+        below: i64,
+    ) -> anyhow::Result<Option<(i64, i64)>>;
+    /// The id and time of the channel's last row with `above < id < below`: one step into
+    /// the `(channel, id)` index.
+    fn last_below(
+        &mut self,
+        channel: i64,
+        above: i64,
         below: i64,
     ) -> anyhow::Result<Option<(i64, i64)>>;
     /// Up to `limit` of `q`'s rows in `order` after skipping `offset`.
@@ -135,30 +144,35 @@ pub fn page(
 
 impl Bounds {
     /// What the requester cleared, `after-id`, `before-id` and the times `start` and `end`,
-    /// the last two found by bisection on the `(channel, id)` index. That takes archive times
-    /// to grow with archive ids, as mixd assigns both (the service's clock never goes back
-    /// while it runs; only a clock stepped back across a restart can break it, and then the
-    /// times' own conditions in each backend's SQL still keep every row outside them out).
+    /// the last two found by interpolation search on the `(channel, id)` index
+    /// ([`time_search`]). That takes archive times to grow with archive ids, as mixd assigns
+    /// both (the service's clock never goes back while it runs; only a clock stepped back
+    /// across a restart can break it, and then the times' own conditions in each backend's
+    /// SQL still keep every row outside them out).
     fn of(archive: &mut impl Archive, q: &HistoryQuery) -> anyhow::Result<Bounds> {
         let mut bounds = Bounds {
             floor: q.hidden_upto.max(q.after_id.unwrap_or(0)),
             ceiling: q.before_id.unwrap_or(i64::MAX),
         };
-        if q.start.is_none() && q.end.is_none() {
-            return Ok(bounds);
-        }
-        let Some(newest) = archive.newest_id(q.channel)? else {
-            return Ok(bounds);
+        let mut index = IdIndex {
+            archive,
+            channel: q.channel,
         };
-        bounds.ceiling = bounds.ceiling.min(newest + 1);
         if let Some(start) = q.start {
-            bounds.floor = match first_reaching(archive, q.channel, bounds, |at| at >= start)? {
+            bounds.floor = match first_at_or_after(&mut index, bounds.floor, bounds.ceiling, start)?
+            {
                 Some(first) => first - 1,
                 None => bounds.ceiling,
             };
         }
         if let Some(end) = q.end {
-            if let Some(after) = first_reaching(archive, q.channel, bounds, |at| at > end)? {
+            let after = first_at_or_after(
+                &mut index,
+                bounds.floor,
+                bounds.ceiling,
+                end.saturating_add(1),
+            )?;
+            if let Some(after) = after {
                 bounds.ceiling = after;
             }
         }
@@ -181,30 +195,20 @@ impl Bounds {
     }
 }
 
-/// The smallest archive id within `bounds` whose row's time `reaches`, where `reaches`
-/// turns from false to true once along the archive: about 2·log₂(ids) index look-ups.
-fn first_reaching(
-    archive: &mut impl Archive,
+/// One channel's `(channel, id)` index as the time search probes it.
+struct IdIndex<'a, A> {
+    archive: &'a mut A,
     channel: i64,
-    bounds: Bounds,
-    reaches: impl Fn(i64) -> bool,
-) -> anyhow::Result<Option<i64>> {
-    // Every row up to `low` is known not to reach; `found` is the lowest known to, and
-    // none between `low` and `high` is known yet.
-    let (mut low, mut high, mut found) = (bounds.floor, bounds.ceiling, None);
-    while low.saturating_add(1) < high {
-        let middle = low + (high - low) / 2;
-        match archive.first_from(channel, middle, high)? {
-            // None from the middle on: look below it.
-            None => high = middle,
-            Some((id, at)) if reaches(at) => {
-                found = Some(id);
-                high = middle;
-            }
-            Some((id, _)) => low = id,
-        }
+}
+
+impl<A: Archive> Probe for IdIndex<'_, A> {
+    fn first_from(&mut self, from: i64, below: i64) -> anyhow::Result<Option<Row>> {
+        self.archive.first_from(self.channel, from, below)
     }
-    Ok(found)
+
+    fn last_below(&mut self, above: i64, below: i64) -> anyhow::Result<Option<Row>> {
+        self.archive.last_below(self.channel, above, below)
+    }
 }
 
 /// Whether `q` leaves out any of the channel's messages, so that its running total does not

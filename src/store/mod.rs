@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
+pub mod time_search;
 pub mod writer;
 
 use std::collections::HashMap;

@@ -51,15 +51,29 @@ pub const CHANNELS_PER_USER: usize = 10;
 /// With `MIXD_BENCH_SEEDS=<dir>` the database is made once in that directory and copied for
 /// each run (seeding ten million memberships takes minutes).
 pub fn channels(database: &Database, channels: usize, memberships: usize) -> anyhow::Result<()> {
-    let path = sqlite(database)?;
+    kept_or_filled(
+        sqlite(database)?,
+        &format!("channels-{channels}-{memberships}"),
+        |path| fill_channels(path, channels, memberships),
+    )
+}
+
+/// `fill` run on `path`; or, with `MIXD_BENCH_SEEDS=<dir>`, on a file `name` in that
+/// directory the first time (per schema: `MIXD_BENCH_SCHEMA`), copied to `path` every time.
+fn kept_or_filled(
+    path: &Path,
+    name: &str,
+    fill: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let Some(dir) = std::env::var_os("MIXD_BENCH_SEEDS") else {
-        return fill_channels(path, channels, memberships);
+        return fill(path);
     };
-    let kept = Path::new(&dir).join(format!("channels-{channels}-{memberships}.db"));
+    let schema = std::env::var("MIXD_BENCH_SCHEMA").unwrap_or_default();
+    let kept = Path::new(&dir).join(format!("{name}{schema}.db"));
     if !kept.exists() {
         let partial = kept.with_extension("partial");
         let _ = std::fs::remove_file(&partial);
-        fill_channels(&partial, channels, memberships)?;
+        fill(&partial)?;
         std::fs::rename(&partial, &kept)?;
     }
     std::fs::copy(&kept, path)?;
@@ -108,11 +122,16 @@ fn fill_channels(path: &Path, channels: usize, memberships: usize) -> anyhow::Re
 /// [`MEDIA`] sharing a file, one in [`RARE`] a notice (a member added). The same rows on
 /// PostgreSQL, made by the server itself.
 pub fn archive(database: &Database, messages: usize) -> anyhow::Result<()> {
-    let path = match database {
-        Database::Sqlite(path) => path,
-        Database::Postgres(url) => return off_runtime(|| archive_postgres(url, messages)),
-    };
-    channels(database, 1, 1)?;
+    match database {
+        Database::Sqlite(path) => kept_or_filled(path, &format!("archive-{messages}"), |path| {
+            fill_archive(path, messages)
+        }),
+        Database::Postgres(url) => off_runtime(|| archive_postgres(url, messages)),
+    }
+}
+
+fn fill_archive(path: &Path, messages: usize) -> anyhow::Result<()> {
+    fill_channels(path, 1, 1)?;
     let mut conn = connect(path)?;
     let tx = conn.transaction()?;
     {

@@ -128,6 +128,20 @@ impl Archive for PgArchive<'_> {
             .transpose()?)
     }
 
+    fn last_below(
+        &mut self,
+        channel: i64,
+        above: i64,
+        below: i64,
+    ) -> anyhow::Result<Option<(i64, i64)>> {
+        let sql = "SELECT id, at FROM messages WHERE channel = $1 AND id > $2 AND id < $3
+                   ORDER BY id DESC LIMIT 1";
+        Ok(self
+            .row(sql, &[&channel, &above, &below])?
+            .map(|row| Ok::<_, postgres::Error>((row.try_get(0)?, row.try_get(1)?)))
+            .transpose()?)
+    }
+
     fn rows(
         &mut self,
         q: &HistoryQuery,

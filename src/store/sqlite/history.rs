@@ -105,6 +105,24 @@ impl Archive for SqliteArchive<'_> {
             .optional()?)
     }
 
+    fn last_below(
+        &mut self,
+        channel: i64,
+        above: i64,
+        below: i64,
+    ) -> anyhow::Result<Option<(i64, i64)>> {
+        Ok(self
+            .0
+            .prepare_cached(
+                "SELECT id, at FROM messages WHERE channel = ?1 AND id > ?2 AND id < ?3
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(params![channel, above, below], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?)
+    }
+
     fn rows(
         &mut self,
         q: &HistoryQuery,
@@ -114,15 +132,16 @@ impl Archive for SqliteArchive<'_> {
         offset: usize,
     ) -> anyhow::Result<Vec<Archived>> {
         let (conditions, args) = conditions(q, bounds);
+        // The limit is written into the statement, not bound: SQLite prepares a statement
+        // again whenever a bound `LIMIT ?` changes (it plans for the value), which took a
+        // tenth of a reader's time (docs/benchmarks.md, issue 16); a page size is one of a few.
         let sql = format!(
             "SELECT {ARCHIVED_COLUMNS} FROM {} WHERE {conditions}
-             ORDER BY id {} LIMIT ? OFFSET ?",
+             ORDER BY id {} LIMIT {limit} OFFSET ?",
             source(q),
             order.sql()
         );
-        let all = args
-            .into_iter()
-            .chain([(limit as i64).into(), (offset as i64).into()]);
+        let all = args.into_iter().chain([(offset as i64).into()]);
         let mut stmt = self.0.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(all))?;
         let mut messages = Vec::new();
@@ -141,10 +160,10 @@ impl Archive for SqliteArchive<'_> {
         let (conditions, args) = conditions(q, bounds);
         let sql = format!(
             "SELECT count(*), max(id) FROM (SELECT id FROM {} WHERE {conditions}
-             ORDER BY id LIMIT ?)",
+             ORDER BY id LIMIT {limit})",
             source(q)
         );
-        let all = args.into_iter().chain([(limit as i64).into()]);
+        let all = args.into_iter();
         let (counted, last): (i64, Option<i64>) = self
             .0
             .prepare_cached(&sql)?
