@@ -201,10 +201,17 @@ impl Reader {
     }
 
     /// Reads `bytes` (any part of the stream), appending what completed to `out`.
+    ///
+    /// The bytes are kept (or counted) a stretch at a time, not a byte at a time: `kept` is
+    /// where the stretch not yet given to [`Reader::take`] begins, and it is given when the
+    /// framer's place changes (a stanza begins or ends, the stream header ends) or the
+    /// bytes run out. A stanza that begins and ends within `bytes` is parsed from them
+    /// directly, never copied.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Item>) -> Result<(), ReadError> {
         let mut i = 0;
+        let mut kept = 0;
         while i < bytes.len() {
-            // Runs without markup in them are taken whole.
+            // Runs without markup in them are passed over whole.
             let run_end = match self.lex {
                 Lex::Text => memchr::memchr(b'<', &bytes[i..]).map_or(bytes.len(), |n| i + n),
                 Lex::AttrValue(quote) => {
@@ -217,29 +224,33 @@ impl Reader {
                 _ => i,
             };
             if run_end > i {
-                self.take(&bytes[i..run_end])?;
                 i = run_end;
                 continue;
             }
             let b = bytes[i];
-            i += 1;
             if self.lex == Lex::Text && self.depth == 1 && !self.in_unit {
                 // b == '<' at the stream's level: a stanza (or the stream's end) begins.
+                self.take(&bytes[kept..i])?;
+                kept = i;
                 self.flush_direct(out)?;
                 self.in_unit = true;
                 self.unit_len = 0;
                 self.breach = None;
                 self.capture = Capture::default();
             }
+            i += 1;
             let done = self.step(b)?;
-            self.take(&[b])?;
-            if self.depth > 0 {
+            if !self.header_done && self.depth > 0 {
+                self.take(&bytes[kept..i])?;
+                kept = i;
                 self.header_done = true;
             }
             if let Done::Unit = done {
-                self.unit_done(out)?;
+                self.unit_done(&bytes[kept..i], out)?;
+                kept = i;
             }
         }
+        self.take(&bytes[kept..])?;
         self.flush_direct(out)
     }
 
@@ -387,14 +398,7 @@ impl Reader {
     /// stream's.
     fn take(&mut self, bytes: &[u8]) -> Result<(), ReadError> {
         if self.in_unit {
-            self.unit_len += bytes.len();
-            if self.breach.is_some() {
-                return Ok(());
-            }
-            if self.unit_len > self.limits.max_bytes {
-                self.breach = Some(Breach::Bytes(self.limits.max_bytes));
-                self.drop_unit();
-            } else {
+            if self.count(bytes.len()) {
                 self.unit.extend_from_slice(bytes);
             }
             return Ok(());
@@ -407,6 +411,21 @@ impl Reader {
         }
         self.direct.extend_from_slice(bytes);
         Ok(())
+    }
+
+    /// Counts `n` more bytes of the stanza being framed; whether it is still within the
+    /// limits (so that they are to be kept).
+    fn count(&mut self, n: usize) -> bool {
+        self.unit_len += n;
+        if self.breach.is_some() {
+            return false;
+        }
+        if self.unit_len > self.limits.max_bytes {
+            self.breach = Some(Breach::Bytes(self.limits.max_bytes));
+            self.drop_unit();
+            return false;
+        }
+        true
     }
 
     fn drop_unit(&mut self) {
@@ -429,8 +448,10 @@ impl Reader {
         result.map_err(ReadError::Malformed)
     }
 
-    /// The top-level element being framed has ended.
-    fn unit_done(&mut self, out: &mut Vec<Item>) -> Result<(), ReadError> {
+    /// The top-level element being framed has ended; `tail` is its last bytes, those not
+    /// yet taken.
+    fn unit_done(&mut self, tail: &[u8], out: &mut Vec<Item>) -> Result<(), ReadError> {
+        let within = self.count(tail.len());
         self.in_unit = false;
         let capture = std::mem::take(&mut self.capture);
         if self.depth == 0 {
@@ -441,9 +462,16 @@ impl Reader {
         let breach = match self.breach.take() {
             Some(breach) => Some(breach),
             None => {
-                let unit = std::mem::take(&mut self.unit);
+                debug_assert!(within);
+                let mut unit = std::mem::take(&mut self.unit);
                 let before = out.len();
-                let result = self.parse(&unit, out);
+                // Whole in this read: parsed where it lies.
+                let result = if unit.is_empty() {
+                    self.parse(tail, out)
+                } else {
+                    unit.extend_from_slice(tail);
+                    self.parse(&unit, out)
+                };
                 self.unit = unit;
                 self.drop_unit();
                 match result {

@@ -55,6 +55,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             fairness(binary, shape).await
         }
         Scenario::Idle => idle(binary).await,
+        Scenario::Parse { stanzas } => crate::parse::parse(stanzas),
         Scenario::E2e {
             server,
             domain,
@@ -93,6 +94,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
                 rounds: 1,
             };
             fairness(binary, shape).await?;
+            crate::parse::parse(10_000)?;
             idle(binary).await
         }
     }
