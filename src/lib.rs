@@ -24,6 +24,7 @@ pub mod core;
 pub mod delivery;
 pub mod dialect;
 pub mod flychat;
+pub mod gate;
 pub mod intake;
 pub mod link;
 pub mod metrics;

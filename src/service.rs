@@ -22,6 +22,7 @@ use crate::core::{Fact, Groups, MessageRef, Micros};
 use crate::delivery::{self, Delivered};
 use crate::dialect::ids::Ids;
 use crate::dialect::{Asker, Handled, Lookup, Read, Resume, Service};
+use crate::gate::PostGate;
 use crate::intake::Intake;
 use crate::link::{self, LinkSettings, Outbox};
 use crate::metrics::{self, Metrics};
@@ -50,6 +51,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
         archive: reader.clone(),
         ids,
     };
+    let gate = Arc::new(PostGate::new(&settings.domain));
     let mut link = link::spawn(LinkSettings {
         server: settings.server.clone(),
         domain: settings.domain.clone(),
@@ -63,6 +65,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
         write_timeout: settings.write_timeout,
         wait_out_conflict: follows_an_active,
         metrics: metrics.clone(),
+        screen: Some(gate.clone()),
     });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -124,6 +127,8 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     let mut held_back = false;
     let mut intake = Intake::default();
     loop {
+        // Who the last stanza's quota refused: the link refuses their posts from here on.
+        gate.publish(groups.take_out_of_posts());
         let room = link.outbox.has_room();
         if room == held_back {
             held_back = !room;
@@ -173,6 +178,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
             Some(()) = hangup.recv() => {
                 running = reloaded(running, &reload);
                 groups.rules = reload::rules(&running, key);
+                gate.clear();
             }
             Some((resume, messages)) = found.recv() => {
                 let handled = resume(&mut groups, &service, messages, now());

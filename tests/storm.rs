@@ -1042,6 +1042,8 @@ fn read_loop(mut stream: TcpStream, first: Vec<u8>, tx: mpsc::Sender<Event>) {
             let event = match item {
                 Item::Stanza { element, .. } => Event::Received(element),
                 Item::Refused(refused) => Event::Unreadable(format!("{refused:?}")),
+                // This reader has no screen.
+                Item::Screened { reply } => Event::Unreadable(format!("screened: {reply}")),
                 Item::End => Event::Closed,
                 Item::Header { .. } => Event::Unreadable("a second stream header".into()),
             };

@@ -55,6 +55,9 @@ use super::{Condition, Groups, Micros, Outcome, Refusal, Rules};
 /// The most users whose buckets are remembered at once (about 150 bytes each).
 pub const MAX_TRACKED: usize = 100_000;
 
+/// The most [`OutOfPosts`] kept until the rules task takes them (it does after each stanza).
+const MAX_OUT_OF_POSTS: usize = 1024;
+
 /// How often, in `now`'s microseconds, idle buckets are swept away.
 const SWEEP_EVERY: Micros = 60_000_000;
 
@@ -205,6 +208,25 @@ struct Account {
 pub struct Quotas {
     users: HashMap<BareJid, Account>,
     swept_at: Micros,
+    /// Users refused a post since [`Groups::take_out_of_posts`] last asked.
+    out_of_posts: Vec<OutOfPosts>,
+}
+
+/// A user whose message bucket has no token until `until`: every post or correction before
+/// then is refused. The rules task publishes it so that the link can refuse the user's
+/// posts before it builds them (`src/gate.rs`); the refusal is the one the quota gives.
+#[derive(Debug, Clone)]
+pub struct OutOfPosts {
+    pub user: BareJid,
+    pub until: Micros,
+    rate: Rate,
+}
+
+impl OutOfPosts {
+    /// What a post at `now` (before `until`) is refused with: the quota's own refusal.
+    pub fn refusal(&self, now: Micros) -> Refusal {
+        Quota::Messages.refusal(self.rate, self.until.saturating_sub(now).max(1))
+    }
 }
 
 impl Quotas {
@@ -244,7 +266,22 @@ impl Quotas {
         n: usize,
         now: Micros,
     ) -> Outcome<()> {
-        self.check(rules, user, quota, n, now)?;
+        if let Err(refusal) = self.check(rules, user, quota, n, now) {
+            let rate = quota.rate(rules).filter(|_| quota == Quota::Messages);
+            if let (Some(rate), true) = (rate, self.out_of_posts.len() < MAX_OUT_OF_POSTS) {
+                let bucket = self
+                    .users
+                    .get(user)
+                    .map_or(Bucket::FULL, |a| a.buckets[quota.index()]);
+                let wait = rate.wait(bucket.level(rate, now), n as u64 * rate.period);
+                self.out_of_posts.push(OutOfPosts {
+                    user: user.clone(),
+                    until: now.saturating_add(wait),
+                    rate,
+                });
+            }
+            return Err(refusal);
+        }
         let Some(rate) = quota.rate(rules) else {
             return Ok(());
         };
@@ -362,6 +399,11 @@ impl Groups {
         self.quotas.check(&self.rules, actor, quota, n, now)
     }
 
+    /// The users refused a post since the last call (see [`OutOfPosts`]).
+    pub fn take_out_of_posts(&mut self) -> Vec<OutOfPosts> {
+        std::mem::take(&mut self.quotas.out_of_posts)
+    }
+
     /// Takes over the quotas `before` kept (a reload after a failed commit must not refill
     /// every bucket).
     pub fn keep_quotas_of(&mut self, before: &mut Groups) {
@@ -406,6 +448,46 @@ mod tests {
 
     fn post(g: &mut Groups, who: &str, at: Micros) -> Outcome {
         g.post("coven", &jid(who), text("x"), at)
+    }
+
+    /// A refused post tells who is out of tokens and until when: the link refuses that
+    /// user's posts until then, with the refusal the rules would give at each moment.
+    #[test]
+    fn a_refused_post_says_until_when_its_sender_is_out_of_posts() {
+        let mut g = limited_coven();
+        let t = 10 * SECOND;
+        for _ in 0..3 {
+            post(&mut g, "bob@localhost", t).unwrap();
+        }
+        assert!(g.take_out_of_posts().is_empty());
+        let later = t + SECOND / 4;
+        let err = post(&mut g, "bob@localhost", later).unwrap_err();
+        let out = g.take_out_of_posts();
+        assert!(g.take_out_of_posts().is_empty());
+        let [entry] = &out[..] else {
+            panic!("one entry: {out:?}")
+        };
+        assert_eq!(entry.user, jid("bob@localhost"));
+        assert_eq!(entry.until, t + SECOND);
+        assert_eq!(entry.refusal(later), err);
+        // Later on, the same as the rules' own refusal then.
+        let then = t + SECOND / 2;
+        assert_eq!(
+            entry.refusal(then),
+            post(&mut g, "bob@localhost", then).unwrap_err()
+        );
+        post(&mut g, "bob@localhost", entry.until).unwrap();
+        g.take_out_of_posts();
+        // Signals over their rate are not told of: only posts are refused early.
+        let alice = jid("alice@localhost");
+        let refused = (0..6)
+            .filter(|_| {
+                g.chat_state("coven", &alice, ChatState::Composing, Repeats::Relayed, t)
+                    .is_err()
+            })
+            .count();
+        assert_eq!(refused, 2);
+        assert!(g.take_out_of_posts().is_empty());
     }
 
     #[test]

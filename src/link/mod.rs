@@ -64,6 +64,8 @@ pub struct LinkSettings {
     pub wait_out_conflict: bool,
     /// Told of the link's state, the stanzas written and the refusals sent.
     pub metrics: Arc<Metrics>,
+    /// What stanzas pass before they are parsed (see [`reader::Screen`]).
+    pub screen: Option<Arc<dyn reader::Screen>>,
 }
 
 /// The queue of serialized stanzas to send. Cloned by whoever produces stanzas; the link
@@ -411,6 +413,10 @@ async fn session(
                         weak_outbox.send(reply);
                     }
                 }
+                Item::Screened { reply } => {
+                    settings.metrics.reply(&reply);
+                    weak_outbox.send(reply);
+                }
                 Item::Header { .. } => {
                     return Err(LinkError::Lost("a second stream header".into()))
                 }
@@ -488,7 +494,10 @@ async fn connect(
     let mut writer = BufWriter::with_capacity(64 * 1024, write);
     let mut stream = Stream {
         read,
-        reader: Reader::new(settings.limits),
+        reader: match &settings.screen {
+            Some(screen) => Reader::with_screen(settings.limits, screen.clone()),
+            None => Reader::new(settings.limits),
+        },
         items: VecDeque::new(),
         buffer: vec![0; READ_BUFFER],
         scratch: Vec::new(),
@@ -537,7 +546,7 @@ async fn connect(
                 "the server closed the stream during the handshake".into(),
             ))
         }
-        Item::Header { .. } | Item::Refused(_) => {
+        Item::Header { .. } | Item::Refused(_) | Item::Screened { .. } => {
             return Err(LinkError::Lost(
                 "unexpected data instead of the handshake reply".into(),
             ))
@@ -727,6 +736,7 @@ mod tests {
             write_timeout: Duration::from_secs(1),
             wait_out_conflict: false,
             metrics: Arc::new(Metrics::new()),
+            screen: None,
         }
     }
 

@@ -51,6 +51,8 @@ pub enum Item {
     Stanza { element: Element, weight: usize },
     /// A top-level element that broke a limit; nothing of it was kept but its envelope.
     Refused(Refused),
+    /// A stanza the [`Screen`] refused before it was parsed, and its reply.
+    Screened { reply: String },
     /// The server's `</stream:stream>`.
     End,
 }
@@ -113,7 +115,8 @@ enum Lex {
     DeclQ,
 }
 
-/// The envelope captured from the top start tag of the stanza being framed.
+/// The envelope captured from the top start tag of the stanza being framed, and the names
+/// of its children's start tags.
 #[derive(Debug, Default)]
 struct Capture {
     name: Vec<u8>,
@@ -126,6 +129,64 @@ struct Capture {
     to: Option<String>,
     id: Option<String>,
     kind: Option<String>,
+    xmlns: Option<String>,
+    /// The child start tag being read (its name as written, and whether it declares a
+    /// default namespace), and the children read so far.
+    child: ChildTag,
+    children: Vec<ChildTag>,
+    /// More children than [`MAX_CHILD_TAGS`], or a name longer than [`ChildTag`] holds.
+    untold: bool,
+}
+
+/// How many of a stanza's children a [`Screen`] is told of (a stanza with more is not
+/// screened).
+const MAX_CHILD_TAGS: usize = 8;
+
+/// The start tag of one of a stanza's children, as written: the name (with its prefix, if
+/// any) and whether it declares a default namespace (`xmlns='…'`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ChildTag {
+    name: [u8; 32],
+    len: u8,
+    pub declares_namespace: bool,
+}
+
+impl ChildTag {
+    pub fn name(&self) -> &[u8] {
+        &self.name[..usize::from(self.len)]
+    }
+
+    /// Adds a byte of the name; false when it does not fit.
+    fn push(&mut self, b: u8) -> bool {
+        let Some(slot) = self.name.get_mut(usize::from(self.len)) else {
+            return false;
+        };
+        *slot = b;
+        self.len += 1;
+        true
+    }
+}
+
+/// What a stanza that arrived whole and within the limits shows before it is parsed: its
+/// top start tag's name and addresses, and its children's start tags.
+#[derive(Debug)]
+pub struct Envelope<'a> {
+    pub name: &'a [u8],
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub id: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    /// The default namespace the stanza declares, if it does.
+    pub xmlns: Option<&'a str>,
+    /// Its children's start tags, when all of them are told (else `None`).
+    pub children: Option<&'a [ChildTag]>,
+}
+
+/// A check of stanzas on their [`Envelope`], before they are parsed: what it refuses is
+/// never built into a tree, only answered. It must refuse nothing the rules would not.
+pub trait Screen: Send + Sync {
+    /// The reply to a stanza refused on its envelope; `None` to read it.
+    fn refuse(&self, envelope: &Envelope) -> Option<String>;
 }
 
 impl Capture {
@@ -143,6 +204,7 @@ impl Capture {
             b"to" => self.to = value,
             b"id" => self.id = value,
             b"type" => self.kind = value,
+            b"xmlns" => self.xmlns = value,
             _ => {}
         }
         self.keep = false;
@@ -172,6 +234,7 @@ pub struct Reader {
     unit_len: usize,
     breach: Option<Breach>,
     capture: Capture,
+    screen: Option<std::sync::Arc<dyn Screen>>,
 }
 
 /// What a byte of markup completed.
@@ -197,14 +260,30 @@ impl Reader {
             unit_len: 0,
             breach: None,
             capture: Capture::default(),
+            screen: None,
+        }
+    }
+
+    /// A reader whose stanzas pass `screen` before they are parsed.
+    pub fn with_screen(limits: Limits, screen: std::sync::Arc<dyn Screen>) -> Self {
+        Reader {
+            screen: Some(screen),
+            ..Reader::new(limits)
         }
     }
 
     /// Reads `bytes` (any part of the stream), appending what completed to `out`.
+    ///
+    /// The bytes are kept (or counted) a stretch at a time, not a byte at a time: `kept` is
+    /// where the stretch not yet given to [`Reader::take`] begins, and it is given when the
+    /// framer's place changes (a stanza begins or ends, the stream header ends) or the
+    /// bytes run out. A stanza that begins and ends within `bytes` is parsed from them
+    /// directly, never copied.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Item>) -> Result<(), ReadError> {
         let mut i = 0;
+        let mut kept = 0;
         while i < bytes.len() {
-            // Runs without markup in them are taken whole.
+            // Runs without markup in them are passed over whole.
             let run_end = match self.lex {
                 Lex::Text => memchr::memchr(b'<', &bytes[i..]).map_or(bytes.len(), |n| i + n),
                 Lex::AttrValue(quote) => {
@@ -217,29 +296,33 @@ impl Reader {
                 _ => i,
             };
             if run_end > i {
-                self.take(&bytes[i..run_end])?;
                 i = run_end;
                 continue;
             }
             let b = bytes[i];
-            i += 1;
             if self.lex == Lex::Text && self.depth == 1 && !self.in_unit {
                 // b == '<' at the stream's level: a stanza (or the stream's end) begins.
+                self.take(&bytes[kept..i])?;
+                kept = i;
                 self.flush_direct(out)?;
                 self.in_unit = true;
                 self.unit_len = 0;
                 self.breach = None;
                 self.capture = Capture::default();
             }
+            i += 1;
             let done = self.step(b)?;
-            self.take(&[b])?;
-            if self.depth > 0 {
+            if !self.header_done && self.depth > 0 {
+                self.take(&bytes[kept..i])?;
+                kept = i;
                 self.header_done = true;
             }
             if let Done::Unit = done {
-                self.unit_done(out)?;
+                self.unit_done(&bytes[kept..i], out)?;
+                kept = i;
             }
         }
+        self.take(&bytes[kept..])?;
         self.flush_direct(out)
     }
 
@@ -254,6 +337,7 @@ impl Reader {
     /// Moves the framer past one byte of markup (or the byte that ends a run).
     fn step(&mut self, b: u8) -> Result<Done, ReadError> {
         let top = self.in_unit && self.depth == 1;
+        let child = self.in_unit && self.depth == 2;
         match self.lex {
             Lex::Text => self.lex = Lex::Lt, // b == '<'
             Lex::Lt => {
@@ -268,6 +352,9 @@ impl Reader {
                     _ => {
                         if top {
                             self.capture.name.push(b);
+                        } else if child {
+                            self.capture.child = ChildTag::default();
+                            self.capture.child.push(b);
                         }
                         Lex::StartName
                     }
@@ -280,6 +367,8 @@ impl Reader {
                 _ => {
                     if top && self.capture.name.len() < 64 {
                         self.capture.name.push(b);
+                    } else if child && !self.capture.child.push(b) {
+                        self.capture.untold = true;
                     }
                 }
             },
@@ -289,7 +378,7 @@ impl Reader {
                 b' ' | b'\t' | b'\r' | b'\n' => {}
                 b'\'' | b'"' | b'=' | b'<' => return Err(malformed("an attribute without a name")),
                 _ => {
-                    if top {
+                    if top || child {
                         self.capture.attr.clear();
                         self.capture.attr.push(b);
                     }
@@ -302,7 +391,7 @@ impl Reader {
                     return Err(malformed("an attribute without a value"))
                 }
                 _ => {
-                    if top && self.capture.attr.len() < 16 {
+                    if (top || child) && self.capture.attr.len() < 16 {
                         self.capture.attr.push(b);
                     }
                 }
@@ -312,10 +401,12 @@ impl Reader {
                     if top {
                         self.capture.keep = matches!(
                             self.capture.attr.as_slice(),
-                            b"from" | b"to" | b"id" | b"type"
+                            b"from" | b"to" | b"id" | b"type" | b"xmlns"
                         );
                         self.capture.overflow = false;
                         self.capture.value.clear();
+                    } else if child && self.capture.attr == b"xmlns" {
+                        self.capture.child.declares_namespace = true;
                     }
                     self.lex = Lex::AttrValue(b);
                 }
@@ -372,6 +463,13 @@ impl Reader {
             self.breach = Some(Breach::Depth(self.limits.max_depth));
             self.drop_unit();
         }
+        if self.in_unit && self.depth == 2 {
+            if self.capture.children.len() < MAX_CHILD_TAGS {
+                self.capture.children.push(self.capture.child);
+            } else {
+                self.capture.untold = true;
+            }
+        }
         if empty {
             return Ok(if self.in_unit && self.depth == 1 {
                 Done::Unit
@@ -387,14 +485,7 @@ impl Reader {
     /// stream's.
     fn take(&mut self, bytes: &[u8]) -> Result<(), ReadError> {
         if self.in_unit {
-            self.unit_len += bytes.len();
-            if self.breach.is_some() {
-                return Ok(());
-            }
-            if self.unit_len > self.limits.max_bytes {
-                self.breach = Some(Breach::Bytes(self.limits.max_bytes));
-                self.drop_unit();
-            } else {
+            if self.count(bytes.len()) {
                 self.unit.extend_from_slice(bytes);
             }
             return Ok(());
@@ -407,6 +498,21 @@ impl Reader {
         }
         self.direct.extend_from_slice(bytes);
         Ok(())
+    }
+
+    /// Counts `n` more bytes of the stanza being framed; whether it is still within the
+    /// limits (so that they are to be kept).
+    fn count(&mut self, n: usize) -> bool {
+        self.unit_len += n;
+        if self.breach.is_some() {
+            return false;
+        }
+        if self.unit_len > self.limits.max_bytes {
+            self.breach = Some(Breach::Bytes(self.limits.max_bytes));
+            self.drop_unit();
+            return false;
+        }
+        true
     }
 
     fn drop_unit(&mut self) {
@@ -429,8 +535,10 @@ impl Reader {
         result.map_err(ReadError::Malformed)
     }
 
-    /// The top-level element being framed has ended.
-    fn unit_done(&mut self, out: &mut Vec<Item>) -> Result<(), ReadError> {
+    /// The top-level element being framed has ended; `tail` is its last bytes, those not
+    /// yet taken.
+    fn unit_done(&mut self, tail: &[u8], out: &mut Vec<Item>) -> Result<(), ReadError> {
+        let within = self.count(tail.len());
         self.in_unit = false;
         let capture = std::mem::take(&mut self.capture);
         if self.depth == 0 {
@@ -438,12 +546,35 @@ impl Reader {
             out.push(Item::End);
             return Ok(());
         }
+        if let (None, Some(screen)) = (&self.breach, &self.screen) {
+            let envelope = Envelope {
+                name: &capture.name,
+                from: capture.from.as_deref(),
+                to: capture.to.as_deref(),
+                id: capture.id.as_deref(),
+                kind: capture.kind.as_deref(),
+                xmlns: capture.xmlns.as_deref(),
+                children: (!capture.untold).then_some(capture.children.as_slice()),
+            };
+            if let Some(reply) = screen.refuse(&envelope) {
+                self.drop_unit();
+                out.push(Item::Screened { reply });
+                return Ok(());
+            }
+        }
         let breach = match self.breach.take() {
             Some(breach) => Some(breach),
             None => {
-                let unit = std::mem::take(&mut self.unit);
+                debug_assert!(within);
+                let mut unit = std::mem::take(&mut self.unit);
                 let before = out.len();
-                let result = self.parse(&unit, out);
+                // Whole in this read: parsed where it lies.
+                let result = if unit.is_empty() {
+                    self.parse(tail, out)
+                } else {
+                    unit.extend_from_slice(tail);
+                    self.parse(&unit, out)
+                };
                 self.unit = unit;
                 self.drop_unit();
                 match result {
@@ -826,6 +957,91 @@ mod tests {
         let mut r = reader();
         let mut out = Vec::new();
         assert!(r.feed(b"<message><!-- hi --></message>", &mut out).is_err());
+    }
+
+    /// Refuses the stanzas whose id starts with `no`, saying what their envelope showed.
+    struct Refuser;
+
+    impl Screen for Refuser {
+        fn refuse(&self, e: &Envelope) -> Option<String> {
+            e.id?.starts_with("no").then(|| {
+                let children = e.children.map(|c| {
+                    c.iter()
+                        .map(|c| {
+                            let name = String::from_utf8_lossy(c.name()).into_owned();
+                            if c.declares_namespace {
+                                name + "+ns"
+                            } else {
+                                name
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                });
+                format!(
+                    "{} {:?} {:?} {:?} {:?} {children:?}",
+                    String::from_utf8_lossy(e.name),
+                    e.from,
+                    e.to,
+                    e.kind,
+                    e.xmlns
+                )
+            })
+        }
+    }
+
+    /// The screen sees the envelope and the children's start tags before anything is parsed;
+    /// what it refuses is answered and never built, what it lets by is read as before.
+    #[test]
+    fn a_screen_sees_envelopes_and_what_it_refuses_is_not_parsed() {
+        let text = format!(
+            "<message from='a@localhost/r' to='c@mix.localhost' id='no1' type='groupchat' xmlns='jabber:component:accept'>\
+             <body>x<b/></body><x:retract xmlns:x='urn:x'/><active xmlns='urn:s'/><e:thing/></message>\
+             <message from='a@localhost/r' to='c@mix.localhost' id='yes' type='groupchat'><body>kept</body></message>\
+             <presence from='a@localhost/r' to='c@mix.localhost' id='no2'>{}</presence>\
+             <iq from='a@localhost/r' to='c@mix.localhost' id='no3' type='get'><{}/></iq>{NEXT}",
+            "<a/>".repeat(MAX_CHILD_TAGS + 1),
+            "n".repeat(40),
+        );
+        for chunk in [text.len(), 5, 1] {
+            let mut r = Reader::with_screen(LIMITS, std::sync::Arc::new(Refuser));
+            let mut out = Vec::new();
+            r.feed(HEADER.as_bytes(), &mut out).unwrap();
+            let out = feed(&mut r, text.as_bytes(), chunk);
+            let replies: Vec<&str> = out
+                .iter()
+                .filter_map(|item| match item {
+                    Item::Screened { reply } => Some(reply.as_str()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                replies,
+                [
+                    // Only the stanza's own children; an undeclared prefix (`e:`) is not the
+                    // framer's to judge.
+                    "message Some(\"a@localhost/r\") Some(\"c@mix.localhost\") Some(\"groupchat\") \
+                     Some(\"jabber:component:accept\") Some(\"body,x:retract,active+ns,e:thing\")",
+                    // More children than are told, or a name too long to hold: not told.
+                    "presence Some(\"a@localhost/r\") Some(\"c@mix.localhost\") None None None",
+                    "iq Some(\"a@localhost/r\") Some(\"c@mix.localhost\") Some(\"get\") None None",
+                ],
+                "chunk {chunk}"
+            );
+            let read: Vec<_> = out
+                .iter()
+                .filter_map(|item| match item {
+                    Item::Stanza { element, .. } => element.attr("id"),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(read, ["yes", "next"], "chunk {chunk}");
+            assert_eq!(
+                out.len(),
+                5,
+                "chunk {chunk}: nothing else, no refusal: {out:?}"
+            );
+        }
     }
 
     /// The builder takes its events with a loop and a stack: 20,000 levels on a thread with

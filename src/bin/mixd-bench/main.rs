@@ -4,6 +4,7 @@
 //! docs/benchmarks.md lists the figures and the commands that produced them.
 
 mod client;
+mod parse;
 mod peer;
 mod scenarios;
 mod seed;
@@ -147,6 +148,12 @@ pub enum Scenario {
     },
     /// Memory of an idle mixd with an empty database.
     Idle,
+    /// The link's reading alone, in this process (no mixd): CPU per stanza read from the
+    /// wire into a tree, for N fan-out posts.
+    Parse {
+        #[arg(long, default_value_t = 1_000_000)]
+        stanzas: usize,
+    },
     /// A small run of every scenario (CI's smoke test).
     Smoke,
 }

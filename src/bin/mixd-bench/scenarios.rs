@@ -57,6 +57,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             fairness(binary, shape).await
         }
         Scenario::Idle => idle(binary).await,
+        Scenario::Parse { stanzas } => crate::parse::parse(stanzas),
         Scenario::E2e {
             server,
             domain,
@@ -96,6 +97,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
                 phase_limit: Duration::from_secs(60),
             };
             fairness(binary, shape).await?;
+            crate::parse::parse(10_000)?;
             idle(binary).await
         }
     }
