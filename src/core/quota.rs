@@ -480,9 +480,11 @@ mod tests {
         g.take_out_of_posts();
         // Signals over their rate are not told of: only posts are refused early.
         let alice = jid("alice@localhost");
+        // One a second: slow enough for the chat states' pace, too fast for the quota.
         let refused = (0..6)
-            .filter(|_| {
-                g.chat_state("coven", &alice, ChatState::Composing, Repeats::Relayed, t)
+            .filter(|&n| {
+                let at = t + n * SECOND;
+                g.chat_state("coven", &alice, ChatState::Composing, Repeats::Relayed, at)
                     .is_err()
             })
             .count();
