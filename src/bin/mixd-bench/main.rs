@@ -212,6 +212,7 @@ impl Mixd {
                 "MIXD_CHANNELS_PER_HOUR",
                 "MIXD_JOINS_PER_MINUTE",
                 "MIXD_ADDS_PER_HOUR",
+                "MIXD_HISTORY_BURST",
             ] {
                 command.env(variable, "0");
             }
