@@ -473,7 +473,7 @@ fn every_fact_reads_back_as_from_sqlite() {
 }
 
 /// Past a few pages, PostgreSQL's history takes SQLite's bounded paths (`store/history.rs`):
-/// time windows become id bounds by bisection, and a filtered count beyond 256 matches is
+/// time windows become id bounds by interpolation search, and a filtered count beyond 256 matches is
 /// the same estimate, not a count of the whole archive.
 #[test]
 #[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
