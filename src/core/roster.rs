@@ -30,7 +30,7 @@ const NODES: [Nodes; 5] = [
     Nodes::CONFIG,
 ];
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Roster {
     list: Vec<Participant>,
     index: Option<Box<Index>>,
@@ -58,6 +58,14 @@ struct Index {
 struct Holders {
     place: u32,
     count: u32,
+}
+
+/// The list only: the index is made from it, and its maps' order differs from one map to the
+/// next (two snapshots of the same participants must print alike).
+impl std::fmt::Debug for Roster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.list).finish()
+    }
 }
 
 impl PartialEq for Roster {

@@ -472,6 +472,70 @@ fn every_fact_reads_back_as_from_sqlite() {
     assert_eq!(both.same_admin_reads(), Vec::<String>::new());
 }
 
+/// A batch of joins is written as runs of rows, a statement for each kind (`write.rs`,
+/// `Joins`), with other facts between runs: a participant who joins twice in one run (one
+/// statement may not update its row twice), a leave, a join after it, a client going offline,
+/// an invitation the join settles. Both backends must read it all back alike, as decided.
+#[test]
+#[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn a_batch_of_joins_reads_back_as_from_sqlite() {
+    let mut both = Both::new();
+    let mut g: Groups = groups();
+    g.rules.max_members = 1000;
+    let alice = jid("alice@localhost");
+    let mut facts = g.create(&alice, Some("crowd"), 1).unwrap().1;
+    let users: Vec<jid::Jid> = (0..40)
+        .map(|n| format!("user{n}@localhost/phone").parse().unwrap())
+        .collect();
+    let invited = users[3].to_bare();
+    facts.extend(
+        g.invite("crowd", &alice, std::slice::from_ref(&invited), 2)
+            .unwrap()
+            .1,
+    );
+    both.commit(facts);
+    let mut batch = Vec::new();
+    for (at, user) in (10..).zip(&users) {
+        batch.extend(
+            g.join_from("crowd", user, None, Nodes::MESSAGES, at)
+                .unwrap()
+                .1,
+        );
+    }
+    batch.extend(
+        g.join_from("crowd", &users[5], Some("fifth"), Nodes::ALL, 60)
+            .unwrap()
+            .1,
+    );
+    batch.extend(g.leave("crowd", &users[7].to_bare(), 61).unwrap());
+    batch.extend(
+        g.join("crowd", &users[7].to_bare(), None, Nodes::ALL, 62)
+            .unwrap()
+            .1,
+    );
+    let offline = users[9].try_as_full().unwrap().clone();
+    batch.extend(g.presence("crowd", &offline, false).unwrap());
+    both.commit(batch);
+    let mut notices = query(1, Page::First, 100);
+    notices.with_notices = true;
+    both.same_reads(&[notices], &[]);
+    let snapshot = both.pg.1.snapshot().unwrap();
+    let crowd = &snapshot.channels[0];
+    assert_eq!(crowd.participants, g.channel("crowd").unwrap().participants);
+    assert_eq!(
+        crowd.participant(&users[5].to_bare()).unwrap().nick,
+        "fifth"
+    );
+    let online: usize = crowd.participants.iter().map(|p| p.online.len()).sum();
+    assert_eq!(
+        online,
+        users.len() - 2,
+        "the leaver's client and one gone offline"
+    );
+    assert!(crowd.pending(&invited).is_none());
+    assert_eq!(both.same_admin_reads(), Vec::<String>::new());
+}
+
 /// Past a few pages, PostgreSQL's history takes SQLite's bounded paths (`store/history.rs`):
 /// time windows become id bounds by interpolation search, and a filtered count beyond 256 matches is
 /// the same estimate, not a count of the whole archive.

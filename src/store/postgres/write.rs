@@ -3,15 +3,15 @@
 //! say whether they completed a message for its author. The statements are SQLite's
 //! (`sqlite/write.rs`) in PostgreSQL's words, fact for fact.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
-use jid::BareJid;
+use jid::{BareJid, FullJid};
 use postgres::types::ToSql;
 use postgres::Statement;
 
 use super::{connect, off_runtime, Conn, Detached, PgWriter};
-use crate::core::{Fact, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE};
+use crate::core::{Fact, Notice, Participant, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE};
 use crate::store::columns::{
     contacts_text, id_key_from, mode_code, new_id_key, writer_now, ACTION_REACTIONS,
     ACTION_RETRACTION,
@@ -48,15 +48,21 @@ impl FactWriter for PgWriter {
         }
         let mut after = AfterCommit::default();
         let mut posts = Posts::default();
+        let mut joins = Joins::default();
         for fact in batch {
             // Posts wait to be inserted together; anything else may refer to them, so they are
-            // written first.
+            // written first. Whatever follows a run of joins may change their rows (a leave,
+            // a nick): the run is written before any other fact too.
             if !matches!(fact, Fact::Posted(_)) {
                 posts.flush(&mut tx)?;
             }
-            persist(&mut tx, fact, &mut posts, &mut after)?;
+            if !Joins::holds(fact) {
+                joins.flush(&mut tx)?;
+            }
+            persist(&mut tx, fact, &mut posts, &mut joins, &mut after)?;
         }
         posts.flush(&mut tx)?;
+        joins.flush(&mut tx)?;
         for (name, last) in [
             ("channels", after.last_channel),
             ("messages", after.last_message),
@@ -211,6 +217,129 @@ impl<'a> Posts<'a> {
     }
 }
 
+/// The rows a run of joins writes, not yet written (as the SQLite backend's `Joins`): each
+/// participant, the pending invitation or request its join settles, the notices (an add's, a
+/// join's) and the clients that came online with their join. A join used to cost four round
+/// trips; held, a run of them costs four statements, each with its rows as arrays (as
+/// [`Posts`]). Written before any other fact (see `commit`), participants first: a client's
+/// presence row names its participant's.
+#[derive(Default)]
+struct Joins<'a> {
+    participants: Vec<(i64, &'a Participant)>,
+    notices: Vec<&'a Notice>,
+    online: Vec<(i64, &'a FullJid)>,
+}
+
+impl<'a> Joins<'a> {
+    /// Whether `fact` is one a run of joins holds back.
+    fn holds(fact: &Fact) -> bool {
+        matches!(
+            fact,
+            Fact::Joined { .. } | Fact::Noticed(_) | Fact::PresenceChanged { online: true, .. }
+        )
+    }
+
+    fn flush(&mut self, tx: &mut Tx) -> Result<(), postgres::Error> {
+        if !self.participants.is_empty() {
+            self.insert_participants(tx)?;
+        }
+        if !self.notices.is_empty() {
+            let column = |f: fn(&Notice) -> i64| -> Vec<i64> {
+                self.notices.iter().map(|&n| f(n)).collect()
+            };
+            let sender: Vec<&str> = self.notices.iter().map(|n| n.actor.as_str()).collect();
+            let target: Vec<Option<&str>> = self
+                .notices
+                .iter()
+                .map(|n| n.target.as_ref().map(|t| t.as_str()))
+                .collect();
+            tx.execute(
+                "INSERT INTO messages (id, channel, at, sender, nick, content, notice, notice_target)
+                 SELECT id, channel, at, sender, '', '', notice, target
+                 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::text[])
+                      AS rows (id, channel, at, sender, notice, target)",
+                &[
+                    &column(|n| n.id),
+                    &column(|n| n.channel),
+                    &column(|n| n.at),
+                    &sender,
+                    &column(|n| n.kind as i64),
+                    &target,
+                ],
+            )?;
+        }
+        if !self.online.is_empty() {
+            let channel: Vec<i64> = self.online.iter().map(|(key, _)| *key).collect();
+            let (jid, resource): (Vec<&str>, Vec<&str>) = self
+                .online
+                .iter()
+                .map(|(_, client)| bare_and_resource(client))
+                .unzip();
+            tx.execute(
+                "INSERT INTO presence (channel, jid, resource)
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])
+                 ON CONFLICT DO NOTHING",
+                &[&channel, &jid, &resource],
+            )?;
+        }
+        self.participants.clear();
+        self.notices.clear();
+        self.online.clear();
+        Ok(())
+    }
+
+    /// The participants' rows, and the pending entries their joins settle.
+    fn insert_participants(&self, tx: &mut Tx) -> Result<(), postgres::Error> {
+        // One statement may not update a row twice (`ON CONFLICT DO UPDATE`): of a
+        // participant who joined twice in the run, the last join stands.
+        let mut seen = HashSet::new();
+        let last: Vec<(i64, &Participant)> = self
+            .participants
+            .iter()
+            .rev()
+            .filter(|(key, p)| seen.insert((*key, p.jid.as_str())))
+            .copied()
+            .collect();
+        let column = |f: fn(i64, &Participant) -> i64| -> Vec<i64> {
+            last.iter().map(|&(key, p)| f(key, p)).collect()
+        };
+        let channel = column(|key, _| key);
+        let jid: Vec<&str> = last.iter().map(|(_, p)| p.jid.as_str()).collect();
+        // Joining again updates the row and keeps what the join does not say (a mute).
+        tx.execute(
+            "INSERT INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at, cleared_upto)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+                                  $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+             ON CONFLICT (channel, jid) DO UPDATE SET id = excluded.id, nick = excluded.nick,
+             nodes = excluded.nodes, role = excluded.role, dialect = excluded.dialect,
+             joined_at = excluded.joined_at, cleared_upto = excluded.cleared_upto",
+            &[
+                &channel,
+                &jid,
+                &last.iter().map(|(_, p)| p.id.to_string()).collect::<Vec<_>>(),
+                &last.iter().map(|(_, p)| p.nick.as_str()).collect::<Vec<_>>(),
+                &column(|_, p| i64::from(p.nodes.0)),
+                &column(|_, p| p.role as i64),
+                &column(|_, p| mode_code(p)),
+                &column(|_, p| p.joined_at),
+                &column(|_, p| p.cleared_upto),
+            ],
+        )?;
+        tx.execute(
+            "DELETE FROM pending WHERE (channel, jid) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))",
+            &[&channel, &jid],
+        )?;
+        Ok(())
+    }
+}
+
+/// A client's bare JID and resource, as borrowed text (the bare JID ends at the first '/').
+fn bare_and_resource(client: &FullJid) -> (&str, &str) {
+    let resource = client.resource().as_str();
+    let whole = client.as_str();
+    (&whole[..whole.len() - resource.len() - 1], resource)
+}
+
 /// What a batch's facts leave to do before and after their transaction commits.
 #[derive(Default)]
 struct AfterCommit {
@@ -253,12 +382,13 @@ fn departed_owner(tx: &mut Tx, key: i64, owner: &BareJid) -> Result<(), postgres
     Ok(())
 }
 
-/// Writes one fact (a post joins `posts`, written by the caller). Exhaustive on purpose,
-/// with no `_` arm, as in the SQLite backend.
+/// Writes one fact (a post joins `posts`, a join's rows `joins`, written by the caller).
+/// Exhaustive on purpose, with no `_` arm, as in the SQLite backend.
 fn persist<'a>(
     tx: &mut Tx,
     fact: &'a Fact,
     posts: &mut Posts<'a>,
+    joins: &mut Joins<'a>,
     after: &mut AfterCommit,
 ) -> Result<(), postgres::Error> {
     match fact {
@@ -304,34 +434,8 @@ fn persist<'a>(
             tx.execute("DELETE FROM channels WHERE key = $1", &[&channel.key])?;
         }
         Fact::Joined {
-            key,
-            participant: p,
-            ..
-        } => {
-            // Joining again updates the row and keeps what the join does not say (a mute).
-            tx.execute(
-                "INSERT INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at, cleared_upto)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (channel, jid) DO UPDATE SET id = excluded.id, nick = excluded.nick,
-                 nodes = excluded.nodes, role = excluded.role, dialect = excluded.dialect,
-                 joined_at = excluded.joined_at, cleared_upto = excluded.cleared_upto",
-                &[
-                    key,
-                    &p.jid.as_str(),
-                    &p.id.to_string(),
-                    &p.nick.as_str(),
-                    &i64::from(p.nodes.0),
-                    &(p.role as i64),
-                    &mode_code(p),
-                    &p.joined_at,
-                    &p.cleared_upto,
-                ],
-            )?;
-            tx.execute(
-                "DELETE FROM pending WHERE channel = $1 AND jid = $2",
-                &[key, &p.jid.as_str()],
-            )?;
-        }
+            key, participant, ..
+        } => joins.participants.push((*key, participant)),
         Fact::Left {
             key,
             participant,
@@ -450,18 +554,7 @@ fn persist<'a>(
             )?;
         }
         Fact::Noticed(n) => {
-            tx.execute(
-                "INSERT INTO messages (id, channel, at, sender, nick, content, notice, notice_target)
-                 VALUES ($1, $2, $3, $4, '', '', $5, $6)",
-                &[
-                    &n.id,
-                    &n.channel,
-                    &n.at,
-                    &n.actor.as_str(),
-                    &(n.kind as i64),
-                    &n.target.as_ref().map(|t| t.as_str()),
-                ],
-            )?;
+            joins.notices.push(n);
             if n.kind.changes_configuration() {
                 tx.execute(
                     "UPDATE channels SET config_updated_at = GREATEST(config_updated_at, $2) WHERE key = $1",
@@ -563,16 +656,20 @@ fn persist<'a>(
         // Which clients are online outlives a restart and a takeover: clients do not send
         // presence again by themselves. The row goes with its participant (a foreign key), so
         // leaving and deletion need no statement of their own here.
-        Fact::PresenceChanged { key, jid, online } => {
-            let sql = if *online {
-                "INSERT INTO presence (channel, jid, resource) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING"
-            } else {
-                "DELETE FROM presence WHERE channel = $1 AND jid = $2 AND resource = $3"
-            };
+        Fact::PresenceChanged {
+            key,
+            jid,
+            online: true,
+        } => joins.online.push((*key, jid)),
+        Fact::PresenceChanged {
+            key,
+            jid,
+            online: false,
+        } => {
+            let (bare, resource) = bare_and_resource(jid);
             tx.execute(
-                sql,
-                &[key, &jid.to_bare().as_str(), &jid.resource().as_str()],
+                "DELETE FROM presence WHERE channel = $1 AND jid = $2 AND resource = $3",
+                &[key, &bare, &resource],
             )?;
         }
         // Who is typing would be stale after a restart.
