@@ -275,6 +275,19 @@ pub struct Participant {
     pub online: Online,
 }
 
+impl Participant {
+    /// Whether a MIX event sent now reaches this participant: through its server (at the bare
+    /// JID, which delivers or keeps it), or at one of its clients online. A FlyChat
+    /// participant is told in its own dialect, at its bare JID.
+    pub fn reached_by_mix_now(&self) -> bool {
+        self.dialect == Dialect::Mix
+            && match self.reach {
+                Reach::Server => true,
+                Reach::Direct => !self.online.is_empty(),
+            }
+    }
+}
+
 /// A participant's online clients (see [`Participant::online`]): most participants have
 /// none, and none costs one word instead of an empty `Vec`'s three.
 // Boxed on purpose: the box is one word where a `Vec` is three, in ten million participants.

@@ -51,6 +51,8 @@ struct Index {
     by_nick: HashMap<CompactString, Holders>,
     /// Subscribers of each of [`NODES`].
     followers: [u32; NODES.len()],
+    /// Of those, the ones a MIX event reaches now ([`Participant::reached_by_mix_now`]).
+    reached: [u32; NODES.len()],
     flychat: u32,
 }
 
@@ -156,6 +158,28 @@ impl Roster {
         list.iter().filter(move |p| p.nodes.contains(node))
     }
 
+    /// Whether a subscriber of `node` other than `except` is reached by a MIX event now
+    /// ([`Participant::reached_by_mix_now`]). A large channel counts them for each node, so
+    /// that a join to one whose 10,000 followers are all offline does not look at each.
+    pub fn any_reached(&self, node: Nodes, except: Option<&BareJid>) -> bool {
+        let reached = |p: &Participant| p.nodes.contains(node) && p.reached_by_mix_now();
+        let counted = self.index.as_ref().and_then(|index| {
+            let at = NODES.iter().position(|n| *n == node)?;
+            Some(index.reached[at])
+        });
+        match counted {
+            Some(count) => {
+                let excepted = except.and_then(|jid| self.get(jid)).is_some_and(reached);
+                count > u32::from(excepted)
+            }
+            // A small channel, or several nodes at once: not counted.
+            None => self
+                .list
+                .iter()
+                .any(|p| Some(&*p.jid) != except && reached(p)),
+        }
+    }
+
     /// Whether any participant's client speaks `dialect`.
     pub fn any_speaks(&self, dialect: Dialect) -> bool {
         match (&self.index, dialect) {
@@ -214,7 +238,13 @@ impl Roster {
         let Some(at) = self.position(jid) else {
             return false;
         };
-        change(&mut self.list[at].online);
+        let participant = &mut self.list[at];
+        let was_reached = participant.reached_by_mix_now();
+        change(&mut participant.online);
+        let reached = participant.reached_by_mix_now();
+        if let Some(index) = self.index.as_mut().filter(|_| reached != was_reached) {
+            index.count_reached(participant, if reached { 1 } else { u32::MAX });
+        }
         true
     }
 
@@ -342,6 +372,18 @@ impl Index {
         if p.dialect == Dialect::FlyChat {
             self.flychat = self.flychat.wrapping_add(step);
         }
+        if p.reached_by_mix_now() {
+            self.count_reached(p, step);
+        }
+    }
+
+    /// Adds `p` to the counts of the reached (`step` 1) or takes it off (`u32::MAX`).
+    fn count_reached(&mut self, p: &Participant, step: u32) {
+        for (node, reached) in NODES.iter().zip(&mut self.reached) {
+            if p.nodes.contains(*node) {
+                *reached = reached.wrapping_add(step);
+            }
+        }
     }
 }
 
@@ -384,6 +426,64 @@ mod tests {
             roster.any_speaks(Dialect::FlyChat),
             roster.iter().any(|p| p.dialect == Dialect::FlyChat)
         );
+        for (at, node) in NODES.into_iter().enumerate() {
+            let reached: Vec<&Participant> = roster
+                .iter()
+                .filter(|p| p.nodes.contains(node) && p.reached_by_mix_now())
+                .collect();
+            if let Some(index) = &roster.index {
+                assert_eq!(index.reached[at] as usize, reached.len(), "{node:?}");
+            }
+            assert_eq!(roster.any_reached(node, None), !reached.is_empty());
+            if let [only] = reached[..] {
+                assert!(!roster.any_reached(node, Some(&only.jid)));
+            }
+        }
+    }
+
+    /// A join to a large channel tells the participants node's followers only if one of them
+    /// would be reached: that is a count the roster keeps as clients come and go, so that
+    /// 10,000 followers all offline are not looked at one by one at every join.
+    #[test]
+    fn followers_reached_now_are_counted_as_clients_come_and_go() {
+        let size = INDEXED_FROM + 40;
+        let mut roster: Roster = (0..size).map(|n| someone(n, Nodes::ALL)).collect();
+        let followers = Nodes::PARTICIPANTS;
+        assert!(!roster.any_reached(followers, None), "all offline");
+        agrees(&roster);
+        let (first, last) = (roster[0].jid.clone(), roster[size - 1].jid.clone());
+        let phone = jid::FullJid::new(&format!("{last}/phone")).unwrap();
+        roster.update_online(&last, |online| online.push(phone.clone()));
+        assert!(roster.any_reached(followers, None));
+        assert!(
+            !roster.any_reached(followers, Some(&last)),
+            "only the one excepted"
+        );
+        agrees(&roster);
+        // A second client of the same participant changes nothing; both gone, none is reached.
+        let pc = jid::FullJid::new(&format!("{last}/pc")).unwrap();
+        roster.update_online(&last, |online| online.push(pc));
+        agrees(&roster);
+        roster.update_online(&last, |online| online.clear());
+        assert!(!roster.any_reached(followers, None));
+        agrees(&roster);
+        // Reached through its server, it counts while it follows; a FlyChat participant never.
+        roster.update(&first, |p| p.reach = Reach::Server);
+        assert!(roster.any_reached(followers, None));
+        agrees(&roster);
+        roster.update(&first, |p| p.nodes = Nodes::MESSAGES);
+        assert!(!roster.any_reached(followers, None));
+        assert!(roster.any_reached(Nodes::MESSAGES, None));
+        agrees(&roster);
+        roster.update(&first, |p| p.dialect = Dialect::FlyChat);
+        assert!(!roster.any_reached(Nodes::MESSAGES, None));
+        agrees(&roster);
+        // Online and leaving: the count goes with it.
+        roster.update_online(&last, |online| online.push(phone.clone()));
+        agrees(&roster);
+        roster.remove(&last);
+        assert!(!roster.any_reached(followers, None));
+        agrees(&roster);
     }
 
     #[test]

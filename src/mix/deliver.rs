@@ -312,14 +312,15 @@ fn joined_except(
     let Some(channel) = groups.channel_by_key(key) else {
         return;
     };
-    let recipients = || {
-        channel
-            .subscribers(Nodes::PARTICIPANTS)
-            .filter(move |p| Some(&*p.jid) != except)
-    };
-    if !recipients().any(live) {
+    if !channel
+        .participants
+        .any_reached(Nodes::PARTICIPANTS, except)
+    {
         return;
     }
+    let recipients = channel
+        .subscribers(Nodes::PARTICIPANTS)
+        .filter(move |p| Some(&*p.jid) != except);
     // XEP-0404: a JID-hidden channel's participants node holds no JID, for anyone; owners
     // and admins read JIDs from the JID map node.
     let shown = !channel.settings().jids_hidden;
@@ -334,7 +335,7 @@ fn joined_except(
             }
         },
     );
-    address(&template, recipients(), out);
+    address(&template, recipients, out);
 }
 
 /// A participant gone (left or removed): its item retracted from the participants node. It
@@ -436,8 +437,7 @@ pub fn noticed(groups: &Groups, service: &Service, notices: &[&Notice], out: &mu
         return;
     };
     // Few follow the configuration node: most notices are written for nobody.
-    let mut followers = channel.subscribers(Nodes::CONFIG);
-    if !followers.any(live) {
+    if !channel.participants.any_reached(Nodes::CONFIG, None) {
         return;
     }
     let jid = service.channel_jid(&channel.name);
@@ -476,16 +476,6 @@ fn destroyed(service: &Service, channel: &Channel, out: &mut Vec<String>) {
             .close();
     });
     address(&template, channel.participants.iter(), out);
-}
-
-/// Whether a MIX event to `participant` would reach anyone now: its server (reached at the
-/// bare JID, which delivers or keeps it), or at least one of its clients online.
-fn live(participant: &Participant) -> bool {
-    participant.dialect == Dialect::Mix
-        && match participant.reach {
-            Reach::Server => true,
-            Reach::Direct => !participant.online.is_empty(),
-        }
 }
 
 /// [`address`] for an event that names participants by JID: written with the JIDs for the
