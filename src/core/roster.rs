@@ -11,6 +11,7 @@
 //! reader sees the list as a slice (`Deref`), in order of joining.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use compact_str::CompactString;
 use jid::BareJid;
@@ -45,7 +46,7 @@ struct Index {
     places: Vec<u32>,
     next_place: u32,
     by_jid: HashMap<UserJid, u32>,
-    by_id: HashMap<ParticipantId, u32>,
+    by_id: HashMap<ParticipantId, u32, BuildHasherDefault<IdHasher>>,
     /// By nick in ASCII lowercase (nicks compare without case): the place of one holder and
     /// how many hold it (several only in data from before nicks were unique).
     by_nick: HashMap<CompactString, Holders>,
@@ -54,6 +55,28 @@ struct Index {
     /// Of those, the ones a MIX event reaches now ([`Participant::reached_by_mix_now`]).
     reached: [u32; NODES.len()],
     flychat: u32,
+}
+
+/// Participant ids are a keyed hash of channel and JID, or random after a collision
+/// (`core/join.rs`): already spread over 64 bits, and no client can choose one, so they are
+/// their own hash, with none of the keyed hashing that JIDs and nicks need.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -143,7 +166,7 @@ impl Roster {
                 .iter()
                 .any(|p| &p.jid != other_than && p.nick.eq_ignore_ascii_case(nick));
         };
-        match index.by_nick.get(nick.to_ascii_lowercase().as_str()) {
+        match index.by_nick.get(&folded(nick)) {
             None => false,
             Some(holders) if holders.count > 1 => true,
             Some(holders) => &self.list[index.at(holders.place)].jid != other_than,
@@ -284,7 +307,7 @@ impl Roster {
             places: (0..count as u32).collect(),
             next_place: count as u32,
             by_jid: HashMap::with_capacity(count),
-            by_id: HashMap::with_capacity(count),
+            by_id: HashMap::with_capacity_and_hasher(count, Default::default()),
             by_nick: HashMap::with_capacity(count),
             ..Index::default()
         };
@@ -342,7 +365,7 @@ impl Index {
 
     /// After a holder of `nick` left it: points its entry at a holder still in `list`.
     fn rehome_nick(&mut self, nick: &str, list: &[Participant]) {
-        let Some(holders) = self.by_nick.get(nick.to_ascii_lowercase().as_str()) else {
+        let Some(holders) = self.by_nick.get(&folded(nick)) else {
             return;
         };
         let holder = self
@@ -356,7 +379,7 @@ impl Index {
                 .position(|p| p.nick.eq_ignore_ascii_case(nick))
                 .expect("a counted nick has a holder");
             let place = self.places[at];
-            if let Some(holders) = self.by_nick.get_mut(nick.to_ascii_lowercase().as_str()) {
+            if let Some(holders) = self.by_nick.get_mut(&folded(nick)) {
                 holders.place = place;
             }
         }
@@ -385,6 +408,14 @@ impl Index {
             }
         }
     }
+}
+
+/// `nick` as the index keys it, in ASCII lowercase: inline, without a heap allocation, up to
+/// 24 bytes.
+fn folded(nick: &str) -> CompactString {
+    let mut folded = CompactString::from(nick);
+    folded.make_ascii_lowercase();
+    folded
 }
 
 #[cfg(test)]
