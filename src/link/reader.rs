@@ -116,7 +116,8 @@ enum Lex {
 }
 
 /// The envelope captured from the top start tag of the stanza being framed, and the names
-/// of its children's start tags.
+/// of its children's start tags. One per reader, emptied for each stanza ([`Capture::reset`]):
+/// capturing allocates nothing once its buffers have grown to a stanza's envelope.
 #[derive(Debug, Default)]
 struct Capture {
     name: Vec<u8>,
@@ -125,11 +126,9 @@ struct Capture {
     /// Whether the current attribute is one we keep, and whether its value overflowed.
     keep: bool,
     overflow: bool,
-    from: Option<String>,
-    to: Option<String>,
-    id: Option<String>,
-    kind: Option<String>,
-    xmlns: Option<String>,
+    /// The values kept (unescaped), one after another, and where each lies in it.
+    text: String,
+    fields: [Option<(usize, usize)>; FIELDS],
     /// The child start tag being read (its name as written, and whether it declares a
     /// default namespace), and the children read so far.
     child: ChildTag,
@@ -137,6 +136,15 @@ struct Capture {
     /// More children than [`MAX_CHILD_TAGS`], or a name longer than [`ChildTag`] holds.
     untold: bool,
 }
+
+/// The attributes of a stanza's top start tag that are kept, in [`Capture::fields`]' order.
+const KEPT: [&[u8]; FIELDS] = [b"from", b"to", b"id", b"type", b"xmlns"];
+const FIELDS: usize = 5;
+const FROM: usize = 0;
+const TO: usize = 1;
+const ID: usize = 2;
+const TYPE: usize = 3;
+const XMLNS: usize = 4;
 
 /// How many of a stanza's children a [`Screen`] is told of (a stanza with more is not
 /// screened).
@@ -190,26 +198,37 @@ pub trait Screen: Send + Sync {
 }
 
 impl Capture {
+    fn reset(&mut self) {
+        self.name.clear();
+        self.attr.clear();
+        self.value.clear();
+        self.keep = false;
+        self.overflow = false;
+        self.text.clear();
+        self.fields = [None; FIELDS];
+        self.child = ChildTag::default();
+        self.children.clear();
+        self.untold = false;
+    }
+
     fn finish_value(&mut self) {
         if !self.keep {
             return;
         }
-        let value = if self.overflow {
-            None
-        } else {
-            std::str::from_utf8(&self.value).ok().and_then(unescape)
-        };
-        match self.attr.as_slice() {
-            b"from" => self.from = value,
-            b"to" => self.to = value,
-            b"id" => self.id = value,
-            b"type" => self.kind = value,
-            b"xmlns" => self.xmlns = value,
-            _ => {}
+        if let Some(field) = KEPT.iter().position(|kept| *kept == self.attr.as_slice()) {
+            let start = self.text.len();
+            let kept = !self.overflow
+                && std::str::from_utf8(&self.value)
+                    .is_ok_and(|raw| unescape_into(raw, &mut self.text));
+            self.fields[field] = kept.then_some((start, self.text.len()));
         }
         self.keep = false;
         self.overflow = false;
         self.value.clear();
+    }
+
+    fn field(&self, field: usize) -> Option<&str> {
+        self.fields[field].map(|(start, end)| &self.text[start..end])
     }
 }
 
@@ -308,7 +327,7 @@ impl Reader {
                 self.in_unit = true;
                 self.unit_len = 0;
                 self.breach = None;
-                self.capture = Capture::default();
+                self.capture.reset();
             }
             i += 1;
             let done = self.step(b)?;
@@ -399,10 +418,7 @@ impl Reader {
             Lex::AttrEq => match b {
                 b'\'' | b'"' => {
                     if top {
-                        self.capture.keep = matches!(
-                            self.capture.attr.as_slice(),
-                            b"from" | b"to" | b"id" | b"type" | b"xmlns"
-                        );
+                        self.capture.keep = KEPT.contains(&self.capture.attr.as_slice());
                         self.capture.overflow = false;
                         self.capture.value.clear();
                     } else if child && self.capture.attr == b"xmlns" {
@@ -540,20 +556,20 @@ impl Reader {
     fn unit_done(&mut self, tail: &[u8], out: &mut Vec<Item>) -> Result<(), ReadError> {
         let within = self.count(tail.len());
         self.in_unit = false;
-        let capture = std::mem::take(&mut self.capture);
         if self.depth == 0 {
             self.drop_unit();
             out.push(Item::End);
             return Ok(());
         }
         if let (None, Some(screen)) = (&self.breach, &self.screen) {
+            let capture = &self.capture;
             let envelope = Envelope {
                 name: &capture.name,
-                from: capture.from.as_deref(),
-                to: capture.to.as_deref(),
-                id: capture.id.as_deref(),
-                kind: capture.kind.as_deref(),
-                xmlns: capture.xmlns.as_deref(),
+                from: capture.field(FROM),
+                to: capture.field(TO),
+                id: capture.field(ID),
+                kind: capture.field(TYPE),
+                xmlns: capture.field(XMLNS),
                 children: (!capture.untold).then_some(capture.children.as_slice()),
             };
             if let Some(reply) = screen.refuse(&envelope) {
@@ -594,12 +610,14 @@ impl Reader {
             if matches!(breach, Breach::Malformed(_)) {
                 self.restart_parser()?;
             }
+            let capture = &self.capture;
+            let owned = |field| capture.field(field).map(str::to_owned);
             out.push(Item::Refused(Refused {
                 name: String::from_utf8_lossy(&capture.name).into_owned(),
-                from: capture.from,
-                to: capture.to,
-                id: capture.id,
-                kind: capture.kind,
+                from: owned(FROM),
+                to: owned(TO),
+                id: owned(ID),
+                kind: owned(TYPE),
                 breach,
             }));
         }
@@ -695,13 +713,19 @@ impl Builder {
     }
 }
 
-/// The value of an attribute as written → its text: the five predefined entities and
-/// character references. `None` if it is not well-formed, or holds a character XML cannot
-/// carry (`&#0;`, a raw control character): the value goes back out in the error reply, and
-/// mixd must never write XML the server cannot read.
-fn unescape(raw: &str) -> Option<String> {
-    let text = unescape_references(raw)?;
-    text.chars().all(is_xml_char).then_some(text)
+/// The value of an attribute as written → its text (the five predefined entities and
+/// character references), appended to `out`. False, and `out` as it was, if it is not
+/// well-formed or holds a character XML cannot carry (`&#0;`, a raw control character): the
+/// value goes back out in the error reply, and mixd must never write XML the server cannot
+/// read.
+fn unescape_into(raw: &str, out: &mut String) -> bool {
+    let start = out.len();
+    let unescaped = unescape_references(raw, out)
+        && out[start..].chars().all(is_xml_char);
+    if !unescaped {
+        out.truncate(start);
+    }
+    unescaped
 }
 
 /// XML 1.0's `Char` production.
@@ -709,15 +733,13 @@ fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
 }
 
-fn unescape_references(raw: &str) -> Option<String> {
-    if !raw.contains('&') {
-        return Some(raw.to_owned());
-    }
-    let mut out = String::with_capacity(raw.len());
+fn unescape_references(raw: &str, out: &mut String) -> bool {
     let mut rest = raw;
     while let Some(at) = rest.find('&') {
         out.push_str(&rest[..at]);
-        let end = rest[at..].find(';')? + at;
+        let Some(end) = rest[at..].find(';').map(|end| end + at) else {
+            return false;
+        };
         let entity = &rest[at + 1..end];
         let c = match entity {
             "lt" => '<',
@@ -726,19 +748,21 @@ fn unescape_references(raw: &str) -> Option<String> {
             "apos" => '\'',
             "quot" => '"',
             _ => {
-                let code = if let Some(hex) = entity.strip_prefix("#x") {
-                    u32::from_str_radix(hex, 16).ok()?
-                } else {
-                    entity.strip_prefix('#')?.parse().ok()?
+                let code = match entity.strip_prefix("#x") {
+                    Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                    None => entity.strip_prefix('#').and_then(|d| d.parse().ok()),
                 };
-                char::from_u32(code)?
+                match code.and_then(char::from_u32) {
+                    Some(c) => c,
+                    None => return false,
+                }
             }
         };
         out.push(c);
         rest = &rest[end + 1..];
     }
     out.push_str(rest);
-    Some(out)
+    true
 }
 
 #[cfg(test)]
