@@ -47,8 +47,13 @@ pub struct Limits {
 pub enum Item {
     /// The server's `<stream:stream>` header, with its `id`.
     Header { id: Option<String> },
-    /// A top-level element within the limits. `weight` estimates the memory it holds.
-    Stanza { element: Element, weight: usize },
+    /// A top-level element within the limits. `weight` estimates the memory it holds;
+    /// `ticket` is what the [`Screen`] gave it as it let it by (0 without a screen).
+    Stanza {
+        element: Element,
+        weight: usize,
+        ticket: u64,
+    },
     /// A top-level element that broke a limit; nothing of it was kept but its envelope.
     Refused(Refused),
     /// A stanza the [`Screen`] refused before it was parsed, and its reply.
@@ -151,17 +156,53 @@ const XMLNS: usize = 4;
 const MAX_CHILD_TAGS: usize = 8;
 
 /// The start tag of one of a stanza's children, as written: the name (with its prefix, if
-/// any) and whether it declares a default namespace (`xmlns='…'`).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// any), whether it declares a default namespace (`xmlns='…'`) and which, as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChildTag {
     name: [u8; 32],
     len: u8,
     pub declares_namespace: bool,
+    namespace: [u8; 48],
+    /// The namespace's length, or [`UNTOLD`] when it did not fit.
+    namespace_len: u8,
+}
+
+const UNTOLD: u8 = u8::MAX;
+
+impl Default for ChildTag {
+    fn default() -> Self {
+        ChildTag {
+            name: [0; 32],
+            len: 0,
+            declares_namespace: false,
+            namespace: [0; 48],
+            namespace_len: 0,
+        }
+    }
 }
 
 impl ChildTag {
     pub fn name(&self) -> &[u8] {
         &self.name[..usize::from(self.len)]
+    }
+
+    /// The default namespace it declares, as written (references not resolved); `None`
+    /// when it declares none or one longer than a tag holds.
+    pub fn namespace(&self) -> Option<&[u8]> {
+        (self.declares_namespace && self.namespace_len != UNTOLD)
+            .then(|| &self.namespace[..usize::from(self.namespace_len)])
+    }
+
+    /// Adds bytes of the namespace's value.
+    fn push_namespace(&mut self, bytes: &[u8]) {
+        let at = usize::from(self.namespace_len);
+        match self.namespace.get_mut(at..at + bytes.len()) {
+            Some(slot) if self.namespace_len != UNTOLD => {
+                slot.copy_from_slice(bytes);
+                self.namespace_len += bytes.len() as u8;
+            }
+            _ => self.namespace_len = UNTOLD,
+        }
     }
 
     /// Adds a byte of the name; false when it does not fit.
@@ -190,11 +231,22 @@ pub struct Envelope<'a> {
     pub children: Option<&'a [ChildTag]>,
 }
 
-/// A check of stanzas on their [`Envelope`], before they are parsed: what it refuses is
-/// never built into a tree, only answered. It must refuse nothing the rules would not.
+/// A check of stanzas on their [`Envelope`], before they are parsed: what it refuses or
+/// drops is never built into a tree. It must refuse or drop nothing the rules would not,
+/// and answer as they would.
 pub trait Screen: Send + Sync {
-    /// The reply to a stanza refused on its envelope; `None` to read it.
-    fn refuse(&self, envelope: &Envelope) -> Option<String>;
+    fn screen(&self, envelope: &Envelope) -> Verdict;
+}
+
+/// What a [`Screen`] made of a stanza.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Read it; the stanza carries the ticket to the rules ([`Item::Stanza`]).
+    Read { ticket: u64 },
+    /// Refused, with this reply.
+    Refused(String),
+    /// Dropped, unanswered, as the rules would drop it.
+    Dropped,
 }
 
 impl Capture {
@@ -254,6 +306,8 @@ pub struct Reader {
     breach: Option<Breach>,
     capture: Capture,
     screen: Option<std::sync::Arc<dyn Screen>>,
+    /// The ticket the screen gave the stanza being parsed.
+    ticket: u64,
 }
 
 /// What a byte of markup completed.
@@ -280,6 +334,7 @@ impl Reader {
             breach: None,
             capture: Capture::default(),
             screen: None,
+            ticket: 0,
         }
     }
 
@@ -309,6 +364,8 @@ impl Reader {
                     let end = memchr::memchr(quote, &bytes[i..]).map_or(bytes.len(), |n| i + n);
                     if self.in_unit && self.depth == 1 && self.capture.keep {
                         self.capture_value(&bytes[i..end]);
+                    } else if self.in_unit && self.depth == 2 && self.capture.keep {
+                        self.capture.child.push_namespace(&bytes[i..end]);
                     }
                     end
                 }
@@ -423,6 +480,7 @@ impl Reader {
                         self.capture.value.clear();
                     } else if child && self.capture.attr == b"xmlns" {
                         self.capture.child.declares_namespace = true;
+                        self.capture.keep = true;
                     }
                     self.lex = Lex::AttrValue(b);
                 }
@@ -434,6 +492,7 @@ impl Reader {
                 if top {
                     self.capture.finish_value();
                 }
+                self.capture.keep = false;
                 self.lex = Lex::InTag;
             }
             Lex::Slash => {
@@ -572,10 +631,17 @@ impl Reader {
                 xmlns: capture.field(XMLNS),
                 children: (!capture.untold).then_some(capture.children.as_slice()),
             };
-            if let Some(reply) = screen.refuse(&envelope) {
-                self.drop_unit();
-                out.push(Item::Screened { reply });
-                return Ok(());
+            match screen.screen(&envelope) {
+                Verdict::Read { ticket } => self.ticket = ticket,
+                Verdict::Refused(reply) => {
+                    self.drop_unit();
+                    out.push(Item::Screened { reply });
+                    return Ok(());
+                }
+                Verdict::Dropped => {
+                    self.drop_unit();
+                    return Ok(());
+                }
             }
         }
         let breach = match self.breach.take() {
@@ -643,7 +709,11 @@ impl Reader {
                     if let Some(element) = self.builder.event(event, out)? {
                         let weight = self.unit_len + self.builder.elements * ELEMENT_COST;
                         self.builder.elements = 0;
-                        out.push(Item::Stanza { element, weight });
+                        out.push(Item::Stanza {
+                            element,
+                            weight,
+                            ticket: std::mem::take(&mut self.ticket),
+                        });
                     }
                 }
                 Ok(None) => return Err("the stream ended".into()),
@@ -720,8 +790,7 @@ impl Builder {
 /// read.
 fn unescape_into(raw: &str, out: &mut String) -> bool {
     let start = out.len();
-    let unescaped = unescape_references(raw, out)
-        && out[start..].chars().all(is_xml_char);
+    let unescaped = unescape_references(raw, out) && out[start..].chars().all(is_xml_char);
     if !unescaped {
         out.truncate(start);
     }
@@ -987,43 +1056,51 @@ mod tests {
     struct Refuser;
 
     impl Screen for Refuser {
-        fn refuse(&self, e: &Envelope) -> Option<String> {
-            e.id?.starts_with("no").then(|| {
-                let children = e.children.map(|c| {
-                    c.iter()
-                        .map(|c| {
-                            let name = String::from_utf8_lossy(c.name()).into_owned();
-                            if c.declares_namespace {
-                                name + "+ns"
-                            } else {
-                                name
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",")
-                });
-                format!(
-                    "{} {:?} {:?} {:?} {:?} {children:?}",
-                    String::from_utf8_lossy(e.name),
-                    e.from,
-                    e.to,
-                    e.kind,
-                    e.xmlns
-                )
-            })
+        fn screen(&self, e: &Envelope) -> Verdict {
+            if e.id.is_some_and(|id| id.starts_with("drop")) {
+                return Verdict::Dropped;
+            }
+            if !e.id.is_some_and(|id| id.starts_with("no")) {
+                return Verdict::Read { ticket: 7 };
+            }
+            let children = e.children.map(|c| {
+                c.iter()
+                    .map(|c| {
+                        let name = String::from_utf8_lossy(c.name()).into_owned();
+                        match (c.declares_namespace, c.namespace()) {
+                            (true, Some(ns)) => format!("{name}+{}", String::from_utf8_lossy(ns)),
+                            (true, None) => name + "+untold",
+                            (false, _) => name,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            });
+            Verdict::Refused(format!(
+                "{} {:?} {:?} {:?} {:?} {children:?}",
+                String::from_utf8_lossy(e.name),
+                e.from,
+                e.to,
+                e.kind,
+                e.xmlns
+            ))
         }
     }
 
     /// The screen sees the envelope and the children's start tags before anything is parsed;
-    /// what it refuses is answered and never built, what it lets by is read as before.
+    /// what it refuses is answered and never built, what it drops is gone, what it lets by is
+    /// read as before, with the screen's ticket.
     #[test]
     fn a_screen_sees_envelopes_and_what_it_refuses_is_not_parsed() {
         let text = format!(
             "<message from='a@localhost/r' to='c@mix.localhost' id='no1' type='groupchat' xmlns='jabber:component:accept'>\
-             <body>x<b/></body><x:retract xmlns:x='urn:x'/><active xmlns='urn:s'/><e:thing/></message>\
+             <body>x<b/></body><x:retract xmlns:x='urn:x'/><active a='1' xmlns='urn:s' b='2'/><e:thing/>\
+             <long xmlns='urn:{}'/></message>\
+             <message from='a@localhost/r' to='c@mix.localhost' id='drop1' type='groupchat'><body>gone</body></message>\
              <message from='a@localhost/r' to='c@mix.localhost' id='yes' type='groupchat'><body>kept</body></message>\
              <presence from='a@localhost/r' to='c@mix.localhost' id='no2'>{}</presence>\
              <iq from='a@localhost/r' to='c@mix.localhost' id='no3' type='get'><{}/></iq>{NEXT}",
+            "l".repeat(48),
             "<a/>".repeat(MAX_CHILD_TAGS + 1),
             "n".repeat(40),
         );
@@ -1045,7 +1122,7 @@ mod tests {
                     // Only the stanza's own children; an undeclared prefix (`e:`) is not the
                     // framer's to judge.
                     "message Some(\"a@localhost/r\") Some(\"c@mix.localhost\") Some(\"groupchat\") \
-                     Some(\"jabber:component:accept\") Some(\"body,x:retract,active+ns,e:thing\")",
+                     Some(\"jabber:component:accept\") Some(\"body,x:retract,active+urn:s,e:thing,long+untold\")",
                     // More children than are told, or a name too long to hold: not told.
                     "presence Some(\"a@localhost/r\") Some(\"c@mix.localhost\") None None None",
                     "iq Some(\"a@localhost/r\") Some(\"c@mix.localhost\") Some(\"get\") None None",
@@ -1055,11 +1132,13 @@ mod tests {
             let read: Vec<_> = out
                 .iter()
                 .filter_map(|item| match item {
-                    Item::Stanza { element, .. } => element.attr("id"),
+                    Item::Stanza {
+                        element, ticket, ..
+                    } => Some((element.attr("id").unwrap_or_default(), *ticket)),
                     _ => None,
                 })
                 .collect();
-            assert_eq!(read, ["yes", "next"], "chunk {chunk}");
+            assert_eq!(read, [("yes", 7), ("next", 7)], "chunk {chunk}");
             assert_eq!(
                 out.len(),
                 5,
