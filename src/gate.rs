@@ -1,10 +1,10 @@
-//! The gate: a flooding user's posts refused, and its chat states dropped, before they are
-//! read into trees.
+//! The gate: a flooding user's posts and signals refused, and its chat states dropped,
+//! before they are read into trees.
 //!
 //! **Posts.** When the message quota (`core/quota.rs`) refuses a user's post, that user's
 //! bucket has no token until a time the quota knows: every post before then will be refused
 //! too, with the same text but for the wait. The rules task publishes that time here
-//! ([`Gate::publish`], from [`crate::core::OutOfPosts`]), and the link's reader asks the gate
+//! ([`Gate::publish`], from [`crate::core::OutOfTokens`]), and the link's reader asks the gate
 //! about each stanza before it parses it ([`Screen`]): a plain MIX post from such a user is
 //! answered with the quota's own `policy-violation` and never parsed, queued, routed or
 //! handled. Only what is surely a post is refused here, from its envelope: a `groupchat`
@@ -14,6 +14,13 @@
 //! to the rules as before. One order changes: a post carrying a payload the allow-list
 //! refuses (`not-acceptable`) is refused for the quota first while its sender is out of
 //! tokens.
+//!
+//! **Signals.** The same for the signal quota, whose refusals the rules publish too: a
+//! `groupchat` message to a channel here (not a proxy JID) whose one child is a retraction,
+//! reactions, or a receipt or marker with an `id`, in its namespace, is refused with the
+//! quota's refusal while its sender is out of signals, as the rules refuse it before they
+//! look the message it names up. Chat states are not refused here: the rules drop a repeat
+//! before they charge the quota, and only they know whether one is.
 //!
 //! **Chat states.** The rules drop a participant's MIX chat state that repeats the last one
 //! it told the channel, or comes beyond its pace (`core/typing.rs`): untold, unanswered. When
@@ -41,7 +48,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::core::{ChatState, Micros, OutOfPosts, QuietNews, MAX_TRACKED};
+use crate::core::{ChatState, Micros, OutOfTokens, QuietNews, Quota, MAX_TRACKED};
 use crate::dialect::{ErrorKind, ReplyTo};
 use crate::link::reader::{Envelope, Screen, Verdict};
 use crate::xml::ns;
@@ -63,11 +70,11 @@ const NOT_POSTS: &[&[u8]] = &[
 /// How many slots keep the last ticket given to a user's message (see the module's doc).
 const SLOTS: usize = 4096;
 
-/// Who may not post, and whose chat states are dropped, until when; shared by the rules task
-/// (which writes) and the link's reader (which reads).
+/// Who may not post or signal, and whose chat states are dropped, until when; shared by the
+/// rules task (which writes) and the link's reader (which reads).
 pub struct Gate {
     domain: String,
-    out: Mutex<HashMap<String, OutOfPosts>>,
+    out: Mutex<OutOf>,
     /// Whether `out` may hold anyone: the reader's check without the lock.
     any: AtomicBool,
     /// By user, then by channel.
@@ -79,6 +86,28 @@ pub struct Gate {
     /// an address not written as the rules write it.
     last_message: Box<[AtomicU64]>,
     last_unusual: AtomicU64,
+}
+
+/// Who is out of posts, and who out of signals, by user.
+#[derive(Default)]
+struct OutOf {
+    posts: HashMap<String, OutOfTokens>,
+    signals: HashMap<String, OutOfTokens>,
+}
+
+impl OutOf {
+    /// The users out of `quota`'s tokens, for a quota the gate is told of.
+    fn of(&mut self, quota: Quota) -> Option<&mut HashMap<String, OutOfTokens>> {
+        match quota {
+            Quota::Messages => Some(&mut self.posts),
+            Quota::Signals => Some(&mut self.signals),
+            Quota::Channels | Quota::Joins | Quota::Adds | Quota::Reads => None,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.posts.is_empty() && self.signals.is_empty()
+    }
 }
 
 /// A user's chat states in one channel that the rules drop (see [`crate::core::Quiet`]),
@@ -106,7 +135,7 @@ impl Gate {
     pub fn new(domain: &str) -> Self {
         Gate {
             domain: domain.to_owned(),
-            out: Mutex::new(HashMap::new()),
+            out: Mutex::new(OutOf::default()),
             any: AtomicBool::new(false),
             quiet: Mutex::new(HashMap::new()),
             any_quiet: AtomicBool::new(false),
@@ -116,21 +145,24 @@ impl Gate {
         }
     }
 
-    /// Takes what the quotas refused since the last call.
-    pub fn publish(&self, refused: Vec<OutOfPosts>) {
+    /// Takes who the quotas refused since the last call (`core::OutOfTokens`).
+    pub fn publish(&self, refused: Vec<OutOfTokens>) {
         if refused.is_empty() {
             return;
         }
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         for entry in refused {
-            if out.len() >= MAX_TRACKED {
+            let Some(users) = out.of(entry.quota) else {
+                continue;
+            };
+            if users.len() >= MAX_TRACKED {
                 let now = now();
-                out.retain(|_, e| e.until > now);
-                if out.len() >= MAX_TRACKED {
-                    break;
+                users.retain(|_, e| e.until > now);
+                if users.len() >= MAX_TRACKED {
+                    continue;
                 }
             }
-            out.insert(entry.user.to_string(), entry);
+            users.insert(entry.user.to_string(), entry);
         }
         self.any.store(!out.is_empty(), Ordering::Release);
     }
@@ -172,7 +204,7 @@ impl Gate {
     /// loaded again).
     pub fn clear(&self) {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        out.clear();
+        *out = OutOf::default();
         self.any.store(false, Ordering::Release);
         drop(out);
         let mut quiet = self.quiet.lock().unwrap_or_else(|e| e.into_inner());
@@ -187,8 +219,9 @@ impl Gate {
             .is_some_and(|(node, domain)| !node.is_empty() && domain == self.domain)
     }
 
-    /// The reply to a post from `sender`, who is out of posts; `None` if it is not.
-    fn out_of_posts(&self, envelope: &Envelope, sender: &str) -> Option<String> {
+    /// The reply to a request of one token of `quota` from `sender`, who is out of them;
+    /// `None` if it is not.
+    fn out_of(&self, envelope: &Envelope, sender: &str, quota: Quota) -> Option<String> {
         let (from, to) = (envelope.from?, envelope.to?);
         if !self.to_channel(to) {
             return None;
@@ -196,10 +229,12 @@ impl Gate {
         let now = now();
         let refusal = {
             let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-            let entry = out.get(sender)?;
+            let users = out.of(quota)?;
+            let entry = users.get(sender)?;
             if entry.until <= now {
-                out.remove(sender);
-                self.any.store(!out.is_empty(), Ordering::Release);
+                users.remove(sender);
+                let any = !out.is_empty();
+                self.any.store(any, Ordering::Release);
                 return None;
             }
             entry.refusal(now)
@@ -278,6 +313,32 @@ fn is_plain_post(envelope: &Envelope) -> bool {
             .any(|c| NOT_POSTS.contains(&local(c.name())))
 }
 
+/// A MIX signal that names a message (a retraction, reactions, a receipt or marker) and
+/// carries nothing else, told from its envelope: the rules check the signal quota for it
+/// before anything else (`mix/message.rs`), to any channel that is not a proxy JID's.
+fn is_lone_named_signal(envelope: &Envelope) -> bool {
+    let Some([child]) = envelope.children else {
+        return false;
+    };
+    if envelope.to.is_none_or(|to| {
+        to.split_once('@')
+            .is_none_or(|(node, _)| node.contains('#'))
+    }) {
+        return false;
+    }
+    let Some(namespace) = child.namespace() else {
+        return false;
+    };
+    let is = |expected: &str| namespace == expected.as_bytes();
+    match child.name() {
+        b"retract" => is(ns::RETRACT),
+        b"reactions" => is(ns::REACTIONS),
+        b"received" => child.has_id && (is(ns::RECEIPTS) || is(ns::MARKERS)),
+        b"displayed" | b"acknowledged" => child.has_id && is(ns::MARKERS),
+        _ => false,
+    }
+}
+
 /// The chat state a message carries and nothing else, told from its envelope.
 fn lone_chat_state(envelope: &Envelope) -> Option<ChatState> {
     let [child] = envelope.children? else {
@@ -320,8 +381,15 @@ impl Screen for Gate {
             .from
             .map(|from| from.split_once('/').map_or(from, |(bare, _)| bare));
         if let (true, Some(sender)) = (is_mix_groupchat(envelope), sender) {
-            if self.any.load(Ordering::Acquire) && is_plain_post(envelope) {
-                if let Some(reply) = self.out_of_posts(envelope, sender) {
+            if self.any.load(Ordering::Acquire) {
+                let quota = if is_plain_post(envelope) {
+                    Some(Quota::Messages)
+                } else if is_lone_named_signal(envelope) {
+                    Some(Quota::Signals)
+                } else {
+                    None
+                };
+                if let Some(reply) = quota.and_then(|q| self.out_of(envelope, sender, q)) {
                     return Verdict::Refused(reply);
                 }
             }
@@ -407,7 +475,7 @@ mod tests {
         let refusal = g
             .post("coven", &jid("bob@localhost"), text("b"), now)
             .unwrap_err();
-        gate.publish(g.take_out_of_posts());
+        gate.publish(g.take_out_of_tokens());
         refusal.text
     }
 
@@ -487,7 +555,7 @@ mod tests {
             .unwrap();
         g.post("coven", &jid("bob@localhost"), text("b"), then)
             .unwrap_err();
-        gate.publish(g.take_out_of_posts());
+        gate.publish(g.take_out_of_tokens());
         assert!(gate.any.load(Ordering::Acquire));
         assert_eq!(
             screened(&gate, &post("bob@localhost/r", "<body>hi</body>")),
@@ -611,5 +679,62 @@ mod tests {
             through(&gate, &mut g, &composing, Composing),
             (false, false)
         );
+    }
+
+    #[test]
+    fn signals_of_a_user_out_of_signals_are_answered_with_the_quotas_refusal() {
+        let gate = Arc::new(Gate::new("mix.localhost"));
+        let mut g = coven();
+        g.rules.signals_per_minute = 1;
+        let bob = jid("bob@localhost");
+        let now = now();
+        g.chat_state(
+            "coven",
+            &bob,
+            ChatState::Composing,
+            crate::core::Repeats::Relayed,
+            now,
+        )
+        .unwrap();
+        let said = g
+            .afford(&bob, crate::core::Quota::Signals, 1, now)
+            .unwrap_err()
+            .text;
+        gate.publish(g.take_out_of_tokens());
+        let wait = said.len() - " 59.9 s".len();
+        for stanza in [
+            post(
+                "bob@localhost/r",
+                "<received xmlns='urn:xmpp:receipts' id='m'/>",
+            ),
+            post(
+                "bob@localhost/r",
+                "<displayed xmlns='urn:xmpp:chat-markers:0' id='m'/>",
+            ),
+            post(
+                "bob@localhost/r",
+                "<reactions xmlns='urn:xmpp:reactions:0' id='m'><reaction>x</reaction></reactions>",
+            ),
+            post(
+                "bob@localhost/r",
+                "<retract xmlns='urn:xmpp:message-retract:1' id='m'/>",
+            ),
+        ] {
+            let reply = screened(&gate, &stanza).unwrap_or_else(|| panic!("{stanza}"));
+            assert!(reply.contains(&said[..wait]), "{reply} / {said}");
+            assert!(reply.contains("<policy-violation"), "{reply}");
+        }
+        // Posts are not signals; nor is what the rules would not take for one at once.
+        for stanza in [
+            post("bob@localhost/r", "<body>hi</body>"),
+            post("bob@localhost/r", "<received xmlns='urn:xmpp:receipts'/>"),
+            post("bob@localhost/r", "<received xmlns='urn:xmpp:receipts' id='m'/><body>x</body>"),
+            post("bob@localhost/r", "<composing xmlns='http://jabber.org/protocol/chatstates'/>"),
+            post("bob@localhost/r", "<received xmlns='urn:other' id='m'/>"),
+            post("alice@localhost/r", "<received xmlns='urn:xmpp:receipts' id='m'/>"),
+            "<message from='bob@localhost/r' to='0123456789abcdef#coven@mix.localhost' id='p1' type='groupchat'><received xmlns='urn:xmpp:receipts' id='m'/></message>".into(),
+        ] {
+            assert_eq!(screened(&gate, &stanza), None, "{stanza}");
+        }
     }
 }

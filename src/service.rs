@@ -129,9 +129,10 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     // The gate's ticket of the last stanza handled (see `gate.rs`).
     let mut ticket = 0;
     loop {
-        // Who the last stanza's quota refused: the link refuses their posts from here on;
+        // Who the last stanza's quota refused: the link refuses their posts or signals from
+        // here on;
         // whose chat states the rules dropped: the link drops the next ones.
-        gate.publish(groups.take_out_of_posts());
+        gate.publish(groups.take_out_of_tokens());
         gate.publish_quiet(groups.take_quiet_states(), ticket);
         let room = link.outbox.has_room();
         if room == held_back {

@@ -162,6 +162,8 @@ pub struct ChildTag {
     name: [u8; 32],
     len: u8,
     pub declares_namespace: bool,
+    /// Whether it has an attribute named `id`.
+    pub has_id: bool,
     namespace: [u8; 48],
     /// The namespace's length, or [`UNTOLD`] when it did not fit.
     namespace_len: u8,
@@ -175,6 +177,7 @@ impl Default for ChildTag {
             name: [0; 32],
             len: 0,
             declares_namespace: false,
+            has_id: false,
             namespace: [0; 48],
             namespace_len: 0,
         }
@@ -481,6 +484,8 @@ impl Reader {
                     } else if child && self.capture.attr == b"xmlns" {
                         self.capture.child.declares_namespace = true;
                         self.capture.keep = true;
+                    } else if child && self.capture.attr == b"id" {
+                        self.capture.child.has_id = true;
                     }
                     self.lex = Lex::AttrValue(b);
                 }
@@ -1067,6 +1072,7 @@ mod tests {
                 c.iter()
                     .map(|c| {
                         let name = String::from_utf8_lossy(c.name()).into_owned();
+                        let name = if c.has_id { name + "#id" } else { name };
                         match (c.declares_namespace, c.namespace()) {
                             (true, Some(ns)) => format!("{name}+{}", String::from_utf8_lossy(ns)),
                             (true, None) => name + "+untold",
@@ -1094,7 +1100,7 @@ mod tests {
     fn a_screen_sees_envelopes_and_what_it_refuses_is_not_parsed() {
         let text = format!(
             "<message from='a@localhost/r' to='c@mix.localhost' id='no1' type='groupchat' xmlns='jabber:component:accept'>\
-             <body>x<b/></body><x:retract xmlns:x='urn:x'/><active a='1' xmlns='urn:s' b='2'/><e:thing/>\
+             <body>x<b/></body><x:retract id='m' xmlns:x='urn:x'/><active a='1' xmlns='urn:s' b='2'/><e:thing/>\
              <long xmlns='urn:{}'/></message>\
              <message from='a@localhost/r' to='c@mix.localhost' id='drop1' type='groupchat'><body>gone</body></message>\
              <message from='a@localhost/r' to='c@mix.localhost' id='yes' type='groupchat'><body>kept</body></message>\
@@ -1122,7 +1128,7 @@ mod tests {
                     // Only the stanza's own children; an undeclared prefix (`e:`) is not the
                     // framer's to judge.
                     "message Some(\"a@localhost/r\") Some(\"c@mix.localhost\") Some(\"groupchat\") \
-                     Some(\"jabber:component:accept\") Some(\"body,x:retract,active+urn:s,e:thing,long+untold\")",
+                     Some(\"jabber:component:accept\") Some(\"body,x:retract#id,active+urn:s,e:thing,long+untold\")",
                     // More children than are told, or a name too long to hold: not told.
                     "presence Some(\"a@localhost/r\") Some(\"c@mix.localhost\") None None None",
                     "iq Some(\"a@localhost/r\") Some(\"c@mix.localhost\") Some(\"get\") None None",
