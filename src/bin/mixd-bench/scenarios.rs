@@ -921,7 +921,7 @@ async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
             }
             println!(
                 "fairness round {} {}: quiet channel p50 {p50:.2} ms p99 {p99:.2} ms max {:.2} ms; \
-                 flood {} stanzas in {:.2} s ({:.0}/s), {} refused; mixd CPU {cpu:.2} s ({:.2} µs per flood stanza)",
+                 flood {} stanzas in {:.2} s ({:.0}/s), {} refused; mixd CPU {cpu:.2} s{}",
                 round + 1,
                 flood.label(),
                 phase.latencies.last().copied().unwrap_or(0.0),
@@ -929,7 +929,10 @@ async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
                 phase.seconds,
                 phase.flood_sent as f64 / phase.seconds,
                 phase.refused,
-                cpu * 1e6 / phase.flood_sent.max(1) as f64,
+                match phase.flood_sent {
+                    0 => String::new(),
+                    sent => format!(" ({:.2} µs per flood stanza)", cpu * 1e6 / sent as f64),
+                },
             );
             rows[index].1.push((p50, p99));
         }
