@@ -22,7 +22,7 @@ use crate::core::{Fact, Groups, MessageRef, Micros};
 use crate::delivery::{self, Delivered};
 use crate::dialect::ids::Ids;
 use crate::dialect::{Asker, Handled, Lookup, Read, Resume, Service};
-use crate::gate::PostGate;
+use crate::gate::Gate;
 use crate::intake::Intake;
 use crate::link::{self, LinkSettings, Outbox};
 use crate::metrics::{self, Metrics};
@@ -51,7 +51,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
         archive: reader.clone(),
         ids,
     };
-    let gate = Arc::new(PostGate::new(&settings.domain));
+    let gate = Arc::new(Gate::new(&settings.domain));
     let mut link = link::spawn(LinkSettings {
         server: settings.server.clone(),
         domain: settings.domain.clone(),
@@ -126,9 +126,14 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     // stanza is taken; results already under way (look-ups, commits) still finish.
     let mut held_back = false;
     let mut intake = Intake::default();
+    // The gate's ticket of the last stanza handled (see `gate.rs`).
+    let mut ticket = 0;
     loop {
-        // Who the last stanza's quota refused: the link refuses their posts from here on.
-        gate.publish(groups.take_out_of_posts());
+        // Who the last stanza's quota refused: the link refuses their posts or signals from
+        // here on;
+        // whose chat states the rules dropped: the link drops the next ones.
+        gate.publish(groups.take_out_of_tokens());
+        gate.publish_quiet(groups.take_quiet_states(), ticket);
         let room = link.outbox.has_room();
         if room == held_back {
             held_back = !room;
@@ -162,6 +167,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
             }
             _ = std::future::ready(()), if room && !intake.is_empty() => {
                 if let Some(stanza) = intake.take_turn() {
+                    ticket = stanza.ticket;
                     let route = router::route(&stanza);
                     if let Some(route) = route {
                         metrics.stanza_in(route.kind, route.dialect);
@@ -198,6 +204,8 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
                     tracing::warn!("reloading state after a failed commit");
                     let reloaded = Groups::new(reload::rules(&running, key), reader.snapshot()?);
                     let mut before = std::mem::replace(&mut groups, reloaded);
+                    // What the gate was told was of the state now gone.
+                    gate.clear();
                     groups.keep_quotas_of(&mut before);
                     groups.keep_presence_of(before);
                 }

@@ -64,13 +64,13 @@ pub use model::{
 pub use notice::{Notice, NoticeKind};
 pub use post::{Posted, Submission};
 pub use private::PrivateRoute;
-pub use quota::{OutOfPosts, Quota, Quotas, MAX_TRACKED};
+pub use quota::{OutOfTokens, Quota, Quotas, MAX_TRACKED};
 pub use react::Reacted;
 pub use receipt::{Receipt, ReceiptKind};
 pub use retract::Retracted;
 pub use roster::Roster;
 pub use settings::SettingsChange;
-pub use typing::{ChatState, Repeats};
+pub use typing::{ChatState, Quiet, QuietNews, Repeats};
 pub use user::{UserJid, UserJids};
 
 use jid::{BareJid, FullJid};
@@ -558,6 +558,9 @@ impl Groups {
     /// Applies a decided fact to the in-memory state.
     fn apply(&mut self, fact: &Fact) {
         self.directory.record(fact);
+        if fact.ends_a_membership() {
+            self.chat_states.membership_ended();
+        }
         match fact {
             Fact::ChannelCreated {
                 key,
@@ -631,6 +634,34 @@ impl Groups {
 }
 
 impl Fact {
+    /// Whether someone stops being a participant: a participant left or was removed, or a
+    /// channel went with its participants.
+    pub fn ends_a_membership(&self) -> bool {
+        match self {
+            Fact::Left { .. } | Fact::ChannelDestroyed { .. } => true,
+            Fact::ChannelCreated { .. }
+            | Fact::Joined { .. }
+            | Fact::RoleChanged { .. }
+            | Fact::SettingsChanged { .. }
+            | Fact::AccessChanged { .. }
+            | Fact::Muted { .. }
+            | Fact::PendingAdded { .. }
+            | Fact::PendingResolved { .. }
+            | Fact::NickChanged { .. }
+            | Fact::SubscriptionChanged { .. }
+            | Fact::InfoChanged { .. }
+            | Fact::PresenceChanged { .. }
+            | Fact::ChatState { .. }
+            | Fact::HistoryCleared { .. }
+            | Fact::Receipt(_)
+            | Fact::Retracted(_)
+            | Fact::Corrected(_)
+            | Fact::Reacted(_)
+            | Fact::Posted(_)
+            | Fact::Noticed(_) => false,
+        }
+    }
+
     /// The key of the channel this fact is about.
     pub fn channel_key(&self) -> i64 {
         match self {

@@ -55,8 +55,8 @@ use super::{Condition, Groups, Micros, Outcome, Refusal, Rules};
 /// The most users whose buckets are remembered at once (about 150 bytes each).
 pub const MAX_TRACKED: usize = 100_000;
 
-/// The most [`OutOfPosts`] kept until the rules task takes them (it does after each stanza).
-const MAX_OUT_OF_POSTS: usize = 1024;
+/// The most [`OutOfTokens`] kept until the rules task takes them (it does after each stanza).
+const MAX_OUT_OF_TOKENS: usize = 1024;
 
 /// How often, in `now`'s microseconds, idle buckets are swept away.
 const SWEEP_EVERY: Micros = 60_000_000;
@@ -81,6 +81,15 @@ const KINDS: usize = 6;
 impl Quota {
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// Whether the link's gate is told who is out of this quota's tokens (`src/gate.rs`):
+    /// the quotas of what a flood is made of.
+    fn told_to_the_gate(self) -> bool {
+        match self {
+            Quota::Messages | Quota::Signals => true,
+            Quota::Channels | Quota::Joins | Quota::Adds | Quota::Reads => false,
+        }
     }
 
     /// The bucket's size and refill, as the rules set them; `None` when off.
@@ -208,24 +217,28 @@ struct Account {
 pub struct Quotas {
     users: HashMap<BareJid, Account>,
     swept_at: Micros,
-    /// Users refused a post since [`Groups::take_out_of_posts`] last asked.
-    out_of_posts: Vec<OutOfPosts>,
+    /// Users refused for a quota the gate is told of since [`Groups::take_out_of_tokens`]
+    /// last asked.
+    out_of_tokens: Vec<OutOfTokens>,
 }
 
-/// A user whose message bucket has no token until `until`: every post or correction before
-/// then is refused. The rules task publishes it so that the link can refuse the user's
-/// posts before it builds them (`src/gate.rs`); the refusal is the one the quota gives.
+/// A user whose bucket of `quota` (messages or signals) has no token until `until`: every
+/// request of one token of it before then is refused. The rules task publishes it so that
+/// the link can refuse the user's posts, or signals, before it builds them (`src/gate.rs`);
+/// the refusal is the one the quota gives.
 #[derive(Debug, Clone)]
-pub struct OutOfPosts {
+pub struct OutOfTokens {
     pub user: BareJid,
+    pub quota: Quota,
     pub until: Micros,
     rate: Rate,
 }
 
-impl OutOfPosts {
-    /// What a post at `now` (before `until`) is refused with: the quota's own refusal.
+impl OutOfTokens {
+    /// What a request at `now` (before `until`) is refused with: the quota's own refusal.
     pub fn refusal(&self, now: Micros) -> Refusal {
-        Quota::Messages.refusal(self.rate, self.until.saturating_sub(now).max(1))
+        self.quota
+            .refusal(self.rate, self.until.saturating_sub(now).max(1))
     }
 }
 
@@ -257,6 +270,27 @@ impl Quotas {
         Ok(())
     }
 
+    /// `user` was refused `n` tokens of `quota` at `now`: the gate is told until when, for
+    /// a quota it is told of and a request of one token (what one stanza asks).
+    fn refused(&mut self, rules: &Rules, user: &BareJid, quota: Quota, n: usize, now: Micros) {
+        let rate = quota
+            .rate(rules)
+            .filter(|_| quota.told_to_the_gate() && n == 1);
+        if let (Some(rate), true) = (rate, self.out_of_tokens.len() < MAX_OUT_OF_TOKENS) {
+            let bucket = self
+                .users
+                .get(user)
+                .map_or(Bucket::FULL, |a| a.buckets[quota.index()]);
+            let wait = rate.wait(bucket.level(rate, now), rate.period);
+            self.out_of_tokens.push(OutOfTokens {
+                user: user.clone(),
+                quota,
+                until: now.saturating_add(wait),
+                rate,
+            });
+        }
+    }
+
     /// Takes `n` tokens of `quota` from `user`'s bucket at `now`, or refuses and takes none.
     pub fn take(
         &mut self,
@@ -267,19 +301,7 @@ impl Quotas {
         now: Micros,
     ) -> Outcome<()> {
         if let Err(refusal) = self.check(rules, user, quota, n, now) {
-            let rate = quota.rate(rules).filter(|_| quota == Quota::Messages);
-            if let (Some(rate), true) = (rate, self.out_of_posts.len() < MAX_OUT_OF_POSTS) {
-                let bucket = self
-                    .users
-                    .get(user)
-                    .map_or(Bucket::FULL, |a| a.buckets[quota.index()]);
-                let wait = rate.wait(bucket.level(rate, now), n as u64 * rate.period);
-                self.out_of_posts.push(OutOfPosts {
-                    user: user.clone(),
-                    until: now.saturating_add(wait),
-                    rate,
-                });
-            }
+            self.refused(rules, user, quota, n, now);
             return Err(refusal);
         }
         let Some(rate) = quota.rate(rules) else {
@@ -395,13 +417,19 @@ impl Groups {
     /// Refuses unless `actor` has `n` tokens of `quota`, taking none: for a dialect to refuse
     /// before it reads the archive for a request the command would refuse anyway, and for a
     /// request of several commands to be refused whole.
-    pub fn afford(&self, actor: &BareJid, quota: Quota, n: usize, now: Micros) -> Outcome<()> {
-        self.quotas.check(&self.rules, actor, quota, n, now)
+    /// A refusal is told to the gate as [`Quotas::take`]'s are.
+    pub fn afford(&mut self, actor: &BareJid, quota: Quota, n: usize, now: Micros) -> Outcome<()> {
+        let checked = self.quotas.check(&self.rules, actor, quota, n, now);
+        if checked.is_err() {
+            self.quotas.refused(&self.rules, actor, quota, n, now);
+        }
+        checked
     }
 
-    /// The users refused a post since the last call (see [`OutOfPosts`]).
-    pub fn take_out_of_posts(&mut self) -> Vec<OutOfPosts> {
-        std::mem::take(&mut self.quotas.out_of_posts)
+    /// The users refused for a quota the gate is told of since the last call (see
+    /// [`OutOfTokens`]).
+    pub fn take_out_of_tokens(&mut self) -> Vec<OutOfTokens> {
+        std::mem::take(&mut self.quotas.out_of_tokens)
     }
 
     /// Takes over the quotas `before` kept (a reload after a failed commit must not refill
@@ -459,11 +487,11 @@ mod tests {
         for _ in 0..3 {
             post(&mut g, "bob@localhost", t).unwrap();
         }
-        assert!(g.take_out_of_posts().is_empty());
+        assert!(g.take_out_of_tokens().is_empty());
         let later = t + SECOND / 4;
         let err = post(&mut g, "bob@localhost", later).unwrap_err();
-        let out = g.take_out_of_posts();
-        assert!(g.take_out_of_posts().is_empty());
+        let out = g.take_out_of_tokens();
+        assert!(g.take_out_of_tokens().is_empty());
         let [entry] = &out[..] else {
             panic!("one entry: {out:?}")
         };
@@ -477,19 +505,35 @@ mod tests {
             post(&mut g, "bob@localhost", then).unwrap_err()
         );
         post(&mut g, "bob@localhost", entry.until).unwrap();
-        g.take_out_of_posts();
-        // Signals over their rate are not told of: only posts are refused early.
+        g.take_out_of_tokens();
+        // Signals over their rate are told of too, whether refused charging or checking.
         let alice = jid("alice@localhost");
         // One a second: slow enough for the chat states' pace, too fast for the quota.
-        let refused = (0..6)
-            .filter(|&n| {
-                let at = t + n * SECOND;
+        let mut refusals = Vec::new();
+        for n in 0..6 {
+            let at = t + n * SECOND;
+            if let Err(refusal) =
                 g.chat_state("coven", &alice, ChatState::Composing, Repeats::Relayed, at)
-                    .is_err()
-            })
-            .count();
-        assert_eq!(refused, 2);
-        assert!(g.take_out_of_posts().is_empty());
+            {
+                refusals.push((at, refusal));
+            }
+        }
+        assert_eq!(refusals.len(), 2);
+        let out = g.take_out_of_tokens();
+        assert_eq!(out.len(), 2);
+        for (entry, (at, refusal)) in out.iter().zip(&refusals) {
+            assert_eq!((&entry.user, entry.quota), (&alice, Quota::Signals));
+            assert_eq!(&entry.refusal(*at), refusal);
+        }
+        let (at, refusal) = &refusals[1];
+        assert_eq!(
+            &g.afford(&alice, Quota::Signals, 1, *at).unwrap_err(),
+            refusal
+        );
+        assert_eq!(g.take_out_of_tokens()[0].until, out[1].until);
+        // Several tokens asked at once are not told of: one stanza's signal asks for one.
+        g.afford(&alice, Quota::Signals, 2, *at).unwrap_err();
+        assert!(g.take_out_of_tokens().is_empty());
     }
 
     #[test]

@@ -54,6 +54,35 @@ pub enum Repeats {
 pub struct LastStates {
     users: HashMap<BareJid, Vec<LastState>>,
     swept_at: Micros,
+    /// What the link's gate is told since it last asked ([`Groups::take_quiet_states`]).
+    news: QuietNews,
+}
+
+/// The most [`Quiet`]s kept until the rules task takes them (it does after each stanza).
+const MAX_QUIET_NEWS: usize = 64;
+
+/// A user whose chat states in a channel the rules drop, untold and unanswered, until a
+/// time: the one repeating `last` until `repeats_until`, any until `paced_until`. The rules
+/// task publishes it when it drops one, so that the link can drop the next ones before it
+/// builds them (`src/gate.rs`), as long as the user sent the channel nothing else since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quiet {
+    pub user: BareJid,
+    pub channel: String,
+    pub last: ChatState,
+    /// Until when a MIX `last` is a repeat (FlyChat's typing is relayed again).
+    pub repeats_until: Micros,
+    pub paced_until: Micros,
+}
+
+/// What the gate is told after a stanza: the users whose states were dropped, and whether
+/// a membership ended (a participant left or was removed, a channel was destroyed), after
+/// which what the gate was told before may no longer hold: a non-participant's chat state
+/// is refused, not dropped.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct QuietNews {
+    pub quiet: Vec<Quiet>,
+    pub membership_ended: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -98,6 +127,32 @@ impl LastStates {
             at: now,
             due,
         });
+    }
+
+    /// A state of `user` in `channel` (named `name`) was dropped: the gate is told until when
+    /// the next ones will be.
+    fn dropped(&mut self, channel: i64, name: &str, user: &BareJid) {
+        let Some(last) = self
+            .users
+            .get(user)
+            .and_then(|states| states.iter().find(|last| last.channel == channel))
+        else {
+            return;
+        };
+        if self.news.quiet.len() < MAX_QUIET_NEWS {
+            self.news.quiet.push(Quiet {
+                user: user.clone(),
+                channel: name.to_owned(),
+                last: last.state,
+                repeats_until: last.at.saturating_add(REPEAT_WINDOW),
+                paced_until: last.due - (STATE_BURST - 1) * STATE_INTERVAL,
+            });
+        }
+    }
+
+    /// A membership ended: see [`QuietNews`].
+    pub(super) fn membership_ended(&mut self) {
+        self.news.membership_ended = true;
     }
 
     /// `user` posted to `channel` at `now`: a content message stands for `<active/>` (and
@@ -188,6 +243,7 @@ impl Groups {
                     && self.chat_states.repeats(channel.key, actor, state, now))
                     || self.chat_states.too_soon(channel.key, actor, now))
             {
+                self.chat_states.dropped(channel.key, name, actor);
                 return Ok(Vec::new());
             }
         }
@@ -202,6 +258,11 @@ impl Groups {
         let key = channel.key;
         self.chat_states.told(key, actor, state, now);
         Ok(vec![fact])
+    }
+
+    /// What the link's gate is told since the last call (see [`QuietNews`]).
+    pub fn take_quiet_states(&mut self) -> QuietNews {
+        std::mem::take(&mut self.chat_states.news)
     }
 }
 

@@ -50,7 +50,7 @@ impl Receipt {
 
     /// A receipt is never answered when it counts, only when it is refused; one addressed to
     /// the service names no group and is dropped.
-    pub fn apply(self, groups: &Groups, env: &Envelope, now: Micros) -> Handled {
+    pub fn apply(self, groups: &mut Groups, env: &Envelope, now: Micros) -> Handled {
         let Some(name) = env.channel.as_deref() else {
             return Handled::Nothing;
         };
@@ -240,8 +240,11 @@ mod tests {
             panic!("not a receipt")
         };
         let env = envelope(ErrorKind::Message, "bob@localhost/web", SERVICE);
-        let groups = crate::core::testing::groups();
-        assert!(matches!(receipt.apply(&groups, &env, 0), Handled::Nothing));
+        let mut groups = crate::core::testing::groups();
+        assert!(matches!(
+            receipt.apply(&mut groups, &env, 0),
+            Handled::Nothing
+        ));
     }
 
     #[test]

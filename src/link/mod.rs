@@ -163,9 +163,8 @@ impl Outbox {
 }
 
 impl WeakOutbox {
-    fn send(&self, stanza: String) {
+    fn send(&self, stanzas: Vec<String>) {
         if let Some(tx) = self.tx.upgrade() {
-            let stanzas = vec![stanza];
             let bytes = self.queue.add(&stanzas);
             if tx.send(stanzas).is_err() {
                 self.queue.written(bytes);
@@ -198,6 +197,8 @@ impl From<io::Error> for LinkError {
 /// A stanza from the server, holding its share of the inbound queue's weight until dropped.
 pub struct Inbound {
     element: Element,
+    /// What the link's screen gave it as it let it by (`reader::Verdict::Read`).
+    pub ticket: u64,
     _weight: OwnedSemaphorePermit,
 }
 
@@ -370,14 +371,18 @@ async fn session(
                 Err(_) => {
                     // Make the server send something before it, or we, give up on the link.
                     tracing::debug!("keepalive ping");
-                    weak_outbox.send(keepalive.clone());
+                    weak_outbox.send(vec![keepalive.clone()]);
                     pinged = true;
                     continue;
                 }
             };
             pinged = false;
             match item {
-                Item::Stanza { element, weight: w } => {
+                Item::Stanza {
+                    element,
+                    weight: w,
+                    ticket,
+                } => {
                     if element.is("error", STREAM_NS) {
                         return Err(LinkError::Lost(format!(
                             "stream error from the server: {}",
@@ -391,6 +396,7 @@ async fn session(
                     };
                     let stanza = Inbound {
                         element,
+                        ticket,
                         _weight: permit,
                     };
                     if inbound.send(stanza).await.is_err() {
@@ -410,12 +416,18 @@ async fn session(
                     // earlier stanzas that are still being committed.
                     if let Some(reply) = refusal_reply(&refused, &settings.domain) {
                         settings.metrics.reply(&reply);
-                        weak_outbox.send(reply);
+                        weak_outbox.send(vec![reply]);
                     }
                 }
                 Item::Screened { reply } => {
-                    settings.metrics.reply(&reply);
-                    weak_outbox.send(reply);
+                    // A flood's refusals come many to a read: queued together, with one
+                    // wake-up of the writing, not one each.
+                    let mut replies = vec![reply];
+                    stream.screened_after(&mut replies);
+                    for reply in &replies {
+                        settings.metrics.reply(reply);
+                    }
+                    weak_outbox.send(replies);
                 }
                 Item::Header { .. } => {
                     return Err(LinkError::Lost("a second stream header".into()))
@@ -462,6 +474,15 @@ impl Stream {
                 .feed(&self.buffer[..n], &mut self.scratch)
                 .map_err(|e| LinkError::Lost(e.to_string()))?;
             self.items.extend(self.scratch.drain(..));
+        }
+    }
+
+    /// Moves the screened replies at the front of what was read into `replies`.
+    fn screened_after(&mut self, replies: &mut Vec<String>) {
+        while let Some(Item::Screened { .. }) = self.items.front() {
+            if let Some(Item::Screened { reply }) = self.items.pop_front() {
+                replies.push(reply);
+            }
         }
     }
 

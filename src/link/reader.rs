@@ -47,8 +47,13 @@ pub struct Limits {
 pub enum Item {
     /// The server's `<stream:stream>` header, with its `id`.
     Header { id: Option<String> },
-    /// A top-level element within the limits. `weight` estimates the memory it holds.
-    Stanza { element: Element, weight: usize },
+    /// A top-level element within the limits. `weight` estimates the memory it holds;
+    /// `ticket` is what the [`Screen`] gave it as it let it by (0 without a screen).
+    Stanza {
+        element: Element,
+        weight: usize,
+        ticket: u64,
+    },
     /// A top-level element that broke a limit; nothing of it was kept but its envelope.
     Refused(Refused),
     /// A stanza the [`Screen`] refused before it was parsed, and its reply.
@@ -116,7 +121,8 @@ enum Lex {
 }
 
 /// The envelope captured from the top start tag of the stanza being framed, and the names
-/// of its children's start tags.
+/// of its children's start tags. One per reader, emptied for each stanza ([`Capture::reset`]):
+/// capturing allocates nothing once its buffers have grown to a stanza's envelope.
 #[derive(Debug, Default)]
 struct Capture {
     name: Vec<u8>,
@@ -125,11 +131,9 @@ struct Capture {
     /// Whether the current attribute is one we keep, and whether its value overflowed.
     keep: bool,
     overflow: bool,
-    from: Option<String>,
-    to: Option<String>,
-    id: Option<String>,
-    kind: Option<String>,
-    xmlns: Option<String>,
+    /// The values kept (unescaped), one after another, and where each lies in it.
+    text: String,
+    fields: [Option<(usize, usize)>; FIELDS],
     /// The child start tag being read (its name as written, and whether it declares a
     /// default namespace), and the children read so far.
     child: ChildTag,
@@ -138,22 +142,70 @@ struct Capture {
     untold: bool,
 }
 
+/// The attributes of a stanza's top start tag that are kept, in [`Capture::fields`]' order.
+const KEPT: [&[u8]; FIELDS] = [b"from", b"to", b"id", b"type", b"xmlns"];
+const FIELDS: usize = 5;
+const FROM: usize = 0;
+const TO: usize = 1;
+const ID: usize = 2;
+const TYPE: usize = 3;
+const XMLNS: usize = 4;
+
 /// How many of a stanza's children a [`Screen`] is told of (a stanza with more is not
 /// screened).
 const MAX_CHILD_TAGS: usize = 8;
 
 /// The start tag of one of a stanza's children, as written: the name (with its prefix, if
-/// any) and whether it declares a default namespace (`xmlns='…'`).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// any), whether it declares a default namespace (`xmlns='…'`) and which, as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChildTag {
     name: [u8; 32],
     len: u8,
     pub declares_namespace: bool,
+    /// Whether it has an attribute named `id`.
+    pub has_id: bool,
+    namespace: [u8; 48],
+    /// The namespace's length, or [`UNTOLD`] when it did not fit.
+    namespace_len: u8,
+}
+
+const UNTOLD: u8 = u8::MAX;
+
+impl Default for ChildTag {
+    fn default() -> Self {
+        ChildTag {
+            name: [0; 32],
+            len: 0,
+            declares_namespace: false,
+            has_id: false,
+            namespace: [0; 48],
+            namespace_len: 0,
+        }
+    }
 }
 
 impl ChildTag {
     pub fn name(&self) -> &[u8] {
         &self.name[..usize::from(self.len)]
+    }
+
+    /// The default namespace it declares, as written (references not resolved); `None`
+    /// when it declares none or one longer than a tag holds.
+    pub fn namespace(&self) -> Option<&[u8]> {
+        (self.declares_namespace && self.namespace_len != UNTOLD)
+            .then(|| &self.namespace[..usize::from(self.namespace_len)])
+    }
+
+    /// Adds bytes of the namespace's value.
+    fn push_namespace(&mut self, bytes: &[u8]) {
+        let at = usize::from(self.namespace_len);
+        match self.namespace.get_mut(at..at + bytes.len()) {
+            Some(slot) if self.namespace_len != UNTOLD => {
+                slot.copy_from_slice(bytes);
+                self.namespace_len += bytes.len() as u8;
+            }
+            _ => self.namespace_len = UNTOLD,
+        }
     }
 
     /// Adds a byte of the name; false when it does not fit.
@@ -182,34 +234,56 @@ pub struct Envelope<'a> {
     pub children: Option<&'a [ChildTag]>,
 }
 
-/// A check of stanzas on their [`Envelope`], before they are parsed: what it refuses is
-/// never built into a tree, only answered. It must refuse nothing the rules would not.
+/// A check of stanzas on their [`Envelope`], before they are parsed: what it refuses or
+/// drops is never built into a tree. It must refuse or drop nothing the rules would not,
+/// and answer as they would.
 pub trait Screen: Send + Sync {
-    /// The reply to a stanza refused on its envelope; `None` to read it.
-    fn refuse(&self, envelope: &Envelope) -> Option<String>;
+    fn screen(&self, envelope: &Envelope) -> Verdict;
+}
+
+/// What a [`Screen`] made of a stanza.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Read it; the stanza carries the ticket to the rules ([`Item::Stanza`]).
+    Read { ticket: u64 },
+    /// Refused, with this reply.
+    Refused(String),
+    /// Dropped, unanswered, as the rules would drop it.
+    Dropped,
 }
 
 impl Capture {
+    fn reset(&mut self) {
+        self.name.clear();
+        self.attr.clear();
+        self.value.clear();
+        self.keep = false;
+        self.overflow = false;
+        self.text.clear();
+        self.fields = [None; FIELDS];
+        self.child = ChildTag::default();
+        self.children.clear();
+        self.untold = false;
+    }
+
     fn finish_value(&mut self) {
         if !self.keep {
             return;
         }
-        let value = if self.overflow {
-            None
-        } else {
-            std::str::from_utf8(&self.value).ok().and_then(unescape)
-        };
-        match self.attr.as_slice() {
-            b"from" => self.from = value,
-            b"to" => self.to = value,
-            b"id" => self.id = value,
-            b"type" => self.kind = value,
-            b"xmlns" => self.xmlns = value,
-            _ => {}
+        if let Some(field) = KEPT.iter().position(|kept| *kept == self.attr.as_slice()) {
+            let start = self.text.len();
+            let kept = !self.overflow
+                && std::str::from_utf8(&self.value)
+                    .is_ok_and(|raw| unescape_into(raw, &mut self.text));
+            self.fields[field] = kept.then_some((start, self.text.len()));
         }
         self.keep = false;
         self.overflow = false;
         self.value.clear();
+    }
+
+    fn field(&self, field: usize) -> Option<&str> {
+        self.fields[field].map(|(start, end)| &self.text[start..end])
     }
 }
 
@@ -235,6 +309,8 @@ pub struct Reader {
     breach: Option<Breach>,
     capture: Capture,
     screen: Option<std::sync::Arc<dyn Screen>>,
+    /// The ticket the screen gave the stanza being parsed.
+    ticket: u64,
 }
 
 /// What a byte of markup completed.
@@ -261,6 +337,7 @@ impl Reader {
             breach: None,
             capture: Capture::default(),
             screen: None,
+            ticket: 0,
         }
     }
 
@@ -290,6 +367,8 @@ impl Reader {
                     let end = memchr::memchr(quote, &bytes[i..]).map_or(bytes.len(), |n| i + n);
                     if self.in_unit && self.depth == 1 && self.capture.keep {
                         self.capture_value(&bytes[i..end]);
+                    } else if self.in_unit && self.depth == 2 && self.capture.keep {
+                        self.capture.child.push_namespace(&bytes[i..end]);
                     }
                     end
                 }
@@ -308,7 +387,7 @@ impl Reader {
                 self.in_unit = true;
                 self.unit_len = 0;
                 self.breach = None;
-                self.capture = Capture::default();
+                self.capture.reset();
             }
             i += 1;
             let done = self.step(b)?;
@@ -399,14 +478,14 @@ impl Reader {
             Lex::AttrEq => match b {
                 b'\'' | b'"' => {
                     if top {
-                        self.capture.keep = matches!(
-                            self.capture.attr.as_slice(),
-                            b"from" | b"to" | b"id" | b"type" | b"xmlns"
-                        );
+                        self.capture.keep = KEPT.contains(&self.capture.attr.as_slice());
                         self.capture.overflow = false;
                         self.capture.value.clear();
                     } else if child && self.capture.attr == b"xmlns" {
                         self.capture.child.declares_namespace = true;
+                        self.capture.keep = true;
+                    } else if child && self.capture.attr == b"id" {
+                        self.capture.child.has_id = true;
                     }
                     self.lex = Lex::AttrValue(b);
                 }
@@ -418,6 +497,7 @@ impl Reader {
                 if top {
                     self.capture.finish_value();
                 }
+                self.capture.keep = false;
                 self.lex = Lex::InTag;
             }
             Lex::Slash => {
@@ -540,26 +620,33 @@ impl Reader {
     fn unit_done(&mut self, tail: &[u8], out: &mut Vec<Item>) -> Result<(), ReadError> {
         let within = self.count(tail.len());
         self.in_unit = false;
-        let capture = std::mem::take(&mut self.capture);
         if self.depth == 0 {
             self.drop_unit();
             out.push(Item::End);
             return Ok(());
         }
         if let (None, Some(screen)) = (&self.breach, &self.screen) {
+            let capture = &self.capture;
             let envelope = Envelope {
                 name: &capture.name,
-                from: capture.from.as_deref(),
-                to: capture.to.as_deref(),
-                id: capture.id.as_deref(),
-                kind: capture.kind.as_deref(),
-                xmlns: capture.xmlns.as_deref(),
+                from: capture.field(FROM),
+                to: capture.field(TO),
+                id: capture.field(ID),
+                kind: capture.field(TYPE),
+                xmlns: capture.field(XMLNS),
                 children: (!capture.untold).then_some(capture.children.as_slice()),
             };
-            if let Some(reply) = screen.refuse(&envelope) {
-                self.drop_unit();
-                out.push(Item::Screened { reply });
-                return Ok(());
+            match screen.screen(&envelope) {
+                Verdict::Read { ticket } => self.ticket = ticket,
+                Verdict::Refused(reply) => {
+                    self.drop_unit();
+                    out.push(Item::Screened { reply });
+                    return Ok(());
+                }
+                Verdict::Dropped => {
+                    self.drop_unit();
+                    return Ok(());
+                }
             }
         }
         let breach = match self.breach.take() {
@@ -594,12 +681,14 @@ impl Reader {
             if matches!(breach, Breach::Malformed(_)) {
                 self.restart_parser()?;
             }
+            let capture = &self.capture;
+            let owned = |field| capture.field(field).map(str::to_owned);
             out.push(Item::Refused(Refused {
                 name: String::from_utf8_lossy(&capture.name).into_owned(),
-                from: capture.from,
-                to: capture.to,
-                id: capture.id,
-                kind: capture.kind,
+                from: owned(FROM),
+                to: owned(TO),
+                id: owned(ID),
+                kind: owned(TYPE),
                 breach,
             }));
         }
@@ -625,7 +714,11 @@ impl Reader {
                     if let Some(element) = self.builder.event(event, out)? {
                         let weight = self.unit_len + self.builder.elements * ELEMENT_COST;
                         self.builder.elements = 0;
-                        out.push(Item::Stanza { element, weight });
+                        out.push(Item::Stanza {
+                            element,
+                            weight,
+                            ticket: std::mem::take(&mut self.ticket),
+                        });
                     }
                 }
                 Ok(None) => return Err("the stream ended".into()),
@@ -695,13 +788,18 @@ impl Builder {
     }
 }
 
-/// The value of an attribute as written → its text: the five predefined entities and
-/// character references. `None` if it is not well-formed, or holds a character XML cannot
-/// carry (`&#0;`, a raw control character): the value goes back out in the error reply, and
-/// mixd must never write XML the server cannot read.
-fn unescape(raw: &str) -> Option<String> {
-    let text = unescape_references(raw)?;
-    text.chars().all(is_xml_char).then_some(text)
+/// The value of an attribute as written → its text (the five predefined entities and
+/// character references), appended to `out`. False, and `out` as it was, if it is not
+/// well-formed or holds a character XML cannot carry (`&#0;`, a raw control character): the
+/// value goes back out in the error reply, and mixd must never write XML the server cannot
+/// read.
+fn unescape_into(raw: &str, out: &mut String) -> bool {
+    let start = out.len();
+    let unescaped = unescape_references(raw, out) && out[start..].chars().all(is_xml_char);
+    if !unescaped {
+        out.truncate(start);
+    }
+    unescaped
 }
 
 /// XML 1.0's `Char` production.
@@ -709,15 +807,13 @@ fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
 }
 
-fn unescape_references(raw: &str) -> Option<String> {
-    if !raw.contains('&') {
-        return Some(raw.to_owned());
-    }
-    let mut out = String::with_capacity(raw.len());
+fn unescape_references(raw: &str, out: &mut String) -> bool {
     let mut rest = raw;
     while let Some(at) = rest.find('&') {
         out.push_str(&rest[..at]);
-        let end = rest[at..].find(';')? + at;
+        let Some(end) = rest[at..].find(';').map(|end| end + at) else {
+            return false;
+        };
         let entity = &rest[at + 1..end];
         let c = match entity {
             "lt" => '<',
@@ -726,19 +822,21 @@ fn unescape_references(raw: &str) -> Option<String> {
             "apos" => '\'',
             "quot" => '"',
             _ => {
-                let code = if let Some(hex) = entity.strip_prefix("#x") {
-                    u32::from_str_radix(hex, 16).ok()?
-                } else {
-                    entity.strip_prefix('#')?.parse().ok()?
+                let code = match entity.strip_prefix("#x") {
+                    Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                    None => entity.strip_prefix('#').and_then(|d| d.parse().ok()),
                 };
-                char::from_u32(code)?
+                match code.and_then(char::from_u32) {
+                    Some(c) => c,
+                    None => return false,
+                }
             }
         };
         out.push(c);
         rest = &rest[end + 1..];
     }
     out.push_str(rest);
-    Some(out)
+    true
 }
 
 #[cfg(test)]
@@ -963,43 +1061,52 @@ mod tests {
     struct Refuser;
 
     impl Screen for Refuser {
-        fn refuse(&self, e: &Envelope) -> Option<String> {
-            e.id?.starts_with("no").then(|| {
-                let children = e.children.map(|c| {
-                    c.iter()
-                        .map(|c| {
-                            let name = String::from_utf8_lossy(c.name()).into_owned();
-                            if c.declares_namespace {
-                                name + "+ns"
-                            } else {
-                                name
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",")
-                });
-                format!(
-                    "{} {:?} {:?} {:?} {:?} {children:?}",
-                    String::from_utf8_lossy(e.name),
-                    e.from,
-                    e.to,
-                    e.kind,
-                    e.xmlns
-                )
-            })
+        fn screen(&self, e: &Envelope) -> Verdict {
+            if e.id.is_some_and(|id| id.starts_with("drop")) {
+                return Verdict::Dropped;
+            }
+            if !e.id.is_some_and(|id| id.starts_with("no")) {
+                return Verdict::Read { ticket: 7 };
+            }
+            let children = e.children.map(|c| {
+                c.iter()
+                    .map(|c| {
+                        let name = String::from_utf8_lossy(c.name()).into_owned();
+                        let name = if c.has_id { name + "#id" } else { name };
+                        match (c.declares_namespace, c.namespace()) {
+                            (true, Some(ns)) => format!("{name}+{}", String::from_utf8_lossy(ns)),
+                            (true, None) => name + "+untold",
+                            (false, _) => name,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            });
+            Verdict::Refused(format!(
+                "{} {:?} {:?} {:?} {:?} {children:?}",
+                String::from_utf8_lossy(e.name),
+                e.from,
+                e.to,
+                e.kind,
+                e.xmlns
+            ))
         }
     }
 
     /// The screen sees the envelope and the children's start tags before anything is parsed;
-    /// what it refuses is answered and never built, what it lets by is read as before.
+    /// what it refuses is answered and never built, what it drops is gone, what it lets by is
+    /// read as before, with the screen's ticket.
     #[test]
     fn a_screen_sees_envelopes_and_what_it_refuses_is_not_parsed() {
         let text = format!(
             "<message from='a@localhost/r' to='c@mix.localhost' id='no1' type='groupchat' xmlns='jabber:component:accept'>\
-             <body>x<b/></body><x:retract xmlns:x='urn:x'/><active xmlns='urn:s'/><e:thing/></message>\
+             <body>x<b/></body><x:retract id='m' xmlns:x='urn:x'/><active a='1' xmlns='urn:s' b='2'/><e:thing/>\
+             <long xmlns='urn:{}'/></message>\
+             <message from='a@localhost/r' to='c@mix.localhost' id='drop1' type='groupchat'><body>gone</body></message>\
              <message from='a@localhost/r' to='c@mix.localhost' id='yes' type='groupchat'><body>kept</body></message>\
              <presence from='a@localhost/r' to='c@mix.localhost' id='no2'>{}</presence>\
              <iq from='a@localhost/r' to='c@mix.localhost' id='no3' type='get'><{}/></iq>{NEXT}",
+            "l".repeat(48),
             "<a/>".repeat(MAX_CHILD_TAGS + 1),
             "n".repeat(40),
         );
@@ -1021,7 +1128,7 @@ mod tests {
                     // Only the stanza's own children; an undeclared prefix (`e:`) is not the
                     // framer's to judge.
                     "message Some(\"a@localhost/r\") Some(\"c@mix.localhost\") Some(\"groupchat\") \
-                     Some(\"jabber:component:accept\") Some(\"body,x:retract,active+ns,e:thing\")",
+                     Some(\"jabber:component:accept\") Some(\"body,x:retract#id,active+urn:s,e:thing,long+untold\")",
                     // More children than are told, or a name too long to hold: not told.
                     "presence Some(\"a@localhost/r\") Some(\"c@mix.localhost\") None None None",
                     "iq Some(\"a@localhost/r\") Some(\"c@mix.localhost\") Some(\"get\") None None",
@@ -1031,11 +1138,13 @@ mod tests {
             let read: Vec<_> = out
                 .iter()
                 .filter_map(|item| match item {
-                    Item::Stanza { element, .. } => element.attr("id"),
+                    Item::Stanza {
+                        element, ticket, ..
+                    } => Some((element.attr("id").unwrap_or_default(), *ticket)),
                     _ => None,
                 })
                 .collect();
-            assert_eq!(read, ["yes", "next"], "chunk {chunk}");
+            assert_eq!(read, [("yes", 7), ("next", 7)], "chunk {chunk}");
             assert_eq!(
                 out.len(),
                 5,
