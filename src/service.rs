@@ -26,6 +26,7 @@ use crate::gate::PostGate;
 use crate::intake::Intake;
 use crate::link::{self, LinkSettings, Outbox};
 use crate::metrics::{self, Metrics};
+use crate::read_gate::ReadGate;
 use crate::readers::{Readers, Task};
 use crate::reload::{self, Reload};
 use crate::router;
@@ -52,6 +53,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
         ids,
     };
     let gate = Arc::new(PostGate::new(&settings.domain));
+    let read_gate = Arc::new(ReadGate::new(&settings.domain));
     let mut link = link::spawn(LinkSettings {
         server: settings.server.clone(),
         domain: settings.domain.clone(),
@@ -65,7 +67,10 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
         write_timeout: settings.write_timeout,
         wait_out_conflict: follows_an_active,
         metrics: metrics.clone(),
-        screen: Some(gate.clone()),
+        screen: Some(Arc::new(link::reader::Screens(vec![
+            gate.clone(),
+            read_gate.clone(),
+        ]))),
     });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -127,8 +132,10 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     let mut held_back = false;
     let mut intake = Intake::default();
     loop {
-        // Who the last stanza's quota refused: the link refuses their posts from here on.
+        // Who the last stanza's quota refused: the link refuses their posts (or history
+        // queries) from here on.
         gate.publish(groups.take_out_of_posts());
+        read_gate.publish(groups.take_out_of_reads());
         let room = link.outbox.has_room();
         if room == held_back {
             held_back = !room;
@@ -179,6 +186,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
                 running = reloaded(running, &reload);
                 groups.rules = reload::rules(&running, key);
                 gate.clear();
+                read_gate.clear();
             }
             Some((resume, messages)) = found.recv() => {
                 let handled = resume(&mut groups, &service, messages, now());

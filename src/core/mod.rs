@@ -64,7 +64,7 @@ pub use model::{
 pub use notice::{Notice, NoticeKind};
 pub use post::{Posted, Submission};
 pub use private::PrivateRoute;
-pub use quota::{OutOfPosts, Quota, Quotas, MAX_TRACKED};
+pub use quota::{OutOf, OutOfPosts, OutOfReads, Quota, Quotas, MAX_TRACKED};
 pub use react::Reacted;
 pub use receipt::{Receipt, ReceiptKind};
 pub use retract::Retracted;

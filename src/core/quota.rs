@@ -55,8 +55,9 @@ use super::{Condition, Groups, Micros, Outcome, Refusal, Rules};
 /// The most users whose buckets are remembered at once (about 150 bytes each).
 pub const MAX_TRACKED: usize = 100_000;
 
-/// The most [`OutOfPosts`] kept until the rules task takes them (it does after each stanza).
-const MAX_OUT_OF_POSTS: usize = 1024;
+/// The most [`OutOf`] entries of one kind kept until the rules task takes them (it does
+/// after each stanza).
+const MAX_OUT_OF: usize = 1024;
 
 /// How often, in `now`'s microseconds, idle buckets are swept away.
 const SWEEP_EVERY: Micros = 60_000_000;
@@ -210,22 +211,31 @@ pub struct Quotas {
     swept_at: Micros,
     /// Users refused a post since [`Groups::take_out_of_posts`] last asked.
     out_of_posts: Vec<OutOfPosts>,
+    /// Users refused a read since [`Groups::take_out_of_reads`] last asked.
+    out_of_reads: Vec<OutOfReads>,
 }
 
-/// A user whose message bucket has no token until `until`: every post or correction before
-/// then is refused. The rules task publishes it so that the link can refuse the user's
-/// posts before it builds them (`src/gate.rs`); the refusal is the one the quota gives.
+/// A user whose bucket of one quota has no token until `until`: every request of that
+/// quota before then is refused. The rules task publishes it so that the link can refuse the
+/// user's requests before it builds them; the refusal is the one the quota gives.
 #[derive(Debug, Clone)]
-pub struct OutOfPosts {
+pub struct OutOf {
     pub user: BareJid,
     pub until: Micros,
+    quota: Quota,
     rate: Rate,
 }
 
-impl OutOfPosts {
-    /// What a post at `now` (before `until`) is refused with: the quota's own refusal.
+/// Out of message tokens: posts are refused by the link (`src/gate.rs`).
+pub type OutOfPosts = OutOf;
+/// Out of history tokens: reads are refused by the link (`src/read_gate.rs`).
+pub type OutOfReads = OutOf;
+
+impl OutOf {
+    /// What a request at `now` (before `until`) is refused with: the quota's own refusal.
     pub fn refusal(&self, now: Micros) -> Refusal {
-        Quota::Messages.refusal(self.rate, self.until.saturating_sub(now).max(1))
+        self.quota
+            .refusal(self.rate, self.until.saturating_sub(now).max(1))
     }
 }
 
@@ -267,18 +277,26 @@ impl Quotas {
         now: Micros,
     ) -> Outcome<()> {
         if let Err(refusal) = self.check(rules, user, quota, n, now) {
-            let rate = quota.rate(rules).filter(|_| quota == Quota::Messages);
-            if let (Some(rate), true) = (rate, self.out_of_posts.len() < MAX_OUT_OF_POSTS) {
-                let bucket = self
-                    .users
-                    .get(user)
-                    .map_or(Bucket::FULL, |a| a.buckets[quota.index()]);
-                let wait = rate.wait(bucket.level(rate, now), n as u64 * rate.period);
-                self.out_of_posts.push(OutOfPosts {
-                    user: user.clone(),
-                    until: now.saturating_add(wait),
-                    rate,
-                });
+            // Posts and reads come in floods one stanza each: who is out of them is told.
+            let told = match quota {
+                Quota::Messages => Some(&mut self.out_of_posts),
+                Quota::Reads => Some(&mut self.out_of_reads),
+                Quota::Signals | Quota::Channels | Quota::Joins | Quota::Adds => None,
+            };
+            if let (Some(rate), Some(told)) = (quota.rate(rules), told) {
+                if told.len() < MAX_OUT_OF {
+                    let bucket = self
+                        .users
+                        .get(user)
+                        .map_or(Bucket::FULL, |a| a.buckets[quota.index()]);
+                    let wait = rate.wait(bucket.level(rate, now), n as u64 * rate.period);
+                    told.push(OutOf {
+                        user: user.clone(),
+                        until: now.saturating_add(wait),
+                        quota,
+                        rate,
+                    });
+                }
             }
             return Err(refusal);
         }
@@ -399,9 +417,14 @@ impl Groups {
         self.quotas.check(&self.rules, actor, quota, n, now)
     }
 
-    /// The users refused a post since the last call (see [`OutOfPosts`]).
+    /// The users refused a post since the last call (see [`OutOf`]).
     pub fn take_out_of_posts(&mut self) -> Vec<OutOfPosts> {
         std::mem::take(&mut self.quotas.out_of_posts)
+    }
+
+    /// The users refused a read since the last call (see [`OutOf`]).
+    pub fn take_out_of_reads(&mut self) -> Vec<OutOfReads> {
+        std::mem::take(&mut self.quotas.out_of_reads)
     }
 
     /// Takes over the quotas `before` kept (a reload after a failed commit must not refill
@@ -478,7 +501,7 @@ mod tests {
         );
         post(&mut g, "bob@localhost", entry.until).unwrap();
         g.take_out_of_posts();
-        // Signals over their rate are not told of: only posts are refused early.
+        // Signals over their rate are not told of: only posts (and reads) are refused early.
         let alice = jid("alice@localhost");
         // One a second: slow enough for the chat states' pace, too fast for the quota.
         let refused = (0..6)
@@ -623,6 +646,35 @@ mod tests {
         for _ in 0..10 {
             g.charge_read(&bob, t + 4 * SECOND).unwrap();
         }
+    }
+
+    /// A refused read tells who is out of reads and until when, as a refused post does: the
+    /// link refuses that user's history queries until then, with the rules' own refusal.
+    #[test]
+    fn a_refused_read_says_until_when_its_reader_is_out_of_reads() {
+        let mut g = limited();
+        g.rules.history_burst = 2;
+        g.rules.history_per_minute = 30;
+        let bob = jid("bob@localhost");
+        let t = 10 * SECOND;
+        g.charge_read(&bob, t).unwrap();
+        g.charge_read(&bob, t).unwrap();
+        assert!(g.take_out_of_reads().is_empty());
+        let later = t + SECOND / 2;
+        let err = g.charge_read(&bob, later).unwrap_err();
+        let out = g.take_out_of_reads();
+        assert!(g.take_out_of_reads().is_empty() && g.take_out_of_posts().is_empty());
+        let [entry] = &out[..] else {
+            panic!("one entry: {out:?}")
+        };
+        assert_eq!(entry.user, bob);
+        assert_eq!(entry.until, t + 2 * SECOND);
+        assert_eq!(entry.refusal(later), err);
+        let then = t + SECOND;
+        assert_eq!(entry.refusal(then), g.charge_read(&bob, then).unwrap_err());
+        g.take_out_of_reads();
+        g.charge_read(&bob, entry.until).unwrap();
+        assert!(g.take_out_of_reads().is_empty());
     }
 
     #[test]

@@ -131,8 +131,10 @@ struct Capture {
     kind: Option<String>,
     xmlns: Option<String>,
     /// The child start tag being read (its name as written, and whether it declares a
-    /// default namespace), and the children read so far.
+    /// default namespace, and which), and the children read so far.
     child: ChildTag,
+    /// Whether the attribute value being read is the child's default namespace.
+    child_namespace: bool,
     children: Vec<ChildTag>,
     /// More children than [`MAX_CHILD_TAGS`], or a name longer than [`ChildTag`] holds.
     untold: bool,
@@ -143,17 +145,42 @@ struct Capture {
 const MAX_CHILD_TAGS: usize = 8;
 
 /// The start tag of one of a stanza's children, as written: the name (with its prefix, if
-/// any) and whether it declares a default namespace (`xmlns='…'`).
+/// any) and whether it declares a default namespace (`xmlns='…'`), and which.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ChildTag {
     name: [u8; 32],
     len: u8,
     pub declares_namespace: bool,
+    /// The default namespace's value as written, if it fits ([`NAMESPACE_UNTOLD`] if not).
+    namespace: [u8; 32],
+    namespace_len: u8,
 }
+
+/// A `namespace_len` for a value longer than [`ChildTag`] holds.
+const NAMESPACE_UNTOLD: u8 = u8::MAX;
 
 impl ChildTag {
     pub fn name(&self) -> &[u8] {
         &self.name[..usize::from(self.len)]
+    }
+
+    /// The default namespace the child declares, as written (entities not expanded), when
+    /// it declares one of at most 32 bytes.
+    pub fn namespace(&self) -> Option<&[u8]> {
+        (self.declares_namespace && self.namespace_len != NAMESPACE_UNTOLD)
+            .then(|| &self.namespace[..usize::from(self.namespace_len)])
+    }
+
+    /// Adds bytes of the default namespace's value; past what fits, it is untold.
+    fn push_namespace(&mut self, bytes: &[u8]) {
+        let at = usize::from(self.namespace_len);
+        match self.namespace.get_mut(at..at + bytes.len()) {
+            Some(slots) if self.namespace_len != NAMESPACE_UNTOLD => {
+                slots.copy_from_slice(bytes);
+                self.namespace_len += bytes.len() as u8;
+            }
+            _ => self.namespace_len = NAMESPACE_UNTOLD,
+        }
     }
 
     /// Adds a byte of the name; false when it does not fit.
@@ -187,6 +214,15 @@ pub struct Envelope<'a> {
 pub trait Screen: Send + Sync {
     /// The reply to a stanza refused on its envelope; `None` to read it.
     fn refuse(&self, envelope: &Envelope) -> Option<String>;
+}
+
+/// Several screens, asked in turn: the first that refuses a stanza answers it.
+pub struct Screens(pub Vec<std::sync::Arc<dyn Screen>>);
+
+impl Screen for Screens {
+    fn refuse(&self, envelope: &Envelope) -> Option<String> {
+        self.0.iter().find_map(|screen| screen.refuse(envelope))
+    }
 }
 
 impl Capture {
@@ -290,6 +326,8 @@ impl Reader {
                     let end = memchr::memchr(quote, &bytes[i..]).map_or(bytes.len(), |n| i + n);
                     if self.in_unit && self.depth == 1 && self.capture.keep {
                         self.capture_value(&bytes[i..end]);
+                    } else if self.in_unit && self.depth == 2 && self.capture.child_namespace {
+                        self.capture.child.push_namespace(&bytes[i..end]);
                     }
                     end
                 }
@@ -407,6 +445,8 @@ impl Reader {
                         self.capture.value.clear();
                     } else if child && self.capture.attr == b"xmlns" {
                         self.capture.child.declares_namespace = true;
+                        self.capture.child.namespace_len = 0;
+                        self.capture.child_namespace = true;
                     }
                     self.lex = Lex::AttrValue(b);
                 }
@@ -418,6 +458,7 @@ impl Reader {
                 if top {
                     self.capture.finish_value();
                 }
+                self.capture.child_namespace = false;
                 self.lex = Lex::InTag;
             }
             Lex::Slash => {
@@ -969,10 +1010,10 @@ mod tests {
                     c.iter()
                         .map(|c| {
                             let name = String::from_utf8_lossy(c.name()).into_owned();
-                            if c.declares_namespace {
-                                name + "+ns"
-                            } else {
-                                name
+                            match (c.declares_namespace, c.namespace()) {
+                                (true, Some(ns)) => format!("{name}+{}", String::from_utf8_lossy(ns)),
+                                (true, None) => name + "+(untold)",
+                                (false, _) => name,
                             }
                         })
                         .collect::<Vec<_>>()
@@ -996,7 +1037,8 @@ mod tests {
     fn a_screen_sees_envelopes_and_what_it_refuses_is_not_parsed() {
         let text = format!(
             "<message from='a@localhost/r' to='c@mix.localhost' id='no1' type='groupchat' xmlns='jabber:component:accept'>\
-             <body>x<b/></body><x:retract xmlns:x='urn:x'/><active xmlns='urn:s'/><e:thing/></message>\
+             <body>x<b/></body><x:retract xmlns:x='urn:x'/><active xmlns='urn:s'/><e:thing/>\
+             <q xmlns='urn:xmpp:0123456789:0123456789:0123'/><r xmlns='urn:xmpp:0123456789:0123456789:0' a='b'/></message>\
              <message from='a@localhost/r' to='c@mix.localhost' id='yes' type='groupchat'><body>kept</body></message>\
              <presence from='a@localhost/r' to='c@mix.localhost' id='no2'>{}</presence>\
              <iq from='a@localhost/r' to='c@mix.localhost' id='no3' type='get'><{}/></iq>{NEXT}",
@@ -1021,7 +1063,8 @@ mod tests {
                     // Only the stanza's own children; an undeclared prefix (`e:`) is not the
                     // framer's to judge.
                     "message Some(\"a@localhost/r\") Some(\"c@mix.localhost\") Some(\"groupchat\") \
-                     Some(\"jabber:component:accept\") Some(\"body,x:retract,active+ns,e:thing\")",
+                     Some(\"jabber:component:accept\") \
+                     Some(\"body,x:retract,active+urn:s,e:thing,q+(untold),r+urn:xmpp:0123456789:0123456789:0\")",
                     // More children than are told, or a name too long to hold: not told.
                     "presence Some(\"a@localhost/r\") Some(\"c@mix.localhost\") None None None",
                     "iq Some(\"a@localhost/r\") Some(\"c@mix.localhost\") Some(\"get\") None None",
