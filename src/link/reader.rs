@@ -1011,7 +1011,9 @@ mod tests {
                         .map(|c| {
                             let name = String::from_utf8_lossy(c.name()).into_owned();
                             match (c.declares_namespace, c.namespace()) {
-                                (true, Some(ns)) => format!("{name}+{}", String::from_utf8_lossy(ns)),
+                                (true, Some(ns)) => {
+                                    format!("{name}+{}", String::from_utf8_lossy(ns))
+                                }
                                 (true, None) => name + "+(untold)",
                                 (false, _) => name,
                             }

@@ -54,7 +54,10 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
                 resources,
                 rounds,
                 phase_limit: Duration::from_secs(phase_seconds),
-                floods: phases.into_iter().map(|p| Flood::of(p, resources)).collect(),
+                floods: phases
+                    .into_iter()
+                    .map(|p| Flood::of(p, resources))
+                    .collect(),
             };
             fairness(binary, shape).await
         }
@@ -936,6 +939,7 @@ struct Phase {
 /// mixd runs with its default quotas.
 async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
     let mut mixd = Mixd::start_with_quotas(binary).await?;
+    let pid = mixd.child.id();
     let peer = &mut mixd.peer;
     populate(peer, 2, shape.quiet_members).await?;
     seed_archives(peer, shape.quiet_members).await?;
@@ -945,7 +949,9 @@ async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
         floods.iter().map(|f| (f.label(), Vec::new())).collect();
     for round in 0..shape.rounds {
         for (index, flood) in floods.iter().enumerate() {
+            let cpu_before = crate::cpu_seconds_of(pid);
             let phase = quiet_phase(peer, &shape, flooder, *flood).await?;
+            let cpu = crate::cpu_seconds_of(pid) - cpu_before;
             let (p50, p99) = (
                 percentile(&phase.latencies, 0.5),
                 percentile(&phase.latencies, 0.99),
@@ -964,7 +970,8 @@ async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
             }
             println!(
                 "fairness round {} {}: quiet channel p50 {p50:.2} ms p99 {p99:.2} ms max {:.2} ms; \
-                 flood {} stanzas in {:.2} s ({:.0}/s), {} refused",
+                 flood {} stanzas in {:.2} s ({:.0}/s), {} refused; mixd CPU {cpu:.2} s over the \
+                 phase and its drain{}",
                 round + 1,
                 flood.label(),
                 phase.latencies.last().copied().unwrap_or(0.0),
@@ -972,6 +979,10 @@ async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
                 phase.seconds,
                 phase.flood_sent as f64 / phase.seconds,
                 phase.refused,
+                match phase.flood_sent {
+                    0 => String::new(),
+                    sent => format!(" ({:.2} µs per flood stanza)", cpu * 1e6 / sent as f64),
+                },
             );
             rows[index].1.push((p50, p99));
         }
