@@ -21,7 +21,9 @@
 //! threads, which every user's history shares; the readers take reads in turns per user
 //! (`readers.rs`), so a flood delays others little, but without a quota one user could
 //! still keep both threads busy for everyone. The history quota is taken by the service as
-//! it queues a read, for both dialects at once (`Groups::charge_read`). Look-ups of the
+//! it queues a read, for both dialects at once (`Groups::charge_read`). A user it refuses is told
+//! to the link ([`OutOf`]), which then refuses that user's history queries on their envelope
+//! until the bucket has a token again (`read_gate.rs`), as it does posts (`gate.rs`). Look-ups of the
 //! message a retraction, receipt, reaction or edit names are not counted here: they are
 //! the signal or message quota's.
 //!
