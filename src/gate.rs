@@ -1,5 +1,5 @@
-//! The gate: a flooding user's posts and signals refused, and its chat states dropped,
-//! before they are read into trees.
+//! The gate: a flooding user's posts, signals and history queries refused, and its chat
+//! states dropped, before they are read into trees.
 //!
 //! **Posts.** When the message quota (`core/quota.rs`) refuses a user's post, that user's
 //! bucket has no token until a time the quota knows: every post before then will be refused
@@ -21,6 +21,12 @@
 //! quota's refusal while its sender is out of signals, as the rules refuse it before they
 //! look the message it names up. Chat states are not refused here: the rules drop a repeat
 //! before they charge the quota, and only they know whether one is.
+//!
+//! **History queries.** The same for the history quota: a user out of reads has its MAM
+//! queries and FlyChat history pages and look-ups refused with the quota's refusal, told from
+//! the envelope as `read_gate.rs` says. A history flood then costs the framer's scan and one
+//! reply per query instead of a tree, a turn of the intake, the dialect's parsing and the
+//! rules' refusal.
 //!
 //! **Chat states.** The rules drop a participant's MIX chat state that repeats the last one
 //! it told the channel, or comes beyond its pace (`core/typing.rs`): untold, unanswered. When
@@ -51,6 +57,7 @@ use std::sync::Mutex;
 use crate::core::{ChatState, Micros, OutOfTokens, QuietNews, Quota, MAX_TRACKED};
 use crate::dialect::{ErrorKind, ReplyTo};
 use crate::link::reader::{Envelope, Screen, Verdict};
+use crate::read_gate::is_history_query;
 use crate::xml::ns;
 
 /// Children whose names (without a prefix) make a groupchat message something other than a
@@ -88,11 +95,12 @@ pub struct Gate {
     last_unusual: AtomicU64,
 }
 
-/// Who is out of posts, and who out of signals, by user.
+/// Who is out of posts, of signals and of reads, by user.
 #[derive(Default)]
 struct OutOf {
     posts: HashMap<String, OutOfTokens>,
     signals: HashMap<String, OutOfTokens>,
+    reads: HashMap<String, OutOfTokens>,
 }
 
 impl OutOf {
@@ -101,12 +109,13 @@ impl OutOf {
         match quota {
             Quota::Messages => Some(&mut self.posts),
             Quota::Signals => Some(&mut self.signals),
-            Quota::Channels | Quota::Joins | Quota::Adds | Quota::Reads => None,
+            Quota::Reads => Some(&mut self.reads),
+            Quota::Channels | Quota::Joins | Quota::Adds => None,
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.posts.is_empty() && self.signals.is_empty()
+        self.posts.is_empty() && self.signals.is_empty() && self.reads.is_empty()
     }
 }
 
@@ -212,20 +221,44 @@ impl Gate {
         self.any_quiet.store(false, Ordering::Release);
     }
 
-    /// Whether `to` is a channel of this service: `name@domain`, with or without a resource.
-    fn to_channel(&self, to: &str) -> bool {
+    /// Where `to` is, as written.
+    fn addressed(&self, to: &str) -> Addressed {
         let bare = to.split_once('/').map_or(to, |(bare, _)| bare);
-        bare.split_once('@')
-            .is_some_and(|(node, domain)| !node.is_empty() && domain == self.domain)
+        match bare.split_once('@') {
+            Some((node, domain)) if !node.is_empty() && domain == self.domain => Addressed::Channel,
+            None if bare == self.domain => Addressed::Service,
+            Some(_) | None => Addressed::Elsewhere,
+        }
+    }
+
+    /// The quota a stanza surely asks one token of, told from its envelope, and how its
+    /// refusal is sent; `None` for anything the rules must read first.
+    fn asks(&self, envelope: &Envelope) -> Option<(Quota, ErrorKind)> {
+        let to = self.addressed(envelope.to?);
+        if is_mix_groupchat(envelope) {
+            let quota = if to != Addressed::Channel {
+                None
+            } else if is_plain_post(envelope) {
+                Some(Quota::Messages)
+            } else if is_lone_named_signal(envelope) {
+                Some(Quota::Signals)
+            } else {
+                None
+            };
+            return quota.map(|quota| (quota, ErrorKind::Message));
+        }
+        is_history_query(envelope, to).then_some((Quota::Reads, ErrorKind::Iq))
     }
 
     /// The reply to a request of one token of `quota` from `sender`, who is out of them;
     /// `None` if it is not.
-    fn out_of(&self, envelope: &Envelope, sender: &str, quota: Quota) -> Option<String> {
+    fn out_of(
+        &self,
+        envelope: &Envelope,
+        sender: &str,
+        (quota, kind): (Quota, ErrorKind),
+    ) -> Option<String> {
         let (from, to) = (envelope.from?, envelope.to?);
-        if !self.to_channel(to) {
-            return None;
-        }
         let now = now();
         let refusal = {
             let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
@@ -244,7 +277,7 @@ impl Gate {
             to: from.to_owned(),
             id: envelope.id.map(str::to_owned),
         };
-        Some(reply.error(ErrorKind::Message, &refusal))
+        Some(reply.error(kind, &refusal))
     }
 
     /// Whether the rules would drop this chat state of `sender`'s (see the module's doc).
@@ -291,6 +324,16 @@ impl Gate {
         }
         ticket
     }
+}
+
+/// Where a stanza is addressed, as the gate tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Addressed {
+    /// `name@domain` of this service, with or without a resource.
+    Channel,
+    /// This service's domain itself.
+    Service,
+    Elsewhere,
 }
 
 /// A plain MIX message (a `groupchat` one in the component namespace), by its envelope.
@@ -380,19 +423,13 @@ impl Screen for Gate {
         let sender = envelope
             .from
             .map(|from| from.split_once('/').map_or(from, |(bare, _)| bare));
-        if let (true, Some(sender)) = (is_mix_groupchat(envelope), sender) {
-            if self.any.load(Ordering::Acquire) {
-                let quota = if is_plain_post(envelope) {
-                    Some(Quota::Messages)
-                } else if is_lone_named_signal(envelope) {
-                    Some(Quota::Signals)
-                } else {
-                    None
-                };
-                if let Some(reply) = quota.and_then(|q| self.out_of(envelope, sender, q)) {
-                    return Verdict::Refused(reply);
-                }
+        if let (true, Some(sender)) = (self.any.load(Ordering::Acquire), sender) {
+            let asked = self.asks(envelope);
+            if let Some(reply) = asked.and_then(|asked| self.out_of(envelope, sender, asked)) {
+                return Verdict::Refused(reply);
             }
+        }
+        if let (true, Some(sender)) = (is_mix_groupchat(envelope), sender) {
             if self.any_quiet.load(Ordering::Acquire) {
                 if let Some(state) = lone_chat_state(envelope) {
                     if self.drops(envelope, sender, state) {
@@ -410,7 +447,7 @@ impl Screen for Gate {
 /// The system clock, which the rules' clock (`service.rs`) follows: entries' times are
 /// compared with it. (The rules' clock never steps back; should this one, an entry would be
 /// kept longer than its bucket stays empty.)
-fn now() -> Micros {
+pub(crate) fn now() -> Micros {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as Micros)

@@ -29,6 +29,7 @@ pub mod intake;
 pub mod link;
 pub mod metrics;
 pub mod mix;
+pub mod read_gate;
 pub mod readers;
 pub mod reload;
 pub mod router;

@@ -6,7 +6,8 @@ the quota is the user's, not each client's; chat states, reactions and receipts 
 rate get `policy-violation`; creating channels beyond the hourly limit, joining beyond the
 limit a minute, adding and inviting users beyond the hourly limit get `resource-constraint`;
 a flood of MAM queries beyond the history rate gets `policy-violation` while another user's
-query is answered;
+query is answered, and once a user is out of reads the link refuses its queries before they are
+read;
 the real FlyChat SDK's calls meet the same quotas (through harness/sdk.py, on both servers).
 
 Each quota is the acting user's, and this module's mixd is shared by its tests: each test
@@ -164,6 +165,41 @@ def test_a_flood_of_history_queries_is_refused_while_another_user_reads(server, 
                 assert (condition, kind) == ("policy-violation", "modify"), (condition, text, kind)
                 assert text.startswith("you are reading history too fast: at most 5 reads at once, "
                                        "then 60 a minute; try again in "), text
+
+    run(scenario())
+
+
+def test_once_out_of_reads_history_queries_are_refused_before_they_are_read(server, mixd, channel_name):
+    """The link refuses the history queries of a user whom the history quota has refused, on
+    their envelope (src/read_gate.rs): told by the one answer that differs from the rules' own,
+    a query to a channel that does not exist gets the quota's `policy-violation` instead of
+    `item-not-found` until the bucket has a token again, then `item-not-found` as before."""
+    async def scenario():
+        server.register("kim")
+        async with connected(server, "kim") as (kim,):
+            await kim.plugin["xep_0369"].create_channel(kim.channel("x"), channel_name, timeout=10)
+            await kim.join_live(channel_name, "kim")
+            nowhere = kim.channel(f"{channel_name}-nowhere")
+            # Before the quota is reached, the rules answer for the channel.
+            assert (await kim.mam_at_once(nowhere, 1))[0][:2] == ("error", "item-not-found")
+            answers = await kim.mam_at_once(kim.channel(channel_name), 6)
+            # The burst: five (the query to no channel was refused before it was a read, and
+            # took no token), then the quota's refusal, which tells the link until when.
+            assert [a[0] for a in answers[:5]] == ["result"] * 5, answers
+            assert answers[5][:2] == ("error", "policy-violation"), answers
+            started = time.monotonic()
+            wait = float(answers[5][2].rsplit(" ", 2)[1])
+            assert 0 < wait <= 1.0, answers[5]
+            # Out of reads: the link answers with the quota's refusal, whatever the channel.
+            (refused,) = await kim.mam_at_once(nowhere, 1)
+            assert refused[0] == "error", refused
+            condition, text, kind = refused[1:]
+            assert (condition, kind) == ("policy-violation", "modify"), refused
+            assert text.startswith("you are reading history too fast: at most 5 reads at once, "
+                                   "then 60 a minute; try again in "), text
+            # Once the bucket refills, the rules answer again.
+            await asyncio.sleep(max(0.0, started + wait + 0.2 - time.monotonic()))
+            assert (await kim.mam_at_once(nowhere, 1))[0][:2] == ("error", "item-not-found")
 
     run(scenario())
 

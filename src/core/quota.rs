@@ -87,8 +87,8 @@ impl Quota {
     /// the quotas of what a flood is made of.
     fn told_to_the_gate(self) -> bool {
         match self {
-            Quota::Messages | Quota::Signals => true,
-            Quota::Channels | Quota::Joins | Quota::Adds | Quota::Reads => false,
+            Quota::Messages | Quota::Signals | Quota::Reads => true,
+            Quota::Channels | Quota::Joins | Quota::Adds => false,
         }
     }
 
@@ -222,10 +222,10 @@ pub struct Quotas {
     out_of_tokens: Vec<OutOfTokens>,
 }
 
-/// A user whose bucket of `quota` (messages or signals) has no token until `until`: every
-/// request of one token of it before then is refused. The rules task publishes it so that
-/// the link can refuse the user's posts, or signals, before it builds them (`src/gate.rs`);
-/// the refusal is the one the quota gives.
+/// A user whose bucket of `quota` (messages, signals or reads) has no token until `until`:
+/// every request of one token of it before then is refused. The rules task publishes it so
+/// that the link can refuse the user's posts, signals or history queries before it builds
+/// them (`src/gate.rs`); the refusal is the one the quota gives.
 #[derive(Debug, Clone)]
 pub struct OutOfTokens {
     pub user: BareJid,
@@ -667,6 +667,33 @@ mod tests {
         for _ in 0..10 {
             g.charge_read(&bob, t + 4 * SECOND).unwrap();
         }
+    }
+
+    #[test]
+    fn a_refused_read_says_until_when_its_reader_is_out_of_reads() {
+        let mut g = limited();
+        g.rules.history_burst = 2;
+        g.rules.history_per_minute = 30;
+        let bob = jid("bob@localhost");
+        let t = 10 * SECOND;
+        g.charge_read(&bob, t).unwrap();
+        g.charge_read(&bob, t).unwrap();
+        assert!(g.take_out_of_tokens().is_empty());
+        let later = t + SECOND / 2;
+        let err = g.charge_read(&bob, later).unwrap_err();
+        let out = g.take_out_of_tokens();
+        assert!(g.take_out_of_tokens().is_empty());
+        let [entry] = &out[..] else {
+            panic!("one entry: {out:?}")
+        };
+        assert_eq!((&entry.user, entry.quota), (&bob, Quota::Reads));
+        assert_eq!(entry.until, t + 2 * SECOND);
+        assert_eq!(entry.refusal(later), err);
+        let then = t + SECOND;
+        assert_eq!(entry.refusal(then), g.charge_read(&bob, then).unwrap_err());
+        g.take_out_of_tokens();
+        g.charge_read(&bob, entry.until).unwrap();
+        assert!(g.take_out_of_tokens().is_empty());
     }
 
     #[test]

@@ -29,6 +29,24 @@ struct Cli {
     scenario: Scenario,
 }
 
+/// A phase of the fairness scenario: what the flooding user sends while the quiet side posts
+/// (or, in the two read phases, reads).
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum FairnessPhase {
+    /// Nobody floods; the quiet side posts.
+    Alone,
+    /// Posts from one client.
+    Posts,
+    /// Posts from `--resources` clients.
+    Clients,
+    /// Chat states from one client.
+    ChatStates,
+    /// Nobody floods; the quiet side reads (the history flood's baseline).
+    ReadsAlone,
+    /// FlyChat history queries from one client; the quiet side reads.
+    History,
+}
+
 #[derive(Subcommand)]
 pub enum Scenario {
     /// Fan-out: one channel of N members, M messages from one member, W in flight.
@@ -145,6 +163,15 @@ pub enum Scenario {
         /// cut there, with a line saying so.
         #[arg(long, default_value_t = 300)]
         phase_seconds: u64,
+        /// The phases to run in each round, in this order (comma-separated), e.g.
+        /// `reads-alone,history` for the history flood and its own quiet baseline alone.
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "alone,posts,clients,chat-states,reads-alone,history"
+        )]
+        phases: Vec<FairnessPhase>,
     },
     /// Memory of an idle mixd with an empty database.
     Idle,

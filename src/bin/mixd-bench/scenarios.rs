@@ -11,7 +11,7 @@ use mixd::store::{inspector, read_only, Database, HistoryQuery, Page, Reader};
 
 use crate::client::{login, Shared};
 use crate::peer::{wait_for, Counters, Peer, Tracker};
-use crate::{cpu_seconds_of, seed, Mixd, Scenario};
+use crate::{cpu_seconds_of, seed, FairnessPhase, Mixd, Scenario};
 
 pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
     match scenario {
@@ -45,6 +45,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             resources,
             rounds,
             phase_seconds,
+            phases,
         } => {
             let shape = Fairness {
                 quiet,
@@ -53,6 +54,10 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
                 resources,
                 rounds,
                 phase_limit: Duration::from_secs(phase_seconds),
+                floods: phases
+                    .into_iter()
+                    .map(|p| Flood::of(p, resources))
+                    .collect(),
             };
             fairness(binary, shape).await
         }
@@ -95,6 +100,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
                 resources: 100,
                 rounds: 1,
                 phase_limit: Duration::from_secs(60),
+                floods: Flood::every(100),
             };
             fairness(binary, shape).await?;
             crate::parse::parse(10_000)?;
@@ -810,12 +816,16 @@ struct Fairness {
     rounds: usize,
     /// The longest a phase floods: a quiet side starved for longer is cut there.
     phase_limit: Duration,
+    /// The phases of each round, in order.
+    floods: Vec<Flood>,
 }
 
 /// What the flooding user sends into its own channel (`c1`) during a phase.
 #[derive(Clone, Copy)]
 enum Flood {
     Nothing,
+    /// Nothing, while the quiet side reads as in the history phase: that phase's baseline.
+    NothingWhileReading,
     /// Posts from one client.
     Posts,
     /// Presence from `resources` clients, then posts from each in turn.
@@ -828,9 +838,52 @@ enum Flood {
 }
 
 impl Flood {
+    fn of(phase: FairnessPhase, resources: usize) -> Flood {
+        match phase {
+            FairnessPhase::Alone => Flood::Nothing,
+            FairnessPhase::Posts => Flood::Posts,
+            FairnessPhase::Clients => Flood::Clients(resources),
+            FairnessPhase::ChatStates => Flood::ChatStates,
+            FairnessPhase::ReadsAlone => Flood::NothingWhileReading,
+            FairnessPhase::History => Flood::History,
+        }
+    }
+
+    /// Every phase, in the order a round runs them by default.
+    fn every(resources: usize) -> Vec<Flood> {
+        [
+            FairnessPhase::Alone,
+            FairnessPhase::Posts,
+            FairnessPhase::Clients,
+            FairnessPhase::ChatStates,
+            FairnessPhase::ReadsAlone,
+            FairnessPhase::History,
+        ]
+        .into_iter()
+        .map(|phase| Flood::of(phase, resources))
+        .collect()
+    }
+
+    /// Whether the quiet side reads (MAM pages of `c0`) in this phase instead of posting.
+    fn quiet_reads(self) -> bool {
+        match self {
+            Flood::NothingWhileReading | Flood::History => true,
+            Flood::Nothing | Flood::Posts | Flood::Clients(_) | Flood::ChatStates => false,
+        }
+    }
+
+    /// Whether the flooder sends anything.
+    fn floods(self) -> bool {
+        match self {
+            Flood::Nothing | Flood::NothingWhileReading => false,
+            Flood::Posts | Flood::Clients(_) | Flood::ChatStates | Flood::History => true,
+        }
+    }
+
     fn label(self) -> String {
         match self {
             Flood::Nothing => "alone".into(),
+            Flood::NothingWhileReading => "alone (quiet side reads)".into(),
             Flood::Posts => "posts flood, one client".into(),
             Flood::Clients(n) => format!("posts flood, {n} clients"),
             Flood::ChatStates => "chat-state flood, one client".into(),
@@ -840,7 +893,7 @@ impl Flood {
 
     fn stanza(self, flooder: usize, i: usize) -> String {
         match self {
-            Flood::Nothing => String::new(),
+            Flood::Nothing | Flood::NothingWhileReading => String::new(),
             Flood::Posts => format!(
                 "<message type='groupchat' id='f{i}' from='u{flooder}@bench/r' to='c1@mix.bench'><body>f{i}</body></message>"
             ),
@@ -877,24 +930,21 @@ struct Phase {
 /// members, the first of whom floods it). Each phase posts `quiet` messages into `c0`, one at
 /// a time with at least 2 ms between them, and times each from the write to the link until
 /// its last copy came back; meanwhile the flooder sends at `flood_rate` a second into `c1`.
-/// Phases alternate (alone, posts, posts from many clients, chat states, history) so that the
-/// machine's load falls on all of them alike. In the history phase the flooder reads its
-/// channel's history and the quiet side reads too: a MAM page of `c0` at a time, timed from
-/// the write to its `<fin/>`. A phase that runs past `phase_limit` is cut there and says so.
+/// Phases alternate (by default alone, posts, posts from many clients, chat states, reads
+/// alone, history) so that the machine's load falls on all of them alike. In the history phase
+/// the flooder reads its channel's history and the quiet side reads too: a MAM page of `c0` at
+/// a time, timed from the write to its `<fin/>`; the reads-alone phase times the same reads
+/// with no flood, and each flood's p99 is given over its own kind's quiet p99. Both channels
+/// get [`SEEDED_POSTS`] first. A phase that runs past `phase_limit` is cut there and says so.
 /// mixd runs with its default quotas.
 async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
     let mut mixd = Mixd::start_with_quotas(binary).await?;
     let pid = mixd.child.id();
     let peer = &mut mixd.peer;
     populate(peer, 2, shape.quiet_members).await?;
+    seed_archives(peer, shape.quiet_members).await?;
     let flooder = shape.quiet_members;
-    let floods = [
-        Flood::Nothing,
-        Flood::Posts,
-        Flood::Clients(shape.resources),
-        Flood::ChatStates,
-        Flood::History,
-    ];
+    let floods = &shape.floods;
     let mut rows: Vec<(String, Vec<(f64, f64)>)> =
         floods.iter().map(|f| (f.label(), Vec::new())).collect();
     for round in 0..shape.rounds {
@@ -915,8 +965,8 @@ async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
                     flood.label(),
                     phase.seconds,
                     phase.latencies.len(),
-                    if matches!(flood, Flood::History) { shape.quiet.min(QUIET_READS) } else { shape.quiet },
-                    if matches!(flood, Flood::History) { "reads" } else { "posts" },
+                    if flood.quiet_reads() { shape.quiet.min(QUIET_READS) } else { shape.quiet },
+                    if flood.quiet_reads() { "reads" } else { "posts" },
                 );
             }
             println!(
@@ -937,12 +987,26 @@ async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
             rows[index].1.push((p50, p99));
         }
     }
-    let alone = rows[0].1.iter().map(|r| r.1).fold(0.0, f64::max);
-    let summary: Vec<String> = rows
+    // Each flood's worst p99 over the worst of the quiet phase of its kind (posts or reads).
+    let worst = |runs: &[(f64, f64)]| runs.iter().map(|r| r.1).fold(0.0, f64::max);
+    let baseline = |reads: bool| {
+        floods
+            .iter()
+            .zip(&rows)
+            .filter(|(flood, _)| !flood.floods() && flood.quiet_reads() == reads)
+            .map(|(_, (_, runs))| worst(runs))
+            .fold(0.0, f64::max)
+    };
+    let summary: Vec<String> = floods
         .iter()
-        .map(|(label, runs)| {
-            let p99 = runs.iter().map(|r| r.1).fold(0.0, f64::max);
-            format!("{label} p99 {p99:.2} ms ({:.1}x)", p99 / alone.max(1e-9))
+        .zip(&rows)
+        .map(|(flood, (label, runs))| {
+            let (p99, alone) = (worst(runs), baseline(flood.quiet_reads()));
+            if alone > 0.0 {
+                format!("{label} p99 {p99:.2} ms ({:.1}x)", p99 / alone)
+            } else {
+                format!("{label} p99 {p99:.2} ms")
+            }
         })
         .collect();
     println!(
@@ -959,8 +1023,29 @@ async fn fairness(binary: &Path, shape: Fairness) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The quiet reads of a history phase, within the quiet reader's history burst.
+/// The quiet reads of a read phase (as many as the history phase has always timed).
 const QUIET_READS: usize = 250;
+
+/// Posts archived in each channel of [`fairness`] before its phases, so that both read phases
+/// read full pages whichever phases run before them.
+const SEEDED_POSTS: usize = 500;
+
+/// [`SEEDED_POSTS`] into `c0` and `c1`, from their members in turn (not the flooder, whose
+/// message quota the posts phase measures); returns once every copy is delivered.
+async fn seed_archives(peer: &mut Peer, members: usize) -> anyhow::Result<()> {
+    let before = peer.counters.deliveries.load(Ordering::Relaxed);
+    let posters = members.saturating_sub(1).max(1);
+    for seq in 0..SEEDED_POSTS {
+        peer.send(&message_stanza(seq % members, 0, seq)).await?;
+        let poster = members + 1 + seq % posters;
+        peer.send(&message_stanza(poster.min(2 * members - 1), 1, seq))
+            .await?;
+    }
+    peer.flush().await?;
+    let copies = (2 * SEEDED_POSTS * members) as u64;
+    peer.wait_for(|c| c.deliveries.load(Ordering::Relaxed), before + copies)
+        .await
+}
 
 /// One phase of [`fairness`]; returns when every quiet message is delivered (or quiet read
 /// answered), or at the phase's limit, and mixd has answered everything the flooder sent
@@ -973,11 +1058,11 @@ async fn quiet_phase(
 ) -> anyhow::Result<Phase> {
     const GAP: Duration = Duration::from_millis(2);
     let tracker = Arc::new(Tracker::new(shape.quiet, shape.quiet_members as u32));
-    // The quiet side reads in the history phase (each read done at its `<fin/>`: the
-    // flooder's FlyChat pages have none), else posts (done when its last copy is back).
-    let reads = matches!(flood, Flood::History);
-    // The quiet reader stays within its own history quota's burst (300 by default): beyond
-    // it, its reads would be refused at 10 a second, and the phase would time the quota.
+    // The quiet side reads in the read phases (each read done at its `<fin/>`: the
+    // flooder's FlyChat pages have none), else posts (done when its last copy is back). Its
+    // members take turns reading, as they take turns posting, so that no quiet reader's own
+    // history quota (300 at once, then 10 a second) is what a phase times.
+    let reads = flood.quiet_reads();
     let quiet = if reads {
         shape.quiet.min(QUIET_READS)
     } else {
@@ -1032,8 +1117,9 @@ async fn quiet_phase(
             sent_at[next] = tracker.now();
             let quiet = if reads {
                 format!(
-                    "<iq type='set' id='r{next}' from='u0@bench/r' to='c0@mix.bench'><query xmlns='urn:xmpp:mam:2'>\
-                     <set xmlns='http://jabber.org/protocol/rsm'><max>10</max><before/></set></query></iq>"
+                    "<iq type='set' id='r{next}' from='u{}@bench/r' to='c0@mix.bench'><query xmlns='urn:xmpp:mam:2'>\
+                     <set xmlns='http://jabber.org/protocol/rsm'><max>10</max><before/></set></query></iq>",
+                    next % shape.quiet_members
                 )
             } else {
                 message_stanza(next % shape.quiet_members, 0, next)
@@ -1042,7 +1128,7 @@ async fn quiet_phase(
             next += 1;
             last_sent = Some(Instant::now());
         }
-        if !matches!(flood, Flood::Nothing) {
+        if flood.floods() {
             let due = (start.elapsed().as_secs_f64() * shape.flood_rate as f64) as usize;
             while flood_sent < due {
                 peer.send(&flood.stanza(flooder, flood_sent)).await?;
