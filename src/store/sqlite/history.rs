@@ -69,6 +69,19 @@ fn conditions(q: &HistoryQuery, bounds: Bounds) -> (String, Vec<Value>) {
     (sql, args)
 }
 
+/// The statement of a page's rows under `conditions` (see [`conditions`]), its offset bound
+/// last. The limit is written into the statement, not bound: a page size is one of a few,
+/// and SQLite plans for a bound `LIMIT ?`'s value, preparing the statement again whenever it
+/// changes.
+fn rows_sql(q: &HistoryQuery, conditions: &str, order: Order, limit: usize) -> String {
+    format!(
+        "SELECT {ARCHIVED_COLUMNS} FROM {} WHERE {conditions}
+         ORDER BY id {} LIMIT {limit} OFFSET ?",
+        source(q),
+        order.sql()
+    )
+}
+
 impl Archive for SqliteArchive<'_> {
     fn exists(&mut self, channel: i64, id: i64) -> anyhow::Result<bool> {
         Ok(self
@@ -132,17 +145,8 @@ impl Archive for SqliteArchive<'_> {
         offset: usize,
     ) -> anyhow::Result<Vec<Archived>> {
         let (conditions, args) = conditions(q, bounds);
-        // The limit is written into the statement, not bound: SQLite prepares a statement
-        // again whenever a bound `LIMIT ?` changes (it plans for the value), which took a
-        // tenth of a reader's time (docs/benchmarks.md, issue 16); a page size is one of a few.
-        let sql = format!(
-            "SELECT {ARCHIVED_COLUMNS} FROM {} WHERE {conditions}
-             ORDER BY id {} LIMIT {limit} OFFSET ?",
-            source(q),
-            order.sql()
-        );
         let all = args.into_iter().chain([(offset as i64).into()]);
-        let mut stmt = self.0.prepare_cached(&sql)?;
+        let mut stmt = self.0.prepare_cached(&rows_sql(q, &conditions, order, limit))?;
         let mut rows = stmt.query(rusqlite::params_from_iter(all))?;
         let mut messages = Vec::new();
         while let Some(row) = rows.next()? {
@@ -370,6 +374,44 @@ mod tests {
         assert_eq!((ids(&tail), tail.count), (vec![400], 1));
         let none = r.history(&window(Page::First, 5000, 6000)).unwrap();
         assert_eq!((ids(&none), none.count, none.complete), (vec![], 0, true));
+    }
+
+    #[test]
+    fn a_cached_page_statement_is_not_prepared_again_for_new_values() {
+        use super::{conditions, rows_sql};
+        use crate::store::history::{Bounds, Order};
+        use rusqlite::StatementStatus;
+        let (_dir, mut w, r, mut g) = coven();
+        post_many(&mut w, &mut g, 300);
+        // Bob's messages before three different ids: the same statement, other values.
+        for before in [abs(290), abs(200), abs(100)] {
+            let page = r
+                .history(&HistoryQuery {
+                    with: Some(jid("bob@localhost")),
+                    ..query(Page::Before(before), 10)
+                })
+                .unwrap();
+            assert_eq!(ids(&page).last(), Some(&(before - NOTICES - 1)));
+        }
+        let q = HistoryQuery {
+            with: Some(jid("bob@localhost")),
+            ..query(Page::Last, 10)
+        };
+        let bounds = Bounds {
+            floor: 0,
+            ceiling: 0,
+        };
+        let sql = rows_sql(&q, &conditions(&q, bounds).0, Order::Descending, 11);
+        let (reprepared, runs) = r
+            .with_conn(|conn| {
+                let stmt = conn.prepare_cached(&sql)?;
+                Ok((
+                    stmt.get_status(StatementStatus::RePrepare),
+                    stmt.get_status(StatementStatus::Run),
+                ))
+            })
+            .unwrap();
+        assert_eq!((reprepared, runs), (0, 3), "{sql}");
     }
 
     #[test]

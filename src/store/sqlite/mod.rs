@@ -28,6 +28,7 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use jid::BareJid;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::columns::{id_key_from, new_id_key};
@@ -62,6 +63,15 @@ fn open_connection(path: &Path, flags: OpenFlags) -> anyhow::Result<Connection> 
         .with_context(|| format!("opening database {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Plans that never depend on a bound value. Without this, SQLite marks a statement
+    // "prepare again when this parameter is rebound" as soon as its planner looks at a bound
+    // value (`channel = ?` is weighed as a possible 0 or 1 in every plan it does not index),
+    // and `sqlite3_clear_bindings`, which rusqlite's statement cache calls on every
+    // statement it takes back, then expires it: every cached statement was parsed and
+    // planned again at its next use (a tenth of the readers' time: docs/benchmarks.md,
+    // "History pages, fewer steps", issue 16). mixd gathers no statistics and binds no `LIKE`
+    // pattern, so no plan had anything to gain from the values.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
 }
 
