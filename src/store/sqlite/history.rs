@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use jid::BareJid;
 
-use super::{bare, SqliteReader};
+use super::{bare, in_one_read, SqliteReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
 use crate::store::history::{self, Archive, Bounds, Order};
@@ -201,7 +201,7 @@ impl Archive for SqliteArchive<'_> {
 /// One page of `q`, read on one of the reader's connections; an unknown id the query names
 /// is reported once the connection is back in the pool.
 pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPage, HistoryError> {
-    reader.with_conn(|conn| history::page(&mut SqliteArchive(conn), q))?
+    reader.with_conn(|conn| in_one_read(conn, || history::page(&mut SqliteArchive(conn), q)))??
 }
 
 /// By archive id first (what the client's reference decoded to, if anything), else the

@@ -58,8 +58,10 @@ pub enum Durability {
 /// into small channels, per page written"). The WAL file stays at about this size (32 MiB).
 const WAL_CHECKPOINT_PAGES: i64 = 8192;
 
+/// A connection at `path` with `flags`, each used by one thread at a time (rusqlite's
+/// `Connection` is not `Sync`), so without SQLite's own mutex around every call.
 fn open_connection(path: &Path, flags: OpenFlags) -> anyhow::Result<Connection> {
-    let conn = Connection::open_with_flags(path, flags)
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .with_context(|| format!("opening database {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", true)?;
@@ -151,6 +153,23 @@ fn open_reader(path: &Path) -> anyhow::Result<Connection> {
     conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Runs `read`'s statements on `conn` in one read transaction: they see one snapshot of the
+/// archive (a page's rows and its count agree), and take the WAL's read lock once rather
+/// than once a statement (a `fcntl` each way: a page in a time window runs a dozen).
+fn in_one_read<T>(conn: &Connection, read: impl FnOnce() -> T) -> anyhow::Result<T> {
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let result = read();
+    // Ended whatever `read` returned: a transaction left open would hold its snapshot, and
+    // keep the WAL from being checkpointed past it, until the connection's next read.
+    if let Err(error) = conn.prepare_cached("COMMIT")?.execute([]) {
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK")?;
+        }
+        return Err(error.into());
+    }
+    Ok(result)
 }
 
 /// The readers' connections, opened read-only on demand and kept for the next query.
