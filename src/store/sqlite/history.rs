@@ -146,7 +146,9 @@ impl Archive for SqliteArchive<'_> {
     ) -> anyhow::Result<Vec<Archived>> {
         let (conditions, args) = conditions(q, bounds);
         let all = args.into_iter().chain([(offset as i64).into()]);
-        let mut stmt = self.0.prepare_cached(&rows_sql(q, &conditions, order, limit))?;
+        let mut stmt = self
+            .0
+            .prepare_cached(&rows_sql(q, &conditions, order, limit))?;
         let mut rows = stmt.query(rusqlite::params_from_iter(all))?;
         let mut messages = Vec::new();
         while let Some(row) = rows.next()? {

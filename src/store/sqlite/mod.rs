@@ -249,6 +249,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_read_ends_its_transaction_whatever_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_w, r) = open(&dir.path().join("a.db"), Durability::Normal).unwrap();
+        r.with_conn(|conn| {
+            let failed: anyhow::Result<i64> = in_one_read(conn, || {
+                assert!(!conn.is_autocommit(), "inside one transaction");
+                conn.query_row("SELECT count(*) FROM no_such_table", [], |row| row.get(0))
+                    .map_err(Into::into)
+            })?;
+            assert!(failed.is_err());
+            assert!(conn.is_autocommit(), "ended after a failed read");
+            let counted = in_one_read(conn, || {
+                conn.query_row("SELECT count(*) FROM messages", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+            })??;
+            assert_eq!(counted, 0);
+            assert!(conn.is_autocommit());
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
     fn the_id_key_is_made_once_per_database_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
