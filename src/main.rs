@@ -71,14 +71,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // On a worker of the runtime rather than on this thread: the link's task, which hands it
-    // each stanza, then wakes it on the same worker, without a switch to another thread
-    // (docs/benchmarks.md, "History pages, fewer steps", issue 16).
-    let service = runtime.spawn(mixd::service::run(settings, reload));
-    let ended = runtime
-        .block_on(service)
-        .unwrap_or_else(|panicked| Err(anyhow::anyhow!("the service loop panicked: {panicked}")));
-    match ended {
+    match runtime.block_on(mixd::service::run(settings, reload)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
