@@ -70,9 +70,8 @@ fn conditions(q: &HistoryQuery, bounds: Bounds) -> (String, Vec<Value>) {
 }
 
 /// The statement of a page's rows under `conditions` (see [`conditions`]), its offset bound
-/// last. The limit is written into the statement, not bound: a page size is one of a few,
-/// and SQLite plans for a bound `LIMIT ?`'s value, preparing the statement again whenever it
-/// changes.
+/// last. The limit is written into the statement: a page size is one of a few, each a
+/// statement that stays prepared.
 fn rows_sql(q: &HistoryQuery, conditions: &str, order: Order, limit: usize) -> String {
     format!(
         "SELECT {ARCHIVED_COLUMNS} FROM {} WHERE {conditions}
