@@ -332,36 +332,84 @@ pub struct Payload {
     pub edit_id: String,
 }
 
+/// `archived`'s [`Payload`], read from the stored form as it streams through the parser, without building its tree
+/// (a page of 50 rows did a tree of each: docs/benchmarks.md, "History pages, fewer steps"):
+/// the first top-level `<body/>`'s own text and the first top-level `<chatcontent/>`'s
+/// attributes. A stored payload that does not parse shows as an empty text message.
 pub fn payload(archived: &Archived) -> Payload {
-    let parsed: Option<minidom::Element> = format!(
-        "<x xmlns='{}'>{}</x>",
-        ns::CLIENT,
-        archived.posted.submission.content
-    )
-    .parse()
-    .ok();
-    let content = parsed
-        .as_ref()
-        .and_then(|x| x.get_child("chatcontent", CONTENT));
-    let attr = |name: &str| {
-        content
-            .and_then(|c| c.attr(name))
-            .unwrap_or_default()
-            .to_owned()
-    };
-    Payload {
-        body: parsed
-            .as_ref()
-            .and_then(|x| x.get_child("body", ns::CLIENT))
-            .map(|b| b.text())
-            .unwrap_or_default(),
-        message_type: content
-            .and_then(|c| c.attr("message_type"))
-            .unwrap_or("text")
-            .to_owned(),
-        meta_data: attr("meta_data"),
-        edit_id: attr("edit_msg_id"),
+    read_payload(&archived.posted.submission.content).unwrap_or(Payload {
+        body: String::new(),
+        message_type: "text".into(),
+        meta_data: String::new(),
+        edit_id: String::new(),
+    })
+}
+
+/// [`payload`]'s reading; `None` if `content` is not a well-formed fragment.
+fn read_payload(content: &str) -> Option<Payload> {
+    use rxml::{Event, Namespace, Parse, Parser};
+    let mut parser = Parser::default();
+    // The fragment inside a wrapper that gives its children the stanza's namespace.
+    let wrapper = format!("<x xmlns='{}'>", ns::CLIENT);
+    let pieces: [(&[u8], bool); 3] = [
+        (wrapper.as_bytes(), false),
+        (content.as_bytes(), false),
+        (b"</x>", true),
+    ];
+    let mut body: Option<String> = None;
+    let mut chatcontent: Option<rxml::AttrMap> = None;
+    // Depth 1 is the wrapper's children; `in_body` while inside the first body, at depth 2.
+    let (mut depth, mut in_body) = (0usize, false);
+    for (mut bytes, at_end) in pieces {
+        loop {
+            let event = match parser.parse(&mut bytes, at_end) {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
+                Err(rxml::error::EndOrError::NeedMoreData) => break,
+                Err(rxml::error::EndOrError::Error(_)) => return None,
+            };
+            match event {
+                Event::XmlDeclaration(..) => {}
+                Event::StartElement(_, (namespace, name), attrs) => {
+                    depth += 1;
+                    if depth == 2 {
+                        if body.is_none() && name == "body" && namespace == ns::CLIENT {
+                            body = Some(String::new());
+                            in_body = true;
+                        } else if chatcontent.is_none()
+                            && name == "chatcontent"
+                            && namespace == CONTENT
+                        {
+                            chatcontent = Some(attrs);
+                        }
+                    }
+                }
+                Event::Text(_, text) => {
+                    if in_body && depth == 2 {
+                        body.get_or_insert_with(String::new).push_str(&text);
+                    }
+                }
+                Event::EndElement(_) => {
+                    if depth == 2 {
+                        in_body = false;
+                    }
+                    depth = depth.checked_sub(1)?;
+                }
+            }
+        }
     }
+    let attr = |name: &str| {
+        chatcontent
+            .as_ref()
+            .and_then(|c| c.get(&Namespace::NONE, name))
+            .cloned()
+    };
+    Some(Payload {
+        body: body.unwrap_or_default(),
+        message_type: attr("message_type").unwrap_or_else(|| "text".into()),
+        meta_data: attr("meta_data").unwrap_or_default(),
+        edit_id: attr("edit_msg_id").unwrap_or_default(),
+    })
 }
 
 /// A message's receipt states as one reader is shown them, as the SDK counts them (0 sent,
@@ -397,5 +445,38 @@ fn receipt_status(receipt: Option<&MemberReceipt>) -> &'static str {
         Some(r) if r.displayed_at.is_some() => "2",
         Some(r) if r.delivered_at.is_some() => "1",
         _ => "0",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_payload;
+
+    #[test]
+    fn a_payload_is_read_from_its_top_level_body_and_chatcontent() {
+        let content = "<body>hello <b>bold</b>world &amp; more</body>\
+            <chatcontent xmlns='urn:xmpp:flychat:content' message_type='image' \
+            meta_data='{&quot;w&quot;:1}' edit_msg_id='e-2'/>\
+            <body>second</body>\
+            <x xmlns='other'><body>nested</body></x>";
+        let content = content.replace("urn:xmpp:flychat:content", super::CONTENT);
+        let payload = read_payload(&content).unwrap();
+        assert_eq!(payload.body, "hello world & more");
+        assert_eq!(payload.message_type, "image");
+        assert_eq!(payload.meta_data, "{\"w\":1}");
+        assert_eq!(payload.edit_id, "e-2");
+    }
+
+    #[test]
+    fn a_payload_without_its_parts_or_not_well_formed() {
+        let other = read_payload("<body xmlns='other'>not this</body><chatcontent/>").unwrap();
+        assert_eq!(
+            (other.body.as_str(), other.message_type.as_str()),
+            ("", "text")
+        );
+        assert_eq!((other.meta_data.as_str(), other.edit_id.as_str()), ("", ""));
+        assert!(read_payload("<body>open").is_none());
+        assert!(read_payload("</x><body>out</body>").is_none());
+        assert!(read_payload("").is_some());
     }
 }

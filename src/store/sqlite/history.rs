@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use jid::BareJid;
 
-use super::{bare, SqliteReader};
+use super::{bare, in_one_read, SqliteReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
 use crate::store::history::{self, Archive, Bounds, Order};
@@ -67,6 +67,18 @@ fn conditions(q: &HistoryQuery, bounds: Bounds) -> (String, Vec<Value>) {
     sql.push_str(" AND id > ? AND id < ?");
     args.extend([bounds.floor.into(), bounds.ceiling.into()]);
     (sql, args)
+}
+
+/// The statement of a page's rows under `conditions` (see [`conditions`]), its offset bound
+/// last. The limit is written into the statement: a page size is one of a few, each a
+/// statement that stays prepared.
+fn rows_sql(q: &HistoryQuery, conditions: &str, order: Order, limit: usize) -> String {
+    format!(
+        "SELECT {ARCHIVED_COLUMNS} FROM {} WHERE {conditions}
+         ORDER BY id {} LIMIT {limit} OFFSET ?",
+        source(q),
+        order.sql()
+    )
 }
 
 impl Archive for SqliteArchive<'_> {
@@ -132,17 +144,10 @@ impl Archive for SqliteArchive<'_> {
         offset: usize,
     ) -> anyhow::Result<Vec<Archived>> {
         let (conditions, args) = conditions(q, bounds);
-        // The limit is written into the statement, not bound: SQLite prepares a statement
-        // again whenever a bound `LIMIT ?` changes (it plans for the value), which took a
-        // tenth of a reader's time (docs/benchmarks.md, issue 16); a page size is one of a few.
-        let sql = format!(
-            "SELECT {ARCHIVED_COLUMNS} FROM {} WHERE {conditions}
-             ORDER BY id {} LIMIT {limit} OFFSET ?",
-            source(q),
-            order.sql()
-        );
         let all = args.into_iter().chain([(offset as i64).into()]);
-        let mut stmt = self.0.prepare_cached(&sql)?;
+        let mut stmt = self
+            .0
+            .prepare_cached(&rows_sql(q, &conditions, order, limit))?;
         let mut rows = stmt.query(rusqlite::params_from_iter(all))?;
         let mut messages = Vec::new();
         while let Some(row) = rows.next()? {
@@ -197,7 +202,7 @@ impl Archive for SqliteArchive<'_> {
 /// One page of `q`, read on one of the reader's connections; an unknown id the query names
 /// is reported once the connection is back in the pool.
 pub(super) fn page(reader: &SqliteReader, q: &HistoryQuery) -> Result<HistoryPage, HistoryError> {
-    reader.with_conn(|conn| history::page(&mut SqliteArchive(conn), q))?
+    reader.with_conn(|conn| in_one_read(conn, || history::page(&mut SqliteArchive(conn), q)))??
 }
 
 /// By archive id first (what the client's reference decoded to, if anything), else the
@@ -370,6 +375,44 @@ mod tests {
         assert_eq!((ids(&tail), tail.count), (vec![400], 1));
         let none = r.history(&window(Page::First, 5000, 6000)).unwrap();
         assert_eq!((ids(&none), none.count, none.complete), (vec![], 0, true));
+    }
+
+    #[test]
+    fn a_cached_page_statement_is_not_prepared_again_for_new_values() {
+        use super::{conditions, rows_sql};
+        use crate::store::history::{Bounds, Order};
+        use rusqlite::StatementStatus;
+        let (_dir, mut w, r, mut g) = coven();
+        post_many(&mut w, &mut g, 300);
+        // Bob's messages before three different ids: the same statement, other values.
+        for before in [abs(290), abs(200), abs(100)] {
+            let page = r
+                .history(&HistoryQuery {
+                    with: Some(jid("bob@localhost")),
+                    ..query(Page::Before(before), 10)
+                })
+                .unwrap();
+            assert_eq!(ids(&page).last(), Some(&(before - NOTICES - 1)));
+        }
+        let q = HistoryQuery {
+            with: Some(jid("bob@localhost")),
+            ..query(Page::Last, 10)
+        };
+        let bounds = Bounds {
+            floor: 0,
+            ceiling: 0,
+        };
+        let sql = rows_sql(&q, &conditions(&q, bounds).0, Order::Descending, 11);
+        let (reprepared, runs) = r
+            .with_conn(|conn| {
+                let stmt = conn.prepare_cached(&sql)?;
+                Ok((
+                    stmt.get_status(StatementStatus::RePrepare),
+                    stmt.get_status(StatementStatus::Run),
+                ))
+            })
+            .unwrap();
+        assert_eq!((reprepared, runs), (0, 3), "{sql}");
     }
 
     #[test]

@@ -28,6 +28,7 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use jid::BareJid;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::columns::{id_key_from, new_id_key};
@@ -57,11 +58,22 @@ pub enum Durability {
 /// into small channels, per page written"). The WAL file stays at about this size (32 MiB).
 const WAL_CHECKPOINT_PAGES: i64 = 8192;
 
+/// A connection at `path` with `flags`, each used by one thread at a time (rusqlite's
+/// `Connection` is not `Sync`), so without SQLite's own mutex around every call.
 fn open_connection(path: &Path, flags: OpenFlags) -> anyhow::Result<Connection> {
-    let conn = Connection::open_with_flags(path, flags)
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .with_context(|| format!("opening database {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Plans that never depend on a bound value. Without this, SQLite marks a statement
+    // "prepare again when this parameter is rebound" as soon as its planner looks at a bound
+    // value (`channel = ?` is weighed as a possible 0 or 1 in every plan it does not index),
+    // and `sqlite3_clear_bindings`, which rusqlite's statement cache calls on every
+    // statement it takes back, then expires it: every cached statement was parsed and
+    // planned again at its next use (a tenth of the readers' time: docs/benchmarks.md,
+    // "History pages, fewer steps", issue 16). mixd gathers no statistics and binds no `LIKE`
+    // pattern, so no plan had anything to gain from the values.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
 }
 
@@ -143,6 +155,23 @@ fn open_reader(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
+/// Runs `read`'s statements on `conn` in one read transaction: they see one snapshot of the
+/// archive (a page's rows and its count agree), and take the WAL's read lock once rather
+/// than once a statement (a `fcntl` each way: a page in a time window runs a dozen).
+fn in_one_read<T>(conn: &Connection, read: impl FnOnce() -> T) -> anyhow::Result<T> {
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let result = read();
+    // Ended whatever `read` returned: a transaction left open would hold its snapshot, and
+    // keep the WAL from being checkpointed past it, until the connection's next read.
+    if let Err(error) = conn.prepare_cached("COMMIT")?.execute([]) {
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK")?;
+        }
+        return Err(error.into());
+    }
+    Ok(result)
+}
+
 /// The readers' connections, opened read-only on demand and kept for the next query.
 pub struct SqliteReader {
     path: PathBuf,
@@ -218,6 +247,30 @@ fn bare(text: String) -> rusqlite::Result<BareJid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_ends_its_transaction_whatever_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_w, r) = open(&dir.path().join("a.db"), Durability::Normal).unwrap();
+        r.with_conn(|conn| {
+            let failed: anyhow::Result<i64> = in_one_read(conn, || {
+                assert!(!conn.is_autocommit(), "inside one transaction");
+                conn.query_row("SELECT count(*) FROM no_such_table", [], |row| row.get(0))
+                    .map_err(Into::into)
+            })?;
+            assert!(failed.is_err());
+            assert!(conn.is_autocommit(), "ended after a failed read");
+            let counted = in_one_read(conn, || {
+                conn.query_row("SELECT count(*) FROM messages", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+            })??;
+            assert_eq!(counted, 0);
+            assert!(conn.is_autocommit());
+            Ok(())
+        })
+        .unwrap();
+    }
 
     #[test]
     fn the_id_key_is_made_once_per_database_and_kept() {
