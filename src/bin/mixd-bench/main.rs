@@ -8,6 +8,7 @@ mod parse;
 mod peer;
 mod scenarios;
 mod seed;
+mod store;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -180,6 +181,20 @@ pub enum Scenario {
     Parse {
         #[arg(long, default_value_t = 1_000_000)]
         stanzas: usize,
+    },
+    /// The store alone, in this process (no mixd): posts into C channels of 10 members,
+    /// committed B to a batch straight to the writer; CPU per message and bytes written.
+    Store {
+        #[arg(long, default_value_t = 1000)]
+        channels: usize,
+        #[arg(long, default_value_t = 200_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 512)]
+        batch: usize,
+        /// An index of the SQLite schema to drop before measuring (repeat for more): what
+        /// keeping it costs a post.
+        #[arg(long = "without-index", value_name = "INDEX")]
+        without: Vec<String>,
     },
     /// A small run of every scenario (CI's smoke test).
     Smoke,

@@ -63,6 +63,12 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
         }
         Scenario::Idle => idle(binary).await,
         Scenario::Parse { stanzas } => crate::parse::parse(stanzas),
+        Scenario::Store {
+            channels,
+            messages,
+            batch,
+            without,
+        } => crate::store::store(channels, messages, batch, &without),
         Scenario::E2e {
             server,
             domain,
@@ -104,6 +110,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             };
             fairness(binary, shape).await?;
             crate::parse::parse(10_000)?;
+            crate::store::store(10, 1000, 64, &[])?;
             idle(binary).await
         }
     }

@@ -21,21 +21,15 @@ impl FactWriter for SqliteWriter {
         let tx = self.conn.transaction()?;
         let mut after = AfterCommit::default();
         let mut archived = Archived::default();
-        let mut posts = Posts::default();
         let mut joins = Joins::default();
         for fact in batch {
-            // Whatever follows a run of posts may refer to them (a receipt, a retraction), and
-            // whatever follows a run of joins may change their rows (a leave, a nick): each
+            // Whatever follows a run of joins may change their rows (a leave, a nick): the
             // run is written before any other fact.
-            if !matches!(fact, Fact::Posted(_)) {
-                posts.insert(&tx)?;
-            }
             if !Joins::holds(fact) {
                 joins.insert(&tx)?;
             }
-            persist(&tx, fact, &mut after, &mut archived, &mut posts, &mut joins)?;
+            persist(&tx, fact, &mut after, &mut archived, &mut joins)?;
         }
-        posts.insert(&tx)?;
         joins.insert(&tx)?;
         archived.count(&tx)?;
         tx.commit()?;
@@ -191,34 +185,30 @@ impl Binder<'_, '_> {
     }
 }
 
-/// The posts of a batch not yet inserted: consecutive posts go in together ([`Rows`]).
-#[derive(Default)]
-struct Posts<'a>(Vec<&'a Posted>);
-
-static POSTS: Rows = Rows::new(
-    "INSERT INTO messages (id, channel, at, sender, nick, origin_id, client_id, media, content) VALUES ",
-    "(?,?,?,?,?,?,?,?,?)",
-    "",
-);
-
-impl Posts<'_> {
-    fn insert(&mut self, tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
-        POSTS.run(tx, &self.0, |b, post| {
-            let s = &post.submission;
-            b.bind(post.id)?
-                .bind(post.channel)?
-                .bind(post.at)?
-                .bind(post.sender.as_str())?
-                .bind(&post.nick)?
-                .bind(&s.origin_id)?
-                .bind(&s.client_id)?
-                .bind(s.media)?
-                .bind(&s.content)?;
-            Ok(())
-        })?;
-        self.0.clear();
-        Ok(())
-    }
+/// Inserts one post. One row a statement, not many ([`Rows`]): a statement that writes
+/// several rows and names their archive ids (which SQLite checks are integers, so it may stop
+/// half-way) is given a statement journal, a copy of every page it changes before it changes
+/// it; a post changes a page of each of the archive's indexes in its channel, and those
+/// copies cost more than the statements spared (docs/benchmarks.md, "Storing posts into many
+/// small channels"). A statement of one row is never undone alone and keeps no journal.
+fn insert_post(tx: &rusqlite::Transaction, post: &Posted) -> rusqlite::Result<()> {
+    let s = &post.submission;
+    tx.prepare_cached(
+        "INSERT INTO messages (id, channel, at, sender, nick, origin_id, client_id, media, content)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        post.id,
+        post.channel,
+        post.at,
+        post.sender.as_str(),
+        post.nick,
+        s.origin_id,
+        s.client_id,
+        s.media,
+        s.content
+    ])?;
+    Ok(())
 }
 
 /// The rows a run of joins writes, not yet written: each participant, the pending invitation
@@ -314,12 +304,11 @@ fn persist<'a>(
     fact: &'a Fact,
     after: &mut AfterCommit,
     archived: &mut Archived,
-    posts: &mut Posts<'a>,
     joins: &mut Joins<'a>,
 ) -> rusqlite::Result<()> {
     match fact {
         Fact::Posted(p) => {
-            posts.0.push(p);
+            insert_post(tx, p)?;
             archived.one_more(p.channel);
         }
         Fact::ChannelCreated {
