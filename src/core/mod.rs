@@ -305,6 +305,8 @@ pub struct Snapshot {
     /// Boxed as the core keeps them, so that handing them over moves pointers rather than
     /// copying a million channels while the list still holds them.
     pub channels: Vec<Box<Channel>>,
+    /// The participants' users, each with the channels it takes part in (the directory).
+    pub users: UserJids,
     /// The highest channel key ever handed out, deleted channels' included: keys are never
     /// reused, which the departed owners' right (keyed by channel) relies on.
     pub last_channel_key: i64,
@@ -312,6 +314,18 @@ pub struct Snapshot {
     /// Owners who left a channel themselves lately (see `destroy.rs`), expired ones too: the
     /// rules look at the time.
     pub departures: Vec<Departure>,
+}
+
+#[cfg(test)]
+impl Snapshot {
+    /// A snapshot of `channels` alone, their users as loading would have met them.
+    pub fn of(channels: Vec<Box<Channel>>) -> Snapshot {
+        Snapshot {
+            users: UserJids::of(&channels),
+            channels,
+            ..Default::default()
+        }
+    }
 }
 
 /// An owner who left a channel itself: for [`DEPARTED_OWNER_GRACE`] it may still delete that
@@ -356,7 +370,7 @@ impl Groups {
             .iter()
             .map(|c| (c.key, c.name.clone()))
             .collect();
-        let directory = directory::Directory::new(snapshot.channels.iter().map(|c| &**c));
+        let directory = directory::Directory::new(snapshot.users, &snapshot.channels);
         let mut created: HashMap<BareJid, usize> = HashMap::new();
         for channel in &snapshot.channels {
             *created.entry(channel.created_by.clone()).or_default() += 1;

@@ -159,10 +159,10 @@ mod tests {
         carol_joined.presence("coven", &phone, true).unwrap();
         carol_joined.presence("coven", &carol, true).unwrap();
         let snapshot = Snapshot {
-            channels: stored.channels().cloned().map(Box::new).collect(),
             last_channel_key: 1,
             last_message_id: stored.last_message_id(),
             departures: Vec::new(),
+            ..Snapshot::of(stored.channels().cloned().map(Box::new).collect())
         };
         let mut reloaded = Groups::new(Rules::default(), snapshot);
         reloaded.keep_presence_of(carol_joined);
