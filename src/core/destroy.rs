@@ -86,7 +86,7 @@ impl Groups {
             return Vec::new();
         };
         let fact = Fact::ChannelDestroyed {
-            channel: channel.clone(),
+            channel: Box::new(channel.clone()),
             by: by.clone(),
             archive_kept: self.rules.keep_archive,
         };
