@@ -12,7 +12,9 @@ use anyhow::Context;
 use jid::FullJid;
 
 use super::columns::{mode, Row};
-use crate::core::{Channel, Departure, Micros, Nodes, Participant, Role, Snapshot, UserJids};
+use crate::core::{
+    Channel, Departure, Micros, Nodes, Participant, Role, Roster, Snapshot, UserJids,
+};
 
 /// The participants as [`Loading::participant`] takes them: its columns, in the primary key's
 /// order.
@@ -120,14 +122,15 @@ impl Loading {
         let channel = &mut self.channels[at];
         self.members
             .sort_by_key(|(participant, _)| participant.joined_at);
-        channel.participants.reserve_exact(self.members.len());
+        let mut list = Vec::with_capacity(self.members.len());
         for (participant, muted_until) in self.members.drain(..) {
             if muted_until > 0 {
                 let mutes = &mut channel.administration_mut().mutes;
                 mutes.push((participant.jid.to_bare(), muted_until));
             }
-            channel.participants.put(participant);
+            list.push(participant);
         }
+        channel.participants = Roster::loaded(list);
     }
 
     /// The snapshot, with the last keys the sequences handed out.
