@@ -5,7 +5,7 @@
 use jid::BareJid;
 
 use super::user::{note, Memberships};
-use super::{Channel, Fact, UserJid, UserJids};
+use super::{Fact, UserJid, UserJids};
 
 #[derive(Debug, Default)]
 pub struct Directory {
@@ -15,15 +15,9 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// From the users the loading met, each with the channels it takes part in, and the
-    /// owners of `channels`.
-    pub fn new(users: UserJids, channels: &[Box<Channel>]) -> Self {
+    /// From the users the loading met, each with the channels it owns or takes part in.
+    pub fn new(users: UserJids) -> Self {
         let mut directory = Directory { by_user: users.0 };
-        for channel in channels {
-            for owner in &channel.owners {
-                directory.add_owner(owner, channel.key);
-            }
-        }
         // Grown by doubling, the lists of a million users would carry a third more than
         // they hold.
         for keys in directory.by_user.values_mut() {

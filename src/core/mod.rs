@@ -306,7 +306,8 @@ pub struct Snapshot {
     /// Boxed as the core keeps them, so that handing them over moves pointers rather than
     /// copying a million channels while the list still holds them.
     pub channels: Vec<Box<Channel>>,
-    /// The participants' users, each with the channels it takes part in (the directory).
+    /// The participants' and owners' users, each with the channels it owns or takes part in
+    /// (the directory).
     pub users: UserJids,
     /// The highest channel key ever handed out, deleted channels' included: keys are never
     /// reused, which the departed owners' right (keyed by channel) relies on.
@@ -376,7 +377,7 @@ pub struct Groups {
 
 impl Groups {
     pub fn new(rules: Rules, snapshot: Snapshot) -> Self {
-        let directory = directory::Directory::new(snapshot.users, &snapshot.channels);
+        let directory = directory::Directory::new(snapshot.users);
         let mut created = HashMap::new();
         for channel in &snapshot.channels {
             count_created(&mut created, &channel.created_by);

@@ -86,14 +86,14 @@ impl fmt::Debug for UserJid {
 /// Each user's channels by its shared JID: the directory's map, which loading fills.
 pub(super) type Memberships = hashbrown::HashMap<UserJid, Vec<i64>, RandomState>;
 
-/// The users met while loading, each with the keys of the channels it takes part in: a
+/// The users met while loading, each with the keys of the channels it owns or takes part in: a
 /// user's memberships share its one [`UserJid`], and the directory is made of these lists
 /// (one look-up a membership for both).
 #[derive(Debug, Default)]
 pub struct UserJids(pub(super) Memberships);
 
 impl UserJids {
-    /// The shared JID whose text is `text`, noted as a participant of channel `key`: found
+    /// The shared JID whose text is `text`, noted as an owner or participant of channel `key`: found
     /// without parsing when it was met before in its normalized form (as the store writes
     /// it), else parsed once.
     pub fn member(&mut self, text: &str, key: i64) -> Result<UserJid, jid::Error> {
@@ -122,6 +122,9 @@ impl UserJids {
                     users.0.entry(participant.jid.clone()).or_default(),
                     channel.key,
                 );
+            }
+            for owner in &channel.owners {
+                users.member(owner.as_str(), channel.key).unwrap();
             }
         }
         users

@@ -2,9 +2,9 @@
 //! both: the channels in key order, found by a binary search (no map of a million keys); the
 //! participants in primary-key order (by channel, then JID: the order the rows lie in, so
 //! that the database sorts nothing) and put into each channel in order of joining here, a
-//! channel's few rows at a time; each user's JID parsed once, with the channels it takes part
-//! in noted as they come (the directory of "my groups" is made of them, with no look-up of
-//! its own).
+//! channel's few rows at a time; each user's JID parsed once, with the channels it owns or
+//! takes part in noted as they come (the directory of "my groups" is made of them, with no
+//! look-up of its own).
 
 use std::collections::HashMap;
 
@@ -50,7 +50,7 @@ impl Loading {
         }
     }
 
-    /// The channel whose key is `key`, for its owners, access lists and pending requests.
+    /// The channel whose key is `key`, for its access lists and pending requests.
     pub fn channel_mut(&mut self, key: i64) -> Option<&mut Channel> {
         let at = self.place(key)?;
         Some(&mut self.channels[at])
@@ -58,6 +58,20 @@ impl Loading {
 
     fn place(&self, key: i64) -> Option<usize> {
         self.channels.binary_search_by_key(&key, |c| c.key).ok()
+    }
+
+    /// An owner of channel `key` (a `channel_owners` row), noted among the users: the
+    /// directory counts the channels a user owns with those it takes part in.
+    pub fn owner(&mut self, key: i64, jid: &str) -> anyhow::Result<()> {
+        let Some(at) = self.place(key) else {
+            return Ok(());
+        };
+        let owner = self
+            .users
+            .member(jid, key)
+            .with_context(|| format!("stored JID {jid:?} does not parse"))?;
+        self.channels[at].owners.push(owner.to_bare());
+        Ok(())
     }
 
     /// A client that was online in channel `key` (a `presence` row): read before the

@@ -27,9 +27,7 @@ pub(super) fn snapshot(conn: &mut Conn) -> anyhow::Result<Snapshot> {
     }
     let mut loading = Loading::new(channels);
     for row in tx.query("SELECT channel, jid FROM channel_owners", &[])? {
-        if let Some(channel) = loading.channel_mut(row.try_get(0)?) {
-            channel.owners.push(bare(row.try_get(1)?)?);
-        }
+        loading.owner(row.try_get(0)?, row.try_get(1)?)?;
     }
     for row in tx.query(
         "SELECT channel, list, entry FROM channel_access ORDER BY channel, list, entry",

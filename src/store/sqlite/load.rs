@@ -23,9 +23,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
     let mut stmt = conn.prepare("SELECT channel, jid FROM channel_owners")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        if let Some(channel) = loading.channel_mut(row.get(0)?) {
-            channel.owners.push(bare(row.get(1)?)?);
-        }
+        loading.owner(row.get(0)?, row.get_ref(1)?.as_str()?)?;
     }
     let mut stmt = conn
         .prepare("SELECT channel, list, entry FROM channel_access ORDER BY channel, list, entry")?;
