@@ -24,7 +24,8 @@ pub const PARTICIPANTS: &str =
 
 /// A snapshot being loaded.
 pub struct Loading {
-    /// In the order of their keys.
+    /// In the order of their keys; boxed as the core keeps them (see [`Snapshot::channels`]).
+    #[allow(clippy::vec_box)]
     channels: Vec<Box<Channel>>,
     users: UserJids,
     /// Clients online when mixd last ran, by channel and bare JID (few: most participants
