@@ -17,13 +17,11 @@ pub struct Directory {
 impl Directory {
     /// From the users the loading met, each with the channels it owns or takes part in.
     pub fn new(users: UserJids) -> Self {
-        let mut directory = Directory { by_user: users.0 };
-        // Grown by doubling, the lists of a million users would carry a third more than
-        // they hold.
-        for keys in directory.by_user.values_mut() {
-            keys.shrink_to_fit();
-        }
-        directory
+        // The lists are left as they grew (about a third more room than they hold): shrunk
+        // in place, each left a small free chunk behind, a million of them in the allocator's
+        // bins, which the first requests served after the start then sorted, ten thousand
+        // at a time (a p99 of 2 ms for "my groups" at ten million memberships).
+        Directory { by_user: users.0 }
     }
 
     /// The keys of the channels `user` takes part in or owns.
