@@ -89,8 +89,17 @@ pub(super) type Memberships = hashbrown::HashMap<UserJid, Vec<i64>, RandomState>
 /// The users met while loading, each with the keys of the channels it owns or takes part in: a
 /// user's memberships share its one [`UserJid`], and the directory is made of these lists
 /// (one look-up a membership for both).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct UserJids(pub(super) Memberships);
+
+/// By JID, so that two loads of the same state show alike (the map's order is its hasher's).
+impl fmt::Debug for UserJids {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut users: Vec<_> = self.0.iter().collect();
+        users.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        f.debug_map().entries(users).finish()
+    }
+}
 
 impl UserJids {
     /// The shared JID whose text is `text`, noted as an owner or participant of channel `key`: found
