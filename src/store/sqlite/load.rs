@@ -171,6 +171,36 @@ mod tests {
     }
 
     #[test]
+    fn participants_come_back_in_order_of_joining_not_of_their_jids() {
+        let (_dir, mut w, r, mut g) = coven();
+        // Read by JID, put in order of joining: aaron joined after alice and bob; zed and
+        // abe at the same moment, which orders them by JID (as the store's order did before).
+        for (who, at) in [("aaron", 7), ("zed", 8), ("abe", 8)] {
+            let user = jid(&format!("{who}@localhost"));
+            let (_, facts) = g
+                .join("coven", &user, None, crate::core::Nodes::ALL, at)
+                .unwrap();
+            commit(&mut w, facts);
+        }
+        let snap = r.snapshot().unwrap();
+        let order: Vec<_> = snap.channels[0]
+            .participants
+            .iter()
+            .map(|p| p.jid.to_string())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "alice@localhost",
+                "bob@localhost",
+                "aaron@localhost",
+                "abe@localhost",
+                "zed@localhost"
+            ]
+        );
+    }
+
+    #[test]
     fn administration_survives_a_restart() {
         use crate::core::{AccessList, JoinPolicy, SettingsChange};
         let (_dir, mut w, r, mut g) = coven();
