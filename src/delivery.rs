@@ -1118,10 +1118,10 @@ mod tests {
         let before = mixed();
         // A restart: the core starts from what the store loads, presence included.
         let snapshot = || Snapshot {
-            channels: before.channels().cloned().map(Box::new).collect(),
             last_channel_key: 1,
             last_message_id: before.last_message_id(),
             departures: Vec::new(),
+            ..Snapshot::of(before.channels().cloned().map(Box::new).collect())
         };
         let mut restarted = Groups::new(before.rules.clone(), snapshot());
         let facts = post(&mut restarted, "dave@localhost", "still here?", 20);

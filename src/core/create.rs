@@ -48,7 +48,7 @@ impl Groups {
         let name = match name {
             Some(requested) => {
                 let name = valid_channel_name(requested)?;
-                if self.channels.contains_key(&name) {
+                if self.channels.contains(&name) {
                     return Err(Refusal::new(
                         Condition::Conflict,
                         format!("channel '{name}' already exists"),
@@ -58,7 +58,7 @@ impl Groups {
             }
             None => loop {
                 let candidate = self.ids.next();
-                if !self.channels.contains_key(&candidate) {
+                if !self.channels.contains(&candidate) {
                     break candidate;
                 }
             },

@@ -86,7 +86,7 @@ impl Groups {
             return Vec::new();
         };
         let fact = Fact::ChannelDestroyed {
-            channel: channel.clone(),
+            channel: Box::new(channel.clone()),
             by: by.clone(),
             archive_kept: self.rules.keep_archive,
         };
@@ -180,7 +180,6 @@ mod tests {
         let key = before.channel("coven").unwrap().key;
         before.leave("coven", &alice, 10).unwrap();
         let snapshot = crate::core::Snapshot {
-            channels: before.channels().cloned().map(Box::new).collect(),
             last_channel_key: key,
             last_message_id: before.last_message_id(),
             departures: vec![Departure {
@@ -189,6 +188,7 @@ mod tests {
                 owner: alice.clone(),
                 at: 10,
             }],
+            ..crate::core::Snapshot::of(before.channels().cloned().map(Box::new).collect())
         };
         let mut after = Groups::new(before.rules.clone(), snapshot);
         assert!(after.channel("coven").unwrap().is_owner(&bob));

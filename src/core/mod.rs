@@ -31,6 +31,7 @@ mod subscription;
 
 mod access;
 mod add;
+mod channels;
 mod clear;
 mod configure;
 mod correct;
@@ -305,6 +306,9 @@ pub struct Snapshot {
     /// Boxed as the core keeps them, so that handing them over moves pointers rather than
     /// copying a million channels while the list still holds them.
     pub channels: Vec<Box<Channel>>,
+    /// The participants' and owners' users, each with the channels it owns or takes part in
+    /// (the directory).
+    pub users: UserJids,
     /// The highest channel key ever handed out, deleted channels' included: keys are never
     /// reused, which the departed owners' right (keyed by channel) relies on.
     pub last_channel_key: i64,
@@ -312,6 +316,29 @@ pub struct Snapshot {
     /// Owners who left a channel themselves lately (see `destroy.rs`), expired ones too: the
     /// rules look at the time.
     pub departures: Vec<Departure>,
+}
+
+#[cfg(test)]
+impl Snapshot {
+    /// A snapshot of `channels` alone, their users as loading would have met them.
+    pub fn of(channels: Vec<Box<Channel>>) -> Snapshot {
+        Snapshot {
+            users: UserJids::of(&channels),
+            channels,
+            ..Default::default()
+        }
+    }
+}
+
+/// One more channel created by `creator`; its JID is copied only for its first (a user
+/// creates a few channels; a million are counted at start).
+fn count_created(created: &mut HashMap<BareJid, usize>, creator: &BareJid) {
+    match created.get_mut(creator) {
+        Some(n) => *n += 1,
+        None => {
+            created.insert(creator.clone(), 1);
+        }
+    }
 }
 
 /// An owner who left a channel itself: for [`DEPARTED_OWNER_GRACE`] it may still delete that
@@ -328,11 +355,10 @@ pub struct Departure {
 /// The groups of one service and the counters that key new ones.
 pub struct Groups {
     pub rules: Rules,
-    /// Boxed: a hash table holds twice as many slots as entries at worst, and a channel is
-    /// some 300 bytes (at a million channels, 300 MB of empty slots inline).
-    channels: HashMap<String, Box<Channel>>,
-    /// Channel names by key, for facts (which name channels by key).
-    names: HashMap<i64, String>,
+    /// By name and by key (facts name channels by key). Boxed: a hash table holds twice as
+    /// many slots as entries at worst, and a channel is some 300 bytes (at a million
+    /// channels, 300 MB of empty slots inline).
+    channels: channels::Channels,
     last_channel_key: i64,
     last_message_id: i64,
     ids: IdSource,
@@ -351,25 +377,14 @@ pub struct Groups {
 
 impl Groups {
     pub fn new(rules: Rules, snapshot: Snapshot) -> Self {
-        let names = snapshot
-            .channels
-            .iter()
-            .map(|c| (c.key, c.name.clone()))
-            .collect();
-        let directory = directory::Directory::new(snapshot.channels.iter().map(|c| &**c));
-        let mut created: HashMap<BareJid, usize> = HashMap::new();
+        let directory = directory::Directory::new(snapshot.users);
+        let mut created = HashMap::new();
         for channel in &snapshot.channels {
-            *created.entry(channel.created_by.clone()).or_default() += 1;
+            count_created(&mut created, &channel.created_by);
         }
-        let channels = snapshot
-            .channels
-            .into_iter()
-            .map(|c| (c.name.clone(), c))
-            .collect();
         Groups {
             rules,
-            channels,
-            names,
+            channels: channels::Channels::new(snapshot.channels),
             last_channel_key: snapshot.last_channel_key,
             last_message_id: snapshot.last_message_id,
             ids: IdSource::default(),
@@ -382,15 +397,15 @@ impl Groups {
     }
 
     pub fn channel(&self, name: &str) -> Option<&Channel> {
-        self.channels.get(name).map(|c| &**c)
+        self.channels.get(name)
     }
 
     pub fn channel_by_key(&self, key: i64) -> Option<&Channel> {
-        self.names.get(&key).and_then(|name| self.channel(name))
+        self.channels.by_key(key)
     }
 
     pub fn channels(&self) -> impl Iterator<Item = &Channel> {
-        self.channels.values().map(|c| &**c)
+        self.channels.iter()
     }
 
     /// The channels `user` may learn of ([`Channel::visible_to`]), each once: the public ones
@@ -570,20 +585,13 @@ impl Groups {
                 listed,
             } => {
                 self.last_channel_key = self.last_channel_key.max(*key);
-                self.names.insert(*key, name.clone());
                 let mut channel = Channel::new(*key, name.clone(), owner.clone(), *at);
                 channel.listed = *listed;
-                self.channels.insert(name.clone(), Box::new(channel));
-                match self.created.get_mut(owner) {
-                    Some(n) => *n += 1,
-                    None => {
-                        self.created.insert(owner.clone(), 1);
-                    }
-                }
+                self.channels.insert(Box::new(channel));
+                count_created(&mut self.created, owner);
             }
             Fact::ChannelDestroyed { channel, .. } => {
-                self.names.remove(&channel.key);
-                self.channels.remove(&channel.name);
+                self.channels.remove(channel.key);
                 if let Some(n) = self.created.get_mut(&channel.created_by) {
                     *n = n.saturating_sub(1);
                 }
@@ -595,8 +603,7 @@ impl Groups {
                 self.last_message_id = self.last_message_id.max(notice.id);
                 // The notice carries the time the facts before it lack.
                 if notice.kind.changes_configuration() {
-                    let name = self.names.get(&notice.channel);
-                    if let Some(channel) = name.and_then(|name| self.channels.get_mut(name)) {
+                    if let Some(channel) = self.channels.by_key_mut(notice.channel) {
                         let admin = channel.administration_mut();
                         admin.configured_at = admin.configured_at.max(notice.at);
                     }
@@ -609,8 +616,7 @@ impl Groups {
                 self.last_message_id = self.last_message_id.max(reacted.id);
             }
             other => {
-                let name = self.names.get(&other.channel_key());
-                if let Some(channel) = name.and_then(|name| self.channels.get_mut(name)) {
+                if let Some(channel) = self.channels.by_key_mut(other.channel_key()) {
                     channel.apply(other);
                 }
             }

@@ -53,7 +53,7 @@ impl Groups {
     pub fn bounced(&mut self, to: &FullJid) -> Vec<Fact> {
         let facts: Vec<Fact> = self
             .channels
-            .values()
+            .iter()
             .filter(|c| {
                 c.participant(&to.to_bare())
                     .is_some_and(|p| p.online.contains(to))
@@ -73,11 +73,11 @@ impl Groups {
     /// clients `old` knew: without this, live delivery would stop until clients sent presence
     /// again, which they never do by themselves.
     pub fn keep_presence_of(&mut self, old: Groups) {
-        for (name, old_channel) in old.channels {
-            let Some(channel) = self.channels.get_mut(&name) else {
+        for old_channel in old.channels {
+            let Some(channel) = self.channels.by_key_mut(old_channel.key) else {
                 continue;
             };
-            if channel.key != old_channel.key {
+            if channel.name != old_channel.name {
                 continue;
             }
             let mut online: HashMap<UserJid, Online> = old_channel
@@ -159,10 +159,10 @@ mod tests {
         carol_joined.presence("coven", &phone, true).unwrap();
         carol_joined.presence("coven", &carol, true).unwrap();
         let snapshot = Snapshot {
-            channels: stored.channels().cloned().map(Box::new).collect(),
             last_channel_key: 1,
             last_message_id: stored.last_message_id(),
             departures: Vec::new(),
+            ..Snapshot::of(stored.channels().cloned().map(Box::new).collect())
         };
         let mut reloaded = Groups::new(Rules::default(), snapshot);
         reloaded.keep_presence_of(carol_joined);

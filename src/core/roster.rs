@@ -138,9 +138,14 @@ impl FromIterator<Participant> for Roster {
 }
 
 impl Roster {
-    /// Room for `additional` more participants without growing (loading knows how many).
-    pub fn reserve_exact(&mut self, additional: usize) {
-        self.list.reserve_exact(additional);
+    /// The roster of `list`, participants in order of joining, each of its own JID (as
+    /// loading reads them: the store's primary key), the list kept as it is sized.
+    pub fn loaded(list: Vec<Participant>) -> Roster {
+        let mut roster = Roster { list, index: None };
+        if roster.list.len() >= INDEXED_FROM {
+            roster.build_index();
+        }
+        roster
     }
 
     /// The participant whose bare JID is `jid`.

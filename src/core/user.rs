@@ -4,7 +4,7 @@
 //! loading parses each user's JID once instead of once per membership.
 
 use std::borrow::Borrow;
-use std::collections::HashSet;
+use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
@@ -83,28 +83,73 @@ impl fmt::Debug for UserJid {
     }
 }
 
-/// The users met while loading, so that each user's memberships share its one [`UserJid`].
+/// Each user's channels by its shared JID: the directory's map, which loading fills.
+pub(super) type Memberships = hashbrown::HashMap<UserJid, Vec<i64>, RandomState>;
+
+/// The users met while loading, each with the keys of the channels it owns or takes part in: a
+/// user's memberships share its one [`UserJid`], and the directory is made of these lists
+/// (one look-up a membership for both).
 #[derive(Default)]
-pub struct UserJids(HashSet<UserJid>);
+pub struct UserJids(pub(super) Memberships);
+
+/// By JID, so that two loads of the same state show alike (the map's order is its hasher's).
+impl fmt::Debug for UserJids {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut users: Vec<_> = self.0.iter().collect();
+        users.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        f.debug_map().entries(users).finish()
+    }
+}
 
 impl UserJids {
-    /// The shared JID whose text is `text`: found without parsing when it was met before in
-    /// its normalized form (as the store writes it), else parsed once.
-    pub fn get(&mut self, text: &str) -> Result<UserJid, jid::Error> {
-        if let Some(known) = self.0.get(text) {
+    /// The shared JID whose text is `text`, noted as an owner or participant of channel `key`: found
+    /// without parsing when it was met before in its normalized form (as the store writes
+    /// it), else parsed once.
+    pub fn member(&mut self, text: &str, key: i64) -> Result<UserJid, jid::Error> {
+        if let Some((known, keys)) = self.0.get_key_value_mut(text) {
+            note(keys, key);
             return Ok(known.clone());
         }
-        Ok(self.intern(BareJid::new(text)?))
-    }
-
-    /// The shared JID equal to `jid`, which becomes the shared one if it is new.
-    pub fn intern(&mut self, jid: BareJid) -> UserJid {
-        if let Some(known) = self.0.get(&jid) {
-            return known.clone();
+        let jid = BareJid::new(text)?;
+        if let Some((known, keys)) = self.0.get_key_value_mut(&jid) {
+            note(keys, key);
+            return Ok(known.clone());
         }
         let user = UserJid::from(jid);
-        self.0.insert(user.clone());
-        user
+        self.0.insert(user.clone(), vec![key]);
+        Ok(user)
+    }
+
+    /// The users of `channels` as loading would have met them (for snapshots made in tests
+    /// from a running core's channels).
+    #[cfg(test)]
+    pub fn of(channels: &[Box<super::Channel>]) -> UserJids {
+        let mut users = UserJids::default();
+        for channel in channels {
+            for participant in channel.participants.iter() {
+                note(
+                    users.0.entry(participant.jid.clone()).or_default(),
+                    channel.key,
+                );
+            }
+            for owner in &channel.owners {
+                users.member(owner.as_str(), channel.key).unwrap();
+            }
+        }
+        users
+    }
+}
+
+/// Adds `key` to a sorted list of channel keys, once (loading, which goes in key order,
+/// appends).
+pub(super) fn note(keys: &mut Vec<i64>, key: i64) {
+    match keys.last() {
+        Some(&last) if last >= key => {
+            if let Err(at) = keys.binary_search(&key) {
+                keys.insert(at, key);
+            }
+        }
+        _ => keys.push(key),
     }
 }
 
@@ -115,17 +160,20 @@ mod tests {
     #[test]
     fn a_user_met_twice_is_one_allocation_and_reads_as_its_bare_jid() {
         let mut users = UserJids::default();
-        let first = users.get("alice@localhost").unwrap();
-        let again = users.get("alice@localhost").unwrap();
+        let first = users.member("alice@localhost", 3).unwrap();
+        let again = users.member("alice@localhost", 1).unwrap();
         assert!(Arc::ptr_eq(&first.0, &again.0));
         // Unnormalized text finds the same user once parsed.
-        let upper = users.get("alice@LOCALHOST").unwrap();
+        let upper = users.member("alice@LOCALHOST", 2).unwrap();
         assert!(Arc::ptr_eq(&first.0, &upper.0));
+        // Its channels, sorted, each once.
+        users.member("alice@localhost", 2).unwrap();
+        assert_eq!(users.0[&first], [1, 2, 3]);
         let bare: BareJid = "alice@localhost".parse().unwrap();
         assert_eq!(first, bare);
         assert_eq!(first.to_string(), "alice@localhost");
-        assert!(users.get("not a jid@").is_err());
-        let keyed: HashSet<UserJid> = [first].into();
+        assert!(users.member("not a jid@", 1).is_err());
+        let keyed: std::collections::HashSet<UserJid> = [first].into();
         assert!(keyed.contains(&bare));
     }
 }

@@ -22,16 +22,27 @@ impl<T: rusqlite::types::FromSql + for<'a> postgres::types::FromSql<'a>> Value f
 /// A result row of either backend, read by column position.
 pub trait Row {
     fn column<T: Value>(&self, i: usize) -> anyhow::Result<T>;
+    /// A text column read in place, not copied into a `String` (the start-up reads ten
+    /// million rows).
+    fn text(&self, i: usize) -> anyhow::Result<&str>;
 }
 
 impl Row for rusqlite::Row<'_> {
     fn column<T: Value>(&self, i: usize) -> anyhow::Result<T> {
         Ok(self.get(i)?)
     }
+
+    fn text(&self, i: usize) -> anyhow::Result<&str> {
+        Ok(self.get_ref(i)?.as_str()?)
+    }
 }
 
 impl Row for postgres::Row {
     fn column<T: Value>(&self, i: usize) -> anyhow::Result<T> {
+        Ok(self.try_get(i)?)
+    }
+
+    fn text(&self, i: usize) -> anyhow::Result<&str> {
         Ok(self.try_get(i)?)
     }
 }

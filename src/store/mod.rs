@@ -7,6 +7,7 @@
 pub mod columns;
 pub mod history;
 pub mod inspect;
+pub mod load;
 pub mod migrate;
 pub mod postgres;
 pub mod sqlite;

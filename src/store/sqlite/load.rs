@@ -1,22 +1,17 @@
 //! The state the core starts from: every channel with its participants, owners and
 //! administration, read in a handful of whole-table scans rather than per channel.
 
-use std::collections::HashMap;
-
-use anyhow::Context;
-use jid::FullJid;
 use rusqlite::{Connection, OptionalExtension};
 
 use super::bare;
-use crate::core::{
-    Departure, Dialect, Nodes, Participant, Pending, PendingKind, Role, Snapshot, UserJids,
-};
-use crate::store::columns::{channel, mode, CHANNEL_COLUMNS};
+use crate::core::{Departure, Dialect, Pending, PendingKind, Snapshot};
+use crate::store::columns::{channel, CHANNEL_COLUMNS};
+use crate::store::load::{Loading, PARTICIPANTS};
 
 /// Everything the core holds in memory, and the last keys the sequences handed out (kept
 /// past deletions, so a destroyed channel's key or message id is never reused).
 pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
-    let mut channels: Vec<Box<_>> = Vec::new();
+    let mut channels = Vec::new();
     let mut stmt = conn.prepare(&format!(
         "SELECT {CHANNEL_COLUMNS} FROM channels ORDER BY key"
     ))?;
@@ -24,36 +19,19 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
     while let Some(row) = rows.next()? {
         channels.push(Box::new(channel(row)?));
     }
-    let index: HashMap<i64, usize> = channels
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.key, i))
-        .collect();
-    // Sized up front: grown one push at a time, the lists of a million memberships
-    // would carry a third more capacity than they use.
-    let mut stmt = conn.prepare("SELECT channel, count(*) FROM participants GROUP BY channel")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        if let Some(&i) = index.get(&row.get::<_, i64>(0)?) {
-            channels[i]
-                .participants
-                .reserve_exact(row.get::<_, i64>(1)? as usize);
-        }
-    }
+    let mut loading = Loading::new(channels);
     let mut stmt = conn.prepare("SELECT channel, jid FROM channel_owners")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        if let Some(&i) = index.get(&row.get::<_, i64>(0)?) {
-            channels[i].owners.push(bare(row.get(1)?)?);
-        }
+        loading.owner(row.get(0)?, row.get_ref(1)?.as_str()?)?;
     }
     let mut stmt = conn
         .prepare("SELECT channel, list, entry FROM channel_access ORDER BY channel, list, entry")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        if let Some(&i) = index.get(&row.get::<_, i64>(0)?) {
+        if let Some(channel) = loading.channel_mut(row.get(0)?) {
             let entry = bare(row.get(2)?)?;
-            let access = &mut channels[i].administration_mut().access;
+            let access = &mut channel.administration_mut().access;
             match row.get::<_, i64>(1)? {
                 0 => access.allowed.push(entry),
                 _ => access.banned.push(entry),
@@ -64,8 +42,8 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
         conn.prepare("SELECT channel, jid, kind, by, at, dialect FROM pending ORDER BY at")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        if let Some(&i) = index.get(&row.get::<_, i64>(0)?) {
-            channels[i].administration_mut().pending.push(Pending {
+        if let Some(channel) = loading.channel_mut(row.get(0)?) {
+            channel.administration_mut().pending.push(Pending {
                 jid: bare(row.get(1)?)?,
                 kind: PendingKind::from_i64(row.get(2)?),
                 by: bare(row.get(3)?)?,
@@ -74,73 +52,17 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
             });
         }
     }
-    // Clients online when mixd last ran, by participant (few rows: most participants have
-    // no client online).
-    let mut online: HashMap<(i64, String), Vec<FullJid>> = HashMap::new();
     let mut stmt = conn
         .prepare("SELECT channel, jid, resource FROM presence ORDER BY channel, jid, resource")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let (channel, bare_jid, resource): (i64, String, String) =
-            (row.get(0)?, row.get(1)?, row.get(2)?);
-        // A row that no longer makes a JID is skipped, not a reason to refuse to start.
-        if let Ok(full) = FullJid::new(&format!("{bare_jid}/{resource}")) {
-            online.entry((channel, bare_jid)).or_default().push(full);
-        }
+        let resource = row.get_ref(2)?.as_str()?;
+        loading.online(row.get(0)?, row.get(1)?, resource);
     }
-    let mut stmt = conn.prepare(
-        "SELECT channel, jid, id, nick, nodes, role, joined_at, cleared_upto, dialect, muted_until FROM participants
-         ORDER BY channel, joined_at, jid",
-    )?;
+    let mut stmt = conn.prepare(PARTICIPANTS)?;
     let mut rows = stmt.query([])?;
-    // Each user's JID is parsed once and shared by its memberships; the row's texts are
-    // read in place, not copied into a `String` each. Rows come by channel: the channel's
-    // place is looked up when the key changes, not on every row.
-    let mut users = UserJids::default();
-    let mut current: Option<(i64, Option<usize>)> = None;
     while let Some(row) = rows.next()? {
-        let key: i64 = row.get(0)?;
-        let i = match current {
-            Some((known, i)) if known == key => i,
-            _ => {
-                let i = index.get(&key).copied();
-                current = Some((key, i));
-                i
-            }
-        };
-        let Some(i) = i else { continue };
-        let text = |column: usize| row.get_ref(column).and_then(|value| Ok(value.as_str()?));
-        let jid_text = text(1)?;
-        let jid = users
-            .get(jid_text)
-            .with_context(|| format!("stored JID {jid_text:?} does not parse"))?;
-        let online = match online.is_empty() {
-            true => Vec::new(),
-            false => online
-                .remove(&(key, jid_text.to_owned()))
-                .unwrap_or_default(),
-        };
-        let id_text = text(2)?;
-        let (dialect, reach) = mode(row.get(8)?);
-        let muted_until: i64 = row.get(9)?;
-        if muted_until > 0 {
-            let mutes = &mut channels[i].administration_mut().mutes;
-            mutes.push((jid.to_bare(), muted_until));
-        }
-        channels[i].participants.put(Participant {
-            jid,
-            id: id_text
-                .parse()
-                .with_context(|| format!("stored participant id {id_text:?}"))?,
-            nick: text(3)?.into(),
-            nodes: Nodes(row.get(4)?),
-            role: Role::from_i64(row.get(5)?),
-            joined_at: row.get(6)?,
-            cleared_upto: row.get(7)?,
-            dialect,
-            reach,
-            online: online.into(),
-        });
+        loading.participant(row)?;
     }
     let sequence = |table: &str| -> anyhow::Result<i64> {
         Ok(conn
@@ -163,12 +85,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
             at: row.get(3)?,
         });
     }
-    Ok(Snapshot {
-        channels,
-        last_channel_key: sequence("channels")?,
-        last_message_id: sequence("messages")?,
-        departures,
-    })
+    Ok(loading.finish(sequence("channels")?, sequence("messages")?, departures))
 }
 
 #[cfg(test)]
@@ -205,9 +122,15 @@ mod tests {
         // A client that joined directly is online from its join on, restarts included.
         assert_eq!(reach("dave@localhost"), (Dialect::Mix, Reach::Direct, 1));
         assert_eq!(reach("bob@localhost"), (Dialect::Mix, Reach::Direct, 0));
-        assert_eq!(super::mode(1), (Dialect::FlyChat, Reach::Direct));
+        assert_eq!(
+            crate::store::columns::mode(1),
+            (Dialect::FlyChat, Reach::Direct)
+        );
         // What an older mixd wrote reads as it did.
-        assert_eq!(super::mode(0), (Dialect::Mix, Reach::Direct));
+        assert_eq!(
+            crate::store::columns::mode(0),
+            (Dialect::Mix, Reach::Direct)
+        );
     }
 
     #[test]
@@ -245,6 +168,36 @@ mod tests {
         assert_eq!(names, ["alice", "bob"]);
         assert_eq!(snap.channels[0].owners, vec![jid("alice@localhost")]);
         assert_eq!(snap.last_channel_key, 1);
+    }
+
+    #[test]
+    fn participants_come_back_in_order_of_joining_not_of_their_jids() {
+        let (_dir, mut w, r, mut g) = coven();
+        // Read by JID, put in order of joining: aaron joined after alice and bob; zed and
+        // abe at the same moment, which orders them by JID (as the store's order did before).
+        for (who, at) in [("aaron", 7), ("zed", 8), ("abe", 8)] {
+            let user = jid(&format!("{who}@localhost"));
+            let (_, facts) = g
+                .join("coven", &user, None, crate::core::Nodes::ALL, at)
+                .unwrap();
+            commit(&mut w, facts);
+        }
+        let snap = r.snapshot().unwrap();
+        let order: Vec<_> = snap.channels[0]
+            .participants
+            .iter()
+            .map(|p| p.jid.to_string())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "alice@localhost",
+                "bob@localhost",
+                "aaron@localhost",
+                "abe@localhost",
+                "zed@localhost"
+            ]
+        );
     }
 
     #[test]
