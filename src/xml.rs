@@ -285,13 +285,85 @@ impl Template {
 
     pub const TO: &'static str = HOLE;
 
-    pub fn to(&self, recipient: &str) -> String {
+    /// Appends the copy for `recipient` to `out`, written in place: no string of its own.
+    pub fn address(&self, recipient: &str, out: &mut Stanzas) {
         let (head, tail) = self.text.split_at(self.hole);
-        let mut out = String::with_capacity(self.text.len() + recipient.len() + 8);
-        out.push_str(head);
-        escape_into(&mut out, recipient);
-        out.push_str(tail);
-        out
+        out.text.reserve(self.text.len() + recipient.len());
+        out.text.push_str(head);
+        escape_into(&mut out.text, recipient);
+        out.text.push_str(tail);
+        out.ends.push(out.text.len());
+    }
+}
+
+/// Serialized stanzas to send, back to back in one buffer, with where each ends.
+///
+/// A fan-out writes one copy per recipient: as one `String` each, that was an allocation and a
+/// free per delivery, on two threads (docs/benchmarks.md, "The per-message cost outside the
+/// store"); here the copies of a batch share one buffer, which the link writes as it is.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stanzas {
+    text: String,
+    /// The end of each stanza in `text`, in order.
+    ends: Vec<usize>,
+}
+
+impl Stanzas {
+    /// Appends one serialized stanza.
+    pub fn push(&mut self, stanza: &str) {
+        self.text.push_str(stanza);
+        self.ends.push(self.text.len());
+    }
+
+    /// Appends `more`'s stanzas after these (taking its buffer when these are none).
+    pub fn append(&mut self, more: Stanzas) {
+        if self.ends.is_empty() {
+            *self = more;
+            return;
+        }
+        let offset = self.text.len();
+        self.text.push_str(&more.text);
+        self.ends.extend(more.ends.iter().map(|end| end + offset));
+    }
+
+    /// How many stanzas.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// All of them, back to back, as they go on the wire.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Each stanza, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.text[start..end])
+    }
+}
+
+impl From<String> for Stanzas {
+    fn from(stanza: String) -> Self {
+        let ends = vec![stanza.len()];
+        Stanzas { text: stanza, ends }
+    }
+}
+
+impl From<Vec<String>> for Stanzas {
+    fn from(stanzas: Vec<String>) -> Self {
+        let mut all = Stanzas::default();
+        all.text.reserve(stanzas.iter().map(String::len).sum());
+        for stanza in &stanzas {
+            all.push(stanza);
+        }
+        all
     }
 }
 
@@ -338,14 +410,33 @@ mod tests {
                 .attr("to", Template::TO)
                 .leaf("body", "", "hi");
         });
+        let mut out = Stanzas::default();
+        template.address("a'b@c", &mut out);
+        template.address("d@e", &mut out);
         assert_eq!(
-            template.to("a'b@c"),
-            "<message xmlns='jabber:component:accept' to='a&apos;b@c'><body>hi</body></message>"
+            out.iter().collect::<Vec<_>>(),
+            [
+                "<message xmlns='jabber:component:accept' to='a&apos;b@c'><body>hi</body></message>",
+                "<message xmlns='jabber:component:accept' to='d@e'><body>hi</body></message>"
+            ]
         );
+    }
+
+    #[test]
+    fn stanzas_keep_each_stanza_whole_when_appended() {
+        let mut first = Stanzas::from(vec!["<a/>".to_string(), "<b>x</b>".to_string()]);
+        let mut none = Stanzas::default();
+        none.append(Stanzas::from("<c/>".to_string()));
+        first.append(none);
+        first.append(Stanzas::default());
+        first.push("<d/>");
+        assert_eq!(first.len(), 4);
+        assert_eq!(first.as_str(), "<a/><b>x</b><c/><d/>");
         assert_eq!(
-            template.to("d@e"),
-            "<message xmlns='jabber:component:accept' to='d@e'><body>hi</body></message>"
+            first.iter().collect::<Vec<_>>(),
+            ["<a/>", "<b>x</b>", "<c/>", "<d/>"]
         );
+        assert_eq!(Stanzas::default().iter().count(), 0);
     }
 
     #[test]

@@ -74,6 +74,17 @@ impl ReplyTo {
         )
     }
 
+    /// What the requester is told if its change is not stored, kept unwritten until then:
+    /// a commit seldom fails, and writing the error for every post in advance was a tenth of
+    /// the rules task's work per post (docs/benchmarks.md, "The per-message cost outside the
+    /// store").
+    pub fn if_not_stored(self, kind: ErrorKind) -> IfNotStored {
+        IfNotStored {
+            reply_to: self,
+            kind,
+        }
+    }
+
     /// An iq result carrying `payload` (already serialized), or empty.
     pub fn iq_result(&self, payload: Option<&str>) -> String {
         let mut x = Xml::new();
@@ -103,5 +114,20 @@ impl ReplyTo {
             .close()
             .close();
         x.finish()
+    }
+}
+
+/// The error a change's requester gets if the change is not stored, written only then
+/// ([`ReplyTo::if_not_stored`]).
+#[derive(Debug, Clone)]
+pub struct IfNotStored {
+    reply_to: ReplyTo,
+    kind: ErrorKind,
+}
+
+impl IfNotStored {
+    /// The `internal-server-error` reply ([`ReplyTo::storage_failed`]).
+    pub fn reply(&self) -> String {
+        self.reply_to.storage_failed(self.kind)
     }
 }

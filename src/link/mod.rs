@@ -14,8 +14,9 @@
 //! an estimate per element, see [`reader::ELEMENT_COST`]): when the service falls behind, the
 //! link stops reading and TCP pushes back on the server.
 //!
-//! Writing: stanzas, already serialized by delivery, are written in batches with one flush per
-//! batch. Stanzas queued while the link is down stay queued and go out after the reconnect; a
+//! Writing: stanzas, already serialized by delivery into runs ([`Stanzas`]: the writer hands
+//! over one run per commit), are written a run at a time, or several small runs gathered,
+//! with one flush per write. Stanzas queued while the link is down stay queued and go out after the reconnect; a
 //! batch whose flush failed is written again (at least once). The queue is bounded, see
 //! [`Outbox`].
 
@@ -36,7 +37,7 @@ use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_xmpp::parsers::component::Handshake;
 
 use crate::metrics::Metrics;
-use crate::xml::{escape_into, ns, Xml};
+use crate::xml::{escape_into, ns, Stanzas, Xml};
 use reader::{Breach, Item, Limits, Reader, Refused};
 
 /// Where to connect, as whom, and within which limits.
@@ -86,13 +87,13 @@ pub struct LinkSettings {
 /// connected again; what was queued is sent on the new connection.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Vec<String>>,
+    tx: mpsc::UnboundedSender<Stanzas>,
     queue: Arc<Queued>,
 }
 
 /// The outbox as the link itself holds it: it must not keep the link open.
 struct WeakOutbox {
-    tx: mpsc::WeakUnboundedSender<Vec<String>>,
+    tx: mpsc::WeakUnboundedSender<Stanzas>,
     queue: Arc<Queued>,
 }
 
@@ -104,8 +105,8 @@ struct Queued {
 }
 
 impl Queued {
-    fn add(&self, stanzas: &[String]) -> usize {
-        let bytes = stanzas.iter().map(String::len).sum();
+    fn add(&self, stanzas: &Stanzas) -> usize {
+        let bytes = stanzas.as_str().len();
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         bytes
     }
@@ -123,7 +124,7 @@ impl Queued {
 }
 
 impl Outbox {
-    pub fn send(&self, stanzas: Vec<String>) {
+    pub fn send(&self, stanzas: Stanzas) {
         let bytes = self.queue.add(&stanzas);
         // Fails only once the link task has ended, at shutdown: nothing can be sent then.
         if self.tx.send(stanzas).is_err() {
@@ -165,7 +166,7 @@ impl Outbox {
 impl WeakOutbox {
     fn send(&self, stanza: String) {
         if let Some(tx) = self.tx.upgrade() {
-            let stanzas = vec![stanza];
+            let stanzas = Stanzas::from(stanza);
             let bytes = self.queue.add(&stanzas);
             if tx.send(stanzas).is_err() {
                 self.queue.written(bytes);
@@ -231,10 +232,8 @@ const OCCUPIED_RETRY: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long the server may take to answer the stream header, the handshake or a ping.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Stanzas written before one flush.
-const WRITE_BATCH: usize = 1024;
-/// Bytes gathered for one batch (more only when a single stanza is larger), so that the
-/// buffer the link keeps between batches stays small.
+/// Bytes of small runs gathered into one write (a larger run is written as it is), so that
+/// the buffer the link keeps between writes stays small.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -294,7 +293,7 @@ pub fn spawn(settings: LinkSettings) -> Link {
                     } else if first.is_some() {
                         tracing::warn!(%error, server = %settings.server, "cannot reach the XMPP server; retrying");
                     } else {
-                        tracing::warn!(%error, queued = pending.len(), queued_bytes = weak_outbox.queue.bytes.load(Ordering::Relaxed), "component link lost; reconnecting");
+                        tracing::warn!(%error, queued = pending.iter().map(Stanzas::len).sum::<usize>(), queued_bytes = weak_outbox.queue.bytes.load(Ordering::Relaxed), "component link lost; reconnecting");
                     }
                     if outbox_rx.is_closed() && outbox_rx.is_empty() && pending.is_empty() {
                         return;
@@ -339,8 +338,8 @@ async fn session(
     connected: &mut bool,
     (inbound, weight): (&mpsc::Sender<Inbound>, &Arc<Semaphore>),
     weak_outbox: &WeakOutbox,
-    outbox: &mut mpsc::UnboundedReceiver<Vec<String>>,
-    pending: &mut VecDeque<String>,
+    outbox: &mut mpsc::UnboundedReceiver<Stanzas>,
+    pending: &mut VecDeque<Stanzas>,
     first: &mut Option<oneshot::Sender<Result<(), LinkError>>>,
 ) -> Result<(), LinkError> {
     let (mut stream, writer) = connect(settings).await?;
@@ -651,15 +650,17 @@ fn keepalive_ping(domain: &str) -> String {
     x.finish()
 }
 
-/// Writes queued stanzas in batches, flushing once per batch; returns `Ok` after writing the
-/// stream footer once every outbox sender is gone and nothing is left to send. A write that
-/// makes no progress for `stall` (the server reads nothing) ends the link; the batch stays in
-/// `pending` for the next connection. A batch is gathered into one buffer and written with
-/// as few calls (and stall timers) as the socket takes, not one per stanza.
+/// Writes queued stanzas, flushing once per write; returns `Ok` after writing the stream
+/// footer once every outbox sender is gone and nothing is left to send. A write that makes no
+/// progress for `stall` (the server reads nothing) ends the link; what it was writing stays in
+/// `pending` for the next connection. A write is the first queued run as it lies (a commit's
+/// stanzas are one run), or, when that is small, the runs queued behind it gathered into one
+/// buffer up to [`WRITE_BATCH_BYTES`]: a few write calls (and stall timers) per batch, never
+/// one per stanza.
 async fn write_loop(
     mut writer: BufWriter<OwnedWriteHalf>,
-    outbox: &mut mpsc::UnboundedReceiver<Vec<String>>,
-    pending: &mut VecDeque<String>,
+    outbox: &mut mpsc::UnboundedReceiver<Stanzas>,
+    pending: &mut VecDeque<Stanzas>,
     queue: &Queued,
     stall: Duration,
     metrics: &Metrics,
@@ -673,11 +674,11 @@ async fn write_loop(
     let mut gathered = Vec::new();
     loop {
         while let Ok(more) = outbox.try_recv() {
-            pending.extend(more);
+            pending.push_back(more);
         }
         if pending.is_empty() {
             match outbox.recv().await {
-                Some(more) => pending.extend(more),
+                Some(more) => pending.push_back(more),
                 None => {
                     writer.write_all(b"</stream:stream>").await?;
                     writer.flush().await?;
@@ -685,16 +686,8 @@ async fn write_loop(
                 }
             }
         }
-        gathered.clear();
-        let mut batch = 0;
-        for stanza in pending.iter().take(WRITE_BATCH) {
-            if batch > 0 && gathered.len() + stanza.len() > WRITE_BATCH_BYTES {
-                break;
-            }
-            gathered.extend_from_slice(stanza.as_bytes());
-            batch += 1;
-        }
-        let mut rest = &gathered[..];
+        let (runs, bytes) = gathering(pending, &mut gathered);
+        let mut rest = bytes;
         while !rest.is_empty() {
             let n = tokio::time::timeout(stall, writer.write(rest))
                 .await
@@ -704,16 +697,37 @@ async fn write_loop(
             }
             rest = &rest[n..];
         }
+        let written = bytes.len();
         tokio::time::timeout(stall, writer.flush())
             .await
             .map_err(|_| stalled())??;
-        metrics.written(pending.iter().take(batch).map(String::as_str));
-        pending.drain(..batch);
-        queue.written(gathered.len());
+        metrics.written(pending.iter().take(runs).flat_map(Stanzas::iter));
+        pending.drain(..runs);
+        queue.written(written);
         if gathered.capacity() > 4 * WRITE_BATCH_BYTES {
             gathered = Vec::new();
         }
     }
+}
+
+/// What the next write takes from `pending` (not empty): how many runs, and their bytes,
+/// either the first run where it lies or small runs copied into `gathered`.
+fn gathering<'a>(pending: &'a VecDeque<Stanzas>, gathered: &'a mut Vec<u8>) -> (usize, &'a [u8]) {
+    let first = pending[0].as_str().as_bytes();
+    if pending.len() == 1 || first.len() >= WRITE_BATCH_BYTES {
+        return (1, first);
+    }
+    gathered.clear();
+    let mut runs = 0;
+    for run in pending {
+        let run = run.as_str().as_bytes();
+        if runs > 0 && gathered.len() + run.len() > WRITE_BATCH_BYTES {
+            break;
+        }
+        gathered.extend_from_slice(run);
+        runs += 1;
+    }
+    (runs, gathered)
 }
 
 #[cfg(test)]
@@ -857,9 +871,9 @@ mod tests {
         let count = 4000;
         let filler = "f".repeat(10_000);
         for i in 0..count {
-            link.outbox.send(vec![format!(
+            link.outbox.send(Stanzas::from(format!(
                 "<message to='u@test' id='n{i}'><body>{filler}</body></message>"
-            )]);
+            )));
         }
         // 40 MB queued: far over the 1 MiB cap, whatever the socket buffers took.
         assert!(!link.outbox.has_room());
