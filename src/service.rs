@@ -99,7 +99,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     let to_link = link.outbox.clone();
     let writer = Writer::spawn(
         store,
-        move |stanzas| to_link.send(stanzas),
+        move |runs| to_link.send_runs(runs),
         committed_tx,
         metrics.clone(),
     );
@@ -402,12 +402,8 @@ impl Outlets<'_> {
 impl Outbound for Stanzas {
     type Failure = IfNotStored;
 
-    fn append(&mut self, more: Stanzas) {
-        Stanzas::append(self, more)
-    }
-
-    fn fail(&mut self, failure: IfNotStored) {
-        self.push(&failure.reply())
+    fn failed(failure: IfNotStored) -> Stanzas {
+        failure.reply().into()
     }
 
     fn is_empty(&self) -> bool {

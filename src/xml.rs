@@ -269,6 +269,10 @@ pub struct Template {
     hole: usize,
 }
 
+/// The length of a recipient's address that [`Template::reserve_copies`] plans for (a longer
+/// one only makes the buffer grow again).
+const TYPICAL_JID: usize = 48;
+
 /// Marks the hole; NUL cannot occur in XML, so it cannot come from content.
 const HOLE: &str = "\u{0}";
 
@@ -285,6 +289,12 @@ impl Template {
 
     pub const TO: &'static str = HOLE;
 
+    /// Makes room in `out` for `copies` copies, so that addressing them grows it once.
+    pub fn reserve_copies(&self, copies: usize, out: &mut Stanzas) {
+        out.text.reserve(copies * (self.text.len() + TYPICAL_JID));
+        out.ends.reserve(copies);
+    }
+
     /// Appends the copy for `recipient` to `out`, written in place: no string of its own.
     pub fn address(&self, recipient: &str, out: &mut Stanzas) {
         let (head, tail) = self.text.split_at(self.hole);
@@ -300,7 +310,8 @@ impl Template {
 ///
 /// A fan-out writes one copy per recipient: as one `String` each, that was an allocation and a
 /// free per delivery, on two threads (docs/benchmarks.md, "The per-message cost outside the
-/// store"); here the copies of a batch share one buffer, which the link writes as it is.
+/// store"); here the copies one stanza's handling makes share one buffer, which the link writes
+/// where it lies.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stanzas {
     text: String,
@@ -313,17 +324,6 @@ impl Stanzas {
     pub fn push(&mut self, stanza: &str) {
         self.text.push_str(stanza);
         self.ends.push(self.text.len());
-    }
-
-    /// Appends `more`'s stanzas after these (taking its buffer when these are none).
-    pub fn append(&mut self, more: Stanzas) {
-        if self.ends.is_empty() {
-            *self = more;
-            return;
-        }
-        let offset = self.text.len();
-        self.text.push_str(&more.text);
-        self.ends.extend(more.ends.iter().map(|end| end + offset));
     }
 
     /// How many stanzas.
@@ -423,20 +423,17 @@ mod tests {
     }
 
     #[test]
-    fn stanzas_keep_each_stanza_whole_when_appended() {
-        let mut first = Stanzas::from(vec!["<a/>".to_string(), "<b>x</b>".to_string()]);
-        let mut none = Stanzas::default();
-        none.append(Stanzas::from("<c/>".to_string()));
-        first.append(none);
-        first.append(Stanzas::default());
-        first.push("<d/>");
-        assert_eq!(first.len(), 4);
-        assert_eq!(first.as_str(), "<a/><b>x</b><c/><d/>");
-        assert_eq!(
-            first.iter().collect::<Vec<_>>(),
-            ["<a/>", "<b>x</b>", "<c/>", "<d/>"]
-        );
+    fn stanzas_keep_each_stanza_whole() {
+        let mut all = Stanzas::from(vec!["<a/>".to_string(), "<b>x</b>".to_string()]);
+        all.push("<c/>");
+        assert_eq!(all.len(), 3);
+        assert_eq!(all.as_str(), "<a/><b>x</b><c/>");
+        assert_eq!(all.iter().collect::<Vec<_>>(), ["<a/>", "<b>x</b>", "<c/>"]);
         assert_eq!(Stanzas::default().iter().count(), 0);
+        assert_eq!(
+            Stanzas::from("<d/>".to_string()).iter().collect::<Vec<_>>(),
+            ["<d/>"]
+        );
     }
 
     #[test]

@@ -311,6 +311,7 @@ fn tell(
     let jid = service.channel_jid(&channel.name);
     if !channel.settings().jids_hidden {
         let template = write(&jid, channel, &Naming::real(&jid));
+        template.reserve_copies(recipients().count(), out);
         for participant in recipients() {
             template.address(participant.jid.as_str(), out);
         }

@@ -14,16 +14,16 @@
 //! an estimate per element, see [`reader::ELEMENT_COST`]): when the service falls behind, the
 //! link stops reading and TCP pushes back on the server.
 //!
-//! Writing: stanzas, already serialized by delivery into runs ([`Stanzas`]: the writer hands
-//! over one run per commit), are written a run at a time, or several small runs gathered,
-//! with one flush per write. Stanzas queued while the link is down stay queued and go out after the reconnect; a
+//! Writing: stanzas, already serialized by delivery into runs ([`Stanzas`], a stanza's
+//! handling writes one), are written where they lie, many runs a vectored write call, with one
+//! flush per batch. Stanzas queued while the link is down stay queued and go out after the reconnect; a
 //! batch whose flush failed is written again (at least once). The queue is bounded, see
 //! [`Outbox`].
 
 pub mod reader;
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -87,13 +87,13 @@ pub struct LinkSettings {
 /// connected again; what was queued is sent on the new connection.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Stanzas>,
+    tx: mpsc::UnboundedSender<Vec<Stanzas>>,
     queue: Arc<Queued>,
 }
 
 /// The outbox as the link itself holds it: it must not keep the link open.
 struct WeakOutbox {
-    tx: mpsc::WeakUnboundedSender<Stanzas>,
+    tx: mpsc::WeakUnboundedSender<Vec<Stanzas>>,
     queue: Arc<Queued>,
 }
 
@@ -105,8 +105,8 @@ struct Queued {
 }
 
 impl Queued {
-    fn add(&self, stanzas: &Stanzas) -> usize {
-        let bytes = stanzas.as_str().len();
+    fn add(&self, runs: &[Stanzas]) -> usize {
+        let bytes = runs.iter().map(|run| run.as_str().len()).sum();
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         bytes
     }
@@ -125,9 +125,14 @@ impl Queued {
 
 impl Outbox {
     pub fn send(&self, stanzas: Stanzas) {
-        let bytes = self.queue.add(&stanzas);
+        self.send_runs(vec![stanzas]);
+    }
+
+    /// Sends runs of stanzas in order (a commit's: each job's), each written where it lies.
+    pub fn send_runs(&self, runs: Vec<Stanzas>) {
+        let bytes = self.queue.add(&runs);
         // Fails only once the link task has ended, at shutdown: nothing can be sent then.
-        if self.tx.send(stanzas).is_err() {
+        if self.tx.send(runs).is_err() {
             self.queue.written(bytes);
         }
     }
@@ -166,7 +171,7 @@ impl Outbox {
 impl WeakOutbox {
     fn send(&self, stanza: String) {
         if let Some(tx) = self.tx.upgrade() {
-            let stanzas = Stanzas::from(stanza);
+            let stanzas = vec![Stanzas::from(stanza)];
             let bytes = self.queue.add(&stanzas);
             if tx.send(stanzas).is_err() {
                 self.queue.written(bytes);
@@ -232,9 +237,8 @@ const OCCUPIED_RETRY: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long the server may take to answer the stream header, the handshake or a ping.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Bytes of small runs gathered into one write (a larger run is written as it is), so that
-/// the buffer the link keeps between writes stays small.
-const WRITE_BATCH_BYTES: usize = 256 * 1024;
+/// Runs of stanzas written by one call (and flushed once): Linux's `IOV_MAX`.
+const WRITE_BATCH: usize = 1024;
 const READ_BUFFER: usize = 64 * 1024;
 
 /// Starts the link task: it connects, reconnects with backoff, and ends when every
@@ -338,7 +342,7 @@ async fn session(
     connected: &mut bool,
     (inbound, weight): (&mpsc::Sender<Inbound>, &Arc<Semaphore>),
     weak_outbox: &WeakOutbox,
-    outbox: &mut mpsc::UnboundedReceiver<Stanzas>,
+    outbox: &mut mpsc::UnboundedReceiver<Vec<Stanzas>>,
     pending: &mut VecDeque<Stanzas>,
     first: &mut Option<oneshot::Sender<Result<(), LinkError>>>,
 ) -> Result<(), LinkError> {
@@ -650,16 +654,15 @@ fn keepalive_ping(domain: &str) -> String {
     x.finish()
 }
 
-/// Writes queued stanzas, flushing once per write; returns `Ok` after writing the stream
-/// footer once every outbox sender is gone and nothing is left to send. A write that makes no
-/// progress for `stall` (the server reads nothing) ends the link; what it was writing stays in
-/// `pending` for the next connection. A write is the first queued run as it lies (a commit's
-/// stanzas are one run), or, when that is small, the runs queued behind it gathered into one
-/// buffer up to [`WRITE_BATCH_BYTES`]: a few write calls (and stall timers) per batch, never
-/// one per stanza.
+/// Writes queued stanzas in batches, flushing once per batch; returns `Ok` after writing the
+/// stream footer once every outbox sender is gone and nothing is left to send. A write that
+/// makes no progress for `stall` (the server reads nothing) ends the link; the batch stays in
+/// `pending` for the next connection. A batch is up to [`WRITE_BATCH`] runs, written where they
+/// lie by vectored write calls (as few as the socket takes, each with its stall timer): no
+/// copy, and no call per stanza.
 async fn write_loop(
     mut writer: BufWriter<OwnedWriteHalf>,
-    outbox: &mut mpsc::UnboundedReceiver<Stanzas>,
+    outbox: &mut mpsc::UnboundedReceiver<Vec<Stanzas>>,
     pending: &mut VecDeque<Stanzas>,
     queue: &Queued,
     stall: Duration,
@@ -671,14 +674,13 @@ async fn write_loop(
             stall.as_secs_f32()
         ))
     };
-    let mut gathered = Vec::new();
     loop {
         while let Ok(more) = outbox.try_recv() {
-            pending.push_back(more);
+            pending.extend(more);
         }
         if pending.is_empty() {
             match outbox.recv().await {
-                Some(more) => pending.push_back(more),
+                Some(more) => pending.extend(more),
                 None => {
                     writer.write_all(b"</stream:stream>").await?;
                     writer.flush().await?;
@@ -686,48 +688,33 @@ async fn write_loop(
                 }
             }
         }
-        let (runs, bytes) = gathering(pending, &mut gathered);
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let n = tokio::time::timeout(stall, writer.write(rest))
+        let runs = pending.len().min(WRITE_BATCH);
+        let mut slices: Vec<IoSlice<'_>> = pending
+            .iter()
+            .take(runs)
+            .map(|run| IoSlice::new(run.as_str().as_bytes()))
+            .collect();
+        let bytes = slices.iter().map(|slice| slice.len()).sum();
+        let mut rest = &mut slices[..];
+        let mut left = bytes;
+        while left > 0 {
+            let n = tokio::time::timeout(stall, writer.write_vectored(rest))
                 .await
                 .map_err(|_| stalled())??;
             if n == 0 {
                 return Err(io::Error::from(io::ErrorKind::WriteZero).into());
             }
-            rest = &rest[n..];
+            IoSlice::advance_slices(&mut rest, n);
+            left -= n;
         }
-        let written = bytes.len();
+        drop(slices);
         tokio::time::timeout(stall, writer.flush())
             .await
             .map_err(|_| stalled())??;
         metrics.written(pending.iter().take(runs).flat_map(Stanzas::iter));
         pending.drain(..runs);
-        queue.written(written);
-        if gathered.capacity() > 4 * WRITE_BATCH_BYTES {
-            gathered = Vec::new();
-        }
+        queue.written(bytes);
     }
-}
-
-/// What the next write takes from `pending` (not empty): how many runs, and their bytes,
-/// either the first run where it lies or small runs copied into `gathered`.
-fn gathering<'a>(pending: &'a VecDeque<Stanzas>, gathered: &'a mut Vec<u8>) -> (usize, &'a [u8]) {
-    let first = pending[0].as_str().as_bytes();
-    if pending.len() == 1 || first.len() >= WRITE_BATCH_BYTES {
-        return (1, first);
-    }
-    gathered.clear();
-    let mut runs = 0;
-    for run in pending {
-        let run = run.as_str().as_bytes();
-        if runs > 0 && gathered.len() + run.len() > WRITE_BATCH_BYTES {
-            break;
-        }
-        gathered.extend_from_slice(run);
-        runs += 1;
-    }
-    (runs, gathered)
 }
 
 #[cfg(test)]

@@ -488,7 +488,7 @@ fn live(participant: &Participant) -> bool {
 /// JIDs are shown; a channel that shows JIDs writes it once.
 fn address_by_sight<'a>(
     channel: &Channel,
-    recipients: impl Iterator<Item = &'a Participant>,
+    recipients: impl Iterator<Item = &'a Participant> + Clone,
     out: &mut Stanzas,
     render: impl Fn(bool) -> Template,
 ) {
@@ -509,10 +509,16 @@ fn address_by_sight<'a>(
 /// bare JID when its server joined for it, else each of its clients online.
 fn address<'a>(
     template: &Template,
-    recipients: impl Iterator<Item = &'a Participant>,
+    recipients: impl Iterator<Item = &'a Participant> + Clone,
     out: &mut Stanzas,
 ) {
-    for participant in recipients.filter(|p| p.dialect == Dialect::Mix) {
+    let recipients = recipients.filter(|p| p.dialect == Dialect::Mix);
+    let copies = recipients.clone().map(|p| match p.reach {
+        Reach::Server => 1,
+        Reach::Direct => p.online.len(),
+    });
+    template.reserve_copies(copies.sum(), out);
+    for participant in recipients {
         match participant.reach {
             Reach::Server => template.address(participant.jid.as_str(), out),
             Reach::Direct => {

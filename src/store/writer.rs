@@ -12,18 +12,15 @@ use super::{Completion, FactWriter};
 use crate::core::Fact;
 
 /// What a job sends: serialized stanzas, in the service's representation (the store sits
-/// inside the wire and names only the core). The writer gathers a batch's into one and hands
-/// that to the sink.
+/// inside the wire and names only the core). The writer hands a batch's to the sink together,
+/// each job's as it is (no copy).
 pub trait Outbound: Default + Send + 'static {
     /// What is sent instead when the job is not stored (the requester's error), written only
     /// then.
     type Failure: Send + 'static;
 
-    /// Appends `more` after these.
-    fn append(&mut self, more: Self);
-
-    /// Appends what `failure` says.
-    fn fail(&mut self, failure: Self::Failure);
+    /// The stanzas `failure` says.
+    fn failed(failure: Self::Failure) -> Self;
 
     fn is_empty(&self) -> bool;
 }
@@ -31,13 +28,13 @@ pub trait Outbound: Default + Send + 'static {
 /// Where committed stanzas go: the link, in the service. The store sits inside the wire and
 /// dependencies point inward, so the writer does not name the link; the service hands it a
 /// sink (a closure over the link's outbox) instead. Called from the writer thread, once per
-/// batch, in commit order.
+/// batch, in commit order, with each job's stanzas in order.
 pub trait Sink<S>: Send + 'static {
-    fn send(&self, stanzas: S);
+    fn send(&self, stanzas: Vec<S>);
 }
 
-impl<S, F: Fn(S) + Send + 'static> Sink<S> for F {
-    fn send(&self, stanzas: S) {
+impl<S, F: Fn(Vec<S>) + Send + 'static> Sink<S> for F {
+    fn send(&self, stanzas: Vec<S>) {
         self(stanzas)
     }
 }
@@ -202,14 +199,14 @@ impl<S: Outbound> Writer<S> {
                     let refusals = if stored { 0 } else { batch.iter().filter(|j| j.on_failure.is_some()).count() };
                     watch.batch(&Batch { jobs, facts: &facts, took, stored, refusals });
                     drop(facts);
-                    let mut stanzas = S::default();
+                    let mut stanzas = Vec::with_capacity(jobs);
                     let mut waiting = Vec::new();
                     let mut sent = Vec::new();
                     for job in batch {
                         match (stored, job.on_failure) {
-                            (true, _) => stanzas.append(job.outbound),
-                            (false, Some(failure)) => stanzas.fail(failure),
-                            (false, None) => {}
+                            (true, _) if !job.outbound.is_empty() => stanzas.push(job.outbound),
+                            (false, Some(failure)) => stanzas.push(S::failed(failure)),
+                            _ => {}
                         }
                         waiting.extend(job.stored);
                         sent.extend(job.sent.filter(|_| stored));
@@ -272,12 +269,8 @@ mod tests {
     impl Outbound for Vec<String> {
         type Failure = String;
 
-        fn append(&mut self, more: Self) {
-            self.extend(more);
-        }
-
-        fn fail(&mut self, failure: String) {
-            self.push(failure);
+        fn failed(failure: String) -> Self {
+            vec![failure]
         }
 
         fn is_empty(&self) -> bool {
@@ -326,7 +319,7 @@ mod tests {
         let (gate, gated) = mpsc::channel();
         let (events, _) = tokio::sync::mpsc::unbounded_channel();
         let seen = Seen::default();
-        let writer = Writer::spawn(Gated(gated), |_: Vec<String>| {}, events, seen.clone());
+        let writer = Writer::spawn(Gated(gated), |_: Vec<Vec<String>>| {}, events, seen.clone());
         let backlog = writer.backlog();
         assert_eq!(
             (backlog.jobs(), backlog.oldest_pending()),
@@ -372,7 +365,7 @@ mod tests {
         let sent = Arc::new(Mutex::new(Vec::new()));
         let sink = {
             let sent = sent.clone();
-            move |stanzas: Vec<String>| sent.lock().unwrap().extend(stanzas)
+            move |jobs: Vec<Vec<String>>| sent.lock().unwrap().extend(jobs.into_iter().flatten())
         };
         let (events, _) = tokio::sync::mpsc::unbounded_channel();
         let writer = Writer::spawn(Store { fails }, sink, events, Seen::default());
