@@ -131,3 +131,32 @@ impl IfNotStored {
         self.reply_to.storage_failed(self.kind)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_not_stored_is_answered_to_its_sender_with_internal_server_error() {
+        let reply_to = ReplyTo {
+            from: "coven@mix.example.org".into(),
+            to: "hag@example.org/broom".into(),
+            id: Some("m'1".into()),
+        };
+        let reply: minidom::Element = reply_to
+            .if_not_stored(ErrorKind::Message)
+            .reply()
+            .parse()
+            .unwrap();
+        assert!(reply.is("message", ns::COMPONENT));
+        assert_eq!(reply.attr("type"), Some("error"));
+        assert_eq!(reply.attr("from"), Some("coven@mix.example.org"));
+        assert_eq!(reply.attr("to"), Some("hag@example.org/broom"));
+        assert_eq!(reply.attr("id"), Some("m'1"));
+        let error = reply.get_child("error", ns::COMPONENT).unwrap();
+        assert_eq!(error.attr("type"), Some("wait"));
+        assert!(error.has_child("internal-server-error", ns::STANZAS));
+        let text = error.get_child("text", ns::STANZAS).unwrap().text();
+        assert_eq!(text, "the storage failed; try again");
+    }
+}
