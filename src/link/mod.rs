@@ -106,7 +106,7 @@ struct Queued {
 
 impl Queued {
     fn add(&self, runs: &[Stanzas]) -> usize {
-        let bytes = runs.iter().map(|run| run.as_str().len()).sum();
+        let bytes = runs.iter().map(Stanzas::bytes).sum();
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         bytes
     }
@@ -657,9 +657,9 @@ fn keepalive_ping(domain: &str) -> String {
 /// Writes queued stanzas in batches, flushing once per batch; returns `Ok` after writing the
 /// stream footer once every outbox sender is gone and nothing is left to send. A write that
 /// makes no progress for `stall` (the server reads nothing) ends the link; the batch stays in
-/// `pending` for the next connection. A batch is up to [`WRITE_BATCH`] runs, written where they
-/// lie by vectored write calls (as few as the socket takes, each with its stall timer): no
-/// copy, and no call per stanza.
+/// `pending` for the next connection. A batch is up to [`WRITE_BATCH`] runs (more only when
+/// one handled stanza's are more), written where they lie by vectored write calls (as few as
+/// the socket takes, each with its stall timer): no copy, and no call per stanza.
 async fn write_loop(
     mut writer: BufWriter<OwnedWriteHalf>,
     outbox: &mut mpsc::UnboundedReceiver<Vec<Stanzas>>,
@@ -688,11 +688,12 @@ async fn write_loop(
                 }
             }
         }
-        let runs = pending.len().min(WRITE_BATCH);
+        let runs = batch(pending);
         let mut slices: Vec<IoSlice<'_>> = pending
             .iter()
             .take(runs)
-            .map(|run| IoSlice::new(run.as_str().as_bytes()))
+            .flat_map(Stanzas::runs)
+            .map(|run| IoSlice::new(run.as_bytes()))
             .collect();
         let bytes = slices.iter().map(|slice| slice.len()).sum();
         let mut rest = &mut slices[..];
@@ -715,6 +716,17 @@ async fn write_loop(
         pending.drain(..runs);
         queue.written(bytes);
     }
+}
+
+/// How many of `pending`'s (the first at least) make the next batch: up to [`WRITE_BATCH`]
+/// runs.
+fn batch(pending: &VecDeque<Stanzas>) -> usize {
+    let mut runs = 0;
+    let taken = pending.iter().take_while(|stanzas| {
+        runs += stanzas.runs().count();
+        runs <= WRITE_BATCH
+    });
+    taken.count().max(1)
 }
 
 #[cfg(test)]

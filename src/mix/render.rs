@@ -274,7 +274,7 @@ mod tests {
         });
         let mut out = crate::xml::Stanzas::default();
         t.address("bob@x/r'1", &mut out);
-        let one = out.as_str();
+        let one = out.iter().next().unwrap();
         assert!(one.contains("to='bob@x/r&apos;1'"), "{one}");
         assert!(
             one.ends_with("<retract id='p1'/></items></event></message>"),
