@@ -382,10 +382,11 @@ impl Stanzas {
     /// Each stanza, in order.
     pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
         self.all_runs().flat_map(|run| {
-            let starts = std::iter::once(0).chain(run.ends.iter().copied());
-            starts
-                .zip(&run.ends)
-                .map(|(start, &end)| &run.text[start..end])
+            run.ends.iter().scan(0, |start, &end| {
+                let stanza = &run.text[*start..end];
+                *start = end;
+                Some(stanza)
+            })
         })
     }
 
