@@ -20,19 +20,14 @@ use crate::dialect::{shapes, Service};
 use crate::flychat;
 use crate::mix;
 use crate::store::Completion;
-use crate::xml::{ns, Template};
+use crate::xml::{ns, Stanzas, Template};
 
 /// Appends to `out` the stanzas that tell participants about `facts`, which the core has
 /// already applied to `groups`. Fact by fact, so that each client learns of them in the order
 /// they happened — except what one operation did to many users at once, which is told
 /// together (see [`together`]): the stanzas of an add then grow with the number added plus
 /// the group's size, not with their product. Says how many stanzas each dialect wrote.
-pub fn deliver(
-    groups: &Groups,
-    service: &Service,
-    facts: &[Fact],
-    out: &mut Vec<String>,
-) -> Delivered {
+pub fn deliver(groups: &Groups, service: &Service, facts: &[Fact], out: &mut Stanzas) -> Delivered {
     let mut delivered = Delivered::default();
     let mut rest = facts;
     while let Some(first) = rest.first() {
@@ -80,7 +75,7 @@ pub struct Delivered {
 }
 
 /// How many stanzas `write` appended to `out`.
-fn written(out: &mut Vec<String>, write: impl FnOnce(&mut Vec<String>)) -> usize {
+fn written(out: &mut Stanzas, write: impl FnOnce(&mut Stanzas)) -> usize {
     let before = out.len();
     write(out);
     out.len() - before
@@ -125,7 +120,7 @@ pub fn completions(
     groups: &Groups,
     service: &Service,
     completions: &[Completion],
-    out: &mut Vec<String>,
+    out: &mut Stanzas,
 ) {
     for done in completions {
         // The channel may be gone, or the author have left, since the receipt was stored.
@@ -146,7 +141,7 @@ pub fn completions(
 /// to the owners and admins who decide, and to the requester. Each carries a readable
 /// `<body>` too, which clients that know nothing of these elements show. Every other fact
 /// is a dialect's own, listed so that a new fact does not compile until it is placed.
-fn membership(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
+fn membership(groups: &Groups, service: &Service, fact: &Fact, out: &mut Stanzas) {
     match fact {
         Fact::PendingAdded { key, pending } => {
             let Some(channel) = groups.channel_by_key(*key) else {
@@ -219,10 +214,10 @@ fn membership(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<Str
 fn send<'a>(
     template: &Template,
     recipients: impl IntoIterator<Item = &'a BareJid>,
-    out: &mut Vec<String>,
+    out: &mut Stanzas,
 ) {
     for recipient in recipients {
-        out.push(template.to(recipient.as_str()));
+        template.address(recipient.as_str(), out);
     }
 }
 
@@ -392,13 +387,13 @@ mod tests {
 
     /// What `deliver` sends for `facts`, parsed.
     fn deliver_all(g: &Groups, facts: &[Fact]) -> Vec<Sent> {
-        let mut out = Vec::new();
+        let mut out = Stanzas::default();
         deliver(g, &service(), facts, &mut out);
         parse(out)
     }
 
-    fn parse(out: Vec<String>) -> Vec<Sent> {
-        out.into_iter()
+    fn parse(out: Stanzas) -> Vec<Sent> {
+        out.iter()
             .map(|s| {
                 let stanza: Element = s.parse().unwrap_or_else(|e| panic!("{e}: {s}"));
                 assert!(stanza.is("message", ns::COMPONENT), "{s}");
@@ -916,7 +911,7 @@ mod tests {
             done("zed@localhost", ReceiptKind::Delivered),
             done("alice@localhost", ReceiptKind::Displayed),
         ];
-        let mut out = Vec::new();
+        let mut out = Stanzas::default();
         completions(&g, &service(), &batch, &mut out);
         let sent = parse(out);
         // XEP-0184: a receipt names the author's own message by the id it gave it.
@@ -948,7 +943,7 @@ mod tests {
         assert_eq!(sent.len(), 5);
 
         g.leave("coven", &jid("dave@localhost"), 10).unwrap();
-        let mut out = Vec::new();
+        let mut out = Stanzas::default();
         completions(&g, &service(), &batch[1..2], &mut out);
         assert!(out.is_empty(), "an author who left is not told");
     }
@@ -998,7 +993,7 @@ mod tests {
         let (_, facts) = g
             .create_group(&alice, Some("trip"), info, &members, Dialect::FlyChat, 1)
             .unwrap();
-        let mut out = Vec::new();
+        let mut out = Stanzas::default();
         deliver(&g, &service(), &facts, &mut out);
         let sent: Vec<Element> = out.iter().map(|s| s.parse().unwrap()).collect();
         // Each member: the event of its own addition and the profile set at creation. Told

@@ -21,7 +21,7 @@ use crate::control;
 use crate::core::{Fact, Groups, MessageRef, Micros};
 use crate::delivery::{self, Delivered};
 use crate::dialect::ids::Ids;
-use crate::dialect::{Asker, Handled, Lookup, Read, Resume, Service};
+use crate::dialect::{Asker, Handled, IfNotStored, Lookup, Read, Resume, Service};
 use crate::gate::Gate;
 use crate::intake::Intake;
 use crate::link::{self, LinkSettings, Outbox};
@@ -30,7 +30,8 @@ use crate::readers::{Readers, Task};
 use crate::reload::{self, Reload};
 use crate::router;
 use crate::store;
-use crate::store::writer::{Committed, Job, Writer};
+use crate::store::writer::{Committed, Job, Outbound, Writer};
+use crate::xml::Stanzas;
 
 pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     // A PostgreSQL standby waits here until it is the active instance.
@@ -98,7 +99,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     let to_link = link.outbox.clone();
     let writer = Writer::spawn(
         store,
-        move |stanzas| to_link.send(stanzas),
+        move |runs| to_link.send_runs(runs),
         committed_tx,
         metrics.clone(),
     );
@@ -153,7 +154,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
                     break;
                 };
                 if let Some(refusal) = intake.push(stanza) {
-                    link.outbox.send(vec![refusal]);
+                    link.outbox.send(refusal.into());
                 }
             }
         }
@@ -162,7 +163,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
             stanza = link.inbound.recv(), if room && intake.is_empty() => {
                 let Some(stanza) = stanza else { break };
                 if let Some(refusal) = intake.push(stanza) {
-                    link.outbox.send(vec![refusal]);
+                    link.outbox.send(refusal.into());
                 }
             }
             _ = std::future::ready(()), if room && !intake.is_empty() => {
@@ -193,7 +194,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
             Some(ask) = asks.recv() => ask(&groups),
             Some(event) = committed.recv() => match event {
                 Committed::Completed(done) => {
-                    let mut out = Vec::new();
+                    let mut out = Stanzas::default();
                     delivery::completions(&groups, &service, &done, &mut out);
                     link.outbox.send(out);
                 }
@@ -262,7 +263,7 @@ const READER_THREADS: usize = 2;
 /// and look-ups to the reader threads, whose look-ups come back on `found`. What goes out is
 /// counted in `metrics` as it is handed on.
 struct Outlets<'a> {
-    writer: &'a Writer,
+    writer: &'a Writer<Stanzas>,
     readers: &'a Readers,
     outbox: &'a Outbox,
     found: &'a mpsc::UnboundedSender<Found>,
@@ -275,7 +276,13 @@ type Found = (Resume, Vec<Option<MessageRef>>);
 impl Outlets<'_> {
     /// A change: what the participants are told is added to `job` (after its reply), and it
     /// goes to the writer with `facts`, to be stored before any of it is sent.
-    fn changed(&self, groups: &mut Groups, service: &Service, facts: Vec<Fact>, mut job: Job) {
+    fn changed(
+        &self,
+        groups: &mut Groups,
+        service: &Service,
+        facts: Vec<Fact>,
+        mut job: Job<Stanzas>,
+    ) {
         let delivered = delivery::deliver(groups, service, &facts, &mut job.outbound);
         if delivered != Delivered::default() {
             let metrics = self.metrics.clone();
@@ -302,7 +309,7 @@ impl Outlets<'_> {
             run: Box::new(run),
             if_panicked: Box::new(move || {
                 metrics.reply(&failed);
-                outbox.send(vec![failed]);
+                outbox.send(failed.into());
             }),
         });
         if let Err(refusal) = queued {
@@ -321,8 +328,8 @@ impl Outlets<'_> {
                 service,
                 facts,
                 Job {
-                    outbound: reply.into_iter().collect(),
-                    on_failure: on_failure.into_iter().collect(),
+                    outbound: reply.map(Stanzas::from).unwrap_or_default(),
+                    on_failure,
                     ..Job::default()
                 },
             ),
@@ -334,10 +341,10 @@ impl Outlets<'_> {
             Handled::Reply(reply) => {
                 self.metrics.reply(&reply);
                 if self.writer.is_idle() {
-                    self.outbox.send(vec![reply]);
+                    self.outbox.send(reply.into());
                 } else {
                     self.writer.submit(Job {
-                        outbound: vec![reply],
+                        outbound: reply.into(),
                         ..Job::default()
                     })
                 }
@@ -357,7 +364,7 @@ impl Outlets<'_> {
                     for stanza in &answer {
                         metrics.reply(stanza);
                     }
-                    outbox.send(answer)
+                    outbox.send(answer.into())
                 });
             }
             Handled::Lookup(Lookup {
@@ -388,13 +395,27 @@ impl Outlets<'_> {
                         Err(error) => {
                             tracing::error!(%error, "looking up a message failed");
                             metrics.reply(&on_failure);
-                            outbox.send(vec![on_failure]);
+                            outbox.send(on_failure.into());
                         }
                     }
                 });
             }
             Handled::Nothing => {}
         }
+    }
+}
+
+/// The writer's stanzas are the link's runs; a change's error reply is written only if its
+/// commit failed.
+impl Outbound for Stanzas {
+    type Failure = IfNotStored;
+
+    fn failed(failure: IfNotStored) -> Stanzas {
+        failure.reply().into()
+    }
+
+    fn is_empty(&self) -> bool {
+        Stanzas::is_empty(self)
     }
 }
 

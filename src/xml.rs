@@ -269,6 +269,10 @@ pub struct Template {
     hole: usize,
 }
 
+/// The length of a recipient's address that [`Template::reserve_copies`] plans for (a longer
+/// one only makes the buffer grow again).
+const TYPICAL_JID: usize = 48;
+
 /// Marks the hole; NUL cannot occur in XML, so it cannot come from content.
 const HOLE: &str = "\u{0}";
 
@@ -285,13 +289,131 @@ impl Template {
 
     pub const TO: &'static str = HOLE;
 
-    pub fn to(&self, recipient: &str) -> String {
+    /// Makes room in `out` for `copies` copies (up to a run's size), so that addressing them
+    /// grows it once.
+    pub fn reserve_copies(&self, copies: usize, out: &mut Stanzas) {
+        let run = &mut out.last;
+        let bytes = copies.saturating_mul(self.text.len() + TYPICAL_JID);
+        run.text
+            .reserve(bytes.min(RUN_BYTES.saturating_sub(run.text.len())));
+        run.ends
+            .reserve(copies.min(RUN_BYTES / self.text.len().max(1)));
+    }
+
+    /// Appends the copy for `recipient` to `out`, written in place: no string of its own.
+    pub fn address(&self, recipient: &str, out: &mut Stanzas) {
         let (head, tail) = self.text.split_at(self.hole);
-        let mut out = String::with_capacity(self.text.len() + recipient.len() + 8);
-        out.push_str(head);
-        escape_into(&mut out, recipient);
-        out.push_str(tail);
-        out
+        let run = out.room(self.text.len() + recipient.len());
+        run.text.push_str(head);
+        escape_into(&mut run.text, recipient);
+        run.text.push_str(tail);
+        run.ends.push(run.text.len());
+    }
+}
+
+/// Serialized stanzas to send, back to back in runs of up to [`RUN_BYTES`], with where each
+/// ends.
+///
+/// A fan-out writes one copy per recipient: as one `String` each, that was an allocation and a
+/// free per delivery, on two threads (docs/benchmarks.md, "The per-message cost outside the
+/// store"); here the copies one stanza's handling makes share a buffer, which the link writes
+/// where it lies. A large fan-out fills several: one buffer for a thousand copies was larger
+/// than what glibc's malloc serves from its heap, so each was mapped and faulted in afresh.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stanzas {
+    /// Runs filled before `last`; never empty.
+    full: Vec<Run>,
+    /// The run being written.
+    last: Run,
+}
+
+/// Stanzas back to back in one buffer.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Run {
+    text: String,
+    /// The end of each stanza in `text`, in order.
+    ends: Vec<usize>,
+}
+
+/// The size a run is filled to (a single larger stanza makes a larger one): well below
+/// glibc's threshold for mapping an allocation of its own (128 KiB).
+const RUN_BYTES: usize = 64 * 1024;
+
+impl Stanzas {
+    /// The run to write `bytes` more into: the last one, or a new one if they would take it
+    /// over [`RUN_BYTES`].
+    fn room(&mut self, bytes: usize) -> &mut Run {
+        if !self.last.text.is_empty() && self.last.text.len() + bytes > RUN_BYTES {
+            let full = std::mem::take(&mut self.last);
+            self.full.push(full);
+            self.last.text.reserve(RUN_BYTES.max(bytes));
+        }
+        &mut self.last
+    }
+
+    /// Appends one serialized stanza.
+    pub fn push(&mut self, stanza: &str) {
+        let run = self.room(stanza.len());
+        run.text.push_str(stanza);
+        run.ends.push(run.text.len());
+    }
+
+    /// How many stanzas.
+    pub fn len(&self) -> usize {
+        self.all_runs().map(|run| run.ends.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.full.is_empty() && self.last.ends.is_empty()
+    }
+
+    /// Bytes of all of them.
+    pub fn bytes(&self) -> usize {
+        self.all_runs().map(|run| run.text.len()).sum()
+    }
+
+    /// The runs, each stanzas back to back as they go on the wire, in order.
+    pub fn runs(&self) -> impl Iterator<Item = &str> + '_ {
+        self.all_runs()
+            .filter(|run| !run.text.is_empty())
+            .map(|run| run.text.as_str())
+    }
+
+    /// Each stanza, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.all_runs().flat_map(|run| {
+            run.ends.iter().scan(0, |start, &end| {
+                let stanza = &run.text[*start..end];
+                *start = end;
+                Some(stanza)
+            })
+        })
+    }
+
+    fn all_runs(&self) -> impl Iterator<Item = &Run> + '_ {
+        self.full.iter().chain(std::iter::once(&self.last))
+    }
+}
+
+impl From<String> for Stanzas {
+    fn from(stanza: String) -> Self {
+        let ends = vec![stanza.len()];
+        Stanzas {
+            full: Vec::new(),
+            last: Run { text: stanza, ends },
+        }
+    }
+}
+
+impl From<Vec<String>> for Stanzas {
+    fn from(stanzas: Vec<String>) -> Self {
+        let mut all = Stanzas::default();
+        let bytes = stanzas.iter().map(String::len).sum::<usize>();
+        all.last.text.reserve(bytes.min(RUN_BYTES));
+        for stanza in &stanzas {
+            all.push(stanza);
+        }
+        all
     }
 }
 
@@ -338,14 +460,59 @@ mod tests {
                 .attr("to", Template::TO)
                 .leaf("body", "", "hi");
         });
+        let mut out = Stanzas::default();
+        template.address("a'b@c", &mut out);
+        template.address("d@e", &mut out);
         assert_eq!(
-            template.to("a'b@c"),
-            "<message xmlns='jabber:component:accept' to='a&apos;b@c'><body>hi</body></message>"
+            out.iter().collect::<Vec<_>>(),
+            [
+                "<message xmlns='jabber:component:accept' to='a&apos;b@c'><body>hi</body></message>",
+                "<message xmlns='jabber:component:accept' to='d@e'><body>hi</body></message>"
+            ]
         );
+    }
+
+    #[test]
+    fn stanzas_keep_each_stanza_whole() {
+        let mut all = Stanzas::from(vec!["<a/>".to_string(), "<b>x</b>".to_string()]);
+        all.push("<c/>");
+        assert_eq!(all.len(), 3);
+        assert_eq!(all.runs().collect::<Vec<_>>(), ["<a/><b>x</b><c/>"]);
+        assert_eq!(all.iter().collect::<Vec<_>>(), ["<a/>", "<b>x</b>", "<c/>"]);
+        assert_eq!(Stanzas::default().iter().count(), 0);
+        assert_eq!(Stanzas::default().runs().count(), 0);
         assert_eq!(
-            template.to("d@e"),
-            "<message xmlns='jabber:component:accept' to='d@e'><body>hi</body></message>"
+            Stanzas::from("<d/>".to_string()).iter().collect::<Vec<_>>(),
+            ["<d/>"]
         );
+    }
+
+    #[test]
+    fn a_large_fan_out_fills_runs_of_whole_stanzas() {
+        let template = Template::new(|x| {
+            x.open("message", ns::COMPONENT)
+                .attr("to", Template::TO)
+                .leaf("body", "", &"b".repeat(1000));
+        });
+        let mut out = Stanzas::default();
+        template.reserve_copies(1000, &mut out);
+        for n in 0..1000 {
+            template.address(&format!("u{n}@x"), &mut out);
+        }
+        assert_eq!(out.len(), 1000);
+        let runs: Vec<&str> = out.runs().collect();
+        assert!(runs.len() > 1, "{} runs", runs.len());
+        for run in &runs {
+            assert!(run.len() <= RUN_BYTES, "{}", run.len());
+            assert!(run.starts_with("<message") && run.ends_with("</message>"));
+        }
+        assert_eq!(runs.concat().len(), out.bytes());
+        let recipients: Vec<String> = out
+            .iter()
+            .map(|s| s[s.find(" to='").unwrap() + 5..s.find("'>").unwrap()].to_owned())
+            .collect();
+        let expected: Vec<String> = (0..1000).map(|n| format!("u{n}@x")).collect();
+        assert_eq!(recipients, expected);
     }
 
     #[test]

@@ -559,7 +559,7 @@ impl Channel {
     }
 
     /// Owners and admins, the ones told about join requests.
-    pub fn admins(&self) -> impl Iterator<Item = &Participant> {
+    pub fn admins(&self) -> impl Iterator<Item = &Participant> + Clone {
         self.participants
             .iter()
             .filter(|p| self.role_of(&p.jid) >= Role::Admin)
@@ -570,7 +570,7 @@ impl Channel {
     }
 
     /// Participants subscribed to `node`.
-    pub fn subscribers(&self, node: Nodes) -> impl Iterator<Item = &Participant> {
+    pub fn subscribers(&self, node: Nodes) -> impl Iterator<Item = &Participant> + Clone {
         self.participants.subscribers(node)
     }
 

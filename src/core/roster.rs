@@ -180,7 +180,7 @@ impl Roster {
 
     /// The participants subscribed to `node`: none at all, without looking at each, when a
     /// large channel's count says so.
-    pub fn subscribers(&self, node: Nodes) -> impl Iterator<Item = &Participant> {
+    pub fn subscribers(&self, node: Nodes) -> impl Iterator<Item = &Participant> + Clone {
         let none = self.index.as_ref().is_some_and(|i| i.followers(node) == 0);
         let list = if none { &[][..] } else { &self.list[..] };
         list.iter().filter(move |p| p.nodes.contains(node))

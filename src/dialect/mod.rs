@@ -19,7 +19,7 @@ use minidom::Element;
 use crate::core::{Fact, Groups, MessageRef, Micros, Refusal};
 use crate::store::Reader;
 
-pub use reply::{ErrorKind, ReplyTo};
+pub use reply::{ErrorKind, IfNotStored, ReplyTo};
 
 /// What requests may consult besides the core: the service's address, for routing and for
 /// the `from` of what it sends, the archive, for the reads that run off the rules task, and
@@ -43,7 +43,7 @@ pub enum Handled {
     Changed {
         facts: Vec<Fact>,
         reply: Option<String>,
-        on_failure: Option<String>,
+        on_failure: Option<IfNotStored>,
     },
     /// A read-only answer (or an error); sent in order after earlier changes are stored.
     Reply(String),
@@ -66,7 +66,7 @@ impl Handled {
         Handled::Changed {
             facts,
             reply: Some(reply_to.iq_result(payload.as_deref())),
-            on_failure: Some(reply_to.storage_failed(ErrorKind::Iq)),
+            on_failure: Some(reply_to.if_not_stored(ErrorKind::Iq)),
         }
     }
 

@@ -19,14 +19,14 @@ use crate::core::{
 use crate::dialect::proxy::Naming;
 use crate::dialect::Service;
 use crate::store::Completion;
-use crate::xml::Template;
+use crate::xml::{Stanzas, Template};
 
 use super::render;
 
 /// Appends to `out` what FlyChat clients are told of `fact`, which the core has already
 /// applied to `groups`. Every fact is listed, so that a new one does not compile until
 /// FlyChat says what its clients learn of it.
-pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
+pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Stanzas) {
     let all = Audience::default();
     // Events about users who take no part (invitees, those who ask, access entries) name
     // them by JID alone: in a JID-hidden channel only owners and admins are told.
@@ -196,7 +196,7 @@ pub fn joined(
     key: i64,
     by: &BareJid,
     added: &[&Participant],
-    out: &mut Vec<String>,
+    out: &mut Stanzas,
 ) {
     let Some(channel) = groups.channel_by_key(key) else {
         return;
@@ -224,10 +224,10 @@ pub fn joined(
             true => Naming::real(&jid),
             false => Naming::hidden(channel, &jid).seen_by(viewer),
         };
-        let stanza = match own.get(&*recipient.jid) {
+        match own.get(&*recipient.jid) {
             Some(itself) if itself.jid != first.jid || !shown => {
                 render::user_added(&jid, channel, itself, by, &names(&itself.jid))
-                    .to(recipient.jid.as_str())
+                    .address(recipient.jid.as_str(), out)
             }
             _ => to_others[usize::from(shown)]
                 .get_or_insert_with(|| {
@@ -237,9 +237,8 @@ pub fn joined(
                     };
                     render::user_added(&jid, channel, first, by, &names)
                 })
-                .to(recipient.jid.as_str()),
-        };
-        out.push(stanza);
+                .address(recipient.jid.as_str(), out),
+        }
     }
 }
 
@@ -250,11 +249,11 @@ pub fn completion(
     channel: &Channel,
     author: &Participant,
     done: &Completion,
-    out: &mut Vec<String>,
+    out: &mut Stanzas,
 ) {
     let jid = service.channel_jid(&channel.name);
     let template = render::aggregated_receipt(&service.ids, &jid, &channel.name, done);
-    out.push(template.to(author.jid.as_str()));
+    template.address(author.jid.as_str(), out);
 }
 
 /// Who of a channel hears of a fact besides its FlyChat participants.
@@ -287,7 +286,7 @@ fn tell(
     service: &Service,
     key: i64,
     audience: Audience,
-    out: &mut Vec<String>,
+    out: &mut Stanzas,
     write: impl Fn(&str, &Channel, &Naming) -> Template,
 ) {
     // A fact about a channel that a later fact of the same batch deleted (the last one out)
@@ -312,8 +311,9 @@ fn tell(
     let jid = service.channel_jid(&channel.name);
     if !channel.settings().jids_hidden {
         let template = write(&jid, channel, &Naming::real(&jid));
+        template.reserve_copies(recipients().count(), out);
         for participant in recipients() {
-            out.push(template.to(participant.jid.as_str()));
+            template.address(participant.jid.as_str(), out);
         }
         return;
     }
@@ -324,7 +324,7 @@ fn tell(
     if !seeing.is_empty() {
         let template = write(&jid, channel, &Naming::real(&jid));
         for participant in seeing {
-            out.push(template.to(participant.jid.as_str()));
+            template.address(participant.jid.as_str(), out);
         }
     }
     if audience.seeing_only {
@@ -335,12 +335,12 @@ fn tell(
     if !blind.is_empty() {
         let template = write(&jid, channel, &hidden);
         for participant in blind {
-            out.push(template.to(participant.jid.as_str()));
+            template.address(participant.jid.as_str(), out);
         }
     }
     for participant in leaving {
         let names = hidden.clone().seen_by(&participant.jid);
-        out.push(write(&jid, channel, &names).to(participant.jid.as_str()));
+        write(&jid, channel, &names).address(participant.jid.as_str(), out);
     }
 }
 
@@ -427,13 +427,13 @@ fn pending_added(channel_jid: &str, pending: &Pending) -> Template {
 
 /// Every FlyChat participant learns that the group is gone (`deleteChat`). The channel is no
 /// longer in `Groups`; the fact carries it as it was.
-fn destroyed(service: &Service, channel: &Channel, out: &mut Vec<String>) {
+fn destroyed(service: &Service, channel: &Channel, out: &mut Stanzas) {
     let template = render::group_deleted(&service.channel_jid(&channel.name), &channel.name);
     for p in channel
         .participants
         .iter()
         .filter(|p| p.dialect == Dialect::FlyChat)
     {
-        out.push(template.to(p.jid.as_str()));
+        template.address(p.jid.as_str(), out);
     }
 }

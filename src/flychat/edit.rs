@@ -72,7 +72,7 @@ impl Edit {
             Ok(facts) => Handled::Changed {
                 facts,
                 reply: None,
-                on_failure: Some(env.reply_to().storage_failed(ErrorKind::Message)),
+                on_failure: Some(env.reply_to().if_not_stored(ErrorKind::Message)),
             },
             Err(refusal) => Handled::Reply(env.error(&refusal)),
         }

@@ -14,15 +14,16 @@
 //! an estimate per element, see [`reader::ELEMENT_COST`]): when the service falls behind, the
 //! link stops reading and TCP pushes back on the server.
 //!
-//! Writing: stanzas, already serialized by delivery, are written in batches with one flush per
-//! batch. Stanzas queued while the link is down stay queued and go out after the reconnect; a
+//! Writing: stanzas, already serialized by delivery into runs ([`Stanzas`], a stanza's
+//! handling writes one), are written where they lie, many runs a vectored write call, with one
+//! flush per batch. Stanzas queued while the link is down stay queued and go out after the reconnect; a
 //! batch whose flush failed is written again (at least once). The queue is bounded, see
 //! [`Outbox`].
 
 pub mod reader;
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -36,7 +37,7 @@ use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_xmpp::parsers::component::Handshake;
 
 use crate::metrics::Metrics;
-use crate::xml::{escape_into, ns, Xml};
+use crate::xml::{escape_into, ns, Stanzas, Xml};
 use reader::{Breach, Item, Limits, Reader, Refused};
 
 /// Where to connect, as whom, and within which limits.
@@ -86,13 +87,13 @@ pub struct LinkSettings {
 /// connected again; what was queued is sent on the new connection.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Vec<String>>,
+    tx: mpsc::UnboundedSender<Vec<Stanzas>>,
     queue: Arc<Queued>,
 }
 
 /// The outbox as the link itself holds it: it must not keep the link open.
 struct WeakOutbox {
-    tx: mpsc::WeakUnboundedSender<Vec<String>>,
+    tx: mpsc::WeakUnboundedSender<Vec<Stanzas>>,
     queue: Arc<Queued>,
 }
 
@@ -104,8 +105,8 @@ struct Queued {
 }
 
 impl Queued {
-    fn add(&self, stanzas: &[String]) -> usize {
-        let bytes = stanzas.iter().map(String::len).sum();
+    fn add(&self, runs: &[Stanzas]) -> usize {
+        let bytes = runs.iter().map(Stanzas::bytes).sum();
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         bytes
     }
@@ -123,10 +124,15 @@ impl Queued {
 }
 
 impl Outbox {
-    pub fn send(&self, stanzas: Vec<String>) {
-        let bytes = self.queue.add(&stanzas);
+    pub fn send(&self, stanzas: Stanzas) {
+        self.send_runs(vec![stanzas]);
+    }
+
+    /// Sends runs of stanzas in order (a commit's: each job's), each written where it lies.
+    pub fn send_runs(&self, runs: Vec<Stanzas>) {
+        let bytes = self.queue.add(&runs);
         // Fails only once the link task has ended, at shutdown: nothing can be sent then.
-        if self.tx.send(stanzas).is_err() {
+        if self.tx.send(runs).is_err() {
             self.queue.written(bytes);
         }
     }
@@ -165,6 +171,7 @@ impl Outbox {
 impl WeakOutbox {
     fn send(&self, stanzas: Vec<String>) {
         if let Some(tx) = self.tx.upgrade() {
+            let stanzas = vec![Stanzas::from(stanzas)];
             let bytes = self.queue.add(&stanzas);
             if tx.send(stanzas).is_err() {
                 self.queue.written(bytes);
@@ -232,11 +239,8 @@ const OCCUPIED_RETRY: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long the server may take to answer the stream header, the handshake or a ping.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Stanzas written before one flush.
+/// Runs of stanzas written by one call (and flushed once): Linux's `IOV_MAX`.
 const WRITE_BATCH: usize = 1024;
-/// Bytes gathered for one batch (more only when a single stanza is larger), so that the
-/// buffer the link keeps between batches stays small.
-const WRITE_BATCH_BYTES: usize = 256 * 1024;
 const READ_BUFFER: usize = 64 * 1024;
 
 /// Starts the link task: it connects, reconnects with backoff, and ends when every
@@ -295,7 +299,7 @@ pub fn spawn(settings: LinkSettings) -> Link {
                     } else if first.is_some() {
                         tracing::warn!(%error, server = %settings.server, "cannot reach the XMPP server; retrying");
                     } else {
-                        tracing::warn!(%error, queued = pending.len(), queued_bytes = weak_outbox.queue.bytes.load(Ordering::Relaxed), "component link lost; reconnecting");
+                        tracing::warn!(%error, queued = pending.iter().map(Stanzas::len).sum::<usize>(), queued_bytes = weak_outbox.queue.bytes.load(Ordering::Relaxed), "component link lost; reconnecting");
                     }
                     if outbox_rx.is_closed() && outbox_rx.is_empty() && pending.is_empty() {
                         return;
@@ -340,8 +344,8 @@ async fn session(
     connected: &mut bool,
     (inbound, weight): (&mpsc::Sender<Inbound>, &Arc<Semaphore>),
     weak_outbox: &WeakOutbox,
-    outbox: &mut mpsc::UnboundedReceiver<Vec<String>>,
-    pending: &mut VecDeque<String>,
+    outbox: &mut mpsc::UnboundedReceiver<Vec<Stanzas>>,
+    pending: &mut VecDeque<Stanzas>,
     first: &mut Option<oneshot::Sender<Result<(), LinkError>>>,
 ) -> Result<(), LinkError> {
     let (mut stream, writer) = connect(settings).await?;
@@ -675,12 +679,13 @@ fn keepalive_ping(domain: &str) -> String {
 /// Writes queued stanzas in batches, flushing once per batch; returns `Ok` after writing the
 /// stream footer once every outbox sender is gone and nothing is left to send. A write that
 /// makes no progress for `stall` (the server reads nothing) ends the link; the batch stays in
-/// `pending` for the next connection. A batch is gathered into one buffer and written with
-/// as few calls (and stall timers) as the socket takes, not one per stanza.
+/// `pending` for the next connection. A batch is up to [`WRITE_BATCH`] runs (more only when
+/// one handled stanza's are more), written where they lie by vectored write calls (as few as
+/// the socket takes, each with its stall timer): no copy, and no call per stanza.
 async fn write_loop(
     mut writer: BufWriter<OwnedWriteHalf>,
-    outbox: &mut mpsc::UnboundedReceiver<Vec<String>>,
-    pending: &mut VecDeque<String>,
+    outbox: &mut mpsc::UnboundedReceiver<Vec<Stanzas>>,
+    pending: &mut VecDeque<Stanzas>,
     queue: &Queued,
     stall: Duration,
     metrics: &Metrics,
@@ -691,7 +696,6 @@ async fn write_loop(
             stall.as_secs_f32()
         ))
     };
-    let mut gathered = Vec::new();
     loop {
         while let Ok(more) = outbox.try_recv() {
             pending.extend(more);
@@ -706,35 +710,45 @@ async fn write_loop(
                 }
             }
         }
-        gathered.clear();
-        let mut batch = 0;
-        for stanza in pending.iter().take(WRITE_BATCH) {
-            if batch > 0 && gathered.len() + stanza.len() > WRITE_BATCH_BYTES {
-                break;
-            }
-            gathered.extend_from_slice(stanza.as_bytes());
-            batch += 1;
-        }
-        let mut rest = &gathered[..];
-        while !rest.is_empty() {
-            let n = tokio::time::timeout(stall, writer.write(rest))
+        let runs = batch(pending);
+        let mut slices: Vec<IoSlice<'_>> = pending
+            .iter()
+            .take(runs)
+            .flat_map(Stanzas::runs)
+            .map(|run| IoSlice::new(run.as_bytes()))
+            .collect();
+        let bytes = slices.iter().map(|slice| slice.len()).sum();
+        let mut rest = &mut slices[..];
+        let mut left = bytes;
+        while left > 0 {
+            let n = tokio::time::timeout(stall, writer.write_vectored(rest))
                 .await
                 .map_err(|_| stalled())??;
             if n == 0 {
                 return Err(io::Error::from(io::ErrorKind::WriteZero).into());
             }
-            rest = &rest[n..];
+            IoSlice::advance_slices(&mut rest, n);
+            left -= n;
         }
+        drop(slices);
         tokio::time::timeout(stall, writer.flush())
             .await
             .map_err(|_| stalled())??;
-        metrics.written(pending.iter().take(batch).map(String::as_str));
-        pending.drain(..batch);
-        queue.written(gathered.len());
-        if gathered.capacity() > 4 * WRITE_BATCH_BYTES {
-            gathered = Vec::new();
-        }
+        metrics.written(pending.iter().take(runs).flat_map(Stanzas::iter));
+        pending.drain(..runs);
+        queue.written(bytes);
     }
+}
+
+/// How many of `pending`'s (the first at least) make the next batch: up to [`WRITE_BATCH`]
+/// runs.
+fn batch(pending: &VecDeque<Stanzas>) -> usize {
+    let mut runs = 0;
+    let taken = pending.iter().take_while(|stanzas| {
+        runs += stanzas.runs().count();
+        runs <= WRITE_BATCH
+    });
+    taken.count().max(1)
 }
 
 #[cfg(test)]
@@ -878,9 +892,9 @@ mod tests {
         let count = 4000;
         let filler = "f".repeat(10_000);
         for i in 0..count {
-            link.outbox.send(vec![format!(
+            link.outbox.send(Stanzas::from(format!(
                 "<message to='u@test' id='n{i}'><body>{filler}</body></message>"
-            )]);
+            )));
         }
         // 40 MB queued: far over the 1 MiB cap, whatever the socket buffers took.
         assert!(!link.outbox.has_room());

@@ -24,7 +24,7 @@ use crate::core::{
 use crate::dialect::Service;
 use crate::store::Completion;
 use crate::xml::node;
-use crate::xml::{ns, Template, Xml};
+use crate::xml::{ns, Stanzas, Template, Xml};
 
 use super::config;
 use super::render;
@@ -32,7 +32,7 @@ use super::render;
 /// Appends to `out` what MIX clients are told of `fact`, which the core has already applied
 /// to `groups`. Every fact is listed, so that a new one does not compile until MIX says what
 /// its clients learn of it.
-pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Vec<String>) {
+pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Stanzas) {
     match fact {
         // The messages node.
         Fact::Posted(posted) => reflect(groups, service, posted, out),
@@ -106,7 +106,7 @@ pub fn completion(
     channel: &Channel,
     author: &Participant,
     done: &Completion,
-    out: &mut Vec<String>,
+    out: &mut Stanzas,
 ) {
     let jid = service.channel_jid(&channel.name);
     let template = Template::new(|x| {
@@ -128,7 +128,7 @@ pub fn completion(
 /// The reflection of a post, to every subscriber of the messages node — the sender's own
 /// clients included: the reflection, carrying the archive id, is how they learn it was
 /// accepted.
-fn reflect(groups: &Groups, service: &Service, posted: &Posted, out: &mut Vec<String>) {
+fn reflect(groups: &Groups, service: &Service, posted: &Posted, out: &mut Stanzas) {
     let Some(channel) = groups.channel_by_key(posted.channel) else {
         return;
     };
@@ -148,7 +148,7 @@ fn chat_state(
     sender: &BareJid,
     nick: &str,
     state: ChatState,
-    out: &mut Vec<String>,
+    out: &mut Stanzas,
 ) {
     let from = From::Participant {
         jid: sender,
@@ -165,7 +165,7 @@ fn chat_state(
 /// moderator by its JID in the channel (`<channel>/<participant id>`), as a room names its
 /// moderator by occupant JID. It is archived (XEP-0424 §6), so it carries its own archive id
 /// as id and stanza-id, which the message's tombstone names.
-fn retraction(groups: &Groups, service: &Service, r: &Retracted, out: &mut Vec<String>) {
+fn retraction(groups: &Groups, service: &Service, r: &Retracted, out: &mut Stanzas) {
     let target = service.ids.encode(r.message);
     let stanza_id = service.ids.encode(r.id);
     let from = match r.moderated {
@@ -198,7 +198,7 @@ fn retraction(groups: &Groups, service: &Service, r: &Retracted, out: &mut Vec<S
 
 /// An XEP-0308 correction: the new payload with `<replace/>` naming the message. Its stanza
 /// id names the message and the time, so that successive corrections differ.
-fn correction(groups: &Groups, service: &Service, c: &Corrected, out: &mut Vec<String>) {
+fn correction(groups: &Groups, service: &Service, c: &Corrected, out: &mut Stanzas) {
     let id = service.ids.encode(c.message);
     let stanza_id = format!("{id}-edit-{}", c.at);
     on_messages_node(
@@ -221,7 +221,7 @@ fn correction(groups: &Groups, service: &Service, c: &Corrected, out: &mut Vec<S
 
 /// A member's XEP-0444 reactions to a message, all of them (each update replaces the last);
 /// archived like a message, so with its archive id as id and stanza-id.
-fn reactions(groups: &Groups, service: &Service, r: &Reacted, out: &mut Vec<String>) {
+fn reactions(groups: &Groups, service: &Service, r: &Reacted, out: &mut Stanzas) {
     let from = From::Participant {
         jid: &r.member,
         told: true,
@@ -260,7 +260,7 @@ fn on_messages_node(
     key: i64,
     from: From,
     id: Option<&str>,
-    out: &mut Vec<String>,
+    out: &mut Stanzas,
     write: impl Fn(&mut Xml, &str, bool),
 ) {
     let Some(channel) = groups.channel_by_key(key) else {
@@ -295,7 +295,7 @@ pub fn joined(
     service: &Service,
     key: i64,
     participants: &[&Participant],
-    out: &mut Vec<String>,
+    out: &mut Stanzas,
 ) {
     joined_except(groups, service, key, participants, None, out);
 }
@@ -307,7 +307,7 @@ fn joined_except(
     key: i64,
     participants: &[&Participant],
     except: Option<&BareJid>,
-    out: &mut Vec<String>,
+    out: &mut Stanzas,
 ) {
     let Some(channel) = groups.channel_by_key(key) else {
         return;
@@ -345,7 +345,7 @@ fn participant_retracted(
     service: &Service,
     key: i64,
     participant: &Participant,
-    out: &mut Vec<String>,
+    out: &mut Stanzas,
 ) {
     let Some(channel) = groups.channel_by_key(key) else {
         return;
@@ -363,7 +363,7 @@ fn participant_retracted(
 }
 
 /// The information node's new item, named by the time of the change (XEP-0369 §7.2.2).
-fn info_item(groups: &Groups, service: &Service, key: i64, info: &Info, out: &mut Vec<String>) {
+fn info_item(groups: &Groups, service: &Service, key: i64, info: &Info, out: &mut Stanzas) {
     let Some(channel) = groups.channel_by_key(key) else {
         return;
     };
@@ -378,13 +378,7 @@ fn info_item(groups: &Groups, service: &Service, key: i64, info: &Info, out: &mu
 /// A role, setting or mute changed: the configuration node's one item, the whole form as
 /// it now is, naming who changed it last (XEP-0406). The form names owners, admins and
 /// muted members by JID: in a JID-hidden channel only owners and admins are told.
-fn configuration(
-    groups: &Groups,
-    service: &Service,
-    key: i64,
-    by: &BareJid,
-    out: &mut Vec<String>,
-) {
+fn configuration(groups: &Groups, service: &Service, key: i64, by: &BareJid, out: &mut Stanzas) {
     let Some(channel) = groups.channel_by_key(key) else {
         return;
     };
@@ -408,7 +402,7 @@ fn access(
     list: AccessList,
     entry: &BareJid,
     present: bool,
-    out: &mut Vec<String>,
+    out: &mut Stanzas,
 ) {
     let Some(channel) = groups.channel_by_key(key) else {
         return;
@@ -429,7 +423,7 @@ fn access(
 /// did what to whom, including what no other event shows (invitations, requests, refusals).
 /// `notices` are of one channel; several (an add of K users notes K) go in one message, one
 /// `<notice/>` each.
-pub fn noticed(groups: &Groups, service: &Service, notices: &[&Notice], out: &mut Vec<String>) {
+pub fn noticed(groups: &Groups, service: &Service, notices: &[&Notice], out: &mut Stanzas) {
     let Some(first) = notices.first() else {
         return;
     };
@@ -459,7 +453,7 @@ pub fn noticed(groups: &Groups, service: &Service, notices: &[&Notice], out: &mu
 /// Every participant learns that the channel is gone, whatever it subscribed to: a pubsub
 /// node deletion (which pubsub clients understand) together with MIX's `<destroy/>` naming
 /// the channel. The channel is no longer in `Groups`; the fact carries it as it was.
-fn destroyed(service: &Service, channel: &Channel, out: &mut Vec<String>) {
+fn destroyed(service: &Service, channel: &Channel, out: &mut Stanzas) {
     let jid = service.channel_jid(&channel.name);
     let template = Template::new(|x| {
         x.open("message", ns::COMPONENT)
@@ -484,8 +478,8 @@ fn destroyed(service: &Service, channel: &Channel, out: &mut Vec<String>) {
 /// JIDs are shown; a channel that shows JIDs writes it once.
 fn address_by_sight<'a>(
     channel: &Channel,
-    recipients: impl Iterator<Item = &'a Participant>,
-    out: &mut Vec<String>,
+    recipients: impl Iterator<Item = &'a Participant> + Clone,
+    out: &mut Stanzas,
     render: impl Fn(bool) -> Template,
 ) {
     if !channel.settings().jids_hidden {
@@ -505,15 +499,21 @@ fn address_by_sight<'a>(
 /// bare JID when its server joined for it, else each of its clients online.
 fn address<'a>(
     template: &Template,
-    recipients: impl Iterator<Item = &'a Participant>,
-    out: &mut Vec<String>,
+    recipients: impl Iterator<Item = &'a Participant> + Clone,
+    out: &mut Stanzas,
 ) {
-    for participant in recipients.filter(|p| p.dialect == Dialect::Mix) {
+    let recipients = recipients.filter(|p| p.dialect == Dialect::Mix);
+    let copies = recipients.clone().map(|p| match p.reach {
+        Reach::Server => 1,
+        Reach::Direct => p.online.len(),
+    });
+    template.reserve_copies(copies.sum(), out);
+    for participant in recipients {
         match participant.reach {
-            Reach::Server => out.push(template.to(participant.jid.as_str())),
+            Reach::Server => template.address(participant.jid.as_str(), out),
             Reach::Direct => {
                 for client in &participant.online {
-                    out.push(template.to(client.as_str()));
+                    template.address(client.as_str(), out);
                 }
             }
         }
@@ -532,7 +532,7 @@ mod tests {
     /// The `to` of each stanza `facts` make, in order.
     fn recipients(g: &Groups, facts: &[Fact]) -> Vec<String> {
         let service = crate::dialect::testing::service_at("mix.localhost");
-        let mut out = Vec::new();
+        let mut out = Stanzas::default();
         for f in facts {
             fact(g, &service, f, &mut out);
         }
@@ -605,7 +605,7 @@ mod tests {
             .post("coven", &jid("bob@localhost"), text("hi"), 10)
             .unwrap();
         let service = crate::dialect::testing::service_at("mix.localhost");
-        let mut out = Vec::new();
+        let mut out = Stanzas::default();
         for f in &facts {
             fact(&g, &service, f, &mut out);
         }
@@ -613,7 +613,7 @@ mod tests {
             out.iter()
                 .find(|s| s.contains(&format!(" to='{to}'")))
                 .unwrap()
-                .clone()
+                .to_owned()
         };
         assert!(at("alice@localhost/laptop").contains("<jid>bob@localhost</jid>"));
         let at_carol = at("carol@localhost/phone");

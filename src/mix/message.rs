@@ -232,7 +232,7 @@ fn changed(env: &Envelope, outcome: Outcome) -> Handled {
         Ok(facts) => Handled::Changed {
             facts,
             reply: None,
-            on_failure: Some(env.reply_to().storage_failed(ErrorKind::Message)),
+            on_failure: Some(env.reply_to().if_not_stored(ErrorKind::Message)),
         },
         Err(refusal) => Handled::Reply(env.error(&refusal)),
     }

@@ -272,7 +272,9 @@ mod tests {
         let t = event("c@mix.x", node::PARTICIPANTS, |x| {
             x.open("retract", "").attr("id", "p1").close();
         });
-        let one = t.to("bob@x/r'1");
+        let mut out = crate::xml::Stanzas::default();
+        t.address("bob@x/r'1", &mut out);
+        let one = out.iter().next().unwrap();
         assert!(one.contains("to='bob@x/r&apos;1'"), "{one}");
         assert!(
             one.ends_with("<retract id='p1'/></items></event></message>"),

@@ -11,34 +11,60 @@ use std::time::{Duration, Instant};
 use super::{Completion, FactWriter};
 use crate::core::Fact;
 
+/// What a job sends: serialized stanzas, in the service's representation (the store sits
+/// inside the wire and names only the core). The writer hands a batch's to the sink together,
+/// each job's as it is (no copy).
+pub trait Outbound: Default + Send + 'static {
+    /// What is sent instead when the job is not stored (the requester's error), written only
+    /// then.
+    type Failure: Send + 'static;
+
+    /// The stanzas `failure` says.
+    fn failed(failure: Self::Failure) -> Self;
+
+    fn is_empty(&self) -> bool;
+}
+
 /// Where committed stanzas go: the link, in the service. The store sits inside the wire and
 /// dependencies point inward, so the writer does not name the link; the service hands it a
 /// sink (a closure over the link's outbox) instead. Called from the writer thread, once per
-/// batch, in commit order.
-pub trait Sink: Send + 'static {
-    fn send(&self, stanzas: Vec<String>);
+/// batch, in commit order, with each job's stanzas in order.
+pub trait Sink<S>: Send + 'static {
+    fn send(&self, stanzas: Vec<S>);
 }
 
-impl<F: Fn(Vec<String>) + Send + 'static> Sink for F {
-    fn send(&self, stanzas: Vec<String>) {
+impl<S, F: Fn(Vec<S>) + Send + 'static> Sink<S> for F {
+    fn send(&self, stanzas: Vec<S>) {
         self(stanzas)
     }
 }
 
 /// What one command changed and what to send once that is stored.
-#[derive(Default)]
-pub struct Job {
+pub struct Job<S: Outbound> {
     pub facts: Vec<Fact>,
     /// Replies and deliveries, sent in order after the commit.
-    pub outbound: Vec<String>,
-    /// Sent instead of `outbound` when the commit fails (error replies to the requesters).
-    pub on_failure: Vec<String>,
+    pub outbound: S,
+    /// Sent instead of `outbound` when the commit fails (the requester's error).
+    pub on_failure: Option<S::Failure>,
     /// Told whether the job was stored, after its stanzas went out (the control socket's
     /// answer to the operator, see `control.rs`).
     pub stored: Option<tokio::sync::oneshot::Sender<bool>>,
     /// Run after the commit as `outbound` is handed on, never when the commit failed: what
     /// counts the deliveries (counted before the commit, a failed one's were counted too).
     pub sent: Option<Box<dyn FnOnce() + Send>>,
+}
+
+// Not derived: a derive would ask the failure for a default too.
+impl<S: Outbound> Default for Job<S> {
+    fn default() -> Self {
+        Job {
+            facts: Vec::new(),
+            outbound: S::default(),
+            on_failure: None,
+            stored: None,
+            sent: None,
+        }
+    }
 }
 
 /// What a commit means for the service beyond sending the jobs' stanzas.
@@ -123,25 +149,25 @@ impl Backlog {
 /// The most jobs in one transaction, so one commit's latency stays bounded under load.
 const MAX_BATCH: usize = 4096;
 
-pub struct Writer {
+pub struct Writer<S: Outbound> {
     /// Each job with the moment it was submitted.
-    jobs: mpsc::Sender<(Instant, Job)>,
+    jobs: mpsc::Sender<(Instant, Job<S>)>,
     backlog: Arc<Backlog>,
     thread: JoinHandle<()>,
 }
 
-impl Writer {
+impl<S: Outbound> Writer<S> {
     /// Starts the writer thread. `sink` takes each batch's stanzas after its commit (or its
     /// error replies after a failed one). `events` is told what the service must act on after
     /// a commit: messages every member now has, and failed commits (the core's state then runs
     /// ahead of the store and must be reloaded). `watch` is told of every batch.
     pub fn spawn(
         mut store: impl FactWriter,
-        sink: impl Sink,
+        sink: impl Sink<S>,
         events: tokio::sync::mpsc::UnboundedSender<Committed>,
         watch: impl Watch,
     ) -> Self {
-        let (jobs, queue) = mpsc::channel::<(Instant, Job)>();
+        let (jobs, queue) = mpsc::channel::<(Instant, Job<S>)>();
         let backlog = Arc::new(Backlog::new());
         let behind = backlog.clone();
         let thread = std::thread::Builder::new()
@@ -170,14 +196,18 @@ impl Writer {
                         }
                     };
                     let jobs = batch.len();
-                    let refusals = if stored { 0 } else { batch.iter().map(|j| j.on_failure.len()).sum() };
+                    let refusals = if stored { 0 } else { batch.iter().filter(|j| j.on_failure.is_some()).count() };
                     watch.batch(&Batch { jobs, facts: &facts, took, stored, refusals });
                     drop(facts);
-                    let mut stanzas = Vec::new();
+                    let mut stanzas = Vec::with_capacity(jobs);
                     let mut waiting = Vec::new();
                     let mut sent = Vec::new();
                     for job in batch {
-                        stanzas.extend(if stored { job.outbound } else { job.on_failure });
+                        match (stored, job.on_failure) {
+                            (true, _) if !job.outbound.is_empty() => stanzas.push(job.outbound),
+                            (false, Some(failure)) => stanzas.push(S::failed(failure)),
+                            _ => {}
+                        }
                         waiting.extend(job.stored);
                         sent.extend(job.sent.filter(|_| stored));
                     }
@@ -206,7 +236,7 @@ impl Writer {
         }
     }
 
-    pub fn submit(&self, job: Job) {
+    pub fn submit(&self, job: Job<S>) {
         self.backlog.jobs.fetch_add(1, Ordering::Relaxed);
         // The thread only ends when every sender is gone, so this cannot fail while `self` lives.
         let _ = self.jobs.send((Instant::now(), job));
@@ -235,6 +265,19 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    /// The tests' stanzas: one string each, the failure a stanza of its own.
+    impl Outbound for Vec<String> {
+        type Failure = String;
+
+        fn failed(failure: String) -> Self {
+            vec![failure]
+        }
+
+        fn is_empty(&self) -> bool {
+            <[String]>::is_empty(self)
+        }
+    }
+
     /// A store whose commits wait until the test lets each one through.
     struct Gated(mpsc::Receiver<()>);
 
@@ -260,7 +303,7 @@ mod tests {
         }
     }
 
-    fn cleared() -> Job {
+    fn cleared() -> Job<Vec<String>> {
         Job {
             facts: vec![Fact::HistoryCleared {
                 key: 1,
@@ -276,7 +319,7 @@ mod tests {
         let (gate, gated) = mpsc::channel();
         let (events, _) = tokio::sync::mpsc::unbounded_channel();
         let seen = Seen::default();
-        let writer = Writer::spawn(Gated(gated), |_: Vec<String>| {}, events, seen.clone());
+        let writer = Writer::spawn(Gated(gated), |_: Vec<Vec<String>>| {}, events, seen.clone());
         let backlog = writer.backlog();
         assert_eq!(
             (backlog.jobs(), backlog.oldest_pending()),
@@ -322,7 +365,7 @@ mod tests {
         let sent = Arc::new(Mutex::new(Vec::new()));
         let sink = {
             let sent = sent.clone();
-            move |stanzas: Vec<String>| sent.lock().unwrap().extend(stanzas)
+            move |jobs: Vec<Vec<String>>| sent.lock().unwrap().extend(jobs.into_iter().flatten())
         };
         let (events, _) = tokio::sync::mpsc::unbounded_channel();
         let writer = Writer::spawn(Store { fails }, sink, events, Seen::default());
@@ -335,7 +378,7 @@ mod tests {
                 upto: 1,
             }],
             outbound: vec!["<told/>".into()],
-            on_failure: vec!["<error/>".into()],
+            on_failure: Some("<error/>".into()),
             stored: Some(stored),
             sent: Some(Box::new(move || {
                 counted.lock().unwrap().push("<counted/>".into())
