@@ -5,6 +5,19 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use mixd::config::{LogFormat, Options, Place, Settings};
 use mixd::reload::{Reload, SetLogFilter};
 
+// jemalloc, not glibc's malloc: 13-34 % more fan-out deliveries and stored messages per mixd
+// CPU-second, because the rules task allocates a stanza's buffers and the link's thread frees
+// them, which glibc answered by handing pages back and faulting them in again (docs/benchmarks.md,
+// "Global allocator"). The binary's choice; the library keeps the default. Two arenas (two
+// cores' worth), freed pages returned after a second: a burst's peak is larger (a 1,000-member
+// fan-out 90 MB against 40), steady and idle memory the same.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings, read by it at start (its `malloc_conf`).
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static MALLOC_CONF: &[u8] = b"narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 /// mixd: MIX group chat (XEP-0369) for an XMPP server, as an external component.
 #[derive(Parser)]
 #[command(version)]
