@@ -9,7 +9,6 @@
 //! instead, and so do look-ups of archived messages, whose requests then finish back on this
 //! task.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,7 +122,6 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
         outbox: &link.outbox,
         found: &found_tx,
         metrics: &metrics,
-        to_store: RefCell::default(),
     };
     // Back-pressure (see `link::Outbox`): while the outbound queue is over its cap, no new
     // stanza is taken; results already under way (look-ups, commits) still finish.
@@ -222,19 +220,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
                 break;
             }
         }
-        // While the writer commits, the jobs of the stanzas handled meanwhile are held and
-        // handed to it together: one hand-off for many, and no wake-up of a writer that is
-        // not waiting. A writer with nothing to commit gets them at once (it would idle), and
-        // none are left behind while this loop could wait (the intake empty or held).
-        if outlets.writer.is_idle()
-            || intake.is_empty()
-            || !link.outbox.has_room()
-            || outlets.to_store.borrow().len() >= JOBS_PER_HAND_OFF
-        {
-            outlets.hand_off();
-        }
     }
-    outlets.hand_off();
     if let Some(bootstrap) = bootstrap {
         bootstrap.abort();
     }
@@ -273,10 +259,6 @@ fn state(groups: &Groups, link: &link::Link) -> metrics::State {
 /// only wait for a core (each read is a few index look-ups and rows, from the OS's cache).
 const READER_THREADS: usize = 2;
 
-/// The most jobs the rules task holds before handing them to the writer: a few stanzas'
-/// handling, so a commit waits microseconds, not a turn of the whole intake.
-const JOBS_PER_HAND_OFF: usize = 32;
-
 /// Where a handled stanza's results go: changes and replies to the writer (in order), reads
 /// and look-ups to the reader threads, whose look-ups come back on `found`. What goes out is
 /// counted in `metrics` as it is handed on.
@@ -286,8 +268,6 @@ struct Outlets<'a> {
     outbox: &'a Outbox,
     found: &'a mpsc::UnboundedSender<Found>,
     metrics: &'a Arc<Metrics>,
-    /// Jobs not yet handed to the writer (see `hand_off`), in order.
-    to_store: RefCell<Vec<Job<Stanzas>>>,
 }
 
 /// A look-up's result, to finish its request with on the rules task.
@@ -309,13 +289,7 @@ impl Outlets<'_> {
             job.sent = Some(Box::new(move || metrics.delivered(&delivered)));
         }
         job.facts = facts;
-        self.to_store.borrow_mut().push(job);
-    }
-
-    /// Hands the jobs held so far to the writer.
-    fn hand_off(&self) {
-        self.writer
-            .submit(std::mem::take(&mut *self.to_store.borrow_mut()));
+        self.writer.submit(job);
     }
 
     /// Queues `run` on the reader threads in `asker`'s turn; `asker` is told
@@ -359,18 +333,17 @@ impl Outlets<'_> {
                     ..Job::default()
                 },
             ),
-            // Through the writer while jobs wait (held here or in the writer), so that a reply
-            // never overtakes an earlier change; straight to the link when none wait (there is
-            // nothing to overtake then), which spares the writer thread a wake-up per reply:
-            // under a flood, the replies are the refusals, one per stanza (docs/benchmarks.md,
+            // Through the writer while it holds jobs, so that a reply never overtakes an
+            // earlier change; straight to the link when it holds none (there is nothing to
+            // overtake then), which spares the writer thread a wake-up per reply: under a
+            // flood, the replies are the refusals, one per stanza (docs/benchmarks.md,
             // "Fairness").
             Handled::Reply(reply) => {
                 self.metrics.reply(&reply);
-                let mut to_store = self.to_store.borrow_mut();
-                if to_store.is_empty() && self.writer.is_idle() {
+                if self.writer.is_idle() {
                     self.outbox.send(reply.into());
                 } else {
-                    to_store.push(Job {
+                    self.writer.submit(Job {
                         outbound: reply.into(),
                         ..Job::default()
                     })

@@ -150,8 +150,8 @@ impl Backlog {
 const MAX_BATCH: usize = 4096;
 
 pub struct Writer<S: Outbound> {
-    /// Each handful of jobs with the moment it was submitted.
-    jobs: mpsc::Sender<(Instant, Vec<Job<S>>)>,
+    /// Each job with the moment it was submitted.
+    jobs: mpsc::Sender<(Instant, Job<S>)>,
     backlog: Arc<Backlog>,
     thread: JoinHandle<()>,
 }
@@ -167,7 +167,7 @@ impl<S: Outbound> Writer<S> {
         events: tokio::sync::mpsc::UnboundedSender<Committed>,
         watch: impl Watch,
     ) -> Self {
-        let (jobs, queue) = mpsc::channel::<(Instant, Vec<Job<S>>)>();
+        let (jobs, queue) = mpsc::channel::<(Instant, Job<S>)>();
         let backlog = Arc::new(Backlog::new());
         let behind = backlog.clone();
         let thread = std::thread::Builder::new()
@@ -175,10 +175,10 @@ impl<S: Outbound> Writer<S> {
             .spawn(move || {
                 while let Ok((submitted, first)) = queue.recv() {
                     behind.busy_from(submitted);
-                    let mut batch = first;
+                    let mut batch = vec![first];
                     while batch.len() < MAX_BATCH {
                         match queue.try_recv() {
-                            Ok((_, jobs)) => batch.extend(jobs),
+                            Ok((_, job)) => batch.push(job),
                             Err(_) => break,
                         }
                     }
@@ -236,15 +236,10 @@ impl<S: Outbound> Writer<S> {
         }
     }
 
-    /// Queues `jobs`, in order, after every job submitted before. One call per turn of the
-    /// caller's loop rather than one per job: each send may wake the writer thread.
-    pub fn submit(&self, jobs: Vec<Job<S>>) {
-        if jobs.is_empty() {
-            return;
-        }
-        self.backlog.jobs.fetch_add(jobs.len(), Ordering::Relaxed);
+    pub fn submit(&self, job: Job<S>) {
+        self.backlog.jobs.fetch_add(1, Ordering::Relaxed);
         // The thread only ends when every sender is gone, so this cannot fail while `self` lives.
-        let _ = self.jobs.send((Instant::now(), jobs));
+        let _ = self.jobs.send((Instant::now(), job));
     }
 
     /// Whether every job submitted so far has been committed and its stanzas handed to the
@@ -330,10 +325,10 @@ mod tests {
             (backlog.jobs(), backlog.oldest_pending()),
             (0, Duration::ZERO)
         );
-        writer.submit(vec![cleared()]);
+        writer.submit(cleared());
         std::thread::sleep(Duration::from_millis(50));
-        writer.submit(vec![cleared()]);
-        writer.submit(vec![cleared()]);
+        writer.submit(cleared());
+        writer.submit(cleared());
         assert_eq!(backlog.jobs(), 3);
         // The first job's commit is held: it has waited since it was submitted.
         assert!(backlog.oldest_pending() >= Duration::from_millis(50));
@@ -376,7 +371,7 @@ mod tests {
         let writer = Writer::spawn(Store { fails }, sink, events, Seen::default());
         let (stored, told) = tokio::sync::oneshot::channel();
         let counted = sent.clone();
-        writer.submit(vec![Job {
+        writer.submit(Job {
             facts: vec![Fact::HistoryCleared {
                 key: 1,
                 member: jid::BareJid::new("alice@localhost").unwrap(),
@@ -388,7 +383,7 @@ mod tests {
             sent: Some(Box::new(move || {
                 counted.lock().unwrap().push("<counted/>".into())
             })),
-        }]);
+        });
         let told = told.blocking_recv().unwrap();
         let sent = sent.lock().unwrap().clone();
         writer.finish();
