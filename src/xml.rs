@@ -336,7 +336,8 @@ struct Run {
 }
 
 /// The size a run is filled to (a single larger stanza makes a larger one): well below
-/// glibc's threshold for mapping an allocation of its own (128 KiB).
+/// glibc's threshold for mapping an allocation of its own (128 KiB), which matters to users
+/// of the library on the system allocator (mixd's binary runs on jemalloc, `src/main.rs`).
 const RUN_BYTES: usize = 64 * 1024;
 
 impl Stanzas {
