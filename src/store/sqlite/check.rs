@@ -112,9 +112,9 @@ mod tests {
             "{findings:?}"
         );
         assert!(
-            findings
-                .iter()
-                .any(|f| f.starts_with("1 archived messages at or below the watermark of look-up entries (3)")),
+            findings.iter().any(|f| f.starts_with(
+                "1 archived messages at or below the watermark of look-up entries (3)"
+            )),
             "{findings:?}"
         );
     }

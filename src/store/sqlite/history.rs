@@ -34,11 +34,27 @@ fn source(q: &HistoryQuery) -> &'static str {
     }
 }
 
-/// The rows of a query read through an index whose entries are deferred: the entered ones
-/// from it, then the channel's rows above the watermark through `(channel, id)` (at most a
-/// few dozen: `deferred::CHANNEL_TAIL`), each arm ordered and limited on its own, merged.
-fn has_tail(q: &HistoryQuery) -> bool {
-    q.with.is_some()
+/// Which of a query's rows a statement reads. A query through an index whose entries are
+/// deferred (`with` a sender) reads two arms, each ordered and limited on its own and merged
+/// by the caller: the entered rows from the index, and the channel's rows above the
+/// watermark through `(channel, id)` (fewer than `deferred::CHANNEL_TAIL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arm {
+    /// Every row, through [`source`]: a query with no deferred index.
+    Whole,
+    /// The rows whose look-up entries are entered, through [`source`].
+    Entered,
+    /// The rows above the watermark, not yet entered.
+    Tail,
+}
+
+/// The arms that read `q`'s rows.
+fn arms(q: &HistoryQuery) -> &'static [Arm] {
+    if q.with.is_some() {
+        &[Arm::Entered, Arm::Tail]
+    } else {
+        &[Arm::Whole]
+    }
 }
 
 /// The conditions of `q` within `bounds`, its ids above `floor` (an SQL expression of the
@@ -80,44 +96,39 @@ fn conditions(q: &HistoryQuery, bounds: Bounds, floor: &str) -> (String, Vec<Val
     (sql, args)
 }
 
-/// The statement of `q`'s rows within `bounds` as `columns` (which name `id`), in `order`,
-/// up to `limit` after skipping an offset, and its parameters, the offset's bound last. The
-/// limit is written into the statement: a page size is one of a few, each a statement that
-/// stays prepared. For a query with a tail ([`has_tail`]), one lower bound per arm (the
-/// floor, or the watermark if higher: never two, see [`Bounds`]) and the deferred flag that
-/// keeps the arms apart, each arm limited to the offset and the limit.
+/// The statement of `arm` of `q`'s rows within `bounds` as `columns` (which name `id`), in
+/// `order`, up to `limit` after an offset (the whole) or up to `limit` and the offset (an
+/// arm), and its parameters but the offset, which the caller binds last. The limit is written into the statement: a page size is one of a few, each a
+/// statement that stays prepared. The tail's one lower bound is the floor or the watermark,
+/// whichever is higher (never two: see [`Bounds`]); the deferred flag keeps the arms apart.
 fn select(
     q: &HistoryQuery,
     bounds: Bounds,
+    arm: Arm,
     columns: &str,
     order: Order,
     limit: usize,
-    offset: usize,
 ) -> (String, Vec<Value>) {
     let order = order.sql();
-    let offset = Value::from(offset as i64);
-    let (entered, mut args) = conditions(q, bounds, "?");
-    if !has_tail(q) {
-        args.push(offset);
-        let sql = format!(
-            "SELECT {columns} FROM {} WHERE {entered} ORDER BY id {order} LIMIT {limit} OFFSET ?",
-            source(q)
-        );
-        return (sql, args);
-    }
-    let (tail, tail_args) = conditions(q, bounds, &format!("max(?, {INDEXED_UPTO})"));
+    let (from, flag, floor) = match arm {
+        Arm::Whole => (source(q), "", "?".to_owned()),
+        Arm::Entered => (source(q), "deferred = 0 AND ", "?".to_owned()),
+        Arm::Tail => (
+            "messages INDEXED BY messages_by_channel",
+            "deferred = 1 AND ",
+            format!("max(?, {INDEXED_UPTO})"),
+        ),
+    };
+    // A page of the whole skips its offset in SQLite; an arm reads that many more, skipped
+    // once the arms are merged.
+    let skip = match arm {
+        Arm::Whole => "OFFSET",
+        Arm::Entered | Arm::Tail => "+",
+    };
+    let (conditions, args) = conditions(q, bounds, &floor);
     let sql = format!(
-        "SELECT * FROM (SELECT {columns} FROM {} WHERE deferred = 0 AND {entered}
-                         ORDER BY id {order} LIMIT {limit} + ?)
-         UNION ALL
-         SELECT * FROM (SELECT {columns} FROM messages INDEXED BY messages_by_channel
-                         WHERE deferred = 1 AND {tail} ORDER BY id {order} LIMIT {limit} + ?)
-         ORDER BY id {order} LIMIT {limit} OFFSET ?",
-        source(q)
+        "SELECT {columns} FROM {from} WHERE {flag}{conditions} ORDER BY id {order} LIMIT {limit} {skip} ?"
     );
-    args.push(offset.clone());
-    args.extend(tail_args);
-    args.extend([offset.clone(), offset]);
     (sql, args)
 }
 
@@ -183,14 +194,32 @@ impl Archive for SqliteArchive<'_> {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<Archived>> {
-        let (sql, args) = select(q, bounds, ARCHIVED_COLUMNS, order, limit, offset);
-        let mut stmt = self.0.prepare_cached(&sql)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-        let mut messages = Vec::new();
-        while let Some(row) = rows.next()? {
-            messages.push(archived(row)?);
+        // Each arm up to the offset and the page, merged in `order` (both arms are in it),
+        // then the offset skipped: one arm is a page read as before, the other a few rows.
+        let mut arms_rows = Vec::new();
+        for &arm in arms(q) {
+            let (sql, mut args) = select(q, bounds, arm, ARCHIVED_COLUMNS, order, limit);
+            args.push((offset as i64).into());
+            let mut stmt = self.0.prepare_cached(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+            let mut read = Vec::new();
+            while let Some(row) = rows.next()? {
+                read.push(archived(row)?);
+            }
+            arms_rows.push(read);
         }
-        Ok(messages)
+        let mut merged = arms_rows.pop().unwrap_or_default();
+        if arms_rows.is_empty() {
+            return Ok(merged);
+        }
+        for other in arms_rows {
+            merged.extend(other);
+        }
+        match order {
+            Order::Ascending => merged.sort_by_key(|m| m.posted.id),
+            Order::Descending => merged.sort_by_key(|m| std::cmp::Reverse(m.posted.id)),
+        }
+        Ok(merged.into_iter().skip(offset).take(limit).collect())
     }
 
     fn count_upto(
@@ -199,8 +228,22 @@ impl Archive for SqliteArchive<'_> {
         bounds: Bounds,
         limit: usize,
     ) -> anyhow::Result<(usize, Option<i64>)> {
-        let (rows, args) = select(q, bounds, "id", Order::Ascending, limit, 0);
-        let sql = format!("SELECT count(*), max(id) FROM ({rows})");
+        // The first `limit` of the arms' ids in order: each arm's first `limit`, merged.
+        let mut union = Vec::new();
+        let mut args = Vec::new();
+        for &arm in arms(q) {
+            let (sql, arm_args) = select(q, bounds, arm, "id", Order::Ascending, limit);
+            union.push(format!("SELECT id FROM ({sql})"));
+            args.extend(arm_args);
+            args.push(Value::from(0));
+        }
+        let sql = match union.as_slice() {
+            [whole] => format!("SELECT count(*), max(id) FROM ({whole})"),
+            arms => format!(
+                "SELECT count(*), max(id) FROM ({} ORDER BY id LIMIT {limit})",
+                arms.join(" UNION ALL ")
+            ),
+        };
         let (counted, last): (i64, Option<i64>) = self
             .0
             .prepare_cached(&sql)?
@@ -294,7 +337,9 @@ const REFERENCE_LOOKUP: &str = concat!(
      SELECT id, channel, sender, retracted_at, client_id
        FROM messages INDEXED BY messages_by_channel
       WHERE deferred = 1 AND channel = ?1
-        AND id > ", indexed_upto!(), "
+        AND id > ",
+    indexed_upto!(),
+    "
         AND (origin_id = ?2 OR client_id = ?2) AND notice = 0 AND action = 0)
      ORDER BY id DESC LIMIT 1"
 );
@@ -422,7 +467,7 @@ mod tests {
 
     #[test]
     fn a_cached_page_statement_is_not_prepared_again_for_new_values() {
-        use super::{select, ARCHIVED_COLUMNS};
+        use super::{select, Arm, ARCHIVED_COLUMNS};
         use crate::store::history::{Bounds, Order};
         use rusqlite::StatementStatus;
         let (_dir, mut w, r, mut g) = coven();
@@ -445,7 +490,15 @@ mod tests {
             floor: 0,
             ceiling: 0,
         };
-        let sql = select(&q, bounds, ARCHIVED_COLUMNS, Order::Descending, 11, 0).0;
+        let sql = select(
+            &q,
+            bounds,
+            Arm::Entered,
+            ARCHIVED_COLUMNS,
+            Order::Descending,
+            11,
+        )
+        .0;
         let (reprepared, runs) = r
             .with_conn(|conn| {
                 let stmt = conn.prepare_cached(&sql)?;
@@ -545,11 +598,12 @@ mod tests {
         );
     }
 
-    /// Every arm of a page `with` a sender, and of its count, is a bounded search: the
-    /// sender's index for the entered rows, `(channel, id)` above the watermark for the rest.
+    /// Each arm of a page `with` a sender is a bounded search read in index order (no sort):
+    /// the sender's index for the entered rows, `(channel, id)` above the watermark for the
+    /// rest.
     #[test]
     fn a_senders_page_reads_its_index_and_the_tail_both_bounded() {
-        use super::{select, ARCHIVED_COLUMNS};
+        use super::{select, Arm, ARCHIVED_COLUMNS};
         use crate::store::history::{Bounds, Order};
         let (_dir, _w, r, _g) = coven();
         let q = HistoryQuery {
@@ -560,28 +614,36 @@ mod tests {
             floor: 0,
             ceiling: i64::MAX,
         };
-        for (columns, order) in [
-            (ARCHIVED_COLUMNS, Order::Descending),
-            ("id", Order::Ascending),
+        for (arm, search) in [
+            (
+                Arm::Entered,
+                "SEARCH messages USING INDEX messages_by_sender (channel=? AND sender=? AND rowid>? AND rowid<?)",
+            ),
+            (
+                Arm::Tail,
+                "SEARCH messages USING INDEX messages_by_channel (channel=? AND id>? AND id<?)",
+            ),
         ] {
-            let (sql, args) = select(&q, bounds, columns, order, 51, 0);
-            let plan: Vec<String> = r
-                .with_conn(|conn| {
-                    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                    let details = stmt
-                        .query_map(rusqlite::params_from_iter(&args), |row| row.get(3))?;
-                    Ok(details.collect::<Result<_, _>>()?)
-                })
-                .unwrap();
-            assert!(
-                plan.iter()
-                    .any(|p| p.contains("messages_by_sender (channel=? AND sender=? AND rowid>?"))
-                    && plan.iter().any(|p| {
-                        p.contains("messages_by_channel (channel=? AND id>? AND id<?)")
+            for (columns, order) in [
+                (ARCHIVED_COLUMNS, Order::Descending),
+                ("id", Order::Ascending),
+            ] {
+                let (sql, mut args) = select(&q, bounds, arm, columns, order, 51);
+                args.push(0.into());
+                let plan: Vec<String> = r
+                    .with_conn(|conn| {
+                        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                        let details = stmt
+                            .query_map(rusqlite::params_from_iter(&args), |row| row.get(3))?;
+                        Ok(details.collect::<Result<_, _>>()?)
                     })
-                    && !plan.iter().any(|p| p.contains("SCAN messages")),
-                "{plan:?}"
-            );
+                    .unwrap();
+                assert!(
+                    plan.iter().any(|p| p == search)
+                        && !plan.iter().any(|p| p.contains("SCAN") || p.contains("TEMP")),
+                    "{plan:?}"
+                );
+            }
         }
     }
 
