@@ -208,13 +208,10 @@ impl Archive for SqliteArchive<'_> {
             }
             arms_rows.push(read);
         }
-        let mut merged = arms_rows.pop().unwrap_or_default();
-        if arms_rows.is_empty() {
-            return Ok(merged);
+        if let [Arm::Whole] = arms(q) {
+            return Ok(arms_rows.pop().unwrap_or_default());
         }
-        for other in arms_rows {
-            merged.extend(other);
-        }
+        let mut merged: Vec<Archived> = arms_rows.into_iter().flatten().collect();
         match order {
             Order::Ascending => merged.sort_by_key(|m| m.posted.id),
             Order::Descending => merged.sort_by_key(|m| std::cmp::Reverse(m.posted.id)),
@@ -228,10 +225,25 @@ impl Archive for SqliteArchive<'_> {
         bounds: Bounds,
         limit: usize,
     ) -> anyhow::Result<(usize, Option<i64>)> {
-        // The first `limit` of the arms' ids in order: each arm's first `limit`, merged.
+        // The first `limit` of the arms' ids in order: each arm's first `limit`, merged. A
+        // tail that holds none of the query's rows (the sender posted nothing since the last
+        // fill: most often) is left out, and the entered arm counted alone, with no merge.
+        let tail_holds_some = arms(q).contains(&Arm::Tail) && {
+            let (sql, mut args) = select(q, bounds, Arm::Tail, "id", Order::Ascending, 1);
+            args.push(Value::from(0));
+            self.0
+                .prepare_cached(&sql)?
+                .query_row(rusqlite::params_from_iter(args), |_| Ok(()))
+                .optional()?
+                .is_some()
+        };
+        let counted: &[Arm] = match arms(q) {
+            [Arm::Entered, Arm::Tail] if !tail_holds_some => &[Arm::Entered],
+            arms => arms,
+        };
         let mut union = Vec::new();
         let mut args = Vec::new();
-        for &arm in arms(q) {
+        for &arm in counted {
             let (sql, arm_args) = select(q, bounds, arm, "id", Order::Ascending, limit);
             union.push(format!("SELECT id FROM ({sql})"));
             args.extend(arm_args);
