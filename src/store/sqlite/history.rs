@@ -23,7 +23,7 @@ struct SqliteArchive<'c>(&'c Connection);
 /// that SQLite never walks the whole channel in id order to find a rare sender's messages
 /// (without statistics, which mixd does not gather, its planner sometimes did). The sender's
 /// index holds the rows whose look-up entries are entered (`deferred.rs`): a query `with` a
-/// sender reads it, and the channel's rows above the watermark beside it ([`has_tail`]).
+/// sender reads it, and the channel's rows above the watermark beside it ([`arms`]).
 fn source(q: &HistoryQuery) -> &'static str {
     if q.with.is_some() {
         "messages INDEXED BY messages_by_sender"
