@@ -145,19 +145,28 @@ CREATE TABLE messages (
     action            INTEGER NOT NULL DEFAULT 0,
     action_target     INTEGER,
     -- On a retracted message: the archive id of its retraction (the tombstone names it).
-    retraction        INTEGER
+    retraction        INTEGER,
+    -- 1 while a post's look-up entries (by sender, client id, origin-id: the partial
+    -- indexes below) are not yet entered: posts are stored with only their row and
+    -- `(channel, id)`, and the writer enters many channels' entries at once
+    -- (src/store/sqlite/deferred.rs); every row up to `meta.indexed_upto` has them.
+    deferred          INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX messages_by_channel ON messages (channel, id);
 -- History filtered by sender (MAM `with`) and media-only history (MAM's media field, the
 -- FlyChat SDK's media list), paged by id like the rest: the index's entries end with the
 -- rowid, the archive id. The media one holds only media rows.
-CREATE INDEX messages_by_sender ON messages (channel, sender);
+CREATE INDEX messages_by_sender ON messages (channel, sender) WHERE deferred = 0;
 CREATE INDEX messages_with_media ON messages (channel, id) WHERE media = 1;
 -- A message named by the id its sender gave it (an XEP-0359 origin-id, or the stanza's id:
 -- what MIX retractions, corrections and reactions and the FlyChat SDK's look-ups name), so
 -- that a reference to no message costs an index probe, not a read of the channel's archive.
-CREATE INDEX messages_by_origin_id ON messages (channel, origin_id) WHERE origin_id IS NOT NULL;
-CREATE INDEX messages_by_client_id ON messages (channel, client_id) WHERE client_id IS NOT NULL;
+-- An origin-id equal to the stanza's id (what most MIX clients send) is found by the
+-- client id's entry: the origin-id's index holds only those that differ.
+CREATE INDEX messages_by_origin_id ON messages (channel, origin_id)
+    WHERE deferred = 0 AND origin_id IS NOT NULL AND origin_id IS NOT client_id;
+CREATE INDEX messages_by_client_id ON messages (channel, client_id)
+    WHERE deferred = 0 AND client_id IS NOT NULL;
 
 -- Receipts and markers per member and message (XEP-0184, XEP-0333).
 CREATE TABLE receipts (
@@ -185,3 +194,6 @@ CREATE TABLE meta (
     name  TEXT PRIMARY KEY,
     value BLOB NOT NULL
 ) WITHOUT ROWID;
+-- `indexed_upto`: the archive id up to which every row's look-up entries are entered (see
+-- `messages.deferred`); rows above it are read through `(channel, id)`.
+INSERT INTO meta (name, value) VALUES ('indexed_upto', 0);

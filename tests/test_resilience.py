@@ -81,6 +81,42 @@ def test_sigkill_while_messages_flow_loses_nothing_reflected(fresh):
     mixd.check_integrity()
 
 
+def test_messages_named_by_their_ids_are_found_before_and_after_a_crash(fresh):
+    """A post's look-up entries (by sender, by its sender's ids) are entered some posts
+    later, many at once (docs/ARCHITECTURE.md, Storage): a message just posted, one whose
+    entries were entered, and those a crash left without theirs are all found by corrections
+    naming their origin-ids and by history with their sender."""
+    server, mixd = fresh
+
+    async def scenario():
+        async with connected(server, "alice", "bob") as (alice, bob):
+            channel = alice.channel("refs")
+            await alice.plugin["xep_0369"].create_channel(channel, "refs", timeout=10)
+            await alice.join_live("refs", "alice")
+            await bob.join_live("refs", "bob")
+            # More posts than one channel's rows wait for their entries (64).
+            for i in range(70):
+                bob.post("refs", f"m{i}", origin_id=f"bob-{i}")
+            ids = [(await bob.next_message())["id"] for _ in range(70)]
+
+            async def correct(reference, body):
+                bob.plugin["xep_0308"].build_correction(reference, channel, mtype="groupchat", mbody=body).send()
+                return (await bob.next("message_correction"))["replace"]["id"]
+
+            assert await correct("bob-69", "m69 fixed") == ids[69]
+            assert await correct("bob-0", "m0 fixed") == ids[0]
+            mixd.stop(signal.SIGKILL)
+            mixd.start()
+            await bob.online_in("refs")
+            assert await correct("bob-68", "m68 fixed") == ids[68]
+            page = await alice.mam(channel, with_jid=bob.bare, max=100)
+            bodies = [m["mam_result"]["forwarded"]["stanza"]["body"] for m in page["mam"]["results"]]
+            assert bodies == ["m0 fixed"] + [f"m{i}" for i in range(1, 68)] + ["m68 fixed", "m69 fixed"]
+
+    run(scenario())
+    mixd.check_integrity()
+
+
 def test_server_restart_is_survived(fresh):
     server, mixd = fresh
     offset = len(mixd.log())

@@ -85,6 +85,24 @@ const MIGRATIONS: &[&str] = &[
          WHERE origin_id IS NOT NULL;
      CREATE INDEX messages_by_client_id ON messages (channel, client_id)
          WHERE client_id IS NOT NULL;",
+    // 9 → 10: posts' look-up entries (by sender, client id, origin-id) entered in bulk after
+    // the post (src/store/sqlite/deferred.rs): the three indexes hold only rows no longer
+    // deferred, and an origin-id equal to the client id is found by the client id's entry.
+    // Rows that existed keep `deferred = 0` (the column's default: no row is rewritten) and
+    // the watermark starts at the newest. The indexes are built again from the archive, as
+    // schema 9's were (about a minute at 10 M messages: docs/benchmarks.md, issue 16,
+    // branch `defer`).
+    "ALTER TABLE messages ADD COLUMN deferred INTEGER NOT NULL DEFAULT 0;
+     DROP INDEX messages_by_sender;
+     DROP INDEX messages_by_origin_id;
+     DROP INDEX messages_by_client_id;
+     CREATE INDEX messages_by_sender ON messages (channel, sender) WHERE deferred = 0;
+     CREATE INDEX messages_by_origin_id ON messages (channel, origin_id)
+         WHERE deferred = 0 AND origin_id IS NOT NULL AND origin_id IS NOT client_id;
+     CREATE INDEX messages_by_client_id ON messages (channel, client_id)
+         WHERE deferred = 0 AND client_id IS NOT NULL;
+     INSERT INTO meta (name, value)
+         VALUES ('indexed_upto', (SELECT coalesce(max(id), 0) FROM messages));",
 ];
 
 pub const LATEST: i64 = 1 + MIGRATIONS.len() as i64;
@@ -146,6 +164,26 @@ mod tests {
             .collect()
     }
 
+    /// Every index: name, table and its statement with its spacing made even.
+    fn indexes(conn: &Connection) -> Vec<(String, String, String)> {
+        conn.prepare(
+            "SELECT name, tbl_name, sql FROM sqlite_master
+             WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            let sql: String = r.get(2)?;
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                sql.split_whitespace().collect::<Vec<_>>().join(" "),
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
     /// Every table's foreign keys: (table, referenced table, from, to, on delete).
     fn foreign_keys(conn: &Connection) -> Vec<(String, String, String, String, String)> {
         conn.prepare(
@@ -196,6 +234,27 @@ mod tests {
         let mut fresh = Connection::open_in_memory().unwrap();
         migrate(&mut fresh).unwrap();
         assert_eq!(columns(&old), columns(&fresh));
+        assert_eq!(indexes(&old), indexes(&fresh));
+        // The rows that were there keep their look-up entries, and the watermark says so.
+        let upto: i64 = old
+            .query_row(
+                "SELECT value FROM meta WHERE name = 'indexed_upto'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(upto, 2);
+        let by_alice: Vec<i64> = old
+            .prepare(
+                "SELECT id FROM messages INDEXED BY messages_by_sender
+                 WHERE deferred = 0 AND channel = 1 AND sender = 'alice@localhost' ORDER BY id",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(by_alice, [1, 2]);
         assert_eq!(foreign_keys(&old), foreign_keys(&fresh));
         assert!(foreign_keys(&old).iter().any(|(table, parent, ..)| {
             (table.as_str(), parent.as_str()) == ("presence", "participants")

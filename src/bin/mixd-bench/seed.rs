@@ -194,12 +194,14 @@ pub fn media_before(id: i64) -> i64 {
         }
 }
 
-/// Whatever the schema keeps beside the rows (counters) is brought up to date. No ANALYZE:
+/// Whatever the schema keeps beside the rows (counters, and the watermark of look-up entries:
+/// the rows were inserted with theirs, as `deferred = 0`) is brought up to date. No ANALYZE:
 /// mixd never runs it, and its statistics make SQLite prepare a statement again whenever a
 /// bound id changes (STAT4), which cost the bisection of a time window a millisecond a page.
 pub fn finish(conn: &Connection) -> anyhow::Result<()> {
     conn.execute_batch(
-        "UPDATE channels SET message_count = (SELECT count(*) FROM messages WHERE channel = channels.key AND notice = 0);",
+        "UPDATE channels SET message_count = (SELECT count(*) FROM messages WHERE channel = channels.key AND notice = 0);
+         UPDATE meta SET value = (SELECT coalesce(max(id), 0) FROM messages) WHERE name = 'indexed_upto';",
     )?;
     Ok(())
 }

@@ -2,8 +2,20 @@
 //! tables that both stores check alike (`store::inspect::CONSISTENCY`). Each finding is one
 //! readable line.
 
+use super::deferred::indexed_upto;
 use super::inspect::SqliteInspector;
 use crate::store::inspect::{finding, CONSISTENCY};
+
+/// What only SQLite's layout can get wrong, as [`CONSISTENCY`] says it.
+const SQLITE_CONSISTENCY: &[(&str, &str)] = &[(
+    "{0} archived messages at or below the watermark of look-up entries ({1}) have none \
+     (history with a sender and look-ups by the sender's ids miss them)",
+    concat!(
+        "SELECT count(*), w FROM messages, (SELECT ",
+        indexed_upto!(),
+        " AS w) WHERE deferred = 1 AND id <= w HAVING count(*) > 0"
+    ),
+)];
 
 impl SqliteInspector {
     /// What is wrong with the database; empty when nothing is.
@@ -17,7 +29,7 @@ impl SqliteInspector {
                 findings.push(format!("integrity: {line}"));
             }
         }
-        for (say, query) in CONSISTENCY {
+        for (say, query) in CONSISTENCY.iter().chain(SQLITE_CONSISTENCY) {
             let mut stmt = self.conn.prepare(query)?;
             let columns = stmt.column_count();
             let mut rows = stmt.query([])?;
@@ -83,7 +95,9 @@ mod tests {
             "PRAGMA foreign_keys = OFF;
              INSERT INTO participants (channel, jid, id, nick, nodes, role, joined_at)
                VALUES (999, 'ghost@localhost', 'x', 'ghost', 1, 0, 0);
-             UPDATE participants SET nick = 'alice' WHERE jid = 'bob@localhost';",
+             UPDATE participants SET nick = 'alice' WHERE jid = 'bob@localhost';
+             UPDATE meta SET value = 3 WHERE name = 'indexed_upto';
+             UPDATE messages SET deferred = 1 WHERE id = 2;",
         )
         .unwrap();
         let findings = inspect(&path).unwrap().check().unwrap();
@@ -95,6 +109,12 @@ mod tests {
         );
         assert!(
             findings.iter().any(|f| f.contains("nick 'alice'")),
+            "{findings:?}"
+        );
+        assert!(
+            findings.iter().any(|f| f.starts_with(
+                "1 archived messages at or below the watermark of look-up entries (3)"
+            )),
             "{findings:?}"
         );
     }

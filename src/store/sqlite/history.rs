@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use jid::BareJid;
 
+use super::deferred::{indexed_upto, INDEXED_UPTO};
 use super::{bare, in_one_read, SqliteReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
@@ -20,7 +21,9 @@ struct SqliteArchive<'c>(&'c Connection);
 
 /// Where a query's rows are read: named for the filters that have an index of their own, so
 /// that SQLite never walks the whole channel in id order to find a rare sender's messages
-/// (without statistics, which mixd does not gather, its planner sometimes did).
+/// (without statistics, which mixd does not gather, its planner sometimes did). The sender's
+/// index holds the rows whose look-up entries are entered (`deferred.rs`): a query `with` a
+/// sender reads it, and the channel's rows above the watermark beside it ([`arms`]).
 fn source(q: &HistoryQuery) -> &'static str {
     if q.with.is_some() {
         "messages INDEXED BY messages_by_sender"
@@ -31,8 +34,32 @@ fn source(q: &HistoryQuery) -> &'static str {
     }
 }
 
-/// The conditions of `q` within `bounds`: SQL and its parameters.
-fn conditions(q: &HistoryQuery, bounds: Bounds) -> (String, Vec<Value>) {
+/// Which of a query's rows a statement reads. A query through an index whose entries are
+/// deferred (`with` a sender) reads two arms, each ordered and limited on its own and merged
+/// by the caller: the entered rows from the index, and the channel's rows above the
+/// watermark through `(channel, id)` (fewer than `deferred::CHANNEL_TAIL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arm {
+    /// Every row, through [`source`]: a query with no deferred index.
+    Whole,
+    /// The rows whose look-up entries are entered, through [`source`].
+    Entered,
+    /// The rows above the watermark, not yet entered.
+    Tail,
+}
+
+/// The arms that read `q`'s rows.
+fn arms(q: &HistoryQuery) -> &'static [Arm] {
+    if q.with.is_some() {
+        &[Arm::Entered, Arm::Tail]
+    } else {
+        &[Arm::Whole]
+    }
+}
+
+/// The conditions of `q` within `bounds`, its ids above `floor` (an SQL expression of the
+/// floor's parameter): SQL and its parameters.
+fn conditions(q: &HistoryQuery, bounds: Bounds, floor: &str) -> (String, Vec<Value>) {
     let mut sql = String::from("channel = ?");
     let mut args: Vec<Value> = vec![q.channel.into()];
     if !q.with_notices {
@@ -64,21 +91,45 @@ fn conditions(q: &HistoryQuery, bounds: Bounds) -> (String, Vec<Value>) {
         sql.push(')');
         args.extend(q.ids.iter().map(|&id| Value::from(id)));
     }
-    sql.push_str(" AND id > ? AND id < ?");
+    sql.push_str(&format!(" AND id > {floor} AND id < ?"));
     args.extend([bounds.floor.into(), bounds.ceiling.into()]);
     (sql, args)
 }
 
-/// The statement of a page's rows under `conditions` (see [`conditions`]), its offset bound
-/// last. The limit is written into the statement: a page size is one of a few, each a
-/// statement that stays prepared.
-fn rows_sql(q: &HistoryQuery, conditions: &str, order: Order, limit: usize) -> String {
-    format!(
-        "SELECT {ARCHIVED_COLUMNS} FROM {} WHERE {conditions}
-         ORDER BY id {} LIMIT {limit} OFFSET ?",
-        source(q),
-        order.sql()
-    )
+/// The statement of `arm` of `q`'s rows within `bounds` as `columns` (which name `id`), in
+/// `order`, up to `limit` after an offset (the whole) or up to `limit` and the offset (an
+/// arm), and its parameters but the offset, which the caller binds last. The limit is written into the statement: a page size is one of a few, each a
+/// statement that stays prepared. The tail's one lower bound is the floor or the watermark,
+/// whichever is higher (never two: see [`Bounds`]); the deferred flag keeps the arms apart.
+fn select(
+    q: &HistoryQuery,
+    bounds: Bounds,
+    arm: Arm,
+    columns: &str,
+    order: Order,
+    limit: usize,
+) -> (String, Vec<Value>) {
+    let order = order.sql();
+    let (from, flag, floor) = match arm {
+        Arm::Whole => (source(q), "", "?".to_owned()),
+        Arm::Entered => (source(q), "deferred = 0 AND ", "?".to_owned()),
+        Arm::Tail => (
+            "messages INDEXED BY messages_by_channel",
+            "deferred = 1 AND ",
+            format!("max(?, {INDEXED_UPTO})"),
+        ),
+    };
+    // A page of the whole skips its offset in SQLite; an arm reads that many more, skipped
+    // once the arms are merged.
+    let skip = match arm {
+        Arm::Whole => "OFFSET",
+        Arm::Entered | Arm::Tail => "+",
+    };
+    let (conditions, args) = conditions(q, bounds, &floor);
+    let sql = format!(
+        "SELECT {columns} FROM {from} WHERE {flag}{conditions} ORDER BY id {order} LIMIT {limit} {skip} ?"
+    );
+    (sql, args)
 }
 
 impl Archive for SqliteArchive<'_> {
@@ -143,17 +194,29 @@ impl Archive for SqliteArchive<'_> {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<Archived>> {
-        let (conditions, args) = conditions(q, bounds);
-        let all = args.into_iter().chain([(offset as i64).into()]);
-        let mut stmt = self
-            .0
-            .prepare_cached(&rows_sql(q, &conditions, order, limit))?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(all))?;
-        let mut messages = Vec::new();
-        while let Some(row) = rows.next()? {
-            messages.push(archived(row)?);
+        // Each arm up to the offset and the page, merged in `order` (both arms are in it),
+        // then the offset skipped: one arm is a page read as before, the other a few rows.
+        let mut arms_rows = Vec::new();
+        for &arm in arms(q) {
+            let (sql, mut args) = select(q, bounds, arm, ARCHIVED_COLUMNS, order, limit);
+            args.push((offset as i64).into());
+            let mut stmt = self.0.prepare_cached(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+            let mut read = Vec::new();
+            while let Some(row) = rows.next()? {
+                read.push(archived(row)?);
+            }
+            arms_rows.push(read);
         }
-        Ok(messages)
+        if let [Arm::Whole] = arms(q) {
+            return Ok(arms_rows.pop().unwrap_or_default());
+        }
+        let mut merged: Vec<Archived> = arms_rows.into_iter().flatten().collect();
+        match order {
+            Order::Ascending => merged.sort_by_key(|m| m.posted.id),
+            Order::Descending => merged.sort_by_key(|m| std::cmp::Reverse(m.posted.id)),
+        }
+        Ok(merged.into_iter().skip(offset).take(limit).collect())
     }
 
     fn count_upto(
@@ -162,17 +225,41 @@ impl Archive for SqliteArchive<'_> {
         bounds: Bounds,
         limit: usize,
     ) -> anyhow::Result<(usize, Option<i64>)> {
-        let (conditions, args) = conditions(q, bounds);
-        let sql = format!(
-            "SELECT count(*), max(id) FROM (SELECT id FROM {} WHERE {conditions}
-             ORDER BY id LIMIT {limit})",
-            source(q)
-        );
-        let all = args.into_iter();
+        // The first `limit` of the arms' ids in order: each arm's first `limit`, merged. A
+        // tail that holds none of the query's rows (the sender posted nothing since the last
+        // fill: most often) is left out, and the entered arm counted alone, with no merge.
+        let tail_holds_some = arms(q).contains(&Arm::Tail) && {
+            let (sql, mut args) = select(q, bounds, Arm::Tail, "id", Order::Ascending, 1);
+            args.push(Value::from(0));
+            self.0
+                .prepare_cached(&sql)?
+                .query_row(rusqlite::params_from_iter(args), |_| Ok(()))
+                .optional()?
+                .is_some()
+        };
+        let counted: &[Arm] = match arms(q) {
+            [Arm::Entered, Arm::Tail] if !tail_holds_some => &[Arm::Entered],
+            arms => arms,
+        };
+        let mut union = Vec::new();
+        let mut args = Vec::new();
+        for &arm in counted {
+            let (sql, arm_args) = select(q, bounds, arm, "id", Order::Ascending, limit);
+            union.push(format!("SELECT id FROM ({sql})"));
+            args.extend(arm_args);
+            args.push(Value::from(0));
+        }
+        let sql = match union.as_slice() {
+            [whole] => format!("SELECT count(*), max(id) FROM ({whole})"),
+            arms => format!(
+                "SELECT count(*), max(id) FROM ({} ORDER BY id LIMIT {limit})",
+                arms.join(" UNION ALL ")
+            ),
+        };
         let (counted, last): (i64, Option<i64>) = self
             .0
             .prepare_cached(&sql)?
-            .query_row(rusqlite::params_from_iter(all), |r| {
+            .query_row(rusqlite::params_from_iter(args), |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
         Ok((counted as usize, last))
@@ -245,16 +332,29 @@ pub(super) fn find_message(
 /// The newest message of channel `?1` whose origin-id or client id is `?2`: one probe of each
 /// id's index, named because SQLite would otherwise walk the channel's `(channel, id)` index
 /// from its newest row, and a reference to no message (anyone can send one) would read the
-/// channel's whole archive.
-const REFERENCE_LOOKUP: &str = "SELECT id, channel, sender, retracted_at, client_id FROM (
+/// channel's whole archive; and the channel's rows above the watermark, whose entries are
+/// not yet entered (`deferred.rs`: a few dozen at most), through `(channel, id)`. An
+/// origin-id equal to the client id has no entry of its own: the client id's finds it.
+const REFERENCE_LOOKUP: &str = concat!(
+    "SELECT id, channel, sender, retracted_at, client_id FROM (
      SELECT id, channel, sender, retracted_at, client_id
        FROM messages INDEXED BY messages_by_origin_id
-      WHERE channel = ?1 AND origin_id = ?2 AND notice = 0 AND action = 0
+      WHERE deferred = 0 AND channel = ?1 AND origin_id = ?2 AND origin_id IS NOT client_id
+        AND notice = 0 AND action = 0
      UNION ALL
      SELECT id, channel, sender, retracted_at, client_id
        FROM messages INDEXED BY messages_by_client_id
-      WHERE channel = ?1 AND client_id = ?2 AND notice = 0 AND action = 0)
-     ORDER BY id DESC LIMIT 1";
+      WHERE deferred = 0 AND channel = ?1 AND client_id = ?2 AND notice = 0 AND action = 0
+     UNION ALL
+     SELECT id, channel, sender, retracted_at, client_id
+       FROM messages INDEXED BY messages_by_channel
+      WHERE deferred = 1 AND channel = ?1
+        AND id > ",
+    indexed_upto!(),
+    "
+        AND (origin_id = ?2 OR client_id = ?2) AND notice = 0 AND action = 0)
+     ORDER BY id DESC LIMIT 1"
+);
 
 /// The receipts of `messages`, each message's by member: one statement for a whole page,
 /// its ids bound as one JSON array so that the statement is prepared once whatever their
@@ -379,7 +479,7 @@ mod tests {
 
     #[test]
     fn a_cached_page_statement_is_not_prepared_again_for_new_values() {
-        use super::{conditions, rows_sql};
+        use super::{select, Arm, ARCHIVED_COLUMNS};
         use crate::store::history::{Bounds, Order};
         use rusqlite::StatementStatus;
         let (_dir, mut w, r, mut g) = coven();
@@ -402,7 +502,15 @@ mod tests {
             floor: 0,
             ceiling: 0,
         };
-        let sql = rows_sql(&q, &conditions(&q, bounds).0, Order::Descending, 11);
+        let sql = select(
+            &q,
+            bounds,
+            Arm::Entered,
+            ARCHIVED_COLUMNS,
+            Order::Descending,
+            11,
+        )
+        .0;
         let (reprepared, runs) = r
             .with_conn(|conn| {
                 let stmt = conn.prepare_cached(&sql)?;
@@ -494,9 +602,116 @@ mod tests {
                 && plan
                     .iter()
                     .any(|p| p.contains("messages_by_client_id (channel=? AND client_id=?)"))
+                && plan
+                    .iter()
+                    .any(|p| p.contains("messages_by_channel (channel=? AND id>?)"))
                 && !plan.iter().any(|p| p.contains("SCAN messages")),
             "{plan:?}"
         );
+    }
+
+    /// Each arm of a page `with` a sender is a bounded search read in index order (no sort):
+    /// the sender's index for the entered rows, `(channel, id)` above the watermark for the
+    /// rest.
+    #[test]
+    fn a_senders_page_reads_its_index_and_the_tail_both_bounded() {
+        use super::{select, Arm, ARCHIVED_COLUMNS};
+        use crate::store::history::{Bounds, Order};
+        let (_dir, _w, r, _g) = coven();
+        let q = HistoryQuery {
+            with: Some(jid("bob@localhost")),
+            ..query(Page::Last, 50)
+        };
+        let bounds = Bounds {
+            floor: 0,
+            ceiling: i64::MAX,
+        };
+        for (arm, search) in [
+            (
+                Arm::Entered,
+                "SEARCH messages USING INDEX messages_by_sender (channel=? AND sender=? AND rowid>? AND rowid<?)",
+            ),
+            (
+                Arm::Tail,
+                "SEARCH messages USING INDEX messages_by_channel (channel=? AND id>? AND id<?)",
+            ),
+        ] {
+            for (columns, order) in [
+                (ARCHIVED_COLUMNS, Order::Descending),
+                ("id", Order::Ascending),
+            ] {
+                let (sql, mut args) = select(&q, bounds, arm, columns, order, 51);
+                args.push(0.into());
+                let plan: Vec<String> = r
+                    .with_conn(|conn| {
+                        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                        let details = stmt
+                            .query_map(rusqlite::params_from_iter(&args), |row| row.get(3))?;
+                        Ok(details.collect::<Result<_, _>>()?)
+                    })
+                    .unwrap();
+                assert!(
+                    plan.iter().any(|p| p == search)
+                        && !plan.iter().any(|p| p.contains("SCAN") || p.contains("TEMP")),
+                    "{plan:?}"
+                );
+            }
+        }
+    }
+
+    /// Posts past the channel's bound of rows above the watermark are entered in the indexes;
+    /// the newest are not yet. Pages `with` a sender, their counts and look-ups by the
+    /// sender's ids find both, across the watermark, as if every row were indexed.
+    #[test]
+    fn a_senders_history_and_lookups_see_the_entered_rows_and_the_tail() {
+        use super::super::deferred::CHANNEL_TAIL;
+        let (_dir, mut w, r, mut g) = coven();
+        // The watermark after the first fill: the coven's notices and the posts that
+        // reached the bound; 40 posts above it.
+        let entered = CHANNEL_TAIL as i64 - NOTICES;
+        post_many(&mut w, &mut g, entered + 40);
+        let upto: i64 = w
+            .conn
+            .query_row(&format!("SELECT {}", super::INDEXED_UPTO), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(upto, abs(entered));
+        let bobs = |page, max| HistoryQuery {
+            with: Some(jid("bob@localhost")),
+            ..query(page, max)
+        };
+        let odd = |from: i64, to: i64| (from..=to).filter(|n| n % 2 == 1).collect::<Vec<_>>();
+        let all = r.history(&bobs(Page::First, 100)).unwrap();
+        assert_eq!((ids(&all), all.count), (odd(1, entered + 40), 51));
+        let last = r.history(&bobs(Page::Last, 30)).unwrap();
+        assert_eq!(ids(&last), odd(entered + 40 - 59, entered + 40));
+        assert_eq!((last.count, last.complete), (51, false));
+        let before = r
+            .history(&bobs(Page::Before(abs(entered + 10)), 10))
+            .unwrap();
+        assert_eq!(ids(&before), odd(entered - 10, entered + 9));
+        let after = r.history(&bobs(Page::After(abs(entered - 6)), 5)).unwrap();
+        assert_eq!(ids(&after), odd(entered - 5, entered + 4));
+        let index = r.history(&bobs(Page::Index(30), 4)).unwrap();
+        assert_eq!(ids(&index), odd(61, 67));
+        // Found by origin-id, entered and not: the newest post, one at the watermark, one
+        // long before; a reference to none costs the tail's walk.
+        for n in [entered + 40, entered, 1] {
+            assert_eq!(target(&r, &format!("o-{n}")).id, abs(n));
+        }
+        assert!(r.find_message(1, None, "o-none").unwrap().is_none());
+        // An origin-id equal to the stanza's id has one entry, the client id's.
+        let same = Submission {
+            origin_id: Some("same".into()),
+            client_id: Some("same".into()),
+            ..text("same")
+        };
+        commit(
+            &mut w,
+            g.post("coven", &jid("bob@localhost"), same, 9_000).unwrap(),
+        );
+        assert_eq!(target(&r, "same").id, abs(entered + 41));
+        super::super::deferred::enter(&w.conn).unwrap();
+        assert_eq!(target(&r, "same").id, abs(entered + 41));
     }
 
     #[test]

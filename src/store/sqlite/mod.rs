@@ -6,6 +6,8 @@
 //!   handles, and the row helpers the others share;
 //! - `write.rs`: the [`FactWriter`](super::FactWriter) side: each fact's statements, receipts
 //!   and the completions they make;
+//! - `deferred.rs`: posts' look-up entries (by sender, client id, origin-id), entered in
+//!   bulk by the writer after the posts, and the watermark readers read the rest above;
 //! - `load.rs`: the snapshot the core starts from;
 //! - `history.rs`: archive pages, message lookups and receipt states;
 //! - for the operator (`mixd admin`), beside a running mixd: `inspect.rs` (channels listed,
@@ -15,6 +17,7 @@
 
 mod backup;
 mod check;
+mod deferred;
 mod history;
 mod inspect;
 mod load;
@@ -111,13 +114,26 @@ pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter
     // (docs/benchmarks.md, "Posts into small channels, per page written"). Set after the
     // migrations, whose index builds sort more than should be held in memory.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    Ok((SqliteWriter { conn }, SqliteReader::new(path)))
+    // Whatever a crash left above the watermark is entered now, so that the writer's count
+    // of the rows above it starts at none.
+    let tx = conn.transaction()?;
+    deferred::enter(&tx)?;
+    tx.commit()?;
+    Ok((
+        SqliteWriter {
+            conn,
+            tail: deferred::Tail::default(),
+        },
+        SqliteReader::new(path),
+    ))
 }
 
 /// The one writing connection, owned by the writer thread (its `FactWriter` side is in
 /// `write.rs`).
 pub struct SqliteWriter {
     conn: Connection,
+    /// The rows above the watermark of deferred look-up entries, by channel.
+    tail: deferred::Tail,
 }
 
 impl SqliteWriter {

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use jid::{BareJid, FullJid};
 use rusqlite::{params, OptionalExtension};
 
-use super::SqliteWriter;
+use super::{deferred, SqliteWriter};
 use crate::core::{
     Fact, Notice, Participant, Posted, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE,
 };
@@ -32,7 +32,14 @@ impl FactWriter for SqliteWriter {
         }
         joins.insert(&tx)?;
         archived.count(&tx)?;
+        let enter = archived.tail(&mut self.tail);
+        if enter {
+            deferred::enter(&tx)?;
+        }
         tx.commit()?;
+        if enter {
+            self.tail.entered();
+        }
         if after.erased {
             // The old page versions holding retracted content live on in the WAL until a
             // checkpoint overwrites the database and truncates the log.
@@ -73,26 +80,55 @@ fn departed_owner(tx: &rusqlite::Transaction, key: i64, owner: &BareJid) -> rusq
     Ok(())
 }
 
-/// How many messages (or retractions, or reactions) a batch adds to each channel's archive.
-/// Their running totals answer MAM's `<count/>` without a scan; they are raised once per
-/// channel at the end of the batch rather than once per message, since nothing in the
-/// transaction reads them.
+/// How many messages (or retractions, or reactions) a batch adds to each channel's archive,
+/// and how many rows with its notices. The running totals answer MAM's `<count/>` without a
+/// scan; they are raised once per channel at the end of the batch rather than once per
+/// message, since nothing in the transaction reads them. The rows are what the channel's
+/// tail above the watermark of deferred look-up entries grows by ([`deferred::Tail`]).
 #[derive(Default)]
-struct Archived(std::collections::BTreeMap<i64, i64>);
+struct Archived(std::collections::BTreeMap<i64, Added>);
+
+/// What a batch adds to one channel's archive.
+#[derive(Default)]
+struct Added {
+    /// Messages, retractions and reactions: what `channels.message_count` counts.
+    counted: i64,
+    /// Rows: those and notices.
+    rows: u32,
+}
 
 impl Archived {
+    /// A message, a retraction or a reaction.
     fn one_more(&mut self, channel: i64) {
-        *self.0.entry(channel).or_default() += 1;
+        let added = self.0.entry(channel).or_default();
+        added.counted += 1;
+        added.rows += 1;
     }
 
-    fn count(self, tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    /// A notice: a row that the running total leaves out.
+    fn notice(&mut self, channel: i64) {
+        self.0.entry(channel).or_default().rows += 1;
+    }
+
+    fn count(&self, tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
         let mut raise = tx.prepare_cached(
             "UPDATE channels SET message_count = message_count + ?2 WHERE key = ?1",
         )?;
-        for (channel, added) in self.0 {
-            raise.execute([channel, added])?;
+        for (channel, added) in &self.0 {
+            if added.counted > 0 {
+                raise.execute([*channel, added.counted])?;
+            }
         }
         Ok(())
+    }
+
+    /// Counts the batch's rows into `tail`; whether the deferred entries must be entered.
+    fn tail(&self, tail: &mut deferred::Tail) -> bool {
+        let mut enter = false;
+        for (&channel, added) in &self.0 {
+            enter |= tail.add(channel, added.rows);
+        }
+        enter
     }
 }
 
@@ -191,11 +227,13 @@ impl Binder<'_, '_> {
 /// it; a post changes a page of each of the archive's indexes in its channel, and those
 /// copies cost more than the statements spared (docs/benchmarks.md, "Storing posts into many
 /// small channels"). A statement of one row is never undone alone and keeps no journal.
+/// Its look-up entries are deferred (`deferred.rs`): the row goes into `(channel, id)` (and
+/// the media index if it shares a file) only.
 fn insert_post(tx: &rusqlite::Transaction, post: &Posted) -> rusqlite::Result<()> {
     let s = &post.submission;
     tx.prepare_cached(
-        "INSERT INTO messages (id, channel, at, sender, nick, origin_id, client_id, media, content)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO messages (id, channel, at, sender, nick, origin_id, client_id, media, content, deferred)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)",
     )?
     .execute(params![
         post.id,
@@ -449,6 +487,7 @@ fn persist<'a>(
         }
         Fact::Noticed(n) => {
             joins.notices.push(n);
+            archived.notice(n.channel);
             if n.kind.changes_configuration() {
                 tx.prepare_cached(
                     "UPDATE channels SET config_updated_at = max(config_updated_at, ?2) WHERE key = ?1",
