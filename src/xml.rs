@@ -1,4 +1,4 @@
-//! Writing outbound XML.
+//! Writing outbound XML, and the [`Head`] of inbound stanzas (their addresses, read once).
 //!
 //! Incoming stanzas are parsed by tokio-xmpp into `minidom::Element`s. Outbound stanzas are
 //! written here as strings instead, for two reasons: a channel message is serialized once and
@@ -66,6 +66,72 @@ pub mod node {
     pub const JIDMAP: &str = "urn:xmpp:mix:nodes:jidmap";
 }
 
+/// A received stanza's `from`, `to`, `id` and `type`, read from its top element's attributes
+/// in one pass by the link's thread as it builds the stanza, and kept beside the element.
+///
+/// Why: the rules task read each of them through `Element::attr`, a search of a two-level
+/// ordered map whose nodes the link's thread had just allocated; those first touches were
+/// about 4 % of mixd's CPU in a 10-member fan-out (docs/benchmarks.md, "The envelope read
+/// where the stanza is built"). Here the values lie back to back in one string, written
+/// while the attributes are still in cache, and the rules task reads one small buffer.
+/// The values are exactly the element's (the same map, unescaped and normalized by the
+/// parser); what they mean is for the router to decide.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Head {
+    values: String,
+    /// Where each of [`Head::NAMES`] lies in `values`, if the element has it.
+    fields: [Option<(u32, u32)>; 4],
+}
+
+impl Head {
+    /// The attributes kept, in `fields`' order; un-namespaced, as a stanza's are.
+    const NAMES: [&'static str; 4] = ["from", "to", "id", "type"];
+
+    /// The head of `stanza`: its attributes taken once, in the map's order, no look-up.
+    pub fn of(stanza: &Element) -> Head {
+        let mut found: [Option<&str>; 4] = [None; 4];
+        for ((namespace, name), value) in stanza.attrs() {
+            if !namespace.is_empty() {
+                continue;
+            }
+            if let Some(at) = Head::NAMES.iter().position(|n| *n == name.as_str()) {
+                found[at] = Some(value.as_str());
+            }
+        }
+        let mut values = String::with_capacity(found.iter().flatten().map(|v| v.len()).sum());
+        let fields = found.map(|value| {
+            let value = value?;
+            let start = values.len();
+            values.push_str(value);
+            // A stanza is far smaller than 4 GiB (the link's size limit).
+            Some((start as u32, values.len() as u32))
+        });
+        Head { values, fields }
+    }
+
+    fn field(&self, at: usize) -> Option<&str> {
+        let (start, end) = self.fields[at]?;
+        Some(&self.values[start as usize..end as usize])
+    }
+
+    pub fn from(&self) -> Option<&str> {
+        self.field(0)
+    }
+
+    pub fn to(&self) -> Option<&str> {
+        self.field(1)
+    }
+
+    pub fn id(&self) -> Option<&str> {
+        self.field(2)
+    }
+
+    /// The `type` attribute.
+    pub fn kind(&self) -> Option<&str> {
+        self.field(3)
+    }
+}
+
 /// Escapes text for use in element content or in an attribute quoted with `'`.
 ///
 /// Copies the runs between special characters whole rather than char by char: it writes every
@@ -98,6 +164,8 @@ pub struct Xml {
     out: String,
     open: Vec<&'static str>,
     in_start_tag: bool,
+    /// Where [`Template::TO`] was given as an attribute's value (nothing was written there).
+    hole: Option<usize>,
 }
 
 impl Default for Xml {
@@ -108,10 +176,16 @@ impl Default for Xml {
 
 impl Xml {
     pub fn new() -> Self {
+        Self::with_capacity(256)
+    }
+
+    /// A builder whose buffer holds `bytes` before it grows.
+    pub fn with_capacity(bytes: usize) -> Self {
         Xml {
-            out: String::with_capacity(256),
+            out: String::with_capacity(bytes),
             open: Vec::with_capacity(8),
             in_start_tag: false,
+            hole: None,
         }
     }
 
@@ -140,7 +214,11 @@ impl Xml {
         self.out.push(' ');
         self.out.push_str(name);
         self.out.push_str("='");
-        escape_into(&mut self.out, value);
+        if value == HOLE {
+            self.hole = Some(self.out.len());
+        } else {
+            escape_into(&mut self.out, value);
+        }
         self.out.push('\'');
         self
     }
@@ -273,18 +351,26 @@ pub struct Template {
 /// one only makes the buffer grow again).
 const TYPICAL_JID: usize = 48;
 
-/// Marks the hole; NUL cannot occur in XML, so it cannot come from content.
+/// Marks the hole where an attribute's value is given; NUL cannot occur in XML, so no value
+/// from content can be it.
 const HOLE: &str = "\u{0}";
 
 impl Template {
     /// `write` builds the stanza, writing [`Template::TO`] as the `to` attribute's value.
     pub fn new(write: impl FnOnce(&mut Xml)) -> Self {
-        let mut x = Xml::new();
+        Self::with_capacity(256, write)
+    }
+
+    /// [`Template::new`] for a stanza of about `bytes`: its buffer is allocated once, and
+    /// the hole is where the builder was given [`Template::TO`] (no search, no shift after).
+    pub fn with_capacity(bytes: usize, write: impl FnOnce(&mut Xml)) -> Self {
+        let mut x = Xml::with_capacity(bytes);
         write(&mut x);
-        let mut text = x.finish();
-        let hole = text.find(HOLE).expect("template without a `to` hole");
-        text.remove(hole);
-        Template { text, hole }
+        let hole = x.hole.expect("template without a `to` hole");
+        Template {
+            text: x.finish(),
+            hole,
+        }
     }
 
     pub const TO: &'static str = HOLE;
@@ -421,6 +507,32 @@ impl From<Vec<String>> for Stanzas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_head_is_the_stanzas_own_attributes() {
+        let stanza: Element = "<message xmlns='jabber:component:accept' xmlns:x='urn:x' \
+             x:from='forged' to='coven@mix.x' from='a&amp;b@x/r' type='groupchat' \
+             data='other'><body from='child'/></message>"
+            .parse()
+            .unwrap();
+        let head = Head::of(&stanza);
+        assert_eq!(head.from(), stanza.attr("from"));
+        assert_eq!(head.from(), Some("a&b@x/r"));
+        assert_eq!(head.to(), Some("coven@mix.x"));
+        assert_eq!(head.id(), None);
+        assert_eq!(head.kind(), Some("groupchat"));
+        let bare: Element = "<presence xmlns='jabber:component:accept'/>"
+            .parse()
+            .unwrap();
+        assert_eq!(Head::of(&bare), Head::default());
+        let empty: Element = "<iq xmlns='jabber:component:accept' id='' type='get'/>"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            (Head::of(&empty).id(), Head::of(&empty).from()),
+            (Some(""), None)
+        );
+    }
 
     #[test]
     fn builder_escapes_and_nests() {
