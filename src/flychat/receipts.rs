@@ -29,9 +29,11 @@ impl Receipt {
     /// receipt from a 1:1 one), but the group is the message's address.
     pub fn find(stanza: &Element) -> Option<Receipt> {
         stanza.children().find_map(|c| {
-            let kind = match (c.ns().as_str(), c.name()) {
-                (ns::RECEIPTS, "delivered") => ReceiptKind::Delivered,
-                (ns::RECEIPTS, "seen") => ReceiptKind::Displayed,
+            // Asked of every message routed (`is_flychat`): `has_ns` compares in place,
+            // where `ns()` would copy the namespace of each child.
+            let kind = match (c.has_ns(ns::RECEIPTS), c.name()) {
+                (true, "delivered") => ReceiptKind::Delivered,
+                (true, "seen") => ReceiptKind::Displayed,
                 _ => return None,
             };
             c.attr("group_id")?;
