@@ -79,22 +79,24 @@ pub mod node {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Head {
     values: String,
-    /// Where each of [`Head::NAMES`] lies in `values`, if the element has it.
+    /// Where `from`, `to`, `id` and `type` lie in `values`, for those the element has.
     fields: [Option<(u32, u32)>; 4],
 }
 
 impl Head {
-    /// The attributes kept, in `fields`' order; un-namespaced, as a stanza's are.
-    const NAMES: [&'static str; 4] = ["from", "to", "id", "type"];
-
-    /// The head of `stanza`: its attributes taken once, in the map's order, no look-up.
+    /// The head of `stanza`: its un-namespaced `from`, `to`, `id` and `type` (in `fields`'
+    /// order), taken in one pass over its attributes, no look-up.
     pub fn of(stanza: &Element) -> Head {
         let mut found: [Option<&str>; 4] = [None; 4];
         for ((namespace, name), value) in stanza.attrs() {
-            if !namespace.is_empty() {
-                continue;
-            }
-            if let Some(at) = Head::NAMES.iter().position(|n| *n == name.as_str()) {
+            let at = match name.as_str() {
+                "from" => 0,
+                "to" => 1,
+                "id" => 2,
+                "type" => 3,
+                _ => continue,
+            };
+            if namespace.is_empty() {
                 found[at] = Some(value.as_str());
             }
         }
@@ -306,9 +308,10 @@ impl Xml {
 /// fragment can be placed inside a `jabber:component:accept` stanza and inside a
 /// `jabber:client` message forwarded by MAM alike. Other payloads keep their namespace.
 ///
-/// The children are encoded in place, inside a wrapper in `stanza_ns` that is written only to
-/// set the default namespace and then cut off (no copy of the tree, one output buffer). The
-/// framer has bounded the depth, and the explicit stack keeps this free of recursion anyway.
+/// The children are encoded in place, inside a wrapper in `stanza_ns` that sets the default
+/// namespace: the wrapper's tags are written to a buffer of their own and dropped, the
+/// children's straight into the fragment (no copy of the tree, nor of the text). The framer
+/// has bounded the depth, and the explicit stack keeps this free of recursion anyway.
 pub fn children_fragment<'a>(
     stanza_ns: &str,
     children: impl Iterator<Item = &'a Element>,
@@ -318,16 +321,11 @@ pub fn children_fragment<'a>(
     if encode_children(&mut encoder, &mut bytes, stanza_ns, children).is_err() {
         return String::new();
     }
-    let text = String::from_utf8(bytes).unwrap_or_default();
-    // `<x xmlns="…">CHILDREN</x>` or `<x xmlns="…"/>`: keep CHILDREN.
-    match (text.find('>'), text.rfind("</x>")) {
-        (Some(start), Some(end)) if start < end && !text[..start].ends_with('/') => {
-            text[start + 1..end].to_owned()
-        }
-        _ => String::new(),
-    }
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
+/// Writes `<x xmlns='stanza_ns'>` and its `</x>` to a buffer of their own, and the children
+/// between them to `out`.
 fn encode_children<'a>(
     encoder: &mut rxml::writer::Encoder<rxml::writer::SimpleNamespaces>,
     out: &mut Vec<u8>,
@@ -336,11 +334,13 @@ fn encode_children<'a>(
 ) -> Result<(), rxml::Error> {
     use rxml::writer::Item;
     let wrapper: &rxml::NcNameStr = "x".try_into()?;
+    let mut wrapper_tags = Vec::with_capacity(stanza_ns.len() + 16);
     encoder.encode(
         Item::ElementHeadStart(stanza_ns.to_owned().into(), wrapper),
-        out,
+        &mut wrapper_tags,
     )?;
-    encoder.encode(Item::ElementHeadEnd, out)?;
+    // The start tag's `>` is written here, so nothing of the wrapper reaches `out`.
+    encoder.encode(Item::ElementHeadEnd, &mut wrapper_tags)?;
     for child in children {
         // Each open element with the nodes still to write inside it.
         let mut open = vec![(child, None::<std::slice::Iter<'a, minidom::Node>>)];
@@ -369,7 +369,7 @@ fn encode_children<'a>(
             }
         }
     }
-    encoder.encode(Item::ElementFoot, out)
+    encoder.encode(Item::ElementFoot, &mut wrapper_tags)
 }
 
 /// A stanza serialized once, with a hole where each recipient's `to` goes.

@@ -29,13 +29,16 @@ impl Receipt {
     /// receipt from a 1:1 one), but the group is the message's address.
     pub fn find(stanza: &Element) -> Option<Receipt> {
         stanza.children().find_map(|c| {
-            // Asked of every message routed (`is_flychat`): `has_ns` compares in place,
-            // where `ns()` would copy the namespace of each child.
-            let kind = match (c.has_ns(ns::RECEIPTS), c.name()) {
-                (true, "delivered") => ReceiptKind::Delivered,
-                (true, "seen") => ReceiptKind::Displayed,
+            // Asked of every message routed (`is_flychat`): the name first, then the
+            // namespace compared in place (`ns()` would copy it, for each child).
+            let kind = match c.name() {
+                "delivered" => ReceiptKind::Delivered,
+                "seen" => ReceiptKind::Displayed,
                 _ => return None,
             };
+            if !c.has_ns(ns::RECEIPTS) {
+                return None;
+            }
             c.attr("group_id")?;
             Some(Receipt {
                 id: c.attr("id")?.to_owned(),
