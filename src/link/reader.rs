@@ -929,6 +929,17 @@ mod tests {
             assert_eq!(thing.text(), "tail");
             let iq = stanza(&out[1]);
             assert!(iq.has_child("query", "http://jabber.org/protocol/disco#info"));
+            // Each stanza's head is its own top element's, not a child's.
+            for (item, (from, to, id, kind)) in out.iter().zip([
+                ("a@localhost/r", "c@mix.localhost", "m1", "groupchat"),
+                ("a@localhost/r", "mix.localhost", "i1", "get"),
+            ]) {
+                let Item::Stanza { head, .. } = item else {
+                    panic!("{item:?}")
+                };
+                let read = (head.from(), head.to(), head.id(), head.kind());
+                assert_eq!(read, (Some(from), Some(to), Some(id), Some(kind)));
+            }
         }
     }
 
