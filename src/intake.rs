@@ -8,6 +8,7 @@ use minidom::Element;
 use crate::core::{Condition, Refusal};
 use crate::dialect::{ErrorKind, ReplyTo};
 use crate::turns::Turns;
+use crate::xml::Head;
 
 /// Fairness between senders: the stanzas the link has read wait here, one queue per sender
 /// (the bare JID of `from`: all of one user's clients share a queue), and the loop takes one
@@ -32,7 +33,8 @@ use crate::turns::Turns;
 /// memory stays within the link's bound. Each sender's stanzas keep their order (RFC 6120
 /// §10.1 asks no more); the turns are `turns.rs`'s.
 ///
-/// `S` is the link's `Inbound` (a stanza holding its weight); the tests use bare elements.
+/// `S` is the link's `Inbound` (a stanza holding its weight, with its head read); the tests
+/// use elements with their heads.
 pub struct Intake<S> {
     turns: Turns<S>,
 }
@@ -51,7 +53,7 @@ impl<S> Default for Intake<S> {
     }
 }
 
-impl<S: Deref<Target = Element>> Intake<S> {
+impl<S: Deref<Target = Element> + AsRef<Head>> Intake<S> {
     pub fn has_space(&self) -> bool {
         self.turns.len() < INTAKE_STANZAS
     }
@@ -71,7 +73,7 @@ impl<S: Deref<Target = Element>> Intake<S> {
             sender = sender(&stanza),
             "too many stanzas waiting from one sender; refused"
         );
-        overflow(&stanza)
+        overflow(&stanza, stanza.as_ref())
     }
 
     /// The next sender's oldest stanza; that sender goes to the back of the turns.
@@ -81,26 +83,26 @@ impl<S: Deref<Target = Element>> Intake<S> {
 }
 
 /// Whose turn a stanza waits for: the bare JID of its `from`.
-fn sender(stanza: &impl Deref<Target = Element>) -> &str {
-    let from = stanza.attr("from").unwrap_or_default();
+fn sender(stanza: &impl AsRef<Head>) -> &str {
+    let from = stanza.as_ref().from().unwrap_or_default();
     from.split_once('/').map_or(from, |(bare, _)| bare)
 }
 
 /// The error a stanza beyond its sender's share gets; none for an error stanza.
-fn overflow(stanza: &Element) -> Option<String> {
+fn overflow(stanza: &Element, head: &Head) -> Option<String> {
     let kind = match stanza.name() {
         "iq" => ErrorKind::Iq,
         "message" => ErrorKind::Message,
         "presence" => ErrorKind::Presence,
         _ => return None,
     };
-    if stanza.attr("type") == Some("error") {
+    if head.kind() == Some("error") {
         return None;
     }
     let reply = ReplyTo {
-        from: stanza.attr("to")?.to_owned(),
-        to: stanza.attr("from")?.to_owned(),
-        id: stanza.attr("id").map(str::to_owned),
+        from: head.to()?.to_owned(),
+        to: head.from()?.to_owned(),
+        id: head.id().map(str::to_owned),
     };
     let refusal = Refusal::new(
         Condition::PolicyViolation,
@@ -116,16 +118,35 @@ fn overflow(stanza: &Element) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// A stanza with its head, as the link hands them over.
+    struct Received(Element, Head);
+
+    impl Deref for Received {
+        type Target = Element;
+
+        fn deref(&self) -> &Element {
+            &self.0
+        }
+    }
+
+    impl AsRef<Head> for Received {
+        fn as_ref(&self) -> &Head {
+            &self.1
+        }
+    }
+
     /// A message of `kind` from `from`, its id saying which.
-    fn message(from: &str, id: &str, kind: &str) -> Box<Element> {
+    fn message(from: &str, id: &str, kind: &str) -> Received {
         let xml = format!(
             "<message xmlns='jabber:component:accept' from='{from}' to='coven@mix.localhost' \
              id='{id}' type='{kind}'><body>{id}</body></message>"
         );
-        Box::new(xml.parse().unwrap())
+        let element: Element = xml.parse().unwrap();
+        let head = Head::of(&element);
+        Received(element, head)
     }
 
-    fn stanza(from: &str, id: &str) -> Box<Element> {
+    fn stanza(from: &str, id: &str) -> Received {
         message(from, id, "groupchat")
     }
 

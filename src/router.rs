@@ -9,6 +9,7 @@ use minidom::Element;
 
 use crate::core::{Condition, Dialect, Groups, Micros, Refusal};
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
+use crate::xml::Head;
 use crate::{flychat, mix};
 
 /// What a stanza is and which dialect it belongs to, read from its shape alone.
@@ -20,14 +21,14 @@ pub struct Route {
 
 /// The route of a stanza from the link, `None` for an element that is not a stanza: FlyChat
 /// messages (its `<chatcontent/>`, its receipts) and iqs (its query namespaces) to `flychat`,
-/// everything else to `mix`.
-pub fn route(stanza: &Element) -> Option<Route> {
+/// everything else to `mix`. `head` is the stanza's, as the link read it.
+pub fn route(stanza: &Element, head: &Head) -> Option<Route> {
     let (kind, flychat) = match stanza.name() {
         "iq" => (
             ErrorKind::Iq,
             stanza.children().next().is_some_and(flychat::is_flychat_iq),
         ),
-        "message" => (ErrorKind::Message, flychat::is_flychat(stanza)),
+        "message" => (ErrorKind::Message, flychat::is_flychat(stanza, head.kind())),
         "presence" => (ErrorKind::Presence, false),
         _ => return None,
     };
@@ -39,11 +40,13 @@ pub fn route(stanza: &Element) -> Option<Route> {
     Some(Route { kind, dialect })
 }
 
-/// Handles one stanza from the link, along the `route` it was given.
+/// Handles one stanza from the link, along the `route` it was given; its addresses, id and
+/// type are read from `head` (the link read them while it built the element).
 pub fn handle(
     groups: &mut Groups,
     service: &Service,
     stanza: &Element,
+    head: &Head,
     route: Option<Route>,
     now: Micros,
 ) -> Handled {
@@ -51,7 +54,7 @@ pub fn handle(
         tracing::debug!(element = stanza.name(), "ignored a non-stanza element");
         return Handled::Nothing;
     };
-    let stanza_type = stanza.attr("type");
+    let stanza_type = head.kind();
     if stanza_type == Some("error") || (kind == ErrorKind::Iq && stanza_type == Some("result")) {
         return match kind {
             ErrorKind::Message => mix::bounced(groups, stanza),
@@ -59,11 +62,11 @@ pub fn handle(
         };
     }
     // Without a valid sender there is nobody to answer; the server never sends such a stanza.
-    let Some(from) = stanza.attr("from").and_then(|f| Jid::new(f).ok()) else {
-        tracing::debug!(id = ?stanza.attr("id"), "dropped a stanza without a valid from");
+    let Some(from) = head.from().and_then(|f| Jid::new(f).ok()) else {
+        tracing::debug!(id = ?head.id(), "dropped a stanza without a valid from");
         return Handled::Nothing;
     };
-    let to = match stanza.attr("to").map(Jid::new) {
+    let to = match head.to().map(Jid::new) {
         Some(Ok(to)) => to,
         _ => Jid::new(&service.domain).expect("validated domain"),
     };
@@ -71,7 +74,7 @@ pub fn handle(
         kind,
         from,
         to,
-        id: stanza.attr("id").map(str::to_owned),
+        id: head.id().map(str::to_owned),
         channel: None,
     };
     if env.to.domain().as_str() != service.domain {

@@ -169,11 +169,18 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
             _ = std::future::ready(()), if room && !intake.is_empty() => {
                 if let Some(stanza) = intake.take_turn() {
                     ticket = stanza.ticket;
-                    let route = router::route(&stanza);
+                    let route = router::route(&stanza, &stanza.head);
                     if let Some(route) = route {
                         metrics.stanza_in(route.kind, route.dialect);
                     }
-                    let handled = router::handle(&mut groups, &service, &stanza, route, now());
+                    let handled = router::handle(
+                        &mut groups,
+                        &service,
+                        &stanza,
+                        &stanza.head,
+                        route,
+                        now(),
+                    );
                     outlets.dispatch(&mut groups, &service, handled);
                 }
             }

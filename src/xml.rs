@@ -1,4 +1,4 @@
-//! Writing outbound XML.
+//! Writing outbound XML, and the [`Head`] of inbound stanzas (their addresses, read once).
 //!
 //! Incoming stanzas are parsed by tokio-xmpp into `minidom::Element`s. Outbound stanzas are
 //! written here as strings instead, for two reasons: a channel message is serialized once and
@@ -66,28 +66,128 @@ pub mod node {
     pub const JIDMAP: &str = "urn:xmpp:mix:nodes:jidmap";
 }
 
+/// A received stanza's `from`, `to`, `id` and `type`, read from its top element's attributes
+/// in one pass by the link's thread as it builds the stanza, and kept beside the element.
+///
+/// Why: the rules task read each of them through `Element::attr`, a search of a two-level
+/// ordered map whose nodes the link's thread had just allocated; those first touches were
+/// about 4 % of mixd's CPU in a 10-member fan-out (docs/benchmarks.md, "The envelope read
+/// where the stanza is built"). Here the values lie back to back in one string, written
+/// while the attributes are still in cache, and the rules task reads one small buffer.
+/// The values are exactly the element's (the same map, unescaped and normalized by the
+/// parser); what they mean is for the router to decide.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Head {
+    values: String,
+    /// Where `from`, `to`, `id` and `type` lie in `values`, for those the element has.
+    fields: [Option<(u32, u32)>; 4],
+}
+
+impl Head {
+    /// The head of `stanza`: its un-namespaced `from`, `to`, `id` and `type` (in `fields`'
+    /// order), taken in one pass over its attributes, no look-up.
+    pub fn of(stanza: &Element) -> Head {
+        let mut found: [Option<&str>; 4] = [None; 4];
+        for ((namespace, name), value) in stanza.attrs() {
+            let at = match name.as_str() {
+                "from" => 0,
+                "to" => 1,
+                "id" => 2,
+                "type" => 3,
+                _ => continue,
+            };
+            if namespace.is_empty() {
+                found[at] = Some(value.as_str());
+            }
+        }
+        let mut values = String::with_capacity(found.iter().flatten().map(|v| v.len()).sum());
+        let fields = found.map(|value| {
+            let value = value?;
+            let start = values.len();
+            values.push_str(value);
+            // A stanza is far smaller than 4 GiB (the link's size limit).
+            Some((start as u32, values.len() as u32))
+        });
+        Head { values, fields }
+    }
+
+    fn field(&self, at: usize) -> Option<&str> {
+        let (start, end) = self.fields[at]?;
+        Some(&self.values[start as usize..end as usize])
+    }
+
+    pub fn from(&self) -> Option<&str> {
+        self.field(0)
+    }
+
+    pub fn to(&self) -> Option<&str> {
+        self.field(1)
+    }
+
+    pub fn id(&self) -> Option<&str> {
+        self.field(2)
+    }
+
+    /// The `type` attribute.
+    pub fn kind(&self) -> Option<&str> {
+        self.field(3)
+    }
+}
+
 /// Escapes text for use in element content or in an attribute quoted with `'`.
 ///
 /// Copies the runs between special characters whole rather than char by char: it writes every
 /// attribute and text of every stanza mixd sends (a flood's error replies included), and was
 /// the rules task's largest single cost under a flood of refusals (docs/benchmarks.md,
 /// "Fairness"). The special characters are ASCII, so byte positions are char boundaries.
+///
+/// It looks at eight bytes at a time and steps over those with none of the five special
+/// characters in them (nearly all: it escapes every recipient's address of every copy of a
+/// fan-out, where the byte-by-byte scan was 2 % of mixd's CPU at 10 members).
 pub fn escape_into(out: &mut String, text: &str) {
+    let bytes = text.as_bytes();
     let mut plain = 0;
-    for (at, byte) in text.bytes().enumerate() {
-        let entity = match byte {
+    let mut at = 0;
+    while at < bytes.len() {
+        if let Some(word) = bytes.get(at..at + 8) {
+            let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            if !has_special_byte(word) {
+                at += 8;
+                continue;
+            }
+        }
+        let entity = match bytes[at] {
             b'&' => "&amp;",
             b'<' => "&lt;",
             b'>' => "&gt;",
             b'\'' => "&apos;",
             b'"' => "&quot;",
-            _ => continue,
+            _ => {
+                at += 1;
+                continue;
+            }
         };
         out.push_str(&text[plain..at]);
         out.push_str(entity);
-        plain = at + 1;
+        at += 1;
+        plain = at;
     }
     out.push_str(&text[plain..]);
+}
+
+/// Whether any of the eight bytes of `word` is one [`escape_into`] replaces: for each, the
+/// bytes equal to it are turned to zero, and a zero byte is found by the borrow it causes
+/// (exact for "is there any", which is all that is asked).
+fn has_special_byte(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    [b'&', b'<', b'>', b'\'', b'"']
+        .into_iter()
+        .fold(0, |found, special| {
+            found | zero_byte(word ^ (ONES * u64::from(special)))
+        })
+        != 0
 }
 
 /// A small builder for one element and its subtree, written straight into a string.
@@ -98,6 +198,8 @@ pub struct Xml {
     out: String,
     open: Vec<&'static str>,
     in_start_tag: bool,
+    /// Where [`Template::TO`] was given as an attribute's value (nothing was written there).
+    hole: Option<usize>,
 }
 
 impl Default for Xml {
@@ -108,10 +210,16 @@ impl Default for Xml {
 
 impl Xml {
     pub fn new() -> Self {
+        Self::with_capacity(256)
+    }
+
+    /// A builder whose buffer holds `bytes` before it grows.
+    pub fn with_capacity(bytes: usize) -> Self {
         Xml {
-            out: String::with_capacity(256),
+            out: String::with_capacity(bytes),
             open: Vec::with_capacity(8),
             in_start_tag: false,
+            hole: None,
         }
     }
 
@@ -140,7 +248,11 @@ impl Xml {
         self.out.push(' ');
         self.out.push_str(name);
         self.out.push_str("='");
-        escape_into(&mut self.out, value);
+        if value == HOLE {
+            self.hole = Some(self.out.len());
+        } else {
+            escape_into(&mut self.out, value);
+        }
         self.out.push('\'');
         self
     }
@@ -196,9 +308,10 @@ impl Xml {
 /// fragment can be placed inside a `jabber:component:accept` stanza and inside a
 /// `jabber:client` message forwarded by MAM alike. Other payloads keep their namespace.
 ///
-/// The children are encoded in place, inside a wrapper in `stanza_ns` that is written only to
-/// set the default namespace and then cut off (no copy of the tree, one output buffer). The
-/// framer has bounded the depth, and the explicit stack keeps this free of recursion anyway.
+/// The children are encoded in place, inside a wrapper in `stanza_ns` that sets the default
+/// namespace: the wrapper's tags are written to a buffer of their own and dropped, the
+/// children's straight into the fragment (no copy of the tree, nor of the text). The framer
+/// has bounded the depth, and the explicit stack keeps this free of recursion anyway.
 pub fn children_fragment<'a>(
     stanza_ns: &str,
     children: impl Iterator<Item = &'a Element>,
@@ -208,16 +321,11 @@ pub fn children_fragment<'a>(
     if encode_children(&mut encoder, &mut bytes, stanza_ns, children).is_err() {
         return String::new();
     }
-    let text = String::from_utf8(bytes).unwrap_or_default();
-    // `<x xmlns="…">CHILDREN</x>` or `<x xmlns="…"/>`: keep CHILDREN.
-    match (text.find('>'), text.rfind("</x>")) {
-        (Some(start), Some(end)) if start < end && !text[..start].ends_with('/') => {
-            text[start + 1..end].to_owned()
-        }
-        _ => String::new(),
-    }
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
+/// Writes `<x xmlns='stanza_ns'>` and its `</x>` to a buffer of their own, and the children
+/// between them to `out`.
 fn encode_children<'a>(
     encoder: &mut rxml::writer::Encoder<rxml::writer::SimpleNamespaces>,
     out: &mut Vec<u8>,
@@ -226,11 +334,13 @@ fn encode_children<'a>(
 ) -> Result<(), rxml::Error> {
     use rxml::writer::Item;
     let wrapper: &rxml::NcNameStr = "x".try_into()?;
+    let mut wrapper_tags = Vec::with_capacity(stanza_ns.len() + 16);
     encoder.encode(
         Item::ElementHeadStart(stanza_ns.to_owned().into(), wrapper),
-        out,
+        &mut wrapper_tags,
     )?;
-    encoder.encode(Item::ElementHeadEnd, out)?;
+    // The start tag's `>` is written here, so nothing of the wrapper reaches `out`.
+    encoder.encode(Item::ElementHeadEnd, &mut wrapper_tags)?;
     for child in children {
         // Each open element with the nodes still to write inside it.
         let mut open = vec![(child, None::<std::slice::Iter<'a, minidom::Node>>)];
@@ -259,7 +369,7 @@ fn encode_children<'a>(
             }
         }
     }
-    encoder.encode(Item::ElementFoot, out)
+    encoder.encode(Item::ElementFoot, &mut wrapper_tags)
 }
 
 /// A stanza serialized once, with a hole where each recipient's `to` goes.
@@ -273,18 +383,26 @@ pub struct Template {
 /// one only makes the buffer grow again).
 const TYPICAL_JID: usize = 48;
 
-/// Marks the hole; NUL cannot occur in XML, so it cannot come from content.
+/// Marks the hole where an attribute's value is given; NUL cannot occur in XML, so no value
+/// from content can be it.
 const HOLE: &str = "\u{0}";
 
 impl Template {
     /// `write` builds the stanza, writing [`Template::TO`] as the `to` attribute's value.
     pub fn new(write: impl FnOnce(&mut Xml)) -> Self {
-        let mut x = Xml::new();
+        Self::with_capacity(256, write)
+    }
+
+    /// [`Template::new`] for a stanza of about `bytes`: its buffer is allocated once, and
+    /// the hole is where the builder was given [`Template::TO`] (no search, no shift after).
+    pub fn with_capacity(bytes: usize, write: impl FnOnce(&mut Xml)) -> Self {
+        let mut x = Xml::with_capacity(bytes);
         write(&mut x);
-        let mut text = x.finish();
-        let hole = text.find(HOLE).expect("template without a `to` hole");
-        text.remove(hole);
-        Template { text, hole }
+        let hole = x.hole.expect("template without a `to` hole");
+        Template {
+            text: x.finish(),
+            hole,
+        }
     }
 
     pub const TO: &'static str = HOLE;
@@ -423,6 +541,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_head_is_the_stanzas_own_attributes() {
+        let stanza: Element = "<message xmlns='jabber:component:accept' xmlns:x='urn:x' \
+             x:from='forged' to='coven@mix.x' from='a&amp;b@x/r' type='groupchat' \
+             data='other'><body from='child'/></message>"
+            .parse()
+            .unwrap();
+        let head = Head::of(&stanza);
+        assert_eq!(head.from(), stanza.attr("from"));
+        assert_eq!(head.from(), Some("a&b@x/r"));
+        assert_eq!(head.to(), Some("coven@mix.x"));
+        assert_eq!(head.id(), None);
+        assert_eq!(head.kind(), Some("groupchat"));
+        let bare: Element = "<presence xmlns='jabber:component:accept'/>"
+            .parse()
+            .unwrap();
+        assert_eq!(Head::of(&bare), Head::default());
+        let empty: Element = "<iq xmlns='jabber:component:accept' id='' type='get'/>"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            (Head::of(&empty).id(), Head::of(&empty).from()),
+            (Some(""), None)
+        );
+    }
+
+    #[test]
     fn builder_escapes_and_nests() {
         let mut x = Xml::new();
         x.open("message", ns::COMPONENT)
@@ -447,10 +591,47 @@ mod tests {
             ("a&b'c\"d", "a&amp;b&apos;c&quot;d"),
             ("ends with &", "ends with &amp;"),
             ("日本語", "日本語"),
+            (
+                "a-long-address@example.org/resource",
+                "a-long-address@example.org/resource",
+            ),
+            (
+                "eight by&es then <more> 'quoted' \"text\"!",
+                "eight by&amp;es then &lt;more&gt; &apos;quoted&apos; &quot;text&quot;!",
+            ),
+            ("12345678&", "12345678&amp;"),
+            ("&2345678'", "&amp;2345678&apos;"),
         ] {
             let mut out = String::from("[");
             escape_into(&mut out, text);
             assert_eq!(out, format!("[{escaped}"), "{text}");
+        }
+    }
+
+    #[test]
+    fn escaping_finds_each_special_character_at_every_position() {
+        for special in ['&', '<', '>', '\'', '"', 'é'] {
+            for len in 0..20 {
+                for at in 0..len {
+                    let text: String = (0..len)
+                        .map(|i| if i == at { special } else { 'a' })
+                        .collect();
+                    let expected: String = text
+                        .chars()
+                        .map(|c| match c {
+                            '&' => "&amp;".to_owned(),
+                            '<' => "&lt;".to_owned(),
+                            '>' => "&gt;".to_owned(),
+                            '\'' => "&apos;".to_owned(),
+                            '"' => "&quot;".to_owned(),
+                            c => c.to_string(),
+                        })
+                        .collect();
+                    let mut out = String::new();
+                    escape_into(&mut out, &text);
+                    assert_eq!(out, expected, "{text}");
+                }
+            }
         }
     }
 

@@ -32,7 +32,12 @@ pub struct Service {
 
 impl Service {
     pub fn channel_jid(&self, name: &str) -> String {
-        format!("{name}@{}", self.domain)
+        // Once per delivered fact: concatenated, without the formatting machinery.
+        let mut jid = String::with_capacity(name.len() + 1 + self.domain.len());
+        jid.push_str(name);
+        jid.push('@');
+        jid.push_str(&self.domain);
+        jid
     }
 }
 

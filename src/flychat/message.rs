@@ -23,8 +23,9 @@ pub const EXTRAS: &[Allowed] = &[Allowed::content(CONTENT, "chatcontent")];
 /// Media kinds the SDK sends as `message_type`.
 const MEDIA: [&str; 5] = ["image", "video", "audio", "file", "document"];
 
-pub fn is_flychat_message(stanza: &Element) -> bool {
-    matches!(stanza.attr("type"), None | Some("normal")) && stanza.has_child("chatcontent", CONTENT)
+/// Whether `stanza`, of type `stanza_type` (as the link read it), is a FlyChat post.
+pub fn is_flychat_message(stanza: &Element, stanza_type: Option<&str>) -> bool {
+    matches!(stanza_type, None | Some("normal")) && stanza.has_child("chatcontent", CONTENT)
 }
 
 /// A group message, as it will be archived and reflected.
@@ -204,7 +205,7 @@ mod tests {
             "<message xmlns='jabber:client' to='coven@mix.localhost' type='normal'>\
              <body>plain</body></message>",
         );
-        assert!(!is_flychat_message(&stanza));
+        assert!(!is_flychat_message(&stanza, stanza.attr("type")));
         let refusal = Post::parse(&env, &stanza).unwrap_err();
         assert_eq!(refusal.condition, Condition::BadRequest);
         // A groupchat message with chatcontent is MIX's to handle.
@@ -212,8 +213,9 @@ mod tests {
             "<message xmlns='jabber:client' type='groupchat'>\
              <chatcontent xmlns='urn:xmpp:content'/></message>",
         );
-        assert!(!is_flychat_message(&groupchat));
-        assert!(is_flychat_message(&element(TEXT)));
+        assert!(!is_flychat_message(&groupchat, Some("groupchat")));
+        let text = element(TEXT);
+        assert!(is_flychat_message(&text, text.attr("type")));
     }
 
     #[test]

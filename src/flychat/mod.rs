@@ -248,8 +248,8 @@ fn handle(
 }
 
 /// Whether a message is in the FlyChat dialect.
-pub fn is_flychat(stanza: &Element) -> bool {
-    is_flychat_message(stanza) || Receipt::find(stanza).is_some()
+pub fn is_flychat(stanza: &Element, stanza_type: Option<&str>) -> bool {
+    is_flychat_message(stanza, stanza_type) || Receipt::find(stanza).is_some()
 }
 
 /// What the parsing tests of every capability file build requests from.
@@ -334,7 +334,10 @@ mod tests {
     fn messages_are_receipts_or_posts() {
         let receipt = "<message xmlns='jabber:client' type='chat'>\
                        <delivered xmlns='urn:xmpp:receipts' id='m1' group_id='coven'/></message>";
-        assert!(is_flychat(&crate::dialect::testing::element(receipt)));
+        assert!(is_flychat(
+            &crate::dialect::testing::element(receipt),
+            Some("chat")
+        ));
         assert!(matches!(
             parse_message(GROUP, receipt),
             Ok(Request::Receipt(_))
@@ -344,7 +347,10 @@ mod tests {
                     </message>";
         assert!(matches!(parse_message(GROUP, post), Ok(Request::Post(_))));
         let neither = "<message xmlns='jabber:client' type='normal'><body>x</body></message>";
-        assert!(!is_flychat(&crate::dialect::testing::element(neither)));
+        assert!(!is_flychat(
+            &crate::dialect::testing::element(neither),
+            Some("normal")
+        ));
         let refusal = parse_message(GROUP, neither).unwrap_err();
         assert_eq!(refusal.condition, Condition::BadRequest);
     }

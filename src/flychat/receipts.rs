@@ -29,11 +29,16 @@ impl Receipt {
     /// receipt from a 1:1 one), but the group is the message's address.
     pub fn find(stanza: &Element) -> Option<Receipt> {
         stanza.children().find_map(|c| {
-            let kind = match (c.ns().as_str(), c.name()) {
-                (ns::RECEIPTS, "delivered") => ReceiptKind::Delivered,
-                (ns::RECEIPTS, "seen") => ReceiptKind::Displayed,
+            // Asked of every message routed (`is_flychat`): the name first, then the
+            // namespace compared in place (`ns()` would copy it, for each child).
+            let kind = match c.name() {
+                "delivered" => ReceiptKind::Delivered,
+                "seen" => ReceiptKind::Displayed,
                 _ => return None,
             };
+            if !c.has_ns(ns::RECEIPTS) {
+                return None;
+            }
             c.attr("group_id")?;
             Some(Receipt {
                 id: c.attr("id")?.to_owned(),

@@ -37,7 +37,7 @@ use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_xmpp::parsers::component::Handshake;
 
 use crate::metrics::Metrics;
-use crate::xml::{escape_into, ns, Stanzas, Xml};
+use crate::xml::{escape_into, ns, Head, Stanzas, Xml};
 use reader::{Breach, Item, Limits, Reader, Refused};
 
 /// Where to connect, as whom, and within which limits.
@@ -204,9 +204,17 @@ impl From<io::Error> for LinkError {
 /// A stanza from the server, holding its share of the inbound queue's weight until dropped.
 pub struct Inbound {
     element: Element,
+    /// Its addresses and type, read by the link's thread as it built the element.
+    pub head: Head,
     /// What the link's screen gave it as it let it by (`reader::Verdict::Read`).
     pub ticket: u64,
     _weight: OwnedSemaphorePermit,
+}
+
+impl AsRef<Head> for Inbound {
+    fn as_ref(&self) -> &Head {
+        &self.head
+    }
 }
 
 impl Deref for Inbound {
@@ -384,6 +392,7 @@ async fn session(
             match item {
                 Item::Stanza {
                     element,
+                    head,
                     weight: w,
                     ticket,
                 } => {
@@ -400,6 +409,7 @@ async fn session(
                     };
                     let stanza = Inbound {
                         element,
+                        head,
                         ticket,
                         _weight: permit,
                     };

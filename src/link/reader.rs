@@ -26,6 +26,8 @@
 use minidom::{Element, Node};
 use rxml::{Event, Namespace, Parse, Parser, WithOptions};
 
+use crate::xml::Head;
+
 /// Longest `from`, `to`, `id` or `type` kept from a refused stanza's start tag (a JID is at
 /// most 3071 bytes). A longer value is left out of the error reply.
 pub const MAX_ENVELOPE_VALUE: usize = 4096;
@@ -48,9 +50,11 @@ pub enum Item {
     /// The server's `<stream:stream>` header, with its `id`.
     Header { id: Option<String> },
     /// A top-level element within the limits. `weight` estimates the memory it holds;
-    /// `ticket` is what the [`Screen`] gave it as it let it by (0 without a screen).
+    /// `ticket` is what the [`Screen`] gave it as it let it by (0 without a screen); `head`
+    /// its addresses and type, read while the element was in cache.
     Stanza {
         element: Element,
+        head: Head,
         weight: usize,
         ticket: u64,
     },
@@ -715,6 +719,7 @@ impl Reader {
                         let weight = self.unit_len + self.builder.elements * ELEMENT_COST;
                         self.builder.elements = 0;
                         out.push(Item::Stanza {
+                            head: Head::of(&element),
                             element,
                             weight,
                             ticket: std::mem::take(&mut self.ticket),
@@ -924,6 +929,17 @@ mod tests {
             assert_eq!(thing.text(), "tail");
             let iq = stanza(&out[1]);
             assert!(iq.has_child("query", "http://jabber.org/protocol/disco#info"));
+            // Each stanza's head is its own top element's, not a child's.
+            for (item, (from, to, id, kind)) in out.iter().zip([
+                ("a@localhost/r", "c@mix.localhost", "m1", "groupchat"),
+                ("a@localhost/r", "mix.localhost", "i1", "get"),
+            ]) {
+                let Item::Stanza { head, .. } = item else {
+                    panic!("{item:?}")
+                };
+                let read = (head.from(), head.to(), head.id(), head.kind());
+                assert_eq!(read, (Some(from), Some(to), Some(id), Some(kind)));
+            }
         }
     }
 

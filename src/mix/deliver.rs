@@ -136,7 +136,11 @@ fn reflect(groups: &Groups, service: &Service, posted: &Posted, out: &mut Stanza
     let sender = channel.participant(&posted.sender).map(|p| p.id);
     let recipients = channel.subscribers(Nodes::MESSAGES);
     address_by_sight(channel, recipients, out, |shown| {
-        Template::new(|x| render::channel_message(x, &service.ids, &jid, sender, posted, shown))
+        // The payload and about 512 bytes of addresses, ids and `<mix/>` around it.
+        let bytes = posted.submission.content.len() + 512;
+        Template::with_capacity(bytes, |x| {
+            render::channel_message(x, &service.ids, &jid, sender, posted, shown)
+        })
     });
 }
 

@@ -262,10 +262,12 @@ fn shares_a_file(stanza: &Element) -> bool {
 
 /// An XEP-0184 receipt or XEP-0333 marker: the id it acknowledges and what it says.
 fn receipt(stanza: &Element) -> Option<(&str, ReceiptKind)> {
+    // `has_ns` compares in place; `ns()` would copy the namespace for every child of
+    // every message.
     stanza.children().find_map(|c| {
-        let kind = match (c.ns().as_str(), c.name()) {
-            (ns::RECEIPTS, "received") | (ns::MARKERS, "received") => ReceiptKind::Delivered,
-            (ns::MARKERS, "displayed" | "acknowledged") => ReceiptKind::Displayed,
+        let kind = match (c.has_ns(ns::RECEIPTS), c.has_ns(ns::MARKERS), c.name()) {
+            (true, _, "received") | (_, true, "received") => ReceiptKind::Delivered,
+            (_, true, "displayed" | "acknowledged") => ReceiptKind::Displayed,
             _ => return None,
         };
         Some((c.attr("id")?, kind))
@@ -274,7 +276,7 @@ fn receipt(stanza: &Element) -> Option<(&str, ReceiptKind)> {
 
 fn chat_state(stanza: &Element) -> Option<ChatState> {
     stanza.children().find_map(|c| {
-        if c.ns() != ns::CHATSTATES {
+        if !c.has_ns(ns::CHATSTATES) {
             return None;
         }
         ChatState::ALL.into_iter().find(|s| s.name() == c.name())

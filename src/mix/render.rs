@@ -94,10 +94,13 @@ pub fn notice(x: &mut Xml, kind: NoticeKind, by: Option<&BareJid>, target: Optio
 /// receiver tells senders apart by JID alone. Without a participant (one removed in the same
 /// commit), the channel itself.
 pub fn participant_jid(channel_jid: &str, sender: Option<ParticipantId>) -> String {
-    match sender {
-        Some(id) => format!("{channel_jid}/{id}"),
-        None => channel_jid.to_owned(),
+    let mut jid = String::with_capacity(channel_jid.len() + 17);
+    jid.push_str(channel_jid);
+    if let Some(id) = sender {
+        use std::fmt::Write;
+        let _ = write!(jid, "/{id}");
     }
+    jid
 }
 
 /// A channel message as reflected live, from `<channel>/<participant id>`: the sender's
