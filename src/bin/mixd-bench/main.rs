@@ -422,7 +422,11 @@ impl ThreadsSince {
                     let share = |to: u64, from: u64| to.saturating_sub(from) as f64 / wall * 100.0;
                     let ran = share(now.running, running);
                     (ran >= 0.5).then(|| {
-                        format!("{} {ran:.0}% ({:.0}%)", now.name, share(now.waiting, waiting))
+                        format!(
+                            "{} {ran:.0}% ({:.0}%)",
+                            now.name,
+                            share(now.waiting, waiting)
+                        )
                     })
                 })
                 .collect::<Vec<_>>()
