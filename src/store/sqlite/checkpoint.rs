@@ -72,6 +72,10 @@ pub(super) fn in_background(writer: &mut Connection, path: &Path) -> anyhow::Res
     checkpointer.pragma_update(None, "synchronous", synchronous)?;
     // A connection opens the WAL at its first read: until then its checkpoints do nothing.
     checkpointer.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+    // SQLite syncs the database only at the checkpoint that reaches the WAL's end, the
+    // writer's last step, which would then wait for every page the thread copied to reach the
+    // disk. The thread syncs them itself before it lets the writer take that step.
+    let database = std::fs::File::open(path)?;
     let copied = Arc::new(Copied::default());
     let progress = copied.clone();
     // One nudge waiting is enough: the checkpoint that takes it copies whatever is there then.
@@ -83,6 +87,11 @@ pub(super) fn in_background(writer: &mut Connection, path: &Path) -> anyhow::Res
                 // Passive: copies every page no reader still needs and waits for no one.
                 match checkpointer.wal_checkpoint_v2(Some(MAIN_DB), CheckpointMode::PASSIVE) {
                     Ok((pages, copied)) if pages >= 0 && copied >= 0 => {
+                        if pages - copied <= WRITER_FINISHES_PAGES {
+                            if let Err(error) = database.sync_data() {
+                                tracing::warn!(%error, "syncing the database after a checkpoint failed");
+                            }
+                        }
                         progress.store((pages, copied))
                     }
                     Ok(_) => {
