@@ -12,7 +12,7 @@
 use std::ffi::c_int;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, TryLockError};
 
 use rusqlite::hooks::Wal;
 use rusqlite::wal::CheckpointMode;
@@ -78,12 +78,17 @@ pub(super) fn in_background(writer: &mut Connection, path: &Path) -> anyhow::Res
     let database = std::fs::File::open(path)?;
     let copied = Arc::new(Copied::default());
     let progress = copied.clone();
+    // One checkpoint at a time, the thread's or the writer's: SQLite would refuse the second
+    // (`SQLITE_BUSY`), and the writer at the WAL's bound must not be refused.
+    let turn = Arc::new(Mutex::new(()));
+    let thread_turn = turn.clone();
     // One nudge waiting is enough: the checkpoint that takes it copies whatever is there then.
     let (nudge, nudged) = mpsc::sync_channel::<()>(1);
     std::thread::Builder::new()
         .name("mixd-checkpoint".into())
         .spawn(move || {
             while nudged.recv().is_ok() {
+                let _turn = thread_turn.lock().unwrap_or_else(|p| p.into_inner());
                 // Passive: copies every page no reader still needs and waits for no one.
                 match checkpointer.wal_checkpoint_v2(Some(MAIN_DB), CheckpointMode::PASSIVE) {
                     Ok((pages, copied)) if pages >= 0 && copied >= 0 => {
@@ -108,15 +113,23 @@ pub(super) fn in_background(writer: &mut Connection, path: &Path) -> anyhow::Res
         if pages < WAL_CHECKPOINT_PAGES {
             return Ok(());
         }
-        let left = copied.left_of(pages);
-        if left > WRITER_FINISHES_PAGES && pages < WAL_WRITER_CHECKPOINT_PAGES {
+        let at_bound = pages >= WAL_WRITER_CHECKPOINT_PAGES;
+        if !at_bound && copied.left_of(pages) > WRITER_FINISHES_PAGES {
             // Full: the thread is at work and will look again when it is done.
             let _ = nudge.try_send(());
             return Ok(());
         }
+        // At the bound the writer waits for the thread's checkpoint to end; otherwise, while
+        // the thread is at work, the next commit looks again.
+        let _turn = match (at_bound, turn.try_lock()) {
+            (_, Ok(turn)) => turn,
+            (_, Err(TryLockError::Poisoned(poisoned))) => poisoned.into_inner(),
+            (true, Err(TryLockError::WouldBlock)) => turn.lock().unwrap_or_else(|p| p.into_inner()),
+            (false, Err(TryLockError::WouldBlock)) => return Ok(()),
+        };
         match wal.checkpoint_v2(CheckpointMode::PASSIVE) {
             Ok(_) => copied.store((0, 0)),
-            // The thread is copying: the next commit looks again.
+            // Another process's checkpoint (none of mixd's): the next commit looks again.
             Err(error) if busy(&error) => {}
             Err(error) => tracing::warn!(%error, "checkpointing the WAL failed"),
         }
