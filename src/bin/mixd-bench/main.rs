@@ -58,6 +58,9 @@ pub enum Scenario {
         messages: usize,
         #[arg(long, default_value_t = 64)]
         window: usize,
+        /// Also print each thread's CPU over the posting phase, mixd's and this program's.
+        #[arg(long)]
+        threads: bool,
     },
     /// Steady posting into many channels of 10 members: stored messages per second.
     SmallChannels {
@@ -67,6 +70,9 @@ pub enum Scenario {
         messages: usize,
         #[arg(long, default_value_t = 512)]
         window: usize,
+        /// Also print each thread's CPU over the posting phase, mixd's and this program's.
+        #[arg(long)]
+        threads: bool,
     },
     /// History pages of 50 in a channel whose archive holds N messages.
     History {
@@ -291,6 +297,10 @@ impl Mixd {
         })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// CPU seconds mixd has used so far (user + system).
     pub fn cpu_seconds(&self) -> f64 {
         cpu_seconds_of(self.child.id())
@@ -341,6 +351,93 @@ pub fn cpu_seconds_of(pid: u32) -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// One thread's time so far, from `/proc/<pid>/task/<tid>/schedstat`: on a core, and
+/// runnable but waiting for one (nanoseconds).
+struct ThreadTime {
+    tid: u32,
+    name: String,
+    running: u64,
+    waiting: u64,
+}
+
+fn thread_times(pid: u32) -> Vec<ThreadTime> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut threads: Vec<ThreadTime> = tasks
+        .filter_map(|task| {
+            let task = task.ok()?;
+            let tid = task.file_name().to_str()?.parse().ok()?;
+            let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            let mut fields = schedstat.split_whitespace().map(|f| f.parse::<u64>());
+            Some(ThreadTime {
+                tid,
+                name: name.trim_end().to_owned(),
+                running: fields.next()?.ok()?,
+                waiting: fields.next()?.ok()?,
+            })
+        })
+        .collect();
+    threads.sort_by_key(|t| t.tid);
+    threads
+}
+
+/// The threads of mixd and of this program, measured from `start` on: each one's share of a
+/// core tells a thread at 100 % (the bottleneck) from a pipeline that waits on itself, and
+/// its time runnable but off a core tells a machine that is full.
+pub struct ThreadsSince {
+    mixd: u32,
+    started: Instant,
+    at_start: Vec<ThreadTime>,
+}
+
+impl ThreadsSince {
+    pub fn start(mixd: u32) -> Self {
+        ThreadsSince {
+            mixd,
+            started: Instant::now(),
+            at_start: [mixd, std::process::id()]
+                .into_iter()
+                .flat_map(thread_times)
+                .collect(),
+        }
+    }
+
+    /// One line: each thread's share of a core since the start and (in parentheses) of the
+    /// time it waited for one, mixd's threads then this program's.
+    pub fn line(&self) -> String {
+        let wall = self.started.elapsed().as_nanos() as f64;
+        let shares = |pid: u32| {
+            thread_times(pid)
+                .into_iter()
+                .filter_map(|now| {
+                    let (running, waiting) = self
+                        .at_start
+                        .iter()
+                        .find(|t| t.tid == now.tid)
+                        .map_or((0, 0), |t| (t.running, t.waiting));
+                    let share = |to: u64, from: u64| to.saturating_sub(from) as f64 / wall * 100.0;
+                    let ran = share(now.running, running);
+                    (ran >= 0.5).then(|| {
+                        format!(
+                            "{} {ran:.0}% ({:.0}%)",
+                            now.name,
+                            share(now.waiting, waiting)
+                        )
+                    })
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "threads, % of a core running (waiting for a core): mixd: {}; generator: {}",
+            shares(self.mixd),
+            shares(std::process::id())
+        )
+    }
 }
 
 /// `NAME=PID`, a process the end-to-end mode watches.

@@ -11,7 +11,7 @@ use mixd::store::{inspector, read_only, Database, HistoryQuery, Page, Reader};
 
 use crate::client::{login, Shared};
 use crate::peer::{wait_for, Counters, Peer, Tracker};
-use crate::{cpu_seconds_of, seed, FairnessPhase, Mixd, Scenario};
+use crate::{cpu_seconds_of, seed, FairnessPhase, Mixd, Scenario, ThreadsSince};
 
 pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
     match scenario {
@@ -19,12 +19,14 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             members,
             messages,
             window,
-        } => fanout(binary, members, messages, window).await,
+            threads,
+        } => fanout(binary, members, messages, window, threads).await,
         Scenario::SmallChannels {
             channels,
             messages,
             window,
-        } => small_channels(binary, channels, messages, window).await,
+            threads,
+        } => small_channels(binary, channels, messages, window, threads).await,
         Scenario::History { archive, queries } => history(binary, archive, queries).await,
         Scenario::Joins { members } => joins(binary, members).await,
         Scenario::Create { channels } => create(binary, channels).await,
@@ -91,8 +93,8 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             e2e(target, members, posters, messages, window, report).await
         }
         Scenario::Smoke => {
-            fanout(binary, 10, 200, 16).await?;
-            small_channels(binary, 10, 500, 64).await?;
+            fanout(binary, 10, 200, 16, true).await?;
+            small_channels(binary, 10, 500, 64, true).await?;
             history(binary, HISTORY_MIN_ARCHIVE, 20).await?;
             joins(binary, 100).await?;
             create(binary, 100).await?;
@@ -553,9 +555,11 @@ async fn fanout(
     members: usize,
     messages: usize,
     window: usize,
+    threads: bool,
 ) -> anyhow::Result<()> {
     let mut mixd = Mixd::start(binary, |_| Ok(())).await?;
     populate(&mut mixd.peer, 1, members).await?;
+    let per_thread = ThreadsSince::start(mixd.pid());
     let cpu = mixd.cpu_seconds();
     let (wall, latencies) =
         post_and_track(&mut mixd.peer, messages, members as u32, window, |_| (0, 0)).await?;
@@ -570,6 +574,9 @@ async fn fanout(
         cores,
         mixd.memory_mb("VmHWM"),
     );
+    if threads {
+        println!("{}", per_thread.line());
+    }
     mixd.stop();
     Ok(())
 }
@@ -579,10 +586,12 @@ async fn small_channels(
     channels: usize,
     messages: usize,
     window: usize,
+    threads: bool,
 ) -> anyhow::Result<()> {
     const MEMBERS: usize = 10;
     let mut mixd = Mixd::start(binary, |_| Ok(())).await?;
     populate(&mut mixd.peer, channels, MEMBERS).await?;
+    let per_thread = ThreadsSince::start(mixd.pid());
     let cpu = mixd.cpu_seconds();
     let route = |seq: usize| {
         let channel = seq % channels;
@@ -600,6 +609,9 @@ async fn small_channels(
         (mixd.cpu_seconds() - cpu) / wall,
         mixd.memory_mb("VmHWM"),
     );
+    if threads {
+        println!("{}", per_thread.line());
+    }
     mixd.stop();
     Ok(())
 }
