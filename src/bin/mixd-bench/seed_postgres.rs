@@ -28,9 +28,7 @@ pub fn channels(url: &str, channels: usize, memberships: usize) -> anyhow::Resul
         // Outside a transaction: the planner's statistics and the visibility map, as a
         // database that has been running a while has them.
         client.batch_execute("VACUUM ANALYZE")?;
-        client.batch_execute(&format!(
-            "COMMENT ON DATABASE \"{database}\" IS '{shape}'"
-        ))?;
+        client.batch_execute(&format!("COMMENT ON DATABASE \"{database}\" IS '{shape}'"))?;
         Ok(())
     })
 }
