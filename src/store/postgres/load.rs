@@ -10,7 +10,7 @@ use crate::store::columns::{channel, CHANNEL_COLUMNS};
 use crate::store::load::{Loading, PARTICIPANTS};
 
 /// Rows fetched at a time (see [`each_row`]).
-const BATCH: i32 = 10_000;
+pub(super) const BATCH: i32 = 10_000;
 
 /// Everything the core holds in memory, and the last keys handed out (kept past deletions,
 /// so a destroyed channel's key or message id is never reused).
