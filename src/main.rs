@@ -9,14 +9,17 @@ use mixd::reload::{Reload, SetLogFilter};
 // CPU-second, because the rules task allocates a stanza's buffers and the link's thread frees
 // them, which glibc answered by handing pages back and faulting them in again (docs/benchmarks.md,
 // "Global allocator"). The binary's choice; the library keeps the default. Two arenas (two
-// cores' worth), freed pages returned after a second: a burst's peak is larger (a 1,000-member
-// fan-out 90 MB against 40), steady and idle memory the same.
+// cores' worth), freed pages returned after a second, by jemalloc's own background threads
+// (one an arena): without them jemalloc returns pages only when it is called, so an idle mixd
+// kept a burst's memory (a 1,000-member fan-out's peak of 73 MB stayed at 34-54 MB; with them
+// it is back to 15 MB within a second, at the same CPU per delivery: "Memory after a burst").
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's settings, read by it at start (its `malloc_conf`).
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static MALLOC_CONF: &[u8] = b"narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+pub static MALLOC_CONF: &[u8] =
+    b"narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0,background_thread:true\0";
 
 /// mixd: MIX group chat (XEP-0369) for an XMPP server, as an external component.
 #[derive(Parser)]

@@ -8,6 +8,8 @@ mod parse;
 mod peer;
 mod scenarios;
 mod seed;
+mod seed_postgres;
+mod settle;
 mod store;
 
 use std::path::PathBuf;
@@ -26,6 +28,10 @@ struct Cli {
     /// The mixd binary [default: the one beside this program].
     #[arg(long, global = true)]
     mixd: Option<PathBuf>,
+    /// Leave mixd idle this many seconds after the load, reading its RSS each second,
+    /// before stopping it (what a burst's memory comes down to).
+    #[arg(long, global = true, default_value_t = 0)]
+    settle_seconds: u64,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -319,6 +325,7 @@ impl Mixd {
     }
 
     pub fn stop(mut self) {
+        settle::report(&self);
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -457,6 +464,7 @@ fn parse_watched(text: &str) -> Result<(String, u32), String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    settle::set(cli.settle_seconds);
     let binary = match cli.mixd {
         Some(path) => path,
         None => std::env::current_exe()?.with_file_name("mixd"),

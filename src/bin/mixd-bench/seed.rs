@@ -8,7 +8,7 @@ use mixd::store::sqlite::{open, Durability};
 use mixd::store::Database;
 use rusqlite::{params, Connection};
 
-const NOW: i64 = 1_700_000_000_000_000;
+pub const NOW: i64 = 1_700_000_000_000_000;
 
 fn connect(path: &Path) -> anyhow::Result<Connection> {
     drop(open(path, Durability::Normal)?);
@@ -26,18 +26,6 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-/// The SQLite file `database` names; the scenarios that seed through this refuse PostgreSQL.
-fn sqlite(database: &Database) -> anyhow::Result<&Path> {
-    match database {
-        Database::Sqlite(path) => Ok(path),
-        Database::Postgres(_) => {
-            anyhow::bail!(
-                "this scenario seeds an SQLite database: it runs without MIXD_BENCH_DATABASE"
-            )
-        }
-    }
-}
-
 /// How many channels each bench user takes part in (about): a service's users are each in a
 /// handful of its groups, not all in every one.
 pub const CHANNELS_PER_USER: usize = 10;
@@ -49,13 +37,17 @@ pub const CHANNELS_PER_USER: usize = 10;
 /// owns it.
 ///
 /// With `MIXD_BENCH_SEEDS=<dir>` the database is made once in that directory and copied for
-/// each run (seeding ten million memberships takes minutes).
+/// each run (seeding ten million memberships takes minutes); on PostgreSQL, made by the server
+/// (`seed_postgres.rs`), and kept in the database itself for the next run.
 pub fn channels(database: &Database, channels: usize, memberships: usize) -> anyhow::Result<()> {
-    kept_or_filled(
-        sqlite(database)?,
-        &format!("channels-{channels}-{memberships}"),
-        |path| fill_channels(path, channels, memberships),
-    )
+    match database {
+        Database::Sqlite(path) => kept_or_filled(
+            path,
+            &format!("channels-{channels}-{memberships}"),
+            |path| fill_channels(path, channels, memberships),
+        ),
+        Database::Postgres(url) => crate::seed_postgres::channels(url, channels, memberships),
+    }
 }
 
 /// `fill` run on `path`; or, with `MIXD_BENCH_SEEDS=<dir>`, on a file `name` in that
@@ -259,7 +251,7 @@ pub fn size(database: &Database) -> anyhow::Result<u64> {
 
 /// Runs `f` on a thread of its own: the PostgreSQL client blocks on a runtime of its own,
 /// which tokio forbids inside the bench's.
-fn off_runtime<T: Send>(f: impl FnOnce() -> anyhow::Result<T> + Send) -> anyhow::Result<T> {
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> anyhow::Result<T> + Send) -> anyhow::Result<T> {
     std::thread::scope(|scope| {
         scope
             .spawn(f)

@@ -536,6 +536,39 @@ fn a_batch_of_joins_reads_back_as_from_sqlite() {
     assert_eq!(both.same_admin_reads(), Vec::<String>::new());
 }
 
+/// The start-up load fetches its rows a batch at a time (`load.rs`): a snapshot of more
+/// participants than a batch, one channel's rows on both sides of a batch's end, reads back as
+/// SQLite's does, with every participant in it.
+#[test]
+#[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn a_snapshot_of_more_rows_than_a_batch_reads_back_whole() {
+    const MEMBERS: usize = 4000;
+    let mut both = Both::new();
+    let mut g: Groups = groups();
+    g.rules.max_members = MEMBERS + 1;
+    let mut facts = Vec::new();
+    for channel in 0..3 {
+        let name = format!("big{channel}");
+        let owner = jid(&format!("owner{channel}@localhost"));
+        facts.extend(g.create(&owner, Some(&name), 1).unwrap().1);
+        for n in 0..MEMBERS {
+            let user = jid(&format!("user{n}@localhost"));
+            let at = 2 + n as i64;
+            facts.extend(g.join(&name, &user, None, Nodes::MESSAGES, at).unwrap().1);
+        }
+    }
+    both.commit(facts);
+    both.same_reads(&[], &[]);
+    let snapshot = both.pg.1.snapshot().unwrap();
+    let participants: usize = snapshot.channels.iter().map(|c| c.participants.len()).sum();
+    assert!(participants > super::load::BATCH as usize);
+    assert_eq!(
+        participants,
+        3 * MEMBERS,
+        "creating a channel does not join it"
+    );
+}
+
 /// Past a few pages, PostgreSQL's history takes SQLite's bounded paths (`store/history.rs`):
 /// time windows become id bounds by interpolation search, and a filtered count beyond 256 matches is
 /// the same estimate, not a count of the whole archive.
