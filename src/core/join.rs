@@ -195,8 +195,9 @@ impl Groups {
         dialect: Dialect,
         now: Micros,
     ) -> Participant {
-        let last_message_id = self.last_message_id;
-        let hashed = self.channel(name).and_then(|c| {
+        // Found once by name: the fields read here are not the ones drawn from (`ids`).
+        let channel = self.channels.get(name);
+        let hashed = channel.and_then(|c| {
             let id = participant_id(&self.rules.participant_key, c.key, jid);
             c.participant_by_id(id).is_none().then_some(id)
         });
@@ -205,7 +206,6 @@ impl Groups {
             Some(id) => id,
             None => ParticipantId(self.ids.next_u64()),
         };
-        let channel = self.channel(name);
         let owner = channel.is_some_and(|c| c.is_owner(jid));
         let history_visible = channel.is_none_or(|c| c.info.history_visible);
         Participant {
@@ -219,7 +219,7 @@ impl Groups {
             dialect,
             reach: Reach::Direct,
             joined_at: now,
-            cleared_upto: if history_visible { 0 } else { last_message_id },
+            cleared_upto: if history_visible { 0 } else { self.last_message_id },
             online: Online::default(),
         }
     }

@@ -39,13 +39,13 @@ impl Join {
             self.nodes,
             now,
         )?;
+        // The channel's JID is the bare part of the address the join came to, read in place.
+        let to = env.to.as_str();
+        let channel_jid = to.split_once('/').map_or(to, |(bare, _)| bare);
         let mut x = Xml::new();
         x.open("join", ns::MIX_CORE)
-            .attr("id", &participant.id.to_string())
-            .attr(
-                "jid",
-                &proxy::proxy_jid(env.to.to_bare().as_str(), participant.id),
-            );
+            .attr("id", &participant.id.hex())
+            .attr("jid", &proxy::proxy_jid(channel_jid, participant.id));
         super::subscription::write_nodes(&mut x, "subscribe", participant.nodes);
         x.leaf("nick", "", &participant.nick);
         Ok(Handled::iq_changed(env, facts, Some(x.finish())))

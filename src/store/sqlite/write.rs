@@ -261,7 +261,7 @@ impl<'a> Joins<'a> {
         PARTICIPANTS.run(tx, &self.participants, |b, (key, p)| {
             b.bind(key)?
                 .bind(p.jid.as_str())?
-                .bind(p.id.to_string())?
+                .bind(&*p.id.hex())?
                 .bind(p.nick.as_str())?
                 .bind(p.nodes.0)?
                 .bind(p.role as i64)?
@@ -284,9 +284,13 @@ impl<'a> Joins<'a> {
             Ok(())
         })?;
         ONLINE.run(tx, &self.online, |b, (key, client)| {
-            b.bind(key)?
-                .bind(client.to_bare().as_str())?
-                .bind(client.resource().as_str())?;
+            // A full JID's bare part is its text up to the first '/' (a node or domain has
+            // none): bound in place, where `to_bare` built a new JID for each row.
+            let (bare, resource) = client
+                .as_str()
+                .split_once('/')
+                .expect("a full JID has a resource");
+            b.bind(key)?.bind(bare)?.bind(resource)?;
             Ok(())
         })?;
         self.participants.clear();
