@@ -52,10 +52,12 @@ impl Groups {
         let (mut participant, mut facts) =
             self.join_with(name, &actor, nick, nodes, Dialect::Mix, Some(reach), now)?;
         if let Some(client) = client {
-            let online = self.presence(name, client, true).unwrap_or_default();
-            if !online.is_empty() {
+            // The participant as joined is the one whose client comes online: asked of it,
+            // not found again. Refused beyond the limit of clients: not online, still joined.
+            let channel = self.existing(name)?;
+            if let Ok(Some(online)) = self.presence_change(channel, &participant, client, true) {
+                facts.extend(self.apply_all(vec![online]));
                 participant.online.push(client.clone());
-                facts.extend(online);
             }
         }
         Ok((participant, facts))
@@ -219,7 +221,11 @@ impl Groups {
             dialect,
             reach: Reach::Direct,
             joined_at: now,
-            cleared_upto: if history_visible { 0 } else { self.last_message_id },
+            cleared_upto: if history_visible {
+                0
+            } else {
+                self.last_message_id
+            },
             online: Online::default(),
         }
     }

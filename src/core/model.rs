@@ -668,8 +668,8 @@ impl Channel {
                     .update(member, |p| p.cleared_upto = p.cleared_upto.max(*upto));
             }
             Fact::PresenceChanged { jid, online, .. } => {
-                let bare = jid.to_bare();
-                self.participants.update_online(&bare, |clients| {
+                let bare = super::bare_text(jid.as_str());
+                self.participants.update_online(bare, |clients| {
                     clients.retain(|j| j != jid);
                     if *online {
                         clients.push(jid.clone());

@@ -7,7 +7,7 @@
 use minidom::Element;
 
 use super::subscription::nodes_named;
-use crate::core::{Groups, Micros, Nodes, Outcome};
+use crate::core::{bare_text, Groups, Micros, Nodes, Outcome};
 use crate::dialect::proxy;
 use crate::dialect::{Envelope, Handled};
 use crate::xml::{ns, Xml};
@@ -39,9 +39,7 @@ impl Join {
             self.nodes,
             now,
         )?;
-        // The channel's JID is the bare part of the address the join came to, read in place.
-        let to = env.to.as_str();
-        let channel_jid = to.split_once('/').map_or(to, |(bare, _)| bare);
+        let channel_jid = bare_text(env.to.as_str());
         let mut x = Xml::new();
         x.open("join", ns::MIX_CORE)
             .attr("id", &participant.id.hex())

@@ -9,7 +9,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::SqliteWriter;
 use crate::core::{
-    Fact, Notice, Participant, Posted, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE,
+    bare_text, Fact, Notice, Participant, Posted, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE,
 };
 use crate::store::columns::{
     contacts_text, mode_code, writer_now, ACTION_REACTIONS, ACTION_RETRACTION,
@@ -284,13 +284,9 @@ impl<'a> Joins<'a> {
             Ok(())
         })?;
         ONLINE.run(tx, &self.online, |b, (key, client)| {
-            // A full JID's bare part is its text up to the first '/' (a node or domain has
-            // none): bound in place, where `to_bare` built a new JID for each row.
-            let (bare, resource) = client
-                .as_str()
-                .split_once('/')
-                .expect("a full JID has a resource");
-            b.bind(key)?.bind(bare)?.bind(resource)?;
+            b.bind(key)?
+                .bind(bare_text(client.as_str()))?
+                .bind(client.resource().as_str())?;
             Ok(())
         })?;
         self.participants.clear();
