@@ -185,7 +185,11 @@ mod tests {
 
     #[test]
     fn the_bare_text_of_a_jid_is_its_bare_jid_as_written() {
-        for text in ["alice@localhost/phone/with/slashes", "alice@localhost", "localhost/r"] {
+        for text in [
+            "alice@localhost/phone/with/slashes",
+            "alice@localhost",
+            "localhost/r",
+        ] {
             let jid: jid::Jid = text.parse().unwrap();
             assert_eq!(bare_text(jid.as_str()), jid.to_bare().as_str());
         }
