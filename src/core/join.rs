@@ -52,10 +52,12 @@ impl Groups {
         let (mut participant, mut facts) =
             self.join_with(name, &actor, nick, nodes, Dialect::Mix, Some(reach), now)?;
         if let Some(client) = client {
-            let online = self.presence(name, client, true).unwrap_or_default();
-            if !online.is_empty() {
+            // The participant as joined is the one whose client comes online: asked of it,
+            // not found again. Refused beyond the limit of clients: not online, still joined.
+            let channel = self.existing(name)?;
+            if let Ok(Some(online)) = self.presence_change(channel, &participant, client, true) {
+                facts.extend(self.apply_all(vec![online]));
                 participant.online.push(client.clone());
-                facts.extend(online);
             }
         }
         Ok((participant, facts))
@@ -195,8 +197,9 @@ impl Groups {
         dialect: Dialect,
         now: Micros,
     ) -> Participant {
-        let last_message_id = self.last_message_id;
-        let hashed = self.channel(name).and_then(|c| {
+        // Found once by name: the fields read here are not the ones drawn from (`ids`).
+        let channel = self.channels.get(name);
+        let hashed = channel.and_then(|c| {
             let id = participant_id(&self.rules.participant_key, c.key, jid);
             c.participant_by_id(id).is_none().then_some(id)
         });
@@ -205,7 +208,6 @@ impl Groups {
             Some(id) => id,
             None => ParticipantId(self.ids.next_u64()),
         };
-        let channel = self.channel(name);
         let owner = channel.is_some_and(|c| c.is_owner(jid));
         let history_visible = channel.is_none_or(|c| c.info.history_visible);
         Participant {
@@ -219,7 +221,11 @@ impl Groups {
             dialect,
             reach: Reach::Direct,
             joined_at: now,
-            cleared_upto: if history_visible { 0 } else { last_message_id },
+            cleared_upto: if history_visible {
+                0
+            } else {
+                self.last_message_id
+            },
             online: Online::default(),
         }
     }

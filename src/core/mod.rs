@@ -72,7 +72,7 @@ pub use retract::Retracted;
 pub use roster::Roster;
 pub use settings::SettingsChange;
 pub use typing::{ChatState, Quiet, QuietNews, Repeats};
-pub use user::{UserJid, UserJids};
+pub use user::{bare_text, UserJid, UserJids};
 
 use jid::{BareJid, FullJid};
 

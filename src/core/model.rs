@@ -201,9 +201,34 @@ impl PendingKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ParticipantId(pub u64);
 
+impl ParticipantId {
+    /// The id's 16 hex digits, written without the formatter or a heap allocation: every
+    /// join writes them into its reply, its proxy JID and its row.
+    pub fn hex(self) -> HexId {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = [0; 16];
+        for (at, digit) in digits.iter_mut().enumerate() {
+            *digit = DIGITS[(self.0 >> (60 - 4 * at) & 0xf) as usize];
+        }
+        HexId(digits)
+    }
+}
+
+/// A participant id as written ([`ParticipantId::hex`]), read as a `&str`.
+#[derive(Clone, Copy)]
+pub struct HexId([u8; 16]);
+
+impl std::ops::Deref for HexId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    }
+}
+
 impl std::fmt::Display for ParticipantId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:016x}", self.0)
+        f.write_str(&self.hex())
     }
 }
 
@@ -643,8 +668,8 @@ impl Channel {
                     .update(member, |p| p.cleared_upto = p.cleared_upto.max(*upto));
             }
             Fact::PresenceChanged { jid, online, .. } => {
-                let bare = jid.to_bare();
-                self.participants.update_online(&bare, |clients| {
+                let bare = super::bare_text(jid.as_str());
+                self.participants.update_online(bare, |clients| {
                     clients.retain(|j| j != jid);
                     if *online {
                         clients.push(jid.clone());
@@ -688,5 +713,15 @@ mod tests {
         assert_eq!(std::mem::size_of::<Online>(), 8);
         let nick: CompactString = "u1234567".into();
         assert!(!nick.is_heap_allocated());
+    }
+
+    #[test]
+    fn a_participant_id_is_written_as_16_hex_digits_and_read_back() {
+        for id in [0, 1, 0xabc, 0x0123_4567_89ab_cdef, u64::MAX] {
+            let written = ParticipantId(id).to_string();
+            assert_eq!(written, format!("{id:016x}"));
+            assert_eq!(&*ParticipantId(id).hex(), written);
+            assert_eq!(written.parse::<ParticipantId>(), Ok(ParticipantId(id)));
+        }
     }
 }

@@ -21,32 +21,48 @@ use std::collections::HashMap;
 
 use jid::FullJid;
 
-use super::{Condition, Fact, Groups, Online, Outcome, Refusal, UserJid};
+use super::{Channel, Condition, Fact, Groups, Online, Outcome, Participant, Refusal, UserJid};
 
 impl Groups {
     pub fn presence(&mut self, name: &str, from: &FullJid, online: bool) -> Outcome {
         let bare = from.to_bare();
-        let limit = self.rules.max_resources_per_participant;
         let (channel, participant) = self.participant_of(name, &bare)?;
+        let change = self.presence_change(channel, participant, from, online)?;
+        Ok(self.apply_all(change.into_iter().collect()))
+    }
+
+    /// The fact of `from`, a client of `participant` of `channel`, coming online (`online`)
+    /// or going; none when it already is as said. Coming online beyond the limit of clients
+    /// one participant may have is refused. (A join from a client asks this of the
+    /// participant it just made, without finding it again.)
+    pub(super) fn presence_change(
+        &self,
+        channel: &Channel,
+        participant: &Participant,
+        from: &FullJid,
+        online: bool,
+    ) -> Outcome<Option<Fact>> {
         if participant.online.contains(from) == online {
-            return Ok(Vec::new());
+            return Ok(None);
         }
+        let limit = self.rules.max_resources_per_participant;
         if online && participant.online.len() >= limit {
             return Err(Refusal::new(
                 Condition::ResourceConstraint,
                 format!(
-                    "{bare} already has {} clients online in '{name}', the most one participant \
+                    "{} already has {} clients online in '{}', the most one participant \
                      may have; send unavailable presence from one of them first",
-                    participant.online.len()
+                    participant.jid,
+                    participant.online.len(),
+                    channel.name
                 ),
             ));
         }
-        let fact = Fact::PresenceChanged {
+        Ok(Some(Fact::PresenceChanged {
             key: channel.key,
             jid: from.clone(),
             online,
-        };
-        Ok(self.apply_all(vec![fact]))
+        }))
     }
 
     /// A delivery to `to` bounced: it is not online any more, in any channel.

@@ -260,10 +260,11 @@ impl Roster {
         true
     }
 
-    /// Changes the clients online of the participant `jid`, which the index does not hold:
-    /// presence (a client in, a client out) re-indexes nothing. Returns whether there was one.
-    pub fn update_online(&mut self, jid: &BareJid, change: impl FnOnce(&mut Online)) -> bool {
-        let Some(at) = self.position(jid) else {
+    /// Changes the clients online of the participant whose bare JID's text is `jid` (a
+    /// client's, read in place: [`super::bare_text`]), which the index does not hold: presence
+    /// (a client in, a client out) re-indexes nothing. Returns whether there was one.
+    pub fn update_online(&mut self, jid: &str, change: impl FnOnce(&mut Online)) -> bool {
+        let Some(at) = self.position_of(jid) else {
             return false;
         };
         let participant = &mut self.list[at];
@@ -300,9 +301,14 @@ impl Roster {
     }
 
     fn position(&self, jid: &BareJid) -> Option<usize> {
+        self.position_of(jid.as_str())
+    }
+
+    /// [`Roster::position`] by the JID's text, which a `BareJid` hashes and compares as.
+    fn position_of(&self, jid: &str) -> Option<usize> {
         match &self.index {
             Some(index) => index.by_jid.get(jid).map(|&place| index.at(place)),
-            None => self.list.iter().position(|p| &p.jid == jid),
+            None => self.list.iter().position(|p| p.jid.as_str() == jid),
         }
     }
 
@@ -489,7 +495,7 @@ mod tests {
         agrees(&roster);
         let (first, last) = (roster[0].jid.clone(), roster[size - 1].jid.clone());
         let phone = jid::FullJid::new(&format!("{last}/phone")).unwrap();
-        roster.update_online(&last, |online| online.push(phone.clone()));
+        roster.update_online(last.as_str(), |online| online.push(phone.clone()));
         assert!(roster.any_reached(followers, None));
         assert!(
             !roster.any_reached(followers, Some(&last)),
@@ -498,9 +504,9 @@ mod tests {
         agrees(&roster);
         // A second client of the same participant changes nothing; both gone, none is reached.
         let pc = jid::FullJid::new(&format!("{last}/pc")).unwrap();
-        roster.update_online(&last, |online| online.push(pc));
+        roster.update_online(last.as_str(), |online| online.push(pc));
         agrees(&roster);
-        roster.update_online(&last, |online| online.clear());
+        roster.update_online(last.as_str(), |online| online.clear());
         assert!(!roster.any_reached(followers, None));
         agrees(&roster);
         // Reached through its server, it counts while it follows; a FlyChat participant never.
@@ -515,7 +521,7 @@ mod tests {
         assert!(!roster.any_reached(Nodes::MESSAGES, None));
         agrees(&roster);
         // Online and leaving: the count goes with it.
-        roster.update_online(&last, |online| online.push(phone.clone()));
+        roster.update_online(last.as_str(), |online| online.push(phone.clone()));
         agrees(&roster);
         roster.remove(&last);
         assert!(!roster.any_reached(followers, None));
@@ -554,9 +560,9 @@ mod tests {
             assert!(!roster.nick_taken("renamed", &jid("x@localhost")));
             agrees(&roster);
             let phone = jid::FullJid::new(&format!("{second}/phone")).unwrap();
-            assert!(roster.update_online(&second, |online| online.push(phone.clone())));
+            assert!(roster.update_online(second.as_str(), |online| online.push(phone.clone())));
             assert!(roster.get(&second).unwrap().online.iter().eq([&phone]));
-            assert!(!roster.update_online(&jid("x@localhost"), |_| panic!("no one")));
+            assert!(!roster.update_online("x@localhost", |_| panic!("no one")));
             agrees(&roster);
             roster.update_all(|p| p.nodes = Nodes::NONE);
             assert_eq!(roster.subscribers(Nodes::MESSAGES).count(), 0);

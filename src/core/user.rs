@@ -25,6 +25,12 @@ impl UserJid {
     }
 }
 
+/// The bare part of a JID's text: up to its first '/' (a node or a domain has none). Read in
+/// place, where `to_bare` builds a new JID: a client's presence, a join from a client.
+pub fn bare_text(jid: &str) -> &str {
+    jid.split_once('/').map_or(jid, |(bare, _)| bare)
+}
+
 impl Deref for UserJid {
     type Target = BareJid;
 
@@ -175,5 +181,17 @@ mod tests {
         assert!(users.member("not a jid@", 1).is_err());
         let keyed: std::collections::HashSet<UserJid> = [first].into();
         assert!(keyed.contains(&bare));
+    }
+
+    #[test]
+    fn the_bare_text_of_a_jid_is_its_bare_jid_as_written() {
+        for text in [
+            "alice@localhost/phone/with/slashes",
+            "alice@localhost",
+            "localhost/r",
+        ] {
+            let jid: jid::Jid = text.parse().unwrap();
+            assert_eq!(bare_text(jid.as_str()), jid.to_bare().as_str());
+        }
     }
 }

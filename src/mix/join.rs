@@ -7,7 +7,7 @@
 use minidom::Element;
 
 use super::subscription::nodes_named;
-use crate::core::{Groups, Micros, Nodes, Outcome};
+use crate::core::{bare_text, Groups, Micros, Nodes, Outcome};
 use crate::dialect::proxy;
 use crate::dialect::{Envelope, Handled};
 use crate::xml::{ns, Xml};
@@ -39,13 +39,11 @@ impl Join {
             self.nodes,
             now,
         )?;
+        let channel_jid = bare_text(env.to.as_str());
         let mut x = Xml::new();
         x.open("join", ns::MIX_CORE)
-            .attr("id", &participant.id.to_string())
-            .attr(
-                "jid",
-                &proxy::proxy_jid(env.to.to_bare().as_str(), participant.id),
-            );
+            .attr("id", &participant.id.hex())
+            .attr("jid", &proxy::proxy_jid(channel_jid, participant.id));
         super::subscription::write_nodes(&mut x, "subscribe", participant.nodes);
         x.leaf("nick", "", &participant.nick);
         Ok(Handled::iq_changed(env, facts, Some(x.finish())))

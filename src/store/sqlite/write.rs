@@ -9,7 +9,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{deferred, SqliteWriter};
 use crate::core::{
-    Fact, Notice, Participant, Posted, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE,
+    bare_text, Fact, Notice, Participant, Posted, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE,
 };
 use crate::store::columns::{
     contacts_text, mode_code, writer_now, ACTION_REACTIONS, ACTION_RETRACTION,
@@ -299,7 +299,7 @@ impl<'a> Joins<'a> {
         PARTICIPANTS.run(tx, &self.participants, |b, (key, p)| {
             b.bind(key)?
                 .bind(p.jid.as_str())?
-                .bind(p.id.to_string())?
+                .bind(&*p.id.hex())?
                 .bind(p.nick.as_str())?
                 .bind(p.nodes.0)?
                 .bind(p.role as i64)?
@@ -323,7 +323,7 @@ impl<'a> Joins<'a> {
         })?;
         ONLINE.run(tx, &self.online, |b, (key, client)| {
             b.bind(key)?
-                .bind(client.to_bare().as_str())?
+                .bind(bare_text(client.as_str()))?
                 .bind(client.resource().as_str())?;
             Ok(())
         })?;
