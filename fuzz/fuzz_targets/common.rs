@@ -4,15 +4,17 @@
 //! memory.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use jid::BareJid;
 use minidom::Element;
 use mixd::core::{Groups, MessageRef, Micros, Rules, Snapshot};
-use mixd::dialect::{Handled, Service};
+use mixd::dialect::ids::Ids;
+use mixd::dialect::{Handled, Lookup, Read, Service};
 use mixd::link::reader::{Item, Limits, Reader};
-use mixd::store::Reader as _;
 use mixd::store::{HistoryError, HistoryPage, HistoryQuery, MemberReceipt};
+use mixd::xml::{Head, Stanzas};
 
 pub const DOMAIN: &str = "mix.localhost";
 pub const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' \
@@ -63,9 +65,10 @@ pub const KINDS: [(&str, Option<&str>); 10] = [
     ("iq", Some("result")),
 ];
 
-/// The top-level elements a reader makes of `bytes` after a stream header; refused ones and
-/// a stream the reader gives up on leave nothing.
-pub fn stanzas(bytes: &[u8], limits: Limits) -> Vec<Element> {
+/// The top-level elements a reader makes of `bytes` after a stream header, each with the
+/// head the reader read beside it; refused ones and a stream the reader gives up on leave
+/// nothing.
+pub fn stanzas(bytes: &[u8], limits: Limits) -> Vec<(Element, Head)> {
     let mut reader = Reader::new(limits);
     let mut out = Vec::new();
     reader
@@ -74,7 +77,7 @@ pub fn stanzas(bytes: &[u8], limits: Limits) -> Vec<Element> {
     let _ = reader.feed(bytes, &mut out);
     out.into_iter()
         .filter_map(|item| match item {
-            Item::Stanza { element, .. } => Some(element),
+            Item::Stanza { element, head, .. } => Some((element, head)),
             _ => None,
         })
         .collect()
@@ -104,8 +107,15 @@ pub fn stanza_text(data: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// An archive in memory: reference `o1` (or `1`) is alice's message, `o2` (or `2`) bob's,
-/// `o3` a retracted one of carol's; history pages are empty.
+/// The key of the service's opaque message ids (`dialect::ids`): fixed, so that a run
+/// replays and the seeds and `xmpp.dict` can name the archive's messages by the ids clients
+/// see (archive id 1 is `IguPacAsOe9`, or `9812848425567315901` in FlyChat's digits).
+pub const ID_KEY: [u8; 16] = [13; 16];
+
+/// An archive in memory: archive id 1 (what a client names by its opaque id, or by origin-id
+/// `o1`) is alice's message, 2 (`o2`) bob's, 3 (`o3`) a retracted one of carol's, each with
+/// bob's delivery receipt; reference `fail` is a failing store; history pages are empty, but
+/// for a page of 7, which names a message that is not there.
 pub struct Archive;
 
 fn bare(s: &str) -> BareJid {
@@ -127,13 +137,24 @@ impl mixd::store::Reader for Archive {
             complete: true,
         })
     }
-    fn find_message(&self, channel: i64, reference: &str) -> anyhow::Result<Option<MessageRef>> {
-        let (id, sender, retracted) = match reference {
-            "o1" | "1" => (1, "alice@localhost", false),
-            "o2" | "2" => (2, "bob@localhost", false),
-            "o3" | "3" => (3, "carol@localhost", true),
-            "fail" => anyhow::bail!("the disk is on fire"),
+    fn find_message(
+        &self,
+        channel: i64,
+        id: Option<i64>,
+        sent: &str,
+    ) -> anyhow::Result<Option<MessageRef>> {
+        let id = match (id, sent) {
+            (Some(id @ 1..=3), _) => id,
+            (_, "o1") => 1,
+            (_, "o2") => 2,
+            (_, "o3") => 3,
+            (_, "fail") => anyhow::bail!("the disk is on fire"),
             _ => return Ok(None),
+        };
+        let (sender, retracted) = match id {
+            1 => ("alice@localhost", false),
+            2 => ("bob@localhost", false),
+            _ => ("carol@localhost", true),
         };
         Ok(Some(MessageRef {
             id,
@@ -143,12 +164,19 @@ impl mixd::store::Reader for Archive {
             retracted,
         }))
     }
-    fn receipts(&self, _: i64) -> anyhow::Result<Vec<MemberReceipt>> {
-        Ok(vec![MemberReceipt {
-            member: bare("bob@localhost"),
-            delivered_at: Some(NOW),
-            displayed_at: None,
-        }])
+    fn receipts_of(&self, messages: &[i64]) -> anyhow::Result<HashMap<i64, Vec<MemberReceipt>>> {
+        Ok(messages
+            .iter()
+            .filter(|id| (1..=3).contains(*id))
+            .map(|&id| {
+                let receipt = MemberReceipt {
+                    member: bare("bob@localhost"),
+                    delivered_at: Some(NOW),
+                    displayed_at: None,
+                };
+                (id, vec![receipt])
+            })
+            .collect())
     }
 }
 
@@ -156,6 +184,7 @@ pub fn service() -> Service {
     Service {
         domain: DOMAIN.into(),
         archive: Arc::new(Archive),
+        ids: Ids::new(&ID_KEY),
     }
 }
 
@@ -184,8 +213,8 @@ pub fn core(service: &Service) -> Groups {
         ..Rules::default()
     };
     let mut groups = Groups::new(rules, Snapshot::default());
-    for stanza in stanzas(SETUP.as_bytes(), LIMITS) {
-        let handled = mixd::router::handle(&mut groups, service, &stanza, NOW);
+    for (stanza, head) in stanzas(SETUP.as_bytes(), LIMITS) {
+        let handled = handle(&mut groups, service, &stanza, &head);
         finish(&mut groups, service, handled, &mut Vec::new());
     }
     assert_eq!(
@@ -196,8 +225,16 @@ pub fn core(service: &Service) -> Groups {
     groups
 }
 
-/// Does with `handled` what the service loop does — delivery of facts, reads on the archive,
-/// look-ups finished — collecting every stanza mixd would send in `out`.
+/// What the service loop does with a stanza from the link: its route, then the router.
+pub fn handle(groups: &mut Groups, service: &Service, stanza: &Element, head: &Head) -> Handled {
+    let route = mixd::router::route(stanza, head);
+    mixd::router::handle(groups, service, stanza, head, route, NOW)
+}
+
+/// Does with `handled` what the service loop does (`service.rs`, `Outlets::dispatch`) —
+/// delivery of facts, reads of the archive charged to the asker's quota, look-ups (opaque ids
+/// decoded) finished — collecting every stanza mixd would send in `out`, and the errors it
+/// would send instead if a commit, a read or a look-up failed.
 pub fn finish(groups: &mut Groups, service: &Service, handled: Handled, out: &mut Vec<String>) {
     let mut next = Some(handled);
     while let Some(handled) = next.take() {
@@ -207,21 +244,35 @@ pub fn finish(groups: &mut Groups, service: &Service, handled: Handled, out: &mu
                 reply,
                 on_failure,
             } => {
-                out.extend(reply);
-                out.extend(on_failure);
-                mixd::delivery::deliver(groups, service, &facts, out);
+                let mut stanzas = reply.map(Stanzas::from).unwrap_or_default();
+                out.extend(on_failure.map(|failure| failure.reply()));
+                mixd::delivery::deliver(groups, service, &facts, &mut stanzas);
+                out.extend(stanzas.iter().map(str::to_owned));
             }
             Handled::Reply(reply) => out.push(reply),
-            Handled::Read(read) => out.extend(read(service.archive.as_ref())),
-            Handled::Lookup(lookup) => {
-                out.push(lookup.on_failure);
-                let found: anyhow::Result<Vec<_>> = lookup
-                    .references
+            Handled::Read(Read { asker, run }) => {
+                out.push(asker.storage_failed());
+                match groups.charge_read(&asker.user, NOW) {
+                    Ok(()) => out.extend(run(service.archive.as_ref())),
+                    Err(refusal) => out.push(asker.error(&refusal)),
+                }
+            }
+            Handled::Lookup(Lookup {
+                asker,
+                channel,
+                references,
+                resume,
+            }) => {
+                out.push(asker.storage_failed());
+                let found: anyhow::Result<Vec<_>> = references
                     .iter()
-                    .map(|r| service.archive.find_message(lookup.channel, r))
+                    .map(|sent| {
+                        let id = service.ids.decode(sent);
+                        service.archive.find_message(channel, id, sent)
+                    })
                     .collect();
                 if let Ok(found) = found {
-                    next = Some((lookup.resume)(groups, service, found, NOW));
+                    next = Some(resume(groups, service, found, NOW));
                 }
             }
             Handled::Nothing => {}

@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         to,
         id: Some("f1".into()),
     };
-    for element in common::stanzas(rest, common::LIMITS) {
+    for (element, _) in common::stanzas(rest, common::LIMITS) {
         if let Err(refusal) = Request::parse(&env, &element, set) {
             assert!(!refusal.text.is_empty(), "a refusal without a text");
             common::check_well_formed(&[env.error(&refusal)]);

@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         to,
         id: Some("f1".into()),
     };
-    for payload in common::stanzas(rest, common::LIMITS) {
+    for (payload, _) in common::stanzas(rest, common::LIMITS) {
         if let Err(rejection) = Request::parse(&env, &payload, set) {
             let reply = match rejection {
                 Rejection::Refused(refusal) => {

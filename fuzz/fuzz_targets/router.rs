@@ -12,8 +12,8 @@ fuzz_target!(|data: &[u8]| {
     let mut groups = common::core(&service);
     let text = common::stanza_text(data);
     let mut out = Vec::new();
-    for stanza in common::stanzas(&text, common::LIMITS) {
-        let handled = mixd::router::handle(&mut groups, &service, &stanza, common::NOW);
+    for (stanza, head) in common::stanzas(&text, common::LIMITS) {
+        let handled = common::handle(&mut groups, &service, &stanza, &head);
         common::finish(&mut groups, &service, handled, &mut out);
     }
     common::check_well_formed(&out);
