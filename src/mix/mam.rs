@@ -70,12 +70,12 @@ pub struct Query {
     pub flip: bool,
 }
 
-impl Query {
-    pub fn parse(payload: &Element) -> Outcome<Self> {
-        let query = xmpp_parsers::mam::Query::try_from(payload.clone())
-            .map_err(|e| bad_request(format!("invalid MAM query: {e}")))?;
-        let mut parsed = Query {
-            queryid: query.queryid.map(|q| q.0),
+/// What a bare `<query/>` asks for: no filter, the first page of the default size, oldest
+/// first; a query's form and RSM set change it from there.
+impl Default for Query {
+    fn default() -> Self {
+        Query {
+            queryid: None,
             with: None,
             start: None,
             end: None,
@@ -86,7 +86,19 @@ impl Query {
             ids: Vec::new(),
             max: DEFAULT_PAGE,
             page: Paging::First,
+            flip: false,
+        }
+    }
+}
+
+impl Query {
+    pub fn parse(payload: &Element) -> Outcome<Self> {
+        let query = xmpp_parsers::mam::Query::try_from(payload.clone())
+            .map_err(|e| bad_request(format!("invalid MAM query: {e}")))?;
+        let mut parsed = Query {
+            queryid: query.queryid.map(|q| q.0),
             flip: query.flip_page,
+            ..Query::default()
         };
         if let Some(form) = &query.form {
             for field in &form.fields {
@@ -336,17 +348,7 @@ mod tests {
             query("").unwrap(),
             Query {
                 queryid: Some("q1".into()),
-                with: None,
-                start: None,
-                end: None,
-                media_only: false,
-                with_notices: false,
-                after_id: None,
-                before_id: None,
-                ids: Vec::new(),
-                max: DEFAULT_PAGE,
-                page: Paging::First,
-                flip: false,
+                ..Query::default()
             }
         );
     }
