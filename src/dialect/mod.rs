@@ -2,9 +2,11 @@
 //! `router` has checked (addresses, kind, id), [`Handled`] (what became of a stanza: a change,
 //! a reply, a read of the archive, or a look-up of an archived message to finish on), replies
 //! and refusals, and the shapes both dialects send ([`shapes`]: `normal` messages to bare JIDs,
-//! invitations and requests, member receipt states). Neither dialect imports the other; what
-//! both need lives here or in `xml`.
+//! invitations and requests, member receipt states), and the requests both read into one
+//! shape and apply alike ([`Decision`], [`AccessChange`]). Neither dialect imports the other;
+//! what both need lives here or in `xml`.
 
+mod commands;
 pub mod ids;
 pub mod payload;
 pub mod proxy;
@@ -19,6 +21,7 @@ use minidom::Element;
 use crate::core::{Fact, Groups, MessageRef, Micros, Refusal};
 use crate::store::Reader;
 
+pub use commands::{AccessChange, Decision};
 pub use reply::{ErrorKind, IfNotStored, ReplyTo};
 
 /// What requests may consult besides the core: the service's address, for routing and for

@@ -17,7 +17,7 @@ use minidom::Element;
 
 use super::wire::named_participant;
 use crate::core::{AccessList, Groups, JoinPolicy, Micros, Outcome, Role, SettingsChange};
-use crate::dialect::{bad_request, bool_attr, Envelope, Handled};
+use crate::dialect::{bad_request, bool_attr, AccessChange, Envelope, Handled};
 
 /// `make_admin` (to admin), `revoke_admin` (to member) and `transfer_ownership` (to owner):
 /// the status names the role, the query the participant.
@@ -116,48 +116,26 @@ impl MuteParticipant {
 
 /// `set_access`: puts an entry on (or, with `present='0'`, takes it off) the banned or the
 /// allowed list. An entry is a user or a whole domain, hence a bare JID without a local part
-/// is fine here.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SetAccess {
-    pub list: AccessList,
-    pub entry: BareJid,
-    /// `present` defaults to on: naming an entry means putting it on the list.
-    pub present: bool,
-}
-
-impl SetAccess {
-    pub fn parse(query: &Element) -> Outcome<Self> {
-        let list = match query.attr("list") {
-            Some("banned") => AccessList::Banned,
-            Some("allowed") => AccessList::Allowed,
-            other => {
-                return Err(bad_request(format!(
-                    "list={other:?} is not 'banned' or 'allowed'"
-                )))
-            }
-        };
-        let entry = query.attr("entry").unwrap_or_default();
-        let entry = BareJid::new(entry.trim())
-            .map_err(|_| bad_request(format!("entry='{entry}' is not a bare JID or a domain")))?;
-        let present = bool_attr(query, "present")?.unwrap_or(true);
-        Ok(SetAccess {
-            list,
-            entry,
-            present,
-        })
-    }
-
-    pub fn apply(self, groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
-        let facts = groups.set_access(
-            env.channel_name(),
-            &env.sender(),
-            self.list,
-            &self.entry,
-            self.present,
-            now,
-        )?;
-        Ok(Handled::iq_changed(env, facts, None))
-    }
+/// is fine here. `present` defaults to on: naming an entry means putting it on the list.
+pub fn set_access(query: &Element) -> Outcome<AccessChange> {
+    let list = match query.attr("list") {
+        Some("banned") => AccessList::Banned,
+        Some("allowed") => AccessList::Allowed,
+        other => {
+            return Err(bad_request(format!(
+                "list={other:?} is not 'banned' or 'allowed'"
+            )))
+        }
+    };
+    let entry = query.attr("entry").unwrap_or_default();
+    let entry = BareJid::new(entry.trim())
+        .map_err(|_| bad_request(format!("entry='{entry}' is not a bare JID or a domain")))?;
+    let present = bool_attr(query, "present")?.unwrap_or(true);
+    Ok(AccessChange {
+        list,
+        entry,
+        present,
+    })
 }
 
 #[cfg(test)]
@@ -316,7 +294,7 @@ mod tests {
         };
         assert_eq!(
             access,
-            SetAccess {
+            AccessChange {
                 list: AccessList::Banned,
                 entry: jid("spam.example"),
                 present: false

@@ -16,7 +16,7 @@ use minidom::Element;
 use super::wire::{named_participant, participant_jids, NS};
 use crate::core::{Dialect, Groups, Micros, Outcome};
 use crate::dialect::shapes;
-use crate::dialect::{bad_request, bool_attr, Envelope, Handled};
+use crate::dialect::{bad_request, bool_attr, Decision, Envelope, Handled};
 use crate::xml::Xml;
 
 /// `invite_participants`: the users invited, in order.
@@ -90,30 +90,11 @@ impl JoinRequests {
 
 /// `decide_join_request`: one requester, let in or turned away. There is no default: a
 /// decision left out is not a refusal.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DecideJoinRequest {
-    pub requester: BareJid,
-    pub approve: bool,
-}
-
-impl DecideJoinRequest {
-    pub fn parse(query: &Element) -> Outcome<Self> {
-        let requester = named_participant(query)?;
-        let approve = bool_attr(query, "approve")?
-            .ok_or_else(|| bad_request("decide_join_request needs approve='1' or '0'"))?;
-        Ok(DecideJoinRequest { requester, approve })
-    }
-
-    pub fn apply(self, groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
-        let facts = groups.decide(
-            env.channel_name(),
-            &env.sender(),
-            &self.requester,
-            self.approve,
-            now,
-        )?;
-        Ok(Handled::iq_changed(env, facts, None))
-    }
+pub fn decide_join_request(query: &Element) -> Outcome<Decision> {
+    let requester = named_participant(query)?;
+    let approve = bool_attr(query, "approve")?
+        .ok_or_else(|| bad_request("decide_join_request needs approve='1' or '0'"))?;
+    Ok(Decision { requester, approve })
 }
 
 #[cfg(test)]
@@ -204,7 +185,7 @@ mod tests {
             };
             assert_eq!(
                 decide,
-                DecideJoinRequest {
+                Decision {
                     requester: jid("dave@localhost"),
                     approve: expected
                 }

@@ -28,16 +28,16 @@ mod wire;
 use minidom::Element;
 
 use crate::core::{ChatState, Condition, Groups, Micros, Outcome, Refusal, Role};
-use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
+use crate::dialect::{bad_request, AccessChange, Decision, Envelope, ErrorKind, Handled, Service};
 
-pub use admin::{MuteParticipant, SetAccess, SetRole, SetSettings};
+pub use admin::{MuteParticipant, SetRole, SetSettings};
 pub use edit::Edit;
 pub use group::{
     AddParticipants, CreateGroup, DeleteGroup, ExitGroup, GetParticipants, GetProfile, SetInfo,
     UserGroups,
 };
 pub use history::{GroupChat, GroupChatMedia};
-pub use membership::{DecideJoinRequest, DeclineInvitation, Invite, JoinGroup, JoinRequests};
+pub use membership::{DeclineInvitation, Invite, JoinGroup, JoinRequests};
 pub use message::{is_flychat_message, Post};
 pub use recall::Recall;
 pub use receipts::{MessageStatus, Receipt};
@@ -59,12 +59,12 @@ pub enum Request {
     SetRole(SetRole),
     SetSettings(SetSettings),
     Mute(MuteParticipant),
-    Access(SetAccess),
+    Access(AccessChange),
     Invite(Invite),
     Join(JoinGroup),
     Decline(DeclineInvitation),
     JoinRequests(JoinRequests),
-    Decide(DecideJoinRequest),
+    Decide(Decision),
     Post(Post),
     Edit(Edit),
     Receipt(Receipt),
@@ -123,13 +123,13 @@ impl Request {
             }
             (true, true, "set_group_settings") => Request::SetSettings(SetSettings::parse(query)?),
             (true, true, "mute_participant") => Request::Mute(MuteParticipant::parse(query)?),
-            (true, true, "set_access") => Request::Access(SetAccess::parse(query)?),
+            (true, true, "set_access") => Request::Access(admin::set_access(query)?),
             (true, true, "invite_participants") => Request::Invite(Invite::parse(query)?),
             (true, true, "join_group") => Request::Join(JoinGroup),
             (true, true, "decline_invitation") => Request::Decline(DeclineInvitation),
             (false, true, "get_join_requests") => Request::JoinRequests(JoinRequests),
             (true, true, "decide_join_request") => {
-                Request::Decide(DecideJoinRequest::parse(query)?)
+                Request::Decide(membership::decide_join_request(query)?)
             }
             (false, false, "get_user_groups") => Request::UserGroups(UserGroups),
             (true, true, "user_delete_group") => Request::DeleteGroup(DeleteGroup),

@@ -5,8 +5,8 @@
 use jid::BareJid;
 use minidom::Element;
 
-use crate::core::{AccessList, Channel, Groups, Micros, Outcome};
-use crate::dialect::{bad_request, Envelope, Handled};
+use crate::core::{AccessList, Channel, Outcome};
+use crate::dialect::{bad_request, AccessChange};
 use crate::xml::node;
 use crate::xml::{ns, Xml};
 
@@ -28,43 +28,21 @@ pub fn node_of(list: AccessList) -> &'static str {
 }
 
 /// A `<publish/>` (adds the entry) or `<retract/>` (takes it off) of one item on the allowed
-/// or banned node. XEP-0369 §7.3.7 makes the item id the JID itself, so that the list is its
-/// item ids; a bare domain stands for every user of that server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub list: AccessList,
-    pub entry: BareJid,
-    /// `true` for a publish, `false` for a retract.
-    pub present: bool,
-}
-
-impl Change {
-    /// `request` is the `<publish/>` or `<retract/>` on the node that `list` names.
-    pub fn parse(list: AccessList, request: &Element) -> Outcome<Self> {
-        let id = request
-            .get_child("item", ns::PUBSUB)
-            .and_then(|item| item.attr("id"))
-            .ok_or_else(|| bad_request("the request needs an <item id='JID or domain'/>"))?;
-        let entry = BareJid::new(id.trim())
-            .map_err(|_| bad_request(format!("'{id}' is not a JID or domain")))?;
-        Ok(Change {
-            list,
-            entry,
-            present: request.name() == "publish",
-        })
-    }
-
-    pub fn apply(self, groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
-        let facts = groups.set_access(
-            env.channel_name(),
-            &env.sender(),
-            self.list,
-            &self.entry,
-            self.present,
-            now,
-        )?;
-        Ok(Handled::iq_changed(env, facts, None))
-    }
+/// or banned node, the node that `list` names. XEP-0369 §7.3.7 makes the item id the JID
+/// itself, so that the list is its item ids; a bare domain stands for every user of that
+/// server.
+pub fn change(list: AccessList, request: &Element) -> Outcome<AccessChange> {
+    let id = request
+        .get_child("item", ns::PUBSUB)
+        .and_then(|item| item.attr("id"))
+        .ok_or_else(|| bad_request("the request needs an <item id='JID or domain'/>"))?;
+    let entry = BareJid::new(id.trim())
+        .map_err(|_| bad_request(format!("'{id}' is not a JID or domain")))?;
+    Ok(AccessChange {
+        list,
+        entry,
+        present: request.name() == "publish",
+    })
 }
 
 /// The items of an access list, for `<items/>`.
@@ -89,10 +67,9 @@ mod tests {
         let publish = request(
             "<publish xmlns='PS' node='urn:xmpp:mix:nodes:banned'><item id=' mallory@evil.example '/></publish>",
         );
-        let change = Change::parse(AccessList::Banned, &publish).unwrap();
         assert_eq!(
-            change,
-            Change {
+            change(AccessList::Banned, &publish).unwrap(),
+            AccessChange {
                 list: AccessList::Banned,
                 entry: BareJid::new("mallory@evil.example").unwrap(),
                 present: true,
@@ -101,9 +78,9 @@ mod tests {
         let retract = request(
             "<retract xmlns='PS' node='urn:xmpp:mix:nodes:allowed'><item id='evil.example'/></retract>",
         );
-        let change = Change::parse(AccessList::Allowed, &retract).unwrap();
-        assert_eq!(change.entry.as_str(), "evil.example");
-        assert!(!change.present);
+        let retracted = change(AccessList::Allowed, &retract).unwrap();
+        assert_eq!(retracted.entry.as_str(), "evil.example");
+        assert!(!retracted.present);
     }
 
     #[test]
@@ -113,7 +90,7 @@ mod tests {
             "<publish xmlns='PS' node='n'/>",
             "<retract xmlns='PS' node='n'><item id='not a jid@@'/></retract>",
         ] {
-            let refusal = Change::parse(AccessList::Banned, &request(xml)).unwrap_err();
+            let refusal = change(AccessList::Banned, &request(xml)).unwrap_err();
             assert_eq!(refusal.condition, Condition::BadRequest, "{xml}");
         }
     }

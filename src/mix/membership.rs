@@ -9,7 +9,9 @@ use jid::BareJid;
 use minidom::Element;
 
 use crate::core::{Dialect, Groups, Micros, Outcome};
-use crate::dialect::{bad_request, bool_attr, jid_attr, shapes, Envelope, Handled, Service};
+use crate::dialect::{
+    bad_request, bool_attr, jid_attr, shapes, Decision, Envelope, Handled, Service,
+};
 use crate::xml::{ns, Xml};
 
 /// An XEP-0407 invitation of one user. XEP-0407 §3 has the inviter ask the channel for an
@@ -81,32 +83,13 @@ impl RequestJoin {
     }
 }
 
-/// An owner's or admin's answer to a join request: `approve` must be said, since a missing
-/// answer would otherwise be taken for one or the other.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decide {
-    pub requester: BareJid,
-    pub approve: bool,
-}
-
-impl Decide {
-    pub fn parse(payload: &Element) -> Outcome<Self> {
-        let requester = jid_attr(payload, "jid")?;
-        let approve = bool_attr(payload, "approve")?
-            .ok_or_else(|| bad_request("<decide/> needs approve='true' or 'false'"))?;
-        Ok(Decide { requester, approve })
-    }
-
-    pub fn apply(self, groups: &mut Groups, env: &Envelope, now: Micros) -> Outcome<Handled> {
-        let facts = groups.decide(
-            env.channel_name(),
-            &env.sender(),
-            &self.requester,
-            self.approve,
-            now,
-        )?;
-        Ok(Handled::iq_changed(env, facts, None))
-    }
+/// An owner's or admin's `<decide/>` on a join request: `approve` must be said, since a
+/// missing answer would otherwise be taken for one or the other.
+pub fn decide(payload: &Element) -> Outcome<Decision> {
+    let requester = jid_attr(payload, "jid")?;
+    let approve = bool_attr(payload, "approve")?
+        .ok_or_else(|| bad_request("<decide/> needs approve='true' or 'false'"))?;
+    Ok(Decision { requester, approve })
 }
 
 /// The invitations and requests that wait, for owners and admins.
@@ -170,8 +153,8 @@ mod tests {
         let payload =
             element("<decide xmlns='urn:mixd:admin:0' jid='crone@example.org' approve='0'/>");
         assert_eq!(
-            Decide::parse(&payload).unwrap(),
-            Decide {
+            decide(&payload).unwrap(),
+            Decision {
                 requester: BareJid::new("crone@example.org").unwrap(),
                 approve: false
             }
@@ -194,7 +177,7 @@ mod tests {
                 "<decide/> needs the jid attribute",
             ),
         ] {
-            let refusal = Decide::parse(&element(xml)).unwrap_err();
+            let refusal = decide(&element(xml)).unwrap_err();
             assert_eq!(refusal.condition, Condition::BadRequest);
             assert_eq!(refusal.text, text);
         }

@@ -35,7 +35,7 @@ mod subscription;
 use minidom::Element;
 
 use crate::core::{Groups, Micros, Outcome, Refusal};
-use crate::dialect::{bad_request, Envelope, Handled, Service};
+use crate::dialect::{bad_request, AccessChange, Decision, Envelope, Handled, Service};
 use crate::xml::node;
 use crate::xml::ns;
 
@@ -141,11 +141,11 @@ pub enum Request {
     Items(items::Items),
     PublishInfo(info::Publish),
     PublishConfig(config::Publish),
-    Access(access::Change),
+    Access(AccessChange),
     Invite(membership::Invite),
     Decline(membership::Decline),
     RequestJoin(membership::RequestJoin),
-    Decide(membership::Decide),
+    Decide(Decision),
     Pending(membership::Pending),
     Role(roles::SetRole),
     Transfer(roles::Transfer),
@@ -191,9 +191,7 @@ impl Request {
             (true, true, "request", ns::MIXD_ADMIN) => {
                 Request::RequestJoin(membership::RequestJoin::parse(p)?)
             }
-            (true, true, "decide", ns::MIXD_ADMIN) => {
-                Request::Decide(membership::Decide::parse(p)?)
-            }
+            (true, true, "decide", ns::MIXD_ADMIN) => Request::Decide(membership::decide(p)?),
             (false, true, "pending", ns::MIXD_ADMIN) => {
                 Request::Pending(membership::Pending::parse(p)?)
             }
@@ -288,7 +286,7 @@ fn pubsub_set(payload: &Element) -> Outcome<Request> {
     let node = request.attr("node").unwrap_or_default();
     let publish = request.name() == "publish";
     match (access::list_of(node), publish) {
-        (Some(list), _) => Ok(Request::Access(access::Change::parse(list, request)?)),
+        (Some(list), _) => Ok(Request::Access(access::change(list, request)?)),
         (None, true) if node == node::INFO => {
             Ok(Request::PublishInfo(info::Publish::parse(request)?))
         }
