@@ -505,6 +505,23 @@ mod tests {
         );
     }
 
+    /// `stanza` goes on to the rules until `exhaust` runs bob out of a quota (returning what
+    /// the rules said, which starts with `says`); then the gate answers it with the quota's
+    /// refusal, a reply that starts with `head`.
+    fn assert_refused_once_out(
+        gate: &Arc<Gate>,
+        stanza: &str,
+        exhaust: impl FnOnce(&Gate) -> String,
+        says: &str,
+        head: &str,
+    ) {
+        assert_eq!(screened(gate, stanza), None, "nobody is out of the quota");
+        let said = exhaust(gate);
+        assert!(said.starts_with(says), "{said}");
+        let reply = screened(gate, stanza).expect("refused");
+        assert_the_quotas_refusal(&reply, head, &said);
+    }
+
     /// Bob, out of posts: the quota refused his post a moment ago; what the rules said.
     fn bob_out_of_posts(gate: &Gate) -> String {
         let mut g = coven();
@@ -529,17 +546,12 @@ mod tests {
     #[test]
     fn posts_of_a_user_out_of_posts_are_answered_with_the_quotas_refusal() {
         let gate = Arc::new(Gate::new("mix.localhost"));
-        let plain = post("bob@localhost/r", "<body>hi</body>");
-        assert_eq!(screened(&gate, &plain), None, "nobody is out of posts");
-        let said = bob_out_of_posts(&gate);
-        assert!(said.starts_with(
-            "you are sending messages too fast: at most 1 at once, then 6 a minute; try again in "
-        ));
-        let reply = screened(&gate, &plain).expect("refused");
-        assert_the_quotas_refusal(
-            &reply,
+        assert_refused_once_out(
+            &gate,
+            &post("bob@localhost/r", "<body>hi</body>"),
+            bob_out_of_posts,
+            "you are sending messages too fast: at most 1 at once, then 6 a minute; try again in ",
             "<message xmlns='jabber:component:accept' type='error' from='coven@mix.localhost' to='bob@localhost/r' id='p1'>",
-            &said,
         );
         // Any client of bob's, and a post with a chat state or another payload.
         for stanza in [
@@ -796,17 +808,12 @@ mod tests {
     #[test]
     fn history_queries_of_a_user_out_of_reads_are_answered_with_the_quotas_refusal() {
         let gate = Arc::new(Gate::new("mix.localhost"));
-        let mam = iq("bob@localhost/r", "coven@mix.localhost", "set", MAM);
-        assert_eq!(screened(&gate, &mam), None, "nobody is out of reads");
-        let said = bob_out_of_reads(&gate, 0);
-        assert!(said.starts_with(
-            "you are reading history too fast: at most 1 reads at once, then 6 a minute; try again in "
-        ));
-        let reply = screened(&gate, &mam).expect("refused");
-        assert_the_quotas_refusal(
-            &reply,
+        assert_refused_once_out(
+            &gate,
+            &iq("bob@localhost/r", "coven@mix.localhost", "set", MAM),
+            |gate| bob_out_of_reads(gate, 0),
+            "you are reading history too fast: at most 1 reads at once, then 6 a minute; try again in ",
             "<iq xmlns='jabber:component:accept' type='error' from='coven@mix.localhost' to='bob@localhost/r' id='h1'>",
-            &said,
         );
         // Any client of bob's; FlyChat's history pages and look-ups, to the service or a
         // channel.
