@@ -161,6 +161,18 @@ fn flychat_query(i: usize, attributes: &str) -> String {
     )
 }
 
+/// A FlyChat `group_chat` page of 50 rows `position` (`up`, older; `down`, newer) from
+/// `anchor`.
+fn flychat_page(i: usize, ids: &Ids, position: &str, anchor: i64) -> String {
+    flychat_query(
+        i,
+        &format!(
+            "status='group_chat' position='{position}' row_id='{}' limit='50'",
+            ids.encode_digits(anchor)
+        ),
+    )
+}
+
 /// One kind of history query in the `history` scenario: the stanza for query `i` next to
 /// archive id `anchor` (named by the opaque id clients are shown), and what the service
 /// reads from the store for it.
@@ -182,6 +194,17 @@ fn mam_read(reader: &dyn Reader, query: HistoryQuery) -> anyhow::Result<usize> {
         ..query
     };
     Ok(reader.history(&query)?.messages.len())
+}
+
+/// A MAM page of the whole archive (no filter) before or after `anchor`.
+fn mam_page(reader: &dyn Reader, page: Page) -> anyhow::Result<usize> {
+    mam_read(
+        reader,
+        HistoryQuery {
+            page,
+            ..HistoryQuery::default()
+        },
+    )
 }
 
 /// A FlyChat page as `flychat/history.rs` reads it: the rows, then their receipts.
@@ -227,15 +250,7 @@ const HISTORY_KINDS: [HistoryKind; 7] = [
         stanza: |i, ids, anchor| {
             mam_query(i, "", &format!("<before>{}</before>", ids.encode(anchor)))
         },
-        read: |r, anchor| {
-            mam_read(
-                r,
-                HistoryQuery {
-                    page: Page::Before(anchor),
-                    ..HistoryQuery::default()
-                },
-            )
-        },
+        read: |r, anchor| mam_page(r, Page::Before(anchor)),
         rows: None,
     },
     HistoryKind {
@@ -243,15 +258,7 @@ const HISTORY_KINDS: [HistoryKind; 7] = [
         stanza: |i, ids, anchor| {
             mam_query(i, "", &format!("<after>{}</after>", ids.encode(anchor)))
         },
-        read: |r, anchor| {
-            mam_read(
-                r,
-                HistoryQuery {
-                    page: Page::After(anchor),
-                    ..HistoryQuery::default()
-                },
-            )
-        },
+        read: |r, anchor| mam_page(r, Page::After(anchor)),
         rows: None,
     },
     HistoryKind {
@@ -294,29 +301,13 @@ const HISTORY_KINDS: [HistoryKind; 7] = [
     },
     HistoryKind {
         label: "FlyChat up",
-        stanza: |i, ids, anchor| {
-            flychat_query(
-                i,
-                &format!(
-                    "status='group_chat' position='up' row_id='{}' limit='50'",
-                    ids.encode_digits(anchor)
-                ),
-            )
-        },
+        stanza: |i, ids, anchor| flychat_page(i, ids, "up", anchor),
         read: |r, anchor| flychat_read(r, Page::Before(anchor)),
         rows: Some(50),
     },
     HistoryKind {
         label: "FlyChat down",
-        stanza: |i, ids, anchor| {
-            flychat_query(
-                i,
-                &format!(
-                    "status='group_chat' position='down' row_id='{}' limit='50'",
-                    ids.encode_digits(anchor)
-                ),
-            )
-        },
+        stanza: |i, ids, anchor| flychat_page(i, ids, "down", anchor),
         read: |r, anchor| flychat_read(r, Page::After(anchor)),
         rows: Some(50),
     },
