@@ -769,6 +769,41 @@ pub(crate) mod testing {
         }
     }
 
+    /// Alice administers `coven` from `now` on (one step a microsecond): join requests only,
+    /// muted, at most 50 members, JIDs hidden; `spam.example` banned and `localhost` allowed;
+    /// bob muted until 1,000; erin invited; frank asking to join. The facts, for the stores'
+    /// round trips of every administrative kind.
+    pub fn administered(g: &mut Groups, now: Micros) -> Vec<Fact> {
+        let (alice, bob) = (jid("alice@localhost"), jid("bob@localhost"));
+        let change = SettingsChange {
+            policy: Some(JoinPolicy::Request),
+            muted: Some(true),
+            max_members: Some(Some(50)),
+            jids_hidden: Some(true),
+        };
+        let mut facts = g.change_settings("coven", &alice, change, now).unwrap();
+        for (list, entry) in [
+            (AccessList::Banned, "spam.example"),
+            (AccessList::Allowed, "localhost"),
+        ] {
+            facts.extend(
+                g.set_access("coven", &alice, list, &jid(entry), true, now + 1)
+                    .unwrap(),
+            );
+        }
+        facts.extend(g.mute("coven", &alice, &bob, 1_000, now + 2).unwrap());
+        facts.extend(
+            g.invite("coven", &alice, &[jid("erin@localhost")], now + 3)
+                .unwrap()
+                .1,
+        );
+        facts.extend(
+            g.request_join("coven", &jid("frank@localhost"), Dialect::FlyChat, now + 4)
+                .unwrap(),
+        );
+        facts
+    }
+
     /// `coven` where carol joined after alice and bob.
     pub fn with_carol() -> Groups {
         let mut g = coven();

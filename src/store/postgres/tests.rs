@@ -17,10 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use postgres::NoTls;
 
 use super::{open, PgReader, PgWriter};
-use crate::core::testing::{groups, jid, text};
+use crate::core::testing::{administered, groups, jid, text};
 use crate::core::{
-    AccessList, Dialect, Fact, Groups, InfoChange, JoinPolicy, MessageRef, Nodes, ReceiptKind,
-    SettingsChange, Submission,
+    AccessList, Fact, Groups, InfoChange, MessageRef, Nodes, ReceiptKind, Submission,
 };
 use crate::store::inspect::Inspector;
 use crate::store::sqlite::{self, Durability, SqliteReader, SqliteWriter};
@@ -291,46 +290,7 @@ fn every_fact_reads_back_as_from_sqlite() {
 
     // Administration: settings, lists, mutes, invitations, requests, roles, info, nicks,
     // subscriptions, a cleared history.
-    let change = SettingsChange {
-        policy: Some(JoinPolicy::Request),
-        muted: Some(true),
-        max_members: Some(Some(50)),
-        jids_hidden: Some(true),
-    };
-    let mut facts = g.change_settings("coven", &alice, change, 90).unwrap();
-    facts.extend(
-        g.set_access(
-            "coven",
-            &alice,
-            AccessList::Banned,
-            &jid("spam.example"),
-            true,
-            91,
-        )
-        .unwrap(),
-    );
-    facts.extend(
-        g.set_access(
-            "coven",
-            &alice,
-            AccessList::Allowed,
-            &jid("localhost"),
-            true,
-            91,
-        )
-        .unwrap(),
-    );
-    facts.extend(g.mute("coven", &alice, &bob, 1_000, 92).unwrap());
-    facts.extend(
-        g.invite("coven", &alice, &[jid("erin@localhost")], 93)
-            .unwrap()
-            .1,
-    );
-    facts.extend(
-        g.request_join("coven", &jid("frank@localhost"), Dialect::FlyChat, 94)
-            .unwrap(),
-    );
-    both.commit(facts);
+    both.commit(administered(&mut g, 90));
     let info = InfoChange {
         name: Some("The Coven".into()),
         description: Some("a place".into()),

@@ -91,7 +91,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use crate::core::testing::jid;
+    use crate::core::testing::{administered, jid};
     use crate::core::Dialect;
     use crate::store::Reader;
 
@@ -202,48 +202,9 @@ mod tests {
 
     #[test]
     fn administration_survives_a_restart() {
-        use crate::core::{AccessList, JoinPolicy, SettingsChange};
         let (_dir, mut w, r, mut g) = coven();
         let (alice, bob) = (jid("alice@localhost"), jid("bob@localhost"));
-        let change = SettingsChange {
-            policy: Some(JoinPolicy::Request),
-            muted: Some(true),
-            max_members: Some(Some(50)),
-            jids_hidden: Some(true),
-        };
-        let mut facts = g.change_settings("coven", &alice, change, 10).unwrap();
-        facts.extend(
-            g.set_access(
-                "coven",
-                &alice,
-                AccessList::Banned,
-                &jid("spam.example"),
-                true,
-                11,
-            )
-            .unwrap(),
-        );
-        facts.extend(
-            g.set_access(
-                "coven",
-                &alice,
-                AccessList::Allowed,
-                &jid("localhost"),
-                true,
-                11,
-            )
-            .unwrap(),
-        );
-        facts.extend(g.mute("coven", &alice, &bob, 1_000, 12).unwrap());
-        facts.extend(
-            g.invite("coven", &alice, &[jid("erin@localhost")], 13)
-                .unwrap()
-                .1,
-        );
-        facts.extend(
-            g.request_join("coven", &jid("frank@localhost"), Dialect::FlyChat, 14)
-                .unwrap(),
-        );
+        let mut facts = administered(&mut g, 10);
         facts.extend(g.transfer("coven", &alice, &bob, 15).unwrap());
         commit(&mut w, facts);
         let snap = r.snapshot().unwrap();
