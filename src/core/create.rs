@@ -230,29 +230,10 @@ mod tests {
             jid("bob@localhost"),
             jid("carol@localhost"),
         ];
-        let alice = jid("alice@localhost");
-        let err = g
-            .create_group(
-                &alice,
-                Some("trip"),
-                InfoChange::default(),
-                &members,
-                Dialect::FlyChat,
-                1,
-            )
-            .unwrap_err();
+        let err = alices_group(&mut g, Some("trip"), &members, 1).unwrap_err();
         assert_eq!(err.condition, Condition::ResourceConstraint);
         assert!(g.channel("trip").is_none());
-        let (name, _) = g
-            .create_group(
-                &alice,
-                None,
-                InfoChange::default(),
-                &members[..2],
-                Dialect::FlyChat,
-                1,
-            )
-            .unwrap();
+        let (name, _) = alices_group(&mut g, None, &members[..2], 1).unwrap();
         assert_eq!(g.channel(&name).unwrap().participants.len(), 2);
     }
 

@@ -804,6 +804,24 @@ pub(crate) mod testing {
         facts
     }
 
+    /// Alice's FlyChat group `name` (or one whose name mixd picks), without a profile, of
+    /// `members`, created at `now`.
+    pub fn alices_group(
+        g: &mut Groups,
+        name: Option<&str>,
+        members: &[BareJid],
+        now: Micros,
+    ) -> Outcome<(String, Vec<Fact>)> {
+        g.create_group(
+            &jid("alice@localhost"),
+            name,
+            InfoChange::default(),
+            members,
+            Dialect::FlyChat,
+            now,
+        )
+    }
+
     /// `coven` where carol joined after alice and bob.
     pub fn with_carol() -> Groups {
         let mut g = coven();
@@ -862,16 +880,8 @@ mod visibility_tests {
         policy(&mut g, "sabbat", JoinPolicy::Invite);
         policy(&mut g, "moot", JoinPolicy::Request);
         let (ad_hoc, _) = g.create(&alice, None, 6).unwrap();
-        let (flychat, _) = g
-            .create_group(
-                &alice,
-                Some("trip"),
-                InfoChange::default(),
-                std::slice::from_ref(&alice),
-                Dialect::FlyChat,
-                7,
-            )
-            .unwrap();
+        let (flychat, _) =
+            alices_group(&mut g, Some("trip"), std::slice::from_ref(&alice), 7).unwrap();
         (g, ad_hoc, flychat)
     }
 

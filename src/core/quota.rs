@@ -449,8 +449,7 @@ mod tests {
     use super::super::testing::*;
     use super::*;
     use crate::core::{
-        ChatState, Dialect, InfoChange, JoinPolicy, MessageRef, Nodes, ReceiptKind, Repeats,
-        SettingsChange,
+        ChatState, Dialect, JoinPolicy, MessageRef, Nodes, ReceiptKind, Repeats, SettingsChange,
     };
 
     /// A service where the quotas are small enough to reach.
@@ -717,16 +716,7 @@ mod tests {
         g.create(&alice, Some("d"), 30 * MINUTE).unwrap();
         assert!(g.create(&alice, Some("e"), 30 * MINUTE).is_err());
         // create_group counts too, and refuses before anything exists.
-        let err = g
-            .create_group(
-                &alice,
-                Some("f"),
-                InfoChange::default(),
-                &[],
-                Dialect::FlyChat,
-                31 * MINUTE,
-            )
-            .unwrap_err();
+        let err = alices_group(&mut g, Some("f"), &[], 31 * MINUTE).unwrap_err();
         assert_eq!(err.condition, Condition::ResourceConstraint);
         assert!(g.channel("f").is_none());
     }
@@ -834,33 +824,15 @@ mod tests {
     #[test]
     fn a_group_created_with_more_members_than_the_quota_is_not_created() {
         let mut g = limited();
-        let alice = jid("alice@localhost");
         let members: Vec<BareJid> = ["alice", "bob", "carol", "dave", "eve"]
             .iter()
             .map(|n| jid(&format!("{n}@localhost")))
             .collect();
-        let err = g
-            .create_group(
-                &alice,
-                Some("trip"),
-                InfoChange::default(),
-                &members,
-                Dialect::FlyChat,
-                0,
-            )
-            .unwrap_err();
+        let err = alices_group(&mut g, Some("trip"), &members, 0).unwrap_err();
         assert_eq!(err.condition, Condition::ResourceConstraint);
         assert!(g.channel("trip").is_none());
         // The creator is not counted: herself and three others fit.
-        g.create_group(
-            &alice,
-            Some("trip"),
-            InfoChange::default(),
-            &members[..4],
-            Dialect::FlyChat,
-            0,
-        )
-        .unwrap();
+        alices_group(&mut g, Some("trip"), &members[..4], 0).unwrap();
         assert_eq!(g.channel("trip").unwrap().participants.len(), 4);
     }
 

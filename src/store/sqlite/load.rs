@@ -91,7 +91,7 @@ pub(super) fn snapshot(conn: &Connection) -> anyhow::Result<Snapshot> {
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use crate::core::testing::{administered, jid};
+    use crate::core::testing::{administered, alices_group, jid};
     use crate::core::Dialect;
     use crate::store::Reader;
 
@@ -217,21 +217,11 @@ mod tests {
 
     #[test]
     fn listed_or_not_survives_a_restart() {
-        use crate::core::InfoChange;
         let (_dir, mut w, r, mut g) = coven();
         let alice = jid("alice@localhost");
         let (ad_hoc, facts) = g.create(&alice, None, 5).unwrap();
         commit(&mut w, facts);
-        let (trip, facts) = g
-            .create_group(
-                &alice,
-                Some("trip"),
-                InfoChange::default(),
-                &[],
-                Dialect::FlyChat,
-                6,
-            )
-            .unwrap();
+        let (trip, facts) = alices_group(&mut g, Some("trip"), &[], 6).unwrap();
         commit(&mut w, facts);
         let snap = r.snapshot().unwrap();
         let listed = |name: &str| {
