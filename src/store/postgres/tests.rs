@@ -68,6 +68,19 @@ impl Both {
         }
     }
 
+    /// Channel `coven`, owned by alice, where alice then bob joined (at 1, 2 and 3, as
+    /// `core::testing::coven` makes it), committed to both as one batch.
+    fn coven(&mut self) -> Groups {
+        let mut g = groups();
+        let (alice, bob) = (jid("alice@localhost"), jid("bob@localhost"));
+        let mut facts = g.create(&alice, Some("coven"), 1).unwrap().1;
+        for (who, nick, at) in [(&alice, "alice", 2), (&bob, "bob", 3)] {
+            facts.extend(g.join("coven", who, Some(nick), Nodes::ALL, at).unwrap().1);
+        }
+        self.commit(facts);
+        g
+    }
+
     /// Commits `facts` to both as one batch; the completions must agree.
     fn commit(&mut self, facts: Vec<Fact>) -> Vec<Completion> {
         let batch: Vec<&Fact> = facts.iter().collect();
@@ -215,20 +228,12 @@ fn queries(channel: i64, ids: &[i64]) -> Vec<HistoryQuery> {
 #[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
 fn every_fact_reads_back_as_from_sqlite() {
     let mut both = Both::new();
-    let mut g: Groups = groups();
+    let mut g = both.coven();
     let (alice, bob, carol) = (
         jid("alice@localhost"),
         jid("bob@localhost"),
         jid("carol@localhost"),
     );
-    let mut facts = g.create(&alice, Some("coven"), 1).unwrap().1;
-    facts.extend(
-        g.join("coven", &alice, Some("alice"), Nodes::ALL, 2)
-            .unwrap()
-            .1,
-    );
-    facts.extend(g.join("coven", &bob, Some("bob"), Nodes::ALL, 3).unwrap().1);
-    both.commit(facts);
     both.commit(g.join("coven", &carol, None, Nodes::ALL, 4).unwrap().1);
 
     // Messages, alternately by bob and alice, one of them a photo with a client id.
@@ -593,16 +598,8 @@ fn a_large_archive_pages_and_counts_as_on_sqlite() {
 #[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
 fn the_check_finds_the_same_planted_inconsistencies_in_both() {
     let mut both = Both::new();
-    let mut g: Groups = groups();
-    let (alice, bob) = (jid("alice@localhost"), jid("bob@localhost"));
-    let mut facts = g.create(&alice, Some("coven"), 1).unwrap().1;
-    facts.extend(
-        g.join("coven", &alice, Some("alice"), Nodes::ALL, 2)
-            .unwrap()
-            .1,
-    );
-    facts.extend(g.join("coven", &bob, Some("bob"), Nodes::ALL, 3).unwrap().1);
-    both.commit(facts);
+    let mut g = both.coven();
+    let bob = jid("bob@localhost");
     both.commit(g.post("coven", &bob, text("hi"), 4).unwrap());
     assert_eq!(both.same_admin_reads(), Vec::<String>::new());
 
