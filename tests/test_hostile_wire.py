@@ -19,9 +19,9 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from conftest import USERS, connected, run
+from harness.client import error_of
 from harness.servers import MIX_DOMAIN, Mixd, Prosody
 
-STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 # Growth of mixd's resident memory allowed over the whole module. The old reader kept a 20 MB
 # body whole and a million children as 98 MB of tree.
 RSS_GROWTH_KIB = 48 * 1024
@@ -49,13 +49,7 @@ def catch_errors(client):
     def caught(stanza):
         if stanza.xml.get("type") != "error":
             return
-        error = stanza.xml.find("{jabber:client}error")
-        condition = text = None
-        for child in error if error is not None else ():
-            if child.tag == f"{{{STANZAS}}}text":
-                text = child.text
-            elif child.tag.startswith(f"{{{STANZAS}}}"):
-                condition = child.tag.split("}")[1]
+        condition, text, _ = error_of(stanza)
         errors.put_nowait((stanza.xml.tag.split("}")[1], stanza.xml.get("id"), condition, text))
 
     for kind in ("message", "presence", "iq"):

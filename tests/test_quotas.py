@@ -27,11 +27,10 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from conftest import connected, run
-from harness.client import ADMIN, MISC
+from harness.client import ADMIN, MISC, error_of
 from harness.sdk import sdk_users, serve_bootstrap
 from harness.servers import USER_DOMAIN, Mixd
 
-STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 # This module's mixd: three messages at once, then one a second; three signals a minute; two
 # channels an hour; two joins a minute; two users added or invited an hour; five reads of the
 # archive at once, then one a second.
@@ -80,19 +79,6 @@ def catch_message_errors(client):
 
     client.register_handler(Callback(f"quota-errors-{client.boundjid}", MatchXPath("{jabber:client}message"), caught))
     return errors
-
-
-def error_of(stanza):
-    """(condition, text, type) of an error stanza, read from the XML (slixmpp knows only RFC
-    3920's conditions, not policy-violation)."""
-    error = stanza.xml.find("{jabber:client}error")
-    condition = text = None
-    for child in error if error is not None else ():
-        if child.tag == f"{{{STANZAS}}}text":
-            text = child.text
-        elif child.tag.startswith(f"{{{STANZAS}}}"):
-            condition = child.tag.split("}")[1]
-    return condition, text, None if error is None else error.get("type")
 
 
 def test_posting_over_the_rate_is_refused_until_the_refill(server, mixd, channel_name):

@@ -16,6 +16,7 @@ ADMIN = "urn:mixd:admin:0"
 MISC = "urn:xmpp:mix:misc:0"
 FLYCHAT = "jabber:iq:mixgroupchat"
 NOTICE = "urn:mixd:notice:0"
+STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 
 def fields(element):
@@ -291,6 +292,19 @@ def _event_node(msg):
     event = msg.xml.find("{http://jabber.org/protocol/pubsub#event}event")
     child = event[0] if event is not None and len(event) else None
     return child.get("node") if child is not None else None
+
+
+def error_of(stanza):
+    """(condition, text, type) of an error stanza, read from the XML (slixmpp knows only RFC
+    3920's conditions, not policy-violation)."""
+    error = stanza.xml.find("{jabber:client}error")
+    condition = text = None
+    for child in error if error is not None else ():
+        if child.tag == f"{{{STANZAS}}}text":
+            text = child.text
+        elif child.tag.startswith(f"{{{STANZAS}}}"):
+            condition = child.tag.split("}")[1]
+    return condition, text, None if error is None else error.get("type")
 
 
 def form_values(element):
