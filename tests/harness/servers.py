@@ -52,6 +52,16 @@ def wait_for_port(port, timeout=30.0):
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
+def wait_or_kill_group(process, timeout=30):
+    """Waits for `process`, asked to stop, to end; past `timeout` seconds kills its whole
+    process group (it was started in a session of its own), so that no child outlives it."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def render(template, path, values):
     text = (DEPLOY / template).read_text()
     for key, value in values.items():
@@ -186,11 +196,7 @@ class Ejabberd(Server):
     def stop(self):
         if self.process and self.process.poll() is None:
             self.ctl("stop", check=False)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+            wait_or_kill_group(self.process)
         self.process = None
 
     def register(self, user):
@@ -319,11 +325,7 @@ class Postgres:
     def stop(self):
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)  # fast shutdown: ends the sessions
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+            wait_or_kill_group(self.process)
         self.process = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
