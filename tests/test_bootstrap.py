@@ -14,27 +14,20 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import connected, run
-from harness.servers import MIX_DOMAIN, PASSWORD, USER_DOMAIN, Mixd, free_port
+from harness.sdk import serve_bootstrap
+from harness.servers import MIX_DOMAIN, PASSWORD, USER_DOMAIN, Mixd
 
 G = "jabber:iq:mixgroupchat"
-BASE = "/api/v1"
 
 
 @pytest.fixture(scope="module")
 def bootstrap(server):
-    port = free_port()
     workdir = tempfile.mkdtemp(prefix="mixd-db-")
     daemon = Mixd(server, workdir)
-    daemon.extra = [
-        "--bootstrap-listen", f"127.0.0.1:{port}",
-        "--bootstrap-c2s", f"127.0.0.1:{server.c2s_port}",
-        "--bootstrap-xmpp-port-web", str(server.http_port),
-        # Attachments are offered only where media is stored (tests/test_media.py).
-        "--bootstrap-media-dir", f"{workdir}/media",
-    ]
+    api = serve_bootstrap(daemon, server, f"{workdir}/media")
     daemon.start()
     daemon.wait_for_log("bootstrap listening")
-    yield daemon, f"http://127.0.0.1:{port}{BASE}"
+    yield daemon, api
     daemon.stop()
 
 

@@ -15,7 +15,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import connected, run
-from harness.servers import MIX_DOMAIN, USER_DOMAIN, Mixd, free_port
+from harness.sdk import serve_bootstrap
+from harness.servers import MIX_DOMAIN, USER_DOMAIN, Mixd
 from test_bootstrap import call, login
 
 G = "jabber:iq:mixgroupchat"
@@ -26,18 +27,13 @@ LIMIT = PART + 1024 * 1024
 
 @pytest.fixture(scope="module")
 def media(server):
-    port = free_port()
     workdir = tempfile.mkdtemp(prefix="mixd-db-")
+    media_dir = os.path.join(workdir, "media")
     daemon = Mixd(server, workdir)
-    daemon.extra = [
-        "--bootstrap-listen", f"127.0.0.1:{port}",
-        "--bootstrap-c2s", f"127.0.0.1:{server.c2s_port}",
-        "--bootstrap-media-dir", os.path.join(workdir, "media"),
-        "--bootstrap-media-max-bytes", str(LIMIT),
-    ]
+    api = serve_bootstrap(daemon, server, media_dir, "--bootstrap-media-max-bytes", str(LIMIT))
     daemon.start()
     daemon.wait_for_log("bootstrap listening")
-    yield f"http://127.0.0.1:{port}{BASE}", os.path.join(workdir, "media")
+    yield api, media_dir
     daemon.stop()
 
 

@@ -115,15 +115,17 @@ class SdkUser:
             self._reader.cancel()
 
 
-def serve_bootstrap(daemon, server):
-    """Has `daemon` (not started yet) serve the SDK's REST bootstrap, with attachments (the
-    configuration offers them only where media is stored); its apiBaseUrl's real place."""
+def serve_bootstrap(daemon, server, media_dir=None, *extra):
+    """Has `daemon` (not started yet) serve the SDK's REST bootstrap, with attachments stored
+    in `media_dir` (a new directory by default; the configuration offers them only where media
+    is stored), and `extra` flags; its apiBaseUrl's real place."""
     port = free_port()
     daemon.extra = [
         "--bootstrap-listen", f"127.0.0.1:{port}",
         "--bootstrap-c2s", f"127.0.0.1:{server.c2s_port}",
         "--bootstrap-xmpp-port-web", str(server.http_port),
-        "--bootstrap-media-dir", tempfile.mkdtemp(prefix="mixd-media-"),
+        "--bootstrap-media-dir", media_dir or tempfile.mkdtemp(prefix="mixd-media-"),
+        *extra,
     ]
     return f"http://127.0.0.1:{port}/api/v1"
 
