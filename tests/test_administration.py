@@ -27,14 +27,6 @@ def jid(user):
     return f"{user}@{USER_DOMAIN}"
 
 
-async def create(owner, name, *members):
-    """Channel `name` owned by `owner`, who joins first, then `members` in order, each
-    subscribed to the configuration node too."""
-    await owner.plugin["xep_0369"].create_channel(owner.channel("x"), name, timeout=10)
-    for client in (owner, *members):
-        await client.join_live(name, client.user, NODES)
-
-
 async def info_form(client, name, **fields):
     form = client.plugin["xep_0004"].make_form(ftype="submit")
     form.add_field("FORM_TYPE", ftype="hidden", value="urn:xmpp:mix:core:1")
@@ -117,7 +109,7 @@ def test_permission_matrix(server, mixd, channel_name, prosody_only):
             for number, (operation, act) in enumerate(OPERATIONS.items()):
                 for role, user in ROLES.items():
                     name = f"{channel_name}-{number}-{role}"
-                    await create(alice, name, bob, frank, carol, grace)
+                    await alice.create_live(name, bob, frank, carol, grace, nodes=NODES)
                     await alice.admin(name, "role", jid=bob.bare, role="admin")
                     await alice.admin(name, "role", jid=frank.bare, role="admin")
                     await alice.ban(name, jid("eve"))
@@ -154,7 +146,7 @@ async def config_event(client, by, until=lambda values: True):
 def test_invitation_then_join(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob", "dave") as (alice, bob, dave):
-            await create(alice, channel_name, bob)
+            await alice.create_live(channel_name, bob, nodes=NODES)
             await alice.admin(channel_name, "settings", policy="invite")
             condition, text = await dave.iq_error(dave.plugin["xep_0369"].join_channel(dave.channel(channel_name), "dave", timeout=10))
             assert condition == "forbidden" and "invitation" in text
@@ -209,7 +201,7 @@ def test_invitation_then_join(server, mixd, channel_name):
 def test_join_requests_first_decision_stands(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob", "carol", "dave", "eve") as (alice, bob, carol, dave, eve):
-            await create(alice, channel_name, bob, carol)
+            await alice.create_live(channel_name, bob, carol, nodes=NODES)
             await alice.admin(channel_name, "role", jid=bob.bare, role="admin")
             await alice.admin(channel_name, "settings", policy="request")
             condition, text = await dave.iq_error(dave.plugin["xep_0369"].join_channel(dave.channel(channel_name), "dave", timeout=10))
@@ -274,7 +266,7 @@ def test_join_requests_first_decision_stands(server, mixd, channel_name):
 def test_roles_and_ownership_are_broadcast_on_the_config_node(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob", "carol", "dave") as (alice, bob, carol, dave):
-            await create(alice, channel_name, bob, carol, dave)
+            await alice.create_live(channel_name, bob, carol, dave, nodes=NODES)
             await alice.admin(channel_name, "role", jid=carol.bare, role="admin")
             seen = await dave.config(channel_name)
             assert seen["Owner"] == [alice.bare] and seen["Administrator"] == [carol.bare]
@@ -315,7 +307,7 @@ def test_roles_and_ownership_are_broadcast_on_the_config_node(server, mixd, chan
 def test_mutes_access_lists_and_limits(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob", "carol", "dave", "eve") as (alice, bob, carol, dave, eve):
-            await create(alice, channel_name, bob, carol)
+            await alice.create_live(channel_name, bob, carol, nodes=NODES)
             until = "2099-01-01T00:00:00.000000Z"
             await alice.admin(channel_name, "mute", jid=bob.bare, until=until)
             event = await config_event(carol, alice.bare)
@@ -369,7 +361,7 @@ def test_mutes_access_lists_and_limits(server, mixd, channel_name):
 def test_history_shows_who_did_what(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob", "carol") as (alice, bob, carol):
-            await create(alice, channel_name, bob)
+            await alice.create_live(channel_name, bob, nodes=NODES)
             await alice.admin(channel_name, "role", jid=bob.bare, role="admin")
             await alice.admin(channel_name, "settings", policy="invite")
             await bob.invite(channel_name, carol.bare)
@@ -459,8 +451,8 @@ def test_group_created_with_name_description_and_picture(server, mixd, channel_n
 def test_my_groups_in_both_dialects(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await create(alice, f"{channel_name}-a", bob)
-            await create(bob, f"{channel_name}-b", alice)
+            await alice.create_live(f"{channel_name}-a", bob, nodes=NODES)
+            await bob.create_live(f"{channel_name}-b", alice, nodes=NODES)
             await bob.admin(f"{channel_name}-b", "role", jid=alice.bare, role="admin")
             result = await alice.request(MIX_DOMAIN, ET.Element(f"{{{ADMIN}}}groups"), get=True)
             mine = {g.get("jid"): g.get("role") for g in result.xml.iter(f"{{{ADMIN}}}group")}
@@ -484,8 +476,8 @@ def test_group_limits_and_kept_archive(server, mixd, channel_name):
     try:
         async def scenario():
             async with connected(server, "frank", "bob") as (frank, bob):
-                await create(frank, f"{channel_name}-1", bob)
-                await create(frank, f"{channel_name}-2")
+                await frank.create_live(f"{channel_name}-1", bob, nodes=NODES)
+                await frank.create_live(f"{channel_name}-2", nodes=NODES)
                 condition, text = await frank.iq_error(
                     frank.plugin["xep_0369"].create_channel(frank.channel("x"), f"{channel_name}-3", timeout=10))
                 assert condition == "resource-constraint" and "2 groups" in text

@@ -8,8 +8,7 @@ from harness.servers import MIX_DOMAIN
 def test_errors_keep_the_link_up(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "eve") as (alice, eve):
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), channel_name, timeout=10)
-            await alice.join_live(channel_name, "alice")
+            await alice.create_live(channel_name)
             channel = str(alice.channel(channel_name))
 
             # A non-participant posting.

@@ -71,9 +71,7 @@ def test_rejoining_from_many_resources_tells_the_others_nothing(server, mixd, ch
 
     async def scenario():
         async with connected(server, "alice", "bob/r-main", *resources) as (alice, bob, *others):
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), channel_name, timeout=10)
-            await alice.join_live(channel_name, "alice")
-            await bob.join_live(channel_name, "bob")
+            await alice.create_live(channel_name, bob)
             await alice.next_event(PARTICIPANTS)
             drain(alice.events)
             drain(bob.events)
@@ -110,8 +108,7 @@ def test_clients_beyond_the_cap_are_refused_with_resource_constraint(server, mix
             errors = asyncio.Queue()
             for client in carols:
                 client.add_event_handler("presence_error", errors.put_nowait)
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), channel_name, timeout=10)
-            await alice.join_live(channel_name, "alice")
+            await alice.create_live(channel_name)
             await carols[0].plugin["xep_0369"].join_channel(carols[0].channel(channel_name), "carol", timeout=10)
             for client in carols[:CAP]:
                 await client.online_in(channel_name)

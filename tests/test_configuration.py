@@ -44,12 +44,6 @@ async def config_item(client, name):
     return item.get("id"), form_values(item)
 
 
-async def create(owner, name, *members):
-    await owner.plugin["xep_0369"].create_channel(owner.channel("x"), name, timeout=10)
-    for client in (owner, *members):
-        await client.join_live(name, client.user, NODES)
-
-
 async def next_event_item(client, node):
     """The next item published on `node`, as an XML element."""
     while True:
@@ -61,7 +55,7 @@ async def next_event_item(client, node):
 def test_an_owner_publishes_the_configuration_form(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob", "carol") as (alice, bob, carol):
-            await create(alice, channel_name, bob, carol)
+            await alice.create_live(channel_name, bob, carol, nodes=NODES)
             created_id, before = await config_item(alice, channel_name)
             assert before["Owner"] == [alice.bare]
 
@@ -125,7 +119,7 @@ def test_an_owner_publishes_the_configuration_form(server, mixd, channel_name):
 def test_only_owners_publish_and_bad_forms_are_refused_with_a_text(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob", "carol", "dave") as (alice, bob, carol, dave):
-            await create(alice, channel_name, bob, carol)
+            await alice.create_live(channel_name, bob, carol, nodes=NODES)
             await alice.admin(channel_name, "role", jid=bob.bare, role="admin")
             assert form_values(await next_event_item(carol, CONFIG))["Administrator"] == [bob.bare]
             item_id, before = await config_item(alice, channel_name)
@@ -182,7 +176,7 @@ def test_only_owners_publish_and_bad_forms_are_refused_with_a_text(server, mixd,
 def test_banning_the_users_own_domain_keeps_its_users_out(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob", "carol", "dave") as (alice, bob, carol, dave):
-            await create(alice, channel_name, bob, carol)
+            await alice.create_live(channel_name, bob, carol, nodes=NODES)
             await alice.ban(channel_name, USER_DOMAIN)
 
             # Every participant of the domain but the owner is taken out...

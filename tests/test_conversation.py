@@ -12,13 +12,6 @@ from conftest import connected, run
 MAM_MEDIA = "{urn:mixd:mam:0}media"
 
 
-async def channel_with(alice, others, name):
-    """Alice creates `name`; she and `others` join and are online in it."""
-    await alice.plugin["xep_0369"].create_channel(alice.channel("x"), name, timeout=10)
-    for client in (alice, *others):
-        await client.join_live(name, client.user)
-
-
 async def post(sender, everyone, name, body, **build):
     """Posts `body`; returns its archive id once every participant got it."""
     msg = sender.groupchat(name, body)
@@ -37,7 +30,7 @@ def archived(result):
 def test_typing_is_relayed_and_never_archived(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await channel_with(alice, [bob], channel_name)
+            await alice.create_live(channel_name, bob)
             typing = bob.groupchat(channel_name)
             typing["chat_state"] = "composing"
             typing.send()
@@ -65,7 +58,7 @@ def test_a_repeated_chat_state_is_relayed_once(server, mixd, channel_name):
 
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await channel_with(alice, [bob], channel_name)
+            await alice.create_live(channel_name, bob)
 
             def typing(state):
                 notification = bob.groupchat(channel_name)
@@ -96,7 +89,7 @@ def test_alternating_chat_states_are_paced(server, mixd, channel_name):
 
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await channel_with(alice, [bob], channel_name)
+            await alice.create_live(channel_name, bob)
             for i in range(20):
                 notification = bob.groupchat(channel_name)
                 notification["chat_state"] = ("composing", "paused")[i % 2]
@@ -117,7 +110,7 @@ def test_alternating_chat_states_are_paced(server, mixd, channel_name):
 def test_receipts_markers_and_message_state(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob", "carol") as (alice, bob, carol):
-            await channel_with(alice, [bob, carol], channel_name)
+            await alice.create_live(channel_name, bob, carol)
             everyone = (alice, bob, carol)
             sent = alice.groupchat(channel_name, "did you get this?")
             sent["request_receipt"] = True
@@ -162,7 +155,7 @@ def test_receipts_markers_and_message_state(server, mixd, channel_name):
 def test_retraction_and_moderation(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await channel_with(alice, [bob], channel_name)
+            await alice.create_live(channel_name, bob)
             channel = alice.channel(channel_name)
             secret = f"regrettable-{channel_name}"
             first = await post(bob, (alice, bob), channel_name, secret)
@@ -230,7 +223,7 @@ def test_retraction_and_moderation(server, mixd, channel_name):
 def test_corrections_replace_the_archived_text(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await channel_with(alice, [bob], channel_name)
+            await alice.create_live(channel_name, bob)
             channel = alice.channel(channel_name)
             original = bob.groupchat(channel_name, "teh typo")
             original["origin_id"]["id"] = "bob-origin-1"
@@ -259,7 +252,7 @@ def test_corrections_replace_the_archived_text(server, mixd, channel_name):
 def test_replies_mentions_and_reactions(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob", "carol") as (alice, bob, carol):
-            await channel_with(alice, [bob, carol], channel_name)
+            await alice.create_live(channel_name, bob, carol)
             channel = alice.channel(channel_name)
             everyone = (alice, bob, carol)
             question = await post(bob, everyone, channel_name, "lunch?")
@@ -306,7 +299,7 @@ def test_replies_mentions_and_reactions(server, mixd, channel_name):
 def test_media_history_and_clearing_ones_own_history(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await channel_with(alice, [bob], channel_name)
+            await alice.create_live(channel_name, bob)
             channel = alice.channel(channel_name)
             everyone = (alice, bob)
             await post(bob, everyone, channel_name, "just text")

@@ -154,9 +154,7 @@ def test_a_member_never_sees_a_real_jid_and_an_admin_does(server, mixd, channel_
 def test_the_mode_changes_through_the_form_and_the_admin_namespace(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), channel_name, timeout=10)
-            for client in (alice, bob):
-                await client.join_live(channel_name, client.user, NODES)
+            await alice.create_live(channel_name, bob, nodes=NODES)
             listed = await bob.plugin["xep_0369"].list_participants(bob.channel(channel_name), timeout=10)
             assert sorted(str(j) for _, _, j in listed) == [jid("alice"), jid("bob")]
             # Members may not hide JIDs; the owner may, by publishing the configuration form.

@@ -22,9 +22,7 @@ def rsm_of(result):
 
 
 async def seeded(server, channel_name, alice, bob):
-    await alice.plugin["xep_0369"].create_channel(alice.channel("x"), channel_name, timeout=10)
-    await alice.join_live(channel_name, "alice")
-    await bob.join_live(channel_name, "bob")
+    await alice.create_live(channel_name, bob)
     stamps = []
     for i in range(TOTAL):
         sender = alice if i % 3 else bob

@@ -75,8 +75,7 @@ async def settle(wire, alice, channel_name, errors):
 
 
 async def setup(server, alice, channel_name):
-    await alice.plugin["xep_0369"].create_channel(alice.channel("x"), channel_name, timeout=10)
-    await alice.join_live(channel_name, "alice")
+    await alice.create_live(channel_name)
     return catch_errors(alice), str(alice.channel(channel_name))
 
 

@@ -34,9 +34,7 @@ def results(page):
 def test_stanza_ids_are_opaque_and_mam_ids_are_the_same(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), channel_name, timeout=10)
-            await alice.join_live(channel_name, "alice")
-            await bob.join_live(channel_name, "bob")
+            await alice.create_live(channel_name, bob)
             stanza_ids = []
             for body in ("one", "two", "three"):
                 alice.post(channel_name, body)
@@ -66,9 +64,7 @@ def test_stanza_ids_are_opaque_and_mam_ids_are_the_same(server, mixd, channel_na
 def test_rsm_paging_through_opaque_ids(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), channel_name, timeout=10)
-            await alice.join_live(channel_name, "alice")
-            await bob.join_live(channel_name, "bob")
+            await alice.create_live(channel_name, bob)
             for i in range(7):
                 alice.post(channel_name, f"p{i}")
                 await bob.next_message()
@@ -95,9 +91,7 @@ def test_rsm_paging_through_opaque_ids(server, mixd, channel_name):
 def test_a_retraction_names_the_opaque_id_and_made_up_ids_name_nothing(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), channel_name, timeout=10)
-            await alice.join_live(channel_name, "alice")
-            await bob.join_live(channel_name, "bob")
+            await alice.create_live(channel_name, bob)
             alice.post(channel_name, "regrettable")
             reflected = await alice.next_message()
             await bob.next_message()

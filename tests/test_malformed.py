@@ -76,8 +76,7 @@ BAD_IQS = [
 def test_malformed_requests_get_errors_and_change_nothing(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice") as (alice,):
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), channel_name, timeout=10)
-            await alice.join_live(channel_name, "alice")
+            await alice.create_live(channel_name)
             alice.post(channel_name, "keep me")
             kept = (await alice.next_message())["id"]
             channel = str(alice.channel(channel_name))

@@ -74,16 +74,10 @@ async def scrape_async(daemon):
     return await asyncio.to_thread(scrape, daemon)
 
 
-async def channel_with(owner, others, name):
-    await owner.plugin["xep_0369"].create_channel(owner.channel("x"), name, timeout=10)
-    for client in (owner, *others):
-        await client.join_live(name, client.user)
-
-
 def test_one_post_moves_its_counters_by_exactly_one_post(server, monitored, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await channel_with(alice, [bob], channel_name)
+            await alice.create_live(channel_name, bob)
             before = await scrape_async(monitored)
             assert one(before, "mixd_link_up") == 1
             alice.post(channel_name, "counted")

@@ -166,8 +166,7 @@ def test_ad_hoc_channel_and_subscriptions(server, mixd):
 def test_offline_participant_catches_up_from_history(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice") as (alice,):
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), channel_name, timeout=10)
-            await alice.join_live(channel_name, "alice")
+            await alice.create_live(channel_name)
             async with connected(server, "bob/phone") as (bob,):
                 await bob.join_live(channel_name, "bob")
                 await alice.next_event()

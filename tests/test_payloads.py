@@ -39,12 +39,6 @@ FORGED = [
 ]
 
 
-async def channel_with(alice, others, name):
-    await alice.plugin["xep_0369"].create_channel(alice.channel("x"), name, timeout=10)
-    for client in (alice, *others):
-        await client.join_live(name, client.user)
-
-
 async def drain(queue):
     await asyncio.sleep(0.3)
     while not queue.empty():
@@ -58,7 +52,7 @@ def archived(result):
 def test_forged_payloads_are_refused_and_reach_no_one(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await channel_with(alice, [bob], channel_name)
+            await alice.create_live(channel_name, bob)
             channel = alice.channel(channel_name)
             for client in (alice, bob):
                 await drain(client.events)

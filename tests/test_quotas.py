@@ -129,9 +129,7 @@ def test_a_flood_of_history_queries_is_refused_while_another_user_reads(server, 
     async def scenario():
         # (alice and dave: whose join and channel quotas the other tests leave room in.)
         async with connected(server, "alice", "dave") as (alice, dave):
-            await dave.plugin["xep_0369"].create_channel(dave.channel("x"), channel_name, timeout=10)
-            await dave.join_live(channel_name, "dave")
-            await alice.join_live(channel_name, "alice")
+            await dave.create_live(channel_name, alice)
             dave.post(channel_name, "for the record")
             assert (await alice.next_message())["body"] == "for the record"
 
@@ -163,8 +161,7 @@ def test_once_out_of_reads_history_queries_are_refused_before_they_are_read(serv
     async def scenario():
         server.register("kim")
         async with connected(server, "kim") as (kim,):
-            await kim.plugin["xep_0369"].create_channel(kim.channel("x"), channel_name, timeout=10)
-            await kim.join_live(channel_name, "kim")
+            await kim.create_live(channel_name)
             nowhere = kim.channel(f"{channel_name}-nowhere")
             # Before the quota is reached, the rules answer for the channel.
             assert (await kim.mam_at_once(nowhere, 1))[0][:2] == ("error", "item-not-found")
@@ -212,9 +209,7 @@ def test_chat_states_reactions_and_receipts_over_their_rate_are_refused(server, 
     async def scenario():
         async with connected(server, "frank", "bob") as (frank, bob):
             errors = catch_message_errors(frank)
-            await frank.plugin["xep_0369"].create_channel(frank.channel("x"), channel_name, timeout=10)
-            await frank.join_live(channel_name, "frank")
-            await bob.join_live(channel_name, "bob")
+            await frank.create_live(channel_name, bob)
             asked = bob.post(channel_name, "lunch?")
             question = (await frank.next_message())["stanza_id"]["id"]
             await bob.next_message()
@@ -265,8 +260,7 @@ def test_chat_states_reactions_and_receipts_over_their_rate_are_refused(server, 
 def test_joining_beyond_the_limit_a_minute_is_refused(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "grace", "eve", "frank") as (grace, eve, frank):
-            await grace.plugin["xep_0369"].create_channel(grace.channel("x"), channel_name, timeout=10)
-            await grace.join_live(channel_name, "grace")
+            await grace.create_live(channel_name)
             mix = eve.plugin["xep_0369"]
             # Two joins a minute: join, leave, join again (each changes something).
             await mix.join_channel(eve.channel(channel_name), "eve", timeout=10)
@@ -294,8 +288,7 @@ def test_joining_beyond_the_limit_a_minute_is_refused(server, mixd, channel_name
 def test_adding_and_inviting_beyond_the_hourly_limit_is_refused(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "grace", "dave") as (grace, dave):
-            await grace.plugin["xep_0369"].create_channel(grace.channel("x"), channel_name, timeout=10)
-            await grace.join_live(channel_name, "grace")
+            await grace.create_live(channel_name)
             # Two users an hour, invited (XEP-0407) or added (the FlyChat operation) alike.
             await grace.invite(channel_name, dave.bare)
             assert (await dave.next_notice()).tag == f"{{{MISC}}}invitation"

@@ -99,9 +99,7 @@ def test_discovery_shows_each_requester_only_what_it_may_see(server, mixd, chann
 def test_access_lists_are_for_owners_and_admins(server, mixd, channel_name):
     async def scenario():
         async with connected(server, "alice", "bob", "frank", "dave") as (alice, bob, frank, dave):
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), channel_name, timeout=10)
-            for client in (alice, bob, frank):
-                await client.join_live(channel_name, client.user)
+            await alice.create_live(channel_name, bob, frank)
             await alice.admin(channel_name, "role", jid=frank.bare, role="admin")
             await alice.ban(channel_name, "eve@evil.example")
             await alice.ban(channel_name, "localhost", node=ALLOWED)
@@ -157,12 +155,10 @@ def test_a_departed_owner_cannot_delete_a_new_channel_of_the_same_name(server, m
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
             # Alice's channel dies with her exit (she was the last one in).
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), channel_name, timeout=10)
-            await alice.join_live(channel_name, "alice")
+            await alice.create_live(channel_name)
             await exit_group(alice, channel_name)
             # Bob makes a new channel of that name at once.
-            await bob.plugin["xep_0369"].create_channel(bob.channel("x"), channel_name, timeout=10)
-            await bob.join_live(channel_name, "bob")
+            await bob.create_live(channel_name)
 
             for delete in (lambda: delete_group(alice, channel_name), lambda: alice.destroy(channel_name)):
                 condition, text = await error_of(delete())
@@ -178,8 +174,7 @@ def test_exit_then_delete_works_and_survives_a_restart(server, mixd, channel_nam
         async with connected(server, "alice", "bob") as (alice, bob):
             shared, alone, later = (f"{channel_name}-{suffix}" for suffix in ("shared", "alone", "later"))
             for name in (shared, alone, later):
-                await alice.plugin["xep_0369"].create_channel(alice.channel("x"), name, timeout=10)
-                await alice.join_live(name, "alice")
+                await alice.create_live(name)
             for name in (shared, later):
                 await bob.join_live(name, "bob")
 

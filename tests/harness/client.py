@@ -159,6 +159,13 @@ class Client(slixmpp.ClientXMPP):
     def channel(name):
         return slixmpp.JID(f"{name}@{MIX_DOMAIN}")
 
+    async def create_live(self, name, *others, nodes=None):
+        """Creates channel `name`; this client, then each of `others`, joins it (its user
+        name for a nick, subscribed to `nodes`) and is online in it."""
+        await self.plugin["xep_0369"].create_channel(self.channel("x"), name, timeout=TIMEOUT)
+        for client in (self, *others):
+            await client.join_live(name, client.user, nodes)
+
     async def join_live(self, name, nick, nodes=None):
         """Joins (subscribed to `nodes`, by default those slixmpp picks) and announces
         presence to the channel (XEP-0403) so deliveries reach us."""
