@@ -17,7 +17,6 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from conftest import connected, run
-from harness.client import Client
 from harness.servers import MIX_DOMAIN, Mixd
 
 G = "jabber:iq:mixgroupchat"

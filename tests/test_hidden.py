@@ -13,7 +13,6 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from conftest import connected, run
-from harness.client import ADMIN, NOTICE
 from harness.servers import MIX_DOMAIN, USER_DOMAIN
 
 CONFIG = "urn:xmpp:mix:nodes:config"

@@ -6,7 +6,6 @@ the channel the owner left — never to a later channel of the same name — and
 restart of mixd."""
 
 import asyncio
-import xml.etree.ElementTree as ET
 
 from slixmpp.exceptions import IqError
 
