@@ -34,9 +34,7 @@ async def kill_while_flowing(alice, bob, channels, active, standby, messages, ki
     reflection either client received (id → (channel JID, body)), taken in until bob's stream
     falls silent, and when the active was killed, once the standby is connected."""
     for name in channels:
-        await alice.plugin["xep_0369"].create_channel(alice.channel("x"), name, timeout=10)
-        await alice.join_live(name, "alice")
-        await bob.join_live(name, "bob")
+        await alice.create_live(name, bob)
     for i in range(messages):
         alice.post(channels[i % len(channels)], f"m{i}")
     seen = {}

@@ -47,8 +47,7 @@ def test_users_on_different_nodes_share_a_channel(cluster):
 
     async def scenario():
         async with connected(first, "alice") as (alice,), connected(second, "bob") as (bob,):
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), "shared", timeout=10)
-            await alice.join_live("shared", "alice")
+            await alice.create_live("shared")
             # bob's join, through the other node, is an event for alice on the first.
             await bob.join_live("shared", "bob")
             kind, event = await alice.next_event(PARTICIPANTS)

@@ -33,9 +33,7 @@ def test_sigkill_while_messages_flow_loses_nothing_reflected(fresh):
 
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), "flow", timeout=10)
-            await alice.join_live("flow", "alice")
-            await bob.join_live("flow", "bob")
+            await alice.create_live("flow", bob)
             for i in range(400):
                 alice.post("flow", f"m{i}")
             seen = {}
@@ -125,9 +123,7 @@ def test_server_restart_is_survived(fresh):
 
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), "after", timeout=10)
-            await alice.join_live("after", "alice")
-            await bob.join_live("after", "bob")
+            await alice.create_live("after", bob)
             alice.post("after", "back again")
             assert (await bob.next_message())["body"] == "back again"
 
@@ -191,8 +187,7 @@ def test_sigterm_closes_cleanly(fresh):
 
     async def scenario():
         async with connected(server, "alice") as (alice,):
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), "bye", timeout=10)
-            await alice.join_live("bye", "alice")
+            await alice.create_live("bye")
             alice.post("bye", "last words")
             assert (await alice.next_message())["body"] == "last words"
 

@@ -77,9 +77,7 @@ def test_a_stalled_active_loses_its_place_and_cannot_write(pair):
 
     async def scenario():
         async with connected(server, "alice", "bob") as (alice, bob):
-            await alice.plugin["xep_0369"].create_channel(alice.channel("x"), "stall", timeout=10)
-            await alice.join_live("stall", "alice")
-            await bob.join_live("stall", "bob")
+            await alice.create_live("stall", bob)
             alice.post("stall", "before")
             assert (await bob.next_message())["body"] == "before"
 
