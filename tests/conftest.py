@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from harness.client import Client  # noqa: E402
-from harness.servers import SERVERS, STORE, Mixd, stop_postgres  # noqa: E402
+from harness.servers import SERVERS, STORE, Mixd, started, stop_postgres  # noqa: E402
 
 USERS = ("alice", "bob", "carol", "dave", "eve", "frank", "grace")
 
@@ -32,11 +32,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="module", params=sorted(SERVERS))
 def server(request):
-    workdir = tempfile.mkdtemp(prefix="mixd-test-")
-    srv = SERVERS[request.param](workdir)
-    srv.start()
-    for user in USERS:
-        srv.register(user)
+    srv = started(SERVERS[request.param], USERS)
     yield srv
     srv.stop()
 

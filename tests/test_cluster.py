@@ -13,7 +13,7 @@ import pytest
 
 from conftest import USERS, archive, assert_archived_once, connected, run
 from failover import active_and_standby, kill_while_flowing
-from harness.servers import STORE, EjabberdCluster, Mixd
+from harness.servers import STORE, EjabberdCluster, Mixd, started
 
 PARTICIPANTS = "urn:xmpp:mix:nodes:participants"
 CHANNELS = ("node-a", "node-b")
@@ -21,10 +21,7 @@ CHANNELS = ("node-a", "node-b")
 
 @pytest.fixture(scope="module")
 def cluster():
-    nodes = EjabberdCluster(tempfile.mkdtemp(prefix="mixd-test-"))
-    nodes.start()
-    for user in USERS[:3]:
-        nodes.register(user)
+    nodes = started(EjabberdCluster, USERS[:3])
     yield nodes
     nodes.stop()
 

@@ -12,17 +12,14 @@ import tempfile
 import pytest
 
 from conftest import USERS
-from harness.servers import MIX_DOMAIN, PASSWORD, USER_DOMAIN, Mixd, Prosody
+from harness.servers import MIX_DOMAIN, PASSWORD, USER_DOMAIN, Mixd, Prosody, started
 
 SUITE = pathlib.Path(__file__).parent / "flychat"
 
 
 @pytest.fixture(scope="module")
 def prosody_with_mixd():
-    server = Prosody(tempfile.mkdtemp(prefix="mixd-test-"))
-    server.start()
-    for user in USERS:
-        server.register(user)
+    server = started(Prosody, USERS)
     daemon = Mixd(server, tempfile.mkdtemp(prefix="mixd-db-"))
     daemon.start()
     yield server, daemon

@@ -20,7 +20,7 @@ from slixmpp.xmlstream.matcher import MatchXPath
 
 from conftest import USERS, connected, run
 from harness.client import error_of
-from harness.servers import MIX_DOMAIN, Mixd, Prosody
+from harness.servers import MIX_DOMAIN, Mixd, Prosody, started
 
 # Growth of mixd's resident memory allowed over the whole module. The old reader kept a 20 MB
 # body whole and a million children as 98 MB of tree.
@@ -29,10 +29,7 @@ RSS_GROWTH_KIB = 48 * 1024
 
 @pytest.fixture(scope="module")
 def wire():
-    server = Prosody(tempfile.mkdtemp(prefix="mixd-test-"))
-    server.start()
-    for user in USERS[:2]:
-        server.register(user)
+    server = started(Prosody, USERS[:2])
     daemon = Mixd(server, tempfile.mkdtemp(prefix="mixd-db-"))
     daemon.start()
     daemon.baseline_kib = daemon.rss_kib()

@@ -11,16 +11,13 @@ import time
 import pytest
 
 from conftest import USERS, connected, run
-from harness.servers import SERVERS, Mixd
+from harness.servers import SERVERS, Mixd, started
 
 
 @pytest.fixture(params=sorted(SERVERS))
 def fresh(request):
     """A server and a mixd of this test's own, since these tests stop and kill them."""
-    srv = SERVERS[request.param](tempfile.mkdtemp(prefix="mixd-test-"))
-    srv.start()
-    for user in USERS[:2]:
-        srv.register(user)
+    srv = started(SERVERS[request.param], USERS[:2])
     daemon = Mixd(srv, tempfile.mkdtemp(prefix="mixd-db-"))
     daemon.start()
     yield srv, daemon

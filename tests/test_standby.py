@@ -5,14 +5,13 @@ every message whose reflection a client received is in the archive exactly once.
 import asyncio
 import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
 
 from conftest import USERS, archive, assert_archived_once, connected, run
 from failover import active_and_standby, kill_while_flowing
-from harness.servers import SERVERS, STORE
+from harness.servers import SERVERS, STORE, started
 
 pytestmark = pytest.mark.skipif(
     STORE != "postgres",
@@ -25,10 +24,7 @@ CHANNELS = ("flow-a", "flow-b", "flow-c")
 @pytest.fixture(params=sorted(SERVERS))
 def server(request):
     """A server of each kind, with alice and bob."""
-    srv = SERVERS[request.param](tempfile.mkdtemp(prefix="mixd-test-"))
-    srv.start()
-    for user in USERS[:2]:
-        srv.register(user)
+    srv = started(SERVERS[request.param], USERS[:2])
     yield request.param, srv
     srv.stop()
 

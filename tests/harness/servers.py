@@ -52,6 +52,16 @@ def wait_for_port(port, timeout=30.0):
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
+def started(kind, users):
+    """A server of `kind` (Prosody, Ejabberd, EjabberdCluster) in a directory of its own,
+    started, with `users` registered."""
+    server = kind(tempfile.mkdtemp(prefix="mixd-test-"))
+    server.start()
+    for user in users:
+        server.register(user)
+    return server
+
+
 def wait_or_kill_group(process, timeout=30):
     """Waits for `process`, asked to stop, to end; past `timeout` seconds kills its whole
     process group (it was started in a session of its own), so that no child outlives it."""
