@@ -347,17 +347,45 @@ impl Drop for Mixd {
 
 /// CPU seconds process `pid` has used so far (user + system, all its threads), 0 if it is gone.
 pub fn cpu_seconds_of(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let ticks = stat_of(pid);
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The numeric fields of `/proc/<pid>/stat` after the command name (which is in
+/// parentheses), by index from the state's (0) on; 0 for one that cannot be read.
+fn stat_of(pid: u32) -> impl Fn(usize) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<f64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    move |i| fields.get(i).copied().unwrap_or(0.0)
+}
+
+/// A process's page faults so far: minor (a page mapped from the OS's cache) and major (read
+/// from the disk).
+#[derive(Clone, Copy)]
+pub struct Faults {
+    pub minor: u64,
+    pub major: u64,
+}
+
+impl Faults {
+    pub fn of(pid: u32) -> Faults {
+        let field = stat_of(pid);
+        Faults {
+            minor: field(7) as u64,
+            major: field(9) as u64,
+        }
+    }
+
+    pub fn since(self, earlier: Faults) -> Faults {
+        Faults {
+            minor: self.minor - earlier.minor,
+            major: self.major - earlier.major,
+        }
+    }
 }
 
 /// One thread's time so far, from `/proc/<pid>/task/<tid>/schedstat`: on a core, and

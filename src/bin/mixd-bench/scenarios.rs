@@ -11,7 +11,7 @@ use mixd::store::{inspector, read_only, Database, HistoryQuery, Page, Reader};
 
 use crate::client::{login, Shared};
 use crate::peer::{wait_for, Counters, Peer, Tracker};
-use crate::{cpu_seconds_of, seed, FairnessPhase, Mixd, Scenario, ThreadsSince};
+use crate::{cpu_seconds_of, seed, FairnessPhase, Faults, Mixd, Scenario, ThreadsSince};
 
 pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
     match scenario {
@@ -399,17 +399,31 @@ async fn timed_requests(
 /// Sends each stanza once the previous one is answered; returns the round trips in ms,
 /// sorted.
 async fn round_trips(peer: &mut Peer, stanzas: Vec<String>) -> anyhow::Result<Vec<f64>> {
-    let mut latencies = Vec::with_capacity(stanzas.len());
+    let mut latencies: Vec<f64> = round_trips_in_order(peer, stanzas)
+        .await?
+        .into_iter()
+        .map(|(_, latency)| latency)
+        .collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    Ok(latencies)
+}
+
+/// Each stanza sent alone and its result awaited, in order: when each was sent and its round
+/// trip in ms (what a trace of the spikes needs: which query, and when).
+async fn round_trips_in_order(
+    peer: &mut Peer,
+    stanzas: Vec<String>,
+) -> anyhow::Result<Vec<(Instant, f64)>> {
+    let mut trips = Vec::with_capacity(stanzas.len());
     for stanza in stanzas {
         let before = results(&peer.counters);
         let start = Instant::now();
         peer.send(&stanza).await?;
         peer.flush().await?;
         peer.wait_for(results, before + 1).await?;
-        latencies.push(start.elapsed().as_secs_f64() * 1e3);
+        trips.push((start, start.elapsed().as_secs_f64() * 1e3));
     }
-    latencies.sort_by(|a, b| a.total_cmp(b));
-    Ok(latencies)
+    Ok(trips)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -630,6 +644,7 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
         ))
     })
     .await??;
+    let pid = mixd.pid();
     let peer = &mut mixd.peer;
     let mut random = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = || {
@@ -642,6 +657,12 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
     // sender's messages before it, 2,000 after it for the time window.
     let (low, high) = (50 * seed::RARE + 1, archive as i64 - 2100);
     let mut lines = Vec::new();
+    // `MIXD_BENCH_TRACE=<file>`: every query's kind, anchor, start (ms from the first) and
+    // round trip, with the store alone's time for the same read, one a line, to tell
+    // where the slow ones lie (in time, in the archive, in a kind).
+    let mut trace = std::env::var_os("MIXD_BENCH_TRACE")
+        .map(|_| String::from("kind\tquery\tanchor\tstart_ms\tround_trip_ms\tstore_ms\n"));
+    let began = Instant::now();
     // Every query ends with one iq result, which is what the clock waits for.
     for kind in HISTORY_KINDS {
         let anchors: Vec<i64> = (0..queries)
@@ -654,7 +675,11 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
             .collect();
         // An error reply fails the round trips (`Peer::wait_for`).
         let rows = peer.counters.rows.load(Ordering::Relaxed);
-        let latencies = round_trips(peer, pages).await?;
+        let faults = Faults::of(pid);
+        let trips = round_trips_in_order(peer, pages).await?;
+        let faults = Faults::of(pid).since(faults);
+        let mut latencies: Vec<f64> = trips.iter().map(|&(_, latency)| latency).collect();
+        latencies.sort_by(|a, b| a.total_cmp(b));
         let rows = peer.counters.rows.load(Ordering::Relaxed) - rows;
         if let Some(per_page) = kind.rows {
             anyhow::ensure!(
@@ -679,14 +704,27 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
             }
             Ok(direct)
         })?;
+        if let Some(trace) = &mut trace {
+            for (i, ((start, latency), store)) in trips.iter().zip(&direct).enumerate() {
+                trace.push_str(&format!(
+                    "{}\t{i}\t{}\t{:.3}\t{latency:.3}\t{store:.3}\n",
+                    kind.label,
+                    anchors[i],
+                    start.duration_since(began).as_secs_f64() * 1e3,
+                ));
+            }
+        }
         direct.sort_by(|a, b| a.total_cmp(b));
         lines.push(format!(
-            "  {:<14} round trip p50 {:.3} ms p99 {:.3} ms; store alone p50 {:.3} ms p99 {:.3} ms",
+            "  {:<14} round trip p50 {:.3} ms p99 {:.3} ms; store alone p50 {:.3} ms p99 {:.3} ms; \
+             mixd page faults {} minor, {} major",
             kind.label,
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99),
             percentile(&direct, 0.5),
             percentile(&direct, 0.99),
+            faults.minor,
+            faults.major,
         ));
     }
     println!(
@@ -697,6 +735,9 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
         mixd.memory_mb("VmRSS"),
         lines.join("\n")
     );
+    if let (Some(trace), Some(path)) = (trace, std::env::var_os("MIXD_BENCH_TRACE")) {
+        std::fs::write(path, trace)?;
+    }
     mixd.stop();
     Ok(())
 }

@@ -163,12 +163,22 @@ impl SqliteWriter {
     }
 }
 
+/// How much of the database a reader maps: the whole file, however large the archive grows
+/// (1 TiB of address space, of which only the file's size is mapped). SQLite caps the
+/// mapping at 2 GiB unless built with a larger `SQLITE_MAX_MMAP_SIZE`, which
+/// `.cargo/config.toml` sets to this. With a mapping smaller than the file, the pages past it
+/// — at the end of the file, so the newest messages' rows and index entries, which history
+/// reads most — were each a `pread` into the connection's small page cache: at ten million
+/// messages (1.3 GB) a sixth of the pages, and pages `with` a sender there took a quarter
+/// longer (docs/benchmarks.md, "History's tail at 10 M").
+const READER_MAP_BYTES: i64 = 1 << 40;
+
 /// A reader's connection: read-only; the archive mapped into memory, so that a page's rows
 /// are read from the OS's cache without a system call each; room for the statements of every
 /// kind of history query (their text varies with the filters), so that each stays prepared.
 fn open_reader(path: &Path) -> anyhow::Result<Connection> {
     let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+    conn.pragma_update(None, "mmap_size", READER_MAP_BYTES)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -288,6 +298,18 @@ mod tests {
             Ok(())
         })
         .unwrap();
+    }
+
+    /// SQLite quietly lowers `mmap_size` to its build's cap (2 GiB by default): a reader
+    /// must map an archive larger than that whole, so the cap must be raised too.
+    #[test]
+    fn a_reader_maps_the_whole_file_past_sqlites_default_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_w, r) = open(&dir.path().join("a.db"), Durability::Normal).unwrap();
+        let mapped: i64 = r
+            .with_conn(|conn| Ok(conn.query_row("PRAGMA mmap_size", [], |row| row.get(0))?))
+            .unwrap();
+        assert_eq!(mapped, READER_MAP_BYTES);
     }
 
     #[test]
