@@ -9,6 +9,7 @@
 //! - `deferred.rs`: posts' look-up entries (by sender, client id, origin-id), entered in
 //!   bulk by the writer after the posts, and the watermark readers read the rest above;
 //! - `wal.rs`: when the WAL is checkpointed, and its write-back started ahead of that;
+//!   `checkpoint.rs`: the checkpoints, mostly on a thread of their own;
 //! - `load.rs`: the snapshot the core starts from;
 //! - `history.rs`: archive pages, message lookups and receipt states;
 //! - for the operator (`mixd admin`), beside a running mixd: `inspect.rs` (channels listed,
@@ -18,6 +19,7 @@
 
 mod backup;
 mod check;
+mod checkpoint;
 mod deferred;
 mod history;
 mod inspect;
@@ -95,7 +97,7 @@ pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter
     conn.pragma_update(None, "synchronous", sync)?;
     conn.pragma_update(None, "cache_size", -65536)?;
     // Checkpoints every 8,192 pages, the WAL sent towards the disk ahead of them.
-    wal::keep(&mut conn, path, durability)?;
+    let checkpoints = wal::keep(&mut conn, path, durability)?;
     // Erased content (retractions) is overwritten on disk, not left in free pages.
     conn.pragma_update(None, "secure_delete", true)?;
     // Room for every statement a batch of mixed facts runs (each multi-row statement
@@ -118,6 +120,7 @@ pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter
         SqliteWriter {
             conn,
             tail: deferred::Tail::default(),
+            checkpoints,
         },
         SqliteReader::new(path),
     ))
@@ -129,6 +132,8 @@ pub struct SqliteWriter {
     conn: Connection,
     /// The rows above the watermark of deferred look-up entries, by channel.
     tail: deferred::Tail,
+    /// The checkpoint thread's turn, which the writer's own checkpoints wait for.
+    checkpoints: std::sync::Arc<checkpoint::Checkpoints>,
 }
 
 impl SqliteWriter {

@@ -1,5 +1,5 @@
-//! The WAL's upkeep on the writing connection: when it is copied back into the database (the
-//! checkpoint), and its pages sent towards the disk ahead of that copy.
+//! The WAL's upkeep on the writing connection: when its copy back into the database (the
+//! checkpoint, `checkpoint.rs`) starts, and its pages sent towards the disk ahead of that.
 //!
 //! Under `synchronous=NORMAL` a commit writes its frames into the WAL without a sync, so
 //! between two checkpoints they pile up in the OS's cache (32 MiB at [`CHECKPOINT_PAGES`]).
@@ -18,35 +18,33 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use std::sync::Arc;
+
 use rusqlite::hooks::Wal;
-use rusqlite::wal::CheckpointMode;
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::Connection;
 
+use super::checkpoint::{Checkpoints, CHECKPOINT_PAGES};
 use super::Durability;
-
-/// How many pages the WAL grows to before a commit copies it back into the database (SQLite's
-/// default is 1,000). A checkpoint writes each page once however often the WAL holds it, and
-/// posts into many channels dirty the same index pages (one leaf per channel and index) batch
-/// after batch: at 1,000 pages a batch into 1,000 channels filled the WAL by itself, so nearly
-/// every commit also checkpointed every page it had just written (docs/benchmarks.md, "Posts
-/// into small channels, per page written"). The WAL file stays at about this size (32 MiB).
-pub(super) const CHECKPOINT_PAGES: c_int = 8192;
 
 /// The WAL's growth, in pages (1 MiB), after which the write-back thread is woken: what the
 /// checkpoint's sync may still have to write. A batch of 512 posts into 1,000 channels writes
 /// a few hundred pages.
 const WRITE_BACK_PAGES: c_int = 256;
 
-/// Has the writing connection `writer` of the database at `path` checkpoint the WAL every
-/// [`CHECKPOINT_PAGES`] (as SQLite's autocheckpoint, which this WAL hook replaces, did) and,
-/// under [`Durability::Normal`], wake the write-back thread it starts here as the WAL grows.
-/// Under `FULL` every commit syncs the WAL itself: there is nothing to send ahead. The thread
-/// ends when `writer` is closed (the hook, and with it the thread's channel, is dropped).
+/// Has the writing connection `writer` of the database at `path` start its checkpoints past
+/// [`CHECKPOINT_PAGES`] (`checkpoint.rs`; SQLite's autocheckpoint, which this WAL hook
+/// replaces, ran them whole inside the commit) and, under [`Durability::Normal`], wake the
+/// write-back thread it starts here as the WAL grows. Under `FULL` every commit syncs the WAL
+/// itself: there is nothing to send ahead. The write-back thread ends when `writer` is closed
+/// (the hook, and with it the thread's channel, is dropped), the checkpoint thread once the
+/// returned `Checkpoints` is dropped too.
 pub(super) fn keep(
     writer: &mut Connection,
     path: &Path,
     durability: Durability,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Arc<Checkpoints>> {
+    let checkpoints = Arc::new(Checkpoints::start(writer, path)?);
+    let hooked = checkpoints.clone();
     let nudge = match durability {
         Durability::Normal => Some(write_back_thread(wal_path(path))?),
         Durability::Full => None,
@@ -55,7 +53,7 @@ pub(super) fn keep(
     let mut sent = 0;
     writer.wal_hook(Some(move |wal: &mut Wal, pages: c_int| {
         if pages >= CHECKPOINT_PAGES {
-            checkpoint(wal);
+            hooked.after_commit(wal, pages);
         } else if let Some(nudge) = &nudge {
             if pages < sent {
                 sent = 0;
@@ -69,24 +67,7 @@ pub(super) fn keep(
         // Never an error: it would fail the statement that committed, though its commit stood.
         Ok(())
     }))?;
-    Ok(())
-}
-
-/// What SQLite's autocheckpoint runs: a passive checkpoint, which copies every page no reader
-/// still needs and waits for no one. The WAL starts again from its beginning at the next
-/// commit once every page is copied.
-fn checkpoint(wal: &mut Wal) {
-    match wal.checkpoint_v2(CheckpointMode::PASSIVE) {
-        Ok(_) => {}
-        // Another checkpoint at work (`mixd admin`'s backup or check beside mixd): the next
-        // commit tries again.
-        Err(error)
-            if matches!(
-                error.sqlite_error_code(),
-                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-            ) => {}
-        Err(error) => tracing::warn!(%error, "checkpointing the WAL failed"),
-    }
+    Ok(checkpoints)
 }
 
 /// SQLite's name for the WAL of the database at `path`.
@@ -143,6 +124,7 @@ fn start_write_back(file: &File) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::checkpoint::BOUND_PAGES;
     use super::*;
 
     /// Bytes of one WAL frame: a page and its header.
@@ -157,9 +139,9 @@ mod tests {
             let conn = &mut writer.conn;
             conn.execute_batch("CREATE TABLE pages (bytes BLOB)")
                 .unwrap();
-            // Five times the threshold, in commits of 100 pages one after the other: a writer
-            // that leaves no time between its commits.
-            let commits = 5 * CHECKPOINT_PAGES as usize / 100;
+            // Twice the bound, in commits of 100 pages one after the other: a writer that
+            // leaves no time between its commits, which the checkpoint thread may never catch.
+            let commits = 2 * BOUND_PAGES as usize / 100;
             let mut largest = 0;
             for _ in 0..commits {
                 let batch = conn.transaction().unwrap();
@@ -171,9 +153,9 @@ mod tests {
                 batch.commit().unwrap();
                 largest = largest.max(std::fs::metadata(wal_path(&path)).unwrap().len());
             }
-            // Never past the threshold and one commit: without checkpoints it would hold
-            // every page written.
-            let bound = (CHECKPOINT_PAGES as u64 + 2 * 100) * FRAME;
+            // Never past the bound and one commit: without checkpoints it would hold every
+            // page written.
+            let bound = (BOUND_PAGES as u64 + 100) * FRAME;
             assert!(
                 largest <= bound,
                 "{durability:?}: the WAL grew to {largest} bytes"
