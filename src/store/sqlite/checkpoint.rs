@@ -13,7 +13,7 @@
 
 use std::ffi::c_int;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
 
 use rusqlite::hooks::Wal;
@@ -40,6 +40,9 @@ pub(super) const BOUND_PAGES: c_int = 4 * CHECKPOINT_PAGES;
 /// The checkpoints of one database: the thread's progress and whose turn it is.
 pub(super) struct Checkpoints {
     progress: Arc<Progress>,
+    /// The WAL's pages at the writer's last commit: fewer at the next one means the WAL
+    /// started again (after whoever's checkpoint reached its end).
+    last: AtomicI32,
     /// One checkpoint at a time, the thread's or the writer's: SQLite refuses a second at once
     /// (`SQLITE_BUSY`, without waiting), and the writer's at the bound must not be refused.
     turn: Arc<Mutex<()>>,
@@ -77,16 +80,24 @@ impl Checkpoints {
             })?;
         Ok(Checkpoints {
             progress,
+            last: AtomicI32::new(0),
             turn,
             nudge,
         })
     }
 
-    /// After a commit that left `pages` in the WAL, past the threshold: nudges the thread
-    /// while much is left to copy, else copies the rest on the writer's connection (`wal`),
-    /// after which the writer's next commit starts the WAL again. At [`BOUND_PAGES`] the
-    /// writer waits for the thread's pass to end; below, it lets a pass at work go on.
+    /// After each commit, which left `pages` in the WAL. Past [`CHECKPOINT_PAGES`]: nudges the
+    /// thread while much is left to copy, else copies the rest on the writer's connection
+    /// (`wal`), after which the writer's next commit starts the WAL again. At [`BOUND_PAGES`]
+    /// the writer waits for the thread's pass to end; below, it lets a pass at work go on.
     pub(super) fn after_commit(&self, wal: &mut Wal, pages: c_int) {
+        if pages < self.last.swap(pages, Ordering::Relaxed) {
+            // What the thread last copied was of the WAL before: none of this one is.
+            self.progress.restarted();
+        }
+        if pages < CHECKPOINT_PAGES {
+            return;
+        }
         let at_bound = pages >= BOUND_PAGES;
         if !at_bound && self.progress.left_of(pages) > WRITER_FINISHES_PAGES {
             // Full: the thread is at work and will be nudged again after its pass.
@@ -117,13 +128,15 @@ impl Checkpoints {
 }
 
 /// One pass of the thread: a passive checkpoint (copies every page no reader still needs,
-/// waits for no one), then, if it left pages to copy, a sync of the database, which SQLite
-/// makes only at the pass that reaches the WAL's end: the writer's last step, whose sync
-/// would otherwise wait for every page the thread copied to reach the disk.
+/// waits for no one), then a sync of the database, which SQLite makes only when the pass
+/// reaches the WAL's end as it is when the pass ends, never while the writer appends: the
+/// writer's last step would otherwise wait for every page the thread copied to reach the
+/// disk. (SQLite counts the pages of the WAL as the pass found it, so `copied` equals
+/// `pages` whether or not the writer appended meanwhile.)
 fn copy_back(conn: &Connection, progress: &Progress) {
     match conn.wal_checkpoint_v2(Some(MAIN_DB), CheckpointMode::PASSIVE) {
         Ok((pages, copied)) if pages >= 0 && copied >= 0 => {
-            if copied < pages {
+            if copied > 0 {
                 if let Err(error) = sync_database(conn) {
                     tracing::warn!(%error, "syncing the database after a checkpoint failed");
                     return;

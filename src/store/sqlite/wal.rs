@@ -23,7 +23,7 @@ use std::sync::Arc;
 use rusqlite::hooks::Wal;
 use rusqlite::Connection;
 
-use super::checkpoint::{Checkpoints, CHECKPOINT_PAGES};
+use super::checkpoint::Checkpoints;
 use super::Durability;
 
 /// The WAL's growth, in pages (1 MiB), after which the write-back thread is woken: what the
@@ -32,7 +32,7 @@ use super::Durability;
 const WRITE_BACK_PAGES: c_int = 256;
 
 /// Has the writing connection `writer` of the database at `path` start its checkpoints past
-/// [`CHECKPOINT_PAGES`] (`checkpoint.rs`; SQLite's autocheckpoint, which this WAL hook
+/// 8,192 pages (`checkpoint.rs`; SQLite's autocheckpoint, which this WAL hook
 /// replaces, ran them whole inside the commit) and, under [`Durability::Normal`], wake the
 /// write-back thread it starts here as the WAL grows. Under `FULL` every commit syncs the WAL
 /// itself: there is nothing to send ahead. The write-back thread ends when `writer` is closed
@@ -52,9 +52,9 @@ pub(super) fn keep(
     // The WAL's pages when the write-back was last started (0 after its restart).
     let mut sent = 0;
     writer.wal_hook(Some(move |wal: &mut Wal, pages: c_int| {
-        if pages >= CHECKPOINT_PAGES {
-            hooked.after_commit(wal, pages);
-        } else if let Some(nudge) = &nudge {
+        // Also while a checkpoint is under way: the writer's last step syncs what was
+        // appended meanwhile.
+        if let Some(nudge) = &nudge {
             if pages < sent {
                 sent = 0;
             }
@@ -64,6 +64,7 @@ pub(super) fn keep(
                 sent = pages;
             }
         }
+        hooked.after_commit(wal, pages);
         // Never an error: it would fail the statement that committed, though its commit stood.
         Ok(())
     }))?;
