@@ -8,6 +8,8 @@
 //!   and the completions they make;
 //! - `deferred.rs`: posts' look-up entries (by sender, client id, origin-id), entered in
 //!   bulk by the writer after the posts, and the watermark readers read the rest above;
+//! - `wal.rs`: when the WAL is checkpointed, and its write-back started ahead of that;
+//!   `checkpoint.rs`: the checkpoints, mostly on a thread of their own;
 //! - `load.rs`: the snapshot the core starts from;
 //! - `history.rs`: archive pages, message lookups and receipt states;
 //! - for the operator (`mixd admin`), beside a running mixd: `inspect.rs` (channels listed,
@@ -17,12 +19,14 @@
 
 mod backup;
 mod check;
+mod checkpoint;
 mod deferred;
 mod history;
 mod inspect;
 mod load;
 #[cfg(test)]
 mod testing;
+mod wal;
 mod write;
 
 use std::collections::HashMap;
@@ -52,14 +56,6 @@ pub enum Durability {
     /// `synchronous=FULL`: every (group) commit is fsynced and survives a power cut too.
     Full,
 }
-
-/// How many pages the WAL grows to before a commit copies it back into the database (SQLite's
-/// default is 1,000). A checkpoint writes each page once however often the WAL holds it, and
-/// posts into many channels dirty the same index pages (one leaf per channel and index) batch
-/// after batch: at 1,000 pages a batch into 1,000 channels filled the WAL by itself, so nearly
-/// every commit also checkpointed every page it had just written (docs/benchmarks.md, "Posts
-/// into small channels, per page written"). The WAL file stays at about this size (32 MiB).
-const WAL_CHECKPOINT_PAGES: i64 = 8192;
 
 /// A connection with `flags`, in SQLite's multi-thread mode (`NO_MUTEX`), as rusqlite's own
 /// `open` makes them: a `Connection` is used by one thread at a time (it is not `Sync`), so
@@ -100,7 +96,8 @@ pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter
     };
     conn.pragma_update(None, "synchronous", sync)?;
     conn.pragma_update(None, "cache_size", -65536)?;
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+    // Checkpoints every 8,192 pages, the WAL sent towards the disk ahead of them.
+    let checkpoints = wal::keep(&mut conn, path, durability)?;
     // Erased content (retractions) is overwritten on disk, not left in free pages.
     conn.pragma_update(None, "secure_delete", true)?;
     // Room for every statement a batch of mixed facts runs (each multi-row statement
@@ -123,6 +120,7 @@ pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter
         SqliteWriter {
             conn,
             tail: deferred::Tail::default(),
+            checkpoints,
         },
         SqliteReader::new(path),
     ))
@@ -134,6 +132,8 @@ pub struct SqliteWriter {
     conn: Connection,
     /// The rows above the watermark of deferred look-up entries, by channel.
     tail: deferred::Tail,
+    /// The checkpoint thread's turn, which the writer's own checkpoints wait for.
+    checkpoints: std::sync::Arc<checkpoint::Checkpoints>,
 }
 
 impl SqliteWriter {

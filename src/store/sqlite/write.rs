@@ -43,8 +43,9 @@ impl FactWriter for SqliteWriter {
         if after.erased {
             // The old page versions holding retracted content live on in the WAL until a
             // checkpoint overwrites the database and truncates the log.
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            let conn = &self.conn;
+            self.checkpoints
+                .in_turn(|| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))?;
         }
         Ok(after.completions)
     }
