@@ -231,9 +231,16 @@ def test_a_flychat_member_sees_proxy_jids_and_its_own(server, mixd, channel_name
             ET.SubElement(vcard, "{vcard-temp}nickName").text = "Hidden"
             ET.SubElement(ET.SubElement(create, f"{{{G}}}participants"), f"{{{G}}}participant").text = carol.bare
             await alice.request(MIX_DOMAIN, create)
+            # What the creation told carol (alice's JID among it, the group not hidden yet)
+            # reaches her before the answer to a request of her own that mixd handles after
+            # it (one route, kept in order): only then does the record start. Started after
+            # alice's answer instead, it could catch those events when carol's stream was
+            # slower than alice's.
+            listing = ET.Element(f"{{{G}}}query", status="get_participants")
+            await carol.request(carol.channel(channel_name), listing, get=True)
+            everything_carol_got = record_everything(carol)
             settings = ET.Element(f"{{{G}}}query", status="set_group_settings", jids_hidden="true")
             await alice.request(alice.channel(channel_name), settings)
-            everything_carol_got = record_everything(carol)
             flychat_messages = asyncio.Queue()
             carol.add_event_handler("message", flychat_messages.put_nowait)
             await bob.join_live(channel_name, "bob")
