@@ -13,7 +13,7 @@
 
 use std::ffi::c_int;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
 
 use rusqlite::hooks::Wal;
@@ -29,42 +29,26 @@ use rusqlite::{ffi, Connection, ErrorCode, OpenFlags, MAIN_DB};
 /// 10,900–12,600 pages (45–52 MiB) while the thread copied; [`BOUND_PAGES`] at most.
 pub(super) const CHECKPOINT_PAGES: c_int = 8192;
 
-/// At most this many pages left to copy, the writer finishes the checkpoint itself once the
-/// thread is not at work: about what the writer appends (posting into 1,000 channels) while
-/// the thread copies and syncs under load.
+/// At most this many pages left to copy, the writer finishes the checkpoint itself: about
+/// what the writer appends (posting into 1,000 channels) while the thread copies and syncs.
 const WRITER_FINISHES_PAGES: c_int = 2048;
-
-/// The thread chases the writer down to this many pages left: what the writer's last step
-/// copies and syncs when the thread got there first.
-const THREAD_LEAVES_PAGES: c_int = 512;
 
 /// How far the WAL may grow while the thread is behind before the writer copies what is left
 /// itself, waiting for the thread's pass to end first (128 MiB).
 pub(super) const BOUND_PAGES: c_int = 4 * CHECKPOINT_PAGES;
 
-/// The checkpoints of one database: the writer's side, the thread's being [`chase`].
+/// The checkpoints of one database: the thread's progress and whose turn it is.
 pub(super) struct Checkpoints {
-    shared: Arc<Shared>,
-    /// The writer asking for passes; one wake-up waiting is enough: the thread then chases
-    /// the WAL as it is.
-    nudge: mpsc::SyncSender<()>,
-}
-
-/// What the writer and the thread both read.
-#[derive(Default)]
-struct Shared {
-    progress: Progress,
+    progress: Arc<Progress>,
     /// The WAL's pages at the writer's last commit: fewer at the next one means the WAL
-    /// started again (after whoever's checkpoint reached its end). The thread reads it to
-    /// know how far behind it is.
+    /// started again (after whoever's checkpoint reached its end).
     last: AtomicI32,
-    /// The writer found little left to copy but the thread at work: the thread stops chasing
-    /// after its pass, so that the writer's step comes at its next commit and the WAL starts
-    /// again, however far the thread would have got.
-    writer_waits: AtomicBool,
     /// One checkpoint at a time, the thread's or the writer's: SQLite refuses a second at once
     /// (`SQLITE_BUSY`, without waiting), and the writer's at the bound must not be refused.
-    turn: Mutex<()>,
+    turn: Arc<Mutex<()>>,
+    /// The WAL's pages when the writer asked for a pass; one wake-up waiting is enough: the
+    /// pass that takes it copies whatever is there then.
+    nudge: mpsc::SyncSender<c_int>,
 }
 
 impl Checkpoints {
@@ -77,50 +61,57 @@ impl Checkpoints {
         conn.pragma_update(None, "synchronous", synchronous)?;
         // A connection opens the WAL at its first read: until then its checkpoints do nothing.
         conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
-        let shared = Arc::new(Shared::default());
-        let (nudge, nudged) = mpsc::sync_channel::<()>(1);
-        let thread_shared = shared.clone();
+        let progress = Arc::new(Progress::default());
+        let turn = Arc::new(Mutex::new(()));
+        let (nudge, nudged) = mpsc::sync_channel::<c_int>(1);
+        let (thread_progress, thread_turn) = (progress.clone(), turn.clone());
         std::thread::Builder::new()
             .name("mixd-checkpoint".into())
             .spawn(move || {
-                while nudged.recv().is_ok() {
-                    chase(&conn, &thread_shared);
+                while let Ok(pages) = nudged.recv() {
+                    // Asked before the last pass ended, which left the rest to the writer: a
+                    // pass now would only hold the writer's turn.
+                    if thread_progress.left_of(pages) <= WRITER_FINISHES_PAGES {
+                        continue;
+                    }
+                    let _turn = take(&thread_turn);
+                    copy_back(&conn, &thread_progress);
                 }
             })?;
-        Ok(Checkpoints { shared, nudge })
+        Ok(Checkpoints {
+            progress,
+            last: AtomicI32::new(0),
+            turn,
+            nudge,
+        })
     }
 
     /// After each commit, which left `pages` in the WAL. Past [`CHECKPOINT_PAGES`]: nudges the
     /// thread while much is left to copy, else copies the rest on the writer's connection
     /// (`wal`), after which the writer's next commit starts the WAL again. At [`BOUND_PAGES`]
-    /// the writer waits for the thread's pass to end; below, it lets a pass at work go on and
-    /// asks the thread to stop after it.
+    /// the writer waits for the thread's pass to end; below, it lets a pass at work go on.
     pub(super) fn after_commit(&self, wal: &mut Wal, pages: c_int) {
-        let shared = &*self.shared;
-        if pages < shared.last.swap(pages, Ordering::Relaxed) {
+        if pages < self.last.swap(pages, Ordering::Relaxed) {
             // What the thread last copied was of the WAL before: none of this one is.
-            shared.progress.restarted();
+            self.progress.restarted();
         }
         if pages < CHECKPOINT_PAGES {
             return;
         }
         let at_bound = pages >= BOUND_PAGES;
-        if !at_bound && shared.progress.left_of(pages) > WRITER_FINISHES_PAGES {
+        if !at_bound && self.progress.left_of(pages) > WRITER_FINISHES_PAGES {
             // Full: the thread is at work and will be nudged again after its pass.
-            let _ = self.nudge.try_send(());
+            let _ = self.nudge.try_send(pages);
             return;
         }
-        let _turn = match shared.turn.try_lock() {
+        let _turn = match self.turn.try_lock() {
             Ok(turn) => turn,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) if at_bound => take(&shared.turn),
-            Err(TryLockError::WouldBlock) => {
-                shared.writer_waits.store(true, Ordering::Relaxed);
-                return;
-            }
+            Err(TryLockError::WouldBlock) if at_bound => take(&self.turn),
+            Err(TryLockError::WouldBlock) => return,
         };
         match wal.checkpoint_v2(CheckpointMode::PASSIVE) {
-            Ok(_) => shared.restarted(),
+            Ok(_) => self.progress.restarted(),
             Err(error) => not_busy(error),
         }
     }
@@ -129,42 +120,10 @@ impl Checkpoints {
     /// to end), as a checkpoint that must not be refused for another at work: the one that
     /// truncates the WAL after an erasure.
     pub(super) fn in_turn<T>(&self, checkpoint: impl FnOnce() -> T) -> T {
-        let _turn = take(&self.shared.turn);
+        let _turn = take(&self.turn);
         let done = checkpoint();
-        self.shared.restarted();
-        done
-    }
-}
-
-impl Shared {
-    /// After the writer's own checkpoint, which copied the WAL to its end: the writer's next
-    /// commit starts it again.
-    fn restarted(&self) {
         self.progress.restarted();
-        self.writer_waits.store(false, Ordering::Relaxed);
-    }
-}
-
-/// The thread's passes after a nudge: one after the other while more than
-/// [`THREAD_LEAVES_PAGES`] are left of the WAL as the writer last left it, and the writer does
-/// not wait to finish. Each pass lasts about as long as its copy and its syncs (the write-back
-/// keeps the WAL's short), so each leaves fewer pages than the one before, down to what the
-/// writer appends during a pass; waiting for the writer's next nudge instead would add a
-/// commit's pages to every pass. Stops at a pass that copied nothing new (a reader holds an old
-/// snapshot; another checkpoint at work): the next nudge tries again.
-fn chase(conn: &Connection, shared: &Shared) {
-    loop {
-        let pages = shared.last.load(Ordering::Relaxed);
-        if pages < CHECKPOINT_PAGES
-            || shared.progress.left_of(pages) <= THREAD_LEAVES_PAGES
-            || shared.writer_waits.load(Ordering::Relaxed)
-        {
-            return;
-        }
-        let _turn = take(&shared.turn);
-        if !copy_back(conn, &shared.progress) {
-            return;
-        }
+        done
     }
 }
 
@@ -173,29 +132,20 @@ fn chase(conn: &Connection, shared: &Shared) {
 /// reaches the WAL's end as it is when the pass ends, never while the writer appends: the
 /// writer's last step would otherwise wait for every page the thread copied to reach the
 /// disk. (SQLite counts the pages of the WAL as the pass found it, so `copied` equals
-/// `pages` whether or not the writer appended meanwhile.) Whether it copied pages not copied
-/// before.
-fn copy_back(conn: &Connection, progress: &Progress) -> bool {
+/// `pages` whether or not the writer appended meanwhile.)
+fn copy_back(conn: &Connection, progress: &Progress) {
     match conn.wal_checkpoint_v2(Some(MAIN_DB), CheckpointMode::PASSIVE) {
         Ok((pages, copied)) if pages >= 0 && copied >= 0 => {
-            let advanced = copied > progress.copied_of(pages);
             if copied > 0 {
                 if let Err(error) = sync_database(conn) {
                     tracing::warn!(%error, "syncing the database after a checkpoint failed");
-                    return false;
+                    return;
                 }
             }
             progress.store(pages, copied);
-            advanced
         }
-        Ok(_) => {
-            tracing::warn!("checkpointing the WAL: the database is not in WAL mode");
-            false
-        }
-        Err(error) => {
-            not_busy(error);
-            false
-        }
+        Ok(_) => tracing::warn!("checkpointing the WAL: the database is not in WAL mode"),
+        Err(error) => not_busy(error),
     }
 }
 
@@ -264,18 +214,12 @@ impl Progress {
     /// Pages of a WAL of `pages` not yet copied, as far as the thread knows; all of them when
     /// what it knows is of a WAL that has since started again (it counted more pages).
     fn left_of(&self, pages: c_int) -> c_int {
-        pages - self.copied_of(pages)
-    }
-
-    /// Pages of a WAL of `pages` copied, as far as the thread knows: none when what it knows
-    /// is of a WAL that has since started again.
-    fn copied_of(&self, pages: c_int) -> c_int {
         let word = self.0.load(Ordering::Relaxed);
         let (then, copied) = ((word >> 32) as c_int, word as u32 as c_int);
         if then > pages {
-            0
+            pages
         } else {
-            copied
+            pages - copied
         }
     }
 }
