@@ -7,7 +7,7 @@
 use jid::BareJid;
 
 use super::columns::{bare, Row};
-use crate::core::Channel;
+use crate::core::{Channel, Snapshot};
 
 /// One line of the channel list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +81,21 @@ pub(super) fn summary(row: &impl Row) -> anyhow::Result<ChannelSummary> {
     })
 }
 
+/// Channel `name` of `snapshot`: `show` loads the state as the core would and keeps the one.
+pub(super) fn named(snapshot: Snapshot, name: &str) -> Option<Box<Channel>> {
+    snapshot.channels.into_iter().find(|c| c.name == name)
+}
+
+/// The query of the counts `show` tells of a channel, in [`counts`]'s order, `key` being the
+/// backend's placeholder for the channel's key.
+pub(super) fn counts_query(key: &str) -> String {
+    format!(
+        "SELECT (SELECT count(*) FROM messages WHERE channel = {key} AND notice = 0),
+                (SELECT count(*) FROM messages WHERE channel = {key} AND notice != 0),
+                (SELECT count(*) FROM presence WHERE channel = {key})"
+    )
+}
+
 /// The counts `show` tells, from a row of its messages, its notices and its online clients.
 pub(super) fn counts(row: &impl Row) -> anyhow::Result<Counts> {
     Ok(Counts {
@@ -89,6 +104,9 @@ pub(super) fn counts(row: &impl Row) -> anyhow::Result<Counts> {
         online_clients: row.column(2)?,
     })
 }
+
+/// What an export does with each archived row, as [`Inspector::archive`] reads it.
+pub type Each<'a> = &'a mut dyn FnMut(Archived) -> anyhow::Result<()>;
 
 /// A read-only view of a live database, for the operator.
 pub trait Inspector {
@@ -99,12 +117,7 @@ pub trait Inspector {
     fn channel(&self, name: &str) -> anyhow::Result<Option<(Channel, Counts)>>;
     /// Channel `name`'s archive in order, its group events too if `notices`, each handed to
     /// `each` as it is read; false if there is no such channel.
-    fn archive(
-        &self,
-        name: &str,
-        notices: bool,
-        each: &mut dyn FnMut(Archived) -> anyhow::Result<()>,
-    ) -> anyhow::Result<bool>;
+    fn archive(&self, name: &str, notices: bool, each: Each) -> anyhow::Result<bool>;
     /// The secret of the opaque ids clients see (`dialect::ids`), so that an export names
     /// messages as clients know them.
     fn id_key(&self) -> anyhow::Result<[u8; 16]>;

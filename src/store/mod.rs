@@ -7,9 +7,12 @@
 pub mod columns;
 pub mod history;
 pub mod inspect;
+mod joins;
 pub mod load;
 pub mod migrate;
+mod persist;
 pub mod postgres;
+mod receipt;
 pub mod sqlite;
 pub mod time_search;
 pub mod writer;

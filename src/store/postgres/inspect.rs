@@ -11,8 +11,8 @@ use super::{load, read_only, Conn, PgReader};
 use crate::core::Channel;
 use crate::store::columns::id_key_from;
 use crate::store::inspect::{
-    contains_pattern, counts, exported, finding, summary, Archived, ChannelSummary, Counts,
-    Inspector, CONSISTENCY, EXPORTED_COLUMNS, SUMMARY_COLUMNS,
+    contains_pattern, counts, counts_query, exported, finding, named, summary, ChannelSummary,
+    Counts, Each, Inspector, CONSISTENCY, EXPORTED_COLUMNS, SUMMARY_COLUMNS,
 };
 
 /// Read-only sessions on a database, for the operator.
@@ -53,30 +53,18 @@ impl Inspector for PgInspector {
 
     fn channel(&self, name: &str) -> anyhow::Result<Option<(Channel, Counts)>> {
         self.reader.with_conn(|conn| {
-            let Some(channel) = load::snapshot(conn)?
-                .channels
-                .into_iter()
-                .find(|c| c.name == name)
-            else {
+            let Some(channel) = named(load::snapshot(conn)?, name) else {
                 return Ok(None);
             };
-            let row = conn.client.query_one(
-                "SELECT (SELECT count(*) FROM messages WHERE channel = $1 AND notice = 0),
-                        (SELECT count(*) FROM messages WHERE channel = $1 AND notice != 0),
-                        (SELECT count(*) FROM presence WHERE channel = $1)",
-                &[&channel.key],
-            )?;
+            let row = conn
+                .client
+                .query_one(&counts_query("$1"), &[&channel.key])?;
             let counts = counts(&row)?;
             Ok(Some((*channel, counts)))
         })
     }
 
-    fn archive(
-        &self,
-        name: &str,
-        notices: bool,
-        each: &mut dyn FnMut(Archived) -> anyhow::Result<()>,
-    ) -> anyhow::Result<bool> {
+    fn archive(&self, name: &str, notices: bool, each: Each) -> anyhow::Result<bool> {
         self.reader.with_conn(|conn| {
             let Some(key) = channel_key(conn, name)? else {
                 return Ok(false);

@@ -10,8 +10,8 @@ use super::{load, open_connection, SqliteReader};
 use crate::core::Channel;
 use crate::store::columns::id_key_from;
 use crate::store::inspect::{
-    contains_pattern, counts, exported, summary, Archived, ChannelSummary, Counts, Inspector,
-    EXPORTED_COLUMNS, SUMMARY_COLUMNS,
+    contains_pattern, counts, counts_query, exported, named, summary, ChannelSummary, Counts, Each,
+    Inspector, EXPORTED_COLUMNS, SUMMARY_COLUMNS,
 };
 
 /// A read-only connection to a database, for the operator.
@@ -47,29 +47,16 @@ impl Inspector for SqliteInspector {
     }
 
     fn channel(&self, name: &str) -> anyhow::Result<Option<(Channel, Counts)>> {
-        let Some(channel) = load::snapshot(&self.conn)?
-            .channels
-            .into_iter()
-            .find(|c| c.name == name)
-        else {
+        let Some(channel) = named(load::snapshot(&self.conn)?, name) else {
             return Ok(None);
         };
-        let counts = self.conn.query_row_and_then(
-            "SELECT (SELECT count(*) FROM messages WHERE channel = ?1 AND notice = 0),
-                    (SELECT count(*) FROM messages WHERE channel = ?1 AND notice != 0),
-                    (SELECT count(*) FROM presence WHERE channel = ?1)",
-            [channel.key],
-            |row| counts(row),
-        )?;
+        let counts = self
+            .conn
+            .query_row_and_then(&counts_query("?1"), [channel.key], |row| counts(row))?;
         Ok(Some((*channel, counts)))
     }
 
-    fn archive(
-        &self,
-        name: &str,
-        notices: bool,
-        each: &mut dyn FnMut(Archived) -> anyhow::Result<()>,
-    ) -> anyhow::Result<bool> {
+    fn archive(&self, name: &str, notices: bool, each: Each) -> anyhow::Result<bool> {
         let key: Option<i64> = self
             .conn
             .query_row("SELECT key FROM channels WHERE name = ?1", [name], |r| {

@@ -9,28 +9,39 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{deferred, SqliteWriter};
 use crate::core::{
-    bare_text, Fact, Notice, Participant, Posted, Receipt, ReceiptKind, Role, DEPARTED_OWNER_GRACE,
+    bare_text, AccessList, Corrected, Fact, Info, Micros, Nodes, Notice, Pending, Posted, Reacted,
+    Retracted, Role, Settings, DEPARTED_OWNER_GRACE,
 };
 use crate::store::columns::{
     contacts_text, mode_code, writer_now, ACTION_REACTIONS, ACTION_RETRACTION,
 };
+use crate::store::joins::Joins;
+use crate::store::persist::{persist, Statements};
+use crate::store::receipt::{ReceiptRows, Times};
 use crate::store::{Completion, FactWriter};
 
 impl FactWriter for SqliteWriter {
-    fn commit(&mut self, batch: &[&Fact]) -> anyhow::Result<Vec<Completion>> {
+    fn commit(&mut self, facts: &[&Fact]) -> anyhow::Result<Vec<Completion>> {
         let tx = self.conn.transaction()?;
-        let mut after = AfterCommit::default();
-        let mut archived = Archived::default();
+        let mut batch = Batch {
+            tx: &tx,
+            archived: Archived::default(),
+            erased: false,
+        };
         let mut joins = Joins::default();
-        for fact in batch {
+        let mut completions = Vec::new();
+        for fact in facts {
             // Whatever follows a run of joins may change their rows (a leave, a nick): the
             // run is written before any other fact.
             if !Joins::holds(fact) {
-                joins.insert(&tx)?;
+                joins.write(|joins| insert_joins(&tx, joins))?;
             }
-            persist(&tx, fact, &mut after, &mut archived, &mut joins)?;
+            persist(&mut batch, fact, &mut joins, &mut completions)?;
         }
-        joins.insert(&tx)?;
+        joins.write(|joins| insert_joins(&tx, joins))?;
+        let Batch {
+            archived, erased, ..
+        } = batch;
         archived.count(&tx)?;
         let enter = archived.tail(&mut self.tail);
         if enter {
@@ -40,14 +51,14 @@ impl FactWriter for SqliteWriter {
         if enter {
             self.tail.entered();
         }
-        if after.erased {
+        if erased {
             // The old page versions holding retracted content live on in the WAL until a
             // checkpoint overwrites the database and truncates the log.
             let conn = &self.conn;
             self.checkpoints
                 .in_turn(|| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))?;
         }
-        Ok(after.completions)
+        Ok(completions)
     }
 
     fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
@@ -55,30 +66,15 @@ impl FactWriter for SqliteWriter {
     }
 }
 
-/// What a batch's facts leave to do once their transaction is committed. [`persist`] fills
-/// it from the same `match` that writes each fact, so what a fact needs after the commit is
-/// decided where its statements are, not by a second look over the batch.
-#[derive(Default)]
-struct AfterCommit {
-    /// Messages the batch's receipts made delivered to (or seen by) every member.
-    completions: Vec<Completion>,
+/// SQLite's statements for a batch's facts ([`Statements`]), in its transaction, and what
+/// the batch leaves to do at its end (`commit`): the channels' message counts, and a
+/// checkpoint when a retraction erased content. Both are noted by the statements of the facts
+/// that need them, not by a second look over the batch.
+struct Batch<'t, 'c> {
+    tx: &'t rusqlite::Transaction<'c>,
+    archived: Archived,
     /// A retraction erased content: the WAL must be checkpointed to drop the old pages.
     erased: bool,
-}
-
-/// Keeps the right of `owner`, which just left channel `key` itself, to delete that channel
-/// for a moment (`core/destroy.rs`), so that it survives a restart; drops expired ones.
-/// The time is the writer's clock ([`writer_now`]).
-fn departed_owner(tx: &rusqlite::Transaction, key: i64, owner: &BareJid) -> rusqlite::Result<()> {
-    let now = writer_now();
-    tx.prepare_cached("DELETE FROM departed_owners WHERE at <= ?1")?
-        .execute([now - DEPARTED_OWNER_GRACE])?;
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO departed_owners (channel, name, jid, at)
-         SELECT key, name, ?2, ?3 FROM channels WHERE key = ?1",
-    )?
-    .execute(params![key, owner.as_str(), now])?;
-    Ok(())
 }
 
 /// How many messages (or retractions, or reactions) a batch adds to each channel's archive,
@@ -250,18 +246,6 @@ fn insert_post(tx: &rusqlite::Transaction, post: &Posted) -> rusqlite::Result<()
     Ok(())
 }
 
-/// The rows a run of joins writes, not yet written: each participant, the pending invitation
-/// or request its join settles, the notices (an add's, a join's) and the clients that came
-/// online with their join. A join used to cost four statements; held, a run of them costs
-/// four per [`MANY_ROWS`]. Written before any other fact (see `commit`), participants first:
-/// a client's presence row names its participant's.
-#[derive(Default)]
-struct Joins<'a> {
-    participants: Vec<(i64, &'a Participant)>,
-    notices: Vec<&'a Notice>,
-    online: Vec<(i64, &'a FullJid)>,
-}
-
 // Joining again updates the row and keeps what the join does not say (a mute); a
 // participant joining twice in one statement is updated row after row, the last one standing.
 static PARTICIPANTS: Rows = Rows::new(
@@ -287,121 +271,117 @@ static ONLINE: Rows = Rows::new(
     "",
 );
 
-impl<'a> Joins<'a> {
-    /// Whether `fact` is one a run of joins holds back.
-    fn holds(fact: &Fact) -> bool {
-        matches!(
-            fact,
-            Fact::Joined { .. } | Fact::Noticed(_) | Fact::PresenceChanged { online: true, .. }
-        )
-    }
-
-    fn insert(&mut self, tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
-        PARTICIPANTS.run(tx, &self.participants, |b, (key, p)| {
-            b.bind(key)?
-                .bind(p.jid.as_str())?
-                .bind(&*p.id.hex())?
-                .bind(p.nick.as_str())?
-                .bind(p.nodes.0)?
-                .bind(p.role as i64)?
-                .bind(mode_code(p))?
-                .bind(p.joined_at)?
-                .bind(p.cleared_upto)?;
-            Ok(())
-        })?;
-        SETTLED.run(tx, &self.participants, |b, (key, p)| {
-            b.bind(key)?.bind(p.jid.as_str())?;
-            Ok(())
-        })?;
-        NOTICES.run(tx, &self.notices, |b, n| {
-            b.bind(n.id)?
-                .bind(n.channel)?
-                .bind(n.at)?
-                .bind(n.actor.as_str())?
-                .bind(n.kind as i64)?
-                .bind(n.target.as_ref().map(|t| t.as_str()))?;
-            Ok(())
-        })?;
-        ONLINE.run(tx, &self.online, |b, (key, client)| {
-            b.bind(key)?
-                .bind(bare_text(client.as_str()))?
-                .bind(client.resource().as_str())?;
-            Ok(())
-        })?;
-        self.participants.clear();
-        self.notices.clear();
-        self.online.clear();
+/// Writes a run of joins ([`Joins`]), [`MANY_ROWS`] rows a statement.
+fn insert_joins(tx: &rusqlite::Transaction, joins: &Joins) -> rusqlite::Result<()> {
+    PARTICIPANTS.run(tx, &joins.participants, |b, (key, p)| {
+        b.bind(key)?
+            .bind(p.jid.as_str())?
+            .bind(&*p.id.hex())?
+            .bind(p.nick.as_str())?
+            .bind(p.nodes.0)?
+            .bind(p.role as i64)?
+            .bind(mode_code(p))?
+            .bind(p.joined_at)?
+            .bind(p.cleared_upto)?;
         Ok(())
-    }
+    })?;
+    SETTLED.run(tx, &joins.participants, |b, (key, p)| {
+        b.bind(key)?.bind(p.jid.as_str())?;
+        Ok(())
+    })?;
+    NOTICES.run(tx, &joins.notices, |b, n| {
+        b.bind(n.id)?
+            .bind(n.channel)?
+            .bind(n.at)?
+            .bind(n.actor.as_str())?
+            .bind(n.kind as i64)?
+            .bind(n.target.as_ref().map(|t| t.as_str()))?;
+        Ok(())
+    })?;
+    ONLINE.run(tx, &joins.online, |b, (key, client)| {
+        b.bind(key)?
+            .bind(bare_text(client.as_str()))?
+            .bind(client.resource().as_str())?;
+        Ok(())
+    })?;
+    Ok(())
 }
 
-/// Writes one fact. The `match` is exhaustive on purpose, with no `_` arm: a new [`Fact`]
-/// variant does not compile until the store says what it keeps of it, and the facts that
-/// store nothing are listed by name.
-fn persist<'a>(
-    tx: &rusqlite::Transaction,
-    fact: &'a Fact,
-    after: &mut AfterCommit,
-    archived: &mut Archived,
-    joins: &mut Joins<'a>,
-) -> rusqlite::Result<()> {
-    match fact {
-        Fact::Posted(p) => {
-            insert_post(tx, p)?;
-            archived.one_more(p.channel);
-        }
-        Fact::ChannelCreated {
-            key,
-            name,
-            owner,
-            at,
-            listed,
-        } => {
-            tx.prepare_cached(
+impl<'a> Statements<'a> for Batch<'_, '_> {
+    fn post(&mut self, post: &'a Posted) -> rusqlite::Result<()> {
+        insert_post(self.tx, post)?;
+        self.archived.one_more(post.channel);
+        Ok(())
+    }
+
+    fn create_channel(
+        &mut self,
+        key: i64,
+        name: &str,
+        owner: &BareJid,
+        at: Micros,
+        listed: bool,
+    ) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
                 "INSERT INTO channels (key, name, created_by, created_at, info_updated_at, listed)
                  VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
             )?
             .execute(params![key, name, owner.as_str(), at, listed])?;
-            tx.prepare_cached("INSERT INTO channel_owners (channel, jid) VALUES (?1, ?2)")?
-                .execute(params![key, owner.as_str()])?;
+        self.tx
+            .prepare_cached("INSERT INTO channel_owners (channel, jid) VALUES (?1, ?2)")?
+            .execute(params![key, owner.as_str()])?;
+        Ok(())
+    }
+
+    fn delete_archive(&mut self, key: i64) -> rusqlite::Result<()> {
+        for table in ["receipts", "reactions"] {
+            self.tx
+                .prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE message IN (SELECT id FROM messages WHERE channel = ?1)"
+                ))?
+                .execute([key])?;
         }
-        Fact::ChannelDestroyed {
-            channel,
-            archive_kept,
-            ..
-        } => {
-            // A kept archive stays under the channel's key, which is never used again.
-            if !archive_kept {
-                for table in ["receipts", "reactions"] {
-                    tx.prepare_cached(&format!(
-                        "DELETE FROM {table} WHERE message IN (SELECT id FROM messages WHERE channel = ?1)"
-                    ))?
-                    .execute([channel.key])?;
-                }
-                tx.prepare_cached("DELETE FROM messages WHERE channel = ?1")?
-                    .execute([channel.key])?;
-            }
-            tx.prepare_cached("DELETE FROM channels WHERE key = ?1")?
-                .execute([channel.key])?;
-        }
-        Fact::Joined {
-            key, participant, ..
-        } => joins.participants.push((*key, participant)),
-        Fact::Left {
-            key,
-            participant,
-            by,
-        } => {
-            if by == &participant.jid && participant.role == Role::Owner {
-                departed_owner(tx, *key, by)?;
-            }
-            tx.prepare_cached("DELETE FROM participants WHERE channel = ?1 AND jid = ?2")?
-                .execute(params![key, participant.jid.as_str()])?;
-            tx.prepare_cached("DELETE FROM channel_owners WHERE channel = ?1 AND jid = ?2")?
-                .execute(params![key, participant.jid.as_str()])?;
-        }
-        Fact::SettingsChanged { key, settings, .. } => {
-            tx.prepare_cached(
+        self.tx
+            .prepare_cached("DELETE FROM messages WHERE channel = ?1")?
+            .execute([key])?;
+        Ok(())
+    }
+
+    fn delete_channel(&mut self, key: i64) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM channels WHERE key = ?1")?
+            .execute([key])?;
+        Ok(())
+    }
+
+    fn keep_departed_owner(&mut self, key: i64, owner: &BareJid) -> rusqlite::Result<()> {
+        let now = writer_now();
+        self.tx
+            .prepare_cached("DELETE FROM departed_owners WHERE at <= ?1")?
+            .execute([now - DEPARTED_OWNER_GRACE])?;
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO departed_owners (channel, name, jid, at)
+                 SELECT key, name, ?2, ?3 FROM channels WHERE key = ?1",
+            )?
+            .execute(params![key, owner.as_str(), now])?;
+        Ok(())
+    }
+
+    fn delete_participant(&mut self, key: i64, jid: &BareJid) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM participants WHERE channel = ?1 AND jid = ?2")?
+            .execute(params![key, jid.as_str()])?;
+        self.tx
+            .prepare_cached("DELETE FROM channel_owners WHERE channel = ?1 AND jid = ?2")?
+            .execute(params![key, jid.as_str()])?;
+        Ok(())
+    }
+
+    fn settings(&mut self, key: i64, settings: &Settings) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
                 "UPDATE channels SET join_policy = ?2, muted = ?3, max_members = ?4, jids_hidden = ?5
                  WHERE key = ?1",
             )?
@@ -412,63 +392,88 @@ fn persist<'a>(
                 settings.max_members.map(|m| m as i64),
                 settings.jids_hidden
             ])?;
-        }
-        Fact::AccessChanged {
-            key,
-            list,
-            entry,
-            present,
-            ..
-        } => {
-            let sql = if *present {
-                "INSERT OR IGNORE INTO channel_access (channel, list, entry) VALUES (?1, ?2, ?3)"
-            } else {
-                "DELETE FROM channel_access WHERE channel = ?1 AND list = ?2 AND entry = ?3"
-            };
-            tx.prepare_cached(sql)?
-                .execute(params![key, *list as i64, entry.as_str()])?;
-        }
-        Fact::Muted {
-            key, jid, until, ..
-        } => {
-            tx.prepare_cached(
+        Ok(())
+    }
+
+    fn access(
+        &mut self,
+        key: i64,
+        list: AccessList,
+        entry: &BareJid,
+        present: bool,
+    ) -> rusqlite::Result<()> {
+        let sql = if present {
+            "INSERT OR IGNORE INTO channel_access (channel, list, entry) VALUES (?1, ?2, ?3)"
+        } else {
+            "DELETE FROM channel_access WHERE channel = ?1 AND list = ?2 AND entry = ?3"
+        };
+        self.tx
+            .prepare_cached(sql)?
+            .execute(params![key, list as i64, entry.as_str()])?;
+        Ok(())
+    }
+
+    fn mute(&mut self, key: i64, jid: &BareJid, until: Micros) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
                 "UPDATE participants SET muted_until = ?3 WHERE channel = ?1 AND jid = ?2",
             )?
             .execute(params![key, jid.as_str(), until])?;
-        }
-        Fact::PendingAdded { key, pending: p } => {
-            tx.prepare_cached(
+        Ok(())
+    }
+
+    fn add_pending(&mut self, key: i64, p: &Pending) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
                 "INSERT OR REPLACE INTO pending (channel, jid, kind, by, at, dialect) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![key, p.jid.as_str(), p.kind as i64, p.by.as_str(), p.at, p.dialect as i64])?;
-        }
-        Fact::PendingResolved { key, pending, .. } => {
-            tx.prepare_cached("DELETE FROM pending WHERE channel = ?1 AND jid = ?2")?
-                .execute(params![key, pending.jid.as_str()])?;
-        }
-        Fact::NickChanged { key, jid, nick } => {
-            tx.prepare_cached("UPDATE participants SET nick = ?3 WHERE channel = ?1 AND jid = ?2")?
-                .execute(params![key, jid.as_str(), nick])?;
-        }
-        Fact::RoleChanged { key, jid, role, .. } => {
-            tx.prepare_cached("UPDATE participants SET role = ?3 WHERE channel = ?1 AND jid = ?2")?
-                .execute(params![key, jid.as_str(), *role as i64])?;
-            let owners = if *role == Role::Owner {
-                "INSERT OR IGNORE INTO channel_owners (channel, jid) VALUES (?1, ?2)"
-            } else {
-                "DELETE FROM channel_owners WHERE channel = ?1 AND jid = ?2"
-            };
-            tx.prepare_cached(owners)?
-                .execute(params![key, jid.as_str()])?;
-        }
-        Fact::SubscriptionChanged { key, jid, nodes } => {
-            tx.prepare_cached(
-                "UPDATE participants SET nodes = ?3 WHERE channel = ?1 AND jid = ?2",
-            )?
+        Ok(())
+    }
+
+    fn remove_pending(&mut self, key: i64, jid: &BareJid) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM pending WHERE channel = ?1 AND jid = ?2")?
+            .execute(params![key, jid.as_str()])?;
+        Ok(())
+    }
+
+    fn nick(&mut self, key: i64, jid: &BareJid, nick: &str) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached("UPDATE participants SET nick = ?3 WHERE channel = ?1 AND jid = ?2")?
+            .execute(params![key, jid.as_str(), nick])?;
+        Ok(())
+    }
+
+    fn role(&mut self, key: i64, jid: &BareJid, role: Role) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached("UPDATE participants SET role = ?3 WHERE channel = ?1 AND jid = ?2")?
+            .execute(params![key, jid.as_str(), role as i64])?;
+        Ok(())
+    }
+
+    fn owner(&mut self, key: i64, jid: &BareJid, owner: bool) -> rusqlite::Result<()> {
+        let sql = if owner {
+            "INSERT OR IGNORE INTO channel_owners (channel, jid) VALUES (?1, ?2)"
+        } else {
+            "DELETE FROM channel_owners WHERE channel = ?1 AND jid = ?2"
+        };
+        self.tx
+            .prepare_cached(sql)?
+            .execute(params![key, jid.as_str()])?;
+        Ok(())
+    }
+
+    fn subscription(&mut self, key: i64, jid: &BareJid, nodes: Nodes) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached("UPDATE participants SET nodes = ?3 WHERE channel = ?1 AND jid = ?2")?
             .execute(params![key, jid.as_str(), nodes.0])?;
-        }
-        Fact::InfoChanged { key, info, .. } => {
-            tx.prepare_cached(
+        Ok(())
+    }
+
+    fn info(&mut self, key: i64, info: &Info) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
                 "UPDATE channels SET info_name = ?2, info_description = ?3, info_contacts = ?4,
                  info_updated_at = ?5, info_avatar = ?6, info_thumbnail = ?7, info_history = ?8,
                  info_avatar_type = ?9
@@ -485,25 +490,35 @@ fn persist<'a>(
                 info.history_visible,
                 info.avatar_type
             ])?;
-        }
-        Fact::Noticed(n) => {
-            joins.notices.push(n);
-            archived.notice(n.channel);
-            if n.kind.changes_configuration() {
-                tx.prepare_cached(
-                    "UPDATE channels SET config_updated_at = max(config_updated_at, ?2) WHERE key = ?1",
-                )?
-                .execute(params![n.channel, n.at])?;
-            }
-        }
-        Fact::HistoryCleared { key, member, upto } => {
-            tx.prepare_cached(
+        Ok(())
+    }
+
+    fn notice(&mut self, notice: &'a Notice) -> rusqlite::Result<()> {
+        self.archived.notice(notice.channel);
+        Ok(())
+    }
+
+    fn configured(&mut self, key: i64, at: Micros) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE channels SET config_updated_at = max(config_updated_at, ?2) WHERE key = ?1",
+            )?
+            .execute(params![key, at])?;
+        Ok(())
+    }
+
+    fn clear_history(&mut self, key: i64, member: &BareJid, upto: i64) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
                 "UPDATE participants SET cleared_upto = ?3 WHERE channel = ?1 AND jid = ?2",
             )?
             .execute(params![key, member.as_str(), upto])?;
-        }
-        Fact::Retracted(r) => {
-            tx.prepare_cached(
+        Ok(())
+    }
+
+    fn retract(&mut self, r: &'a Retracted) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
                 "UPDATE messages SET content = '', edited_at = NULL, retracted_at = ?2, retracted_by = ?3,
                  moderated = ?4, moderation_reason = ?5, retraction = ?6 WHERE id = ?1",
             )?
@@ -515,8 +530,8 @@ fn persist<'a>(
                 r.moderated.clone().flatten(),
                 r.id
             ])?;
-            // XEP-0424 §6: the retraction is archived too, for clients that were away.
-            tx.prepare_cached(
+        self.tx
+            .prepare_cached(
                 "INSERT INTO messages (id, channel, at, sender, nick, content, moderated, moderation_reason,
                  action, action_target) VALUES (?1, ?2, ?3, ?4, ?5, '', ?6, ?7, ?8, ?9)",
             )?
@@ -531,13 +546,14 @@ fn persist<'a>(
                 ACTION_RETRACTION,
                 r.message
             ])?;
-            archived.one_more(r.channel);
-            tx.prepare_cached("DELETE FROM reactions WHERE message = ?1")?
-                .execute([r.message])?;
-            after.erased = true;
-        }
-        Fact::Corrected(c) => {
-            tx.prepare_cached(
+        self.archived.one_more(r.channel);
+        self.erased = true;
+        Ok(())
+    }
+
+    fn correct(&mut self, c: &Corrected) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
                 "UPDATE messages SET content = ?2, media = ?3, edited_at = ?4 WHERE id = ?1",
             )?
             .execute(params![
@@ -546,19 +562,35 @@ fn persist<'a>(
                 c.submission.media,
                 c.at
             ])?;
-        }
-        Fact::Reacted(r) => {
-            if r.reactions.is_empty() {
-                tx.prepare_cached("DELETE FROM reactions WHERE message = ?1 AND member = ?2")?
-                    .execute(params![r.message, r.member.as_str()])?;
-            } else {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO reactions (message, member, reactions, at) VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![r.message, r.member.as_str(), r.reactions.join("\n"), r.at])?;
-            }
-            // XEP-0444: the reactions are a message of their own, archived like one.
-            tx.prepare_cached(
+        Ok(())
+    }
+
+    fn delete_reactions(&mut self, message: i64, member: Option<&BareJid>) -> rusqlite::Result<()> {
+        match member {
+            Some(member) => self
+                .tx
+                .prepare_cached("DELETE FROM reactions WHERE message = ?1 AND member = ?2")?
+                .execute(params![message, member.as_str()])?,
+            None => self
+                .tx
+                .prepare_cached("DELETE FROM reactions WHERE message = ?1")?
+                .execute([message])?,
+        };
+        Ok(())
+    }
+
+    fn store_reactions(&mut self, r: &Reacted) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO reactions (message, member, reactions, at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![r.message, r.member.as_str(), r.reactions.join("\n"), r.at])?;
+        Ok(())
+    }
+
+    fn archive_reactions(&mut self, r: &'a Reacted) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
                 "INSERT INTO messages (id, channel, at, sender, nick, content, action, action_target)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
@@ -572,94 +604,56 @@ fn persist<'a>(
                 ACTION_REACTIONS,
                 r.message
             ])?;
-            archived.one_more(r.channel);
-        }
-        Fact::Receipt(r) => record_receipt(tx, r, &mut after.completions)?,
-        // Which clients are online outlives a restart: clients do not send presence again by
-        // themselves. The row goes with its participant (a foreign key), so leaving and
-        // deletion need no statement of their own here.
-        Fact::PresenceChanged {
-            key,
-            jid,
-            online: true,
-        } => joins.online.push((*key, jid)),
-        Fact::PresenceChanged {
-            key,
-            jid,
-            online: false,
-        } => {
-            tx.prepare_cached(
+        self.archived.one_more(r.channel);
+        Ok(())
+    }
+
+    fn offline(&mut self, key: i64, client: &FullJid) -> rusqlite::Result<()> {
+        self.tx
+            .prepare_cached(
                 "DELETE FROM presence WHERE channel = ?1 AND jid = ?2 AND resource = ?3",
             )?
             .execute(params![
                 key,
-                jid.to_bare().as_str(),
-                jid.resource().as_str()
+                client.to_bare().as_str(),
+                client.resource().as_str()
             ])?;
-        }
-        // Who is typing would be stale after a restart.
-        Fact::ChatState { .. } => {}
+        Ok(())
     }
-    Ok(())
 }
 
-/// Records a receipt, and notes a completion when it is the one that makes the message
-/// delivered to (or seen by) as many members as were expected.
-fn record_receipt(
-    tx: &rusqlite::Transaction,
-    r: &Receipt,
-    completions: &mut Vec<Completion>,
-) -> rusqlite::Result<()> {
-    let existing: Option<(Option<i64>, Option<i64>)> = tx
-        .prepare_cached(
-            "SELECT delivered_at, displayed_at FROM receipts WHERE message = ?1 AND member = ?2",
-        )?
-        .query_row(params![r.message, r.member.as_str()], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .optional()?;
-    let (delivered, displayed) = existing.unwrap_or((None, None));
-    let new_delivered = delivered.or(Some(r.at));
-    let new_displayed = match r.kind {
-        ReceiptKind::Displayed => displayed.or(Some(r.at)),
-        ReceiptKind::Delivered => displayed,
-    };
-    tx.prepare_cached(
-        "INSERT OR REPLACE INTO receipts (message, member, delivered_at, displayed_at) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![r.message, r.member.as_str(), new_delivered, new_displayed])?;
-    for (kind, before, after, column) in [
-        (
-            ReceiptKind::Delivered,
-            delivered,
-            new_delivered,
-            "delivered_at",
-        ),
-        (
-            ReceiptKind::Displayed,
-            displayed,
-            new_displayed,
-            "displayed_at",
-        ),
-    ] {
-        if before.is_none() && after.is_some() {
-            let count: i64 = tx
-                .prepare_cached(&format!(
-                    "SELECT count(*) FROM receipts WHERE message = ?1 AND {column} IS NOT NULL AND member != ?2"
-                ))?
-                .query_row(params![r.message, r.author.as_str()], |row| row.get(0))?;
-            if count as usize == r.expected {
-                completions.push(Completion {
-                    channel: r.channel,
-                    message: r.message,
-                    client_id: r.client_id.clone(),
-                    author: r.author.clone(),
-                    kind,
-                });
-            }
-        }
+/// SQLite's statements for [`crate::store::receipt::record`].
+impl ReceiptRows for Batch<'_, '_> {
+    type Error = rusqlite::Error;
+
+    fn times(&mut self, message: i64, member: &str) -> rusqlite::Result<Option<Times>> {
+        self.tx
+            .prepare_cached(
+                "SELECT delivered_at, displayed_at FROM receipts WHERE message = ?1 AND member = ?2",
+            )?
+            .query_row(params![message, member], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
     }
-    Ok(())
+
+    fn store(&mut self, message: i64, member: &str, times: Times) -> rusqlite::Result<()> {
+        let (delivered, displayed) = times;
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO receipts (message, member, delivered_at, displayed_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![message, member, delivered, displayed])?;
+        Ok(())
+    }
+
+    fn count(&mut self, message: i64, column: &str, author: &str) -> rusqlite::Result<i64> {
+        self.tx
+            .prepare_cached(&format!(
+                "SELECT count(*) FROM receipts WHERE message = ?1 AND {column} IS NOT NULL AND member != ?2"
+            ))?
+            .query_row(params![message, author], |row| row.get(0))
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,42 @@
+//! A run of joins held back to be written together, once for both backends: each
+//! participant, the pending invitation or request its join settles, the notices (an add's, a
+//! join's) and the clients that came online with their join. A join used to cost four
+//! statements (four round trips on PostgreSQL); held, a run of them costs four for many rows
+//! (SQLite's multi-row statements, PostgreSQL's arrays). Whatever follows a run may change its
+//! rows (a leave, a nick), so each backend writes the run before any other fact
+//! ([`Joins::holds`]), participants first: a client's presence row names its participant's.
+
+use jid::FullJid;
+
+use crate::core::{Fact, Notice, Participant};
+
+/// The rows of a run of joins, not yet written; a backend writes them with
+/// [`Joins::write`].
+#[derive(Default)]
+pub(super) struct Joins<'a> {
+    /// By channel key; a participant who joined twice in the run is here twice, the last
+    /// join standing.
+    pub participants: Vec<(i64, &'a Participant)>,
+    pub notices: Vec<&'a Notice>,
+    /// By channel key.
+    pub online: Vec<(i64, &'a FullJid)>,
+}
+
+impl<'a> Joins<'a> {
+    /// Whether `fact` is one a run of joins holds back.
+    pub fn holds(fact: &Fact) -> bool {
+        matches!(
+            fact,
+            Fact::Joined { .. } | Fact::Noticed(_) | Fact::PresenceChanged { online: true, .. }
+        )
+    }
+
+    /// Writes the run with the backend's `insert`, and empties it for the next.
+    pub fn write<E>(&mut self, insert: impl FnOnce(&Self) -> Result<(), E>) -> Result<(), E> {
+        insert(self)?;
+        self.participants.clear();
+        self.notices.clear();
+        self.online.clear();
+        Ok(())
+    }
+}
