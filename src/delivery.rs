@@ -301,9 +301,9 @@ mod tests {
     use minidom::Element;
 
     use super::*;
-    use crate::core::testing::{coven, groups, jid, member, text};
+    use crate::core::testing::{chat_state, coven, groups, jid, member, text};
     use crate::core::{
-        ChatState, InfoChange, JoinPolicy, MessageRef, Nodes, ReceiptKind, Repeats, SettingsChange,
+        ChatState, InfoChange, JoinPolicy, MessageRef, Nodes, Posted, ReceiptKind, SettingsChange,
         Snapshot,
     };
     use crate::xml::node;
@@ -440,6 +440,29 @@ mod tests {
         g.post("coven", &jid(who), text(body), now).unwrap()
     }
 
+    /// A post of `who`'s, and the reference to it a retraction names (`client_id`: the id
+    /// its sender gave it).
+    fn referenced_post(
+        g: &mut Groups,
+        who: &str,
+        body: &str,
+        now: i64,
+        client_id: Option<&str>,
+    ) -> (std::sync::Arc<Posted>, MessageRef) {
+        let facts = post(g, who, body, now);
+        let Fact::Posted(posted) = &facts[0] else {
+            panic!("{facts:?}")
+        };
+        let message = MessageRef {
+            id: posted.id,
+            channel: posted.channel,
+            sender: posted.sender.clone(),
+            client_id: client_id.map(str::to_owned),
+            retracted: false,
+        };
+        (posted.clone(), message)
+    }
+
     #[test]
     fn a_post_reaches_each_online_mix_client_once_and_the_other_flychat_members() {
         let mut g = mixed();
@@ -523,10 +546,7 @@ mod tests {
         let mut g = mix_only();
         let alice = jid("alice@localhost");
         let mut facts = post(&mut g, "bob@localhost", "hi", 10);
-        facts.extend(
-            g.chat_state("coven", &alice, ChatState::Composing, Repeats::Dropped, 0)
-                .unwrap(),
-        );
+        facts.extend(chat_state(&mut g, "alice@localhost", ChatState::Composing));
         let (_, joined) = g
             .join("coven", &jid("frank@localhost"), None, Nodes::ALL, 11)
             .unwrap();
@@ -683,17 +703,7 @@ mod tests {
     #[test]
     fn a_retraction_comes_from_its_author_and_a_moderation_from_the_channel_naming_the_moderator() {
         let mut g = mixed();
-        let facts = post(&mut g, "bob@localhost", "oops", 10);
-        let Fact::Posted(posted) = &facts[0] else {
-            panic!("{facts:?}")
-        };
-        let message = MessageRef {
-            id: posted.id,
-            channel: posted.channel,
-            sender: posted.sender.clone(),
-            client_id: None,
-            retracted: false,
-        };
+        let (posted, message) = referenced_post(&mut g, "bob@localhost", "oops", 10, None);
         let bob = jid("bob@localhost");
         let facts = g.retract("coven", &bob, Some(&message), None, 11).unwrap();
         let Fact::Retracted(retraction) = &facts[0] else {
@@ -724,17 +734,7 @@ mod tests {
         });
         assert_eq!(recalls, ["dave@localhost", "erin@localhost"]);
 
-        let facts = post(&mut g, "dave@localhost", "spam", 12);
-        let Fact::Posted(posted) = &facts[0] else {
-            panic!("{facts:?}")
-        };
-        let message = MessageRef {
-            id: posted.id,
-            channel: posted.channel,
-            sender: posted.sender.clone(),
-            client_id: Some("m-1".into()),
-            retracted: false,
-        };
+        let (_, message) = referenced_post(&mut g, "dave@localhost", "spam", 12, Some("m-1"));
         let reason = Some(Some("spam".to_owned()));
         let facts = g
             .retract("coven", &jid("alice@localhost"), Some(&message), reason, 13)
@@ -763,15 +763,7 @@ mod tests {
     #[test]
     fn chat_states_go_to_everyone_but_the_sender() {
         let mut g = mixed();
-        let facts = g
-            .chat_state(
-                "coven",
-                &jid("bob@localhost"),
-                ChatState::Composing,
-                Repeats::Dropped,
-                0,
-            )
-            .unwrap();
+        let facts = chat_state(&mut g, "bob@localhost", ChatState::Composing);
         let sent = deliver_all(&g, &facts);
         let mix = to(&sent, |s| {
             s.has("composing", ns::CHATSTATES) && s.kind() == "groupchat"
@@ -784,15 +776,7 @@ mod tests {
         assert_eq!(composing.attr("group_id"), Some("coven@mix.localhost"));
         assert_eq!(sent.len(), 4);
 
-        let facts = g
-            .chat_state(
-                "coven",
-                &jid("dave@localhost"),
-                ChatState::Paused,
-                Repeats::Dropped,
-                0,
-            )
-            .unwrap();
+        let facts = chat_state(&mut g, "dave@localhost", ChatState::Paused);
         let sent = deliver_all(&g, &facts);
         assert_eq!(to(&sent, |s| s.has("paused", ns::CHATSTATES)), MIX_CLIENTS);
         // FlyChat knows composing and, for every other state, gone.

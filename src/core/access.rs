@@ -83,41 +83,20 @@ mod tests {
     use super::super::testing::*;
     use super::*;
     use crate::core::Nodes;
+    use AccessList::{Allowed, Banned};
+
+    /// `by` puts `entry` on `list` of `coven` at `now`.
+    fn put(g: &mut Groups, by: &str, list: AccessList, entry: &str, now: Micros) -> Outcome {
+        g.set_access("coven", &jid(by), list, &jid(entry), true, now)
+    }
 
     #[test]
     fn banning_removes_and_keeps_out_and_banned_wins() {
         let mut g = with_carol();
-        let alice = jid("alice@localhost");
-        let err = g
-            .set_access(
-                "coven",
-                &jid("bob@localhost"),
-                AccessList::Banned,
-                &jid("carol@localhost"),
-                true,
-                5,
-            )
-            .unwrap_err();
+        let err = put(&mut g, "bob@localhost", Banned, "carol@localhost", 5).unwrap_err();
         assert_eq!(err.condition, Condition::Forbidden);
-        g.set_access(
-            "coven",
-            &alice,
-            AccessList::Allowed,
-            &jid("localhost"),
-            true,
-            5,
-        )
-        .unwrap();
-        let facts = g
-            .set_access(
-                "coven",
-                &alice,
-                AccessList::Banned,
-                &jid("carol@localhost"),
-                true,
-                6,
-            )
-            .unwrap();
+        put(&mut g, "alice@localhost", Allowed, "localhost", 5).unwrap();
+        let facts = put(&mut g, "alice@localhost", Banned, "carol@localhost", 6).unwrap();
         assert!(facts.iter().any(|f| matches!(f, Fact::Left { .. })));
         assert!(g
             .channel("coven")
@@ -146,16 +125,7 @@ mod tests {
         let alice = jid("alice@localhost");
         g.invite("coven", &alice, &[jid("eve@elsewhere")], 5)
             .unwrap();
-        let facts = g
-            .set_access(
-                "coven",
-                &alice,
-                AccessList::Banned,
-                &jid("elsewhere"),
-                true,
-                6,
-            )
-            .unwrap();
+        let facts = put(&mut g, "alice@localhost", Banned, "elsewhere", 6).unwrap();
         assert!(facts.iter().any(|f| matches!(
             f,
             Fact::PendingResolved {
@@ -175,7 +145,7 @@ mod tests {
         let mut g = coven();
         let alice = jid("alice@localhost");
         let err = g
-            .set_access("coven", &alice, AccessList::Banned, &alice, true, 5)
+            .set_access("coven", &alice, Banned, &alice, true, 5)
             .unwrap_err();
         assert_eq!(err.condition, Condition::NotAllowed);
         assert_eq!(
@@ -189,16 +159,7 @@ mod tests {
     fn the_owners_own_domain_can_be_banned_and_keeps_everyone_else_out() {
         let mut g = with_carol();
         let alice = jid("alice@localhost");
-        let facts = g
-            .set_access(
-                "coven",
-                &alice,
-                AccessList::Banned,
-                &jid("localhost"),
-                true,
-                5,
-            )
-            .unwrap();
+        let facts = put(&mut g, "alice@localhost", Banned, "localhost", 5).unwrap();
         let left: Vec<_> = facts
             .iter()
             .filter_map(|f| match f {

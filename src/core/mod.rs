@@ -760,6 +760,12 @@ pub(crate) mod testing {
             .clone()
     }
 
+    /// `who`'s chat state `state` in `coven` at time 0, repeats dropped: its facts.
+    pub fn chat_state(g: &mut Groups, who: &str, state: ChatState) -> Vec<Fact> {
+        g.chat_state("coven", &jid(who), state, Repeats::Dropped, 0)
+            .unwrap()
+    }
+
     /// A plain text submission.
     pub fn text(body: &str) -> Submission {
         Submission {

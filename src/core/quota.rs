@@ -111,52 +111,46 @@ impl Quota {
 
     /// The refusal for a bucket that lacks tokens: when it has them again is `wait` away.
     fn refusal(self, rate: Rate, wait: Micros) -> Refusal {
-        let when = format!("try again in {}", duration_text(wait));
-        match self {
-            Quota::Messages => Refusal::new(
+        let (condition, what, limit) = match self {
+            Quota::Messages => (
                 Condition::PolicyViolation,
+                "are sending messages",
+                format!("{} at once, then {} a minute", rate.burst, rate.refill),
+            ),
+            Quota::Signals => (
+                Condition::PolicyViolation,
+                "are sending chat states, receipts, reactions and retractions",
+                format!("{} a minute", rate.burst),
+            ),
+            Quota::Channels => (
+                Condition::ResourceConstraint,
+                "have created channels",
+                format!("{} an hour", rate.burst),
+            ),
+            Quota::Joins => (
+                Condition::ResourceConstraint,
+                "are joining channels",
+                format!("{} a minute", rate.burst),
+            ),
+            Quota::Adds => (
+                Condition::ResourceConstraint,
+                "have added or invited users",
+                format!("{} an hour", rate.burst),
+            ),
+            Quota::Reads => (
+                Condition::PolicyViolation,
+                "are reading history",
                 format!(
-                    "you are sending messages too fast: at most {} at once, then {} a minute; {when}",
+                    "{} reads at once, then {} a minute",
                     rate.burst, rate.refill
                 ),
             ),
-            Quota::Signals => Refusal::new(
-                Condition::PolicyViolation,
-                format!(
-                    "you are sending chat states, receipts, reactions and retractions too fast: \
-                     at most {} a minute; {when}",
-                    rate.burst
-                ),
-            ),
-            Quota::Channels => Refusal::new(
-                Condition::ResourceConstraint,
-                format!(
-                    "you have created channels too fast: at most {} an hour; {when}",
-                    rate.burst
-                ),
-            ),
-            Quota::Joins => Refusal::new(
-                Condition::ResourceConstraint,
-                format!(
-                    "you are joining channels too fast: at most {} a minute; {when}",
-                    rate.burst
-                ),
-            ),
-            Quota::Adds => Refusal::new(
-                Condition::ResourceConstraint,
-                format!(
-                    "you have added or invited users too fast: at most {} an hour; {when}",
-                    rate.burst
-                ),
-            ),
-            Quota::Reads => Refusal::new(
-                Condition::PolicyViolation,
-                format!(
-                    "you are reading history too fast: at most {} reads at once, then {} a minute; {when}",
-                    rate.burst, rate.refill
-                ),
-            ),
-        }
+        };
+        let when = duration_text(wait);
+        Refusal::new(
+            condition,
+            format!("you {what} too fast: at most {limit}; try again in {when}"),
+        )
     }
 }
 

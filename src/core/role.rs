@@ -111,6 +111,11 @@ mod tests {
         g.channel("coven").unwrap().role_of(&jid(who))
     }
 
+    /// `by` gives `whom` role `role` in `coven` at `now`.
+    fn set(g: &mut Groups, by: &str, whom: &str, role: Role, now: Micros) -> Outcome {
+        g.set_role("coven", &jid(by), &jid(whom), role, now)
+    }
+
     #[test]
     fn owner_makes_admins_members_cannot() {
         let mut g = coven();
@@ -142,32 +147,17 @@ mod tests {
             .unwrap();
         g.make_admin("coven", &jid("bob@localhost"), &jid("carol@localhost"), 5)
             .unwrap();
-        let err = g
-            .set_role(
-                "coven",
-                &jid("bob@localhost"),
-                &jid("carol@localhost"),
-                Role::Member,
-                6,
-            )
-            .unwrap_err();
+        let err = set(&mut g, "bob@localhost", "carol@localhost", Role::Member, 6).unwrap_err();
         assert_eq!(err.condition, Condition::Forbidden);
-        g.set_role(
-            "coven",
-            &jid("carol@localhost"),
-            &jid("carol@localhost"),
+        set(
+            &mut g,
+            "carol@localhost",
+            "carol@localhost",
             Role::Member,
             6,
         )
         .unwrap();
-        g.set_role(
-            "coven",
-            &jid("alice@localhost"),
-            &jid("bob@localhost"),
-            Role::Member,
-            6,
-        )
-        .unwrap();
+        set(&mut g, "alice@localhost", "bob@localhost", Role::Member, 6).unwrap();
         assert_eq!(
             (role(&g, "bob@localhost"), role(&g, "carol@localhost")),
             (Role::Member, Role::Member)
@@ -177,15 +167,14 @@ mod tests {
     #[test]
     fn transfer_makes_the_old_owner_an_admin_and_the_last_owner_stays() {
         let mut g = coven();
-        let err = g
-            .set_role(
-                "coven",
-                &jid("alice@localhost"),
-                &jid("alice@localhost"),
-                Role::Member,
-                5,
-            )
-            .unwrap_err();
+        let err = set(
+            &mut g,
+            "alice@localhost",
+            "alice@localhost",
+            Role::Member,
+            5,
+        )
+        .unwrap_err();
         assert_eq!(err.condition, Condition::NotAllowed);
         let err = g
             .transfer("coven", &jid("bob@localhost"), &jid("bob@localhost"), 5)
@@ -214,23 +203,9 @@ mod tests {
     #[test]
     fn several_owners() {
         let mut g = coven();
-        g.set_role(
-            "coven",
-            &jid("alice@localhost"),
-            &jid("bob@localhost"),
-            Role::Owner,
-            5,
-        )
-        .unwrap();
+        set(&mut g, "alice@localhost", "bob@localhost", Role::Owner, 5).unwrap();
         // With two owners, one may step down.
-        g.set_role(
-            "coven",
-            &jid("alice@localhost"),
-            &jid("alice@localhost"),
-            Role::Admin,
-            6,
-        )
-        .unwrap();
+        set(&mut g, "alice@localhost", "alice@localhost", Role::Admin, 6).unwrap();
         assert_eq!(role(&g, "bob@localhost"), Role::Owner);
         assert_eq!(role(&g, "alice@localhost"), Role::Admin);
     }

@@ -274,15 +274,7 @@ mod tests {
     #[test]
     fn only_participants_type() {
         let mut g = coven();
-        let facts = g
-            .chat_state(
-                "coven",
-                &jid("bob@localhost"),
-                ChatState::Composing,
-                Repeats::Dropped,
-                0,
-            )
-            .unwrap();
+        let facts = chat_state(&mut g, "bob@localhost", ChatState::Composing);
         assert!(
             matches!(&facts[0], Fact::ChatState { nick, state: ChatState::Composing, .. } if nick == "bob")
         );

@@ -153,6 +153,14 @@ fn event(channel_jid: &str, write: impl FnOnce(&mut Xml)) -> Template {
     })
 }
 
+/// An event on the participants node: `write` fills its `<items/>`.
+fn participants_event(channel_jid: &str, write: impl FnOnce(&mut Xml)) -> Template {
+    event(channel_jid, |x| {
+        x.open("items", "").attr("node", node::PARTICIPANTS);
+        write(x);
+    })
+}
+
 /// `userAdded`: an item published by whoever added (or, on a join, the user itself), with
 /// the participant and the group's name.
 pub fn user_added(
@@ -162,10 +170,8 @@ pub fn user_added(
     by: &BareJid,
     names: &Naming,
 ) -> Template {
-    event(channel_jid, |x| {
-        x.open("items", "")
-            .attr("node", node::PARTICIPANTS)
-            .open("item", "")
+    participants_event(channel_jid, |x| {
+        x.open("item", "")
             .attr("id", &participant.id.to_string())
             .attr("publisher", &names.jid(by))
             .open("participant", ns::MIX_CORE)
@@ -184,10 +190,8 @@ pub fn user_left(
     by: &BareJid,
     names: &Naming,
 ) -> Template {
-    event(channel_jid, |x| {
-        x.open("items", "")
-            .attr("node", node::PARTICIPANTS)
-            .open("retract", "")
+    participants_event(channel_jid, |x| {
+        x.open("retract", "")
             .attr("id", &participant.id.to_string())
             .close()
             .open("item", "")
