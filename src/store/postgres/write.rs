@@ -1,7 +1,8 @@
 //! Persisting facts: the [`FactWriter`] side of the backend. Each fact becomes its
 //! statements inside the batch's one transaction, which first checks the fence; receipts also
-//! say whether they completed a message for its author. The statements are SQLite's
-//! (`sqlite/write.rs`) in PostgreSQL's words, fact for fact.
+//! say whether they completed a message for its author. Which rows a fact changes is decided
+//! once for both backends (`store/persist.rs`, `joins.rs`, `receipt.rs`); the statements here
+//! are SQLite's (`sqlite/write.rs`) in PostgreSQL's words, method for method.
 
 use std::collections::{HashMap, HashSet};
 

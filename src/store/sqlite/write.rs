@@ -1,6 +1,9 @@
 //! Persisting facts: the [`FactWriter`] side of the backend. Each fact becomes its
 //! statements inside the batch's one transaction; receipts also say whether they completed a
-//! message for its author.
+//! message for its author. Which rows a fact changes is decided once for both backends
+//! (`store/persist.rs`, `joins.rs`, `receipt.rs`); this file holds SQLite's statements for
+//! them ([`Statements`], [`ReceiptRows`]), the runs of joins' multi-row statements and what
+//! a batch does at its end (message counts, deferred look-up entries, a checkpoint).
 
 use std::sync::OnceLock;
 
