@@ -74,9 +74,9 @@ pub struct LinkSettings {
 /// closes its stream cleanly once every clone is dropped and the queue is drained.
 ///
 /// **Bound and policy.** The queue counts the bytes it holds (queued, and taken by the write
-/// loop but not yet all written). [`Outbox::send`] never blocks and never drops: whatever was handed to it — a
-/// reply, a reflection of a stored message — is what clients were promised, and stays queued
-/// across reconnects. The bound is applied where new work enters: the service loop takes no
+/// loop but not yet all written). [`Outbox::send`] never blocks and never drops: whatever was
+/// handed to it — a reply, a reflection of a stored message — is what clients were promised,
+/// and stays queued across reconnects. The bound is applied where new work enters: the service loop takes no
 /// new inbound stanza while [`Outbox::has_room`] is false and waits on [`Outbox::room`]
 /// (which also stops the link reading, so TCP pushes back on the server). So the cap is soft:
 /// it may be exceeded by what was already in progress when it was reached (jobs waiting for
