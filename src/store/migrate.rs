@@ -105,8 +105,8 @@ const MIGRATIONS: &[&str] = &[
          VALUES ('indexed_upto', (SELECT coalesce(max(id), 0) FROM messages));",
     // 10 → 11: a sender's messages and its notices in two indexes, so that a page `with` a
     // sender is counted from the index alone (src/store/sqlite/history.rs). Both are built
-    // from the archive (50 s at 10 M messages, 11 s of it CPU: docs/benchmarks.md, issue 16,
-    // branch `histhop`).
+    // from the archive (35–50 s at 10 M messages, 10–11 s of it CPU, on a loaded machine:
+    // docs/benchmarks.md, issue 16, branch `histhop`).
     "DROP INDEX messages_by_sender;
      CREATE INDEX messages_by_sender ON messages (channel, sender)
          WHERE deferred = 0 AND notice = 0;
