@@ -155,8 +155,12 @@ CREATE TABLE messages (
 CREATE INDEX messages_by_channel ON messages (channel, id);
 -- History filtered by sender (MAM `with`) and media-only history (MAM's media field, the
 -- FlyChat SDK's media list), paged by id like the rest: the index's entries end with the
--- rowid, the archive id. The media one holds only media rows.
-CREATE INDEX messages_by_sender ON messages (channel, sender) WHERE deferred = 0;
+-- rowid, the archive id. The media one holds only media rows. A sender's messages and
+-- notices are in two indexes, so that a page `with` a sender that leaves notices out (MAM's
+-- default) is counted from its index alone, without reading a row of the table for its
+-- `notice` (src/store/sqlite/history.rs).
+CREATE INDEX messages_by_sender ON messages (channel, sender) WHERE deferred = 0 AND notice = 0;
+CREATE INDEX notices_by_sender ON messages (channel, sender) WHERE deferred = 0 AND notice != 0;
 CREATE INDEX messages_with_media ON messages (channel, id) WHERE media = 1;
 -- A message named by the id its sender gave it (an XEP-0359 origin-id, or the stanza's id:
 -- what MIX retractions, corrections and reactions and the FlyChat SDK's look-ups name), so

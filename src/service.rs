@@ -316,7 +316,7 @@ impl Outlets<'_> {
             run: Box::new(run),
             if_panicked: Box::new(move || {
                 metrics.reply(&failed);
-                outbox.send(failed.into());
+                outbox.write_now(failed.into());
             }),
         });
         if let Err(refusal) = queued {
@@ -371,7 +371,9 @@ impl Outlets<'_> {
                     for stanza in &answer {
                         metrics.reply(stanza);
                     }
-                    outbox.send(answer.into())
+                    // Written on this thread when nothing is queued before it: no hop to the
+                    // link's task (`link::Outbox::write_now`).
+                    outbox.write_now(answer.into())
                 });
             }
             Handled::Lookup(Lookup {
@@ -402,7 +404,7 @@ impl Outlets<'_> {
                         Err(error) => {
                             tracing::error!(%error, "looking up a message failed");
                             metrics.reply(&on_failure);
-                            outbox.send(on_failure.into());
+                            outbox.write_now(on_failure.into());
                         }
                     }
                 });

@@ -512,6 +512,63 @@ impl Stanzas {
     fn all_runs(&self) -> impl Iterator<Item = &Run> + '_ {
         self.full.iter().chain(std::iter::once(&self.last))
     }
+
+    /// The stanzas whose first byte is among the first `written` bytes: those a write that
+    /// stopped there has sent, or begun to.
+    pub fn begun(&self, written: usize) -> impl Iterator<Item = &str> + '_ {
+        let mut start = 0;
+        self.iter().take_while(move |stanza| {
+            let begun = start < written;
+            start += stanza.len();
+            begun
+        })
+    }
+
+    /// What is left to write once the first `written` bytes are on the wire: the end of a
+    /// stanza cut in two, as a run that holds no stanza (its bytes go out, the stanza is
+    /// [`begun`](Self::begun)), then the stanzas not begun. A copy: only a write the socket
+    /// took part of makes one.
+    pub fn unwritten(&self, written: usize) -> Stanzas {
+        let mut left = Vec::new();
+        let mut offset = 0;
+        for run in self.all_runs() {
+            let (start, len) = (offset, run.text.len());
+            offset += len;
+            if start + len <= written {
+                continue;
+            }
+            let cut = written.saturating_sub(start);
+            // The stanzas of this run that end past the cut; the first may begin before it.
+            let ends: Vec<usize> = run.ends.iter().copied().filter(|&end| end > cut).collect();
+            let whole_from = match run.ends.iter().rev().find(|&&end| end <= cut) {
+                Some(&end) => end,
+                None => 0,
+            };
+            let mut from = cut;
+            if whole_from < cut {
+                // A stanza cut in two: its end alone, counted where it began.
+                let end = ends.first().copied().unwrap_or(len);
+                left.push(Run {
+                    text: run.text[cut..end].to_owned(),
+                    ends: Vec::new(),
+                });
+                from = end;
+            }
+            let rest = Run {
+                text: run.text[from..].to_owned(),
+                ends: ends
+                    .iter()
+                    .filter(|&&end| end > from)
+                    .map(|end| end - from)
+                    .collect(),
+            };
+            if !rest.text.is_empty() {
+                left.push(rest);
+            }
+        }
+        let last = left.pop().unwrap_or_default();
+        Stanzas { full: left, last }
+    }
 }
 
 impl From<String> for Stanzas {
@@ -539,6 +596,35 @@ impl From<Vec<String>> for Stanzas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write cut anywhere leaves the bytes after the cut, in order, with each stanza
+    /// counted once: begun before the cut, or whole after it.
+    #[test]
+    fn what_a_partial_write_leaves_is_the_rest_with_each_stanza_counted_once() {
+        let big = "x".repeat(RUN_BYTES - 10);
+        let mut stanzas = Stanzas::default();
+        for stanza in ["<iq id='1'/>", "<iq id='22'/>", &big, "<iq id='333'/>"] {
+            stanzas.push(stanza);
+        }
+        let wire: String = stanzas.runs().collect();
+        // Every cut near the small stanzas and the runs' boundary, a few within the big one.
+        let boundary = stanzas.runs().next().unwrap().len();
+        let near = |w: usize, at: usize| w.abs_diff(at) < 40;
+        let cuts = (0..wire.len())
+            .filter(|&w| near(w, 0) || near(w, boundary) || near(w, wire.len()) || w % 997 == 0);
+        for written in cuts {
+            let left = stanzas.unwritten(written);
+            assert_eq!(
+                left.runs().collect::<String>(),
+                wire[written..],
+                "{written}"
+            );
+            let counted: Vec<&str> = stanzas.begun(written).chain(left.iter()).collect();
+            assert_eq!(counted, stanzas.iter().collect::<Vec<_>>(), "{written}");
+        }
+        assert_eq!(stanzas.begun(wire.len()).count(), 4);
+        assert_eq!(stanzas.unwritten(wire.len()).bytes(), 0);
+    }
 
     #[test]
     fn a_head_is_the_stanzas_own_attributes() {

@@ -15,10 +15,11 @@
 //! link stops reading and TCP pushes back on the server.
 //!
 //! Writing: stanzas, already serialized by delivery into runs ([`Stanzas`], a stanza's
-//! handling writes one), are written where they lie, many runs a vectored write call, with one
-//! flush per batch. Stanzas queued while the link is down stay queued and go out after the reconnect; a
-//! batch whose flush failed is written again (at least once). The queue is bounded, see
-//! [`Outbox`].
+//! handling writes one), are written where they lie, many runs a vectored write call, with no
+//! buffer of the link's own. Stanzas queued while the link is down stay queued and go out after
+//! the reconnect; a batch whose write failed is written again (at least once). The queue is
+//! bounded, see [`Outbox`]; a reader thread writes its pages itself while nothing is queued
+//! ([`Outbox::write_now`]).
 
 pub mod reader;
 
@@ -26,11 +27,11 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use minidom::Element;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
@@ -72,10 +73,10 @@ pub struct LinkSettings {
 /// The queue of serialized stanzas to send. Cloned by whoever produces stanzas; the link
 /// closes its stream cleanly once every clone is dropped and the queue is drained.
 ///
-/// **Bound and policy.** The queue counts the bytes it holds (queued, and written but not yet
-/// flushed). [`Outbox::send`] never blocks and never drops: whatever was handed to it — a
-/// reply, a reflection of a stored message — is what clients were promised, and stays queued
-/// across reconnects. The bound is applied where new work enters: the service loop takes no
+/// **Bound and policy.** The queue counts the bytes it holds (queued, and taken by the write
+/// loop but not yet all written). [`Outbox::send`] never blocks and never drops: whatever was
+/// handed to it — a reply, a reflection of a stored message — is what clients were promised,
+/// and stays queued across reconnects. The bound is applied where new work enters: the service loop takes no
 /// new inbound stanza while [`Outbox::has_room`] is false and waits on [`Outbox::room`]
 /// (which also stops the link reading, so TCP pushes back on the server). So the cap is soft:
 /// it may be exceeded by what was already in progress when it was reached (jobs waiting for
@@ -85,6 +86,13 @@ pub struct LinkSettings {
 /// fill the writer's own unbounded job queue; stopping at the service loop bounds both.
 /// If the server reads nothing for `write_timeout` while stanzas wait, the link is dropped and
 /// connected again; what was queued is sent on the new connection.
+///
+/// **Written where they were made.** A thread outside the runtime (an archive reader) writes
+/// its stanzas to the socket itself when nothing is queued before them ([`Outbox::write_now`]):
+/// handing a page to the link's task woke a tokio worker to write it, one more thread hop a
+/// page (docs/benchmarks.md, issue 16, branch `histhop`). Order holds because every sender
+/// queues under the lock that such a write holds, and such a write happens only while the
+/// queue holds no byte, i.e. while the link's task has nothing to write.
 #[derive(Clone)]
 pub struct Outbox {
     tx: mpsc::UnboundedSender<Vec<Stanzas>>,
@@ -99,20 +107,34 @@ struct WeakOutbox {
 
 /// What the outbox holds, shared by its senders and the write loop.
 struct Queued {
+    /// Bytes queued, and taken by the write loop but not yet written.
     bytes: AtomicUsize,
     cap: usize,
     room: Notify,
+    /// The connected socket, for [`Outbox::write_now`]; held while a sender queues or
+    /// writes, so that senders' stanzas keep the order in which they took it.
+    socket: Mutex<Option<Arc<OwnedWriteHalf>>>,
+    /// Told of the stanzas [`Outbox::write_now`] writes.
+    metrics: Arc<Metrics>,
 }
 
 impl Queued {
-    fn add(&self, runs: &[Stanzas]) -> usize {
+    fn socket(&self) -> MutexGuard<'_, Option<Arc<OwnedWriteHalf>>> {
+        self.socket.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `runs` for the write loop; the caller holds the socket's lock.
+    fn queue(&self, tx: &mpsc::UnboundedSender<Vec<Stanzas>>, runs: Vec<Stanzas>) {
         let bytes = runs.iter().map(Stanzas::bytes).sum();
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-        bytes
+        self.bytes.fetch_add(bytes, Ordering::Release);
+        // Fails only once the link task has ended, at shutdown: nothing can be sent then.
+        if tx.send(runs).is_err() {
+            self.written(bytes);
+        }
     }
 
     fn written(&self, bytes: usize) {
-        let before = self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        let before = self.bytes.fetch_sub(bytes, Ordering::Release);
         if before >= self.cap && before - bytes < self.cap {
             self.room.notify_waiters();
         }
@@ -130,10 +152,28 @@ impl Outbox {
 
     /// Sends runs of stanzas in order (a commit's: each job's), each written where it lies.
     pub fn send_runs(&self, runs: Vec<Stanzas>) {
-        let bytes = self.queue.add(&runs);
-        // Fails only once the link task has ended, at shutdown: nothing can be sent then.
-        if self.tx.send(runs).is_err() {
-            self.queue.written(bytes);
+        let _socket = self.queue.socket();
+        self.queue.queue(&self.tx, runs);
+    }
+
+    /// Sends `stanzas`, written to the socket on the calling thread if nothing is queued
+    /// before them and the socket takes them (what it does not take is queued, first); else
+    /// queued like [`send`](Self::send). For threads outside the runtime (the archive's
+    /// readers): a write call of theirs costs what the link's would, and spares waking the
+    /// link's task. Never blocks on the socket.
+    pub fn write_now(&self, stanzas: Stanzas) {
+        let socket = self.queue.socket();
+        let (Some(write), 0) = (&*socket, self.queue.bytes.load(Ordering::Acquire)) else {
+            return self.queue.queue(&self.tx, vec![stanzas]);
+        };
+        match write_some(write, &stanzas) {
+            0 => self.queue.queue(&self.tx, vec![stanzas]),
+            written => {
+                self.queue.metrics.written(stanzas.begun(written));
+                if written < stanzas.bytes() {
+                    self.queue.queue(&self.tx, vec![stanzas.unwritten(written)]);
+                }
+            }
         }
     }
 
@@ -171,13 +211,47 @@ impl Outbox {
 impl WeakOutbox {
     fn send(&self, stanzas: Vec<String>) {
         if let Some(tx) = self.tx.upgrade() {
-            let stanzas = vec![Stanzas::from(stanzas)];
-            let bytes = self.queue.add(&stanzas);
-            if tx.send(stanzas).is_err() {
-                self.queue.written(bytes);
+            let _socket = self.queue.socket();
+            self.queue.queue(&tx, vec![Stanzas::from(stanzas)]);
+        }
+    }
+
+    /// Lends `write` to [`Outbox::write_now`] until the returned guard is dropped (when the
+    /// session ends, before the socket is closed).
+    fn attach(&self, write: Arc<OwnedWriteHalf>) -> Attached<'_> {
+        *self.queue.socket() = Some(write);
+        Attached(&self.queue)
+    }
+}
+
+/// The socket lent to [`Outbox::write_now`] for one session.
+struct Attached<'a>(&'a Queued);
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        *self.0.socket() = None;
+    }
+}
+
+/// Writes as much of `stanzas` as the socket takes now, without waiting: the bytes written
+/// (an error counts as none written; the write loop meets it again and reconnects).
+fn write_some(write: &OwnedWriteHalf, stanzas: &Stanzas) -> usize {
+    let mut slices: Vec<IoSlice<'_>> = stanzas
+        .runs()
+        .map(|run| IoSlice::new(run.as_bytes()))
+        .collect();
+    let mut rest = &mut slices[..];
+    let mut written = 0;
+    while !rest.is_empty() {
+        match write.try_write_vectored(rest) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                written += n;
+                IoSlice::advance_slices(&mut rest, n);
             }
         }
     }
+    written
 }
 
 /// Why a connection attempt or a connected link ended.
@@ -247,7 +321,7 @@ const OCCUPIED_RETRY: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long the server may take to answer the stream header, the handshake or a ping.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Runs of stanzas written by one call (and flushed once): Linux's `IOV_MAX`.
+/// Runs of stanzas written by one call: Linux's `IOV_MAX`.
 const WRITE_BATCH: usize = 1024;
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -263,6 +337,8 @@ pub fn spawn(settings: LinkSettings) -> Link {
             bytes: AtomicUsize::new(0),
             cap: settings.max_outbox_bytes,
             room: Notify::new(),
+            socket: Mutex::new(None),
+            metrics: settings.metrics.clone(),
         }),
     };
     let weak_outbox = outbox.downgrade();
@@ -357,6 +433,8 @@ async fn session(
     first: &mut Option<oneshot::Sender<Result<(), LinkError>>>,
 ) -> Result<(), LinkError> {
     let (mut stream, writer) = connect(settings).await?;
+    let writer = Arc::new(writer);
+    let _attached = weak_outbox.attach(writer.clone());
     *connected = true;
     settings.metrics.link_connected(first.is_none());
     tracing::info!(domain = %settings.domain, server = %settings.server, "component connected");
@@ -451,7 +529,7 @@ async fn session(
         }
     };
     let writing = write_loop(
-        writer,
+        &writer,
         outbox,
         pending,
         &weak_outbox.queue,
@@ -513,9 +591,7 @@ impl Stream {
     }
 }
 
-async fn connect(
-    settings: &LinkSettings,
-) -> Result<(Stream, BufWriter<OwnedWriteHalf>), LinkError> {
+async fn connect(settings: &LinkSettings) -> Result<(Stream, OwnedWriteHalf), LinkError> {
     let tcp = tokio::time::timeout(
         Duration::from_secs(10),
         TcpStream::connect(&settings.server),
@@ -525,8 +601,7 @@ async fn connect(
     .map_err(|e| LinkError::Lost(format!("connecting to {}: {e}", settings.server)))?;
     // Without it, bursts of small stanzas stall ~40 ms on delayed ACKs (platform-notes).
     tcp.set_nodelay(true)?;
-    let (read, write) = tcp.into_split();
-    let mut writer = BufWriter::with_capacity(64 * 1024, write);
+    let (read, mut writer) = tcp.into_split();
     let mut stream = Stream {
         read,
         reader: match &settings.screen {
@@ -545,7 +620,6 @@ async fn connect(
     escape_into(&mut header, &settings.domain);
     header.push_str("'>");
     writer.write_all(header.as_bytes()).await?;
-    writer.flush().await?;
     let stream_id = match stream.answer("stream header").await? {
         Item::Header { id: Some(id) } => id,
         Item::Header { id: None } => {
@@ -564,7 +638,6 @@ async fn connect(
     }
     handshake.push_str("</handshake>");
     writer.write_all(handshake.as_bytes()).await?;
-    writer.flush().await?;
     match stream.answer("handshake reply").await? {
         Item::Stanza { element, .. } if element.is("handshake", ns::COMPONENT) => {}
         Item::Stanza { element, .. } if element.is("error", STREAM_NS) => {
@@ -686,14 +759,14 @@ fn keepalive_ping(domain: &str) -> String {
     x.finish()
 }
 
-/// Writes queued stanzas in batches, flushing once per batch; returns `Ok` after writing the
+/// Writes queued stanzas in batches; returns `Ok` after writing the
 /// stream footer once every outbox sender is gone and nothing is left to send. A write that
 /// makes no progress for `stall` (the server reads nothing) ends the link; the batch stays in
 /// `pending` for the next connection. A batch is up to [`WRITE_BATCH`] runs (more only when
 /// one handled stanza's are more), written where they lie by vectored write calls (as few as
 /// the socket takes, each with its stall timer): no copy, and no call per stanza.
 async fn write_loop(
-    mut writer: BufWriter<OwnedWriteHalf>,
+    writer: &OwnedWriteHalf,
     outbox: &mut mpsc::UnboundedReceiver<Vec<Stanzas>>,
     pending: &mut VecDeque<Stanzas>,
     queue: &Queued,
@@ -714,8 +787,11 @@ async fn write_loop(
             match outbox.recv().await {
                 Some(more) => pending.extend(more),
                 None => {
-                    writer.write_all(b"</stream:stream>").await?;
-                    writer.flush().await?;
+                    let mut footer = &b"</stream:stream>"[..];
+                    while !footer.is_empty() {
+                        let n = write_vectored(writer, &[IoSlice::new(footer)]).await?;
+                        footer = &footer[n..];
+                    }
                     return Ok(());
                 }
             }
@@ -731,7 +807,7 @@ async fn write_loop(
         let mut rest = &mut slices[..];
         let mut left = bytes;
         while left > 0 {
-            let n = tokio::time::timeout(stall, writer.write_vectored(rest))
+            let n = tokio::time::timeout(stall, write_vectored(writer, rest))
                 .await
                 .map_err(|_| stalled())??;
             if n == 0 {
@@ -741,12 +817,22 @@ async fn write_loop(
             left -= n;
         }
         drop(slices);
-        tokio::time::timeout(stall, writer.flush())
-            .await
-            .map_err(|_| stalled())??;
         metrics.written(pending.iter().take(runs).flat_map(Stanzas::iter));
         pending.drain(..runs);
         queue.written(bytes);
+    }
+}
+
+/// One vectored write call once the socket can take some: the bytes it took. The socket is
+/// shared with [`Outbox::write_now`] (hence no buffer of the link's own, and `&`), which
+/// writes only while the write loop has nothing to write.
+async fn write_vectored(writer: &OwnedWriteHalf, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    loop {
+        writer.writable().await?;
+        match writer.try_write_vectored(slices) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return result,
+        }
     }
 }
 
@@ -889,6 +975,28 @@ mod tests {
         assert!(replies.contains("more than 16 levels deep"), "{replies}");
         assert!(replies.contains("<iq xmlns='jabber:component:accept' type='error' from='c@mix.test' to='eve@test/r' id='big'><error type='modify'><policy-violation"), "{replies}");
         assert_eq!(replies.matches("type='error'").count(), 2);
+    }
+
+    /// A page from a thread outside the runtime is written by that thread while nothing is
+    /// queued (this runtime has one thread, and the link's task has not run when it is
+    /// out), and queued behind what is queued otherwise.
+    #[tokio::test]
+    async fn a_reader_writes_its_page_itself_while_nothing_is_queued_and_keeps_the_order() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let link = spawn(settings(listener.local_addr().unwrap().to_string()));
+        let mut server = accept(&listener).await;
+        link.first_connection.await.unwrap().unwrap();
+        let page = |id: &str| Stanzas::from(format!("<iq type='result' id='{id}'/>"));
+        link.outbox.write_now(page("direct"));
+        assert_eq!(link.outbox.queued_bytes(), 0);
+        link.outbox.send(page("queued"));
+        link.outbox.write_now(page("behind"));
+        assert_eq!(link.outbox.queued_bytes(), 2 * page("queued").bytes());
+        let seen = read_until(&mut server, "id='behind'").await;
+        assert_eq!(
+            seen,
+            "<iq type='result' id='direct'/><iq type='result' id='queued'/><iq type='result' id='behind'/>"
+        );
     }
 
     /// The outbox over its cap says so; a server that reads nothing loses the link after

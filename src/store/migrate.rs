@@ -103,6 +103,15 @@ const MIGRATIONS: &[&str] = &[
          WHERE deferred = 0 AND client_id IS NOT NULL;
      INSERT INTO meta (name, value)
          VALUES ('indexed_upto', (SELECT coalesce(max(id), 0) FROM messages));",
+    // 10 → 11: a sender's messages and its notices in two indexes, so that a page `with` a
+    // sender is counted from the index alone (src/store/sqlite/history.rs). Both are built
+    // from the archive (35–50 s at 10 M messages, 10–11 s of it CPU, on a loaded machine:
+    // docs/benchmarks.md, issue 16, branch `histhop`).
+    "DROP INDEX messages_by_sender;
+     CREATE INDEX messages_by_sender ON messages (channel, sender)
+         WHERE deferred = 0 AND notice = 0;
+     CREATE INDEX notices_by_sender ON messages (channel, sender)
+         WHERE deferred = 0 AND notice != 0;",
 ];
 
 pub const LATEST: i64 = 1 + MIGRATIONS.len() as i64;
@@ -244,17 +253,21 @@ mod tests {
             )
             .unwrap();
         assert_eq!(upto, 2);
-        let by_alice: Vec<i64> = old
-            .prepare(
-                "SELECT id FROM messages INDEXED BY messages_by_sender
-                 WHERE deferred = 0 AND channel = 1 AND sender = 'alice@localhost' ORDER BY id",
-            )
+        // Alice's post in her messages' index, her notice in her notices'.
+        let by_alice = |index: &str, notice: &str| -> Vec<i64> {
+            old.prepare(&format!(
+                "SELECT id FROM messages INDEXED BY {index}
+                 WHERE deferred = 0 AND {notice} AND channel = 1 AND sender = 'alice@localhost'
+                 ORDER BY id"
+            ))
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
             .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(by_alice, [1, 2]);
+            .unwrap()
+        };
+        assert_eq!(by_alice("messages_by_sender", "notice = 0"), [2]);
+        assert_eq!(by_alice("notices_by_sender", "notice != 0"), [1]);
         assert_eq!(foreign_keys(&old), foreign_keys(&fresh));
         assert!(foreign_keys(&old).iter().any(|(table, parent, ..)| {
             (table.as_str(), parent.as_str()) == ("presence", "participants")

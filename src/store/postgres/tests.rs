@@ -197,6 +197,11 @@ fn queries(channel: i64, ids: &[i64]) -> Vec<HistoryQuery> {
         |q| q.with_notices = true,
         |q| q.media_only = true,
         |q| q.with = Some(jid("alice@localhost")),
+        // A sender's notices are a second arm on SQLite (`notices_by_sender`).
+        |q| {
+            q.with = Some(jid("alice@localhost"));
+            q.with_notices = true;
+        },
         |q| q.start = Some(40),
         |q| q.end = Some(60),
         |q| q.hidden_upto = 6,

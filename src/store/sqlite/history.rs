@@ -21,39 +21,44 @@ struct SqliteArchive<'c>(&'c Connection);
 
 /// Where a query's rows are read: named for the filters that have an index of their own, so
 /// that SQLite never walks the whole channel in id order to find a rare sender's messages
-/// (without statistics, which mixd does not gather, its planner sometimes did). The sender's
-/// index holds the rows whose look-up entries are entered (`deferred.rs`): a query `with` a
-/// sender reads it, and the channel's rows above the watermark beside it ([`arms`]).
+/// (without statistics, which mixd does not gather, its planner sometimes did). A sender's
+/// rows are read through the indexes of entered look-up entries (`deferred.rs`), one for its
+/// messages and one for its notices ([`Arm::Entered`], [`Arm::EnteredNotices`]), and the
+/// channel's rows above the watermark beside them ([`Arm::Tail`]).
 fn source(q: &HistoryQuery) -> &'static str {
-    if q.with.is_some() {
-        "messages INDEXED BY messages_by_sender"
-    } else if q.media_only {
+    if q.media_only {
         "messages INDEXED BY messages_with_media"
     } else {
         "messages"
     }
 }
 
-/// Which of a query's rows a statement reads. A query through an index whose entries are
-/// deferred (`with` a sender) reads two arms, each ordered and limited on its own and merged
-/// by the caller: the entered rows from the index, and the channel's rows above the
-/// watermark through `(channel, id)` (fewer than `deferred::CHANNEL_TAIL`).
+/// Which of a query's rows a statement reads. A query through indexes whose entries are
+/// deferred (`with` a sender) reads several arms, each ordered and limited on its own and
+/// merged by the caller: the entered rows from the sender's indexes, and the channel's rows
+/// above the watermark through `(channel, id)` (fewer than `deferred::CHANNEL_TAIL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Arm {
     /// Every row, through [`source`]: a query with no deferred index.
     Whole,
-    /// The rows whose look-up entries are entered, through [`source`].
+    /// The sender's messages whose look-up entries are entered, through
+    /// `messages_by_sender`. Its statement names `notice = 0`, which that partial index
+    /// implies: so SQLite reads neither column from the table, and a statement of ids (a
+    /// count) is answered from the index alone.
     Entered,
+    /// The sender's notices whose look-up entries are entered, through `notices_by_sender`:
+    /// read only when the query keeps notices.
+    EnteredNotices,
     /// The rows above the watermark, not yet entered.
     Tail,
 }
 
 /// The arms that read `q`'s rows.
 fn arms(q: &HistoryQuery) -> &'static [Arm] {
-    if q.with.is_some() {
-        &[Arm::Entered, Arm::Tail]
-    } else {
-        &[Arm::Whole]
+    match (&q.with, q.with_notices) {
+        (Some(_), false) => &[Arm::Entered, Arm::Tail],
+        (Some(_), true) => &[Arm::Entered, Arm::EnteredNotices, Arm::Tail],
+        (None, _) => &[Arm::Whole],
     }
 }
 
@@ -112,7 +117,16 @@ fn select(
     let order = order.sql();
     let (from, flag, floor) = match arm {
         Arm::Whole => (source(q), "", "?".to_owned()),
-        Arm::Entered => (source(q), "deferred = 0 AND ", "?".to_owned()),
+        Arm::Entered => (
+            "messages INDEXED BY messages_by_sender",
+            "deferred = 0 AND notice = 0 AND ",
+            "?".to_owned(),
+        ),
+        Arm::EnteredNotices => (
+            "messages INDEXED BY notices_by_sender",
+            "deferred = 0 AND notice != 0 AND ",
+            "?".to_owned(),
+        ),
         Arm::Tail => (
             "messages INDEXED BY messages_by_channel",
             "deferred = 1 AND ",
@@ -123,7 +137,7 @@ fn select(
     // once the arms are merged.
     let skip = match arm {
         Arm::Whole => "OFFSET",
-        Arm::Entered | Arm::Tail => "+",
+        Arm::Entered | Arm::EnteredNotices | Arm::Tail => "+",
     };
     let (conditions, args) = conditions(q, bounds, &floor);
     let sql = format!(
@@ -227,7 +241,8 @@ impl Archive for SqliteArchive<'_> {
     ) -> anyhow::Result<(usize, Option<i64>)> {
         // The first `limit` of the arms' ids in order: each arm's first `limit`, merged. A
         // tail that holds none of the query's rows (the sender posted nothing since the last
-        // fill: most often) is left out, and the entered arm counted alone, with no merge.
+        // fill: most often) is left out, and the entered arms counted alone: without notices
+        // (MAM's default), one, from the sender's index alone, with no merge.
         let tail_holds_some = arms(q).contains(&Arm::Tail) && {
             let (sql, mut args) = select(q, bounds, Arm::Tail, "id", Order::Ascending, 1);
             args.push(Value::from(0));
@@ -237,10 +252,9 @@ impl Archive for SqliteArchive<'_> {
                 .optional()?
                 .is_some()
         };
-        let counted: &[Arm] = match arms(q) {
-            [Arm::Entered, Arm::Tail] if !tail_holds_some => &[Arm::Entered],
-            arms => arms,
-        };
+        let counted = arms(q)
+            .iter()
+            .filter(|&&arm| tail_holds_some || arm != Arm::Tail);
         let mut union = Vec::new();
         let mut args = Vec::new();
         for &arm in counted {
@@ -611,49 +625,70 @@ mod tests {
     }
 
     /// Each arm of a page `with` a sender is a bounded search read in index order (no sort):
-    /// the sender's index for the entered rows, `(channel, id)` above the watermark for the
-    /// rest.
+    /// the sender's indexes for the entered rows, `(channel, id)` above the watermark for the
+    /// rest; a count of the sender's messages (actions kept, as MAM keeps them) reads its
+    /// index alone, no row of the table.
     #[test]
     fn a_senders_page_reads_its_index_and_the_tail_both_bounded() {
         use super::{select, Arm, ARCHIVED_COLUMNS};
         use crate::store::history::{Bounds, Order};
         let (_dir, _w, r, _g) = coven();
-        let q = HistoryQuery {
-            with: Some(jid("bob@localhost")),
-            ..query(Page::Last, 50)
-        };
         let bounds = Bounds {
             floor: 0,
             ceiling: i64::MAX,
         };
-        for (arm, search) in [
+        let sender = "(channel=? AND sender=? AND rowid>? AND rowid<?)";
+        let tail = "SEARCH messages USING INDEX messages_by_channel (channel=? AND id>? AND id<?)";
+        for (with_notices, arm, rows, ids) in [
             (
+                false,
                 Arm::Entered,
-                "SEARCH messages USING INDEX messages_by_sender (channel=? AND sender=? AND rowid>? AND rowid<?)",
+                format!("SEARCH messages USING INDEX messages_by_sender {sender}"),
+                format!("SEARCH messages USING COVERING INDEX messages_by_sender {sender}"),
             ),
             (
-                Arm::Tail,
-                "SEARCH messages USING INDEX messages_by_channel (channel=? AND id>? AND id<?)",
+                true,
+                Arm::Entered,
+                format!("SEARCH messages USING INDEX messages_by_sender {sender}"),
+                format!("SEARCH messages USING COVERING INDEX messages_by_sender {sender}"),
             ),
+            // `notice != 0` is not a value SQLite can take from the index's condition: the
+            // notices (few) are read from the table even to be counted.
+            (
+                true,
+                Arm::EnteredNotices,
+                format!("SEARCH messages USING INDEX notices_by_sender {sender}"),
+                format!("SEARCH messages USING INDEX notices_by_sender {sender}"),
+            ),
+            (false, Arm::Tail, tail.to_owned(), tail.to_owned()),
         ] {
-            for (columns, order) in [
-                (ARCHIVED_COLUMNS, Order::Descending),
-                ("id", Order::Ascending),
+            // As MAM asks: actions kept (their column is not in the indexes).
+            let q = HistoryQuery {
+                with: Some(jid("bob@localhost")),
+                with_notices,
+                with_actions: true,
+                ..query(Page::Last, 50)
+            };
+            for (columns, order, search) in [
+                (ARCHIVED_COLUMNS, Order::Descending, &rows),
+                ("id", Order::Ascending, &ids),
             ] {
                 let (sql, mut args) = select(&q, bounds, arm, columns, order, 51);
                 args.push(0.into());
                 let plan: Vec<String> = r
                     .with_conn(|conn| {
                         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                        let details = stmt
-                            .query_map(rusqlite::params_from_iter(&args), |row| row.get(3))?;
+                        let details =
+                            stmt.query_map(rusqlite::params_from_iter(&args), |row| row.get(3))?;
                         Ok(details.collect::<Result<_, _>>()?)
                     })
                     .unwrap();
                 assert!(
                     plan.iter().any(|p| p == search)
-                        && !plan.iter().any(|p| p.contains("SCAN") || p.contains("TEMP")),
-                    "{plan:?}"
+                        && !plan
+                            .iter()
+                            .any(|p| p.contains("SCAN") || p.contains("TEMP")),
+                    "{arm:?} {columns}: {plan:?}"
                 );
             }
         }
@@ -693,6 +728,20 @@ mod tests {
         assert_eq!(ids(&after), odd(entered - 5, entered + 4));
         let index = r.history(&bobs(Page::Index(30), 4)).unwrap();
         assert_eq!(ids(&index), odd(61, 67));
+        // With notices: bob's join (entered, in the notices' index) before his posts, in
+        // pages and in the count.
+        let with_notices = |page, max| HistoryQuery {
+            with_notices: true,
+            ..bobs(page, max)
+        };
+        let all = r.history(&with_notices(Page::First, 100)).unwrap();
+        let mut joined_then_posts = vec![0];
+        joined_then_posts.extend(odd(1, entered + 40));
+        assert_eq!((ids(&all), all.count), (joined_then_posts, 52));
+        let first = r.history(&with_notices(Page::First, 2)).unwrap();
+        assert_eq!((ids(&first), first.count), (vec![0, 1], 52));
+        let last = r.history(&with_notices(Page::Last, 30)).unwrap();
+        assert_eq!(ids(&last), odd(entered + 40 - 59, entered + 40));
         // Found by origin-id, entered and not: the newest post, one at the watermark, one
         // long before; a reference to none costs the tail's walk.
         for n in [entered + 40, entered, 1] {
