@@ -21,6 +21,7 @@
 //! [`Outbox`].
 
 pub mod reader;
+mod stanza;
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
