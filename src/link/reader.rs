@@ -383,6 +383,25 @@ impl Reader {
                     }
                     end
                 }
+                // The rest of a name, up to the byte that ends it, and an end tag's, up to
+                // its `>`: the same as stepping over each byte.
+                Lex::StartName => {
+                    let end = run_end(&bytes[i..], b" \t\r\n>/", i);
+                    self.capture_start_name(&bytes[i..end]);
+                    end
+                }
+                Lex::AttrName => {
+                    let end = run_end(&bytes[i..], b" \t\r\n>/=<'\"", i);
+                    if self.in_unit && matches!(self.depth, 1 | 2) {
+                        let room = 16usize.saturating_sub(self.capture.attr.len());
+                        let run = &bytes[i..end];
+                        self.capture
+                            .attr
+                            .extend_from_slice(&run[..run.len().min(room)]);
+                    }
+                    end
+                }
+                Lex::EndTag => memchr::memchr(b'>', &bytes[i..]).map_or(bytes.len(), |n| i + n),
                 _ => i,
             };
             if run_end > i {
@@ -416,6 +435,21 @@ impl Reader {
         }
         self.take(&bytes[kept..])?;
         self.flush_direct(out)
+    }
+
+    /// Bytes of a start tag's name after its first (which [`Reader::step`] took).
+    fn capture_start_name(&mut self, run: &[u8]) {
+        if !self.in_unit {
+            return;
+        }
+        if self.depth == 1 {
+            let room = 64usize.saturating_sub(self.capture.name.len());
+            self.capture
+                .name
+                .extend_from_slice(&run[..run.len().min(room)]);
+        } else if self.depth == 2 && !run.iter().all(|&b| self.capture.child.push(b)) {
+            self.capture.untold = true;
+        }
     }
 
     fn capture_value(&mut self, bytes: &[u8]) {
@@ -723,6 +757,15 @@ impl Reader {
             }
         }
     }
+}
+
+/// Where the run at the start of `bytes` (which begins at `offset`) ends: at the first of
+/// `ends`, or with the bytes.
+fn run_end(bytes: &[u8], ends: &[u8], offset: usize) -> usize {
+    bytes
+        .iter()
+        .position(|b| ends.contains(b))
+        .map_or(offset + bytes.len(), |n| offset + n)
 }
 
 fn new_parser(limits: Limits) -> Parser {

@@ -89,16 +89,17 @@ struct Open {
 #[derive(Debug)]
 struct Attr {
     prefix: Option<(usize, usize)>,
-    local: (usize, usize),
+    local: NcName,
     value: String,
 }
 
-/// A start tag as written: its name (and the colon in it, if any), where it ended, whether
+/// A start tag as written: its name (and its parts, checked), where it ended, whether
 /// it was empty (`/>`), and the declarations in scope outside it. Its declarations are in
 /// [`Parser::decls`], its other attributes in [`Parser::attrs`].
 struct Tag {
     name: (usize, usize),
-    colon: Option<usize>,
+    prefix: Option<(usize, usize)>,
+    local: (usize, usize),
     end: usize,
     empty: bool,
     outside: (usize, usize),
@@ -219,7 +220,8 @@ impl Parser {
         let outside = (self.decls.len(), self.namespaces.len());
         let start = at + 1;
         let name = (start, start + name_len(&bytes[start..]));
-        let colon = split_name(text, name)?;
+        let (prefix, local) = split_name(text, name)?;
+        ncname(&text[local.0..local.1])?;
         self.attrs.clear();
         let mut default_declared = false;
         let mut at = name.1;
@@ -231,7 +233,8 @@ impl Parser {
                 Some(b'>') => {
                     return Ok(Tag {
                         name,
-                        colon,
+                        prefix,
+                        local,
                         end: at + 1,
                         empty: false,
                         outside,
@@ -240,7 +243,8 @@ impl Parser {
                 Some(b'/') if bytes.get(at + 1) == Some(&b'>') => {
                     return Ok(Tag {
                         name,
-                        colon,
+                        prefix,
+                        local,
                         end: at + 2,
                         empty: true,
                         outside,
@@ -254,7 +258,7 @@ impl Parser {
                 Some(_) => {}
             }
             let attr = (at, at + attr_name_len(&bytes[at..]));
-            let attr_colon = split_name(text, attr)?;
+            let (prefix, local) = split_name(text, attr)?;
             at = skip_space(bytes, attr.1);
             if bytes.get(at) != Some(&b'=') {
                 return Err("an attribute without '='".into());
@@ -269,13 +273,16 @@ impl Parser {
                 .ok_or("an attribute value without its closing quote")?;
             let raw = &text[value_start..value_start + len];
             at = value_start + len + 1;
-            let name_text = &text[attr.0..attr.1];
-            let prefix = attr_colon.map(|colon| (attr.0, colon));
-            let local = attr_colon.map_or(attr, |colon| (colon + 1, attr.1));
-            let declared = match (prefix.map(|(s, e)| &text[s..e]), name_text) {
+            let local_text = &text[local.0..local.1];
+            let declared = match (prefix.map(|(s, e)| &text[s..e]), local_text) {
                 (None, "xmlns") => None,
-                (Some("xmlns"), _) => Some(local),
+                (Some("xmlns"), _) => {
+                    ncname(local_text)?;
+                    Some(local)
+                }
                 _ => {
+                    let local = NcName::try_from(local_text)
+                        .map_err(|e| format!("the name '{local_text}': {e}"))?;
                     let mut value = String::with_capacity(raw.len());
                     unescape(raw, Context::Attribute, &mut value)?;
                     self.attrs.push(Attr {
@@ -328,10 +335,8 @@ impl Parser {
 
     /// The element of a start tag just read, its name and attributes resolved.
     fn element(&mut self, text: &str, tag: &Tag, scope: &Scope) -> Result<Element, String> {
-        let (prefix, local) = match tag.colon {
-            Some(colon) => (Some(&text[tag.name.0..colon]), &text[colon + 1..tag.name.1]),
-            None => (None, &text[tag.name.0..tag.name.1]),
-        };
+        let prefix = tag.prefix.map(|(start, end)| &text[start..end]);
+        let local = &text[tag.local.0..tag.local.1];
         let namespace = self.lookup(text, prefix, scope)?;
         let mut element = Element::bare(local, namespace);
         let attrs = element.attrs_mut();
@@ -346,9 +351,7 @@ impl Parser {
                     ),
                 },
             };
-            let name = NcName::try_from(&text[attr.local.0..attr.local.1])
-                .map_err(|e| format!("an attribute's name: {e}"))?;
-            if attrs.insert(namespace, name, attr.value).is_some() {
+            if attrs.insert(namespace, attr.local, attr.value).is_some() {
                 return Err("an attribute given twice".into());
             }
         }
@@ -401,19 +404,25 @@ fn lookup<'a>(
     }
 }
 
-/// Checks the name at `name` (a range of `text`) as a qualified name: one NCName, or two
-/// joined by one colon, whose place it returns.
-fn split_name(text: &str, (start, end): (usize, usize)) -> Result<Option<usize>, String> {
-    let name = &text[start..end];
-    let colon = memchr::memchr(b':', name.as_bytes());
-    let parts = match colon {
-        Some(at) => [&name[..at], &name[at + 1..]],
-        None => [name, ""],
-    };
-    for part in parts.iter().take(1 + usize::from(colon.is_some())) {
-        <&NcNameStr>::try_from(*part).map_err(|e| format!("the name '{name}': {e}"))?;
+/// A qualified name's prefix, if it has one, and local part (ranges of the input).
+type Split = (Option<(usize, usize)>, (usize, usize));
+
+/// Splits the qualified name at `name` (a range of `text`) at its colon, if it has one: the
+/// prefix, checked, and the local part, which the caller checks as it keeps it (an NCName:
+/// a second colon is refused there).
+fn split_name(text: &str, (start, end): (usize, usize)) -> Result<Split, String> {
+    match memchr::memchr(b':', &text.as_bytes()[start..end]) {
+        Some(at) => {
+            ncname(&text[start..start + at])?;
+            Ok((Some((start, start + at)), (start + at + 1, end)))
+        }
+        None => Ok((None, (start, end))),
     }
-    Ok(colon.map(|at| start + at))
+}
+
+/// Checks an NCName (a name without a colon), with rxml's own check.
+fn ncname(name: &str) -> Result<&NcNameStr, String> {
+    <&NcNameStr>::try_from(name).map_err(|e| format!("the name '{name}': {e}"))
 }
 
 /// The length of the name at the start of `bytes`: up to whitespace, `>` or `/` (what else
