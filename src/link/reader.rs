@@ -12,12 +12,13 @@
 //!    [`MAX_ENVELOPE_VALUE`] bytes), counts its way to the stanza's end, and reports it as
 //!    [`Item::Refused`]: one stanza, which the link answers with an error. A 20 MB body or a
 //!    million-deep nesting costs a counter, not memory.
-//! 2. Only a stanza that is complete and within the limits is given to `rxml` (a namespace-
-//!    aware, validating parser whose token limit is `max_bytes`, so no token inside an
-//!    accepted stanza can exceed it) and built into an `Element` **iteratively**: an explicit
-//!    stack of open elements, no recursion, so depth costs heap, never stack. A stanza `rxml`
-//!    rejects is reported as refused (`Breach::Malformed`) and the parser is started again,
-//!    primed with the stream header, so the link stays up.
+//! 2. Only a stanza that is complete and within the limits is parsed, by `stanza.rs` (a
+//!    validating, namespace-aware parser over the stanza's one slice, in the namespaces the
+//!    stream's header declares) and built into an `Element` **iteratively**: an explicit
+//!    stack of open elements, no recursion, so depth costs heap, never stack. A stanza it
+//!    rejects is reported as refused (`Breach::Malformed`); nothing of it stays, so the link
+//!    stays up. What lies outside stanzas (the XML declaration, the stream's header, text
+//!    between stanzas) is read by `rxml`, whose token limit is `max_bytes`.
 //!
 //! Dropping an `Element` is recursive in minidom (each child drops its children): the depth
 //! limit is what bounds that recursion, for the elements built here and for everything the
