@@ -120,6 +120,15 @@ impl Parser {
     /// many elements it holds (itself included). The error says what is wrong, for the
     /// sender's error reply.
     pub fn parse(&mut self, bytes: &[u8], scope: &Scope) -> Result<(Element, usize), String> {
+        let read = self.read(bytes, scope);
+        if read.is_err() {
+            // Nothing of a refused stanza is kept until the next one.
+            self.stack.clear();
+        }
+        read
+    }
+
+    fn read(&mut self, bytes: &[u8], scope: &Scope) -> Result<(Element, usize), String> {
         self.decls.clear();
         self.namespaces.clear();
         self.stack.clear();
