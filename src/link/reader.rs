@@ -12,12 +12,13 @@
 //!    [`MAX_ENVELOPE_VALUE`] bytes), counts its way to the stanza's end, and reports it as
 //!    [`Item::Refused`]: one stanza, which the link answers with an error. A 20 MB body or a
 //!    million-deep nesting costs a counter, not memory.
-//! 2. Only a stanza that is complete and within the limits is given to `rxml` (a namespace-
-//!    aware, validating parser whose token limit is `max_bytes`, so no token inside an
-//!    accepted stanza can exceed it) and built into an `Element` **iteratively**: an explicit
-//!    stack of open elements, no recursion, so depth costs heap, never stack. A stanza `rxml`
-//!    rejects is reported as refused (`Breach::Malformed`) and the parser is started again,
-//!    primed with the stream header, so the link stays up.
+//! 2. Only a stanza that is complete and within the limits is parsed, by `stanza.rs` (a
+//!    validating, namespace-aware parser over the stanza's one slice, in the namespaces the
+//!    stream's header declares) and built into an `Element` **iteratively**: an explicit
+//!    stack of open elements, no recursion, so depth costs heap, never stack. A stanza it
+//!    rejects is reported as refused (`Breach::Malformed`); nothing of it stays, so the link
+//!    stays up. What lies outside stanzas (the XML declaration, the stream's header, text
+//!    between stanzas) is read by `rxml`, whose token limit is `max_bytes`.
 //!
 //! Dropping an `Element` is recursive in minidom (each child drops its children): the depth
 //! limit is what bounds that recursion, for the elements built here and for everything the
@@ -26,6 +27,7 @@
 use minidom::{Element, Node};
 use rxml::{Event, Namespace, Parse, Parser, WithOptions};
 
+use super::stanza::{self, Scope};
 use crate::xml::Head;
 
 /// Longest `from`, `to`, `id` or `type` kept from a refused stanza's start tag (a JID is at
@@ -278,7 +280,7 @@ impl Capture {
             let start = self.text.len();
             let kept = !self.overflow
                 && std::str::from_utf8(&self.value)
-                    .is_ok_and(|raw| unescape_into(raw, &mut self.text));
+                    .is_ok_and(|raw| stanza::unescape_value(raw, &mut self.text));
             self.fields[field] = kept.then_some((start, self.text.len()));
         }
         self.keep = false;
@@ -294,13 +296,17 @@ impl Capture {
 /// Turns bytes from the server into [`Item`]s. Feed it whatever arrives, in order.
 pub struct Reader {
     limits: Limits,
+    /// rxml, for what lies outside stanzas: the stream's header and the text between them.
     parser: Parser,
-    builder: Builder,
+    in_stream: bool,
+    /// What reads each stanza, in the namespaces the stream's header declares.
+    stanzas: stanza::Parser,
+    scope: Scope,
     lex: Lex,
     /// Open elements, the stream's own included (so a stanza's own element opens at depth 1).
     depth: usize,
-    /// The bytes before the first stanza: the XML declaration and the stream header, kept to
-    /// prime a new parser after a stanza it rejected.
+    /// The bytes before the first stanza: the XML declaration and the stream header, kept
+    /// until the header is whole, to read its namespace declarations.
     header: Vec<u8>,
     header_done: bool,
     /// Bytes outside any stanza not yet given to the parser.
@@ -329,7 +335,9 @@ impl Reader {
         Reader {
             limits,
             parser: new_parser(limits),
-            builder: Builder::default(),
+            in_stream: false,
+            stanzas: stanza::Parser::default(),
+            scope: Scope::default(),
             lex: Lex::Text,
             depth: 0,
             header: Vec::new(),
@@ -376,6 +384,25 @@ impl Reader {
                     }
                     end
                 }
+                // The rest of a name, up to the byte that ends it, and an end tag's, up to
+                // its `>`: the same as stepping over each byte.
+                Lex::StartName => {
+                    let end = run_end(&bytes[i..], b" \t\r\n>/", i);
+                    self.capture_start_name(&bytes[i..end]);
+                    end
+                }
+                Lex::AttrName => {
+                    let end = run_end(&bytes[i..], b" \t\r\n>/=<'\"", i);
+                    if self.in_unit && matches!(self.depth, 1 | 2) {
+                        let room = 16usize.saturating_sub(self.capture.attr.len());
+                        let run = &bytes[i..end];
+                        self.capture
+                            .attr
+                            .extend_from_slice(&run[..run.len().min(room)]);
+                    }
+                    end
+                }
+                Lex::EndTag => memchr::memchr(b'>', &bytes[i..]).map_or(bytes.len(), |n| i + n),
                 _ => i,
             };
             if run_end > i {
@@ -399,6 +426,8 @@ impl Reader {
                 self.take(&bytes[kept..i])?;
                 kept = i;
                 self.header_done = true;
+                self.scope = Scope::of_header(&self.header).map_err(ReadError::Malformed)?;
+                self.header = Vec::new();
             }
             if let Done::Unit = done {
                 self.unit_done(&bytes[kept..i], out)?;
@@ -407,6 +436,21 @@ impl Reader {
         }
         self.take(&bytes[kept..])?;
         self.flush_direct(out)
+    }
+
+    /// Bytes of a start tag's name after its first (which [`Reader::step`] took).
+    fn capture_start_name(&mut self, run: &[u8]) {
+        if !self.in_unit {
+            return;
+        }
+        if self.depth == 1 {
+            let room = 64usize.saturating_sub(self.capture.name.len());
+            self.capture
+                .name
+                .extend_from_slice(&run[..run.len().min(room)]);
+        } else if self.depth == 2 && !run.iter().all(|&b| self.capture.child.push(b)) {
+            self.capture.untold = true;
+        }
     }
 
     fn capture_value(&mut self, bytes: &[u8]) {
@@ -657,34 +701,29 @@ impl Reader {
             Some(breach) => Some(breach),
             None => {
                 debug_assert!(within);
-                let mut unit = std::mem::take(&mut self.unit);
-                let before = out.len();
                 // Whole in this read: parsed where it lies.
-                let result = if unit.is_empty() {
-                    self.parse(tail, out)
+                let result = if self.unit.is_empty() {
+                    self.stanzas.parse(tail, &self.scope)
                 } else {
-                    unit.extend_from_slice(tail);
-                    self.parse(&unit, out)
+                    self.unit.extend_from_slice(tail);
+                    self.stanzas.parse(&self.unit, &self.scope)
                 };
-                self.unit = unit;
                 self.drop_unit();
                 match result {
-                    Ok(()) if out.len() == before + 1 => None,
-                    Ok(()) => {
-                        out.truncate(before);
-                        Some(Breach::Malformed("not one complete element".into()))
+                    Ok((element, elements)) => {
+                        out.push(Item::Stanza {
+                            head: Head::of(&element),
+                            element,
+                            weight: self.unit_len + elements * ELEMENT_COST,
+                            ticket: std::mem::take(&mut self.ticket),
+                        });
+                        None
                     }
-                    Err(error) => {
-                        out.truncate(before);
-                        Some(Breach::Malformed(error))
-                    }
+                    Err(error) => Some(Breach::Malformed(error)),
                 }
             }
         };
         if let Some(breach) = breach {
-            if matches!(breach, Breach::Malformed(_)) {
-                self.restart_parser()?;
-            }
             let capture = &self.capture;
             let owned = |field| capture.field(field).map(str::to_owned);
             out.push(Item::Refused(Refused {
@@ -699,32 +738,19 @@ impl Reader {
         Ok(())
     }
 
-    /// A parser that rejected a stanza is done for: a new one, primed with the stream header.
-    fn restart_parser(&mut self) -> Result<(), ReadError> {
-        self.parser = new_parser(self.limits);
-        self.builder = Builder::default();
-        let header = std::mem::take(&mut self.header);
-        let mut ignored = Vec::new();
-        let result = self.parse(&header, &mut ignored);
-        self.header = header;
-        result.map_err(ReadError::Malformed)
-    }
-
-    /// Gives complete pieces of the stream to the parser; built stanzas go to `out`.
+    /// Gives what lies outside stanzas (the header, text between stanzas) to rxml.
     fn parse(&mut self, mut bytes: &[u8], out: &mut Vec<Item>) -> Result<(), String> {
         loop {
             match self.parser.parse(&mut bytes, false) {
-                Ok(Some(event)) => {
-                    if let Some(element) = self.builder.event(event, out)? {
-                        let weight = self.unit_len + self.builder.elements * ELEMENT_COST;
-                        self.builder.elements = 0;
-                        out.push(Item::Stanza {
-                            head: Head::of(&element),
-                            element,
-                            weight,
-                            ticket: std::mem::take(&mut self.ticket),
-                        });
-                    }
+                Ok(Some(Event::XmlDeclaration(..) | Event::Text(..))) => {}
+                Ok(Some(Event::StartElement(_, _, attrs))) if !self.in_stream => {
+                    self.in_stream = true;
+                    let id = attrs.get(&Namespace::NONE, "id").cloned();
+                    out.push(Item::Header { id });
+                }
+                // Stanzas and the stream's end are the framer's: never given to rxml.
+                Ok(Some(Event::StartElement(..) | Event::EndElement(..))) => {
+                    return Err("a stanza reached the stream's parser".into())
                 }
                 Ok(None) => return Err("the stream ended".into()),
                 Err(rxml::error::EndOrError::NeedMoreData) => return Ok(()),
@@ -734,6 +760,15 @@ impl Reader {
     }
 }
 
+/// Where the run at the start of `bytes` (which begins at `offset`) ends: at the first of
+/// `ends`, or with the bytes.
+fn run_end(bytes: &[u8], ends: &[u8], offset: usize) -> usize {
+    bytes
+        .iter()
+        .position(|b| ends.contains(b))
+        .map_or(offset + bytes.len(), |n| offset + n)
+}
+
 fn new_parser(limits: Limits) -> Parser {
     // The framer never hands the parser a stanza larger than this, so no token inside one
     // can be larger either.
@@ -741,107 +776,6 @@ fn new_parser(limits: Limits) -> Parser {
         max_token_length: limits.max_bytes,
         ..Default::default()
     })
-}
-
-/// Builds elements from parser events with an explicit stack: no recursion, whatever the
-/// nesting (which the framer has already bounded).
-#[derive(Default)]
-struct Builder {
-    in_stream: bool,
-    stack: Vec<Element>,
-    /// Elements built since the last stanza was finished.
-    elements: usize,
-}
-
-impl Builder {
-    /// Returns a stanza when its end tag arrives.
-    fn event(&mut self, event: Event, out: &mut Vec<Item>) -> Result<Option<Element>, String> {
-        match event {
-            Event::XmlDeclaration(..) => Ok(None),
-            Event::StartElement(_, (namespace, name), attrs) => {
-                if !self.in_stream {
-                    self.in_stream = true;
-                    let id = attrs.get(&Namespace::NONE, "id").cloned();
-                    out.push(Item::Header { id });
-                    return Ok(None);
-                }
-                let mut element = Element::builder(name.as_str(), namespace.as_str()).build();
-                *element.attrs_mut() = attrs;
-                self.stack.push(element);
-                self.elements += 1;
-                Ok(None)
-            }
-            Event::Text(_, text) => {
-                // Text between stanzas (whitespace keepalives) has no element to go to.
-                if let Some(top) = self.stack.last_mut() {
-                    top.append_text(text);
-                }
-                Ok(None)
-            }
-            Event::EndElement(_) => match self.stack.pop() {
-                Some(element) => match self.stack.last_mut() {
-                    Some(parent) => {
-                        parent.append_child(element);
-                        Ok(None)
-                    }
-                    None => Ok(Some(element)),
-                },
-                // The stream's own end: the framer reports it without the parser.
-                None => Err("the stream's end tag reached the parser".into()),
-            },
-        }
-    }
-}
-
-/// The value of an attribute as written → its text (the five predefined entities and
-/// character references), appended to `out`. False, and `out` as it was, if it is not
-/// well-formed or holds a character XML cannot carry (`&#0;`, a raw control character): the
-/// value goes back out in the error reply, and mixd must never write XML the server cannot
-/// read.
-fn unescape_into(raw: &str, out: &mut String) -> bool {
-    let start = out.len();
-    let unescaped = unescape_references(raw, out) && out[start..].chars().all(is_xml_char);
-    if !unescaped {
-        out.truncate(start);
-    }
-    unescaped
-}
-
-/// XML 1.0's `Char` production.
-fn is_xml_char(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
-}
-
-fn unescape_references(raw: &str, out: &mut String) -> bool {
-    let mut rest = raw;
-    while let Some(at) = rest.find('&') {
-        out.push_str(&rest[..at]);
-        let Some(end) = rest[at..].find(';').map(|end| end + at) else {
-            return false;
-        };
-        let entity = &rest[at + 1..end];
-        let c = match entity {
-            "lt" => '<',
-            "gt" => '>',
-            "amp" => '&',
-            "apos" => '\'',
-            "quot" => '"',
-            _ => {
-                let code = match entity.strip_prefix("#x") {
-                    Some(hex) => u32::from_str_radix(hex, 16).ok(),
-                    None => entity.strip_prefix('#').and_then(|d| d.parse().ok()),
-                };
-                match code.and_then(char::from_u32) {
-                    Some(c) => c,
-                    None => return false,
-                }
-            }
-        };
-        out.push(c);
-        rest = &rest[end + 1..];
-    }
-    out.push_str(rest);
-    true
 }
 
 #[cfg(test)]
@@ -870,7 +804,6 @@ mod tests {
         for part in bytes.chunks(chunk) {
             reader.feed(part, &mut out).unwrap();
             assert!(reader.unit.len() <= reader.limits.max_bytes);
-            assert!(reader.builder.stack.is_empty());
         }
         out
     }
@@ -1167,50 +1100,6 @@ mod tests {
                 "chunk {chunk}: nothing else, no refusal: {out:?}"
             );
         }
-    }
-
-    /// The builder takes its events with a loop and a stack: 20,000 levels on a thread with
-    /// a 256 KiB stack (the depth limit, not the builder, is what keeps trees shallow).
-    #[test]
-    fn building_does_not_recurse() {
-        let thread = std::thread::Builder::new()
-            .stack_size(256 * 1024)
-            .spawn(|| {
-                let depth = 20_000;
-                let mut text = String::from("<r xmlns='urn:r'>");
-                text.push_str(&"<a>".repeat(depth));
-                text.push_str(&"</a>".repeat(depth));
-                text.push_str("</r>");
-                let mut parser = Parser::new();
-                let mut builder = Builder {
-                    in_stream: true,
-                    ..Builder::default()
-                };
-                let mut bytes = text.as_bytes();
-                let mut out = Vec::new();
-                let mut root = None;
-                while let Ok(Some(event)) = parser.parse(&mut bytes, true) {
-                    if let Some(element) = builder.event(event, &mut out).unwrap() {
-                        root = Some(element);
-                    }
-                }
-                let root = root.expect("built");
-                assert_eq!(builder.elements, depth + 1);
-                // Taken apart with a loop too: minidom's own drop would recurse.
-                let mut stack = vec![root];
-                let mut seen = 0;
-                while let Some(mut element) = stack.pop() {
-                    seen += 1;
-                    for node in element.take_nodes() {
-                        if let Node::Element(child) = node {
-                            stack.push(child);
-                        }
-                    }
-                }
-                seen
-            })
-            .unwrap();
-        assert_eq!(thread.join().unwrap(), 20_001);
     }
 
     /// The framer too: a stanza ten million levels deep goes by on the same small stack.
