@@ -3,6 +3,7 @@
 //! message for its author.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use jid::{BareJid, FullJid};
 use rusqlite::{params, OptionalExtension};
@@ -52,6 +53,10 @@ impl FactWriter for SqliteWriter {
 
     fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
         SqliteWriter::id_key(self)
+    }
+
+    fn checkpointed(&mut self) -> Option<Duration> {
+        self.checkpoints.writer_took()
     }
 }
 
