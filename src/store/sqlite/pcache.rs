@@ -8,7 +8,7 @@
 //! through a temporary one, the lock-byte page's (`PENDING_BYTE / page size + 1`, 262,145 at
 //! 4 KiB pages), which raises that highest key far above any database under 1 GiB: nearly
 //! every commit that split a page then walked the whole table (up to 16,384 buckets under
-//! mixd's `cache_size`), 2–3 % of mixd's CPU posting into many small channels
+//! mixd's `cache_size`), 1–4 % of mixd's CPU posting into many small channels
 //! (docs/benchmarks.md, "Less CPU per message posted into many small channels" and "The
 //! store's per-commit and per-stanza small costs").
 //!
@@ -18,10 +18,10 @@
 //! key set apart: the first key a page is *moved* to above that bound (the swap's temporary
 //! one) is held as `parked` instead of raising the bound, and cleared when a page moves away
 //! from it. Every page is then at a key `<= highest` or at `parked` (a page comes in only
-//! through `xFetch`, which raises the bound, or `xRekey`, which raises it or parks; pages
-//! leave through unpinning, truncation or the cache's own recycling, which the bound does not
-//! need to see; only a fetch that may create a page is counted), so a truncation whose limit is above both removes nothing and may be
-//! skipped. No page's content or pinning is touched; a truncation passed on is the default's
+//! through `xFetch` with a create flag, which raises the bound, or `xRekey`, which raises it
+//! or parks; pages leave through unpinning, truncation or the cache's own recycling, which the
+//! bound does not need to see), so a truncation whose limit is above both removes nothing and
+//! may be skipped. No page's content or pinning is touched; a truncation passed on is the default's
 //! own, and after it no page remains at or above its limit, which the bound and the parked
 //! key then follow. The wrapper neither knows nor assumes the lock-byte page's number.
 //!
@@ -55,7 +55,8 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// whether it is in place: `false` when SQLite had initialized before the first call.
 ///
 /// Must run before any other thread makes an SQLite call (`sqlite3_config` is not
-/// thread-safe): the store's first connection is opened before it starts any thread.
+/// thread-safe): mixd makes none before the store's first connection, and the store's threads
+/// (writer, checkpoints, readers) start after it.
 pub(super) fn install() -> bool {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| match wrap_default() {
@@ -63,7 +64,7 @@ pub(super) fn install() -> bool {
         Err(code) => tracing::warn!(
             code,
             "SQLite was initialized before mixd's page cache could be set: commits walk \
-                 the page cache's hash table (a few % of the writer's CPU)"
+             the page cache's hash table (a few % of the writer's CPU)"
         ),
     });
     INSTALLED.load(Ordering::Acquire)
