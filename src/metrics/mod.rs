@@ -159,6 +159,7 @@ pub struct Metrics {
     commits_failed: Counter,
     commit_jobs: Histogram,
     commit_seconds: Histogram,
+    writer_checkpoint_seconds: Histogram,
     archive_read_seconds: Histogram,
     link_up: Gauge,
     link_reconnects: Counter,
@@ -228,6 +229,13 @@ impl Metrics {
             "commit_seconds",
             "Time to commit one batch",
             commit_seconds.clone(),
+        );
+        let writer_checkpoint_seconds = Histogram::new(exponential_buckets(0.000_1, 4.0, 9));
+        registry.register(
+            "writer_checkpoint_seconds",
+            "Time the writer spent in a checkpoint step of its own (SQLite: the WAL's last pages \
+             copied back, which restarts it), within the commit of one batch",
+            writer_checkpoint_seconds.clone(),
         );
         let archive_read_seconds = Histogram::new(exponential_buckets(0.000_1, 4.0, 9));
         registry.register(
@@ -307,6 +315,7 @@ impl Metrics {
             commits_failed,
             commit_jobs,
             commit_seconds,
+            writer_checkpoint_seconds,
             archive_read_seconds,
             link_up,
             link_reconnects,
@@ -420,6 +429,10 @@ impl Watch for Arc<Metrics> {
     fn batch(&self, batch: &Batch<'_>) {
         self.commit_jobs.observe(batch.jobs as f64);
         self.commit_seconds.observe(batch.took.as_secs_f64());
+        if let Some(checkpointed) = batch.checkpointed {
+            self.writer_checkpoint_seconds
+                .observe(checkpointed.as_secs_f64());
+        }
         if batch.stored {
             let mut counts = [0u64; FACTS.len()];
             for fact in batch.facts {
@@ -439,16 +452,21 @@ impl Watch for Arc<Metrics> {
     }
 }
 
-/// The kind of a stanza as mixd serializes it (`<message `, `<iq `, `<presence `).
+/// The kind of a stanza as mixd serializes it (`<message `, `<iq `, `<presence `): its head
+/// compared byte for byte with each name, the message's first. Every stanza the link writes
+/// passes here; searching for the name's end (`find` of three chars) was 1.1–1.7 % of mixd's
+/// CPU posting into many small channels (docs/benchmarks.md, branch `percpu`).
 fn serialized_kind(stanza: &str) -> Option<ErrorKind> {
-    let name = stanza.strip_prefix('<')?;
-    let end = name.find([' ', '>', '/'])?;
-    match &name[..end] {
-        "message" => Some(ErrorKind::Message),
-        "iq" => Some(ErrorKind::Iq),
-        "presence" => Some(ErrorKind::Presence),
-        _ => None,
-    }
+    const HEADS: [(&[u8], ErrorKind); 3] = [
+        (b"<message", ErrorKind::Message),
+        (b"<iq", ErrorKind::Iq),
+        (b"<presence", ErrorKind::Presence),
+    ];
+    let stanza = stanza.as_bytes();
+    HEADS.into_iter().find_map(|(head, kind)| {
+        let after = stanza.strip_prefix(head)?.first()?;
+        matches!(after, b' ' | b'>' | b'/').then_some(kind)
+    })
 }
 
 /// The condition of an error stanza as mixd writes them (`dialect/reply.rs`, the link's
@@ -513,6 +531,11 @@ mod tests {
                 "<iq type='get'/>",
                 "<presence/>",
                 "</stream:stream>",
+                // Not stanzas of any kind: a longer name, a head cut short, nothing.
+                "<messages to='a@b'/>",
+                "<iqx/>",
+                "<presence",
+                "",
             ]
             .into_iter(),
         );
@@ -527,6 +550,31 @@ mod tests {
         );
         assert!(
             text.contains("mixd_stanzas_out_total{kind=\"presence\"} 1\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_writers_checkpoint_steps_are_timed_apart_from_its_commits() {
+        let metrics = Arc::new(Metrics::new());
+        for checkpointed in [None, Some(Duration::from_millis(3)), None] {
+            metrics.batch(&Batch {
+                jobs: 1,
+                facts: &[],
+                took: Duration::from_millis(4),
+                checkpointed,
+                stored: true,
+                refusals: 0,
+            });
+        }
+        let text = metrics.encode();
+        assert!(text.contains("mixd_commit_seconds_count 3\n"), "{text}");
+        assert!(
+            text.contains("mixd_writer_checkpoint_seconds_count 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mixd_writer_checkpoint_seconds_sum 0.003\n"),
             "{text}"
         );
     }

@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_version_1_database_migrates_to_the_schema_and_keeps_its_rows() {
-        let mut old = Connection::open_in_memory().unwrap();
+        let mut old = crate::store::sqlite::testing::in_memory();
         old.execute_batch(include_str!("../../tests/fixtures/schema-v1.sql"))
             .unwrap();
         old.pragma_update(None, "user_version", 1).unwrap();
@@ -240,7 +240,7 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(configured, [7, 0]);
-        let mut fresh = Connection::open_in_memory().unwrap();
+        let mut fresh = crate::store::sqlite::testing::in_memory();
         migrate(&mut fresh).unwrap();
         assert_eq!(columns(&old), columns(&fresh));
         assert_eq!(indexes(&old), indexes(&fresh));

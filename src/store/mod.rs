@@ -20,6 +20,7 @@ pub mod writer;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use jid::BareJid;
 
@@ -131,6 +132,10 @@ impl FactWriter for Box<dyn FactWriter> {
     fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
         (**self).id_key()
     }
+
+    fn checkpointed(&mut self) -> Option<Duration> {
+        (**self).checkpointed()
+    }
 }
 
 /// Persists facts. Called from one thread only: the group-commit writer.
@@ -143,6 +148,11 @@ pub trait FactWriter: Send + 'static {
     /// back, so that ids stay the same across restarts (and standbys) and differ between
     /// databases.
     fn id_key(&mut self) -> anyhow::Result<[u8; 16]>;
+    /// How long the writer thread spent in checkpoint steps of its own (copying the WAL back
+    /// into the database, waiting for its turn) since the last call; `None` when it ran none
+    /// (always, on a backend without a WAL of its own to keep). Read after each commit, for
+    /// monitoring: the commit's time includes it, and this tells the stall apart.
+    fn checkpointed(&mut self) -> Option<Duration>;
 }
 
 /// A message every member now has (or has seen): its author is to be told.

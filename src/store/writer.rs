@@ -91,6 +91,9 @@ pub struct Batch<'a> {
     /// From the start of the transaction to its commit (or failure).
     pub took: Duration,
     pub stored: bool,
+    /// The part of `took` the writer spent in a checkpoint step of its own, if it ran one
+    /// (`FactWriter::checkpointed`).
+    pub checkpointed: Option<Duration>,
     /// Error replies sent instead of the batch's stanzas when it was not stored.
     pub refusals: usize,
 }
@@ -186,6 +189,7 @@ impl<S: Outbound> Writer<S> {
                     let facts: Vec<&Fact> = batch.iter().flat_map(|j| &j.facts).collect();
                     let result = if facts.is_empty() { Ok(Vec::new()) } else { store.commit(&facts) };
                     let took = started.elapsed();
+                    let checkpointed = store.checkpointed();
                     let stored = result.is_ok();
                     let event = match result {
                         Ok(completions) if completions.is_empty() => None,
@@ -197,7 +201,7 @@ impl<S: Outbound> Writer<S> {
                     };
                     let jobs = batch.len();
                     let refusals = if stored { 0 } else { batch.iter().filter(|j| j.on_failure.is_some()).count() };
-                    watch.batch(&Batch { jobs, facts: &facts, took, stored, refusals });
+                    watch.batch(&Batch { jobs, facts: &facts, took, checkpointed, stored, refusals });
                     drop(facts);
                     let mut stanzas = Vec::with_capacity(jobs);
                     let mut waiting = Vec::new();
@@ -290,6 +294,10 @@ mod tests {
         fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
             Ok([0; 16])
         }
+
+        fn checkpointed(&mut self) -> Option<Duration> {
+            None
+        }
     }
 
     /// The batches the writer reported: (jobs, facts, stored).
@@ -356,6 +364,10 @@ mod tests {
 
         fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
             Ok([0; 16])
+        }
+
+        fn checkpointed(&mut self) -> Option<Duration> {
+            None
         }
     }
 

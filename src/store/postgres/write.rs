@@ -115,6 +115,11 @@ impl FactWriter for PgWriter {
             id_key_from(stored)
         })
     }
+
+    /// PostgreSQL checkpoints on its own processes: the writer never runs one.
+    fn checkpointed(&mut self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 impl PgWriter {

@@ -15,6 +15,7 @@ use std::ffi::c_int;
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use rusqlite::hooks::Wal;
 use rusqlite::wal::CheckpointMode;
@@ -49,6 +50,9 @@ pub(super) struct Checkpoints {
     /// The WAL's pages when the writer asked for a pass; one wake-up waiting is enough: the
     /// pass that takes it copies whatever is there then.
     nudge: mpsc::SyncSender<c_int>,
+    /// Nanoseconds the writer spent in its own checkpoint steps (its turn and its copy) since
+    /// the store last read them ([`Checkpoints::writer_took`]): 0 for none.
+    writer_nanos: AtomicU64,
 }
 
 impl Checkpoints {
@@ -83,6 +87,7 @@ impl Checkpoints {
             last: AtomicI32::new(0),
             turn,
             nudge,
+            writer_nanos: AtomicU64::new(0),
         })
     }
 
@@ -104,6 +109,7 @@ impl Checkpoints {
             let _ = self.nudge.try_send(pages);
             return;
         }
+        let started = Instant::now();
         let _turn = match self.turn.try_lock() {
             Ok(turn) => turn,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
@@ -114,16 +120,36 @@ impl Checkpoints {
             Ok(_) => self.progress.restarted(),
             Err(error) => not_busy(error),
         }
+        self.writer_spent(started);
     }
 
     /// Runs `checkpoint` on the writer's connection in its turn (waiting for the thread's pass
     /// to end), as a checkpoint that must not be refused for another at work: the one that
     /// truncates the WAL after an erasure.
     pub(super) fn in_turn<T>(&self, checkpoint: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
         let _turn = take(&self.turn);
         let done = checkpoint();
         self.progress.restarted();
+        self.writer_spent(started);
         done
+    }
+
+    /// The writer ran a checkpoint step of its own from `started` until now.
+    fn writer_spent(&self, started: Instant) {
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // At least 1: 0 means no step.
+        self.writer_nanos.fetch_add(nanos.max(1), Ordering::Relaxed);
+    }
+
+    /// How long the writer's own checkpoint steps held it since the last call: what the
+    /// store reports after each commit (`FactWriter::checkpointed`), so that the stall shows
+    /// in mixd's metrics. `None` when it ran none.
+    pub(super) fn writer_took(&self) -> Option<Duration> {
+        match self.writer_nanos.swap(0, Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
     }
 }
 
@@ -243,7 +269,11 @@ mod tests {
     #[test]
     fn the_thread_syncs_the_database_through_sqlite() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open(dir.path().join("a.db")).unwrap();
+        let conn = super::super::open_connection(
+            &dir.path().join("a.db"),
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )
+        .unwrap();
         conn.execute_batch("CREATE TABLE t (x)").unwrap();
         sync_database(&conn).unwrap();
     }

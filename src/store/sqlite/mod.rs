@@ -10,6 +10,8 @@
 //!   bulk by the writer after the posts, and the watermark readers read the rest above;
 //! - `wal.rs`: when the WAL is checkpointed, and its write-back started ahead of that;
 //!   `checkpoint.rs`: the checkpoints, mostly on a thread of their own;
+//! - `pcache.rs`: SQLite's page cache, wrapped so that a commit skips a truncation that
+//!   would drop nothing;
 //! - `load.rs`: the snapshot the core starts from;
 //! - `history.rs`: archive pages, message lookups and receipt states;
 //! - for the operator (`mixd admin`), beside a running mixd: `inspect.rs` (channels listed,
@@ -24,8 +26,9 @@ mod deferred;
 mod history;
 mod inspect;
 mod load;
+mod pcache;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod wal;
 mod write;
 
@@ -61,7 +64,11 @@ pub enum Durability {
 /// `open` makes them: a `Connection` is used by one thread at a time (it is not `Sync`), so
 /// SQLite's serialized mode only added a mutex lock and unlock to every call — every column
 /// of every row read (13 % of the start-up's CPU at ten million memberships).
+///
+/// The first open installs the page cache's wrapper (`pcache.rs`), which must precede
+/// SQLite's initialization.
 fn open_connection(path: &Path, flags: OpenFlags) -> anyhow::Result<Connection> {
+    pcache::install();
     let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .with_context(|| format!("opening database {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;

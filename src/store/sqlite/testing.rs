@@ -2,7 +2,11 @@
 //! and [`history`](super::history): a small channel, posting, paging queries and message
 //! lookups, kept here once rather than copied into each.
 
-use super::{open, Durability, SqliteReader, SqliteWriter};
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::{open, open_connection, Durability, SqliteReader, SqliteWriter};
 use crate::core::testing::{groups, jid, text};
 use crate::core::{Fact, Groups, MessageRef, Nodes};
 use crate::store::{Completion, FactWriter, HistoryPage, HistoryQuery, Page, Reader};
@@ -86,4 +90,15 @@ pub(super) fn ids(page: &HistoryPage) -> Vec<i64> {
 pub(super) fn target(r: &SqliteReader, reference: &str) -> MessageRef {
     let id = reference.parse::<i64>().ok().map(abs);
     r.find_message(1, id, reference).unwrap().unwrap()
+}
+
+/// A database in memory, opened as the store's connections are: a test that opened one with
+/// rusqlite alone before any store could initialize SQLite before the page cache's wrapper is
+/// in place, for every test of the process (`pcache.rs`).
+pub(crate) fn in_memory() -> Connection {
+    open_connection(
+        Path::new(":memory:"),
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    )
+    .expect("an in-memory database")
 }

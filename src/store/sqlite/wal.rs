@@ -144,6 +144,7 @@ mod tests {
             // leaves no time between its commits, which the checkpoint thread may never catch.
             let commits = 2 * BOUND_PAGES as usize / 100;
             let mut largest = 0;
+            let mut steps = 0;
             for _ in 0..commits {
                 let batch = conn.transaction().unwrap();
                 for _ in 0..100 {
@@ -153,7 +154,14 @@ mod tests {
                 }
                 batch.commit().unwrap();
                 largest = largest.max(std::fs::metadata(wal_path(&path)).unwrap().len());
+                steps += usize::from(writer.checkpoints.writer_took().is_some());
             }
+            // The WAL restarted at least once a bound's worth of pages, each time after a step
+            // of the writer's, which is reported for the metrics.
+            assert!(
+                steps >= 2,
+                "{durability:?}: {steps} steps of the writer's timed"
+            );
             // Never past the bound and one commit: without checkpoints it would hold every
             // page written.
             let bound = (BOUND_PAGES as u64 + 100) * FRAME;

@@ -6,6 +6,7 @@
 //! a batch does at its end (message counts, deferred look-up entries, a checkpoint).
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use jid::{BareJid, FullJid};
 use rusqlite::{params, OptionalExtension};
@@ -66,6 +67,10 @@ impl FactWriter for SqliteWriter {
 
     fn id_key(&mut self) -> anyhow::Result<[u8; 16]> {
         SqliteWriter::id_key(self)
+    }
+
+    fn checkpointed(&mut self) -> Option<Duration> {
+        self.checkpoints.writer_took()
     }
 }
 
