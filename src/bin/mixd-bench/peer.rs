@@ -18,6 +18,12 @@ use tokio::net::TcpListener;
 pub struct Counters {
     /// `type='result'` iq replies.
     pub results: AtomicU64,
+    /// When the read that brought the last iq result returned: where a round trip ends.
+    /// The task waiting for the result is woken only after the scan, and on a loaded machine
+    /// later still; timed from its wake-up, a page's round trip carried the bench's own hop
+    /// (10–16 µs a history page at the median, tens to hundreds in the tail: docs/benchmarks.md,
+    /// branch `histrt`).
+    pub result_at: std::sync::Mutex<Option<Instant>>,
     /// Error stanzas of any kind.
     pub errors: AtomicU64,
     /// Reflected messages (bodies `m<seq>`).
@@ -208,6 +214,7 @@ pub async fn scan(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
+        let arrived = Instant::now();
         let data = &buf[..kept + n];
         // Only markers that end within this read count; a marker ending in the kept tail
         // was counted last time.
@@ -218,7 +225,9 @@ pub async fn scan(
             counter.fetch_add(found as u64, Ordering::Relaxed);
             found
         };
-        count(&result_finder, &counters.results);
+        if count(&result_finder, &counters.results) > 0 {
+            *counters.result_at.lock().unwrap() = Some(arrived);
+        }
         count(&fin_finder, &counters.fins);
         count(&row_finder, &counters.rows);
         if count(&error_finder, &counters.errors) > 0 {

@@ -409,7 +409,8 @@ async fn round_trips(peer: &mut Peer, stanzas: Vec<String>) -> anyhow::Result<Ve
 }
 
 /// Each stanza sent alone and its result awaited, in order: when each was sent and its round
-/// trip in ms (what a trace of the spikes needs: which query, and when).
+/// trip in ms (what a trace of the spikes needs: which query, and when), up to the read that
+/// brought the result (`Counters::result_at`), not the waiting task's wake-up.
 async fn round_trips_in_order(
     peer: &mut Peer,
     stanzas: Vec<String>,
@@ -421,7 +422,14 @@ async fn round_trips_in_order(
         peer.send(&stanza).await?;
         peer.flush().await?;
         peer.wait_for(results, before + 1).await?;
-        trips.push((start, start.elapsed().as_secs_f64() * 1e3));
+        let end = peer
+            .counters
+            .result_at
+            .lock()
+            .unwrap()
+            .unwrap_or_else(Instant::now);
+        let trip = end.saturating_duration_since(start);
+        trips.push((start, trip.as_secs_f64() * 1e3));
     }
     Ok(trips)
 }
