@@ -36,6 +36,14 @@ const XML_NAMESPACE: &str = "http://www.w3.org/XML/1998/namespace";
 /// both parsers refuse the same.
 const MAX_REFERENCE: usize = 8;
 
+/// The most namespace declarations in scope at once (the stanza's open elements' and the tag
+/// being read). Finding a prefix, checking that a tag declares it once and finding an
+/// element's default namespace each walk the declarations in scope, so without a bound a
+/// stanza of 256 KiB holding thousands of declarations costs the square of their number (a
+/// 160 KB one took 2.4 s in a debug build): a participant could stall the link's reading.
+/// Stanzas declare a handful; beyond this one is refused like any malformed one.
+const MAX_DECLARATIONS: usize = 64;
+
 /// The namespaces the stream's header declares, in which every stanza is read.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Scope {
@@ -334,6 +342,11 @@ impl Parser {
                         return Err("a prefix declared twice in one tag".into());
                     }
                 }
+            }
+            if self.decls.len() == MAX_DECLARATIONS {
+                return Err(format!(
+                    "more than {MAX_DECLARATIONS} namespace declarations in scope"
+                ));
             }
             self.decls.push(Decl {
                 prefix: declared,
@@ -881,6 +894,32 @@ mod tests {
 
     /// The builder keeps its open elements on a stack: 20,000 levels on a thread with a
     /// 256 KiB stack (the depth limit, not the builder, is what keeps trees shallow).
+    #[test]
+    fn declarations_in_scope_are_bounded() {
+        // Declarations of a tag and of its ancestors count together; a sibling's are gone
+        // once it has ended.
+        let stanza = |outer: usize, inner: usize, siblings: usize| {
+            let declare = |n: usize, tag: &str| {
+                (0..n)
+                    .map(|i| format!(" xmlns:{tag}{i}='urn:{tag}{i}'"))
+                    .collect::<String>()
+            };
+            let sibling = format!("<s{}/>", declare(inner, "s"));
+            format!(
+                "<message xmlns='jabber:client'{}>{}<i{}/></message>",
+                declare(outer, "o"),
+                sibling.repeat(siblings),
+                declare(inner, "i"),
+            )
+        };
+        let parse = |text: String| Parser::default().parse(text.as_bytes(), &Scope::default());
+        // The stanza's own default namespace is a declaration too.
+        assert!(parse(stanza(31, 32, 100)).is_ok());
+        let refused = parse(stanza(32, 32, 1)).unwrap_err();
+        assert!(refused.contains("namespace declarations"), "{refused}");
+        assert!(parse(stanza(MAX_DECLARATIONS, 0, 0)).is_err());
+    }
+
     #[test]
     fn building_does_not_recurse() {
         let thread = std::thread::Builder::new()
