@@ -22,7 +22,6 @@
 //! ([`Outbox::write_now`]).
 
 pub mod reader;
-mod stanza;
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};

@@ -12,7 +12,7 @@
 //!    [`MAX_ENVELOPE_VALUE`] bytes), counts its way to the stanza's end, and reports it as
 //!    [`Item::Refused`]: one stanza, which the link answers with an error. A 20 MB body or a
 //!    million-deep nesting costs a counter, not memory.
-//! 2. Only a stanza that is complete and within the limits is parsed, by `stanza.rs` (a
+//! 2. Only a stanza that is complete and within the limits is parsed, by `xml/parse.rs` (a
 //!    validating, namespace-aware parser over the stanza's one slice, in the namespaces the
 //!    stream's header declares) and built into an `Element` **iteratively**: an explicit
 //!    stack of open elements, no recursion, so depth costs heap, never stack. A stanza it
@@ -27,7 +27,7 @@
 use minidom::{Element, Node};
 use rxml::{Event, Namespace, Parse, Parser, WithOptions};
 
-use super::stanza::{self, Scope};
+use crate::xml::parse::{self, Scope};
 use crate::xml::Head;
 
 /// Longest `from`, `to`, `id` or `type` kept from a refused stanza's start tag (a JID is at
@@ -280,7 +280,7 @@ impl Capture {
             let start = self.text.len();
             let kept = !self.overflow
                 && std::str::from_utf8(&self.value)
-                    .is_ok_and(|raw| stanza::unescape_value(raw, &mut self.text));
+                    .is_ok_and(|raw| parse::unescape_value(raw, &mut self.text));
             self.fields[field] = kept.then_some((start, self.text.len()));
         }
         self.keep = false;
@@ -300,7 +300,7 @@ pub struct Reader {
     parser: Parser,
     in_stream: bool,
     /// What reads each stanza, in the namespaces the stream's header declares.
-    stanzas: stanza::Parser,
+    stanzas: parse::Parser,
     scope: Scope,
     lex: Lex,
     /// Open elements, the stream's own included (so a stanza's own element opens at depth 1).
@@ -336,7 +336,7 @@ impl Reader {
             limits,
             parser: new_parser(limits),
             in_stream: false,
-            stanzas: stanza::Parser::default(),
+            stanzas: parse::Parser::default(),
             scope: Scope::default(),
             lex: Lex::Text,
             depth: 0,

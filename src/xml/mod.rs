@@ -1,12 +1,15 @@
-//! Writing outbound XML, and the [`Head`] of inbound stanzas (their addresses, read once).
+//! Writing outbound XML, the [`Head`] of inbound stanzas (their addresses, read once), and
+//! [`parse`], our parser of one complete stanza or stored fragment into a `minidom::Element`.
 //!
-//! Incoming stanzas are parsed by tokio-xmpp into `minidom::Element`s. Outbound stanzas are
-//! written here as strings instead, for two reasons: a channel message is serialized once and
+//! Incoming stanzas are framed by the link (`link/reader.rs`) and read by [`parse`]. Outbound
+//! stanzas are written here as strings instead, for two reasons: a channel message is serialized once and
 //! then addressed to many recipients (only the `to` attribute differs), and the namespace of
 //! every element is under our control (a `<message/>` forwarded inside a MAM result must be in
 //! `jabber:client`, while the stanza around it travels in `jabber:component:accept`).
 
 use minidom::Element;
+
+pub mod parse;
 
 /// Namespaces mixd reads or writes.
 pub mod ns {
