@@ -23,7 +23,9 @@
 //! bound does not need to see), so a truncation whose limit is above both removes nothing and
 //! may be skipped. No page's content or pinning is touched; a truncation passed on is the default's
 //! own, and after it no page remains at or above its limit, which the bound and the parked
-//! key then follow. The wrapper neither knows nor assumes the lock-byte page's number.
+//! key then follow. The wrapper neither knows nor assumes the lock-byte page's number. Debug
+//! builds pass every skipped truncation on as well and abort if it dropped a page
+//! ([`proven_empty_above`]), so every test run checks the bound at every commit.
 //!
 //! SQLite takes a page cache only before it initializes (`sqlite3_config` answers
 //! `SQLITE_MISUSE` afterwards), and rusqlite initializes it when the first connection is
@@ -287,7 +289,28 @@ unsafe extern "C" fn truncate(p: *mut ffi::sqlite3_pcache, limit: c_uint) {
     });
     if passed {
         forward!(&*cache, xTruncate, limit)
+    } else if cfg!(debug_assertions) {
+        proven_empty_above(cache, limit)
     }
+}
+
+/// Debug builds (every test, the pytest suite's mixd) prove each skipped truncation: it is
+/// passed on anyway and must have dropped no page (the default cache's page count unchanged),
+/// or the process aborts with this message (a panic cannot unwind out of SQLite's callback).
+/// The unit tests of the bound show its rules; this shows them at every commit SQLite makes.
+///
+/// # Safety
+/// As [`cache`]'s: called from `truncate` with its cache.
+unsafe fn proven_empty_above(cache: &Cache, limit: c_uint) {
+    let before = forward!(cache, xPagecount);
+    forward!(cache, xTruncate, limit);
+    let after = forward!(cache, xPagecount);
+    assert_eq!(
+        before, after,
+        "the page cache skipped a truncation to {limit} that drops pages \
+         (highest {}, parked {:?})",
+        cache.highest, cache.parked
+    );
 }
 
 unsafe extern "C" fn destroy(p: *mut ffi::sqlite3_pcache) {
