@@ -10,6 +10,7 @@
 use minidom::Element;
 
 pub mod parse;
+mod prototypes;
 
 /// Namespaces mixd reads or writes.
 pub mod ns {
