@@ -104,6 +104,14 @@ impl Head {
                 found[at] = Some(value.as_str());
             }
         }
+        Head::of_values(found)
+    }
+
+    /// The head of a stanza whose `from`, `to`, `id` and `type` (in that order) were read
+    /// as its start tag went by: the link's framer keeps them, unescaped as the parser
+    /// unescapes them, for its `Screen`, so the head of a stanza it read is a copy of them
+    /// rather than another pass over the element's attribute map (`link/reader.rs`).
+    pub fn of_values(found: [Option<&str>; 4]) -> Head {
         let mut values = String::with_capacity(found.iter().flatten().map(|v| v.len()).sum());
         let fields = found.map(|value| {
             let value = value?;
