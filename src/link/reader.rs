@@ -146,6 +146,9 @@ struct Capture {
     children: Vec<ChildTag>,
     /// More children than [`MAX_CHILD_TAGS`], or a name longer than [`ChildTag`] holds.
     untold: bool,
+    /// A kept attribute's value was left out (longer than [`MAX_ENVELOPE_VALUE`], or not
+    /// well-formed): the fields are not the element's.
+    lost: bool,
 }
 
 /// The attributes of a stanza's top start tag that are kept, in [`Capture::fields`]' order.
@@ -270,6 +273,7 @@ impl Capture {
         self.child = ChildTag::default();
         self.children.clear();
         self.untold = false;
+        self.lost = false;
     }
 
     fn finish_value(&mut self) {
@@ -282,6 +286,7 @@ impl Capture {
                 && std::str::from_utf8(&self.value)
                     .is_ok_and(|raw| parse::unescape_value(raw, &mut self.text));
             self.fields[field] = kept.then_some((start, self.text.len()));
+            self.lost |= !kept;
         }
         self.keep = false;
         self.overflow = false;
@@ -290,6 +295,13 @@ impl Capture {
 
     fn field(&self, field: usize) -> Option<&str> {
         self.fields[field].map(|(start, end)| &self.text[start..end])
+    }
+
+    /// The head of the stanza whose envelope this is, once the parser has read it (so its
+    /// attributes are unique and well-formed): the kept values are the element's, unless one
+    /// was left out.
+    fn head(&self) -> Option<Head> {
+        (!self.lost).then(|| Head::of_values([FROM, TO, ID, TYPE].map(|f| self.field(f))))
     }
 }
 
@@ -387,12 +399,12 @@ impl Reader {
                 // The rest of a name, up to the byte that ends it, and an end tag's, up to
                 // its `>`: the same as stepping over each byte.
                 Lex::StartName => {
-                    let end = run_end(&bytes[i..], b" \t\r\n>/", i);
+                    let end = run_end(&bytes[i..], &NAME_ENDS, i);
                     self.capture_start_name(&bytes[i..end]);
                     end
                 }
                 Lex::AttrName => {
-                    let end = run_end(&bytes[i..], b" \t\r\n>/=<'\"", i);
+                    let end = run_end(&bytes[i..], &ATTR_NAME_ENDS, i);
                     if self.in_unit && matches!(self.depth, 1 | 2) {
                         let room = 16usize.saturating_sub(self.capture.attr.len());
                         let run = &bytes[i..end];
@@ -712,7 +724,7 @@ impl Reader {
                 match result {
                     Ok((element, elements)) => {
                         out.push(Item::Stanza {
-                            head: Head::of(&element),
+                            head: self.capture.head().unwrap_or_else(|| Head::of(&element)),
                             element,
                             weight: self.unit_len + elements * ELEMENT_COST,
                             ticket: std::mem::take(&mut self.ticket),
@@ -760,13 +772,28 @@ impl Reader {
     }
 }
 
-/// Where the run at the start of `bytes` (which begins at `offset`) ends: at the first of
-/// `ends`, or with the bytes.
-fn run_end(bytes: &[u8], ends: &[u8], offset: usize) -> usize {
+/// Where the run at the start of `bytes` (which begins at `offset`) ends: at the first byte
+/// `ends` marks, or with the bytes. A table rather than a list of bytes: the framer asks it
+/// of every byte of every name.
+fn run_end(bytes: &[u8], ends: &[bool; 256], offset: usize) -> usize {
     bytes
         .iter()
-        .position(|b| ends.contains(b))
+        .position(|&b| ends[usize::from(b)])
         .map_or(offset + bytes.len(), |n| offset + n)
+}
+
+/// The bytes that end a start tag's name, and an attribute's.
+const NAME_ENDS: [bool; 256] = byte_set(b" \t\r\n>/");
+const ATTR_NAME_ENDS: [bool; 256] = byte_set(b" \t\r\n>/=<'\"");
+
+const fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut set = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        set[bytes[i] as usize] = true;
+        i += 1;
+    }
+    set
 }
 
 fn new_parser(limits: Limits) -> Parser {
@@ -876,6 +903,25 @@ mod tests {
         }
     }
 
+    /// The head copied from the envelope is the one read from the element's attributes.
+    #[test]
+    fn the_head_from_the_envelope_is_the_elements() {
+        let text = "<message from='a&amp;b@l/&#x72;' to=\"c@mix.l\" id='x\r\ny\t' type='chat'/>\
+            <iq type='get' xmlns:p='urn:p' p:from='p@l' id=''/>\
+            <presence from = 'a@l/r' to='c@mix.l' fromage='no' ide='no' idtypefromtoxmlns='no'/>\
+            <message xmlns='jabber:component:accept' to='c@mix.l' kind='x' type='normal'><body>b</body></message>";
+        for chunk in [text.len(), 3] {
+            let out = feed(&mut reader(), text.as_bytes(), chunk);
+            assert_eq!(out.len(), 4);
+            for item in &out {
+                let Item::Stanza { element, head, .. } = item else {
+                    panic!("{item:?}")
+                };
+                assert_eq!(*head, Head::of(element), "chunk {chunk}: {element:?}");
+            }
+        }
+    }
+
     #[test]
     fn a_stanza_nested_past_the_limit_is_refused_with_its_envelope_and_the_next_one_read() {
         let mut r = reader();
@@ -908,6 +954,14 @@ mod tests {
         );
         let out = feed(&mut r, text.as_bytes(), 1500);
         assert_eq!(stanza(&out[0]).attr("id"), Some(long.as_str()));
+        // An id too long for the envelope: the head is read from the element.
+        let Item::Stanza { head, .. } = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (head.id(), head.from()),
+            (Some(long.as_str()), Some("a@localhost/r"))
+        );
 
         // A 20 MB body, a 20 MB attribute on the stanza itself and a million empty children.
         let body = format!(

@@ -10,6 +10,7 @@
 use minidom::Element;
 
 pub mod parse;
+mod prototypes;
 
 /// Namespaces mixd reads or writes.
 pub mod ns {
@@ -69,16 +70,17 @@ pub mod node {
     pub const JIDMAP: &str = "urn:xmpp:mix:nodes:jidmap";
 }
 
-/// A received stanza's `from`, `to`, `id` and `type`, read from its top element's attributes
-/// in one pass by the link's thread as it builds the stanza, and kept beside the element.
+/// A received stanza's `from`, `to`, `id` and `type`, taken by the link's thread as it builds
+/// the stanza (copied from the envelope its framer kept, [`Head::of_values`], or read from the
+/// top element's attributes in one pass, [`Head::of`]), and kept beside the element.
 ///
 /// Why: the rules task read each of them through `Element::attr`, a search of a two-level
 /// ordered map whose nodes the link's thread had just allocated; those first touches were
 /// about 4 % of mixd's CPU in a 10-member fan-out (docs/benchmarks.md, "The envelope read
 /// where the stanza is built"). Here the values lie back to back in one string, written
 /// while the attributes are still in cache, and the rules task reads one small buffer.
-/// The values are exactly the element's (the same map, unescaped and normalized by the
-/// parser); what they mean is for the router to decide.
+/// The values are exactly the element's (unescaped and normalized as the parser does it);
+/// what they mean is for the router to decide.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Head {
     values: String,
@@ -103,6 +105,14 @@ impl Head {
                 found[at] = Some(value.as_str());
             }
         }
+        Head::of_values(found)
+    }
+
+    /// The head of a stanza whose `from`, `to`, `id` and `type` (in that order) were read
+    /// as its start tag went by: the link's framer keeps them, unescaped as the parser
+    /// unescapes them, for its `Screen`, so the head of a stanza it read is a copy of them
+    /// rather than another pass over the element's attribute map (`link/reader.rs`).
+    pub fn of_values(found: [Option<&str>; 4]) -> Head {
         let mut values = String::with_capacity(found.iter().flatten().map(|v| v.len()).sum());
         let fields = found.map(|value| {
             let value = value?;

@@ -29,6 +29,8 @@
 use minidom::Element;
 use rxml::{Namespace, NcName, NcNameStr};
 
+use super::prototypes::Prototypes;
+
 /// The XML namespace, which the prefix `xml` is always bound to.
 const XML_NAMESPACE: &str = "http://www.w3.org/XML/1998/namespace";
 
@@ -121,6 +123,8 @@ pub struct Parser {
     namespaces: String,
     stack: Vec<Open>,
     attrs: Vec<Attr>,
+    /// Elements cloned for each new one, sharing their namespace.
+    prototypes: Prototypes,
 }
 
 impl Parser {
@@ -359,8 +363,8 @@ impl Parser {
     fn element(&mut self, text: &str, tag: &Tag, scope: &Scope) -> Result<Element, String> {
         let prefix = tag.prefix.map(|(start, end)| &text[start..end]);
         let local = &text[tag.local.0..tag.local.1];
-        let namespace = self.lookup(text, prefix, scope)?;
-        let mut element = Element::bare(local, namespace);
+        let namespace = lookup(&self.decls, &self.namespaces, text, prefix, scope)?;
+        let mut element = self.prototypes.element(local, namespace);
         let attrs = element.attrs_mut();
         for attr in self.attrs.drain(..) {
             let namespace = match attr.prefix {
@@ -378,15 +382,6 @@ impl Parser {
             }
         }
         Ok(element)
-    }
-
-    fn lookup<'a>(
-        &'a self,
-        text: &'a str,
-        prefix: Option<&str>,
-        scope: &'a Scope,
-    ) -> Result<&'a str, String> {
-        lookup(&self.decls, &self.namespaces, text, prefix, scope)
     }
 }
 
