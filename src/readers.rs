@@ -92,10 +92,11 @@ impl Readers {
     }
 
     /// Runs `task` on the calling thread at once if no read waits in the queue (there is then
-    /// no one's turn to keep), else queues it as [`run`](Self::run) does (see the module's
-    /// doc).
+    /// no one's turn to keep) and the store's reads may run there
+    /// ([`Reader::may_read_on_runtime`]: not PostgreSQL's), else queues it as
+    /// [`run`](Self::run) does (see the module's doc).
     pub fn run_here(&self, task: Task) -> Result<(), Refusal> {
-        if !self.shared.lock().turns.is_empty() {
+        if !self.reader.may_read_on_runtime() || !self.shared.lock().turns.is_empty() {
             return self.run(task);
         }
         perform(task, self.reader.as_ref());
