@@ -47,22 +47,25 @@ pub trait Archive {
     fn exists(&mut self, channel: i64, id: i64) -> anyhow::Result<bool>;
     /// The channel's newest archive id: one step down the `(channel, id)` index.
     fn newest_id(&mut self, channel: i64) -> anyhow::Result<Option<i64>>;
-    /// The id and time of the channel's first row with `from <= id < below`: one step
-    /// into the `(channel, id)` index.
-    fn first_from(
+    /// How many ids one [`Archive::first_from_each`] probes at most: 1 where a probe is a
+    /// call into the process, more where each statement is a round trip to a server.
+    fn probe_width(&self) -> usize;
+    /// The id and time of the channel's first and last rows with `floor < id < ceiling`: a
+    /// step into each end of the `(channel, id)` index.
+    fn ends(
         &mut self,
         channel: i64,
-        from: i64,
-        below: i64,
-    ) -> anyhow::Result<Option<(i64, i64)>>;
-    /// The id and time of the channel's last row with `above < id < below`: one step into
-    /// the `(channel, id)` index.
-    fn last_below(
+        floor: i64,
+        ceiling: i64,
+    ) -> anyhow::Result<Option<(Row, Row)>>;
+    /// For each of `froms`, the id and time of the channel's first row with
+    /// `from <= id < below`: one step into the `(channel, id)` index each.
+    fn first_from_each(
         &mut self,
         channel: i64,
-        above: i64,
+        froms: &[i64],
         below: i64,
-    ) -> anyhow::Result<Option<(i64, i64)>>;
+    ) -> anyhow::Result<Vec<Option<Row>>>;
     /// Up to `limit` of `q`'s rows in `order` after skipping `offset`.
     fn rows(
         &mut self,
@@ -202,12 +205,16 @@ struct IdIndex<'a, A> {
 }
 
 impl<A: Archive> Probe for IdIndex<'_, A> {
-    fn first_from(&mut self, from: i64, below: i64) -> anyhow::Result<Option<Row>> {
-        self.archive.first_from(self.channel, from, below)
+    fn width(&self) -> usize {
+        self.archive.probe_width()
     }
 
-    fn last_below(&mut self, above: i64, below: i64) -> anyhow::Result<Option<Row>> {
-        self.archive.last_below(self.channel, above, below)
+    fn ends(&mut self, floor: i64, ceiling: i64) -> anyhow::Result<Option<(Row, Row)>> {
+        self.archive.ends(self.channel, floor, ceiling)
+    }
+
+    fn first_from_each(&mut self, froms: &[i64], below: i64) -> anyhow::Result<Vec<Option<Row>>> {
+        self.archive.first_from_each(self.channel, froms, below)
     }
 }
 
@@ -237,8 +244,13 @@ fn count(archive: &mut impl Archive, q: &HistoryQuery, bounds: Bounds) -> anyhow
     let (Some(last), true) = (last, counted > COUNTED_EXACTLY) else {
         return Ok(counted);
     };
-    let newest = archive.newest_id(q.channel)?.unwrap_or(last);
-    let span = (bounds.ceiling.min(newest + 1) - bounds.floor - 1) as f64;
+    // A ceiling is an archive row's id (`before-id`, or the first row after `end`) or none:
+    // only then may the rows end below it, and the newest id is read.
+    let ceiling = match bounds.ceiling {
+        i64::MAX => archive.newest_id(q.channel)?.unwrap_or(last) + 1,
+        ceiling => ceiling,
+    };
+    let span = (ceiling - bounds.floor - 1) as f64;
     let sampled = (last - bounds.floor) as f64;
     Ok(((counted as f64 * span / sampled).round() as usize).max(counted))
 }

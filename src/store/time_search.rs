@@ -5,17 +5,25 @@
 //! times around it (interpolation): about 3–5 probes at 10 M messages where bisection took
 //! about 40. Every other step is a bisection whenever a guess did not halve what is left, so
 //! that an archive whose pace changes (a burst, a quiet year) never costs more than twice
-//! bisection. No I/O here: the store gives the probes.
+//! bisection. A backend whose probes are round trips to a server (PostgreSQL) reads several
+//! at once ([`Probe::width`]): the guess, the id before it (so that an exact guess ends the
+//! search in that read) and ids spread evenly between the ends, which bound every read's
+//! remainder by a `width`-ary search's. No I/O here: the store gives the probes.
 
 /// One archive row as the search sees it: its id and its time.
 pub type Row = (i64, i64);
 
-/// How the search reads the archive; each call is one step down the id index.
+/// How the search reads the archive; each call is one read of the id index.
 pub trait Probe {
-    /// The row with the smallest id in `from..below`, if any.
-    fn first_from(&mut self, from: i64, below: i64) -> anyhow::Result<Option<Row>>;
-    /// The row with the largest id in `above + 1..below`, if any.
-    fn last_below(&mut self, above: i64, below: i64) -> anyhow::Result<Option<Row>>;
+    /// How many ids one [`Probe::first_from_each`] read probes at most: 1 where a probe is a
+    /// call into the process (SQLite), more where each read is a round trip.
+    fn width(&self) -> usize;
+    /// The rows with the smallest and the largest id in `floor + 1..ceiling`, if any (the
+    /// same row when there is one).
+    fn ends(&mut self, floor: i64, ceiling: i64) -> anyhow::Result<Option<(Row, Row)>>;
+    /// For each of `froms` (ascending, at most [`Probe::width`]), the row with the smallest
+    /// id in `from..below`, if any.
+    fn first_from_each(&mut self, froms: &[i64], below: i64) -> anyhow::Result<Vec<Option<Row>>>;
 }
 
 /// The smallest archive id strictly between `floor` and `ceiling` whose time is at or after
@@ -28,15 +36,12 @@ pub fn first_at_or_after(
 ) -> anyhow::Result<Option<i64>> {
     // Ends known: `low` is a row before `time`, `found` the lowest row known to reach it;
     // `high` bounds what is still unknown (rows in `low + 1..high`).
-    let Some((first, first_at)) = archive.first_from(floor.saturating_add(1), ceiling)? else {
+    let Some(((first, first_at), (last, last_at))) = archive.ends(floor, ceiling)? else {
         return Ok(None);
     };
     if first_at >= time {
         return Ok(Some(first));
     }
-    let Some((last, last_at)) = archive.last_below(first, ceiling)? else {
-        return Ok(None);
-    };
     // The newest row not reaching `time` means that none does while times grow with ids; a
     // clock stepped back across a restart breaks that, so the rows before it are still
     // searched, by bisection until one that reaches gives the search its upper end.
@@ -44,25 +49,51 @@ pub fn first_at_or_after(
     let mut found = (last_at >= time).then_some((last, last_at));
     let mut high = last;
     let mut bisect = false;
+    let width = archive.width().max(1);
     while low.saturating_add(1) < high {
         let before = high - low;
         let guess = match found {
             Some(found) if !bisect => interpolated((low, low_at), found, time),
             _ => low + before / 2,
-        }
-        .clamp(low + 1, high - 1);
-        match archive.first_from(guess, high)? {
-            // No row from the guess on: the answer, if not `found`, is below it.
-            None => high = guess,
-            Some((id, at)) if at >= time => {
-                found = Some((id, at));
-                high = guess;
+        };
+        let froms = spread(guess, low, high, width);
+        // In ascending order: each row not reaching `time` raises `low`; the first that
+        // reaches it (or finds nothing up to `high`) ends the read, as what lies above it
+        // is no longer asked.
+        for (&from, row) in froms.iter().zip(archive.first_from_each(&froms, high)?) {
+            match row {
+                // No row from `from` on: the answer, if not `found`, is below it.
+                None => {
+                    high = from;
+                    break;
+                }
+                Some((id, at)) if at >= time => {
+                    found = Some((id, at));
+                    high = from;
+                    break;
+                }
+                Some((id, at)) => (low, low_at) = (id, at),
             }
-            Some((id, at)) => (low, low_at) = (id, at),
         }
         bisect = !bisect && (high - low) * 2 > before;
     }
     Ok(found.map(|(id, _)| id))
+}
+
+/// The ids one read probes, ascending, all in `low + 1..high`: `guess`, and with a `width`
+/// over 1 the id before it and ids spread evenly between `low` and `high`.
+fn spread(guess: i64, low: i64, high: i64, width: usize) -> Vec<i64> {
+    let inside = |id: i64| id.clamp(low + 1, high - 1);
+    let mut froms = vec![inside(guess)];
+    if width > 1 {
+        froms.push(inside(guess - 1));
+        let span = i128::from(high - low);
+        let parts = (width - 1) as i128;
+        froms.extend((1..parts).map(|j| inside(low + (span * j / parts) as i64)));
+    }
+    froms.sort_unstable();
+    froms.dedup();
+    froms
 }
 
 /// The id where `time` would lie on the line through `low` and `high` (`low`'s time before
@@ -79,29 +110,44 @@ fn interpolated((low, low_at): Row, (high, high_at): Row, time: i64) -> i64 {
 mod tests {
     use super::*;
 
-    /// An archive in memory: rows sorted by id, and how many probes were made.
+    /// An archive in memory: rows sorted by id, read `width` probes at a time, and how many
+    /// reads were made.
     struct Rows {
         rows: Vec<Row>,
-        probes: usize,
+        width: usize,
+        reads: usize,
     }
 
     impl Probe for Rows {
-        fn first_from(&mut self, from: i64, below: i64) -> anyhow::Result<Option<Row>> {
-            self.probes += 1;
-            Ok(self
-                .rows
-                .iter()
-                .copied()
-                .find(|&(id, _)| id >= from && id < below))
+        fn width(&self) -> usize {
+            self.width
         }
-        fn last_below(&mut self, above: i64, below: i64) -> anyhow::Result<Option<Row>> {
-            self.probes += 1;
-            Ok(self
+        fn ends(&mut self, floor: i64, ceiling: i64) -> anyhow::Result<Option<(Row, Row)>> {
+            self.reads += 1;
+            let mut inside = self
                 .rows
                 .iter()
-                .rev()
                 .copied()
-                .find(|&(id, _)| id > above && id < below))
+                .filter(|&(id, _)| id > floor && id < ceiling);
+            let first = inside.next();
+            Ok(first.map(|first| (first, inside.next_back().unwrap_or(first))))
+        }
+        fn first_from_each(
+            &mut self,
+            froms: &[i64],
+            below: i64,
+        ) -> anyhow::Result<Vec<Option<Row>>> {
+            self.reads += 1;
+            assert!(froms.len() <= self.width && froms.windows(2).all(|w| w[0] < w[1]));
+            Ok(froms
+                .iter()
+                .map(|&from| {
+                    self.rows
+                        .iter()
+                        .copied()
+                        .find(|&(id, _)| id >= from && id < below)
+                })
+                .collect())
         }
     }
 
@@ -112,47 +158,75 @@ mod tests {
             .map(|&(id, _)| id)
     }
 
-    fn check(rows: Vec<Row>, floor: i64, ceiling: i64, time: i64) -> usize {
+    fn check(rows: Vec<Row>, width: usize, floor: i64, ceiling: i64, time: i64) -> usize {
         let expected = scanned(&rows, floor, ceiling, time);
-        let mut archive = Rows { rows, probes: 0 };
+        let mut archive = Rows {
+            rows,
+            width,
+            reads: 0,
+        };
         let got = first_at_or_after(&mut archive, floor, ceiling, time).unwrap();
         assert_eq!(got, expected, "floor {floor} ceiling {ceiling} time {time}");
-        archive.probes
+        archive.reads
     }
 
     /// Ids `1..=n`, id `i` at time `1_000 + i`: as the bench seeds its archive.
     struct Steady {
         n: i64,
-        probes: usize,
+        width: usize,
+        reads: usize,
+    }
+
+    impl Steady {
+        fn row(&self, id: i64) -> Option<Row> {
+            (1..=self.n).contains(&id).then_some((id, 1_000 + id))
+        }
     }
 
     impl Probe for Steady {
-        fn first_from(&mut self, from: i64, below: i64) -> anyhow::Result<Option<Row>> {
-            self.probes += 1;
-            let id = from.max(1);
-            Ok((id < below && id <= self.n).then_some((id, 1_000 + id)))
+        fn width(&self) -> usize {
+            self.width
         }
-        fn last_below(&mut self, above: i64, below: i64) -> anyhow::Result<Option<Row>> {
-            self.probes += 1;
-            let id = (below - 1).min(self.n);
-            Ok((id > above && id >= 1).then_some((id, 1_000 + id)))
+        fn ends(&mut self, floor: i64, ceiling: i64) -> anyhow::Result<Option<(Row, Row)>> {
+            self.reads += 1;
+            let (first, last) = (floor.saturating_add(1).max(1), (ceiling - 1).min(self.n));
+            Ok((first <= last).then(|| (self.row(first).unwrap(), self.row(last).unwrap())))
+        }
+        fn first_from_each(
+            &mut self,
+            froms: &[i64],
+            below: i64,
+        ) -> anyhow::Result<Vec<Option<Row>>> {
+            self.reads += 1;
+            Ok(froms
+                .iter()
+                .map(|&from| {
+                    Some(from.max(1))
+                        .filter(|&id| id < below)
+                        .and_then(|id| self.row(id))
+                })
+                .collect())
         }
     }
 
+    /// How many reads each width takes for a steady archive of 10 M at most: one probe at a
+    /// time as SQLite reads, eight at a time as PostgreSQL does.
     #[test]
-    fn a_steady_archive_takes_a_few_probes_where_bisection_took_forty() {
+    fn a_steady_archive_takes_a_few_reads_where_bisection_took_forty() {
         let n = 10_000_000i64;
-        for id in [4_321_987, n, 1, 9_999_999, 2] {
-            let mut archive = Steady { n, probes: 0 };
-            let found = first_at_or_after(&mut archive, 0, i64::MAX, 1_000 + id).unwrap();
-            assert_eq!(found, Some(id));
-            assert!(archive.probes <= 5, "{} probes for {id}", archive.probes);
+        for (width, most) in [(1, 4), (8, 2)] {
+            for id in [4_321_987, n, 1, 9_999_999, 2] {
+                let mut archive = Steady { n, width, reads: 0 };
+                let found = first_at_or_after(&mut archive, 0, i64::MAX, 1_000 + id).unwrap();
+                assert_eq!(found, Some(id));
+                assert!(archive.reads <= most, "{} reads for {id}", archive.reads);
+            }
+            let mut archive = Steady { n, width, reads: 0 };
+            assert_eq!(
+                first_at_or_after(&mut archive, 0, i64::MAX, 1_001 + n).unwrap(),
+                None
+            );
         }
-        let mut archive = Steady { n, probes: 0 };
-        assert_eq!(
-            first_at_or_after(&mut archive, 0, i64::MAX, 1_001 + n).unwrap(),
-            None
-        );
     }
 
     #[test]
@@ -171,19 +245,24 @@ mod tests {
             };
         }
         let last = rows.last().unwrap().1;
-        let mut worst = 0;
-        for time in (0..=last + 2).step_by(((last / 400) as usize).max(1)) {
-            for (floor, ceiling) in [(0, i64::MAX), (100, 9_000), (7_000, 7_001), (5, 4)] {
-                worst = worst.max(check(rows.clone(), floor, ceiling, time));
+        // Never much worse than bisection (2·log₂ of the ids), or than a search of `width`
+        // branches.
+        for (width, most) in [(1, 2 * 15 + 1), (8, 2 * 6 + 1)] {
+            let mut worst = 0;
+            for time in (0..=last + 2).step_by(((last / 400) as usize).max(1)) {
+                for (floor, ceiling) in [(0, i64::MAX), (100, 9_000), (7_000, 7_001), (5, 4)] {
+                    worst = worst.max(check(rows.clone(), width, floor, ceiling, time));
+                }
             }
+            assert!(worst <= most, "{worst} reads at width {width}");
         }
-        // Never much worse than bisection (2·log₂ of the ids).
-        assert!(worst <= 2 * 15 + 2, "{worst} probes");
     }
 
     #[test]
     fn an_empty_archive_or_range_has_no_answer() {
-        assert_eq!(check(vec![], 0, i64::MAX, 10), 1);
-        assert_eq!(check(vec![(5, 10)], 5, i64::MAX, 10), 1);
+        for width in [1, 8] {
+            assert_eq!(check(vec![], width, 0, i64::MAX, 10), 1);
+            assert_eq!(check(vec![(5, 10)], width, 5, i64::MAX, 10), 1);
+        }
     }
 }

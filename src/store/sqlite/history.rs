@@ -14,6 +14,7 @@ use super::{bare, in_one_read, SqliteReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
 use crate::store::history::{self, Archive, Bounds, Order};
+use crate::store::time_search;
 use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt};
 
 /// The history statements on one SQLite connection.
@@ -164,40 +165,60 @@ impl Archive for SqliteArchive<'_> {
             .optional()?)
     }
 
-    fn first_from(
-        &mut self,
-        channel: i64,
-        from: i64,
-        below: i64,
-    ) -> anyhow::Result<Option<(i64, i64)>> {
-        Ok(self
-            .0
-            .prepare_cached(
-                "SELECT id, at FROM messages WHERE channel = ?1 AND id >= ?2 AND id < ?3
-                 ORDER BY id LIMIT 1",
-            )?
-            .query_row(params![channel, from, below], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?)
+    /// One at a time: a probe is a call into SQLite, no round trip, and the time search
+    /// then makes the fewest.
+    fn probe_width(&self) -> usize {
+        1
     }
 
-    fn last_below(
+    fn ends(
         &mut self,
         channel: i64,
-        above: i64,
+        floor: i64,
+        ceiling: i64,
+    ) -> anyhow::Result<Option<(time_search::Row, time_search::Row)>> {
+        let row = |sql: &str| {
+            self.0
+                .prepare_cached(sql)?
+                .query_row(params![channel, floor, ceiling], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+        };
+        let Some(first) = row(
+            "SELECT id, at FROM messages WHERE channel = ?1 AND id > ?2 AND id < ?3
+             ORDER BY id LIMIT 1",
+        )?
+        else {
+            return Ok(None);
+        };
+        let last = row(
+            "SELECT id, at FROM messages WHERE channel = ?1 AND id > ?2 AND id < ?3
+             ORDER BY id DESC LIMIT 1",
+        )?;
+        Ok(Some((first, last.unwrap_or(first))))
+    }
+
+    fn first_from_each(
+        &mut self,
+        channel: i64,
+        froms: &[i64],
         below: i64,
-    ) -> anyhow::Result<Option<(i64, i64)>> {
-        Ok(self
-            .0
-            .prepare_cached(
-                "SELECT id, at FROM messages WHERE channel = ?1 AND id > ?2 AND id < ?3
-                 ORDER BY id DESC LIMIT 1",
-            )?
-            .query_row(params![channel, above, below], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+    ) -> anyhow::Result<Vec<Option<time_search::Row>>> {
+        let mut statement = self.0.prepare_cached(
+            "SELECT id, at FROM messages WHERE channel = ?1 AND id >= ?2 AND id < ?3
+             ORDER BY id LIMIT 1",
+        )?;
+        froms
+            .iter()
+            .map(|&from| {
+                Ok(statement
+                    .query_row(params![channel, from, below], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?)
             })
-            .optional()?)
+            .collect()
     }
 
     fn rows(
