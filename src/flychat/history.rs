@@ -252,8 +252,9 @@ fn page(
         x.open("query", HISTORY_NS).attr("status", status);
         if history.media_only {
             x.open("mediamessages", "");
+            let mut payloads = render::Payloads::default();
             for row in rows {
-                media_row(&mut x, &ids, row);
+                media_row(&mut x, &ids, &mut payloads, row);
             }
         } else {
             // The receipts of the whole page in one read: one per row made a page of 50
@@ -271,9 +272,10 @@ fn page(
                 }
             };
             x.open("history", "");
+            let mut payloads = render::Payloads::default();
             for row in rows {
                 let receipts = receipts.get(&row.posted.id).map_or(&[][..], Vec::as_slice);
-                history_row(&mut x, &ids, &who, row, receipts);
+                history_row(&mut x, &ids, &who, &mut payloads, row, receipts);
             }
         }
         vec![reply_to.iq_result(Some(&x.finish()))]
@@ -286,7 +288,14 @@ fn page(
 /// receipt of another's message — the SDK sends delivered and seen again for every row at
 /// `0` — and, on the reader's own rows, `2`: it has nothing to acknowledge. `gstatus` is what
 /// the SDK shows as the message's state: the least advanced of the other members'.
-fn history_row(x: &mut Xml, ids: &Ids, who: &Reader, row: &Archived, receipts: &[MemberReceipt]) {
+fn history_row(
+    x: &mut Xml,
+    ids: &Ids,
+    who: &Reader,
+    payloads: &mut render::Payloads,
+    row: &Archived,
+    receipts: &[MemberReceipt],
+) {
     let posted = &row.posted;
     let row_id = ids.encode_digits(posted.id);
     let msgid = posted
@@ -332,7 +341,7 @@ fn history_row(x: &mut Xml, ids: &Ids, who: &Reader, row: &Archived, receipts: &
                 .leaf("body", "", "");
         }
         None => {
-            let payload = render::payload(row);
+            let payload = payloads.read(row);
             let body = if row.retraction.is_some() {
                 String::new()
             } else {
@@ -357,9 +366,9 @@ fn history_row(x: &mut Xml, ids: &Ids, who: &Reader, row: &Archived, receipts: &
 
 /// A media row: a `<groupchat>` element (the SDK reads the ciphertext from `<body>` only in
 /// rows of that name) with child elements.
-fn media_row(x: &mut Xml, ids: &Ids, row: &Archived) {
+fn media_row(x: &mut Xml, ids: &Ids, payloads: &mut render::Payloads, row: &Archived) {
     let posted = &row.posted;
-    let payload = render::payload(row);
+    let payload = payloads.read(row);
     x.open("groupchat", "")
         .leaf(
             "msgid",

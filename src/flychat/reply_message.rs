@@ -140,7 +140,7 @@ impl ReplyMessage {
     /// SDK reads them (flychat-wire.md §0: elements, not attributes).
     fn answer(&self, group: &Readable, row: &Archived, states: &ReceiptStates) -> String {
         let posted = &row.posted;
-        let payload = render::payload(row);
+        let payload = render::Payloads::default().read(row);
         let msgid = posted
             .submission
             .client_id

@@ -25,9 +25,13 @@
 //! and are refused if they do.
 //!
 //! No recursion: the open elements are an explicit stack, whose depth the framer bounds.
+//!
+//! What it makes of the elements is a [`Build`]'s: the link's stanzas a tree
+//! ([`Parser::parse`]); FlyChat's history the few parts of each stored payload it shows
+//! (`flychat::render::Payloads`, through [`Parser::read_into`]), with every check the same.
 
 use minidom::Element;
-use rxml::{Namespace, NcName, NcNameStr};
+use rxml::{AttrMap, Namespace, NcName, NcNameStr};
 
 use super::prototypes::Prototypes;
 
@@ -88,11 +92,60 @@ struct Decl {
 /// An element whose end tag is still to come.
 #[derive(Debug)]
 struct Open {
-    element: Element,
     /// Its name as written (a range of the input), which the end tag must repeat.
     name: (usize, usize),
     /// The declarations (and bytes of their values) in scope outside it.
     outside: (usize, usize),
+}
+
+/// What a reading makes of the elements the parser reads, in document order, once each is
+/// checked: the link's stanzas become a tree ([`Parser::parse`]); a reader that needs only a
+/// few parts of a stored fragment keeps those and drops the rest as it goes
+/// ([`Parser::read_into`]: no element built, no tree to take apart). Every check is the
+/// parser's, so a builder accepts exactly what the link does.
+pub trait Build {
+    /// An element starts: its namespace, local name and attributes, resolved.
+    fn start(&mut self, namespace: &str, name: &str, attrs: AttrMap);
+    /// Text inside the element last started and not yet ended, unescaped (a text between
+    /// two tags is one call).
+    fn text(&mut self, text: String);
+    /// The element last started and not yet ended ends.
+    fn end(&mut self);
+}
+
+/// The builder of [`Parser::parse`]: the stanza's tree.
+#[derive(Debug, Default)]
+struct Tree {
+    /// The open elements, innermost last.
+    open: Vec<Element>,
+    done: Option<Element>,
+    /// Each new element a clone of one of these, sharing its namespace.
+    prototypes: Prototypes,
+}
+
+impl Build for Tree {
+    fn start(&mut self, namespace: &str, name: &str, attrs: AttrMap) {
+        let mut element = self.prototypes.element(name, namespace);
+        *element.attrs_mut() = attrs;
+        self.open.push(element);
+    }
+
+    fn text(&mut self, text: String) {
+        if let Some(open) = self.open.last_mut() {
+            open.append_text(text);
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some(element) = self.open.pop() {
+            match self.open.last_mut() {
+                Some(parent) => {
+                    parent.append_child(element);
+                }
+                None => self.done = Some(element),
+            }
+        }
+    }
 }
 
 /// An attribute of the start tag being read, before its prefix is resolved.
@@ -123,8 +176,10 @@ pub struct Parser {
     namespaces: String,
     stack: Vec<Open>,
     attrs: Vec<Attr>,
-    /// Elements cloned for each new one, sharing their namespace.
+    /// [`Parser::parse`]'s elements cloned for each new one, sharing their namespace.
     prototypes: Prototypes,
+    /// [`Parser::parse`]'s open elements.
+    tree: Vec<Element>,
 }
 
 impl Parser {
@@ -132,15 +187,30 @@ impl Parser {
     /// many elements it holds (itself included). The error says what is wrong, for the
     /// sender's error reply.
     pub fn parse(&mut self, bytes: &[u8], scope: &Scope) -> Result<(Element, usize), String> {
-        let read = self.read(bytes, scope);
-        if read.is_err() {
-            // Nothing of a refused stanza is kept until the next one.
-            self.stack.clear();
-        }
-        read
+        let mut tree = Tree {
+            open: std::mem::take(&mut self.tree),
+            done: None,
+            prototypes: std::mem::take(&mut self.prototypes),
+        };
+        let read = self.read_into(bytes, scope, &mut tree);
+        // Nothing of a refused stanza is kept until the next one.
+        tree.open.clear();
+        self.tree = tree.open;
+        self.prototypes = tree.prototypes;
+        let elements = read?;
+        let element = tree.done.ok_or("not an element")?;
+        Ok((element, elements))
     }
 
-    fn read(&mut self, bytes: &[u8], scope: &Scope) -> Result<(Element, usize), String> {
+    /// Reads `bytes`, exactly one element, in `scope`, into `build` as it goes, checked as
+    /// [`Parser::parse`] checks a stanza: how many elements it holds (itself included), or
+    /// what is wrong (then `build` has seen the part before the fault).
+    pub fn read_into<B: Build>(
+        &mut self,
+        bytes: &[u8],
+        scope: &Scope,
+        build: &mut B,
+    ) -> Result<usize, String> {
         self.decls.clear();
         self.namespaces.clear();
         self.stack.clear();
@@ -153,11 +223,8 @@ impl Parser {
         let mut elements = 0;
         loop {
             // `at` is at a `<`.
-            let done = match bytes.get(at + 1) {
-                Some(b'/') => {
-                    let open = self.end_tag(text, &mut at)?;
-                    open.element
-                }
+            match bytes.get(at + 1) {
+                Some(b'/') => self.end_tag(text, &mut at)?,
                 Some(b'!' | b'?') => {
                     return Err(
                         "comments, CDATA sections and processing instructions are not allowed"
@@ -166,51 +233,51 @@ impl Parser {
                 }
                 _ => {
                     let tag = self.read_tag(text, at)?;
-                    let element = self.element(text, &tag, scope)?;
+                    let (namespace, attrs) = self.resolve(text, &tag, scope)?;
+                    build.start(namespace, &text[tag.local.0..tag.local.1], attrs);
                     elements += 1;
                     at = tag.end;
                     if !tag.empty {
                         self.stack.push(Open {
-                            element,
                             name: tag.name,
                             outside: tag.outside,
                         });
-                        self.text_until_tag(text, &mut at)?;
+                        self.text_until_tag(text, &mut at, build)?;
                         continue;
                     }
                     self.close_scope(tag.outside);
-                    element
                 }
-            };
-            match self.stack.last_mut() {
-                Some(parent) => {
-                    parent.element.append_child(done);
-                    self.text_until_tag(text, &mut at)?;
-                }
-                None if at == bytes.len() => return Ok((done, elements)),
-                None => return Err("more than one element".into()),
+            }
+            build.end();
+            match self.stack.is_empty() {
+                false => self.text_until_tag(text, &mut at, build)?,
+                true if at == bytes.len() => return Ok(elements),
+                true => return Err("more than one element".into()),
             }
         }
     }
 
-    /// The text from `at` to the next tag, appended to the open element; `at` moves to the
-    /// tag's `<`.
-    fn text_until_tag(&mut self, text: &str, at: &mut usize) -> Result<(), String> {
+    /// The text from `at` to the next tag, handed to `build`; `at` moves to the tag's `<`.
+    fn text_until_tag(
+        &mut self,
+        text: &str,
+        at: &mut usize,
+        build: &mut impl Build,
+    ) -> Result<(), String> {
         let rest = &text.as_bytes()[*at..];
         let len = memchr::memchr(b'<', rest).ok_or("an element without its end tag")?;
         if len > 0 {
             let mut out = String::with_capacity(len);
             unescape(&text[*at..*at + len], Context::Text, &mut out)?;
-            if let Some(open) = self.stack.last_mut() {
-                open.element.append_text(out);
-            }
+            build.text(out);
             *at += len;
         }
         Ok(())
     }
 
-    /// The end tag at `at` (`</`): the element it closes; `at` moves past it.
-    fn end_tag(&mut self, text: &str, at: &mut usize) -> Result<Open, String> {
+    /// The end tag at `at` (`</`), which closes the innermost open element; `at` moves past
+    /// it.
+    fn end_tag(&mut self, text: &str, at: &mut usize) -> Result<(), String> {
         let bytes = text.as_bytes();
         let start = *at + 2;
         let end = start + name_len(&bytes[start..]);
@@ -224,7 +291,7 @@ impl Parser {
         }
         self.close_scope(open.outside);
         *at = close + 1;
-        Ok(open)
+        Ok(())
     }
 
     /// Forgets the declarations of an element that has ended.
@@ -359,13 +426,16 @@ impl Parser {
         }
     }
 
-    /// The element of a start tag just read, its name and attributes resolved.
-    fn element(&mut self, text: &str, tag: &Tag, scope: &Scope) -> Result<Element, String> {
+    /// The namespace and the attributes, resolved, of a start tag just read.
+    fn resolve<'a>(
+        &'a mut self,
+        text: &'a str,
+        tag: &Tag,
+        scope: &'a Scope,
+    ) -> Result<(&'a str, AttrMap), String> {
         let prefix = tag.prefix.map(|(start, end)| &text[start..end]);
-        let local = &text[tag.local.0..tag.local.1];
         let namespace = lookup(&self.decls, &self.namespaces, text, prefix, scope)?;
-        let mut element = self.prototypes.element(local, namespace);
-        let attrs = element.attrs_mut();
+        let mut attrs = AttrMap::new();
         for attr in self.attrs.drain(..) {
             let namespace = match attr.prefix {
                 None => Namespace::NONE,
@@ -381,7 +451,7 @@ impl Parser {
                 return Err("an attribute given twice".into());
             }
         }
-        Ok(element)
+        Ok((namespace, attrs))
     }
 }
 

@@ -687,9 +687,9 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
             .collect();
         // An error reply fails the round trips (`Peer::wait_for`).
         let rows = peer.counters.rows.load(Ordering::Relaxed);
-        let faults = Faults::of(pid);
+        let (faults, cpu) = (Faults::of(pid), cpu_seconds_of(pid));
         let trips = round_trips_in_order(peer, pages).await?;
-        let faults = Faults::of(pid).since(faults);
+        let (faults, cpu) = (Faults::of(pid).since(faults), cpu_seconds_of(pid) - cpu);
         let mut latencies: Vec<f64> = trips.iter().map(|&(_, latency)| latency).collect();
         latencies.sort_by(|a, b| a.total_cmp(b));
         let rows = peer.counters.rows.load(Ordering::Relaxed) - rows;
@@ -729,12 +729,13 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
         direct.sort_by(|a, b| a.total_cmp(b));
         lines.push(format!(
             "  {:<14} round trip p50 {:.3} ms p99 {:.3} ms; store alone p50 {:.3} ms p99 {:.3} ms; \
-             mixd page faults {} minor, {} major",
+             mixd CPU {:.0} µs a page, page faults {} minor, {} major",
             kind.label,
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99),
             percentile(&direct, 0.5),
             percentile(&direct, 0.99),
+            cpu * 1e6 / queries as f64,
             faults.minor,
             faults.major,
         ));
