@@ -12,14 +12,6 @@
 //! other user's history back). At most [`READS_PER_USER`] of one user and [`READS_WAITING`]
 //! in all wait; a read beyond either is refused at once with `resource-constraint`, so
 //! memory stays bounded. The rate of reads is the core's history quota (`core/quota.rs`).
-//!
-//! **Read where it was asked.** While no read waits in the queue, the rules task may run a
-//! read itself ([`Readers::run_here`]) instead of waking a reader for it: on a machine whose
-//! idle vCPUs halt, each thread woken is a round trip through the host, one of the hand-offs
-//! that make up most of a lone history page's time beyond the store (docs/benchmarks.md,
-//! "A lone history page read on the rules task"). The service asks for it only when nothing
-//! else waits for the rules task (see `service.rs`), so no stanza and no other user's read
-//! waits behind it but one that arrives meanwhile.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -50,8 +42,6 @@ pub struct Task {
 /// The queue the readers take from; they stop once it is dropped and empty.
 pub struct Readers {
     shared: Arc<Shared>,
-    /// For the reads run by their asker ([`Readers::run_here`]).
-    reader: Arc<dyn Reader>,
 }
 
 struct Shared {
@@ -88,19 +78,7 @@ impl Readers {
                 .name(format!("mixd-reader-{n}"))
                 .spawn(move || read(&shared, reader.as_ref()))?;
         }
-        Ok(Readers { shared, reader })
-    }
-
-    /// Runs `task` on the calling thread at once if no read waits in the queue (there is then
-    /// no one's turn to keep) and the store's reads may run there
-    /// ([`Reader::may_read_on_runtime`]: not PostgreSQL's), else queues it as
-    /// [`run`](Self::run) does (see the module's doc).
-    pub fn run_here(&self, task: Task) -> Result<(), Refusal> {
-        if !self.reader.may_read_on_runtime() || !self.shared.lock().turns.is_empty() {
-            return self.run(task);
-        }
-        perform(task, self.reader.as_ref());
-        Ok(())
+        Ok(Readers { shared })
     }
 
     /// Queues `task` behind its user's earlier reads, or refuses it (and drops it) when too
@@ -135,7 +113,8 @@ impl Drop for Readers {
     }
 }
 
-/// A reader's loop: the next user's read, until the queue is closed and empty.
+/// A reader's loop: the next user's read, until the queue is closed and empty. A read that
+/// panics fails alone, not the thread (the readers are few), and its requester is answered.
 fn read(shared: &Shared, reader: &dyn Reader) {
     loop {
         let task = {
@@ -153,24 +132,19 @@ fn read(shared: &Shared, reader: &dyn Reader) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
-        perform(task, reader);
-    }
-}
-
-/// Runs one read; one that panics fails alone, not its thread, and its requester is answered.
-fn perform(task: Task, reader: &dyn Reader) {
-    let Task {
-        user,
-        run,
-        if_panicked,
-    } = task;
-    if catch_unwind(AssertUnwindSafe(|| run(reader))).is_err() {
-        tracing::error!(
+        let Task {
             user,
-            "an archive read panicked; its requester is told it failed"
-        );
-        if catch_unwind(AssertUnwindSafe(if_panicked)).is_err() {
-            tracing::error!(user, "answering a read that panicked panicked too");
+            run,
+            if_panicked,
+        } = task;
+        if catch_unwind(AssertUnwindSafe(|| run(reader))).is_err() {
+            tracing::error!(
+                user,
+                "an archive read panicked; its requester is told it failed"
+            );
+            if catch_unwind(AssertUnwindSafe(if_panicked)).is_err() {
+                tracing::error!(user, "answering a read that panicked panicked too");
+            }
         }
     }
 }
@@ -281,36 +255,6 @@ mod tests {
         let order: Vec<_> = results.iter().take(READS_PER_USER + 1).collect();
         assert_eq!(order[..2], ["flood", "quiet"]);
         assert!(order[2..].iter().all(|what| *what == "flood"));
-    }
-
-    #[test]
-    fn a_read_runs_where_it_was_asked_only_while_no_read_waits() {
-        let (_dir, readers) = readers(1);
-        let (done, ran_on) = mpsc::channel();
-        let where_it_runs = || {
-            let done = done.clone();
-            Task {
-                user: "asker@localhost".into(),
-                run: Box::new(move |_| done.send(std::thread::current().id()).unwrap()),
-                if_panicked: Box::new(|| unreachable!()),
-            }
-        };
-        let here = std::thread::current().id();
-        readers.run_here(where_it_runs()).unwrap();
-        assert_eq!(ran_on.try_recv(), Ok(here));
-        // A read waits (behind one holding the only reader): this one takes its turn too.
-        let (started_tx, started) = mpsc::channel();
-        let (go, go_rx) = mpsc::channel();
-        readers.run(blocker(started_tx, go_rx)).unwrap();
-        started.recv().unwrap();
-        let (waiting, _waited) = mpsc::channel();
-        readers
-            .run(task("other@localhost", "waiting", &waiting))
-            .unwrap();
-        readers.run_here(where_it_runs()).unwrap();
-        assert!(ran_on.try_recv().is_err(), "queued, not run here");
-        go.send(()).unwrap();
-        assert_ne!(ran_on.recv().unwrap(), here);
     }
 
     #[test]

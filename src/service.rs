@@ -1,7 +1,6 @@
 //! The service loop: the one place where the link, the dialect, the core, the store and
 //! delivery meet. Stanzas are handled one at a time, in arrival order, so the core needs no
-//! locks; storing and archive reads happen on other threads (but a read asked while nothing
-//! else waits for this task, see `Outlets::read`).
+//! locks; storing and archive reads happen on other threads.
 //!
 //! One stanza's path: link → `router::handle` (the envelope, then its dialect: parse, run the
 //! core command, write the reply) →
@@ -10,7 +9,6 @@
 //! instead, and so do look-ups of archived messages, whose requests then finish back on this
 //! task.
 
-use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -124,7 +122,6 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
         outbox: &link.outbox,
         found: &found_tx,
         metrics: &metrics,
-        nothing_waits: Cell::new(false),
     };
     // Back-pressure (see `link::Outbox`): while the outbound queue is over its cap, no new
     // stanza is taken; results already under way (look-ups, commits) still finish.
@@ -184,9 +181,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
                         route,
                         now(),
                     );
-                    outlets.nothing_waits.set(intake.is_empty() && link.inbound.is_empty());
                     outlets.dispatch(&mut groups, &service, handled);
-                    outlets.nothing_waits.set(false);
                 }
             }
             Some(order) = orders.recv() => {
@@ -272,17 +267,14 @@ fn state(groups: &Groups, link: &link::Link) -> metrics::State {
 const READER_THREADS: usize = 2;
 
 /// Where a handled stanza's results go: changes and replies to the writer (in order), reads
-/// and look-ups to the reader threads (or run here, see `read`), whose look-ups come back on
-/// `found`. What goes out is counted in `metrics` as it is handed on.
+/// and look-ups to the reader threads, whose look-ups come back on `found`. What goes out is
+/// counted in `metrics` as it is handed on.
 struct Outlets<'a> {
     writer: &'a Writer<Stanzas>,
     readers: &'a Readers,
     outbox: &'a Outbox,
     found: &'a mpsc::UnboundedSender<Found>,
     metrics: &'a Arc<Metrics>,
-    /// Whether no stanza waits for this task behind the one being handled (set by the loop
-    /// around each stanza's dispatch).
-    nothing_waits: Cell<bool>,
 }
 
 /// A look-up's result, to finish its request with on the rules task.
@@ -309,15 +301,6 @@ impl Outlets<'_> {
 
     /// Queues `run` on the reader threads in `asker`'s turn; `asker` is told
     /// `internal-server-error` if it panics, and the queue's refusal if it is full.
-    ///
-    /// While no stanza waits behind this one and the writer holds no job, `run` runs on this
-    /// task instead (`Readers::run_here`, if no read is queued either): waking a reader thread
-    /// was one of a lone history page's thread hand-offs, each a halted vCPU woken on a VM
-    /// whose idle vCPUs halt (docs/benchmarks.md, "A lone history page read on the rules
-    /// task"). The
-    /// writer idle means every change handled before is committed, so the read sees all of
-    /// them, as a read queued behind a commit would; a stanza that arrives meanwhile waits
-    /// for this one read.
     fn read(
         &self,
         groups: &mut Groups,
@@ -328,19 +311,14 @@ impl Outlets<'_> {
         let outbox = self.outbox.clone();
         let metrics = self.metrics.clone();
         let failed = asker.storage_failed();
-        let task = Task {
+        let queued = self.readers.run(Task {
             user: asker.user.to_string(),
             run: Box::new(run),
             if_panicked: Box::new(move || {
                 metrics.reply(&failed);
                 outbox.write_now(failed.into());
             }),
-        };
-        let queued = if self.nothing_waits.get() && self.writer.is_idle() {
-            self.readers.run_here(task)
-        } else {
-            self.readers.run(task)
-        };
+        });
         if let Err(refusal) = queued {
             self.dispatch(groups, service, Handled::Reply(asker.error(&refusal)));
         }

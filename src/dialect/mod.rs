@@ -295,9 +295,6 @@ pub mod testing {
     pub struct NoArchive;
 
     impl crate::store::Reader for NoArchive {
-        fn may_read_on_runtime(&self) -> bool {
-            true
-        }
         fn snapshot(&self) -> anyhow::Result<crate::core::Snapshot> {
             unreachable!("the archive was read")
         }

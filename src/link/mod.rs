@@ -158,10 +158,9 @@ impl Outbox {
 
     /// Sends `stanzas`, written to the socket on the calling thread if nothing is queued
     /// before them and the socket takes them (what it does not take is queued, first); else
-    /// queued like [`send`](Self::send). For threads other than the link's task (the
-    /// archive's readers, and the rules task for a read it runs itself): a write call of
-    /// theirs costs what the link's would, and spares waking the link's task. Never blocks on
-    /// the socket.
+    /// queued like [`send`](Self::send). For threads outside the runtime (the archive's
+    /// readers): a write call of theirs costs what the link's would, and spares waking the
+    /// link's task. Never blocks on the socket.
     pub fn write_now(&self, stanzas: Stanzas) {
         let socket = self.queue.socket();
         let (Some(write), 0) = (&*socket, self.queue.bytes.load(Ordering::Acquire)) else {

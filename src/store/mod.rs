@@ -167,12 +167,6 @@ pub struct Completion {
 
 /// Reads the state and the archive; shared by concurrent queries.
 pub trait Reader: Send + Sync + 'static {
-    /// Whether a read may run on a thread of mixd's tokio runtime (the rules task runs a
-    /// lone read itself, `Readers::run_here`). SQLite's reads are calls within the process,
-    /// a fraction of a millisecond; PostgreSQL's client blocks on a runtime of its own, which
-    /// may not be entered from a runtime's thread, and its reads are round trips to the
-    /// server that the rules task should not wait for.
-    fn may_read_on_runtime(&self) -> bool;
     fn snapshot(&self) -> anyhow::Result<Snapshot>;
     fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, HistoryError>;
     /// The message of `channel` that a client's reference names: the one with archive id

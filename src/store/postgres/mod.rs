@@ -354,10 +354,6 @@ impl PgReader {
 /// The reads live with their concern: the start-up load in [`load`], the archive in
 /// [`history`].
 impl Reader for PgReader {
-    fn may_read_on_runtime(&self) -> bool {
-        false
-    }
-
     fn snapshot(&self) -> anyhow::Result<Snapshot> {
         off_runtime(|| self.with_conn(load::snapshot))
     }

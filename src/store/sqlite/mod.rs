@@ -242,10 +242,6 @@ impl SqliteReader {
 /// The reads live with their concern: the start-up load in [`load`], the archive in
 /// [`history`].
 impl Reader for SqliteReader {
-    fn may_read_on_runtime(&self) -> bool {
-        true
-    }
-
     /// On a connection of its own, without the readers' mapping: the load reads every page
     /// of the state's tables once, and mapped, each page it touched would stay in mixd's
     /// resident memory as long as the pooled connection lives (the whole 800 MB file at ten
