@@ -485,6 +485,7 @@ fn receipt_status(receipt: Option<&MemberReceipt>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::{ns, Payload, Payloads, CONTENT};
+    use crate::xml::parse::testing::mutated;
 
     /// The fields of a payload, to compare.
     type Fields = (String, String, String, String);
@@ -703,27 +704,9 @@ mod tests {
         }
         assert!(read > inputs.len() / 2, "{read} of {}", inputs.len());
         let alphabet: &[u8] = b"<>/='\"&;#x:! \t\n]ab\xc3\xa9";
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let inputs: Vec<Vec<u8>> = inputs.into_iter().map(String::into_bytes).collect();
         let (mut compared, mut accepted, mut with_body, mut typed) = (0, 0, 0, 0);
-        for round in 0..30_000 {
-            let mut input = inputs[round % inputs.len()].clone().into_bytes();
-            for _ in 0..1 + next() % 3 {
-                let at = (next() as usize) % (input.len() + 1);
-                let byte = alphabet[(next() as usize) % alphabet.len()];
-                match next() % 3 {
-                    0 if at < input.len() => input[at] = byte,
-                    1 if at < input.len() => {
-                        input.remove(at);
-                    }
-                    _ => input.insert(at, byte),
-                }
-            }
+        for input in mutated(&inputs, alphabet, 0x2545_f491_4f6c_dd1d, 30_000) {
             // Stored payloads are text.
             let Ok(input) = String::from_utf8(input) else {
                 continue;

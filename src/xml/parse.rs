@@ -674,8 +674,47 @@ fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
 }
 
+/// Mutations of inputs for the differential tests against rxml, here and in
+/// `flychat::render`.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// `rounds` inputs: each of `inputs` in turn with one to three bytes replaced, removed or
+    /// inserted (from `alphabet`), at places drawn from a fixed xorshift sequence from `seed`,
+    /// so that every run tests the same ones.
+    pub(crate) fn mutated<'a>(
+        inputs: &'a [Vec<u8>],
+        alphabet: &'a [u8],
+        seed: u64,
+        rounds: usize,
+    ) -> impl Iterator<Item = Vec<u8>> + 'a {
+        let mut state = seed;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..rounds).map(move |round| {
+            let mut input = inputs[round % inputs.len()].clone();
+            for _ in 0..1 + next() % 3 {
+                let at = (next() as usize) % (input.len() + 1);
+                let byte = alphabet[(next() as usize) % alphabet.len()];
+                match next() % 3 {
+                    0 if at < input.len() => input[at] = byte,
+                    1 if at < input.len() => {
+                        input.remove(at);
+                    }
+                    _ => input.insert(at, byte),
+                }
+            }
+            input
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::testing::mutated;
     use minidom::Node;
     use rxml::{Event, Parse, Parser as Rxml};
 
@@ -892,28 +931,9 @@ mod tests {
             }
         }
         let alphabet: &[u8] = b"<>/='\"&;#x:! \t\r\n]ab\xc3\xa9\xef\xbf\xbe\x00";
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
         let mut parser = Parser::default();
         let (mut compared, mut accepted) = (0, 0);
-        for round in 0..40_000 {
-            let mut input = inputs[round % inputs.len()].clone();
-            for _ in 0..1 + next() % 3 {
-                let at = (next() as usize) % (input.len() + 1);
-                let byte = alphabet[(next() as usize) % alphabet.len()];
-                match next() % 3 {
-                    0 if at < input.len() => input[at] = byte,
-                    1 if at < input.len() => {
-                        input.remove(at);
-                    }
-                    _ => input.insert(at, byte),
-                }
-            }
+        for input in mutated(&inputs, alphabet, 0x9e37_79b9_7f4a_7c15, 40_000) {
             let got = ours(&mut parser, &input);
             if not_compared(&input) {
                 continue;
