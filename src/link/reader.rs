@@ -909,10 +909,11 @@ mod tests {
         let text = "<message from='a&amp;b@l/&#x72;' to=\"c@mix.l\" id='x\r\ny\t' type='chat'/>\
             <iq type='get' xmlns:p='urn:p' p:from='p@l' id=''/>\
             <presence from = 'a@l/r' to='c@mix.l' fromage='no' ide='no' idtypefromtoxmlns='no'/>\
-            <message xmlns='jabber:component:accept' to='c@mix.l' kind='x' type='normal'><body>b</body></message>";
+            <message xmlns='jabber:component:accept' to='c@mix.l' kind='x' type='normal'><body>b</body></message>\
+            <message to='c@mix.l'><x from='evil@l' id='i' type='error'><y to='d@l'/></x></message>";
         for chunk in [text.len(), 3] {
             let out = feed(&mut reader(), text.as_bytes(), chunk);
-            assert_eq!(out.len(), 4);
+            assert_eq!(out.len(), 5);
             for item in &out {
                 let Item::Stanza { element, head, .. } = item else {
                     panic!("{item:?}")
