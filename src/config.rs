@@ -138,9 +138,9 @@ pub struct Options {
     #[serde(alias = "write-timeout")]
     pub write_timeout: Option<u64>,
 
-    /// Microseconds the writer and the archive's readers poll for their next job before they
-    /// sleep, while jobs keep coming: a hand-off that finds the thread awake spares a
-    /// wake-up. 0 turns spinning off; at most 1000 [default: 50].
+    /// Microseconds the writer, the archive's readers and the rules task poll for their next
+    /// job before they sleep, while jobs keep coming: a hand-off that finds the thread awake
+    /// spares a wake-up. 0 turns spinning off; at most 1000 [default: 50].
     #[arg(long, env = "MIXD_SPIN_MICROS", value_name = "MICROSECONDS")]
     #[serde(alias = "spin-micros")]
     pub spin_micros: Option<u64>,
@@ -361,7 +361,7 @@ pub struct Settings {
     pub max_stanza_depth: usize,
     pub max_outbox_bytes: usize,
     pub write_timeout: std::time::Duration,
-    /// How long the writer and the readers spin before they sleep (`spin.rs`).
+    /// How long the writer, the readers and the rules task spin before they sleep (`spin.rs`).
     pub spin: std::time::Duration,
     pub message_burst: u32,
     pub messages_per_minute: u32,
@@ -868,7 +868,7 @@ impl Settings {
             (
                 "spin_micros",
                 self.spin.as_micros().to_string(),
-                "microseconds the writer and readers poll before they sleep (0: off)",
+                "microseconds the writer, readers and rules task poll before they sleep (0: off)",
             ),
             (
                 "message_burst",
