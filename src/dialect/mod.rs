@@ -8,6 +8,8 @@
 
 mod commands;
 pub mod ids;
+#[cfg(test)]
+pub mod pages;
 pub mod payload;
 pub mod proxy;
 mod reply;

@@ -389,7 +389,9 @@ fn media_row(x: &mut Xml, ids: &Ids, payloads: &mut render::Payloads, row: &Arch
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flychat::testing::{parse_iq, refused, GROUP, SERVICE};
+    use crate::dialect::pages::{self, PageArchive};
+    use crate::dialect::testing::envelope;
+    use crate::flychat::testing::{jid, parse_iq, refused, GROUP, SERVICE};
     use crate::flychat::Request;
 
     fn group_chat(to: &str, attributes: &str) -> GroupChat {
@@ -399,6 +401,63 @@ mod tests {
             Ok(Request::History(history)) => history,
             other => panic!("{attributes}: {other:?}"),
         }
+    }
+
+    /// The stanzas a page of `archive` is answered with, read by bob: a group page, `up`
+    /// (newest first) or `down`, or a media page.
+    fn rendered(archive: &PageArchive, status: &'static str, newest_first: bool) -> Vec<String> {
+        let channel_jid = "coven@mix.example.org";
+        let env = envelope(ErrorKind::Iq, "bob@localhost/r'&<>\"1", channel_jid);
+        let ids = crate::dialect::testing::service().ids;
+        let history = HistoryQuery {
+            media_only: status == "group_chat_media",
+            ..HistoryQuery::default()
+        };
+        let who = Reader {
+            group: "coven".into(),
+            viewer: jid("bob@localhost"),
+            names: Naming::real(channel_jid),
+        };
+        match page(&env, &ids, status, history, newest_first, who) {
+            Handled::Read(read) => (read.run)(archive),
+            _ => panic!("not a read"),
+        }
+    }
+
+    /// Every kind of row, with every character that must be escaped, in each kind of page:
+    /// the same bytes as the rendering before (`testdata/history_pages.xml`, written by it),
+    /// one stanza a line.
+    #[test]
+    fn a_page_renders_as_it_did() {
+        let archive = pages::hand_cases();
+        let mut all = String::new();
+        for (status, newest_first) in [
+            ("group_chat", true),
+            ("group_chat", false),
+            ("group_chat_media", true),
+        ] {
+            for stanza in rendered(&archive, status, newest_first) {
+                all.push_str(&stanza);
+                all.push('\n');
+            }
+        }
+        assert_eq!(all, include_str!("testdata/history_pages.xml"));
+    }
+
+    /// Renders `up` pages of 50 of the bench's rows, for `valgrind --tool=callgrind`
+    /// (ignored: it measures, it checks nothing). The number of pages is `MIXD_PAGES`, 200
+    /// by default.
+    #[test]
+    #[ignore]
+    fn renders_pages_for_callgrind() {
+        let archive = pages::plain(50);
+        let pages: usize = std::env::var("MIXD_PAGES").map_or(200, |n| n.parse().unwrap());
+        let mut bytes = 0;
+        for _ in 0..pages {
+            let stanzas = rendered(&archive, "group_chat", true);
+            bytes += stanzas.iter().map(String::len).sum::<usize>();
+        }
+        eprintln!("{pages} pages, {bytes} bytes");
     }
 
     #[test]

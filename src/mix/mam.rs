@@ -323,7 +323,9 @@ fn respond(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dialect::testing::element;
+    use crate::dialect::pages::{self, PageArchive};
+    use crate::dialect::testing::{element, envelope};
+    use crate::store::Reader;
 
     fn query(inner: &str) -> Outcome<Query> {
         Query::parse(&element(&format!(
@@ -340,6 +342,65 @@ mod tests {
 
     fn set(inner: &str) -> String {
         format!("<set xmlns='http://jabber.org/protocol/rsm'>{inner}</set>")
+    }
+
+    /// The stanzas a page of `archive` is answered with, for a requester whose resource
+    /// needs escaping.
+    fn rendered(
+        archive: &PageArchive,
+        queryid: Option<&str>,
+        flip: bool,
+        shown: bool,
+    ) -> Vec<String> {
+        let env = envelope(
+            ErrorKind::Iq,
+            "alice@localhost/r'&<>\"1",
+            "coven@mix.example.org",
+        );
+        let ids = crate::dialect::testing::service().ids;
+        let respond = respond(
+            &env,
+            ids,
+            "coven@mix.example.org".into(),
+            queryid.map(str::to_owned),
+            flip,
+            shown,
+        );
+        respond(archive.history(&HistoryQuery::default()))
+    }
+
+    /// Every kind of row, with every character that must be escaped, JIDs shown and hidden,
+    /// flipped: the same bytes as the rendering before (`testdata/mam_pages.xml`, written by
+    /// it), one stanza a line.
+    #[test]
+    fn a_page_renders_as_it_did() {
+        let archive = pages::hand_cases();
+        let mut all = String::new();
+        for (queryid, flip, shown) in [
+            (Some("q'1\"<&>"), false, true),
+            (None, true, false),
+        ] {
+            for stanza in rendered(&archive, queryid, flip, shown) {
+                all.push_str(&stanza);
+                all.push('\n');
+            }
+        }
+        assert_eq!(all, include_str!("testdata/mam_pages.xml"));
+    }
+
+    /// Renders pages of 50 of the bench's rows, for `valgrind --tool=callgrind` (ignored:
+    /// it measures, it checks nothing). The number of pages is `MIXD_PAGES`, 200 by default.
+    #[test]
+    #[ignore]
+    fn renders_pages_for_callgrind() {
+        let archive = pages::plain(50);
+        let pages: usize = std::env::var("MIXD_PAGES").map_or(200, |n| n.parse().unwrap());
+        let mut bytes = 0;
+        for _ in 0..pages {
+            let stanzas = rendered(&archive, Some("q1"), false, true);
+            bytes += stanzas.iter().map(String::len).sum::<usize>();
+        }
+        eprintln!("{pages} pages, {bytes} bytes");
     }
 
     #[test]
