@@ -407,4 +407,36 @@ mod tests {
             Err("41".to_owned())
         );
     }
+    /// Ids clients already hold must still decode, so the function never changes, whatever
+    /// its implementation: these outputs were written by the first one (`siphasher`'s
+    /// SipHash-2-4 over the 5-byte round input), under a fixed key.
+    #[test]
+    fn ids_are_what_they_always_were() {
+        let key: [u8; KEY_BYTES] = std::array::from_fn(|i| (i as u8).wrapping_mul(37) + 3);
+        let ids = Ids::new(&key);
+        for (id, base64, digits) in [
+            (0, "J5z0HkYYg8X", "11417698698833039127"),
+            (1, "NKDT5SXwslB", "15169055469533841729"),
+            (2, "J7KJWS2PSiB", "11441998917772585089"),
+            (41, "LQsjqVctkiW", "12982908666678495382"),
+            (1_000_000, "HQDW3aXSb3b", "8359625898232233435"),
+            (999_999_999, "HyjR0J14bPT", "8981100432678040531"),
+            ((1 << ID_BITS) - 1, "Cgp1wnffRRw", "2894080672966448240"),
+        ] {
+            assert_eq!(ids.encode(id), base64, "{id}");
+            assert_eq!(ids.encode_digits(id), digits, "{id}");
+            assert_eq!(ids.decode(base64), Some(id), "{base64}");
+            assert_eq!(ids.decode(digits), Some(id), "{digits}");
+        }
+        assert_eq!(
+            ids.invitation_token("coven@mix.localhost", "dave@localhost", 1_000),
+            "AUpObFpI5TMVhAU5fpeGtz"
+        );
+        // The service key of `testing::ids(6)`, whose ids the tests' fixed pages show.
+        assert_eq!(super::testing::ids(6).encode(1), "OUAtwqMlD5u");
+        assert_eq!(
+            super::testing::ids(6).encode_digits(41),
+            "13612068050289219520"
+        );
+    }
 }

@@ -92,7 +92,8 @@ pub fn plain(rows: i64) -> PageArchive {
 /// markup characters, both quotes, `]]>`, non-ASCII, long clean runs.
 pub fn hand_cases() -> PageArchive {
     let content = "urn:xmpp:content";
-    let mut rows = vec![
+    let mut rows =
+        vec![
         row(1, "alice@localhost", "alice", "<body>plain</body>"),
         row(
             2,
@@ -131,7 +132,10 @@ pub fn hand_cases() -> PageArchive {
     rows[3].edited_at = Some(1_700_000_010_000_000);
     rows[4].posted.submission.media = true;
     rows[0].reactions = vec![
-        ("👍".into(), vec![jid("bob@localhost"), jid("carol@localhost")]),
+        (
+            "👍".into(),
+            vec![jid("bob@localhost"), jid("carol@localhost")],
+        ),
         ("<3 & '\"".into(), vec![jid("alice@localhost")]),
     ];
     let mut retracted = row(8, "bob@localhost", "bob", "<body>gone</body>");

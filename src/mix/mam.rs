@@ -376,10 +376,7 @@ mod tests {
     fn a_page_renders_as_it_did() {
         let archive = pages::hand_cases();
         let mut all = String::new();
-        for (queryid, flip, shown) in [
-            (Some("q'1\"<&>"), false, true),
-            (None, true, false),
-        ] {
+        for (queryid, flip, shown) in [(Some("q'1\"<&>"), false, true), (None, true, false)] {
             for stanza in rendered(&archive, queryid, flip, shown) {
                 all.push_str(&stanza);
                 all.push('\n');
