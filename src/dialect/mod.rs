@@ -14,6 +14,7 @@ pub mod payload;
 pub mod proxy;
 mod reply;
 pub mod shapes;
+mod siphash;
 
 use std::sync::Arc;
 

@@ -221,7 +221,7 @@ pub fn reactions_to(x: &mut Xml, target: &str, reactions: &[String]) {
 /// the payload).
 pub fn open_groupchat(
     x: &mut Xml,
-    stanza_ns: &str,
+    stanza_ns: &'static str,
     from: &str,
     to: Option<&str>,
     id: Option<&str>,
