@@ -198,16 +198,21 @@ impl Xml {
     /// was a fifth of the escaping a history page did (docs/benchmarks.md, "A history page's
     /// rendering, cheaper").
     pub fn open(&mut self, name: &'static str, ns: &'static str) -> &mut Self {
+        self.open_tag(name, ns);
+        self.open.push(name);
+        self.in_start_tag = true;
+        self
+    }
+
+    /// `<name xmlns='ns'`, after the start tag before it is finished.
+    fn open_tag(&mut self, name: &'static str, ns: &'static str) {
         self.finish_start_tag();
         self.out.push('<');
         self.out.push_str(name);
-        self.open.push(name);
-        self.in_start_tag = true;
         if !ns.is_empty() {
             debug_assert!(!ns.bytes().any(|b| escaped(b).is_some()), "{ns}");
             self.out.extend([" xmlns='", ns, "'"]);
         }
-        self
     }
 
     pub fn attr(&mut self, name: &str, value: &str) -> &mut Self {
@@ -244,9 +249,15 @@ impl Xml {
         self
     }
 
-    /// `<name xmlns='ns'>text</name>` in one call.
+    /// `<name xmlns='ns'>text</name>` in one call (with both tags even when `text` is
+    /// empty), written straight through: not pushed on the stack of open elements and
+    /// popped again, as `open`, `text` and `close` did (a FlyChat history row is 16 leaves).
     pub fn leaf(&mut self, name: &'static str, ns: &'static str, text: &str) -> &mut Self {
-        self.open(name, ns).text(text).close()
+        self.open_tag(name, ns);
+        self.out.push('>');
+        escape_into(&mut self.out, text);
+        self.out.extend(["</", name, ">"]);
+        self
     }
 
     pub fn close(&mut self) -> &mut Self {
