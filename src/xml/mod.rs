@@ -154,7 +154,8 @@ impl Head {
 /// A small builder for one element and its subtree, written straight into a string.
 ///
 /// Attributes are added before any content; `close` writes the end tag (or turns the start
-/// tag into an empty-element tag). Every attribute value and text is escaped.
+/// tag into an empty-element tag). Every attribute value and text is escaped (not namespaces:
+/// mixd's constants, see [`Xml::open`]).
 pub struct Xml {
     out: String,
     open: Vec<&'static str>,
