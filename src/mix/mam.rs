@@ -294,6 +294,7 @@ fn respond(
         }
         for archived in ordered {
             let posted = &archived.posted;
+            let id = ids.encode(posted.id);
             let mut x = Xml::with_capacity(
                 RESULT_BYTES + requester.len() + posted.submission.content.len(),
             );
@@ -302,12 +303,12 @@ fn respond(
                 .attr("to", &requester)
                 .open("result", ns::MAM)
                 .attr_opt("queryid", queryid.as_deref())
-                .attr("id", &ids.encode(posted.id))
+                .attr("id", &id)
                 .open("forwarded", ns::FORWARD)
                 .open("delay", ns::DELAY)
                 .attr("stamp", &iso_time(posted.at))
                 .close();
-            render::archived_message(&mut x, &ids, &channel_jid, archived, shown);
+            render::archived_message(&mut x, &ids, &channel_jid, archived, &id, shown);
             out.push(x.finish());
         }
         let mut fin = Xml::new();
