@@ -28,6 +28,7 @@ mod presence;
 mod private;
 mod quota;
 mod subscription;
+mod timestamp;
 
 mod access;
 mod add;
@@ -71,6 +72,7 @@ pub use receipt::{Receipt, ReceiptKind};
 pub use retract::Retracted;
 pub use roster::Roster;
 pub use settings::SettingsChange;
+pub use timestamp::iso_time;
 pub use typing::{ChatState, Quiet, QuietNews, Repeats};
 pub use user::{bare_text, UserJid, UserJids};
 
@@ -78,13 +80,6 @@ use jid::{BareJid, FullJid};
 
 /// A point in time, in microseconds since the Unix epoch (what the archive stores).
 pub type Micros = i64;
-
-/// `at` as an RFC 3339 UTC time with microseconds (XEP-0082), for texts and the wire.
-pub fn iso_time(at: Micros) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_micros(at)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
 
 /// Why a command was refused: an XMPP-neutral condition and a human-readable text.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,8 +10,10 @@
 //! # Design
 //!
 //! An id is a keyed permutation of the archive id: a balanced Feistel network of
-//! [`ROUNDS`] rounds over 64 bits, whose round function is SipHash-2-4 (`siphasher`) under
-//! the service's 128-bit secret key, of the round number and the right half. The archive id
+//! [`ROUNDS`] rounds over 64 bits, whose round function is SipHash-2-4 under the service's
+//! 128-bit secret key, of the round number and the right half (5 bytes: `siphash.rs` computes
+//! it for that length, the same function as `siphasher`'s, which its tests check, and
+//! `ids_are_what_they_always_were` holds outputs of the first implementation). The archive id
 //! fills the low [`ID_BITS`] bits of the block and the high 16 are zero: decoding inverts
 //! the network and refuses a block whose high bits are not zero, so a made-up or altered id
 //! decodes to nothing except by a 1 in 65,536 chance (and then names a message only if
@@ -22,10 +24,11 @@
 //!   or their indexes, paging keeps using the integer (`id > ?` over `(channel, id)`), and
 //!   the mapping needs no look-up in either direction.
 //! - SipHash-2-4 is a pseudo-random function built for keyed use on short inputs;
-//!   `siphasher` is the widely used implementation (std's `DefaultHasher` may change
-//!   between Rust releases, and ids must not). Eight rounds of a Feistel network with a
-//!   pseudo-random round function are well past the four that Luby–Rackoff needs for a
-//!   pseudo-random permutation; with 32-bit halves the margin matters.
+//!   `siphasher` is the widely used implementation, and the reference ours is checked
+//!   against (std's `DefaultHasher` may change between Rust releases, and ids must not).
+//!   Eight rounds of a Feistel network with a pseudo-random round function are well past
+//!   the four that Luby–Rackoff needs for a pseudo-random permutation; with 32-bit halves
+//!   the margin matters.
 //! - The key is made from the OS's randomness once per database and kept in it (the
 //!   `meta` table), so ids survive restarts and differ between services.
 //! - 48 bits of archive id are 2.8·10¹⁴ messages: at 100,000 a second, 89 years.
@@ -49,6 +52,7 @@
 
 use siphasher::sip::SipHasher24;
 
+use super::siphash::RoundKey;
 use crate::store::Page;
 
 /// The length of the secret key, in bytes.
@@ -61,10 +65,13 @@ const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 /// Characters of the base64 form: 64 bits in 6-bit digits.
 const BASE64_LEN: usize = 11;
 
-/// The service's keyed id permutation. Cheap to clone (the key schedule is two words).
+/// The service's keyed id permutation. Cheap to clone (the key schedule is a few words).
 #[derive(Clone)]
 pub struct Ids {
+    /// For invitation tokens, whose input is longer.
     prf: SipHasher24,
+    /// The same function, for the network's rounds (`siphash.rs`).
+    rounds: RoundKey,
 }
 
 impl std::fmt::Debug for Ids {
@@ -77,6 +84,7 @@ impl Ids {
     pub fn new(key: &[u8; KEY_BYTES]) -> Self {
         Ids {
             prf: SipHasher24::new_with_key(key),
+            rounds: RoundKey::new(key),
         }
     }
 
@@ -91,12 +99,11 @@ impl Ids {
     /// Archive id `id` as MIX clients see it.
     pub fn encode(&self, id: i64) -> String {
         let block = self.permute(plain(id));
-        (0..BASE64_LEN)
-            .map(|i| {
-                let shift = 6 * (BASE64_LEN - 1 - i);
-                ALPHABET[((block >> shift) & 63) as usize] as char
-            })
-            .collect()
+        let text: [u8; BASE64_LEN] = std::array::from_fn(|i| {
+            let shift = 6 * (BASE64_LEN - 1 - i);
+            ALPHABET[((block >> shift) & 63) as usize]
+        });
+        std::str::from_utf8(&text).expect("ASCII").to_owned()
     }
 
     /// Archive id `id` as FlyChat clients see it: digits, as the SDK pages with.
@@ -138,9 +145,9 @@ impl Ids {
             .collect()
     }
 
+    /// SipHash-2-4 of `[round, half as little-endian]`, its low 32 bits.
     fn round(&self, round: u8, half: u32) -> u32 {
-        let [a, b, c, d] = half.to_le_bytes();
-        self.prf.hash(&[round, a, b, c, d]) as u32
+        self.rounds.hash(round, half) as u32
     }
 
     fn permute(&self, block: u64) -> u64 {
@@ -405,6 +412,38 @@ mod tests {
         assert_eq!(
             Paging::After("41".into()).resolve(&ids),
             Err("41".to_owned())
+        );
+    }
+    /// Ids clients already hold must still decode, so the function never changes, whatever
+    /// its implementation: these outputs were written by the first one (`siphasher`'s
+    /// SipHash-2-4 over the 5-byte round input), under a fixed key.
+    #[test]
+    fn ids_are_what_they_always_were() {
+        let key: [u8; KEY_BYTES] = std::array::from_fn(|i| (i as u8).wrapping_mul(37) + 3);
+        let ids = Ids::new(&key);
+        for (id, base64, digits) in [
+            (0, "J5z0HkYYg8X", "11417698698833039127"),
+            (1, "NKDT5SXwslB", "15169055469533841729"),
+            (2, "J7KJWS2PSiB", "11441998917772585089"),
+            (41, "LQsjqVctkiW", "12982908666678495382"),
+            (1_000_000, "HQDW3aXSb3b", "8359625898232233435"),
+            (999_999_999, "HyjR0J14bPT", "8981100432678040531"),
+            ((1 << ID_BITS) - 1, "Cgp1wnffRRw", "2894080672966448240"),
+        ] {
+            assert_eq!(ids.encode(id), base64, "{id}");
+            assert_eq!(ids.encode_digits(id), digits, "{id}");
+            assert_eq!(ids.decode(base64), Some(id), "{base64}");
+            assert_eq!(ids.decode(digits), Some(id), "{digits}");
+        }
+        assert_eq!(
+            ids.invitation_token("coven@mix.localhost", "dave@localhost", 1_000),
+            "AUpObFpI5TMVhAU5fpeGtz"
+        );
+        // The service key of `testing::ids(6)`, whose ids the tests' fixed pages show.
+        assert_eq!(super::testing::ids(6).encode(1), "OUAtwqMlD5u");
+        assert_eq!(
+            super::testing::ids(6).encode_digits(41),
+            "13612068050289219520"
         );
     }
 }

@@ -8,10 +8,13 @@
 
 mod commands;
 pub mod ids;
+#[cfg(test)]
+pub mod pages;
 pub mod payload;
 pub mod proxy;
 mod reply;
 pub mod shapes;
+mod siphash;
 
 use std::sync::Arc;
 

@@ -87,11 +87,23 @@ impl ReplyTo {
 
     /// An iq result carrying `payload` (already serialized), or empty.
     pub fn iq_result(&self, payload: Option<&str>) -> String {
-        let mut x = Xml::new();
+        let bytes = payload.map_or(0, str::len);
+        self.iq_result_of(bytes, |x| {
+            if let Some(payload) = payload {
+                x.raw(payload);
+            }
+        })
+    }
+
+    /// An iq result whose payload, of about `bytes`, `write` writes in place: a large one (a
+    /// FlyChat history page, ~30 KB for 50 rows) is then neither copied into the result nor
+    /// grown by doubling from a small buffer (docs/benchmarks.md, "A history page's
+    /// rendering, cheaper").
+    pub fn iq_result_of(&self, bytes: usize, write: impl FnOnce(&mut Xml)) -> String {
+        let head = 64 + self.from.len() + self.to.len() + self.id.as_ref().map_or(0, String::len);
+        let mut x = Xml::with_capacity(head + bytes);
         self.head(&mut x, ErrorKind::Iq, "result");
-        if let Some(payload) = payload {
-            x.raw(payload);
-        }
+        write(&mut x);
         x.finish()
     }
 

@@ -129,17 +129,19 @@ pub fn channel_message(
 /// aggregated (see docs/protocol.md); or an archived retraction (XEP-0424 §6) or a member's
 /// reactions (XEP-0444) as they were sent live. Moderation names the moderator by its JID,
 /// as XEP-0425's tombstone does. JIDs (the sender's, a notice's, a moderator's, those who
-/// reacted) only where they are `shown` to the requester (XEP-0404).
+/// reacted) only where they are `shown` to the requester (XEP-0404). `id` is the message's
+/// opaque id, which the caller has already written into the result around it (an id is
+/// eight SipHash rounds: encoded once a row, not twice).
 pub fn archived_message(
     x: &mut Xml,
     ids: &Ids,
     channel_jid: &str,
     archived: &Archived,
+    id: &str,
     shown: bool,
 ) {
     let posted = &archived.posted;
-    let id = ids.encode(posted.id);
-    open_groupchat(x, ns::CLIENT, channel_jid, None, Some(&id));
+    open_groupchat(x, ns::CLIENT, channel_jid, None, Some(id));
     match (&archived.notice, &archived.action, &archived.retraction) {
         (Some((kind, target)), _, _) => notice(
             x,
@@ -173,12 +175,12 @@ pub fn archived_message(
         (None, None, None) => {
             x.raw(&posted.submission.content);
             if archived.edited_at.is_some() {
-                x.open("replace", ns::CORRECT).attr("id", &id).close();
+                x.open("replace", ns::CORRECT).attr("id", id).close();
             }
         }
     }
     mix_sender(x, &posted.nick, seen(&posted.sender, shown));
-    stanza_id(x, channel_jid, &id);
+    stanza_id(x, channel_jid, id);
     if !archived.reactions.is_empty() {
         x.open("reactions", ns::MIXD_REACTIONS);
         for (reaction, members) in &archived.reactions {
@@ -221,7 +223,7 @@ pub fn reactions_to(x: &mut Xml, target: &str, reactions: &[String]) {
 /// the payload).
 pub fn open_groupchat(
     x: &mut Xml,
-    stanza_ns: &str,
+    stanza_ns: &'static str,
     from: &str,
     to: Option<&str>,
     id: Option<&str>,

@@ -9,8 +9,12 @@
 
 use minidom::Element;
 
+mod escape;
 pub mod parse;
 mod prototypes;
+
+pub use escape::escape_into;
+use escape::escaped;
 
 /// Namespaces mixd reads or writes.
 pub mod ns {
@@ -147,66 +151,11 @@ impl Head {
     }
 }
 
-/// Escapes text for use in element content or in an attribute quoted with `'`.
-///
-/// Copies the runs between special characters whole rather than char by char: it writes every
-/// attribute and text of every stanza mixd sends (a flood's error replies included), and was
-/// the rules task's largest single cost under a flood of refusals (docs/benchmarks.md,
-/// "Fairness"). The special characters are ASCII, so byte positions are char boundaries.
-///
-/// It looks at eight bytes at a time and steps over those with none of the five special
-/// characters in them (nearly all: it escapes every recipient's address of every copy of a
-/// fan-out, where the byte-by-byte scan was 2 % of mixd's CPU at 10 members).
-pub fn escape_into(out: &mut String, text: &str) {
-    let bytes = text.as_bytes();
-    let mut plain = 0;
-    let mut at = 0;
-    while at < bytes.len() {
-        if let Some(word) = bytes.get(at..at + 8) {
-            let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-            if !has_special_byte(word) {
-                at += 8;
-                continue;
-            }
-        }
-        let entity = match bytes[at] {
-            b'&' => "&amp;",
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'\'' => "&apos;",
-            b'"' => "&quot;",
-            _ => {
-                at += 1;
-                continue;
-            }
-        };
-        out.push_str(&text[plain..at]);
-        out.push_str(entity);
-        at += 1;
-        plain = at;
-    }
-    out.push_str(&text[plain..]);
-}
-
-/// Whether any of the eight bytes of `word` is one [`escape_into`] replaces: for each, the
-/// bytes equal to it are turned to zero, and a zero byte is found by the borrow it causes
-/// (exact for "is there any", which is all that is asked).
-fn has_special_byte(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    [b'&', b'<', b'>', b'\'', b'"']
-        .into_iter()
-        .fold(0, |found, special| {
-            found | zero_byte(word ^ (ONES * u64::from(special)))
-        })
-        != 0
-}
-
 /// A small builder for one element and its subtree, written straight into a string.
 ///
 /// Attributes are added before any content; `close` writes the end tag (or turns the start
-/// tag into an empty-element tag). Every attribute value and text is escaped.
+/// tag into an empty-element tag). Every attribute value and text is escaped (not namespaces:
+/// mixd's constants, see [`Xml::open`]).
 pub struct Xml {
     out: String,
     open: Vec<&'static str>,
@@ -244,16 +193,27 @@ impl Xml {
     }
 
     /// Opens `<name xmlns='ns'>`; `ns` may be empty to inherit the parent's namespace.
-    pub fn open(&mut self, name: &'static str, ns: &str) -> &mut Self {
+    ///
+    /// The namespace is one of mixd's constants (hence `'static`), none with a character to
+    /// escape, so it is written as it is: escaping the seven namespaces of each MAM result
+    /// was a fifth of the escaping a history page did (docs/benchmarks.md, "A history page's
+    /// rendering, cheaper").
+    pub fn open(&mut self, name: &'static str, ns: &'static str) -> &mut Self {
+        self.open_tag(name, ns);
+        self.open.push(name);
+        self.in_start_tag = true;
+        self
+    }
+
+    /// `<name xmlns='ns'`, after the start tag before it is finished.
+    fn open_tag(&mut self, name: &'static str, ns: &'static str) {
         self.finish_start_tag();
         self.out.push('<');
         self.out.push_str(name);
-        self.open.push(name);
-        self.in_start_tag = true;
         if !ns.is_empty() {
-            self.attr("xmlns", ns);
+            debug_assert!(!ns.bytes().any(|b| escaped(b).is_some()), "{ns}");
+            self.out.extend([" xmlns='", ns, "'"]);
         }
-        self
     }
 
     pub fn attr(&mut self, name: &str, value: &str) -> &mut Self {
@@ -290,9 +250,15 @@ impl Xml {
         self
     }
 
-    /// `<name xmlns='ns'>text</name>` in one call.
-    pub fn leaf(&mut self, name: &'static str, ns: &str, text: &str) -> &mut Self {
-        self.open(name, ns).text(text).close()
+    /// `<name xmlns='ns'>text</name>` in one call (with both tags even when `text` is
+    /// empty), written straight through: not pushed on the stack of open elements and
+    /// popped again, as `open`, `text` and `close` did (a FlyChat history row is 16 leaves).
+    pub fn leaf(&mut self, name: &'static str, ns: &'static str, text: &str) -> &mut Self {
+        self.open_tag(name, ns);
+        self.out.push('>');
+        escape_into(&mut self.out, text);
+        self.out.extend(["</", name, ">"]);
+        self
     }
 
     pub fn close(&mut self) -> &mut Self {
@@ -678,60 +644,6 @@ mod tests {
             "<message xmlns='jabber:component:accept' to='a&apos;b@c'>\
              <body>1 &lt; 2 &amp; &quot;3&quot;</body><mix xmlns='urn:xmpp:mix:core:1'/></message>"
         );
-    }
-
-    #[test]
-    fn escaping_keeps_the_text_between_special_characters_whole() {
-        for (text, escaped) in [
-            ("", ""),
-            ("plain", "plain"),
-            ("<>", "&lt;&gt;"),
-            ("é<ü>ß", "é&lt;ü&gt;ß"),
-            ("a&b'c\"d", "a&amp;b&apos;c&quot;d"),
-            ("ends with &", "ends with &amp;"),
-            ("日本語", "日本語"),
-            (
-                "a-long-address@example.org/resource",
-                "a-long-address@example.org/resource",
-            ),
-            (
-                "eight by&es then <more> 'quoted' \"text\"!",
-                "eight by&amp;es then &lt;more&gt; &apos;quoted&apos; &quot;text&quot;!",
-            ),
-            ("12345678&", "12345678&amp;"),
-            ("&2345678'", "&amp;2345678&apos;"),
-        ] {
-            let mut out = String::from("[");
-            escape_into(&mut out, text);
-            assert_eq!(out, format!("[{escaped}"), "{text}");
-        }
-    }
-
-    #[test]
-    fn escaping_finds_each_special_character_at_every_position() {
-        for special in ['&', '<', '>', '\'', '"', 'é'] {
-            for len in 0..20 {
-                for at in 0..len {
-                    let text: String = (0..len)
-                        .map(|i| if i == at { special } else { 'a' })
-                        .collect();
-                    let expected: String = text
-                        .chars()
-                        .map(|c| match c {
-                            '&' => "&amp;".to_owned(),
-                            '<' => "&lt;".to_owned(),
-                            '>' => "&gt;".to_owned(),
-                            '\'' => "&apos;".to_owned(),
-                            '"' => "&quot;".to_owned(),
-                            c => c.to_string(),
-                        })
-                        .collect();
-                    let mut out = String::new();
-                    escape_into(&mut out, &text);
-                    assert_eq!(out, expected, "{text}");
-                }
-            }
-        }
     }
 
     #[test]
