@@ -38,53 +38,13 @@ pub struct Bounds {
     pub ceiling: i64,
 }
 
-/// What [`Archive::page_rows`] reads: the page's rows, and the ids the query names, which
-/// must be messages of its channel.
-pub struct PageRead<'a> {
-    pub named: &'a [i64],
-    pub bounds: Bounds,
-    pub order: Order,
-    pub limit: usize,
-    pub offset: usize,
-    pub tally: Tally,
-}
-
-/// What a page's count reads if it is needed: known before the page's rows are read,
-/// whether it is needed only after (a first page that holds all there is has counted them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tally {
-    /// The page is not counted.
-    Nothing,
-    /// The channel's running total ([`Archive::total`]).
-    Total,
-    /// The query's rows within these bounds up to [`COUNTED_EXACTLY`] + 1
-    /// ([`Archive::count_upto`]), and the channel's newest id when they have no ceiling
-    /// ([`Archive::newest_id`]).
-    Upto(Bounds),
-}
-
-/// A count's reads, made beside a page's rows where each statement is a round trip.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tallied {
-    Total(usize),
-    Upto {
-        counted: usize,
-        last: Option<i64>,
-        newest: Option<i64>,
-    },
-}
-
-/// A page's rows with their reactions, and its count's reads if they were made with them.
-pub struct PageRows {
-    pub messages: Vec<Archived>,
-    pub tallied: Option<Tallied>,
-}
-
 /// The statements of a history page on one backend; the page's logic over them is [`page`].
 /// Every method that takes a query reads its rows under the conditions of the query other
 /// than its ids' bounds (channel, notices, actions, media, sender, times, picked ids), and
 /// strictly within `bounds`.
 pub trait Archive {
+    /// Whether `id` is a message of `channel`: one key look-up.
+    fn exists(&mut self, channel: i64, id: i64) -> anyhow::Result<bool>;
     /// The channel's newest archive id: one step down the `(channel, id)` index.
     fn newest_id(&mut self, channel: i64) -> anyhow::Result<Option<i64>>;
     /// How many ids one [`Archive::first_from_each`] probes at most: 1 where a probe is a
@@ -106,15 +66,15 @@ pub trait Archive {
         froms: &[i64],
         below: i64,
     ) -> anyhow::Result<Vec<Option<Row>>>;
-    /// Up to `read.limit` of `q`'s rows in `read.order` after skipping `read.offset`, each
-    /// with its reactions ([`add_reaction`]), and what `read.tally` names if the backend reads
-    /// it beside them; or, when one of `read.named` is not a message of the channel, the first
-    /// such id instead. One statement where each is a round trip to a server.
-    fn page_rows(
+    /// Up to `limit` of `q`'s rows in `order` after skipping `offset`.
+    fn rows(
         &mut self,
         q: &HistoryQuery,
-        read: &PageRead,
-    ) -> anyhow::Result<Result<PageRows, i64>>;
+        bounds: Bounds,
+        order: Order,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<Archived>>;
     /// How many of `q`'s first rows in id order there are, up to `limit`, and the last of
     /// those counted.
     fn count_upto(
@@ -126,6 +86,9 @@ pub trait Archive {
     /// What a query that filters nothing out matches: the channel's messages and actions,
     /// not its notices, as the running total `channels.message_count` keeps them.
     fn total(&mut self, channel: i64) -> anyhow::Result<usize>;
+    /// The reactions recorded for messages `low..=high`, by time then member: (message,
+    /// member, its reactions one a line).
+    fn reactions(&mut self, low: i64, high: i64) -> anyhow::Result<Vec<(i64, BareJid, String)>>;
 }
 
 /// One page of `q`. An unknown id the query names is the requester's error, told apart from
@@ -140,43 +103,25 @@ pub fn page(
         Page::After(id) | Page::Before(id) => Some(id),
         Page::First | Page::Last | Page::Index(_) => None,
     };
-    // They are checked with the page's rows (the time search before them takes any id as a
-    // bound), so that a server backend need not spend a round trip on each.
-    let named: Vec<i64> = (q.after_id.iter().chain(&q.before_id).chain(&q.ids))
-        .chain(&paging_id)
-        .copied()
-        .collect();
+    let named = q.after_id.iter().chain(&q.before_id).chain(&q.ids);
+    for &id in named.chain(&paging_id) {
+        if !archive.exists(q.channel, id)? {
+            return Ok(Err(HistoryError::UnknownId(id)));
+        }
+    }
     let bounds = Bounds::of(archive, q)?;
     let (order, offset) = match q.page {
         Page::First | Page::After(_) => (Order::Ascending, 0),
         Page::Index(i) => (Order::Ascending, i),
         Page::Before(_) | Page::Last => (Order::Descending, 0),
     };
-    let tally = match q.counted {
-        false => Tally::Nothing,
-        true if !filtered(q) => Tally::Total,
-        true => Tally::Upto(bounds),
-    };
-    let read = PageRead {
-        named: &named,
-        bounds: bounds.paged(&q.page),
-        order,
-        limit: q.max + 1,
-        offset,
-        tally,
-    };
-    let PageRows {
-        mut messages,
-        tallied,
-    } = match archive.page_rows(q, &read)? {
-        Ok(rows) => rows,
-        Err(unknown) => return Ok(Err(HistoryError::UnknownId(unknown))),
-    };
+    let mut messages = archive.rows(q, bounds.paged(&q.page), order, q.max + 1, offset)?;
     let complete = messages.len() <= q.max;
     messages.truncate(q.max);
     if order == Order::Descending {
         messages.reverse();
     }
+    add_reactions(archive, &mut messages)?;
     // Only where it is known without counting: after an arbitrary id it would take a
     // scan of everything before it.
     let first_index = match q.page {
@@ -189,10 +134,8 @@ pub fn page(
         // A first page that holds all there is has counted them.
         Some(first) if complete && !messages.is_empty() => first + messages.len(),
         // An estimate never says that a page with more after it is the last.
-        Some(first) if !complete => {
-            count(archive, q, bounds, tallied)?.max(first + messages.len() + 1)
-        }
-        _ => count(archive, q, bounds, tallied)?,
+        Some(first) if !complete => count(archive, q, bounds)?.max(first + messages.len() + 1),
+        _ => count(archive, q, bounds)?,
     };
     Ok(Ok(HistoryPage {
         messages,
@@ -292,51 +235,47 @@ fn filtered(q: &HistoryQuery) -> bool {
 
 /// How many rows match `q` on all its pages: the channel's running total when nothing is
 /// filtered out; else counted up to [`COUNTED_EXACTLY`], and beyond that estimated from
-/// where the last one counted lies within the bounds. What `tallied` holds (read with the
-/// page's rows) is not read again.
-fn count(
-    archive: &mut impl Archive,
-    q: &HistoryQuery,
-    bounds: Bounds,
-    tallied: Option<Tallied>,
-) -> anyhow::Result<usize> {
-    let (counted, last, newest) = match tallied {
-        Some(Tallied::Total(total)) => return Ok(total),
-        Some(Tallied::Upto {
-            counted,
-            last,
-            newest,
-        }) => (counted, last, Some(newest)),
-        None if !filtered(q) => return archive.total(q.channel),
-        None => {
-            let (counted, last) = archive.count_upto(q, bounds, COUNTED_EXACTLY + 1)?;
-            (counted, last, None)
-        }
-    };
+/// where the last one counted lies within the bounds.
+fn count(archive: &mut impl Archive, q: &HistoryQuery, bounds: Bounds) -> anyhow::Result<usize> {
+    if !filtered(q) {
+        return archive.total(q.channel);
+    }
+    let (counted, last) = archive.count_upto(q, bounds, COUNTED_EXACTLY + 1)?;
     let (Some(last), true) = (last, counted > COUNTED_EXACTLY) else {
         return Ok(counted);
     };
     // A ceiling is an archive row's id (`before-id`, or the first row after `end`) or none:
     // only then may the rows end below it, and the newest id is read.
-    let ceiling = match (bounds.ceiling, newest) {
-        (i64::MAX, Some(newest)) => newest.unwrap_or(last) + 1,
-        (i64::MAX, None) => archive.newest_id(q.channel)?.unwrap_or(last) + 1,
-        (ceiling, _) => ceiling,
+    let ceiling = match bounds.ceiling {
+        i64::MAX => archive.newest_id(q.channel)?.unwrap_or(last) + 1,
+        ceiling => ceiling,
     };
     let span = (ceiling - bounds.floor - 1) as f64;
     let sampled = (last - bounds.floor) as f64;
     Ok(((counted as f64 * span / sampled).round() as usize).max(counted))
 }
 
-/// Adds one member's reactions to `message` (one a line, as stored), after those added
-/// before: a page's reactions are added by time, then member.
-pub fn add_reaction(message: &mut Archived, member: &BareJid, reactions: &str) {
-    for reaction in reactions.split('\n') {
-        match message.reactions.iter_mut().find(|(r, _)| r == reaction) {
-            Some((_, members)) => members.push(member.clone()),
-            None => message
-                .reactions
-                .push((reaction.to_owned(), vec![member.clone()])),
+/// Fills in the reactions of a page's messages with one read.
+fn add_reactions(archive: &mut impl Archive, messages: &mut [Archived]) -> anyhow::Result<()> {
+    let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+        return Ok(());
+    };
+    let (low, high) = (
+        first.posted.id.min(last.posted.id),
+        first.posted.id.max(last.posted.id),
+    );
+    for (id, member, reactions) in archive.reactions(low, high)? {
+        let Some(message) = messages.iter_mut().find(|m| m.posted.id == id) else {
+            continue;
+        };
+        for reaction in reactions.split('\n') {
+            match message.reactions.iter_mut().find(|(r, _)| r == reaction) {
+                Some((_, members)) => members.push(member.clone()),
+                None => message
+                    .reactions
+                    .push((reaction.to_owned(), vec![member.clone()])),
+            }
         }
     }
+    Ok(())
 }

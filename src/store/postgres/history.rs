@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use postgres::types::{ToSql, Type};
 use postgres::Row;
 
+use jid::BareJid;
+
 use super::{bare, Conn, PgReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
-use crate::store::history::{
-    self, Archive, Bounds, Order, PageRead, PageRows, Tallied, Tally, COUNTED_EXACTLY,
-};
+use crate::store::history::{self, Archive, Bounds, Order};
 use crate::store::time_search;
-use crate::store::{HistoryError, HistoryPage, HistoryQuery, MemberReceipt};
+use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt};
 
 /// A statement's text and its parameters, numbered as they are added.
 #[derive(Default)]
@@ -77,12 +77,13 @@ impl Sql {
         Ok(conn.client.query(&statement, &params)?)
     }
 
-    /// Appends `SELECT {columns} FROM messages WHERE` the conditions of `q` within `bounds`.
-    fn select(&mut self, columns: &str, q: &HistoryQuery, bounds: Bounds) {
-        self.planned_each_run |= q.with.is_some();
-        self.text
-            .push_str(&format!("SELECT {columns} FROM messages WHERE "));
-        let sql = self;
+    /// `SELECT {columns} FROM messages WHERE` the conditions of `q` within `bounds`.
+    fn select(columns: &str, q: &HistoryQuery, bounds: Bounds) -> Sql {
+        let mut sql = Sql {
+            text: format!("SELECT {columns} FROM messages WHERE "),
+            args: Vec::new(),
+            planned_each_run: q.with.is_some(),
+        };
         sql.bind("channel = ", Arg::Int(q.channel), "");
         if !q.with_notices {
             sql.text.push_str(" AND notice = 0");
@@ -109,16 +110,7 @@ impl Sql {
         }
         sql.bind(" AND id > ", Arg::Int(bounds.floor), "");
         sql.bind(" AND id < ", Arg::Int(bounds.ceiling), "");
-    }
-
-    /// Appends the count of `q`'s first `limit` rows in id order within `bounds` and the last
-    /// of them: one row, `counted` and `last`.
-    fn count_upto(&mut self, q: &HistoryQuery, bounds: Bounds, limit: usize) {
-        self.text
-            .push_str("SELECT count(*) AS counted, max(id) AS last FROM (");
-        self.select("id", q, bounds);
-        self.text.push_str(" ORDER BY id");
-        self.bind(" LIMIT ", Arg::Int(limit as i64), ") AS upto");
+        sql
     }
 }
 
@@ -140,6 +132,11 @@ impl PgArchive<'_> {
 }
 
 impl Archive for PgArchive<'_> {
+    fn exists(&mut self, channel: i64, id: i64) -> anyhow::Result<bool> {
+        let sql = "SELECT 1 FROM messages WHERE id = $1 AND channel = $2";
+        Ok(self.row(sql, &[&id, &channel])?.is_some())
+    }
+
     fn newest_id(&mut self, channel: i64) -> anyhow::Result<Option<i64>> {
         let sql = "SELECT id FROM messages WHERE channel = $1 ORDER BY id DESC LIMIT 1";
         Ok(self
@@ -199,102 +196,19 @@ impl Archive for PgArchive<'_> {
             .collect()
     }
 
-    /// One statement: the page's rows in a `LATERAL` read beside a one-row head, so that
-    /// an empty page still answers, and each row's reactions aggregated from the `reactions`
-    /// key beside it; in the head, the first id named that is not the channel's, and what
-    /// the page's count reads (the running total, or the rows counted and the newest id).
-    fn page_rows(
+    fn rows(
         &mut self,
         q: &HistoryQuery,
-        read: &PageRead,
-    ) -> anyhow::Result<Result<PageRows, i64>> {
-        let mut sql = Sql::default();
-        // `$1`: the channel, bound first.
-        sql.select(ARCHIVED_COLUMNS, q, read.bounds);
-        sql.text
-            .push_str(&format!(" ORDER BY id {}", read.order.sql()));
-        sql.bind(" LIMIT ", Arg::Int(read.limit as i64), "");
-        sql.bind(" OFFSET ", Arg::Int(read.offset as i64), "");
-        let page = std::mem::take(&mut sql.text);
-        if !read.named.is_empty() {
-            sql.bind(
-                "(SELECT named.id FROM unnest(",
-                Arg::Ints(read.named.to_vec()),
-                "::bigint[]) WITH ORDINALITY AS named (id, n)
-                  WHERE NOT EXISTS (SELECT 1 FROM messages WHERE id = named.id AND channel = $1)
-                  ORDER BY named.n LIMIT 1)",
-            );
-        }
-        let missing = std::mem::take(&mut sql.text);
-        let newest = "(SELECT id FROM messages WHERE channel = $1 ORDER BY id DESC LIMIT 1)";
-        let (total, newest) = match read.tally {
-            Tally::Total => (
-                "(SELECT message_count FROM channels WHERE key = $1)",
-                "NULL",
-            ),
-            Tally::Upto(bounds) if bounds.ceiling == i64::MAX => ("NULL", newest),
-            Tally::Upto(_) | Tally::Nothing => ("NULL", "NULL"),
-        };
-        match read.tally {
-            Tally::Upto(bounds) => sql.count_upto(q, bounds, COUNTED_EXACTLY + 1),
-            Tally::Total | Tally::Nothing => sql
-                .text
-                .push_str("SELECT NULL::bigint AS counted, NULL::bigint AS last"),
-        }
-        let head = std::mem::take(&mut sql.text);
-        let missing = if missing.is_empty() { "NULL" } else { &missing };
-        sql.text = format!(
-            "SELECT page.*, reacted.members, reacted.reactions, {missing}::bigint, {total}::bigint,
-                    head.counted, head.last, {newest}::bigint
-             FROM ({head}) AS head
-             LEFT JOIN LATERAL ({page}) AS page ON true
-             LEFT JOIN LATERAL (SELECT array_agg(member ORDER BY at, member) AS members,
-                                       array_agg(reactions ORDER BY at, member) AS reactions
-                                FROM reactions WHERE message = page.id) AS reacted ON true"
-        );
-        let rows = sql.query(self.0)?;
-        let columns = ARCHIVED_COLUMNS.split(',').count();
-        let Some(first) = rows.first() else {
-            anyhow::bail!("a history page's statement answered no row");
-        };
-        let head = |i: usize| first.try_get::<_, Option<i64>>(columns + i);
-        if let Some(unknown) = head(2)? {
-            return Ok(Err(unknown));
-        }
-        let tallied = match read.tally {
-            Tally::Nothing => None,
-            Tally::Total => Some(Tallied::Total(head(3)?.unwrap_or(0) as usize)),
-            Tally::Upto(_) => Some(Tallied::Upto {
-                counted: head(4)?.unwrap_or(0) as usize,
-                last: head(5)?,
-                newest: head(6)?,
-            }),
-        };
-        let mut messages = Vec::with_capacity(rows.len());
-        for row in &rows {
-            // The head alone: the page is empty.
-            if row.try_get::<_, Option<i64>>(0)?.is_none() {
-                continue;
-            }
-            let mut message = archived(row)?;
-            let members: Option<Vec<String>> = row.try_get(columns)?;
-            let reactions: Option<Vec<&str>> = row.try_get(columns + 1)?;
-            for (member, reactions) in members
-                .into_iter()
-                .flatten()
-                .zip(reactions.into_iter().flatten())
-            {
-                history::add_reaction(&mut message, &bare(member)?, reactions);
-            }
-            messages.push(message);
-        }
-        // A `LATERAL` join keeps its rows' order in PostgreSQL's nested loop, but SQL does
-        // not promise it: the page's order is made certain here (a page is 51 rows).
-        match read.order {
-            Order::Ascending => messages.sort_by_key(|m| m.posted.id),
-            Order::Descending => messages.sort_by_key(|m| std::cmp::Reverse(m.posted.id)),
-        }
-        Ok(Ok(PageRows { messages, tallied }))
+        bounds: Bounds,
+        order: Order,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<Archived>> {
+        let mut sql = Sql::select(ARCHIVED_COLUMNS, q, bounds);
+        sql.text.push_str(&format!(" ORDER BY id {}", order.sql()));
+        sql.bind(" LIMIT ", Arg::Int(limit as i64), "");
+        sql.bind(" OFFSET ", Arg::Int(offset as i64), "");
+        sql.query(self.0)?.iter().map(archived).collect()
     }
 
     fn count_upto(
@@ -303,8 +217,9 @@ impl Archive for PgArchive<'_> {
         bounds: Bounds,
         limit: usize,
     ) -> anyhow::Result<(usize, Option<i64>)> {
-        let mut sql = Sql::default();
-        sql.count_upto(q, bounds, limit);
+        let mut sql = Sql::select("id", q, bounds);
+        sql.text = format!("SELECT count(*), max(id) FROM ({} ORDER BY id", sql.text);
+        sql.bind(" LIMIT ", Arg::Int(limit as i64), ") AS counted");
         let row = &sql.query(self.0)?[0];
         Ok((row.try_get::<_, i64>(0)? as usize, row.try_get(1)?))
     }
@@ -316,6 +231,19 @@ impl Archive for PgArchive<'_> {
             .map(|row| row.try_get::<_, i64>(0))
             .transpose()?
             .unwrap_or(0) as usize)
+    }
+
+    fn reactions(&mut self, low: i64, high: i64) -> anyhow::Result<Vec<(i64, BareJid, String)>> {
+        let statement = self.0.prepare(
+            "SELECT message, member, reactions FROM reactions WHERE message BETWEEN $1 AND $2
+             ORDER BY at, member",
+        )?;
+        self.0
+            .client
+            .query(&statement, &[&low, &high])?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, bare(row.try_get(1)?)?, row.try_get(2)?)))
+            .collect()
     }
 }
 

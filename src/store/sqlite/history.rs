@@ -7,11 +7,13 @@ use std::collections::HashMap;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use jid::BareJid;
+
 use super::deferred::{indexed_upto, INDEXED_UPTO};
 use super::{bare, in_one_read, SqliteReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
-use crate::store::history::{self, Archive, Bounds, Order, PageRead, PageRows};
+use crate::store::history::{self, Archive, Bounds, Order};
 use crate::store::time_search;
 use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt};
 
@@ -146,6 +148,15 @@ fn select(
 }
 
 impl Archive for SqliteArchive<'_> {
+    fn exists(&mut self, channel: i64, id: i64) -> anyhow::Result<bool> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT 1 FROM messages WHERE id = ?1 AND channel = ?2")?
+            .query_row(params![id, channel], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     fn newest_id(&mut self, channel: i64) -> anyhow::Result<Option<i64>> {
         Ok(self
             .0
@@ -210,24 +221,37 @@ impl Archive for SqliteArchive<'_> {
             .collect()
     }
 
-    /// Each id named looked up, the rows, then their reactions: three kinds of call into
-    /// SQLite, none a round trip; the count is read after, only if the page needs it.
-    fn page_rows(
+    fn rows(
         &mut self,
         q: &HistoryQuery,
-        read: &PageRead,
-    ) -> anyhow::Result<Result<PageRows, i64>> {
-        for &id in read.named {
-            if !self.exists(q.channel, id)? {
-                return Ok(Err(id));
+        bounds: Bounds,
+        order: Order,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<Archived>> {
+        // Each arm up to the offset and the page, merged in `order` (both arms are in it),
+        // then the offset skipped: one arm is a page read as before, the other a few rows.
+        let mut arms_rows = Vec::new();
+        for &arm in arms(q) {
+            let (sql, mut args) = select(q, bounds, arm, ARCHIVED_COLUMNS, order, limit);
+            args.push((offset as i64).into());
+            let mut stmt = self.0.prepare_cached(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+            let mut read = Vec::new();
+            while let Some(row) = rows.next()? {
+                read.push(archived(row)?);
             }
+            arms_rows.push(read);
         }
-        let mut messages = self.rows(q, read.bounds, read.order, read.limit, read.offset)?;
-        self.add_reactions(&mut messages)?;
-        Ok(Ok(PageRows {
-            messages,
-            tallied: None,
-        }))
+        if let [Arm::Whole] = arms(q) {
+            return Ok(arms_rows.pop().unwrap_or_default());
+        }
+        let mut merged: Vec<Archived> = arms_rows.into_iter().flatten().collect();
+        match order {
+            Order::Ascending => merged.sort_by_key(|m| m.posted.id),
+            Order::Descending => merged.sort_by_key(|m| std::cmp::Reverse(m.posted.id)),
+        }
+        Ok(merged.into_iter().skip(offset).take(limit).collect())
     }
 
     fn count_upto(
@@ -284,76 +308,16 @@ impl Archive for SqliteArchive<'_> {
             .optional()?;
         Ok(total.unwrap_or(0) as usize)
     }
-}
 
-/// The reads a page's rows are made of ([`Archive::page_rows`]).
-impl SqliteArchive<'_> {
-    /// Whether `id` is a message of `channel`: one key look-up.
-    fn exists(&mut self, channel: i64, id: i64) -> anyhow::Result<bool> {
-        Ok(self
-            .0
-            .prepare_cached("SELECT 1 FROM messages WHERE id = ?1 AND channel = ?2")?
-            .query_row(params![id, channel], |_| Ok(()))
-            .optional()?
-            .is_some())
-    }
-
-    /// Up to `limit` of `q`'s rows in `order` after skipping `offset`.
-    fn rows(
-        &mut self,
-        q: &HistoryQuery,
-        bounds: Bounds,
-        order: Order,
-        limit: usize,
-        offset: usize,
-    ) -> anyhow::Result<Vec<Archived>> {
-        // Each arm up to the offset and the page, merged in `order` (both arms are in it),
-        // then the offset skipped: one arm is a page read as before, the other a few rows.
-        let mut arms_rows = Vec::new();
-        for &arm in arms(q) {
-            let (sql, mut args) = select(q, bounds, arm, ARCHIVED_COLUMNS, order, limit);
-            args.push((offset as i64).into());
-            let mut stmt = self.0.prepare_cached(&sql)?;
-            let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-            let mut read = Vec::new();
-            while let Some(row) = rows.next()? {
-                read.push(archived(row)?);
-            }
-            arms_rows.push(read);
-        }
-        if let [Arm::Whole] = arms(q) {
-            return Ok(arms_rows.pop().unwrap_or_default());
-        }
-        let mut merged: Vec<Archived> = arms_rows.into_iter().flatten().collect();
-        match order {
-            Order::Ascending => merged.sort_by_key(|m| m.posted.id),
-            Order::Descending => merged.sort_by_key(|m| std::cmp::Reverse(m.posted.id)),
-        }
-        Ok(merged.into_iter().skip(offset).take(limit).collect())
-    }
-
-    /// Fills in the reactions of `messages` with one read of the ids they span, by time
-    /// then member.
-    fn add_reactions(&mut self, messages: &mut [Archived]) -> anyhow::Result<()> {
-        let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
-            return Ok(());
-        };
-        let (low, high) = (
-            first.posted.id.min(last.posted.id),
-            first.posted.id.max(last.posted.id),
-        );
+    fn reactions(&mut self, low: i64, high: i64) -> anyhow::Result<Vec<(i64, BareJid, String)>> {
         let mut stmt = self.0.prepare_cached(
             "SELECT message, member, reactions FROM reactions WHERE message BETWEEN ?1 AND ?2
              ORDER BY at, member",
         )?;
-        let mut rows = stmt.query(params![low, high])?;
-        while let Some(row) = rows.next()? {
-            let id: i64 = row.get(0)?;
-            if let Some(message) = messages.iter_mut().find(|m| m.posted.id == id) {
-                history::add_reaction(message, &bare(row.get(1)?)?, row.get_ref(2)?.as_str()?);
-            }
-        }
-        Ok(())
+        let rows = stmt.query_map(params![low, high], |row| {
+            Ok((row.get(0)?, bare(row.get(1)?)?, row.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
