@@ -110,9 +110,9 @@ impl r2d2::ManageConnection for Manager {
     /// its parameters five times, then keeps a generic plan if that costs no more, so a
     /// history page's statements, whose plan no parameter changes, are not planned at each
     /// run (0.2–0.4 ms each at 1 M messages, more than most of them take to run; the page's
-    /// rows only with their limit a literal, `history.rs`). The
-    /// statements a parameter does change, those naming a sender, are sent unnamed and
-    /// planned at each run (`history.rs`, `Sql::query`).
+    /// rows only with their limit a literal, `history.rs`). The statements a parameter does
+    /// change, those naming a sender, are sent unnamed and planned at each run (`history.rs`,
+    /// `Sql::query`).
     fn connect(&self) -> Result<Conn, postgres::Error> {
         Ok(Conn::new(self.config.connect(NoTls)?))
     }
