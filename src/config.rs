@@ -31,7 +31,7 @@ pub struct Options {
     /// TOML file with any of the settings below (keys: server, jid, secret, database,
     /// user_domains, log_format, durability, keepalive, max_message_bytes, max_members,
     /// max_groups_per_creator, max_resources_per_participant, keep_archive, max_stanza_bytes,
-    /// max_stanza_depth, max_outbox_bytes, write_timeout, spin_micros, payload_namespaces, message_burst,
+    /// max_stanza_depth, max_outbox_bytes, write_timeout, payload_namespaces, message_burst,
     /// messages_per_minute, signals_per_minute, channels_per_hour, joins_per_minute,
     /// adds_per_hour, history_burst, history_per_minute, control_socket, log_level, metrics;
     /// a [bootstrap] table).
@@ -137,13 +137,6 @@ pub struct Options {
     #[arg(long, env = "MIXD_WRITE_TIMEOUT", value_name = "SECONDS")]
     #[serde(alias = "write-timeout")]
     pub write_timeout: Option<u64>,
-
-    /// Microseconds the writer, the archive's readers and the rules task poll for their next
-    /// job before they sleep, while jobs keep coming: a hand-off that finds the thread awake
-    /// spares a wake-up. 0 turns spinning off; at most 1000 [default: 50].
-    #[arg(long, env = "MIXD_SPIN_MICROS", value_name = "MICROSECONDS")]
-    #[serde(alias = "spin-micros")]
-    pub spin_micros: Option<u64>,
 
     /// Messages one user (all its clients together) may post at once before the sustained
     /// rate applies; beyond it, posts are refused with policy-violation. 0 turns the message
@@ -361,8 +354,6 @@ pub struct Settings {
     pub max_stanza_depth: usize,
     pub max_outbox_bytes: usize,
     pub write_timeout: std::time::Duration,
-    /// How long the writer, the readers and the rules task spin before they sleep (`spin.rs`).
-    pub spin: std::time::Duration,
     pub message_burst: u32,
     pub messages_per_minute: u32,
     pub signals_per_minute: u32,
@@ -405,7 +396,6 @@ impl fmt::Debug for Settings {
             .field("max_stanza_depth", &self.max_stanza_depth)
             .field("max_outbox_bytes", &self.max_outbox_bytes)
             .field("write_timeout", &self.write_timeout)
-            .field("spin", &self.spin)
             .field("message_burst", &self.message_burst)
             .field("messages_per_minute", &self.messages_per_minute)
             .field("signals_per_minute", &self.signals_per_minute)
@@ -474,7 +464,6 @@ impl Options {
         origin("max_stanza_depth", file.max_stanza_depth.is_some());
         origin("max_outbox_bytes", file.max_outbox_bytes.is_some());
         origin("write_timeout", file.write_timeout.is_some());
-        origin("spin_micros", file.spin_micros.is_some());
         origin("message_burst", file.message_burst.is_some());
         origin("messages_per_minute", file.messages_per_minute.is_some());
         origin("signals_per_minute", file.signals_per_minute.is_some());
@@ -605,9 +594,6 @@ impl Options {
             write_timeout: std::time::Duration::from_secs(
                 self.write_timeout.or(file.write_timeout).unwrap_or(30),
             ),
-            spin: std::time::Duration::from_micros(
-                self.spin_micros.or(file.spin_micros).unwrap_or(50),
-            ),
             message_burst: self.message_burst.or(file.message_burst).unwrap_or(500),
             messages_per_minute: self
                 .messages_per_minute
@@ -668,9 +654,6 @@ impl Options {
         }
         if settings.write_timeout.is_zero() {
             bail!("write_timeout must be at least 1 second");
-        }
-        if settings.spin > crate::store::spin::MAX_WINDOW {
-            bail!("spin_micros must be at most 1000");
         }
         if settings.message_burst > 0 && settings.messages_per_minute == 0 {
             bail!(
@@ -864,11 +847,6 @@ impl Settings {
                 "write_timeout",
                 self.write_timeout.as_secs().to_string(),
                 "seconds the server may read nothing before the link is renewed",
-            ),
-            (
-                "spin_micros",
-                self.spin.as_micros().to_string(),
-                "microseconds the writer, readers and rules task poll before they sleep (0: off)",
             ),
             (
                 "message_burst",

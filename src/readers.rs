@@ -14,11 +14,9 @@
 //! memory stays bounded. The rate of reads is the core's history quota (`core/quota.rs`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::core::{Condition, Refusal};
-use crate::store::spin::Spinner;
 use crate::store::Reader;
 use crate::turns::Turns;
 
@@ -48,19 +46,13 @@ pub struct Readers {
 
 struct Shared {
     queue: Mutex<Queue>,
-    /// Signalled for a read queued that no reader looking for work will take, and when the
-    /// queue closes.
+    /// Signalled for each read queued, and when the queue closes.
     ready: Condvar,
 }
 
 struct Queue {
     turns: Turns<Task>,
     open: bool,
-    /// Readers between two reads, spinning or about to look at the queue before they sleep:
-    /// each of them takes a read queued without being woken, so a read is signalled only
-    /// when there are more waiting than them (a wake-up, and a reader woken for a read a
-    /// spinning one took, spared).
-    looking: usize,
 }
 
 impl Shared {
@@ -68,62 +60,15 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
-
-    /// The next user's read if one waits and nobody holds the queue: a spinning reader's poll,
-    /// which never makes the service wait for the lock to queue a read.
-    fn poll(&self) -> Option<Task> {
-        match self.queue.try_lock() {
-            Ok(mut queue) => queue.take(),
-            Err(TryLockError::Poisoned(queue)) => queue.into_inner().take(),
-            Err(TryLockError::WouldBlock) => None,
-        }
-    }
-
-    /// The next user's read, sleeping until one is queued; `None` once the queue is closed
-    /// and empty.
-    fn next(&self) -> Option<Task> {
-        let mut queue = self.lock();
-        loop {
-            if let Some(task) = queue.take() {
-                return Some(task);
-            }
-            if !queue.open {
-                queue.looking -= 1;
-                return None;
-            }
-            queue.looking -= 1;
-            queue = self
-                .ready
-                .wait(queue)
-                .unwrap_or_else(PoisonError::into_inner);
-            queue.looking += 1;
-        }
-    }
-}
-
-impl Queue {
-    /// The next user's read, taken by a reader that was looking for one.
-    fn take(&mut self) -> Option<Task> {
-        let task = self.turns.take_turn()?;
-        self.looking -= 1;
-        Some(task)
-    }
 }
 
 impl Readers {
-    /// `threads` readers (at least one) over `reader`, each polling the queue for up to `spin`
-    /// before it sleeps while reads keep coming (`spin.rs`: a read that finds a reader awake
-    /// spares it a wake-up).
-    pub fn spawn(
-        reader: Arc<dyn Reader>,
-        threads: usize,
-        spin: Duration,
-    ) -> std::io::Result<Readers> {
+    /// `threads` readers (at least one) over `reader`.
+    pub fn spawn(reader: Arc<dyn Reader>, threads: usize) -> std::io::Result<Readers> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 turns: Turns::new(READS_PER_USER),
                 open: true,
-                looking: 0,
             }),
             ready: Condvar::new(),
         });
@@ -131,7 +76,7 @@ impl Readers {
             let (shared, reader) = (shared.clone(), reader.clone());
             std::thread::Builder::new()
                 .name(format!("mixd-reader-{n}"))
-                .spawn(move || read(&shared, reader.as_ref(), Spinner::new(spin)))?;
+                .spawn(move || read(&shared, reader.as_ref()))?;
         }
         Ok(Readers { shared })
     }
@@ -155,11 +100,8 @@ impl Readers {
                 ),
             ));
         }
-        let unseen = queue.turns.len() > queue.looking;
         drop(queue);
-        if unseen {
-            self.shared.ready.notify_one();
-        }
+        self.shared.ready.notify_one();
         Ok(())
     }
 }
@@ -173,11 +115,22 @@ impl Drop for Readers {
 
 /// A reader's loop: the next user's read, until the queue is closed and empty. A read that
 /// panics fails alone, not the thread (the readers are few), and its requester is answered.
-fn read(shared: &Shared, reader: &dyn Reader, mut spinner: Spinner) {
+fn read(shared: &Shared, reader: &dyn Reader) {
     loop {
-        shared.lock().looking += 1;
-        let Some(task) = spinner.wait(|| shared.poll(), || shared.next()) else {
-            return;
+        let task = {
+            let mut queue = shared.lock();
+            loop {
+                if let Some(task) = queue.turns.take_turn() {
+                    break task;
+                }
+                if !queue.open {
+                    return;
+                }
+                queue = shared
+                    .ready
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
         };
         let Task {
             user,
@@ -202,11 +155,10 @@ mod tests {
     use crate::store::sqlite::{open, Durability};
     use std::sync::mpsc;
 
-    /// `threads` readers that spin for up to `spin` before they sleep.
-    fn readers(threads: usize, spin: Duration) -> (tempfile::TempDir, Readers) {
+    fn readers(threads: usize) -> (tempfile::TempDir, Readers) {
         let dir = tempfile::tempdir().unwrap();
         let (_writer, reader) = open(&dir.path().join("r.db"), Durability::Normal).unwrap();
-        let readers = Readers::spawn(Arc::new(reader), threads, spin).unwrap();
+        let readers = Readers::spawn(Arc::new(reader), threads).unwrap();
         (dir, readers)
     }
 
@@ -234,8 +186,7 @@ mod tests {
 
     #[test]
     fn reads_run_on_the_readers_and_a_panic_answers_its_requester() {
-        // Spinning, so that reads are also taken by readers that were not woken for them.
-        let (_dir, readers) = readers(2, crate::store::spin::MAX_WINDOW);
+        let (_dir, readers) = readers(2);
         let (done, results) = mpsc::channel();
         let told = done.clone();
         readers
@@ -276,7 +227,7 @@ mod tests {
 
     #[test]
     fn users_take_turns_and_a_flood_is_refused_beyond_its_share() {
-        let (_dir, readers) = readers(1, Duration::ZERO);
+        let (_dir, readers) = readers(1);
         let (started_tx, started) = mpsc::channel();
         let (go, go_rx) = mpsc::channel();
         readers.run(blocker(started_tx, go_rx)).unwrap();
@@ -308,7 +259,7 @@ mod tests {
 
     #[test]
     fn the_queue_is_bounded_in_all() {
-        let (_dir, readers) = readers(1, Duration::ZERO);
+        let (_dir, readers) = readers(1);
         let (started_tx, started) = mpsc::channel();
         let (go, go_rx) = mpsc::channel();
         readers.run(blocker(started_tx, go_rx)).unwrap();

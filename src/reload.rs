@@ -56,7 +56,7 @@ enum Applies {
 type Row = (&'static str, Applies, fn(&Settings) -> String);
 
 /// Every setting with how it applies and its value (the secret's is compared, never shown).
-fn table() -> [Row; 31] {
+fn table() -> [Row; 30] {
     use Applies::*;
     [
         ("server", AtRestart, |s| s.server.clone()),
@@ -115,7 +115,6 @@ fn table() -> [Row; 31] {
         ("write_timeout", AtRestart, |s| {
             s.write_timeout.as_secs().to_string()
         }),
-        ("spin_micros", AtRestart, |s| s.spin.as_micros().to_string()),
         ("payload_namespaces", AtRestart, |s| {
             s.payload_namespaces.join(",")
         }),

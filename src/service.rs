@@ -30,7 +30,6 @@ use crate::readers::{Readers, Task};
 use crate::reload::{self, Reload};
 use crate::router;
 use crate::store;
-use crate::store::spin::Spinner;
 use crate::store::writer::{Committed, Job, Outbound, Writer};
 use crate::xml::Stanzas;
 
@@ -103,7 +102,6 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
         move |runs| to_link.send_runs(runs),
         committed_tx,
         metrics.clone(),
-        running.spin,
     );
     // Scrapes ask this loop to measure what it holds; kept open even with metrics off.
     let (measure_tx, mut measure) = mpsc::channel(1);
@@ -117,7 +115,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
         .await?;
     }
     let (found_tx, mut found) = mpsc::unbounded_channel();
-    let readers = Readers::spawn(reader.clone(), READER_THREADS, running.spin)?;
+    let readers = Readers::spawn(reader.clone(), READER_THREADS)?;
     let outlets = Outlets {
         writer: &writer,
         readers: &readers,
@@ -131,10 +129,6 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     let mut intake = Intake::default();
     // The gate's ticket of the last stanza handled (see `gate.rs`).
     let mut ticket = 0;
-    // Out of stanzas, this task polls the link's queue a moment before it sleeps, while
-    // stanzas keep coming (`store/spin.rs`): one that finds it awake spares the main thread a
-    // wake-up. Only the link's queue: what the other threads send back is rarer.
-    let mut spinner = Spinner::new(running.spin);
     loop {
         // Who the last stanza's quota refused: the link refuses their posts or signals from
         // here on;
@@ -164,23 +158,9 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
                 }
             }
         }
-        let mut idle = None;
-        if room && intake.is_empty() {
-            match spinner.spin(|| link.inbound.try_recv().ok()) {
-                Ok(stanza) => {
-                    if let Some(refusal) = intake.push(stanza) {
-                        link.outbox.send(refusal.into());
-                    }
-                }
-                Err(since) => idle = Some(since),
-            }
-        }
         tokio::select! {
             _ = link.outbox.room(), if !room => {}
             stanza = link.inbound.recv(), if room && intake.is_empty() => {
-                if let Some(idle) = idle {
-                    spinner.woke(idle);
-                }
                 let Some(stanza) = stanza else { break };
                 if let Some(refusal) = intake.push(stanza) {
                     link.outbox.send(refusal.into());

@@ -13,7 +13,6 @@ pub mod migrate;
 mod persist;
 pub mod postgres;
 mod receipt;
-pub mod spin;
 pub mod sqlite;
 pub mod time_search;
 pub mod writer;

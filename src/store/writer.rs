@@ -8,7 +8,6 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::spin::Spinner;
 use super::{Completion, FactWriter};
 use crate::core::Fact;
 
@@ -164,15 +163,12 @@ impl<S: Outbound> Writer<S> {
     /// Starts the writer thread. `sink` takes each batch's stanzas after its commit (or its
     /// error replies after a failed one). `events` is told what the service must act on after
     /// a commit: messages every member now has, and failed commits (the core's state then runs
-    /// ahead of the store and must be reloaded). `watch` is told of every batch. `spin` is how
-    /// long the thread polls for the next job before it sleeps, while jobs keep coming
-    /// (`spin.rs`: a job that finds it awake spares it a wake-up).
+    /// ahead of the store and must be reloaded). `watch` is told of every batch.
     pub fn spawn(
         mut store: impl FactWriter,
         sink: impl Sink<S>,
         events: tokio::sync::mpsc::UnboundedSender<Committed>,
         watch: impl Watch,
-        spin: Duration,
     ) -> Self {
         let (jobs, queue) = mpsc::channel::<(Instant, Job<S>)>();
         let backlog = Arc::new(Backlog::new());
@@ -180,10 +176,7 @@ impl<S: Outbound> Writer<S> {
         let thread = std::thread::Builder::new()
             .name("mixd-writer".into())
             .spawn(move || {
-                let mut spinner = Spinner::new(spin);
-                while let Some((submitted, first)) =
-                    spinner.wait(|| queue.try_recv().ok(), || queue.recv().ok())
-                {
+                while let Ok((submitted, first)) = queue.recv() {
                     behind.busy_from(submitted);
                     let mut batch = vec![first];
                     while batch.len() < MAX_BATCH {
@@ -334,13 +327,7 @@ mod tests {
         let (gate, gated) = mpsc::channel();
         let (events, _) = tokio::sync::mpsc::unbounded_channel();
         let seen = Seen::default();
-        let writer = Writer::spawn(
-            Gated(gated),
-            |_: Vec<Vec<String>>| {},
-            events,
-            seen.clone(),
-            Duration::ZERO,
-        );
+        let writer = Writer::spawn(Gated(gated), |_: Vec<Vec<String>>| {}, events, seen.clone());
         let backlog = writer.backlog();
         assert_eq!(
             (backlog.jobs(), backlog.oldest_pending()),
@@ -384,17 +371,16 @@ mod tests {
         }
     }
 
-    /// Runs one job with a waiter on a writer that spins for up to `spin`; returns what the
-    /// waiter was told and what had been sent by then (`<counted/>` when the job's `sent`
-    /// ran).
-    fn one_job(fails: bool, spin: Duration) -> (bool, Vec<String>) {
+    /// Runs one job with a waiter; returns what the waiter was told and what had been sent
+    /// by then (`<counted/>` when the job's `sent` ran).
+    fn one_job(fails: bool) -> (bool, Vec<String>) {
         let sent = Arc::new(Mutex::new(Vec::new()));
         let sink = {
             let sent = sent.clone();
             move |jobs: Vec<Vec<String>>| sent.lock().unwrap().extend(jobs.into_iter().flatten())
         };
         let (events, _) = tokio::sync::mpsc::unbounded_channel();
-        let writer = Writer::spawn(Store { fails }, sink, events, Seen::default(), spin);
+        let writer = Writer::spawn(Store { fails }, sink, events, Seen::default());
         let (stored, told) = tokio::sync::oneshot::channel();
         let counted = sent.clone();
         writer.submit(Job {
@@ -418,14 +404,11 @@ mod tests {
 
     #[test]
     fn a_waiter_is_told_after_the_stanzas_went_out_whether_the_job_was_stored() {
-        // What was sent is counted after it went out, and only if it was stored; the same
-        // whether the writer sleeps at once or spins first.
-        for spin in [Duration::ZERO, crate::store::spin::MAX_WINDOW] {
-            assert_eq!(
-                one_job(false, spin),
-                (true, vec!["<counted/>".to_string(), "<told/>".to_string()])
-            );
-            assert_eq!(one_job(true, spin), (false, vec!["<error/>".to_string()]));
-        }
+        // What was sent is counted after it went out, and only if it was stored.
+        assert_eq!(
+            one_job(false),
+            (true, vec!["<counted/>".to_string(), "<told/>".to_string()])
+        );
+        assert_eq!(one_job(true), (false, vec!["<error/>".to_string()]));
     }
 }
