@@ -203,3 +203,24 @@ pub fn hand_cases() -> PageArchive {
         receipts,
     }
 }
+
+/// The stanzas of several pages, one a line: what a fixed-output test compares with the
+/// bytes the rendering wrote before.
+pub fn lines(pages: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut all = String::new();
+    for stanza in pages.into_iter().flatten() {
+        all.push_str(&stanza);
+        all.push('\n');
+    }
+    all
+}
+
+/// Renders `MIXD_PAGES` pages (200 by default) with `render`, for `valgrind
+/// --tool=callgrind` of the ignored tests that call it: it measures, it checks nothing.
+pub fn render_for_callgrind(render: impl Fn() -> Vec<String>) {
+    let pages: usize = std::env::var("MIXD_PAGES").map_or(200, |n| n.parse().unwrap());
+    let bytes: usize = (0..pages)
+        .map(|_| render().iter().map(String::len).sum::<usize>())
+        .sum();
+    eprintln!("{pages} pages, {bytes} bytes");
+}

@@ -450,34 +450,23 @@ mod tests {
     #[test]
     fn a_page_renders_as_it_did() {
         let archive = pages::hand_cases();
-        let mut all = String::new();
-        for (status, newest_first) in [
-            ("group_chat", true),
-            ("group_chat", false),
-            ("group_chat_media", true),
-        ] {
-            for stanza in rendered(&archive, status, newest_first) {
-                all.push_str(&stanza);
-                all.push('\n');
-            }
-        }
+        let all = pages::lines(
+            [
+                ("group_chat", true),
+                ("group_chat", false),
+                ("group_chat_media", true),
+            ]
+            .map(|(status, newest_first)| rendered(&archive, status, newest_first)),
+        );
         assert_eq!(all, include_str!("testdata/history_pages.xml"));
     }
 
-    /// Renders `up` pages of 50 of the bench's rows, for `valgrind --tool=callgrind`
-    /// (ignored: it measures, it checks nothing). The number of pages is `MIXD_PAGES`, 200
-    /// by default.
+    /// Renders `up` pages of 50 of the bench's rows, for callgrind.
     #[test]
     #[ignore]
     fn renders_pages_for_callgrind() {
         let archive = pages::plain(50);
-        let pages: usize = std::env::var("MIXD_PAGES").map_or(200, |n| n.parse().unwrap());
-        let mut bytes = 0;
-        for _ in 0..pages {
-            let stanzas = rendered(&archive, "group_chat", true);
-            bytes += stanzas.iter().map(String::len).sum::<usize>();
-        }
-        eprintln!("{pages} pages, {bytes} bytes");
+        pages::render_for_callgrind(|| rendered(&archive, "group_chat", true));
     }
 
     #[test]

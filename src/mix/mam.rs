@@ -385,29 +385,19 @@ mod tests {
     #[test]
     fn a_page_renders_as_it_did() {
         let archive = pages::hand_cases();
-        let mut all = String::new();
-        for (queryid, flip, shown) in [(Some("q'1\"<&>"), false, true), (None, true, false)] {
-            for stanza in rendered(&archive, queryid, flip, shown) {
-                all.push_str(&stanza);
-                all.push('\n');
-            }
-        }
+        let all = pages::lines(
+            [(Some("q'1\"<&>"), false, true), (None, true, false)]
+                .map(|(queryid, flip, shown)| rendered(&archive, queryid, flip, shown)),
+        );
         assert_eq!(all, include_str!("testdata/mam_pages.xml"));
     }
 
-    /// Renders pages of 50 of the bench's rows, for `valgrind --tool=callgrind` (ignored:
-    /// it measures, it checks nothing). The number of pages is `MIXD_PAGES`, 200 by default.
+    /// Renders pages of 50 of the bench's rows, for callgrind.
     #[test]
     #[ignore]
     fn renders_pages_for_callgrind() {
         let archive = pages::plain(50);
-        let pages: usize = std::env::var("MIXD_PAGES").map_or(200, |n| n.parse().unwrap());
-        let mut bytes = 0;
-        for _ in 0..pages {
-            let stanzas = rendered(&archive, Some("q1"), false, true);
-            bytes += stanzas.iter().map(String::len).sum::<usize>();
-        }
-        eprintln!("{pages} pages, {bytes} bytes");
+        pages::render_for_callgrind(|| rendered(&archive, Some("q1"), false, true));
     }
 
     #[test]
