@@ -4,10 +4,10 @@
 //! The bytes are exactly those rxml's encoder (`rxml::writer::Encoder` with its
 //! `SimpleNamespaces`) writes for the children inside a wrapper in the stanza's namespace,
 //! which is what this was before: what is stored and what clients receive do not change. That
-//! encoder was a third of the rules task's work on a post (its namespace tracker's maps, a
+//! encoder was two fifths of the router's work on a post (its namespace tracker's maps, a
 //! `String` for each element's namespace, a name check a tag; docs/benchmarks.md, "Less CPU
 //! per message on the post and fan-out path"); here the namespace in scope is a `&str` on a
-//! stack, and only an element that declares a namespace copies its name.
+//! stack, and only an element that declares a namespace copies it.
 
 use minidom::{Element, Node};
 
