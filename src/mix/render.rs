@@ -96,9 +96,10 @@ pub fn notice(x: &mut Xml, kind: NoticeKind, by: Option<&BareJid>, target: Optio
 pub fn participant_jid(channel_jid: &str, sender: Option<ParticipantId>) -> String {
     let mut jid = String::with_capacity(channel_jid.len() + 17);
     jid.push_str(channel_jid);
+    // The digits straight, not through the formatter: every reflection writes this.
     if let Some(id) = sender {
-        use std::fmt::Write;
-        let _ = write!(jid, "/{id}");
+        jid.push('/');
+        jid.push_str(&id.hex());
     }
     jid
 }

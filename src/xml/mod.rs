@@ -10,11 +10,13 @@
 use minidom::Element;
 
 mod escape;
+mod fragment;
 pub mod parse;
 mod prototypes;
 
 pub use escape::escape_into;
 use escape::escaped;
+pub use fragment::children_fragment;
 
 /// Namespaces mixd reads or writes.
 pub mod ns {
@@ -280,75 +282,6 @@ impl Xml {
         }
         self.out
     }
-}
-
-/// Serializes the children of a stanza as a namespace-neutral fragment: elements in the
-/// stanza's own namespace (`<body/>`, `<subject/>`, `<thread/>`) carry no `xmlns`, so the
-/// fragment can be placed inside a `jabber:component:accept` stanza and inside a
-/// `jabber:client` message forwarded by MAM alike. Other payloads keep their namespace.
-///
-/// The children are encoded in place, inside a wrapper in `stanza_ns` that sets the default
-/// namespace: the wrapper's tags are written to a buffer of their own and dropped, the
-/// children's straight into the fragment (no copy of the tree, nor of the text). The framer
-/// has bounded the depth, and the explicit stack keeps this free of recursion anyway.
-pub fn children_fragment<'a>(
-    stanza_ns: &str,
-    children: impl Iterator<Item = &'a Element>,
-) -> String {
-    let mut encoder = rxml::writer::Encoder::new();
-    let mut bytes = Vec::with_capacity(256);
-    if encode_children(&mut encoder, &mut bytes, stanza_ns, children).is_err() {
-        return String::new();
-    }
-    String::from_utf8(bytes).unwrap_or_default()
-}
-
-/// Writes `<x xmlns='stanza_ns'>` and its `</x>` to a buffer of their own, and the children
-/// between them to `out`.
-fn encode_children<'a>(
-    encoder: &mut rxml::writer::Encoder<rxml::writer::SimpleNamespaces>,
-    out: &mut Vec<u8>,
-    stanza_ns: &str,
-    children: impl Iterator<Item = &'a Element>,
-) -> Result<(), rxml::Error> {
-    use rxml::writer::Item;
-    let wrapper: &rxml::NcNameStr = "x".try_into()?;
-    let mut wrapper_tags = Vec::with_capacity(stanza_ns.len() + 16);
-    encoder.encode(
-        Item::ElementHeadStart(stanza_ns.to_owned().into(), wrapper),
-        &mut wrapper_tags,
-    )?;
-    // The start tag's `>` is written here, so nothing of the wrapper reaches `out`.
-    encoder.encode(Item::ElementHeadEnd, &mut wrapper_tags)?;
-    for child in children {
-        // Each open element with the nodes still to write inside it.
-        let mut open = vec![(child, None::<std::slice::Iter<'a, minidom::Node>>)];
-        while let Some((element, nodes)) = open.last_mut() {
-            let nodes = match nodes {
-                Some(nodes) => nodes,
-                None => {
-                    let name: &rxml::NcNameStr = element.name().try_into()?;
-                    encoder.encode(Item::ElementHeadStart(element.ns().into(), name), out)?;
-                    for ((ns, name), value) in element.attrs() {
-                        encoder.encode(Item::Attribute(ns.clone(), name, value), out)?;
-                    }
-                    if element.nodes().next().is_some() {
-                        encoder.encode(Item::ElementHeadEnd, out)?;
-                    }
-                    nodes.insert(element.nodes())
-                }
-            };
-            match nodes.next() {
-                Some(minidom::Node::Element(inner)) => open.push((inner, None)),
-                Some(minidom::Node::Text(text)) => encoder.encode(Item::Text(text), out)?,
-                None => {
-                    encoder.encode(Item::ElementFoot, out)?;
-                    open.pop();
-                }
-            }
-        }
-    }
-    encoder.encode(Item::ElementFoot, &mut wrapper_tags)
 }
 
 /// A stanza serialized once, with a hole where each recipient's `to` goes.
