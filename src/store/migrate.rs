@@ -112,6 +112,15 @@ const MIGRATIONS: &[&str] = &[
          WHERE deferred = 0 AND notice = 0;
      CREATE INDEX notices_by_sender ON messages (channel, sender)
          WHERE deferred = 0 AND notice != 0;",
+    // 11 → 12: a channel's `message_count` counts its messages at or below the watermark of
+    // deferred look-up entries, the fill adding those above it (src/store/sqlite/deferred.rs):
+    // what was counted above the watermark is taken back out, for the next fill to count
+    // (`NOT INDEXED`: the rows from the watermark by rowid, as the fill's count reads them).
+    "UPDATE channels SET message_count = message_count - tail.n
+       FROM (SELECT channel, count(*) AS n FROM messages NOT INDEXED
+              WHERE id > (SELECT value FROM meta WHERE name = 'indexed_upto') AND notice = 0
+              GROUP BY channel) AS tail
+      WHERE channels.key = tail.channel;",
 ];
 
 pub const LATEST: i64 = 1 + MIGRATIONS.len() as i64;
