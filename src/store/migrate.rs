@@ -306,4 +306,28 @@ mod tests {
             .unwrap();
         assert_eq!(version, LATEST);
     }
+
+    #[test]
+    fn version_12_takes_what_was_counted_above_the_watermark_out_of_the_totals() {
+        let mut conn = crate::store::sqlite::testing::in_memory();
+        migrate(&mut conn).unwrap();
+        // As version 11 left a channel: two messages and a notice, the last message and the
+        // notice above the watermark, both messages in the running total.
+        conn.execute_batch(
+            "INSERT INTO channels (key, name, created_by, created_at, info_updated_at, message_count)
+               VALUES (1, 'coven', 'alice@localhost', 1, 1, 2);
+             INSERT INTO messages (id, channel, at, sender, nick, content, notice)
+               VALUES (1, 1, 1, 'alice@localhost', '', 'hi', 0),
+                      (2, 1, 2, 'alice@localhost', '', '', 5),
+                      (3, 1, 3, 'alice@localhost', '', 'there', 0);
+             UPDATE meta SET value = 1 WHERE name = 'indexed_upto';
+             PRAGMA user_version = 11;",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let total: i64 = conn
+            .query_row("SELECT message_count FROM channels", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(total, 1);
+    }
 }
