@@ -18,7 +18,10 @@ CREATE TABLE channels (
     -- 1 when members see what was said before they joined.
     info_history     INTEGER NOT NULL DEFAULT 1,
     info_updated_at  INTEGER NOT NULL,
-    -- Messages in the archive, so that history can give its count without counting.
+    -- Messages in the archive (retractions and reactions too, not notices), so that history
+    -- can give its count without counting: those at or below the watermark of deferred
+    -- look-up entries (`meta.indexed_upto`), which the fill raises; a reader adds the
+    -- channel's rows above it (src/store/sqlite/deferred.rs).
     message_count    INTEGER NOT NULL DEFAULT 0,
     -- Membership settings: 0 open, 1 invitation only, 2 by request; 1 when only owners and
     -- admins may post; the group's member limit (NULL: the service's).

@@ -66,11 +66,17 @@ pub(super) fn exported(row: &impl Row) -> anyhow::Result<Archived> {
     })
 }
 
-/// The columns [`summary`] reads from `channels`, in its order.
-pub(super) const SUMMARY_COLUMNS: &str = "name, created_by, created_at,
-     (SELECT count(*) FROM participants WHERE channel = key), message_count";
+/// The columns [`summary`] reads from `channels`, in its order; `total` is the backend's
+/// expression of a channel's message total over a row of `channels` (SQLite's running total
+/// leaves out the messages above its watermark of deferred entries: `sqlite/deferred.rs`).
+pub(super) fn summary_columns(total: &str) -> String {
+    format!(
+        "name, created_by, created_at,
+         (SELECT count(*) FROM participants WHERE channel = key), {total}"
+    )
+}
 
-/// A line of the channel list from a row of [`SUMMARY_COLUMNS`].
+/// A line of the channel list from a row of [`summary_columns`].
 pub(super) fn summary(row: &impl Row) -> anyhow::Result<ChannelSummary> {
     Ok(ChannelSummary {
         name: row.column(0)?,
@@ -141,7 +147,7 @@ pub(super) fn contains_pattern(matching: Option<&str>) -> String {
 /// an edit by hand may not have had): that the tables agree with each other. Queries that
 /// each return the rows of one kind of inconsistency, with how to say one (`{i}`: the row's
 /// column `i`), in SQL both stores read alike.
-pub(super) const CONSISTENCY: &[(&str, &str)] = &[
+const CONSISTENCY: &[(&str, &str)] = &[
     (
         "participant {1} of channel key {0}, which does not exist",
         "SELECT channel, jid FROM participants t
@@ -177,11 +183,11 @@ pub(super) const CONSISTENCY: &[(&str, &str)] = &[
     ),
     (
         "channel {0} counts {1} messages but its archive holds {2}",
-        "SELECT name, message_count, held FROM
-           (SELECT name, message_count,
+        "SELECT name, total, held FROM
+           (SELECT name, {total} AS total,
                    (SELECT count(*) FROM messages WHERE channel = key AND notice = 0) AS held
               FROM channels) c
-           WHERE message_count != held",
+           WHERE total != held",
     ),
     (
         "participant {1} of channel {0} has the owner's role but is not among its owners",
@@ -215,6 +221,14 @@ pub(super) const CONSISTENCY: &[(&str, &str)] = &[
            WHERE NOT EXISTS (SELECT 1 FROM messages WHERE id = r.message) GROUP BY message",
     ),
 ];
+
+/// [`CONSISTENCY`]'s findings and queries, `{total}` in them being `total`, the backend's
+/// expression of a channel's message total over a row of `channels` (as [`summary_columns`]).
+pub(super) fn consistency(total: &str) -> impl Iterator<Item = (&'static str, String)> + '_ {
+    CONSISTENCY
+        .iter()
+        .map(move |(say, query)| (*say, query.replace("{total}", total)))
+}
 
 /// A finding of [`CONSISTENCY`]: `say` with each `{i}` replaced by the row's column `i`.
 pub(super) fn finding(say: &str, columns: &[String]) -> String {

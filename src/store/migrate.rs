@@ -112,6 +112,15 @@ const MIGRATIONS: &[&str] = &[
          WHERE deferred = 0 AND notice = 0;
      CREATE INDEX notices_by_sender ON messages (channel, sender)
          WHERE deferred = 0 AND notice != 0;",
+    // 11 → 12: a channel's `message_count` counts its messages at or below the watermark of
+    // deferred look-up entries, the fill adding those above it (src/store/sqlite/deferred.rs):
+    // what was counted above the watermark is taken back out, for the next fill to count
+    // (`NOT INDEXED`: the rows from the watermark by rowid, as the fill's count reads them).
+    "UPDATE channels SET message_count = message_count - tail.n
+       FROM (SELECT channel, count(*) AS n FROM messages NOT INDEXED
+              WHERE id > (SELECT value FROM meta WHERE name = 'indexed_upto') AND notice = 0
+              GROUP BY channel) AS tail
+      WHERE channels.key = tail.channel;",
 ];
 
 pub const LATEST: i64 = 1 + MIGRATIONS.len() as i64;
@@ -296,5 +305,29 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, LATEST);
+    }
+
+    #[test]
+    fn version_12_takes_what_was_counted_above_the_watermark_out_of_the_totals() {
+        let mut conn = crate::store::sqlite::testing::in_memory();
+        migrate(&mut conn).unwrap();
+        // As version 11 left a channel: two messages and a notice, the last message and the
+        // notice above the watermark, both messages in the running total.
+        conn.execute_batch(
+            "INSERT INTO channels (key, name, created_by, created_at, info_updated_at, message_count)
+               VALUES (1, 'coven', 'alice@localhost', 1, 1, 2);
+             INSERT INTO messages (id, channel, at, sender, nick, content, notice)
+               VALUES (1, 1, 1, 'alice@localhost', '', 'hi', 0),
+                      (2, 1, 2, 'alice@localhost', '', '', 5),
+                      (3, 1, 3, 'alice@localhost', '', 'there', 0);
+             UPDATE meta SET value = 1 WHERE name = 'indexed_upto';
+             PRAGMA user_version = 11;",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let total: i64 = conn
+            .query_row("SELECT message_count FROM channels", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(total, 1);
     }
 }

@@ -11,8 +11,8 @@ use super::{load, read_only, Conn, PgReader};
 use crate::core::Channel;
 use crate::store::columns::id_key_from;
 use crate::store::inspect::{
-    contains_pattern, counts, counts_query, exported, finding, named, summary, ChannelSummary,
-    Counts, Each, Inspector, CONSISTENCY, EXPORTED_COLUMNS, SUMMARY_COLUMNS,
+    consistency, contains_pattern, counts, counts_query, exported, finding, named, summary,
+    summary_columns, ChannelSummary, Counts, Each, Inspector, EXPORTED_COLUMNS,
 };
 
 /// Read-only sessions on a database, for the operator.
@@ -36,14 +36,19 @@ fn channel_key(conn: &mut Conn, name: &str) -> anyhow::Result<Option<i64>> {
         .transpose()?)
 }
 
+/// A channel's message total over a row of `channels`: its running total, which the writer
+/// raises in every batch.
+const TOTAL: &str = "message_count";
+
 impl Inspector for PgInspector {
     fn channels(&self, matching: Option<&str>) -> anyhow::Result<Vec<ChannelSummary>> {
         self.reader.with_conn(|conn| {
             let rows = conn.client.query(
                 &format!(
-                    "SELECT {SUMMARY_COLUMNS} FROM channels
+                    "SELECT {} FROM channels
                      WHERE name ILIKE $1 OR info_name ILIKE $1 OR info_description ILIKE $1
-                     ORDER BY name"
+                     ORDER BY name",
+                    summary_columns(TOTAL)
                 ),
                 &[&contains_pattern(matching)],
             )?;
@@ -99,9 +104,9 @@ impl Inspector for PgInspector {
     fn check(&self) -> anyhow::Result<Vec<String>> {
         self.reader.with_conn(|conn| {
             let mut findings = Vec::new();
-            for (say, query) in CONSISTENCY {
+            for (say, query) in consistency(TOTAL) {
                 // The simple protocol answers every column as text, as a finding shows it.
-                for message in conn.client.simple_query(query)? {
+                for message in conn.client.simple_query(&query)? {
                     if let SimpleQueryMessage::Row(row) = message {
                         let values: Vec<String> = (0..row.len())
                             .map(|i| row.get(i).unwrap_or("NULL").to_owned())

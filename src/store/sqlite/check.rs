@@ -1,12 +1,12 @@
 //! `mixd admin check` on SQLite: SQLite's own integrity check, then the consistency between
-//! tables that both stores check alike (`store::inspect::CONSISTENCY`). Each finding is one
+//! tables that both stores check alike (`store::inspect::consistency`). Each finding is one
 //! readable line.
 
-use super::deferred::indexed_upto;
+use super::deferred::{channel_total, indexed_upto};
 use super::inspect::SqliteInspector;
-use crate::store::inspect::{finding, CONSISTENCY};
+use crate::store::inspect::{consistency, finding};
 
-/// What only SQLite's layout can get wrong, as [`CONSISTENCY`] says it.
+/// What only SQLite's layout can get wrong, as [`consistency`] says it.
 const SQLITE_CONSISTENCY: &[(&str, &str)] = &[(
     "{0} archived messages at or below the watermark of look-up entries ({1}) have none \
      (history with a sender and look-ups by the sender's ids miss them)",
@@ -29,8 +29,11 @@ impl SqliteInspector {
                 findings.push(format!("integrity: {line}"));
             }
         }
-        for (say, query) in CONSISTENCY.iter().chain(SQLITE_CONSISTENCY) {
-            let mut stmt = self.conn.prepare(query)?;
+        let sqlite_only = SQLITE_CONSISTENCY
+            .iter()
+            .map(|&(say, query)| (say, query.to_owned()));
+        for (say, query) in consistency(channel_total!()).chain(sqlite_only) {
+            let mut stmt = self.conn.prepare(&query)?;
             let columns = stmt.column_count();
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {

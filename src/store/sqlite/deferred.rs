@@ -15,6 +15,10 @@
 //! entered at once), since the tail's walk passes them all. The watermark and the rows'
 //! flags change in the same transaction: a crash leaves rows above the watermark, which the
 //! next fill enters (at the latest when the writer opens).
+//!
+//! The channels' message totals move with the watermark too: `channels.message_count`
+//! counts a channel's messages at or below it, the fill adds those above it, and a reader's
+//! total adds the channel's tail (a few dozen rows at most, through `(channel, id)`).
 
 use std::collections::HashMap;
 
@@ -35,11 +39,41 @@ macro_rules! indexed_upto {
 pub(super) use indexed_upto;
 pub(super) const INDEXED_UPTO: &str = indexed_upto!();
 
+/// A channel's message total, in a statement over `channels`: its running total (the rows
+/// at or below the watermark) and its messages above the watermark, counted through
+/// `(channel, id)`.
+macro_rules! channel_total {
+    () => {
+        concat!(
+            "(message_count + (SELECT count(*) FROM messages WHERE channel = channels.key AND id > ",
+            $crate::store::sqlite::deferred::indexed_upto!(),
+            " AND notice = 0))"
+        )
+    };
+}
+pub(super) use channel_total;
+
 /// The fill: every row above the watermark gets its look-up entries ([`enter`]).
 const FILL: &str = concat!(
     "UPDATE OR FAIL messages SET deferred = 0 WHERE id > ",
     indexed_upto!(),
     " AND deferred = 1"
+);
+
+/// The channels' running totals (`channels.message_count`: messages, retractions and
+/// reactions, not notices) raised by what each channel's archive holds above the watermark:
+/// run by the fill before the watermark moves, so that a total always counts the rows at or
+/// below the watermark and a reader adds the channel's tail (`sqlite/history.rs`). `OR FAIL`
+/// as the fill below: the sum is never NULL, and an error fails the whole batch. `NOT
+/// INDEXED`, so that the rows are found by the rowid from the watermark and grouped in a
+/// small sort: SQLite otherwise walks the whole archive through `(channel, id)` to have them
+/// in the group's order.
+const COUNT: &str = concat!(
+    "UPDATE OR FAIL channels SET message_count = message_count + tail.n
+     FROM (SELECT channel, count(*) AS n FROM messages NOT INDEXED WHERE id > ",
+    indexed_upto!(),
+    " AND notice = 0 GROUP BY channel) AS tail
+     WHERE channels.key = tail.channel"
 );
 
 /// The rows each channel's archive gained above the watermark, as the writer counts them.
@@ -68,7 +102,8 @@ impl Tail {
 }
 
 /// Enters the look-up entries of every row above the watermark (a walk of the rowid from
-/// it: the rows are the archive's last), and raises the watermark to the newest row.
+/// it: the rows are the archive's last), counts those rows into their channels' totals, and
+/// raises the watermark to the newest row.
 ///
 /// `OR FAIL`, not the default `OR ABORT`: SQLite gives a statement that may abort after
 /// changing rows a statement journal, a copy of every page it is about to change, so that
@@ -79,6 +114,7 @@ impl Tail {
 /// of the statement (I/O, a full disk) fails the whole batch's transaction, which the writer
 /// rolls back; nothing ever needs this statement undone alone.
 pub(super) fn enter(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached(COUNT)?.execute([])?;
     conn.prepare_cached(FILL)?.execute([])?;
     conn.prepare_cached(
         "UPDATE meta SET value = max(value, (SELECT coalesce(max(id), 0) FROM messages))
@@ -135,21 +171,25 @@ mod tests {
     }
 
     #[test]
-    fn the_fill_walks_only_the_rows_above_the_watermark() {
+    fn the_fill_and_its_count_walk_only_the_rows_above_the_watermark() {
         let (_dir, w, _r, _g) = coven();
-        let plan: Vec<String> = w
-            .conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {FILL}"))
-            .unwrap()
-            .query_map([], |r| r.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(
-            plan.iter()
-                .any(|p| p.contains("SEARCH messages USING INTEGER PRIMARY KEY (rowid>?)")),
-            "{plan:?}"
-        );
+        for statement in [FILL, COUNT] {
+            let plan: Vec<String> = w
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {statement}"))
+                .unwrap()
+                .query_map([], |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let walks = |p: &String| p.starts_with("SCAN messages") || p.contains("INDEX");
+            assert!(
+                plan.iter()
+                    .any(|p| p.contains("SEARCH messages USING INTEGER PRIMARY KEY (rowid>?)"))
+                    && !plan.iter().any(|p| p.contains("messages") && walks(p)),
+                "{statement}: {plan:?}"
+            );
+        }
     }
 
     #[test]
@@ -157,16 +197,54 @@ mod tests {
         // SQLite opens a statement journal for a statement that may abort (`OE_Abort`, 2, in
         // a halting opcode's P2) after it changed rows; the fill's checks fail instead.
         let (_dir, w, _r, _g) = coven();
-        let aborts: Vec<String> = w
-            .conn
-            .prepare(&format!("EXPLAIN {FILL}"))
+        for statement in [FILL, COUNT] {
+            let aborts: Vec<String> = w
+                .conn
+                .prepare(&format!("EXPLAIN {statement}"))
+                .unwrap()
+                .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(3)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .filter(|(op, p2)| op.starts_with("Halt") && op != "Halt" && *p2 == 2)
+                .map(|(op, _)| op)
+                .collect();
+            assert!(aborts.is_empty(), "{statement}: {aborts:?}");
+        }
+    }
+
+    /// The channel's running total and the total a reader reads (the running total and the
+    /// messages above the watermark).
+    fn totals(conn: &Connection) -> (i64, i64) {
+        let sql = concat!(
+            "SELECT message_count, ",
+            channel_total!(),
+            " FROM channels WHERE name = 'coven'"
+        );
+        conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
-            .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(3)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .filter(|(op, p2)| op.starts_with("Halt") && op != "Halt" && *p2 == 2)
-            .map(|(op, _)| op)
-            .collect();
-        assert!(aborts.is_empty(), "{aborts:?}");
+    }
+
+    #[test]
+    fn a_channels_total_counts_its_tail_until_the_fill_counts_it_in() {
+        let (dir, mut w, _r, mut g) = coven();
+        // 60 posts, the coven's three notices not counted: all above the watermark.
+        post_many(&mut w, &mut g, CHANNEL_TAIL as i64 - 4);
+        assert_eq!(totals(&w.conn), (0, 60));
+        commit(
+            &mut w,
+            g.post("coven", &jid("bob@localhost"), text("one more"), 700)
+                .unwrap(),
+        );
+        assert_eq!(totals(&w.conn), (61, 61));
+        // Rows a crash leaves above the watermark are counted when the writer opens.
+        commit(
+            &mut w,
+            g.post("coven", &jid("bob@localhost"), text("after"), 710)
+                .unwrap(),
+        );
+        assert_eq!(totals(&w.conn), (61, 62));
+        drop(w);
+        let (w, _) = super::super::open(&dir.path().join("t.db"), Default::default()).unwrap();
+        assert_eq!(totals(&w.conn), (62, 62));
     }
 }

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use jid::BareJid;
 
-use super::deferred::{indexed_upto, INDEXED_UPTO};
+use super::deferred::{channel_total, indexed_upto, INDEXED_UPTO};
 use super::{bare, in_one_read, SqliteReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
@@ -303,7 +303,11 @@ impl Archive for SqliteArchive<'_> {
     fn total(&mut self, channel: i64) -> anyhow::Result<usize> {
         let total: Option<i64> = self
             .0
-            .prepare_cached("SELECT message_count FROM channels WHERE key = ?1")?
+            .prepare_cached(concat!(
+                "SELECT ",
+                channel_total!(),
+                " FROM channels WHERE key = ?1"
+            ))?
             .query_row([channel], |r| r.get(0))
             .optional()?;
         Ok(total.unwrap_or(0) as usize)

@@ -6,12 +6,13 @@ use std::path::Path;
 use anyhow::Context;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+use super::deferred::channel_total;
 use super::{load, open_connection, SqliteReader};
 use crate::core::Channel;
 use crate::store::columns::id_key_from;
 use crate::store::inspect::{
-    contains_pattern, counts, counts_query, exported, named, summary, ChannelSummary, Counts, Each,
-    Inspector, EXPORTED_COLUMNS, SUMMARY_COLUMNS,
+    contains_pattern, counts, counts_query, exported, named, summary, summary_columns,
+    ChannelSummary, Counts, Each, Inspector, EXPORTED_COLUMNS,
 };
 
 /// A read-only connection to a database, for the operator.
@@ -37,10 +38,11 @@ impl Inspector for SqliteInspector {
     fn channels(&self, matching: Option<&str>) -> anyhow::Result<Vec<ChannelSummary>> {
         // SQLite's LIKE ignores the case of ASCII letters.
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM channels
+            "SELECT {} FROM channels
              WHERE name LIKE ?1 ESCAPE '\\' OR info_name LIKE ?1 ESCAPE '\\'
                    OR info_description LIKE ?1 ESCAPE '\\'
-             ORDER BY name"
+             ORDER BY name",
+            summary_columns(channel_total!())
         ))?;
         let rows = stmt.query_and_then([contains_pattern(matching)], |row| summary(row))?;
         rows.collect()

@@ -3,7 +3,7 @@
 //! message for its author. Which rows a fact changes is decided once for both backends
 //! (`store/persist.rs`, `joins.rs`, `receipt.rs`); this file holds SQLite's statements for
 //! them ([`Statements`], [`ReceiptRows`]), the runs of joins' multi-row statements and what
-//! a batch does at its end (message counts, deferred look-up entries, a checkpoint).
+//! a batch does at its end (deferred look-up entries with the message counts, a checkpoint).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -46,7 +46,6 @@ impl FactWriter for SqliteWriter {
         let Batch {
             archived, erased, ..
         } = batch;
-        archived.count(&tx)?;
         let enter = archived.tail(&mut self.tail);
         if enter {
             deferred::enter(&tx)?;
@@ -75,9 +74,10 @@ impl FactWriter for SqliteWriter {
 }
 
 /// SQLite's statements for a batch's facts ([`Statements`]), in its transaction, and what
-/// the batch leaves to do at its end (`commit`): the channels' message counts, and a
-/// checkpoint when a retraction erased content. Both are noted by the statements of the facts
-/// that need them, not by a second look over the batch.
+/// the batch leaves to do at its end (`commit`): the rows each channel's archive gained (for
+/// the deferred entries and counts), and a checkpoint when a retraction erased content. Both
+/// are noted by the statements of the facts that need them, not by a second look over the
+/// batch.
 struct Batch<'t, 'c> {
     tx: &'t rusqlite::Transaction<'c>,
     archived: Archived,
@@ -85,53 +85,27 @@ struct Batch<'t, 'c> {
     erased: bool,
 }
 
-/// How many messages (or retractions, or reactions) a batch adds to each channel's archive,
-/// and how many rows with its notices. The running totals answer MAM's `<count/>` without a
-/// scan; they are raised once per channel at the end of the batch rather than once per
-/// message, since nothing in the transaction reads them. The rows are what the channel's
-/// tail above the watermark of deferred look-up entries grows by ([`deferred::Tail`]).
+/// How many rows a batch adds to each channel's archive: what the channel's tail above the
+/// watermark of deferred look-up entries grows by ([`deferred::Tail`]). The channels' running
+/// totals (`channels.message_count`) are not raised here but by the fill that moves the
+/// watermark (`deferred::enter`): raised once per channel a batch, they were an `UPDATE` of a
+/// channel's whole row for about every post into many small channels, and a page of
+/// `channels` dirtied per forty channels (docs/benchmarks.md, "The writer's cost a message
+/// posted into many small channels").
 #[derive(Default)]
-struct Archived(std::collections::BTreeMap<i64, Added>);
-
-/// What a batch adds to one channel's archive.
-#[derive(Default)]
-struct Added {
-    /// Messages, retractions and reactions: what `channels.message_count` counts.
-    counted: i64,
-    /// Rows: those and notices.
-    rows: u32,
-}
+struct Archived(std::collections::BTreeMap<i64, u32>);
 
 impl Archived {
-    /// A message, a retraction or a reaction.
-    fn one_more(&mut self, channel: i64) {
-        let added = self.0.entry(channel).or_default();
-        added.counted += 1;
-        added.rows += 1;
-    }
-
-    /// A notice: a row that the running total leaves out.
-    fn notice(&mut self, channel: i64) {
-        self.0.entry(channel).or_default().rows += 1;
-    }
-
-    fn count(&self, tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
-        let mut raise = tx.prepare_cached(
-            "UPDATE channels SET message_count = message_count + ?2 WHERE key = ?1",
-        )?;
-        for (channel, added) in &self.0 {
-            if added.counted > 0 {
-                raise.execute([*channel, added.counted])?;
-            }
-        }
-        Ok(())
+    /// A row: a message, a retraction, a reaction or a notice.
+    fn row(&mut self, channel: i64) {
+        *self.0.entry(channel).or_default() += 1;
     }
 
     /// Counts the batch's rows into `tail`; whether the deferred entries must be entered.
     fn tail(&self, tail: &mut deferred::Tail) -> bool {
         let mut enter = false;
-        for (&channel, added) in &self.0 {
-            enter |= tail.add(channel, added.rows);
+        for (&channel, &rows) in &self.0 {
+            enter |= tail.add(channel, rows);
         }
         enter
     }
@@ -318,7 +292,7 @@ fn insert_joins(tx: &rusqlite::Transaction, joins: &Joins) -> rusqlite::Result<(
 impl<'a> Statements<'a> for Batch<'_, '_> {
     fn post(&mut self, post: &'a Posted) -> rusqlite::Result<()> {
         insert_post(self.tx, post)?;
-        self.archived.one_more(post.channel);
+        self.archived.row(post.channel);
         Ok(())
     }
 
@@ -502,7 +476,7 @@ impl<'a> Statements<'a> for Batch<'_, '_> {
     }
 
     fn notice(&mut self, notice: &'a Notice) -> rusqlite::Result<()> {
-        self.archived.notice(notice.channel);
+        self.archived.row(notice.channel);
         Ok(())
     }
 
@@ -554,7 +528,7 @@ impl<'a> Statements<'a> for Batch<'_, '_> {
                 ACTION_RETRACTION,
                 r.message
             ])?;
-        self.archived.one_more(r.channel);
+        self.archived.row(r.channel);
         self.erased = true;
         Ok(())
     }
@@ -612,7 +586,7 @@ impl<'a> Statements<'a> for Batch<'_, '_> {
                 ACTION_REACTIONS,
                 r.message
             ])?;
-        self.archived.one_more(r.channel);
+        self.archived.row(r.channel);
         Ok(())
     }
 
