@@ -212,8 +212,13 @@ impl Archive for PgArchive<'_> {
         // (0.007 ms). The literal is the limit rounded up to a power of two, the rows beyond
         // the limit dropped here: each reader connection keeps every statement text it
         // prepared, so a client cycling through every page size may make it prepare ten
-        // texts of each shape, not one for each of the 250 sizes.
-        let fetched = limit.next_power_of_two();
+        // texts of each shape, not one for each of the 250 sizes. A statement planned at each
+        // run is not kept, and fetches the exact limit: each row beyond it is a heap visit
+        // (a page `with` a sender: one a row, 13 more for a page of 50).
+        let fetched = match sql.planned_each_run {
+            true => limit,
+            false => limit.next_power_of_two(),
+        };
         sql.text
             .push_str(&format!(" ORDER BY id {} LIMIT {fetched}", order.sql()));
         if offset > 0 {
