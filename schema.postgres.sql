@@ -175,10 +175,8 @@ CREATE TABLE messages (
     retraction        BIGINT
 );
 CREATE INDEX messages_by_channel ON messages (channel, id);
--- History filtered by sender (MAM `with`) and media-only history, paged by id. `notice` rides
--- along in the sender's entries so that a page `with` a sender is counted from the index
--- alone, without a heap visit a row (src/store/postgres/history.rs).
-CREATE INDEX messages_by_sender ON messages (channel, sender, id) INCLUDE (notice);
+-- History filtered by sender (MAM `with`) and media-only history, paged by id.
+CREATE INDEX messages_by_sender ON messages (channel, sender, id);
 CREATE INDEX messages_with_media ON messages (channel, id) WHERE media;
 -- A message named by the id its sender gave it (origin-id or stanza id): an index probe each.
 CREATE INDEX messages_by_origin_id ON messages (channel, origin_id) WHERE origin_id IS NOT NULL;

@@ -167,9 +167,9 @@ impl PgArchive<'_> {
     }
 
     /// [`Archive::count_upto`] with `q`'s conditions all in the SQL, and with `times` the
-    /// earliest and latest time of the rows counted, if any (without, the count of a sender's
-    /// rows reads its index alone). The limit a literal (always [`history::COUNTED_EXACTLY`]
-    /// + 1), so that the count keeps its generic plan as a page does (`read_rows`).
+    /// earliest and latest time of the rows counted, if any (read only to be checked). The
+    /// limit a literal (always [`history::COUNTED_EXACTLY`] + 1), so that the count keeps its
+    /// generic plan as a page does (`read_rows`).
     fn counted(
         &mut self,
         q: &HistoryQuery,

@@ -1,8 +1,7 @@
 //! Schema versions for PostgreSQL. `schema.postgres.sql` is the whole current schema;
 //! `MIGRATIONS[n]` brings a database at version `n + 1` to `n + 2`. The version lives in the
 //! one row of `schema_version` (PostgreSQL has no `user_version`). Its numbers are the
-//! PostgreSQL schema's own: up to 8, version `n` holds what SQLite's version `n + 1` holds;
-//! SQLite's deferred look-up entries (its 9 → 10) have no PostgreSQL step.
+//! PostgreSQL schema's own: version `n` holds what SQLite's version `n + 1` holds.
 //!
 //! Only the active instance migrates (it holds the lock, see `mod.rs`), and DDL is
 //! transactional in PostgreSQL: a migration is applied whole or not at all.
@@ -12,8 +11,8 @@ use postgres::Client;
 
 const SCHEMA: &str = include_str!("../../../schema.postgres.sql");
 
-/// Steps from each older version to the next: SQLite's steps from its version 2 to 9
-/// (`store/migrate.rs`), in PostgreSQL's words, one for one, then PostgreSQL's own.
+/// Steps from each older version to the next: SQLite's steps from its version 2 on
+/// (`store/migrate.rs`), in PostgreSQL's words, one for one.
 const MIGRATIONS: &[&str] = &[
     // 1 → 2 (SQLite 2 → 3): whether a channel is listed in discovery, and owners who just
     // left a channel. Channels that existed before cannot say how they were made: those named
@@ -70,12 +69,6 @@ const MIGRATIONS: &[&str] = &[
          WHERE origin_id IS NOT NULL;
      CREATE INDEX messages_by_client_id ON messages (channel, client_id)
          WHERE client_id IS NOT NULL;",
-    // 8 → 9 (SQLite 10 → 11 in purpose: SQLite splits its index by notice, PostgreSQL
-    // includes the column): a page `with` a sender counted from the index alone, its up to
-    // 257 rows no longer each a heap visit for `notice = 0` (docs/benchmarks.md, issue 16,
-    // branch `pgpage3`). The index is built again from the archive.
-    "DROP INDEX messages_by_sender;
-     CREATE INDEX messages_by_sender ON messages (channel, sender, id) INCLUDE (notice);",
 ];
 
 pub const LATEST: i32 = 1 + MIGRATIONS.len() as i32;
