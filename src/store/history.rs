@@ -5,7 +5,7 @@
 
 use jid::BareJid;
 
-use super::time_search::{first_at_or_after, Probe, Row};
+use super::time_search::{first_at_or_after_within, Probe, Row};
 use super::{Archived, HistoryError, HistoryPage, HistoryQuery, Page};
 
 /// Up to how many matches a filtered `<count/>` counts; beyond, it is estimated from how
@@ -157,25 +157,34 @@ impl Bounds {
             floor: q.hidden_upto.max(q.after_id.unwrap_or(0)),
             ceiling: q.before_id.unwrap_or(i64::MAX),
         };
+        if q.start.is_none() && q.end.is_none() {
+            return Ok(bounds);
+        }
         let mut index = IdIndex {
             archive,
             channel: q.channel,
         };
+        // The range's first and last rows, read once for both times: the end is searched
+        // from the start's row on, the first row of what is left.
+        let Some((mut first, last)) = index.ends(bounds.floor, bounds.ceiling)? else {
+            return Ok(bounds);
+        };
         if let Some(start) = q.start {
-            bounds.floor = match first_at_or_after(&mut index, bounds.floor, bounds.ceiling, start)?
-            {
-                Some(first) => first - 1,
-                None => bounds.ceiling,
-            };
+            match first_at_or_after_within(&mut index, (first, last), start)? {
+                Some(row) => {
+                    bounds.floor = row.0 - 1;
+                    first = row;
+                }
+                // No row reaches the start: the bounds hold nothing.
+                None => {
+                    bounds.floor = bounds.ceiling;
+                    return Ok(bounds);
+                }
+            }
         }
         if let Some(end) = q.end {
-            let after = first_at_or_after(
-                &mut index,
-                bounds.floor,
-                bounds.ceiling,
-                end.saturating_add(1),
-            )?;
-            if let Some(after) = after {
+            let after = first_at_or_after_within(&mut index, (first, last), end.saturating_add(1))?;
+            if let Some((after, _)) = after {
                 bounds.ceiling = after;
             }
         }

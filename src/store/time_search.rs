@@ -26,21 +26,19 @@ pub trait Probe {
     fn first_from_each(&mut self, froms: &[i64], below: i64) -> anyhow::Result<Vec<Option<Row>>>;
 }
 
-/// The smallest archive id strictly between `floor` and `ceiling` whose time is at or after
-/// `time`, if any row there reaches it.
-pub fn first_at_or_after(
+/// The row with the smallest archive id whose time is at or after `time` in the range whose
+/// first and last rows are `ends` ([`Probe::ends`]), if any row there reaches it. The ends
+/// are the caller's, so that a second time searched in the same range (a window's end after
+/// its start) does not read them again.
+pub fn first_at_or_after_within(
     archive: &mut impl Probe,
-    floor: i64,
-    ceiling: i64,
+    ((first, first_at), (last, last_at)): (Row, Row),
     time: i64,
-) -> anyhow::Result<Option<i64>> {
+) -> anyhow::Result<Option<Row>> {
     // Ends known: `low` is a row before `time`, `found` the lowest row known to reach it;
     // `high` bounds what is still unknown (rows in `low + 1..high`).
-    let Some(((first, first_at), (last, last_at))) = archive.ends(floor, ceiling)? else {
-        return Ok(None);
-    };
     if first_at >= time {
-        return Ok(Some(first));
+        return Ok(Some((first, first_at)));
     }
     // The newest row not reaching `time` means that none does while times grow with ids; a
     // clock stepped back across a restart breaks that, so the rows before it are still
@@ -77,7 +75,7 @@ pub fn first_at_or_after(
         }
         bisect = !bisect && (high - low) * 2 > before;
     }
-    Ok(found.map(|(id, _)| id))
+    Ok(found)
 }
 
 /// The ids one read probes, ascending, all in `low + 1..high`: `guess`, and with a `width`
@@ -109,6 +107,19 @@ fn interpolated((low, low_at): Row, (high, high_at): Row, time: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The search as a page makes it: the range's ends read, then the search within them.
+    fn first_at_or_after(
+        archive: &mut impl Probe,
+        floor: i64,
+        ceiling: i64,
+        time: i64,
+    ) -> anyhow::Result<Option<Row>> {
+        match archive.ends(floor, ceiling)? {
+            Some(ends) => first_at_or_after_within(archive, ends, time),
+            None => Ok(None),
+        }
+    }
 
     /// An archive in memory: rows sorted by id, read `width` probes at a time, and how many
     /// reads were made.
@@ -165,7 +176,9 @@ mod tests {
             width,
             reads: 0,
         };
-        let got = first_at_or_after(&mut archive, floor, ceiling, time).unwrap();
+        let got = first_at_or_after(&mut archive, floor, ceiling, time)
+            .unwrap()
+            .map(|(id, _)| id);
         assert_eq!(got, expected, "floor {floor} ceiling {ceiling} time {time}");
         archive.reads
     }
@@ -218,7 +231,7 @@ mod tests {
             for id in [4_321_987, n, 1, 9_999_999, 2] {
                 let mut archive = Steady { n, width, reads: 0 };
                 let found = first_at_or_after(&mut archive, 0, i64::MAX, 1_000 + id).unwrap();
-                assert_eq!(found, Some(id));
+                assert_eq!(found, Some((id, 1_000 + id)));
                 assert!(archive.reads <= most, "{} reads for {id}", archive.reads);
             }
             let mut archive = Steady { n, width, reads: 0 };

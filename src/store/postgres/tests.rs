@@ -895,6 +895,7 @@ fn a_version_1_database_migrates_to_the_schema_and_keeps_its_rows() {
     super::migrate::migrate(&mut fresh).unwrap();
     assert_eq!(columns(&mut old), columns(&mut fresh));
     assert_eq!(constraints(&mut old), constraints(&mut fresh));
+    assert_eq!(indexes(&mut old), indexes(&mut fresh));
     assert!(constraints(&mut old)
         .iter()
         .any(|(table, def)| table == "presence" && def.contains("REFERENCES participants")));
@@ -926,4 +927,18 @@ fn a_version_1_database_migrates_to_the_schema_and_keeps_its_rows() {
         .unwrap()
         .get(0);
     assert_eq!(version, super::migrate::LATEST);
+}
+
+/// Every index as PostgreSQL defines it (its columns, included columns and predicate).
+fn indexes(client: &mut postgres::Client) -> Vec<(String, String)> {
+    client
+        .query(
+            "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = 'public'
+             ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
 }
