@@ -5,7 +5,7 @@
 //! an owner's leaving, the owners' table following the role, a cleared reaction, the
 //! configuration's time, the rows a run of joins holds back, a receipt's completion). Each
 //! backend gives its statements ([`Statements`]), one method a change of rows, and keeps
-//! what it writes at the end of the batch (SQLite's message counts, PostgreSQL's run of posts).
+//! what it writes later in the batch (each one's run of posts, SQLite's message counts).
 
 use jid::{BareJid, FullJid};
 

@@ -111,8 +111,9 @@ pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter
     // twice: its full size and one row), so that none is prepared again within a batch.
     conn.set_prepared_statement_cache_capacity(64);
     super::migrate::migrate(&mut conn)?;
-    // A multi-row insert of posts keeps a statement journal (SQLite must be able to undo that
-    // statement alone: it names archive ids, which SQLite checks are integers). Past 64 KiB
+    // A multi-row statement that may abort half-way keeps a statement journal (SQLite must be
+    // able to undo that statement alone; the joins' runs do, posts' no longer: `write.rs`,
+    // `POSTS`). Past 64 KiB
     // (16 pages; posts into 32 channels dirty about 100) that journal spilled into a temporary
     // file, a write call per page: 7 % of mixd's CPU posting into 1,000 channels
     // (docs/benchmarks.md, "Posts into small channels, per page written"). Set after the

@@ -2,8 +2,9 @@
 //! statements inside the batch's one transaction; receipts also say whether they completed a
 //! message for its author. Which rows a fact changes is decided once for both backends
 //! (`store/persist.rs`, `joins.rs`, `receipt.rs`); this file holds SQLite's statements for
-//! them ([`Statements`], [`ReceiptRows`]), the runs of joins' multi-row statements and what
-//! a batch does at its end (deferred look-up entries with the message counts, a checkpoint).
+//! them ([`Statements`], [`ReceiptRows`]), the runs of posts' and joins' multi-row statements
+//! and what a batch does at its end (deferred look-up entries with the message counts, a
+//! checkpoint).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -29,19 +30,25 @@ impl FactWriter for SqliteWriter {
         let tx = self.conn.transaction()?;
         let mut batch = Batch {
             tx: &tx,
+            posts: Vec::new(),
             archived: Archived::default(),
             erased: false,
         };
         let mut joins = Joins::default();
         let mut completions = Vec::new();
         for fact in facts {
-            // Whatever follows a run of joins may change their rows (a leave, a nick): the
-            // run is written before any other fact.
+            // Posts wait to be inserted together; anything else may refer to them, so they are
+            // written first. Whatever follows a run of joins may change their rows (a leave,
+            // a nick): the run is written before any other fact too.
+            if !matches!(fact, Fact::Posted(_)) {
+                batch.write_posts()?;
+            }
             if !Joins::holds(fact) {
                 joins.write(|joins| insert_joins(&tx, joins))?;
             }
             persist(&mut batch, fact, &mut joins, &mut completions)?;
         }
+        batch.write_posts()?;
         joins.write(|joins| insert_joins(&tx, joins))?;
         let Batch {
             archived, erased, ..
@@ -78,8 +85,10 @@ impl FactWriter for SqliteWriter {
 /// the deferred entries and counts), and a checkpoint when a retraction erased content. Both
 /// are noted by the statements of the facts that need them, not by a second look over the
 /// batch.
-struct Batch<'t, 'c> {
+struct Batch<'t, 'c, 'a> {
     tx: &'t rusqlite::Transaction<'c>,
+    /// Consecutive posts not yet inserted ([`POSTS`]).
+    posts: Vec<&'a Posted>,
     archived: Archived,
     /// A retraction erased content: the WAL must be checkpointed to drop the old pages.
     erased: bool,
@@ -200,33 +209,23 @@ impl Binder<'_, '_> {
     }
 }
 
-/// Inserts one post. One row a statement, not many ([`Rows`]): a statement that writes
-/// several rows and names their archive ids (which SQLite checks are integers, so it may stop
-/// half-way) is given a statement journal, a copy of every page it changes before it changes
-/// it; a post changes a page of each of the archive's indexes in its channel, and those
+/// A run of consecutive posts, [`MANY_ROWS`] rows a statement: a post's own statement run
+/// (and its AUTOINCREMENT bookkeeping, a scan and a rewrite of `sqlite_sequence`'s row) was a
+/// fixed cost of every post. `OR FAIL`, not the default `OR ABORT`: SQLite gives a statement
+/// of several rows that may abort after changing some (a `NOT NULL` check) a statement
+/// journal, a copy of every page it is about to change, so that it can undo that statement
+/// alone; a post changes a page of each of the archive's indexes in its channel, and those
 /// copies cost more than the statements spared (docs/benchmarks.md, "Storing posts into many
-/// small channels"). A statement of one row is never undone alone and keeps no journal.
-/// Its look-up entries are deferred (`deferred.rs`): the row goes into `(channel, id)` (and
-/// the media index if it shares a file) only.
-fn insert_post(tx: &rusqlite::Transaction, post: &Posted) -> rusqlite::Result<()> {
-    let s = &post.submission;
-    tx.prepare_cached(
-        "INSERT INTO messages (id, channel, at, sender, nick, origin_id, client_id, media, content, deferred)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)",
-    )?
-    .execute(params![
-        post.id,
-        post.channel,
-        post.at,
-        post.sender.as_str(),
-        post.nick,
-        s.origin_id,
-        s.client_id,
-        s.media,
-        s.content
-    ])?;
-    Ok(())
-}
+/// small channels"). The checks cannot fail (every value is bound from a post), and an error
+/// fails the whole batch's transaction, which the writer rolls back, as the fill's
+/// (`deferred::enter`). The look-up entries are deferred (`deferred.rs`): a row goes into
+/// `(channel, id)` (and the media index if it shares a file) only.
+static POSTS: Rows = Rows::new(
+    "INSERT OR FAIL INTO messages
+     (id, channel, at, sender, nick, origin_id, client_id, media, content, deferred) VALUES ",
+    "(?,?,?,?,?,?,?,?,?,1)",
+    "",
+);
 
 // Joining again updates the row and keeps what the join does not say (a mute); a
 // participant joining twice in one statement is updated row after row, the last one standing.
@@ -289,9 +288,31 @@ fn insert_joins(tx: &rusqlite::Transaction, joins: &Joins) -> rusqlite::Result<(
     Ok(())
 }
 
-impl<'a> Statements<'a> for Batch<'_, '_> {
+impl Batch<'_, '_, '_> {
+    /// Inserts the run of posts ([`POSTS`]) and empties it for the next.
+    fn write_posts(&mut self) -> rusqlite::Result<()> {
+        POSTS.run(self.tx, &self.posts, |b, post| {
+            let s = &post.submission;
+            b.bind(post.id)?
+                .bind(post.channel)?
+                .bind(post.at)?
+                .bind(post.sender.as_str())?
+                .bind(&post.nick)?
+                .bind(&s.origin_id)?
+                .bind(&s.client_id)?
+                .bind(s.media)?
+                .bind(&s.content)?;
+            Ok(())
+        })?;
+        self.posts.clear();
+        Ok(())
+    }
+}
+
+impl<'a> Statements<'a> for Batch<'_, '_, 'a> {
+    /// Joins the run of posts, written by the batch (`commit`).
     fn post(&mut self, post: &'a Posted) -> rusqlite::Result<()> {
-        insert_post(self.tx, post)?;
+        self.posts.push(post);
         self.archived.row(post.channel);
         Ok(())
     }
@@ -605,7 +626,7 @@ impl<'a> Statements<'a> for Batch<'_, '_> {
 }
 
 /// SQLite's statements for [`crate::store::receipt::record`].
-impl ReceiptRows for Batch<'_, '_> {
+impl ReceiptRows for Batch<'_, '_, '_> {
     type Error = rusqlite::Error;
 
     fn times(&mut self, message: i64, member: &str) -> rusqlite::Result<Option<Times>> {
@@ -644,6 +665,62 @@ mod tests {
     use crate::core::testing::{jid, text};
     use crate::core::{Groups, Nodes, NoticeKind, ReceiptKind, Submission};
     use crate::store::{Page, Reader};
+
+    #[test]
+    fn a_run_of_posts_has_no_point_where_it_aborts_and_so_no_statement_journal() {
+        // As the fill's (`deferred.rs`): an abort (`OE_Abort`, 2, in a halting opcode's P2)
+        // would give the multi-row insert a statement journal.
+        let (_dir, w, _r, _g) = coven();
+        for rows in [1, super::MANY_ROWS] {
+            let mut explain = w
+                .conn
+                .prepare(&format!("EXPLAIN {}", super::POSTS.sql(rows)))
+                .unwrap();
+            // Unbound parameters: the program is only listed, never run.
+            let mut ops = explain.raw_query();
+            let mut aborts = Vec::new();
+            while let Some(r) = ops.next().unwrap() {
+                let (op, p2): (String, i64) = (r.get(1).unwrap(), r.get(3).unwrap());
+                if op.starts_with("Halt") && op != "Halt" && p2 == 2 {
+                    aborts.push(op);
+                }
+            }
+            assert!(aborts.is_empty(), "{rows} rows: {aborts:?}");
+        }
+    }
+
+    #[test]
+    fn posts_of_one_batch_are_stored_in_order_across_full_and_single_statements() {
+        let (_dir, mut w, r, mut g) = coven();
+        let posts = super::MANY_ROWS as i64 + 5;
+        let mut facts = Vec::new();
+        for i in 1..=posts {
+            facts.extend(
+                g.post("coven", &jid("bob@localhost"), text(&i.to_string()), i * 10)
+                    .unwrap(),
+            );
+        }
+        // A fact that is not a post in the middle: the run before it is written first.
+        facts.extend(
+            g.set_nick("coven", &jid("bob@localhost"), Some("robert"))
+                .unwrap()
+                .1,
+        );
+        facts.extend(
+            g.post("coven", &jid("bob@localhost"), text("last"), 1000)
+                .unwrap(),
+        );
+        commit(&mut w, facts);
+        let page = r.history(&query(Page::First, 100)).unwrap();
+        let bodies: Vec<String> = page
+            .messages
+            .iter()
+            .map(|m| m.posted.submission.content.clone())
+            .collect();
+        let mut expected: Vec<String> = (1..=posts).map(|i| text(&i.to_string()).content).collect();
+        expected.push(text("last").content);
+        assert_eq!(bodies, expected);
+    }
 
     #[test]
     fn retraction_erases_content_from_the_files() {
