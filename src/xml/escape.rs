@@ -84,19 +84,26 @@ fn word_at(bytes: &[u8], at: usize) -> u64 {
     }
 }
 
-/// Whether any of the eight bytes of `word` is one [`escape_into`] replaces: for each, the
-/// bytes equal to it are turned to zero, and a zero byte is found by the borrow it causes
-/// (exact for "is there any", which is all that is asked).
+/// Whether any of the eight bytes of `word` is one [`escape_into`] replaces.
 fn has_special_byte(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     [b'&', b'<', b'>', b'\'', b'"']
         .into_iter()
-        .fold(0, |found, special| {
-            found | zero_byte(word ^ (ONES * u64::from(special)))
-        })
+        .fold(0, |found, special| found | bytes_equal(word, special))
         != 0
+}
+
+/// A one in each byte: `ONES * n` is the byte `n` eight times.
+pub(super) const ONES: u64 = 0x0101_0101_0101_0101;
+/// Each byte's high bit.
+pub(super) const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Nonzero if any of the eight bytes of `word` equals `byte` (what both the escaping here and
+/// the parser's unescaping look for a word at a time): the bytes equal to it are turned to
+/// zero, and a zero byte is found by the borrow it causes into its high bit (exact for "is
+/// there any", which is all that is asked).
+pub(super) fn bytes_equal(word: u64, byte: u8) -> u64 {
+    let x = word ^ (ONES * u64::from(byte));
+    x.wrapping_sub(ONES) & !x & HIGHS
 }
 
 #[cfg(test)]

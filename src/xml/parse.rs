@@ -629,20 +629,15 @@ fn unescape(raw: &str, context: Context, out: &mut String) -> Result<(), String>
 /// unescaped twice (the framer's head, the tree), and the link's unescaping of a fan-out
 /// post went from 1,736 to 1,365 instructions (docs/benchmarks.md, branch `fanout4`).
 fn may_be_special(word: u64, context: Context) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // Exact for "is any byte below n" (n ≤ 0x80): a byte below n borrows into its high bit,
-    // and a byte that has its high bit set is masked off by `!word`.
-    let below = |n: u64| word.wrapping_sub(ONES * n) & !word & HIGHS;
-    let equal = |byte: u8| {
-        let x = word ^ (ONES * u64::from(byte));
-        x.wrapping_sub(ONES) & !x & HIGHS
-    };
+    use super::escape::{bytes_equal, HIGHS, ONES};
+    // Exact for "is any byte below 0x20": such a byte borrows into its high bit, and a byte
+    // that has its high bit set is masked off by `!word`.
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
     let third = match context {
         Context::Text => b']',
         Context::Attribute => b'<',
     };
-    (below(0x20) | equal(b'&') | equal(0xef) | equal(third)) != 0
+    (control | bytes_equal(word, b'&') | bytes_equal(word, 0xef) | bytes_equal(word, third)) != 0
 }
 
 /// An attribute's value as written → its text, appended to `out`, as [`Parser::parse`] reads
