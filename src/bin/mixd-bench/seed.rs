@@ -66,6 +66,8 @@ fn kept_or_filled(
         let partial = kept.with_extension("partial");
         let _ = std::fs::remove_file(&partial);
         fill(&partial)?;
+        // On the disk before it is measured against, as `Mixd::launch` does its copy.
+        std::fs::File::open(&partial)?.sync_all()?;
         std::fs::rename(&partial, &kept)?;
     }
     std::fs::copy(&kept, path)?;
