@@ -790,6 +790,63 @@ mod tests {
         }
     }
 
+    /// Readers on other threads, reading while the writer commits, only ever see whole
+    /// commits: every frame a published header names is in the file when they read it.
+    #[test]
+    fn readers_beside_the_writer_see_only_whole_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let conn = connect(&path, "mixd");
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .unwrap();
+        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, k INTEGER, v BLOB)")
+            .unwrap();
+        const COMMITS: i64 = 300;
+        const ROWS: i64 = 20;
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let reader = connect(&path, "mixd");
+                        let mut reads = 0;
+                        while !done.load(std::sync::atomic::Ordering::Acquire) {
+                            let (rows, bytes, keys): (i64, i64, i64) = reader
+                                .query_row(
+                                    "SELECT count(*), coalesce(sum(length(v)), 0), \
+                                     coalesce(sum(k), 0) FROM t",
+                                    [],
+                                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                                )
+                                .unwrap();
+                            assert_eq!(rows % ROWS, 0, "a commit seen in part");
+                            assert_eq!(bytes, rows * 3000);
+                            assert_eq!(keys, (0..rows).sum::<i64>());
+                            reads += 1;
+                        }
+                        reads
+                    })
+                })
+                .collect();
+            for commit in 0..COMMITS {
+                let tx = conn.unchecked_transaction().unwrap();
+                for id in commit * ROWS..(commit + 1) * ROWS {
+                    tx.execute(
+                        "INSERT INTO t (id, k, v) VALUES (?1, ?1, ?2)",
+                        rusqlite::params![id, blob(id, 3000)],
+                    )
+                    .unwrap();
+                }
+                tx.commit().unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::Release);
+            for reader in readers {
+                assert!(reader.join().unwrap() > 0);
+            }
+        });
+    }
+
     /// A mixd group commit: hundreds of frames, about 30 a write call.
     #[test]
     fn a_commit_of_many_frames_is_written_a_few_calls() {
