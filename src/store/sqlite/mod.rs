@@ -11,7 +11,8 @@
 //! - `wal.rs`: when the WAL is checkpointed, and its write-back started ahead of that;
 //!   `checkpoint.rs`: the checkpoints, mostly on a thread of their own;
 //! - `pcache.rs`: SQLite's page cache, wrapped so that a commit skips a truncation that
-//!   would drop nothing;
+//!   would drop nothing; `vfs.rs`: SQLite's file layer, wrapped so that a commit's WAL frames
+//!   are written a few calls a commit rather than two a frame;
 //! - `load.rs`: the snapshot the core starts from;
 //! - `history.rs`: archive pages, message lookups and receipt states;
 //! - for the operator (`mixd admin`), beside a running mixd: `inspect.rs` (channels listed,
@@ -29,6 +30,7 @@ mod load;
 mod pcache;
 #[cfg(test)]
 pub(crate) mod testing;
+mod vfs;
 mod wal;
 mod write;
 
@@ -66,9 +68,10 @@ pub enum Durability {
 /// of every row read (13 % of the start-up's CPU at ten million memberships).
 ///
 /// The first open installs the page cache's wrapper (`pcache.rs`), which must precede
-/// SQLite's initialization.
+/// SQLite's initialization, then the VFS whose WAL files gather their frames (`vfs.rs`).
 fn open_connection(path: &Path, flags: OpenFlags) -> anyhow::Result<Connection> {
     pcache::install();
+    vfs::install();
     let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .with_context(|| format!("opening database {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
