@@ -99,7 +99,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     let to_link = link.outbox.clone();
     let writer = Writer::spawn(
         store,
-        move |runs| to_link.send_runs(runs),
+        move |runs| to_link.write_runs_now(runs),
         committed_tx,
         metrics.clone(),
     );
