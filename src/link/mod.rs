@@ -87,10 +87,11 @@ pub struct LinkSettings {
 /// If the server reads nothing for `write_timeout` while stanzas wait, the link is dropped and
 /// connected again; what was queued is sent on the new connection.
 ///
-/// **Written where they were made.** A thread outside the runtime (an archive reader) writes
-/// its stanzas to the socket itself when nothing is queued before them ([`Outbox::write_now`]):
-/// handing a page to the link's task woke a tokio worker to write it, one more thread hop a
-/// page (docs/benchmarks.md, issue 16, branch `histhop`). Order holds because every sender
+/// **Written where they were made.** A thread outside the runtime (an archive reader, the
+/// writer) writes its stanzas to the socket itself when nothing is queued before them
+/// ([`Outbox::write_now`], [`Outbox::write_runs_now`]): handing a page or a commit's stanzas to
+/// the link's task woke a tokio worker to write them, one more thread hop each
+/// (docs/benchmarks.md, issue 16, branches `histhop` and `fanout5`). Order holds because every sender
 /// queues under the lock that such a write holds, and such a write happens only while the
 /// queue holds no byte, i.e. while the link's task has nothing to write.
 #[derive(Clone)]
