@@ -41,10 +41,12 @@ pub fn route(stanza: &Element, head: &Head) -> Option<Route> {
 }
 
 /// Handles one stanza from the link, along the `route` it was given; its addresses, id and
-/// type are read from `head` (the link read them while it built the element).
+/// type are read from `head` (the link read them while it built the element) and parsed
+/// through `addresses`.
 pub fn handle(
     groups: &mut Groups,
     service: &Service,
+    addresses: &mut Addresses,
     stanza: &Element,
     head: &Head,
     route: Option<Route>,
@@ -62,11 +64,11 @@ pub fn handle(
         };
     }
     // Without a valid sender there is nobody to answer; the server never sends such a stanza.
-    let Some(from) = head.from().and_then(|f| Jid::new(f).ok()) else {
+    let Some(from) = head.from().and_then(|f| addresses.parse(f).ok()) else {
         tracing::debug!(id = ?head.id(), "dropped a stanza without a valid from");
         return Handled::Nothing;
     };
-    let to = match head.to().map(Jid::new) {
+    let to = match head.to().map(|to| addresses.parse(to)) {
         Some(Ok(to)) => to,
         _ => Jid::new(&service.domain).expect("validated domain"),
     };
@@ -120,5 +122,118 @@ fn iq(
     match dialect {
         Dialect::FlyChat => flychat::iq(groups, service, env, payload, set, now),
         Dialect::Mix => mix::iq(groups, service, env, payload, set, now),
+    }
+}
+
+/// The stanzas' addresses parsed as `Jid::new` parses them, the last few kept: a busy
+/// channel's posts share its `to`, and a sender's stanzas in a row their `from`, and a parse
+/// (nodeprep, an IPv4 parse, IDNA's `to_ascii` and nameprep of the domain, resourceprep) was
+/// 940 instructions, two of them every stanza, where a copy of a kept one is about a tenth of
+/// that (docs/benchmarks.md, branch `fanout5`). A JID with no mapping of its own has no cheaper
+/// constructor: `Jid::from_parts` writes it through `format!`, dearer than the parse.
+#[derive(Debug, Default)]
+pub struct Addresses {
+    /// JIDs whose text is the address they were parsed from (nothing normalized), so that the
+    /// text is their key; at most [`KEPT`], the oldest replaced first.
+    recent: Vec<Jid>,
+    /// Where the next one goes once `recent` is full.
+    next: usize,
+}
+
+/// How many parsed addresses [`Addresses`] keeps: a few, looked through one by one (their
+/// lengths tell most apart), so that a stanza whose addresses are not among them pays little
+/// more than the parse.
+const KEPT: usize = 8;
+
+impl Addresses {
+    /// `Jid::new(text)`: the same JID, or the same error.
+    pub fn parse(&mut self, text: &str) -> Result<Jid, jid::Error> {
+        if let Some(known) = self.recent.iter().find(|jid| jid.as_str() == text) {
+            return Ok(known.clone());
+        }
+        let parsed = Jid::new(text)?;
+        if parsed.as_str() == text {
+            if self.recent.len() < KEPT {
+                self.recent.push(parsed.clone());
+            } else {
+                self.recent[self.next] = parsed.clone();
+                self.next = (self.next + 1) % KEPT;
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every address is parsed as `Jid::new` parses it, the same value (its text and its
+    /// parts) or the same error, the first time and again (kept, or not kept: normalized),
+    /// with more addresses than are kept.
+    #[test]
+    fn addresses_are_parsed_as_jid_new_parses_them() {
+        let domains = [
+            "mix.example",
+            "EXAMPLE",
+            "b.",
+            "127.0.0.1",
+            "[::1]",
+            "[::1",
+            "bücher.example",
+            "xn--bcher-kva.example",
+            "-a.example",
+            "",
+            "a b",
+        ];
+        let nodes = [
+            None,
+            Some(""),
+            Some("u"),
+            Some("U"),
+            Some("a'b"),
+            Some("ß"),
+            Some("a@b"),
+        ];
+        let resources = [
+            None,
+            Some(""),
+            Some("r"),
+            Some("R/x"),
+            Some("r@x"),
+            Some("<'&>"),
+        ];
+        let parts = |jid: &Jid| {
+            let node = jid.node().map(|n| n.as_str().to_owned());
+            let resource = jid.resource().map(|r| r.as_str().to_owned());
+            let domain = jid.domain().as_str().to_owned();
+            (jid.as_str().to_owned(), node, domain, resource)
+        };
+        let mut addresses = Addresses::default();
+        for domain in domains {
+            for node in nodes {
+                for resource in resources {
+                    let mut text = String::new();
+                    if let Some(node) = node {
+                        text.extend([node, "@"]);
+                    }
+                    text.push_str(domain);
+                    if let Some(resource) = resource {
+                        text.extend(["/", resource]);
+                    }
+                    let theirs = Jid::new(&text);
+                    for time in ["first", "again"] {
+                        match (addresses.parse(&text), &theirs) {
+                            (Ok(ours), Ok(theirs)) => {
+                                assert_eq!(parts(&ours), parts(theirs), "{text:?} {time}")
+                            }
+                            (Err(ours), Err(theirs)) => assert_eq!(&ours, theirs, "{text:?}"),
+                            (ours, theirs) => panic!("{text:?} {time}: {ours:?}, {theirs:?}"),
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(addresses.recent.len(), KEPT);
     }
 }

@@ -99,7 +99,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     let to_link = link.outbox.clone();
     let writer = Writer::spawn(
         store,
-        move |runs| to_link.send_runs(runs),
+        move |runs| to_link.write_runs_now(runs),
         committed_tx,
         metrics.clone(),
     );
@@ -127,6 +127,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
     // stanza is taken; results already under way (look-ups, commits) still finish.
     let mut held_back = false;
     let mut intake = Intake::default();
+    let mut addresses = router::Addresses::default();
     // The gate's ticket of the last stanza handled (see `gate.rs`).
     let mut ticket = 0;
     loop {
@@ -176,6 +177,7 @@ pub async fn run(settings: Settings, reload: Reload) -> anyhow::Result<()> {
                     let handled = router::handle(
                         &mut groups,
                         &service,
+                        &mut addresses,
                         &stanza,
                         &stanza.head,
                         route,

@@ -87,10 +87,11 @@ pub struct LinkSettings {
 /// If the server reads nothing for `write_timeout` while stanzas wait, the link is dropped and
 /// connected again; what was queued is sent on the new connection.
 ///
-/// **Written where they were made.** A thread outside the runtime (an archive reader) writes
-/// its stanzas to the socket itself when nothing is queued before them ([`Outbox::write_now`]):
-/// handing a page to the link's task woke a tokio worker to write it, one more thread hop a
-/// page (docs/benchmarks.md, issue 16, branch `histhop`). Order holds because every sender
+/// **Written where they were made.** A thread outside the runtime (an archive reader, the
+/// writer) writes its stanzas to the socket itself when nothing is queued before them
+/// ([`Outbox::write_now`], [`Outbox::write_runs_now`]): handing a page or a commit's stanzas to
+/// the link's task woke a tokio worker to write them, one more thread hop each
+/// (docs/benchmarks.md, issue 16, branches `histhop` and `fanout5`). Order holds because every sender
 /// queues under the lock that such a write holds, and such a write happens only while the
 /// queue holds no byte, i.e. while the link's task has nothing to write.
 #[derive(Clone)]
@@ -147,33 +148,42 @@ impl Queued {
 
 impl Outbox {
     pub fn send(&self, stanzas: Stanzas) {
-        self.send_runs(vec![stanzas]);
-    }
-
-    /// Sends runs of stanzas in order (a commit's: each job's), each written where it lies.
-    pub fn send_runs(&self, runs: Vec<Stanzas>) {
         let _socket = self.queue.socket();
-        self.queue.queue(&self.tx, runs);
+        self.queue.queue(&self.tx, vec![stanzas]);
     }
 
     /// Sends `stanzas`, written to the socket on the calling thread if nothing is queued
     /// before them and the socket takes them (what it does not take is queued, first); else
     /// queued like [`send`](Self::send). For threads outside the runtime (the archive's
-    /// readers): a write call of theirs costs what the link's would, and spares waking the
-    /// link's task. Never blocks on the socket.
+    /// readers, the writer): a write call of theirs costs what the link's would, and spares
+    /// waking the link's task. Never blocks on the socket.
     pub fn write_now(&self, stanzas: Stanzas) {
+        self.write_runs_now(vec![stanzas]);
+    }
+
+    /// [`write_now`](Self::write_now) for runs of stanzas in order (a commit's: each job's),
+    /// in as few write calls as the socket takes. The writer thread sends each commit's so:
+    /// handing them to the link's task woke a tokio worker a commit (docs/benchmarks.md,
+    /// branch `fanout5`).
+    pub fn write_runs_now(&self, runs: Vec<Stanzas>) {
         let socket = self.queue.socket();
         let (Some(write), 0) = (&*socket, self.queue.bytes.load(Ordering::Acquire)) else {
-            return self.queue.queue(&self.tx, vec![stanzas]);
+            return self.queue.queue(&self.tx, runs);
         };
-        match write_some(write, &stanzas) {
-            0 => self.queue.queue(&self.tx, vec![stanzas]),
-            written => {
-                self.queue.metrics.written(stanzas.begun(written));
-                if written < stanzas.bytes() {
-                    self.queue.queue(&self.tx, vec![stanzas.unwritten(written)]);
-                }
+        let mut written = write_some(write, &runs);
+        let mut runs = runs.into_iter();
+        for stanzas in runs.by_ref() {
+            let bytes = stanzas.bytes();
+            self.queue
+                .metrics
+                .written(stanzas.begun(written.min(bytes)));
+            if written < bytes {
+                let left = std::iter::once(stanzas.unwritten(written))
+                    .chain(runs)
+                    .collect();
+                return self.queue.queue(&self.tx, left);
             }
+            written -= bytes;
         }
     }
 
@@ -233,11 +243,12 @@ impl Drop for Attached<'_> {
     }
 }
 
-/// Writes as much of `stanzas` as the socket takes now, without waiting: the bytes written
+/// Writes as much of `runs` as the socket takes now, without waiting: the bytes written
 /// (an error counts as none written; the write loop meets it again and reconnects).
-fn write_some(write: &OwnedWriteHalf, stanzas: &Stanzas) -> usize {
-    let mut slices: Vec<IoSlice<'_>> = stanzas
-        .runs()
+fn write_some(write: &OwnedWriteHalf, runs: &[Stanzas]) -> usize {
+    let mut slices: Vec<IoSlice<'_>> = runs
+        .iter()
+        .flat_map(Stanzas::runs)
         .map(|run| IoSlice::new(run.as_bytes()))
         .collect();
     let mut rest = &mut slices[..];
