@@ -225,10 +225,18 @@ pub fn core(service: &Service) -> Groups {
     groups
 }
 
+thread_local! {
+    /// The router's last parsed addresses, kept from stanza to stanza as the service loop
+    /// keeps them, so that the inputs also reach it through its kept ones.
+    static ADDRESSES: std::cell::RefCell<mixd::router::Addresses> = Default::default();
+}
+
 /// What the service loop does with a stanza from the link: its route, then the router.
 pub fn handle(groups: &mut Groups, service: &Service, stanza: &Element, head: &Head) -> Handled {
     let route = mixd::router::route(stanza, head);
-    mixd::router::handle(groups, service, stanza, head, route, NOW)
+    ADDRESSES.with_borrow_mut(|addresses| {
+        mixd::router::handle(groups, service, addresses, stanza, head, route, NOW)
+    })
 }
 
 /// Does with `handled` what the service loop does (`service.rs`, `Outlets::dispatch`) —
