@@ -5,7 +5,7 @@
 
 use jid::BareJid;
 
-use super::time_search::{first_at_or_after_within, Probe, Row};
+use super::time_search::{first_at_or_after_each, Probe, Row};
 use super::{Archived, HistoryError, HistoryPage, HistoryQuery, Page};
 
 /// Up to how many matches a filtered `<count/>` counts; beyond, it is estimated from how
@@ -164,17 +164,17 @@ impl Bounds {
             archive,
             channel: q.channel,
         };
-        // The range's first and last rows, read once for both times: the end is searched
-        // from the start's row on, the first row of what is left.
-        let Some((mut first, last)) = index.ends(bounds.floor, bounds.ceiling)? else {
+        // The range's first and last rows, read once for both times, which are searched
+        // side by side: the first row at or after the start, and the first after the end.
+        let Some(ends) = index.ends(bounds.floor, bounds.ceiling)? else {
             return Ok(bounds);
         };
-        if let Some(start) = q.start {
-            match first_at_or_after_within(&mut index, (first, last), start)? {
-                Some(row) => {
-                    bounds.floor = row.0 - 1;
-                    first = row;
-                }
+        let end_after = q.end.map(|end| end.saturating_add(1));
+        let times: Vec<i64> = q.start.iter().chain(&end_after).copied().collect();
+        let mut found = first_at_or_after_each(&mut index, ends, &times)?.into_iter();
+        if q.start.is_some() {
+            match found.next().flatten() {
+                Some((first, _)) => bounds.floor = first - 1,
                 // No row reaches the start: the bounds hold nothing.
                 None => {
                     bounds.floor = bounds.ceiling;
@@ -182,11 +182,8 @@ impl Bounds {
                 }
             }
         }
-        if let Some(end) = q.end {
-            let after = first_at_or_after_within(&mut index, (first, last), end.saturating_add(1))?;
-            if let Some((after, _)) = after {
-                bounds.ceiling = after;
-            }
+        if let Some((after, _)) = found.next().flatten() {
+            bounds.ceiling = after;
         }
         Ok(bounds)
     }

@@ -8,74 +8,133 @@
 //! bisection. A backend whose probes are round trips to a server (PostgreSQL) reads several
 //! at once ([`Probe::width`]): the guess, the id before it (so that an exact guess ends the
 //! search in that read) and ids spread evenly between the ends, which bound every read's
-//! remainder by a `width`-ary search's. No I/O here: the store gives the probes.
+//! remainder by a `width`-ary search's. A window's two times are searched side by side, each
+//! read carrying the probes of both. No I/O here: the store gives the probes.
 
 /// One archive row as the search sees it: its id and its time.
 pub type Row = (i64, i64);
 
 /// How the search reads the archive; each call is one read of the id index.
 pub trait Probe {
-    /// How many ids one [`Probe::first_from_each`] read probes at most: 1 where a probe is a
-    /// call into the process (SQLite), more where each read is a round trip.
+    /// How many ids one [`Probe::first_from_each`] read probes at most for each time searched:
+    /// 1 where a probe is a call into the process (SQLite), more where each read is a round
+    /// trip.
     fn width(&self) -> usize;
     /// The rows with the smallest and the largest id in `floor + 1..ceiling`, if any (the
     /// same row when there is one).
     fn ends(&mut self, floor: i64, ceiling: i64) -> anyhow::Result<Option<(Row, Row)>>;
-    /// For each of `froms` (ascending, at most [`Probe::width`]), the row with the smallest
-    /// id in `from..below`, if any.
+    /// For each of `froms` (ascending, at most [`Probe::width`] for each time searched), the
+    /// row with the smallest id in `from..below`, if any.
     fn first_from_each(&mut self, froms: &[i64], below: i64) -> anyhow::Result<Vec<Option<Row>>>;
 }
 
-/// The row with the smallest archive id whose time is at or after `time` in the range whose
-/// first and last rows are `ends` ([`Probe::ends`]), if any row there reaches it. The ends
-/// are the caller's, so that a second time searched in the same range (a window's end after
-/// its start) does not read them again.
-pub fn first_at_or_after_within(
+/// For each of `times`, the row with the smallest archive id whose time is at or after it in
+/// the range whose first and last rows are `ends` ([`Probe::ends`]), if any row there reaches
+/// it. The ends are the caller's, read once for all the times. The times are searched side by
+/// side, each read probing for all of them at once (each as if searched alone): a window's
+/// start and end cost the reads of the slower one, not of both (on PostgreSQL one round trip
+/// where they took two).
+pub fn first_at_or_after_each(
     archive: &mut impl Probe,
-    ((first, first_at), (last, last_at)): (Row, Row),
-    time: i64,
-) -> anyhow::Result<Option<Row>> {
-    // Ends known: `low` is a row before `time`, `found` the lowest row known to reach it;
-    // `high` bounds what is still unknown (rows in `low + 1..high`).
-    if first_at >= time {
-        return Ok(Some((first, first_at)));
-    }
-    // The newest row not reaching `time` means that none does while times grow with ids; a
-    // clock stepped back across a restart breaks that, so the rows before it are still
-    // searched, by bisection until one that reaches gives the search its upper end.
-    let (mut low, mut low_at) = (first, first_at);
-    let mut found = (last_at >= time).then_some((last, last_at));
-    let mut high = last;
-    let mut bisect = false;
+    ends: (Row, Row),
+    times: &[i64],
+) -> anyhow::Result<Vec<Option<Row>>> {
     let width = archive.width().max(1);
-    while low.saturating_add(1) < high {
-        let before = high - low;
-        let guess = match found {
-            Some(found) if !bisect => interpolated((low, low_at), found, time),
-            _ => low + before / 2,
+    let mut searches: Vec<Search> = times.iter().map(|&time| Search::new(ends, time)).collect();
+    loop {
+        let own: Vec<Vec<i64>> = searches.iter().map(|s| s.froms(width)).collect();
+        let mut froms = own.concat();
+        froms.sort_unstable();
+        froms.dedup();
+        // Each probe answered up to the highest of the searches' upper ends: a row at or
+        // above a search's own `high` is none for it (no row below `high` from there on).
+        let Some(below) = searches.iter().filter(|s| !s.done()).map(|s| s.high).max() else {
+            return Ok(searches.iter().map(|s| s.found).collect());
         };
-        let froms = spread(guess, low, high, width);
+        let rows = archive.first_from_each(&froms, below)?;
+        for (search, own) in searches.iter_mut().zip(own) {
+            let answered = own.iter().map(|from| {
+                let row = froms.binary_search(from).ok().and_then(|i| rows[i]);
+                row.filter(|&(id, _)| id < search.high)
+            });
+            search.learn(&own, answered.collect());
+        }
+    }
+}
+
+/// One time's search: `low` is a row before `time`, `found` the lowest row known to reach
+/// it; `high` bounds what is still unknown (rows in `low + 1..high`).
+struct Search {
+    time: i64,
+    low: Row,
+    found: Option<Row>,
+    high: i64,
+    bisect: bool,
+}
+
+impl Search {
+    fn new(((first, first_at), (last, last_at)): (Row, Row), time: i64) -> Search {
+        // The newest row not reaching `time` means that none does while times grow with ids;
+        // a clock stepped back across a restart breaks that, so the rows before it are still
+        // searched, by bisection until one that reaches gives the search its upper end.
+        let reached = first_at >= time;
+        Search {
+            time,
+            low: (first, first_at),
+            found: match reached {
+                true => Some((first, first_at)),
+                false => (last_at >= time).then_some((last, last_at)),
+            },
+            // The first row reaching `time` is the answer: nothing is left to search.
+            high: if reached { first } else { last },
+            bisect: false,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.low.0.saturating_add(1) >= self.high
+    }
+
+    /// The ids this search probes in the next read, none once it is done.
+    fn froms(&self, width: usize) -> Vec<i64> {
+        if self.done() {
+            return Vec::new();
+        }
+        let (low, high) = (self.low.0, self.high);
+        let guess = match self.found {
+            Some(found) if !self.bisect => interpolated(self.low, found, self.time),
+            _ => low + (high - low) / 2,
+        };
+        spread(guess, low, high, width)
+    }
+
+    /// What a read answered for `froms` (this search's, ascending), each the first row from
+    /// there below `high`.
+    fn learn(&mut self, froms: &[i64], rows: Vec<Option<Row>>) {
+        if froms.is_empty() {
+            return;
+        }
+        let before = self.high - self.low.0;
         // In ascending order: each row not reaching `time` raises `low`; the first that
-        // reaches it (or finds nothing up to `high`) ends the read, as what lies above it
-        // is no longer asked.
-        for (&from, row) in froms.iter().zip(archive.first_from_each(&froms, high)?) {
+        // reaches it (or finds nothing up to `high`) ends the read, as what lies above it is
+        // no longer asked.
+        for (&from, row) in froms.iter().zip(rows) {
             match row {
                 // No row from `from` on: the answer, if not `found`, is below it.
                 None => {
-                    high = from;
+                    self.high = from;
                     break;
                 }
-                Some((id, at)) if at >= time => {
-                    found = Some((id, at));
-                    high = from;
+                Some((id, at)) if at >= self.time => {
+                    self.found = Some((id, at));
+                    self.high = from;
                     break;
                 }
-                Some((id, at)) => (low, low_at) = (id, at),
+                Some(row) => self.low = row,
             }
         }
-        bisect = !bisect && (high - low) * 2 > before;
+        self.bisect = !self.bisect && (self.high - self.low.0) * 2 > before;
     }
-    Ok(found)
 }
 
 /// The ids one read probes, ascending, all in `low + 1..high`: `guess`, and with a `width`
@@ -116,13 +175,13 @@ mod tests {
         time: i64,
     ) -> anyhow::Result<Option<Row>> {
         match archive.ends(floor, ceiling)? {
-            Some(ends) => first_at_or_after_within(archive, ends, time),
+            Some(ends) => Ok(first_at_or_after_each(archive, ends, &[time])?[0]),
             None => Ok(None),
         }
     }
 
-    /// An archive in memory: rows sorted by id, read `width` probes at a time, and how many
-    /// reads were made.
+    /// An archive in memory: rows sorted by id, read `width` probes at a time for each of at
+    /// most two times (a window's), and how many reads were made.
     struct Rows {
         rows: Vec<Row>,
         width: usize,
@@ -149,7 +208,7 @@ mod tests {
             below: i64,
         ) -> anyhow::Result<Vec<Option<Row>>> {
             self.reads += 1;
-            assert!(froms.len() <= self.width && froms.windows(2).all(|w| w[0] < w[1]));
+            assert!(froms.len() <= 2 * self.width && froms.windows(2).all(|w| w[0] < w[1]));
             Ok(froms
                 .iter()
                 .map(|&from| {
@@ -242,10 +301,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn uneven_paces_gaps_ties_and_bounds_find_what_a_scan_finds() {
-        // Bursts (many rows at one time), quiet spells (big time jumps), gaps in the ids
-        // (other channels' messages), and times before, inside and after the archive.
+    /// Bursts (many rows at one time), quiet spells (big time jumps), gaps in the ids (other
+    /// channels' messages).
+    fn uneven() -> Vec<Row> {
         let mut rows = Vec::new();
         let (mut id, mut at) = (3i64, 50i64);
         for step in 0..5_000i64 {
@@ -257,6 +315,13 @@ mod tests {
                 _ => (step * 31) % 3,
             };
         }
+        rows
+    }
+
+    #[test]
+    fn uneven_paces_gaps_ties_and_bounds_find_what_a_scan_finds() {
+        // Times before, inside and after the archive.
+        let rows = uneven();
         let last = rows.last().unwrap().1;
         // Never much worse than bisection (2·log₂ of the ids), or than a search of `width`
         // branches.
@@ -276,6 +341,39 @@ mod tests {
         for width in [1, 8] {
             assert_eq!(check(vec![], width, 0, i64::MAX, 10), 1);
             assert_eq!(check(vec![(5, 10)], width, 5, i64::MAX, 10), 1);
+        }
+    }
+
+    /// A window's two times searched side by side find what each finds alone, in as many
+    /// reads as the slower of the two takes alone (the ends read once).
+    #[test]
+    fn a_window_costs_the_reads_of_its_slower_time() {
+        let rows = uneven();
+        let last = rows.last().unwrap().1;
+        for width in [1, 8] {
+            let step = ((last / 30) as usize).max(1);
+            for start in (0..=last + 2).step_by(step) {
+                for end in (start..=last + 2).step_by(step) {
+                    let alone =
+                        [start, end].map(|time| check(rows.clone(), width, 0, i64::MAX, time));
+                    let mut archive = Rows {
+                        rows: rows.clone(),
+                        width,
+                        reads: 0,
+                    };
+                    let ends = archive.ends(0, i64::MAX).unwrap().unwrap();
+                    let found = first_at_or_after_each(&mut archive, ends, &[start, end]).unwrap();
+                    let expected = [start, end].map(|time| scanned(&rows, 0, i64::MAX, time));
+                    assert_eq!(
+                        found
+                            .iter()
+                            .map(|r| r.map(|(id, _)| id))
+                            .collect::<Vec<_>>(),
+                        expected
+                    );
+                    assert_eq!(archive.reads, alone[0].max(alone[1]), "{start}..{end}");
+                }
+            }
         }
     }
 }

@@ -114,10 +114,11 @@ impl Sql {
     }
 }
 
-/// How many ids one statement of the time search probes: each statement is a round trip and
-/// a plan, and each probe a step into the index of a few buffers, so a read of eight takes
-/// an archive of 10 M to its time in one or two reads after its ends where one probe a
-/// statement took about four.
+/// How many ids one statement of the time search probes for each time: each statement is a
+/// round trip and a plan, and each probe a step into the index of a few buffers, so a read of
+/// eight takes an archive of 10 M to its time in one or two reads after its ends where one
+/// probe a statement took about four. A window's start and end are probed in the same
+/// statement (up to sixteen ids), one round trip where they took two.
 const PROBE_WIDTH: usize = 8;
 
 /// The history statements on one PostgreSQL connection.
