@@ -253,7 +253,8 @@ impl Mixd {
             // The seed (10 M messages: 1.3 GB, written or copied just now) goes to the disk
             // before mixd starts: left in the OS's cache, the kernel writes it back 30 s later,
             // in the middle of the measured queries, whose tail then measures that write-back
-            // and not mixd (docs/benchmarks.md, "History at 10 M right after seeding").
+            // and not mixd (docs/benchmarks.md, "Main before and after the session of 2026-12-02
+            // midnight", "The seed synced before mixd starts").
             Database::Sqlite(path) if path.exists() => std::fs::File::open(path)?.sync_all()?,
             _ => {}
         }
