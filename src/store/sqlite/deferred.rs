@@ -194,20 +194,9 @@ mod tests {
 
     #[test]
     fn the_fill_has_no_point_where_it_aborts_and_so_no_statement_journal() {
-        // SQLite opens a statement journal for a statement that may abort (`OE_Abort`, 2, in
-        // a halting opcode's P2) after it changed rows; the fill's checks fail instead.
         let (_dir, w, _r, _g) = coven();
         for statement in [FILL, COUNT] {
-            let aborts: Vec<String> = w
-                .conn
-                .prepare(&format!("EXPLAIN {statement}"))
-                .unwrap()
-                .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(3)?)))
-                .unwrap()
-                .map(Result::unwrap)
-                .filter(|(op, p2)| op.starts_with("Halt") && op != "Halt" && *p2 == 2)
-                .map(|(op, _)| op)
-                .collect();
+            let aborts = abort_points(&w.conn, statement);
             assert!(aborts.is_empty(), "{statement}: {aborts:?}");
         }
     }

@@ -102,3 +102,28 @@ pub(crate) fn in_memory() -> Connection {
     )
     .expect("an in-memory database")
 }
+
+/// The opcodes of `sql`'s program at which SQLite says it may abort after changing rows
+/// (`sqlite3MayAbort`): a halt with `OE_Abort` (2 in P2), an integer check of a value
+/// (`MustBeInt`), a function call, an immediate foreign key's counter. A statement of several
+/// rows that has one keeps a statement journal, a copy of every page it is about to change.
+/// The program is only listed, never run (its parameters unbound).
+pub(super) fn abort_points(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut explain = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+    let mut ops = explain.raw_query();
+    let mut aborts = Vec::new();
+    while let Some(r) = ops.next().unwrap() {
+        let (op, p1, p2): (String, i64, i64) =
+            (r.get(1).unwrap(), r.get(2).unwrap(), r.get(3).unwrap());
+        let aborts_here = match op.as_str() {
+            "Halt" | "HaltIfNull" => p1 != 0 && p2 == 2,
+            "MustBeInt" | "Function" | "PureFunc" => true,
+            "FkCounter" => p1 == 0,
+            _ => false,
+        };
+        if aborts_here {
+            aborts.push(op);
+        }
+    }
+    aborts
+}

@@ -211,13 +211,16 @@ impl Binder<'_, '_> {
 
 /// A run of consecutive posts, [`MANY_ROWS`] rows a statement: a post's own statement run
 /// (and its AUTOINCREMENT bookkeeping, a scan and a rewrite of `sqlite_sequence`'s row) was a
-/// fixed cost of every post. `OR FAIL`, not the default `OR ABORT`: SQLite gives a statement
-/// of several rows that may abort after changing some (a `NOT NULL` check) a statement
-/// journal, a copy of every page it is about to change, so that it can undo that statement
-/// alone; a post changes a page of each of the archive's indexes in its channel, and those
-/// copies cost more than the statements spared (docs/benchmarks.md, "Storing posts into many
-/// small channels"). The checks cannot fail (every value is bound from a post), and an error
-/// fails the whole batch's transaction, which the writer rolls back, as the fill's
+/// fixed cost of every post. `OR FAIL`, not the default `OR ABORT`, and without the archive
+/// id when the run's ids are the ones SQLite gives next ([`APPENDED`], nearly always): SQLite
+/// gives a statement of several rows that may abort after changing some a statement journal,
+/// a copy of every page it is about to change, so that it can undo that statement alone; a
+/// post changes a page of each of the archive's indexes in its channel, and those copies cost
+/// more than the statements spared (docs/benchmarks.md, "Storing posts into many small
+/// channels"). The abort points were the `NOT NULL` checks (`OR FAIL` has none: every value
+/// is bound from a post) and the explicit id's integer check (`OP_MustBeInt`, there even
+/// for a `NULL`), which only a column list without the id leaves out. An error fails the
+/// whole batch's transaction, which the writer rolls back, as the fill's
 /// (`deferred::enter`). The look-up entries are deferred (`deferred.rs`): a row goes into
 /// `(channel, id)` (and the media index if it shares a file) only.
 static POSTS: Rows = Rows::new(
@@ -226,6 +229,21 @@ static POSTS: Rows = Rows::new(
     "(?,?,?,?,?,?,?,?,?,1)",
     "",
 );
+/// [`POSTS`] for a run whose ids follow the archive's newest (`NEXT_ID`, one apart): SQLite
+/// gives each row the next id itself (`OP_NewRowid`, which also spares the id's uniqueness
+/// probe), and the statement keeps no journal. The ids are the core's all the same: checked
+/// before (the run's ids are the ones SQLite gives next) and after (the last row's id).
+static APPENDED: Rows = Rows::new(
+    "INSERT OR FAIL INTO messages
+     (channel, at, sender, nick, origin_id, client_id, media, content, deferred) VALUES ",
+    "(?,?,?,?,?,?,?,?,1)",
+    "",
+);
+/// The id SQLite gives the next row of the archive (`OP_NewRowid` under AUTOINCREMENT): one
+/// past the larger of the newest row's and the sequence's.
+const NEXT_ID: &str = "SELECT 1 + max(
+     coalesce((SELECT max(id) FROM messages), 0),
+     coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0))";
 
 // Joining again updates the row and keeps what the join does not say (a mute); a
 // participant joining twice in one statement is updated row after row, the last one standing.
@@ -289,12 +307,23 @@ fn insert_joins(tx: &rusqlite::Transaction, joins: &Joins) -> rusqlite::Result<(
 }
 
 impl Batch<'_, '_, '_> {
-    /// Inserts the run of posts ([`POSTS`]) and empties it for the next.
+    /// Inserts the run of posts ([`POSTS`], [`APPENDED`]) and empties it for the next.
     fn write_posts(&mut self) -> rusqlite::Result<()> {
-        POSTS.run(self.tx, &self.posts, |b, post| {
+        let (Some(first), Some(last)) = (self.posts.first(), self.posts.last()) else {
+            return Ok(());
+        };
+        let next: i64 = self
+            .tx
+            .prepare_cached(NEXT_ID)?
+            .query_row([], |r| r.get(0))?;
+        let appended = first.id == next && self.posts.windows(2).all(|w| w[1].id == w[0].id + 1);
+        let rows = if appended { &APPENDED } else { &POSTS };
+        rows.run(self.tx, &self.posts, |b, post| {
             let s = &post.submission;
-            b.bind(post.id)?
-                .bind(post.channel)?
+            if !appended {
+                b.bind(post.id)?;
+            }
+            b.bind(post.channel)?
                 .bind(post.at)?
                 .bind(post.sender.as_str())?
                 .bind(&post.nick)?
@@ -304,6 +333,18 @@ impl Batch<'_, '_, '_> {
                 .bind(&s.content)?;
             Ok(())
         })?;
+        if appended && self.tx.last_insert_rowid() != last.id {
+            // Cannot happen while SQLite gives ids as `NEXT_ID` says; were it to, the batch
+            // fails rather than store posts under ids their readers were not told.
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERNAL),
+                Some(format!(
+                    "posts stored up to id {}, not {}",
+                    self.tx.last_insert_rowid(),
+                    last.id
+                )),
+            ));
+        }
         self.posts.clear();
         Ok(())
     }
@@ -667,26 +708,45 @@ mod tests {
     use crate::store::{Page, Reader};
 
     #[test]
-    fn a_run_of_posts_has_no_point_where_it_aborts_and_so_no_statement_journal() {
-        // As the fill's (`deferred.rs`): an abort (`OE_Abort`, 2, in a halting opcode's P2)
-        // would give the multi-row insert a statement journal.
+    fn a_run_of_posts_that_follows_the_archive_has_no_point_where_it_aborts() {
+        // As the fill's (`deferred.rs`): an abort point gives the multi-row insert a
+        // statement journal. The explicit id is one (its integer check), so only the run
+        // that leaves the id to SQLite has none.
         let (_dir, w, _r, _g) = coven();
         for rows in [1, super::MANY_ROWS] {
-            let mut explain = w
-                .conn
-                .prepare(&format!("EXPLAIN {}", super::POSTS.sql(rows)))
-                .unwrap();
-            // Unbound parameters: the program is only listed, never run.
-            let mut ops = explain.raw_query();
-            let mut aborts = Vec::new();
-            while let Some(r) = ops.next().unwrap() {
-                let (op, p2): (String, i64) = (r.get(1).unwrap(), r.get(3).unwrap());
-                if op.starts_with("Halt") && op != "Halt" && p2 == 2 {
-                    aborts.push(op);
-                }
-            }
-            assert!(aborts.is_empty(), "{rows} rows: {aborts:?}");
+            let appended = abort_points(&w.conn, &super::APPENDED.sql(rows));
+            assert!(appended.is_empty(), "{rows} rows: {appended:?}");
+            let explicit = abort_points(&w.conn, &super::POSTS.sql(rows));
+            assert_eq!(explicit, ["MustBeInt"], "{rows} rows");
         }
+    }
+
+    #[test]
+    fn posts_whose_ids_do_not_follow_the_archive_keep_their_ids() {
+        let (_dir, mut w, r, mut g) = coven();
+        let first = g
+            .post("coven", &jid("bob@localhost"), text("first"), 10)
+            .unwrap();
+        let second = g
+            .post("coven", &jid("bob@localhost"), text("second"), 20)
+            .unwrap();
+        // The second first: its id is one past the one SQLite gives next, and the first's
+        // then is below the newest row's.
+        commit(&mut w, second);
+        commit(&mut w, first);
+        let page = r.history(&query(Page::First, 10)).unwrap();
+        let stored: Vec<(i64, String)> = page
+            .messages
+            .iter()
+            .map(|m| (m.posted.id, m.posted.submission.content.clone()))
+            .collect();
+        assert_eq!(
+            stored,
+            [
+                (abs(1), text("first").content),
+                (abs(2), text("second").content)
+            ]
+        );
     }
 
     #[test]
