@@ -94,6 +94,7 @@ impl Groups {
         // One look for the participant: with thousands of members, each scan counts.
         let channel = self.existing(name)?;
         let previous = channel.participant(actor).cloned();
+        let settles = channel.pending(actor).is_some();
         let role = match &previous {
             _ if channel.is_owner(actor) => Role::Owner,
             Some(p) => p.role,
@@ -156,6 +157,7 @@ impl Groups {
             key,
             participant: participant.clone(),
             by: actor.clone(),
+            settles,
         };
         // Joining again only changes subscriptions: no notice for that.
         let facts = if joining_again {
