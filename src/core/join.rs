@@ -44,7 +44,9 @@ impl Groups {
         nodes: Nodes,
         now: Micros,
     ) -> Outcome<(Participant, Vec<Fact>)> {
-        let actor = from.to_bare();
+        // A copy of the sender's JID cut at its resource: `to_bare` wrote the parts again
+        // through `format!`, 1,100 instructions of each join (docs/benchmarks.md, `joins5`).
+        let actor = from.clone().into_bare();
         let (reach, client) = match from.try_as_full() {
             Ok(full) => (Reach::Direct, Some(full)),
             Err(_) => (Reach::Server, None),
