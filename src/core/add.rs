@@ -42,15 +42,20 @@ impl Groups {
             }
         }
         self.room_for(channel, added.len())?;
-        let added: Vec<BareJid> = added.into_iter().cloned().collect();
-        let others = added.iter().filter(|user| *user != actor).count();
+        // Each with whether it had an invitation or request waiting, which being added settles.
+        let added: Vec<(BareJid, bool)> = added
+            .into_iter()
+            .map(|user| (user.clone(), channel.pending(user).is_some()))
+            .collect();
+        let others = added.iter().filter(|(user, _)| user != actor).count();
         self.charge(actor, super::Quota::Adds, others, now)?;
         let facts = added
             .iter()
-            .map(|user| Fact::Joined {
+            .map(|(user, settles)| Fact::Joined {
                 key,
                 by: actor.clone(),
                 participant: self.newcomer(name, user, None, Nodes::ALL, dialect, now),
+                settles: *settles,
             })
             .collect();
         Ok(self.apply_noted(facts, now))

@@ -44,7 +44,9 @@ impl Groups {
         nodes: Nodes,
         now: Micros,
     ) -> Outcome<(Participant, Vec<Fact>)> {
-        let actor = from.to_bare();
+        // A copy of the sender's JID cut at its resource: `to_bare` wrote the parts again
+        // through `format!`, 1,100 instructions of each join (docs/benchmarks.md, `joins5`).
+        let actor = from.clone().into_bare();
         let (reach, client) = match from.try_as_full() {
             Ok(full) => (Reach::Direct, Some(full)),
             Err(_) => (Reach::Server, None),
@@ -94,6 +96,7 @@ impl Groups {
         // One look for the participant: with thousands of members, each scan counts.
         let channel = self.existing(name)?;
         let previous = channel.participant(actor).cloned();
+        let settles = channel.pending(actor).is_some();
         let role = match &previous {
             _ if channel.is_owner(actor) => Role::Owner,
             Some(p) => p.role,
@@ -156,6 +159,7 @@ impl Groups {
             key,
             participant: participant.clone(),
             by: actor.clone(),
+            settles,
         };
         // Joining again only changes subscriptions: no notice for that.
         let facts = if joining_again {

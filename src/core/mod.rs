@@ -137,6 +137,10 @@ pub enum Fact {
         key: i64,
         participant: Participant,
         by: BareJid,
+        /// Whether the user had an invitation or a join request waiting, which the join
+        /// settles (its entry goes): the store deletes a pending row only then, not for each
+        /// of the joins that never had one.
+        settles: bool,
     },
     /// A participant left (`by` is itself) or was removed (`by` is who removed it).
     Left {

@@ -105,6 +105,7 @@ fn notice_of(fact: &Fact) -> Option<(i64, NoticeKind, BareJid, Option<BareJid>)>
             key,
             participant,
             by,
+            ..
         } => (
             *key,
             NoticeKind::Added,

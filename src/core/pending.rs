@@ -165,6 +165,7 @@ impl Groups {
             key,
             participant,
             by: actor.clone(),
+            settles: true,
         };
         Ok(self.apply_noted(vec![joined, resolved], now))
     }

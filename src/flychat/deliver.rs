@@ -64,6 +64,7 @@ pub fn fact(groups: &Groups, service: &Service, fact: &Fact, out: &mut Stanzas) 
             key,
             participant,
             by,
+            ..
         } => joined(groups, service, *key, by, &[participant], out),
         Fact::Left {
             key,

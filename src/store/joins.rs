@@ -6,7 +6,7 @@
 //! rows (a leave, a nick), so each backend writes the run before any other fact
 //! ([`Joins::holds`]), participants first: a client's presence row names its participant's.
 
-use jid::FullJid;
+use jid::{BareJid, FullJid};
 
 use crate::core::{Fact, Notice, Participant};
 
@@ -17,6 +17,9 @@ pub(super) struct Joins<'a> {
     /// By channel key; a participant who joined twice in the run is here twice, the last
     /// join standing.
     pub participants: Vec<(i64, &'a Participant)>,
+    /// The pending invitations and requests (channel key, user) the joins settle: most
+    /// joins settle none, and a statement for none cost a SQLite join a sixth of its writing.
+    pub settled: Vec<(i64, &'a BareJid)>,
     pub notices: Vec<&'a Notice>,
     /// By channel key.
     pub online: Vec<(i64, &'a FullJid)>,
@@ -35,6 +38,7 @@ impl<'a> Joins<'a> {
     pub fn write<E>(&mut self, insert: impl FnOnce(&Self) -> Result<(), E>) -> Result<(), E> {
         insert(self)?;
         self.participants.clear();
+        self.settled.clear();
         self.notices.clear();
         self.online.clear();
         Ok(())

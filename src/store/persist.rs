@@ -114,8 +114,16 @@ pub(super) fn persist<'a, S: Statements<'a>>(
             s.delete_channel(channel.key)?;
         }
         Fact::Joined {
-            key, participant, ..
-        } => joins.participants.push((*key, participant)),
+            key,
+            participant,
+            settles,
+            ..
+        } => {
+            joins.participants.push((*key, participant));
+            if *settles {
+                joins.settled.push((*key, &*participant.jid));
+            }
+        }
         Fact::Left {
             key,
             participant,

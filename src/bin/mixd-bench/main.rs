@@ -91,6 +91,9 @@ pub enum Scenario {
     Joins {
         #[arg(long, default_value_t = 10_000)]
         members: usize,
+        /// Also print each thread's CPU over the timed joins, mixd's and this program's.
+        #[arg(long)]
+        threads: bool,
     },
     /// Creating N channels.
     Create {

@@ -28,7 +28,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             threads,
         } => small_channels(binary, channels, messages, window, threads).await,
         Scenario::History { archive, queries } => history(binary, archive, queries).await,
-        Scenario::Joins { members } => joins(binary, members).await,
+        Scenario::Joins { members, threads } => joins(binary, members, threads).await,
         Scenario::Create { channels } => create(binary, channels).await,
         Scenario::Startup {
             channels,
@@ -96,7 +96,7 @@ pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
             fanout(binary, 10, 200, 16, true).await?;
             small_channels(binary, 10, 500, 64, true).await?;
             history(binary, HISTORY_MIN_ARCHIVE, 20).await?;
-            joins(binary, 100).await?;
+            joins(binary, 100, false).await?;
             create(binary, 100).await?;
             startup(binary, 100, 1000).await?;
             my_groups(binary, 100, 1000, 20).await?;
@@ -758,9 +758,10 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
 /// `members` joins to one channel, at most [`REQUEST_WINDOW`] unanswered: the rate. Then as
 /// many to a second channel, its first and last thousand (at most half each) one at a time: whether the last
 /// join of a large channel costs what its first did.
-async fn joins(binary: &Path, members: usize) -> anyhow::Result<()> {
+async fn joins(binary: &Path, members: usize, threads: bool) -> anyhow::Result<()> {
     let mut mixd = Mixd::start(binary, |_| Ok(())).await?;
     request_all(&mut mixd.peer, (0..2).map(create_stanza), 2).await?;
+    let per_thread = ThreadsSince::start(mixd.pid());
     let cpu = mixd.cpu_seconds();
     let wall = timed_requests(
         &mut mixd.peer,
@@ -769,6 +770,7 @@ async fn joins(binary: &Path, members: usize) -> anyhow::Result<()> {
     )
     .await?;
     let cpu = mixd.cpu_seconds() - cpu;
+    let per_thread = threads.then(|| per_thread.line());
     let ends = (members / 2).min(1_000);
     let middle = members.saturating_sub(2 * ends);
     let first = round_trips(
@@ -794,6 +796,9 @@ async fn joins(binary: &Path, members: usize) -> anyhow::Result<()> {
         percentile(&last, 0.5),
         percentile(&last, 0.99),
     );
+    if let Some(line) = per_thread {
+        println!("{line}");
+    }
     mixd.stop();
     Ok(())
 }

@@ -239,6 +239,17 @@ fn insert_joins(tx: &mut Tx, joins: &Joins) -> Result<(), postgres::Error> {
     if !joins.participants.is_empty() {
         insert_participants(tx, &joins.participants)?;
     }
+    if !joins.settled.is_empty() {
+        let (channel, jid): (Vec<i64>, Vec<&str>) = joins
+            .settled
+            .iter()
+            .map(|(key, jid)| (*key, jid.as_str()))
+            .unzip();
+        tx.execute(
+            "DELETE FROM pending WHERE (channel, jid) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))",
+            &[&channel, &jid],
+        )?;
+    }
     if !joins.notices.is_empty() {
         let column =
             |f: fn(&Notice) -> i64| -> Vec<i64> { joins.notices.iter().map(|&n| f(n)).collect() };
@@ -280,7 +291,7 @@ fn insert_joins(tx: &mut Tx, joins: &Joins) -> Result<(), postgres::Error> {
     Ok(())
 }
 
-/// The participants' rows, and the pending entries their joins settle.
+/// The participants' rows.
 fn insert_participants(
     tx: &mut Tx,
     participants: &[(i64, &Participant)],
@@ -318,10 +329,6 @@ fn insert_participants(
             &column(|_, p| p.joined_at),
             &column(|_, p| p.cleared_upto),
         ],
-    )?;
-    tx.execute(
-        "DELETE FROM pending WHERE (channel, jid) IN (SELECT * FROM unnest($1::bigint[], $2::text[]))",
-        &[&channel, &jid],
     )?;
     Ok(())
 }

@@ -284,8 +284,8 @@ fn insert_joins(tx: &rusqlite::Transaction, joins: &Joins) -> rusqlite::Result<(
             .bind(p.cleared_upto)?;
         Ok(())
     })?;
-    SETTLED.run(tx, &joins.participants, |b, (key, p)| {
-        b.bind(key)?.bind(p.jid.as_str())?;
+    SETTLED.run(tx, &joins.settled, |b, (key, jid)| {
+        b.bind(key)?.bind(jid.as_str())?;
         Ok(())
     })?;
     NOTICES.run(tx, &joins.notices, |b, n| {
@@ -875,9 +875,12 @@ mod tests {
             .map(|n| format!("user{n}@localhost/phone").parse().unwrap())
             .collect();
         let invited = users[3].to_bare();
+        // Invited too, but not joining: the joins settle the invitation of the one who
+        // joins, and only it.
+        let waiting = jid("user99@localhost");
         commit(
             &mut w,
-            g.invite("coven", &alice, std::slice::from_ref(&invited), 3)
+            g.invite("coven", &alice, &[invited.clone(), waiting.clone()], 3)
                 .unwrap()
                 .1,
         );
@@ -918,6 +921,7 @@ mod tests {
             "the leaver's client went with it, and one went offline"
         );
         assert!(stored.channels[0].pending(&invited).is_none());
+        assert!(stored.channels[0].pending(&waiting).is_some());
         let mut notices = query(Page::First, 100);
         notices.with_notices = true;
         let added = r
