@@ -83,6 +83,22 @@ pub trait Archive {
         bounds: Bounds,
         limit: usize,
     ) -> anyhow::Result<(usize, Option<i64>)>;
+    /// [`Archive::count_upto`], and when `limit` rows were counted, the channel's newest id
+    /// (what an estimate spans to when the bounds have no ceiling). A backend whose every
+    /// statement is a round trip to a server reads both in one.
+    fn count_upto_and_newest(
+        &mut self,
+        q: &HistoryQuery,
+        bounds: Bounds,
+        limit: usize,
+    ) -> anyhow::Result<(usize, Option<i64>, Option<i64>)> {
+        let (counted, last) = self.count_upto(q, bounds, limit)?;
+        let newest = match counted >= limit {
+            true => self.newest_id(q.channel)?,
+            false => None,
+        };
+        Ok((counted, last, newest))
+    }
     /// What a query that filters nothing out matches: the channel's messages and actions,
     /// not its notices, as the running total `channels.message_count` keeps them.
     fn total(&mut self, channel: i64) -> anyhow::Result<usize>;
@@ -246,14 +262,21 @@ fn count(archive: &mut impl Archive, q: &HistoryQuery, bounds: Bounds) -> anyhow
     if !filtered(q) {
         return archive.total(q.channel);
     }
-    let (counted, last) = archive.count_upto(q, bounds, COUNTED_EXACTLY + 1)?;
+    // A ceiling is an archive row's id (`before-id`, or the first row after `end`) or none:
+    // only then may the rows end below it, and the newest id is read.
+    let limit = COUNTED_EXACTLY + 1;
+    let (counted, last, newest) = match bounds.ceiling {
+        i64::MAX => archive.count_upto_and_newest(q, bounds, limit)?,
+        _ => {
+            let (counted, last) = archive.count_upto(q, bounds, limit)?;
+            (counted, last, None)
+        }
+    };
     let (Some(last), true) = (last, counted > COUNTED_EXACTLY) else {
         return Ok(counted);
     };
-    // A ceiling is an archive row's id (`before-id`, or the first row after `end`) or none:
-    // only then may the rows end below it, and the newest id is read.
     let ceiling = match bounds.ceiling {
-        i64::MAX => archive.newest_id(q.channel)?.unwrap_or(last) + 1,
+        i64::MAX => newest.unwrap_or(last) + 1,
         ceiling => ceiling,
     };
     let span = (ceiling - bounds.floor - 1) as f64;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use postgres::types::{ToSql, Type};
+use postgres::types::ToSql;
 use postgres::Row;
 
 use jid::BareJid;
@@ -16,16 +16,14 @@ use crate::store::history::{self, Archive, Bounds, Order};
 use crate::store::time_search;
 use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt};
 
-/// A statement's text and its parameters, numbered as they are added.
+/// A statement's text and its parameters, numbered as they are added. Every statement is
+/// prepared once per connection and kept with its generic plan.
 #[derive(Default)]
 struct Sql {
     text: String,
     args: Vec<Arg>,
-    /// Whether a parameter's value changes the best plan: a sender, rare or not. A generic
-    /// plan (what `auto` keeps for a prepared statement after five runs) does not know how
-    /// rare `sender = $2` is, and walked the channel in id order: 82 ms instead of 0.16 ms
-    /// for a page `with` one at 1 M messages (docs/benchmarks.md, `pghist`).
-    planned_each_run: bool,
+    /// Whether the rows are read in `messages_by_sender`'s order (a query `with` a sender).
+    by_sender: bool,
 }
 
 /// The kinds of parameter a history query takes.
@@ -43,14 +41,6 @@ impl Arg {
             Arg::Text(v) => v,
         }
     }
-
-    fn sql_type(&self) -> Type {
-        match self {
-            Arg::Int(_) => Type::INT8,
-            Arg::Ints(_) => Type::INT8_ARRAY,
-            Arg::Text(_) => Type::TEXT,
-        }
-    }
 }
 
 impl Sql {
@@ -61,20 +51,21 @@ impl Sql {
             .push_str(&format!("{before}${}{after}", self.args.len()));
     }
 
-    /// Runs the statement in one round trip: prepared once per connection, or, planned at
-    /// each run, unnamed (parsed, planned for these parameters and run in one exchange).
+    /// Runs the statement in one round trip, prepared once per connection.
     fn query(&self, conn: &mut Conn) -> anyhow::Result<Vec<Row>> {
-        if self.planned_each_run {
-            let typed: Vec<_> = self
-                .args
-                .iter()
-                .map(|a| (a.as_sql(), a.sql_type()))
-                .collect();
-            return Ok(conn.client.query_typed(&self.text, &typed)?);
-        }
         let statement = conn.prepare(&self.text)?;
         let params: Vec<_> = self.args.iter().map(Arg::as_sql).collect();
         Ok(conn.client.query(&statement, &params)?)
+    }
+
+    /// The `ORDER BY` that reads the rows in id order (`order`) along the index the
+    /// conditions bound.
+    fn order_by(&self, order: Order) -> String {
+        let o = order.sql();
+        match self.by_sender {
+            true => format!(" ORDER BY channel {o}, sender {o}, id {o}"),
+            false => format!(" ORDER BY id {o}"),
+        }
     }
 
     /// `SELECT {columns} FROM messages WHERE` the conditions of `q` within `bounds`.
@@ -82,9 +73,32 @@ impl Sql {
         let mut sql = Sql {
             text: format!("SELECT {columns} FROM messages WHERE "),
             args: Vec::new(),
-            planned_each_run: q.with.is_some(),
+            by_sender: q.with.is_some(),
         };
-        sql.bind("channel = ", Arg::Int(q.channel), "");
+        match &q.with {
+            // A generic plan (the readers keep nothing else, `mod.rs`) does not know how rare
+            // `sender = $2` is: with the sender and the channel as equalities it walked the
+            // channel in id order, 82 ms instead of 0.16 ms for a page `with` a rare sender
+            // at 1 M messages (docs/benchmarks.md, `pghist`), 40 ms at 10 M. Bounded as a
+            // range of `messages_by_sender`'s keys and read in its order (`order_by`), the
+            // rows come in order from that index alone, and every generic plan scans it
+            // (docs/benchmarks.md, `pgwith2`).
+            Some(with) => {
+                sql.bind("(channel, sender, id) > (", Arg::Int(q.channel), "");
+                sql.bind(", ", Arg::Text(with.as_str().to_owned()), "");
+                sql.bind(", ", Arg::Int(bounds.floor), ")");
+                sql.bind(
+                    " AND (channel, sender, id) < ($1, $2, ",
+                    Arg::Int(bounds.ceiling),
+                    ")",
+                );
+            }
+            None => {
+                sql.bind("channel = ", Arg::Int(q.channel), "");
+                sql.bind(" AND id > ", Arg::Int(bounds.floor), "");
+                sql.bind(" AND id < ", Arg::Int(bounds.ceiling), "");
+            }
+        }
         if !q.with_notices {
             sql.text.push_str(" AND notice = 0");
         }
@@ -94,9 +108,6 @@ impl Sql {
         // A literal, so that the partial index `messages_with_media` serves it.
         if q.media_only {
             sql.text.push_str(" AND media");
-        }
-        if let Some(with) = &q.with {
-            sql.bind(" AND sender = ", Arg::Text(with.as_str().to_owned()), "");
         }
         // Kept beside the ids they bound: a row outside the times is never shown.
         if let Some(start) = q.start {
@@ -108,8 +119,6 @@ impl Sql {
         if !q.ids.is_empty() {
             sql.bind(" AND id = ANY(", Arg::Ints(q.ids.clone()), ")");
         }
-        sql.bind(" AND id > ", Arg::Int(bounds.floor), "");
-        sql.bind(" AND id < ", Arg::Int(bounds.ceiling), "");
         sql
     }
 }
@@ -143,20 +152,16 @@ impl PgArchive<'_> {
         let mut sql = Sql::select(ARCHIVED_COLUMNS, q, bounds);
         // The limit a literal and no offset unless there is one: with `LIMIT $n OFFSET $m`
         // PostgreSQL's generic plan expects a tenth of the rows it estimates, costs more than
-        // the custom one, and `auto` plans the page at each run (0.12 ms of planning for
-        // 0.03 ms of running at 1 M messages); with these, it keeps the generic plan
-        // (0.007 ms). The literal is the limit rounded up to a power of two, the rows beyond
-        // the limit dropped here: each reader connection keeps every statement text it
-        // prepared, so a client cycling through every page size may make it prepare ten
-        // texts of each shape, not one for each of the 250 sizes. A statement planned at each
-        // run is not kept, and fetches the exact limit: each row beyond it is a heap visit
-        // (a page `with` a sender: one a row, 13 more for a page of 50).
-        let fetched = match sql.planned_each_run {
-            true => limit,
-            false => limit.next_power_of_two(),
-        };
-        sql.text
-            .push_str(&format!(" ORDER BY id {} LIMIT {fetched}", order.sql()));
+        // the custom one, and `auto` planned the page at each run (0.12 ms of planning for
+        // 0.03 ms of running at 1 M messages); with these, it kept the generic plan
+        // (0.007 ms), the plan the readers now always keep (`mod.rs`). The literal is the limit rounded up to a multiple of eight, the rows
+        // beyond the limit dropped here: each reader connection keeps every statement text it
+        // prepared, so a client cycling through every page size makes it prepare one text of
+        // each shape for eight sizes, and a page `with` a sender, whose every row is a heap
+        // visit of its own, reads at most seven rows more (a page of 50: 56 rows).
+        let fetched = limit.next_multiple_of(8);
+        sql.text.push_str(&sql.order_by(order));
+        sql.text.push_str(&format!(" LIMIT {fetched}"));
         if offset > 0 {
             sql.bind(" OFFSET ", Arg::Int(offset as i64), "");
         }
@@ -168,25 +173,39 @@ impl PgArchive<'_> {
     }
 
     /// [`Archive::count_upto`] with `q`'s conditions all in the SQL, and with `times` the
-    /// earliest and latest time of the rows counted, if any (read only to be checked). The
-    /// limit a literal (always [`history::COUNTED_EXACTLY`] + 1), so that the count keeps its
-    /// generic plan as a page does (`read_rows`).
+    /// earliest and latest time of the rows counted, if any (read only to be checked), with
+    /// `newest` the channel's newest id (one step down `messages_by_channel`, in the same
+    /// round trip). The limit a literal (always [`history::COUNTED_EXACTLY`] + 1), so that
+    /// the count keeps its generic plan as a page does (`read_rows`).
     fn counted(
         &mut self,
         q: &HistoryQuery,
         bounds: Bounds,
         limit: usize,
         times: bool,
+        newest: bool,
     ) -> anyhow::Result<Counted> {
-        let (columns, aggregates) = match times {
-            true => ("id, at", "count(*), max(id), min(at), max(at)"),
-            false => ("id", "count(*), max(id)"),
+        let (columns, mut aggregates) = match times {
+            true => (
+                "id, at",
+                String::from("count(*), max(id), min(at), max(at)"),
+            ),
+            false => (
+                "id",
+                String::from("count(*), max(id), NULL::bigint, NULL::bigint"),
+            ),
         };
+        if newest {
+            aggregates.push_str(
+                ", (SELECT id FROM messages WHERE channel = $1 ORDER BY id DESC LIMIT 1)",
+            );
+        }
         let sql = Sql::select(columns, q, bounds);
         let sql = Sql {
             text: format!(
-                "SELECT {aggregates} FROM ({} ORDER BY id LIMIT {limit}) AS counted",
-                sql.text
+                "SELECT {aggregates} FROM ({}{} LIMIT {limit}) AS counted",
+                sql.text,
+                sql.order_by(Order::Ascending)
             ),
             ..sql
         };
@@ -194,20 +213,42 @@ impl PgArchive<'_> {
         Ok(Counted {
             rows: row.try_get::<_, i64>(0)? as usize,
             last: row.try_get(1)?,
-            times: match times {
-                true => row.try_get::<_, Option<i64>>(2)?.zip(row.try_get(3)?),
+            times: row.try_get::<_, Option<i64>>(2)?.zip(row.try_get(3)?),
+            newest: match newest {
+                true => row.try_get(4)?,
                 false => None,
             },
         })
     }
+
+    /// A count by the id bounds alone when `q` has times, checked against them (`untimed`),
+    /// else with the times in the SQL.
+    fn count(
+        &mut self,
+        q: &HistoryQuery,
+        bounds: Bounds,
+        limit: usize,
+        newest: bool,
+    ) -> anyhow::Result<Counted> {
+        if let Some(untimed) = untimed(q) {
+            let counted = self.counted(&untimed, bounds, limit, true, newest)?;
+            let within = |(first, last)| within_times(q, first) && within_times(q, last);
+            if counted.times.is_none_or(within) {
+                return Ok(counted);
+            }
+        }
+        self.counted(q, bounds, limit, false, newest)
+    }
 }
 
-/// What a count read: how many rows, the last id counted, and if asked for, the earliest and
-/// latest time of the rows counted (none when none were).
+/// What a count read: how many rows, the last id counted, if asked for the earliest and
+/// latest time of the rows counted (none when none were), and if asked for the channel's
+/// newest id.
 struct Counted {
     rows: usize,
     last: Option<i64>,
     times: Option<(i64, i64)>,
+    newest: Option<i64>,
 }
 
 impl Archive for PgArchive<'_> {
@@ -299,15 +340,18 @@ impl Archive for PgArchive<'_> {
         bounds: Bounds,
         limit: usize,
     ) -> anyhow::Result<(usize, Option<i64>)> {
-        if let Some(untimed) = untimed(q) {
-            let counted = self.counted(&untimed, bounds, limit, true)?;
-            let within = |(first, last)| within_times(q, first) && within_times(q, last);
-            if counted.times.is_none_or(within) {
-                return Ok((counted.rows, counted.last));
-            }
-        }
-        let counted = self.counted(q, bounds, limit, false)?;
+        let counted = self.count(q, bounds, limit, false)?;
         Ok((counted.rows, counted.last))
+    }
+
+    fn count_upto_and_newest(
+        &mut self,
+        q: &HistoryQuery,
+        bounds: Bounds,
+        limit: usize,
+    ) -> anyhow::Result<(usize, Option<i64>, Option<i64>)> {
+        let counted = self.count(q, bounds, limit, true)?;
+        Ok((counted.rows, counted.last, counted.newest))
     }
 
     fn total(&mut self, channel: i64) -> anyhow::Result<usize> {
@@ -334,7 +378,8 @@ impl Archive for PgArchive<'_> {
 }
 
 /// `q` without its times, if it has any. With `at >= $n AND at <= $m` beside the id bounds a
-/// statement is planned at each run (its custom plan, estimating one row, always costs less
+/// statement was planned at each run under `auto` (before the readers forced generic plans,
+/// `mod.rs`; its custom plan, estimating one row, always costs less
 /// than the generic one: 0.05–0.2 ms of planning for 0.03–0.09 ms of running, at 10 M
 /// messages), yet the bounds the time search found (`history::Bounds`) hold only rows within
 /// the times while times grow with ids. So a page or a count reads by the bounds alone, and
