@@ -44,6 +44,10 @@ struct Slot<T> {
 /// How many slots, with their buffers, are kept once nothing waits: a burst from many users
 /// at once does not stay in memory.
 const KEPT_SLOTS: usize = 64;
+/// The largest buffers an emptied slot keeps: a queue of a few items (one waits at a time,
+/// nearly always) and a name of a usual length.
+const KEPT_ITEMS: usize = 4;
+const KEPT_NAME: usize = 128;
 
 impl<T> Turns<T> {
     pub fn new(per_user: usize) -> Self {
@@ -113,6 +117,13 @@ impl<T> Turns<T> {
         if queue.items.is_empty() {
             if let Ok(entry) = self.by_user.find_entry(queue.hash, |&found| found == slot) {
                 entry.remove();
+            }
+            // A queue a flood grew, or a long name, is not kept for the next user.
+            if queue.items.capacity() > KEPT_ITEMS {
+                queue.items = VecDeque::new();
+            }
+            if queue.user.capacity() > KEPT_NAME {
+                queue.user = String::new();
             }
             self.free.push(slot);
         } else {
@@ -186,7 +197,22 @@ mod tests {
             }
             assert_eq!(taken, items, "round {round}");
             assert_eq!(turns.slots.len(), KEPT_SLOTS);
+            assert!(turns
+                .slots
+                .iter()
+                .all(|slot| slot.items.capacity() <= KEPT_ITEMS));
             assert!(turns.by_user.is_empty() && turns.order.is_empty());
         }
+    }
+
+    /// A queue a flood grew is not kept for the next user.
+    #[test]
+    fn a_flooded_queue_is_not_kept() {
+        let mut turns = Turns::new(1000);
+        for item in 0..1000 {
+            turns.push(item, |_| "flood").unwrap();
+        }
+        while turns.take_turn().is_some() {}
+        assert!(turns.slots[0].items.capacity() <= KEPT_ITEMS);
     }
 }
