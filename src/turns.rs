@@ -3,23 +3,59 @@
 //! and the archive's readers (`readers.rs`: reads), so that one user's backlog delays another
 //! user's next item by at most one item of each other busy user, never by the whole backlog.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 /// Queues per user, taken in turns. At most `per_user` items of one user wait; how many
-/// may wait in all is the owner's bound (`len`). A queue that empties is dropped, so idle
-/// users cost nothing.
+/// may wait in all is the owner's bound (`len`).
+///
+/// Every stanza the service handles passes through here, nearly always into a queue of its
+/// own that it leaves empty (one stanza of a sender waiting at a time). With a map from each
+/// user's name to its queue, that was three hashes of the name, two copies of it and a new
+/// queue an item, all freed again when the queue emptied (docs/benchmarks.md, branch
+/// `rules4`). Here the queues live in slots that are used again: a user's name is hashed once
+/// as its item comes in, its turn names its slot, and an emptied slot keeps its buffers for
+/// the next user, up to [`KEPT_SLOTS`] slots once nothing waits.
 pub struct Turns<T> {
-    queues: HashMap<String, VecDeque<T>>,
-    /// Users with items waiting, in the order of their turns.
-    order: VecDeque<String>,
+    /// The users with items waiting, each found by the hash of its name: its slot.
+    by_user: HashTable<usize>,
+    /// Client-chosen names, so a keyed hasher.
+    hasher: RandomState,
+    slots: Vec<Slot<T>>,
+    /// Slots that hold no user.
+    free: Vec<usize>,
+    /// The slots of the users with items waiting, in the order of their turns.
+    order: VecDeque<usize>,
     waiting: usize,
     per_user: usize,
 }
 
+/// One user's queue, or an empty one kept for the next user.
+struct Slot<T> {
+    user: String,
+    /// The hash `user` is found by in `by_user`.
+    hash: u64,
+    items: VecDeque<T>,
+}
+
+/// How many slots, with their buffers, are kept once nothing waits: a burst from many users
+/// at once does not stay in memory.
+const KEPT_SLOTS: usize = 64;
+/// The largest buffers an emptied slot keeps: a queue of a few items (one waits at a time,
+/// nearly always) and a name of a usual length.
+const KEPT_ITEMS: usize = 4;
+const KEPT_NAME: usize = 128;
+
 impl<T> Turns<T> {
     pub fn new(per_user: usize) -> Self {
         Turns {
-            queues: HashMap::new(),
+            by_user: HashTable::new(),
+            hasher: RandomState::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             order: VecDeque::new(),
             waiting: 0,
             per_user,
@@ -38,30 +74,66 @@ impl<T> Turns<T> {
     /// Queues `item` behind the earlier items of its user (`user_of` it), or gives it back
     /// when `per_user` of theirs wait.
     pub fn push(&mut self, item: T, user_of: impl Fn(&T) -> &str) -> Result<(), T> {
-        match self.queues.get_mut(user_of(&item)) {
-            Some(queue) if queue.len() >= self.per_user => return Err(item),
-            Some(queue) => queue.push_back(item),
+        let user = user_of(&item);
+        let hash = self.hasher.hash_one(user);
+        let slots = &self.slots;
+        let slot = match self.by_user.find(hash, |&slot| slots[slot].user == user) {
+            Some(&slot) if slots[slot].items.len() >= self.per_user => return Err(item),
+            Some(&slot) => slot,
             None => {
-                let user = user_of(&item).to_owned();
-                self.queues.insert(user.clone(), VecDeque::from([item]));
-                self.order.push_back(user);
+                let slot = self.free.pop().unwrap_or_else(|| {
+                    self.slots.push(Slot {
+                        user: String::new(),
+                        hash: 0,
+                        items: VecDeque::new(),
+                    });
+                    self.slots.len() - 1
+                });
+                let Slot {
+                    user: name,
+                    hash: kept,
+                    ..
+                } = &mut self.slots[slot];
+                name.clear();
+                name.push_str(user);
+                *kept = hash;
+                let slots = &self.slots;
+                self.by_user
+                    .insert_unique(hash, slot, |&slot| slots[slot].hash);
+                self.order.push_back(slot);
+                slot
             }
-        }
+        };
+        self.slots[slot].items.push_back(item);
         self.waiting += 1;
         Ok(())
     }
 
     /// The next user's oldest item; that user goes to the back of the turns.
     pub fn take_turn(&mut self) -> Option<T> {
-        let user = self.order.pop_front()?;
-        let queue = self.queues.get_mut(&user)?;
-        let item = queue.pop_front();
-        if queue.is_empty() {
-            self.queues.remove(&user);
+        let slot = self.order.pop_front()?;
+        let queue = &mut self.slots[slot];
+        let item = queue.items.pop_front();
+        if queue.items.is_empty() {
+            if let Ok(entry) = self.by_user.find_entry(queue.hash, |&found| found == slot) {
+                entry.remove();
+            }
+            // A queue a flood grew, or a long name, is not kept for the next user.
+            if queue.items.capacity() > KEPT_ITEMS {
+                queue.items = VecDeque::new();
+            }
+            if queue.user.capacity() > KEPT_NAME {
+                queue.user = String::new();
+            }
+            self.free.push(slot);
         } else {
-            self.order.push_back(user);
+            self.order.push_back(slot);
         }
         self.waiting -= usize::from(item.is_some());
+        if self.waiting == 0 && self.slots.len() > KEPT_SLOTS {
+            self.slots.truncate(KEPT_SLOTS);
+            self.free = (0..KEPT_SLOTS).collect();
+        }
         item
     }
 }
@@ -96,6 +168,51 @@ mod tests {
         }
         assert_eq!(order, ["f0", "q0", "o0", "f1", "q1", "o1", "f2"]);
         assert!(turns.is_empty());
-        assert!(turns.queues.is_empty() && turns.order.is_empty());
+        assert!(turns.by_user.is_empty() && turns.order.is_empty());
+    }
+
+    /// Slots are used again, by other users, and a burst from many users leaves
+    /// [`KEPT_SLOTS`] once it is served; the turns stay in order throughout.
+    #[test]
+    fn slots_are_used_again_and_a_burst_is_not_kept() {
+        let mut turns = Turns::new(2);
+        let users: Vec<String> = (0..3 * KEPT_SLOTS).map(|n| format!("user{n}")).collect();
+        for round in 0..3 {
+            let mut items = Vec::new();
+            for (n, user) in users.iter().enumerate().skip(round).step_by(round + 1) {
+                for item in 0..2 {
+                    turns
+                        .push((user.clone(), n, item), |(user, ..)| user)
+                        .unwrap();
+                    items.push((n, item));
+                }
+                assert!(turns.push((user.clone(), n, 9), |(user, ..)| user).is_err());
+            }
+            // Each user's first item, in the order they came, then each one's second.
+            items.sort_by_key(|&(n, item)| (item, n));
+            let mut taken = Vec::new();
+            while let Some((user, n, item)) = turns.take_turn() {
+                assert_eq!(user, users[n]);
+                taken.push((n, item));
+            }
+            assert_eq!(taken, items, "round {round}");
+            assert_eq!(turns.slots.len(), KEPT_SLOTS);
+            assert!(turns
+                .slots
+                .iter()
+                .all(|slot| slot.items.capacity() <= KEPT_ITEMS));
+            assert!(turns.by_user.is_empty() && turns.order.is_empty());
+        }
+    }
+
+    /// A queue a flood grew is not kept for the next user.
+    #[test]
+    fn a_flooded_queue_is_not_kept() {
+        let mut turns = Turns::new(1000);
+        for item in 0..1000 {
+            turns.push(item, |_| "flood").unwrap();
+        }
+        while turns.take_turn().is_some() {}
+        assert!(turns.slots[0].items.capacity() <= KEPT_ITEMS);
     }
 }
