@@ -245,6 +245,42 @@ const NEXT_ID: &str = "SELECT 1 + max(
      coalesce((SELECT max(id) FROM messages), 0),
      coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0))";
 
+/// Whether the archive ids `ids` (a run about to be inserted, in order) are the ones SQLite
+/// gives next ([`NEXT_ID`], each one more than the last), so that the run may leave them to
+/// SQLite ([`APPENDED`], [`NOTICES_APPENDED`]). No ids: false (no statement to choose).
+fn appends(
+    tx: &rusqlite::Transaction,
+    mut ids: impl Iterator<Item = i64>,
+) -> rusqlite::Result<bool> {
+    let Some(first) = ids.next() else {
+        return Ok(false);
+    };
+    let next: i64 = tx.prepare_cached(NEXT_ID)?.query_row([], |r| r.get(0))?;
+    let mut last = first;
+    Ok(first == next
+        && ids.all(|id| {
+            let follows = id == last + 1;
+            last = id;
+            follows
+        }))
+}
+
+/// After a run that left its ids to SQLite: the last row must have been given `last`, the
+/// run's last id. Cannot fail while SQLite gives ids as `NEXT_ID` says; were it to, the batch
+/// fails rather than store rows under ids their readers were not told.
+fn stored_up_to(tx: &rusqlite::Transaction, last: Option<i64>) -> rusqlite::Result<()> {
+    match last {
+        Some(last) if tx.last_insert_rowid() != last => Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERNAL),
+            Some(format!(
+                "archive rows stored up to id {}, not {last}",
+                tx.last_insert_rowid()
+            )),
+        )),
+        _ => Ok(()),
+    }
+}
+
 // Joining again updates the row and keeps what the join does not say (a mute); a
 // participant joining twice in one statement is updated row after row, the last one standing.
 static PARTICIPANTS: Rows = Rows::new(
@@ -259,9 +295,17 @@ static SETTLED: Rows = Rows::new(
     "(?,?)",
     ")",
 );
+/// The run's notices, as [`POSTS`] and [`APPENDED`] are and for the same reason: `OR FAIL`,
+/// and the id left to SQLite when the notices' ids follow the archive ([`NOTICES_APPENDED`],
+/// nearly always), so that the statement has no abort point and keeps no statement journal.
 static NOTICES: Rows = Rows::new(
-    "INSERT INTO messages (id, channel, at, sender, nick, content, notice, notice_target) VALUES ",
+    "INSERT OR FAIL INTO messages (id, channel, at, sender, nick, content, notice, notice_target) VALUES ",
     "(?,?,?,?,'','',?,?)",
+    "",
+);
+static NOTICES_APPENDED: Rows = Rows::new(
+    "INSERT OR FAIL INTO messages (channel, at, sender, nick, content, notice, notice_target) VALUES ",
+    "(?,?,?,'','',?,?)",
     "",
 );
 static ONLINE: Rows = Rows::new(
@@ -288,15 +332,26 @@ fn insert_joins(tx: &rusqlite::Transaction, joins: &Joins) -> rusqlite::Result<(
         b.bind(key)?.bind(jid.as_str())?;
         Ok(())
     })?;
-    NOTICES.run(tx, &joins.notices, |b, n| {
-        b.bind(n.id)?
-            .bind(n.channel)?
+    let appended = appends(tx, joins.notices.iter().map(|n| n.id))?;
+    let notices = if appended {
+        &NOTICES_APPENDED
+    } else {
+        &NOTICES
+    };
+    notices.run(tx, &joins.notices, |b, n| {
+        if !appended {
+            b.bind(n.id)?;
+        }
+        b.bind(n.channel)?
             .bind(n.at)?
             .bind(n.actor.as_str())?
             .bind(n.kind as i64)?
             .bind(n.target.as_ref().map(|t| t.as_str()))?;
         Ok(())
     })?;
+    if appended {
+        stored_up_to(tx, joins.notices.last().map(|n| n.id))?;
+    }
     ONLINE.run(tx, &joins.online, |b, (key, client)| {
         b.bind(key)?
             .bind(bare_text(client.as_str()))?
@@ -309,14 +364,10 @@ fn insert_joins(tx: &rusqlite::Transaction, joins: &Joins) -> rusqlite::Result<(
 impl Batch<'_, '_, '_> {
     /// Inserts the run of posts ([`POSTS`], [`APPENDED`]) and empties it for the next.
     fn write_posts(&mut self) -> rusqlite::Result<()> {
-        let (Some(first), Some(last)) = (self.posts.first(), self.posts.last()) else {
+        let Some(last) = self.posts.last() else {
             return Ok(());
         };
-        let next: i64 = self
-            .tx
-            .prepare_cached(NEXT_ID)?
-            .query_row([], |r| r.get(0))?;
-        let appended = first.id == next && self.posts.windows(2).all(|w| w[1].id == w[0].id + 1);
+        let appended = appends(self.tx, self.posts.iter().map(|p| p.id))?;
         let rows = if appended { &APPENDED } else { &POSTS };
         rows.run(self.tx, &self.posts, |b, post| {
             let s = &post.submission;
@@ -333,17 +384,8 @@ impl Batch<'_, '_, '_> {
                 .bind(&s.content)?;
             Ok(())
         })?;
-        if appended && self.tx.last_insert_rowid() != last.id {
-            // Cannot happen while SQLite gives ids as `NEXT_ID` says; were it to, the batch
-            // fails rather than store posts under ids their readers were not told.
-            return Err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERNAL),
-                Some(format!(
-                    "posts stored up to id {}, not {}",
-                    self.tx.last_insert_rowid(),
-                    last.id
-                )),
-            ));
+        if appended {
+            stored_up_to(self.tx, Some(last.id))?;
         }
         self.posts.clear();
         Ok(())
@@ -705,7 +747,7 @@ mod tests {
     use super::super::testing::*;
     use crate::core::testing::{jid, text};
     use crate::core::{Groups, Nodes, NoticeKind, ReceiptKind, Submission};
-    use crate::store::{Page, Reader};
+    use crate::store::{HistoryQuery, Page, Reader};
 
     #[test]
     fn a_run_of_posts_that_follows_the_archive_has_no_point_where_it_aborts() {
@@ -719,6 +761,51 @@ mod tests {
             let explicit = abort_points(&w.conn, &super::POSTS.sql(rows));
             assert_eq!(explicit, ["MustBeInt"], "{rows} rows");
         }
+    }
+
+    #[test]
+    fn a_run_of_notices_that_follows_the_archive_has_no_point_where_it_aborts() {
+        // The joins' notices, as the posts above: `OR FAIL`, and no id column.
+        let (_dir, w, _r, _g) = coven();
+        for rows in [1, super::MANY_ROWS] {
+            let appended = abort_points(&w.conn, &super::NOTICES_APPENDED.sql(rows));
+            assert!(appended.is_empty(), "{rows} rows: {appended:?}");
+            let explicit = abort_points(&w.conn, &super::NOTICES.sql(rows));
+            assert_eq!(explicit, ["MustBeInt"], "{rows} rows");
+        }
+    }
+
+    #[test]
+    fn notices_whose_ids_do_not_follow_the_archive_keep_their_ids() {
+        // A post between two joins is written before the joins' run (at the second join),
+        // so the run's notices are one below it and one above.
+        let (_dir, mut w, r, mut g) = coven();
+        let mut batch = g
+            .join("coven", &jid("carol@localhost"), None, Nodes::ALL, 10)
+            .unwrap()
+            .1;
+        batch.extend(
+            g.post("coven", &jid("bob@localhost"), text("between"), 20)
+                .unwrap(),
+        );
+        batch.extend(
+            g.join("coven", &jid("dave@localhost"), None, Nodes::ALL, 30)
+                .unwrap()
+                .1,
+        );
+        commit(&mut w, batch);
+        let with_notices = HistoryQuery {
+            with_notices: true,
+            ..query(Page::First, 10)
+        };
+        let page = r.history(&with_notices).unwrap();
+        let stored: Vec<(i64, bool)> = page
+            .messages
+            .iter()
+            .filter(|m| m.posted.id > abs(0))
+            .map(|m| (m.posted.id, m.notice.is_some()))
+            .collect();
+        assert_eq!(stored, [(abs(1), true), (abs(2), false), (abs(3), true)]);
     }
 
     #[test]
