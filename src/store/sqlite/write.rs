@@ -738,6 +738,52 @@ mod tests {
         }
     }
 
+    /// A batch that ends with the fill inserts its posts entered: the fill rewrites only the
+    /// rows earlier batches left above the watermark, and every row ends entered below it.
+    #[test]
+    fn the_fill_rewrites_only_the_rows_of_earlier_batches() {
+        use super::super::deferred::CHANNEL_TAIL;
+        let (_dir, mut w, _r, mut g) = coven();
+        // The coven's three notices and 50 posts above the watermark, short of the bound.
+        post_many(&mut w, &mut g, 50);
+        w.conn
+            .execute_batch(
+                "CREATE TEMP TABLE rewritten (id INTEGER);
+                 CREATE TEMP TRIGGER rewrite AFTER UPDATE OF deferred ON messages
+                 BEGIN INSERT INTO rewritten VALUES (new.id); END;",
+            )
+            .unwrap();
+        let mut facts = Vec::new();
+        for i in 51..=CHANNEL_TAIL as i64 {
+            facts.extend(
+                g.post("coven", &jid("bob@localhost"), text(&i.to_string()), i * 10)
+                    .unwrap(),
+            );
+        }
+        commit(&mut w, facts);
+        let rewritten: Vec<i64> = w
+            .conn
+            .prepare("SELECT id FROM rewritten ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rewritten, (abs(1)..=abs(50)).collect::<Vec<_>>());
+        let (deferred, upto): (i64, i64) = w
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT (SELECT count(*) FROM messages WHERE deferred = 1), {}",
+                    super::super::deferred::INDEXED_UPTO
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((deferred, upto), (0, abs(CHANNEL_TAIL as i64)));
+    }
+
     #[test]
     fn posts_whose_ids_do_not_follow_the_archive_keep_their_ids() {
         let (_dir, mut w, r, mut g) = coven();
