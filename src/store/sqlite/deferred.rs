@@ -8,13 +8,16 @@
 //! together, a channel's new entries share their page.
 //!
 //! Readers find every row: the indexes for the rows entered (`deferred = 0`), and a channel's
-//! rows above the watermark through `(channel, id)`. The writer keeps that tail short: it
-//! enters the entries as soon as one channel has [`CHANNEL_TAIL`] rows above the watermark
-//! or the service [`TOTAL_TAIL`], so no reader walks more than a few dozen rows of it.
-//! Counted are every row a channel's archive gains (notices and actions too, which are
-//! entered at once), since the tail's walk passes them all. The watermark and the rows'
-//! flags change in the same transaction: a crash leaves rows above the watermark, which the
-//! next fill enters (at the latest when the writer opens).
+//! rows above the watermark not yet entered (`deferred = 1`) through `(channel, id)`: by the
+//! flag, not the watermark, because rows above it may be entered already (notices and actions;
+//! and the posts of a batch that ends with the fill anyway, inserted entered so that the fill
+//! does not rewrite each in the same transaction, `write.rs`). The writer keeps that tail
+//! short: it enters the entries as soon as one channel has [`CHANNEL_TAIL`] rows above the
+//! watermark or the service [`TOTAL_TAIL`], so no reader walks more than a few dozen rows of
+//! it. Counted are every row a channel's archive gains (notices and actions too, which are
+//! entered at once), since the tail's walk passes them all. The watermark and the rows' flags
+//! change in the same transaction: a crash leaves rows above the watermark, which the next fill
+//! enters (at the latest when the writer opens).
 //!
 //! The channels' message totals move with the watermark too: `channels.message_count`
 //! counts a channel's messages at or below it, the fill adds those above it, and a reader's
@@ -84,14 +87,33 @@ pub(super) struct Tail {
 }
 
 impl Tail {
-    /// Counts `rows` more rows of `channel`'s archive above the watermark; says whether the
-    /// deferred entries must now be entered. Counted before the batch commits: if it does
-    /// not, the count is only higher than the rows are, and the entries are entered early.
-    pub(super) fn add(&mut self, channel: i64, rows: u32) -> bool {
-        let held = self.channels.entry(channel).or_default();
-        *held += rows;
-        self.total += rows;
-        *held >= CHANNEL_TAIL || self.total >= TOTAL_TAIL
+    /// Whether the deferred entries must be entered once the archive gains `rows` (rows by
+    /// channel) above the watermark.
+    pub(super) fn reached<'r>(&self, rows: impl Iterator<Item = (&'r i64, &'r u32)>) -> bool {
+        let mut total = self.total;
+        let mut reached = false;
+        for (channel, &rows) in rows {
+            let held = self.channels.get(channel).copied().unwrap_or(0) + rows;
+            total += rows;
+            reached |= held >= CHANNEL_TAIL;
+        }
+        reached || total >= TOTAL_TAIL
+    }
+
+    /// Counts `rows` (rows by channel) more rows above the watermark; says whether the
+    /// deferred entries must now be entered ([`Tail::reached`]). Counted before the batch
+    /// commits: if it does not, the count is only higher than the rows are, and the entries
+    /// are entered early.
+    pub(super) fn add<'r>(
+        &mut self,
+        rows: impl Iterator<Item = (&'r i64, &'r u32)> + Clone,
+    ) -> bool {
+        let reached = self.reached(rows.clone());
+        for (&channel, &rows) in rows {
+            *self.channels.entry(channel).or_default() += rows;
+            self.total += rows;
+        }
+        reached
     }
 
     /// The entries were entered and committed: no row is above the watermark.
@@ -168,6 +190,24 @@ mod tests {
         drop(w);
         let (w, _) = super::super::open(&dir.path().join("t.db"), Default::default()).unwrap();
         assert_eq!((watermark(&w.conn), deferred(&w.conn)), (abs(62), vec![]));
+    }
+
+    /// A batch's posts are inserted entered when the batch ends with the fill (`write.rs`):
+    /// what [`Tail::reached`] says of the rows so far must be what [`Tail::add`] then says.
+    #[test]
+    fn the_bound_reached_is_the_bound_that_fills() {
+        let mut tail = Tail::default();
+        let rows = |pairs: &[(i64, u32)]| pairs.iter().copied().collect::<HashMap<_, _>>();
+        let short = rows(&[(1, CHANNEL_TAIL - 1), (2, 5)]);
+        assert!(!tail.reached(short.iter()));
+        assert!(!tail.add(short.iter()));
+        let one_more = rows(&[(1, 1)]);
+        assert!(tail.reached(one_more.iter()));
+        assert!(tail.add(one_more.iter()));
+        tail.entered();
+        let many = rows(&(0..TOTAL_TAIL as i64).map(|c| (c, 1)).collect::<Vec<_>>());
+        assert!(tail.reached(many.iter()));
+        assert!(tail.add(many.iter()));
     }
 
     #[test]

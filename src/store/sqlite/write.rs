@@ -32,6 +32,7 @@ impl FactWriter for SqliteWriter {
             tx: &tx,
             posts: Vec::new(),
             archived: Archived::default(),
+            tail: &self.tail,
             erased: false,
         };
         let mut joins = Joins::default();
@@ -90,6 +91,9 @@ struct Batch<'t, 'c, 'a> {
     /// Consecutive posts not yet inserted ([`POSTS`]).
     posts: Vec<&'a Posted>,
     archived: Archived,
+    /// The rows above the watermark before this batch: with `archived`, whether the batch
+    /// ends with the fill.
+    tail: &'t deferred::Tail,
     /// A retraction erased content: the WAL must be checkpointed to drop the old pages.
     erased: bool,
 }
@@ -110,13 +114,15 @@ impl Archived {
         *self.0.entry(channel).or_default() += 1;
     }
 
+    /// Whether the batch ends with the fill already, with the rows it has so far: it gains
+    /// rows, never loses them, so a yes stays a yes until the batch's end.
+    fn fills(&self, tail: &deferred::Tail) -> bool {
+        tail.reached(self.0.iter())
+    }
+
     /// Counts the batch's rows into `tail`; whether the deferred entries must be entered.
     fn tail(&self, tail: &mut deferred::Tail) -> bool {
-        let mut enter = false;
-        for (&channel, &rows) in &self.0 {
-            enter |= tail.add(channel, rows);
-        }
-        enter
+        tail.add(self.0.iter())
     }
 }
 
@@ -222,11 +228,13 @@ impl Binder<'_, '_> {
 /// for a `NULL`), which only a column list without the id leaves out. An error fails the
 /// whole batch's transaction, which the writer rolls back, as the fill's
 /// (`deferred::enter`). The look-up entries are deferred (`deferred.rs`): a row goes into
-/// `(channel, id)` (and the media index if it shares a file) only.
+/// `(channel, id)` (and the media index if it shares a file) only; but a run written in a
+/// batch that ends with the fill anyway is entered at once (`deferred = 0`), which spares
+/// the fill rewriting each of its rows in the same transaction (`Batch::write_posts`).
 static POSTS: Rows = Rows::new(
     "INSERT OR FAIL INTO messages
      (id, channel, at, sender, nick, origin_id, client_id, media, content, deferred) VALUES ",
-    "(?,?,?,?,?,?,?,?,?,1)",
+    "(?,?,?,?,?,?,?,?,?,?)",
     "",
 );
 /// [`POSTS`] for a run whose ids follow the archive's newest (`NEXT_ID`, one apart): SQLite
@@ -236,7 +244,7 @@ static POSTS: Rows = Rows::new(
 static APPENDED: Rows = Rows::new(
     "INSERT OR FAIL INTO messages
      (channel, at, sender, nick, origin_id, client_id, media, content, deferred) VALUES ",
-    "(?,?,?,?,?,?,?,?,1)",
+    "(?,?,?,?,?,?,?,?,?)",
     "",
 );
 /// The id SQLite gives the next row of the archive (`OP_NewRowid` under AUTOINCREMENT): one
@@ -369,6 +377,14 @@ impl Batch<'_, '_, '_> {
         };
         let appended = appends(self.tx, self.posts.iter().map(|p| p.id))?;
         let rows = if appended { &APPENDED } else { &POSTS };
+        // The batch's fill (`deferred::enter`) would rewrite each of these rows to enter
+        // them: in one channel's fan-out it runs at nearly every commit, and the rewrite was
+        // a descent and a leaf's record rewritten a post (docs/benchmarks.md, "Posts entered
+        // at once"). Entered by their insert instead: readers take a row above the watermark
+        // by its flag (`sqlite/history.rs`), so it is found through its look-up entries once,
+        // and the fill still counts it into its channel's total and moves the watermark over
+        // it in this transaction.
+        let deferred = !self.archived.fills(self.tail);
         rows.run(self.tx, &self.posts, |b, post| {
             let s = &post.submission;
             if !appended {
@@ -381,7 +397,8 @@ impl Batch<'_, '_, '_> {
                 .bind(&s.origin_id)?
                 .bind(&s.client_id)?
                 .bind(s.media)?
-                .bind(&s.content)?;
+                .bind(&s.content)?
+                .bind(deferred)?;
             Ok(())
         })?;
         if appended {
@@ -761,6 +778,52 @@ mod tests {
             let explicit = abort_points(&w.conn, &super::POSTS.sql(rows));
             assert_eq!(explicit, ["MustBeInt"], "{rows} rows");
         }
+    }
+
+    /// A batch that ends with the fill inserts its posts entered: the fill rewrites only the
+    /// rows earlier batches left above the watermark, and every row ends entered below it.
+    #[test]
+    fn the_fill_rewrites_only_the_rows_of_earlier_batches() {
+        use super::super::deferred::CHANNEL_TAIL;
+        let (_dir, mut w, _r, mut g) = coven();
+        // The coven's three notices and 50 posts above the watermark, short of the bound.
+        post_many(&mut w, &mut g, 50);
+        w.conn
+            .execute_batch(
+                "CREATE TEMP TABLE rewritten (id INTEGER);
+                 CREATE TEMP TRIGGER rewrite AFTER UPDATE OF deferred ON messages
+                 BEGIN INSERT INTO rewritten VALUES (new.id); END;",
+            )
+            .unwrap();
+        let mut facts = Vec::new();
+        for i in 51..=CHANNEL_TAIL as i64 {
+            facts.extend(
+                g.post("coven", &jid("bob@localhost"), text(&i.to_string()), i * 10)
+                    .unwrap(),
+            );
+        }
+        commit(&mut w, facts);
+        let rewritten: Vec<i64> = w
+            .conn
+            .prepare("SELECT id FROM rewritten ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rewritten, (abs(1)..=abs(50)).collect::<Vec<_>>());
+        let (deferred, upto): (i64, i64) = w
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT (SELECT count(*) FROM messages WHERE deferred = 1), {}",
+                    super::super::deferred::INDEXED_UPTO
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((deferred, upto), (0, abs(CHANNEL_TAIL as i64)));
     }
 
     #[test]
