@@ -38,10 +38,6 @@ pub struct Bounds {
     pub ceiling: i64,
 }
 
-/// What a count read ([`Archive::count_upto_and_newest`]): how many rows up to its limit, the
-/// last of those counted, and the channel's newest id if it was read.
-pub type Tally = (usize, Option<i64>, Option<i64>);
-
 /// The statements of a history page on one backend; the page's logic over them is [`page`].
 /// Every method that takes a query reads its rows under the conditions of the query other
 /// than its ids' bounds (channel, notices, actions, media, sender, times, picked ids), and
@@ -103,23 +99,6 @@ pub trait Archive {
         };
         Ok((counted, last, newest))
     }
-    /// [`Archive::rows`], and with `count` (the query's bounds and a limit) what a filtered
-    /// `<count/>` reads ([`count`]): [`Archive::count_upto`], and when the bounds have no
-    /// ceiling [`Archive::count_upto_and_newest`]. A backend whose every statement is a round
-    /// trip to a server reads both in one, even for a page that turns out to hold all its
-    /// rows (its count then reads those few rows again); by default the rows alone are read
-    /// (no tally), and the count after them only if the page needs it.
-    fn rows_and_count(
-        &mut self,
-        q: &HistoryQuery,
-        bounds: Bounds,
-        order: Order,
-        limit: usize,
-        offset: usize,
-        _count: Option<(Bounds, usize)>,
-    ) -> anyhow::Result<(Vec<Archived>, Option<Tally>)> {
-        Ok((self.rows(q, bounds, order, limit, offset)?, None))
-    }
     /// What a query that filters nothing out matches: the channel's messages and actions,
     /// not its notices, as the running total `channels.message_count` keeps them.
     fn total(&mut self, channel: i64) -> anyhow::Result<usize>;
@@ -152,11 +131,7 @@ pub fn page(
         Page::Index(i) => (Order::Ascending, i),
         Page::Before(_) | Page::Last => (Order::Descending, 0),
     };
-    // Whether the page's count is read from the rows (else it is the channel's running
-    // total, or not asked for).
-    let counting = (q.counted && filtered(q)).then_some((bounds, COUNTED_EXACTLY + 1));
-    let (mut messages, tally) =
-        archive.rows_and_count(q, bounds.paged(&q.page), order, q.max + 1, offset, counting)?;
+    let mut messages = archive.rows(q, bounds.paged(&q.page), order, q.max + 1, offset)?;
     let complete = messages.len() <= q.max;
     messages.truncate(q.max);
     if order == Order::Descending {
@@ -175,10 +150,8 @@ pub fn page(
         // A first page that holds all there is has counted them.
         Some(first) if complete && !messages.is_empty() => first + messages.len(),
         // An estimate never says that a page with more after it is the last.
-        Some(first) if !complete => {
-            count(archive, q, bounds, tally)?.max(first + messages.len() + 1)
-        }
-        _ => count(archive, q, bounds, tally)?,
+        Some(first) if !complete => count(archive, q, bounds)?.max(first + messages.len() + 1),
+        _ => count(archive, q, bounds)?,
     };
     Ok(Ok(HistoryPage {
         messages,
@@ -284,24 +257,17 @@ fn filtered(q: &HistoryQuery) -> bool {
 
 /// How many rows match `q` on all its pages: the channel's running total when nothing is
 /// filtered out; else counted up to [`COUNTED_EXACTLY`], and beyond that estimated from
-/// where the last one counted lies within the bounds. `tally` is that count if it was read
-/// with the page's rows ([`Archive::rows_and_count`]).
-fn count(
-    archive: &mut impl Archive,
-    q: &HistoryQuery,
-    bounds: Bounds,
-    tally: Option<Tally>,
-) -> anyhow::Result<usize> {
+/// where the last one counted lies within the bounds.
+fn count(archive: &mut impl Archive, q: &HistoryQuery, bounds: Bounds) -> anyhow::Result<usize> {
     if !filtered(q) {
         return archive.total(q.channel);
     }
     // A ceiling is an archive row's id (`before-id`, or the first row after `end`) or none:
     // only then may the rows end below it, and the newest id is read.
     let limit = COUNTED_EXACTLY + 1;
-    let (counted, last, newest) = match (tally, bounds.ceiling) {
-        (Some(tally), _) => tally,
-        (None, i64::MAX) => archive.count_upto_and_newest(q, bounds, limit)?,
-        (None, _) => {
+    let (counted, last, newest) = match bounds.ceiling {
+        i64::MAX => archive.count_upto_and_newest(q, bounds, limit)?,
+        _ => {
             let (counted, last) = archive.count_upto(q, bounds, limit)?;
             (counted, last, None)
         }

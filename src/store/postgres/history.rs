@@ -68,14 +68,13 @@ impl Sql {
         }
     }
 
-    /// Appends `SELECT {columns} FROM messages WHERE` the conditions of `q` within `bounds`,
-    /// its parameters numbered after those before it.
-    fn select(&mut self, columns: &str, q: &HistoryQuery, bounds: Bounds) {
-        let sql = self;
-        sql.text
-            .push_str(&format!("SELECT {columns} FROM messages WHERE "));
-        sql.by_sender = q.with.is_some();
-        let (channel, sender) = (sql.args.len() + 1, sql.args.len() + 2);
+    /// `SELECT {columns} FROM messages WHERE` the conditions of `q` within `bounds`.
+    fn select(columns: &str, q: &HistoryQuery, bounds: Bounds) -> Sql {
+        let mut sql = Sql {
+            text: format!("SELECT {columns} FROM messages WHERE "),
+            args: Vec::new(),
+            by_sender: q.with.is_some(),
+        };
         match &q.with {
             // A generic plan (the readers keep nothing else, `mod.rs`) does not know how rare
             // `sender = $2` is: with the sender and the channel as equalities it walked the
@@ -89,7 +88,7 @@ impl Sql {
                 sql.bind(", ", Arg::Text(with.as_str().to_owned()), "");
                 sql.bind(", ", Arg::Int(bounds.floor), ")");
                 sql.bind(
-                    &format!(" AND (channel, sender, id) < (${channel}, ${sender}, "),
+                    " AND (channel, sender, id) < ($1, $2, ",
                     Arg::Int(bounds.ceiling),
                     ")",
                 );
@@ -120,58 +119,9 @@ impl Sql {
         if !q.ids.is_empty() {
             sql.bind(" AND id = ANY(", Arg::Ints(q.ids.clone()), ")");
         }
-    }
-
-    /// Appends [`Archive::rows`]'s statement. The limit a literal and no offset unless there
-    /// is one: with `LIMIT $n OFFSET $m` PostgreSQL's generic plan expects a tenth of the rows
-    /// it estimates, costs more than the custom one, and `auto` planned the page at each run
-    /// (0.12 ms of planning for 0.03 ms of running at 1 M messages); with these, it kept the
-    /// generic plan (0.007 ms), the plan the readers now always keep (`mod.rs`). The literal is
-    /// the limit rounded up to a multiple of eight, the rows beyond the limit dropped by the
-    /// reader: each reader connection keeps every statement text it prepared, so a client
-    /// cycling through every page size makes it prepare one text of each shape for eight
-    /// sizes, and a page `with` a sender, whose every row is a heap visit of its own, reads at
-    /// most seven rows more (a page of 50: 56 rows).
-    fn page(&mut self, q: &HistoryQuery, page: PageRead) {
-        self.select(ARCHIVED_COLUMNS, q, page.bounds);
-        self.text.push_str(&self.order_by(page.order));
-        self.text
-            .push_str(&format!(" LIMIT {}", page.limit.next_multiple_of(8)));
-        if page.offset > 0 {
-            self.bind(" OFFSET ", Arg::Int(page.offset as i64), "");
-        }
-    }
-
-    /// Appends [`Archive::count_upto`]'s statement: one row of [`COUNTED`] columns, with
-    /// `times` the earliest and latest time of the rows counted, with `newest` the channel's
-    /// newest id (one step down `messages_by_channel`). The limit a literal (always
-    /// [`history::COUNTED_EXACTLY`] + 1), so that the count keeps its generic plan as a page
-    /// does.
-    fn count(&mut self, q: &HistoryQuery, count: CountRead, times: bool) {
-        let channel = self.args.len() + 1;
-        let (columns, times) = match times {
-            true => ("id, at", "min(at), max(at)"),
-            false => ("id", "NULL::bigint, NULL::bigint"),
-        };
-        let newest = match count.newest {
-            true => format!(
-                "(SELECT id FROM messages WHERE channel = ${channel} ORDER BY id DESC LIMIT 1)"
-            ),
-            false => String::from("NULL::bigint"),
-        };
-        self.text.push_str(&format!(
-            "SELECT count(*), max(id), {times}, {newest} FROM ("
-        ));
-        self.select(columns, q, count.bounds);
-        self.text.push_str(&self.order_by(Order::Ascending));
-        self.text
-            .push_str(&format!(" LIMIT {}) AS counted", count.limit));
+        sql
     }
 }
-
-/// The columns of a count's row: how many, the last counted, the earliest and latest time
-/// counted (or NULL), the channel's newest id (or NULL).
-const COUNTED: usize = 5;
 
 /// How many ids one statement of the time search probes for each time: each statement is a
 /// round trip and a plan, and each probe a step into the index of a few buffers, so a read of
@@ -190,113 +140,105 @@ impl PgArchive<'_> {
         Ok(self.0.client.query_opt(&statement, params)?)
     }
 
-    /// A page's rows, its count, or both, in one statement. With times in `q` and nothing
-    /// skipped, read by the id bounds alone and the times checked (`untimed`); else, or when
-    /// a row read lies outside them, with the times in the SQL.
-    fn read(
+    /// [`Archive::rows`] with `q`'s conditions all in the SQL.
+    fn read_rows(
         &mut self,
         q: &HistoryQuery,
-        page: Option<PageRead>,
-        count: Option<CountRead>,
-    ) -> anyhow::Result<(Vec<Archived>, Option<Counted>)> {
-        let skips = page.is_some_and(|page| page.offset > 0);
-        if let Some(untimed) = untimed(q).filter(|_| !skips) {
-            let (rows, counted) = self.statement(&untimed, page, count, true)?;
-            let within = |(first, last)| within_times(q, first) && within_times(q, last);
-            let counted_within = counted
-                .as_ref()
-                .is_none_or(|counted| counted.times.is_none_or(within));
-            if counted_within && rows.iter().all(|m| within_times(q, m.posted.at)) {
-                return Ok((rows, counted));
-            }
+        bounds: Bounds,
+        order: Order,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<Archived>> {
+        let mut sql = Sql::select(ARCHIVED_COLUMNS, q, bounds);
+        // The limit a literal and no offset unless there is one: with `LIMIT $n OFFSET $m`
+        // PostgreSQL's generic plan expects a tenth of the rows it estimates, costs more than
+        // the custom one, and `auto` planned the page at each run (0.12 ms of planning for
+        // 0.03 ms of running at 1 M messages); with these, it kept the generic plan
+        // (0.007 ms), the plan the readers now always keep (`mod.rs`). The literal is the limit rounded up to a multiple of eight, the rows
+        // beyond the limit dropped here: each reader connection keeps every statement text it
+        // prepared, so a client cycling through every page size makes it prepare one text of
+        // each shape for eight sizes, and a page `with` a sender, whose every row is a heap
+        // visit of its own, reads at most seven rows more (a page of 50: 56 rows).
+        let fetched = limit.next_multiple_of(8);
+        sql.text.push_str(&sql.order_by(order));
+        sql.text.push_str(&format!(" LIMIT {fetched}"));
+        if offset > 0 {
+            sql.bind(" OFFSET ", Arg::Int(offset as i64), "");
         }
-        self.statement(q, page, count, false)
+        sql.query(self.0)?
+            .iter()
+            .take(limit)
+            .map(archived)
+            .collect()
     }
 
-    /// `read`'s statement, with `times` the earliest and latest time of the rows counted
-    /// (read only to be checked). Page and count together are one row of the count joined
-    /// to the page's rows: one round trip where they took two, each part the plan it has
-    /// alone.
-    fn statement(
-        &mut self,
-        q: &HistoryQuery,
-        page: Option<PageRead>,
-        count: Option<CountRead>,
-        times: bool,
-    ) -> anyhow::Result<(Vec<Archived>, Option<Counted>)> {
-        let mut sql = Sql::default();
-        match (page, count) {
-            (Some(page), None) => sql.page(q, page),
-            (None, Some(count)) => sql.count(q, count, times),
-            (Some(page), Some(count)) => {
-                sql.text.push_str("SELECT page.*, tally.* FROM (");
-                sql.count(q, count, times);
-                sql.text.push_str(") AS tally LEFT JOIN (");
-                sql.page(q, page);
-                sql.text.push_str(") AS page ON true");
-            }
-            (None, None) => return Ok((Vec::new(), None)),
-        }
-        let rows = sql.query(self.0)?;
-        let counted = match (count, rows.first()) {
-            (Some(_), Some(row)) => Some(Counted::of(row, row.len() - COUNTED)?),
-            _ => None,
-        };
-        let Some(page) = page else {
-            return Ok((Vec::new(), counted));
-        };
-        let mut messages = Vec::with_capacity(rows.len());
-        for row in &rows {
-            // Joined to the count, an empty page is one row whose page columns are NULL
-            // (`id` is the first).
-            if count.is_none() || row.try_get::<_, Option<i64>>(0)?.is_some() {
-                messages.push(archived(row)?);
-            }
-        }
-        if count.is_some() {
-            // A join's rows come in no promised order.
-            messages.sort_unstable_by_key(|m| m.posted.id);
-            if page.order == Order::Descending {
-                messages.reverse();
-            }
-        }
-        messages.truncate(page.limit);
-        Ok((messages, counted))
-    }
-
-    /// A count alone ([`Archive::count_upto`]), with `newest` the channel's newest id.
+    /// [`Archive::count_upto`] with `q`'s conditions all in the SQL, and with `times` the
+    /// earliest and latest time of the rows counted, if any (read only to be checked), with
+    /// `newest` the channel's newest id (one step down `messages_by_channel`, in the same
+    /// round trip). The limit a literal (always [`history::COUNTED_EXACTLY`] + 1), so that
+    /// the count keeps its generic plan as a page does (`read_rows`).
     fn counted(
+        &mut self,
+        q: &HistoryQuery,
+        bounds: Bounds,
+        limit: usize,
+        times: bool,
+        newest: bool,
+    ) -> anyhow::Result<Counted> {
+        let (columns, mut aggregates) = match times {
+            true => (
+                "id, at",
+                String::from("count(*), max(id), min(at), max(at)"),
+            ),
+            false => (
+                "id",
+                String::from("count(*), max(id), NULL::bigint, NULL::bigint"),
+            ),
+        };
+        if newest {
+            aggregates.push_str(
+                ", (SELECT id FROM messages WHERE channel = $1 ORDER BY id DESC LIMIT 1)",
+            );
+        }
+        let sql = Sql::select(columns, q, bounds);
+        let sql = Sql {
+            text: format!(
+                "SELECT {aggregates} FROM ({}{} LIMIT {limit}) AS counted",
+                sql.text,
+                sql.order_by(Order::Ascending)
+            ),
+            ..sql
+        };
+        let row = &sql.query(self.0)?[0];
+        Ok(Counted {
+            rows: row.try_get::<_, i64>(0)? as usize,
+            last: row.try_get(1)?,
+            times: row.try_get::<_, Option<i64>>(2)?.zip(row.try_get(3)?),
+            newest: match newest {
+                true => row.try_get(4)?,
+                false => None,
+            },
+        })
+    }
+
+    /// A count by the id bounds alone when `q` has times, checked against them (`untimed`),
+    /// else with the times in the SQL.
+    fn count(
         &mut self,
         q: &HistoryQuery,
         bounds: Bounds,
         limit: usize,
         newest: bool,
     ) -> anyhow::Result<Counted> {
-        let count = CountRead {
-            bounds,
-            limit,
-            newest,
-        };
-        let (_, counted) = self.read(q, None, Some(count))?;
-        counted.ok_or_else(|| anyhow::anyhow!("a count read no row"))
+        if let Some(untimed) = untimed(q) {
+            let counted = self.counted(&untimed, bounds, limit, true, newest)?;
+            let within = |(first, last)| within_times(q, first) && within_times(q, last);
+            if counted.times.is_none_or(within) {
+                return Ok(counted);
+            }
+        }
+        self.counted(q, bounds, limit, false, newest)
     }
-}
-
-/// What [`Archive::rows`] reads.
-#[derive(Clone, Copy)]
-struct PageRead {
-    bounds: Bounds,
-    order: Order,
-    limit: usize,
-    offset: usize,
-}
-
-/// What [`Archive::count_upto`] reads, and with `newest` the channel's newest id.
-#[derive(Clone, Copy)]
-struct CountRead {
-    bounds: Bounds,
-    limit: usize,
-    newest: bool,
 }
 
 /// What a count read: how many rows, the last id counted, if asked for the earliest and
@@ -307,20 +249,6 @@ struct Counted {
     last: Option<i64>,
     times: Option<(i64, i64)>,
     newest: Option<i64>,
-}
-
-impl Counted {
-    /// From a row's [`COUNTED`] columns from `at` on.
-    fn of(row: &Row, at: usize) -> anyhow::Result<Counted> {
-        Ok(Counted {
-            rows: row.try_get::<_, i64>(at)? as usize,
-            last: row.try_get(at + 1)?,
-            times: row
-                .try_get::<_, Option<i64>>(at + 2)?
-                .zip(row.try_get(at + 3)?),
-            newest: row.try_get(at + 4)?,
-        })
-    }
 }
 
 impl Archive for PgArchive<'_> {
@@ -396,34 +324,14 @@ impl Archive for PgArchive<'_> {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<Archived>> {
-        Ok(self
-            .rows_and_count(q, bounds, order, limit, offset, None)?
-            .0)
-    }
-
-    fn rows_and_count(
-        &mut self,
-        q: &HistoryQuery,
-        bounds: Bounds,
-        order: Order,
-        limit: usize,
-        offset: usize,
-        count: Option<(Bounds, usize)>,
-    ) -> anyhow::Result<(Vec<Archived>, Option<history::Tally>)> {
-        let page = PageRead {
-            bounds,
-            order,
-            limit,
-            offset,
-        };
-        // The newest id only where `history::count` would ask for it: bounds with no ceiling.
-        let count = count.map(|(bounds, limit)| CountRead {
-            bounds,
-            limit,
-            newest: bounds.ceiling == i64::MAX,
-        });
-        let (rows, counted) = self.read(q, Some(page), count)?;
-        Ok((rows, counted.map(|c| (c.rows, c.last, c.newest))))
+        // Only when nothing is skipped: skipped rows would go unchecked.
+        if let Some(untimed) = untimed(q).filter(|_| offset == 0) {
+            let rows = self.read_rows(&untimed, bounds, order, limit, 0)?;
+            if rows.iter().all(|m| within_times(q, m.posted.at)) {
+                return Ok(rows);
+            }
+        }
+        self.read_rows(q, bounds, order, limit, offset)
     }
 
     fn count_upto(
@@ -432,7 +340,7 @@ impl Archive for PgArchive<'_> {
         bounds: Bounds,
         limit: usize,
     ) -> anyhow::Result<(usize, Option<i64>)> {
-        let counted = self.counted(q, bounds, limit, false)?;
+        let counted = self.count(q, bounds, limit, false)?;
         Ok((counted.rows, counted.last))
     }
 
@@ -442,7 +350,7 @@ impl Archive for PgArchive<'_> {
         bounds: Bounds,
         limit: usize,
     ) -> anyhow::Result<(usize, Option<i64>, Option<i64>)> {
-        let counted = self.counted(q, bounds, limit, true)?;
+        let counted = self.count(q, bounds, limit, true)?;
         Ok((counted.rows, counted.last, counted.newest))
     }
 
