@@ -154,11 +154,12 @@ impl PgArchive<'_> {
         // PostgreSQL's generic plan expects a tenth of the rows it estimates, costs more than
         // the custom one, and `auto` planned the page at each run (0.12 ms of planning for
         // 0.03 ms of running at 1 M messages); with these, it kept the generic plan
-        // (0.007 ms), the plan the readers now always keep (`mod.rs`). The literal is the limit rounded up to a multiple of eight, the rows
-        // beyond the limit dropped here: each reader connection keeps every statement text it
-        // prepared, so a client cycling through every page size makes it prepare one text of
-        // each shape for eight sizes, and a page `with` a sender, whose every row is a heap
-        // visit of its own, reads at most seven rows more (a page of 50: 56 rows).
+        // (0.007 ms), the plan the readers now always keep (`mod.rs`). The literal is the
+        // limit rounded up to a multiple of eight, the rows beyond the limit dropped here:
+        // each reader connection keeps every statement text it prepared, so a client cycling
+        // through every page size makes it prepare one text of each shape for eight sizes,
+        // and a page `with` a sender, whose every row is a heap visit of its own, reads at
+        // most seven rows more (a page of 50: 56 rows).
         let fetched = limit.next_multiple_of(8);
         sql.text.push_str(&sql.order_by(order));
         sql.text.push_str(&format!(" LIMIT {fetched}"));
