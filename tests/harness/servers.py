@@ -52,6 +52,36 @@ def wait_for_port(port, timeout=30.0):
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
+def wait_for_component_host(port, timeout=30.0):
+    """Waits until the component port accepts a stream to the MIX domain. Prosody opens the port
+    when mod_component loads globally and knows the component host only a moment later, when the
+    module is added to it: a stream opened in between is closed at once with host-unknown. A
+    stream to a known host stays open, waiting for the handshake."""
+    wait_for_port(port, timeout)
+    header = (
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
+        f"xmlns:stream='http://etherx.jabber.org/streams' to='{MIX_DOMAIN}'>"
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as probe:
+            probe.sendall(header.encode())
+            answer = b""
+            while b"</stream:stream>" not in answer:
+                probe.settimeout(0.3 if b" id=" in answer else 5)
+                try:
+                    chunk = probe.recv(4096)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                answer += chunk
+        if b" id=" in answer and b"</stream:stream>" not in answer:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"the server on 127.0.0.1:{port} does not know {MIX_DOMAIN} after {timeout} s")
+
+
 def started(kind, users):
     """A server of `kind` (Prosody, Ejabberd, EjabberdCluster) in a directory of its own,
     started, with `users` registered."""
@@ -140,7 +170,7 @@ class Prosody(Server):
             stderr=subprocess.STDOUT,
         )
         wait_for_port(self.c2s_port)
-        wait_for_port(self.component_port)
+        wait_for_component_host(self.component_port)
 
     def register(self, user):
         subprocess.run(
