@@ -149,13 +149,21 @@ CREATE TABLE messages (
     action_target     INTEGER,
     -- On a retracted message: the archive id of its retraction (the tombstone names it).
     retraction        INTEGER,
-    -- 1 while a post's look-up entries (by sender, client id, origin-id: the partial
-    -- indexes below) are not yet entered: posts are stored with only their row and
-    -- `(channel, id)`, and the writer enters many channels' entries at once
+    -- 1 while a post's look-up entries (by channel, sender, client id, origin-id: the
+    -- partial indexes below) are not yet entered: posts are stored with only their row and
+    -- an entry in `tail`, and the writer enters many channels' entries at once
     -- (src/store/sqlite/deferred.rs); every row up to `meta.indexed_upto` has them.
     deferred          INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX messages_by_channel ON messages (channel, id);
+CREATE INDEX messages_by_channel ON messages (channel, id) WHERE deferred = 0;
+-- The posts not yet entered (`deferred = 1`), by channel: what `(channel, id)` above holds of
+-- the other rows. A few dozen pages at most (src/store/sqlite/deferred.rs bounds them), so a
+-- commit of posts into many channels dirties those instead of a leaf of the index a channel.
+CREATE TABLE tail (
+    channel INTEGER NOT NULL,
+    id      INTEGER NOT NULL,
+    PRIMARY KEY (channel, id)
+) WITHOUT ROWID;
 -- History filtered by sender (MAM `with`) and media-only history (MAM's media field, the
 -- FlyChat SDK's media list), paged by id like the rest: the index's entries end with the
 -- rowid, the archive id. The media one holds only media rows. A sender's messages and
@@ -202,5 +210,5 @@ CREATE TABLE meta (
     value BLOB NOT NULL
 ) WITHOUT ROWID;
 -- `indexed_upto`: the archive id up to which every row's look-up entries are entered (see
--- `messages.deferred`); rows above it are read through `(channel, id)`.
+-- `messages.deferred`); rows above it not yet entered are read through `tail`.
 INSERT INTO meta (name, value) VALUES ('indexed_upto', 0);

@@ -93,11 +93,13 @@ pub(super) fn named(snapshot: Snapshot, name: &str) -> Option<Box<Channel>> {
 }
 
 /// The query of the counts `show` tells of a channel, in [`counts`]'s order, `key` being the
-/// backend's placeholder for the channel's key.
-pub(super) fn counts_query(key: &str) -> String {
+/// backend's placeholder for the channel's key and `archive` its rows' `notice` column as a
+/// table (the backend's: SQLite finds a channel's rows in two places).
+pub(super) fn counts_query(key: &str, archive: &str) -> String {
+    let archive = archive.replace("{key}", key);
     format!(
-        "SELECT (SELECT count(*) FROM messages WHERE channel = {key} AND notice = 0),
-                (SELECT count(*) FROM messages WHERE channel = {key} AND notice != 0),
+        "SELECT (SELECT count(*) FROM {archive} WHERE notice = 0),
+                (SELECT count(*) FROM {archive} WHERE notice != 0),
                 (SELECT count(*) FROM presence WHERE channel = {key})"
     )
 }
@@ -184,9 +186,7 @@ const CONSISTENCY: &[(&str, &str)] = &[
     (
         "channel {0} counts {1} messages but its archive holds {2}",
         "SELECT name, total, held FROM
-           (SELECT name, {total} AS total,
-                   (SELECT count(*) FROM messages WHERE channel = key AND notice = 0) AS held
-              FROM channels) c
+           (SELECT name, {total} AS total, {held} AS held FROM channels) c
            WHERE total != held",
     ),
     (
@@ -223,11 +223,18 @@ const CONSISTENCY: &[(&str, &str)] = &[
 ];
 
 /// [`CONSISTENCY`]'s findings and queries, `{total}` in them being `total`, the backend's
-/// expression of a channel's message total over a row of `channels` (as [`summary_columns`]).
-pub(super) fn consistency(total: &str) -> impl Iterator<Item = (&'static str, String)> + '_ {
-    CONSISTENCY
-        .iter()
-        .map(move |(say, query)| (*say, query.replace("{total}", total)))
+/// expression of a channel's message total over a row of `channels` (as [`summary_columns`]),
+/// and `{held}` being `held`, its count of the messages the channel's archive holds.
+pub(super) fn consistency<'a>(
+    total: &'a str,
+    held: &'a str,
+) -> impl Iterator<Item = (&'static str, String)> + 'a {
+    CONSISTENCY.iter().map(move |(say, query)| {
+        (
+            *say,
+            query.replace("{total}", total).replace("{held}", held),
+        )
+    })
 }
 
 /// A finding of [`CONSISTENCY`]: `say` with each `{i}` replaced by the row's column `i`.

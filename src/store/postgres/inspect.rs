@@ -39,6 +39,10 @@ fn channel_key(conn: &mut Conn, name: &str) -> anyhow::Result<Option<i64>> {
 /// A channel's message total over a row of `channels`: its running total, which the writer
 /// raises in every batch.
 const TOTAL: &str = "message_count";
+/// The messages a channel's archive holds, over a row of `channels`.
+const HELD: &str = "(SELECT count(*) FROM messages WHERE channel = key AND notice = 0)";
+/// A channel's rows' `notice` column, `{key}` its key.
+const ARCHIVE: &str = "(SELECT notice FROM messages WHERE channel = {key}) AS archive";
 
 impl Inspector for PgInspector {
     fn channels(&self, matching: Option<&str>) -> anyhow::Result<Vec<ChannelSummary>> {
@@ -63,7 +67,7 @@ impl Inspector for PgInspector {
             };
             let row = conn
                 .client
-                .query_one(&counts_query("$1"), &[&channel.key])?;
+                .query_one(&counts_query("$1", ARCHIVE), &[&channel.key])?;
             let counts = counts(&row)?;
             Ok(Some((*channel, counts)))
         })
@@ -104,7 +108,7 @@ impl Inspector for PgInspector {
     fn check(&self) -> anyhow::Result<Vec<String>> {
         self.reader.with_conn(|conn| {
             let mut findings = Vec::new();
-            for (say, query) in consistency(TOTAL) {
+            for (say, query) in consistency(TOTAL, HELD) {
                 // The simple protocol answers every column as text, as a finding shows it.
                 for message in conn.client.simple_query(&query)? {
                     if let SimpleQueryMessage::Row(row) = message {

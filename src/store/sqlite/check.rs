@@ -2,20 +2,35 @@
 //! tables that both stores check alike (`store::inspect::consistency`). Each finding is one
 //! readable line.
 
-use super::deferred::{channel_total, indexed_upto};
+use super::deferred::{channel_total, indexed_upto, CHANNEL_HELD};
 use super::inspect::SqliteInspector;
 use crate::store::inspect::{consistency, finding};
 
 /// What only SQLite's layout can get wrong, as [`consistency`] says it.
-const SQLITE_CONSISTENCY: &[(&str, &str)] = &[(
-    "{0} archived messages at or below the watermark of look-up entries ({1}) have none \
-     (history with a sender and look-ups by the sender's ids miss them)",
-    concat!(
-        "SELECT count(*), w FROM messages, (SELECT ",
-        indexed_upto!(),
-        " AS w) WHERE deferred = 1 AND id <= w HAVING count(*) > 0"
+const SQLITE_CONSISTENCY: &[(&str, &str)] = &[
+    (
+        "{0} archived messages at or below the watermark of look-up entries ({1}) have none \
+         (history with a sender and look-ups by the sender's ids miss them)",
+        concat!(
+            "SELECT count(*), w FROM messages, (SELECT ",
+            indexed_upto!(),
+            " AS w) WHERE deferred = 1 AND id <= w HAVING count(*) > 0"
+        ),
     ),
-)];
+    (
+        "{0} archived messages not yet entered are not in the tail's table, and {1} of its \
+         entries are not such a message (history misses or repeats them)",
+        concat!(
+            "SELECT missing, stray FROM (SELECT
+               (SELECT count(*) FROM messages NOT INDEXED WHERE id > ",
+            indexed_upto!(),
+            " AND deferred = 1 AND id NOT IN (SELECT id FROM tail)) AS missing,
+               (SELECT count(*) FROM tail t WHERE NOT EXISTS (SELECT 1 FROM messages m
+                 WHERE m.id = t.id AND m.channel = t.channel AND m.deferred = 1)) AS stray)
+             WHERE missing + stray > 0"
+        ),
+    ),
+];
 
 impl SqliteInspector {
     /// What is wrong with the database; empty when nothing is.
@@ -32,7 +47,7 @@ impl SqliteInspector {
         let sqlite_only = SQLITE_CONSISTENCY
             .iter()
             .map(|&(say, query)| (say, query.to_owned()));
-        for (say, query) in consistency(channel_total!()).chain(sqlite_only) {
+        for (say, query) in consistency(channel_total!(), CHANNEL_HELD).chain(sqlite_only) {
             let mut stmt = self.conn.prepare(&query)?;
             let columns = stmt.column_count();
             let mut rows = stmt.query([])?;

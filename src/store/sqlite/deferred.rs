@@ -1,27 +1,32 @@
-//! Deferred look-up entries. A post is stored with its row and its `(channel, id)` entry
-//! only (`messages.deferred = 1`); its entries in the indexes that find a message by sender
+//! Deferred look-up entries. A post is stored with its row and an entry in the tail's
+//! table (`tail (channel, id)`) only (`messages.deferred = 1`); its entries in the indexes
+//! that find a message by channel (`(channel, id)`, partial: `deferred = 0`), by sender
 //! (history `with`), by client id and by origin-id (`find_message`) are entered later, many
 //! at once, by an `UPDATE` of the rows above the watermark (`meta.indexed_upto`) in the
-//! transaction of a group commit. Entered one post at a time, each post dirtied a page of
-//! each of those indexes in its channel (most of the store's CPU once channels hold a few
-//! hundred messages: docs/benchmarks.md, "Storing posts into many small channels"); entered
-//! together, a channel's new entries share their page.
+//! transaction of a group commit, which empties the tail's table. Entered one post at a
+//! time, each post dirtied a page of each of those indexes in its channel: a commit of posts
+//! into many channels a leaf of `(channel, id)` a post, each a WAL frame and its checkpoint's
+//! copy (docs/benchmarks.md, "Posts into many small channels without a `(channel, id)` page
+//! each"); the tail's table is a few dozen pages, which every commit shares; entered together,
+//! a channel's new entries share their page.
 //!
 //! Readers find every row: the indexes for the rows entered (`deferred = 0`), and a channel's
-//! rows above the watermark not yet entered (`deferred = 1`) through `(channel, id)`: by the
-//! flag, not the watermark, because rows above it may be entered already (notices and actions;
-//! and the posts of a batch that ends with the fill anyway, inserted entered so that the fill
-//! does not rewrite each in the same transaction, `write.rs`). The writer keeps that tail
-//! short: it enters the entries as soon as one channel has [`CHANNEL_TAIL`] rows above the
-//! watermark or the service [`TOTAL_TAIL`], so no reader walks more than a few dozen rows of
-//! it. Counted are every row a channel's archive gains (notices and actions too, which are
-//! entered at once), since the tail's walk passes them all. The watermark and the rows' flags
-//! change in the same transaction: a crash leaves rows above the watermark, which the next fill
-//! enters (at the latest when the writer opens).
+//! rows not yet entered (`deferred = 1`) through the tail's table, which holds exactly those
+//! (they change in the same statements' transaction). Rows above the watermark may be entered
+//! already (notices and actions; and the posts of a batch that ends with the fill anyway,
+//! inserted entered so that the fill does not rewrite each in the same transaction,
+//! `write.rs`): those are in the indexes, not the tail. The writer keeps the tail short: it
+//! enters the entries as soon as one channel has [`CHANNEL_TAIL`] rows above the watermark
+//! or the service [`TOTAL_TAIL`], so no reader walks more than a few dozen rows of it.
+//! Counted are every row a channel's archive gains (notices and actions too, which are
+//! entered at once), since the tail's walk passes them all. The watermark, the rows' flags and
+//! the tail's table change in the same transaction: a crash leaves rows above the watermark,
+//! which the next fill enters (at the latest when the writer opens).
 //!
 //! The channels' message totals move with the watermark too: `channels.message_count`
 //! counts a channel's messages at or below it, the fill adds those above it, and a reader's
-//! total adds the channel's tail (a few dozen rows at most, through `(channel, id)`).
+//! total adds the channel's messages above it: the entered ones through `(channel, id)`, the
+//! tail's through its table (a few dozen rows at most).
 
 use std::collections::HashMap;
 
@@ -40,21 +45,33 @@ macro_rules! indexed_upto {
     };
 }
 pub(super) use indexed_upto;
+#[cfg(test)]
 pub(super) const INDEXED_UPTO: &str = indexed_upto!();
 
 /// A channel's message total, in a statement over `channels`: its running total (the rows
-/// at or below the watermark) and its messages above the watermark, counted through
-/// `(channel, id)`.
+/// at or below the watermark) and its messages above the watermark: those entered, counted
+/// through `(channel, id)`, and the tail's (posts, never notices).
 macro_rules! channel_total {
     () => {
         concat!(
-            "(message_count + (SELECT count(*) FROM messages WHERE channel = channels.key AND id > ",
+            "(message_count + (SELECT count(*) FROM messages WHERE channel = channels.key AND deferred = 0 AND id > ",
             $crate::store::sqlite::deferred::indexed_upto!(),
-            " AND notice = 0))"
+            " AND notice = 0) + (SELECT count(*) FROM tail WHERE channel = channels.key))"
         )
     };
 }
 pub(super) use channel_total;
+
+/// The messages a channel's archive holds, over a row of `channels`: its entered ones,
+/// through `(channel, id)`, and its tail's (posts, never notices). For `mixd admin check`.
+pub(super) const CHANNEL_HELD: &str =
+    "((SELECT count(*) FROM messages WHERE channel = key AND deferred = 0 AND notice = 0)
+      + (SELECT count(*) FROM tail WHERE channel = key))";
+/// A channel's rows' `notice` column, `{key}` its key: the entered rows through `(channel,
+/// id)` and the tail's (posts). For `mixd admin show`.
+pub(super) const CHANNEL_NOTICES: &str =
+    "(SELECT notice FROM messages WHERE channel = {key} AND deferred = 0
+      UNION ALL SELECT 0 FROM tail WHERE channel = {key})";
 
 /// The fill: every row above the watermark gets its look-up entries ([`enter`]).
 const FILL: &str = concat!(
@@ -124,8 +141,8 @@ impl Tail {
 }
 
 /// Enters the look-up entries of every row above the watermark (a walk of the rowid from
-/// it: the rows are the archive's last), counts those rows into their channels' totals, and
-/// raises the watermark to the newest row.
+/// it: the rows are the archive's last), counts those rows into their channels' totals,
+/// empties the tail's table and raises the watermark to the newest row.
 ///
 /// `OR FAIL`, not the default `OR ABORT`: SQLite gives a statement that may abort after
 /// changing rows a statement journal, a copy of every page it is about to change, so that
@@ -138,6 +155,7 @@ impl Tail {
 pub(super) fn enter(conn: &Connection) -> rusqlite::Result<()> {
     conn.prepare_cached(COUNT)?.execute([])?;
     conn.prepare_cached(FILL)?.execute([])?;
+    conn.prepare_cached("DELETE FROM tail")?.execute([])?;
     conn.prepare_cached(
         "UPDATE meta SET value = max(value, (SELECT coalesce(max(id), 0) FROM messages))
          WHERE name = 'indexed_upto'",
@@ -164,6 +182,36 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap()
+    }
+
+    /// The tail's table: the ids it names.
+    fn tail(conn: &Connection) -> Vec<i64> {
+        conn.prepare("SELECT id FROM tail ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// Every commit leaves the tail's table holding exactly the posts not entered, which is
+    /// all a crash can leave; the store reopened finds every post, before and after the fill.
+    #[test]
+    fn the_tail_table_holds_the_posts_not_entered_at_every_commit() {
+        use crate::store::{Page, Reader};
+        let (dir, mut w, r, mut g) = coven();
+        for n in 1..=CHANNEL_TAIL as i64 + 5 {
+            post_many(&mut w, &mut g, 1);
+            assert_eq!(tail(&w.conn), deferred(&w.conn), "after post {n}");
+            let page = r.history(&query(Page::First, 200)).unwrap();
+            assert_eq!(ids(&page), (1..=n).collect::<Vec<_>>());
+        }
+        assert!(!tail(&w.conn).is_empty());
+        drop((w, r));
+        let (w, r) = super::super::open(&dir.path().join("t.db"), Default::default()).unwrap();
+        assert!(tail(&w.conn).is_empty() && deferred(&w.conn).is_empty());
+        let page = r.history(&query(Page::First, 200)).unwrap();
+        assert_eq!(ids(&page).len(), CHANNEL_TAIL as usize + 5);
     }
 
     #[test]

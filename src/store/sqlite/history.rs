@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use jid::BareJid;
 
-use super::deferred::{channel_total, indexed_upto, INDEXED_UPTO};
+use super::deferred::channel_total;
 use super::{bare, in_one_read, SqliteReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
@@ -17,31 +17,51 @@ use crate::store::history::{self, Archive, Bounds, Order};
 use crate::store::time_search;
 use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt};
 
+/// The first or last row (`$order`) of channel `?1` within `$ids` (conditions on `id`) as
+/// `id$columns`: the ends of its entered rows, through `(channel, id)`, and of its tail's,
+/// through the tail's table (`deferred.rs`), each a bounded probe.
+macro_rules! channel_end {
+    ($columns:literal, $ids:literal, $order:literal) => {
+        concat!(
+            "SELECT id",
+            $columns,
+            " FROM messages WHERE id IN (
+               SELECT id FROM (SELECT id FROM messages INDEXED BY messages_by_channel
+                 WHERE deferred = 0 AND channel = ?1 AND ",
+            $ids,
+            " ORDER BY id ",
+            $order,
+            " LIMIT 1)
+               UNION ALL
+               SELECT id FROM (SELECT id FROM tail WHERE channel = ?1 AND ",
+            $ids,
+            " ORDER BY id ",
+            $order,
+            " LIMIT 1))
+             ORDER BY id ",
+            $order,
+            " LIMIT 1"
+        )
+    };
+}
+
 /// The history statements on one SQLite connection.
 struct SqliteArchive<'c>(&'c Connection);
 
-/// Where a query's rows are read: named for the filters that have an index of their own, so
-/// that SQLite never walks the whole channel in id order to find a rare sender's messages
-/// (without statistics, which mixd does not gather, its planner sometimes did). A sender's
-/// rows are read through the indexes of entered look-up entries (`deferred.rs`), one for its
-/// messages and one for its notices ([`Arm::Entered`], [`Arm::EnteredNotices`]), and the
-/// channel's rows above the watermark beside them ([`Arm::Tail`]).
-fn source(q: &HistoryQuery) -> &'static str {
-    if q.media_only {
-        "messages INDEXED BY messages_with_media"
-    } else {
-        "messages"
-    }
-}
-
-/// Which of a query's rows a statement reads. A query through indexes whose entries are
-/// deferred (`with` a sender) reads several arms, each ordered and limited on its own and
-/// merged by the caller: the entered rows from the sender's indexes, and the channel's rows
-/// above the watermark through `(channel, id)` (fewer than `deferred::CHANNEL_TAIL`).
+/// Which of a query's rows a statement reads. Each is read through an index named in its
+/// statement, so that SQLite never walks the whole channel in id order to find a rare
+/// sender's messages (without statistics, which mixd does not gather, its planner sometimes
+/// did). A query through indexes whose entries are deferred (`deferred.rs`: `(channel, id)`
+/// and a sender's) reads several arms, each ordered and limited on its own and merged by the
+/// caller: the entered rows from those indexes, and the channel's rows not yet entered
+/// through the tail's table (fewer than `deferred::CHANNEL_TAIL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Arm {
-    /// Every row, through [`source`]: a query with no deferred index.
-    Whole,
+    /// Every row, through the media index, which holds the rows not yet entered too: a
+    /// media-only query.
+    Media,
+    /// The channel's rows whose look-up entries are entered, through `(channel, id)`.
+    Channel,
     /// The sender's messages whose look-up entries are entered, through
     /// `messages_by_sender`. Its statement names `notice = 0`, which that partial index
     /// implies: so SQLite reads neither column from the table, and a statement of ids (a
@@ -50,7 +70,7 @@ enum Arm {
     /// The sender's notices whose look-up entries are entered, through `notices_by_sender`:
     /// read only when the query keeps notices.
     EnteredNotices,
-    /// The rows above the watermark, not yet entered.
+    /// The rows not yet entered, through the tail's table.
     Tail,
 }
 
@@ -59,13 +79,13 @@ fn arms(q: &HistoryQuery) -> &'static [Arm] {
     match (&q.with, q.with_notices) {
         (Some(_), false) => &[Arm::Entered, Arm::Tail],
         (Some(_), true) => &[Arm::Entered, Arm::EnteredNotices, Arm::Tail],
-        (None, _) => &[Arm::Whole],
+        (None, _) if q.media_only => &[Arm::Media],
+        (None, _) => &[Arm::Channel, Arm::Tail],
     }
 }
 
-/// The conditions of `q` within `bounds`, its ids above `floor` (an SQL expression of the
-/// floor's parameter): SQL and its parameters.
-fn conditions(q: &HistoryQuery, bounds: Bounds, floor: &str) -> (String, Vec<Value>) {
+/// The conditions of `q` within `bounds`: SQL and its parameters.
+fn conditions(q: &HistoryQuery, bounds: Bounds) -> (String, Vec<Value>) {
     let mut sql = String::from("channel = ?");
     let mut args: Vec<Value> = vec![q.channel.into()];
     if !q.with_notices {
@@ -97,7 +117,7 @@ fn conditions(q: &HistoryQuery, bounds: Bounds, floor: &str) -> (String, Vec<Val
         sql.push(')');
         args.extend(q.ids.iter().map(|&id| Value::from(id)));
     }
-    sql.push_str(&format!(" AND id > {floor} AND id < ?"));
+    sql.push_str(" AND id > ? AND id < ?");
     args.extend([bounds.floor.into(), bounds.ceiling.into()]);
     (sql, args)
 }
@@ -105,8 +125,9 @@ fn conditions(q: &HistoryQuery, bounds: Bounds, floor: &str) -> (String, Vec<Val
 /// The statement of `arm` of `q`'s rows within `bounds` as `columns` (which name `id`), in
 /// `order`, up to `limit` after an offset (the whole) or up to `limit` and the offset (an
 /// arm), and its parameters but the offset, which the caller binds last. The limit is written into the statement: a page size is one of a few, each a
-/// statement that stays prepared. The tail's one lower bound is the floor or the watermark,
-/// whichever is higher (never two: see [`Bounds`]); the deferred flag keeps the arms apart.
+/// statement that stays prepared. The deferred flag keeps the arms apart: the tail's table
+/// holds exactly the rows not entered. The tail's rows are found by their ids (`NOT
+/// INDEXED`: rowid look-ups only), so that no index of the channel's whole archive is walked.
 fn select(
     q: &HistoryQuery,
     bounds: Bounds,
@@ -116,31 +137,35 @@ fn select(
     limit: usize,
 ) -> (String, Vec<Value>) {
     let order = order.sql();
-    let (from, flag, floor) = match arm {
-        Arm::Whole => (source(q), "", "?".to_owned()),
+    let (from, flag) = match arm {
+        Arm::Media => ("messages INDEXED BY messages_with_media", ""),
+        Arm::Channel => (
+            "messages INDEXED BY messages_by_channel",
+            "deferred = 0 AND ",
+        ),
         Arm::Entered => (
             "messages INDEXED BY messages_by_sender",
             "deferred = 0 AND notice = 0 AND ",
-            "?".to_owned(),
         ),
         Arm::EnteredNotices => (
             "messages INDEXED BY notices_by_sender",
             "deferred = 0 AND notice != 0 AND ",
-            "?".to_owned(),
         ),
         Arm::Tail => (
-            "messages INDEXED BY messages_by_channel",
-            "deferred = 1 AND ",
-            format!("max(?, {INDEXED_UPTO})"),
+            "messages NOT INDEXED",
+            "id IN (SELECT id FROM tail WHERE channel = ?) AND ",
         ),
     };
-    // A page of the whole skips its offset in SQLite; an arm reads that many more, skipped
-    // once the arms are merged.
+    // A page of a single arm skips its offset in SQLite; an arm of several reads that many
+    // more, skipped once the arms are merged.
     let skip = match arm {
-        Arm::Whole => "OFFSET",
-        Arm::Entered | Arm::EnteredNotices | Arm::Tail => "+",
+        Arm::Media => "OFFSET",
+        Arm::Channel | Arm::Entered | Arm::EnteredNotices | Arm::Tail => "+",
     };
-    let (conditions, args) = conditions(q, bounds, &floor);
+    let (conditions, mut args) = conditions(q, bounds);
+    if arm == Arm::Tail {
+        args.insert(0, q.channel.into());
+    }
     let sql = format!(
         "SELECT {columns} FROM {from} WHERE {flag}{conditions} ORDER BY id {order} LIMIT {limit} {skip} ?"
     );
@@ -160,7 +185,7 @@ impl Archive for SqliteArchive<'_> {
     fn newest_id(&mut self, channel: i64) -> anyhow::Result<Option<i64>> {
         Ok(self
             .0
-            .prepare_cached("SELECT id FROM messages WHERE channel = ?1 ORDER BY id DESC LIMIT 1")?
+            .prepare_cached(channel_end!("", "id > 0", "DESC"))?
             .query_row([channel], |r| r.get(0))
             .optional()?)
     }
@@ -185,17 +210,10 @@ impl Archive for SqliteArchive<'_> {
                 })
                 .optional()
         };
-        let Some(first) = row(
-            "SELECT id, at FROM messages WHERE channel = ?1 AND id > ?2 AND id < ?3
-             ORDER BY id LIMIT 1",
-        )?
-        else {
+        let Some(first) = row(channel_end!(", at", "id > ?2 AND id < ?3", "ASC"))? else {
             return Ok(None);
         };
-        let last = row(
-            "SELECT id, at FROM messages WHERE channel = ?1 AND id > ?2 AND id < ?3
-             ORDER BY id DESC LIMIT 1",
-        )?;
+        let last = row(channel_end!(", at", "id > ?2 AND id < ?3", "DESC"))?;
         Ok(Some((first, last.unwrap_or(first))))
     }
 
@@ -205,10 +223,9 @@ impl Archive for SqliteArchive<'_> {
         froms: &[i64],
         below: i64,
     ) -> anyhow::Result<Vec<Option<time_search::Row>>> {
-        let mut statement = self.0.prepare_cached(
-            "SELECT id, at FROM messages WHERE channel = ?1 AND id >= ?2 AND id < ?3
-             ORDER BY id LIMIT 1",
-        )?;
+        let mut statement =
+            self.0
+                .prepare_cached(channel_end!(", at", "id >= ?2 AND id < ?3", "ASC"))?;
         froms
             .iter()
             .map(|&from| {
@@ -243,7 +260,7 @@ impl Archive for SqliteArchive<'_> {
             }
             arms_rows.push(read);
         }
-        if let [Arm::Whole] = arms(q) {
+        if let [Arm::Media] = arms(q) {
             return Ok(arms_rows.pop().unwrap_or_default());
         }
         let mut merged: Vec<Archived> = arms_rows.into_iter().flatten().collect();
@@ -371,11 +388,10 @@ pub(super) fn find_message(
 /// The newest message of channel `?1` whose origin-id or client id is `?2`: one probe of each
 /// id's index, named because SQLite would otherwise walk the channel's `(channel, id)` index
 /// from its newest row, and a reference to no message (anyone can send one) would read the
-/// channel's whole archive; and the channel's rows above the watermark, whose entries are
-/// not yet entered (`deferred.rs`: a few dozen at most), through `(channel, id)`. An
-/// origin-id equal to the client id has no entry of its own: the client id's finds it.
-const REFERENCE_LOOKUP: &str = concat!(
-    "SELECT id, channel, sender, retracted_at, client_id FROM (
+/// channel's whole archive; and the channel's rows whose entries are not yet entered
+/// (`deferred.rs`: a few dozen at most), through the tail's table. An origin-id equal to the
+/// client id has no entry of its own: the client id's finds it.
+const REFERENCE_LOOKUP: &str = "SELECT id, channel, sender, retracted_at, client_id FROM (
      SELECT id, channel, sender, retracted_at, client_id
        FROM messages INDEXED BY messages_by_origin_id
       WHERE deferred = 0 AND channel = ?1 AND origin_id = ?2 AND origin_id IS NOT client_id
@@ -386,14 +402,10 @@ const REFERENCE_LOOKUP: &str = concat!(
       WHERE deferred = 0 AND channel = ?1 AND client_id = ?2 AND notice = 0 AND action = 0
      UNION ALL
      SELECT id, channel, sender, retracted_at, client_id
-       FROM messages INDEXED BY messages_by_channel
-      WHERE deferred = 1 AND channel = ?1
-        AND id > ",
-    indexed_upto!(),
-    "
+       FROM messages NOT INDEXED
+      WHERE id IN (SELECT id FROM tail WHERE channel = ?1)
         AND (origin_id = ?2 OR client_id = ?2) AND notice = 0 AND action = 0)
-     ORDER BY id DESC LIMIT 1"
-);
+     ORDER BY id DESC LIMIT 1";
 
 /// The receipts of `messages`, each message's by member: one statement for a whole page,
 /// its ids bound as one JSON array so that the statement is prepared once whatever their
@@ -643,8 +655,8 @@ mod tests {
                     .any(|p| p.contains("messages_by_client_id (channel=? AND client_id=?)"))
                 && plan
                     .iter()
-                    .any(|p| p.contains("messages_by_channel (channel=? AND id>?)"))
-                && !plan.iter().any(|p| p.contains("SCAN messages")),
+                    .any(|p| p.contains("SEARCH tail USING PRIMARY KEY (channel=?)"))
+                && !plan.iter().any(|p| p.contains("SCAN")),
             "{plan:?}"
         );
     }
@@ -663,7 +675,9 @@ mod tests {
             ceiling: i64::MAX,
         };
         let sender = "(channel=? AND sender=? AND rowid>? AND rowid<?)";
-        let tail = "SEARCH messages USING INDEX messages_by_channel (channel=? AND id>? AND id<?)";
+        let tail = "SEARCH tail USING PRIMARY KEY (channel=?)";
+        let channel =
+            "SEARCH messages USING INDEX messages_by_channel (channel=? AND id>? AND id<?)";
         for (with_notices, arm, rows, ids) in [
             (
                 false,
@@ -686,6 +700,7 @@ mod tests {
                 format!("SEARCH messages USING INDEX notices_by_sender {sender}"),
             ),
             (false, Arm::Tail, tail.to_owned(), tail.to_owned()),
+            (false, Arm::Channel, channel.to_owned(), channel.to_owned()),
         ] {
             // As MAM asks: actions kept (their column is not in the indexes).
             let q = HistoryQuery {
@@ -732,7 +747,11 @@ mod tests {
         post_many(&mut w, &mut g, entered + 40);
         let upto: i64 = w
             .conn
-            .query_row(&format!("SELECT {}", super::INDEXED_UPTO), [], |r| r.get(0))
+            .query_row(
+                &format!("SELECT {}", super::super::deferred::INDEXED_UPTO),
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(upto, abs(entered));
         let bobs = |page, max| HistoryQuery {
@@ -800,7 +819,11 @@ mod tests {
         post_many(&mut w, &mut g, 20);
         // Posts 1 to 12 entered above the watermark (0), 13 to 20 not.
         w.conn
-            .execute("UPDATE messages SET deferred = 0 WHERE id <= ?1", [abs(12)])
+            .execute_batch(&format!(
+                "UPDATE messages SET deferred = 0 WHERE id <= {0};
+                 DELETE FROM tail WHERE id <= {0};",
+                abs(12)
+            ))
             .unwrap();
         let odd = |from: i64, to: i64| (from..=to).filter(|n| n % 2 == 1).collect::<Vec<_>>();
         let reads = |r: &super::super::SqliteReader| {
@@ -836,7 +859,11 @@ mod tests {
         let (w, r) = super::super::open(&dir.path().join("t.db"), Default::default()).unwrap();
         let upto: i64 = w
             .conn
-            .query_row(&format!("SELECT {}", super::INDEXED_UPTO), [], |r| r.get(0))
+            .query_row(
+                &format!("SELECT {}", super::super::deferred::INDEXED_UPTO),
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(upto, abs(20));
         reads(&r);

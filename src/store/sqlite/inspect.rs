@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::deferred::channel_total;
+use super::deferred::{channel_total, CHANNEL_NOTICES};
 use super::{load, open_connection, SqliteReader};
 use crate::core::Channel;
 use crate::store::columns::id_key_from;
@@ -52,9 +52,11 @@ impl Inspector for SqliteInspector {
         let Some(channel) = named(load::snapshot(&self.conn)?, name) else {
             return Ok(None);
         };
-        let counts = self
-            .conn
-            .query_row_and_then(&counts_query("?1"), [channel.key], |row| counts(row))?;
+        let counts = self.conn.query_row_and_then(
+            &counts_query("?1", CHANNEL_NOTICES),
+            [channel.key],
+            |row| counts(row),
+        )?;
         Ok(Some((*channel, counts)))
     }
 
@@ -68,7 +70,9 @@ impl Inspector for SqliteInspector {
         let Some(key) = key else { return Ok(false) };
         let mut stmt = self.conn.prepare(&format!(
             "SELECT {EXPORTED_COLUMNS} FROM messages
-             WHERE channel = ?1 AND (?2 OR notice = 0) ORDER BY id"
+             WHERE id IN (SELECT id FROM messages WHERE channel = ?1 AND deferred = 0
+                          UNION ALL SELECT id FROM tail WHERE channel = ?1)
+               AND (?2 OR notice = 0) ORDER BY id"
         ))?;
         let mut rows = stmt.query(params![key, notices])?;
         while let Some(row) = rows.next()? {

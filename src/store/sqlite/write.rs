@@ -227,8 +227,8 @@ impl Binder<'_, '_> {
 /// is bound from a post) and the explicit id's integer check (`OP_MustBeInt`, there even
 /// for a `NULL`), which only a column list without the id leaves out. An error fails the
 /// whole batch's transaction, which the writer rolls back, as the fill's
-/// (`deferred::enter`). The look-up entries are deferred (`deferred.rs`): a row goes into
-/// `(channel, id)` (and the media index if it shares a file) only; but a run written in a
+/// (`deferred::enter`). The look-up entries are deferred (`deferred.rs`): a row goes into the
+/// tail's table ([`TAIL`]) and the media index if it shares a file only; but a run written in a
 /// batch that ends with the fill anyway is entered at once (`deferred = 0`), which spares
 /// the fill rewriting each of its rows in the same transaction (`Batch::write_posts`).
 static POSTS: Rows = Rows::new(
@@ -245,6 +245,15 @@ static APPENDED: Rows = Rows::new(
     "INSERT OR FAIL INTO messages
      (channel, at, sender, nick, origin_id, client_id, media, content, deferred) VALUES ",
     "(?,?,?,?,?,?,?,?,?)",
+    "",
+);
+/// The posts of a run not entered, into the tail's table, where readers find them until the
+/// fill enters their look-up entries (`deferred.rs`): a commit into many channels dirties a
+/// few of its pages rather than a leaf of `(channel, id)` a post. `OR FAIL`, as the posts':
+/// no abort point, so no statement journal.
+static TAIL: Rows = Rows::new(
+    "INSERT OR FAIL INTO tail (channel, id) VALUES ",
+    "(?,?)",
     "",
 );
 /// The id SQLite gives the next row of the archive (`OP_NewRowid` under AUTOINCREMENT): one
@@ -404,6 +413,12 @@ impl Batch<'_, '_, '_> {
         if appended {
             stored_up_to(self.tx, Some(last.id))?;
         }
+        if deferred {
+            TAIL.run(self.tx, &self.posts, |b, post| {
+                b.bind(post.channel)?.bind(post.id)?;
+                Ok(())
+            })?;
+        }
         self.posts.clear();
         Ok(())
     }
@@ -437,17 +452,25 @@ impl<'a> Statements<'a> for Batch<'_, '_, 'a> {
         Ok(())
     }
 
+    /// The channel's rows: those entered through `(channel, id)`, those not yet entered
+    /// through the tail's table (`deferred.rs`), which loses them too.
     fn delete_archive(&mut self, key: i64) -> rusqlite::Result<()> {
         for table in ["receipts", "reactions"] {
             self.tx
                 .prepare_cached(&format!(
-                    "DELETE FROM {table} WHERE message IN (SELECT id FROM messages WHERE channel = ?1)"
+                    "DELETE FROM {table} WHERE message IN
+                     (SELECT id FROM messages WHERE channel = ?1 AND deferred = 0
+                      UNION ALL SELECT id FROM tail WHERE channel = ?1)"
                 ))?
                 .execute([key])?;
         }
-        self.tx
-            .prepare_cached("DELETE FROM messages WHERE channel = ?1")?
-            .execute([key])?;
+        for statement in [
+            "DELETE FROM messages WHERE id IN (SELECT id FROM tail WHERE channel = ?1)",
+            "DELETE FROM tail WHERE channel = ?1",
+            "DELETE FROM messages WHERE channel = ?1 AND deferred = 0",
+        ] {
+            self.tx.prepare_cached(statement)?.execute([key])?;
+        }
         Ok(())
     }
 
@@ -777,6 +800,9 @@ mod tests {
             assert!(appended.is_empty(), "{rows} rows: {appended:?}");
             let explicit = abort_points(&w.conn, &super::POSTS.sql(rows));
             assert_eq!(explicit, ["MustBeInt"], "{rows} rows");
+            // The run's entries into the tail's table, in the same batch: none either.
+            let tail = abort_points(&w.conn, &super::TAIL.sql(rows));
+            assert!(tail.is_empty(), "{rows} rows: {tail:?}");
         }
     }
 
