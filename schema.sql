@@ -85,9 +85,13 @@ CREATE TABLE channel_owners (
 -- (1 messages, 2 presence, 4 participants, 8 info, 16 config), `role` 0 member, 1 admin,
 -- 2 owner, `dialect` the shape its client understands and for MIX how it is reached (0 MIX,
 -- directly; 1 FlyChat; 2 MIX, through its server: XEP-0405), `muted_until` the
--- time before which it may not post (0: not muted).
+-- time before which it may not post (0: not muted). The foreign keys of participants and
+-- presence are checked at the commit (a batch whose rows name no channel or participant
+-- fails whole, as before): an immediate one gave each multi-row insert of a run of joins a
+-- statement journal (docs/benchmarks.md, issue 16, branch `joins7`).
 CREATE TABLE participants (
-    channel   INTEGER NOT NULL REFERENCES channels (key) ON DELETE CASCADE,
+    channel   INTEGER NOT NULL REFERENCES channels (key) ON DELETE CASCADE
+        DEFERRABLE INITIALLY DEFERRED,
     jid       TEXT    NOT NULL,
     id        TEXT    NOT NULL,
     nick      TEXT    NOT NULL,
@@ -111,6 +115,7 @@ CREATE TABLE presence (
     resource TEXT    NOT NULL,
     PRIMARY KEY (channel, jid, resource),
     FOREIGN KEY (channel, jid) REFERENCES participants (channel, jid) ON DELETE CASCADE
+        DEFERRABLE INITIALLY DEFERRED
 ) WITHOUT ROWID;
 
 -- The archive. `id` is the archive id, unique across the service and never reused

@@ -54,8 +54,9 @@ impl Groups {
             .map(|(user, settles)| Fact::Joined {
                 key,
                 by: actor.clone(),
-                participant: self.newcomer(name, user, None, Nodes::ALL, dialect, now),
+                participant: self.newcomer(key, user, None, Nodes::ALL, dialect, now),
                 settles: *settles,
+                again: false,
             })
             .collect();
         Ok(self.apply_noted(facts, now))

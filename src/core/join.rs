@@ -51,12 +51,13 @@ impl Groups {
             Ok(full) => (Reach::Direct, Some(full)),
             Err(_) => (Reach::Server, None),
         };
-        let (mut participant, mut facts) =
+        let (key, mut participant, mut facts) =
             self.join_with(name, &actor, nick, nodes, Dialect::Mix, Some(reach), now)?;
-        if let Some(client) = client {
+        // The channel by the key the join found it under (by name, its name would be hashed
+        // again with the keyed hasher, `Channels`).
+        if let (Some(client), Some(channel)) = (client, self.channels.by_key(key)) {
             // The participant as joined is the one whose client comes online: asked of it,
             // not found again. Refused beyond the limit of clients: not online, still joined.
-            let channel = self.existing(name)?;
             if let Ok(Some(online)) = self.presence_change(channel, &participant, client, true) {
                 facts.extend(self.apply_all(vec![online]));
                 participant.online.push(client.clone());
@@ -77,10 +78,11 @@ impl Groups {
         now: Micros,
     ) -> Outcome<(Participant, Vec<Fact>)> {
         self.join_with(name, actor, nick, nodes, dialect, None, now)
+            .map(|(_, participant, facts)| (participant, facts))
     }
 
     /// Joins `actor`, whose client speaks `dialect`, reached as `reach` says (`None`: as it
-    /// was, directly for a newcomer).
+    /// was, directly for a newcomer); with the channel's key.
     #[allow(clippy::too_many_arguments)]
     fn join_with(
         &mut self,
@@ -91,7 +93,7 @@ impl Groups {
         dialect: Dialect,
         reach: Option<Reach>,
         now: Micros,
-    ) -> Outcome<(Participant, Vec<Fact>)> {
+    ) -> Outcome<(i64, Participant, Vec<Fact>)> {
         let max_nick = self.rules.max_nick_bytes;
         // One look for the participant: with thousands of members, each scan counts.
         let channel = self.existing(name)?;
@@ -140,7 +142,7 @@ impl Groups {
                     && previous.dialect == dialect
                     && reach.is_none_or(|r| r == previous.reach) =>
             {
-                return Ok((previous, Vec::new()));
+                return Ok((key, previous, Vec::new()));
             }
             Some(previous) => Participant {
                 nick: nick.map_or(previous.nick, Into::into),
@@ -151,7 +153,7 @@ impl Groups {
             },
             None => Participant {
                 reach: reach.unwrap_or_default(),
-                ..self.newcomer(name, actor, nick, nodes, dialect, now)
+                ..self.newcomer(key, actor, nick, nodes, dialect, now)
             },
         };
         self.charge(actor, super::Quota::Joins, 1, now)?;
@@ -160,6 +162,7 @@ impl Groups {
             participant: participant.clone(),
             by: actor.clone(),
             settles,
+            again: joining_again,
         };
         // Joining again only changes subscriptions: no notice for that.
         let facts = if joining_again {
@@ -167,7 +170,7 @@ impl Groups {
         } else {
             self.apply_noted(vec![fact], now)
         };
-        Ok((participant, facts))
+        Ok((key, participant, facts))
     }
 
     /// Joins where the group lets `actor` in, and asks where the group wants a request
@@ -189,20 +192,22 @@ impl Groups {
         Ok((true, facts))
     }
 
-    /// A new participant of channel `name` (which exists): a fresh id, the user's localpart
-    /// as nick unless one is given (in a JID-hidden channel its participant id), owner if it owns the channel; where history is not
-    /// shared, it sees only what comes after it joins.
+    /// A new participant of the channel keyed `key` (which exists): a fresh id, the user's
+    /// localpart as nick unless one is given (in a JID-hidden channel its participant id),
+    /// owner if it owns the channel; where history is not shared, it sees only what comes
+    /// after it joins.
     pub(super) fn newcomer(
         &mut self,
-        name: &str,
+        key: i64,
         jid: &BareJid,
         nick: Option<String>,
         nodes: Nodes,
         dialect: Dialect,
         now: Micros,
     ) -> Participant {
-        // Found once by name: the fields read here are not the ones drawn from (`ids`).
-        let channel = self.channels.get(name);
+        // Found once, by the key its callers have (by name, it would be hashed again with
+        // the keyed hasher): the fields read here are not the ones drawn from (`ids`).
+        let channel = self.channels.by_key(key);
         let hashed = channel.and_then(|c| {
             let id = participant_id(&self.rules.participant_key, c.key, jid);
             c.participant_by_id(id).is_none().then_some(id)

@@ -141,6 +141,10 @@ pub enum Fact {
         /// settles (its entry goes): the store deletes a pending row only then, not for each
         /// of the joins that never had one.
         settles: bool,
+        /// Whether the user already took part (joining again changes its subscriptions, nick
+        /// or dialect): the store updates its row; a newcomer's is inserted, which needs no
+        /// upsert and so no statement journal on SQLite (`store/sqlite/write.rs`).
+        again: bool,
     },
     /// A participant left (`by` is itself) or was removed (`by` is who removed it).
     Left {

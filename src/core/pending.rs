@@ -160,12 +160,13 @@ impl Groups {
         Self::admitted(channel, requester)?;
         self.room_for(channel, 1)?;
         let key = channel.key;
-        let participant = self.newcomer(name, requester, None, Nodes::ALL, dialect, now);
+        let participant = self.newcomer(key, requester, None, Nodes::ALL, dialect, now);
         let joined = Fact::Joined {
             key,
             participant,
             by: actor.clone(),
             settles: true,
+            again: false,
         };
         Ok(self.apply_noted(vec![joined, resolved], now))
     }

@@ -14,9 +14,12 @@ use crate::core::{Fact, Notice, Participant};
 /// [`Joins::write`].
 #[derive(Default)]
 pub(super) struct Joins<'a> {
-    /// By channel key; a participant who joined twice in the run is here twice, the last
-    /// join standing.
+    /// Newcomers, by channel key: their rows are inserted.
     pub participants: Vec<(i64, &'a Participant)>,
+    /// Participants joining again, by channel key: their rows are updated, after the
+    /// newcomers' (a user's join again in the run follows its first). One who joined again
+    /// twice in the run is here twice, the last join standing.
+    pub rejoined: Vec<(i64, &'a Participant)>,
     /// The pending invitations and requests (channel key, user) the joins settle: most
     /// joins settle none, and a statement for none cost a SQLite join a sixth of its writing.
     pub settled: Vec<(i64, &'a BareJid)>,
@@ -38,6 +41,7 @@ impl<'a> Joins<'a> {
     pub fn write<E>(&mut self, insert: impl FnOnce(&Self) -> Result<(), E>) -> Result<(), E> {
         insert(self)?;
         self.participants.clear();
+        self.rejoined.clear();
         self.settled.clear();
         self.notices.clear();
         self.online.clear();

@@ -149,6 +149,20 @@ const MIGRATIONS: &[&str] = &[
          id      INTEGER NOT NULL,
          PRIMARY KEY (channel, id)
      ) WITHOUT ROWID;",
+    // 13 → 14: the foreign keys of participants and presence checked at the commit
+    // (`DEFERRABLE INITIALLY DEFERRED`), so that a run of joins' multi-row inserts keep no
+    // statement journal (src/store/sqlite/write.rs, `NEWCOMERS`). Deferral changes no stored
+    // row or page, only the tables' text in the schema, so that text is edited in place (the
+    // procedure SQLite's documentation gives for changes of constraints, "Making Other Kinds
+    // Of Table Schema Changes") rather than ten million memberships copied into new tables;
+    // RESET reads the schema again for this connection (mixd opens its others after). A text
+    // already deferred is left alone: edited twice, it would no longer parse.
+    "PRAGMA writable_schema = ON;
+     UPDATE sqlite_schema
+        SET sql = replace(sql, 'ON DELETE CASCADE', 'ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED')
+      WHERE type = 'table' AND name IN ('participants', 'presence')
+        AND sql NOT LIKE '%DEFERRABLE%';
+     PRAGMA writable_schema = RESET;",
 ];
 
 pub const LATEST: i64 = 1 + MIGRATIONS.len() as i64;
@@ -397,6 +411,40 @@ mod tests {
                 .unwrap();
             assert_eq!(indexed, 3);
         }
+    }
+
+    #[test]
+    fn version_14_checks_the_joins_foreign_keys_at_the_commit() {
+        let mut conn = crate::store::sqlite::testing::in_memory();
+        conn.execute_batch(include_str!("../../tests/fixtures/schema-v1.sql"))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        migrate(&mut conn).unwrap();
+        let deferred = |conn: &Connection| -> Vec<String> {
+            conn.prepare(
+                "SELECT name FROM sqlite_schema
+                 WHERE type = 'table' AND sql LIKE '%DEFERRABLE INITIALLY DEFERRED%' ORDER BY name",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+        };
+        assert_eq!(deferred(&conn), ["participants", "presence"]);
+        let mut fresh = crate::store::sqlite::testing::in_memory();
+        migrate(&mut fresh).unwrap();
+        assert_eq!(deferred(&fresh), ["participants", "presence"]);
+        // The migrating connection itself uses them deferred: a participant of no channel
+        // is refused at the commit, not by its statement.
+        let tx = conn.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO participants (channel, jid, id, nick, nodes, role, joined_at)
+             VALUES (7, 'bob@localhost', 'b', 'bob', 1, 0, 1)",
+            [],
+        )
+        .unwrap();
+        assert!(tx.commit().is_err());
     }
 
     #[test]

@@ -117,9 +117,14 @@ pub(super) fn persist<'a, S: Statements<'a>>(
             key,
             participant,
             settles,
+            again,
             ..
         } => {
-            joins.participants.push((*key, participant));
+            if *again {
+                joins.rejoined.push((*key, participant));
+            } else {
+                joins.participants.push((*key, participant));
+            }
             if *settles {
                 joins.settled.push((*key, &*participant.jid));
             }

@@ -236,8 +236,10 @@ impl<'a> Posts<'a> {
 /// Writes a run of joins ([`Joins`]): each kind of row one statement, its rows as arrays
 /// (as [`Posts`]).
 fn insert_joins(tx: &mut Tx, joins: &Joins) -> Result<(), postgres::Error> {
-    if !joins.participants.is_empty() {
-        insert_participants(tx, &joins.participants)?;
+    if !joins.participants.is_empty() || !joins.rejoined.is_empty() {
+        // One upsert for both: PostgreSQL keeps no statement journal to spare. Newcomers
+        // first, as a user's join again in the run follows its first.
+        insert_participants(tx, &[&joins.participants[..], &joins.rejoined[..]].concat())?;
     }
     if !joins.settled.is_empty() {
         let (channel, jid): (Vec<i64>, Vec<&str>) = joins

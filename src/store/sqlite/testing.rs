@@ -104,10 +104,11 @@ pub(crate) fn in_memory() -> Connection {
 }
 
 /// The opcodes of `sql`'s program at which SQLite says it may abort after changing rows
-/// (`sqlite3MayAbort`): a halt with `OE_Abort` (2 in P2), an integer check of a value
-/// (`MustBeInt`), a function call, an immediate foreign key's counter. A statement of several
-/// rows that has one keeps a statement journal, a copy of every page it is about to change.
-/// The program is only listed, never run (its parameters unbound).
+/// (`sqlite3MayAbort`): a halt with `OE_Abort` (2 in P2), an integer check of a value that
+/// fails the statement (`MustBeInt` with no jump), a function call, an immediate foreign
+/// key's counter. A statement of several rows that has one keeps a statement journal, a copy
+/// of every page it is about to change. The program is only listed, never run (its
+/// parameters unbound).
 pub(super) fn abort_points(conn: &Connection, sql: &str) -> Vec<String> {
     let mut explain = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
     let mut ops = explain.raw_query();
@@ -117,7 +118,10 @@ pub(super) fn abort_points(conn: &Connection, sql: &str) -> Vec<String> {
             (r.get(1).unwrap(), r.get(2).unwrap(), r.get(3).unwrap());
         let aborts_here = match op.as_str() {
             "Halt" | "HaltIfNull" => p1 != 0 && p2 == 2,
-            "MustBeInt" | "Function" | "PureFunc" => true,
+            // Without a place to jump to (P2), a value that is no integer raises an error; a
+            // foreign key's probe of a parent's rowid jumps to count the key missing instead.
+            "MustBeInt" => p2 == 0,
+            "Function" | "PureFunc" => true,
             "FkCounter" => p1 == 0,
             _ => false,
         };

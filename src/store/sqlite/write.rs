@@ -14,8 +14,8 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{deferred, SqliteWriter};
 use crate::core::{
-    bare_text, AccessList, Corrected, Fact, Info, Micros, Nodes, Notice, Pending, Posted, Reacted,
-    Retracted, Role, Settings, DEPARTED_OWNER_GRACE,
+    bare_text, AccessList, Corrected, Fact, Info, Micros, Nodes, Notice, Participant, Pending,
+    Posted, Reacted, Retracted, Role, Settings, DEPARTED_OWNER_GRACE,
 };
 use crate::store::columns::{
     contacts_text, mode_code, writer_now, ACTION_REACTIONS, ACTION_RETRACTION,
@@ -298,9 +298,18 @@ fn stored_up_to(tx: &rusqlite::Transaction, last: Option<i64>) -> rusqlite::Resu
     }
 }
 
+/// Newcomers' rows: `OR FAIL` (a row already there fails the batch, as it would have
+/// before) and no upsert, whose update SQLite checks for `NOT NULL` with `OE_Abort` whatever
+/// the insert says; with the foreign key to `channels` deferred (schema 14) the statement
+/// has no abort point and keeps no statement journal.
+static NEWCOMERS: Rows = Rows::new(
+    "INSERT OR FAIL INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at, cleared_upto) VALUES ",
+    "(?,?,?,?,?,?,?,?,?)",
+    "",
+);
 // Joining again updates the row and keeps what the join does not say (a mute); a
 // participant joining twice in one statement is updated row after row, the last one standing.
-static PARTICIPANTS: Rows = Rows::new(
+static REJOINED: Rows = Rows::new(
     "INSERT INTO participants (channel, jid, id, nick, nodes, role, dialect, joined_at, cleared_upto) VALUES ",
     "(?,?,?,?,?,?,?,?,?)",
     " ON CONFLICT (channel, jid) DO UPDATE SET id = excluded.id, nick = excluded.nick,
@@ -331,20 +340,24 @@ static ONLINE: Rows = Rows::new(
     "",
 );
 
+/// A participant's row, for [`NEWCOMERS`] and [`REJOINED`].
+fn participant(b: &mut Binder<'_, '_>, (key, p): &(i64, &Participant)) -> rusqlite::Result<()> {
+    b.bind(key)?
+        .bind(p.jid.as_str())?
+        .bind(&*p.id.hex())?
+        .bind(p.nick.as_str())?
+        .bind(p.nodes.0)?
+        .bind(p.role as i64)?
+        .bind(mode_code(p))?
+        .bind(p.joined_at)?
+        .bind(p.cleared_upto)?;
+    Ok(())
+}
+
 /// Writes a run of joins ([`Joins`]), [`MANY_ROWS`] rows a statement.
 fn insert_joins(tx: &rusqlite::Transaction, joins: &Joins) -> rusqlite::Result<()> {
-    PARTICIPANTS.run(tx, &joins.participants, |b, (key, p)| {
-        b.bind(key)?
-            .bind(p.jid.as_str())?
-            .bind(&*p.id.hex())?
-            .bind(p.nick.as_str())?
-            .bind(p.nodes.0)?
-            .bind(p.role as i64)?
-            .bind(mode_code(p))?
-            .bind(p.joined_at)?
-            .bind(p.cleared_upto)?;
-        Ok(())
-    })?;
+    NEWCOMERS.run(tx, &joins.participants, participant)?;
+    REJOINED.run(tx, &joins.rejoined, participant)?;
     SETTLED.run(tx, &joins.settled, |b, (key, jid)| {
         b.bind(key)?.bind(jid.as_str())?;
         Ok(())
@@ -861,6 +874,23 @@ mod tests {
             assert!(appended.is_empty(), "{rows} rows: {appended:?}");
             let explicit = abort_points(&w.conn, &super::NOTICES.sql(rows));
             assert_eq!(explicit, ["MustBeInt"], "{rows} rows");
+        }
+    }
+
+    #[test]
+    fn a_run_of_newcomers_and_their_clients_has_no_point_where_it_aborts() {
+        // Their foreign keys are checked at the commit (schema 14), the newcomers need no
+        // upsert; joining again keeps the upsert, whose update checks `NOT NULL` by aborting.
+        let (_dir, w, _r, _g) = coven();
+        for rows in [1, super::MANY_ROWS] {
+            for (name, statement) in [("newcomers", &super::NEWCOMERS), ("online", &super::ONLINE)]
+            {
+                let aborts = abort_points(&w.conn, &statement.sql(rows));
+                assert!(aborts.is_empty(), "{name}, {rows} rows: {aborts:?}");
+            }
+            let again = abort_points(&w.conn, &super::REJOINED.sql(rows));
+            assert!(!again.is_empty(), "{rows} rows");
+            assert!(!again.iter().any(|op| op == "FkCounter"), "{again:?}");
         }
     }
 
