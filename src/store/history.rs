@@ -66,7 +66,9 @@ pub trait Archive {
         froms: &[i64],
         below: i64,
     ) -> anyhow::Result<Vec<Option<Row>>>;
-    /// Up to `limit` of `q`'s rows in `order` after skipping `offset`.
+    /// Up to `limit` of `q`'s rows in `order` after skipping `offset`, their reactions
+    /// filled in or left empty as the backend reads them ([`Archive::page_rows`]
+    /// fills them in).
     fn rows(
         &mut self,
         q: &HistoryQuery,
@@ -75,6 +77,30 @@ pub trait Archive {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<Archived>>;
+    /// The rows of `q`'s page, [`Archive::rows`], with the reactions of the first `q.max`
+    /// (the row beyond them only tells whether more follow) filled in; the error
+    /// [`HistoryError::UnknownId`] when the id the page reads after or before ([`anchor`])
+    /// is not in the archive. By default a look-up of that id, the rows, and a read of the
+    /// reactions of their ids; a backend whose every statement is a round trip to a server
+    /// reads all three in one.
+    fn page_rows(
+        &mut self,
+        q: &HistoryQuery,
+        bounds: Bounds,
+        order: Order,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>> {
+        if let Some(id) = anchor(&q.page) {
+            if !self.exists(q.channel, id)? {
+                return Ok(Err(HistoryError::UnknownId(id)));
+            }
+        }
+        let mut rows = self.rows(q, bounds, order, limit, offset)?;
+        let shown = rows.len().min(q.max);
+        add_reactions(self, &mut rows[..shown])?;
+        Ok(Ok(rows))
+    }
     /// How many of `q`'s first rows in id order there are, up to `limit`, and the last of
     /// those counted.
     fn count_upto(
@@ -114,13 +140,8 @@ pub fn page(
     q: &HistoryQuery,
 ) -> anyhow::Result<Result<HistoryPage, HistoryError>> {
     // XEP-0313 §4.1.4: an id the form names that is not in the archive is an error, and
-    // so is an RSM id.
-    let paging_id = match q.page {
-        Page::After(id) | Page::Before(id) => Some(id),
-        Page::First | Page::Last | Page::Index(_) => None,
-    };
-    let named = q.after_id.iter().chain(&q.before_id).chain(&q.ids);
-    for &id in named.chain(&paging_id) {
+    // so is an RSM id (looked up with the rows, `Archive::page_rows`).
+    for &id in q.after_id.iter().chain(&q.before_id).chain(&q.ids) {
         if !archive.exists(q.channel, id)? {
             return Ok(Err(HistoryError::UnknownId(id)));
         }
@@ -131,13 +152,16 @@ pub fn page(
         Page::Index(i) => (Order::Ascending, i),
         Page::Before(_) | Page::Last => (Order::Descending, 0),
     };
-    let mut messages = archive.rows(q, bounds.paged(&q.page), order, q.max + 1, offset)?;
+    let mut messages =
+        match archive.page_rows(q, bounds.paged(&q.page), order, q.max + 1, offset)? {
+            Ok(messages) => messages,
+            Err(unknown) => return Ok(Err(unknown)),
+        };
     let complete = messages.len() <= q.max;
     messages.truncate(q.max);
     if order == Order::Descending {
         messages.reverse();
     }
-    add_reactions(archive, &mut messages)?;
     // Only where it is known without counting: after an arbitrary id it would take a
     // scan of everything before it.
     let first_index = match q.page {
@@ -159,6 +183,14 @@ pub fn page(
         first_index,
         complete,
     }))
+}
+
+/// The archive id a page reads after or before, if it has one (an RSM id).
+pub fn anchor(page: &Page) -> Option<i64> {
+    match *page {
+        Page::After(id) | Page::Before(id) => Some(id),
+        Page::First | Page::Last | Page::Index(_) => None,
+    }
 }
 
 impl Bounds {
@@ -285,7 +317,10 @@ fn count(archive: &mut impl Archive, q: &HistoryQuery, bounds: Bounds) -> anyhow
 }
 
 /// Fills in the reactions of a page's messages with one read.
-fn add_reactions(archive: &mut impl Archive, messages: &mut [Archived]) -> anyhow::Result<()> {
+fn add_reactions(
+    archive: &mut (impl Archive + ?Sized),
+    messages: &mut [Archived],
+) -> anyhow::Result<()> {
     let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
         return Ok(());
     };
@@ -294,17 +329,22 @@ fn add_reactions(archive: &mut impl Archive, messages: &mut [Archived]) -> anyho
         first.posted.id.max(last.posted.id),
     );
     for (id, member, reactions) in archive.reactions(low, high)? {
-        let Some(message) = messages.iter_mut().find(|m| m.posted.id == id) else {
-            continue;
-        };
-        for reaction in reactions.split('\n') {
-            match message.reactions.iter_mut().find(|(r, _)| r == reaction) {
-                Some((_, members)) => members.push(member.clone()),
-                None => message
-                    .reactions
-                    .push((reaction.to_owned(), vec![member.clone()])),
-            }
+        if let Some(message) = messages.iter_mut().find(|m| m.posted.id == id) {
+            add_reaction(message, &member, &reactions);
         }
     }
     Ok(())
+}
+
+/// Adds one member's `reactions` (one a line) to `message`'s: the members' reactions are
+/// added by time, then member, each reaction listed where it first came.
+pub fn add_reaction(message: &mut Archived, member: &BareJid, reactions: &str) {
+    for reaction in reactions.split('\n') {
+        match message.reactions.iter_mut().find(|(r, _)| r == reaction) {
+            Some((_, members)) => members.push(member.clone()),
+            None => message
+                .reactions
+                .push((reaction.to_owned(), vec![member.clone()])),
+        }
+    }
 }

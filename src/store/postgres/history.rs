@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use anyhow::Context;
+
 use postgres::types::ToSql;
 use postgres::Row;
 
@@ -130,6 +132,17 @@ impl Sql {
 /// statement (up to sixteen ids), one round trip where they took two.
 const PROBE_WIDTH: usize = 8;
 
+/// A page's row's reactions, a column after [`ARCHIVED_COLUMNS`]: each member's, by time
+/// then member (the order [`Archive::reactions`] reads them in), as the member's bare JID
+/// and its reactions, one a line (a bare JID holds no line break); NULL when none. Read with
+/// the rows, not in a statement after them: every statement is a round trip, and round
+/// trips were most of mixd's CPU a page (docs/benchmarks.md, `pgcpu`); a row's reactions
+/// cost the server one step into their primary key. An aggregate, not `ARRAY(SELECT …
+/// ORDER BY …)`, whose sort node a row made the page several times slower to run.
+const REACTIONS: &str =
+    "(SELECT array_agg(r.member || E'\\n' || r.reactions ORDER BY r.at, r.member)
+                         FROM reactions r WHERE r.message = messages.id)";
+
 /// The history statements on one PostgreSQL connection.
 struct PgArchive<'c>(&'c mut Conn);
 
@@ -140,7 +153,10 @@ impl PgArchive<'_> {
         Ok(self.0.client.query_opt(&statement, params)?)
     }
 
-    /// [`Archive::rows`] with `q`'s conditions all in the SQL.
+    /// [`Archive::rows`] with `q`'s conditions all in the SQL, each row's reactions
+    /// ([`REACTIONS`]) in the same statement, and with `anchor` (an id the page reads after
+    /// or before) the look-up of that id too: [`HistoryError::UnknownId`] if it is not in
+    /// the archive.
     fn read_rows(
         &mut self,
         q: &HistoryQuery,
@@ -148,8 +164,9 @@ impl PgArchive<'_> {
         order: Order,
         limit: usize,
         offset: usize,
-    ) -> anyhow::Result<Vec<Archived>> {
-        let mut sql = Sql::select(ARCHIVED_COLUMNS, q, bounds);
+        anchor: Option<i64>,
+    ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>> {
+        let mut sql = Sql::select(&format!("{ARCHIVED_COLUMNS}, {REACTIONS}"), q, bounds);
         // The limit a literal and no offset unless there is one: with `LIMIT $n OFFSET $m`
         // PostgreSQL's generic plan expects a tenth of the rows it estimates, costs more than
         // the custom one, and `auto` planned the page at each run (0.12 ms of planning for
@@ -166,11 +183,72 @@ impl PgArchive<'_> {
         if offset > 0 {
             sql.bind(" OFFSET ", Arg::Int(offset as i64), "");
         }
-        sql.query(self.0)?
-            .iter()
-            .take(limit)
-            .map(archived)
-            .collect()
+        // The anchor's look-up and the rows in one round trip: the rows joined to the one
+        // row that says whether the anchor is there, so that the statement returns one row
+        // (of NULLs from the page's columns on) when it is not, or when no row follows it.
+        if let Some(id) = anchor {
+            let page = std::mem::take(&mut sql.text);
+            sql.bind(
+                "SELECT page.*, found.anchor FROM (SELECT EXISTS (SELECT 1 FROM messages WHERE id = ",
+                Arg::Int(id),
+                &format!(
+                    " AND channel = $1) AS anchor) AS found LEFT JOIN ({page}) AS page ON found.anchor"
+                ),
+            );
+        }
+        let rows = sql.query(self.0)?;
+        if let Some(id) = anchor {
+            let found = rows
+                .first()
+                .map(|row| row.try_get::<_, bool>(row.len() - 1));
+            if !found.transpose()?.unwrap_or(false) {
+                return Ok(Err(HistoryError::UnknownId(id)));
+            }
+        }
+        let reactions_column = ARCHIVED_COLUMNS.split(',').count();
+        let mut messages = Vec::with_capacity(rows.len().min(limit));
+        for row in rows.iter().take(limit) {
+            // The anchor's row when no row follows it.
+            if row.try_get::<_, Option<i64>>(0)?.is_none() {
+                continue;
+            }
+            let mut message = archived(row)?;
+            let given = row.try_get::<_, Option<Vec<&str>>>(reactions_column)?;
+            for given in given.into_iter().flatten() {
+                let (member, reactions) = given
+                    .split_once('\n')
+                    .context("a reactions row without its member")?;
+                history::add_reaction(&mut message, &bare(member.to_owned())?, reactions);
+            }
+            messages.push(message);
+        }
+        Ok(Ok(messages))
+    }
+
+    /// [`Archive::page_rows`] (with `anchor`, [`PgArchive::read_rows`]) when `q` has times:
+    /// read by the id bounds alone, checked against the times ([`untimed`]).
+    fn checked_rows(
+        &mut self,
+        q: &HistoryQuery,
+        bounds: Bounds,
+        order: Order,
+        limit: usize,
+        offset: usize,
+        anchor: Option<i64>,
+    ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>> {
+        // Only when nothing is skipped: skipped rows would go unchecked.
+        if let Some(untimed) = untimed(q).filter(|_| offset == 0) {
+            let rows = match self.read_rows(&untimed, bounds, order, limit, 0, anchor)? {
+                Ok(rows) => rows,
+                unknown => return Ok(unknown),
+            };
+            if rows.iter().all(|m| within_times(q, m.posted.at)) {
+                return Ok(Ok(rows));
+            }
+            // The anchor was found.
+            return self.read_rows(q, bounds, order, limit, offset, None);
+        }
+        self.read_rows(q, bounds, order, limit, offset, anchor)
     }
 
     /// [`Archive::count_upto`] with `q`'s conditions all in the SQL, and with `times` the
@@ -317,6 +395,7 @@ impl Archive for PgArchive<'_> {
             .collect()
     }
 
+    /// With their reactions ([`PgArchive::read_rows`]).
     fn rows(
         &mut self,
         q: &HistoryQuery,
@@ -325,14 +404,23 @@ impl Archive for PgArchive<'_> {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<Archived>> {
-        // Only when nothing is skipped: skipped rows would go unchecked.
-        if let Some(untimed) = untimed(q).filter(|_| offset == 0) {
-            let rows = self.read_rows(&untimed, bounds, order, limit, 0)?;
-            if rows.iter().all(|m| within_times(q, m.posted.at)) {
-                return Ok(rows);
-            }
-        }
-        self.read_rows(q, bounds, order, limit, offset)
+        // Without an anchor no id can be missing.
+        Ok(self
+            .checked_rows(q, bounds, order, limit, offset, None)?
+            .unwrap_or_default())
+    }
+
+    /// The anchor looked up, the rows and their reactions read, in one statement.
+    fn page_rows(
+        &mut self,
+        q: &HistoryQuery,
+        bounds: Bounds,
+        order: Order,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>> {
+        let anchor = history::anchor(&q.page);
+        self.checked_rows(q, bounds, order, limit, offset, anchor)
     }
 
     fn count_upto(
