@@ -66,23 +66,11 @@ pub trait Archive {
         froms: &[i64],
         below: i64,
     ) -> anyhow::Result<Vec<Option<Row>>>;
-    /// Up to `limit` of `q`'s rows in `order` after skipping `offset`, their reactions
-    /// filled in or left empty as the backend reads them ([`Archive::page_rows`]
-    /// fills them in).
-    fn rows(
-        &mut self,
-        q: &HistoryQuery,
-        bounds: Bounds,
-        order: Order,
-        limit: usize,
-        offset: usize,
-    ) -> anyhow::Result<Vec<Archived>>;
-    /// The rows of `q`'s page, [`Archive::rows`], with the reactions of the first `q.max`
-    /// (the row beyond them only tells whether more follow) filled in; the error
-    /// [`HistoryError::UnknownId`] when the id the page reads after or before ([`anchor`])
-    /// is not in the archive. By default a look-up of that id, the rows, and a read of the
-    /// reactions of their ids; a backend whose every statement is a round trip to a server
-    /// reads all three in one.
+    /// Up to `limit` of `q`'s rows in `order` after skipping `offset`, with the reactions of
+    /// the first `q.max` (the row beyond them only tells whether more follow) filled in
+    /// ([`add_reaction`]); the error [`HistoryError::UnknownId`] when the id the page reads
+    /// after or before ([`anchor`]) is not in the archive. One method, so that a backend whose
+    /// every statement is a round trip to a server reads all three in one.
     fn page_rows(
         &mut self,
         q: &HistoryQuery,
@@ -90,17 +78,7 @@ pub trait Archive {
         order: Order,
         limit: usize,
         offset: usize,
-    ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>> {
-        if let Some(id) = anchor(&q.page) {
-            if !self.exists(q.channel, id)? {
-                return Ok(Err(HistoryError::UnknownId(id)));
-            }
-        }
-        let mut rows = self.rows(q, bounds, order, limit, offset)?;
-        let shown = rows.len().min(q.max);
-        add_reactions(self, &mut rows[..shown])?;
-        Ok(Ok(rows))
-    }
+    ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>>;
     /// How many of `q`'s first rows in id order there are, up to `limit`, and the last of
     /// those counted.
     fn count_upto(
@@ -128,9 +106,6 @@ pub trait Archive {
     /// What a query that filters nothing out matches: the channel's messages and actions,
     /// not its notices, as the running total `channels.message_count` keeps them.
     fn total(&mut self, channel: i64) -> anyhow::Result<usize>;
-    /// The reactions recorded for messages `low..=high`, by time then member: (message,
-    /// member, its reactions one a line).
-    fn reactions(&mut self, low: i64, high: i64) -> anyhow::Result<Vec<(i64, BareJid, String)>>;
 }
 
 /// One page of `q`. An unknown id the query names is the requester's error, told apart from
@@ -314,26 +289,6 @@ fn count(archive: &mut impl Archive, q: &HistoryQuery, bounds: Bounds) -> anyhow
     let span = (ceiling - bounds.floor - 1) as f64;
     let sampled = (last - bounds.floor) as f64;
     Ok(((counted as f64 * span / sampled).round() as usize).max(counted))
-}
-
-/// Fills in the reactions of a page's messages with one read.
-fn add_reactions(
-    archive: &mut (impl Archive + ?Sized),
-    messages: &mut [Archived],
-) -> anyhow::Result<()> {
-    let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
-        return Ok(());
-    };
-    let (low, high) = (
-        first.posted.id.min(last.posted.id),
-        first.posted.id.max(last.posted.id),
-    );
-    for (id, member, reactions) in archive.reactions(low, high)? {
-        if let Some(message) = messages.iter_mut().find(|m| m.posted.id == id) {
-            add_reaction(message, &member, &reactions);
-        }
-    }
-    Ok(())
 }
 
 /// Adds one member's `reactions` (one a line) to `message`'s: the members' reactions are

@@ -9,8 +9,6 @@ use anyhow::Context;
 use postgres::types::ToSql;
 use postgres::Row;
 
-use jid::BareJid;
-
 use super::{bare, Conn, PgReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
@@ -395,21 +393,6 @@ impl Archive for PgArchive<'_> {
             .collect()
     }
 
-    /// With their reactions ([`PgArchive::read_rows`]).
-    fn rows(
-        &mut self,
-        q: &HistoryQuery,
-        bounds: Bounds,
-        order: Order,
-        limit: usize,
-        offset: usize,
-    ) -> anyhow::Result<Vec<Archived>> {
-        // Without an anchor no id can be missing.
-        Ok(self
-            .checked_rows(q, bounds, order, limit, offset, None)?
-            .unwrap_or_default())
-    }
-
     /// The anchor looked up, the rows and their reactions read, in one statement.
     fn page_rows(
         &mut self,
@@ -450,19 +433,6 @@ impl Archive for PgArchive<'_> {
             .map(|row| row.try_get::<_, i64>(0))
             .transpose()?
             .unwrap_or(0) as usize)
-    }
-
-    fn reactions(&mut self, low: i64, high: i64) -> anyhow::Result<Vec<(i64, BareJid, String)>> {
-        let statement = self.0.prepare(
-            "SELECT message, member, reactions FROM reactions WHERE message BETWEEN $1 AND $2
-             ORDER BY at, member",
-        )?;
-        self.0
-            .client
-            .query(&statement, &[&low, &high])?
-            .iter()
-            .map(|row| Ok((row.try_get(0)?, bare(row.try_get(1)?)?, row.try_get(2)?)))
-            .collect()
     }
 }
 

@@ -7,8 +7,6 @@ use std::collections::HashMap;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use jid::BareJid;
-
 use super::deferred::channel_total;
 use super::{bare, in_one_read, SqliteReader};
 use crate::core::MessageRef;
@@ -238,39 +236,6 @@ impl Archive for SqliteArchive<'_> {
             .collect()
     }
 
-    fn rows(
-        &mut self,
-        q: &HistoryQuery,
-        bounds: Bounds,
-        order: Order,
-        limit: usize,
-        offset: usize,
-    ) -> anyhow::Result<Vec<Archived>> {
-        // Each arm up to the offset and the page, merged in `order` (both arms are in it),
-        // then the offset skipped: one arm is a page read as before, the other a few rows.
-        let mut arms_rows = Vec::new();
-        for &arm in arms(q) {
-            let (sql, mut args) = select(q, bounds, arm, ARCHIVED_COLUMNS, order, limit);
-            args.push((offset as i64).into());
-            let mut stmt = self.0.prepare_cached(&sql)?;
-            let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-            let mut read = Vec::new();
-            while let Some(row) = rows.next()? {
-                read.push(archived(row)?);
-            }
-            arms_rows.push(read);
-        }
-        if let [Arm::Media] = arms(q) {
-            return Ok(arms_rows.pop().unwrap_or_default());
-        }
-        let mut merged: Vec<Archived> = arms_rows.into_iter().flatten().collect();
-        match order {
-            Order::Ascending => merged.sort_by_key(|m| m.posted.id),
-            Order::Descending => merged.sort_by_key(|m| std::cmp::Reverse(m.posted.id)),
-        }
-        Ok(merged.into_iter().skip(offset).take(limit).collect())
-    }
-
     fn count_upto(
         &mut self,
         q: &HistoryQuery,
@@ -330,15 +295,85 @@ impl Archive for SqliteArchive<'_> {
         Ok(total.unwrap_or(0) as usize)
     }
 
-    fn reactions(&mut self, low: i64, high: i64) -> anyhow::Result<Vec<(i64, BareJid, String)>> {
+    /// The RSM id looked up, the rows read, then their reactions: three calls into SQLite,
+    /// no round trip to spare by joining them.
+    fn page_rows(
+        &mut self,
+        q: &HistoryQuery,
+        bounds: Bounds,
+        order: Order,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>> {
+        if let Some(id) = history::anchor(&q.page) {
+            if !self.exists(q.channel, id)? {
+                return Ok(Err(HistoryError::UnknownId(id)));
+            }
+        }
+        let mut rows = self.rows(q, bounds, order, limit, offset)?;
+        let shown = rows.len().min(q.max);
+        self.add_reactions(&mut rows[..shown])?;
+        Ok(Ok(rows))
+    }
+}
+
+impl SqliteArchive<'_> {
+    /// Up to `limit` of `q`'s rows in `order` after skipping `offset`.
+    fn rows(
+        &mut self,
+        q: &HistoryQuery,
+        bounds: Bounds,
+        order: Order,
+        limit: usize,
+        offset: usize,
+    ) -> anyhow::Result<Vec<Archived>> {
+        // Each arm up to the offset and the page, merged in `order` (both arms are in it),
+        // then the offset skipped: one arm is a page read as before, the other a few rows.
+        let mut arms_rows = Vec::new();
+        for &arm in arms(q) {
+            let (sql, mut args) = select(q, bounds, arm, ARCHIVED_COLUMNS, order, limit);
+            args.push((offset as i64).into());
+            let mut stmt = self.0.prepare_cached(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+            let mut read = Vec::new();
+            while let Some(row) = rows.next()? {
+                read.push(archived(row)?);
+            }
+            arms_rows.push(read);
+        }
+        if let [Arm::Media] = arms(q) {
+            return Ok(arms_rows.pop().unwrap_or_default());
+        }
+        let mut merged: Vec<Archived> = arms_rows.into_iter().flatten().collect();
+        match order {
+            Order::Ascending => merged.sort_by_key(|m| m.posted.id),
+            Order::Descending => merged.sort_by_key(|m| std::cmp::Reverse(m.posted.id)),
+        }
+        Ok(merged.into_iter().skip(offset).take(limit).collect())
+    }
+
+    /// Fills in the reactions of a page's messages with one read: those recorded for the
+    /// ids between the first and the last, by time then member.
+    fn add_reactions(&mut self, messages: &mut [Archived]) -> anyhow::Result<()> {
+        let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+            return Ok(());
+        };
+        let (low, high) = (
+            first.posted.id.min(last.posted.id),
+            first.posted.id.max(last.posted.id),
+        );
         let mut stmt = self.0.prepare_cached(
             "SELECT message, member, reactions FROM reactions WHERE message BETWEEN ?1 AND ?2
              ORDER BY at, member",
         )?;
-        let rows = stmt.query_map(params![low, high], |row| {
-            Ok((row.get(0)?, bare(row.get(1)?)?, row.get(2)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = stmt.query(params![low, high])?;
+        while let Some(row) = rows.next()? {
+            let id: i64 = row.get(0)?;
+            if let Some(message) = messages.iter_mut().find(|m| m.posted.id == id) {
+                history::add_reaction(message, &bare(row.get(1)?)?, &row.get::<_, String>(2)?);
+            }
+        }
+        Ok(())
     }
 }
 
