@@ -131,7 +131,7 @@ impl Sql {
 const PROBE_WIDTH: usize = 8;
 
 /// A page's row's reactions, a column after [`ARCHIVED_COLUMNS`]: each member's, by time
-/// then member (the order [`Archive::reactions`] reads them in), as the member's bare JID
+/// then member (the order SQLite's page reads them in), as the member's bare JID
 /// and its reactions, one a line (a bare JID holds no line break); NULL when none. Read with
 /// the rows, not in a statement after them: every statement is a round trip, and round
 /// trips were most of mixd's CPU a page (docs/benchmarks.md, `pgcpu`); a row's reactions
@@ -151,7 +151,7 @@ impl PgArchive<'_> {
         Ok(self.0.client.query_opt(&statement, params)?)
     }
 
-    /// [`Archive::rows`] with `q`'s conditions all in the SQL, each row's reactions
+    /// A page's rows with `q`'s conditions all in the SQL, each row's reactions
     /// ([`REACTIONS`]) in the same statement, and with `anchor` (an id the page reads after
     /// or before) the look-up of that id too: [`HistoryError::UnknownId`] if it is not in
     /// the archive.
@@ -221,32 +221,6 @@ impl PgArchive<'_> {
             messages.push(message);
         }
         Ok(Ok(messages))
-    }
-
-    /// [`Archive::page_rows`] (with `anchor`, [`PgArchive::read_rows`]) when `q` has times:
-    /// read by the id bounds alone, checked against the times ([`untimed`]).
-    fn checked_rows(
-        &mut self,
-        q: &HistoryQuery,
-        bounds: Bounds,
-        order: Order,
-        limit: usize,
-        offset: usize,
-        anchor: Option<i64>,
-    ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>> {
-        // Only when nothing is skipped: skipped rows would go unchecked.
-        if let Some(untimed) = untimed(q).filter(|_| offset == 0) {
-            let rows = match self.read_rows(&untimed, bounds, order, limit, 0, anchor)? {
-                Ok(rows) => rows,
-                unknown => return Ok(unknown),
-            };
-            if rows.iter().all(|m| within_times(q, m.posted.at)) {
-                return Ok(Ok(rows));
-            }
-            // The anchor was found.
-            return self.read_rows(q, bounds, order, limit, offset, None);
-        }
-        self.read_rows(q, bounds, order, limit, offset, anchor)
     }
 
     /// [`Archive::count_upto`] with `q`'s conditions all in the SQL, and with `times` the
@@ -393,7 +367,9 @@ impl Archive for PgArchive<'_> {
             .collect()
     }
 
-    /// The anchor looked up, the rows and their reactions read, in one statement.
+    /// The anchor looked up, the rows and their reactions read, in one statement
+    /// ([`PgArchive::read_rows`]); when `q` has times, read by the id bounds alone and
+    /// checked against the times ([`untimed`]).
     fn page_rows(
         &mut self,
         q: &HistoryQuery,
@@ -403,7 +379,19 @@ impl Archive for PgArchive<'_> {
         offset: usize,
     ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>> {
         let anchor = history::anchor(&q.page);
-        self.checked_rows(q, bounds, order, limit, offset, anchor)
+        // Only when nothing is skipped: skipped rows would go unchecked.
+        if let Some(untimed) = untimed(q).filter(|_| offset == 0) {
+            let rows = match self.read_rows(&untimed, bounds, order, limit, 0, anchor)? {
+                Ok(rows) => rows,
+                unknown => return Ok(unknown),
+            };
+            if rows.iter().all(|m| within_times(q, m.posted.at)) {
+                return Ok(Ok(rows));
+            }
+            // The anchor was found.
+            return self.read_rows(q, bounds, order, limit, offset, None);
+        }
+        self.read_rows(q, bounds, order, limit, offset, anchor)
     }
 
     fn count_upto(

@@ -170,11 +170,6 @@ mod tests {
     use super::*;
     use crate::core::testing::{jid, text};
 
-    fn watermark(conn: &Connection) -> i64 {
-        conn.query_row(&format!("SELECT {INDEXED_UPTO}"), [], |r| r.get(0))
-            .unwrap()
-    }
-
     fn deferred(conn: &Connection) -> Vec<i64> {
         conn.prepare("SELECT id FROM messages WHERE deferred = 1 ORDER BY id")
             .unwrap()

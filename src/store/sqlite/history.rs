@@ -780,15 +780,7 @@ mod tests {
         // reached the bound; 40 posts above it.
         let entered = CHANNEL_TAIL as i64 - NOTICES;
         post_many(&mut w, &mut g, entered + 40);
-        let upto: i64 = w
-            .conn
-            .query_row(
-                &format!("SELECT {}", super::super::deferred::INDEXED_UPTO),
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(upto, abs(entered));
+        assert_eq!(watermark(&w.conn), abs(entered));
         let bobs = |page, max| HistoryQuery {
             with: Some(jid("bob@localhost")),
             ..query(page, max)
@@ -892,15 +884,7 @@ mod tests {
         reads(&r);
         drop((w, r));
         let (w, r) = super::super::open(&dir.path().join("t.db"), Default::default()).unwrap();
-        let upto: i64 = w
-            .conn
-            .query_row(
-                &format!("SELECT {}", super::super::deferred::INDEXED_UPTO),
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(upto, abs(20));
+        assert_eq!(watermark(&w.conn), abs(20));
         reads(&r);
     }
 

@@ -131,3 +131,13 @@ pub(super) fn abort_points(conn: &Connection, sql: &str) -> Vec<String> {
     }
     aborts
 }
+
+/// The watermark: every row at or below it has its look-up entries (`deferred.rs`).
+pub(super) fn watermark(conn: &Connection) -> i64 {
+    conn.query_row(
+        &format!("SELECT {}", super::deferred::INDEXED_UPTO),
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
