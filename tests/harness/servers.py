@@ -16,6 +16,7 @@ import glob
 import itertools
 import os
 import pathlib
+import random
 import re
 import secrets
 import shutil
@@ -35,10 +36,33 @@ SECRET = "mixd-test-secret"
 PASSWORD = "password"
 
 
+def unused_ports():
+    """Loopback ports below the kernel's ephemeral range, in a random order (so that two runs
+    on one machine seldom try the same ones first), each tried once per run."""
+    low = int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = list(range(min(20000, low - 4096), low))
+    random.shuffle(ports)
+    return iter(ports)
+
+
+PORTS = unused_ports()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port for a server yet to start. Not one from bind(0): that is an
+    ephemeral port, which, between our closing it and the server binding it, any outgoing
+    connection or bind(0) on the machine (an Erlang node's distribution listener, a test
+    client) may take; the server then starts without that listener (an ejabberd cluster node
+    whose component port never opened failed a CI run). Ports below the ephemeral range are
+    only ever handed out by a bind asking for them, and this run asks for each one once."""
+    for port in PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port left below the ephemeral range")
 
 
 def wait_for_port(port, timeout=30.0):
@@ -230,8 +254,22 @@ class Ejabberd(Server):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_for_port(self.c2s_port, timeout=60)
-        wait_for_port(self.component_port, timeout=60)
+        self.wait_for_listeners()
+
+    def wait_for_listeners(self):
+        """Waits for the client and component ports; if one never opens, says why in the
+        error with the end of the node's logs (its listeners' failures are logged there)."""
+        try:
+            wait_for_port(self.c2s_port, timeout=60)
+            wait_for_port(self.component_port, timeout=60)
+        except TimeoutError as error:
+            logs = [self.dir / "stdout.log", self.dir / "logs" / "error.log"]
+            tails = "".join(
+                f"\n--- {log} ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+                for log in logs
+                if log.exists()
+            )
+            raise TimeoutError(f"{error} (ejabberd node {self.node}){tails}") from None
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -272,8 +310,7 @@ class EjabberdCluster:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the nodes do not list each other: {listed}")
             time.sleep(0.2)
-        wait_for_port(second.c2s_port, timeout=60)
-        wait_for_port(second.component_port, timeout=60)
+        second.wait_for_listeners()
 
     def stop(self):
         for node in reversed(self.nodes):
