@@ -432,6 +432,45 @@ fn thread_times(pid: u32) -> Vec<ThreadTime> {
     threads
 }
 
+/// Where a process's threads' time went so far (nanoseconds): on a core in mixd's readers
+/// of the archive, on a core in its other threads, and runnable but waiting for a core, with
+/// what this program's threads waited. Read before and after one history page, it splits
+/// that page's round trip into the store's work, the rest of mixd's work, and the machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SchedTotals {
+    pub readers: u64,
+    pub others: u64,
+    pub waiting: u64,
+    pub bench_waiting: u64,
+}
+
+impl SchedTotals {
+    pub fn of(mixd: u32) -> Self {
+        let mut totals = SchedTotals::default();
+        for thread in thread_times(mixd) {
+            match thread.name.starts_with("mixd-reader") {
+                true => totals.readers += thread.running,
+                false => totals.others += thread.running,
+            }
+            totals.waiting += thread.waiting;
+        }
+        totals.bench_waiting = thread_times(std::process::id())
+            .iter()
+            .map(|t| t.waiting)
+            .sum();
+        totals
+    }
+
+    pub fn since(self, earlier: SchedTotals) -> SchedTotals {
+        SchedTotals {
+            readers: self.readers.saturating_sub(earlier.readers),
+            others: self.others.saturating_sub(earlier.others),
+            waiting: self.waiting.saturating_sub(earlier.waiting),
+            bench_waiting: self.bench_waiting.saturating_sub(earlier.bench_waiting),
+        }
+    }
+}
+
 /// The threads of mixd and of this program, measured from `start` on: each one's share of a
 /// core tells a thread at 100 % (the bottleneck) from a pipeline that waits on itself, and
 /// its time runnable but off a core tells a machine that is full.

@@ -11,7 +11,9 @@ use mixd::store::{inspector, read_only, Database, HistoryQuery, Page, Reader};
 
 use crate::client::{login, Shared};
 use crate::peer::{wait_for, Counters, Peer, Tracker};
-use crate::{cpu_seconds_of, seed, FairnessPhase, Faults, Mixd, Scenario, ThreadsSince};
+use crate::{
+    cpu_seconds_of, seed, FairnessPhase, Faults, Mixd, Scenario, SchedTotals, ThreadsSince,
+};
 
 pub async fn run(binary: &Path, scenario: Scenario) -> anyhow::Result<()> {
     match scenario {
@@ -399,25 +401,37 @@ async fn timed_requests(
 /// Sends each stanza once the previous one is answered; returns the round trips in ms,
 /// sorted.
 async fn round_trips(peer: &mut Peer, stanzas: Vec<String>) -> anyhow::Result<Vec<f64>> {
-    let mut latencies: Vec<f64> = round_trips_in_order(peer, stanzas)
+    let mut latencies: Vec<f64> = round_trips_in_order(peer, stanzas, None)
         .await?
         .into_iter()
-        .map(|(_, latency)| latency)
+        .map(|trip| trip.latency)
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
     Ok(latencies)
 }
 
+/// One stanza's round trip: when it was sent, the trip in ms, and with a process to watch,
+/// where that process's and this program's threads' time went meanwhile.
+struct Trip {
+    start: Instant,
+    latency: f64,
+    sched: Option<SchedTotals>,
+}
+
 /// Each stanza sent alone and its result awaited, in order: when each was sent and its round
 /// trip in ms (what a trace of the spikes needs: which query, and when), up to the read that
-/// brought the result (`Counters::result_at`), not the waiting task's wake-up.
+/// brought the result (`Counters::result_at`), not the waiting task's wake-up. With `watched`
+/// (mixd's pid), its threads' times are read before and after each trip, outside the timed
+/// span.
 async fn round_trips_in_order(
     peer: &mut Peer,
     stanzas: Vec<String>,
-) -> anyhow::Result<Vec<(Instant, f64)>> {
+    watched: Option<u32>,
+) -> anyhow::Result<Vec<Trip>> {
     let mut trips = Vec::with_capacity(stanzas.len());
     for stanza in stanzas {
         let before = results(&peer.counters);
+        let sched = watched.map(SchedTotals::of);
         let start = Instant::now();
         peer.send(&stanza).await?;
         peer.flush().await?;
@@ -428,8 +442,15 @@ async fn round_trips_in_order(
             .lock()
             .unwrap()
             .unwrap_or_else(Instant::now);
-        let trip = end.saturating_duration_since(start);
-        trips.push((start, trip.as_secs_f64() * 1e3));
+        let sched = watched
+            .zip(sched)
+            .map(|(pid, at)| SchedTotals::of(pid).since(at));
+        let latency = end.saturating_duration_since(start).as_secs_f64() * 1e3;
+        trips.push(Trip {
+            start,
+            latency,
+            sched,
+        });
     }
     Ok(trips)
 }
@@ -670,10 +691,16 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
     let (low, high) = (50 * seed::RARE + 1, archive as i64 - 2100);
     let mut lines = Vec::new();
     // `MIXD_BENCH_TRACE=<file>`: every query's kind, anchor, start (ms from the first) and
-    // round trip, with the store alone's time for the same read, one a line, to tell
-    // where the slow ones lie (in time, in the archive, in a kind).
-    let mut trace = std::env::var_os("MIXD_BENCH_TRACE")
-        .map(|_| String::from("kind\tquery\tanchor\tstart_ms\tround_trip_ms\tstore_ms\n"));
+    // round trip, with the store alone's time for the same read, and what mixd's threads
+    // did meanwhile (its readers' and its other threads' time on a core, and all of them
+    // runnable without one), and how long this program's threads waited for a core: to tell
+    // where the slow ones lie (in time, in the archive, in a kind) and what made them slow
+    // (the store's work, mixd's other work, the machine).
+    let mut trace = std::env::var_os("MIXD_BENCH_TRACE").map(|_| {
+        String::from(
+            "kind\tquery\tanchor\tstart_ms\tround_trip_ms\tstore_ms\treaders_ms\tothers_ms\twaiting_ms\tbench_waiting_ms\n",
+        )
+    });
     let began = Instant::now();
     // Every query ends with one iq result, which is what the clock waits for.
     for kind in HISTORY_KINDS {
@@ -688,9 +715,9 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
         // An error reply fails the round trips (`Peer::wait_for`).
         let rows = peer.counters.rows.load(Ordering::Relaxed);
         let (faults, cpu) = (Faults::of(pid), cpu_seconds_of(pid));
-        let trips = round_trips_in_order(peer, pages).await?;
+        let trips = round_trips_in_order(peer, pages, trace.as_ref().map(|_| pid)).await?;
         let (faults, cpu) = (Faults::of(pid).since(faults), cpu_seconds_of(pid) - cpu);
-        let mut latencies: Vec<f64> = trips.iter().map(|&(_, latency)| latency).collect();
+        let mut latencies: Vec<f64> = trips.iter().map(|trip| trip.latency).collect();
         latencies.sort_by(|a, b| a.total_cmp(b));
         let rows = peer.counters.rows.load(Ordering::Relaxed) - rows;
         if let Some(per_page) = kind.rows {
@@ -717,12 +744,19 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
             Ok(direct)
         })?;
         if let Some(trace) = &mut trace {
-            for (i, ((start, latency), store)) in trips.iter().zip(&direct).enumerate() {
+            for (i, (trip, store)) in trips.iter().zip(&direct).enumerate() {
+                let sched = trip.sched.unwrap_or_default();
+                let ms = |ns: u64| ns as f64 / 1e6;
                 trace.push_str(&format!(
-                    "{}\t{i}\t{}\t{:.3}\t{latency:.3}\t{store:.3}\n",
+                    "{}\t{i}\t{}\t{:.3}\t{:.3}\t{store:.3}\t{:.3}\t{:.3}\t{:.3}\t{:.3}\n",
                     kind.label,
                     anchors[i],
-                    start.duration_since(began).as_secs_f64() * 1e3,
+                    trip.start.duration_since(began).as_secs_f64() * 1e3,
+                    trip.latency,
+                    ms(sched.readers),
+                    ms(sched.others),
+                    ms(sched.waiting),
+                    ms(sched.bench_waiting),
                 ));
             }
         }

@@ -121,11 +121,12 @@ fn conditions(q: &HistoryQuery, bounds: Bounds) -> (String, Vec<Value>) {
 }
 
 /// The statement of `arm` of `q`'s rows within `bounds` as `columns` (which name `id`), in
-/// `order`, up to `limit` after an offset (the whole) or up to `limit` and the offset (an
-/// arm), and its parameters but the offset, which the caller binds last. The limit is written into the statement: a page size is one of a few, each a
-/// statement that stays prepared. The deferred flag keeps the arms apart: the tail's table
-/// holds exactly the rows not entered. The tail's rows are found by their ids (`NOT
-/// INDEXED`: rowid look-ups only), so that no index of the channel's whole archive is walked.
+/// `order`, up to `limit` and a number more, after skipping a number: its parameters but
+/// those two, which the caller binds last ([`Reach`]). The limit is written into the
+/// statement: a page size is one of a few, each a statement that stays prepared. The deferred
+/// flag keeps the arms apart: the tail's table holds exactly the rows not entered. The tail's
+/// rows are found by their ids (`NOT INDEXED`: rowid look-ups only), so that no index of the
+/// channel's whole archive is walked.
 fn select(
     q: &HistoryQuery,
     bounds: Bounds,
@@ -154,20 +155,35 @@ fn select(
             "id IN (SELECT id FROM tail WHERE channel = ?) AND ",
         ),
     };
-    // A page of a single arm skips its offset in SQLite; an arm of several reads that many
-    // more, skipped once the arms are merged.
-    let skip = match arm {
-        Arm::Media => "OFFSET",
-        Arm::Channel | Arm::Entered | Arm::EnteredNotices | Arm::Tail => "+",
-    };
     let (conditions, mut args) = conditions(q, bounds);
     if arm == Arm::Tail {
         args.insert(0, q.channel.into());
     }
     let sql = format!(
-        "SELECT {columns} FROM {from} WHERE {flag}{conditions} ORDER BY id {order} LIMIT {limit} {skip} ?"
+        "SELECT {columns} FROM {from} WHERE {flag}{conditions} ORDER BY id {order} LIMIT {limit} + ? OFFSET ?"
     );
     (sql, args)
+}
+
+/// What an arm's statement ([`select`]) reads beyond its limit, and skips first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Reach {
+    more: usize,
+    skipped: usize,
+}
+
+impl Reach {
+    const PAGE: Reach = Reach {
+        more: 0,
+        skipped: 0,
+    };
+
+    fn bind(self, args: &mut Vec<Value>) {
+        args.extend([
+            Value::from(self.more as i64),
+            Value::from(self.skipped as i64),
+        ]);
+    }
 }
 
 impl Archive for SqliteArchive<'_> {
@@ -246,15 +262,7 @@ impl Archive for SqliteArchive<'_> {
         // tail that holds none of the query's rows (the sender posted nothing since the last
         // fill: most often) is left out, and the entered arms counted alone: without notices
         // (MAM's default), one, from the sender's index alone, with no merge.
-        let tail_holds_some = arms(q).contains(&Arm::Tail) && {
-            let (sql, mut args) = select(q, bounds, Arm::Tail, "id", Order::Ascending, 1);
-            args.push(Value::from(0));
-            self.0
-                .prepare_cached(&sql)?
-                .query_row(rusqlite::params_from_iter(args), |_| Ok(()))
-                .optional()?
-                .is_some()
-        };
+        let tail_holds_some = self.tail_rows(q, bounds, 1)? > 0;
         let counted = arms(q)
             .iter()
             .filter(|&&arm| tail_holds_some || arm != Arm::Tail);
@@ -264,7 +272,7 @@ impl Archive for SqliteArchive<'_> {
             let (sql, arm_args) = select(q, bounds, arm, "id", Order::Ascending, limit);
             union.push(format!("SELECT id FROM ({sql})"));
             args.extend(arm_args);
-            args.push(Value::from(0));
+            Reach::PAGE.bind(&mut args);
         }
         let sql = match union.as_slice() {
             [whole] => format!("SELECT count(*), max(id) FROM ({whole})"),
@@ -327,33 +335,74 @@ impl SqliteArchive<'_> {
         limit: usize,
         offset: usize,
     ) -> anyhow::Result<Vec<Archived>> {
-        // Each arm up to the offset and the page, merged in `order` (both arms are in it),
-        // then the offset skipped: one arm is a page read as before, the other a few rows.
-        let mut arms_rows = Vec::new();
-        for &arm in arms(q) {
+        // Each arm up to the offset and the page, merged in `order` (every arm is in it), then
+        // what is left of the offset skipped. Where one arm beside the tail's holds the rows
+        // (a query without a sender or with one but no notices), SQLite skips in it all of
+        // the offset but as many as the tail holds: however the two interleave, that arm's
+        // first `offset - tail` rows come before the page. Then an RSM page by `<index>`
+        // neither decodes nor returns the rows before it, only steps over them; where
+        // the tail holds none, the offset is all skipped there. Arms that interleave
+        // (a sender's messages and notices) each read the offset and the page.
+        let arms = arms(q);
+        let skipped = match arms {
+            [Arm::Media] => offset,
+            [_, Arm::Tail] if offset > 0 => {
+                offset.saturating_sub(self.tail_rows(q, bounds, offset)?)
+            }
+            _ => 0,
+        };
+        let rest = offset - skipped;
+        let mut merged = Vec::new();
+        for &arm in arms {
+            let reach = Reach {
+                more: rest,
+                skipped: if arm == Arm::Tail { 0 } else { skipped },
+            };
             let (sql, mut args) = select(q, bounds, arm, ARCHIVED_COLUMNS, order, limit);
-            args.push((offset as i64).into());
+            reach.bind(&mut args);
             let mut stmt = self.0.prepare_cached(&sql)?;
             let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-            let mut read = Vec::new();
             while let Some(row) = rows.next()? {
-                read.push(archived(row)?);
+                merged.push(archived(row)?);
             }
-            arms_rows.push(read);
         }
-        if let [Arm::Media] = arms(q) {
-            return Ok(arms_rows.pop().unwrap_or_default());
+        if arms.len() > 1 {
+            match order {
+                Order::Ascending => merged.sort_by_key(|m| m.posted.id),
+                Order::Descending => merged.sort_by_key(|m| std::cmp::Reverse(m.posted.id)),
+            }
         }
-        let mut merged: Vec<Archived> = arms_rows.into_iter().flatten().collect();
-        match order {
-            Order::Ascending => merged.sort_by_key(|m| m.posted.id),
-            Order::Descending => merged.sort_by_key(|m| std::cmp::Reverse(m.posted.id)),
-        }
-        Ok(merged.into_iter().skip(offset).take(limit).collect())
+        Ok(merged.into_iter().skip(rest).take(limit).collect())
     }
 
-    /// Fills in the reactions of a page's messages with one read: those recorded for the
-    /// ids between the first and the last, by time then member.
+    /// How many of `q`'s rows within `bounds` the tail's table holds, up to `upto` (a few
+    /// dozen at most: `deferred::CHANNEL_TAIL`); none where the query does not read the tail.
+    fn tail_rows(
+        &mut self,
+        q: &HistoryQuery,
+        bounds: Bounds,
+        upto: usize,
+    ) -> anyhow::Result<usize> {
+        if !arms(q).contains(&Arm::Tail) {
+            return Ok(0);
+        }
+        let (sql, mut args) = select(q, bounds, Arm::Tail, "id", Order::Ascending, upto);
+        Reach::PAGE.bind(&mut args);
+        let counted: i64 = self
+            .0
+            .prepare_cached(&format!("SELECT count(*) FROM ({sql})"))?
+            .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?;
+        Ok(counted as usize)
+    }
+
+    /// Fills in the reactions of a page's messages with one read, by time then member: those
+    /// recorded for the ids between the first and the last where the page's rows lie close
+    /// (a run of the channel's), else those of its rows' ids, each a look-up on the
+    /// `(message, member)` key. A range over a page whose rows lie far apart (a rare sender's,
+    /// the media) would read the reactions of every message between them, which the page
+    /// does not show: at one reaction in ten messages, 5,000 for a page of 51 of a sender's
+    /// one in a thousand, and such a page took 1.1 ms in the store at 10 M against 0.2 with
+    /// its ids looked up (docs/benchmarks.md, issue 16, branch `hist8`).
     fn add_reactions(&mut self, messages: &mut [Archived]) -> anyhow::Result<()> {
         let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
             return Ok(());
@@ -362,11 +411,24 @@ impl SqliteArchive<'_> {
             first.posted.id.min(last.posted.id),
             first.posted.id.max(last.posted.id),
         );
-        let mut stmt = self.0.prepare_cached(
-            "SELECT message, member, reactions FROM reactions WHERE message BETWEEN ?1 AND ?2
-             ORDER BY at, member",
-        )?;
-        let mut rows = stmt.query(params![low, high])?;
+        let close = high - low < 2 * messages.len() as i64;
+        let mut stmt;
+        let mut rows = match close {
+            true => {
+                stmt = self.0.prepare_cached(
+                    "SELECT message, member, reactions FROM reactions WHERE message BETWEEN ?1 AND ?2
+                     ORDER BY at, member",
+                )?;
+                stmt.query(params![low, high])?
+            }
+            false => {
+                stmt = self.0.prepare_cached(
+                    "SELECT message, member, reactions FROM reactions
+                     WHERE message IN (SELECT value FROM json_each(?1)) ORDER BY at, member",
+                )?;
+                stmt.query([ids_json(messages.iter().map(|m| m.posted.id))])?
+            }
+        };
         while let Some(row) = rows.next()? {
             let id: i64 = row.get(0)?;
             if let Some(message) = messages.iter_mut().find(|m| m.posted.id == id) {
@@ -375,6 +437,15 @@ impl SqliteArchive<'_> {
         }
         Ok(())
     }
+}
+
+/// `ids` as one JSON array, bound as one parameter so that a statement over a page's ids is
+/// prepared once whatever their number.
+fn ids_json(ids: impl Iterator<Item = i64>) -> String {
+    format!(
+        "[{}]",
+        ids.map(|id| id.to_string()).collect::<Vec<_>>().join(",")
+    )
 }
 
 /// One page of `q`, read on one of the reader's connections; an unknown id the query names
@@ -443,8 +514,8 @@ const REFERENCE_LOOKUP: &str = "SELECT id, channel, sender, retracted_at, client
      ORDER BY id DESC LIMIT 1";
 
 /// The receipts of `messages`, each message's by member: one statement for a whole page,
-/// its ids bound as one JSON array so that the statement is prepared once whatever their
-/// number; each id is a lookup on the `(message, member)` key.
+/// its ids bound as one JSON array ([`ids_json`]); each id is a lookup on the `(message,
+/// member)` key.
 pub(super) fn receipts_of(
     conn: &Connection,
     messages: &[i64],
@@ -453,14 +524,7 @@ pub(super) fn receipts_of(
     if messages.is_empty() {
         return Ok(found);
     }
-    let ids = format!(
-        "[{}]",
-        messages
-            .iter()
-            .map(i64::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let ids = ids_json(messages.iter().copied());
     let mut stmt = conn.prepare_cached(
         "SELECT message, member, delivered_at, displayed_at FROM receipts
          WHERE message IN (SELECT value FROM json_each(?1)) ORDER BY message, member",
@@ -702,7 +766,7 @@ mod tests {
     /// index alone, no row of the table.
     #[test]
     fn a_senders_page_reads_its_index_and_the_tail_both_bounded() {
-        use super::{select, Arm, ARCHIVED_COLUMNS};
+        use super::{select, Arm, Reach, ARCHIVED_COLUMNS};
         use crate::store::history::{Bounds, Order};
         let (_dir, _w, r, _g) = coven();
         let bounds = Bounds {
@@ -749,7 +813,7 @@ mod tests {
                 ("id", Order::Ascending, &ids),
             ] {
                 let (sql, mut args) = select(&q, bounds, arm, columns, order, 51);
-                args.push(0.into());
+                Reach::PAGE.bind(&mut args);
                 let plan: Vec<String> = r
                     .with_conn(|conn| {
                         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
@@ -765,6 +829,36 @@ mod tests {
                             .any(|p| p.contains("SCAN") || p.contains("TEMP")),
                     "{arm:?} {columns}: {plan:?}"
                 );
+            }
+        }
+    }
+
+    /// An RSM page by `<index>` is the slice of the whole at that index, wherever the entered
+    /// rows end and the tail's begin (before it, within it, after it), with and without a
+    /// sender, with and without notices: SQLite skips the offset in the entered arm only as
+    /// far as no tail row can come before it.
+    #[test]
+    fn an_index_page_is_the_slice_of_the_whole_across_the_tail() {
+        use super::super::deferred::CHANNEL_TAIL;
+        let (_dir, mut w, r, mut g) = coven();
+        post_many(&mut w, &mut g, CHANNEL_TAIL as i64 - NOTICES + 40);
+        for with in [None, Some(jid("bob@localhost"))] {
+            for with_notices in [false, true] {
+                let q = |page, max| HistoryQuery {
+                    with: with.clone(),
+                    with_notices,
+                    ..query(page, max)
+                };
+                let all = ids(&r.history(&q(Page::First, 500)).unwrap());
+                for index in 0..all.len() + 2 {
+                    let page = r.history(&q(Page::Index(index), 7)).unwrap();
+                    let slice: Vec<i64> = all.iter().skip(index).take(7).copied().collect();
+                    assert_eq!(
+                        ids(&page),
+                        slice,
+                        "{with:?}, notices {with_notices}, {index}"
+                    );
+                }
             }
         }
     }
@@ -965,6 +1059,40 @@ mod tests {
             archived.reactions,
             vec![("👍".to_string(), vec![jid("bob@localhost")])]
         );
+    }
+
+    /// A page whose rows lie far apart has its rows' reactions, looked up by id, and none of
+    /// the messages between them.
+    #[test]
+    fn reactions_of_rows_far_apart_are_found_by_their_ids() {
+        let (_dir, mut w, r, mut g) = coven();
+        post_many(&mut w, &mut g, 100);
+        for n in [2, 50, 100] {
+            let m = target(&r, &format!("o-{n}"));
+            commit(
+                &mut w,
+                g.react(
+                    "coven",
+                    &jid("alice@localhost"),
+                    Some(&m),
+                    vec!["👍".into()],
+                    2000,
+                )
+                .unwrap(),
+            );
+        }
+        let picked = HistoryQuery {
+            ids: vec![abs(2), abs(100)],
+            ..query(Page::First, 10)
+        };
+        let page = r.history(&picked).unwrap();
+        assert_eq!(ids(&page), [2, 100]);
+        for message in &page.messages {
+            assert_eq!(
+                message.reactions,
+                [("👍".to_string(), vec![jid("alice@localhost")])]
+            );
+        }
     }
 
     #[test]
