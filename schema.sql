@@ -108,14 +108,15 @@ CREATE TABLE participants (
 -- Clients online in a channel (XEP-0403): each participant's full JIDs (`jid` the bare JID,
 -- `resource` the rest) that live deliveries go to. Kept so that a restart does not silence
 -- the channel (clients never send presence again by themselves); an entry whose client went
--- away meanwhile is deleted when a delivery to it bounces. Goes with its participant.
+-- away meanwhile is deleted when a delivery to it bounces. Goes with its participant, which
+-- the writer deletes it with (src/store/sqlite/write.rs): no foreign key, whose probe of the
+-- participant's key cost every join's client a B-tree seek (schema 15; docs/benchmarks.md,
+-- issue 16, branch `joins8`).
 CREATE TABLE presence (
     channel  INTEGER NOT NULL,
     jid      TEXT    NOT NULL,
     resource TEXT    NOT NULL,
-    PRIMARY KEY (channel, jid, resource),
-    FOREIGN KEY (channel, jid) REFERENCES participants (channel, jid) ON DELETE CASCADE
-        DEFERRABLE INITIALLY DEFERRED
+    PRIMARY KEY (channel, jid, resource)
 ) WITHOUT ROWID;
 
 -- The archive. `id` is the archive id, unique across the service and never reused

@@ -10,6 +10,7 @@
 //! Every change goes through these methods, so the index never disagrees with the list; a
 //! reader sees the list as a slice (`Deref`), in order of joining.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -196,10 +197,11 @@ impl Roster {
             Some(index.reached[at])
         });
         match counted {
-            Some(count) => {
-                let excepted = except.and_then(|jid| self.get(jid)).is_some_and(reached);
-                count > u32::from(excepted)
-            }
+            // The one excepted matters only when it may be the one reached: looked up then
+            // only (a join's broadcast excepts the joiner, of thousands reached).
+            Some(0) => false,
+            Some(1) => !except.and_then(|jid| self.get(jid)).is_some_and(reached),
+            Some(_) => true,
             // A small channel, or several nodes at once: not counted.
             None => self
                 .list
@@ -220,20 +222,38 @@ impl Roster {
     /// Adds `participant`, or puts it in the place of the participant with its JID (joining
     /// again keeps the place in the order of joining).
     pub fn put(&mut self, participant: Participant) {
-        match self.position(&participant.jid) {
-            Some(at) => self.change_at(at, |p| *p = participant),
-            None => {
-                self.list.push(participant);
-                match &mut self.index {
-                    Some(index) => {
-                        let place = index.next_place;
-                        index.next_place += 1;
-                        index.places.push(place);
-                        index.add(&self.list[self.list.len() - 1], place);
+        let Some(index) = &mut self.index else {
+            match self.position(&participant.jid) {
+                Some(at) => self.change_at(at, |p| *p = participant),
+                None => {
+                    self.list.push(participant);
+                    if self.list.len() >= INDEXED_FROM {
+                        self.build_index();
                     }
-                    None if self.list.len() >= INDEXED_FROM => self.build_index(),
-                    None => {}
                 }
+            }
+            return;
+        };
+        // The JID hashed once, for the look-up and a newcomer's entry (a look-up and then an
+        // insert hashed it twice, at every join: docs/benchmarks.md, `joins8`).
+        let place = index.next_place;
+        let found = match index.by_jid.entry(participant.jid.clone()) {
+            Entry::Occupied(entry) => Some(*entry.get()),
+            Entry::Vacant(entry) => {
+                entry.insert(place);
+                None
+            }
+        };
+        match found {
+            Some(found) => {
+                let at = index.at(found);
+                self.change_at(at, |p| *p = participant);
+            }
+            None => {
+                index.next_place += 1;
+                index.places.push(place);
+                self.list.push(participant);
+                index.enter(&self.list[self.list.len() - 1], place);
             }
         }
     }
@@ -306,6 +326,12 @@ impl Roster {
 
     /// [`Roster::position`] by the JID's text, which a `BareJid` hashes and compares as.
     fn position_of(&self, jid: &str) -> Option<usize> {
+        // The newest participant first, without hashing: the facts that follow a join name
+        // the one just put (its client coming online).
+        let newest = self.list.len().checked_sub(1)?;
+        if self.list[newest].jid.as_str() == jid {
+            return Some(newest);
+        }
         match &self.index {
             Some(index) => index.by_jid.get(jid).map(|&place| index.at(place)),
             None => self.list.iter().position(|p| p.jid.as_str() == jid),
@@ -349,6 +375,11 @@ impl Index {
 
     fn add(&mut self, p: &Participant, place: u32) {
         self.by_jid.insert(p.jid.clone(), place);
+        self.enter(p, place);
+    }
+
+    /// [`Index::add`] but for the JID's entry, which the caller made.
+    fn enter(&mut self, p: &Participant, place: u32) {
         self.by_id.insert(p.id, place);
         self.by_nick
             .entry(p.nick.to_ascii_lowercase())

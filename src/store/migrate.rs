@@ -163,6 +163,22 @@ const MIGRATIONS: &[&str] = &[
       WHERE type = 'table' AND name IN ('participants', 'presence')
         AND sql NOT LIKE '%DEFERRABLE%';
      PRAGMA writable_schema = RESET;",
+    // 14 → 15: presence without its foreign key to the participant: the key's probe of the
+    // participants' primary key, made for every client row even with the check deferred, was
+    // a B-tree seek on a text key at every join (docs/benchmarks.md, issue 16, branch
+    // `joins8`); the writer deletes a participant's presence rows with it instead of the
+    // cascade. Only the table's text changes (its columns and primary key, hence its stored
+    // format, are the same in every version since 4), edited in place as in 13 → 14.
+    "PRAGMA writable_schema = ON;
+     UPDATE sqlite_schema
+        SET sql = 'CREATE TABLE presence (
+    channel  INTEGER NOT NULL,
+    jid      TEXT    NOT NULL,
+    resource TEXT    NOT NULL,
+    PRIMARY KEY (channel, jid, resource)
+) WITHOUT ROWID'
+      WHERE type = 'table' AND name = 'presence';
+     PRAGMA writable_schema = RESET;",
 ];
 
 pub const LATEST: i64 = 1 + MIGRATIONS.len() as i64;
@@ -320,9 +336,9 @@ mod tests {
         assert_eq!(by_alice("messages_by_sender", "notice = 0"), [2]);
         assert_eq!(by_alice("notices_by_sender", "notice != 0"), [1]);
         assert_eq!(foreign_keys(&old), foreign_keys(&fresh));
-        assert!(foreign_keys(&old).iter().any(|(table, parent, ..)| {
-            (table.as_str(), parent.as_str()) == ("presence", "participants")
-        }));
+        assert!(!foreign_keys(&old)
+            .iter()
+            .any(|(table, ..)| table.as_str() == "presence"));
         let policy: i64 = old
             .query_row(
                 "SELECT join_policy FROM channels WHERE name = 'coven'",
@@ -431,10 +447,11 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap()
         };
-        assert_eq!(deferred(&conn), ["participants", "presence"]);
+        // Presence has no foreign key from version 15 on.
+        assert_eq!(deferred(&conn), ["participants"]);
         let mut fresh = crate::store::sqlite::testing::in_memory();
         migrate(&mut fresh).unwrap();
-        assert_eq!(deferred(&fresh), ["participants", "presence"]);
+        assert_eq!(deferred(&fresh), ["participants"]);
         // The migrating connection itself uses them deferred: a participant of no channel
         // is refused at the commit, not by its statement.
         let tx = conn.transaction().unwrap();
@@ -445,6 +462,54 @@ mod tests {
         )
         .unwrap();
         assert!(tx.commit().is_err());
+    }
+
+    #[test]
+    fn version_15_keeps_the_clients_online_without_their_foreign_key() {
+        let mut conn = crate::store::sqlite::testing::in_memory();
+        conn.execute_batch(include_str!("../../tests/fixtures/schema-v1.sql"))
+            .unwrap();
+        for step in &MIGRATIONS[..13] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 14).unwrap();
+        conn.execute_batch(
+            "INSERT INTO channels (name, created_by, created_at, info_updated_at)
+             VALUES ('coven', 'alice@localhost', 1, 1);
+             INSERT INTO participants (channel, jid, id, nick, nodes, role, joined_at)
+             VALUES (1, 'bob@localhost', 'b', 'bob', 1, 0, 1);
+             INSERT INTO presence (channel, jid, resource) VALUES (1, 'bob@localhost', 'phone');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let fresh = {
+            let mut fresh = crate::store::sqlite::testing::in_memory();
+            migrate(&mut fresh).unwrap();
+            fresh
+        };
+        assert_eq!(columns(&conn), columns(&fresh));
+        assert_eq!(foreign_keys(&conn), foreign_keys(&fresh));
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        let rows: Vec<(i64, String, String)> = conn
+            .prepare("SELECT channel, jid, resource FROM presence")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, [(1, "bob@localhost".into(), "phone".into())]);
+        // A client row naming no participant is no longer refused at the commit: the writer
+        // deletes clients with their participant (`sqlite/write.rs`).
+        let tx = conn.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO presence (channel, jid, resource) VALUES (1, 'eve@localhost', 'x')",
+            [],
+        )
+        .unwrap();
+        tx.commit().unwrap();
     }
 
     #[test]
