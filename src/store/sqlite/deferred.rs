@@ -7,7 +7,7 @@
 //! time, each post dirtied a page of each of those indexes in its channel: a commit of posts
 //! into many channels a leaf of `(channel, id)` a post, each a WAL frame and its checkpoint's
 //! copy (docs/benchmarks.md, "Posts into many small channels without a `(channel, id)` page
-//! each"); the tail's table is a few dozen pages, which every commit shares; entered together,
+//! each"); the tail's table is about fifty pages, which every commit shares; entered together,
 //! a channel's new entries share their page.
 //!
 //! Readers find every row: the indexes for the rows entered (`deferred = 0`), and a channel's
@@ -34,8 +34,14 @@ use rusqlite::Connection;
 
 /// A channel's rows above the watermark from which the writer enters the deferred entries.
 pub(super) const CHANNEL_TAIL: u32 = 64;
-/// The service's rows above the watermark from which the writer enters them.
-pub(super) const TOTAL_TAIL: u32 = 8192;
+/// The service's rows above the watermark from which the writer enters them. Each fill
+/// dirties a leaf of each look-up index in every channel it enters rows of: into 1,000 small
+/// channels, 8,192 rows gave each leaf ~8 entries a fill, and those pages (their WAL frames,
+/// checkpoint copies and B-tree descents) were much of the writer's cost a post; 16,384 give
+/// ~16. 32,768 saved another 0.3 µs a post but made the commit that fills long enough to
+/// raise the posts' p99 by half (docs/benchmarks.md, "The writer's cost a post into small
+/// channels, accounted"). The tail's table is then about fifty pages.
+pub(super) const TOTAL_TAIL: u32 = 16_384;
 
 /// The watermark as an expression for a statement: every row at or below it is entered. A
 /// macro too, for statements that are constants (`concat!`).
@@ -73,12 +79,12 @@ pub(super) const CHANNEL_NOTICES: &str =
     "(SELECT notice FROM messages WHERE channel = {key} AND deferred = 0
       UNION ALL SELECT 0 FROM tail WHERE channel = {key})";
 
-/// The fill: every row above the watermark gets its look-up entries ([`enter`]).
-const FILL: &str = concat!(
-    "UPDATE OR FAIL messages SET deferred = 0 WHERE id > ",
-    indexed_upto!(),
-    " AND deferred = 1"
-);
+/// The channels whose rows the fill enters ([`enter`]): the tail's, in key order.
+const FILLED: &str = "SELECT DISTINCT channel FROM tail";
+/// The fill of one channel: its rows not entered (`deferred = 1`), which are the ones the
+/// tail's table names for it, get their look-up entries.
+const FILL: &str =
+    "UPDATE OR FAIL messages SET deferred = 0 WHERE id IN (SELECT id FROM tail WHERE channel = ?1)";
 
 /// The channels' running totals (`channels.message_count`: messages, retractions and
 /// reactions, not notices) raised by what each channel's archive holds above the watermark:
@@ -140,9 +146,16 @@ impl Tail {
     }
 }
 
-/// Enters the look-up entries of every row above the watermark (a walk of the rowid from
-/// it: the rows are the archive's last), counts those rows into their channels' totals,
-/// empties the tail's table and raises the watermark to the newest row.
+/// Enters the look-up entries of every row above the watermark, counts those rows into their
+/// channels' totals, empties the tail's table and raises the watermark to the newest row.
+///
+/// The rows not yet entered are the tail's, and they are entered channel by channel: one
+/// statement walking them in the rowid's order went from channel to channel at every row,
+/// each row's entries into other leaves of each index than the last row's, a few thousand
+/// pages visited again and again and cold by then; a channel's rows enter the same leaf one
+/// after the other (−9 % of the writer's CPU a post with 200,000 posts into 1,000 channels,
+/// −30 to −40 % with 600,000: docs/benchmarks.md, "The writer's cost a post into small
+/// channels, accounted").
 ///
 /// `OR FAIL`, not the default `OR ABORT`: SQLite gives a statement that may abort after
 /// changing rows a statement journal, a copy of every page it is about to change, so that
@@ -154,7 +167,14 @@ impl Tail {
 /// rolls back; nothing ever needs this statement undone alone.
 pub(super) fn enter(conn: &Connection) -> rusqlite::Result<()> {
     conn.prepare_cached(COUNT)?.execute([])?;
-    conn.prepare_cached(FILL)?.execute([])?;
+    let channels: Vec<i64> = conn
+        .prepare_cached(FILLED)?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut fill = conn.prepare_cached(FILL)?;
+    for channel in channels {
+        fill.execute([channel])?;
+    }
     conn.prepare_cached("DELETE FROM tail")?.execute([])?;
     conn.prepare_cached(
         "UPDATE meta SET value = max(value, (SELECT coalesce(max(id), 0) FROM messages))
@@ -253,26 +273,51 @@ mod tests {
         assert!(tail.add(many.iter()));
     }
 
+    /// The plan's lines, its parameters (if any) bound to a channel's key.
+    fn plan(conn: &Connection, statement: &str) -> Vec<String> {
+        let mut explain = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {statement}"))
+            .unwrap();
+        let keys = std::iter::repeat_n(1, explain.parameter_count());
+        explain
+            .query_map(rusqlite::params_from_iter(keys), |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn walks_messages(plan: &[String]) -> bool {
+        plan.iter().any(|p| {
+            p.contains("messages") && (p.starts_with("SCAN messages") || p.contains("INDEX"))
+        })
+    }
+
     #[test]
-    fn the_fill_and_its_count_walk_only_the_rows_above_the_watermark() {
+    fn the_count_walks_only_the_rows_above_the_watermark() {
         let (_dir, w, _r, _g) = coven();
-        for statement in [FILL, COUNT] {
-            let plan: Vec<String> = w
-                .conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {statement}"))
-                .unwrap()
-                .query_map([], |r| r.get(3))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            let walks = |p: &String| p.starts_with("SCAN messages") || p.contains("INDEX");
-            assert!(
-                plan.iter()
-                    .any(|p| p.contains("SEARCH messages USING INTEGER PRIMARY KEY (rowid>?)"))
-                    && !plan.iter().any(|p| p.contains("messages") && walks(p)),
-                "{statement}: {plan:?}"
-            );
-        }
+        let plan = plan(&w.conn, COUNT);
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("SEARCH messages USING INTEGER PRIMARY KEY (rowid>?)"))
+                && !walks_messages(&plan),
+            "{plan:?}"
+        );
+    }
+
+    /// A channel's fill reads the channel's part of the tail and each of its rows by id.
+    #[test]
+    fn the_fill_reads_only_the_tail_and_its_rows() {
+        let (_dir, w, _r, _g) = coven();
+        let plan = plan(&w.conn, FILL);
+        assert!(
+            plan.iter()
+                .any(|p| p == "SEARCH messages USING INTEGER PRIMARY KEY (rowid=?)")
+                && plan
+                    .iter()
+                    .any(|p| p == "SEARCH tail USING PRIMARY KEY (channel=?)")
+                && !walks_messages(&plan),
+            "{plan:?}"
+        );
     }
 
     #[test]
