@@ -163,7 +163,7 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_by_channel ON messages (channel, id) WHERE deferred = 0;
 -- The posts not yet entered (`deferred = 1`), by channel: what `(channel, id)` above holds of
--- the other rows. About fifty pages at most (src/store/sqlite/deferred.rs bounds them), so a
+-- the other rows. A few dozen pages at most (src/store/sqlite/deferred.rs bounds them), so a
 -- commit of posts into many channels dirties those instead of a leaf of the index a channel.
 CREATE TABLE tail (
     channel INTEGER NOT NULL,

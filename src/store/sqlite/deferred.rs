@@ -7,7 +7,7 @@
 //! time, each post dirtied a page of each of those indexes in its channel: a commit of posts
 //! into many channels a leaf of `(channel, id)` a post, each a WAL frame and its checkpoint's
 //! copy (docs/benchmarks.md, "Posts into many small channels without a `(channel, id)` page
-//! each"); the tail's table is about fifty pages, which every commit shares; entered together,
+//! each"); the tail's table is a few dozen pages, which every commit shares; entered together,
 //! a channel's new entries share their page.
 //!
 //! Readers find every row: the indexes for the rows entered (`deferred = 0`), and a channel's
@@ -35,13 +35,12 @@ use rusqlite::Connection;
 /// A channel's rows above the watermark from which the writer enters the deferred entries.
 pub(super) const CHANNEL_TAIL: u32 = 64;
 /// The service's rows above the watermark from which the writer enters them. Each fill
-/// dirties a leaf of each look-up index in every channel it enters rows of: into 1,000 small
-/// channels, 8,192 rows gave each leaf ~8 entries a fill, and those pages (their WAL frames,
-/// checkpoint copies and B-tree descents) were much of the writer's cost a post; 16,384 give
-/// ~16. 32,768 saved another 0.3 µs a post but made the commit that fills long enough to
-/// raise the posts' p99 by half (docs/benchmarks.md, "The writer's cost a post into small
-/// channels, accounted"). The tail's table is then about fifty pages.
-pub(super) const TOTAL_TAIL: u32 = 16_384;
+/// dirties a leaf of each look-up index in every channel it enters rows of (into 1,000 small
+/// channels, ~8 entries a leaf a fill), and the commit that fills holds up every post behind
+/// it: 16,384 rows made the writer 6 % cheaper a post into small channels but the posts' p99
+/// a third higher (50 against 38 ms), 32,768 higher by half again (docs/benchmarks.md, "The
+/// writer's cost a post into small channels, accounted"): a post's wait is worth more.
+pub(super) const TOTAL_TAIL: u32 = 8192;
 
 /// The watermark as an expression for a statement: every row at or below it is entered. A
 /// macro too, for statements that are constants (`concat!`).
