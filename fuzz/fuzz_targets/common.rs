@@ -255,7 +255,7 @@ pub fn finish(groups: &mut Groups, service: &Service, handled: Handled, out: &mu
                 let mut stanzas = reply.map(Stanzas::from).unwrap_or_default();
                 out.extend(on_failure.map(|failure| failure.reply()));
                 mixd::delivery::deliver(groups, service, &facts, &mut stanzas);
-                out.extend(stanzas.iter().map(str::to_owned));
+                out.extend(stanzas.iter().map(std::borrow::Cow::into_owned));
             }
             Handled::Reply(reply) => out.push(reply),
             Handled::Read(Read { asker, run }) => {

@@ -14,11 +14,12 @@
 //! an estimate per element, see [`reader::ELEMENT_COST`]): when the service falls behind, the
 //! link stops reading and TCP pushes back on the server.
 //!
-//! Writing: stanzas, already serialized by delivery into runs ([`Stanzas`], a stanza's
-//! handling writes one), are written where they lie, many runs a vectored write call, with no
-//! buffer of the link's own. Stanzas queued while the link is down stay queued and go out after
-//! the reconnect; a batch whose write failed is written again (at least once). The queue is
-//! bounded, see [`Outbox`]; a reader thread writes its pages itself while nothing is queued
+//! Writing: stanzas, already serialized by delivery ([`Stanzas`], a stanza's handling writes
+//! one: whole stanzas back to back, and a template's bytes once with each copy's address), are
+//! written where they lie, many slices a vectored write call, with no buffer of the link's
+//! own. Stanzas queued while the link is down stay queued and go out after the reconnect; a
+//! batch whose write failed is written again (at least once). The queue is bounded, see
+//! [`Outbox`]; a reader thread writes its pages itself while nothing is queued
 //! ([`Outbox::write_now`]).
 
 pub mod reader;
@@ -174,10 +175,10 @@ impl Outbox {
         let mut runs = runs.into_iter();
         for stanzas in runs.by_ref() {
             let bytes = stanzas.bytes();
-            self.queue
-                .metrics
-                .written(stanzas.begun(written.min(bytes)));
-            if written < bytes {
+            if written >= bytes {
+                self.queue.metrics.written(stanzas.heads());
+            } else {
+                self.queue.metrics.written(stanzas.begun(written));
                 let left = std::iter::once(stanzas.unwritten(written))
                     .chain(runs)
                     .collect();
@@ -246,11 +247,10 @@ impl Drop for Attached<'_> {
 /// Writes as much of `runs` as the socket takes now, without waiting: the bytes written
 /// (an error counts as none written; the write loop meets it again and reconnects).
 fn write_some(write: &OwnedWriteHalf, runs: &[Stanzas]) -> usize {
-    let mut slices: Vec<IoSlice<'_>> = runs
-        .iter()
-        .flat_map(Stanzas::runs)
-        .map(|run| IoSlice::new(run.as_bytes()))
-        .collect();
+    let mut slices = Vec::with_capacity(runs.iter().map(Stanzas::slice_count).sum());
+    for stanzas in runs {
+        stanzas.slices_into(&mut slices);
+    }
     let mut rest = &mut slices[..];
     let mut written = 0;
     while !rest.is_empty() {
@@ -332,7 +332,7 @@ const OCCUPIED_RETRY: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long the server may take to answer the stream header, the handshake or a ping.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Runs of stanzas written by one call: Linux's `IOV_MAX`.
+/// Slices of stanzas written by one call: Linux's `IOV_MAX`.
 const WRITE_BATCH: usize = 1024;
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -773,7 +773,7 @@ fn keepalive_ping(domain: &str) -> String {
 /// Writes queued stanzas in batches; returns `Ok` after writing the
 /// stream footer once every outbox sender is gone and nothing is left to send. A write that
 /// makes no progress for `stall` (the server reads nothing) ends the link; the batch stays in
-/// `pending` for the next connection. A batch is up to [`WRITE_BATCH`] runs (more only when
+/// `pending` for the next connection. A batch is up to [`WRITE_BATCH`] slices (more only when
 /// one handled stanza's are more), written where they lie by vectored write calls (as few as
 /// the socket takes, each with its stall timer): no copy, and no call per stanza.
 async fn write_loop(
@@ -808,12 +808,10 @@ async fn write_loop(
             }
         }
         let runs = batch(pending);
-        let mut slices: Vec<IoSlice<'_>> = pending
-            .iter()
-            .take(runs)
-            .flat_map(Stanzas::runs)
-            .map(|run| IoSlice::new(run.as_bytes()))
-            .collect();
+        let mut slices = Vec::with_capacity(WRITE_BATCH);
+        for stanzas in pending.iter().take(runs) {
+            stanzas.slices_into(&mut slices);
+        }
         let bytes = slices.iter().map(|slice| slice.len()).sum();
         let mut rest = &mut slices[..];
         let mut left = bytes;
@@ -828,7 +826,7 @@ async fn write_loop(
             left -= n;
         }
         drop(slices);
-        metrics.written(pending.iter().take(runs).flat_map(Stanzas::iter));
+        metrics.written(pending.iter().take(runs).flat_map(Stanzas::heads));
         pending.drain(..runs);
         queue.written(bytes);
     }
@@ -848,12 +846,12 @@ async fn write_vectored(writer: &OwnedWriteHalf, slices: &[IoSlice<'_>]) -> io::
 }
 
 /// How many of `pending`'s (the first at least) make the next batch: up to [`WRITE_BATCH`]
-/// runs.
+/// slices.
 fn batch(pending: &VecDeque<Stanzas>) -> usize {
-    let mut runs = 0;
+    let mut slices = 0;
     let taken = pending.iter().take_while(|stanzas| {
-        runs += stanzas.runs().count();
-        runs <= WRITE_BATCH
+        slices += stanzas.slice_count();
+        slices <= WRITE_BATCH
     });
     taken.count().max(1)
 }

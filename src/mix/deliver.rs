@@ -617,7 +617,7 @@ mod tests {
             out.iter()
                 .find(|s| s.contains(&format!(" to='{to}'")))
                 .unwrap()
-                .to_owned()
+                .into_owned()
         };
         assert!(at("alice@localhost/laptop").contains("<jid>bob@localhost</jid>"));
         let at_carol = at("carol@localhost/phone");

@@ -13,10 +13,13 @@ mod escape;
 mod fragment;
 pub mod parse;
 mod prototypes;
+mod stanzas;
 
 pub use escape::escape_into;
 use escape::escaped;
 pub use fragment::children_fragment;
+use stanzas::Shared;
+pub use stanzas::Stanzas;
 
 /// Namespaces mixd reads or writes.
 pub mod ns {
@@ -286,9 +289,8 @@ impl Xml {
 
 /// A stanza serialized once, with a hole where each recipient's `to` goes.
 pub struct Template {
-    /// The stanza with the hole cut out; the hole was at `hole`.
-    text: String,
-    hole: usize,
+    /// The stanza's bytes around the hole, shared with the runs of its copies.
+    shared: Shared,
 }
 
 /// The length of a recipient's address that [`Template::reserve_copies`] plans for (a longer
@@ -312,231 +314,27 @@ impl Template {
         write(&mut x);
         let hole = x.hole.expect("template without a `to` hole");
         Template {
-            text: x.finish(),
-            hole,
+            shared: Shared::new(x.finish(), hole),
         }
     }
 
     pub const TO: &'static str = HOLE;
 
-    /// Makes room in `out` for `copies` copies (up to a run's size), so that addressing them
-    /// grows it once.
+    /// Makes room in `out` for `copies` copies, so that addressing them grows it once.
     pub fn reserve_copies(&self, copies: usize, out: &mut Stanzas) {
-        let run = &mut out.last;
-        let bytes = copies.saturating_mul(self.text.len() + TYPICAL_JID);
-        run.text
-            .reserve(bytes.min(RUN_BYTES.saturating_sub(run.text.len())));
-        run.ends
-            .reserve(copies.min(RUN_BYTES / self.text.len().max(1)));
+        out.reserve_copies(&self.shared, copies);
     }
 
-    /// Appends the copy for `recipient` to `out`, written in place: no string of its own.
+    /// Appends the copy for `recipient` to `out`: its address alone is written, the
+    /// template's bytes around it are shared (see [`Stanzas`]).
     pub fn address(&self, recipient: &str, out: &mut Stanzas) {
-        let (head, tail) = self.text.split_at(self.hole);
-        let run = out.room(self.text.len() + recipient.len());
-        run.text.push_str(head);
-        escape_into(&mut run.text, recipient);
-        run.text.push_str(tail);
-        run.ends.push(run.text.len());
-    }
-}
-
-/// Serialized stanzas to send, back to back in runs of up to [`RUN_BYTES`], with where each
-/// ends.
-///
-/// A fan-out writes one copy per recipient: as one `String` each, that was an allocation and a
-/// free per delivery, on two threads (docs/benchmarks.md, "The per-message cost outside the
-/// store"); here the copies one stanza's handling makes share a buffer, which the link writes
-/// where it lies. A large fan-out fills several: one buffer for a thousand copies was larger
-/// than what glibc's malloc serves from its heap, so each was mapped and faulted in afresh.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Stanzas {
-    /// Runs filled before `last`; never empty.
-    full: Vec<Run>,
-    /// The run being written.
-    last: Run,
-}
-
-/// Stanzas back to back in one buffer.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct Run {
-    text: String,
-    /// The end of each stanza in `text`, in order.
-    ends: Vec<usize>,
-}
-
-/// The size a run is filled to (a single larger stanza makes a larger one): well below
-/// glibc's threshold for mapping an allocation of its own (128 KiB), which matters to users
-/// of the library on the system allocator (mixd's binary runs on jemalloc, `src/main.rs`).
-const RUN_BYTES: usize = 64 * 1024;
-
-impl Stanzas {
-    /// The run to write `bytes` more into: the last one, or a new one if they would take it
-    /// over [`RUN_BYTES`].
-    fn room(&mut self, bytes: usize) -> &mut Run {
-        if !self.last.text.is_empty() && self.last.text.len() + bytes > RUN_BYTES {
-            let full = std::mem::take(&mut self.last);
-            self.full.push(full);
-            self.last.text.reserve(RUN_BYTES.max(bytes));
-        }
-        &mut self.last
-    }
-
-    /// Appends one serialized stanza.
-    pub fn push(&mut self, stanza: &str) {
-        let run = self.room(stanza.len());
-        run.text.push_str(stanza);
-        run.ends.push(run.text.len());
-    }
-
-    /// How many stanzas.
-    pub fn len(&self) -> usize {
-        self.all_runs().map(|run| run.ends.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.full.is_empty() && self.last.ends.is_empty()
-    }
-
-    /// Bytes of all of them.
-    pub fn bytes(&self) -> usize {
-        self.all_runs().map(|run| run.text.len()).sum()
-    }
-
-    /// The runs, each stanzas back to back as they go on the wire, in order.
-    pub fn runs(&self) -> impl Iterator<Item = &str> + '_ {
-        self.all_runs()
-            .filter(|run| !run.text.is_empty())
-            .map(|run| run.text.as_str())
-    }
-
-    /// Each stanza, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
-        self.all_runs().flat_map(|run| {
-            run.ends.iter().scan(0, |start, &end| {
-                let stanza = &run.text[*start..end];
-                *start = end;
-                Some(stanza)
-            })
-        })
-    }
-
-    fn all_runs(&self) -> impl Iterator<Item = &Run> + '_ {
-        self.full.iter().chain(std::iter::once(&self.last))
-    }
-
-    /// The stanzas whose first byte is among the first `written` bytes: those a write that
-    /// stopped there has sent, or begun to.
-    pub fn begun(&self, written: usize) -> impl Iterator<Item = &str> + '_ {
-        let mut start = 0;
-        self.iter().take_while(move |stanza| {
-            let begun = start < written;
-            start += stanza.len();
-            begun
-        })
-    }
-
-    /// What is left to write once the first `written` bytes are on the wire: the end of a
-    /// stanza cut in two, as a run that holds no stanza (its bytes go out, the stanza is
-    /// [`begun`](Self::begun)), then the stanzas not begun. A copy: only a write the socket
-    /// took part of makes one.
-    pub fn unwritten(&self, written: usize) -> Stanzas {
-        let mut left = Vec::new();
-        let mut offset = 0;
-        for run in self.all_runs() {
-            let (start, len) = (offset, run.text.len());
-            offset += len;
-            if start + len <= written {
-                continue;
-            }
-            let cut = written.saturating_sub(start);
-            // The stanzas of this run that end past the cut; the first may begin before it.
-            let ends: Vec<usize> = run.ends.iter().copied().filter(|&end| end > cut).collect();
-            let whole_from = match run.ends.iter().rev().find(|&&end| end <= cut) {
-                Some(&end) => end,
-                None => 0,
-            };
-            let mut from = cut;
-            if whole_from < cut {
-                // A stanza cut in two: its end alone, counted where it began.
-                let end = ends.first().copied().unwrap_or(len);
-                left.push(Run {
-                    text: run.text[cut..end].to_owned(),
-                    ends: Vec::new(),
-                });
-                from = end;
-            }
-            let rest = Run {
-                text: run.text[from..].to_owned(),
-                ends: ends
-                    .iter()
-                    .filter(|&&end| end > from)
-                    .map(|end| end - from)
-                    .collect(),
-            };
-            if !rest.text.is_empty() {
-                left.push(rest);
-            }
-        }
-        let last = left.pop().unwrap_or_default();
-        Stanzas { full: left, last }
-    }
-}
-
-impl From<String> for Stanzas {
-    fn from(stanza: String) -> Self {
-        let ends = vec![stanza.len()];
-        Stanzas {
-            full: Vec::new(),
-            last: Run { text: stanza, ends },
-        }
-    }
-}
-
-impl From<Vec<String>> for Stanzas {
-    fn from(stanzas: Vec<String>) -> Self {
-        let mut all = Stanzas::default();
-        let bytes = stanzas.iter().map(String::len).sum::<usize>();
-        all.last.text.reserve(bytes.min(RUN_BYTES));
-        for stanza in &stanzas {
-            all.push(stanza);
-        }
-        all
+        out.copy(&self.shared, recipient);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A write cut anywhere leaves the bytes after the cut, in order, with each stanza
-    /// counted once: begun before the cut, or whole after it.
-    #[test]
-    fn what_a_partial_write_leaves_is_the_rest_with_each_stanza_counted_once() {
-        let big = "x".repeat(RUN_BYTES - 10);
-        let mut stanzas = Stanzas::default();
-        for stanza in ["<iq id='1'/>", "<iq id='22'/>", &big, "<iq id='333'/>"] {
-            stanzas.push(stanza);
-        }
-        let wire: String = stanzas.runs().collect();
-        // Every cut near the small stanzas and the runs' boundary, a few within the big one.
-        let boundary = stanzas.runs().next().unwrap().len();
-        let near = |w: usize, at: usize| w.abs_diff(at) < 40;
-        let cuts = (0..wire.len())
-            .filter(|&w| near(w, 0) || near(w, boundary) || near(w, wire.len()) || w % 997 == 0);
-        for written in cuts {
-            let left = stanzas.unwritten(written);
-            assert_eq!(
-                left.runs().collect::<String>(),
-                wire[written..],
-                "{written}"
-            );
-            let counted: Vec<&str> = stanzas.begun(written).chain(left.iter()).collect();
-            assert_eq!(counted, stanzas.iter().collect::<Vec<_>>(), "{written}");
-        }
-        assert_eq!(stanzas.begun(wire.len()).count(), 4);
-        assert_eq!(stanzas.unwritten(wire.len()).bytes(), 0);
-    }
 
     #[test]
     fn a_head_is_the_stanzas_own_attributes() {
@@ -596,49 +394,6 @@ mod tests {
                 "<message xmlns='jabber:component:accept' to='d@e'><body>hi</body></message>"
             ]
         );
-    }
-
-    #[test]
-    fn stanzas_keep_each_stanza_whole() {
-        let mut all = Stanzas::from(vec!["<a/>".to_string(), "<b>x</b>".to_string()]);
-        all.push("<c/>");
-        assert_eq!(all.len(), 3);
-        assert_eq!(all.runs().collect::<Vec<_>>(), ["<a/><b>x</b><c/>"]);
-        assert_eq!(all.iter().collect::<Vec<_>>(), ["<a/>", "<b>x</b>", "<c/>"]);
-        assert_eq!(Stanzas::default().iter().count(), 0);
-        assert_eq!(Stanzas::default().runs().count(), 0);
-        assert_eq!(
-            Stanzas::from("<d/>".to_string()).iter().collect::<Vec<_>>(),
-            ["<d/>"]
-        );
-    }
-
-    #[test]
-    fn a_large_fan_out_fills_runs_of_whole_stanzas() {
-        let template = Template::new(|x| {
-            x.open("message", ns::COMPONENT)
-                .attr("to", Template::TO)
-                .leaf("body", "", &"b".repeat(1000));
-        });
-        let mut out = Stanzas::default();
-        template.reserve_copies(1000, &mut out);
-        for n in 0..1000 {
-            template.address(&format!("u{n}@x"), &mut out);
-        }
-        assert_eq!(out.len(), 1000);
-        let runs: Vec<&str> = out.runs().collect();
-        assert!(runs.len() > 1, "{} runs", runs.len());
-        for run in &runs {
-            assert!(run.len() <= RUN_BYTES, "{}", run.len());
-            assert!(run.starts_with("<message") && run.ends_with("</message>"));
-        }
-        assert_eq!(runs.concat().len(), out.bytes());
-        let recipients: Vec<String> = out
-            .iter()
-            .map(|s| s[s.find(" to='").unwrap() + 5..s.find("'>").unwrap()].to_owned())
-            .collect();
-        let expected: Vec<String> = (0..1000).map(|n| format!("u{n}@x")).collect();
-        assert_eq!(recipients, expected);
     }
 
     #[test]
