@@ -38,6 +38,10 @@ pub struct Bounds {
     pub ceiling: i64,
 }
 
+/// What [`Archive::page_rows`] read: the rows, and the channel's running total when it was
+/// read with them.
+pub type PageRows = (Vec<Archived>, Option<usize>);
+
 /// The statements of a history page on one backend; the page's logic over them is [`page`].
 /// Every method that takes a query reads its rows under the conditions of the query other
 /// than its ids' bounds (channel, notices, actions, media, sender, times, picked ids), and
@@ -69,8 +73,10 @@ pub trait Archive {
     /// Up to `limit` of `q`'s rows in `order` after skipping `offset`, with the reactions of
     /// the first `q.max` (the row beyond them only tells whether more follow) filled in
     /// ([`add_reaction`]); the error [`HistoryError::UnknownId`] when the id the page reads
-    /// after or before ([`anchor`]) is not in the archive. One method, so that a backend whose
-    /// every statement is a round trip to a server reads all three in one.
+    /// after or before ([`anchor`]) is not in the archive; with `total`, the channel's
+    /// running total ([`Archive::total`]) where the backend reads it with the rows, else
+    /// none (and [`page`] reads it on its own if the count needs it). One method, so that a
+    /// backend whose every statement is a round trip to a server reads all four in one.
     fn page_rows(
         &mut self,
         q: &HistoryQuery,
@@ -78,7 +84,8 @@ pub trait Archive {
         order: Order,
         limit: usize,
         offset: usize,
-    ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>>;
+        total: bool,
+    ) -> anyhow::Result<Result<PageRows, HistoryError>>;
     /// How many of `q`'s first rows in id order there are, up to `limit`, and the last of
     /// those counted.
     fn count_upto(
@@ -127,11 +134,14 @@ pub fn page(
         Page::Index(i) => (Order::Ascending, i),
         Page::Before(_) | Page::Last => (Order::Descending, 0),
     };
-    let mut messages =
-        match archive.page_rows(q, bounds.paged(&q.page), order, q.max + 1, offset)? {
-            Ok(messages) => messages,
-            Err(unknown) => return Ok(Err(unknown)),
-        };
+    // The running total is what an unfiltered query counts; asked for with the rows, as a
+    // page that is not a complete first one needs it.
+    let total = q.counted && !filtered(q);
+    let page = archive.page_rows(q, bounds.paged(&q.page), order, q.max + 1, offset, total)?;
+    let (mut messages, total) = match page {
+        Ok(read) => read,
+        Err(unknown) => return Ok(Err(unknown)),
+    };
     let complete = messages.len() <= q.max;
     messages.truncate(q.max);
     if order == Order::Descending {
@@ -149,8 +159,10 @@ pub fn page(
         // A first page that holds all there is has counted them.
         Some(first) if complete && !messages.is_empty() => first + messages.len(),
         // An estimate never says that a page with more after it is the last.
-        Some(first) if !complete => count(archive, q, bounds)?.max(first + messages.len() + 1),
-        _ => count(archive, q, bounds)?,
+        Some(first) if !complete => {
+            count(archive, q, bounds, total)?.max(first + messages.len() + 1)
+        }
+        _ => count(archive, q, bounds, total)?,
     };
     Ok(Ok(HistoryPage {
         messages,
@@ -263,11 +275,17 @@ fn filtered(q: &HistoryQuery) -> bool {
 }
 
 /// How many rows match `q` on all its pages: the channel's running total when nothing is
-/// filtered out; else counted up to [`COUNTED_EXACTLY`], and beyond that estimated from
-/// where the last one counted lies within the bounds.
-fn count(archive: &mut impl Archive, q: &HistoryQuery, bounds: Bounds) -> anyhow::Result<usize> {
+/// filtered out (`total`, if it was read with the rows); else counted up to
+/// [`COUNTED_EXACTLY`], and beyond that estimated from where the last one counted lies
+/// within the bounds.
+fn count(
+    archive: &mut impl Archive,
+    q: &HistoryQuery,
+    bounds: Bounds,
+    total: Option<usize>,
+) -> anyhow::Result<usize> {
     if !filtered(q) {
-        return archive.total(q.channel);
+        return total.map_or_else(|| archive.total(q.channel), Ok);
     }
     // A ceiling is an archive row's id (`before-id`, or the first row after `end`) or none:
     // only then may the rows end below it, and the newest id is read.

@@ -12,9 +12,9 @@ use postgres::Row;
 use super::{bare, Conn, PgReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
-use crate::store::history::{self, Archive, Bounds, Order};
+use crate::store::history::{self, Archive, Bounds, Order, PageRows};
 use crate::store::time_search;
-use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt};
+use crate::store::{HistoryError, HistoryPage, HistoryQuery, MemberReceipt, PageReceipts};
 
 /// A statement's text and its parameters, numbered as they are added. Every statement is
 /// prepared once per connection and kept with its generic plan.
@@ -141,20 +141,31 @@ const REACTIONS: &str =
     "(SELECT array_agg(r.member || E'\\n' || r.reactions ORDER BY r.at, r.member)
                          FROM reactions r WHERE r.message = messages.id)";
 
-/// The history statements on one PostgreSQL connection.
-struct PgArchive<'c>(&'c mut Conn);
+/// A page's row's receipts, a column after [`REACTIONS`] when asked for (a FlyChat page):
+/// each member's, by member (`receipts_of`'s order), as the member's bare JID, the delivered
+/// and the displayed time, a line each (empty when none). Read with the rows for the same
+/// reason as the reactions: a statement of their own was a second round trip a page.
+const RECEIPTS: &str = "(SELECT array_agg(r.member || E'\\n' || coalesce(r.delivered_at::text, '')
+                                   || E'\\n' || coalesce(r.displayed_at::text, '') ORDER BY r.member)
+                         FROM receipts r WHERE r.message = messages.id)";
+
+/// The history statements on one PostgreSQL connection, and with `receipts` a page's rows'
+/// receipts ([`RECEIPTS`]) read with them into it.
+struct PgArchive<'c> {
+    conn: &'c mut Conn,
+    receipts: Option<HashMap<i64, Vec<MemberReceipt>>>,
+}
 
 impl PgArchive<'_> {
     /// The one row, if any, of a statement prepared once per connection.
     fn row(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> anyhow::Result<Option<Row>> {
-        let statement = self.0.prepare(sql)?;
-        Ok(self.0.client.query_opt(&statement, params)?)
+        let statement = self.conn.prepare(sql)?;
+        Ok(self.conn.client.query_opt(&statement, params)?)
     }
 
     /// A page's rows with `q`'s conditions all in the SQL, each row's reactions
-    /// ([`REACTIONS`]) in the same statement, and with `anchor` (an id the page reads after
-    /// or before) the look-up of that id too: [`HistoryError::UnknownId`] if it is not in
-    /// the archive.
+    /// ([`REACTIONS`]), and with `receipts` theirs, in the same statement, and what
+    /// [`Beside`] asks for too.
     fn read_rows(
         &mut self,
         q: &HistoryQuery,
@@ -162,9 +173,14 @@ impl PgArchive<'_> {
         order: Order,
         limit: usize,
         offset: usize,
-        anchor: Option<i64>,
-    ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>> {
-        let mut sql = Sql::select(&format!("{ARCHIVED_COLUMNS}, {REACTIONS}"), q, bounds);
+        Beside { anchor, total }: Beside,
+    ) -> anyhow::Result<Result<PageRows, HistoryError>> {
+        let receipts = match self.receipts {
+            Some(_) => format!(", {RECEIPTS}"),
+            None => String::new(),
+        };
+        let columns = format!("{ARCHIVED_COLUMNS}, {REACTIONS}{receipts}");
+        let mut sql = Sql::select(&columns, q, bounds);
         // The limit a literal and no offset unless there is one: with `LIMIT $n OFFSET $m`
         // PostgreSQL's generic plan expects a tenth of the rows it estimates, costs more than
         // the custom one, and `auto` planned the page at each run (0.12 ms of planning for
@@ -181,32 +197,58 @@ impl PgArchive<'_> {
         if offset > 0 {
             sql.bind(" OFFSET ", Arg::Int(offset as i64), "");
         }
-        // The anchor's look-up and the rows in one round trip: the rows joined to the one
-        // row that says whether the anchor is there, so that the statement returns one row
-        // (of NULLs from the page's columns on) when it is not, or when no row follows it.
+        // The anchor's look-up, the total and the rows in one round trip: the rows joined to
+        // the one row that holds the other two, so that the statement returns one row (of
+        // NULLs in the page's columns) when the anchor is not there, or when no row is.
+        let reactions_column = ARCHIVED_COLUMNS.split(',').count();
+        let page_columns = reactions_column + 1 + usize::from(self.receipts.is_some());
+        let mut head = Vec::new();
         if let Some(id) = anchor {
-            let page = std::mem::take(&mut sql.text);
-            sql.bind(
-                "SELECT page.*, found.anchor FROM (SELECT EXISTS (SELECT 1 FROM messages WHERE id = ",
+            let mut found = Sql {
+                args: std::mem::take(&mut sql.args),
+                ..Sql::default()
+            };
+            found.bind(
+                "EXISTS (SELECT 1 FROM messages WHERE id = ",
                 Arg::Int(id),
-                &format!(
-                    " AND channel = $1) AS anchor) AS found LEFT JOIN ({page}) AS page ON found.anchor"
-                ),
+                " AND channel = $1) AS anchor",
+            );
+            sql.args = found.args;
+            head.push(found.text);
+        }
+        if total {
+            head.push("(SELECT message_count FROM channels WHERE key = $1) AS total".into());
+        }
+        if !head.is_empty() {
+            let join = match anchor {
+                Some(_) => "head.anchor",
+                None => "true",
+            };
+            sql.text = format!(
+                "SELECT page.*, head.* FROM (SELECT {}) AS head LEFT JOIN ({}) AS page ON {join}",
+                head.join(", "),
+                sql.text
             );
         }
-        let rows = sql.query(self.0)?;
+        let rows = sql.query(self.conn)?;
         if let Some(id) = anchor {
-            let found = rows
-                .first()
-                .map(|row| row.try_get::<_, bool>(row.len() - 1));
+            let found = rows.first().map(|row| row.try_get::<_, bool>(page_columns));
             if !found.transpose()?.unwrap_or(false) {
                 return Ok(Err(HistoryError::UnknownId(id)));
             }
         }
-        let reactions_column = ARCHIVED_COLUMNS.split(',').count();
+        let total = match total {
+            // The head's last column; one row at least, the head's.
+            true => Some(
+                rows.first()
+                    .map_or(Ok(None), |row| row.try_get::<_, Option<i64>>(row.len() - 1))?,
+            ),
+            false => None,
+        }
+        .map(|total| total.unwrap_or(0) as usize);
         let mut messages = Vec::with_capacity(rows.len().min(limit));
         for row in rows.iter().take(limit) {
-            // The anchor's row when no row follows it.
+            // The head's row when no row of the page is there.
             if row.try_get::<_, Option<i64>>(0)?.is_none() {
                 continue;
             }
@@ -218,9 +260,15 @@ impl PgArchive<'_> {
                     .context("a reactions row without its member")?;
                 history::add_reaction(&mut message, &bare(member.to_owned())?, reactions);
             }
+            if let Some(found) = &mut self.receipts {
+                let given = row.try_get::<_, Option<Vec<&str>>>(reactions_column + 1)?;
+                if let (Some(given), None) = (given, &message.notice) {
+                    found.insert(message.posted.id, member_receipts(&given)?);
+                }
+            }
             messages.push(message);
         }
-        Ok(Ok(messages))
+        Ok(Ok((messages, total)))
     }
 
     /// [`Archive::count_upto`] with `q`'s conditions all in the SQL, and with `times` the
@@ -260,7 +308,7 @@ impl PgArchive<'_> {
             ),
             ..sql
         };
-        let row = &sql.query(self.0)?[0];
+        let row = &sql.query(self.conn)?[0];
         Ok(Counted {
             rows: row.try_get::<_, i64>(0)? as usize,
             last: row.try_get(1)?,
@@ -290,6 +338,15 @@ impl PgArchive<'_> {
         }
         self.counted(q, bounds, limit, false, newest)
     }
+}
+
+/// What a page's statement reads beside its rows: with `anchor` (an id the page reads after
+/// or before) the look-up of that id ([`HistoryError::UnknownId`] if it is not in the
+/// archive), and with `total` the channel's running total ([`Archive::total`]).
+#[derive(Clone, Copy)]
+struct Beside {
+    anchor: Option<i64>,
+    total: bool,
 }
 
 /// What a count read: how many rows, the last id counted, if asked for the earliest and
@@ -346,14 +403,14 @@ impl Archive for PgArchive<'_> {
         froms: &[i64],
         below: i64,
     ) -> anyhow::Result<Vec<Option<time_search::Row>>> {
-        let statement = self.0.prepare(
+        let statement = self.conn.prepare(
             "SELECT probe.id, probe.at FROM unnest($2::bigint[]) WITH ORDINALITY AS f (id, n)
              LEFT JOIN LATERAL (SELECT id, at FROM messages
                                 WHERE channel = $1 AND id >= f.id AND id < $3
                                 ORDER BY id LIMIT 1) AS probe ON true
              ORDER BY f.n",
         )?;
-        self.0
+        self.conn
             .client
             .query(&statement, &[&channel, &froms, &below])?
             .iter()
@@ -367,9 +424,9 @@ impl Archive for PgArchive<'_> {
             .collect()
     }
 
-    /// The anchor looked up, the rows and their reactions read, in one statement
-    /// ([`PgArchive::read_rows`]); when `q` has times, read by the id bounds alone and
-    /// checked against the times ([`untimed`]).
+    /// The anchor looked up, the rows and their reactions read, and the total if asked for,
+    /// in one statement ([`PgArchive::read_rows`]); when `q` has times, read by the id
+    /// bounds alone and checked against the times ([`untimed`]).
     fn page_rows(
         &mut self,
         q: &HistoryQuery,
@@ -377,21 +434,29 @@ impl Archive for PgArchive<'_> {
         order: Order,
         limit: usize,
         offset: usize,
-    ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>> {
-        let anchor = history::anchor(&q.page);
+        total: bool,
+    ) -> anyhow::Result<Result<PageRows, HistoryError>> {
+        let beside = Beside {
+            anchor: history::anchor(&q.page),
+            total,
+        };
         // Only when nothing is skipped: skipped rows would go unchecked.
         if let Some(untimed) = untimed(q).filter(|_| offset == 0) {
-            let rows = match self.read_rows(&untimed, bounds, order, limit, 0, anchor)? {
-                Ok(rows) => rows,
+            let read = match self.read_rows(&untimed, bounds, order, limit, 0, beside)? {
+                Ok(read) => read,
                 unknown => return Ok(unknown),
             };
-            if rows.iter().all(|m| within_times(q, m.posted.at)) {
-                return Ok(Ok(rows));
+            if read.0.iter().all(|m| within_times(q, m.posted.at)) {
+                return Ok(Ok(read));
             }
             // The anchor was found.
-            return self.read_rows(q, bounds, order, limit, offset, None);
+            let beside = Beside {
+                anchor: None,
+                ..beside
+            };
+            return self.read_rows(q, bounds, order, limit, offset, beside);
         }
-        self.read_rows(q, bounds, order, limit, offset, anchor)
+        self.read_rows(q, bounds, order, limit, offset, beside)
     }
 
     fn count_upto(
@@ -446,9 +511,67 @@ fn within_times(q: &HistoryQuery, at: i64) -> bool {
     q.start.is_none_or(|start| at >= start) && q.end.is_none_or(|end| at <= end)
 }
 
+/// Each of [`RECEIPTS`]'s lines of one row, parsed.
+fn member_receipts(given: &[&str]) -> anyhow::Result<Vec<MemberReceipt>> {
+    let time = |t: &str| -> anyhow::Result<Option<i64>> {
+        Ok(match t {
+            "" => None,
+            t => Some(t.parse().context("a receipt's time")?),
+        })
+    };
+    given
+        .iter()
+        .map(|given| {
+            let mut parts = given.split('\n');
+            let (Some(member), Some(delivered), Some(displayed), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                anyhow::bail!("a receipts row not of three lines");
+            };
+            Ok(MemberReceipt {
+                member: bare(member.to_owned())?,
+                delivered_at: time(delivered)?,
+                displayed_at: time(displayed)?,
+            })
+        })
+        .collect()
+}
+
 /// One page of `q`.
 pub(super) fn page(reader: &PgReader, q: &HistoryQuery) -> Result<HistoryPage, HistoryError> {
-    reader.with_conn(|conn| history::page(&mut PgArchive(conn), q))?
+    reader.with_conn(|conn| {
+        let mut archive = PgArchive {
+            conn,
+            receipts: None,
+        };
+        history::page(&mut archive, q)
+    })?
+}
+
+/// One page of `q` and its rows' receipts, read in the page's statement.
+pub(super) fn page_with_receipts(
+    reader: &PgReader,
+    q: &HistoryQuery,
+) -> Result<PageReceipts, HistoryError> {
+    reader.with_conn(|conn| {
+        let mut archive = PgArchive {
+            conn,
+            receipts: Some(HashMap::new()),
+        };
+        let page = match history::page(&mut archive, q)? {
+            Ok(page) => page,
+            Err(unknown) => return Ok(Err(unknown)),
+        };
+        // Only the page's own rows': the row read beyond it (whether more follow) is not
+        // shown, nor a page read before a second one (times, `page_rows`).
+        let mut found = archive.receipts.unwrap_or_default();
+        let receipts = page
+            .messages
+            .iter()
+            .filter_map(|m| Some((m.posted.id, found.remove(&m.posted.id)?)))
+            .collect();
+        Ok(Ok((page, receipts)))
+    })?
 }
 
 /// By archive id first (what the client's reference decoded to, if anything), else the
