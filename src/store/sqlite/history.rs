@@ -11,7 +11,7 @@ use super::deferred::channel_total;
 use super::{bare, in_one_read, SqliteReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
-use crate::store::history::{self, Archive, Bounds, Order, PageRows};
+use crate::store::history::{self, Archive, Bounds, Counting, Order, PageRows};
 use crate::store::time_search;
 use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt};
 
@@ -304,8 +304,8 @@ impl Archive for SqliteArchive<'_> {
     }
 
     /// The RSM id looked up, the rows read, then their reactions: three calls into SQLite,
-    /// no round trip to spare by joining them; the total never (`history::page` reads it
-    /// only when the count needs it).
+    /// no round trip to spare by joining them; nothing of the count (`history::page` reads it
+    /// only when it needs it).
     fn page_rows(
         &mut self,
         q: &HistoryQuery,
@@ -313,7 +313,7 @@ impl Archive for SqliteArchive<'_> {
         order: Order,
         limit: usize,
         offset: usize,
-        _total: bool,
+        _counting: Counting,
     ) -> anyhow::Result<Result<PageRows, HistoryError>> {
         if let Some(id) = history::anchor(&q.page) {
             if !self.exists(q.channel, id)? {
