@@ -11,6 +11,8 @@
 //! in digits (`dialect::ids`): the SDK pages only with a `lastRowId` of digits. Paging runs
 //! on the archive ids they decode to.
 
+use std::collections::HashMap;
+
 use jid::BareJid;
 use minidom::Element;
 
@@ -233,8 +235,15 @@ fn page(
     let reply_to = env.reply_to();
     let ids = ids.clone();
     Handled::read(env, move |reader| {
-        let page = match reader.history(&history) {
-            Ok(page) => page,
+        // The receipts of the whole page with it (not for a media list, which shows none):
+        // one per row made a page of 50 several times slower than the same page in MAM
+        // (docs/benchmarks.md), and a read of its own was a second round trip on PostgreSQL.
+        let read = match history.media_only {
+            true => reader.history(&history).map(|page| (page, HashMap::new())),
+            false => reader.history_with_receipts(&history),
+        };
+        let (page, receipts) = match read {
+            Ok(read) => read,
             Err(crate::store::HistoryError::UnknownId(id)) => {
                 let refusal = no_row(&ids.encode_digits(id));
                 return vec![reply_to.error(ErrorKind::Iq, &refusal)];
@@ -260,20 +269,6 @@ fn page(
                 }
             })];
         }
-        // The receipts of the whole page in one read: one per row made a page of 50
-        // several times slower than the same page in MAM (docs/benchmarks.md).
-        let messages: Vec<i64> = rows
-            .iter()
-            .filter(|row| row.notice.is_none())
-            .map(|row| row.posted.id)
-            .collect();
-        let receipts = match reader.receipts_of(&messages) {
-            Ok(receipts) => receipts,
-            Err(error) => {
-                tracing::error!(%error, "reading receipts failed");
-                return vec![reply_to.storage_failed(ErrorKind::Iq)];
-            }
-        };
         vec![reply_to.iq_result_of(bytes, |x| {
             x.open("query", HISTORY_NS)
                 .attr("status", status)

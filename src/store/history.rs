@@ -38,6 +38,35 @@ pub struct Bounds {
     pub ceiling: i64,
 }
 
+/// What a page's count reads besides its rows ([`count`]), which a backend may read with
+/// them (`Archive::page_rows`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// Nothing: the query does not count.
+    Nothing,
+    /// The channel's running total ([`Archive::total`]): the query filters nothing out.
+    Total,
+    /// [`Archive::count_upto`] of the query within `bounds` (not narrowed by the page), with
+    /// the channel's newest id when `newest` ([`Archive::count_upto_and_newest`]).
+    Upto {
+        bounds: Bounds,
+        limit: usize,
+        newest: bool,
+    },
+}
+
+/// What a [`Counting`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    Total(usize),
+    /// How many rows were counted, the last of them, and the channel's newest id if asked.
+    Upto(usize, Option<i64>, Option<i64>),
+}
+
+/// What [`Archive::page_rows`] read: the rows, and what the count needs when it was read
+/// with them.
+pub type PageRows = (Vec<Archived>, Option<Counted>);
+
 /// The statements of a history page on one backend; the page's logic over them is [`page`].
 /// Every method that takes a query reads its rows under the conditions of the query other
 /// than its ids' bounds (channel, notices, actions, media, sender, times, picked ids), and
@@ -69,8 +98,10 @@ pub trait Archive {
     /// Up to `limit` of `q`'s rows in `order` after skipping `offset`, with the reactions of
     /// the first `q.max` (the row beyond them only tells whether more follow) filled in
     /// ([`add_reaction`]); the error [`HistoryError::UnknownId`] when the id the page reads
-    /// after or before ([`anchor`]) is not in the archive. One method, so that a backend whose
-    /// every statement is a round trip to a server reads all three in one.
+    /// after or before ([`anchor`]) is not in the archive; and what `counting` asks for where
+    /// the backend reads it with the rows, else none (and [`page`] reads it on its own if
+    /// the count needs it). One method, so that a backend whose every statement is a round
+    /// trip to a server reads them all in one.
     fn page_rows(
         &mut self,
         q: &HistoryQuery,
@@ -78,7 +109,8 @@ pub trait Archive {
         order: Order,
         limit: usize,
         offset: usize,
-    ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>>;
+        counting: Counting,
+    ) -> anyhow::Result<Result<PageRows, HistoryError>>;
     /// How many of `q`'s first rows in id order there are, up to `limit`, and the last of
     /// those counted.
     fn count_upto(
@@ -127,11 +159,24 @@ pub fn page(
         Page::Index(i) => (Order::Ascending, i),
         Page::Before(_) | Page::Last => (Order::Descending, 0),
     };
-    let mut messages =
-        match archive.page_rows(q, bounds.paged(&q.page), order, q.max + 1, offset)? {
-            Ok(messages) => messages,
-            Err(unknown) => return Ok(Err(unknown)),
-        };
+    // What the count reads, asked for with the rows: a page that is not a complete first
+    // one needs it.
+    let counting = match q.counted {
+        false => Counting::Nothing,
+        true if !filtered(q) => Counting::Total,
+        true => Counting::Upto {
+            bounds,
+            limit: COUNTED_EXACTLY + 1,
+            // A ceiling is an archive row's id (`before-id`, or the first row after `end`)
+            // or none: only then may the rows end below it, and the newest id is read.
+            newest: bounds.ceiling == i64::MAX,
+        },
+    };
+    let page = archive.page_rows(q, bounds.paged(&q.page), order, q.max + 1, offset, counting)?;
+    let (mut messages, counted) = match page {
+        Ok(read) => read,
+        Err(unknown) => return Ok(Err(unknown)),
+    };
     let complete = messages.len() <= q.max;
     messages.truncate(q.max);
     if order == Order::Descending {
@@ -149,8 +194,10 @@ pub fn page(
         // A first page that holds all there is has counted them.
         Some(first) if complete && !messages.is_empty() => first + messages.len(),
         // An estimate never says that a page with more after it is the last.
-        Some(first) if !complete => count(archive, q, bounds)?.max(first + messages.len() + 1),
-        _ => count(archive, q, bounds)?,
+        Some(first) if !complete => {
+            count(archive, q, counting, counted)?.max(first + messages.len() + 1)
+        }
+        _ => count(archive, q, counting, counted)?,
     };
     Ok(Ok(HistoryPage {
         messages,
@@ -264,17 +311,32 @@ fn filtered(q: &HistoryQuery) -> bool {
 
 /// How many rows match `q` on all its pages: the channel's running total when nothing is
 /// filtered out; else counted up to [`COUNTED_EXACTLY`], and beyond that estimated from
-/// where the last one counted lies within the bounds.
-fn count(archive: &mut impl Archive, q: &HistoryQuery, bounds: Bounds) -> anyhow::Result<usize> {
-    if !filtered(q) {
-        return archive.total(q.channel);
-    }
-    // A ceiling is an archive row's id (`before-id`, or the first row after `end`) or none:
-    // only then may the rows end below it, and the newest id is read.
-    let limit = COUNTED_EXACTLY + 1;
-    let (counted, last, newest) = match bounds.ceiling {
-        i64::MAX => archive.count_upto_and_newest(q, bounds, limit)?,
-        _ => {
+/// where the last one counted lies within the bounds. What `counting` asks for is read here
+/// unless it was read with the rows (`counted`).
+fn count(
+    archive: &mut impl Archive,
+    q: &HistoryQuery,
+    counting: Counting,
+    counted: Option<Counted>,
+) -> anyhow::Result<usize> {
+    let (bounds, limit, newest) = match counting {
+        Counting::Nothing => return Ok(0),
+        Counting::Total => {
+            return match counted {
+                Some(Counted::Total(total)) => Ok(total),
+                _ => archive.total(q.channel),
+            }
+        }
+        Counting::Upto {
+            bounds,
+            limit,
+            newest,
+        } => (bounds, limit, newest),
+    };
+    let (counted, last, newest) = match (counted, newest) {
+        (Some(Counted::Upto(counted, last, newest)), _) => (counted, last, newest),
+        (_, true) => archive.count_upto_and_newest(q, bounds, limit)?,
+        (_, false) => {
             let (counted, last) = archive.count_upto(q, bounds, limit)?;
             (counted, last, None)
         }

@@ -183,6 +183,20 @@ pub trait Reader: Send + Sync + 'static {
     /// row): by message, each by member; a message without receipts has no entry. Read at
     /// once: a page's receipts one message at a time cost a page fifty round trips.
     fn receipts_of(&self, messages: &[i64]) -> anyhow::Result<HashMap<i64, Vec<MemberReceipt>>>;
+    /// A history page and the receipts of its rows that are not notices
+    /// ([`Reader::receipts_of`]): what a FlyChat page shows. A backend whose every read is a
+    /// round trip to a server reads both in one.
+    fn history_with_receipts(&self, query: &HistoryQuery) -> Result<PageReceipts, HistoryError> {
+        let page = self.history(query)?;
+        let messages: Vec<i64> = page
+            .messages
+            .iter()
+            .filter(|m| m.notice.is_none())
+            .map(|m| m.posted.id)
+            .collect();
+        let receipts = self.receipts_of(&messages)?;
+        Ok((page, receipts))
+    }
     /// The receipts recorded for `message`: member, delivered and displayed times.
     fn receipts(&self, message: i64) -> anyhow::Result<Vec<MemberReceipt>> {
         Ok(self
@@ -191,6 +205,9 @@ pub trait Reader: Send + Sync + 'static {
             .unwrap_or_default())
     }
 }
+
+/// A history page and the receipts of its rows, by message, each by member.
+pub type PageReceipts = (HistoryPage, HashMap<i64, Vec<MemberReceipt>>);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberReceipt {

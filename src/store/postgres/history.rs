@@ -12,9 +12,11 @@ use postgres::Row;
 use super::{bare, Conn, PgReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
-use crate::store::history::{self, Archive, Bounds, Order};
+use crate::store::history::{self, Archive, Bounds, Counted, Counting, Order, PageRows};
 use crate::store::time_search;
-use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt};
+use crate::store::{
+    Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt, PageReceipts,
+};
 
 /// A statement's text and its parameters, numbered as they are added. Every statement is
 /// prepared once per connection and kept with its generic plan.
@@ -24,6 +26,8 @@ struct Sql {
     args: Vec<Arg>,
     /// Whether the rows are read in `messages_by_sender`'s order (a query `with` a sender).
     by_sender: bool,
+    /// The number of the parameter that holds the channel, for the parts that refer to it.
+    channel: usize,
 }
 
 /// The kinds of parameter a history query takes.
@@ -68,11 +72,13 @@ impl Sql {
         }
     }
 
-    /// `SELECT {columns} FROM messages WHERE` the conditions of `q` within `bounds`.
-    fn select(columns: &str, q: &HistoryQuery, bounds: Bounds) -> Sql {
+    /// `SELECT {columns} FROM messages WHERE` the conditions of `q` within `bounds`, its
+    /// parameters numbered on from `args`, those of the statement's parts before it.
+    fn select(columns: &str, q: &HistoryQuery, bounds: Bounds, args: Vec<Arg>) -> Sql {
         let mut sql = Sql {
             text: format!("SELECT {columns} FROM messages WHERE "),
-            args: Vec::new(),
+            channel: args.len() + 1,
+            args,
             by_sender: q.with.is_some(),
         };
         match &q.with {
@@ -87,8 +93,9 @@ impl Sql {
                 sql.bind("(channel, sender, id) > (", Arg::Int(q.channel), "");
                 sql.bind(", ", Arg::Text(with.as_str().to_owned()), "");
                 sql.bind(", ", Arg::Int(bounds.floor), ")");
+                let (channel, sender) = (sql.channel, sql.channel + 1);
                 sql.bind(
-                    " AND (channel, sender, id) < ($1, $2, ",
+                    &format!(" AND (channel, sender, id) < (${channel}, ${sender}, "),
                     Arg::Int(bounds.ceiling),
                     ")",
                 );
@@ -141,20 +148,31 @@ const REACTIONS: &str =
     "(SELECT array_agg(r.member || E'\\n' || r.reactions ORDER BY r.at, r.member)
                          FROM reactions r WHERE r.message = messages.id)";
 
-/// The history statements on one PostgreSQL connection.
-struct PgArchive<'c>(&'c mut Conn);
+/// A page's row's receipts, a column after [`REACTIONS`] when asked for (a FlyChat page):
+/// each member's, by member (`receipts_of`'s order), as the member's bare JID, the delivered
+/// and the displayed time, a line each (empty when none). Read with the rows for the same
+/// reason as the reactions: a statement of their own was a second round trip a page.
+const RECEIPTS: &str = "(SELECT array_agg(r.member || E'\\n' || coalesce(r.delivered_at::text, '')
+                                   || E'\\n' || coalesce(r.displayed_at::text, '') ORDER BY r.member)
+                         FROM receipts r WHERE r.message = messages.id)";
+
+/// The history statements on one PostgreSQL connection, and with `receipts` a page's rows'
+/// receipts ([`RECEIPTS`]) read with them into it.
+struct PgArchive<'c> {
+    conn: &'c mut Conn,
+    receipts: Option<HashMap<i64, Vec<MemberReceipt>>>,
+}
 
 impl PgArchive<'_> {
     /// The one row, if any, of a statement prepared once per connection.
     fn row(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> anyhow::Result<Option<Row>> {
-        let statement = self.0.prepare(sql)?;
-        Ok(self.0.client.query_opt(&statement, params)?)
+        let statement = self.conn.prepare(sql)?;
+        Ok(self.conn.client.query_opt(&statement, params)?)
     }
 
     /// A page's rows with `q`'s conditions all in the SQL, each row's reactions
-    /// ([`REACTIONS`]) in the same statement, and with `anchor` (an id the page reads after
-    /// or before) the look-up of that id too: [`HistoryError::UnknownId`] if it is not in
-    /// the archive.
+    /// ([`REACTIONS`]), and with `receipts` theirs, in the same statement, and what
+    /// [`Beside`] asks for too.
     fn read_rows(
         &mut self,
         q: &HistoryQuery,
@@ -162,9 +180,18 @@ impl PgArchive<'_> {
         order: Order,
         limit: usize,
         offset: usize,
-        anchor: Option<i64>,
-    ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>> {
-        let mut sql = Sql::select(&format!("{ARCHIVED_COLUMNS}, {REACTIONS}"), q, bounds);
+        Beside {
+            anchor,
+            total,
+            count,
+        }: Beside,
+    ) -> anyhow::Result<Result<Read, HistoryError>> {
+        let receipts = match self.receipts {
+            Some(_) => format!(", {RECEIPTS}"),
+            None => String::new(),
+        };
+        let columns = format!("{ARCHIVED_COLUMNS}, {REACTIONS}{receipts}");
+        let mut sql = Sql::select(&columns, q, bounds, Vec::new());
         // The limit a literal and no offset unless there is one: with `LIMIT $n OFFSET $m`
         // PostgreSQL's generic plan expects a tenth of the rows it estimates, costs more than
         // the custom one, and `auto` planned the page at each run (0.12 ms of planning for
@@ -181,32 +208,80 @@ impl PgArchive<'_> {
         if offset > 0 {
             sql.bind(" OFFSET ", Arg::Int(offset as i64), "");
         }
-        // The anchor's look-up and the rows in one round trip: the rows joined to the one
-        // row that says whether the anchor is there, so that the statement returns one row
-        // (of NULLs from the page's columns on) when it is not, or when no row follows it.
+        // The anchor's look-up, the total, the count and the rows in one round trip: the
+        // rows joined to the one row that holds the others, so that the statement returns
+        // one row (of NULLs in the page's columns) when the anchor is not there, or when no
+        // row is.
+        let reactions_column = ARCHIVED_COLUMNS.split(',').count();
+        let page_columns = reactions_column + 1 + usize::from(self.receipts.is_some());
+        let mut head = Vec::new();
         if let Some(id) = anchor {
-            let page = std::mem::take(&mut sql.text);
-            sql.bind(
-                "SELECT page.*, found.anchor FROM (SELECT EXISTS (SELECT 1 FROM messages WHERE id = ",
+            let mut found = Sql {
+                args: std::mem::take(&mut sql.args),
+                ..Sql::default()
+            };
+            found.bind(
+                "EXISTS (SELECT 1 FROM messages WHERE id = ",
                 Arg::Int(id),
-                &format!(
-                    " AND channel = $1) AS anchor) AS found LEFT JOIN ({page}) AS page ON found.anchor"
-                ),
+                &format!(" AND channel = ${}) AS anchor", sql.channel),
+            );
+            sql.args = found.args;
+            head.push(found.text);
+        }
+        if total {
+            head.push(format!(
+                "(SELECT message_count FROM channels WHERE key = ${}) AS total",
+                sql.channel
+            ));
+        }
+        let mut parts = Vec::new();
+        let mut columns = vec!["page.*"];
+        if !head.is_empty() {
+            parts.push(format!("(SELECT {}) AS head", head.join(", ")));
+            columns.push("head.*");
+        }
+        if let Some(count) = count {
+            let counted = count.sql(std::mem::take(&mut sql.args));
+            sql.args = counted.args;
+            parts.push(format!("({}) AS tally", counted.text));
+            columns.push("tally.*");
+        }
+        if !parts.is_empty() {
+            let join = match anchor {
+                Some(_) => "head.anchor",
+                None => "true",
+            };
+            sql.text = format!(
+                "SELECT {} FROM {} LEFT JOIN ({}) AS page ON {join}",
+                columns.join(", "),
+                parts.join(" CROSS JOIN "),
+                sql.text
             );
         }
-        let rows = sql.query(self.0)?;
+        let rows = sql.query(self.conn)?;
+        // The head's columns, then the count's, after the page's: one row at least then.
+        let first = || rows.first().context("a page's statement without its head");
+        let mut column = page_columns;
         if let Some(id) = anchor {
-            let found = rows
-                .first()
-                .map(|row| row.try_get::<_, bool>(row.len() - 1));
-            if !found.transpose()?.unwrap_or(false) {
+            if !first()?.try_get::<_, bool>(column)? {
                 return Ok(Err(HistoryError::UnknownId(id)));
             }
+            column += 1;
         }
-        let reactions_column = ARCHIVED_COLUMNS.split(',').count();
+        let total = match total {
+            true => {
+                column += 1;
+                Some(first()?.try_get::<_, Option<i64>>(column - 1)?.unwrap_or(0) as usize)
+            }
+            false => None,
+        };
+        let tally = match count {
+            Some(_) => Some(Tally::read(first()?, column)?),
+            None => None,
+        };
         let mut messages = Vec::with_capacity(rows.len().min(limit));
         for row in rows.iter().take(limit) {
-            // The anchor's row when no row follows it.
+            // The head's row when no row of the page is there.
             if row.try_get::<_, Option<i64>>(0)?.is_none() {
                 continue;
             }
@@ -218,58 +293,25 @@ impl PgArchive<'_> {
                     .context("a reactions row without its member")?;
                 history::add_reaction(&mut message, &bare(member.to_owned())?, reactions);
             }
+            if let Some(found) = &mut self.receipts {
+                let given = row.try_get::<_, Option<Vec<&str>>>(reactions_column + 1)?;
+                if let (Some(given), None) = (given, &message.notice) {
+                    found.insert(message.posted.id, member_receipts(&given)?);
+                }
+            }
             messages.push(message);
         }
-        Ok(Ok(messages))
+        Ok(Ok(Read {
+            rows: messages,
+            total,
+            tally,
+        }))
     }
 
-    /// [`Archive::count_upto`] with `q`'s conditions all in the SQL, and with `times` the
-    /// earliest and latest time of the rows counted, if any (read only to be checked), with
-    /// `newest` the channel's newest id (one step down `messages_by_channel`, in the same
-    /// round trip). The limit a literal (always [`history::COUNTED_EXACTLY`] + 1), so that
-    /// the count keeps its generic plan as a page does (`read_rows`).
-    fn counted(
-        &mut self,
-        q: &HistoryQuery,
-        bounds: Bounds,
-        limit: usize,
-        times: bool,
-        newest: bool,
-    ) -> anyhow::Result<Counted> {
-        let (columns, mut aggregates) = match times {
-            true => (
-                "id, at",
-                String::from("count(*), max(id), min(at), max(at)"),
-            ),
-            false => (
-                "id",
-                String::from("count(*), max(id), NULL::bigint, NULL::bigint"),
-            ),
-        };
-        if newest {
-            aggregates.push_str(
-                ", (SELECT id FROM messages WHERE channel = $1 ORDER BY id DESC LIMIT 1)",
-            );
-        }
-        let sql = Sql::select(columns, q, bounds);
-        let sql = Sql {
-            text: format!(
-                "SELECT {aggregates} FROM ({}{} LIMIT {limit}) AS counted",
-                sql.text,
-                sql.order_by(Order::Ascending)
-            ),
-            ..sql
-        };
-        let row = &sql.query(self.0)?[0];
-        Ok(Counted {
-            rows: row.try_get::<_, i64>(0)? as usize,
-            last: row.try_get(1)?,
-            times: row.try_get::<_, Option<i64>>(2)?.zip(row.try_get(3)?),
-            newest: match newest {
-                true => row.try_get(4)?,
-                false => None,
-            },
-        })
+    /// [`Archive::count_upto`] of `count` in one statement of its own.
+    fn counted(&mut self, count: CountOf) -> anyhow::Result<Tally> {
+        let sql = count.sql(Vec::new());
+        Tally::read(&sql.query(self.conn)?[0], 0)
     }
 
     /// A count by the id bounds alone when `q` has times, checked against them (`untimed`),
@@ -280,26 +322,134 @@ impl PgArchive<'_> {
         bounds: Bounds,
         limit: usize,
         newest: bool,
-    ) -> anyhow::Result<Counted> {
-        if let Some(untimed) = untimed(q) {
-            let counted = self.counted(&untimed, bounds, limit, true, newest)?;
-            let within = |(first, last)| within_times(q, first) && within_times(q, last);
-            if counted.times.is_none_or(within) {
-                return Ok(counted);
-            }
-        }
-        self.counted(q, bounds, limit, false, newest)
+    ) -> anyhow::Result<Tally> {
+        let untimed = untimed(q);
+        let count = CountOf::of(q, untimed.as_ref(), bounds, limit, newest);
+        let tally = self.counted(count)?;
+        self.checked(q, count, tally)
     }
+
+    /// `tally`, a count of `count`, if it was read without `q`'s times and its rows lie
+    /// within them, or it was read with them; else `q` counted again with its times.
+    fn checked(&mut self, q: &HistoryQuery, count: CountOf, tally: Tally) -> anyhow::Result<Tally> {
+        let within = |(first, last)| within_times(q, first) && within_times(q, last);
+        if !count.times || tally.times.is_none_or(within) {
+            return Ok(tally);
+        }
+        self.counted(CountOf {
+            q,
+            times: false,
+            ..count
+        })
+    }
+}
+
+/// A count of `q`'s rows within `bounds` up to `limit` ([`Archive::count_upto`]), with
+/// `times` the earliest and latest time of the rows counted (read only to be checked), with
+/// `newest` the channel's newest id (one step down `messages_by_channel`).
+#[derive(Clone, Copy)]
+struct CountOf<'q> {
+    q: &'q HistoryQuery,
+    bounds: Bounds,
+    limit: usize,
+    times: bool,
+    newest: bool,
+}
+
+impl<'q> CountOf<'q> {
+    /// The count of `q`, by the id bounds alone (`untimed`, its times to be checked) when
+    /// `q` has times.
+    fn of(
+        q: &'q HistoryQuery,
+        untimed: Option<&'q HistoryQuery>,
+        bounds: Bounds,
+        limit: usize,
+        newest: bool,
+    ) -> Self {
+        CountOf {
+            q: untimed.unwrap_or(q),
+            bounds,
+            limit,
+            times: untimed.is_some(),
+            newest,
+        }
+    }
+
+    /// The count's one-row statement, its parameters numbered on from `args`. The limit a
+    /// literal (always [`history::COUNTED_EXACTLY`] + 1), so that the count keeps its
+    /// generic plan as a page does (`read_rows`).
+    fn sql(self, args: Vec<Arg>) -> Sql {
+        let (columns, mut aggregates) = match self.times {
+            true => (
+                "id, at",
+                String::from("count(*), max(id), min(at), max(at)"),
+            ),
+            false => (
+                "id",
+                String::from("count(*), max(id), NULL::bigint, NULL::bigint"),
+            ),
+        };
+        let sql = Sql::select(columns, self.q, self.bounds, args);
+        if self.newest {
+            aggregates.push_str(&format!(
+                ", (SELECT id FROM messages WHERE channel = ${} ORDER BY id DESC LIMIT 1)",
+                sql.channel
+            ));
+        }
+        Sql {
+            text: format!(
+                "SELECT {aggregates} FROM ({}{} LIMIT {}) AS counted",
+                sql.text,
+                sql.order_by(Order::Ascending),
+                self.limit
+            ),
+            ..sql
+        }
+    }
+}
+
+/// What a page's statement reads beside its rows: with `anchor` (an id the page reads after
+/// or before) the look-up of that id ([`HistoryError::UnknownId`] if it is not in the
+/// archive), with `total` the channel's running total ([`Archive::total`]), and a `count`.
+#[derive(Clone, Copy)]
+struct Beside<'q> {
+    anchor: Option<i64>,
+    total: bool,
+    count: Option<CountOf<'q>>,
+}
+
+/// What a page's statement read: its rows, and what [`Beside`] asked for.
+struct Read {
+    rows: Vec<Archived>,
+    total: Option<usize>,
+    tally: Option<Tally>,
 }
 
 /// What a count read: how many rows, the last id counted, if asked for the earliest and
 /// latest time of the rows counted (none when none were), and if asked for the channel's
 /// newest id.
-struct Counted {
+struct Tally {
     rows: usize,
     last: Option<i64>,
     times: Option<(i64, i64)>,
     newest: Option<i64>,
+}
+
+impl Tally {
+    /// The count's columns ([`CountOf::sql`]) of `row` from column `from` on.
+    fn read(row: &Row, from: usize) -> anyhow::Result<Tally> {
+        Ok(Tally {
+            rows: row.try_get::<_, i64>(from)? as usize,
+            last: row.try_get(from + 1)?,
+            times: row
+                .try_get::<_, Option<i64>>(from + 2)?
+                .zip(row.try_get(from + 3)?),
+            newest: match row.len() > from + 4 {
+                true => row.try_get(from + 4)?,
+                false => None,
+            },
+        })
+    }
 }
 
 impl Archive for PgArchive<'_> {
@@ -346,14 +496,14 @@ impl Archive for PgArchive<'_> {
         froms: &[i64],
         below: i64,
     ) -> anyhow::Result<Vec<Option<time_search::Row>>> {
-        let statement = self.0.prepare(
+        let statement = self.conn.prepare(
             "SELECT probe.id, probe.at FROM unnest($2::bigint[]) WITH ORDINALITY AS f (id, n)
              LEFT JOIN LATERAL (SELECT id, at FROM messages
                                 WHERE channel = $1 AND id >= f.id AND id < $3
                                 ORDER BY id LIMIT 1) AS probe ON true
              ORDER BY f.n",
         )?;
-        self.0
+        self.conn
             .client
             .query(&statement, &[&channel, &froms, &below])?
             .iter()
@@ -367,9 +517,9 @@ impl Archive for PgArchive<'_> {
             .collect()
     }
 
-    /// The anchor looked up, the rows and their reactions read, in one statement
-    /// ([`PgArchive::read_rows`]); when `q` has times, read by the id bounds alone and
-    /// checked against the times ([`untimed`]).
+    /// The anchor looked up, the rows and their reactions read, and what `counting` asks
+    /// for, in one statement ([`PgArchive::read_rows`]); when `q` has times, the rows and the
+    /// count read by the id bounds alone and checked against the times ([`untimed`]).
     fn page_rows(
         &mut self,
         q: &HistoryQuery,
@@ -377,21 +527,52 @@ impl Archive for PgArchive<'_> {
         order: Order,
         limit: usize,
         offset: usize,
-    ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>> {
-        let anchor = history::anchor(&q.page);
+        counting: Counting,
+    ) -> anyhow::Result<Result<PageRows, HistoryError>> {
+        let untimed = untimed(q);
+        let count = match counting {
+            Counting::Upto {
+                bounds,
+                limit,
+                newest,
+            } => Some(CountOf::of(q, untimed.as_ref(), bounds, limit, newest)),
+            Counting::Nothing | Counting::Total => None,
+        };
+        let beside = Beside {
+            anchor: history::anchor(&q.page),
+            total: counting == Counting::Total,
+            count,
+        };
         // Only when nothing is skipped: skipped rows would go unchecked.
-        if let Some(untimed) = untimed(q).filter(|_| offset == 0) {
-            let rows = match self.read_rows(&untimed, bounds, order, limit, 0, anchor)? {
-                Ok(rows) => rows,
-                unknown => return Ok(unknown),
+        let read = match untimed.as_ref().filter(|_| offset == 0) {
+            Some(untimed) => self.read_rows(untimed, bounds, order, limit, 0, beside)?,
+            None => self.read_rows(q, bounds, order, limit, offset, beside)?,
+        };
+        let mut read = match read {
+            Ok(read) => read,
+            Err(unknown) => return Ok(Err(unknown)),
+        };
+        if !read.rows.iter().all(|m| within_times(q, m.posted.at)) {
+            // Read again with the times in the SQL; the anchor was found and the count read.
+            let only_rows = Beside {
+                anchor: None,
+                total: false,
+                count: None,
             };
-            if rows.iter().all(|m| within_times(q, m.posted.at)) {
-                return Ok(Ok(rows));
+            match self.read_rows(q, bounds, order, limit, offset, only_rows)? {
+                Ok(again) => read.rows = again.rows,
+                Err(unknown) => return Ok(Err(unknown)),
             }
-            // The anchor was found.
-            return self.read_rows(q, bounds, order, limit, offset, None);
         }
-        self.read_rows(q, bounds, order, limit, offset, anchor)
+        let counted = match (read.total, read.tally, count) {
+            (Some(total), _, _) => Some(Counted::Total(total)),
+            (None, Some(tally), Some(count)) => {
+                let tally = self.checked(q, count, tally)?;
+                Some(Counted::Upto(tally.rows, tally.last, tally.newest))
+            }
+            _ => None,
+        };
+        Ok(Ok((read.rows, counted)))
     }
 
     fn count_upto(
@@ -446,9 +627,67 @@ fn within_times(q: &HistoryQuery, at: i64) -> bool {
     q.start.is_none_or(|start| at >= start) && q.end.is_none_or(|end| at <= end)
 }
 
+/// Each of [`RECEIPTS`]'s lines of one row, parsed.
+fn member_receipts(given: &[&str]) -> anyhow::Result<Vec<MemberReceipt>> {
+    let time = |t: &str| -> anyhow::Result<Option<i64>> {
+        Ok(match t {
+            "" => None,
+            t => Some(t.parse().context("a receipt's time")?),
+        })
+    };
+    given
+        .iter()
+        .map(|given| {
+            let mut parts = given.split('\n');
+            let (Some(member), Some(delivered), Some(displayed), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                anyhow::bail!("a receipts row not of three lines");
+            };
+            Ok(MemberReceipt {
+                member: bare(member.to_owned())?,
+                delivered_at: time(delivered)?,
+                displayed_at: time(displayed)?,
+            })
+        })
+        .collect()
+}
+
 /// One page of `q`.
 pub(super) fn page(reader: &PgReader, q: &HistoryQuery) -> Result<HistoryPage, HistoryError> {
-    reader.with_conn(|conn| history::page(&mut PgArchive(conn), q))?
+    reader.with_conn(|conn| {
+        let mut archive = PgArchive {
+            conn,
+            receipts: None,
+        };
+        history::page(&mut archive, q)
+    })?
+}
+
+/// One page of `q` and its rows' receipts, read in the page's statement.
+pub(super) fn page_with_receipts(
+    reader: &PgReader,
+    q: &HistoryQuery,
+) -> Result<PageReceipts, HistoryError> {
+    reader.with_conn(|conn| {
+        let mut archive = PgArchive {
+            conn,
+            receipts: Some(HashMap::new()),
+        };
+        let page = match history::page(&mut archive, q)? {
+            Ok(page) => page,
+            Err(unknown) => return Ok(Err(unknown)),
+        };
+        // Only the page's own rows': the row read beyond it (whether more follow) is not
+        // shown, nor a page read before a second one (times, `page_rows`).
+        let mut found = archive.receipts.unwrap_or_default();
+        let receipts = page
+            .messages
+            .iter()
+            .filter_map(|m| Some((m.posted.id, found.remove(&m.posted.id)?)))
+            .collect();
+        Ok(Ok((page, receipts)))
+    })?
 }
 
 /// By archive id first (what the client's reference decoded to, if anything), else the

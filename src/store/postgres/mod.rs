@@ -53,7 +53,7 @@ use postgres::{Client, NoTls, Statement};
 
 use super::columns::bare;
 use super::sqlite::Durability;
-use super::{HistoryError, HistoryPage, HistoryQuery, MemberReceipt, Reader};
+use super::{HistoryError, HistoryPage, HistoryQuery, MemberReceipt, PageReceipts, Reader};
 use crate::core::{MessageRef, Snapshot};
 pub use inspect::{inspect, PgInspector};
 
@@ -364,6 +364,9 @@ impl Reader for PgReader {
 
     fn history(&self, q: &HistoryQuery) -> Result<HistoryPage, HistoryError> {
         history::page(self, q)
+    }
+    fn history_with_receipts(&self, q: &HistoryQuery) -> Result<PageReceipts, HistoryError> {
+        history::page_with_receipts(self, q)
     }
 
     fn find_message(

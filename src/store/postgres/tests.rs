@@ -122,6 +122,21 @@ impl Both {
                 Err(e) => format!("error {e}"),
             };
             assert_eq!(page(lite), page(pg), "history {q:?}");
+            // With its rows' receipts, as FlyChat history reads it: one statement on
+            // PostgreSQL, the page and `receipts_of` on SQLite.
+            let with_receipts = |r: &dyn Reader| match r.history_with_receipts(q) {
+                Ok((p, receipts)) => {
+                    let mut receipts: Vec<_> = receipts.into_iter().collect();
+                    receipts.sort_by_key(|(m, _)| *m);
+                    format!("{:?} count={} {receipts:?}", p.messages, p.count)
+                }
+                Err(e) => format!("error {e}"),
+            };
+            assert_eq!(
+                with_receipts(lite),
+                with_receipts(pg),
+                "history with receipts {q:?}"
+            );
         }
         for &m in messages {
             assert_eq!(

@@ -11,7 +11,7 @@ use super::deferred::channel_total;
 use super::{bare, in_one_read, SqliteReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
-use crate::store::history::{self, Archive, Bounds, Order};
+use crate::store::history::{self, Archive, Bounds, Counting, Order, PageRows};
 use crate::store::time_search;
 use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt};
 
@@ -304,7 +304,8 @@ impl Archive for SqliteArchive<'_> {
     }
 
     /// The RSM id looked up, the rows read, then their reactions: three calls into SQLite,
-    /// no round trip to spare by joining them.
+    /// no round trip to spare by joining them; nothing of the count (`history::page` reads it
+    /// only when it needs it).
     fn page_rows(
         &mut self,
         q: &HistoryQuery,
@@ -312,7 +313,8 @@ impl Archive for SqliteArchive<'_> {
         order: Order,
         limit: usize,
         offset: usize,
-    ) -> anyhow::Result<Result<Vec<Archived>, HistoryError>> {
+        _counting: Counting,
+    ) -> anyhow::Result<Result<PageRows, HistoryError>> {
         if let Some(id) = history::anchor(&q.page) {
             if !self.exists(q.channel, id)? {
                 return Ok(Err(HistoryError::UnknownId(id)));
@@ -321,7 +323,7 @@ impl Archive for SqliteArchive<'_> {
         let mut rows = self.rows(q, bounds, order, limit, offset)?;
         let shown = rows.len().min(q.max);
         self.add_reactions(&mut rows[..shown])?;
-        Ok(Ok(rows))
+        Ok(Ok((rows, None)))
     }
 }
 
