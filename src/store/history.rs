@@ -38,16 +38,20 @@ pub struct Bounds {
     pub ceiling: i64,
 }
 
-/// What a page's count reads besides its rows ([`count`]), which a backend may read with
-/// them (`Archive::page_rows`).
+/// What a page's count reads besides its rows ([`count`]): each backend reads it with them
+/// ([`Archive::page_rows`]), one whose every statement is a round trip to a server in the
+/// same statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counting {
     /// Nothing: the query does not count.
     Nothing,
-    /// The channel's running total ([`Archive::total`]): the query filters nothing out.
+    /// What a query that filters nothing out matches: the channel's messages and actions,
+    /// not its notices, as the running total `channels.message_count` keeps them.
     Total,
-    /// [`Archive::count_upto`] of the query within `bounds` (not narrowed by the page), with
-    /// the channel's newest id when `newest` ([`Archive::count_upto_and_newest`]).
+    /// How many of the query's first rows in id order within `bounds` (not narrowed by the
+    /// page) there are, up to `limit`, and the last of those counted; with `newest`, when
+    /// `limit` rows were counted, the channel's newest id too (what an estimate spans to when
+    /// the bounds have no ceiling).
     Upto {
         bounds: Bounds,
         limit: usize,
@@ -63,8 +67,8 @@ pub enum Counted {
     Upto(usize, Option<i64>, Option<i64>),
 }
 
-/// What [`Archive::page_rows`] read: the rows, and what the count needs when it was read
-/// with them.
+/// What [`Archive::page_rows`] read: the rows, and what the page's [`Counting`] asked for
+/// (none when it asked for nothing).
 pub type PageRows = (Vec<Archived>, Option<Counted>);
 
 /// The statements of a history page on one backend; the page's logic over them is [`page`].
@@ -74,8 +78,6 @@ pub type PageRows = (Vec<Archived>, Option<Counted>);
 pub trait Archive {
     /// Whether `id` is a message of `channel`: one key look-up.
     fn exists(&mut self, channel: i64, id: i64) -> anyhow::Result<bool>;
-    /// The channel's newest archive id: one step down the `(channel, id)` index.
-    fn newest_id(&mut self, channel: i64) -> anyhow::Result<Option<i64>>;
     /// How many ids one [`Archive::first_from_each`] probes at most: 1 where a probe is a
     /// call into the process, more where each statement is a round trip to a server.
     fn probe_width(&self) -> usize;
@@ -98,10 +100,9 @@ pub trait Archive {
     /// Up to `limit` of `q`'s rows in `order` after skipping `offset`, with the reactions of
     /// the first `q.max` (the row beyond them only tells whether more follow) filled in
     /// ([`add_reaction`]); the error [`HistoryError::UnknownId`] when the id the page reads
-    /// after or before ([`anchor`]) is not in the archive; and what `counting` asks for where
-    /// the backend reads it with the rows, else none (and [`page`] reads it on its own if
-    /// the count needs it). One method, so that a backend whose every statement is a round
-    /// trip to a server reads them all in one.
+    /// after or before ([`anchor`]) is not in the archive; and what `counting` asks for. One
+    /// method, so that a backend whose every statement is a round trip to a server reads them
+    /// all in one.
     fn page_rows(
         &mut self,
         q: &HistoryQuery,
@@ -111,33 +112,6 @@ pub trait Archive {
         offset: usize,
         counting: Counting,
     ) -> anyhow::Result<Result<PageRows, HistoryError>>;
-    /// How many of `q`'s first rows in id order there are, up to `limit`, and the last of
-    /// those counted.
-    fn count_upto(
-        &mut self,
-        q: &HistoryQuery,
-        bounds: Bounds,
-        limit: usize,
-    ) -> anyhow::Result<(usize, Option<i64>)>;
-    /// [`Archive::count_upto`], and when `limit` rows were counted, the channel's newest id
-    /// (what an estimate spans to when the bounds have no ceiling). A backend whose every
-    /// statement is a round trip to a server reads both in one.
-    fn count_upto_and_newest(
-        &mut self,
-        q: &HistoryQuery,
-        bounds: Bounds,
-        limit: usize,
-    ) -> anyhow::Result<(usize, Option<i64>, Option<i64>)> {
-        let (counted, last) = self.count_upto(q, bounds, limit)?;
-        let newest = match counted >= limit {
-            true => self.newest_id(q.channel)?,
-            false => None,
-        };
-        Ok((counted, last, newest))
-    }
-    /// What a query that filters nothing out matches: the channel's messages and actions,
-    /// not its notices, as the running total `channels.message_count` keeps them.
-    fn total(&mut self, channel: i64) -> anyhow::Result<usize>;
 }
 
 /// One page of `q`. An unknown id the query names is the requester's error, told apart from
@@ -194,10 +168,8 @@ pub fn page(
         // A first page that holds all there is has counted them.
         Some(first) if complete && !messages.is_empty() => first + messages.len(),
         // An estimate never says that a page with more after it is the last.
-        Some(first) if !complete => {
-            count(archive, q, counting, counted)?.max(first + messages.len() + 1)
-        }
-        _ => count(archive, q, counting, counted)?,
+        Some(first) if !complete => count(counting, counted).max(first + messages.len() + 1),
+        _ => count(counting, counted),
     };
     Ok(Ok(HistoryPage {
         messages,
@@ -309,40 +281,21 @@ fn filtered(q: &HistoryQuery) -> bool {
         || q.hidden_upto > 0
 }
 
-/// How many rows match `q` on all its pages: the channel's running total when nothing is
-/// filtered out; else counted up to [`COUNTED_EXACTLY`], and beyond that estimated from
-/// where the last one counted lies within the bounds. What `counting` asks for is read here
-/// unless it was read with the rows (`counted`).
-fn count(
-    archive: &mut impl Archive,
-    q: &HistoryQuery,
-    counting: Counting,
-    counted: Option<Counted>,
-) -> anyhow::Result<usize> {
-    let (bounds, limit, newest) = match counting {
-        Counting::Nothing => return Ok(0),
-        Counting::Total => {
-            return match counted {
-                Some(Counted::Total(total)) => Ok(total),
-                _ => archive.total(q.channel),
-            }
+/// How many rows match `q` on all its pages, from what its `counting` read (`counted`): the
+/// channel's running total when nothing is filtered out; else counted up to
+/// [`COUNTED_EXACTLY`], and beyond that estimated from where the last one counted lies within
+/// the bounds.
+fn count(counting: Counting, counted: Option<Counted>) -> usize {
+    let (bounds, (counted, last, newest)) = match (counting, counted) {
+        (Counting::Total, Some(Counted::Total(total))) => return total,
+        (Counting::Upto { bounds, .. }, Some(Counted::Upto(counted, last, newest))) => {
+            (bounds, (counted, last, newest))
         }
-        Counting::Upto {
-            bounds,
-            limit,
-            newest,
-        } => (bounds, limit, newest),
-    };
-    let (counted, last, newest) = match (counted, newest) {
-        (Some(Counted::Upto(counted, last, newest)), _) => (counted, last, newest),
-        (_, true) => archive.count_upto_and_newest(q, bounds, limit)?,
-        (_, false) => {
-            let (counted, last) = archive.count_upto(q, bounds, limit)?;
-            (counted, last, None)
-        }
+        // Nothing asked for, or (a backend's fault, which its tests catch) not what was.
+        _ => return 0,
     };
     let (Some(last), true) = (last, counted > COUNTED_EXACTLY) else {
-        return Ok(counted);
+        return counted;
     };
     let ceiling = match bounds.ceiling {
         i64::MAX => newest.unwrap_or(last) + 1,
@@ -350,7 +303,7 @@ fn count(
     };
     let span = (ceiling - bounds.floor - 1) as f64;
     let sampled = (last - bounds.floor) as f64;
-    Ok(((counted as f64 * span / sampled).round() as usize).max(counted))
+    ((counted as f64 * span / sampled).round() as usize).max(counted)
 }
 
 /// Adds one member's `reactions` (one a line) to `message`'s: the members' reactions are

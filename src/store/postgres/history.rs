@@ -308,25 +308,11 @@ impl PgArchive<'_> {
         }))
     }
 
-    /// [`Archive::count_upto`] of `count` in one statement of its own.
+    /// `count` in one statement of its own: a count read with the rows and found outside
+    /// `q`'s times read again ([`PgArchive::checked`]).
     fn counted(&mut self, count: CountOf) -> anyhow::Result<Tally> {
         let sql = count.sql(Vec::new());
         Tally::read(&sql.query(self.conn)?[0], 0)
-    }
-
-    /// A count by the id bounds alone when `q` has times, checked against them (`untimed`),
-    /// else with the times in the SQL.
-    fn count(
-        &mut self,
-        q: &HistoryQuery,
-        bounds: Bounds,
-        limit: usize,
-        newest: bool,
-    ) -> anyhow::Result<Tally> {
-        let untimed = untimed(q);
-        let count = CountOf::of(q, untimed.as_ref(), bounds, limit, newest);
-        let tally = self.counted(count)?;
-        self.checked(q, count, tally)
     }
 
     /// `tally`, a count of `count`, if it was read without `q`'s times and its rows lie
@@ -344,7 +330,7 @@ impl PgArchive<'_> {
     }
 }
 
-/// A count of `q`'s rows within `bounds` up to `limit` ([`Archive::count_upto`]), with
+/// A count of `q`'s rows within `bounds` up to `limit` ([`Counting::Upto`]), with
 /// `times` the earliest and latest time of the rows counted (read only to be checked), with
 /// `newest` the channel's newest id (one step down `messages_by_channel`).
 #[derive(Clone, Copy)]
@@ -410,7 +396,7 @@ impl<'q> CountOf<'q> {
 
 /// What a page's statement reads beside its rows: with `anchor` (an id the page reads after
 /// or before) the look-up of that id ([`HistoryError::UnknownId`] if it is not in the
-/// archive), with `total` the channel's running total ([`Archive::total`]), and a `count`.
+/// archive), with `total` the channel's running total ([`Counting::Total`]), and a `count`.
 #[derive(Clone, Copy)]
 struct Beside<'q> {
     anchor: Option<i64>,
@@ -456,14 +442,6 @@ impl Archive for PgArchive<'_> {
     fn exists(&mut self, channel: i64, id: i64) -> anyhow::Result<bool> {
         let sql = "SELECT 1 FROM messages WHERE id = $1 AND channel = $2";
         Ok(self.row(sql, &[&id, &channel])?.is_some())
-    }
-
-    fn newest_id(&mut self, channel: i64) -> anyhow::Result<Option<i64>> {
-        let sql = "SELECT id FROM messages WHERE channel = $1 ORDER BY id DESC LIMIT 1";
-        Ok(self
-            .row(sql, &[&channel])?
-            .map(|row| row.try_get(0))
-            .transpose()?)
     }
 
     fn probe_width(&self) -> usize {
@@ -573,35 +551,6 @@ impl Archive for PgArchive<'_> {
             _ => None,
         };
         Ok(Ok((read.rows, counted)))
-    }
-
-    fn count_upto(
-        &mut self,
-        q: &HistoryQuery,
-        bounds: Bounds,
-        limit: usize,
-    ) -> anyhow::Result<(usize, Option<i64>)> {
-        let counted = self.count(q, bounds, limit, false)?;
-        Ok((counted.rows, counted.last))
-    }
-
-    fn count_upto_and_newest(
-        &mut self,
-        q: &HistoryQuery,
-        bounds: Bounds,
-        limit: usize,
-    ) -> anyhow::Result<(usize, Option<i64>, Option<i64>)> {
-        let counted = self.count(q, bounds, limit, true)?;
-        Ok((counted.rows, counted.last, counted.newest))
-    }
-
-    fn total(&mut self, channel: i64) -> anyhow::Result<usize> {
-        let sql = "SELECT message_count FROM channels WHERE key = $1";
-        Ok(self
-            .row(sql, &[&channel])?
-            .map(|row| row.try_get::<_, i64>(0))
-            .transpose()?
-            .unwrap_or(0) as usize)
     }
 }
 

@@ -11,7 +11,7 @@ use super::deferred::channel_total;
 use super::{bare, in_one_read, SqliteReader};
 use crate::core::MessageRef;
 use crate::store::columns::{archived, ARCHIVED_COLUMNS};
-use crate::store::history::{self, Archive, Bounds, Counting, Order, PageRows};
+use crate::store::history::{self, Archive, Bounds, Counted, Counting, Order, PageRows};
 use crate::store::time_search;
 use crate::store::{Archived, HistoryError, HistoryPage, HistoryQuery, MemberReceipt};
 
@@ -196,14 +196,6 @@ impl Archive for SqliteArchive<'_> {
             .is_some())
     }
 
-    fn newest_id(&mut self, channel: i64) -> anyhow::Result<Option<i64>> {
-        Ok(self
-            .0
-            .prepare_cached(channel_end!("", "id > 0", "DESC"))?
-            .query_row([channel], |r| r.get(0))
-            .optional()?)
-    }
-
     /// One at a time: a probe is a call into SQLite, no round trip, and the time search
     /// then makes the fewest.
     fn probe_width(&self) -> usize {
@@ -252,6 +244,57 @@ impl Archive for SqliteArchive<'_> {
             .collect()
     }
 
+    /// The RSM id looked up, the rows read, their reactions, then the count: calls into
+    /// SQLite, no round trip to spare by joining them.
+    fn page_rows(
+        &mut self,
+        q: &HistoryQuery,
+        bounds: Bounds,
+        order: Order,
+        limit: usize,
+        offset: usize,
+        counting: Counting,
+    ) -> anyhow::Result<Result<PageRows, HistoryError>> {
+        if let Some(id) = history::anchor(&q.page) {
+            if !self.exists(q.channel, id)? {
+                return Ok(Err(HistoryError::UnknownId(id)));
+            }
+        }
+        let mut rows = self.rows(q, bounds, order, limit, offset)?;
+        let shown = rows.len().min(q.max);
+        self.add_reactions(&mut rows[..shown])?;
+        let counted = match counting {
+            Counting::Nothing => None,
+            Counting::Total => Some(Counted::Total(self.total(q.channel)?)),
+            Counting::Upto {
+                bounds,
+                limit,
+                newest,
+            } => {
+                let (counted, last) = self.count_upto(q, bounds, limit)?;
+                let newest = match newest && counted >= limit {
+                    true => self.newest_id(q.channel)?,
+                    false => None,
+                };
+                Some(Counted::Upto(counted, last, newest))
+            }
+        };
+        Ok(Ok((rows, counted)))
+    }
+}
+
+impl SqliteArchive<'_> {
+    /// The channel's newest archive id: one step down the `(channel, id)` index.
+    fn newest_id(&mut self, channel: i64) -> anyhow::Result<Option<i64>> {
+        Ok(self
+            .0
+            .prepare_cached(channel_end!("", "id > 0", "DESC"))?
+            .query_row([channel], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// How many of `q`'s first rows in id order there are, up to `limit`, and the last of
+    /// those counted.
     fn count_upto(
         &mut self,
         q: &HistoryQuery,
@@ -290,6 +333,7 @@ impl Archive for SqliteArchive<'_> {
         Ok((counted as usize, last))
     }
 
+    /// [`Counting::Total`]: the channel's running total.
     fn total(&mut self, channel: i64) -> anyhow::Result<usize> {
         let total: Option<i64> = self
             .0
@@ -303,31 +347,6 @@ impl Archive for SqliteArchive<'_> {
         Ok(total.unwrap_or(0) as usize)
     }
 
-    /// The RSM id looked up, the rows read, then their reactions: three calls into SQLite,
-    /// no round trip to spare by joining them; nothing of the count (`history::page` reads it
-    /// only when it needs it).
-    fn page_rows(
-        &mut self,
-        q: &HistoryQuery,
-        bounds: Bounds,
-        order: Order,
-        limit: usize,
-        offset: usize,
-        _counting: Counting,
-    ) -> anyhow::Result<Result<PageRows, HistoryError>> {
-        if let Some(id) = history::anchor(&q.page) {
-            if !self.exists(q.channel, id)? {
-                return Ok(Err(HistoryError::UnknownId(id)));
-            }
-        }
-        let mut rows = self.rows(q, bounds, order, limit, offset)?;
-        let shown = rows.len().min(q.max);
-        self.add_reactions(&mut rows[..shown])?;
-        Ok(Ok((rows, None)))
-    }
-}
-
-impl SqliteArchive<'_> {
     /// Up to `limit` of `q`'s rows in `order` after skipping `offset`.
     fn rows(
         &mut self,
