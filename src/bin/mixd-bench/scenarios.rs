@@ -209,7 +209,8 @@ fn mam_page(reader: &dyn Reader, page: Page) -> anyhow::Result<usize> {
     )
 }
 
-/// A FlyChat page as `flychat/history.rs` reads it: the rows, then their receipts.
+/// A FlyChat page as `flychat/history.rs` reads it: its rows with their receipts
+/// (`Reader::history_with_receipts`, one statement on PostgreSQL).
 fn flychat_read(reader: &dyn Reader, page: Page) -> anyhow::Result<usize> {
     let query = HistoryQuery {
         channel: 1,
@@ -218,14 +219,7 @@ fn flychat_read(reader: &dyn Reader, page: Page) -> anyhow::Result<usize> {
         with_notices: true,
         ..HistoryQuery::default()
     };
-    let page = reader.history(&query)?;
-    let messages: Vec<i64> = page
-        .messages
-        .iter()
-        .filter(|m| m.notice.is_none())
-        .map(|m| m.posted.id)
-        .collect();
-    reader.receipts_of(&messages)?;
+    let (page, _receipts) = reader.history_with_receipts(&query)?;
     Ok(page.messages.len())
 }
 
