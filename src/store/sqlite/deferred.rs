@@ -28,7 +28,7 @@
 //! total adds the channel's messages above it: the entered ones through `(channel, id)`, the
 //! tail's through its table (a few dozen rows at most).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::Connection;
 
@@ -86,13 +86,13 @@ const FILL: &str =
     "UPDATE OR FAIL messages SET deferred = 0 WHERE id IN (SELECT id FROM tail WHERE channel = ?1)";
 
 /// The channels' running totals (`channels.message_count`: messages, retractions and
-/// reactions, not notices) raised by what each channel's archive holds above the watermark:
-/// run by the fill before the watermark moves, so that a total always counts the rows at or
-/// below the watermark and a reader adds the channel's tail (`sqlite/history.rs`). `OR FAIL`
-/// as the fill below: the sum is never NULL, and an error fails the whole batch. `NOT
-/// INDEXED`, so that the rows are found by the rowid from the watermark and grouped in a
-/// small sort: SQLite otherwise walks the whole archive through `(channel, id)` to have them
-/// in the group's order.
+/// reactions, not notices) raised by what each channel's archive holds above the watermark,
+/// read from the archive ([`Totals::Unknown`]): run by the fill before the watermark moves,
+/// so that a total always counts the rows at or below the watermark and a reader adds the
+/// channel's tail (`sqlite/history.rs`). `OR FAIL` as the fill below: the sum is never NULL,
+/// and an error fails the whole batch. `NOT INDEXED`, so that the rows are found by the rowid
+/// from the watermark and grouped in a small sort: SQLite otherwise walks the whole archive
+/// through `(channel, id)` to have them in the group's order.
 const COUNT: &str = concat!(
     "UPDATE OR FAIL channels SET message_count = message_count + tail.n
      FROM (SELECT channel, count(*) AS n FROM messages NOT INDEXED WHERE id > ",
@@ -101,11 +101,18 @@ const COUNT: &str = concat!(
      WHERE channels.key = tail.channel"
 );
 
+/// [`COUNT`] with each channel's rows as the writer counted them ([`Totals::Counted`]).
+const RAISE: &str = "UPDATE OR FAIL channels SET message_count = message_count + ?2 WHERE key = ?1";
+
 /// The rows each channel's archive gained above the watermark, as the writer counts them.
 #[derive(Default)]
 pub(super) struct Tail {
     channels: HashMap<i64, u32>,
     total: u32,
+    /// Of the rows committed above the watermark, each channel's that its total counts
+    /// (messages, retractions and reactions: not notices). Unlike `channels`, raised only
+    /// once their batch has committed: the fill adds exactly these to the totals.
+    counted: HashMap<i64, u32>,
 }
 
 impl Tail {
@@ -138,11 +145,42 @@ impl Tail {
         reached
     }
 
+    /// What the fill adds to each channel's total in a batch that counted `batch` (rows that
+    /// count, by channel): the committed rows above the watermark and the batch's.
+    pub(super) fn counted_with(&self, batch: &BTreeMap<i64, u32>) -> HashMap<i64, u32> {
+        let mut counted = self.counted.clone();
+        for (&channel, &rows) in batch {
+            *counted.entry(channel).or_default() += rows;
+        }
+        counted
+    }
+
+    /// A batch that did not fill committed `batch` (rows that count, by channel).
+    pub(super) fn committed(&mut self, batch: &BTreeMap<i64, u32>) {
+        for (&channel, &rows) in batch {
+            *self.counted.entry(channel).or_default() += rows;
+        }
+    }
+
     /// The entries were entered and committed: no row is above the watermark.
     pub(super) fn entered(&mut self) {
         self.channels.clear();
         self.total = 0;
+        self.counted.clear();
     }
+}
+
+/// What the fill adds to the channels' totals.
+pub(super) enum Totals<'c> {
+    /// Each channel's rows above the watermark that count, as the writer counted them while
+    /// writing them: one `UPDATE` of a channel's row. Reading them back ([`COUNT`]) was a
+    /// walk of every row above the watermark with a sort, ~6 % of the writer's CPU in one
+    /// channel's fan-out, which fills at nearly every commit (docs/benchmarks.md, "A group
+    /// commit's last rows in a few statements, its totals as counted").
+    Counted(&'c HashMap<i64, u32>),
+    /// Not known: what a crash left above the watermark, entered as the writer opens; read
+    /// from the archive ([`COUNT`]).
+    Unknown,
 }
 
 /// Enters the look-up entries of every row above the watermark, counts those rows into their
@@ -164,8 +202,18 @@ impl Tail {
 /// many small channels"). The check cannot fail (the value is a constant 0), and an error
 /// of the statement (I/O, a full disk) fails the whole batch's transaction, which the writer
 /// rolls back; nothing ever needs this statement undone alone.
-pub(super) fn enter(conn: &Connection) -> rusqlite::Result<()> {
-    conn.prepare_cached(COUNT)?.execute([])?;
+pub(super) fn enter(conn: &Connection, totals: Totals) -> rusqlite::Result<()> {
+    match totals {
+        Totals::Counted(counted) => {
+            let mut raise = conn.prepare_cached(RAISE)?;
+            for (channel, rows) in counted {
+                raise.execute([channel, &i64::from(*rows)])?;
+            }
+        }
+        Totals::Unknown => {
+            conn.prepare_cached(COUNT)?.execute([])?;
+        }
+    }
     let channels: Vec<i64> = conn
         .prepare_cached(FILLED)?
         .query_map([], |r| r.get(0))?
@@ -188,6 +236,7 @@ mod tests {
     use super::super::testing::*;
     use super::*;
     use crate::core::testing::{jid, text};
+    use crate::core::Nodes;
 
     fn deferred(conn: &Connection) -> Vec<i64> {
         conn.prepare("SELECT id FROM messages WHERE deferred = 1 ORDER BY id")
@@ -226,6 +275,78 @@ mod tests {
         assert!(tail(&w.conn).is_empty() && deferred(&w.conn).is_empty());
         let page = r.history(&query(Page::First, 200)).unwrap();
         assert_eq!(ids(&page).len(), CHANNEL_TAIL as usize + 5);
+    }
+
+    /// The totals the fill raises by the writer's own counts are those read from the archive:
+    /// messages, retractions and reactions, not notices, in batches that fill and batches that
+    /// do not, and what a reopen's fill adds.
+    #[test]
+    fn the_totals_as_counted_are_the_totals_read() {
+        let (dir, mut w, r, mut g) = coven();
+        let total = |w: &super::super::SqliteWriter| -> (i64, i64) {
+            w.conn
+                .query_row(
+                    "SELECT message_count, (SELECT count(*) FROM messages WHERE notice = 0)
+                     FROM channels",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap()
+        };
+        post_many(&mut w, &mut g, 10);
+        let m = target(&r, "1");
+        let mut facts = g
+            .retract(
+                "coven",
+                &jid("bob@localhost").to_bare(),
+                Some(&m),
+                None,
+                200,
+            )
+            .unwrap();
+        facts.extend(
+            g.react(
+                "coven",
+                &jid("alice@localhost"),
+                Some(&m),
+                vec!["👍".into()],
+                210,
+            )
+            .unwrap(),
+        );
+        facts.extend(
+            g.join(
+                "coven",
+                &jid("carol@localhost"),
+                Some("carol"),
+                Nodes::ALL,
+                220,
+            )
+            .unwrap()
+            .1,
+        );
+        commit(&mut w, facts);
+        assert_eq!(total(&w).0, 0, "nothing entered yet");
+        // 10 posts, a retraction, a reaction, the coven's three notices and the join's: the
+        // bound is reached by posts in a batch of their own.
+        let rows = CHANNEL_TAIL as i64 - 16;
+        let facts = (0..rows)
+            .flat_map(|i| {
+                g.post("coven", &jid("alice@localhost"), text("more"), 300 + i)
+                    .unwrap()
+            })
+            .collect();
+        commit(&mut w, facts);
+        assert!(watermark(&w.conn) > 0 && deferred(&w.conn).is_empty());
+        let (counted, read) = total(&w);
+        assert_eq!((counted, read), (10 + 2 + rows, 10 + 2 + rows));
+        // What a crash leaves above the watermark, counted from the archive at the reopen.
+        post_many(&mut w, &mut g, 3);
+        drop((w, r));
+        let (w, _) = super::super::open(&dir.path().join("t.db"), Default::default()).unwrap();
+        let (counted, read) = total(&w);
+        assert_eq!(counted, read);
+        assert_eq!(counted, 10 + 2 + rows + 3);
     }
 
     #[test]

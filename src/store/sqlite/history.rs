@@ -945,7 +945,7 @@ mod tests {
             g.post("coven", &jid("bob@localhost"), same, 9_000).unwrap(),
         );
         assert_eq!(target(&r, "same").id, abs(entered + 41));
-        super::super::deferred::enter(&w.conn).unwrap();
+        super::super::deferred::enter(&w.conn, super::super::deferred::Totals::Unknown).unwrap();
         assert_eq!(target(&r, "same").id, abs(entered + 41));
     }
 

@@ -110,9 +110,10 @@ pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter
     let checkpoints = wal::keep(&mut conn, path, durability)?;
     // Erased content (retractions) is overwritten on disk, not left in free pages.
     conn.pragma_update(None, "secure_delete", true)?;
-    // Room for every statement a batch of mixed facts runs (each multi-row statement
-    // twice: its full size and one row), so that none is prepared again within a batch.
-    conn.set_prepared_statement_cache_capacity(64);
+    // Room for every statement a batch of mixed facts runs (each multi-row statement in
+    // each of its six sizes, `write.rs`, `Rows`: 54 at most, and some 40 others), so that
+    // none is prepared again within a batch.
+    conn.set_prepared_statement_cache_capacity(128);
     super::migrate::migrate(&mut conn)?;
     // A multi-row statement that may abort half-way keeps a statement journal (SQLite must be
     // able to undo that statement alone; the joins' runs do, posts' no longer: `write.rs`,
@@ -125,7 +126,7 @@ pub fn open(path: &Path, durability: Durability) -> anyhow::Result<(SqliteWriter
     // Whatever a crash left above the watermark is entered now, so that the writer's count
     // of the rows above it starts at none.
     let tx = conn.transaction()?;
-    deferred::enter(&tx)?;
+    deferred::enter(&tx, deferred::Totals::Unknown)?;
     tx.commit()?;
     Ok((
         SqliteWriter {

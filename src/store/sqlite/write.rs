@@ -6,6 +6,7 @@
 //! and what a batch does at its end (deferred look-up entries with the message counts, a
 //! checkpoint).
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -56,11 +57,14 @@ impl FactWriter for SqliteWriter {
         } = batch;
         let enter = archived.tail(&mut self.tail);
         if enter {
-            deferred::enter(&tx)?;
+            let counted = self.tail.counted_with(&archived.counted);
+            deferred::enter(&tx, deferred::Totals::Counted(&counted))?;
         }
         tx.commit()?;
         if enter {
             self.tail.entered();
+        } else {
+            self.tail.committed(&archived.counted);
         }
         if erased {
             // The old page versions holding retracted content live on in the WAL until a
@@ -99,47 +103,63 @@ struct Batch<'t, 'c, 'a> {
 }
 
 /// How many rows a batch adds to each channel's archive: what the channel's tail above the
-/// watermark of deferred look-up entries grows by ([`deferred::Tail`]). The channels' running
+/// watermark of deferred look-up entries grows by ([`deferred::Tail`]), and how many of them
+/// its total counts, which the fill adds to it once committed. The channels' running
 /// totals (`channels.message_count`) are not raised here but by the fill that moves the
 /// watermark (`deferred::enter`): raised once per channel a batch, they were an `UPDATE` of a
 /// channel's whole row for about every post into many small channels, and a page of
 /// `channels` dirtied per forty channels (docs/benchmarks.md, "The writer's cost a message
 /// posted into many small channels").
 #[derive(Default)]
-struct Archived(std::collections::BTreeMap<i64, u32>);
+struct Archived {
+    rows: BTreeMap<i64, u32>,
+    /// Of `rows`, those a channel's total counts (not notices): what the fill adds to it.
+    counted: BTreeMap<i64, u32>,
+}
 
 impl Archived {
-    /// A row: a message, a retraction, a reaction or a notice.
+    /// A notice's row.
     fn row(&mut self, channel: i64) {
-        *self.0.entry(channel).or_default() += 1;
+        *self.rows.entry(channel).or_default() += 1;
+    }
+
+    /// A row the channel's total counts: a message, a retraction or a reaction.
+    fn counted_row(&mut self, channel: i64) {
+        self.row(channel);
+        *self.counted.entry(channel).or_default() += 1;
     }
 
     /// Whether the batch ends with the fill already, with the rows it has so far: it gains
     /// rows, never loses them, so a yes stays a yes until the batch's end.
     fn fills(&self, tail: &deferred::Tail) -> bool {
-        tail.reached(self.0.iter())
+        tail.reached(self.rows.iter())
     }
 
     /// Counts the batch's rows into `tail`; whether the deferred entries must be entered.
     fn tail(&self, tail: &mut deferred::Tail) -> bool {
-        tail.add(self.0.iter())
+        tail.add(self.rows.iter())
     }
 }
 
 /// A statement that writes many rows at once: `head`, then `row` once per row (comma
 /// separated), then `tail`. [`Rows::run`] writes [`MANY_ROWS`] rows a statement and the rest
-/// one by one, which spares SQLite a statement run per row (and the archive's AUTOINCREMENT
-/// bookkeeping, done once per statement).
+/// in statements of 16, 8, 4, 2 and 1 rows, as many as its count has bits: a statement run
+/// a row (and the archive's AUTOINCREMENT bookkeeping, done once per statement) was a fixed
+/// cost of every row, and a run's rest one by one was ~0.6 µs of the writer's CPU a row, a
+/// sixth of a commit's posts in one channel's fan-out (docs/benchmarks.md, "A group
+/// commit's last rows in a few statements").
 struct Rows {
     head: &'static str,
     row: &'static str,
     tail: &'static str,
-    many: OnceLock<String>,
-    one: OnceLock<String>,
+    /// The statement's text for 2^i rows, at `i`, up to [`MANY_ROWS`].
+    sized: [OnceLock<String>; SIZES],
 }
 
 /// Rows per multi-row statement (at most 9 parameters a row, far below SQLite's limit).
 const MANY_ROWS: usize = 32;
+/// How many statement sizes a [`Rows`] has: 1, 2, 4, … [`MANY_ROWS`] rows.
+const SIZES: usize = MANY_ROWS.trailing_zeros() as usize + 1;
 
 impl Rows {
     const fn new(head: &'static str, row: &'static str, tail: &'static str) -> Rows {
@@ -147,8 +167,7 @@ impl Rows {
             head,
             row,
             tail,
-            many: OnceLock::new(),
-            one: OnceLock::new(),
+            sized: [const { OnceLock::new() }; SIZES],
         }
     }
 
@@ -164,18 +183,21 @@ impl Rows {
         sql
     }
 
-    /// Writes `items`, each bound as one row by `bind`, in order.
+    /// Writes `items`, each bound as one row by `bind`, in order: [`MANY_ROWS`] a statement,
+    /// then the rest in statements of the powers of two its count is the sum of, largest
+    /// first.
     fn run<T>(
         &self,
         tx: &rusqlite::Transaction,
         items: &[T],
         bind: impl Fn(&mut Binder<'_, '_>, &T) -> rusqlite::Result<()>,
     ) -> rusqlite::Result<()> {
-        let chunks = items.chunks_exact(MANY_ROWS);
-        let rest = chunks.remainder();
-        let many = self.many.get_or_init(|| self.sql(MANY_ROWS));
-        for chunk in chunks {
-            let mut statement = tx.prepare_cached(many)?;
+        let mut rest = items;
+        while !rest.is_empty() {
+            let size = (SIZES - 1).min(rest.len().ilog2() as usize);
+            let (chunk, after) = rest.split_at(1 << size);
+            let sql = self.sized[size].get_or_init(|| self.sql(1 << size));
+            let mut statement = tx.prepare_cached(sql)?;
             let mut binder = Binder {
                 statement: &mut statement,
                 next: 1,
@@ -184,18 +206,7 @@ impl Rows {
                 bind(&mut binder, item)?;
             }
             statement.raw_execute()?;
-        }
-        let one = self.one.get_or_init(|| self.sql(1));
-        for item in rest {
-            let mut statement = tx.prepare_cached(one)?;
-            bind(
-                &mut Binder {
-                    statement: &mut statement,
-                    next: 1,
-                },
-                item,
-            )?;
-            statement.raw_execute()?;
+            rest = after;
         }
         Ok(())
     }
@@ -441,7 +452,7 @@ impl<'a> Statements<'a> for Batch<'_, '_, 'a> {
     /// Joins the run of posts, written by the batch (`commit`).
     fn post(&mut self, post: &'a Posted) -> rusqlite::Result<()> {
         self.posts.push(post);
-        self.archived.row(post.channel);
+        self.archived.counted_row(post.channel);
         Ok(())
     }
 
@@ -694,7 +705,7 @@ impl<'a> Statements<'a> for Batch<'_, '_, 'a> {
                 ACTION_RETRACTION,
                 r.message
             ])?;
-        self.archived.row(r.channel);
+        self.archived.counted_row(r.channel);
         self.erased = true;
         Ok(())
     }
@@ -752,7 +763,7 @@ impl<'a> Statements<'a> for Batch<'_, '_, 'a> {
                 ACTION_REACTIONS,
                 r.message
             ])?;
-        self.archived.row(r.channel);
+        self.archived.counted_row(r.channel);
         Ok(())
     }
 
@@ -817,7 +828,7 @@ mod tests {
         // statement journal. The explicit id is one (its integer check), so only the run
         // that leaves the id to SQLite has none.
         let (_dir, w, _r, _g) = coven();
-        for rows in [1, super::MANY_ROWS] {
+        for rows in (0..super::SIZES).map(|size| 1 << size) {
             let appended = abort_points(&w.conn, &super::APPENDED.sql(rows));
             assert!(appended.is_empty(), "{rows} rows: {appended:?}");
             let explicit = abort_points(&w.conn, &super::POSTS.sql(rows));
@@ -878,7 +889,7 @@ mod tests {
     fn a_run_of_notices_that_follows_the_archive_has_no_point_where_it_aborts() {
         // The joins' notices, as the posts above: `OR FAIL`, and no id column.
         let (_dir, w, _r, _g) = coven();
-        for rows in [1, super::MANY_ROWS] {
+        for rows in (0..super::SIZES).map(|size| 1 << size) {
             let appended = abort_points(&w.conn, &super::NOTICES_APPENDED.sql(rows));
             assert!(appended.is_empty(), "{rows} rows: {appended:?}");
             let explicit = abort_points(&w.conn, &super::NOTICES.sql(rows));
@@ -891,7 +902,7 @@ mod tests {
         // Their foreign keys are checked at the commit (schema 14), the newcomers need no
         // upsert; joining again keeps the upsert, whose update checks `NOT NULL` by aborting.
         let (_dir, w, _r, _g) = coven();
-        for rows in [1, super::MANY_ROWS] {
+        for rows in (0..super::SIZES).map(|size| 1 << size) {
             for (name, statement) in [("newcomers", &super::NEWCOMERS), ("online", &super::ONLINE)]
             {
                 let aborts = abort_points(&w.conn, &statement.sql(rows));
@@ -965,9 +976,10 @@ mod tests {
     }
 
     #[test]
-    fn posts_of_one_batch_are_stored_in_order_across_full_and_single_statements() {
+    fn posts_of_one_batch_are_stored_in_order_across_statements_of_every_size() {
         let (_dir, mut w, r, mut g) = coven();
-        let posts = super::MANY_ROWS as i64 + 5;
+        // 32 + 16 + 8 + 4 + 2 + 1: a statement of each size.
+        let posts = 2 * super::MANY_ROWS as i64 - 1;
         let mut facts = Vec::new();
         for i in 1..=posts {
             facts.extend(
