@@ -145,9 +145,9 @@ impl Archived {
 /// separated), then `tail`. [`Rows::run`] writes [`MANY_ROWS`] rows a statement and the rest
 /// in statements of 16, 8, 4, 2 and 1 rows, as many as its count has bits: a statement run
 /// a row (and the archive's AUTOINCREMENT bookkeeping, done once per statement) was a fixed
-/// cost of every row, and a run's rest one by one was ~0.6 µs of the writer's CPU a row, a
-/// sixth of a commit's posts in one channel's fan-out (docs/benchmarks.md, "A group
-/// commit's last rows in a few statements").
+/// cost of every row, and a run's rest one by one about a sixth of a commit's posts in one
+/// channel's fan-out (docs/benchmarks.md, "A group commit's last rows in a few statements,
+/// its totals as counted").
 struct Rows {
     head: &'static str,
     row: &'static str,
