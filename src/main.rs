@@ -77,7 +77,14 @@ fn main() -> ExitCode {
     };
     mixd::dialect::payload::set_namespaces(settings.payload_namespaces.clone());
     tracing::info!(?settings, "starting");
+    // One worker: the link is one task (its reading and writing `select!`ed), and the rules
+    // run on this thread (`block_on`), the writer and the archive's readers on threads of their
+    // own, so a second worker had nothing to run beside the link but the control socket, the
+    // metrics and the SDK's REST. It was woken to look for work at the link's wake-ups, and
+    // the link's task moved between the two: a join cost about 6 % more of mixd's CPU, for
+    // the same instructions, than on one (docs/benchmarks.md, issue 16, branch `joins9`).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
     {

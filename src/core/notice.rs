@@ -204,16 +204,20 @@ impl Groups {
     pub(super) fn apply_noted(&mut self, facts: Vec<Fact>, now: Micros) -> Vec<Fact> {
         let wanted: Vec<_> = facts.iter().filter_map(notice_of).collect();
         let mut facts = self.apply_all(facts);
+        // Each notice applied and added where it lies, not through a vector of its own: a
+        // join's was a vector allocated, appended and freed, and its facts' grown twice.
+        facts.reserve_exact(wanted.len());
         for (channel, kind, actor, target) in wanted {
-            let notice = Notice {
+            let notice = Fact::Noticed(Arc::new(Notice {
                 id: self.next_message_id(),
                 channel,
                 kind,
                 actor,
                 target,
                 at: now,
-            };
-            facts.extend(self.apply_all(vec![Fact::Noticed(Arc::new(notice))]));
+            }));
+            self.apply(&notice);
+            facts.push(notice);
         }
         facts
     }
