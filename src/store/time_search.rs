@@ -21,12 +21,12 @@ pub struct Ends {
     pub first: Row,
     pub last: Row,
     /// Ids in the range, each with the range's first row from there below `last`'s id, if
-    /// any: a backend whose reads are round trips probes each time's first guess
-    /// ([`first_guesses`]) in the read that finds the ends, which the search then takes as
-    /// its first read: for each time that lies after the first row's and not after the last
-    /// row's, the id where it would lie on the line through them (rounded up) and the id
-    /// before it, each kept within the range (`first_guesses` in the tests). Any ids will do
-    /// (the search learns from each what it says), but only those guesses spare a read.
+    /// any, which the search takes as its first read. A backend whose reads are round trips
+    /// probes each time's first guess in the read that finds the ends: for each time after
+    /// the first row's and not after the last row's, the id where it would lie on the line
+    /// through them (rounded up) and the id before it, each kept within the range
+    /// (`first_guesses`, in the tests). Any ids would do (the search learns from each what it
+    /// says), but only those guesses spare a read.
     pub probed: Vec<(i64, Option<Row>)>,
 }
 
