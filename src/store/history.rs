@@ -5,7 +5,7 @@
 
 use jid::BareJid;
 
-use super::time_search::{first_at_or_after_each, Probe, Row};
+use super::time_search::{first_at_or_after_each, Ends, Probe, Row};
 use super::{Archived, HistoryError, HistoryPage, HistoryQuery, Page};
 
 /// Up to how many matches a filtered `<count/>` counts; beyond, it is estimated from how
@@ -82,13 +82,15 @@ pub trait Archive {
     /// call into the process, more where each statement is a round trip to a server.
     fn probe_width(&self) -> usize;
     /// The id and time of the channel's first and last rows with `floor < id < ceiling`: a
-    /// step into each end of the `(channel, id)` index.
+    /// step into each end of the `(channel, id)` index; where each read is a round trip, with
+    /// the first guesses for `times` probed in the same read ([`Ends::probed`]).
     fn ends(
         &mut self,
         channel: i64,
         floor: i64,
         ceiling: i64,
-    ) -> anyhow::Result<Option<(Row, Row)>>;
+        times: &[i64],
+    ) -> anyhow::Result<Option<Ends>>;
     /// For each of `froms`, the id and time of the channel's first row with
     /// `from <= id < below`: one step into the `(channel, id)` index each.
     fn first_from_each(
@@ -208,11 +210,11 @@ impl Bounds {
         };
         // The range's first and last rows, read once for both times, which are searched
         // side by side: the first row at or after the start, and the first after the end.
-        let Some(ends) = index.ends(bounds.floor, bounds.ceiling)? else {
-            return Ok(bounds);
-        };
         let end_after = q.end.map(|end| end.saturating_add(1));
         let times: Vec<i64> = q.start.iter().chain(&end_after).copied().collect();
+        let Some(ends) = index.ends(bounds.floor, bounds.ceiling, &times)? else {
+            return Ok(bounds);
+        };
         let mut found = first_at_or_after_each(&mut index, ends, &times)?.into_iter();
         if q.start.is_some() {
             match found.next().flatten() {
@@ -257,8 +259,8 @@ impl<A: Archive> Probe for IdIndex<'_, A> {
         self.archive.probe_width()
     }
 
-    fn ends(&mut self, floor: i64, ceiling: i64) -> anyhow::Result<Option<(Row, Row)>> {
-        self.archive.ends(self.channel, floor, ceiling)
+    fn ends(&mut self, floor: i64, ceiling: i64, times: &[i64]) -> anyhow::Result<Option<Ends>> {
+        self.archive.ends(self.channel, floor, ceiling, times)
     }
 
     fn first_from_each(&mut self, froms: &[i64], below: i64) -> anyhow::Result<Vec<Option<Row>>> {

@@ -448,24 +448,68 @@ impl Archive for PgArchive<'_> {
         PROBE_WIDTH
     }
 
+    /// The ends and, in the same statement, the first row from each of `times`' first
+    /// guesses ([`time_search::Ends::probed`]: interpolated between the ends, and the id
+    /// before; the division in `numeric`, as `time_search` divides in `i128`): a start-end
+    /// page's search and its first probe read in one round trip, where they took two, and on
+    /// an archive whose pace holds (the benchmark's) the whole search. The ends' row comes
+    /// once for each guess (or once, its guess NULL, when there is none).
     fn ends(
         &mut self,
         channel: i64,
         floor: i64,
         ceiling: i64,
-    ) -> anyhow::Result<Option<(time_search::Row, time_search::Row)>> {
-        let sql = "SELECT first.id, first.at, last.id, last.at
+        times: &[i64],
+    ) -> anyhow::Result<Option<time_search::Ends>> {
+        let statement = self.conn.prepare(
+            "SELECT e.first_id, e.first_at, e.last_id, e.last_at, f.id, probe.id, probe.at
+             FROM (SELECT first.id AS first_id, first.at AS first_at,
+                          last.id AS last_id, last.at AS last_at
                    FROM (SELECT id, at FROM messages WHERE channel = $1 AND id > $2 AND id < $3
                          ORDER BY id LIMIT 1) AS first,
                         (SELECT id, at FROM messages WHERE channel = $1 AND id > $2 AND id < $3
-                         ORDER BY id DESC LIMIT 1) AS last";
-        let Some(row) = self.row(sql, &[&channel, &floor, &ceiling])? else {
+                         ORDER BY id DESC LIMIT 1) AS last) AS e
+             LEFT JOIN LATERAL (
+                 SELECT DISTINCT greatest(e.first_id + 1, least(e.last_id - 1, guess.id - back.by)) AS id
+                 FROM unnest($4::bigint[]) AS t (time),
+                      LATERAL (SELECT e.first_id
+                                      + div((t.time - e.first_at)::numeric * (e.last_id - e.first_id)
+                                              + (e.last_at - e.first_at) - 1,
+                                            e.last_at - e.first_at)::bigint) AS guess (id),
+                      (VALUES (0), (1)) AS back (by)
+                 WHERE e.first_at < t.time AND t.time <= e.last_at
+                   AND e.first_id + 1 < e.last_id) AS f ON true
+             LEFT JOIN LATERAL (SELECT id, at FROM messages
+                                WHERE channel = $1 AND id >= f.id AND id < e.last_id
+                                ORDER BY id LIMIT 1) AS probe ON true
+             ORDER BY f.id",
+        )?;
+        let rows = self
+            .conn
+            .client
+            .query(&statement, &[&channel, &floor, &ceiling, &times])?;
+        let Some(row) = rows.first() else {
             return Ok(None);
         };
-        Ok(Some((
-            (row.try_get(0)?, row.try_get(1)?),
-            (row.try_get(2)?, row.try_get(3)?),
-        )))
+        let mut probed = Vec::new();
+        for row in &rows {
+            let Some(from) = row.try_get::<_, Option<i64>>(4)? else {
+                continue;
+            };
+            let id: Option<i64> = row.try_get(5)?;
+            probed.push((
+                from,
+                match id {
+                    Some(id) => Some((id, row.try_get(6)?)),
+                    None => None,
+                },
+            ));
+        }
+        Ok(Some(time_search::Ends {
+            first: (row.try_get(0)?, row.try_get(1)?),
+            last: (row.try_get(2)?, row.try_get(3)?),
+            probed,
+        }))
     }
 
     fn first_from_each(
@@ -600,6 +644,24 @@ fn member_receipts(given: &[&str]) -> anyhow::Result<Vec<MemberReceipt>> {
             })
         })
         .collect()
+}
+
+/// The ends of `channel`'s rows within `floor < id < ceiling` and the first guesses for
+/// `times` probed with them, as a page's time search reads them.
+#[cfg(test)]
+pub(super) fn ends(
+    reader: &PgReader,
+    channel: i64,
+    (floor, ceiling): (i64, i64),
+    times: &[i64],
+) -> anyhow::Result<Option<time_search::Ends>> {
+    reader.with_conn(|conn| {
+        let mut archive = PgArchive {
+            conn,
+            receipts: None,
+        };
+        archive.ends(channel, floor, ceiling, times)
+    })
 }
 
 /// One page of `q`.

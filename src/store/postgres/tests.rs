@@ -23,7 +23,7 @@ use crate::core::{
 };
 use crate::store::inspect::Inspector;
 use crate::store::sqlite::{self, Durability, SqliteReader, SqliteWriter};
-use crate::store::{Completion, FactWriter, HistoryQuery, Page, Reader};
+use crate::store::{time_search, Completion, FactWriter, HistoryQuery, Page, Reader};
 
 /// A new, empty database on the test server, and its URL.
 fn database() -> String {
@@ -612,6 +612,69 @@ fn a_large_archive_pages_and_counts_as_on_sqlite() {
         "estimated from the dense first 257, not counted: {}",
         page.count
     );
+}
+
+/// The ends' statement probes exactly the time search's first guesses (computed in SQL,
+/// `numeric` for `i128`), each answered with the first row from there below the last row.
+#[test]
+#[ignore = "needs PostgreSQL: MIXD_TEST_POSTGRES=postgres://… (see tests.rs)"]
+fn the_ends_probe_the_time_searchs_first_guesses() {
+    let mut both = Both::new();
+    let mut g: Groups = groups();
+    let alice = jid("alice@localhost");
+    let mut facts = g.create(&alice, Some("coven"), 1).unwrap().1;
+    facts.extend(g.join("coven", &alice, None, Nodes::ALL, 2).unwrap().1);
+    // Bursts of a few at one time, a quiet spell, and times of the service's order of size.
+    let mut at = 1_700_000_000_000_000i64;
+    for n in 1..=400i64 {
+        at += match n % 50 {
+            0 => 3_600_000_000,
+            m if m % 4 == 0 => 0,
+            m => m * 7,
+        };
+        facts.extend(g.post("coven", &alice, text(&n.to_string()), at).unwrap());
+    }
+    both.commit(facts);
+    let mut client = postgres::Client::connect(&both.url, NoTls).unwrap();
+    let rows: Vec<(i64, i64)> = client
+        .query(
+            "SELECT id, at FROM messages WHERE channel = 1 ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let (first_at, last_at) = (rows[0].1, rows[rows.len() - 1].1);
+    let ranges = [(0, i64::MAX), (10, 300), (50, 53), (7, 6), (500, i64::MAX)];
+    for (floor, ceiling) in ranges {
+        let inside: Vec<(i64, i64)> = rows
+            .iter()
+            .copied()
+            .filter(|&(id, _)| id > floor && id < ceiling)
+            .collect();
+        for time in (first_at - 5..last_at + 5).step_by(((last_at - first_at) / 97) as usize) {
+            let times = [time, time + 2_000_000_000];
+            let got = super::history::ends(&both.pg.1, 1, (floor, ceiling), &times).unwrap();
+            let Some((&first, &last)) = inside.first().zip(inside.last()) else {
+                assert_eq!(got, None);
+                continue;
+            };
+            let probed = time_search::first_guesses(first, last, &times)
+                .into_iter()
+                .map(|from| {
+                    let row = inside.iter().copied().find(|&(id, _)| id >= from);
+                    (from, row.filter(|&(id, _)| id < last.0))
+                })
+                .collect();
+            let expected = time_search::Ends {
+                first,
+                last,
+                probed,
+            };
+            assert_eq!(got, Some(expected), "{floor}..{ceiling} at {times:?}");
+        }
+    }
 }
 
 #[test]

@@ -202,12 +202,14 @@ impl Archive for SqliteArchive<'_> {
         1
     }
 
+    /// Nothing probed besides: a probe is a call into SQLite, as cheap in a read of its own.
     fn ends(
         &mut self,
         channel: i64,
         floor: i64,
         ceiling: i64,
-    ) -> anyhow::Result<Option<(time_search::Row, time_search::Row)>> {
+        _times: &[i64],
+    ) -> anyhow::Result<Option<time_search::Ends>> {
         let row = |sql: &str| {
             self.0
                 .prepare_cached(sql)?
@@ -220,7 +222,11 @@ impl Archive for SqliteArchive<'_> {
             return Ok(None);
         };
         let last = row(channel_end!(", at", "id > ?2 AND id < ?3", "DESC"))?;
-        Ok(Some((first, last.unwrap_or(first))))
+        Ok(Some(time_search::Ends {
+            first,
+            last: last.unwrap_or(first),
+            probed: Vec::new(),
+        }))
     }
 
     fn first_from_each(
