@@ -286,18 +286,9 @@ mod tests {
                 return Ok(None);
             };
             let last = inside.next_back().unwrap_or(first);
-            let probed = match self.guesses {
-                true => first_guesses(first, last, times)
-                    .into_iter()
-                    .map(|from| (from, self.first_from(from, last.0)))
-                    .collect(),
-                false => Vec::new(),
-            };
-            Ok(Some(Ends {
-                first,
-                last,
-                probed,
-            }))
+            Ok(Some(ends(self.guesses, first, last, times, |from| {
+                self.first_from(from, last.0)
+            })))
         }
         fn first_from_each(
             &mut self,
@@ -310,6 +301,29 @@ mod tests {
                 .iter()
                 .map(|&from| self.first_from(from, below))
                 .collect())
+        }
+    }
+
+    /// The range's ends, with each time's first guesses probed by `first_from` where the
+    /// archive `guesses` as PostgreSQL's ends statement does.
+    fn ends(
+        guesses: bool,
+        first: Row,
+        last: Row,
+        times: &[i64],
+        mut first_from: impl FnMut(i64) -> Option<Row>,
+    ) -> Ends {
+        let probed = match guesses {
+            true => first_guesses(first, last, times)
+                .into_iter()
+                .map(|from| (from, first_from(from)))
+                .collect(),
+            false => Vec::new(),
+        };
+        Ends {
+            first,
+            last,
+            probed,
         }
     }
 
@@ -376,18 +390,9 @@ mod tests {
                 return Ok(None);
             }
             let (first, last) = (self.row(first).unwrap(), self.row(last).unwrap());
-            let probed = match self.guesses {
-                true => first_guesses(first, last, times)
-                    .into_iter()
-                    .map(|from| (from, self.row(from).filter(|&(id, _)| id < last.0)))
-                    .collect(),
-                false => Vec::new(),
-            };
-            Ok(Some(Ends {
-                first,
-                last,
-                probed,
-            }))
+            Ok(Some(ends(self.guesses, first, last, times, |from| {
+                self.row(from).filter(|&(id, _)| id < last.0)
+            })))
         }
         fn first_from_each(
             &mut self,
