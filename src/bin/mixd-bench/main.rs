@@ -80,7 +80,8 @@ pub enum Scenario {
         #[arg(long)]
         threads: bool,
     },
-    /// History pages of 50 in a channel whose archive holds N messages.
+    /// History pages of 50 in a channel whose archive holds N messages: each kind's N queries
+    /// at random anchors, after a first pass of as many at others (its figures in brackets).
     History {
         #[arg(long, default_value_t = 1_000_000)]
         archive: usize,
