@@ -255,6 +255,17 @@ class Ejabberd(Server):
             start_new_session=True,
         )
         self.wait_for_listeners()
+        self.wait_until_started()
+
+    def wait_until_started(self, timeout=60.0):
+        """Waits until `ejabberdctl status` says the node has started. Its ports open while its
+        applications are still starting, and a command sent then can find a Mnesia table not
+        made yet: registering a user once failed with `{no_exists,passwd,storage_type}`."""
+        deadline = time.monotonic() + timeout
+        while (status := self.ctl("status", check=False)).returncode != 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ejabberd node {self.node} not started after {timeout} s: {status.stdout}")
+            time.sleep(0.2)
 
     def wait_for_listeners(self):
         """Waits for the client and component ports; if one never opens, says why in the
@@ -311,6 +322,7 @@ class EjabberdCluster:
                 raise RuntimeError(f"the nodes do not list each other: {listed}")
             time.sleep(0.2)
         second.wait_for_listeners()
+        second.wait_until_started()
 
     def stop(self):
         for node in reversed(self.nodes):
