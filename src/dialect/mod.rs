@@ -121,9 +121,9 @@ impl Handled {
     /// gets what it names, on the same reader in the same read: one turn of the sender's in
     /// the readers' queue and no return to the rules task between the two, for a read whose
     /// every decision was taken before the look-up (a FlyChat media page keyed by a message:
-    /// its scope and its viewer are fixed at `apply`). That return cost a page ~0.17 ms and
-    /// 85 µs of mixd's CPU (docs/benchmarks.md, branch `pgmixd`). A look-up that fails
-    /// answers as a read that fails.
+    /// its scope and its viewer are fixed at `apply`). That return cost a SQLite page 0.02–0.05
+    /// ms and 20–45 µs of mixd's CPU, a PostgreSQL page 10–30 µs of CPU (docs/benchmarks.md,
+    /// branch `mediachain`). A look-up that fails answers as a read that fails.
     pub fn lookup_then_read(
         env: &Envelope,
         service: &Service,
