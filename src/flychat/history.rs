@@ -19,11 +19,11 @@ use minidom::Element;
 use super::render;
 use super::wire::HISTORY_NS;
 use crate::core::iso_time;
-use crate::core::{Condition, Groups, MessageRef, Outcome, Refusal};
+use crate::core::{Condition, Groups, Outcome, Refusal};
 use crate::dialect::ids::{Ids, Paging};
 use crate::dialect::proxy::Naming;
 use crate::dialect::{bad_request, Envelope, ErrorKind, Handled, Service};
-use crate::store::{Archived, HistoryQuery, MemberReceipt, Page};
+use crate::store::{self, Archived, HistoryQuery, MemberReceipt, Page};
 use crate::xml::Xml;
 
 pub const DEFAULT_LIMIT: usize = 20;
@@ -137,12 +137,14 @@ impl GroupChatMedia {
     }
 
     /// The first page is short (the SDK shows 3); each later one is keyed by a message,
-    /// whose archive id is looked up off the rules task first.
+    /// which is looked up off the rules task in the same read as the page: the page needs
+    /// nothing of the rules' state that `apply` has not already fixed (its scope, the
+    /// requester's view).
     pub fn apply(self, groups: &Groups, service: &Service, env: &Envelope) -> Outcome<Handled> {
         let mut history = HistoryQuery::within(groups.history_scope(&self.group, &env.sender())?);
         history.media_only = true;
         let who = Reader::of(groups, service, &self.group, env);
-        let Some(last) = self.after.clone() else {
+        let Some(last) = self.after else {
             history.page = Page::Last;
             history.max = FIRST_MEDIA_PAGE;
             return Ok(page(
@@ -155,37 +157,24 @@ impl GroupChatMedia {
             ));
         };
         history.max = MEDIA_PAGE;
-        let env = env.clone();
-        Ok(Handled::lookup(
-            &env.clone(),
-            history.channel,
-            &last,
-            move |_, service, found, _| self.from(&env, &service.ids, history, found, who),
+        let channel = history.channel;
+        let (owned, ids) = (env.clone(), service.ids.clone());
+        Ok(Handled::lookup_then_read(
+            env,
+            service,
+            channel,
+            last.clone(),
+            move |reader, found| match found {
+                Some(message) => {
+                    history.page = Page::Before(message.id);
+                    reading(&owned, &ids, "group_chat_media", history, true, who)(reader)
+                }
+                None => vec![owned.error(&Refusal::new(
+                    Condition::ItemNotFound,
+                    format!("no message '{last}' in this group"),
+                ))],
+            },
         ))
-    }
-
-    /// The page before `found`, the message the request named.
-    fn from(
-        self,
-        env: &Envelope,
-        ids: &Ids,
-        mut history: HistoryQuery,
-        found: Option<MessageRef>,
-        who: Reader,
-    ) -> Handled {
-        match found {
-            Some(message) => {
-                history.page = Page::Before(message.id);
-                page(env, ids, "group_chat_media", history, true, who)
-            }
-            None => Handled::Reply(env.error(&Refusal::new(
-                Condition::ItemNotFound,
-                format!(
-                    "no message '{}' in this group",
-                    self.after.unwrap_or_default()
-                ),
-            ))),
-        }
     }
 }
 
@@ -223,7 +212,7 @@ impl Reader {
     }
 }
 
-/// Reads one page off the rules task and writes it as the SDK parses it.
+/// Reads one page off the rules task.
 fn page(
     env: &Envelope,
     ids: &Ids,
@@ -232,9 +221,21 @@ fn page(
     newest_first: bool,
     who: Reader,
 ) -> Handled {
+    Handled::read(env, reading(env, ids, status, history, newest_first, who))
+}
+
+/// The read of one page, which writes it as the SDK parses it.
+fn reading(
+    env: &Envelope,
+    ids: &Ids,
+    status: &'static str,
+    history: HistoryQuery,
+    newest_first: bool,
+    who: Reader,
+) -> impl FnOnce(&dyn store::Reader) -> Vec<String> + Send + 'static {
     let reply_to = env.reply_to();
     let ids = ids.clone();
-    Handled::read(env, move |reader| {
+    move |reader| {
         // The receipts of the whole page with it (not for a media list, which shows none):
         // one per row made a page of 50 several times slower than the same page in MAM
         // (docs/benchmarks.md), and a read of its own was a second round trip on PostgreSQL.
@@ -278,7 +279,7 @@ fn page(
                 history_row(x, &ids, &who, &mut payloads, row, receipts);
             }
         })]
-    })
+    }
 }
 
 /// About how many bytes a page of `rows` takes: each row's fixed elements and values
