@@ -698,12 +698,12 @@ async fn history(binary: &Path, archive: usize, queries: usize) -> anyhow::Resul
     let began = Instant::now();
     // Every query ends with one iq result, which is what the clock waits for.
     for kind in HISTORY_KINDS {
-        let mut anchors = || -> Vec<i64> {
+        let mut draw = || -> Vec<i64> {
             (0..queries)
                 .map(|_| low.min(high) + (next() % (high - low).max(1) as u64) as i64)
                 .collect()
         };
-        let (first_anchors, anchors) = (anchors(), anchors());
+        let (first_anchors, anchors) = (draw(), draw());
         let pages = |anchors: &[i64]| -> Vec<String> {
             anchors
                 .iter()
