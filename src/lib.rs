@@ -25,6 +25,7 @@ pub mod delivery;
 pub mod dialect;
 pub mod flychat;
 pub mod gate;
+pub mod host;
 pub mod intake;
 pub mod link;
 pub mod metrics;

@@ -77,6 +77,7 @@ fn main() -> ExitCode {
     };
     mixd::dialect::payload::set_namespaces(settings.payload_namespaces.clone());
     tracing::info!(?settings, "starting");
+    mixd::host::warn_of_slow_settings(std::path::Path::new("/sys"));
     // One worker: the link is one task (its reading and writing `select!`ed), and the rules
     // run on this thread (`block_on`), the writer and the archive's readers on threads of their
     // own, so a second worker had nothing to run beside the link but the control socket, the
